@@ -1,0 +1,116 @@
+/* dump.c - the IR as text after any pass (--dump=parse,shape,grad), for
+ * people and for golden tests. */
+#include "ninjac.h"
+
+static void dump_node(FILE *out, const Node *n) {
+    switch (n->kind) {
+    case N_NUM: fprintf(out, n->is_int ? "%.0f" : "%g", n->num); return;
+    case N_NAME: fputs(n->name, out); return;
+    case N_BINARY:
+        fputc('(', out);
+        dump_node(out, n->lhs);
+        fprintf(out, " %s ", n->op == 'F' ? "//" : n->op == 'P' ? "**" : (char[]){(char)n->op, 0});
+        dump_node(out, n->rhs);
+        fputc(')', out);
+        return;
+    case N_NEG: fputs("(-", out); dump_node(out, n->lhs); fputc(')', out); return;
+    case N_ATTR: dump_node(out, n->lhs); fprintf(out, ".%s", n->name); return;
+    case N_KWARG: fprintf(out, "%s=", n->name); dump_node(out, n->lhs); return;
+    case N_CALL:
+    case N_INDEX:
+    case N_LIST:
+        if (n->kind != N_LIST)
+            dump_node(out, n->lhs);
+        fputc(n->kind == N_CALL ? '(' : '[', out);
+        for (int i = 0; i < n->nargs; i++) {
+            if (i)
+                fputs(", ", out);
+            dump_node(out, n->args[i]);
+        }
+        fputc(n->kind == N_CALL ? ')' : ']', out);
+        return;
+    }
+}
+
+void dump_ast(FILE *out, const Program *prog) {
+    static const char *const kinds[] = {"dim", "input", "param", "assign"};
+    for (int i = 0; i < prog->stmts.len; i++) {
+        const Stmt *s = prog->stmts.items[i];
+        fprintf(out, "%d: %s %s", loc_line(s->loc), kinds[s->kind], s->name);
+        if (s->ndims) {
+            fputs(" [", out);
+            for (int d = 0; d < s->ndims; d++) {
+                if (d)
+                    fputs(", ", out);
+                dump_node(out, s->dims[d]);
+            }
+            fputc(']', out);
+        }
+        if (s->bound) {
+            fputs(" < ", out);
+            dump_node(out, s->bound);
+        }
+        if (s->value) {
+            fputs(" = ", out);
+            dump_node(out, s->value);
+        }
+        fputc('\n', out);
+    }
+}
+
+static void dump_tensor(FILE *out, const Tensor *t) {
+    fprintf(out, "%s %s", t->name, shape_str(t));
+}
+
+void dump_model(FILE *out, const Model *m) {
+    for (int i = 0; i < m->dims.len; i++) {
+        const Dim *d = m->dims.items[i];
+        fprintf(out, "dim %s = %lld%s\n", d->name, (long long)d->value, d->overridden ? " (-D)" : "");
+    }
+    for (int i = 0; i < m->inputs.len; i++) {
+        const Tensor *t = m->inputs.items[i];
+        fprintf(out, "input ");
+        dump_tensor(out, t);
+        fprintf(out, " < %lld\n", (long long)t->bound);
+    }
+    for (int i = 0; i < m->params.len; i++) {
+        const Tensor *t = m->params.items[i];
+        const Init *in = &m->inits[i];
+        fprintf(out, "param ");
+        dump_tensor(out, t);
+        fprintf(out, " = %g * %s + %g\n", in->scale,
+                in->dist == INIT_RANDN ? "randn" : in->dist == INIT_UNIFORM ? "rand" : "0", in->shift);
+    }
+    for (int i = 0; i < m->ops.len; i++) {
+        const Op *op = m->ops.items[i];
+        fprintf(out, "%d: ", loc_line(op->stmt->loc));
+        dump_tensor(out, op->out);
+        fprintf(out, " = %s(", op_info[op->kind].name);
+        int n = op->kind == OP_CAT ? op->nparts : op->nin;
+        for (int k = 0; k < n; k++) {
+            if (k)
+                fputs(", ", out);
+            dump_tensor(out, op->kind == OP_CAT ? op->parts[k] : op->in[k]);
+        }
+        if (op_info[op->kind].family == EW1 && op->c.value)
+            fprintf(out, ", %g", op->c.value);
+        if (op_info[op->kind].family == REDUCE)
+            fprintf(out, ", axes=0x%x%s", op->axes, op->keepdim ? ", keepdim" : "");
+        fputc(')', out);
+        if (op->out->frozen)
+            fputs("  # batch statistic", out);
+        fputc('\n', out);
+    }
+}
+
+void dump_backward(FILE *out, const Model *m, const Backward *bw) {
+    (void)m;
+    for (int i = 0; i < bw->grads.len; i++) {
+        const Grad *g = bw->grads.items[i];
+        fprintf(out, "%d: d%s %s += %s'(d%s %s)", loc_line(g->op->stmt->loc), g->target->name,
+                shape_str(g->target), op_info[g->op->kind].name, g->op->out->name, shape_str(g->op->out));
+        if (g->reduce_axes)
+            fprintf(out, " summed over axes 0x%x", g->reduce_axes);
+        fputc('\n', out);
+    }
+}

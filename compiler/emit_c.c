@@ -1,0 +1,1041 @@
+/* emit_c.c - writes NAME.h and NAME.c: structs with fixed-size arrays,
+ * the training forward, the backward pass (each block commented with the
+ * spec line it differentiates), SGD, the inference forward with batch
+ * statistics frozen, their calibration, and the NinjacModel table.
+ * Memory: strings come from the arena; the output is built in memory and
+ * renamed into place only when both files are complete. */
+#include "ninjac.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    FILE *out;
+    const Model *m;
+    const Backward *bw;
+    const EmitOptions *opt;
+    const char *real;       /* float or double */
+    bool infer;             /* batch dims run to `rows`; activations in w->, frozen in s-> */
+    const Stmt *last_stmt;  /* to open a block per spec line */
+    int chunk;              /* rows per inference chunk */
+} E;
+
+static const char *const IDX[MAX_RANK] = {"i", "j", "k", "l"};
+
+static void out(E *e, int indent, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void out(E *e, int indent, const char *fmt, ...) {
+    for (int i = 0; i < indent; i++)
+        fputs("    ", e->out);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(e->out, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- names and literals ---- */
+
+static const char *lit(E *e, double v) {
+    if (!e->opt->f64) {
+        char *s = arena_printf("%.9g", (double)(float)v);
+        return strpbrk(s, ".en") ? arena_printf("%sf", s) : arena_printf("%s.0f", s);
+    }
+    char *s = arena_printf("%.17g", v);
+    return strpbrk(s, ".en") ? s : arena_printf("%s.0", s);
+}
+
+/* A scalar of the op: a literal, or its C spelling in terms of rows. */
+static const char *scalar(E *e, Scalar s) {
+    if (e->infer && s.rows_expr)
+        return arena_printf("(%s)(%s)", e->real, s.rows_expr);
+    return lit(e, s.value);
+}
+
+static const char *dimsz(E *e, const Tensor *t, int d) {
+    return e->infer && t->batch[d] ? "rows" : arena_printf("%lld", (long long)t->shape[d]);
+}
+
+/* Elements of dims [from, to) as a C expression. */
+static const char *numel_range(E *e, const Tensor *t, int from, int to) {
+    int64_t fixed = 1;
+    bool rows = false;
+    for (int d = from; d < to; d++) {
+        if (e->infer && t->batch[d])
+            rows = true;
+        else
+            fixed *= t->shape[d];
+    }
+    if (!rows)
+        return arena_printf("%lld", (long long)fixed);
+    return fixed == 1 ? "rows" : arena_printf("rows * %lld", (long long)fixed);
+}
+
+static const char *aux_name(const Tensor *t, const char *what) {
+    return arena_printf("%s_%s", t->name, what);
+}
+
+static const char *base(E *e, const Tensor *t) {
+    switch (t->kind) {
+    case T_PARAM: return arena_printf("p->%s", t->name);
+    case T_INPUT: return t->name;
+    case T_ACT: break;
+    }
+    if (!e->infer)
+        return arena_printf("a->%s", t->name);
+    return arena_printf("%s->%s", t->frozen ? "s" : "w", t->name);
+}
+
+static const char *indexed(const char *b, int rank, const char *const *idx) {
+    char *s = arena_strdup(b);
+    for (int d = 0; d < rank; d++)
+        s = arena_printf("%s[%s]", s, idx[d]);
+    return s;
+}
+
+/* An op's auxiliary array (a var's mean, a max's argmax, softmax
+ * probabilities) lives beside its output: in acts, or in the workspace. */
+static const char *aux_ref(E *e, const Tensor *t, const char *what, const char *const *idx) {
+    return indexed(arena_printf("%s->%s", e->infer ? "w" : "a", aux_name(t, what)), t->rank, idx);
+}
+
+static const char *ref(E *e, const Tensor *t, const char *const *idx) {
+    return indexed(base(e, t), t->rank, idx);
+}
+
+static const char *gref(E *e, const Tensor *t, const char *const *idx) {
+    (void)e;
+    return indexed(arena_printf("g->d%s", t->name), t->rank, idx);
+}
+
+static const char *ptr_of(const char *b, int rank) {
+    char *s = arena_printf("&%s", b);
+    for (int d = 0; d < rank; d++)
+        s = arena_printf("%s[0]", s);
+    return s;
+}
+
+static const char *ptr(E *e, const Tensor *t) { return ptr_of(base(e, t), t->rank); }
+static const char *gptr(E *e, const Tensor *t) {
+    (void)e;
+    return ptr_of(arena_printf("g->d%s", t->name), t->rank);
+}
+
+/* The index of an operand broadcast against an out index (aligned right). */
+static void broadcast_index(const Tensor *out, const Tensor *in, const char *const *out_idx,
+                            const char **in_idx) {
+    int offset = out->rank - in->rank;
+    for (int d = 0; d < in->rank; d++)
+        in_idx[d] = in->shape[d] == 1 && out->shape[d + offset] != 1 ? "0" : out_idx[d + offset];
+}
+
+/* The out index of a reduction, from the index of its input. */
+static void reduced_index(const Op *op, const char *const *in_idx, const char **out_idx) {
+    int r = 0;
+    for (int d = 0; d < op->in[0]->rank; d++) {
+        if (!(op->axes & (1u << d)))
+            out_idx[r++] = in_idx[d];
+        else if (op->keepdim)
+            out_idx[r++] = "0";
+    }
+}
+
+/* ---- loops ---- */
+
+/* Opens one for-loop per dim of t (skipping `skip`, a bit mask); returns the indent inside. */
+static int loops(E *e, int indent, const Tensor *t, uint32_t skip) {
+    for (int d = 0; d < t->rank; d++) {
+        if (skip & (1u << d))
+            continue;
+        out(e, indent++, "for (int %s = 0; %s < %s; %s++)\n", IDX[d], IDX[d], dimsz(e, t, d), IDX[d]);
+    }
+    return indent;
+}
+
+/* ---- elementwise templates ---- */
+
+static const char *expand(E *e, const char *tmpl, const char *a, const char *b, const char *y,
+                          const char *g, const char *c) {
+    static const char *const fns[] = {"exp(", "log(", "tanh(", "sqrt(", "pow("};
+    char *s = arena_strdup("");
+    for (const char *p = tmpl; *p;) {
+        if (*p == '$') {
+            const char *v = p[1] == 'a' ? a : p[1] == 'b' ? b : p[1] == 'y' ? y : p[1] == 'g' ? g : c;
+            s = arena_printf("%s%s", s, v);
+            p += 2;
+            continue;
+        }
+        if (*p == '#') {
+            char *end;
+            double v = strtod(p + 1, &end);
+            s = arena_printf("%s%s", s, lit(e, v));
+            p = end;
+            continue;
+        }
+        bool fn = false;
+        for (size_t k = 0; k < sizeof fns / sizeof *fns; k++) {
+            size_t len = strlen(fns[k]);
+            if (!strncmp(p, fns[k], len) && (p == tmpl || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z')))) {
+                s = arena_printf("%s%.*s%s(", s, (int)len - 1, p, e->opt->f64 ? "" : "f");
+                p += len;
+                fn = true;
+                break;
+            }
+        }
+        if (!fn)
+            s = arena_printf("%s%c", s, *p++);
+    }
+    return s;
+}
+
+/* ---- provenance ---- */
+
+static const char *spec_code(const Stmt *s) {
+    const char *line = line_text(loc_line(s->loc));
+    const char *hash = strchr(line, '#');
+    size_t len = hash ? (size_t)(hash - line) : strlen(line);
+    while (len && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\\'))
+        len--;
+    while (len && (*line == ' ' || *line == '\t')) {
+        line++;
+        len--;
+    }
+    return arena_strndup(line, len);
+}
+
+static const char *origin(const E *e, const Stmt *s) {
+    return arena_printf("%s.ninja:%d: %s", e->m->src->name, loc_line(s->loc), spec_code(s));
+}
+
+static void open_stmt(E *e, const Stmt *s, const char *prefix) {
+    if (s == e->last_stmt)
+        return;
+    e->last_stmt = s;
+    out(e, 1, "\n");
+    out(e, 1, "// %s%s\n", prefix, origin(e, s));
+}
+
+static const char *op_summary(const Op *op) {
+    char *ins = arena_strdup("");
+    int n = op->kind == OP_CAT ? op->nparts : op->nin;
+    for (int k = 0; k < n; k++) {
+        const Tensor *t = op->kind == OP_CAT ? op->parts[k] : op->in[k];
+        ins = arena_printf("%s%s%s %s", ins, k ? ", " : "", t->name, shape_str(t));
+    }
+    return arena_printf("%s %s = %s(%s)", op->out->name, shape_str(op->out), op_info[op->kind].name, ins);
+}
+
+/* ---- forward ---- */
+
+static void forward_elementwise(E *e, const Op *op) {
+    const char *idx_a[MAX_RANK], *idx_b[MAX_RANK];
+    int in = loops(e, 1, op->out, 0);
+    broadcast_index(op->out, op->in[0], IDX, idx_a);
+    const char *b = NULL;
+    if (op->nin == 2) {
+        broadcast_index(op->out, op->in[1], IDX, idx_b);
+        b = ref(e, op->in[1], idx_b);
+    }
+    out(e, in, "%s = %s;\n", ref(e, op->out, IDX),
+        expand(e, op_info[op->kind].forward, ref(e, op->in[0], idx_a), b, NULL, NULL, scalar(e, op->c)));
+}
+
+static void gemm(E *e, int indent, bool ta, bool tb, const char *M, const char *N, const char *K,
+                 const char *A, const char *lda, const char *B, const char *ldb, bool accumulate,
+                 const char *C, const char *ldc) {
+    out(e, indent, "cblas_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);\n",
+        e->opt->f64 ? 'd' : 's', ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans",
+        M, N, K, lit(e, 1), A, lda, B, ldb, lit(e, accumulate ? 1 : 0), C, ldc);
+}
+
+static const char *ll(int64_t v) { return arena_printf("%lld", (long long)v); }
+
+static void forward_matmul(E *e, const Op *op) {
+    const Tensor *a = op->in[0], *b = op->in[1], *y = op->out;
+    const char *N = ll(b->shape[1]), *K = ll(b->shape[0]);
+    gemm(e, 1, false, false, numel_range(e, a, 0, a->rank - 1), N, K, ptr(e, a), K, ptr(e, b), N,
+         false, ptr(e, y), N);
+}
+
+static void forward_reduce(E *e, const Op *op) {
+    const Tensor *x = op->in[0], *y = op->out;
+    const char *yi[MAX_RANK];
+    reduced_index(op, IDX, yi);
+    if (op->kind == OP_MAX) {
+        int d = __builtin_ctz(op->axes);
+        const char *first[MAX_RANK], *at_m[MAX_RANK];
+        for (int k = 0; k < x->rank; k++) {
+            first[k] = k == d ? "0" : IDX[k];
+            at_m[k] = k == d ? "m" : IDX[k];
+        }
+        int in = loops(e, 1, x, op->axes);
+        out(e, in, "{\n");
+        out(e, in + 1, "%s best = %s;\n", e->real, ref(e, x, first));
+        out(e, in + 1, "int argmax = 0;\n");
+        out(e, in + 1, "for (int m = 1; m < %s; m++)\n", dimsz(e, x, d));
+        out(e, in + 2, "if (%s > best) {   // strictly greater: the first maximum wins, as in PyTorch\n",
+            ref(e, x, at_m));
+        out(e, in + 3, "best = %s;\n", ref(e, x, at_m));
+        out(e, in + 3, "argmax = m;\n");
+        out(e, in + 2, "}\n");
+        out(e, in + 1, "%s = best;\n", ref(e, y, yi));
+        out(e, in + 1, "%s = argmax;\n", aux_ref(e, y, "argmax", yi));
+        out(e, in, "}\n");
+        return;
+    }
+    /* sum, then mean = sum / count, then var = sum (x - mean)^2 / (count - 1) */
+    bool var = op->kind == OP_VAR;
+    const char *acc_all = var ? aux_ref(e, y, "mean", IDX) : ref(e, y, IDX);
+    const char *acc = var ? aux_ref(e, y, "mean", yi) : ref(e, y, yi);
+    out(e, loops(e, 1, y, 0), "%s = 0;\n", acc_all);
+    out(e, loops(e, 1, x, 0), "%s += %s;\n", acc, ref(e, x, IDX));
+    if (op->kind == OP_SUM)
+        return;
+    out(e, loops(e, 1, y, 0), "%s /= %s;\n", acc_all, scalar(e, op->c));
+    if (!var)
+        return;
+    const char *xv = ref(e, x, IDX);
+    out(e, loops(e, 1, y, 0), "%s = 0;\n", ref(e, y, IDX));
+    out(e, loops(e, 1, x, 0), "%s += (%s - %s) * (%s - %s);\n", ref(e, y, yi), xv, acc, xv, acc);
+    out(e, loops(e, 1, y, 0), "%s /= %s%s;\n", ref(e, y, IDX), scalar(e, op->c),
+        op->unbiased ? arena_printf(" - %s", lit(e, 1)) : "");
+}
+
+/* out[idx..., tail...] = table[index[idx...]][tail...] */
+static void embed_index(const Op *op, const char **table_idx, const char **index_idx) {
+    const Tensor *index = op->in[1];
+    for (int d = 0; d < index->rank; d++)
+        index_idx[d] = IDX[d];
+    for (int d = 1; d < op->in[0]->rank; d++)
+        table_idx[d] = IDX[index->rank + d - 1];
+}
+
+static void forward_special(E *e, const Op *op) {
+    const Tensor *x = op->in[0], *y = op->out;
+    switch (op->kind) {
+    case OP_MATMUL: forward_matmul(e, op); return;
+    case OP_EMBED: {
+        const char *ti[MAX_RANK], *ii[MAX_RANK];
+        embed_index(op, ti, ii);
+        ti[0] = ref(e, op->in[1], ii);
+        out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, ti));
+        return;
+    }
+    case OP_PICK: {
+        const char *xi[2] = {"i", indexed(op->in[1]->name, 1, IDX)};
+        out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, xi));
+        return;
+    }
+    case OP_VIEW:
+        out(e, 1, "memcpy(%s, %s, sizeof(%s) * (%s));\n", ptr(e, y), ptr(e, x), e->real, numel_range(e, x, 0, x->rank));
+        return;
+    case OP_TRANSPOSE: {
+        const char *xi[2] = {"j", "i"};
+        out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, xi));
+        return;
+    }
+    case OP_SOFTMAX: {
+        int d = __builtin_ctz(op->axes);
+        const char *at[MAX_RANK];
+        for (int k = 0; k < x->rank; k++)
+            at[k] = k == d ? "m" : IDX[k];
+        const char *xm = ref(e, x, at), *ym = ref(e, y, at), *n = dimsz(e, x, d);
+        int in = loops(e, 1, x, op->axes);
+        out(e, in, "{\n");
+        out(e, in + 1, "%s mx = %s, sum = 0;\n", e->real, xm);
+        out(e, in + 1, "for (int m = 1; m < %s; m++)\n", n);
+        out(e, in + 2, "mx = %s > mx ? %s : mx;\n", xm, xm);
+        out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+        out(e, in + 2, "sum += %s = %s;\n", ym, expand(e, "exp($a - $b)", xm, "mx", 0, 0, 0));
+        out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+        out(e, in + 2, "%s /= sum;\n", ym);
+        out(e, in, "}\n");
+        return;
+    }
+    case OP_CROSS_ENTROPY: {
+        const Tensor *t = op->in[1];
+        const char *lij = ref(e, x, IDX), *pij = aux_ref(e, x, "probs", IDX);
+        const char *liy = ref(e, x, (const char *[]){"i", indexed(t->name, 1, IDX)});
+        out(e, 1, "%s = 0;\n", ref(e, y, IDX));
+        out(e, 1, "for (int i = 0; i < %s; i++) {\n", dimsz(e, x, 0));
+        out(e, 2, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, (const char *[]){"i", "0"}));
+        out(e, 2, "for (int j = 1; j < %lld; j++)\n", (long long)x->shape[1]);
+        out(e, 3, "mx = %s > mx ? %s : mx;\n", lij, lij);
+        out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
+        out(e, 3, "sum += %s = %s;\n", pij, expand(e, "exp($a - $b)", lij, "mx", 0, 0, 0));
+        out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
+        out(e, 3, "%s /= sum;\n", pij);
+        out(e, 2, "%s += %s;\n", ref(e, y, IDX), expand(e, "log($a) + $b - $c", "sum", "mx", 0, 0, liy));
+        out(e, 1, "}\n");
+        out(e, 1, "%s /= %s;\n", ref(e, y, IDX), scalar(e, op->c));
+        return;
+    }
+    case OP_CAT: {
+        const char *off = "0";
+        for (int p = 0; p < op->nparts; p++) {
+            const Tensor *part = op->parts[p];
+            const char *yi[MAX_RANK];
+            for (int d = 0; d < y->rank; d++)
+                yi[d] = d == op->cat_dim ? arena_printf("%s + %s", off, IDX[d]) : IDX[d];
+            out(e, loops(e, 1, part, 0), "%s = %s;\n", ref(e, y, yi), ref(e, part, IDX));
+            off = arena_printf("%lld", (long long)(atoll(off) + part->shape[op->cat_dim]));
+        }
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+static void forward_op(E *e, const Op *op) {
+    open_stmt(e, op->stmt, "");
+    out(e, 1, "// %s\n", op_summary(op));
+    switch (op_info[op->kind].family) {
+    case EW1:
+    case EW2: forward_elementwise(e, op); break;
+    case REDUCE: forward_reduce(e, op); break;
+    case SPECIAL: forward_special(e, op); break;
+    }
+}
+
+/* ---- backward ---- */
+
+static void backward_elementwise(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const char *idx_a[MAX_RANK], *idx_b[MAX_RANK], *idx_t[MAX_RANK];
+    broadcast_index(op->out, op->in[0], IDX, idx_a);
+    const char *b = NULL;
+    if (op->nin == 2) {
+        broadcast_index(op->out, op->in[1], IDX, idx_b);
+        b = ref(e, op->in[1], idx_b);
+    }
+    broadcast_index(op->out, gr->target, IDX, idx_t);
+    if (gr->reduce_axes) {
+        char dims[64] = "";
+        for (int d = 0; d < op->out->rank; d++)
+            if (gr->reduce_axes & (1u << d))
+                snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%d", *dims ? ", " : "", d);
+        out(e, 1, "// %s %s was broadcast over dim %s: its gradient sums over it\n", gr->target->name,
+            shape_str(gr->target), dims);
+    }
+    int in = loops(e, 1, op->out, 0);
+    out(e, in, "%s += %s;\n", gref(e, gr->target, idx_t),
+        expand(e, op_info[op->kind].grad[gr->operand], ref(e, op->in[0], idx_a), b,
+               ref(e, op->out, IDX), gref(e, op->out, IDX), scalar(e, op->c)));
+}
+
+static void backward_reduce(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0], *y = op->out;
+    const char *yi[MAX_RANK];
+    reduced_index(op, IDX, yi);
+    const char *gy = gref(e, y, yi);
+    if (op->kind == OP_MAX) {
+        out(e, loops(e, 1, x, 0), "if (%s == %s)   // only the first maximum gets the gradient\n",
+            IDX[__builtin_ctz(op->axes)], aux_ref(e, y, "argmax", yi));
+        out(e, 1 + x->rank, "    %s += %s;\n", gref(e, x, IDX), gy);
+        return;
+    }
+    const char *rule = op->kind == OP_SUM ? "$g"
+                     : op->kind == OP_MEAN ? "$g / $c"
+                     : op->unbiased ? "$g * (#2 * ($a - $b) / ($c - #1))" : "$g * (#2 * ($a - $b) / $c)";
+    out(e, loops(e, 1, x, 0), "%s += %s;\n", gref(e, x, IDX),
+        expand(e, rule, ref(e, x, IDX), aux_ref(e, y, "mean", yi), NULL, gy, scalar(e, op->c)));
+}
+
+static void backward_special(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0], *y = op->out;
+    switch (op->kind) {
+    case OP_MATMUL: {
+        const Tensor *a = op->in[0], *b = op->in[1];
+        const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
+        if (gr->operand == 0) {
+            out(e, 1, "// d%s += d%s @ %s^T\n", a->name, y->name, b->name);
+            gemm(e, 1, false, true, M, K, N, gptr(e, y), N, ptr(e, b), N, true, gptr(e, a), K);
+        } else {
+            out(e, 1, "// d%s += %s^T @ d%s\n", b->name, a->name, y->name);
+            gemm(e, 1, true, false, K, N, M, ptr(e, a), K, gptr(e, y), N, true, gptr(e, b), N);
+        }
+        return;
+    }
+    case OP_EMBED: {
+        const char *ti[MAX_RANK], *ii[MAX_RANK];
+        embed_index(op, ti, ii);
+        ti[0] = ref(e, op->in[1], ii);
+        out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, ti), gref(e, y, IDX));
+        return;
+    }
+    case OP_PICK: {
+        const char *xi[2] = {"i", indexed(op->in[1]->name, 1, IDX)};
+        out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, xi), gref(e, y, IDX));
+        return;
+    }
+    case OP_VIEW:
+        out(e, 1, "for (int i = 0; i < %s; i++)\n", numel_range(e, x, 0, x->rank));
+        out(e, 2, "(%s)[i] += (%s)[i];\n", gptr(e, x), gptr(e, y));
+        return;
+    case OP_TRANSPOSE: {
+        const char *xi[2] = {"j", "i"};
+        out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, xi), gref(e, y, IDX));
+        return;
+    }
+    case OP_SOFTMAX: {
+        int d = __builtin_ctz(op->axes);
+        const char *at[MAX_RANK];
+        for (int k = 0; k < x->rank; k++)
+            at[k] = k == d ? "m" : IDX[k];
+        const char *n = dimsz(e, x, d);
+        int in = loops(e, 1, x, op->axes);
+        out(e, in, "{   // dx = y * (dy - sum(dy * y))\n");
+        out(e, in + 1, "%s dot = 0;\n", e->real);
+        out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+        out(e, in + 2, "dot += %s * %s;\n", gref(e, y, at), ref(e, y, at));
+        out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+        out(e, in + 2, "%s += %s * (%s - dot);\n", gref(e, x, at), ref(e, y, at), gref(e, y, at));
+        out(e, in, "}\n");
+        return;
+    }
+    case OP_CROSS_ENTROPY: {
+        const Tensor *t = op->in[1];
+        out(e, 1, "// d%s = (softmax(%s) - onehot(%s)) / %s\n", x->name, x->name, t->name, scalar(e, op->c));
+        out(e, loops(e, 1, x, 0), "%s += %s * ((%s - (%s == j)) / %s);\n", gref(e, x, IDX), gref(e, y, IDX),
+            aux_ref(e, x, "probs", IDX), indexed(t->name, 1, IDX), scalar(e, op->c));
+        return;
+    }
+    case OP_CAT: {
+        int64_t off = 0;
+        for (int p = 0; p < gr->operand; p++)
+            off += op->parts[p]->shape[op->cat_dim];
+        const char *yi[MAX_RANK];
+        for (int d = 0; d < y->rank; d++)
+            yi[d] = d == op->cat_dim ? arena_printf("%lld + %s", (long long)off, IDX[d]) : IDX[d];
+        out(e, loops(e, 1, gr->target, 0), "%s += %s;\n", gref(e, gr->target, IDX), gref(e, y, yi));
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+static void backward_grad(E *e, const Grad *gr) {
+    open_stmt(e, gr->op->stmt, "backprop through ");
+    out(e, 1, "// d%s from %s\n", gr->target->name, op_summary(gr->op));
+    switch (op_info[gr->op->kind].family) {
+    case EW1:
+    case EW2: backward_elementwise(e, gr); break;
+    case REDUCE: backward_reduce(e, gr); break;
+    case SPECIAL: backward_special(e, gr); break;
+    }
+}
+
+/* ---- declarations ---- */
+
+static const char *c_string(const char *s) {
+    char *r = arena_strdup("\"");
+    for (; *s; s++)
+        r = *s == '"' || *s == '\\' ? arena_printf("%s\\%c", r, *s) : arena_printf("%s%c", r, *s);
+    return arena_printf("%s\"", r);
+}
+
+static const char *shape_comment(const Model *m, const Tensor *t) {
+    char *s = arena_strdup("[");
+    for (int d = 0; d < t->rank; d++)
+        s = arena_printf("%s%s%s%lld", s, d ? ", " : "", t->batch[d] ? arena_printf("%s=", m->batch_dim) : "",
+                         (long long)t->shape[d]);
+    return arena_printf("%s]", s);
+}
+
+static void decl(E *e, const char *type, const char *name, const Tensor *t, bool chunked, const char *why) {
+    char *dims = arena_strdup("");
+    for (int d = 0; d < t->rank; d++)
+        dims = arena_printf("%s[%lld]", dims, chunked && t->batch[d] ? (long long)e->chunk : (long long)t->shape[d]);
+    out(e, 1, "%s %s%s;%*s// %s%s\n", type, name, dims, (int)(28 - strlen(name) - strlen(dims) > 0 ? 28 - strlen(name) - strlen(dims) : 1), "",
+        shape_comment(e->m, t), why);
+}
+
+static const char *line_ref(const E *e, const Tensor *t) {
+    return t->stmt ? arena_printf(" %s.ninja:%d", e->m->src->name, loc_line(t->stmt->loc)) : "";
+}
+
+/* The op's auxiliary arrays, declared beside its output. */
+static void decl_aux(E *e, const Op *op, bool chunked) {
+    if (op->kind == OP_VAR)
+        decl(e, e->real, aux_name(op->out, "mean"), op->out, chunked, " mean, for var");
+    else if (op->kind == OP_MAX)
+        decl(e, "int", aux_name(op->out, "argmax"), op->out, chunked, " where the max is");
+    else if (op->kind == OP_CROSS_ENTROPY)
+        decl(e, e->real, aux_name(op->in[0], "probs"), op->in[0], chunked, " softmax, for the backward pass");
+}
+
+static bool runs_in_inference(const Op *op) { return !op->out->frozen; }
+
+static void struct_params(E *e, const char *id) {
+    out(e, 0, "typedef struct {\n");
+    for (int i = 0; i < e->m->params.len; i++) {
+        const Tensor *t = e->m->params.items[i];
+        decl(e, e->real, t->name, t, false, line_ref(e, t));
+    }
+    out(e, 0, "} %s_params;\n\n", id);
+}
+
+static void struct_acts(E *e, const char *id) {
+    out(e, 0, "typedef struct {   // every activation of a training batch\n");
+    for (int i = 0; i < e->m->ops.len; i++) {
+        const Op *op = e->m->ops.items[i];
+        decl(e, e->real, op->out->name, op->out, false, line_ref(e, op->out));
+        decl_aux(e, op, false);
+    }
+    out(e, 0, "} %s_acts;\n\n", id);
+}
+
+static void struct_grads(E *e, const char *id) {
+    out(e, 0, "typedef struct {   // d<name>: the gradient of loss with respect to <name>\n");
+    for (int i = 0; i < e->m->tensors.len; i++) {
+        const Tensor *t = e->m->tensors.items[i];
+        if (t->needs_grad || t == e->m->loss)
+            decl(e, e->real, arena_printf("d%s", t->name), t, false, line_ref(e, t));
+    }
+    out(e, 0, "} %s_grads;\n\n", id);
+}
+
+static void struct_stats(E *e, const char *id) {
+    out(e, 0, "typedef struct {   // batch statistics, frozen for inference\n");
+    int n = 0;
+    for (int i = 0; i < e->m->tensors.len; i++) {
+        const Tensor *t = e->m->tensors.items[i];
+        if (t->frozen) {
+            decl(e, e->real, t->name, t, false, line_ref(e, t));
+            n++;
+        }
+    }
+    if (!n)
+        out(e, 1, "char none;   // this model has no batch statistics\n");
+    out(e, 0, "} %s_stats;\n\n", id);
+}
+
+static void struct_infer_ws(E *e, const char *id) {
+    out(e, 0, "typedef struct {   // inference activations for up to %d rows\n", e->chunk);
+    for (int i = 0; i < e->m->ops.len; i++) {
+        const Op *op = e->m->ops.items[i];
+        if (runs_in_inference(op)) {
+            decl(e, e->real, op->out->name, op->out, true, line_ref(e, op->out));
+            decl_aux(e, op, true);
+        }
+    }
+    out(e, 0, "} %s_infer_ws;\n\n", id);
+}
+
+static void input_locals(E *e) {
+    for (int i = 0; i < e->m->inputs.len; i++) {
+        const Tensor *t = e->m->inputs.items[i];
+        char *dims = arena_strdup("");
+        for (int d = 1; d < t->rank; d++)
+            dims = arena_printf("%s[%lld]", dims, (long long)t->shape[d]);
+        if (t->rank == 1)
+            out(e, 1, "const int32_t *%s = inputs[%d];\n", t->name, i);
+        else
+            out(e, 1, "const int32_t (*%s)%s = (const int32_t (*)%s)inputs[%d];\n", t->name, dims, dims, i);
+        out(e, 1, "(void)%s;\n", t->name);
+    }
+}
+
+/* ---- functions ---- */
+
+static void fn_forward(E *e, const char *id) {
+    out(e, 0, "void %s_forward(const %s_params *p, const int32_t *const *inputs, %s_acts *a) {\n", id, id, id);
+    input_locals(e);
+    e->last_stmt = NULL;
+    for (int i = 0; i < e->m->ops.len; i++)
+        forward_op(e, e->m->ops.items[i]);
+    out(e, 0, "}\n\n");
+}
+
+static void fn_backward(E *e, const char *id) {
+    out(e, 0, "void %s_backward(const %s_params *p, const int32_t *const *inputs, const %s_acts *a, %s_grads *g) {\n",
+        id, id, id, id);
+    out(e, 1, "(void)p;\n");
+    input_locals(e);
+    out(e, 1, "memset(g, 0, sizeof *g);\n");
+    out(e, 1, "g->dloss = %s;\n", lit(e, 1));
+    e->last_stmt = NULL;
+    for (int i = 0; i < e->bw->grads.len; i++)
+        backward_grad(e, e->bw->grads.items[i]);
+    out(e, 0, "}\n\n");
+}
+
+static void fn_sgd(E *e, const char *id) {
+    out(e, 0, "void %s_sgd(%s_params *p, const %s_grads *g, double lr) {\n", id, id, id);
+    for (int i = 0; i < e->m->params.len; i++) {
+        const Tensor *t = e->m->params.items[i];
+        if (!t->needs_grad)
+            continue;
+        out(e, 1, "for (int i = 0; i < %lld; i++)\n", (long long)tensor_numel(t));
+        out(e, 2, "(%s)[i] += (%s)-lr * (%s)[i];\n", ptr(e, t), e->real, gptr(e, t));
+    }
+    out(e, 0, "}\n\n");
+}
+
+static bool optional_input_guard(E *e, const Op *op) {
+    char *cond = NULL;
+    for (int k = 1; k < e->m->inputs.len; k++)
+        if (op->out->input_deps & (1u << k)) {
+            const Tensor *t = e->m->inputs.items[k];
+            cond = cond ? arena_printf("%s && %s", cond, t->name) : arena_strdup(t->name);
+        }
+    if (cond)
+        out(e, 1, "if (%s) {   // needs %s\n", cond, cond);
+    return cond != NULL;
+}
+
+static void fn_infer(E *e, const char *id) {
+    e->infer = true;
+    out(e, 0, "/* Inference on rows <= %d rows, batch statistics frozen in s. Stops before\n", e->chunk);
+    out(e, 0, " * op `stop` (calibration needs the input of a statistic), or runs all for -1. */\n");
+    out(e, 0, "static void infer_upto(const %s_params *p, const %s_stats *s, const int32_t *const *inputs, int rows,\n"
+              "                       %s_infer_ws *w, int stop) {\n", id, id, id);
+    out(e, 1, "(void)p;\n    (void)s;\n    (void)stop;\n");
+    input_locals(e);
+    e->last_stmt = NULL;
+    for (int i = 0; i < e->m->ops.len; i++) {
+        const Op *op = e->m->ops.items[i];
+        if (op->batch_reduction && op->out->frozen)
+            out(e, 1, "if (stop == %d)\n        return;   // %s is calibrated from here\n", op->id, op->out->name);
+        if (!runs_in_inference(op))
+            continue;
+        bool guarded = optional_input_guard(e, op);
+        forward_op(e, op);
+        if (guarded)
+            out(e, 1, "}\n");
+    }
+    out(e, 0, "}\n\n");
+    out(e, 0, "void %s_infer(const %s_params *p, const %s_stats *s, const int32_t *const *inputs, int rows,\n"
+              "                %s_infer_ws *w) {\n", id, id, id, id);
+    out(e, 1, "infer_upto(p, s, inputs, rows, w, -1);\n}\n\n");
+    e->infer = false;
+}
+
+static const char *flat_index(const Tensor *t, const char *const *idx) {
+    char *s = arena_strdup("0");
+    for (int d = 0; d < t->rank; d++)
+        s = d == 0 ? arena_strdup(idx[0]) : arena_printf("(%s) * %lld + %s", s, (long long)t->shape[d], idx[d]);
+    return s;
+}
+
+/* Accumulates one chunk of a statistic's input in double: pass 0 sums x,
+ * pass 1 (var) sums (x - mean)^2. */
+static void fn_accumulate(E *e, const char *id, const Op *op) {
+    const Tensor *x = op->in[0], *y = op->out;
+    const char *yi[MAX_RANK];
+    reduced_index(op, IDX, yi);
+    const char *k = flat_index(y, yi);
+    out(e, 0, "static void accumulate_%s(const %s_infer_ws *w, int rows, double *acc, const double *mean, int pass) {\n",
+        y->name, id);
+    out(e, 1, "(void)mean;\n");
+    int in = loops(e, 1, x, 0);
+    out(e, in, "acc[%s] += pass == 0 ? %s : (%s - mean[%s]) * (%s - mean[%s]);\n", k, ref(e, x, IDX),
+        ref(e, x, IDX), k, ref(e, x, IDX), k);
+    out(e, 0, "}\n\n");
+}
+
+static void fn_calibrate(E *e, const char *id) {
+    e->infer = true;
+    for (int i = 0; i < e->m->ops.len; i++) {
+        const Op *op = e->m->ops.items[i];
+        if (op->batch_reduction && op->out->frozen)
+            fn_accumulate(e, id, op);
+    }
+    out(e, 0, "/* Computes every batch statistic over `rows` rows (e.g. the whole training\n"
+              " * set) in dependency order, streaming chunks through w. Returns -1 if out\n"
+              " * of memory. */\n");
+    out(e, 0, "int %s_calibrate(const %s_params *p, const int32_t *const *inputs, int64_t rows, %s_stats *s,\n"
+              "                 %s_infer_ws *w) {\n", id, id, id, id);
+    out(e, 1, "(void)p;\n    (void)inputs;\n    (void)w;\n    (void)rows;\n");
+    e->last_stmt = NULL;
+    for (int i = 0; i < e->m->ops.len; i++) {
+        const Op *op = e->m->ops.items[i];
+        if (!op->out->frozen)
+            continue;
+        if (!op->batch_reduction) {
+            forward_op(e, op);
+            continue;
+        }
+        const Tensor *y = op->out;
+        int64_t n = tensor_numel(y);
+        open_stmt(e, op->stmt, "");
+        out(e, 1, "// %s over all rows\n", op_summary(op));
+        out(e, 1, "{\n");
+        out(e, 2, "double *acc = calloc(%lld, sizeof(double)), *mean = calloc(%lld, sizeof(double));\n",
+            (long long)n, (long long)n);
+        out(e, 2, "if (!acc || !mean) {\n            free(acc);\n            free(mean);\n            return -1;\n        }\n");
+        out(e, 2, "for (int pass = 0; pass < %d; pass++) {\n", op->kind == OP_VAR ? 2 : 1);
+        out(e, 3, "for (int64_t r0 = 0; r0 < rows; r0 += %d) {\n", e->chunk);
+        out(e, 4, "int n = rows - r0 < %d ? (int)(rows - r0) : %d;\n", e->chunk, e->chunk);
+        out(e, 4, "const int32_t *chunk[%d];\n", e->m->inputs.len);
+        for (int k = 0; k < e->m->inputs.len; k++) {
+            const Tensor *t = e->m->inputs.items[k];
+            out(e, 4, "chunk[%d] = inputs[%d] ? inputs[%d] + r0 * %lld : NULL;\n", k, k, k,
+                (long long)(tensor_numel(t) / t->shape[0]));
+        }
+        out(e, 4, "infer_upto(p, s, chunk, n, w, %d);\n", op->id);
+        out(e, 4, "accumulate_%s(w, n, acc, mean, pass);\n", y->name);
+        out(e, 3, "}\n");
+        if (op->kind == OP_VAR) {
+            out(e, 3, "for (int k = 0; k < %lld; k++) {\n", (long long)n);
+            out(e, 4, "if (pass == 0)\n                    mean[k] = acc[k] / %s;\n", scalar(e, op->c));
+            out(e, 4, "else\n                    (%s)[k] = (%s)(acc[k] / (%s%s));\n", ptr(e, y), e->real,
+                scalar(e, op->c), op->unbiased ? " - 1" : "");
+            out(e, 4, "acc[k] = 0;\n");
+            out(e, 3, "}\n");
+        }
+        out(e, 2, "}\n");
+        if (op->kind != OP_VAR)
+            out(e, 2, "for (int k = 0; k < %lld; k++)\n            (%s)[k] = (%s)(acc[k]%s);\n", (long long)n,
+                ptr(e, y), e->real, op->kind == OP_MEAN ? arena_printf(" / %s", scalar(e, op->c)) : "");
+        out(e, 2, "free(acc);\n        free(mean);\n");
+        out(e, 1, "}\n");
+    }
+    out(e, 1, "return 0;\n}\n\n");
+    e->infer = false;
+}
+
+static void fn_check_inputs(E *e, const char *id) {
+    out(e, 0, "/* Index of the first value outside its input's range (*which: the input), or -1. */\n");
+    out(e, 0, "int64_t %s_check_inputs(const int32_t *const *inputs, int64_t rows, int *which) {\n", id);
+    for (int k = 0; k < e->m->inputs.len; k++) {
+        const Tensor *t = e->m->inputs.items[k];
+        out(e, 1, "for (int64_t i = 0; inputs[%d] && i < rows * %lld; i++)\n", k,
+            (long long)(tensor_numel(t) / t->shape[0]));
+        out(e, 2, "if (inputs[%d][i] < 0 || inputs[%d][i] >= %lld) {\n", k, k, (long long)t->bound);
+        out(e, 3, "*which = %d;\n            return i;\n        }\n", k);
+    }
+    out(e, 1, "(void)inputs;\n    (void)rows;\n    (void)which;\n    return -1;\n}\n\n");
+}
+
+static void table_tensor(E *e, const Tensor *t, const char *type, const char *field) {
+    char *dims = arena_strdup("");
+    for (int d = 0; d < t->rank; d++)
+        dims = arena_printf("%s%s%lld", dims, d ? ", " : "", (long long)t->shape[d]);
+    out(e, 1, "{%s, %d, {%s}, offsetof(%s, %s), %s}", c_string(t->name), t->rank, dims, type, field,
+        c_string(t->stmt ? origin(e, t->stmt) : ""));
+}
+
+static const char *init_text(const Model *m, const Stmt *s) {
+    return arena_strndup(m->src->text + s->value->loc.begin, (size_t)(s->value->loc.end - s->value->loc.begin));
+}
+
+static void descriptor(E *e, const char *id) {
+    const Model *m = e->m;
+    static const char *const dists[] = {"NJ_INIT_CONST", "NJ_INIT_RANDN", "NJ_INIT_UNIFORM"};
+    out(e, 0, "static const NjParam params[] = {\n");
+    for (int i = 0; i < m->params.len; i++) {
+        const Tensor *t = m->params.items[i];
+        const Init *in = &m->inits[i];
+        out(e, 0, "    {");
+        table_tensor(e, t, arena_printf("%s_params", id), t->name);
+        out(e, 0, ", %s, %.17g, %.17g, %s},\n", dists[in->dist], in->scale, in->shift,
+            c_string(init_text(m, t->stmt)));
+    }
+    out(e, 0, "};\n\nstatic const NjInput inputs_table[] = {\n");
+    for (int i = 0; i < m->inputs.len; i++) {
+        const Tensor *t = m->inputs.items[i];
+        char *dims = arena_strdup("");
+        for (int d = 0; d < t->rank; d++)
+            dims = arena_printf("%s%s%lld", dims, d ? ", " : "", (long long)t->shape[d]);
+        out(e, 1, "{%s, %d, {%s}, %lld},\n", c_string(t->name), t->rank, dims, (long long)t->bound);
+    }
+    int nacts = 0, ngrads = 0, nstats = 0;
+    out(e, 0, "};\n\nstatic const NjTensor acts[] = {\n");
+    for (int i = 0; i < m->ops.len; i++) {
+        const Tensor *t = ((Op *)m->ops.items[i])->out;
+        if (!t->is_temp) {
+            table_tensor(e, t, arena_printf("%s_acts", id), t->name);
+            out(e, 0, ",\n");
+            nacts++;
+        }
+    }
+    out(e, 0, "};\n\nstatic const NjTensor grads[] = {\n");
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < m->tensors.len; i++) {
+            const Tensor *t = m->tensors.items[i];
+            bool kept = pass == 0 ? t->kind == T_PARAM && t->needs_grad
+                                  : t->kind == T_ACT && t->needs_grad && !t->is_temp && e->opt->opt_level == 0;
+            if (kept) {
+                table_tensor(e, t, arena_printf("%s_grads", id), arena_printf("d%s", t->name));
+                out(e, 0, ",\n");
+                ngrads++;
+            }
+        }
+    out(e, 0, "};\n\nstatic const NjTensor stats[] = {\n");
+    for (int i = 0; i < m->tensors.len; i++) {
+        const Tensor *t = m->tensors.items[i];
+        if (t->frozen) {
+            table_tensor(e, t, arena_printf("%s_stats", id), t->name);
+            out(e, 0, ",\n");
+            nstats++;
+        }
+    }
+    out(e, 0, "    {NULL, 0, {0}, 0, NULL}   // keeps the array non-empty\n};\n\n");
+    out(e, 0, "static void forward_any(const void *p, const int32_t *const *in, void *a) { %s_forward(p, in, a); }\n", id);
+    out(e, 0, "static void backward_any(const void *p, const int32_t *const *in, const void *a, void *g) {\n"
+              "    %s_backward(p, in, a, g);\n}\n", id);
+    out(e, 0, "static void sgd_any(void *p, const void *g, double lr) { %s_sgd(p, g, lr); }\n", id);
+    out(e, 0, "static void infer_any(const void *p, const void *s, const int32_t *const *in, int rows, void *w) {\n"
+              "    %s_infer(p, s, in, rows, w);\n}\n", id);
+    out(e, 0, "static int calibrate_any(const void *p, const int32_t *const *in, int64_t rows, void *s, void *w) {\n"
+              "    return %s_calibrate(p, in, rows, s, w);\n}\n\n", id);
+    char *dims = arena_strdup("");
+    for (int i = 0; i < m->dims.len; i++) {
+        const Dim *d = m->dims.items[i];
+        dims = arena_printf("%s%s%s=%lld", dims, i ? " " : "", d->name, (long long)d->value);
+    }
+    bool logits = m->logits && !m->logits->frozen;
+    out(e, 0, "const NinjacModel %s_model = {\n", id);
+    out(e, 1, ".name = %s,\n    .spec_file = %s,\n    .dims = %s,\n", c_string(m->src->name),
+        c_string(m->src->path), c_string(dims));
+    out(e, 1, ".opt_level = %d,\n    .elem_size = sizeof(%s),\n    .batch = %lld,\n", e->opt->opt_level, e->real,
+        (long long)m->batch);
+    out(e, 1, ".nparams = %d, .params = params,\n    .ninputs = %d, .inputs = inputs_table,\n", m->params.len,
+        m->inputs.len);
+    out(e, 1, ".nacts = %d, .acts = acts,\n    .ngrads = %d, .grads = grads,\n", nacts, ngrads);
+    out(e, 1, ".params_bytes = sizeof(%s_params), .acts_bytes = sizeof(%s_acts), .grads_bytes = sizeof(%s_grads),\n",
+        id, id, id);
+    out(e, 1, ".loss_offset = offsetof(%s_acts, loss),\n", id);
+    out(e, 1, ".forward = forward_any, .backward = backward_any, .sgd = sgd_any,\n");
+    out(e, 1, ".nstats = %d, .stats = stats, .stats_bytes = sizeof(%s_stats),\n", nstats, id);
+    out(e, 1, ".infer_chunk = %d, .infer_bytes = sizeof(%s_infer_ws),\n", e->chunk, id);
+    out(e, 1, ".infer_loss_offset = offsetof(%s_infer_ws, loss),\n", id);
+    if (logits)
+        out(e, 1, ".infer_logits_offset = offsetof(%s_infer_ws, logits), .logits_cols = %lld,\n", id,
+            (long long)m->logits->shape[1]);
+    else
+        out(e, 1, ".infer_logits_offset = -1, .logits_cols = 0,\n");
+    out(e, 1, ".infer = infer_any, .calibrate = calibrate_any,\n");
+    out(e, 1, ".check_inputs = %s_check_inputs,\n};\n", id);
+}
+
+/* ---- files ---- */
+
+static const char *c_identifier(const char *name) {
+    char *id = arena_strdup(name);
+    for (char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+            *p = '_';
+    return *id >= '0' && *id <= '9' ? arena_printf("m_%s", id) : id;
+}
+
+/* Rows per inference chunk: a power of two keeping the workspace near 8 MB. */
+static int choose_chunk(const E *e) {
+    int64_t row_bytes = 0;
+    for (int i = 0; i < e->m->tensors.len; i++) {
+        const Tensor *t = e->m->tensors.items[i];
+        if (t->kind == T_ACT && t->rank && t->batch[0])
+            row_bytes += 2 * (tensor_numel(t) / t->shape[0]) * (e->opt->f64 ? 8 : 4);
+    }
+    int chunk = 1024;
+    while (chunk > 1 && row_bytes * chunk > (8 << 20))
+        chunk /= 2;
+    return chunk;
+}
+
+static void header_comment(E *e, const char *file) {
+    const Model *m = e->m;
+    out(e, 0, "/* %s - generated by ninjac from %s; do not edit.\n", file, m->src->path);
+    out(e, 0, " * Mode: -O%d, %s. Dims:", e->opt->opt_level, e->real);
+    for (int i = 0; i < m->dims.len; i++) {
+        const Dim *d = m->dims.items[i];
+        out(e, 0, " %s=%lld%s", d->name, (long long)d->value, d->overridden ? " (-D)" : "");
+    }
+    out(e, 0, "\n * The batch dim is %s (%lld rows in training, any number in inference). */\n", m->batch_dim,
+        (long long)m->batch);
+}
+
+static void emit_header(E *e, const char *id) {
+    header_comment(e, arena_printf("%s.h", e->m->src->name));
+    out(e, 0, "#ifndef NINJAC_GENERATED_%s_H\n#define NINJAC_GENERATED_%s_H\n\n", id, id);
+    out(e, 0, "#include <stdint.h>\n\n#include \"ninjac_model.h\"\n\n");
+    struct_params(e, id);
+    struct_acts(e, id);
+    struct_grads(e, id);
+    struct_stats(e, id);
+    struct_infer_ws(e, id);
+    out(e, 0, "void %s_forward(const %s_params *p, const int32_t *const *inputs, %s_acts *a);\n", id, id, id);
+    out(e, 0, "void %s_backward(const %s_params *p, const int32_t *const *inputs, const %s_acts *a, %s_grads *g);\n",
+        id, id, id, id);
+    out(e, 0, "void %s_sgd(%s_params *p, const %s_grads *g, double lr);\n", id, id, id);
+    out(e, 0, "void %s_infer(const %s_params *p, const %s_stats *s, const int32_t *const *inputs, int rows,\n"
+              "                %s_infer_ws *w);\n", id, id, id, id);
+    out(e, 0, "int %s_calibrate(const %s_params *p, const int32_t *const *inputs, int64_t rows, %s_stats *s,\n"
+              "                 %s_infer_ws *w);\n", id, id, id, id);
+    out(e, 0, "int64_t %s_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);\n\n", id);
+    out(e, 0, "extern const NinjacModel %s_model;\n\n#endif\n", id);
+}
+
+static void emit_source(E *e, const char *id) {
+    header_comment(e, arena_printf("%s.c", e->m->src->name));
+    out(e, 0, "#include \"%s.h\"\n\n#include <cblas.h>\n#include <math.h>\n#include <stddef.h>\n"
+              "#include <stdlib.h>\n#include <string.h>\n\n", e->m->src->name);
+    fn_forward(e, id);
+    fn_backward(e, id);
+    fn_sgd(e, id);
+    fn_infer(e, id);
+    fn_calibrate(e, id);
+    fn_check_inputs(e, id);
+    descriptor(e, id);
+}
+
+static int write_file(const char *path, const char *data, size_t len, char **tmp_out) {
+    char *tmp = arena_printf("%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        fprintf(stderr, "ninjac: cannot write %s: %s\n", tmp, strerror(errno));
+        return -1;
+    }
+    bool ok = fwrite(data, 1, len, f) == len;
+    ok = fclose(f) == 0 && ok;
+    if (!ok) {
+        fprintf(stderr, "ninjac: cannot write %s: %s\n", tmp, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    *tmp_out = tmp;
+    return 0;
+}
+
+int emit_c(const Model *m, const Backward *bw, const EmitOptions *opt) {
+    E e = {.m = m, .bw = bw, .opt = opt, .real = opt->f64 ? "double" : "float"};
+    e.chunk = choose_chunk(&e);
+    const char *id = c_identifier(m->src->name);
+    char *text[2];
+    size_t len[2];
+    for (int f = 0; f < 2; f++) {
+        e.out = open_memstream(&text[f], &len[f]);
+        if (!e.out) {
+            fprintf(stderr, "ninjac: out of memory\n");
+            return -1;
+        }
+        if (f == 0)
+            emit_header(&e, id);
+        else
+            emit_source(&e, id);
+        fclose(e.out);
+    }
+    const char *paths[2] = {arena_printf("%s/%s.h", opt->outdir, m->src->name),
+                            arena_printf("%s/%s.c", opt->outdir, m->src->name)};
+    char *tmps[2] = {NULL, NULL};
+    int rc = 0;
+    for (int f = 0; f < 2 && rc == 0; f++)
+        rc = write_file(paths[f], text[f], len[f], &tmps[f]);
+    for (int f = 0; f < 2; f++) {
+        if (rc == 0 && rename(tmps[f], paths[f]) != 0) {
+            fprintf(stderr, "ninjac: cannot write %s: %s\n", paths[f], strerror(errno));
+            rc = -1;
+        }
+        if (rc != 0 && tmps[f])
+            remove(tmps[f]);
+        free(text[f]);
+    }
+    return rc;
+}

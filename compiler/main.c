@@ -1,0 +1,194 @@
+/* main.c - the ninjac command line; main reads as the pipeline:
+ * read, parse, lower and check shapes, derive the backward pass, emit C. */
+#include "ninjac.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_SPEC_BYTES (64 << 20)
+#define MAX_DEFINES 64
+
+static const char usage[] =
+    "usage: ninjac [options] SPEC.ninja\n"
+    "\n"
+    "Compiles a forward pass written like PyTorch into C forward and backward\n"
+    "functions with every shape checked. Writes NAME.h and NAME.c for SPEC NAME.ninja.\n"
+    "\n"
+    "options:\n"
+    "  -o DIR            write the generated files into DIR (default: .)\n"
+    "  -D NAME=VALUE     override the dim NAME (e.g. -D n_hidden=200); repeatable\n"
+    "  -O0               keep every intermediate gradient (as retain_grad() does), for diffing\n"
+    "  -O                the default: keep only the parameter gradients\n"
+    "  --dtype f32|f64   the floating type of the generated code (default f32; f64 for\n"
+    "                    finite-difference checks)\n"
+    "  --dump=PASSES     print the IR after passes: parse, shape, grad (comma-separated);\n"
+    "                    with --dump and no -o nothing is written\n"
+    "  --check           check the spec only; write nothing\n"
+    "  -h, --help        show this help\n"
+    "  --version         show the version\n"
+    "\n"
+    "Diagnostics go to stderr as file:line:col: error: message. On any error\n"
+    "nothing is written and the exit status is 1.\n";
+
+typedef struct {
+    const char *spec;
+    EmitOptions emit;
+    bool dump_parse, dump_shape, dump_grad, check_only, have_outdir;
+    Define defines[MAX_DEFINES];
+    int ndefines;
+} Options;
+
+static void die_usage(const char *fmt, const char *arg) {
+    fprintf(stderr, "ninjac: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(see ninjac --help)\n");
+    exit(2);
+}
+
+static void parse_define(Options *o, const char *arg) {
+    const char *eq = strchr(arg, '=');
+    char *end;
+    if (!eq || eq == arg)
+        die_usage("-D needs NAME=VALUE, got '%s'", arg);
+    errno = 0;
+    long long v = strtoll(eq + 1, &end, 10);
+    if (*end || end == eq + 1 || errno)
+        die_usage("-D %s: the value must be an integer", arg);
+    if (o->ndefines == MAX_DEFINES)
+        die_usage("too many -D options (at most 64) at '%s'", arg);
+    o->defines[o->ndefines++] = (Define){arena_strndup(arg, (size_t)(eq - arg)), v, {0, 0}};
+}
+
+static void parse_dump(Options *o, const char *list) {
+    char *copy = arena_strdup(list);
+    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
+        if (!strcmp(tok, "parse"))
+            o->dump_parse = true;
+        else if (!strcmp(tok, "shape"))
+            o->dump_shape = true;
+        else if (!strcmp(tok, "grad"))
+            o->dump_grad = true;
+        else
+            die_usage("unknown --dump pass '%s' (passes: parse, shape, grad)", tok);
+    }
+}
+
+static void parse_args(int argc, char **argv, Options *o) {
+    o->emit.outdir = ".";
+    o->emit.opt_level = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (!strcmp(a, "--version")) {
+            puts("ninjac 0.1");
+            exit(0);
+        } else if (!strcmp(a, "-o")) {
+            if (++i == argc)
+                die_usage("%s needs a directory", a);
+            o->emit.outdir = argv[i];
+            o->have_outdir = true;
+        } else if (!strcmp(a, "-D")) {
+            if (++i == argc)
+                die_usage("%s needs NAME=VALUE", a);
+            parse_define(o, argv[i]);
+        } else if (!strncmp(a, "-D", 2)) {
+            parse_define(o, a + 2);
+        } else if (!strcmp(a, "-O0")) {
+            o->emit.opt_level = 0;
+        } else if (!strcmp(a, "-O") || !strcmp(a, "-O1") || !strcmp(a, "-O2")) {
+            o->emit.opt_level = 1;
+        } else if (!strcmp(a, "--dtype") || !strncmp(a, "--dtype=", 8)) {
+            const char *v = a[7] == '=' ? a + 8 : (++i < argc ? argv[i] : NULL);
+            if (!v || (strcmp(v, "f32") && strcmp(v, "f64")))
+                die_usage("--dtype takes f32 or f64, got '%s'", v ? v : "nothing");
+            o->emit.f64 = !strcmp(v, "f64");
+        } else if (!strncmp(a, "--dump=", 7)) {
+            parse_dump(o, a + 7);
+        } else if (!strcmp(a, "--check")) {
+            o->check_only = true;
+        } else if (a[0] == '-' && a[1]) {
+            die_usage("unknown option '%s'", a);
+        } else if (o->spec) {
+            die_usage("only one spec at a time, got also '%s'", a);
+        } else {
+            o->spec = a;
+        }
+    }
+    if (!o->spec)
+        die_usage("%s", "no spec given");
+}
+
+static Source *read_source(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "ninjac: cannot open %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    char *text = arena_alloc(MAX_SPEC_BYTES + 1);
+    size_t len = fread(text, 1, MAX_SPEC_BYTES + 1, f);
+    bool failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        fprintf(stderr, "ninjac: cannot read %s\n", path);
+        exit(1);
+    }
+    if (len > MAX_SPEC_BYTES) {
+        fprintf(stderr, "%s: error: the spec is larger than %d MB\n", path, MAX_SPEC_BYTES >> 20);
+        exit(1);
+    }
+    Source *src = arena_alloc(sizeof(Source));
+    src->path = path;
+    src->text = text;
+    src->len = len;
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    const char *dot = strrchr(name, '.');
+    src->name = arena_strndup(name, dot && dot != name ? (size_t)(dot - name) : strlen(name));
+    return src;
+}
+
+static int compile(const Options *o) {
+    Program prog = {.src = read_source(o->spec)};
+    diag_init(prog.src);
+    parse_program(&prog);
+    if (o->dump_parse)
+        dump_ast(stdout, &prog);
+    if (diag_errors)
+        return 1;
+
+    Model model = {0};
+    build_model(&prog, &model, (Define *)o->defines, o->ndefines);
+    if (diag_errors)
+        return 1;
+    if (o->dump_shape)
+        dump_model(stdout, &model);
+
+    Backward bw = {0};
+    derive_backward(&model, &bw);
+    if (diag_errors)
+        return 1;
+    if (o->dump_grad)
+        dump_backward(stdout, &model, &bw);
+
+    bool dumping = o->dump_parse || o->dump_shape || o->dump_grad;
+    if (o->check_only || (dumping && !o->have_outdir))
+        return 0;
+    struct stat st;
+    if (stat(o->emit.outdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "ninjac: output directory %s does not exist\n", o->emit.outdir);
+        return 1;
+    }
+    return emit_c(&model, &bw, &o->emit) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    static Options o;
+    parse_args(argc, argv, &o);
+    int rc = compile(&o);
+    arena_free_all();
+    return rc;
+}

@@ -1,0 +1,305 @@
+/* ninjac.h - the one internal header of the compiler.
+ *
+ * Pipeline (main.c): lexer.l + parser.y build the AST (Stmt, Node);
+ * shape.c lowers it to tensor IR (Tensor, Op) and checks every shape;
+ * autodiff.c derives the backward pass (Grad); emit_c.c writes C.
+ * Memory: everything the compiler allocates comes from one arena, owned by
+ * main and freed once at exit (arena.c). */
+#ifndef NINJAC_H
+#define NINJAC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MAX_RANK 4
+#define MAX_NAME 256
+#define MAX_DIM_VALUE (1LL << 31)
+
+/* ---- arena.c ---- */
+void *arena_alloc(size_t size);   /* zeroed; exits with a message when out of memory */
+char *arena_strdup(const char *s);
+char *arena_strndup(const char *s, size_t n);
+char *arena_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void arena_free_all(void);
+
+/* A growable array of pointers, allocated from the arena. */
+typedef struct {
+    void **items;
+    int len, cap;
+} Vec;
+void vec_push(Vec *v, void *item);
+
+/* ---- diag.c ---- */
+typedef struct {
+    int begin, end;     /* byte offsets into the source; end exclusive */
+} Loc;
+
+typedef struct {
+    const char *path;   /* as given on the command line */
+    const char *name;   /* base name without directory or extension */
+    const char *text;   /* NUL-terminated contents */
+    size_t len;
+} Source;
+
+extern int diag_errors;
+void diag_init(const Source *src);
+void error_at(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void warning_at(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void note_at(Loc loc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void error_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int loc_line(Loc loc);
+const char *line_text(int line);   /* the source line, without its newline */
+Loc loc_join(Loc a, Loc b);
+
+/* ---- parser.y / lexer.l: the AST ---- */
+typedef enum {
+    N_NUM,      /* 3, 1e-5: num, is_int */
+    N_NAME,     /* x: name */
+    N_BINARY,   /* lhs op rhs: op is one of + - * / F(//) P(**) @ */
+    N_NEG,      /* -lhs */
+    N_ATTR,     /* lhs.name */
+    N_CALL,     /* lhs(args): args may be N_KWARG */
+    N_INDEX,    /* lhs[args] */
+    N_KWARG,    /* name=lhs inside a call */
+    N_LIST,     /* [args] */
+} NodeKind;
+
+typedef struct Node Node;
+struct Node {
+    NodeKind kind;
+    Loc loc;        /* the whole expression */
+    Loc op_loc;     /* N_BINARY: the operator */
+    int op;
+    int depth;      /* nesting depth, bounded so that no pass recurses too deep */
+    Node *lhs, *rhs;
+    const char *name;
+    double num;
+    bool is_int;
+    Node **args;
+    int nargs;
+};
+
+typedef enum {
+    S_DIM,      /* dim name = value */
+    S_INPUT,    /* input name: int[dims] < bound */
+    S_PARAM,    /* param name: [dims] = value */
+    S_ASSIGN,   /* name = value */
+} StmtKind;
+
+typedef struct {
+    StmtKind kind;
+    Loc loc;        /* the whole statement */
+    Loc name_loc;
+    const char *name;
+    Node *value;    /* dim value, param init, assigned expression */
+    Node **dims;    /* input/param shape */
+    int ndims;
+    Node *bound;    /* input bound */
+    Loc type_loc;   /* input element type name */
+    const char *type_name;
+} Stmt;
+
+typedef struct {
+    Source *src;
+    Vec stmts;      /* Stmt* */
+} Program;
+
+void parse_program(Program *prog);  /* reports syntax errors through diag */
+
+/* ---- shape.c: the tensor IR ---- */
+typedef enum { DT_FLOAT, DT_INT } DType;
+
+typedef enum {
+    T_PARAM,    /* trained, has an init */
+    T_INPUT,    /* integer data, one row per example */
+    T_ACT,      /* computed by an op */
+} TensorKind;
+
+/* Every op: its enum name, its printed name, and its family. Elementwise
+ * ops also carry their C forward expression and the derivative of the
+ * output with respect to each operand, times the incoming gradient $g:
+ * $a $b operands, $y output, $c constant, #1.5 a literal of the real type,
+ * exp( log( tanh( sqrt( pow( math functions of the real type. */
+#define NJ_OPS(X) \
+    X(ADD,     "add",      EW2, "$a + $b",            "$g",                         "$g") \
+    X(SUB,     "sub",      EW2, "$a - $b",            "$g",                         "-$g") \
+    X(MUL,     "mul",      EW2, "$a * $b",            "$g * $b",                    "$g * $a") \
+    X(DIV,     "div",      EW2, "$a / $b",            "$g / $b",                    "-$g * $a / ($b * $b)") \
+    X(ADD_C,   "add_c",    EW1, "$a + $c",            "$g",                         NULL) \
+    X(SUB_C,   "sub_c",    EW1, "$a - $c",            "$g",                         NULL) \
+    X(RSUB_C,  "rsub_c",   EW1, "$c - $a",            "-$g",                        NULL) \
+    X(MUL_C,   "mul_c",    EW1, "$a * $c",            "$g * $c",                    NULL) \
+    X(DIV_C,   "div_c",    EW1, "$a / $c",            "$g / $c",                    NULL) \
+    X(RDIV_C,  "rdiv_c",   EW1, "$c / $a",            "-$g * $c / ($a * $a)",       NULL) \
+    X(POW_C,   "pow_c",    EW1, "pow($a, $c)",        "$g * ($c * pow($a, $c - #1))", NULL) \
+    X(SQUARE,  "square",   EW1, "$a * $a",            "$g * (#2 * $a)",             NULL) \
+    X(RECIP,   "recip",    EW1, "#1 / $a",            "$g * (#-1 / ($a * $a))",     NULL) \
+    X(RSQRT,   "rsqrt",    EW1, "#1 / sqrt($a)",      "$g * (#-0.5 * pow($a, #-1.5))", NULL) \
+    X(SQRT,    "sqrt",     EW1, "sqrt($a)",           "$g * #0.5 / $y",             NULL) \
+    X(NEG,     "neg",      EW1, "-$a",                "-$g",                        NULL) \
+    X(EXP,     "exp",      EW1, "exp($a)",            "$g * $y",                    NULL) \
+    X(LOG,     "log",      EW1, "log($a)",            "$g / $a",                    NULL) \
+    X(TANH,    "tanh",     EW1, "tanh($a)",           "$g * (#1 - $y * $y)",        NULL) \
+    X(RELU,    "relu",     EW1, "$a > #0 ? $a : #0",  "$a > #0 ? $g : #0",          NULL) \
+    X(SIGMOID, "sigmoid",  EW1, "#1 / (#1 + exp(-$a))", "$g * $y * (#1 - $y)",      NULL) \
+    X(MATMUL,  "matmul",   SPECIAL, NULL, NULL, NULL) \
+    X(SUM,     "sum",      REDUCE,  NULL, NULL, NULL) \
+    X(MEAN,    "mean",     REDUCE,  NULL, NULL, NULL) \
+    X(VAR,     "var",      REDUCE,  NULL, NULL, NULL) \
+    X(MAX,     "max",      REDUCE,  NULL, NULL, NULL) \
+    X(EMBED,   "embed",    SPECIAL, NULL, NULL, NULL) \
+    X(PICK,    "pick",     SPECIAL, NULL, NULL, NULL) \
+    X(VIEW,    "view",     SPECIAL, NULL, NULL, NULL) \
+    X(TRANSPOSE, "transpose", SPECIAL, NULL, NULL, NULL) \
+    X(SOFTMAX, "softmax",  SPECIAL, NULL, NULL, NULL) \
+    X(CROSS_ENTROPY, "cross_entropy", SPECIAL, NULL, NULL, NULL) \
+    X(CAT,     "cat",      SPECIAL, NULL, NULL, NULL)
+
+typedef enum {
+#define X(id, name, family, fwd, da, db) OP_##id,
+    NJ_OPS(X)
+#undef X
+    OP_COUNT
+} OpKind;
+
+typedef enum {
+    EW1,        /* elementwise, one tensor (and maybe a constant) */
+    EW2,        /* elementwise, two tensors, broadcast */
+    REDUCE,     /* over the dims in axes */
+    SPECIAL,    /* its own forward and backward code */
+} OpFamily;
+
+typedef struct {
+    const char *name;
+    OpFamily family;
+    const char *forward;    /* elementwise only */
+    const char *grad[2];    /* elementwise only */
+} OpInfo;
+extern const OpInfo op_info[OP_COUNT];
+
+/* A compile-time scalar. When it depends on the batch dim, rows_expr
+ * spells it in C with the batch size as `rows` (for inference on any
+ * number of rows); otherwise rows_expr is NULL. */
+typedef struct {
+    double value;
+    bool is_int;
+    bool is_batch;          /* exactly the batch dim, e.g. n or x.shape[0] */
+    const char *rows_expr;
+} Scalar;
+
+typedef struct Op Op;
+typedef struct Tensor Tensor;
+
+struct Tensor {
+    int id;
+    const char *name;       /* the spec's name, or a generated one for temporaries */
+    bool is_temp;           /* no name in the spec */
+    TensorKind kind;
+    DType dtype;
+    int rank;
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];   /* this dim is the batch dim (rows) */
+    Op *def;                /* T_ACT: the op computing it */
+    const Stmt *stmt;       /* the declaration or forward line */
+    Loc loc;                /* the expression it came from */
+    int input_index;        /* T_INPUT: position among inputs */
+    int64_t bound;          /* T_INPUT: values in [0, bound) */
+    int param_index;        /* T_PARAM: position among params */
+    /* filled by autodiff.c */
+    bool needs_grad;        /* depends on a param and reaches loss */
+    bool reaches_loss;
+    /* filled by shape.c after lowering */
+    bool frozen;            /* a batch statistic: frozen in inference */
+    uint32_t input_deps;    /* bit k: depends on input k */
+};
+
+struct Op {
+    OpKind kind;
+    int id;
+    Tensor *out;
+    Tensor *in[2];
+    int nin;
+    Scalar c;               /* the constant of *_C ops, POW_C's exponent */
+    uint32_t axes;          /* REDUCE, SOFTMAX (bit d: dim d) */
+    bool keepdim;
+    bool unbiased;          /* VAR */
+    Tensor **parts;         /* CAT */
+    int nparts;
+    int cat_dim;
+    Loc loc;
+    const Stmt *stmt;
+    bool batch_reduction;   /* a REDUCE over the batch dim */
+    int stop_index;         /* calibration: infer stage that ends before this op */
+};
+
+typedef struct {
+    const char *name;
+    int64_t value;
+    bool overridden;
+    Loc loc;
+} Dim;
+
+typedef enum { INIT_CONST, INIT_RANDN, INIT_UNIFORM } InitDist;
+
+typedef struct {
+    InitDist dist;
+    double scale, shift;    /* value = scale * draw + shift */
+} Init;
+
+typedef struct {
+    Source *src;
+    Vec dims;               /* Dim* */
+    Vec tensors;            /* Tensor*, in order of definition */
+    Vec ops;                /* Op*, in forward order */
+    Vec params;             /* Tensor* */
+    Vec inputs;             /* Tensor* */
+    Init *inits;            /* per param */
+    Tensor *loss;
+    Tensor *logits;         /* the tensor named `logits`, if any */
+    int64_t batch;          /* rows of a training batch */
+    const char *batch_dim;  /* the dim naming it */
+} Model;
+
+typedef struct {
+    const char *name;
+    int64_t value;
+    Loc loc;                /* unused for -D */
+} Define;
+
+void build_model(Program *prog, Model *m, Define *defs, int ndefs);
+int64_t tensor_numel(const Tensor *t);
+const char *shape_str(const Tensor *t);   /* "[32, 64]" */
+
+/* ---- autodiff.c ---- */
+/* One gradient contribution: d(in[operand]) += (rule of op) applied to d(out). */
+typedef struct {
+    Op *op;
+    int operand;
+    Tensor *target;
+    uint32_t reduce_axes;   /* out dims summed over because target was broadcast */
+} Grad;
+
+typedef struct {
+    Vec grads;              /* Grad*, in backward order */
+} Backward;
+
+void derive_backward(Model *m, Backward *bw);
+
+/* ---- emit_c.c ---- */
+typedef struct {
+    int opt_level;          /* 0: keep every intermediate gradient */
+    bool f64;               /* double instead of float */
+    const char *outdir;
+} EmitOptions;
+
+/* Writes NAME.h and NAME.c into outdir atomically; returns 0 on success. */
+int emit_c(const Model *m, const Backward *bw, const EmitOptions *opt);
+
+/* ---- dump.c ---- */
+void dump_ast(FILE *out, const Program *prog);
+void dump_model(FILE *out, const Model *m);
+void dump_backward(FILE *out, const Model *m, const Backward *bw);
+
+#endif

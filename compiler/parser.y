@@ -1,0 +1,291 @@
+/* parser.y - the grammar of a .ninja spec: declarations and forward lines,
+ * whose expressions follow Python's precedence. Actions only build nodes.
+ * Memory: nodes come from the arena. */
+%code requires {
+#include "ninjac.h"
+
+#define MAX_DEPTH 200          /* brackets; also bounds expression depth */
+
+typedef struct {
+    int offset;                /* byte offset of the next token */
+    int depth;                 /* open brackets */
+    bool at_line_start;
+} LexState;
+
+typedef struct {
+    Program *prog;
+    void *scanner;
+} ParseState;
+
+/* A rule's location spans its first to its last symbol; an empty rule sits
+ * where the previous symbol ended. */
+#define YYLLOC_DEFAULT(cur, rhs, n)                                          \
+    do {                                                                     \
+        if (n) {                                                             \
+            (cur).begin = YYRHSLOC(rhs, 1).begin;                            \
+            (cur).end = YYRHSLOC(rhs, n).end;                                \
+        } else {                                                             \
+            (cur).begin = (cur).end = YYRHSLOC(rhs, 0).end;                  \
+        }                                                                    \
+    } while (0)
+}
+
+%code provides {
+int nj_lex(NJ_STYPE *yylval, NJ_LTYPE *yylloc, void *scanner);
+}
+
+%code {
+#include <string.h>
+static void nj_error(YYLTYPE *loc, ParseState *ps, const char *msg);
+static Node *new_node(NodeKind kind, Loc loc);
+static Node *binary(int op, Node *lhs, Node *rhs, Loc loc);
+static Node *unary_minus(Node *operand, Loc loc);
+static Node *postfix(NodeKind kind, Node *lhs, Vec *args, const char *name, Loc loc);
+static Node *number(double value, bool is_int, Loc loc);
+static Node *name_ref(const char *name, Loc loc);
+static Node *kwarg(const char *name, Node *value, Loc loc);
+static Node *list(Vec *items, Loc loc);
+static Vec *one(Node *n);
+static Vec *append(Vec *v, Node *n);
+static Vec *prepend(Node *n, Vec *v);
+static void stmt(ParseState *ps, StmtKind kind, Loc loc, const char *name, Loc name_loc,
+                 Node *value, Vec *dims, Node *bound, const char *type_name, Loc type_loc);
+#define scanner ps->scanner
+}
+
+%define api.pure full                   /* no globals: state lives in ParseState */
+%define api.prefix {nj_}                /* several parsers could share a program */
+%define api.location.type {Loc}         /* byte offsets, turned into line:col when printed */
+%define parse.error detailed            /* "unexpected NAME, expecting ')'" */
+%define api.value.type union           /* token and rule types declared below */
+%locations
+%parse-param {ParseState *ps}
+%lex-param {void *scanner}
+%expect 0
+
+%token DIM "dim" INPUT "input" PARAM "param"
+%token NEWLINE "end of line" POW "**" FLOORDIV "//" BADCHAR "invalid character"
+%token <const char *> NAME "name"
+%token <struct { double value; bool is_int; }> NUMBER "number"
+%nterm <Node *> expr term unary power postfix atom arg
+%nterm <Vec *> args exprs
+
+%%
+
+program:
+    %empty
+  | program stmt
+  ;
+
+stmt:
+    NEWLINE
+  | DIM NAME '=' expr NEWLINE
+        { stmt(ps, S_DIM, @$, $2, @2, $4, NULL, NULL, NULL, @2); }
+  | INPUT NAME ':' NAME '[' exprs ']' '<' expr NEWLINE
+        { stmt(ps, S_INPUT, @$, $2, @2, NULL, $6, $9, $4, @4); }
+  | PARAM NAME ':' '[' exprs ']' '=' expr NEWLINE
+        { stmt(ps, S_PARAM, @$, $2, @2, $8, $5, NULL, NULL, @2); }
+  | NAME '=' expr NEWLINE
+        { stmt(ps, S_ASSIGN, @$, $1, @1, $3, NULL, NULL, NULL, @1); }
+  | error NEWLINE
+        { yyerrok; }
+  ;
+
+exprs:
+    expr                  { $$ = one($1); }
+  | exprs ',' expr        { $$ = append($1, $3); }
+  ;
+
+expr:
+    term
+  | expr '+' term         { $$ = binary('+', $1, $3, @2); }
+  | expr '-' term         { $$ = binary('-', $1, $3, @2); }
+  ;
+
+term:
+    unary
+  | term '*' unary        { $$ = binary('*', $1, $3, @2); }
+  | term '/' unary        { $$ = binary('/', $1, $3, @2); }
+  | term FLOORDIV unary   { $$ = binary('F', $1, $3, @2); }
+  | term '@' unary        { $$ = binary('@', $1, $3, @2); }
+  ;
+
+unary:
+    power
+  | '-' unary             { $$ = unary_minus($2, @$); }
+  | '+' unary             { $$ = $2; }
+  ;
+
+power:
+    postfix
+  | postfix POW unary     { $$ = binary('P', $1, $3, @2); }
+  ;
+
+postfix:
+    atom
+  | postfix '.' NAME                  { $$ = postfix(N_ATTR, $1, NULL, $3, @3); }
+  | postfix '(' ')'                   { $$ = postfix(N_CALL, $1, NULL, NULL, @$); }
+  | postfix '(' args ')'              { $$ = postfix(N_CALL, $1, $3, NULL, @$); }
+  | postfix '(' args ',' ')'          { $$ = postfix(N_CALL, $1, $3, NULL, @$); }
+  | postfix '[' exprs ']'             { $$ = postfix(N_INDEX, $1, $3, NULL, @$); }
+  ;
+
+args:
+    arg                   { $$ = one($1); }
+  | args ',' arg          { $$ = append($1, $3); }
+  ;
+
+arg:
+    expr
+  | NAME '=' expr         { $$ = kwarg($1, $3, @$); }
+  ;
+
+atom:
+    NUMBER                { $$ = number($1.value, $1.is_int, @$); }
+  | NAME                  { $$ = name_ref($1, @$); }
+  | '(' expr ')'          { $$ = $2; }
+  | '(' expr ',' ')'      { $$ = list(one($2), @$); }
+  | '(' expr ',' exprs ')' { $$ = list(prepend($2, $4), @$); }
+  | '[' exprs ']'         { $$ = list($2, @$); }
+  ;
+
+%%
+
+static void nj_error(YYLTYPE *loc, ParseState *ps, const char *msg) {
+    (void)ps;
+    if (strstr(msg, "invalid character"))
+        return;   /* the lexer has said what it was */
+    if (strstr(msg, "memory exhausted"))
+        msg = "statement too deeply nested";
+    error_at(*loc, "%s", msg);
+}
+
+static int depth_of(const Node *n) { return n ? n->depth : 0; }
+
+static Node *new_node(NodeKind kind, Loc loc) {
+    Node *n = arena_alloc(sizeof(Node));
+    n->kind = kind;
+    n->loc = loc;
+    return n;
+}
+
+static Node *deeper(Node *n, Node *a, Node *b) {
+    int d = depth_of(a) > depth_of(b) ? depth_of(a) : depth_of(b);
+    if (d + 1 > 2 * MAX_DEPTH) {
+        error_at(n->loc, "expression nested more than %d deep", 2 * MAX_DEPTH);
+        return a;
+    }
+    n->depth = d + 1;
+    return n;
+}
+
+static Node *binary(int op, Node *lhs, Node *rhs, Loc op_loc) {
+    Node *n = new_node(N_BINARY, loc_join(lhs->loc, rhs->loc));
+    n->op = op;
+    n->op_loc = op_loc;
+    n->lhs = lhs;
+    n->rhs = rhs;
+    return deeper(n, lhs, rhs);
+}
+
+static Node *unary_minus(Node *operand, Loc loc) {
+    Node *n = new_node(N_NEG, loc_join(loc, operand->loc));
+    n->lhs = operand;
+    return deeper(n, operand, NULL);
+}
+
+static Node *number(double value, bool is_int, Loc loc) {
+    Node *n = new_node(N_NUM, loc);
+    n->num = value;
+    n->is_int = is_int;
+    return n;
+}
+
+static Node *name_ref(const char *name, Loc loc) {
+    Node *n = new_node(N_NAME, loc);
+    n->name = name;
+    return n;
+}
+
+static Node *with_args(Node *n, Vec *args) {
+    Node *deepest = NULL;
+    if (args) {
+        n->args = (Node **)args->items;
+        n->nargs = args->len;
+        for (int i = 0; i < args->len; i++)
+            if (depth_of(args->items[i]) > depth_of(deepest))
+                deepest = args->items[i];
+    }
+    return deepest ? deeper(n, deepest, n->lhs) : n->lhs ? deeper(n, n->lhs, NULL) : n;
+}
+
+static Node *postfix(NodeKind kind, Node *lhs, Vec *args, const char *name, Loc loc) {
+    Node *n = new_node(kind, loc_join(lhs->loc, loc));
+    n->lhs = lhs;
+    n->name = name;
+    if (kind == N_ATTR)
+        n->loc = loc;
+    return with_args(n, args);
+}
+
+static Node *kwarg(const char *name, Node *value, Loc loc) {
+    Node *n = new_node(N_KWARG, loc);
+    n->name = name;
+    n->lhs = value;
+    return with_args(n, NULL);
+}
+
+static Node *list(Vec *items, Loc loc) {
+    return with_args(new_node(N_LIST, loc), items);
+}
+
+static Vec *one(Node *n) {
+    Vec *v = arena_alloc(sizeof(Vec));
+    vec_push(v, n);
+    return v;
+}
+
+static Vec *append(Vec *v, Node *n) {
+    vec_push(v, n);
+    return v;
+}
+
+static Vec *prepend(Node *n, Vec *v) {
+    Vec *w = one(n);
+    for (int i = 0; i < v->len; i++)
+        vec_push(w, v->items[i]);
+    return w;
+}
+
+static void stmt(ParseState *ps, StmtKind kind, Loc loc, const char *name, Loc name_loc,
+                 Node *value, Vec *dims, Node *bound, const char *type_name, Loc type_loc) {
+    Stmt *s = arena_alloc(sizeof(Stmt));
+    s->kind = kind;
+    s->loc = loc;
+    s->name = name;
+    s->name_loc = name_loc;
+    s->value = value;
+    if (dims) {
+        s->dims = (Node **)dims->items;
+        s->ndims = dims->len;
+    }
+    s->bound = bound;
+    s->type_name = type_name;
+    s->type_loc = type_loc;
+    vec_push(&ps->prog->stmts, s);
+}
+
+#undef scanner
+typedef struct yy_buffer_state *YY_BUFFER_STATE;
+int nj_lex_init_extra(LexState *extra, void **scanner);
+int nj_lex_destroy(void *scanner);
+YY_BUFFER_STATE nj__scan_bytes(const char *bytes, int len, void *scanner);
+
+void parse_program(Program *prog) {
+    LexState lex = {.at_line_start = true};
+    ParseState ps = {.prog = prog};
+    nj_lex_init_extra(&lex, &ps.scanner);
+    nj__scan_bytes(prog->src->text, (int)prog->src->len, ps.scanner);
+    nj_parse(&ps);
+    nj_lex_destroy(ps.scanner);
+}

@@ -1,0 +1,1339 @@
+/* shape.c - lowers the AST to tensor IR, inferring and checking every shape
+ * with PyTorch's rules (broadcasting, keepdim, view with -1, matmul).
+ * Each forward line becomes one or more ops; the last op's tensor takes the
+ * line's name, the others are temporaries named after it (hprebn_t1).
+ * Memory: all IR comes from the arena. */
+#include "ninjac.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const OpInfo op_info[OP_COUNT] = {
+#define X(id, nm, fam, fwd, da, db) [OP_##id] = {nm, fam, fwd, {da, db}},
+    NJ_OPS(X)
+#undef X
+};
+
+/* ---- symbols: a hash table from names to what they denote ---- */
+
+typedef enum { SYM_DIM, SYM_TENSOR, SYM_SCALAR, SYM_HIDDEN /* a temporary's name */ } SymKind;
+
+typedef struct {
+    const char *name;
+    SymKind kind;
+    Dim *dim;
+    Tensor *tensor;
+    Scalar scalar;
+    Loc loc;
+} Sym;
+
+typedef struct {
+    Sym **slots;
+    int cap, len;
+} SymTable;
+
+static unsigned hash_name(const char *s) {
+    unsigned h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static Sym **sym_slot(SymTable *t, const char *name) {
+    unsigned i = hash_name(name) & (unsigned)(t->cap - 1);
+    while (t->slots[i] && strcmp(t->slots[i]->name, name) != 0)
+        i = (i + 1) & (unsigned)(t->cap - 1);
+    return &t->slots[i];
+}
+
+static Sym *sym_find(SymTable *t, const char *name) {
+    return t->cap ? *sym_slot(t, name) : NULL;
+}
+
+static void sym_grow(SymTable *t) {
+    SymTable bigger = {arena_alloc(sizeof(Sym *) * (size_t)(t->cap ? t->cap * 2 : 64)),
+                       t->cap ? t->cap * 2 : 64, t->len};
+    for (int i = 0; i < t->cap; i++)
+        if (t->slots[i])
+            *sym_slot(&bigger, t->slots[i]->name) = t->slots[i];
+    *t = bigger;
+}
+
+static Sym *sym_add(SymTable *t, const char *name, SymKind kind, Loc loc) {
+    if (2 * (t->len + 1) > t->cap)
+        sym_grow(t);
+    Sym *s = arena_alloc(sizeof(Sym));
+    s->name = name;
+    s->kind = kind;
+    s->loc = loc;
+    *sym_slot(t, name) = s;
+    t->len++;
+    return s;
+}
+
+/* ---- lowering context and values ---- */
+
+typedef struct {
+    Model *m;
+    SymTable syms;
+    const Stmt *stmt;       /* the line being lowered */
+    Vec line_temps;         /* tensors the current line created */
+} Ctx;
+
+typedef enum {
+    V_ERROR,    /* already reported */
+    V_SCALAR,
+    V_TENSOR,
+    V_RANGE,    /* range(n) */
+    V_MODULE,   /* torch, F */
+    V_SHAPE,    /* x.shape */
+    V_MAX,      /* x.max(...): needs .values */
+    V_LIST,     /* [a, b] */
+} ValKind;
+
+typedef struct {
+    ValKind kind;
+    Scalar s;       /* V_SCALAR, V_RANGE (its length) */
+    Tensor *t;      /* V_TENSOR, V_SHAPE, V_MAX */
+    const char *module;
+    Node *node;     /* V_LIST */
+} Val;
+
+static const Val ERR = {.kind = V_ERROR};
+
+static Val scalar_val(Scalar s) { return (Val){.kind = V_SCALAR, .s = s}; }
+static Val tensor_val(Tensor *t) { return (Val){.kind = V_TENSOR, .t = t}; }
+static Scalar int_scalar(int64_t v) { return (Scalar){.value = (double)v, .is_int = true}; }
+
+int64_t tensor_numel(const Tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+const char *shape_str(const Tensor *t) {
+    char buf[128] = "[";
+    for (int i = 0; i < t->rank; i++)
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%lld", i ? ", " : "",
+                 (long long)t->shape[i]);
+    strcat(buf, "]");
+    return arena_strdup(buf);
+}
+
+static bool has_batch(const Tensor *t) {
+    for (int i = 0; i < t->rank; i++)
+        if (t->batch[i])
+            return true;
+    return false;
+}
+
+static const char *describe(const Tensor *t) {
+    return t->is_temp ? arena_printf("%s", shape_str(t))
+                      : arena_printf("'%s' %s", t->name, shape_str(t));
+}
+
+/* ---- tensors and ops ---- */
+
+static Tensor *new_tensor(Ctx *c, TensorKind kind, DType dtype, int rank, const int64_t *shape,
+                          const bool *batch, Loc loc) {
+    Tensor *t = arena_alloc(sizeof(Tensor));
+    t->id = c->m->tensors.len;
+    t->kind = kind;
+    t->dtype = dtype;
+    t->rank = rank;
+    for (int i = 0; i < rank; i++) {
+        t->shape[i] = shape[i];
+        t->batch[i] = batch && batch[i];
+    }
+    t->stmt = c->stmt;
+    t->loc = loc;
+    t->is_temp = true;
+    vec_push(&c->m->tensors, t);
+    return t;
+}
+
+static Op *new_op(Ctx *c, OpKind kind, Tensor *out, Tensor *a, Tensor *b, Loc loc) {
+    Op *op = arena_alloc(sizeof(Op));
+    op->kind = kind;
+    op->id = c->m->ops.len;
+    op->out = out;
+    op->in[0] = a;
+    op->in[1] = b;
+    op->nin = b ? 2 : a ? 1 : 0;
+    op->loc = loc;
+    op->stmt = c->stmt;
+    out->def = op;
+    vec_push(&c->m->ops, op);
+    vec_push(&c->line_temps, out);
+    return op;
+}
+
+static bool check_size(Tensor *t, Loc loc) {
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) {
+        if (t->shape[i] <= 0 || n > MAX_DIM_VALUE / t->shape[i]) {
+            error_at(loc, "tensor of shape %s is too large (the limit is %lld elements)",
+                     shape_str(t), (long long)MAX_DIM_VALUE);
+            return false;
+        }
+        n *= t->shape[i];
+    }
+    return true;
+}
+
+static Val unary_op(Ctx *c, OpKind kind, Tensor *a, Scalar k, Loc loc) {
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, a->rank, a->shape, a->batch, loc);
+    new_op(c, kind, out, a, NULL, loc)->c = k;
+    return tensor_val(out);
+}
+
+static Val binary_op(Ctx *c, OpKind kind, Tensor *a, Tensor *b, Loc loc, Loc b_loc) {
+    int rank = a->rank > b->rank ? a->rank : b->rank;
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    for (int i = 0; i < rank; i++) {
+        int ia = i - (rank - a->rank), ib = i - (rank - b->rank);
+        int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            error_at(b_loc, "cannot broadcast %s with %s: dimension %d is %lld vs %lld",
+                     shape_str(a), shape_str(b), i, (long long)da, (long long)db);
+            if (!a->is_temp)
+                note_at(a->stmt ? a->stmt->name_loc : a->loc, "'%s' is defined here", a->name);
+            if (!b->is_temp)
+                note_at(b->stmt ? b->stmt->name_loc : b->loc, "'%s' is defined here", b->name);
+            return ERR;
+        }
+        shape[i] = da > db ? da : db;
+        batch[i] = (ia >= 0 && a->batch[ia] && da == shape[i]) ||
+                   (ib >= 0 && b->batch[ib] && db == shape[i]);
+    }
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, loc);
+    new_op(c, kind, out, a, b, loc);
+    return tensor_val(out);
+}
+
+/* ---- scalars: folded at compile time, spelled in C when they depend on rows ---- */
+
+static const char *rows_c(Scalar s) {
+    if (s.rows_expr)
+        return s.rows_expr;
+    return s.is_int ? arena_printf("%lld", (long long)s.value) : arena_printf("%.17g", s.value);
+}
+
+static Val fold(int op, Scalar a, Scalar b, Loc loc) {
+    Scalar r = {0};
+    const char *fmt = NULL;
+    switch (op) {
+    case '+': r.value = a.value + b.value; r.is_int = a.is_int && b.is_int; fmt = "(%s + %s)"; break;
+    case '-': r.value = a.value - b.value; r.is_int = a.is_int && b.is_int; fmt = "(%s - %s)"; break;
+    case '*': r.value = a.value * b.value; r.is_int = a.is_int && b.is_int; fmt = "(%s * %s)"; break;
+    case '/':
+        if (b.value == 0) {
+            error_at(loc, "division by zero");
+            return ERR;
+        }
+        r.value = a.value / b.value;
+        fmt = "((double)%s / %s)";
+        break;
+    case 'F':
+        if (b.value == 0) {
+            error_at(loc, "division by zero");
+            return ERR;
+        }
+        r.value = floor(a.value / b.value);
+        r.is_int = a.is_int && b.is_int;
+        fmt = r.is_int ? "(%s / %s)" : "floor((double)%s / %s)";
+        break;
+    case 'P':
+        r.value = pow(a.value, b.value);
+        r.is_int = a.is_int && b.is_int && b.value >= 0;
+        fmt = "pow(%s, %s)";
+        break;
+    }
+    if (!isfinite(r.value) || (r.is_int && fabs(r.value) > 9e15)) {
+        error_at(loc, "constant expression overflows");
+        return ERR;
+    }
+    if (a.rows_expr || b.rows_expr)
+        r.rows_expr = arena_printf(fmt, rows_c(a), rows_c(b));
+    return scalar_val(r);
+}
+
+/* ---- names ---- */
+
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 64 || lb > 64)
+        return 99;
+    int d[65][65];
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+static const char *suggest(Ctx *c, const char *name) {
+    const char *best = NULL;
+    int best_d = (int)strlen(name) / 3 + 1;
+    for (int i = 0; i < c->syms.cap; i++) {
+        Sym *s = c->syms.slots[i];
+        if (!s || s->kind == SYM_HIDDEN)
+            continue;
+        int d = edit_distance(name, s->name);
+        if (d <= best_d && (!best || d < best_d || strcmp(s->name, best) < 0)) {
+            best = s->name;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+static Val lookup(Ctx *c, Node *n) {
+    Sym *s = sym_find(&c->syms, n->name);
+    if (s && s->kind != SYM_HIDDEN) {
+        if (s->kind == SYM_TENSOR)
+            return tensor_val(s->tensor);
+        if (s->kind == SYM_SCALAR)
+            return scalar_val(s->scalar);
+        Scalar v = int_scalar(s->dim->value);
+        if (c->m->batch_dim && strcmp(s->name, c->m->batch_dim) == 0) {
+            v.is_batch = true;
+            v.rows_expr = "rows";
+        }
+        return scalar_val(v);
+    }
+    if (!strcmp(n->name, "torch") || !strcmp(n->name, "F"))
+        return (Val){.kind = V_MODULE, .module = n->name};
+    const char *hint = suggest(c, n->name);
+    if (hint)
+        error_at(n->loc, "unknown name '%s'; did you mean '%s'?", n->name, hint);
+    else
+        error_at(n->loc, "unknown name '%s'", n->name);
+    return ERR;
+}
+
+/* ---- call arguments ---- */
+
+typedef struct {
+    Node *pos[4];
+    int npos;
+    Node *kw[4];
+    const char *kwname[4];
+    int nkw;
+} Args;
+
+static bool split_args(Node *call, Args *a, int max_pos, const char *const *known_kw) {
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < call->nargs; i++) {
+        Node *arg = call->args[i];
+        if (arg->kind != N_KWARG) {
+            if (a->nkw) {
+                error_at(arg->loc, "positional argument after a keyword argument");
+                return false;
+            }
+            if (a->npos == max_pos || a->npos == 4) {
+                error_at(arg->loc, "too many arguments (at most %d)", max_pos);
+                return false;
+            }
+            a->pos[a->npos++] = arg;
+            continue;
+        }
+        bool ok = false;
+        for (int k = 0; known_kw && known_kw[k]; k++)
+            ok |= !strcmp(known_kw[k], arg->name);
+        if (!ok || a->nkw == 4) {
+            error_at(arg->loc, "unexpected keyword argument '%s'", arg->name);
+            return false;
+        }
+        a->kw[a->nkw] = arg->lhs;
+        a->kwname[a->nkw++] = arg->name;
+    }
+    return true;
+}
+
+static Node *kwarg_of(Args *a, const char *name) {
+    for (int i = 0; i < a->nkw; i++)
+        if (!strcmp(a->kwname[i], name))
+            return a->kw[i];
+    return NULL;
+}
+
+static Val eval(Ctx *c, Node *n);
+
+static bool eval_int(Ctx *c, Node *n, int64_t *out, Scalar *full) {
+    Val v = eval(c, n);
+    if (v.kind == V_ERROR)
+        return false;
+    if (v.kind != V_SCALAR || !v.s.is_int) {
+        error_at(n->loc, "expected an integer constant");
+        return false;
+    }
+    *out = (int64_t)v.s.value;
+    if (full)
+        *full = v.s;
+    return true;
+}
+
+static bool eval_bool(Ctx *c, Node *n, bool *out) {
+    if (n->kind == N_NAME && (!strcmp(n->name, "True") || !strcmp(n->name, "False"))) {
+        *out = n->name[0] == 'T';
+        return true;
+    }
+    error_at(n->loc, "expected True or False");
+    (void)c;
+    return false;
+}
+
+static Tensor *expect_tensor(Ctx *c, Node *n) {
+    Val v = eval(c, n);
+    if (v.kind == V_ERROR)
+        return NULL;
+    if (v.kind != V_TENSOR) {
+        error_at(n->loc, "expected a tensor here");
+        return NULL;
+    }
+    if (v.t->dtype != DT_FLOAT) {
+        error_at(n->loc, "'%s' is an integer input; it can only index a table", v.t->name);
+        return NULL;
+    }
+    return v.t;
+}
+
+static int normalize_dim(Tensor *t, int64_t d, Loc loc) {
+    if (d < -t->rank || d >= t->rank || (t->rank == 0)) {
+        error_at(loc, "dimension %lld is out of range for %s of rank %d", (long long)d,
+                 describe(t), t->rank);
+        return -1;
+    }
+    return (int)(d < 0 ? d + t->rank : d);
+}
+
+/* The dims of a reduction: an int, a tuple of ints, or absent (all). */
+static bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
+    *axes = 0;
+    if (!dim) {
+        *axes = (1u << t->rank) - 1;
+        return true;
+    }
+    Node *one_dim[1] = {dim};
+    Node **items = dim->kind == N_LIST ? dim->args : one_dim;
+    int count = dim->kind == N_LIST ? dim->nargs : 1;
+    for (int i = 0; i < count; i++) {
+        int64_t d;
+        if (!eval_int(c, items[i], &d, NULL))
+            return false;
+        int k = normalize_dim(t, d, items[i]->loc);
+        if (k < 0)
+            return false;
+        *axes |= 1u << k;
+    }
+    return true;
+}
+
+static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim) {
+    static const char *const kws[] = {"dim", "keepdim", "keepdims", "unbiased", NULL};
+    Args a;
+    if (!split_args(call, &a, kind == OP_VAR ? 3 : 2, kws))
+        return ERR;
+    /* Positional order as in PyTorch: (dim, keepdim), var(dim, unbiased, keepdim). */
+    int keep_pos = kind == OP_VAR ? 2 : 1, unbiased_pos = kind == OP_VAR ? 1 : 9;
+    Node *dim = a.npos > 0 ? a.pos[0] : kwarg_of(&a, "dim");
+    Node *keep = a.npos > keep_pos ? a.pos[keep_pos] : kwarg_of(&a, "keepdim");
+    if (!keep)
+        keep = kwarg_of(&a, "keepdims");
+    Node *unb = a.npos > unbiased_pos ? a.pos[unbiased_pos] : kwarg_of(&a, "unbiased");
+    if (unb && kind != OP_VAR) {
+        error_at(unb->loc, "only var takes 'unbiased'");
+        return ERR;
+    }
+    if (single_dim && (!dim || dim->kind == N_LIST)) {
+        error_at(call->loc, "%s needs exactly one dim", op_info[kind].name);
+        return ERR;
+    }
+    uint32_t axes;
+    bool keepdim = false, unbiased = true;
+    if (!reduce_axes(c, t, dim, &axes) || (keep && !eval_bool(c, keep, &keepdim)) ||
+        (unb && !eval_bool(c, unb, &unbiased)))
+        return ERR;
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    int rank = 0;
+    Scalar count = int_scalar(1);
+    bool over_batch = false;
+    for (int i = 0; i < t->rank; i++) {
+        if (axes & (1u << i)) {
+            count.value *= (double)t->shape[i];
+            over_batch |= t->batch[i];
+            if (keepdim) {
+                shape[rank] = 1;
+                batch[rank++] = false;
+            }
+        } else {
+            shape[rank] = t->shape[i];
+            batch[rank++] = t->batch[i];
+        }
+    }
+    if (over_batch)
+        count.rows_expr = arena_printf("((double)rows * %lld)", (long long)(count.value / (double)c->m->batch));
+    if (kind == OP_VAR && unbiased && count.value < 2) {
+        error_at(call->loc, "unbiased variance over %lld element needs at least 2", (long long)count.value);
+        return ERR;
+    }
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, call->loc);
+    Op *op = new_op(c, kind, out, t, NULL, call->loc);
+    op->axes = axes;
+    op->keepdim = keepdim;
+    op->unbiased = unbiased;
+    op->c = count;
+    op->batch_reduction = over_batch;
+    return kind == OP_MAX ? (Val){.kind = V_MAX, .t = out} : tensor_val(out);
+}
+
+static Val view(Ctx *c, Tensor *t, Node *call) {
+    Node **items = call->args;
+    int count = call->nargs;
+    if (count == 1 && items[0]->kind == N_LIST) {
+        Node *list = items[0];
+        items = list->args;
+        count = list->nargs;
+    }
+    if (count < 1 || count > MAX_RANK) {
+        error_at(call->loc, "view takes 1 to %d sizes", MAX_RANK);
+        return ERR;
+    }
+    int64_t shape[MAX_RANK], known = 1;
+    bool batch[MAX_RANK];
+    int infer = -1;
+    for (int i = 0; i < count; i++) {
+        Scalar s;
+        if (!eval_int(c, items[i], &shape[i], &s))
+            return ERR;
+        batch[i] = s.is_batch;
+        if (shape[i] == -1 && infer < 0) {
+            infer = i;
+        } else if (shape[i] <= 0) {
+            error_at(items[i]->loc, "view size must be positive or a single -1, got %lld",
+                     (long long)shape[i]);
+            return ERR;
+        } else {
+            known *= shape[i];
+        }
+    }
+    int64_t numel = tensor_numel(t);
+    if (infer >= 0) {
+        if (numel % known) {
+            error_at(call->loc, "cannot view %s (%lld elements) as a shape with %lld elements per -1",
+                     describe(t), (long long)numel, (long long)known);
+            return ERR;
+        }
+        shape[infer] = numel / known;
+        known = numel;
+    }
+    if (known != numel) {
+        error_at(call->loc, "cannot view %s (%lld elements) as %lld elements", describe(t),
+                 (long long)numel, (long long)known);
+        return ERR;
+    }
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, count, shape, batch, call->loc);
+    new_op(c, OP_VIEW, out, t, NULL, call->loc);
+    return tensor_val(out);
+}
+
+static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
+    if (a->rank < 2 || a->rank > 3 || b->rank != 2) {
+        error_at(loc, "@ supports [M, K] @ [K, N] and [B, M, K] @ [K, N], not %s @ %s",
+                 shape_str(a), shape_str(b));
+        return ERR;
+    }
+    if (a->shape[a->rank - 1] != b->shape[0]) {
+        error_at(loc, "matmul inner dimensions differ: %s @ %s: %lld vs %lld", shape_str(a),
+                 shape_str(b), (long long)a->shape[a->rank - 1], (long long)b->shape[0]);
+        return ERR;
+    }
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    for (int i = 0; i < a->rank - 1; i++) {
+        shape[i] = a->shape[i];
+        batch[i] = a->batch[i];
+    }
+    shape[a->rank - 1] = b->shape[1];
+    batch[a->rank - 1] = false;
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, a->rank, shape, batch, loc);
+    new_op(c, OP_MATMUL, out, a, b, loc);
+    return tensor_val(out);
+}
+
+static Val arith(Ctx *c, int op, Val a, Val b, Node *n) {
+    if (a.kind == V_ERROR || b.kind == V_ERROR)
+        return ERR;
+    Node *bad = a.kind != V_SCALAR && a.kind != V_TENSOR ? n->lhs
+              : b.kind != V_SCALAR && b.kind != V_TENSOR ? n->rhs : NULL;
+    if (bad) {
+        error_at(bad->loc, "expected a tensor or a number here");
+        return ERR;
+    }
+    Tensor *ta = a.kind == V_TENSOR ? a.t : NULL, *tb = b.kind == V_TENSOR ? b.t : NULL;
+    if ((ta && ta->dtype == DT_INT) || (tb && tb->dtype == DT_INT)) {
+        Node *which = ta && ta->dtype == DT_INT ? n->lhs : n->rhs;
+        error_at(which->loc, "integer input '%s' cannot take part in arithmetic; it can only index a table",
+                 (ta && ta->dtype == DT_INT ? ta : tb)->name);
+        return ERR;
+    }
+    if (!ta && !tb)
+        return fold(op, a.s, b.s, n->op_loc);
+    if (op == '@') {
+        if (!ta || !tb) {
+            error_at(n->op_loc, "@ needs two tensors");
+            return ERR;
+        }
+        return matmul(c, ta, tb, n->op_loc);
+    }
+    if (ta && tb) {
+        static const OpKind kinds[128] = {['+'] = OP_ADD, ['-'] = OP_SUB, ['*'] = OP_MUL, ['/'] = OP_DIV};
+        if (op == 'F' || op == 'P') {
+            error_at(n->op_loc, "%s between two tensors is not supported (supported: + - * / @)",
+                     op == 'F' ? "//" : "**");
+            return ERR;
+        }
+        return binary_op(c, kinds[op], ta, tb, n->op_loc, n->rhs->loc);
+    }
+    Tensor *t = ta ? ta : tb;
+    Scalar k = ta ? b.s : a.s;
+    switch (op) {
+    case '+': return unary_op(c, OP_ADD_C, t, k, n->op_loc);
+    case '*': return unary_op(c, OP_MUL_C, t, k, n->op_loc);
+    case '-': return unary_op(c, ta ? OP_SUB_C : OP_RSUB_C, t, k, n->op_loc);
+    case '/': return unary_op(c, ta ? OP_DIV_C : OP_RDIV_C, t, k, n->op_loc);
+    case 'P':
+        if (!ta) {
+            error_at(n->op_loc, "a number raised to a tensor power is not supported");
+            return ERR;
+        }
+        if (k.rows_expr) {
+            error_at(n->rhs->loc, "an exponent cannot depend on the batch size");
+            return ERR;
+        }
+        if (k.value == 2)
+            return unary_op(c, OP_SQUARE, t, k, n->op_loc);
+        if (k.value == -1)
+            return unary_op(c, OP_RECIP, t, k, n->op_loc);
+        if (k.value == 0.5)
+            return unary_op(c, OP_SQRT, t, k, n->op_loc);
+        if (k.value == -0.5)
+            return unary_op(c, OP_RSQRT, t, k, n->op_loc);
+        return unary_op(c, OP_POW_C, t, k, n->op_loc);
+    default:
+        error_at(n->op_loc, "// is not supported on tensors (supported: + - * / ** @)");
+        return ERR;
+    }
+}
+
+/* ---- indexing ---- */
+
+static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
+    if (index->dtype != DT_INT) {
+        error_at(n->args[0]->loc, "cannot index %s with float tensor %s; indices must be an integer input",
+                 describe(table), describe(index));
+        return ERR;
+    }
+    if (table->rank < 1 || index->rank + table->rank - 1 > MAX_RANK) {
+        error_at(n->loc, "indexing %s by %s gives more than %d dims", describe(table),
+                 describe(index), MAX_RANK);
+        return ERR;
+    }
+    if (index->bound > table->shape[0]) {
+        error_at(n->args[0]->loc, "'%s' takes values in [0, %lld) but %s has only %lld rows",
+                 index->name, (long long)index->bound, describe(table), (long long)table->shape[0]);
+        return ERR;
+    }
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    int rank = 0;
+    for (int i = 0; i < index->rank; i++, rank++) {
+        shape[rank] = index->shape[i];
+        batch[rank] = index->batch[i];
+    }
+    for (int i = 1; i < table->rank; i++, rank++) {
+        shape[rank] = table->shape[i];
+        batch[rank] = false;
+    }
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, n->loc);
+    if (!check_size(out, n->loc))
+        return ERR;
+    new_op(c, OP_EMBED, out, table, index, n->loc);
+    return tensor_val(out);
+}
+
+static Val pick(Ctx *c, Tensor *x, Val rows, Tensor *target, Node *n) {
+    if (x->rank != 2 || x->dtype != DT_FLOAT) {
+        error_at(n->lhs->loc, "x[range(n), targets] needs a 2-D float tensor, got %s", describe(x));
+        return ERR;
+    }
+    if ((int64_t)rows.s.value != x->shape[0]) {
+        error_at(n->args[0]->loc, "range(%lld) does not match the %lld rows of %s",
+                 (long long)rows.s.value, (long long)x->shape[0], describe(x));
+        return ERR;
+    }
+    if (target->dtype != DT_INT || target->rank != 1 || target->shape[0] != x->shape[0]) {
+        error_at(n->args[1]->loc, "targets must be an integer input of shape [%lld], got %s",
+                 (long long)x->shape[0], describe(target));
+        return ERR;
+    }
+    if (target->bound > x->shape[1]) {
+        error_at(n->args[1]->loc, "'%s' takes values in [0, %lld) but %s has only %lld columns",
+                 target->name, (long long)target->bound, describe(x), (long long)x->shape[1]);
+        return ERR;
+    }
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 1, x->shape, x->batch, n->loc);
+    new_op(c, OP_PICK, out, x, target, n->loc);
+    return tensor_val(out);
+}
+
+static Val index_expr(Ctx *c, Node *n) {
+    Val base = eval(c, n->lhs);
+    if (base.kind == V_ERROR)
+        return ERR;
+    if (base.kind == V_SHAPE) {
+        int64_t d;
+        Scalar unused;
+        if (n->nargs != 1 || !eval_int(c, n->args[0], &d, &unused))
+            return ERR;
+        int k = normalize_dim(base.t, d, n->args[0]->loc);
+        if (k < 0)
+            return ERR;
+        Scalar s = int_scalar(base.t->shape[k]);
+        if (base.t->batch[k]) {
+            s.is_batch = true;
+            s.rows_expr = "rows";
+        }
+        return scalar_val(s);
+    }
+    if (base.kind != V_TENSOR) {
+        error_at(n->lhs->loc, "only tensors and .shape can be indexed");
+        return ERR;
+    }
+    Val idx[2];
+    if (n->nargs > 2) {
+        error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x.shape[k])");
+        return ERR;
+    }
+    for (int i = 0; i < n->nargs; i++)
+        if ((idx[i] = eval(c, n->args[i])).kind == V_ERROR)
+            return ERR;
+    if (base.t->dtype != DT_FLOAT) {
+        error_at(n->lhs->loc, "integer input '%s' cannot be indexed", base.t->name);
+        return ERR;
+    }
+    if (n->nargs == 1 && idx[0].kind == V_TENSOR)
+        return embed(c, base.t, idx[0].t, n);
+    if (n->nargs == 2 && idx[0].kind == V_RANGE && idx[1].kind == V_TENSOR)
+        return pick(c, base.t, idx[0], idx[1].t, n);
+    error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x.shape[k])");
+    return ERR;
+}
+
+/* ---- calls ---- */
+
+static const struct { const char *name; OpKind kind; } elementwise_fns[] = {
+    {"exp", OP_EXP}, {"log", OP_LOG}, {"tanh", OP_TANH}, {"relu", OP_RELU},
+    {"sigmoid", OP_SIGMOID}, {"sqrt", OP_SQRT},
+};
+
+static bool elementwise_fn(const char *name, OpKind *kind) {
+    for (size_t i = 0; i < sizeof elementwise_fns / sizeof *elementwise_fns; i++)
+        if (!strcmp(elementwise_fns[i].name, name)) {
+            *kind = elementwise_fns[i].kind;
+            return true;
+        }
+    return false;
+}
+
+static Val softmax(Ctx *c, Tensor *x, Node *dim_node, Node *call) {
+    int64_t d;
+    if (!dim_node) {
+        error_at(call->loc, "softmax needs a dim");
+        return ERR;
+    }
+    if (!eval_int(c, dim_node, &d, NULL))
+        return ERR;
+    int k = normalize_dim(x, d, dim_node->loc);
+    if (k < 0)
+        return ERR;
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, x->rank, x->shape, x->batch, call->loc);
+    new_op(c, OP_SOFTMAX, out, x, NULL, call->loc)->axes = 1u << k;
+    return tensor_val(out);
+}
+
+static Val cross_entropy(Ctx *c, Node *call) {
+    Args a;
+    if (!split_args(call, &a, 2, NULL))
+        return ERR;
+    if (a.npos != 2) {
+        error_at(call->loc, "F.cross_entropy takes (logits, targets)");
+        return ERR;
+    }
+    Tensor *logits = expect_tensor(c, a.pos[0]);
+    Val tv = eval(c, a.pos[1]);
+    if (!logits || tv.kind == V_ERROR)
+        return ERR;
+    if (logits->rank != 2) {
+        error_at(a.pos[0]->loc, "F.cross_entropy needs 2-D logits, got %s", describe(logits));
+        return ERR;
+    }
+    if (tv.kind != V_TENSOR || tv.t->dtype != DT_INT || tv.t->rank != 1 ||
+        tv.t->shape[0] != logits->shape[0]) {
+        error_at(a.pos[1]->loc, "targets must be an integer input of shape [%lld]",
+                 (long long)logits->shape[0]);
+        return ERR;
+    }
+    if (tv.t->bound > logits->shape[1]) {
+        error_at(a.pos[1]->loc, "'%s' takes values in [0, %lld) but the logits have %lld classes",
+                 tv.t->name, (long long)tv.t->bound, (long long)logits->shape[1]);
+        return ERR;
+    }
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
+    Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
+    op->c = int_scalar(logits->shape[0]);
+    if (logits->batch[0])
+        op->c.rows_expr = "rows";
+    return tensor_val(out);
+}
+
+static Val cat(Ctx *c, Node *call) {
+    static const char *const kws[] = {"dim", NULL};
+    Args a;
+    if (!split_args(call, &a, 2, kws))
+        return ERR;
+    Node *list = a.npos ? a.pos[0] : NULL;
+    Node *dim = a.npos > 1 ? a.pos[1] : kwarg_of(&a, "dim");
+    if (!list || list->kind != N_LIST || list->nargs < 1) {
+        error_at(call->loc, "torch.cat takes a list of tensors and a dim");
+        return ERR;
+    }
+    Tensor **parts = arena_alloc(sizeof(Tensor *) * (size_t)list->nargs);
+    for (int i = 0; i < list->nargs; i++)
+        if (!(parts[i] = expect_tensor(c, list->args[i])))
+            return ERR;
+    int64_t d = 0;
+    if (dim && !eval_int(c, dim, &d, NULL))
+        return ERR;
+    int k = normalize_dim(parts[0], d, dim ? dim->loc : call->loc);
+    if (k < 0)
+        return ERR;
+    int64_t shape[MAX_RANK];
+    memcpy(shape, parts[0]->shape, sizeof shape);
+    shape[k] = 0;
+    for (int i = 0; i < list->nargs; i++) {
+        bool same = parts[i]->rank == parts[0]->rank;
+        for (int j = 0; same && j < parts[0]->rank; j++)
+            same = j == k || parts[i]->shape[j] == parts[0]->shape[j];
+        if (!same) {
+            error_at(list->args[i]->loc, "torch.cat: %s does not match %s outside dim %d",
+                     describe(parts[i]), describe(parts[0]), k);
+            return ERR;
+        }
+        shape[k] += parts[i]->shape[k];
+    }
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, parts[0]->rank, shape, parts[0]->batch, call->loc);
+    Op *op = new_op(c, OP_CAT, out, parts[0], NULL, call->loc);
+    op->parts = parts;
+    op->nparts = list->nargs;
+    op->cat_dim = k;
+    return tensor_val(out);
+}
+
+static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
+    OpKind kind;
+    if (elementwise_fn(fn, &kind) && call->nargs == 1) {
+        Tensor *t = expect_tensor(c, call->args[0]);
+        return t ? unary_op(c, kind, t, int_scalar(0), call->loc) : ERR;
+    }
+    if (!strcmp(fn, "softmax") && call->nargs >= 1) {
+        static const char *const kws[] = {"dim", NULL};
+        Args a;
+        if (!split_args(call, &a, 2, kws))
+            return ERR;
+        Tensor *t = expect_tensor(c, a.pos[0]);
+        return t ? softmax(c, t, a.npos > 1 ? a.pos[1] : kwarg_of(&a, "dim"), call) : ERR;
+    }
+    if (!strcmp(module, "F") && !strcmp(fn, "cross_entropy"))
+        return cross_entropy(c, call);
+    if (!strcmp(module, "torch") && !strcmp(fn, "cat"))
+        return cat(c, call);
+    error_at(call->loc, "unsupported function %s.%s (supported: torch.tanh, torch.exp, torch.log, "
+             "torch.relu, torch.sigmoid, torch.sqrt, torch.cat, F.softmax, F.cross_entropy)", module, fn);
+    return ERR;
+}
+
+static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
+    OpKind kind;
+    if (t->dtype != DT_FLOAT) {
+        error_at(call->loc, "integer input '%s' has no methods; it can only index a table", t->name);
+        return ERR;
+    }
+    if (elementwise_fn(fn, &kind)) {
+        if (call->nargs) {
+            error_at(call->loc, ".%s() takes no arguments", fn);
+            return ERR;
+        }
+        return unary_op(c, kind, t, int_scalar(0), call->loc);
+    }
+    if (!strcmp(fn, "sum"))
+        return reduction(c, OP_SUM, t, call, false);
+    if (!strcmp(fn, "mean"))
+        return reduction(c, OP_MEAN, t, call, false);
+    if (!strcmp(fn, "var"))
+        return reduction(c, OP_VAR, t, call, false);
+    if (!strcmp(fn, "max"))
+        return reduction(c, OP_MAX, t, call, true);
+    if (!strcmp(fn, "view") || !strcmp(fn, "reshape"))
+        return view(c, t, call);
+    if (!strcmp(fn, "softmax")) {
+        static const char *const kws[] = {"dim", NULL};
+        Args a;
+        if (!split_args(call, &a, 1, kws))
+            return ERR;
+        return softmax(c, t, a.npos ? a.pos[0] : kwarg_of(&a, "dim"), call);
+    }
+    error_at(call->loc, "unsupported method .%s() (supported: sum mean var max view reshape exp log "
+             "tanh relu sigmoid sqrt softmax)", fn);
+    return ERR;
+}
+
+static Val call_expr(Ctx *c, Node *n) {
+    Node *callee = n->lhs;
+    if (callee->kind == N_NAME && !strcmp(callee->name, "range")) {
+        int64_t len;
+        Scalar s;
+        if (n->nargs != 1 || !eval_int(c, n->args[0], &len, &s))
+            return n->nargs == 1 ? ERR : (error_at(n->loc, "range takes one argument"), ERR);
+        return (Val){.kind = V_RANGE, .s = s};
+    }
+    if (callee->kind != N_ATTR) {
+        error_at(n->loc, "only methods, torch.* and F.* functions and range() can be called");
+        return ERR;
+    }
+    Val obj = eval(c, callee->lhs);
+    if (obj.kind == V_ERROR)
+        return ERR;
+    if (obj.kind == V_MODULE)
+        return module_call(c, obj.module, callee->name, n);
+    if (obj.kind == V_TENSOR)
+        return method_call(c, obj.t, callee->name, n);
+    error_at(callee->loc, "'.%s' cannot be called on this", callee->name);
+    return ERR;
+}
+
+static Val attribute(Ctx *c, Node *n) {
+    Val obj = eval(c, n->lhs);
+    if (obj.kind == V_ERROR)
+        return ERR;
+    if (obj.kind == V_MAX && !strcmp(n->name, "values"))
+        return tensor_val(obj.t);
+    if (obj.kind == V_TENSOR && !strcmp(n->name, "shape"))
+        return (Val){.kind = V_SHAPE, .t = obj.t};
+    if (obj.kind == V_TENSOR && !strcmp(n->name, "T")) {
+        if (obj.t->rank != 2 || obj.t->dtype != DT_FLOAT) {
+            error_at(n->loc, ".T needs a 2-D float tensor, got %s", describe(obj.t));
+            return ERR;
+        }
+        int64_t shape[2] = {obj.t->shape[1], obj.t->shape[0]};
+        bool batch[2] = {obj.t->batch[1], obj.t->batch[0]};
+        Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 2, shape, batch, n->loc);
+        new_op(c, OP_TRANSPOSE, out, obj.t, NULL, n->loc);
+        return tensor_val(out);
+    }
+    error_at(n->loc, obj.kind == V_MAX ? "max(dim) returns (values, indices): use .values"
+                                       : "unsupported attribute '.%s' (supported: .T, .shape, .values)",
+             n->name);
+    return ERR;
+}
+
+static Val eval(Ctx *c, Node *n) {
+    switch (n->kind) {
+    case N_NUM: return scalar_val((Scalar){.value = n->num, .is_int = n->is_int});
+    case N_NAME: return lookup(c, n);
+    case N_BINARY: {
+        Val a = eval(c, n->lhs);
+        Val b = eval(c, n->rhs);
+        return arith(c, n->op, a, b, n);
+    }
+    case N_NEG: {
+        Val a = eval(c, n->lhs);
+        if (a.kind == V_SCALAR) {
+            a.s.value = -a.s.value;
+            a.s.is_batch = false;
+            if (a.s.rows_expr)
+                a.s.rows_expr = arena_printf("(-%s)", a.s.rows_expr);
+            return a;
+        }
+        if (a.kind == V_TENSOR && a.t->dtype == DT_FLOAT)
+            return unary_op(c, OP_NEG, a.t, int_scalar(0), n->loc);
+        if (a.kind != V_ERROR)
+            error_at(n->loc, "unary - needs a number or a float tensor");
+        return ERR;
+    }
+    case N_ATTR: return attribute(c, n);
+    case N_CALL: return call_expr(c, n);
+    case N_INDEX: return index_expr(c, n);
+    case N_LIST: return (Val){.kind = V_LIST, .node = n};
+    case N_KWARG: error_at(n->loc, "keyword argument outside a call"); return ERR;
+    }
+    return ERR;
+}
+
+/* ---- declarations ---- */
+
+static bool declare(Ctx *c, const char *name, Loc loc) {
+    Sym *old = sym_find(&c->syms, name);
+    if (old && old->kind == SYM_HIDDEN) {
+        error_at(loc, "'%s' is a name ninjac gave a temporary of an earlier line; choose another", name);
+        return false;
+    }
+    if (old) {
+        error_at(loc, "'%s' is already defined", name);
+        note_at(old->loc, "'%s' was defined here", name);
+        return false;
+    }
+    if (!strcmp(name, "torch") || !strcmp(name, "F") || !strcmp(name, "range")) {
+        error_at(loc, "'%s' is a reserved name", name);
+        return false;
+    }
+    return true;
+}
+
+static void declare_dim(Ctx *c, const Stmt *s, Define *defs, int ndefs) {
+    int64_t v;
+    if (!declare(c, s->name, s->name_loc) || !eval_int(c, s->value, &v, NULL))
+        return;
+    Dim *d = arena_alloc(sizeof(Dim));
+    d->name = s->name;
+    d->loc = s->name_loc;
+    for (int i = 0; i < ndefs; i++)
+        if (!strcmp(defs[i].name, s->name)) {
+            v = defs[i].value;
+            d->overridden = true;
+            defs[i].loc.end = 1;   /* used */
+        }
+    if (v <= 0 || v >= MAX_DIM_VALUE) {
+        error_at(d->overridden ? s->name_loc : s->value->loc, "dim '%s' must be a positive integer below 2^31, got %lld%s",
+                 s->name, (long long)v, d->overridden ? " (from -D)" : "");
+        return;
+    }
+    d->value = v;
+    vec_push(&c->m->dims, d);
+    sym_add(&c->syms, s->name, SYM_DIM, s->name_loc)->dim = d;
+}
+
+static bool declared_shape(Ctx *c, const Stmt *s, int64_t *shape, bool *batch) {
+    if (s->ndims > MAX_RANK) {
+        error_at(s->dims[MAX_RANK]->loc, "at most %d dims are supported", MAX_RANK);
+        return false;
+    }
+    for (int i = 0; i < s->ndims; i++) {
+        Scalar v;
+        if (!eval_int(c, s->dims[i], &shape[i], &v))
+            return false;
+        if (shape[i] <= 0) {
+            error_at(s->dims[i]->loc, "dims must be positive, got %lld", (long long)shape[i]);
+            return false;
+        }
+        batch[i] = v.is_batch;
+    }
+    return true;
+}
+
+static void declare_input(Ctx *c, const Stmt *s) {
+    int64_t shape[MAX_RANK], bound;
+    bool batch[MAX_RANK] = {0};
+    if (!declare(c, s->name, s->name_loc))
+        return;
+    if (strcmp(s->type_name, "int") != 0) {
+        error_at(s->type_loc, "inputs are integer tensors: write int[...], not %s[...]", s->type_name);
+        return;
+    }
+    Node *first = s->dims[0];
+    if (!c->m->batch_dim) {
+        if (first->kind != N_NAME || !sym_find(&c->syms, first->name) ||
+            sym_find(&c->syms, first->name)->kind != SYM_DIM) {
+            error_at(first->loc, "the first dim of an input must be a dim name: the batch size");
+            return;
+        }
+        c->m->batch_dim = first->name;
+        c->m->batch = sym_find(&c->syms, first->name)->dim->value;
+    } else if (first->kind != N_NAME || strcmp(first->name, c->m->batch_dim) != 0) {
+        error_at(first->loc, "the first dim of every input must be the batch dim '%s'", c->m->batch_dim);
+        return;
+    }
+    if (!declared_shape(c, s, shape, batch) || !eval_int(c, s->bound, &bound, NULL))
+        return;
+    if (bound <= 0 || bound >= MAX_DIM_VALUE) {
+        error_at(s->bound->loc, "the bound of '%s' must be a positive integer below 2^31", s->name);
+        return;
+    }
+    Tensor *t = new_tensor(c, T_INPUT, DT_INT, s->ndims, shape, batch, s->name_loc);
+    if (!check_size(t, s->loc))
+        return;
+    t->name = s->name;
+    t->is_temp = false;
+    t->bound = bound;
+    t->input_index = c->m->inputs.len;
+    if (t->input_index >= 31) {
+        error_at(s->name_loc, "at most 31 inputs are supported");
+        return;
+    }
+    vec_push(&c->m->inputs, t);
+    sym_add(&c->syms, s->name, SYM_TENSOR, s->name_loc)->tensor = t;
+}
+
+/* An init is affine in one random draw: scale * draw + shift. */
+static bool eval_init(Ctx *c, Node *n, Init *out) {
+    Init a, b;
+    switch (n->kind) {
+    case N_CALL:
+        if (n->lhs->kind == N_NAME && n->nargs == 0) {
+            const char *f = n->lhs->name;
+            if (!strcmp(f, "randn")) { *out = (Init){INIT_RANDN, 1, 0}; return true; }
+            if (!strcmp(f, "rand")) { *out = (Init){INIT_UNIFORM, 1, 0}; return true; }
+            if (!strcmp(f, "zeros")) { *out = (Init){INIT_CONST, 0, 0}; return true; }
+            if (!strcmp(f, "ones")) { *out = (Init){INIT_CONST, 0, 1}; return true; }
+        }
+        error_at(n->loc, "an init uses randn(), rand(), zeros(), ones() and constants");
+        return false;
+    case N_NEG:
+        if (!eval_init(c, n->lhs, out))
+            return false;
+        out->scale = -out->scale;
+        out->shift = -out->shift;
+        return true;
+    case N_BINARY:
+        if (!eval_init(c, n->lhs, &a) || !eval_init(c, n->rhs, &b))
+            return false;
+        if (a.dist != INIT_CONST && b.dist != INIT_CONST &&
+            (n->op != '+' && n->op != '-')) {
+            error_at(n->op_loc, "an init must be affine in a single random draw");
+            return false;
+        }
+        if (a.dist != INIT_CONST && b.dist != INIT_CONST) {
+            error_at(n->op_loc, "an init may use only one random draw");
+            return false;
+        }
+        if (n->op == '+' || n->op == '-') {
+            double sign = n->op == '+' ? 1 : -1;
+            *out = (Init){a.dist != INIT_CONST ? a.dist : b.dist, a.scale + sign * b.scale,
+                          a.shift + sign * b.shift};
+            return true;
+        }
+        if (b.dist == INIT_CONST && (n->op == '*' || n->op == '/' || n->op == 'P')) {
+            if (n->op == 'P') {
+                if (a.dist != INIT_CONST) {
+                    error_at(n->op_loc, "a random draw cannot be raised to a power in an init");
+                    return false;
+                }
+                *out = (Init){INIT_CONST, 0, pow(a.shift, b.shift)};
+                return true;
+            }
+            if (n->op == '/' && b.shift == 0) {
+                error_at(n->op_loc, "division by zero");
+                return false;
+            }
+            double k = n->op == '*' ? b.shift : 1 / b.shift;
+            *out = (Init){a.dist, a.scale * k, a.shift * k};
+            return true;
+        }
+        if (a.dist == INIT_CONST && n->op == '*') {
+            *out = (Init){b.dist, b.scale * a.shift, b.shift * a.shift};
+            return true;
+        }
+        error_at(n->op_loc, "an init must be affine in a single random draw");
+        return false;
+    default: {
+        Val v = eval(c, n);
+        if (v.kind == V_ERROR)
+            return false;
+        if (v.kind != V_SCALAR) {
+            error_at(n->loc, "an init uses randn(), rand(), zeros(), ones() and constants");
+            return false;
+        }
+        *out = (Init){INIT_CONST, 0, v.s.value};
+        return true;
+    }
+    }
+}
+
+static void declare_param(Ctx *c, const Stmt *s, Vec *inits) {
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    Init *init = arena_alloc(sizeof(Init));
+    if (!declare(c, s->name, s->name_loc) || !declared_shape(c, s, shape, batch) ||
+        !eval_init(c, s->value, init))
+        return;
+    Tensor *t = new_tensor(c, T_PARAM, DT_FLOAT, s->ndims, shape, NULL, s->name_loc);
+    if (!check_size(t, s->loc))
+        return;
+    t->name = s->name;
+    t->is_temp = false;
+    t->param_index = c->m->params.len;
+    vec_push(&c->m->params, t);
+    vec_push(inits, init);
+    sym_add(&c->syms, s->name, SYM_TENSOR, s->name_loc)->tensor = t;
+}
+
+/* ---- forward lines ---- */
+
+static const char *fresh_name(Ctx *c, const char *base, int *k) {
+    for (;;) {
+        const char *name = arena_printf("%s_t%d", base, ++*k);
+        if (!sym_find(&c->syms, name))
+            return name;
+    }
+}
+
+static void assign(Ctx *c, const Stmt *s) {
+    c->line_temps.len = 0;
+    if (!declare(c, s->name, s->name_loc))
+        return;
+    Val v = eval(c, s->value);
+    if (v.kind == V_ERROR)
+        return;
+    if (v.kind == V_SCALAR) {
+        sym_add(&c->syms, s->name, SYM_SCALAR, s->name_loc)->scalar = v.s;
+        return;
+    }
+    if (v.kind != V_TENSOR) {
+        error_at(s->value->loc, v.kind == V_MAX ? "max(dim) returns (values, indices): use .values"
+                                                : "a forward line must compute a tensor");
+        return;
+    }
+    Tensor *t = v.t;
+    if (t->kind != T_ACT || t->stmt != s) {   /* an alias: give it a tensor of its own */
+        if (t->dtype != DT_FLOAT) {
+            error_at(s->value->loc, "integer inputs cannot be renamed");
+            return;
+        }
+        Tensor *copy = new_tensor(c, T_ACT, DT_FLOAT, t->rank, t->shape, t->batch, s->value->loc);
+        new_op(c, OP_VIEW, copy, t, NULL, s->value->loc);
+        t = copy;
+    }
+    int k = 0;
+    for (int i = 0; i < c->line_temps.len; i++) {
+        Tensor *tmp = c->line_temps.items[i];
+        if (tmp != t && tmp->is_temp) {
+            tmp->name = fresh_name(c, s->name, &k);
+            sym_add(&c->syms, tmp->name, SYM_HIDDEN, s->name_loc)->tensor = tmp;
+        }
+    }
+    t->name = s->name;
+    t->is_temp = false;
+    sym_add(&c->syms, s->name, SYM_TENSOR, s->name_loc)->tensor = t;
+}
+
+/* ---- after lowering: dependencies and batch statistics ---- */
+
+static void mark_dependencies(Model *m) {
+    bool *stat_dep = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    for (int i = 0; i < m->ops.len; i++) {
+        Op *op = m->ops.items[i];
+        uint32_t deps = 0;
+        bool dep = op->batch_reduction;
+        for (int k = 0; k < op->nin; k++) {
+            Tensor *in = op->in[k];
+            deps |= in->kind == T_INPUT ? 1u << in->input_index : in->input_deps;
+            dep |= stat_dep[in->id];
+        }
+        for (int k = 0; k < op->nparts; k++) {
+            deps |= op->parts[k]->input_deps;
+            dep |= stat_dep[op->parts[k]->id];
+        }
+        op->out->input_deps = deps;
+        stat_dep[op->out->id] = dep;
+    }
+    /* A batch statistic: no batch dim, computed from a reduction over the
+     * batch, and broadcast back onto rows (directly or through others). */
+    for (int i = m->ops.len - 1; i >= 0; i--) {
+        Op *op = m->ops.items[i];
+        bool feeds_rows = has_batch(op->out) || op->out->frozen;
+        for (int k = 0; k < op->nin; k++) {
+            Tensor *in = op->in[k];
+            if (feeds_rows && in->kind == T_ACT && stat_dep[in->id] && !has_batch(in))
+                in->frozen = true;
+        }
+        for (int k = 0; k < op->nparts; k++) {
+            Tensor *in = op->parts[k];
+            if (feeds_rows && stat_dep[in->id] && !has_batch(in))
+                in->frozen = true;
+        }
+    }
+    for (int i = 0; i < m->ops.len; i++) {
+        Op *op = m->ops.items[i];
+        if (op->kind == OP_VIEW && has_batch(op->in[0]) && !op->out->batch[0])
+            error_at(op->loc, "a view must keep the batch dim first, e.g. x.view(x.shape[0], -1) "
+                     "or x.view(%s, -1), so that inference can run on any number of rows", m->batch_dim);
+        else if (has_batch(op->out) && !op->out->batch[0])
+            error_at(op->loc, "the batch dim must stay the first dim (inference runs on any number of rows)");
+        if (op->batch_reduction && op->out->frozen && op->kind == OP_MAX)
+            error_at(op->loc, "a max over the batch dim cannot be calibrated for inference "
+                     "(batch statistics may be sums, means or variances)");
+        if (op->batch_reduction && op->out->frozen && op->in[0]->frozen)
+            error_at(op->loc, "internal: nested batch statistic");
+    }
+}
+
+void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
+    Ctx c = {.m = m};
+    Vec inits = {0};
+    m->src = prog->src;
+    for (int i = 0; i < prog->stmts.len; i++) {
+        const Stmt *s = prog->stmts.items[i];
+        c.stmt = s;
+        switch (s->kind) {
+        case S_DIM: declare_dim(&c, s, defs, ndefs); break;
+        case S_INPUT: declare_input(&c, s); break;
+        case S_PARAM: declare_param(&c, s, &inits); break;
+        case S_ASSIGN: assign(&c, s); break;
+        }
+    }
+    m->inits = arena_alloc(sizeof(Init) * (size_t)(inits.len + 1));
+    for (int i = 0; i < inits.len; i++)
+        m->inits[i] = *(Init *)inits.items[i];
+    for (int i = 0; i < ndefs; i++)
+        if (!defs[i].loc.end)
+            error_plain("-D %s=%lld: the spec has no dim named '%s'", defs[i].name,
+                        (long long)defs[i].value, defs[i].name);
+    if (diag_errors)
+        return;
+    if (!m->inputs.len)
+        error_plain("the spec declares no input: declare the batch, e.g. 'input Xb: int[n, 3] < 27'");
+    Sym *loss = sym_find(&c.syms, "loss");
+    if (!loss || loss->kind != SYM_TENSOR) {
+        error_plain("no 'loss': a forward line must assign the scalar to differentiate to 'loss'");
+        return;
+    }
+    m->loss = loss->tensor;
+    if (m->loss->rank != 0) {
+        error_at(m->loss->stmt->name_loc, "'loss' must be a scalar, but it has shape %s",
+                 shape_str(m->loss));
+        return;
+    }
+    if (m->loss->kind != T_ACT) {
+        error_at(m->loss->stmt->name_loc, "'loss' must be computed by forward lines");
+        return;
+    }
+    Sym *logits = sym_find(&c.syms, "logits");
+    if (logits && logits->kind == SYM_TENSOR && logits->tensor->rank == 2 &&
+        logits->tensor->batch[0] && logits->tensor->kind == T_ACT)
+        m->logits = logits->tensor;
+    mark_dependencies(m);
+}
