@@ -644,12 +644,27 @@ static void input_locals(E *e) {
 
 /* ---- functions ---- */
 
+/* f64 builds serve finite differences: a hook after each named tensor lets
+ * a checker nudge one element (index k of the acts table) mid-forward. */
+static void fd_hook(E *e, const Tensor *t, int *named) {
+    if (t->is_temp)
+        return;
+    if (e->opt->f64)
+        out(e, 1, "NINJAC_FD_HOOK(%d, %s, %lld);\n", (*named), ptr(e, t), (long long)tensor_numel(t));
+    (*named)++;
+}
+
 static void fn_forward(E *e, const char *id) {
+    if (e->opt->f64)
+        out(e, 0, "#ifndef NINJAC_FD_HOOK\n#define NINJAC_FD_HOOK(index, data, count) ((void)0)\n#endif\n\n");
     out(e, 0, "void %s_forward(const %s_params *p, const int32_t *const *inputs, %s_acts *a) {\n", id, id, id);
     input_locals(e);
     e->last_stmt = NULL;
-    for (int i = 0; i < e->m->ops.len; i++)
+    int named = 0;
+    for (int i = 0; i < e->m->ops.len; i++) {
         forward_op(e, e->m->ops.items[i]);
+        fd_hook(e, ((Op *)e->m->ops.items[i])->out, &named);
+    }
     out(e, 0, "}\n\n");
 }
 
@@ -923,7 +938,7 @@ static const char *c_identifier(const char *name) {
     for (char *p = id; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
             *p = '_';
-    return *id >= '0' && *id <= '9' ? arena_printf("m_%s", id) : id;
+    return *id >= '0' && *id <= '9' ? arena_printf("_%s", id) : id;   /* as CMake's MAKE_C_IDENTIFIER */
 }
 
 /* Rows per inference chunk: a power of two keeping the workspace near 8 MB. */

@@ -1,0 +1,312 @@
+/* state.c - see state.h. */
+#include "state.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safetensors.h"
+
+#define FORMAT_PARAMS "ninjac-params"
+#define FORMAT_CHECKPOINT "ninjac-checkpoint"
+#define FORMAT_VERSION "1"
+
+static void *zalloc(size_t n) {
+    size_t size = (n + 63) / 64 * 64;
+    void *p = aligned_alloc(64, size ? size : 64);
+    if (p)
+        memset(p, 0, size ? size : 64);
+    return p;
+}
+
+int state_new(State *s, const NinjacModel *m) {
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    s->params = zalloc(m->params_bytes);
+    s->acts = zalloc(m->acts_bytes);
+    s->grads = zalloc(m->grads_bytes);
+    s->stats = zalloc(m->stats_bytes);
+    s->ws = zalloc(m->infer_bytes);
+    if (!s->params || !s->acts || !s->grads || !s->stats || !s->ws) {
+        state_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+void state_free(State *s) {
+    free(s->params);
+    free(s->acts);
+    free(s->grads);
+    free(s->stats);
+    free(s->ws);
+    memset(s, 0, sizeof *s);
+}
+
+static float *at(void *base, size_t offset) { return (float *)((char *)base + offset); }
+
+static int64_t numel(int rank, const int *shape) {
+    int64_t n = 1;
+    for (int d = 0; d < rank; d++)
+        n *= shape[d];
+    return n;
+}
+
+void state_init_params(State *s, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int i = 0; i < s->m->nparams; i++) {
+        const NjParam *p = &s->m->params[i];
+        float *x = at(s->params, p->t.offset);
+        for (int64_t k = 0; k < numel(p->t.rank, p->t.shape); k++) {
+            double draw = p->dist == NJ_INIT_RANDN ? rng_normal(&rng)
+                        : p->dist == NJ_INIT_UNIFORM ? rng_uniform(&rng) : 0;
+            x[k] = (float)(p->scale * draw + p->shift);
+        }
+    }
+}
+
+static void add_tensor(StWriter *w, const char *name, const NjTensor *t, const void *base) {
+    int64_t shape[NJ_MAX_RANK];
+    for (int d = 0; d < t->rank; d++)
+        shape[d] = t->shape[d];
+    st_add(w, name, ST_F32, t->rank, shape, at((void *)base, t->offset));
+}
+
+int state_save(const State *s, const char *path, bool checkpoint, char *err, size_t errlen) {
+    const NinjacModel *m = s->m;
+    StWriter *w = st_writer_new();
+    char step[32], rng_hex[4][17];
+    st_add_meta(w, "format", checkpoint ? FORMAT_CHECKPOINT : FORMAT_PARAMS);
+    st_add_meta(w, "version", FORMAT_VERSION);
+    st_add_meta(w, "model", m->name);
+    st_add_meta(w, "dims", m->dims);
+    for (int i = 0; i < m->nparams; i++)
+        add_tensor(w, m->params[i].t.name, &m->params[i].t, s->params);
+    char **stat_names = calloc((size_t)m->nstats + 1, sizeof(char *));
+    if (checkpoint) {
+        snprintf(step, sizeof step, "%" PRId64, s->step);
+        st_add_meta(w, "step", step);
+        for (int k = 0; k < 4; k++)
+            snprintf(rng_hex[k], sizeof rng_hex[k], "%016" PRIx64, s->batch_rng.s[k]);
+        char rng[80];
+        snprintf(rng, sizeof rng, "%s %s %s %s", rng_hex[0], rng_hex[1], rng_hex[2], rng_hex[3]);
+        st_add_meta(w, "batch_rng", rng);
+        st_add_meta(w, "calibrated", s->calibrated ? "1" : "0");
+        for (int i = 0; s->calibrated && stat_names && i < m->nstats; i++) {
+            size_t len = strlen(m->stats[i].name) + 6;
+            stat_names[i] = malloc(len);
+            if (stat_names[i]) {
+                snprintf(stat_names[i], len, "stat.%s", m->stats[i].name);
+                add_tensor(w, stat_names[i], &m->stats[i], s->stats);
+            }
+        }
+    }
+    int rc = st_write_atomic(w, path, err, errlen);
+    st_writer_free(w);
+    for (int i = 0; stat_names && i < m->nstats; i++)
+        free(stat_names[i]);
+    free(stat_names);
+    return rc;
+}
+
+static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) {
+    int n = snprintf(err, errlen, "%s: ", path);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < errlen)
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const char *shape_text(char *buf, size_t len, int rank, const int64_t *shape64, const int *shape32) {
+    size_t used = (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < rank && used < len; d++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", d ? ", " : "",
+                                 shape64 ? (long long)shape64[d] : (long long)shape32[d]);
+    if (used < len)
+        snprintf(buf + used, len - used, "]");
+    return buf;
+}
+
+/* A float tensor of the file that must match t exactly in dtype and shape. */
+static int take_tensor(const StFile *f, const char *path, const char *name, const NjTensor *t, void *base,
+                       char *err, size_t errlen) {
+    const StTensor *x = st_find(f, name);
+    if (!x)
+        return fail(err, errlen, path, "has no tensor '%s'", name);
+    bool same = x->rank == t->rank;
+    for (int d = 0; same && d < t->rank; d++)
+        same = x->shape[d] == t->shape[d];
+    if (x->dtype != ST_F32)
+        return fail(err, errlen, path, "tensor '%s' is %s; expected F32", name, st_dtype_name(x->dtype));
+    if (!same) {
+        char want[96], got[96];
+        return fail(err, errlen, path, "tensor '%s' has shape %s, but the spec says %s", name,
+                    shape_text(got, sizeof got, x->rank, x->shape, NULL),
+                    shape_text(want, sizeof want, t->rank, NULL, t->shape));
+    }
+    memcpy(at(base, t->offset), x->data, x->nbytes);
+    return 0;
+}
+
+static int check_identity(const NinjacModel *m, const StFile *f, const char *path, bool *is_checkpoint,
+                          char *err, size_t errlen) {
+    const char *format = st_meta(f, "format");
+    const char *model = st_meta(f, "model");
+    const char *dims = st_meta(f, "dims");
+    *is_checkpoint = format && !strcmp(format, FORMAT_CHECKPOINT);
+    if (format && strcmp(format, FORMAT_CHECKPOINT) && strcmp(format, FORMAT_PARAMS))
+        return fail(err, errlen, path, "is a '%s' file, not ninjac params or a checkpoint", format);
+    const char *version = st_meta(f, "version");
+    if (format && (!version || strcmp(version, FORMAT_VERSION)))
+        return fail(err, errlen, path, "has format version %s; this trainer reads version %s",
+                    version ? version : "(none)", FORMAT_VERSION);
+    if (model && strcmp(model, m->name))
+        return fail(err, errlen, path, "was written for model '%s', not '%s' (hint: use that model's trainer)",
+                    model, m->name);
+    if (dims && strcmp(dims, m->dims))
+        return fail(err, errlen, path, "was written with dims '%s'; this trainer was compiled with '%s' "
+                    "(hint: rebuild with the same -D)", dims, m->dims);
+    return 0;
+}
+
+int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_t errlen) {
+    const NinjacModel *m = s->m;
+    StFile f;
+    if (st_read(path, &f, err, errlen) != 0)
+        return -1;
+    int rc = check_identity(m, &f, path, is_checkpoint, err, errlen);
+    /* Load into a scratch copy so that a failure leaves the state as it was. */
+    void *params = zalloc(m->params_bytes), *stats = zalloc(m->stats_bytes);
+    if (rc == 0 && (!params || !stats))
+        rc = fail(err, errlen, path, "out of memory");
+    for (int i = 0; rc == 0 && i < m->nparams; i++)
+        rc = take_tensor(&f, path, m->params[i].t.name, &m->params[i].t, params, err, errlen);
+    int expected = m->nparams;
+    bool calibrated = false;
+    int64_t step = 0;
+    Rng rng = {{0}};
+    if (rc == 0 && *is_checkpoint) {
+        const char *st = st_meta(&f, "step"), *r = st_meta(&f, "batch_rng"), *cal = st_meta(&f, "calibrated");
+        if (!st || !r || sscanf(st, "%" SCNd64, &step) != 1 ||
+            sscanf(r, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64, &rng.s[0], &rng.s[1], &rng.s[2], &rng.s[3]) != 4)
+            rc = fail(err, errlen, path, "is a checkpoint without a valid step and batch_rng");
+        calibrated = cal && !strcmp(cal, "1");
+        for (int i = 0; rc == 0 && calibrated && i < m->nstats; i++) {
+            char name[300];
+            snprintf(name, sizeof name, "stat.%s", m->stats[i].name);
+            rc = take_tensor(&f, path, name, &m->stats[i], stats, err, errlen);
+            expected++;
+        }
+    }
+    if (rc == 0 && f.count != expected) {
+        for (int i = 0; i < f.count; i++) {
+            bool known = false;
+            for (int k = 0; k < m->nparams; k++)
+                known |= !strcmp(f.tensors[i].name, m->params[k].t.name);
+            if (!known && strncmp(f.tensors[i].name, "stat.", 5) != 0) {
+                rc = fail(err, errlen, path, "has a tensor '%s' that the spec does not declare",
+                          f.tensors[i].name);
+                break;
+            }
+        }
+        if (rc == 0)
+            rc = fail(err, errlen, path, "has batch statistics but is not marked calibrated");
+    }
+    if (rc == 0) {
+        memcpy(s->params, params, m->params_bytes);
+        if (calibrated)
+            memcpy(s->stats, stats, m->stats_bytes);
+        s->calibrated = calibrated;
+        if (*is_checkpoint) {
+            s->step = step;
+            s->batch_rng = rng;
+        }
+    }
+    free(params);
+    free(stats);
+    st_free(&f);
+    return rc;
+}
+
+int load_inputs(const NinjacModel *m, const char *path, int32_t **inputs, char *err, size_t errlen) {
+    StFile f;
+    if (st_read(path, &f, err, errlen) != 0)
+        return -1;
+    int rc = 0;
+    for (int k = 0; k < m->ninputs; k++)
+        inputs[k] = NULL;
+    for (int k = 0; rc == 0 && k < m->ninputs; k++) {
+        const NjInput *in = &m->inputs[k];
+        const StTensor *x = st_find(&f, in->name);
+        if (!x) {
+            rc = fail(err, errlen, path, "has no input '%s'", in->name);
+            break;
+        }
+        bool same = x->rank == in->rank;
+        for (int d = 0; same && d < in->rank; d++)
+            same = x->shape[d] == in->shape[d];
+        if (!same) {
+            char want[96], got[96];
+            rc = fail(err, errlen, path, "input '%s' has shape %s, but the spec says %s", in->name,
+                      shape_text(got, sizeof got, x->rank, x->shape, NULL),
+                      shape_text(want, sizeof want, in->rank, NULL, in->shape));
+            break;
+        }
+        if (x->dtype != ST_I32 && x->dtype != ST_I64) {
+            rc = fail(err, errlen, path, "input '%s' is %s; expected I32 or I64", in->name, st_dtype_name(x->dtype));
+            break;
+        }
+        int64_t n = st_numel(x);
+        inputs[k] = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+        if (!inputs[k]) {
+            rc = fail(err, errlen, path, "out of memory");
+            break;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            int64_t v = x->dtype == ST_I32 ? ((const int32_t *)x->data)[i] : ((const int64_t *)x->data)[i];
+            if (v < 0 || v >= in->bound) {
+                rc = fail(err, errlen, path, "input '%s': element %" PRId64 " is %" PRId64 ", outside [0, %d)",
+                          in->name, i, v, (int)in->bound);
+                break;
+            }
+            inputs[k][i] = (int32_t)v;
+        }
+    }
+    if (rc != 0)
+        for (int k = 0; k < m->ninputs; k++) {
+            free(inputs[k]);
+            inputs[k] = NULL;
+        }
+    st_free(&f);
+    return rc;
+}
+
+static bool all_finite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return false;
+    return true;
+}
+
+const NjTensor *first_nonfinite(const State *s, bool *in_grads) {
+    const NinjacModel *m = s->m;
+    for (int i = 0; i < m->nacts; i++)
+        if (!all_finite(at(s->acts, m->acts[i].offset), numel(m->acts[i].rank, m->acts[i].shape))) {
+            *in_grads = false;
+            return &m->acts[i];
+        }
+    for (int i = 0; i < m->ngrads; i++)
+        if (!all_finite(at(s->grads, m->grads[i].offset), numel(m->grads[i].rank, m->grads[i].shape))) {
+            *in_grads = true;
+            return &m->grads[i];
+        }
+    return NULL;
+}

@@ -1,0 +1,659 @@
+/* trainer.c - the trainer every spec gets: init, train, eval, sample, grads.
+ * Memory: each command owns a State and a Dataset and frees them on every
+ * path out; nothing is allocated per training step. */
+#include "trainer.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "safetensors.h"
+#include "state.h"
+
+#define DATA_SEED 42        /* random.seed(42) in the notebook */
+#define DEFAULT_DATA NINJAC_DEFAULT_DATA
+
+/* ---- options ---- */
+
+typedef struct {
+    const char *name, *arg, *help;
+    const char *value;      /* as given, or the default */
+} Opt;
+
+typedef struct {
+    const char *name, *summary;
+    Opt opts[16];
+} Command;
+
+static int usage_error(const Command *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(see %s --help)\n", c->name);
+    va_end(ap);
+    return 2;
+}
+
+static void print_help(const NinjacModel *m, const Command *c) {
+    printf("usage: %s %s [options]\n\n%s\n\noptions:\n", m->name, c->name, c->summary);
+    for (const Opt *o = c->opts; o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        printf("  %-26s %s", left, o->help);
+        if (o->value && o->arg)
+            printf(" (default: %s)", o->value);
+        printf("\n");
+    }
+}
+
+/* Fills c->opts from argv; returns 0, 1 for --help, 2 for a usage error. */
+static int parse_opts(const NinjacModel *m, Command *c, int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            print_help(m, c);
+            return 1;
+        }
+        Opt *o = c->opts;
+        while (o->name && strcmp(o->name, argv[i]))
+            o++;
+        if (!o->name)
+            return usage_error(c, "unknown option '%s' for %s", argv[i], c->name);
+        if (!o->arg) {
+            o->value = "1";
+            continue;
+        }
+        if (++i == argc)
+            return usage_error(c, "%s needs %s", o->name, o->arg);
+        o->value = argv[i];
+    }
+    return 0;
+}
+
+static const char *opt(const Command *c, const char *name) {
+    for (const Opt *o = c->opts; o->name; o++)
+        if (!strcmp(o->name, name))
+            return o->value;
+    return NULL;
+}
+
+static bool opt_int(const Command *c, const char *name, int64_t lo, int64_t *out) {
+    const char *v = opt(c, name);
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || errno || x < lo) {
+        fprintf(stderr, "error: %s must be an integer >= %lld, got '%s'\n", name, (long long)lo, v);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static bool opt_double(const Command *c, const char *name, double *out) {
+    const char *v = opt(c, name);
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !isfinite(x) || x < 0) {
+        fprintf(stderr, "error: %s must be a non-negative number, got '%s'\n", name, v);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+/* ---- shared pieces ---- */
+
+static int new_state(const NinjacModel *m, State *s) {
+    if (m->elem_size != sizeof(float)) {
+        fprintf(stderr, "error: %s was compiled with --dtype f64; the trainer runs f32 models\n", m->name);
+        return -1;
+    }
+    if (state_new(s, m) != 0) {
+        fprintf(stderr, "error: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* The data loader feeds specs whose inputs are contexts X[n, block] and targets Y[n]. */
+static int load_data(const NinjacModel *m, const char *path, Dataset *ds) {
+    if (m->ninputs != 2 || m->inputs[0].rank != 2 || m->inputs[1].rank != 1 ||
+        m->inputs[0].bound != m->inputs[1].bound) {
+        fprintf(stderr, "error: the names data feeds specs with inputs X: int[n, block] < vocab and "
+                        "Y: int[n] < vocab; %s declares other inputs\n", m->name);
+        return -1;
+    }
+    char err[1024];
+    if (data_load(path, m->inputs[0].shape[1], m->inputs[0].bound, DATA_SEED, ds, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int calibrate(State *s, const Split *train) {
+    if (!s->m->nstats) {
+        s->calibrated = true;
+        return 0;
+    }
+    const int32_t *in[2] = {train->X, train->Y};
+    if (s->m->calibrate(s->params, in, train->rows, s->stats, s->ws) != 0) {
+        fprintf(stderr, "error: out of memory while calibrating batch statistics\n");
+        return -1;
+    }
+    s->calibrated = true;
+    return 0;
+}
+
+static double read_real(const void *base, size_t offset) {
+    return *(const float *)((const char *)base + offset);
+}
+
+/* Mean loss over a whole split, batch statistics frozen. */
+static double split_loss(State *s, const Split *sp) {
+    const NinjacModel *m = s->m;
+    double total = 0;
+    for (int64_t r0 = 0; r0 < sp->rows; r0 += m->infer_chunk) {
+        int rows = (int)(sp->rows - r0 < m->infer_chunk ? sp->rows - r0 : m->infer_chunk);
+        const int32_t *in[2] = {sp->X + r0 * sp->block_size, sp->Y + r0};
+        m->infer(s->params, s->stats, in, rows, s->ws);
+        total += read_real(s->ws, (size_t)m->infer_loss_offset) * rows;
+    }
+    return total / (double)sp->rows;
+}
+
+static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
+    const NinjacModel *m = s->m;
+    if (m->infer_logits_offset < 0) {
+        fprintf(stderr, "error: %s has no 'logits' [n, vocab] to sample from\n", m->name);
+        return -1;
+    }
+    Rng rng;
+    rng_seed(&rng, seed);
+    int block = m->inputs[0].shape[1], vocab = m->logits_cols;
+    int32_t context[64] = {0};
+    double p[256];
+    if (block > 64 || vocab > 256 || vocab != ds->vocab_size) {
+        fprintf(stderr, "error: sampling supports block <= 64 and vocab <= 256 matching the data\n");
+        return -1;
+    }
+    for (int n = 0; n < count; n++) {
+        char name[256];
+        int len = 0;
+        memset(context, 0, sizeof context);
+        for (;;) {
+            const int32_t *in[2] = {context, NULL};
+            m->infer(s->params, s->stats, in, 1, s->ws);
+            const float *logits = (const float *)((const char *)s->ws + m->infer_logits_offset);
+            double mx = logits[0], sum = 0;
+            for (int j = 1; j < vocab; j++)
+                mx = logits[j] > mx ? logits[j] : mx;
+            for (int j = 0; j < vocab; j++)
+                sum += p[j] = exp(logits[j] - mx);
+            double u = rng_uniform(&rng) * sum, acc = 0;
+            int ix = vocab - 1;
+            for (int j = 0; j < vocab; j++)
+                if ((acc += p[j]) > u) {
+                    ix = j;
+                    break;
+                }
+            memmove(context, context + 1, sizeof(int32_t) * (size_t)(block - 1));
+            context[block - 1] = ix;
+            if (ix == 0 || len == (int)sizeof name - 1)
+                break;
+            name[len++] = ds->itos[ix];
+        }
+        name[len] = 0;
+        printf("%s\n", name);
+    }
+    return 0;
+}
+
+static int make_parent_dirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "error: cannot create directory %s: %s\n", buf, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    return 0;
+}
+
+static int save(const State *s, const char *path, bool checkpoint) {
+    char err[1024];
+    if (make_parent_dirs(path) != 0)
+        return -1;
+    if (state_save(s, path, checkpoint, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int load(State *s, const char *path, bool *is_checkpoint) {
+    char err[1024];
+    bool ck;
+    if (state_load(s, path, is_checkpoint ? is_checkpoint : &ck, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- init ---- */
+
+static int cmd_init(const NinjacModel *m, int argc, char **argv) {
+    Command c = {"init", "Initialise the parameters as the spec's param lines say.",
+                 {{"--seed", "S", "random seed", "2147483647"},
+                  {"--out", "P.safetensors", "where to write the parameters", NULL},
+                  {0}}};
+    int rc = parse_opts(m, &c, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    int64_t seed;
+    if (!opt(&c, "--out"))
+        return usage_error(&c, "init needs --out");
+    if (!opt_int(&c, "--seed", 0, &seed))
+        return 2;
+    State s;
+    if (new_state(m, &s) != 0)
+        return 1;
+    state_init_params(&s, (uint64_t)seed);
+    rc = save(&s, opt(&c, "--out"), false);
+    state_free(&s);
+    return rc ? 1 : 0;
+}
+
+/* ---- train ---- */
+
+typedef struct {
+    FILE *csv;
+    double window_sum;      /* lossi over the current window of 1000 steps */
+    int window_len;
+    bool tty;
+    struct timespec start;
+    int64_t first_step;
+} Progress;
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+static void report(Progress *p, int64_t step, int64_t steps, double loss) {
+    double elapsed = seconds_since(&p->start);
+    double rate = (double)(step + 1 - p->first_step) / (elapsed > 0 ? elapsed : 1e-9);
+    double eta = (double)(steps - step - 1) / rate;
+    if (p->tty) {
+        int width = 30, done = (int)((double)width * (double)(step + 1) / (double)steps);
+        fprintf(stderr, "\r[%.*s%*s] %7" PRId64 "/%" PRId64 "  loss %.4f  %8.0f steps/s  ETA %4.0fs ",
+                done, "##############################", width - done, "", step + 1, steps, loss, rate, eta);
+        fflush(stderr);
+    } else {
+        printf("%7" PRId64 "/%7" PRId64 ": %.4f   (%.0f steps/s, ETA %.0fs)\n", step, steps, loss, rate, eta);
+        fflush(stdout);
+    }
+}
+
+static int plot_loss(const char *csv, const char *png) {
+    char cmd[8300];
+    snprintf(cmd, sizeof cmd,
+             "gnuplot -e \"set terminal pngcairo size 900,500; set output '%s'; set datafile separator ',';"
+             " set key off; set title 'training loss (mean over windows of 1000 steps)'; set xlabel 'step';"
+             " set ylabel 'loss'; set grid; plot '%s' using 1:3 every ::1 with lines lw 2\" 2>&1",
+             png, csv);
+    FILE *g = popen(cmd, "r");
+    if (!g)
+        return -1;
+    char line[512];
+    bool said = false;
+    while (fgets(line, sizeof line, g))
+        said = true;
+    int status = pclose(g);
+    return status == 0 && !said ? 0 : -1;
+}
+
+static int cmd_train(const NinjacModel *m, int argc, char **argv) {
+    char default_ckpt[512], default_csv[512], default_png[512];
+    snprintf(default_ckpt, sizeof default_ckpt, "out/%s/checkpoint.safetensors", m->name);
+    snprintf(default_csv, sizeof default_csv, "out/%s/loss.csv", m->name);
+    snprintf(default_png, sizeof default_png, "out/%s/loss.png", m->name);
+    Command c = {"train", "Train with SGD as in the notebook, then calibrate the batch statistics,\n"
+                          "print train and val loss and sample names.",
+                 {{"--init", "P.safetensors", "start from these parameters (default: init with --seed)", NULL},
+                  {"--seed", "S", "init seed when there is no --init", "2147483647"},
+                  {"--steps", "N", "SGD steps", "200000"},
+                  {"--batch-seed", "S", "seed of the minibatch sampler", "1"},
+                  {"--lr", "LR", "learning rate", "0.1"},
+                  {"--lr-decay-step", "N", "the step from which --lr-decay-to applies", "100000"},
+                  {"--lr-decay-to", "LR", "learning rate after the decay step", "0.01"},
+                  {"--data", "PATH", "one name per line", DEFAULT_DATA},
+                  {"--save", "CKPT", "checkpoint written every --checkpoint-every steps and at the end", default_ckpt},
+                  {"--checkpoint-every", "N", "steps between checkpoints (0: only at the end)", "10000"},
+                  {"--resume", "CKPT", "continue from this checkpoint", NULL},
+                  {"--log", "CSV", "loss of every step", default_csv},
+                  {"--plot", "PNG", "loss curve drawn with gnuplot (\"\" for none)", default_png},
+                  {"--samples", "N", "names to sample at the end", "20"},
+                  {"--no-nan-check", NULL, "do not stop at the first non-finite loss or gradient", NULL},
+                  {0}}};
+    int rc = parse_opts(m, &c, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    int64_t steps, batch_seed, decay_step, every, seed, samples;
+    double lr, lr_late;
+    if (!opt_int(&c, "--steps", 0, &steps) || !opt_int(&c, "--batch-seed", 0, &batch_seed) ||
+        !opt_int(&c, "--lr-decay-step", 0, &decay_step) || !opt_int(&c, "--checkpoint-every", 0, &every) ||
+        !opt_int(&c, "--seed", 0, &seed) || !opt_int(&c, "--samples", 0, &samples) ||
+        !opt_double(&c, "--lr", &lr) || !opt_double(&c, "--lr-decay-to", &lr_late))
+        return 2;
+    if (opt(&c, "--init") && opt(&c, "--resume"))
+        return usage_error(&c, "--init and --resume exclude each other");
+    bool nan_check = !opt(&c, "--no-nan-check");
+
+    Dataset ds;
+    State s;
+    if (load_data(m, opt(&c, "--data"), &ds) != 0)
+        return 1;
+    if (new_state(m, &s) != 0) {
+        data_free(&ds);
+        return 1;
+    }
+    rc = 1;
+    Progress p = {.tty = isatty(2)};
+    int32_t *X = malloc(sizeof(int32_t) * (size_t)m->inputs[0].shape[0] * (size_t)m->inputs[0].shape[1]);
+    int32_t *Y = malloc(sizeof(int32_t) * (size_t)m->inputs[1].shape[0]);
+    if (!X || !Y) {
+        fprintf(stderr, "error: out of memory\n");
+        goto done;
+    }
+    rng_seed(&s.batch_rng, (uint64_t)batch_seed);
+    if (opt(&c, "--resume")) {
+        bool ck;
+        if (load(&s, opt(&c, "--resume"), &ck) != 0)
+            goto done;
+        if (!ck) {
+            fprintf(stderr, "error: %s holds parameters, not a checkpoint: use --init for it\n", opt(&c, "--resume"));
+            goto done;
+        }
+        s.calibrated = false;
+    } else if (opt(&c, "--init")) {
+        if (load(&s, opt(&c, "--init"), NULL) != 0)
+            goto done;
+    } else {
+        state_init_params(&s, (uint64_t)seed);
+    }
+    const char *csv_path = opt(&c, "--log"), *ckpt = opt(&c, "--save"), *png = opt(&c, "--plot");
+    if (make_parent_dirs(csv_path) != 0 || !(p.csv = fopen(csv_path, s.step ? "a" : "w"))) {
+        fprintf(stderr, "error: cannot write %s: %s\n", csv_path, strerror(errno));
+        goto done;
+    }
+    if (!s.step)
+        fprintf(p.csv, "step,loss,lossi_window_mean\n");
+    printf("%s: %" PRId64 " parameters, %" PRId64 " training examples, batch %d, steps %" PRId64 "..%" PRId64 "\n",
+           m->name, (int64_t)(m->params_bytes / sizeof(float)), ds.train.rows, m->batch, s.step, steps);
+    fflush(stdout);
+    clock_gettime(CLOCK_MONOTONIC, &p.start);
+    p.first_step = s.step;
+    const int32_t *in[2] = {X, Y};
+    int block = ds.train.block_size;
+    for (; s.step < steps; s.step++) {
+        for (int r = 0; r < m->batch; r++) {
+            int64_t ix = (int64_t)rng_below(&s.batch_rng, (uint64_t)ds.train.rows);
+            memcpy(X + (size_t)r * block, ds.train.X + ix * block, sizeof(int32_t) * (size_t)block);
+            Y[r] = ds.train.Y[ix];
+        }
+        m->forward(s.params, in, s.acts);
+        m->backward(s.params, in, s.acts, s.grads);
+        double loss = read_real(s.acts, m->loss_offset);
+        if (nan_check) {
+            bool in_grads;
+            const NjTensor *bad = first_nonfinite(&s, &in_grads);
+            if (bad) {
+                fprintf(stderr, "%serror: step %" PRId64 ": %s%s became non-finite (%s)\n"
+                        "  from %s\n  training stopped; the last checkpoint (%s) is kept\n",
+                        p.tty ? "\n" : "", s.step, in_grads ? "the gradient " : "", bad->name,
+                        isfinite(loss) ? "loss is finite" : "loss too", bad->origin, ckpt);
+                goto done;
+            }
+        }
+        m->sgd(s.params, s.grads, s.step < decay_step ? lr : lr_late);
+        fprintf(p.csv, "%" PRId64 ",%.6f", s.step, loss);
+        p.window_sum += loss;
+        if (++p.window_len == 1000) {
+            fprintf(p.csv, ",%.6f", p.window_sum / 1000);
+            p.window_sum = 0;
+            p.window_len = 0;
+        }
+        fputc('\n', p.csv);
+        if (s.step % 10000 == 0 || (p.tty && s.step % 500 == 0) || s.step + 1 == steps)
+            report(&p, s.step, steps, loss);
+        if (every && (s.step + 1) % every == 0 && s.step + 1 < steps) {
+            s.step++;
+            int bad = save(&s, ckpt, true);
+            s.step--;
+            if (bad)
+                goto done;
+        }
+    }
+    if (p.tty)
+        fputc('\n', stderr);
+    if (fclose(p.csv) != 0) {
+        p.csv = NULL;
+        fprintf(stderr, "error: cannot write %s\n", csv_path);
+        goto done;
+    }
+    p.csv = NULL;
+    printf("trained %" PRId64 " steps in %.1f s\n", s.step - p.first_step, seconds_since(&p.start));
+    if (calibrate(&s, &ds.train) != 0 || save(&s, ckpt, true) != 0)
+        goto done;
+    printf("train loss %.4f\nval   loss %.4f\n", split_loss(&s, &ds.train), split_loss(&s, &ds.val));
+    printf("checkpoint: %s\nloss log:   %s\n", ckpt, csv_path);
+    if (png && *png) {
+        if (plot_loss(csv_path, png) == 0)
+            printf("loss curve: %s\n", png);
+        else
+            fprintf(stderr, "warning: gnuplot could not draw %s (is gnuplot installed?)\n", png);
+    }
+    if (samples) {
+        printf("samples:\n");
+        if (sample_names(&s, &ds, (int)samples, 2147483657ULL) != 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    if (p.csv)
+        fclose(p.csv);
+    free(X);
+    free(Y);
+    state_free(&s);
+    data_free(&ds);
+    return rc;
+}
+
+/* ---- eval, sample ---- */
+
+static int load_calibrated(const NinjacModel *m, const char *path, const char *data, State *s, Dataset *ds) {
+    if (load_data(m, data, ds) != 0)
+        return -1;
+    if (new_state(m, s) != 0) {
+        data_free(ds);
+        return -1;
+    }
+    if (load(s, path, NULL) != 0 || (!s->calibrated && calibrate(s, &ds->train) != 0)) {
+        state_free(s);
+        data_free(ds);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_eval(const NinjacModel *m, int argc, char **argv) {
+    Command c = {"eval", "Loss on whole splits, batch statistics frozen (calibrated over the training\n"
+                         "set if the file holds none).",
+                 {{"--load", "CKPT", "parameters or checkpoint", NULL},
+                  {"--split", "NAME", "train, val, test or all", "all"},
+                  {"--data", "PATH", "one name per line", DEFAULT_DATA},
+                  {0}}};
+    int rc = parse_opts(m, &c, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    const char *split = opt(&c, "--split");
+    if (!opt(&c, "--load"))
+        return usage_error(&c, "eval needs --load");
+    if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test") && strcmp(split, "all"))
+        return usage_error(&c, "--split takes train, val, test or all, not '%s'", split);
+    State s;
+    Dataset ds;
+    if (load_calibrated(m, opt(&c, "--load"), opt(&c, "--data"), &s, &ds) != 0)
+        return 1;
+    const char *names[3] = {"train", "val", "test"};
+    const Split *splits[3] = {&ds.train, &ds.val, &ds.test};
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(split, "all") || !strcmp(split, names[k]))
+            printf("%-5s loss %.4f  (%" PRId64 " examples)\n", names[k], split_loss(&s, splits[k]), splits[k]->rows);
+    state_free(&s);
+    data_free(&ds);
+    return 0;
+}
+
+static int cmd_sample(const NinjacModel *m, int argc, char **argv) {
+    Command c = {"sample", "Generate names: softmax of logits, a multinomial draw, stop at '.'.",
+                 {{"--load", "CKPT", "parameters or checkpoint", NULL},
+                  {"-n", "N", "how many names", "20"},
+                  {"--seed", "S", "sampling seed", "2147483657"},
+                  {"--data", "PATH", "the data whose vocabulary the model was trained on", DEFAULT_DATA},
+                  {0}}};
+    int rc = parse_opts(m, &c, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    int64_t n, seed;
+    if (!opt(&c, "--load"))
+        return usage_error(&c, "sample needs --load");
+    if (!opt_int(&c, "-n", 0, &n) || !opt_int(&c, "--seed", 0, &seed))
+        return 2;
+    State s;
+    Dataset ds;
+    if (load_calibrated(m, opt(&c, "--load"), opt(&c, "--data"), &s, &ds) != 0)
+        return 1;
+    rc = sample_names(&s, &ds, (int)n, (uint64_t)seed) ? 1 : 0;
+    state_free(&s);
+    data_free(&ds);
+    return rc;
+}
+
+/* ---- grads ---- */
+
+static void add(StWriter *w, const char *prefix, const NjTensor *t, const void *base, char **names, int *count) {
+    size_t len = strlen(prefix) + strlen(t->name) + 1;
+    char *name = malloc(len);
+    if (!name)
+        return;
+    snprintf(name, len, "%s%s", prefix, t->name);
+    names[(*count)++] = name;
+    int64_t shape[NJ_MAX_RANK];
+    for (int d = 0; d < t->rank; d++)
+        shape[d] = t->shape[d];
+    st_add(w, name, ST_F32, t->rank, shape, (const char *)base + t->offset);
+}
+
+static int cmd_grads(const NinjacModel *m, int argc, char **argv) {
+    Command c = {"grads", "One forward and backward pass on a given batch. Writes loss, grad.<name>\n"
+                          "for every kept gradient (params; every intermediate with -O0) and act.<name>.",
+                 {{"--params", "P.safetensors", "parameters", NULL},
+                  {"--inputs", "B.safetensors", "the batch: every input of the spec", NULL},
+                  {"--out", "G.safetensors", "where to write", NULL},
+                  {0}}};
+    int rc = parse_opts(m, &c, argc, argv);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    if (!opt(&c, "--params") || !opt(&c, "--inputs") || !opt(&c, "--out"))
+        return usage_error(&c, "grads needs --params, --inputs and --out");
+    State s;
+    int32_t *inputs[32] = {0};
+    char err[1024];
+    if (new_state(m, &s) != 0)
+        return 1;
+    rc = 1;
+    if (load(&s, opt(&c, "--params"), NULL) != 0)
+        goto done;
+    if (load_inputs(m, opt(&c, "--inputs"), inputs, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        goto done;
+    }
+    m->forward(s.params, (const int32_t *const *)inputs, s.acts);
+    m->backward(s.params, (const int32_t *const *)inputs, s.acts, s.grads);
+    StWriter *w = st_writer_new();
+    char **names = calloc((size_t)(m->nacts + m->ngrads), sizeof(char *));
+    int count = 0;
+    float loss = (float)read_real(s.acts, m->loss_offset);
+    st_add(w, "loss", ST_F32, 0, NULL, &loss);
+    st_add_meta(w, "model", m->name);
+    st_add_meta(w, "dims", m->dims);
+    for (int i = 0; names && i < m->ngrads; i++)
+        add(w, "grad.", &m->grads[i], s.grads, names, &count);
+    for (int i = 0; names && i < m->nacts; i++)
+        add(w, "act.", &m->acts[i], s.acts, names, &count);
+    rc = names && make_parent_dirs(opt(&c, "--out")) == 0 &&
+         st_write_atomic(w, opt(&c, "--out"), err, sizeof err) == 0 ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "error: %s\n", names ? err : "out of memory");
+    st_writer_free(w);
+    for (int i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+done:
+    for (int k = 0; k < m->ninputs; k++)
+        free(inputs[k]);
+    state_free(&s);
+    return rc;
+}
+
+/* ---- main ---- */
+
+static void print_usage(const NinjacModel *m, FILE *to) {
+    fprintf(to,
+            "usage: %s <command> [options]      (%s --help for a command's options)\n\n"
+            "The trainer of %s (%s, %s).\n\n"
+            "commands:\n"
+            "  init     initialise parameters as the spec says\n"
+            "  train    train with SGD, calibrate, evaluate, sample (the notebook's exercise 4)\n"
+            "  eval     loss on whole splits with batch statistics frozen\n"
+            "  sample   generate names\n"
+            "  grads    one forward and backward pass on a given batch, all gradients to a file\n",
+            m->name, "<command>", m->spec_file, m->dims, m->opt_level == 0 ? "-O0" : "-O");
+}
+
+int ninjac_main(int argc, char **argv, const NinjacModel *m) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        print_usage(m, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    static const struct {
+        const char *name;
+        int (*run)(const NinjacModel *, int, char **);
+    } commands[] = {{"init", cmd_init}, {"train", cmd_train}, {"eval", cmd_eval},
+                    {"sample", cmd_sample}, {"grads", cmd_grads}};
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(m, argc - 2, argv + 2);
+    fprintf(stderr, "error: unknown command '%s'\n", argv[1]);
+    print_usage(m, stderr);
+    return 2;
+}

@@ -1,0 +1,32 @@
+# Regenerates every spec into WORK and compares with SOURCE/generated/:
+# generated/ must be exactly what the current ninjac writes.
+# To refresh it: tools/regen_generated.sh (then review the diff and commit).
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+file(GLOB specs ${SOURCE}/specs/*.ninja)
+set(stale "")
+foreach(spec IN LISTS specs)
+  get_filename_component(name ${spec} NAME_WE)
+  execute_process(COMMAND ${NINJAC} specs/${name}.ninja -o ${WORK}
+                  WORKING_DIRECTORY ${SOURCE} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "ninjac failed on specs/${name}.ninja")
+  endif()
+  foreach(ext h c)
+    execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${WORK}/${name}.${ext} ${SOURCE}/generated/${name}.${ext}
+                    RESULT_VARIABLE differ)
+    if(differ)
+      list(APPEND stale generated/${name}.${ext})
+    endif()
+  endforeach()
+endforeach()
+file(GLOB committed RELATIVE ${SOURCE}/generated ${SOURCE}/generated/*)
+foreach(f IN LISTS committed)
+  if(NOT EXISTS ${WORK}/${f})
+    list(APPEND stale "generated/${f} (no spec produces it)")
+  endif()
+endforeach()
+if(stale)
+  message(FATAL_ERROR "stale: ${stale}\nrun tools/regen_generated.sh and commit the result")
+endif()
+message(STATUS "generated/ matches ninjac's output for every spec")
