@@ -104,13 +104,6 @@ static int split_list(char *s, char ***out) {
     return k;
 }
 
-static int in_list(char **list, int n, const char *s) {
-    for (int k = 0; k < n; k++) {
-        if (strcmp(list[k], s) == 0) { return 1; }
-    }
-    return 0;
-}
-
 int main(int argc, char **argv) {
     const char *paths[2] = {NULL, NULL}, *prefix = "";
     char *only_arg = NULL;
@@ -152,11 +145,17 @@ int main(int argc, char **argv) {
 
     const size_t plen = strlen(prefix);
     int rows = 0, nexact = 0, napprox = 0, status = 0;
-    for (int t = 0; t < f[0].count; t++) {
+    /* Rows in --only's order when given (the notebook's table order), else in A's. */
+    const int nrows = only ? nonly : f[0].count;
+    for (int t = 0; t < nrows; t++) {
         const StTensor *a = &f[0].tensors[t];
+        if (only) {
+            char full[512];
+            snprintf(full, sizeof full, "%s%s", prefix, only[t]);
+            if (!(a = st_find(&f[0], full))) { continue; }
+        }
         if (strncmp(a->name, prefix, plen) != 0) { continue; }
         const char *shortname = a->name + plen;
-        if (only && !in_list(only, nonly, shortname)) { continue; }
         const StTensor *b = st_find(&f[1], a->name);
         if (!b) { continue; }
         rows++;
