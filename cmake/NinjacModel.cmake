@@ -6,6 +6,8 @@
 # Like protobuf_generate or BISON_TARGET; the generated files land in
 # ${CMAKE_CURRENT_BINARY_DIR}/ninjac/<target>/.
 # (.ninja specs have nothing to do with the Ninja build system.)
+option(NINJAC_NATIVE "compile generated models for this machine's CPU (-march=native)" ON)
+
 function(ninjac_add_model target spec)
   cmake_parse_arguments(PARSE_ARGV 2 ARG "" "" "DEFINES;OPTIONS")
   if(ARG_UNPARSED_ARGUMENTS)
@@ -48,4 +50,21 @@ int main(int argc, char **argv) { return ninjac_main(argc, argv, &${id}_model); 
   add_executable(${target} "${outdir}/${name}.c" "${outdir}/main.c")
   target_include_directories(${target} PRIVATE "${outdir}")
   target_link_libraries(${target} PRIVATE ${runtime})
+  ninjac_model_compile_options("${outdir}/${name}.c" "${ARG_OPTIONS}")
+endfunction()
+
+# How generated code is compiled. -O0 (for diffing) must follow the spec's
+# float expressions exactly: no FMA contraction, scalar libm. The default
+# mode is for speed: -O3, math functions without errno so that loops
+# vectorise (with libmvec), and this machine's vector ISA when NINJAC_NATIVE.
+function(ninjac_model_compile_options source options)
+  if("-O0" IN_LIST options)
+    set_source_files_properties("${source}" PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")
+  else()
+    set(flags -O3 -fno-math-errno)
+    if(NINJAC_NATIVE)
+      list(APPEND flags -march=native)
+    endif()
+    set_source_files_properties("${source}" PROPERTIES COMPILE_OPTIONS "${flags}")
+  endif()
 endfunction()

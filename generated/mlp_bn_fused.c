@@ -9,6 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(NINJAC_SCALAR_MATH)
+__attribute__((simd("notinbranch"))) float expf(float);
+__attribute__((simd("notinbranch"))) float logf(float);
+__attribute__((simd("notinbranch"))) float tanhf(float);
+__attribute__((simd("notinbranch"))) float powf(float, float);
+#endif
+
 void mlp_bn_fused_forward(const mlp_bn_fused_params *p, const int32_t *const *inputs, mlp_bn_fused_acts *a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;

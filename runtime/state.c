@@ -296,6 +296,28 @@ static bool all_finite(const float *x, int64_t n) {
     return true;
 }
 
+/* Non-finite floats are those whose exponent bits are all ones; testing
+ * the bits vectorises, unlike a float sum or isfinite. */
+static bool floats_finite(const float *x, int64_t n) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
+}
+
+bool step_looks_finite(const State *s) {
+    const NinjacModel *m = s->m;
+    if (!isfinite(*at(s->acts, m->loss_offset)))
+        return false;
+    for (int i = 0; i < m->nparams && i < m->ngrads; i++)
+        if (!floats_finite(at(s->grads, m->grads[i].offset), numel(m->grads[i].rank, m->grads[i].shape)))
+            return false;
+    return true;
+}
+
 const NjTensor *first_nonfinite(const State *s, bool *in_grads) {
     const NinjacModel *m = s->m;
     for (int i = 0; i < m->nacts; i++)

@@ -37,6 +37,10 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
  * against the spec's shapes and ranges. inputs[k] are malloc'd. */
 int load_inputs(const NinjacModel *m, const char *path, int32_t **inputs, char *err, size_t errlen);
 
+/* The cheap test run every step: the loss and every parameter gradient are
+ * finite (NaN and inf in activations propagate into them). */
+bool step_looks_finite(const State *s);
+
 /* The first non-finite value among activations then gradients: its name
  * and spec line, or NULL when all are finite. */
 const NjTensor *first_nonfinite(const State *s, bool *in_grads);

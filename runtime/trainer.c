@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "data.h"
 #include "safetensors.h"
 #include "state.h"
@@ -422,7 +424,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         m->forward(s.params, in, s.acts);
         m->backward(s.params, in, s.acts, s.grads);
         double loss = read_real(s.acts, m->loss_offset);
-        if (nan_check) {
+        if (nan_check && !step_looks_finite(&s)) {
             bool in_grads;
             const NjTensor *bad = first_nonfinite(&s, &in_grads);
             if (bad) {
@@ -641,6 +643,10 @@ static void print_usage(const NinjacModel *m, FILE *to) {
 }
 
 int ninjac_main(int argc, char **argv, const NinjacModel *m) {
+    /* A step's matmuls are too small for threads to pay; a user who sets
+     * OpenBLAS's thread count gets what they asked for. */
+    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS"))
+        openblas_set_num_threads(1);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         print_usage(m, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
