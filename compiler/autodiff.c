@@ -53,7 +53,7 @@ static uint32_t broadcast_axes(const Tensor *out, const Tensor *in, const Op *op
             if (size != 1) {
                 error_at(op->loc, "internal: gradient of %s %s does not reduce from %s",
                          in->name, shape_str(in), shape_str(out));
-                exit(1);
+                abort();
             }
             axes |= 1u << d;
         }
@@ -68,7 +68,7 @@ static void check_same_shape(const Op *op, const Tensor *grad_of, int rank, cons
     if (!same) {
         error_at(op->loc, "internal: gradient shape differs from the shape of %s %s", grad_of->name,
                  shape_str(grad_of));
-        exit(1);
+        abort();
     }
 }
 

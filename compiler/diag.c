@@ -16,6 +16,7 @@ static int nlines;
 
 void diag_init(const Source *s) {
     src = s;
+    diag_errors = 0;
     nlines = 1;
     for (size_t i = 0; i < s->len; i++)
         nlines += s->text[i] == '\n';
@@ -92,14 +93,19 @@ static void report(Loc loc, const char *kind, const char *fmt, va_list ap) {
     show_line(loc);
 }
 
+/* After MAX_ERRORS errors the rest are counted but not shown. */
+static bool quiet(void) { return diag_errors >= MAX_ERRORS; }
+
 static void count_error(void) {
-    if (++diag_errors >= MAX_ERRORS) {
-        fprintf(stderr, "%s: error: too many errors, stopping\n", src->path);
-        exit(1);
-    }
+    if (++diag_errors == MAX_ERRORS)
+        fprintf(stderr, "%s: error: too many errors; the rest are not shown\n", src ? src->path : "ninjac");
 }
 
 void error_at(Loc loc, const char *fmt, ...) {
+    if (quiet()) {
+        count_error();
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     report(loc, "error", fmt, ap);
@@ -108,6 +114,8 @@ void error_at(Loc loc, const char *fmt, ...) {
 }
 
 void warning_at(Loc loc, const char *fmt, ...) {
+    if (quiet())
+        return;
     va_list ap;
     va_start(ap, fmt);
     report(loc, "warning", fmt, ap);
@@ -115,6 +123,8 @@ void warning_at(Loc loc, const char *fmt, ...) {
 }
 
 void note_at(Loc loc, const char *fmt, ...) {
+    if (quiet())
+        return;
     va_list ap;
     va_start(ap, fmt);
     report(loc, "note", fmt, ap);
@@ -122,6 +132,10 @@ void note_at(Loc loc, const char *fmt, ...) {
 }
 
 void error_plain(const char *fmt, ...) {
+    if (quiet()) {
+        count_error();
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "%s: error: ", src ? src->path : "ninjac");

@@ -1036,17 +1036,15 @@ static int write_file(const char *path, const char *data, size_t len, char **tmp
     return 0;
 }
 
-int emit_c(const Model *m, const Backward *bw, const EmitOptions *opt) {
+void emit_c_text(const Model *m, const Backward *bw, const EmitOptions *opt, char *text[2], size_t len[2]) {
     E e = {.m = m, .bw = bw, .opt = opt, .real = opt->f64 ? "double" : "float"};
     e.chunk = choose_chunk(&e);
     const char *id = c_identifier(m->src->name);
-    char *text[2];
-    size_t len[2];
     for (int f = 0; f < 2; f++) {
         e.out = open_memstream(&text[f], &len[f]);
         if (!e.out) {
             fprintf(stderr, "ninjac: out of memory\n");
-            return -1;
+            exit(1);
         }
         if (f == 0)
             emit_header(&e, id);
@@ -1054,6 +1052,12 @@ int emit_c(const Model *m, const Backward *bw, const EmitOptions *opt) {
             emit_source(&e, id);
         fclose(e.out);
     }
+}
+
+int emit_c(const Model *m, const Backward *bw, const EmitOptions *opt) {
+    char *text[2];
+    size_t len[2];
+    emit_c_text(m, bw, opt, text, len);
     const char *paths[2] = {arena_printf("%s/%s.h", opt->outdir, m->src->name),
                             arena_printf("%s/%s.c", opt->outdir, m->src->name)};
     char *tmps[2] = {NULL, NULL};

@@ -296,6 +296,8 @@ typedef struct {
 
 /* Writes NAME.h and NAME.c into outdir atomically; returns 0 on success. */
 int emit_c(const Model *m, const Backward *bw, const EmitOptions *opt);
+/* The same two texts in memory (malloc'd; the caller frees them). */
+void emit_c_text(const Model *m, const Backward *bw, const EmitOptions *opt, char *text[2], size_t len[2]);
 
 /* ---- dump.c ---- */
 void dump_ast(FILE *out, const Program *prog);

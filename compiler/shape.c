@@ -289,7 +289,7 @@ static const char *suggest(Ctx *c, const char *name) {
     int best_d = (int)strlen(name) / 3 + 1;
     for (int i = 0; i < c->syms.cap; i++) {
         Sym *s = c->syms.slots[i];
-        if (!s || s->kind == SYM_HIDDEN)
+        if (!s || s->kind == SYM_HIDDEN || abs((int)strlen(s->name) - (int)strlen(name)) > best_d)
             continue;
         int d = edit_distance(name, s->name);
         if (d <= best_d && (!best || d < best_d || strcmp(s->name, best) < 0)) {
@@ -316,7 +316,7 @@ static Val lookup(Ctx *c, Node *n) {
     }
     if (!strcmp(n->name, "torch") || !strcmp(n->name, "F"))
         return (Val){.kind = V_MODULE, .module = n->name};
-    const char *hint = suggest(c, n->name);
+    const char *hint = diag_errors < 50 ? suggest(c, n->name) : NULL;
     if (hint)
         error_at(n->loc, "unknown name '%s'; did you mean '%s'?", n->name, hint);
     else

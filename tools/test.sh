@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
-# The README's second command: install, build everything, run the whole
-# test suite with ctest.
+# The README's second command: install, build, and run the whole test suite
+# with ctest three times over:
+#   build/       the normal build (Release)
+#   build-asan/  everything under AddressSanitizer + UndefinedBehaviorSanitizer
+#   build-fuzz/  the libFuzzer target: replay of regression inputs, a 1-minute smoke
+# Pass --fast to run only the normal build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
-cmake --build build -j"$(nproc)"
-cd build && ctest --output-on-failure -j"$(nproc)"
+jobs=$(nproc)
+status=0
+run() {   # run DIR TARGET TEST_REGEX CMAKE_ARGS...
+  local dir=$1 target=$2 tests=$3
+  shift 3
+  echo "== ctest in $dir"
+  cmake -S . -B "$dir" "$@" > /dev/null
+  cmake --build "$dir" -j"$jobs" --target "$target" > "$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; return 1; }
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" -R "$tests") || return 1
+}
+run build all . -DCMAKE_BUILD_TYPE=Release || status=1
+if [ "${1:-}" != "--fast" ]; then
+  run build-asan all . -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNINJAC_SANITIZE=ON || status=1
+  CC=clang run build-fuzz fuzz_ninjac '^fuzz[.]' -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNINJAC_FUZZ=ON \
+    -DCMAKE_C_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link" || status=1
+fi
+exit $status
