@@ -22,6 +22,8 @@ typedef struct {
     bool infer;             /* batch dims run to `rows`; activations in w->, frozen in s-> */
     const Stmt *last_stmt;  /* to open a block per spec line */
     int chunk;              /* rows per inference chunk */
+    bool *written;          /* backward, -O: d<tensor id> has had a contribution */
+    const char *acc;        /* "+=", or "=" for the first contribution when it covers every element */
 } E;
 
 static const char *const IDX[MAX_RANK] = {"i", "j", "k", "l"};
@@ -421,7 +423,7 @@ static void backward_elementwise(E *e, const Grad *gr) {
             shape_str(gr->target), dims);
     }
     int in = loops(e, 1, op->out, 0);
-    out(e, in, "%s += %s;\n", gref(e, gr->target, idx_t),
+    out(e, in, "%s %s %s;\n", gref(e, gr->target, idx_t), e->acc,
         expand(e, op_info[op->kind].grad[gr->operand], ref(e, op->in[0], idx_a), b,
                ref(e, op->out, IDX), gref(e, op->out, IDX), scalar(e, op->c)));
 }
@@ -441,7 +443,7 @@ static void backward_reduce(E *e, const Grad *gr) {
     const char *rule = op->kind == OP_SUM ? "$g"
                      : op->kind == OP_MEAN ? "$g / $c"
                      : op->unbiased ? "$g * (#2 * ($a - $b) / ($c - #1))" : "$g * (#2 * ($a - $b) / $c)";
-    out(e, loops(e, 1, x, 0), "%s += %s;\n", gref(e, x, IDX),
+    out(e, loops(e, 1, x, 0), "%s %s %s;\n", gref(e, x, IDX), e->acc,
         expand(e, rule, ref(e, x, IDX), aux_ref(e, y, "mean", yi), NULL, gy, scalar(e, op->c)));
 }
 
@@ -453,11 +455,11 @@ static void backward_special(E *e, const Grad *gr) {
         const Tensor *a = op->in[0], *b = op->in[1];
         const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
         if (gr->operand == 0) {
-            out(e, 1, "// d%s += d%s @ %s^T\n", a->name, y->name, b->name);
-            gemm(e, 1, false, true, M, K, N, gptr(e, y), N, ptr(e, b), N, true, gptr(e, a), K);
+            out(e, 1, "// d%s %s d%s @ %s^T\n", a->name, e->acc, y->name, b->name);
+            gemm(e, 1, false, true, M, K, N, gptr(e, y), N, ptr(e, b), N, e->acc[0] == '+', gptr(e, a), K);
         } else {
-            out(e, 1, "// d%s += %s^T @ d%s\n", b->name, a->name, y->name);
-            gemm(e, 1, true, false, K, N, M, ptr(e, a), K, gptr(e, y), N, true, gptr(e, b), N);
+            out(e, 1, "// d%s %s %s^T @ d%s\n", b->name, e->acc, a->name, y->name);
+            gemm(e, 1, true, false, K, N, M, ptr(e, a), K, gptr(e, y), N, e->acc[0] == '+', gptr(e, b), N);
         }
         return;
     }
@@ -475,11 +477,11 @@ static void backward_special(E *e, const Grad *gr) {
     }
     case OP_VIEW:
         out(e, 1, "for (int i = 0; i < %s; i++)\n", numel_range(e, x, 0, x->rank));
-        out(e, 2, "(%s)[i] += (%s)[i];\n", gptr(e, x), gptr(e, y));
+        out(e, 2, "(%s)[i] %s (%s)[i];\n", gptr(e, x), e->acc, gptr(e, y));
         return;
     case OP_TRANSPOSE: {
         const char *xi[2] = {"j", "i"};
-        out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, xi), gref(e, y, IDX));
+        out(e, loops(e, 1, y, 0), "%s %s %s;\n", gref(e, x, xi), e->acc, gref(e, y, IDX));
         return;
     }
     case OP_SOFTMAX: {
@@ -494,14 +496,14 @@ static void backward_special(E *e, const Grad *gr) {
         out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
         out(e, in + 2, "dot += %s * %s;\n", gref(e, y, at), ref(e, y, at));
         out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
-        out(e, in + 2, "%s += %s * (%s - dot);\n", gref(e, x, at), ref(e, y, at), gref(e, y, at));
+        out(e, in + 2, "%s %s %s * (%s - dot);\n", gref(e, x, at), e->acc, ref(e, y, at), gref(e, y, at));
         out(e, in, "}\n");
         return;
     }
     case OP_CROSS_ENTROPY: {
         const Tensor *t = op->in[1];
         out(e, 1, "// d%s = (softmax(%s) - onehot(%s)) / %s\n", x->name, x->name, t->name, scalar(e, op->c));
-        out(e, loops(e, 1, x, 0), "%s += %s * ((%s - (%s == j)) / %s);\n", gref(e, x, IDX), gref(e, y, IDX),
+        out(e, loops(e, 1, x, 0), "%s %s %s * ((%s - (%s == j)) / %s);\n", gref(e, x, IDX), e->acc, gref(e, y, IDX),
             aux_ref(e, x, "probs", IDX), indexed(t->name, 1, IDX), scalar(e, op->c));
         return;
     }
@@ -512,7 +514,7 @@ static void backward_special(E *e, const Grad *gr) {
         const char *yi[MAX_RANK];
         for (int d = 0; d < y->rank; d++)
             yi[d] = d == op->cat_dim ? arena_printf("%lld + %s", (long long)off, IDX[d]) : IDX[d];
-        out(e, loops(e, 1, gr->target, 0), "%s += %s;\n", gref(e, gr->target, IDX), gref(e, y, yi));
+        out(e, loops(e, 1, gr->target, 0), "%s %s %s;\n", gref(e, gr->target, IDX), e->acc, gref(e, y, yi));
         return;
     }
     default:
@@ -520,9 +522,36 @@ static void backward_special(E *e, const Grad *gr) {
     }
 }
 
+/* Rules that write every element of the operand's gradient exactly once;
+ * the others scatter (indexing, max) or sum over a broadcast. */
+static bool writes_every_element(const Grad *gr) {
+    switch (gr->op->kind) {
+    case OP_MAX:
+    case OP_EMBED:
+    case OP_PICK: return false;
+    default: return gr->reduce_axes == 0;
+    }
+}
+
+/* -O0 zeroes all gradients and accumulates every contribution with +=, as
+ * one writes it by hand. -O skips the zeroing: a gradient's first
+ * contribution assigns, or zeroes just that gradient when it cannot. */
+static void open_gradient(E *e, const Grad *gr) {
+    e->acc = "+=";
+    if (e->opt->opt_level == 0 || e->written[gr->target->id])
+        return;
+    e->written[gr->target->id] = true;
+    if (writes_every_element(gr))
+        e->acc = "=";
+    else
+        out(e, 1, "memset(%s, 0, sizeof(%s) * %lld);\n", gptr(e, gr->target), e->real,
+            (long long)tensor_numel(gr->target));
+}
+
 static void backward_grad(E *e, const Grad *gr) {
     open_stmt(e, gr->op->stmt, "backprop through ");
     out(e, 1, "// d%s from %s\n", gr->target->name, op_summary(gr->op));
+    open_gradient(e, gr);
     switch (op_info[gr->op->kind].family) {
     case EW1:
     case EW2: backward_elementwise(e, gr); break;
@@ -673,8 +702,10 @@ static void fn_backward(E *e, const char *id) {
         id, id, id, id);
     out(e, 1, "(void)p;\n");
     input_locals(e);
-    out(e, 1, "memset(g, 0, sizeof *g);\n");
+    if (e->opt->opt_level == 0)
+        out(e, 1, "memset(g, 0, sizeof *g);\n");
     out(e, 1, "g->dloss = %s;\n", lit(e, 1));
+    e->written = arena_alloc(sizeof(bool) * (size_t)e->m->tensors.len);
     e->last_stmt = NULL;
     for (int i = 0; i < e->bw->grads.len; i++)
         backward_grad(e, e->bw->grads.items[i]);

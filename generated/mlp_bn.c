@@ -192,16 +192,16 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     (void)Xb;
     const int32_t *Yb = inputs[1];
     (void)Yb;
-    memset(g, 0, sizeof *g);
     g->dloss = 1.0f;
     
     // backprop through mlp_bn.ninja:49: loss = -logprobs[range(n), Yb].mean()
     // dloss_t2 from loss [] = neg(loss_t2 [])
-    g->dloss_t2 += -g->dloss;
+    g->dloss_t2 = -g->dloss;
     // dloss_t1 from loss_t2 [] = mean(loss_t1 [32])
     for (int i = 0; i < 32; i++)
-        g->dloss_t1[i] += g->dloss_t2 / 32.0f;
+        g->dloss_t1[i] = g->dloss_t2 / 32.0f;
     // dlogprobs from loss_t1 [32] = pick(logprobs [32, 27], Yb [32])
+    memset(&g->dlogprobs[0][0], 0, sizeof(float) * 864);
     for (int i = 0; i < 32; i++)
         g->dlogprobs[i][Yb[i]] += g->dloss_t1[i];
     
@@ -209,14 +209,15 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     // dprobs from logprobs [32, 27] = log(probs [32, 27])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dprobs[i][j] += g->dlogprobs[i][j] / a->probs[i][j];
+            g->dprobs[i][j] = g->dlogprobs[i][j] / a->probs[i][j];
     
     // backprop through mlp_bn.ninja:47: probs = counts * counts_sum_inv
     // dcounts from probs [32, 27] = mul(counts [32, 27], counts_sum_inv [32, 1])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dcounts[i][j] += g->dprobs[i][j] * a->counts_sum_inv[i][0];
+            g->dcounts[i][j] = g->dprobs[i][j] * a->counts_sum_inv[i][0];
     // dcounts_sum_inv from probs [32, 27] = mul(counts [32, 27], counts_sum_inv [32, 1])
+    memset(&g->dcounts_sum_inv[0][0], 0, sizeof(float) * 32);
     // counts_sum_inv [32, 1] was broadcast over dim 1: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
@@ -226,7 +227,7 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     // dcounts_sum from counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1; j++)
-            g->dcounts_sum[i][j] += g->dcounts_sum_inv[i][j] * (-1.0f / (a->counts_sum[i][j] * a->counts_sum[i][j]));
+            g->dcounts_sum[i][j] = g->dcounts_sum_inv[i][j] * (-1.0f / (a->counts_sum[i][j] * a->counts_sum[i][j]));
     
     // backprop through mlp_bn.ninja:45: counts_sum = counts.sum(1, keepdims=True)
     // dcounts from counts_sum [32, 1] = sum(counts [32, 27])
@@ -238,14 +239,15 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     // dnorm_logits from counts [32, 27] = exp(norm_logits [32, 27])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dnorm_logits[i][j] += g->dcounts[i][j] * a->counts[i][j];
+            g->dnorm_logits[i][j] = g->dcounts[i][j] * a->counts[i][j];
     
     // backprop through mlp_bn.ninja:43: norm_logits = logits - logit_maxes
     // dlogits from norm_logits [32, 27] = sub(logits [32, 27], logit_maxes [32, 1])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dlogits[i][j] += g->dnorm_logits[i][j];
+            g->dlogits[i][j] = g->dnorm_logits[i][j];
     // dlogit_maxes from norm_logits [32, 27] = sub(logits [32, 27], logit_maxes [32, 1])
+    memset(&g->dlogit_maxes[0][0], 0, sizeof(float) * 32);
     // logit_maxes [32, 1] was broadcast over dim 1: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
@@ -262,36 +264,39 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     // dlogits_t1 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dlogits_t1[i][j] += g->dlogits[i][j];
+            g->dlogits_t1[i][j] = g->dlogits[i][j];
     // db2 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
+    memset(&g->db2[0], 0, sizeof(float) * 27);
     // b2 [27] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
             g->db2[j] += g->dlogits[i][j];
     // dh from logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
-    // dh += dlogits_t1 @ W2^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 27, 1.0f, &g->dlogits_t1[0][0], 27, &p->W2[0][0], 27, 1.0f, &g->dh[0][0], 64);
+    // dh = dlogits_t1 @ W2^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 27, 1.0f, &g->dlogits_t1[0][0], 27, &p->W2[0][0], 27, 0.0f, &g->dh[0][0], 64);
     // dW2 from logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
-    // dW2 += h^T @ dlogits_t1
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 27, 32, 1.0f, &a->h[0][0], 64, &g->dlogits_t1[0][0], 27, 1.0f, &g->dW2[0][0], 27);
+    // dW2 = h^T @ dlogits_t1
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 27, 32, 1.0f, &a->h[0][0], 64, &g->dlogits_t1[0][0], 27, 0.0f, &g->dW2[0][0], 27);
     
     // backprop through mlp_bn.ninja:38: h = torch.tanh(hpreact)
     // dhpreact from h [32, 64] = tanh(hpreact [32, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            g->dhpreact[i][j] += g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
+            g->dhpreact[i][j] = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
     
     // backprop through mlp_bn.ninja:36: hpreact = bngain * bnraw + bnbias
     // dhpreact_t1 from hpreact [32, 64] = add(hpreact_t1 [32, 64], bnbias [1, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            g->dhpreact_t1[i][j] += g->dhpreact[i][j];
+            g->dhpreact_t1[i][j] = g->dhpreact[i][j];
     // dbnbias from hpreact [32, 64] = add(hpreact_t1 [32, 64], bnbias [1, 64])
+    memset(&g->dbnbias[0][0], 0, sizeof(float) * 64);
     // bnbias [1, 64] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             g->dbnbias[0][j] += g->dhpreact[i][j];
     // dbngain from hpreact_t1 [32, 64] = mul(bngain [1, 64], bnraw [32, 64])
+    memset(&g->dbngain[0][0], 0, sizeof(float) * 64);
     // bngain [1, 64] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
@@ -299,14 +304,15 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     // dbnraw from hpreact_t1 [32, 64] = mul(bngain [1, 64], bnraw [32, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            g->dbnraw[i][j] += g->dhpreact_t1[i][j] * p->bngain[0][j];
+            g->dbnraw[i][j] = g->dhpreact_t1[i][j] * p->bngain[0][j];
     
     // backprop through mlp_bn.ninja:35: bnraw = bndiff * bnvar_inv
     // dbndiff from bnraw [32, 64] = mul(bndiff [32, 64], bnvar_inv [1, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            g->dbndiff[i][j] += g->dbnraw[i][j] * a->bnvar_inv[0][j];
+            g->dbndiff[i][j] = g->dbnraw[i][j] * a->bnvar_inv[0][j];
     // dbnvar_inv from bnraw [32, 64] = mul(bndiff [32, 64], bnvar_inv [1, 64])
+    memset(&g->dbnvar_inv[0][0], 0, sizeof(float) * 64);
     // bnvar_inv [1, 64] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
@@ -316,21 +322,21 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     // dbnvar_inv_t1 from bnvar_inv [1, 64] = rsqrt(bnvar_inv_t1 [1, 64])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
-            g->dbnvar_inv_t1[i][j] += g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
+            g->dbnvar_inv_t1[i][j] = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
     // dbnvar from bnvar_inv_t1 [1, 64] = add_c(bnvar [1, 64])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
-            g->dbnvar[i][j] += g->dbnvar_inv_t1[i][j];
+            g->dbnvar[i][j] = g->dbnvar_inv_t1[i][j];
     
     // backprop through mlp_bn.ninja:33: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
     // dbnvar_t1 from bnvar [1, 64] = mul_c(bnvar_t1 [1, 64])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
-            g->dbnvar_t1[i][j] += g->dbnvar[i][j] * 0.0322580636f;
+            g->dbnvar_t1[i][j] = g->dbnvar[i][j] * 0.0322580636f;
     // dbndiff2 from bnvar_t1 [1, 64] = sum(bndiff2 [32, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            g->dbndiff2[i][j] += g->dbnvar_t1[0][j];
+            g->dbndiff2[i][j] = g->dbnvar_t1[0][j];
     
     // backprop through mlp_bn.ninja:32: bndiff2 = bndiff**2
     // dbndiff from bndiff2 [32, 64] = square(bndiff [32, 64])
@@ -342,8 +348,9 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     // dhprebn from bndiff [32, 64] = sub(hprebn [32, 64], bnmeani [1, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            g->dhprebn[i][j] += g->dbndiff[i][j];
+            g->dhprebn[i][j] = g->dbndiff[i][j];
     // dbnmeani from bndiff [32, 64] = sub(hprebn [32, 64], bnmeani [1, 64])
+    memset(&g->dbnmeani[0][0], 0, sizeof(float) * 64);
     // bnmeani [1, 64] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
@@ -353,7 +360,7 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     // dbnmeani_t1 from bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
-            g->dbnmeani_t1[i][j] += g->dbnmeani[i][j] * 0.03125f;
+            g->dbnmeani_t1[i][j] = g->dbnmeani[i][j] * 0.03125f;
     // dhprebn from bnmeani_t1 [1, 64] = sum(hprebn [32, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
@@ -363,26 +370,28 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     // dhprebn_t1 from hprebn [32, 64] = add(hprebn_t1 [32, 64], b1 [64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            g->dhprebn_t1[i][j] += g->dhprebn[i][j];
+            g->dhprebn_t1[i][j] = g->dhprebn[i][j];
     // db1 from hprebn [32, 64] = add(hprebn_t1 [32, 64], b1 [64])
+    memset(&g->db1[0], 0, sizeof(float) * 64);
     // b1 [64] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
             g->db1[j] += g->dhprebn[i][j];
     // dembcat from hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
-    // dembcat += dhprebn_t1 @ W1^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 30, 64, 1.0f, &g->dhprebn_t1[0][0], 64, &p->W1[0][0], 64, 1.0f, &g->dembcat[0][0], 30);
+    // dembcat = dhprebn_t1 @ W1^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 30, 64, 1.0f, &g->dhprebn_t1[0][0], 64, &p->W1[0][0], 64, 0.0f, &g->dembcat[0][0], 30);
     // dW1 from hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
-    // dW1 += embcat^T @ dhprebn_t1
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 64, 32, 1.0f, &a->embcat[0][0], 30, &g->dhprebn_t1[0][0], 64, 1.0f, &g->dW1[0][0], 64);
+    // dW1 = embcat^T @ dhprebn_t1
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 64, 32, 1.0f, &a->embcat[0][0], 30, &g->dhprebn_t1[0][0], 64, 0.0f, &g->dW1[0][0], 64);
     
     // backprop through mlp_bn.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
     for (int i = 0; i < 960; i++)
-        (&g->demb[0][0][0])[i] += (&g->dembcat[0][0])[i];
+        (&g->demb[0][0][0])[i] = (&g->dembcat[0][0])[i];
     
     // backprop through mlp_bn.ninja:25: emb = C[Xb]
     // dC from emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
+    memset(&g->dC[0][0], 0, sizeof(float) * 270);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 10; k++)

@@ -140,7 +140,6 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *p, const int32_t *const *i
     (void)Xb;
     const int32_t *Yb = inputs[1];
     (void)Yb;
-    memset(g, 0, sizeof *g);
     g->dloss = 1.0f;
     
     // backprop through mlp_bn_fused.ninja:36: loss = F.cross_entropy(logits, Yb)
@@ -148,42 +147,45 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *p, const int32_t *const *i
     // dlogits = (softmax(logits) - onehot(Yb)) / 32.0f
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dlogits[i][j] += g->dloss * ((a->logits_probs[i][j] - (Yb[i] == j)) / 32.0f);
+            g->dlogits[i][j] = g->dloss * ((a->logits_probs[i][j] - (Yb[i] == j)) / 32.0f);
     
     // backprop through mlp_bn_fused.ninja:35: logits = h @ W2 + b2
     // dlogits_t1 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dlogits_t1[i][j] += g->dlogits[i][j];
+            g->dlogits_t1[i][j] = g->dlogits[i][j];
     // db2 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
+    memset(&g->db2[0], 0, sizeof(float) * 27);
     // b2 [27] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
             g->db2[j] += g->dlogits[i][j];
     // dh from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    // dh += dlogits_t1 @ W2^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 200, 27, 1.0f, &g->dlogits_t1[0][0], 27, &p->W2[0][0], 27, 1.0f, &g->dh[0][0], 200);
+    // dh = dlogits_t1 @ W2^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 200, 27, 1.0f, &g->dlogits_t1[0][0], 27, &p->W2[0][0], 27, 0.0f, &g->dh[0][0], 200);
     // dW2 from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    // dW2 += h^T @ dlogits_t1
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 200, 27, 32, 1.0f, &a->h[0][0], 200, &g->dlogits_t1[0][0], 27, 1.0f, &g->dW2[0][0], 27);
+    // dW2 = h^T @ dlogits_t1
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 200, 27, 32, 1.0f, &a->h[0][0], 200, &g->dlogits_t1[0][0], 27, 0.0f, &g->dW2[0][0], 27);
     
     // backprop through mlp_bn_fused.ninja:34: h = torch.tanh(hpreact)
     // dhpreact from h [32, 200] = tanh(hpreact [32, 200])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
-            g->dhpreact[i][j] += g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
+            g->dhpreact[i][j] = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
     
     // backprop through mlp_bn_fused.ninja:31: hpreact = bngain * bnraw + bnbias
     // dhpreact_t1 from hpreact [32, 200] = add(hpreact_t1 [32, 200], bnbias [1, 200])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
-            g->dhpreact_t1[i][j] += g->dhpreact[i][j];
+            g->dhpreact_t1[i][j] = g->dhpreact[i][j];
     // dbnbias from hpreact [32, 200] = add(hpreact_t1 [32, 200], bnbias [1, 200])
+    memset(&g->dbnbias[0][0], 0, sizeof(float) * 200);
     // bnbias [1, 200] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
             g->dbnbias[0][j] += g->dhpreact[i][j];
     // dbngain from hpreact_t1 [32, 200] = mul(bngain [1, 200], bnraw [32, 200])
+    memset(&g->dbngain[0][0], 0, sizeof(float) * 200);
     // bngain [1, 200] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
@@ -191,14 +193,15 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *p, const int32_t *const *i
     // dbnraw from hpreact_t1 [32, 200] = mul(bngain [1, 200], bnraw [32, 200])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
-            g->dbnraw[i][j] += g->dhpreact_t1[i][j] * p->bngain[0][j];
+            g->dbnraw[i][j] = g->dhpreact_t1[i][j] * p->bngain[0][j];
     
     // backprop through mlp_bn_fused.ninja:30: bnraw = (hprebn - bnmean) * bnvar_inv
     // dbnraw_t1 from bnraw [32, 200] = mul(bnraw_t1 [32, 200], bnvar_inv [1, 200])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
-            g->dbnraw_t1[i][j] += g->dbnraw[i][j] * a->bnvar_inv[0][j];
+            g->dbnraw_t1[i][j] = g->dbnraw[i][j] * a->bnvar_inv[0][j];
     // dbnvar_inv from bnraw [32, 200] = mul(bnraw_t1 [32, 200], bnvar_inv [1, 200])
+    memset(&g->dbnvar_inv[0][0], 0, sizeof(float) * 200);
     // bnvar_inv [1, 200] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
@@ -206,8 +209,9 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *p, const int32_t *const *i
     // dhprebn from bnraw_t1 [32, 200] = sub(hprebn [32, 200], bnmean [1, 200])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
-            g->dhprebn[i][j] += g->dbnraw_t1[i][j];
+            g->dhprebn[i][j] = g->dbnraw_t1[i][j];
     // dbnmean from bnraw_t1 [32, 200] = sub(hprebn [32, 200], bnmean [1, 200])
+    memset(&g->dbnmean[0][0], 0, sizeof(float) * 200);
     // bnmean [1, 200] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
@@ -217,11 +221,11 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *p, const int32_t *const *i
     // dbnvar_inv_t1 from bnvar_inv [1, 200] = rsqrt(bnvar_inv_t1 [1, 200])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
-            g->dbnvar_inv_t1[i][j] += g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
+            g->dbnvar_inv_t1[i][j] = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
     // dbnvar from bnvar_inv_t1 [1, 200] = add_c(bnvar [1, 200])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
-            g->dbnvar[i][j] += g->dbnvar_inv_t1[i][j];
+            g->dbnvar[i][j] = g->dbnvar_inv_t1[i][j];
     
     // backprop through mlp_bn_fused.ninja:28: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
     // dhprebn from bnvar [1, 200] = var(hprebn [32, 200])
@@ -239,26 +243,28 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *p, const int32_t *const *i
     // dhprebn_t1 from hprebn [32, 200] = add(hprebn_t1 [32, 200], b1 [200])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
-            g->dhprebn_t1[i][j] += g->dhprebn[i][j];
+            g->dhprebn_t1[i][j] = g->dhprebn[i][j];
     // db1 from hprebn [32, 200] = add(hprebn_t1 [32, 200], b1 [200])
+    memset(&g->db1[0], 0, sizeof(float) * 200);
     // b1 [200] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
             g->db1[j] += g->dhprebn[i][j];
     // dembcat from hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    // dembcat += dhprebn_t1 @ W1^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 30, 200, 1.0f, &g->dhprebn_t1[0][0], 200, &p->W1[0][0], 200, 1.0f, &g->dembcat[0][0], 30);
+    // dembcat = dhprebn_t1 @ W1^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 30, 200, 1.0f, &g->dhprebn_t1[0][0], 200, &p->W1[0][0], 200, 0.0f, &g->dembcat[0][0], 30);
     // dW1 from hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    // dW1 += embcat^T @ dhprebn_t1
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 200, 32, 1.0f, &a->embcat[0][0], 30, &g->dhprebn_t1[0][0], 200, 1.0f, &g->dW1[0][0], 200);
+    // dW1 = embcat^T @ dhprebn_t1
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 200, 32, 1.0f, &a->embcat[0][0], 30, &g->dhprebn_t1[0][0], 200, 0.0f, &g->dW1[0][0], 200);
     
     // backprop through mlp_bn_fused.ninja:22: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
     for (int i = 0; i < 960; i++)
-        (&g->demb[0][0][0])[i] += (&g->dembcat[0][0])[i];
+        (&g->demb[0][0][0])[i] = (&g->dembcat[0][0])[i];
     
     // backprop through mlp_bn_fused.ninja:21: emb = C[Xb]
     // dC from emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
+    memset(&g->dC[0][0], 0, sizeof(float) * 270);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 10; k++)
