@@ -798,7 +798,7 @@ static void fn_calibrate(E *e, const char *id) {
               " * of memory. */\n");
     out(e, 0, "int %s_calibrate(const %s_params *p, const int32_t *const *inputs, int64_t rows, %s_stats *s,\n"
               "                 %s_infer_ws *w) {\n", id, id, id, id);
-    out(e, 1, "(void)p;\n    (void)inputs;\n    (void)w;\n    (void)rows;\n");
+    out(e, 1, "(void)p;\n    (void)inputs;\n    (void)s;\n    (void)w;\n    (void)rows;\n");
     e->last_stmt = NULL;
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
