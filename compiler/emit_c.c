@@ -103,6 +103,11 @@ static const char *aux_ref(E *e, const Tensor *t, const char *what, const char *
     return indexed(arena_printf("%s->%s", e->infer ? "w" : "a", aux_name(t, what)), t->rank, idx);
 }
 
+/* cross_entropy keeps the softmax of its logits, named after its output. */
+static const char *probs_ref(E *e, const Op *op, const char *const *idx) {
+    return indexed(arena_printf("%s->%s", e->infer ? "w" : "a", aux_name(op->out, "probs")), op->in[0]->rank, idx);
+}
+
 static const char *ref(E *e, const Tensor *t, const char *const *idx) {
     return indexed(base(e, t), t->rank, idx);
 }
@@ -358,7 +363,7 @@ static void forward_special(E *e, const Op *op) {
     }
     case OP_CROSS_ENTROPY: {
         const Tensor *t = op->in[1];
-        const char *lij = ref(e, x, IDX), *pij = aux_ref(e, x, "probs", IDX);
+        const char *lij = ref(e, x, IDX), *pij = probs_ref(e, op, IDX);
         const char *liy = ref(e, x, (const char *[]){"i", indexed(t->name, 1, IDX)});
         out(e, 1, "%s = 0;\n", ref(e, y, IDX));
         out(e, 1, "for (int i = 0; i < %s; i++) {\n", dimsz(e, x, 0));
@@ -504,7 +509,7 @@ static void backward_special(E *e, const Grad *gr) {
         const Tensor *t = op->in[1];
         out(e, 1, "// d%s = (softmax(%s) - onehot(%s)) / %s\n", x->name, x->name, t->name, scalar(e, op->c));
         out(e, loops(e, 1, x, 0), "%s %s %s * ((%s - (%s == j)) / %s);\n", gref(e, x, IDX), e->acc, gref(e, y, IDX),
-            aux_ref(e, x, "probs", IDX), indexed(t->name, 1, IDX), scalar(e, op->c));
+            probs_ref(e, op, IDX), indexed(t->name, 1, IDX), scalar(e, op->c));
         return;
     }
     case OP_CAT: {
@@ -596,7 +601,7 @@ static void decl_aux(E *e, const Op *op, bool chunked) {
     else if (op->kind == OP_MAX)
         decl(e, "int", aux_name(op->out, "argmax"), op->out, chunked, " where the max is");
     else if (op->kind == OP_CROSS_ENTROPY)
-        decl(e, e->real, aux_name(op->in[0], "probs"), op->in[0], chunked, " softmax, for the backward pass");
+        decl(e, e->real, aux_name(op->out, "probs"), op->in[0], chunked, " softmax of the logits, for the backward pass");
 }
 
 static bool runs_in_inference(const Op *op) { return !op->out->frozen; }

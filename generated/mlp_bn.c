@@ -591,6 +591,7 @@ int mlp_bn_calibrate(const mlp_bn_params *p, const int32_t *const *inputs, int64
                  mlp_bn_infer_ws *w) {
     (void)p;
     (void)inputs;
+    (void)s;
     (void)w;
     (void)rows;
     

@@ -126,9 +126,9 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *p, const int32_t *const *in
         for (int j = 1; j < 27; j++)
             mx = a->logits[i][j] > mx ? a->logits[i][j] : mx;
         for (int j = 0; j < 27; j++)
-            sum += a->logits_probs[i][j] = expf(a->logits[i][j] - mx);
+            sum += a->loss_probs[i][j] = expf(a->logits[i][j] - mx);
         for (int j = 0; j < 27; j++)
-            a->logits_probs[i][j] /= sum;
+            a->loss_probs[i][j] /= sum;
         a->loss += logf(sum) + mx - a->logits[i][Yb[i]];
     }
     a->loss /= 32.0f;
@@ -147,7 +147,7 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *p, const int32_t *const *i
     // dlogits = (softmax(logits) - onehot(Yb)) / 32.0f
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dlogits[i][j] = g->dloss * ((a->logits_probs[i][j] - (Yb[i] == j)) / 32.0f);
+            g->dlogits[i][j] = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
     
     // backprop through mlp_bn_fused.ninja:35: logits = h @ W2 + b2
     // dlogits_t1 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
@@ -366,9 +366,9 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
         for (int j = 1; j < 27; j++)
             mx = w->logits[i][j] > mx ? w->logits[i][j] : mx;
         for (int j = 0; j < 27; j++)
-            sum += w->logits_probs[i][j] = expf(w->logits[i][j] - mx);
+            sum += w->loss_probs[i][j] = expf(w->logits[i][j] - mx);
         for (int j = 0; j < 27; j++)
-            w->logits_probs[i][j] /= sum;
+            w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];
     }
     w->loss /= (float)(rows);
@@ -401,6 +401,7 @@ int mlp_bn_fused_calibrate(const mlp_bn_fused_params *p, const int32_t *const *i
                  mlp_bn_fused_infer_ws *w) {
     (void)p;
     (void)inputs;
+    (void)s;
     (void)w;
     (void)rows;
     

@@ -36,7 +36,7 @@ typedef struct {   // every activation of a training batch
     float logits_t1[32][27];           // [n=32, 27] mlp_bn_fused.ninja:35
     float logits[32][27];              // [n=32, 27] mlp_bn_fused.ninja:35
     float loss;                        // [] mlp_bn_fused.ninja:36
-    float logits_probs[32][27];        // [n=32, 27] softmax, for the backward pass
+    float loss_probs[32][27];          // [n=32, 27] softmax of the logits, for the backward pass
 } mlp_bn_fused_acts;
 
 typedef struct {   // d<name>: the gradient of loss with respect to <name>
@@ -85,7 +85,7 @@ typedef struct {   // inference activations for up to 512 rows
     float logits_t1[512][27];          // [n=32, 27] mlp_bn_fused.ninja:35
     float logits[512][27];             // [n=32, 27] mlp_bn_fused.ninja:35
     float loss;                        // [] mlp_bn_fused.ninja:36
-    float logits_probs[512][27];       // [n=32, 27] softmax, for the backward pass
+    float loss_probs[512][27];         // [n=32, 27] softmax of the logits, for the backward pass
 } mlp_bn_fused_infer_ws;
 
 void mlp_bn_fused_forward(const mlp_bn_fused_params *p, const int32_t *const *inputs, mlp_bn_fused_acts *a);
