@@ -44,7 +44,7 @@ int loc_line(Loc loc) {
 static int line_length(int line) {
     const char *start = src->text + line_starts[line - 1];
     const char *nl = memchr(start, '\n', src->len - (size_t)line_starts[line - 1]);
-    int len = nl ? (int)(nl - start) : (int)strlen(start);
+    int len = nl ? (int)(nl - start) : (int)(src->len - (size_t)line_starts[line - 1]);
     if (len > 0 && start[len - 1] == '\r')
         len--;
     return len;
@@ -93,11 +93,12 @@ static void report(Loc loc, const char *kind, const char *fmt, va_list ap) {
     show_line(loc);
 }
 
-/* After MAX_ERRORS errors the rest are counted but not shown. */
+/* After MAX_ERRORS errors the rest are counted but not shown; the first
+ * one not shown says so. */
 static bool quiet(void) { return diag_errors >= MAX_ERRORS; }
 
 static void count_error(void) {
-    if (++diag_errors == MAX_ERRORS)
+    if (++diag_errors == MAX_ERRORS + 1)
         fprintf(stderr, "%s: error: too many errors; the rest are not shown\n", src ? src->path : "ninjac");
 }
 

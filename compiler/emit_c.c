@@ -345,13 +345,15 @@ static void forward_special(E *e, const Op *op) {
     }
     case OP_SOFTMAX: {
         int d = __builtin_ctz(op->axes);
-        const char *at[MAX_RANK];
-        for (int k = 0; k < x->rank; k++)
+        const char *at[MAX_RANK], *first[MAX_RANK];
+        for (int k = 0; k < x->rank; k++) {
             at[k] = k == d ? "m" : IDX[k];
+            first[k] = k == d ? "0" : IDX[k];
+        }
         const char *xm = ref(e, x, at), *ym = ref(e, y, at), *n = dimsz(e, x, d);
         int in = loops(e, 1, x, op->axes);
         out(e, in, "{\n");
-        out(e, in + 1, "%s mx = %s, sum = 0;\n", e->real, xm);
+        out(e, in + 1, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, first));
         out(e, in + 1, "for (int m = 1; m < %s; m++)\n", n);
         out(e, in + 2, "mx = %s > mx ? %s : mx;\n", xm, xm);
         out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);

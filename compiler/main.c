@@ -122,24 +122,40 @@ static void parse_args(int argc, char **argv, Options *o) {
         die_usage("%s", "no spec given");
 }
 
+/* Reads the whole file, growing the buffer as it goes (the spec may be a
+ * pipe), and refuses anything above MAX_SPEC_BYTES. */
 static Source *read_source(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "ninjac: cannot open %s: %s\n", path, strerror(errno));
         exit(1);
     }
-    char *text = arena_alloc(MAX_SPEC_BYTES + 1);
-    size_t len = fread(text, 1, MAX_SPEC_BYTES + 1, f);
-    bool failed = ferror(f);
+    size_t len = 0, cap = 1 << 16;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap || cap > MAX_SPEC_BYTES)
+            break;
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger)
+            free(buf);
+        buf = bigger;
+        cap *= 2;
+    }
+    bool failed = !buf || ferror(f);
     fclose(f);
     if (failed) {
-        fprintf(stderr, "ninjac: cannot read %s\n", path);
+        fprintf(stderr, "ninjac: cannot read %s%s\n", path, buf ? "" : ": out of memory");
+        free(buf);
         exit(1);
     }
     if (len > MAX_SPEC_BYTES) {
         fprintf(stderr, "%s: error: the spec is larger than %d MB\n", path, MAX_SPEC_BYTES >> 20);
+        free(buf);
         exit(1);
     }
+    char *text = arena_strndup(buf, len);
+    free(buf);
     Source *src = arena_alloc(sizeof(Source));
     src->path = path;
     src->text = text;

@@ -16,6 +16,7 @@
 #define MAX_RANK 4
 #define MAX_NAME 256
 #define MAX_DIM_VALUE (1LL << 31)
+#define MAX_OPS 20000          /* bounds the generated C and the time to write it */
 
 /* ---- arena.c ---- */
 void *arena_alloc(size_t size);   /* zeroed; exits with a message when out of memory */

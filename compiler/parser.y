@@ -5,16 +5,21 @@
 #include "ninjac.h"
 
 #define MAX_DEPTH 200          /* brackets; also bounds expression depth */
+#define MAX_STATEMENTS 10000   /* bounds the IR, the output and the time to make them */
 
 typedef struct {
+    const char *text;          /* the whole source */
     int offset;                /* byte offset of the next token */
     int depth;                 /* open brackets */
+    Loc open[MAX_DEPTH];       /* where each open bracket is, innermost last */
     bool at_line_start;
+    bool gave_up;              /* a limit was hit: the lexer has ended the input */
 } LexState;
 
 typedef struct {
     Program *prog;
     void *scanner;
+    bool too_many;             /* MAX_STATEMENTS reached */
 } ParseState;
 
 /* A rule's location spans its first to its last symbol; an empty rule sits
@@ -32,6 +37,7 @@ typedef struct {
 
 %code provides {
 int nj_lex(NJ_STYPE *yylval, NJ_LTYPE *yylloc, void *scanner);
+LexState *nj_get_extra(void *scanner);
 }
 
 %code {
@@ -44,6 +50,7 @@ static Node *postfix(NodeKind kind, Node *lhs, Vec *args, const char *name, Loc 
 static Node *number(double value, bool is_int, Loc loc);
 static Node *name_ref(const char *name, Loc loc);
 static Node *kwarg(const char *name, Node *value, Loc loc);
+static Node *parenthesized(Node *n, Loc loc);
 static Node *list(Vec *items, Loc loc);
 static Vec *one(Node *n);
 static Vec *append(Vec *v, Node *n);
@@ -143,7 +150,7 @@ arg:
 atom:
     NUMBER                { $$ = number($1.value, $1.is_int, @$); }
   | NAME                  { $$ = name_ref($1, @$); }
-  | '(' expr ')'          { $$ = $2; }
+  | '(' expr ')'          { $$ = parenthesized($2, @$); }
   | '(' expr ',' ')'      { $$ = list(one($2), @$); }
   | '(' expr ',' exprs ')' { $$ = list(prepend($2, $4), @$); }
   | '[' exprs ']'         { $$ = list($2, @$); }
@@ -151,13 +158,21 @@ atom:
 
 %%
 
+/* A statement left inside open brackets runs on over the next lines
+ * (implicit line joining), so its error shows up later: point at the
+ * bracket that is still open. */
 static void nj_error(YYLTYPE *loc, ParseState *ps, const char *msg) {
-    (void)ps;
-    if (strstr(msg, "invalid character"))
+    LexState *lex = nj_get_extra(scanner);   /* scanner: ps->scanner */
+    if (lex->gave_up || strstr(msg, "invalid character"))
         return;   /* the lexer has said what it was */
     if (strstr(msg, "memory exhausted"))
         msg = "statement too deeply nested";
     error_at(*loc, "%s", msg);
+    if (lex->depth > 0) {
+        Loc open = lex->open[lex->depth - 1];
+        if (strstr(msg, "end of file") || loc_line(*loc) > loc_line(open))
+            note_at(open, "to match this '%c'", ps->prog->src->text[open.begin]);
+    }
 }
 
 static int depth_of(const Node *n) { return n ? n->depth : 0; }
@@ -169,13 +184,16 @@ static Node *new_node(NodeKind kind, Loc loc) {
     return n;
 }
 
+/* Depth grows by one per level, so a chain of nodes crosses the limit at
+ * exactly one node: the error is reported there, once. Nodes above it are
+ * dropped, which keeps every later recursion (dumps included) bounded. */
 static Node *deeper(Node *n, Node *a, Node *b) {
     int d = depth_of(a) > depth_of(b) ? depth_of(a) : depth_of(b);
-    if (d + 1 > 2 * MAX_DEPTH) {
-        error_at(n->loc, "expression nested more than %d deep", 2 * MAX_DEPTH);
+    if (d + 1 > 2 * MAX_DEPTH + 1)
         return a;
-    }
     n->depth = d + 1;
+    if (n->depth == 2 * MAX_DEPTH + 1)
+        error_at(n->loc, "expression nested more than %d deep", 2 * MAX_DEPTH);
     return n;
 }
 
@@ -228,6 +246,12 @@ static Node *postfix(NodeKind kind, Node *lhs, Vec *args, const char *name, Loc 
     return with_args(n, args);
 }
 
+/* (x) is x, but its text includes the brackets (an init quoted back, a caret). */
+static Node *parenthesized(Node *n, Loc loc) {
+    n->loc = loc;
+    return n;
+}
+
 static Node *kwarg(const char *name, Node *value, Loc loc) {
     Node *n = new_node(N_KWARG, loc);
     n->name = name;
@@ -259,6 +283,12 @@ static Vec *prepend(Node *n, Vec *v) {
 
 static void stmt(ParseState *ps, StmtKind kind, Loc loc, const char *name, Loc name_loc,
                  Node *value, Vec *dims, Node *bound, const char *type_name, Loc type_loc) {
+    if (ps->prog->stmts.len == MAX_STATEMENTS) {
+        if (!ps->too_many)
+            error_at(loc, "a spec has at most %d statements", MAX_STATEMENTS);
+        ps->too_many = true;   /* said once; the rest is only parsed */
+        return;
+    }
     Stmt *s = arena_alloc(sizeof(Stmt));
     s->kind = kind;
     s->loc = loc;
@@ -282,7 +312,7 @@ int nj_lex_destroy(void *scanner);
 YY_BUFFER_STATE nj__scan_bytes(const char *bytes, int len, void *scanner);
 
 void parse_program(Program *prog) {
-    LexState lex = {.at_line_start = true};
+    LexState lex = {.text = prog->src->text, .at_line_start = true};
     ParseState ps = {.prog = prog};
     nj_lex_init_extra(&lex, &ps.scanner);
     nj__scan_bytes(prog->src->text, (int)prog->src->len, ps.scanner);

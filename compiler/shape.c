@@ -17,7 +17,13 @@ const OpInfo op_info[OP_COUNT] = {
 
 /* ---- symbols: a hash table from names to what they denote ---- */
 
-typedef enum { SYM_DIM, SYM_TENSOR, SYM_SCALAR, SYM_HIDDEN /* a temporary's name */ } SymKind;
+typedef enum {
+    SYM_DIM,
+    SYM_TENSOR,
+    SYM_SCALAR,
+    SYM_HIDDEN,     /* a temporary's name */
+    SYM_POISON,     /* its line had an error: uses fail quietly, not once more each */
+} SymKind;
 
 typedef struct {
     const char *name;
@@ -189,7 +195,7 @@ static Val unary_op(Ctx *c, OpKind kind, Tensor *a, Scalar k, Loc loc) {
     return tensor_val(out);
 }
 
-static Val binary_op(Ctx *c, OpKind kind, Tensor *a, Tensor *b, Loc loc, Loc b_loc) {
+static Val binary_op(Ctx *c, OpKind kind, Tensor *a, Tensor *b, Loc loc, Loc a_loc, Loc b_loc) {
     int rank = a->rank > b->rank ? a->rank : b->rank;
     int64_t shape[MAX_RANK];
     bool batch[MAX_RANK];
@@ -206,8 +212,18 @@ static Val binary_op(Ctx *c, OpKind kind, Tensor *a, Tensor *b, Loc loc, Loc b_l
             return ERR;
         }
         shape[i] = da > db ? da : db;
-        batch[i] = (ia >= 0 && a->batch[ia] && da == shape[i]) ||
-                   (ib >= 0 && b->batch[ib] && db == shape[i]);
+        bool rows_a = ia >= 0 && a->batch[ia], rows_b = ib >= 0 && b->batch[ib];
+        if (da == db && da != 1 && rows_a != rows_b) {
+            const Tensor *fixed = rows_a ? b : a, *rows = rows_a ? a : b;
+            int fixed_dim = rows_a ? ib : ia;
+            error_at(rows_a ? b_loc : a_loc, "%s cannot line up with the batch rows of %s: its dim %d has a "
+                     "fixed size, but inference runs on any number of rows", describe(fixed), describe(rows),
+                     fixed_dim);
+            if (!fixed->is_temp)
+                note_at(fixed->stmt ? fixed->stmt->name_loc : fixed->loc, "'%s' is defined here", fixed->name);
+            return ERR;
+        }
+        batch[i] = (rows_a && da == shape[i]) || (rows_b && db == shape[i]);
     }
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, loc);
     new_op(c, kind, out, a, b, loc);
@@ -284,24 +300,46 @@ static int edit_distance(const char *a, const char *b) {
     return d[la][lb];
 }
 
-static const char *suggest(Ctx *c, const char *name) {
-    const char *best = NULL;
-    int best_d = (int)strlen(name) / 3 + 1;
-    for (int i = 0; i < c->syms.cap; i++) {
-        Sym *s = c->syms.slots[i];
-        if (!s || s->kind == SYM_HIDDEN || abs((int)strlen(s->name) - (int)strlen(name)) > best_d)
-            continue;
-        int d = edit_distance(name, s->name);
-        if (d <= best_d && (!best || d < best_d || strcmp(s->name, best) < 0)) {
-            best = s->name;
-            best_d = d;
-        }
+/* The closest of the candidates, if close enough to be a typo; ties go to
+ * the alphabetically first, so that the hint does not depend on hashing. */
+typedef struct {
+    const char *name, *best;
+    int best_d;
+} Suggestion;
+
+static Suggestion suggestion_for(const char *name) {
+    return (Suggestion){name, NULL, (int)strlen(name) / 3 + 1};
+}
+
+static void consider(Suggestion *s, const char *candidate) {
+    if (abs((int)strlen(candidate) - (int)strlen(s->name)) > s->best_d)
+        return;
+    int d = edit_distance(s->name, candidate);
+    if (d <= s->best_d && (!s->best || d < s->best_d || strcmp(candidate, s->best) < 0)) {
+        s->best = candidate;
+        s->best_d = d;
     }
-    return best;
+}
+
+static const char *suggest(Ctx *c, const char *name) {
+    Suggestion s = suggestion_for(name);
+    for (int i = 0; i < c->syms.cap; i++)
+        if (c->syms.slots[i] && c->syms.slots[i]->kind != SYM_HIDDEN)
+            consider(&s, c->syms.slots[i]->name);
+    return s.best;
+}
+
+static const char *suggest_dim(const Model *m, const char *name) {
+    Suggestion s = suggestion_for(name);
+    for (int i = 0; i < m->dims.len; i++)
+        consider(&s, ((Dim *)m->dims.items[i])->name);
+    return s.best;
 }
 
 static Val lookup(Ctx *c, Node *n) {
     Sym *s = sym_find(&c->syms, n->name);
+    if (s && s->kind == SYM_POISON)
+        return ERR;
     if (s && s->kind != SYM_HIDDEN) {
         if (s->kind == SYM_TENSOR)
             return tensor_val(s->tensor);
@@ -326,48 +364,47 @@ static Val lookup(Ctx *c, Node *n) {
 
 /* ---- call arguments ---- */
 
-typedef struct {
-    Node *pos[4];
-    int npos;
-    Node *kw[4];
-    const char *kwname[4];
-    int nkw;
-} Args;
-
-static bool split_args(Node *call, Args *a, int max_pos, const char *const *known_kw) {
-    memset(a, 0, sizeof *a);
+/* Binds a call's arguments to PyTorch's parameters, given in positional
+ * order (NULL-terminated); each may also be passed by keyword, and
+ * `keepdims` stands for `keepdim` as in PyTorch. bound[i] is the argument
+ * for params[i], or NULL when absent. */
+static bool bind_args(Node *call, const char *const *params, Node **bound) {
+    int nparams = 0;
+    while (params[nparams])
+        bound[nparams++] = NULL;
+    int npos = 0;
+    bool seen_kw = false;
     for (int i = 0; i < call->nargs; i++) {
         Node *arg = call->args[i];
         if (arg->kind != N_KWARG) {
-            if (a->nkw) {
+            if (seen_kw) {
                 error_at(arg->loc, "positional argument after a keyword argument");
                 return false;
             }
-            if (a->npos == max_pos || a->npos == 4) {
-                error_at(arg->loc, "too many arguments (at most %d)", max_pos);
+            if (npos == nparams) {
+                error_at(arg->loc, "too many arguments (at most %d)", nparams);
                 return false;
             }
-            a->pos[a->npos++] = arg;
+            bound[npos++] = arg;
             continue;
         }
-        bool ok = false;
-        for (int k = 0; known_kw && known_kw[k]; k++)
-            ok |= !strcmp(known_kw[k], arg->name);
-        if (!ok || a->nkw == 4) {
+        seen_kw = true;
+        const char *name = strcmp(arg->name, "keepdims") ? arg->name : "keepdim";
+        int k = 0;
+        while (k < nparams && strcmp(params[k], name))
+            k++;
+        if (k == nparams) {
             error_at(arg->loc, "unexpected keyword argument '%s'", arg->name);
             return false;
         }
-        a->kw[a->nkw] = arg->lhs;
-        a->kwname[a->nkw++] = arg->name;
+        if (bound[k]) {
+            error_at(arg->loc, k < npos ? "'%s' is given both by position and by keyword"
+                                        : "keyword argument '%s' repeated", name);
+            return false;
+        }
+        bound[k] = arg->lhs;
     }
     return true;
-}
-
-static Node *kwarg_of(Args *a, const char *name) {
-    for (int i = 0; i < a->nkw; i++)
-        if (!strcmp(a->kwname[i], name))
-            return a->kw[i];
-    return NULL;
 }
 
 static Val eval(Ctx *c, Node *n);
@@ -443,21 +480,18 @@ static bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
 }
 
 static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim) {
-    static const char *const kws[] = {"dim", "keepdim", "keepdims", "unbiased", NULL};
-    Args a;
-    if (!split_args(call, &a, kind == OP_VAR ? 3 : 2, kws))
+    /* PyTorch's positional order: (dim, keepdim), var(dim, unbiased, keepdim). */
+    static const char *const plain[] = {"dim", "keepdim", NULL};
+    static const char *const var[] = {"dim", "unbiased", "keepdim", NULL};
+    Node *arg[3];
+    for (int i = 0; kind != OP_VAR && i < call->nargs; i++)
+        if (call->args[i]->kind == N_KWARG && !strcmp(call->args[i]->name, "unbiased")) {
+            error_at(call->args[i]->lhs->loc, "only var takes 'unbiased'");
+            return ERR;
+        }
+    if (!bind_args(call, kind == OP_VAR ? var : plain, arg))
         return ERR;
-    /* Positional order as in PyTorch: (dim, keepdim), var(dim, unbiased, keepdim). */
-    int keep_pos = kind == OP_VAR ? 2 : 1, unbiased_pos = kind == OP_VAR ? 1 : 9;
-    Node *dim = a.npos > 0 ? a.pos[0] : kwarg_of(&a, "dim");
-    Node *keep = a.npos > keep_pos ? a.pos[keep_pos] : kwarg_of(&a, "keepdim");
-    if (!keep)
-        keep = kwarg_of(&a, "keepdims");
-    Node *unb = a.npos > unbiased_pos ? a.pos[unbiased_pos] : kwarg_of(&a, "unbiased");
-    if (unb && kind != OP_VAR) {
-        error_at(unb->loc, "only var takes 'unbiased'");
-        return ERR;
-    }
+    Node *dim = arg[0], *keep = kind == OP_VAR ? arg[2] : arg[1], *unb = kind == OP_VAR ? arg[1] : NULL;
     if (single_dim && (!dim || dim->kind == N_LIST)) {
         error_at(call->loc, "%s needs exactly one dim", op_info[kind].name);
         return ERR;
@@ -521,11 +555,13 @@ static Val view(Ctx *c, Tensor *t, Node *call) {
         if (!eval_int(c, items[i], &shape[i], &s))
             return ERR;
         batch[i] = s.is_batch;
-        if (shape[i] == -1 && infer < 0) {
+        if (shape[i] == -1 && infer >= 0) {
+            error_at(items[i]->loc, "only one view size may be -1");
+            return ERR;
+        } else if (shape[i] == -1) {
             infer = i;
         } else if (shape[i] <= 0) {
-            error_at(items[i]->loc, "view size must be positive or a single -1, got %lld",
-                     (long long)shape[i]);
+            error_at(items[i]->loc, "view size must be positive or -1, got %lld", (long long)shape[i]);
             return ERR;
         } else {
             known *= shape[i];
@@ -534,8 +570,11 @@ static Val view(Ctx *c, Tensor *t, Node *call) {
     int64_t numel = tensor_numel(t);
     if (infer >= 0) {
         if (numel % known) {
-            error_at(call->loc, "cannot view %s (%lld elements) as a shape with %lld elements per -1",
-                     describe(t), (long long)numel, (long long)known);
+            char *sizes = arena_strdup("");
+            for (int i = 0; i < count; i++)
+                sizes = arena_printf("%s%s%lld", sizes, i ? ", " : "", (long long)shape[i]);
+            error_at(call->loc, "cannot view %s (%lld elements) as [%s]: %lld is not a multiple of %lld",
+                     describe(t), (long long)numel, sizes, (long long)numel, (long long)known);
             return ERR;
         }
         shape[infer] = numel / known;
@@ -581,7 +620,9 @@ static Val arith(Ctx *c, int op, Val a, Val b, Node *n) {
     Node *bad = a.kind != V_SCALAR && a.kind != V_TENSOR ? n->lhs
               : b.kind != V_SCALAR && b.kind != V_TENSOR ? n->rhs : NULL;
     if (bad) {
-        error_at(bad->loc, "expected a tensor or a number here");
+        Val which = bad == n->lhs ? a : b;
+        error_at(bad->loc, which.kind == V_MAX ? "max(dim) returns (values, indices): use .values"
+                                               : "expected a tensor or a number here");
         return ERR;
     }
     Tensor *ta = a.kind == V_TENSOR ? a.t : NULL, *tb = b.kind == V_TENSOR ? b.t : NULL;
@@ -607,7 +648,7 @@ static Val arith(Ctx *c, int op, Val a, Val b, Node *n) {
                      op == 'F' ? "//" : "**");
             return ERR;
         }
-        return binary_op(c, kinds[op], ta, tb, n->op_loc, n->rhs->loc);
+        return binary_op(c, kinds[op], ta, tb, n->op_loc, n->lhs->loc, n->rhs->loc);
     }
     Tensor *t = ta ? ta : tb;
     Scalar k = ta ? b.s : a.s;
@@ -615,7 +656,12 @@ static Val arith(Ctx *c, int op, Val a, Val b, Node *n) {
     case '+': return unary_op(c, OP_ADD_C, t, k, n->op_loc);
     case '*': return unary_op(c, OP_MUL_C, t, k, n->op_loc);
     case '-': return unary_op(c, ta ? OP_SUB_C : OP_RSUB_C, t, k, n->op_loc);
-    case '/': return unary_op(c, ta ? OP_DIV_C : OP_RDIV_C, t, k, n->op_loc);
+    case '/':
+        if (ta && k.value == 0) {
+            error_at(n->op_loc, "division by zero");
+            return ERR;
+        }
+        return unary_op(c, ta ? OP_DIV_C : OP_RDIV_C, t, k, n->op_loc);
     case 'P':
         if (!ta) {
             error_at(n->op_loc, "a number raised to a tensor power is not supported");
@@ -777,29 +823,30 @@ static Val softmax(Ctx *c, Tensor *x, Node *dim_node, Node *call) {
 }
 
 static Val cross_entropy(Ctx *c, Node *call) {
-    Args a;
-    if (!split_args(call, &a, 2, NULL))
+    static const char *const params[] = {"input", "target", NULL};
+    Node *arg[2];
+    if (!bind_args(call, params, arg))
         return ERR;
-    if (a.npos != 2) {
+    if (!arg[0] || !arg[1]) {
         error_at(call->loc, "F.cross_entropy takes (logits, targets)");
         return ERR;
     }
-    Tensor *logits = expect_tensor(c, a.pos[0]);
-    Val tv = eval(c, a.pos[1]);
+    Tensor *logits = expect_tensor(c, arg[0]);
+    Val tv = eval(c, arg[1]);
     if (!logits || tv.kind == V_ERROR)
         return ERR;
     if (logits->rank != 2) {
-        error_at(a.pos[0]->loc, "F.cross_entropy needs 2-D logits, got %s", describe(logits));
+        error_at(arg[0]->loc, "F.cross_entropy needs 2-D logits, got %s", describe(logits));
         return ERR;
     }
     if (tv.kind != V_TENSOR || tv.t->dtype != DT_INT || tv.t->rank != 1 ||
         tv.t->shape[0] != logits->shape[0]) {
-        error_at(a.pos[1]->loc, "targets must be an integer input of shape [%lld]",
+        error_at(arg[1]->loc, "targets must be an integer input of shape [%lld]",
                  (long long)logits->shape[0]);
         return ERR;
     }
     if (tv.t->bound > logits->shape[1]) {
-        error_at(a.pos[1]->loc, "'%s' takes values in [0, %lld) but the logits have %lld classes",
+        error_at(arg[1]->loc, "'%s' takes values in [0, %lld) but the logits have %lld classes",
                  tv.t->name, (long long)tv.t->bound, (long long)logits->shape[1]);
         return ERR;
     }
@@ -812,12 +859,11 @@ static Val cross_entropy(Ctx *c, Node *call) {
 }
 
 static Val cat(Ctx *c, Node *call) {
-    static const char *const kws[] = {"dim", NULL};
-    Args a;
-    if (!split_args(call, &a, 2, kws))
+    static const char *const params[] = {"tensors", "dim", NULL};
+    Node *arg[2];
+    if (!bind_args(call, params, arg))
         return ERR;
-    Node *list = a.npos ? a.pos[0] : NULL;
-    Node *dim = a.npos > 1 ? a.pos[1] : kwarg_of(&a, "dim");
+    Node *list = arg[0], *dim = arg[1];
     if (!list || list->kind != N_LIST || list->nargs < 1) {
         error_at(call->loc, "torch.cat takes a list of tensors and a dim");
         return ERR;
@@ -832,6 +878,11 @@ static Val cat(Ctx *c, Node *call) {
     int k = normalize_dim(parts[0], d, dim ? dim->loc : call->loc);
     if (k < 0)
         return ERR;
+    if (parts[0]->batch[k]) {
+        error_at(dim ? dim->loc : call->loc,
+                 "torch.cat along the batch dim is not supported (inference runs on any number of rows)");
+        return ERR;
+    }
     int64_t shape[MAX_RANK];
     memcpy(shape, parts[0]->shape, sizeof shape);
     shape[k] = 0;
@@ -856,17 +907,25 @@ static Val cat(Ctx *c, Node *call) {
 
 static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     OpKind kind;
-    if (elementwise_fn(fn, &kind) && call->nargs == 1) {
+    if (elementwise_fn(fn, &kind) && call->nargs != 1) {
+        error_at(call->loc, "%s.%s takes one argument, got %d", module, fn, call->nargs);
+        return ERR;
+    }
+    if (elementwise_fn(fn, &kind)) {
         Tensor *t = expect_tensor(c, call->args[0]);
         return t ? unary_op(c, kind, t, int_scalar(0), call->loc) : ERR;
     }
     if (!strcmp(fn, "softmax") && call->nargs >= 1) {
-        static const char *const kws[] = {"dim", NULL};
-        Args a;
-        if (!split_args(call, &a, 2, kws))
+        static const char *const params[] = {"input", "dim", NULL};
+        Node *arg[2];
+        if (!bind_args(call, params, arg))
             return ERR;
-        Tensor *t = expect_tensor(c, a.pos[0]);
-        return t ? softmax(c, t, a.npos > 1 ? a.pos[1] : kwarg_of(&a, "dim"), call) : ERR;
+        if (!arg[0]) {
+            error_at(call->loc, "%s.softmax takes (input, dim)", module);
+            return ERR;
+        }
+        Tensor *t = expect_tensor(c, arg[0]);
+        return t ? softmax(c, t, arg[1], call) : ERR;
     }
     if (!strcmp(module, "F") && !strcmp(fn, "cross_entropy"))
         return cross_entropy(c, call);
@@ -901,11 +960,11 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     if (!strcmp(fn, "view") || !strcmp(fn, "reshape"))
         return view(c, t, call);
     if (!strcmp(fn, "softmax")) {
-        static const char *const kws[] = {"dim", NULL};
-        Args a;
-        if (!split_args(call, &a, 1, kws))
+        static const char *const params[] = {"dim", NULL};
+        Node *dim;
+        if (!bind_args(call, params, &dim))
             return ERR;
-        return softmax(c, t, a.npos ? a.pos[0] : kwarg_of(&a, "dim"), call);
+        return softmax(c, t, dim, call);
     }
     error_at(call->loc, "unsupported method .%s() (supported: sum mean var max view reshape exp log "
              "tanh relu sigmoid sqrt softmax)", fn);
@@ -932,7 +991,10 @@ static Val call_expr(Ctx *c, Node *n) {
         return module_call(c, obj.module, callee->name, n);
     if (obj.kind == V_TENSOR)
         return method_call(c, obj.t, callee->name, n);
-    error_at(callee->loc, "'.%s' cannot be called on this", callee->name);
+    if (obj.kind == V_MAX)
+        error_at(callee->loc, "max(dim) returns (values, indices): use .values");
+    else
+        error_at(callee->loc, "'.%s' cannot be called on this", callee->name);
     return ERR;
 }
 
@@ -996,6 +1058,10 @@ static Val eval(Ctx *c, Node *n) {
 
 /* ---- declarations ---- */
 
+static bool reserved(const char *name) {
+    return !strcmp(name, "torch") || !strcmp(name, "F") || !strcmp(name, "range");
+}
+
 static bool declare(Ctx *c, const char *name, Loc loc) {
     Sym *old = sym_find(&c->syms, name);
     if (old && old->kind == SYM_HIDDEN) {
@@ -1007,7 +1073,7 @@ static bool declare(Ctx *c, const char *name, Loc loc) {
         note_at(old->loc, "'%s' was defined here", name);
         return false;
     }
-    if (!strcmp(name, "torch") || !strcmp(name, "F") || !strcmp(name, "range")) {
+    if (reserved(name)) {
         error_at(loc, "'%s' is a reserved name", name);
         return false;
     }
@@ -1065,6 +1131,9 @@ static void declare_input(Ctx *c, const Stmt *s) {
         return;
     }
     Node *first = s->dims[0];
+    Sym *first_sym = first->kind == N_NAME ? sym_find(&c->syms, first->name) : NULL;
+    if (first_sym && first_sym->kind == SYM_POISON)
+        return;
     if (!c->m->batch_dim) {
         if (first->kind != N_NAME || !sym_find(&c->syms, first->name) ||
             sym_find(&c->syms, first->name)->kind != SYM_DIM) {
@@ -1084,7 +1153,7 @@ static void declare_input(Ctx *c, const Stmt *s) {
         return;
     }
     Tensor *t = new_tensor(c, T_INPUT, DT_INT, s->ndims, shape, batch, s->name_loc);
-    if (!check_size(t, s->loc))
+    if (!check_size(t, loc_join(s->dims[0]->loc, s->dims[s->ndims - 1]->loc)))
         return;
     t->name = s->name;
     t->is_temp = false;
@@ -1181,7 +1250,7 @@ static void declare_param(Ctx *c, const Stmt *s, Vec *inits) {
         !eval_init(c, s->value, init))
         return;
     Tensor *t = new_tensor(c, T_PARAM, DT_FLOAT, s->ndims, shape, NULL, s->name_loc);
-    if (!check_size(t, s->loc))
+    if (!check_size(t, loc_join(s->dims[0]->loc, s->dims[s->ndims - 1]->loc)))
         return;
     t->name = s->name;
     t->is_temp = false;
@@ -1242,6 +1311,21 @@ static void assign(Ctx *c, const Stmt *s) {
 
 /* ---- after lowering: dependencies and batch statistics ---- */
 
+static bool batch_dim_not_first(const Tensor *t) { return has_batch(t) && !t->batch[0]; }
+
+/* The op that moves the batch dim, not every op after it. */
+static bool moves_batch_dim(const Op *op) {
+    if (!batch_dim_not_first(op->out))
+        return false;
+    for (int k = 0; k < op->nin; k++)
+        if (batch_dim_not_first(op->in[k]))
+            return false;
+    for (int k = 0; k < op->nparts; k++)
+        if (batch_dim_not_first(op->parts[k]))
+            return false;
+    return true;
+}
+
 static void mark_dependencies(Model *m) {
     bool *stat_dep = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
     for (int i = 0; i < m->ops.len; i++) {
@@ -1281,7 +1365,7 @@ static void mark_dependencies(Model *m) {
         if (op->kind == OP_VIEW && has_batch(op->in[0]) && !op->out->batch[0])
             error_at(op->loc, "a view must keep the batch dim first, e.g. x.view(x.shape[0], -1) "
                      "or x.view(%s, -1), so that inference can run on any number of rows", m->batch_dim);
-        else if (has_batch(op->out) && !op->out->batch[0])
+        else if (moves_batch_dim(op))
             error_at(op->loc, "the batch dim must stay the first dim (inference runs on any number of rows)");
         if (op->batch_reduction && op->out->frozen && op->kind == OP_MAX)
             error_at(op->loc, "a max over the batch dim cannot be calibrated for inference "
@@ -1304,19 +1388,37 @@ void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
         case S_PARAM: declare_param(&c, s, &inits); break;
         case S_ASSIGN: assign(&c, s); break;
         }
+        /* A line binds its name unless it failed, and it failed only after
+         * an error (its own or one it depends on). */
+        if (m->ops.len > MAX_OPS) {
+            error_at(s->loc, "the model has more than %d operations", MAX_OPS);
+            break;
+        }
+        if (!sym_find(&c.syms, s->name) && !reserved(s->name)) {
+            if (!diag_errors)
+                error_at(s->loc, "internal: this line failed without a diagnostic");
+            sym_add(&c.syms, s->name, SYM_POISON, s->name_loc);
+        }
     }
     m->inits = arena_alloc(sizeof(Init) * (size_t)(inits.len + 1));
     for (int i = 0; i < inits.len; i++)
         m->inits[i] = *(Init *)inits.items[i];
     for (int i = 0; i < ndefs; i++)
-        if (!defs[i].loc.end)
-            error_plain("-D %s=%lld: the spec has no dim named '%s'", defs[i].name,
-                        (long long)defs[i].value, defs[i].name);
+        if (!defs[i].loc.end) {
+            const char *hint = suggest_dim(m, defs[i].name);
+            error_plain("-D %s=%lld: the spec has no dim named '%s'%s%s%s", defs[i].name,
+                        (long long)defs[i].value, defs[i].name, hint ? "; did you mean '" : "",
+                        hint ? hint : "", hint ? "'?" : "");
+        }
     if (diag_errors)
         return;
     if (!m->inputs.len)
         error_plain("the spec declares no input: declare the batch, e.g. 'input Xb: int[n, 3] < 27'");
     Sym *loss = sym_find(&c.syms, "loss");
+    if (loss && loss->kind == SYM_SCALAR) {
+        error_at(loss->loc, "'loss' must be a scalar tensor, but it is a number");
+        return;
+    }
     if (!loss || loss->kind != SYM_TENSOR) {
         error_plain("no 'loss': a forward line must assign the scalar to differentiate to 'loss'");
         return;
