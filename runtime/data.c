@@ -175,6 +175,16 @@ static int build_split(Loader *l, void *const *words, int64_t n, int block_size,
  * rounds exactly as CPython's float multiplication does. */
 static int64_t python_split_point(double fraction, int n) { return (int64_t)(fraction * (double)n); }
 
+/* Training samples batches from the training split and calibrates batch
+ * statistics over it, so it needs examples; val and test may be empty
+ * (fewer than 10 words leave one of them without words). */
+static int check_training_split(Loader *l, int64_t n1) {
+    if (n1 > 0) return 0;
+    return LFAIL(l, 0, "too few words (%d): the training split, the first int(0.8 * %d) = 0 shuffled words, "
+                 "is empty, so there are no training examples (at least 2 words are needed)",
+                 l->nwords, l->nwords);
+}
+
 static int check_arguments(Loader *l, const char *path, int block_size, int expected_vocab, Dataset *ds) {
     if (!path || !ds) return LFAIL(l, 0, "data_load: NULL path or dataset");
     if (block_size < 1) return LFAIL(l, 0, "block_size must be at least 1 (got %d)", block_size);
@@ -197,6 +207,7 @@ int data_load(const char *path, int block_size, int expected_vocab, uint32_t see
     mt_seed_python(&mt, seed);
     mt_shuffle(&mt, l.words, l.nwords);
     int64_t n1 = python_split_point(0.8, l.nwords), n2 = python_split_point(0.9, l.nwords);
+    if (check_training_split(&l, n1) != 0) goto done;
     if (build_split(&l, l.words, n1, block_size, ds->stoi, &ds->train) != 0 ||
         build_split(&l, l.words + n1, n2 - n1, block_size, ds->stoi, &ds->val) != 0 ||
         build_split(&l, l.words + n2, l.nwords - n2, block_size, ds->stoi, &ds->test) != 0)

@@ -25,8 +25,9 @@ typedef struct {
 /* Reads one word per line from path. The vocabulary is '.' followed by the
  * sorted distinct characters; it must have exactly expected_vocab symbols.
  * Words are shuffled as Python's random.seed(seed); random.shuffle(words)
- * does, then split at 80% and 90% as the notebook does. Returns -1 with a
- * message in err (naming the file and line) on any problem. */
+ * does, then split at 80% and 90% as the notebook does; the training split
+ * must not be empty (val and test may be). Returns -1 with a message in err
+ * (naming the file and line) on any problem. */
 int data_load(const char *path, int block_size, int expected_vocab, uint32_t seed,
               Dataset *ds, char *err, size_t errlen);
 void data_free(Dataset *ds);

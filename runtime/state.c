@@ -1,6 +1,7 @@
 /* state.c - see state.h. */
 #include "state.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <math.h>
@@ -13,6 +14,8 @@
 #define FORMAT_PARAMS "ninjac-params"
 #define FORMAT_CHECKPOINT "ninjac-checkpoint"
 #define FORMAT_VERSION "1"
+/* Checkpoint metadata added within version 1: older checkpoints lack it. */
+#define META_LOSS_WINDOW_SUM "loss_window_sum"
 
 static void *zalloc(size_t n) {
     size_t size = (n + 63) / 64 * 64;
@@ -76,17 +79,21 @@ static void add_tensor(StWriter *w, const char *name, const NjTensor *t, const v
     st_add(w, name, ST_F32, t->rank, shape, at((void *)base, t->offset));
 }
 
+static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 int state_save(const State *s, const char *path, bool checkpoint, char *err, size_t errlen) {
     const NinjacModel *m = s->m;
     StWriter *w = st_writer_new();
-    char step[32], rng_hex[4][17];
+    char step[32], rng_hex[4][17], window_sum[64];
+    if (!w)
+        return fail(err, errlen, path, "out of memory");
     st_add_meta(w, "format", checkpoint ? FORMAT_CHECKPOINT : FORMAT_PARAMS);
     st_add_meta(w, "version", FORMAT_VERSION);
     st_add_meta(w, "model", m->name);
     st_add_meta(w, "dims", m->dims);
     for (int i = 0; i < m->nparams; i++)
         add_tensor(w, m->params[i].t.name, &m->params[i].t, s->params);
-    char **stat_names = calloc((size_t)m->nstats + 1, sizeof(char *));
     if (checkpoint) {
         snprintf(step, sizeof step, "%" PRId64, s->step);
         st_add_meta(w, "step", step);
@@ -95,26 +102,21 @@ int state_save(const State *s, const char *path, bool checkpoint, char *err, siz
         char rng[80];
         snprintf(rng, sizeof rng, "%s %s %s %s", rng_hex[0], rng_hex[1], rng_hex[2], rng_hex[3]);
         st_add_meta(w, "batch_rng", rng);
+        /* %a: a hex float, which strtod reads back to the same double. */
+        snprintf(window_sum, sizeof window_sum, "%a", s->loss_window_sum);
+        st_add_meta(w, META_LOSS_WINDOW_SUM, window_sum);
         st_add_meta(w, "calibrated", s->calibrated ? "1" : "0");
-        for (int i = 0; s->calibrated && stat_names && i < m->nstats; i++) {
-            size_t len = strlen(m->stats[i].name) + 6;
-            stat_names[i] = malloc(len);
-            if (stat_names[i]) {
-                snprintf(stat_names[i], len, "stat.%s", m->stats[i].name);
-                add_tensor(w, stat_names[i], &m->stats[i], s->stats);
-            }
+        for (int i = 0; s->calibrated && i < m->nstats; i++) {
+            char name[300];   /* st_add copies it; a spec's names have at most 256 characters */
+            snprintf(name, sizeof name, "stat.%s", m->stats[i].name);
+            add_tensor(w, name, &m->stats[i], s->stats);
         }
     }
     int rc = st_write_atomic(w, path, err, errlen);
     st_writer_free(w);
-    for (int i = 0; stat_names && i < m->nstats; i++)
-        free(stat_names[i]);
-    free(stat_names);
     return rc;
 }
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) {
     int n = snprintf(err, errlen, "%s: ", path);
     va_list ap;
@@ -177,6 +179,78 @@ static int check_identity(const NinjacModel *m, const StFile *f, const char *pat
     return 0;
 }
 
+static bool is_param(const NinjacModel *m, const char *name) {
+    for (int i = 0; i < m->nparams; i++)
+        if (!strcmp(m->params[i].t.name, name))
+            return true;
+    return false;
+}
+
+/* name is "stat.<a batch statistic of the spec>". */
+static bool is_stat(const NinjacModel *m, const char *name) {
+    if (strncmp(name, "stat.", 5) != 0)
+        return false;
+    for (int i = 0; i < m->nstats; i++)
+        if (!strcmp(m->stats[i].name, name + 5))
+            return true;
+    return false;
+}
+
+/* Every tensor of the file must have been taken: a param, or a stat.<name>
+ * of a calibrated checkpoint. Names the first one that was not, saying
+ * whether it is a statistic out of place or unknown to the spec. */
+static int check_no_other_tensors(const NinjacModel *m, const StFile *f, const char *path, bool calibrated,
+                                  char *err, size_t errlen) {
+    for (int i = 0; i < f->count; i++) {
+        const char *name = f->tensors[i].name;
+        if (is_param(m, name) || (calibrated && is_stat(m, name)))
+            continue;
+        if (is_stat(m, name))
+            return fail(err, errlen, path, "has batch statistics ('%s') but is not a checkpoint marked calibrated",
+                        name);
+        return fail(err, errlen, path, "has a tensor '%s' that the spec does not declare", name);
+    }
+    return 0;
+}
+
+/* A checkpoint's generator state: four 64-bit hex words and nothing else,
+ * not all zero (xoshiro's one state that never leaves itself). */
+static bool parse_rng(const char *text, Rng *rng) {
+    int used = 0;
+    if (!text || sscanf(text, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64 "%n", &rng->s[0], &rng->s[1],
+                        &rng->s[2], &rng->s[3], &used) != 4 || text[used])
+        return false;
+    return rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3];
+}
+
+/* A checkpoint's step: the whole string, a decimal integer >= 0 (sscanf
+ * would take "12abc" and "-5"). */
+static bool parse_step(const char *v, int64_t *step) {
+    if (!v || *v < '0' || *v > '9')
+        return false;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    *step = x;
+    return !*end && !errno;
+}
+
+/* The loss window sum of a checkpoint: absent in checkpoints written before
+ * it was saved (*known = false), else the whole value must parse. */
+static int take_window_sum(const StFile *f, const char *path, double *sum, bool *known, char *err, size_t errlen) {
+    const char *v = st_meta(f, META_LOSS_WINDOW_SUM);
+    *sum = 0;
+    *known = v != NULL;
+    if (!v)
+        return 0;
+    char *end;
+    *sum = strtod(v, &end);
+    if (!*v || *end)
+        return fail(err, errlen, path, "has a malformed %s '%s' (expected a C hex float such as 0x1.8p+3)",
+                    META_LOSS_WINDOW_SUM, v);
+    return 0;
+}
+
 int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_t errlen) {
     const NinjacModel *m = s->m;
     StFile f;
@@ -189,37 +263,25 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
         rc = fail(err, errlen, path, "out of memory");
     for (int i = 0; rc == 0 && i < m->nparams; i++)
         rc = take_tensor(&f, path, m->params[i].t.name, &m->params[i].t, params, err, errlen);
-    int expected = m->nparams;
-    bool calibrated = false;
+    bool calibrated = false, window_known = false;
     int64_t step = 0;
+    double window_sum = 0;
     Rng rng = {{0}};
     if (rc == 0 && *is_checkpoint) {
         const char *st = st_meta(&f, "step"), *r = st_meta(&f, "batch_rng"), *cal = st_meta(&f, "calibrated");
-        if (!st || !r || sscanf(st, "%" SCNd64, &step) != 1 ||
-            sscanf(r, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64, &rng.s[0], &rng.s[1], &rng.s[2], &rng.s[3]) != 4)
+        if (!parse_step(st, &step) || !parse_rng(r, &rng))
             rc = fail(err, errlen, path, "is a checkpoint without a valid step and batch_rng");
+        if (rc == 0)
+            rc = take_window_sum(&f, path, &window_sum, &window_known, err, errlen);
         calibrated = cal && !strcmp(cal, "1");
         for (int i = 0; rc == 0 && calibrated && i < m->nstats; i++) {
             char name[300];
             snprintf(name, sizeof name, "stat.%s", m->stats[i].name);
             rc = take_tensor(&f, path, name, &m->stats[i], stats, err, errlen);
-            expected++;
         }
     }
-    if (rc == 0 && f.count != expected) {
-        for (int i = 0; i < f.count; i++) {
-            bool known = false;
-            for (int k = 0; k < m->nparams; k++)
-                known |= !strcmp(f.tensors[i].name, m->params[k].t.name);
-            if (!known && strncmp(f.tensors[i].name, "stat.", 5) != 0) {
-                rc = fail(err, errlen, path, "has a tensor '%s' that the spec does not declare",
-                          f.tensors[i].name);
-                break;
-            }
-        }
-        if (rc == 0)
-            rc = fail(err, errlen, path, "has batch statistics but is not marked calibrated");
-    }
+    if (rc == 0)
+        rc = check_no_other_tensors(m, &f, path, calibrated, err, errlen);
     if (rc == 0) {
         memcpy(s->params, params, m->params_bytes);
         if (calibrated)
@@ -228,6 +290,8 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
         if (*is_checkpoint) {
             s->step = step;
             s->batch_rng = rng;
+            s->loss_window_sum = window_sum;
+            s->loss_window_sum_known = window_known;
         }
     }
     free(params);
@@ -279,6 +343,15 @@ int load_inputs(const NinjacModel *m, const char *path, int32_t **inputs, char *
             }
             inputs[k][i] = (int32_t)v;
         }
+    }
+    /* Every input was found and names are unique, so a larger count means
+     * a tensor the spec does not take: a batch meant for another spec. */
+    for (int i = 0; rc == 0 && f.count > m->ninputs && i < f.count; i++) {
+        bool known = false;
+        for (int k = 0; k < m->ninputs; k++)
+            known |= !strcmp(f.tensors[i].name, m->inputs[k].name);
+        if (!known)
+            rc = fail(err, errlen, path, "has a tensor '%s' that is not an input of the spec", f.tensors[i].name);
     }
     if (rc != 0)
         for (int k = 0; k < m->ninputs; k++) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,8 @@
 #include "state.h"
 
 #define DATA_SEED 42        /* random.seed(42) in the notebook */
+#define LOSS_WINDOW 1000    /* the log's lossi_window_mean is over windows of this many steps */
+#define LOG_HEADER "step,loss,lossi_window_mean\n"
 #define DEFAULT_DATA NINJAC_DEFAULT_DATA
 
 /* ---- options ---- */
@@ -286,11 +289,12 @@ static int cmd_init(const NinjacModel *m, int argc, char **argv) {
 
 typedef struct {
     FILE *csv;
-    double window_sum;      /* lossi over the current window of 1000 steps */
-    int window_len;
+    bool window_partial;    /* the current window's sum misses steps: no mean for it */
     bool tty;
     struct timespec start;
     int64_t first_step;
+    const char *kept;       /* the last checkpoint written or resumed from, NULL if none */
+    int64_t kept_step;
 } Progress;
 
 static double seconds_since(const struct timespec *t0) {
@@ -314,22 +318,222 @@ static void report(Progress *p, int64_t step, int64_t steps, double loss) {
     }
 }
 
-static int plot_loss(const char *csv, const char *png) {
-    char cmd[8300];
-    snprintf(cmd, sizeof cmd,
-             "gnuplot -e \"set terminal pngcairo size 900,500; set output '%s'; set datafile separator ',';"
-             " set key off; set title 'training loss (mean over windows of 1000 steps)'; set xlabel 'step';"
-             " set ylabel 'loss'; set grid; plot '%s' using 1:3 every ::1 with lines lw 2\" 2>&1",
-             png, csv);
-    FILE *g = popen(cmd, "r");
-    if (!g)
+/* Whether a log line is the row of step k ("k,loss..."). */
+static bool is_row_of(const char *line, int64_t k) {
+    char *end;
+    errno = 0;
+    return line[0] >= '0' && line[0] <= '9' && strtoll(line, &end, 10) == k && !errno && *end == ',';
+}
+
+/* The length of the log's header and rows of steps 0..step-1, which a
+ * checkpoint of that step finds in the log it was written with (the log is
+ * flushed before every checkpoint). Rows after them were logged by a run
+ * killed after its last checkpoint; the resumed run redoes them. */
+static int log_prefix(const char *path, int64_t step, const char *ckpt, off_t *keep) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(errno));
         return -1;
-    char line[512];
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int64_t row = -1;       /* -1: the header */
+    int rc = 0;
+    *keep = 0;
+    while (rc == 0 && row < step && (n = getline(&line, &cap, f)) > 0 && line[n - 1] == '\n') {
+        if (row < 0 ? strcmp(line, LOG_HEADER) != 0 : !is_row_of(line, row)) {
+            char want[64] = "the header";
+            if (row >= 0)
+                snprintf(want, sizeof want, "the row of step %" PRId64, row);
+            fprintf(stderr, "error: %s:%" PRId64 ": expected %s: not the loss log of the run %s continues "
+                    "(hint: give --log another file)\n", path, row + 2, want, ckpt);
+            rc = -1;
+            break;
+        }
+        *keep += n;
+        row++;
+    }
+    if (rc == 0 && ferror(f)) {
+        fprintf(stderr, "error: cannot read %s: %s\n", path, strerror(errno));
+        rc = -1;
+    } else if (rc == 0 && row < step) {
+        fprintf(stderr, "error: %s: rows for steps 0..%" PRId64 " are missing: %s continues from step %" PRId64
+                ", but the log has %" PRId64 " complete row(s) (hint: give --log another file)\n", path, step - 1,
+                ckpt, step, row < 0 ? (int64_t)0 : row);
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* The loss log of a run from step s->step: a new one (header, rows from
+ * step 0) or, on resume, the log of the run that wrote the checkpoint cut
+ * back to its step, so that the resumed run's log is the uninterrupted
+ * one's. A resume given a missing or empty log starts a new one from the
+ * checkpoint's step; a device or pipe (/dev/null) is appended to as it is. */
+static FILE *open_log(const char *path, const State *s, const char *ckpt) {
+    if (make_parent_dirs(path) != 0)
+        return NULL;
+    struct stat st;
+    bool exists = stat(path, &st) == 0;
+    if (!exists && errno != ENOENT) {
+        fprintf(stderr, "error: cannot write %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    bool fresh = !s->step || !exists || (S_ISREG(st.st_mode) && st.st_size == 0);
+    off_t keep;
+    if (!fresh && S_ISREG(st.st_mode)) {
+        if (log_prefix(path, s->step, ckpt, &keep) != 0)
+            return NULL;
+        if (keep < st.st_size && truncate(path, keep) != 0) {
+            fprintf(stderr, "error: cannot cut %s back to step %" PRId64 ": %s\n", path, s->step, strerror(errno));
+            return NULL;
+        }
+    }
+    FILE *csv = fopen(path, fresh ? "w" : "a");
+    if (!csv) {
+        fprintf(stderr, "error: cannot write %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    if (fresh)
+        fputs(LOG_HEADER, csv);
+    if (fresh && s->step)
+        printf("note: %s is a new loss log; its rows start at step %" PRId64 "\n", path, s->step);
+    return csv;
+}
+
+/* One row of the log; the last step of each window also gets the window's
+ * mean. The sum lives in the state because checkpoints carry it. */
+static void log_step(Progress *p, State *s, double loss) {
+    fprintf(p->csv, "%" PRId64 ",%.6f", s->step, loss);
+    s->loss_window_sum += loss;
+    if ((s->step + 1) % LOSS_WINDOW == 0) {
+        if (!p->window_partial)
+            fprintf(p->csv, ",%.6f", s->loss_window_sum / LOSS_WINDOW);
+        s->loss_window_sum = 0;
+        p->window_partial = false;
+    }
+    fputc('\n', p->csv);
+}
+
+/* Pushes the log to the file (and, best effort, to disk: pipes and devices
+ * refuse fsync), reporting write errors that stdio held back, such as a full
+ * disk or a file size limit. */
+static int sync_log(FILE *csv, const char *path) {
+    errno = 0;
+    if (fflush(csv) != 0 || ferror(csv)) {
+        fprintf(stderr, "error: cannot write %s: %s\n", path, errno ? strerror(errno) : "write error");
+        return -1;
+    }
+    (void)fsync(fileno(csv));
+    return 0;
+}
+
+/* The log goes first, so that a checkpoint of step N always has rows
+ * 0..N-1 in the log to resume (see log_prefix). */
+static int checkpoint(Progress *p, const State *s, const char *path, const char *csv_path) {
+    if (sync_log(p->csv, csv_path) != 0 || save(s, path, true) != 0)
+        return -1;
+    p->kept = path;
+    p->kept_step = s->step;
+    return 0;
+}
+
+/* The end of a non-finite stop's message: what the user can go back to. */
+static void print_kept(const Progress *p) {
+    if (p->kept)
+        fprintf(stderr, "  training stopped; the last checkpoint (%s, step %" PRId64 ") is kept\n", p->kept,
+                p->kept_step);
+    else
+        fprintf(stderr, "  training stopped; no checkpoint was written yet\n");
+}
+
+/* A split's mean loss as text; val and test may have no examples (see
+ * data_load), and their mean would print as nan. */
+static const char *loss_text(State *s, const Split *sp, char *buf, size_t len) {
+    if (!sp->rows)
+        return "- (no examples)";
+    snprintf(buf, len, "%.4f", split_loss(s, sp));
+    return buf;
+}
+
+/* A path as a gnuplot single-quoted string, where '' stands for ' and
+ * nothing else is special; NULL if it holds a newline. */
+static char *gnuplot_quoted(const char *path) {
+    char *q = malloc(2 * strlen(path) + 3), *o = q;
+    if (!q || strchr(path, '\n')) {
+        free(q);
+        return NULL;
+    }
+    *o++ = '\'';
+    for (const char *p = path; *p; p++) {
+        if (*p == '\'')
+            *o++ = '\'';
+        *o++ = *p;
+    }
+    *o++ = '\'';
+    *o = 0;
+    return q;
+}
+
+/* Runs gnuplot with no shell in between: the paths reach it only inside
+ * its script, on its stdin. Its output (errors) means failure. */
+static int plot_loss(const char *csv, const char *png) {
+    char *qcsv = gnuplot_quoted(csv), *qpng = gnuplot_quoted(png);
+    int to_gp[2], from_gp[2];
+    if (!qcsv || !qpng || pipe(to_gp) != 0) {
+        free(qcsv);
+        free(qpng);
+        return -1;
+    }
+    if (pipe(from_gp) != 0) {
+        close(to_gp[0]);
+        close(to_gp[1]);
+        free(qcsv);
+        free(qpng);
+        return -1;
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(to_gp[0], 0);
+        dup2(from_gp[1], 1);
+        dup2(from_gp[1], 2);
+        close(to_gp[0]);
+        close(to_gp[1]);
+        close(from_gp[0]);
+        close(from_gp[1]);
+        execlp("gnuplot", "gnuplot", (char *)NULL);
+        _exit(127);
+    }
+    close(to_gp[0]);
+    close(from_gp[1]);
     bool said = false;
-    while (fgets(line, sizeof line, g))
-        said = true;
-    int status = pclose(g);
-    return status == 0 && !said ? 0 : -1;
+    if (pid > 0) {
+        FILE *script = fdopen(to_gp[1], "w");
+        if (script) {
+            fprintf(script, "set terminal pngcairo size 900,500\nset output %s\nset datafile separator ','\n"
+                            "set key off\nset title 'training loss (mean over windows of 1000 steps)'\n"
+                            "set xlabel 'step'\nset ylabel 'loss'\nset grid\n"
+                            "plot %s using 1:3 every ::1 with lines lw 2\n", qpng, qcsv);
+            fclose(script);
+        } else {
+            close(to_gp[1]);
+        }
+        char buf[512];
+        while (read(from_gp[0], buf, sizeof buf) > 0)
+            said = true;
+    } else {
+        close(to_gp[1]);
+    }
+    close(from_gp[0]);
+    int status = -1;
+    bool exited = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    free(qcsv);
+    free(qpng);
+    return exited && !said ? 0 : -1;
 }
 
 static int cmd_train(const NinjacModel *m, int argc, char **argv) {
@@ -385,29 +589,44 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         fprintf(stderr, "error: out of memory\n");
         goto done;
     }
-    rng_seed(&s.batch_rng, (uint64_t)batch_seed);
-    if (opt(&c, "--resume")) {
+    const char *resume = opt(&c, "--resume");
+    if (resume) {
         bool ck;
-        if (load(&s, opt(&c, "--resume"), &ck) != 0)
+        if (load(&s, resume, &ck) != 0)
             goto done;
         if (!ck) {
-            fprintf(stderr, "error: %s holds parameters, not a checkpoint: use --init for it\n", opt(&c, "--resume"));
+            fprintf(stderr, "error: %s holds parameters, not a checkpoint: use --init for it\n", resume);
+            goto done;
+        }
+        if (steps < s.step) {
+            fprintf(stderr, "error: --steps %" PRId64 " is before %s's step %" PRId64 " (nothing to train; "
+                    "eval and sample take a checkpoint as it is)\n", steps, resume, s.step);
             goto done;
         }
         s.calibrated = false;
-    } else if (opt(&c, "--init")) {
-        if (load(&s, opt(&c, "--init"), NULL) != 0)
-            goto done;
+        p.kept = resume;
+        p.kept_step = s.step;
+        if (!s.loss_window_sum_known && s.step % LOSS_WINDOW) {
+            int64_t w0 = s.step - s.step % LOSS_WINDOW;
+            fprintf(stderr, "warning: %s has no loss_window_sum (an older trainer wrote it): the log gets no "
+                    "window mean for steps %" PRId64 "..%" PRId64 "\n", resume, w0, w0 + LOSS_WINDOW - 1);
+            p.window_partial = true;
+        }
     } else {
-        state_init_params(&s, (uint64_t)seed);
+        if (!opt(&c, "--init"))
+            state_init_params(&s, (uint64_t)seed);
+        else if (load(&s, opt(&c, "--init"), NULL) != 0)
+            goto done;
+        /* --init takes only the parameters, also from a checkpoint: it is a
+         * new run from step 0 with --batch-seed, not a resume. */
+        s.step = 0;
+        rng_seed(&s.batch_rng, (uint64_t)batch_seed);
+        s.loss_window_sum = 0;
+        s.calibrated = false;
     }
     const char *csv_path = opt(&c, "--log"), *ckpt = opt(&c, "--save"), *png = opt(&c, "--plot");
-    if (make_parent_dirs(csv_path) != 0 || !(p.csv = fopen(csv_path, s.step ? "a" : "w"))) {
-        fprintf(stderr, "error: cannot write %s: %s\n", csv_path, strerror(errno));
+    if (!(p.csv = open_log(csv_path, &s, resume)))
         goto done;
-    }
-    if (!s.step)
-        fprintf(p.csv, "step,loss,lossi_window_mean\n");
     printf("%s: %" PRId64 " parameters, %" PRId64 " training examples, batch %d, steps %" PRId64 "..%" PRId64 "\n",
            m->name, (int64_t)(m->params_bytes / sizeof(float)), ds.train.rows, m->batch, s.step, steps);
     fflush(stdout);
@@ -415,7 +634,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     p.first_step = s.step;
     const int32_t *in[2] = {X, Y};
     int block = ds.train.block_size;
-    for (; s.step < steps; s.step++) {
+    while (s.step < steps) {
         for (int r = 0; r < m->batch; r++) {
             int64_t ix = (int64_t)rng_below(&s.batch_rng, (uint64_t)ds.train.rows);
             memcpy(X + (size_t)r * block, ds.train.X + ix * block, sizeof(int32_t) * (size_t)block);
@@ -428,44 +647,37 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
             bool in_grads;
             const NjTensor *bad = first_nonfinite(&s, &in_grads);
             if (bad) {
-                fprintf(stderr, "%serror: step %" PRId64 ": %s%s became non-finite (%s)\n"
-                        "  from %s\n  training stopped; the last checkpoint (%s) is kept\n",
+                fprintf(stderr, "%serror: step %" PRId64 ": %s%s became non-finite (%s)\n  from %s\n",
                         p.tty ? "\n" : "", s.step, in_grads ? "the gradient " : "", bad->name,
-                        isfinite(loss) ? "loss is finite" : "loss too", bad->origin, ckpt);
+                        isfinite(loss) ? "loss is finite" : "loss too", bad->origin);
+                print_kept(&p);
                 goto done;
             }
         }
         m->sgd(s.params, s.grads, s.step < decay_step ? lr : lr_late);
-        fprintf(p.csv, "%" PRId64 ",%.6f", s.step, loss);
-        p.window_sum += loss;
-        if (++p.window_len == 1000) {
-            fprintf(p.csv, ",%.6f", p.window_sum / 1000);
-            p.window_sum = 0;
-            p.window_len = 0;
-        }
-        fputc('\n', p.csv);
+        log_step(&p, &s, loss);
         if (s.step % 10000 == 0 || (p.tty && s.step % 500 == 0) || s.step + 1 == steps)
             report(&p, s.step, steps, loss);
-        if (every && (s.step + 1) % every == 0 && s.step + 1 < steps) {
-            s.step++;
-            int bad = save(&s, ckpt, true);
-            s.step--;
-            if (bad)
-                goto done;
-        }
+        s.step++;
+        if (every && s.step % every == 0 && s.step < steps && checkpoint(&p, &s, ckpt, csv_path) != 0)
+            goto done;
     }
     if (p.tty)
         fputc('\n', stderr);
-    if (fclose(p.csv) != 0) {
-        p.csv = NULL;
-        fprintf(stderr, "error: cannot write %s\n", csv_path);
-        goto done;
+    int log_rc = sync_log(p.csv, csv_path);
+    if (fclose(p.csv) != 0 && log_rc == 0) {
+        fprintf(stderr, "error: cannot write %s: %s\n", csv_path, strerror(errno));
+        log_rc = -1;
     }
     p.csv = NULL;
+    if (log_rc != 0)
+        goto done;
     printf("trained %" PRId64 " steps in %.1f s\n", s.step - p.first_step, seconds_since(&p.start));
     if (calibrate(&s, &ds.train) != 0 || save(&s, ckpt, true) != 0)
         goto done;
-    printf("train loss %.4f\nval   loss %.4f\n", split_loss(&s, &ds.train), split_loss(&s, &ds.val));
+    char train_loss[32], val_loss[32];
+    printf("train loss %s\nval   loss %s\n", loss_text(&s, &ds.train, train_loss, sizeof train_loss),
+           loss_text(&s, &ds.val, val_loss, sizeof val_loss));
     printf("checkpoint: %s\nloss log:   %s\n", ckpt, csv_path);
     if (png && *png) {
         if (plot_loss(csv_path, png) == 0)
@@ -527,12 +739,26 @@ static int cmd_eval(const NinjacModel *m, int argc, char **argv) {
         return 1;
     const char *names[3] = {"train", "val", "test"};
     const Split *splits[3] = {&ds.train, &ds.val, &ds.test};
-    for (int k = 0; k < 3; k++)
-        if (!strcmp(split, "all") || !strcmp(split, names[k]))
-            printf("%-5s loss %.4f  (%" PRId64 " examples)\n", names[k], split_loss(&s, splits[k]), splits[k]->rows);
+    rc = 0;
+    for (int k = 0; k < 3; k++) {
+        char loss[32];
+        if (strcmp(split, "all") && strcmp(split, names[k]))
+            continue;
+        /* A split asked for by name must have a loss to give. */
+        if (!splits[k]->rows && strcmp(split, "all")) {
+            fprintf(stderr, "error: %s: the %s split has no examples (%d words)\n", opt(&c, "--data"), names[k],
+                    ds.nwords);
+            rc = 1;
+            continue;
+        }
+        printf("%-5s loss %s", names[k], loss_text(&s, splits[k], loss, sizeof loss));
+        if (splits[k]->rows)
+            printf("  (%" PRId64 " examples)", splits[k]->rows);
+        putchar('\n');
+    }
     state_free(&s);
     data_free(&ds);
-    return 0;
+    return rc;
 }
 
 static int cmd_sample(const NinjacModel *m, int argc, char **argv) {
@@ -643,6 +869,12 @@ static void print_usage(const NinjacModel *m, FILE *to) {
 }
 
 int ninjac_main(int argc, char **argv, const NinjacModel *m) {
+    /* Past a file size limit (ulimit -f) a write then fails with EFBIG,
+     * which the writers report (naming the file) and clean up after; by
+     * default SIGXFSZ would kill the trainer mid-write instead, leaving its
+     * temporary checkpoint behind and no word of why. */
+    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);   /* gnuplot gone early: a failed write, not a dead trainer */
     /* A step's matmuls are too small for threads to pay; a user who sets
      * OpenBLAS's thread count gets what they asked for. */
     if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS"))

@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+"""Corrupt or mismatched files are refused, and nothing is overwritten.
+
+Bad files are given to the commands that read such files:
+  eval --load F, train --resume F, train --init F, grads --params F
+  (sample --load F for checkpoint contents, grads --inputs F for batches).
+Each run must exit nonzero (not by a signal, not by hanging), print an error
+on stderr that names F (and, where a reason is listed below, says it), and
+leave every file in the work directory byte-identical -- in particular the
+files the command would write, which exist beforehand: the --save target
+and the --log of train, the --out of grads -- with no file added (no
+checkpoint, no *.tmp.*, no plot).
+
+Cases (--case), split so that each stays short under sanitizers too:
+  format      a checkpoint damaged as a file: empty, truncated in the header
+              or the data, one byte short or long, header length past the
+              end or absurd, malformed JSON, JSON not an object; a missing
+              file, a directory -- to all four commands
+  params      a params file (init's output) whose tensors or metadata do not
+              fit: F64 or I32, transposed shape, wrong rank, fewer rows, a
+              missing or an extra tensor, renamed, another model or dims in
+              the metadata, unknown format, version 2 -- to eval, --init,
+              grads
+  checkpoint  a checkpoint with the same defects -- to eval and --resume
+  checkpoint_meta  checkpoint contents: the calibrated flag vs the stat.*
+              tensors, stats of the wrong shape, dtype or name, step and
+              batch_rng metadata -- to eval, sample and --resume; and a
+              params file given to --resume
+  inputs      grads --inputs: values outside [0, vocab) (27, -1, 2^32),
+              wrong dtype, shape or rank, missing or extra tensor, damaged
+  other_spec  files of another spec: mlp_bn's (n_hidden 64 or 200; same
+              tensor names) for mlp_bn_fused and the other way round
+  other_dims  the same spec at other dims: mlp_bn (n_hidden=64) vs
+              mlp_bn_h200, both ways
+  (other_spec and other_dims need --fused, --atomic and --h200.)
+"""
+import os
+import re
+import shutil
+import struct
+
+from common import Checker, Tensor, parser, read, run, write, workdir
+
+
+def snapshot_tree(d):
+    """Every file and directory under d: the bytes of the files directly in
+    d (the outputs a command could write), size, mtime and inode of the rest."""
+    out = {}
+    for root, dirs, files in os.walk(d):
+        for n in files + dirs:
+            path = os.path.join(root, n)
+            s = os.stat(path)
+            out[os.path.relpath(path, d)] = (s.st_size, s.st_mtime_ns, s.st_ino, n in dirs)
+            if root == d and n in files:
+                with open(path, "rb") as f:
+                    out[n] += (f.read(),)
+    return out
+
+
+class Bench:
+    """A trainer under test with its own pre-existing output files."""
+
+    def __init__(self, c, d, trainer, data):
+        self.c, self.d, self.T, self.data = c, d, trainer, data
+        os.makedirs(d)
+        self.p = lambda n: os.path.join(d, n)  # noqa: E731
+        self.ok = True
+        r = run([trainer, "train", "--steps", "100", "--checkpoint-every", "0", "--save", self.p("good.st"),
+                 "--log", self.p("out.csv"), "--plot", "", "--samples", "0", "--data", data])
+        self.ok &= c.ok(r.rc == 0, f"{os.path.basename(trainer)}: a good checkpoint", str(r))
+        r = run([trainer, "init", "--seed", "3", "--out", self.p("params.st")])
+        self.ok &= c.ok(r.rc == 0, f"{os.path.basename(trainer)}: a good params file", str(r))
+        if not self.ok:
+            return
+        _, meta = read(self.p("params.st"))
+        dims = dict(kv.split("=") for kv in meta["dims"].split())
+        n, block, vocab = int(dims["n"]), int(dims["block_size"]), int(dims["vocab_size"])
+        self.vocab = vocab
+        xs = [(7 * i + 3) % vocab for i in range(n * block)]
+        ys = [(5 * i + 1) % vocab for i in range(n)]
+        self.batch = {"Xb": Tensor.of("I64", [n, block], xs), "Yb": Tensor.of("I64", [n], ys)}
+        write(self.p("batch.st"), self.batch)
+        r = run([trainer, "grads", "--params", self.p("params.st"), "--inputs", self.p("batch.st"),
+                 "--out", self.p("grads.st")])
+        self.ok &= c.ok(r.rc == 0, f"{os.path.basename(trainer)}: good grads output", str(r))
+        shutil.copy(self.p("good.st"), self.p("out.st"))
+        os.makedirs(self.p("bad"))
+        # The refusing runs read a small data file with the same vocabulary:
+        # the data is loaded before the file under test, and loading all of
+        # names.txt 150 times would dominate the test's time.
+        with open(data) as f:
+            words = f.read().splitlines()
+        alphabet, chosen = set("".join(words)), []
+        for w in words:
+            if set(w) - set("".join(chosen)):
+                chosen.append(w)
+            if set("".join(chosen)) == alphabet:
+                break
+        with open(self.p("small.txt"), "w") as f:
+            f.write("\n".join(chosen * 4) + "\n")
+        self.small = self.p("small.txt")
+
+    def site(self, label):
+        """argv builder of the command that reads the bad file."""
+        p, T, data = self.p, self.T, ["--data", self.small]
+        train = ["--steps", "150", "--checkpoint-every", "50", "--save", p("out.st"), "--log", p("out.csv"),
+                 "--plot", p("plot.png"), "--samples", "1"] + data
+        return {"eval --load": lambda f: [T, "eval", "--load", f] + data,
+                "sample --load": lambda f: [T, "sample", "--load", f, "-n", "1"] + data,
+                "train --resume": lambda f: [T, "train", "--resume", f] + train,
+                "train --init": lambda f: [T, "train", "--init", f] + train,
+                "grads --params": lambda f: [T, "grads", "--params", f, "--inputs", p("batch.st"),
+                                             "--out", p("grads.st")],
+                "grads --inputs": lambda f: [T, "grads", "--params", p("params.st"), "--inputs", f,
+                                             "--out", p("grads.st")]}[label]
+
+    def refuse(self, name, path, sites, reason=None):
+        """Every site must refuse path; reason: a regex the message must match."""
+        before = snapshot_tree(self.d)
+        for label in sites:
+            r = run(self.site(label)(path))
+            after = snapshot_tree(self.d)
+            changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            problems = []
+            if r.rc is None:
+                problems.append("hung")
+            elif r.rc == 0:
+                problems.append("exit status 0")
+            elif r.rc < 0:
+                problems.append(f"killed by signal {-r.rc}")
+            if path not in r.err:
+                problems.append("stderr does not name the file")
+            if "error" not in r.err.lower():
+                problems.append("stderr says no 'error'")
+            if reason and not re.search(reason, r.err, re.I):
+                problems.append(f"stderr does not say /{reason}/")
+            if changed:
+                problems.append(f"files changed or appeared: {changed}")
+                before = after
+            self.c.ok(not problems, f"{os.path.basename(self.T)} {label} refuses {name}",
+                      "; ".join(problems) + f"\n      {r}")
+
+
+def corrupt_common(b, base, kind):
+    """Corruptions any safetensors file can have; base is a good file."""
+    raw = open(base, "rb").read()
+    (hlen,) = struct.unpack("<Q", raw[:8])
+    header = raw[8:8 + hlen]
+    out = []
+
+    def put(name, data, reason=None):
+        path = os.path.join(b.d, "bad", f"{kind}_{name}.st")
+        with open(path, "wb") as f:
+            f.write(data)
+        out.append((name, path, reason))
+
+    put("empty", b"", r"bytes")
+    put("truncated_in_header", raw[:8 + hlen // 2], r"header length|truncated")
+    put("truncated_in_data", raw[:(8 + hlen + len(raw)) // 2], r"past the end|data")
+    put("one_byte_short", raw[:-1], r"past the end|data")
+    put("one_byte_long", raw + b"\0", r"data")
+    put("header_length_past_end", struct.pack("<Q", len(raw)) + raw[8:], r"header length")
+    put("header_length_huge", struct.pack("<Q", 1 << 62) + raw[8:], r"header length")
+    put("malformed_json", raw[:8] + header.replace(b":", b";", 1) + raw[8 + hlen:], r"JSON")
+    put("json_not_object", struct.pack("<Q", 8) + b"[1,2,3] " + raw[8 + hlen:], r"object")
+    out.append(("a missing file", os.path.join(b.d, "bad", "no_such_file.st"), r"no such file|cannot open"))
+    out.append(("a directory", os.path.join(b.d, "bad"), r"directory|regular file"))
+    return out
+
+
+def corrupt_tensors(b, base, kind):
+    """Well-formed files whose tensors or metadata do not fit the spec."""
+    t, meta = read(base)
+    out = []
+
+    def put(name, tensors, m=meta, reason=None):
+        path = os.path.join(b.d, "bad", f"{kind}_{name}.st")
+        write(path, tensors, m)
+        out.append((name, path, reason))
+
+    def f64(x):
+        return Tensor.of("F64", x.shape, x.values())
+
+    params = [k for k in t if not k.startswith("stat.")]
+    hidden = t["b1"].shape[0]
+    put("all_F64", {k: f64(v) for k, v in t.items()}, reason=r"F64")
+    put("W1_F64", {k: (f64(v) if k == "W1" else v) for k, v in t.items()}, reason=r"F64")
+    put("W1_I32", {k: (Tensor("I32", v.shape, v.data) if k == "W1" else v) for k, v in t.items()}, reason=r"I32")
+    put("W1_transposed_shape", {k: (Tensor(v.dtype, v.shape[::-1], v.data) if k == "W1" else v)
+                                for k, v in t.items()}, reason=r"shape")
+    put("b1_rank_2", {k: (Tensor(v.dtype, [1, hidden], v.data) if k == "b1" else v) for k, v in t.items()},
+        reason=r"shape")
+    put("C_fewer_rows", {k: (Tensor(v.dtype, [v.shape[0] - 1, v.shape[1]], v.data[:-4 * v.shape[1]])
+                             if k == "C" else v) for k, v in t.items()}, reason=r"shape")
+    put("missing_b2", {k: v for k, v in t.items() if k != "b2"}, reason=r"b2")
+    put("missing_all_params", {k: v for k, v in t.items() if k not in params}, reason=r"no tensor|has no")
+    put("extra_tensor", dict(t, extra=Tensor.of("F32", [2], [1.0, 2.0])), reason=r"extra")
+    put("extra_param_like", dict(t, W3=Tensor.of("F32", [2], [1.0, 2.0])), reason=r"W3")
+    put("renamed_W1", {("W1x" if k == "W1" else k): v for k, v in t.items()}, reason=r"W1")
+    put("other_model", t, dict(meta, model="mlp_other"), reason=r"mlp_other")
+    put("other_dims", t, dict(meta, dims=meta["dims"].replace("n_embd=10", "n_embd=12")), reason=r"dims")
+    put("unknown_format", t, dict(meta, format="pytorch-state-dict"), reason=r"format|pytorch")
+    put("format_version_2", t, dict(meta, version="2"), reason=r"version")
+    return out
+
+
+def corrupt_checkpoint(b, base):
+    t, meta = read(base)
+    stats = [k for k in t if k.startswith("stat.")]
+    out = []
+
+    def put(name, tensors, m, reason=None):
+        path = os.path.join(b.d, "bad", f"checkpoint_{name}.st")
+        write(path, tensors, m)
+        out.append((name, path, reason))
+
+    put("calibrated_without_stats", {k: v for k, v in t.items() if k not in stats}, meta, r"stat")
+    put("calibrated_missing_one_stat", {k: v for k, v in t.items() if k != stats[-1]}, meta, r"stat")
+    put("stats_but_not_calibrated", t, dict(meta, calibrated="0"), r"calibrated|stat")
+    put("stat_wrong_shape", {k: (Tensor(v.dtype, v.shape[::-1], v.data) if k == stats[0] else v)
+                             for k, v in t.items()}, meta, r"shape")
+    put("stat_F64", {k: (Tensor.of("F64", v.shape, v.values()) if k == stats[0] else v) for k, v in t.items()},
+        meta, r"F64")
+    put("unknown_stat", dict(t, **{"stat.nonsense": Tensor.of("F32", [1], [0.0])}), meta, r"nonsense")
+    put("no_step", t, {k: v for k, v in meta.items() if k != "step"}, r"step")
+    put("step_not_a_number", t, dict(meta, step="twelve"), r"step")
+    put("no_batch_rng", t, {k: v for k, v in meta.items() if k != "batch_rng"}, r"batch_rng")
+    put("batch_rng_short", t, dict(meta, batch_rng="1 2 3"), r"batch_rng")
+    return out
+
+
+def inputs_case(b):
+    site = ["grads --inputs"]
+    X, Y = b.batch["Xb"], b.batch["Yb"]
+    xs, ys = X.values(), Y.values()
+    vocab = b.vocab
+
+    def put(name, tensors, reason):
+        path = b.p(f"bad/inputs_{re.sub('[^A-Za-z0-9]+', '_', name)}.st")
+        write(path, tensors)
+        b.refuse(name, path, site, reason)
+
+    def with_x(i, v, dtype="I64"):
+        vs = list(xs)
+        vs[i] = v
+        return {"Xb": Tensor.of(dtype, X.shape, vs), "Yb": Y}
+
+    put(f"Xb value {vocab}", with_x(4, vocab), rf"Xb.*{vocab}")
+    put("Xb value -1", with_x(0, -1), r"Xb.*-1")
+    put("Xb value -1 (I32)", with_x(len(xs) - 1, -1, "I32") | {"Yb": Tensor.of("I32", Y.shape, ys)},
+        r"Xb.*-1")
+    put("Xb value 2^32 (wraps to 0 as int32)", with_x(2, 1 << 32), r"Xb.*4294967296")
+    put("Xb value 2^63-1", with_x(3, (1 << 63) - 1), r"Xb")
+    put(f"Yb value {vocab}", {"Xb": X, "Yb": Tensor.of("I64", Y.shape, ys[:-1] + [vocab])}, rf"Yb.*{vocab}")
+    put("Yb value -1", {"Xb": X, "Yb": Tensor.of("I64", Y.shape, [-1] + ys[1:])}, r"Yb.*-1")
+    put("Xb F32", {"Xb": Tensor.of("F32", X.shape, [float(v) for v in xs]), "Yb": Y}, r"F32")
+    put("Yb F64", {"Xb": X, "Yb": Tensor.of("F64", Y.shape, [float(v) for v in ys])}, r"F64")
+    put("Xb U64", {"Xb": Tensor("U64", X.shape, X.data), "Yb": Y}, r"U64")
+    put("Xb one row short", {"Xb": Tensor("I64", [X.shape[0] - 1, X.shape[1]],
+                                          X.data[:-8 * X.shape[1]]), "Yb": Y}, r"shape")
+    put("Xb rank 3", {"Xb": Tensor("I64", X.shape + [1], X.data), "Yb": Y}, r"shape")
+    put("Xb transposed", {"Xb": Tensor("I64", X.shape[::-1], X.data), "Yb": Y}, r"shape")
+    put("Yb rank 2", {"Xb": X, "Yb": Tensor("I64", Y.shape + [1], Y.data)}, r"shape")
+    put("missing Yb", {"Xb": X}, r"Yb")
+    put("no tensors", {}, r"Xb")
+    put("extra tensor Zb", {"Xb": X, "Yb": Y, "Zb": Y}, r"Zb")
+    for name, path, reason in corrupt_common(b, b.p("batch.st"), "inputs"):
+        b.refuse(name, path, site, reason)
+
+
+ALL = ["eval --load", "train --resume", "train --init", "grads --params"]
+PARAMS = ["eval --load", "train --init", "grads --params"]
+
+
+def main():
+    p = parser(__doc__)
+    p.add_argument("--trainer", help="the trainer under test (format ... inputs)")
+    p.add_argument("--fused", help="mlp_bn_fused (other_spec, other_dims)")
+    p.add_argument("--atomic", help="mlp_bn")
+    p.add_argument("--h200", help="mlp_bn_h200")
+    p.add_argument("--case", required=True, choices=["format", "params", "checkpoint", "checkpoint_meta", "inputs",
+                                                     "other_spec", "other_dims"])
+    a = p.parse_args()
+    d = workdir(a.workdir)
+    c = Checker(f"bad_files.{a.case}")
+
+    if a.case in ("format", "params", "checkpoint", "checkpoint_meta", "inputs"):
+        b = Bench(c, os.path.join(d, "t"), a.trainer, a.data)
+        if not b.ok:
+            c.finish()
+        if a.case == "format":
+            for name, path, reason in corrupt_common(b, b.p("good.st"), "format"):
+                b.refuse(name, path, ALL, reason)
+        elif a.case == "params":
+            for name, path, reason in corrupt_tensors(b, b.p("params.st"), "params"):
+                b.refuse(name, path, PARAMS, reason)
+        elif a.case == "checkpoint":
+            for name, path, reason in corrupt_tensors(b, b.p("good.st"), "checkpoint"):
+                b.refuse(name, path, ["eval --load", "train --resume"], reason)
+        elif a.case == "checkpoint_meta":
+            for name, path, reason in corrupt_checkpoint(b, b.p("good.st")):
+                b.refuse(name, path, ["eval --load", "sample --load", "train --resume"], reason)
+            b.refuse("a params file (not a checkpoint)", b.p("params.st"), ["train --resume"], r"checkpoint")
+        else:
+            inputs_case(b)
+    else:
+        if not (a.fused and a.atomic and a.h200):
+            p.error(f"--case {a.case} needs --fused, --atomic and --h200")
+        if a.case == "other_spec":
+            # (the files' source, the trainer given them, what the message must say)
+            why = [("atomic", "fused", r"mlp_bn"), ("h200", "fused", r"mlp_bn"),
+                   ("fused", "h200", r"mlp_bn_fused"), ("fused", "atomic", r"mlp_bn_fused")]
+        else:
+            why = [("atomic", "h200", r"dims|n_hidden"), ("h200", "atomic", r"dims|n_hidden")]
+        paths = {"fused": a.fused, "atomic": a.atomic, "h200": a.h200}
+        names = sorted({x for w in why for x in w[:2]})
+        benches = {k: Bench(c, os.path.join(d, k), paths[k], a.data) for k in names}
+        if not all(b.ok for b in benches.values()):
+            c.finish()
+        for src, dst, reason in why:
+            s, t = benches[src], benches[dst]
+            t.refuse(f"{src}'s checkpoint", s.p("good.st"), ALL, reason)
+            t.refuse(f"{src}'s params", s.p("params.st"), PARAMS, reason)
+            # Without metadata only the shapes can tell: h200 and fused share all of them.
+            if {src, dst} != {"h200", "fused"}:
+                tensors, _ = read(s.p("params.st"))
+                path = t.p(f"bad/{src}_params_no_metadata.st")
+                write(path, tensors)
+                t.refuse(f"{src}'s params without metadata", path, ["train --init", "grads --params"], r"shape")
+    c.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The trainer's command line.
+#
+#   test_cli.sh TRAINER WORKDIR
+#
+# `TRAINER --help` and `TRAINER CMD --help` (and -h) exit 0 and list every
+# command / option; no arguments, an unknown command, an unknown option of
+# any command, an option without its value, a malformed number or a missing
+# required option exit 2 with an error on stderr. All of it runs in an empty
+# directory that must stay empty (the defaults write to out/NAME/...), so
+# nothing refused may have started to train or write.
+set -u
+T=$1 W=$2
+rm -rf "$W" && mkdir -p "$W/cwd" || exit 1
+[ "${NINJAC_KEEP_WORK:-}" = 1 ] || trap 'rm -rf "$W"' EXIT
+cd "$W/cwd" || exit 1
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+
+# expect STATUS DESCRIPTION -- ARGS...: runs TRAINER ARGS (bounded), checks the status.
+expect() {
+  local want=$1 what=$2
+  shift 3
+  timeout 30 "$T" "$@" > "$W/stdout" 2> "$W/stderr" < /dev/null
+  local rc=$?
+  if [ $rc -ne "$want" ]; then
+    fail "$what: exit status $rc, expected $want (stderr: $(head -c 300 "$W/stderr"))"
+    return 1
+  fi
+  if [ "$want" -eq 2 ] && ! grep -qi "error\|usage" "$W/stderr"; then
+    fail "$what: status 2 but nothing on stderr"
+    return 1
+  fi
+  ok "$what: exit status $rc"
+}
+
+# lists WHAT WORD...: every WORD appears on stdout.
+lists() {
+  local what=$1 missing=""
+  shift
+  for w in "$@"; do
+    grep -qE -- "(^|[[:space:]])$w([[:space:]]|$)" "$W/stdout" || missing+=" $w"
+  done
+  if [ -n "$missing" ]; then fail "$what does not list:$missing"; else ok "$what lists $*"; fi
+}
+
+declare -A OPTS=(
+  [init]="--seed --out"
+  [train]="--init --seed --steps --batch-seed --lr --lr-decay-step --lr-decay-to --data --save --checkpoint-every --resume --log --plot --samples --no-nan-check"
+  [eval]="--load --split --data"
+  [sample]="--load -n --seed --data"
+  [grads]="--params --inputs --out"
+)
+
+expect 0 "--help" -- --help && lists "--help" init train eval sample grads
+expect 0 "-h" -- -h && lists "-h" init train eval sample grads
+expect 2 "no arguments" --
+expect 2 "an unknown command" -- frobnicate
+expect 2 "a command in capitals" -- TRAIN
+for cmd in init train eval sample grads; do
+  # shellcheck disable=SC2086
+  expect 0 "$cmd --help" -- $cmd --help && lists "$cmd --help" ${OPTS[$cmd]}
+  expect 0 "$cmd -h" -- $cmd -h
+  expect 2 "$cmd with an unknown option" -- $cmd --frobnicate
+  expect 2 "$cmd with a stray argument" -- $cmd stray
+done
+expect 2 "train --steps without its value" -- train --steps
+expect 2 "train --steps abc" -- train --steps abc
+expect 2 "train --steps 12abc" -- train --steps 12abc
+expect 2 "train --steps -5" -- train --steps -5
+expect 2 "train --steps 99999999999999999999" -- train --steps 99999999999999999999
+expect 2 "train --lr -0.1" -- train --lr -0.1
+expect 2 "train --lr nan" -- train --lr nan
+expect 2 "train --lr inf" -- train --lr inf
+expect 2 "train --lr ''" -- train --lr ""
+expect 2 "train --checkpoint-every x" -- train --checkpoint-every x
+expect 2 "train --init and --resume together" -- train --init a.st --resume b.st
+expect 2 "init without --out" -- init --seed 1
+expect 2 "init --seed -1" -- init --seed -1 --out p.st
+expect 2 "eval without --load" -- eval
+expect 2 "eval --split nonsense" -- eval --load x.st --split nonsense
+expect 2 "sample without --load" -- sample
+expect 2 "sample -n x" -- sample --load x.st -n x
+expect 2 "grads without --out" -- grads --params p.st --inputs b.st
+
+left=$(ls -A "$W/cwd")
+if [ -n "$left" ]; then fail "the refused commands wrote into the working directory: $left"; else ok "nothing written"; fi
+
+if [ $failures -gt 0 ]; then
+  echo; echo "cli: $failures expectation(s) failed"; exit 1
+fi
+echo; echo "cli: all expectations held"
