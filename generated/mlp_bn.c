@@ -685,7 +685,7 @@ int64_t mlp_bn_check_inputs(const int32_t *const *inputs, int64_t rows, int *whi
 
 static const NjParam params[] = {
     {    {"C", 2, {27, 10}, offsetof(mlp_bn_params, C), "mlp_bn.ninja:12: param C: [vocab_size, n_embd] = randn()"}, NJ_INIT_RANDN, 1, 0, "randn()"},
-    {    {"W1", 2, {30, 64}, offsetof(mlp_bn_params, W1), "mlp_bn.ninja:14: param W1: [n_embd*block_size, n_hidden] = randn() * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 0.30429030972509225, 0, "randn() * (5/3)/((n_embd*block_size)**0.5"},
+    {    {"W1", 2, {30, 64}, offsetof(mlp_bn_params, W1), "mlp_bn.ninja:14: param W1: [n_embd*block_size, n_hidden] = randn() * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 0.30429030972509225, 0, "randn() * (5/3)/((n_embd*block_size)**0.5)"},
     {    {"b1", 1, {64}, offsetof(mlp_bn_params, b1), "mlp_bn.ninja:15: param b1: [n_hidden] = randn() * 0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn() * 0.1"},
     {    {"W2", 2, {64, 27}, offsetof(mlp_bn_params, W2), "mlp_bn.ninja:17: param W2: [n_hidden, vocab_size] = randn() * 0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn() * 0.1"},
     {    {"b2", 1, {27}, offsetof(mlp_bn_params, b2), "mlp_bn.ninja:18: param b2: [vocab_size] = randn() * 0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn() * 0.1"},
