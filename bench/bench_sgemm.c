@@ -1,0 +1,158 @@
+/* bench_sgemm.c - OpenBLAS figures the step timings are compared with.
+ * Always single-threaded (openblas_set_num_threads(1)), like the trainer.
+ *
+ *   bench_sgemm info                      the OpenBLAS in use: core, config, threads, library
+ *   bench_sgemm bound [--n N] [--hidden H] [--reps R] [--rep-ms MS] [--warm-ms MS]
+ *       the lower bound of a training step: only the six cblas_sgemm calls
+ *       of one exercise-4 step, with the reference's arguments (beta 0):
+ *         forward   hprebn = embcat[n,30] @ W1[30,H];  logits = h[n,H] @ W2[H,27]
+ *         backward  dh = dlogits @ W2^T;  dW2 = h^T @ dlogits;
+ *                   dembcat = dhprebn @ W1^T;  dW1 = embcat^T @ dhprebn
+ *   bench_sgemm peak [--size S] [--reps R]
+ *       C[S,S] = A[S,S] @ B[S,S]: sgemm's large-matrix rate in GFLOP/s
+ */
+#define _GNU_SOURCE
+#include <cblas.h>
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "rng.h"
+
+static float *randmat(Rng *r, size_t count) {
+    float *x = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
+    if (!x) {
+        fprintf(stderr, "error: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < count; i++) { x[i] = (float)(2.0 * rng_uniform(r) - 1.0); }
+    return x;
+}
+
+typedef struct {
+    int n, be, h, v;
+    float *embcat, *W1, *hprebn, *h_, *W2, *logits, *dlogits, *dh, *dW2, *dhprebn, *dembcat, *dW1;
+} Bound;
+
+static void bound_step(void *p) {
+    Bound *b = p;
+    const int n = b->n, BE = b->be, H = b->h, V = b->v;
+    /* forward */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, H, BE, 1.0f, b->embcat, BE, b->W1, H,
+                0.0f, b->hprebn, H);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, V, H, 1.0f, b->h_, H, b->W2, V, 0.0f,
+                b->logits, V);
+    /* backward: layer 2 */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, H, V, 1.0f, b->dlogits, V, b->W2, V,
+                0.0f, b->dh, H);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, V, n, 1.0f, b->h_, H, b->dlogits, V,
+                0.0f, b->dW2, V);
+    /* backward: layer 1 */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, BE, H, 1.0f, b->dhprebn, H, b->W1, H,
+                0.0f, b->dembcat, BE);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, BE, H, n, 1.0f, b->embcat, BE, b->dhprebn,
+                H, 0.0f, b->dW1, H);
+}
+
+typedef struct {
+    int s;
+    float *a, *b, *c;
+} Peak;
+
+static void peak_step(void *p) {
+    Peak *k = p;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k->s, k->s, k->s, 1.0f, k->a, k->s, k->b,
+                k->s, 0.0f, k->c, k->s);
+}
+
+static int usage(const char *prog) {
+    fprintf(stderr, "usage: %s info\n       %s bound [--n N] [--hidden H] [--reps R] [--rep-ms MS] "
+                    "[--warm-ms MS]\n       %s peak [--size S] [--reps R]\n", prog, prog, prog);
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { return usage(argv[0]); }
+    openblas_set_num_threads(1);
+    Rng rng;
+    rng_seed(&rng, 7);
+
+    if (strcmp(argv[1], "info") == 0) {
+        if (argc != 2) { return usage(argv[0]); }
+        Dl_info info = {0};
+        const char *lib = dladdr((void *)cblas_sgemm, &info) && info.dli_fname ? info.dli_fname : "?";
+        const char *coretype = getenv("OPENBLAS_CORETYPE");
+        /* values with spaces are quoted with |...| (one field per key for run.sh) */
+        printf("RESULT what=openblas corename=%s threads=%d procs=%d env_coretype=%s config=|%s| library=|%s|\n",
+               openblas_get_corename(), openblas_get_num_threads(), openblas_get_num_procs(),
+               coretype ? coretype : "(unset)", openblas_get_config(), lib);
+        return 0;
+    }
+
+    if (strcmp(argv[1], "bound") == 0) {
+        static const char *const known[] = {"--n", "--hidden", "--reps", "--rep-ms", "--warm-ms", NULL};
+        double n = 32, hidden = 200, reps = 15, rep_ms = 100, warm_ms = 300;
+        if (bench_check_args(argc, argv, 2, known) || bench_opt(argc, argv, "--n", &n) ||
+            bench_opt(argc, argv, "--hidden", &hidden) || bench_opt(argc, argv, "--reps", &reps) ||
+            bench_opt(argc, argv, "--rep-ms", &rep_ms) || bench_opt(argc, argv, "--warm-ms", &warm_ms) ||
+            n < 1 || hidden < 1) {
+            return usage(argv[0]);
+        }
+        Bound b = {.n = (int)n, .be = 30, .h = (int)hidden, .v = 27};
+        size_t N = (size_t)b.n, BE = (size_t)b.be, H = (size_t)b.h, V = (size_t)b.v;
+        b.embcat = randmat(&rng, N * BE);
+        b.W1 = randmat(&rng, BE * H);
+        b.hprebn = randmat(&rng, N * H);
+        b.h_ = randmat(&rng, N * H);
+        b.W2 = randmat(&rng, H * V);
+        b.logits = randmat(&rng, N * V);
+        b.dlogits = randmat(&rng, N * V);
+        b.dh = randmat(&rng, N * H);
+        b.dW2 = randmat(&rng, H * V);
+        b.dhprebn = randmat(&rng, N * H);
+        b.dembcat = randmat(&rng, N * BE);
+        b.dW1 = randmat(&rng, BE * H);
+        BenchCfg cfg = {.warm_ms = warm_ms, .rep_ms = rep_ms, .reps = (int)reps};
+        BenchStats st = bench_run(&cfg, bound_step, NULL, &b);
+        double flops = bench_step_flops(b.n, b.be, b.h, b.v);
+        printf("RESULT what=bound n=%d H=%d threads=%d corename=%s flops=%.0f gflops=%.3f", b.n, b.h,
+               openblas_get_num_threads(), openblas_get_corename(), flops, flops / (st.med_us * 1e3));
+        bench_print_stats(&st);
+        printf("\n");
+        float *all[] = {b.embcat, b.W1, b.hprebn, b.h_, b.W2, b.logits, b.dlogits, b.dh, b.dW2,
+                        b.dhprebn, b.dembcat, b.dW1};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++) { free(all[i]); }
+        return 0;
+    }
+
+    if (strcmp(argv[1], "peak") == 0) {
+        static const char *const known[] = {"--size", "--reps", NULL};
+        double size = 2048, reps = 7;
+        if (bench_check_args(argc, argv, 2, known) || bench_opt(argc, argv, "--size", &size) ||
+            bench_opt(argc, argv, "--reps", &reps) || size < 1) {
+            return usage(argv[0]);
+        }
+        Peak k = {.s = (int)size};
+        size_t S = (size_t)k.s;
+        k.a = randmat(&rng, S * S);
+        k.b = randmat(&rng, S * S);
+        k.c = randmat(&rng, S * S);
+        /* warm-up: 3 calls; then reps of one call each */
+        BenchCfg cfg = {.warm_ms = 0, .rep_ms = 0, .reps = (int)reps};
+        BenchStats st = bench_run(&cfg, peak_step, NULL, &k);
+        double flops = 2.0 * (double)S * (double)S * (double)S;
+        printf("RESULT what=peak size=%d threads=%d corename=%s flops=%.0f gflops=%.3f "
+               "gflops_best=%.3f", k.s, openblas_get_num_threads(), openblas_get_corename(), flops,
+               flops / (st.med_us * 1e3), flops / (st.min_us * 1e3));
+        bench_print_stats(&st);
+        printf("\n");
+        free(k.a);
+        free(k.b);
+        free(k.c);
+        return 0;
+    }
+    return usage(argv[0]);
+}
