@@ -114,3 +114,29 @@ void dump_backward(FILE *out, const Model *m, const Backward *bw) {
         fputc('\n', out);
     }
 }
+
+/* The groups of -O: which ops (or gradient contributions) share one loop
+ * nest, and which temporaries live in registers. */
+void dump_plan(FILE *out, const Model *m, const Backward *bw, const Plan *plan) {
+    if (!plan->fused) {
+        fputs("no plan: -O0 emits every op on its own\n", out);
+        return;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const Vec *groups = pass == 0 ? &plan->fwd : &plan->bwd;
+        fputs(pass == 0 ? "forward\n" : "backward\n", out);
+        for (int i = 0; i < groups->len; i++) {
+            const Group *g = groups->items[i];
+            if (g->space)
+                fprintf(out, "  loop over %s:", shape_str(g->space));
+            else
+                fputs("  own code:", out);
+            for (int k = g->first; k < g->first + g->count; k++) {
+                const Tensor *t = pass == 0 ? ((Op *)m->ops.items[k])->out : ((Grad *)bw->grads.items[k])->target;
+                bool reg = pass == 0 ? plan->local[t->id] : plan->dlocal[t->id];
+                fprintf(out, " %s%s%s", pass ? "d" : "", t->name, reg ? " (register)" : "");
+            }
+            fputc('\n', out);
+        }
+    }
+}

@@ -18,7 +18,11 @@ typedef struct {
     const Model *m;
     const Backward *bw;
     const EmitOptions *opt;
+    const Plan *plan;
+    bool fused;             /* emitting a training function of -O: locals per the plan */
+    const char **dname;     /* per tensor id: the name of a gradient kept in a register */
     const char *real;       /* float or double */
+    bool fast_math;         /* -O, float: nj_tanhf for tanh */
     bool infer;             /* batch dims run to `rows`; activations in w->, frozen in s-> */
     const Stmt *last_stmt;  /* to open a block per spec line */
     int chunk;              /* rows per inference chunk */
@@ -108,13 +112,15 @@ static const char *probs_ref(E *e, const Op *op, const char *const *idx) {
     return indexed(arena_printf("%s->%s", e->infer ? "w" : "a", aux_name(op->out, "probs")), op->in[0]->rank, idx);
 }
 
+static bool is_local(const E *e, const Tensor *t) { return e->fused && e->plan->local[t->id]; }
+static bool is_dlocal(const E *e, const Tensor *t) { return e->fused && e->plan->dlocal[t->id]; }
+
 static const char *ref(E *e, const Tensor *t, const char *const *idx) {
-    return indexed(base(e, t), t->rank, idx);
+    return is_local(e, t) ? t->name : indexed(base(e, t), t->rank, idx);
 }
 
 static const char *gref(E *e, const Tensor *t, const char *const *idx) {
-    (void)e;
-    return indexed(arena_printf("g->d%s", t->name), t->rank, idx);
+    return is_dlocal(e, t) ? e->dname[t->id] : indexed(arena_printf("g->d%s", t->name), t->rank, idx);
 }
 
 static const char *ptr_of(const char *b, int rank) {
@@ -163,38 +169,50 @@ static int loops(E *e, int indent, const Tensor *t, uint32_t skip) {
 
 /* ---- elementwise templates ---- */
 
+/* A template of NJ_OPS with its operands, literals of the real type and
+ * math functions of the real type; -O's float code takes its own tanh
+ * (runtime/ninjac_kernels.h: vectorisable, 6 ulp at most). */
 static const char *expand(E *e, const char *tmpl, const char *a, const char *b, const char *y,
                           const char *g, const char *c) {
     static const char *const fns[] = {"exp(", "log(", "tanh(", "sqrt(", "pow("};
-    char *s = arena_strdup("");
+    char *text;
+    size_t len;
+    FILE *s = open_memstream(&text, &len);
+    if (!s) {
+        fprintf(stderr, "ninjac: out of memory\n");
+        exit(1);
+    }
     for (const char *p = tmpl; *p;) {
         if (*p == '$') {
             const char *v = p[1] == 'a' ? a : p[1] == 'b' ? b : p[1] == 'y' ? y : p[1] == 'g' ? g : c;
-            s = arena_printf("%s%s", s, v);
+            fputs(v, s);
             p += 2;
             continue;
         }
         if (*p == '#') {
             char *end;
             double v = strtod(p + 1, &end);
-            s = arena_printf("%s%s", s, lit(e, v));
+            fputs(lit(e, v), s);
             p = end;
             continue;
         }
         bool fn = false;
-        for (size_t k = 0; k < sizeof fns / sizeof *fns; k++) {
-            size_t len = strlen(fns[k]);
-            if (!strncmp(p, fns[k], len) && (p == tmpl || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z')))) {
-                s = arena_printf("%s%.*s%s(", s, (int)len - 1, p, e->opt->f64 ? "" : "f");
-                p += len;
+        for (size_t k = 0; k < sizeof fns / sizeof *fns && !fn; k++) {
+            size_t n = strlen(fns[k]);
+            if (!strncmp(p, fns[k], n) && (p == tmpl || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z')))) {
+                bool own_tanh = k == 2 && e->fast_math;
+                fprintf(s, "%s%.*s%s(", own_tanh ? "nj_" : "", (int)n - 1, p, e->opt->f64 ? "" : "f");
+                p += n;
                 fn = true;
-                break;
             }
         }
         if (!fn)
-            s = arena_printf("%s%c", s, *p++);
+            fputc(*p++, s);
     }
-    return s;
+    fclose(s);
+    char *result = arena_strndup(text, len);
+    free(text);
+    return result;
 }
 
 /* ---- provenance ---- */
@@ -236,18 +254,24 @@ static const char *op_summary(const Op *op) {
 
 /* ---- forward ---- */
 
-static void forward_elementwise(E *e, const Op *op) {
+/* out[IDX] = f(operands), inside loops over out's indices. */
+static void elementwise_stmt(E *e, int indent, const Op *op) {
     const char *idx_a[MAX_RANK], *idx_b[MAX_RANK];
-    int in = loops(e, 1, op->out, 0);
     broadcast_index(op->out, op->in[0], IDX, idx_a);
     const char *b = NULL;
     if (op->nin == 2) {
         broadcast_index(op->out, op->in[1], IDX, idx_b);
         b = ref(e, op->in[1], idx_b);
     }
-    out(e, in, "%s = %s;\n", ref(e, op->out, IDX),
-        expand(e, op_info[op->kind].forward, ref(e, op->in[0], idx_a), b, NULL, NULL, scalar(e, op->c)));
+    const char *value = expand(e, op_info[op->kind].forward, ref(e, op->in[0], idx_a), b, NULL, NULL,
+                               scalar(e, op->c));
+    if (is_local(e, op->out))
+        out(e, indent, "%s %s = %s;\n", e->real, op->out->name, value);
+    else
+        out(e, indent, "%s = %s;\n", ref(e, op->out, IDX), value);
 }
+
+static void forward_elementwise(E *e, const Op *op) { elementwise_stmt(e, loops(e, 1, op->out, 0), op); }
 
 static void gemm(E *e, int indent, bool ta, bool tb, const char *M, const char *N, const char *K,
                  const char *A, const char *lda, const char *B, const char *ldb, bool accumulate,
@@ -259,11 +283,74 @@ static void gemm(E *e, int indent, bool ta, bool tb, const char *M, const char *
 
 static const char *ll(int64_t v) { return arena_printf("%lld", (long long)v); }
 
+/* -O multiplies small matrices with runtime/ninjac_kernels.h, whose
+ * kernels the C compiler specialises to each call's constant shape; a BLAS
+ * wins once a product is big enough to pay for its packing (measured by
+ * bench/run.sh's sweep). f64 builds serve finite differences: BLAS. */
+#define OWN_GEMM_MAX (1 << 22)   /* multiply-adds of the largest product the own kernels take */
+
+static bool own_gemm(const E *e, const Op *matmul) {
+    const Tensor *a = matmul->in[0], *b = matmul->in[1];
+    if (e->opt->f64 || !e->plan->fused || e->opt->gemm == GEMM_BLAS)
+        return false;
+    int64_t madds = tensor_numel(a) / b->shape[0] * b->shape[0] * b->shape[1];
+    return e->opt->gemm == GEMM_OWN || madds <= OWN_GEMM_MAX;
+}
+
+/* nj_gemm(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate): C (+)= A' @ B */
+static void own(E *e, const char *M, const char *N, const char *K, const char *A, const char *a_row,
+                const char *a_col, const char *B, const char *ldb, const char *C, const char *ldc, bool acc) {
+    out(e, 1, "nj_gemm(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %d);\n", M, N, K, A, a_row, a_col, B, ldb, C, ldc,
+        acc);
+}
+
 static void forward_matmul(E *e, const Op *op) {
     const Tensor *a = op->in[0], *b = op->in[1], *y = op->out;
-    const char *N = ll(b->shape[1]), *K = ll(b->shape[0]);
-    gemm(e, 1, false, false, numel_range(e, a, 0, a->rank - 1), N, K, ptr(e, a), K, ptr(e, b), N,
-         false, ptr(e, y), N);
+    const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
+    if (own_gemm(e, op))
+        own(e, M, N, K, ptr(e, a), K, "1", ptr(e, b), N, ptr(e, y), N, false);
+    else
+        gemm(e, 1, false, false, M, N, K, ptr(e, a), K, ptr(e, b), N, false, ptr(e, y), N);
+}
+
+/* -O: a var over the same dims of the same tensor as an earlier mean (the
+ * BatchNorm of exercise 4) takes that mean, which it would compute again
+ * with the same sums in the same order. */
+static const Op *shared_mean(const E *e, const Op *var) {
+    if (!e->plan->fused || var->kind != OP_VAR)
+        return NULL;
+    for (int i = 0; i < var->id; i++) {
+        const Op *op = e->m->ops.items[i];
+        if (op->kind == OP_MEAN && op->in[0] == var->in[0] && op->axes == var->axes && op->keepdim == var->keepdim)
+            return op;
+    }
+    return NULL;
+}
+
+static const char *var_mean(E *e, const Op *var, const char *const *idx) {
+    const Op *mean = shared_mean(e, var);
+    return mean ? ref(e, mean->out, idx) : aux_ref(e, var->out, "mean", idx);
+}
+
+/* The sum of a sum, mean or var (its mean) accumulates in y, or in the
+ * var's aux array: zeroed, summed in loops over x, divided for a mean. */
+static const char *reduce_acc(E *e, const Op *op, const char *const *idx) {
+    return op->kind == OP_VAR ? var_mean(e, op, idx) : ref(e, op->out, idx);
+}
+
+static void reduce_init(E *e, const Op *op) {
+    out(e, loops(e, 1, op->out, 0), "%s = 0;\n", reduce_acc(e, op, IDX));
+}
+
+static void reduce_accumulate(E *e, int indent, const Op *op) {
+    const char *yi[MAX_RANK];
+    reduced_index(op, IDX, yi);
+    out(e, indent, "%s += %s;\n", reduce_acc(e, op, yi), ref(e, op->in[0], IDX));
+}
+
+static void reduce_finish(E *e, const Op *op) {
+    if (op->kind != OP_SUM)
+        out(e, loops(e, 1, op->out, 0), "%s /= %s;\n", reduce_acc(e, op, IDX), scalar(e, op->c));
 }
 
 static void forward_reduce(E *e, const Op *op) {
@@ -294,16 +381,16 @@ static void forward_reduce(E *e, const Op *op) {
     }
     /* sum, then mean = sum / count, then var = sum (x - mean)^2 / (count - 1) */
     bool var = op->kind == OP_VAR;
-    const char *acc_all = var ? aux_ref(e, y, "mean", IDX) : ref(e, y, IDX);
-    const char *acc = var ? aux_ref(e, y, "mean", yi) : ref(e, y, yi);
-    out(e, loops(e, 1, y, 0), "%s = 0;\n", acc_all);
-    out(e, loops(e, 1, x, 0), "%s += %s;\n", acc, ref(e, x, IDX));
-    if (op->kind == OP_SUM)
-        return;
-    out(e, loops(e, 1, y, 0), "%s /= %s;\n", acc_all, scalar(e, op->c));
+    if (shared_mean(e, op)) {
+        out(e, 1, "// the mean is %s's\n", shared_mean(e, op)->out->name);
+    } else {
+        reduce_init(e, op);
+        reduce_accumulate(e, loops(e, 1, x, 0), op);
+        reduce_finish(e, op);
+    }
     if (!var)
         return;
-    const char *xv = ref(e, x, IDX);
+    const char *xv = ref(e, x, IDX), *acc = reduce_acc(e, op, yi);
     out(e, loops(e, 1, y, 0), "%s = 0;\n", ref(e, y, IDX));
     out(e, loops(e, 1, x, 0), "%s += (%s - %s) * (%s - %s);\n", ref(e, y, yi), xv, acc, xv, acc);
     out(e, loops(e, 1, y, 0), "%s /= %s%s;\n", ref(e, y, IDX), scalar(e, op->c),
@@ -357,7 +444,9 @@ static void forward_special(E *e, const Op *op) {
         out(e, in + 1, "for (int m = 1; m < %s; m++)\n", n);
         out(e, in + 2, "mx = %s > mx ? %s : mx;\n", xm, xm);
         out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
-        out(e, in + 2, "sum += %s = %s;\n", ym, expand(e, "exp($a - $b)", xm, "mx", 0, 0, 0));
+        out(e, in + 2, "%s = %s;\n", ym, expand(e, "exp($a - $b)", xm, "mx", 0, 0, 0));
+        out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+        out(e, in + 2, "sum += %s;\n", ym);
         out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
         out(e, in + 2, "%s /= sum;\n", ym);
         out(e, in, "}\n");
@@ -372,8 +461,11 @@ static void forward_special(E *e, const Op *op) {
         out(e, 2, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, (const char *[]){"i", "0"}));
         out(e, 2, "for (int j = 1; j < %lld; j++)\n", (long long)x->shape[1]);
         out(e, 3, "mx = %s > mx ? %s : mx;\n", lij, lij);
+        out(e, 2, "for (int j = 0; j < %lld; j++)   // apart from the sum, so that it vectorises\n",
+            (long long)x->shape[1]);
+        out(e, 3, "%s = %s;\n", pij, expand(e, "exp($a - $b)", lij, "mx", 0, 0, 0));
         out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
-        out(e, 3, "sum += %s = %s;\n", pij, expand(e, "exp($a - $b)", lij, "mx", 0, 0, 0));
+        out(e, 3, "sum += %s;\n", pij);
         out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
         out(e, 3, "%s /= sum;\n", pij);
         out(e, 2, "%s += %s;\n", ref(e, y, IDX), expand(e, "log($a) + $b - $c", "sum", "mx", 0, 0, liy));
@@ -411,7 +503,28 @@ static void forward_op(E *e, const Op *op) {
 
 /* ---- backward ---- */
 
-static void backward_elementwise(E *e, const Grad *gr) {
+/* d(target)[idx] (op)= value; a gradient kept in a register is declared
+ * by its first contribution, which assigns. */
+static void contribute(E *e, int indent, const Tensor *target, const char *const *idx, const char *value) {
+    if (is_dlocal(e, target) && e->acc[0] == '=')
+        out(e, indent, "%s %s = %s;\n", e->real, gref(e, target, idx), value);
+    else
+        out(e, indent, "%s %s %s;\n", gref(e, target, idx), e->acc, value);
+}
+
+static void broadcast_note(E *e, int indent, const Grad *gr) {
+    if (!gr->reduce_axes)
+        return;
+    char dims[64] = "";
+    for (int d = 0; d < gr->op->out->rank; d++)
+        if (gr->reduce_axes & (1u << d))
+            snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%d", *dims ? ", " : "", d);
+    out(e, indent, "// %s %s was broadcast over dim %s: its gradient sums over it\n", gr->target->name,
+        shape_str(gr->target), dims);
+}
+
+/* Inside loops over the op's out indices. */
+static void elementwise_grad_stmt(E *e, int indent, const Grad *gr) {
     const Op *op = gr->op;
     const char *idx_a[MAX_RANK], *idx_b[MAX_RANK], *idx_t[MAX_RANK];
     broadcast_index(op->out, op->in[0], IDX, idx_a);
@@ -421,37 +534,46 @@ static void backward_elementwise(E *e, const Grad *gr) {
         b = ref(e, op->in[1], idx_b);
     }
     broadcast_index(op->out, gr->target, IDX, idx_t);
-    if (gr->reduce_axes) {
-        char dims[64] = "";
-        for (int d = 0; d < op->out->rank; d++)
-            if (gr->reduce_axes & (1u << d))
-                snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%d", *dims ? ", " : "", d);
-        out(e, 1, "// %s %s was broadcast over dim %s: its gradient sums over it\n", gr->target->name,
-            shape_str(gr->target), dims);
-    }
-    int in = loops(e, 1, op->out, 0);
-    out(e, in, "%s %s %s;\n", gref(e, gr->target, idx_t), e->acc,
-        expand(e, op_info[op->kind].grad[gr->operand], ref(e, op->in[0], idx_a), b,
-               ref(e, op->out, IDX), gref(e, op->out, IDX), scalar(e, op->c)));
+    contribute(e, indent, gr->target, idx_t,
+               expand(e, op_info[op->kind].grad[gr->operand], ref(e, op->in[0], idx_a), b,
+                      ref(e, op->out, IDX), gref(e, op->out, IDX), scalar(e, op->c)));
 }
 
-static void backward_reduce(E *e, const Grad *gr) {
+static void backward_elementwise(E *e, const Grad *gr) {
+    broadcast_note(e, 1, gr);
+    elementwise_grad_stmt(e, loops(e, 1, gr->op->out, 0), gr);
+}
+
+/* Inside loops over x's indices. */
+static void reduce_grad_stmt(E *e, int indent, const Grad *gr) {
     const Op *op = gr->op;
     const Tensor *x = op->in[0], *y = op->out;
     const char *yi[MAX_RANK];
     reduced_index(op, IDX, yi);
     const char *gy = gref(e, y, yi);
     if (op->kind == OP_MAX) {
-        out(e, loops(e, 1, x, 0), "if (%s == %s)   // only the first maximum gets the gradient\n",
+        out(e, indent, "if (%s == %s)   // only the first maximum gets the gradient\n",
             IDX[__builtin_ctz(op->axes)], aux_ref(e, y, "argmax", yi));
-        out(e, 1 + x->rank, "    %s += %s;\n", gref(e, x, IDX), gy);
+        out(e, indent + 1, "%s += %s;\n", gref(e, x, IDX), gy);
         return;
     }
     const char *rule = op->kind == OP_SUM ? "$g"
                      : op->kind == OP_MEAN ? "$g / $c"
                      : op->unbiased ? "$g * (#2 * ($a - $b) / ($c - #1))" : "$g * (#2 * ($a - $b) / $c)";
-    out(e, loops(e, 1, x, 0), "%s %s %s;\n", gref(e, x, IDX), e->acc,
-        expand(e, rule, ref(e, x, IDX), aux_ref(e, y, "mean", yi), NULL, gy, scalar(e, op->c)));
+    contribute(e, indent, x, IDX,
+               expand(e, rule, ref(e, x, IDX), op->kind == OP_VAR ? var_mean(e, op, yi) : NULL, NULL, gy,
+                      scalar(e, op->c)));
+}
+
+static void backward_reduce(E *e, const Grad *gr) { reduce_grad_stmt(e, loops(e, 1, gr->op->in[0], 0), gr); }
+
+/* Inside loops over the logits' indices. */
+static void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0], *t = op->in[1];
+    contribute(e, indent, x, IDX,
+               arena_printf("%s * ((%s - (%s == j)) / %s)", gref(e, op->out, IDX), probs_ref(e, op, IDX),
+                            indexed(t->name, 1, IDX), scalar(e, op->c)));
 }
 
 static void backward_special(E *e, const Grad *gr) {
@@ -461,12 +583,21 @@ static void backward_special(E *e, const Grad *gr) {
     case OP_MATMUL: {
         const Tensor *a = op->in[0], *b = op->in[1];
         const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
+        bool acc = e->acc[0] == '+';
         if (gr->operand == 0) {
             out(e, 1, "// d%s %s d%s @ %s^T\n", a->name, e->acc, y->name, b->name);
-            gemm(e, 1, false, true, M, K, N, gptr(e, y), N, ptr(e, b), N, e->acc[0] == '+', gptr(e, a), K);
+            if (own_gemm(e, op)) {   /* the kernels take B^T as rows: transpose B first */
+                out(e, 1, "nj_transpose(%s, %s, %s, g->mm_scratch);\n", K, N, ptr(e, b));
+                own(e, M, K, N, gptr(e, y), N, "1", "g->mm_scratch", K, gptr(e, a), K, acc);
+            } else {
+                gemm(e, 1, false, true, M, K, N, gptr(e, y), N, ptr(e, b), N, acc, gptr(e, a), K);
+            }
         } else {
             out(e, 1, "// d%s %s %s^T @ d%s\n", b->name, e->acc, a->name, y->name);
-            gemm(e, 1, true, false, K, N, M, ptr(e, a), K, gptr(e, y), N, e->acc[0] == '+', gptr(e, b), N);
+            if (own_gemm(e, op))
+                own(e, K, N, M, ptr(e, a), "1", K, gptr(e, y), N, gptr(e, b), N, acc);
+            else
+                gemm(e, 1, true, false, K, N, M, ptr(e, a), K, gptr(e, y), N, acc, gptr(e, b), N);
         }
         return;
     }
@@ -507,13 +638,11 @@ static void backward_special(E *e, const Grad *gr) {
         out(e, in, "}\n");
         return;
     }
-    case OP_CROSS_ENTROPY: {
-        const Tensor *t = op->in[1];
-        out(e, 1, "// d%s = (softmax(%s) - onehot(%s)) / %s\n", x->name, x->name, t->name, scalar(e, op->c));
-        out(e, loops(e, 1, x, 0), "%s %s %s * ((%s - (%s == j)) / %s);\n", gref(e, x, IDX), e->acc, gref(e, y, IDX),
-            probs_ref(e, op, IDX), indexed(t->name, 1, IDX), scalar(e, op->c));
+    case OP_CROSS_ENTROPY:
+        out(e, 1, "// d%s = (softmax(%s) - onehot(%s)) / %s\n", x->name, x->name, op->in[1]->name,
+            scalar(e, op->c));
+        cross_entropy_grad_stmt(e, loops(e, 1, x, 0), gr);
         return;
-    }
     case OP_CAT: {
         int64_t off = 0;
         for (int p = 0; p < gr->operand; p++)
@@ -529,17 +658,6 @@ static void backward_special(E *e, const Grad *gr) {
     }
 }
 
-/* Rules that write every element of the operand's gradient exactly once;
- * the others scatter (indexing, max) or sum over a broadcast. */
-static bool writes_every_element(const Grad *gr) {
-    switch (gr->op->kind) {
-    case OP_MAX:
-    case OP_EMBED:
-    case OP_PICK: return false;
-    default: return gr->reduce_axes == 0;
-    }
-}
-
 /* -O0 zeroes all gradients and accumulates every contribution with +=, as
  * one writes it by hand. -O skips the zeroing: a gradient's first
  * contribution assigns, or zeroes just that gradient when it cannot. */
@@ -548,7 +666,7 @@ static void open_gradient(E *e, const Grad *gr) {
     if (e->opt->opt_level == 0 || e->written[gr->target->id])
         return;
     e->written[gr->target->id] = true;
-    if (writes_every_element(gr))
+    if (grad_covers_target(gr))
         e->acc = "=";
     else
         out(e, 1, "memset(%s, 0, sizeof(%s) * %lld);\n", gptr(e, gr->target), e->real,
@@ -598,7 +716,7 @@ static const char *line_ref(const E *e, const Tensor *t) {
 
 /* The op's auxiliary arrays, declared beside its output. */
 static void decl_aux(E *e, const Op *op, bool chunked) {
-    if (op->kind == OP_VAR)
+    if (op->kind == OP_VAR && !shared_mean(e, op))
         decl(e, e->real, aux_name(op->out, "mean"), op->out, chunked, " mean, for var");
     else if (op->kind == OP_MAX)
         decl(e, "int", aux_name(op->out, "argmax"), op->out, chunked, " where the max is");
@@ -631,9 +749,18 @@ static void struct_grads(E *e, const char *id) {
     out(e, 0, "typedef struct {   // d<name>: the gradient of loss with respect to <name>\n");
     for (int i = 0; i < e->m->tensors.len; i++) {
         const Tensor *t = e->m->tensors.items[i];
-        if (t->needs_grad || t == e->m->loss)
+        if ((t->needs_grad || t == e->m->loss) && !e->plan->dlocal[i])
             decl(e, e->real, arena_printf("d%s", t->name), t, false, line_ref(e, t));
     }
+    int64_t scratch = 0;   /* B^T of the largest A @ B^T the own kernels compute */
+    for (int i = 0; i < e->bw->grads.len; i++) {
+        const Grad *gr = e->bw->grads.items[i];
+        if (gr->op->kind == OP_MATMUL && gr->operand == 0 && own_gemm(e, gr->op) &&
+            tensor_numel(gr->op->in[1]) > scratch)
+            scratch = tensor_numel(gr->op->in[1]);
+    }
+    if (scratch)
+        out(e, 1, "%s mm_scratch[%lld];%*s// B^T for the kernels' A @ B^T\n", e->real, (long long)scratch, 10, "");
     out(e, 0, "} %s_grads;\n\n", id);
 }
 
@@ -690,23 +817,155 @@ static void fd_hook(E *e, const Tensor *t, int *named) {
     (*named)++;
 }
 
+/* ---- fused groups (-O; see plan.c) ---- */
+
+/* Loops over t's indices around a block; returns the indent inside it. */
+static int open_block(E *e, int indent, const Tensor *t) {
+    if (!t->rank) {
+        out(e, indent, "{\n");
+        return indent + 1;
+    }
+    for (int d = 0; d < t->rank; d++)
+        out(e, indent + d, "for (int %s = 0; %s < %s; %s++)%s\n", IDX[d], IDX[d], dimsz(e, t, d), IDX[d],
+            d == t->rank - 1 ? " {" : "");
+    return indent + t->rank;
+}
+
+static void close_block(E *e, int inner) { out(e, inner - 1, "}\n"); }
+
+static void group_header(E *e, const Stmt *first, const Stmt *last, const Tensor *space, const char *prefix) {
+    int a = loc_line(first->loc), b = loc_line(last->loc);
+    e->last_stmt = last;
+    out(e, 1, "\n");
+    out(e, 1, "// %s%s.ninja:%d%s%s, in one pass over %s:\n", prefix, e->m->src->name, a, a == b ? "" : "-",
+        a == b ? "" : arena_printf("%d", b), shape_comment(e->m, space));
+}
+
+/* Inside a group's loop body, each spec line's statements open with it. */
+static void body_line(E *e, int indent, const Stmt *s, const Stmt **last) {
+    if (s == *last)
+        return;
+    *last = s;
+    out(e, indent, "// :%d %s\n", loc_line(s->loc), spec_code(s));
+}
+
+static const Op *group_op(const E *e, const Group *g, int k) { return e->m->ops.items[g->first + k]; }
+static const Grad *group_grad(const E *e, const Group *g, int k) { return e->bw->grads.items[g->first + k]; }
+
+static void forward_group(E *e, const Group *g) {
+    group_header(e, group_op(e, g, 0)->stmt, group_op(e, g, g->count - 1)->stmt, g->space, "");
+    for (int k = 0; k < g->count; k++)
+        if (op_info[group_op(e, g, k)->kind].family == REDUCE)
+            reduce_init(e, group_op(e, g, k));
+    int in = open_block(e, 1, g->space);
+    const Stmt *last = NULL;
+    for (int k = 0; k < g->count; k++) {
+        const Op *op = group_op(e, g, k);
+        body_line(e, in, op->stmt, &last);
+        if (op_info[op->kind].family == REDUCE)
+            reduce_accumulate(e, in, op);
+        else
+            elementwise_stmt(e, in, op);
+    }
+    close_block(e, in);
+    for (int k = 0; k < g->count; k++)
+        if (op_info[group_op(e, g, k)->kind].family == REDUCE)
+            reduce_finish(e, group_op(e, g, k));
+}
+
+/* A gradient's first contribution in the group: "=", or a memset before
+ * the loop when it does not write every element (see open_gradient). */
+static const char *group_acc(E *e, const Grad *gr) {
+    e->acc = "+=";
+    if (!e->written[gr->target->id]) {
+        e->written[gr->target->id] = true;
+        if (grad_covers_target(gr))
+            return "=";
+        out(e, 1, "memset(%s, 0, sizeof(%s) * %lld);\n", gptr(e, gr->target), e->real,
+            (long long)tensor_numel(gr->target));
+    }
+    return "+=";
+}
+
+static void backward_group(E *e, const Group *g) {
+    group_header(e, group_grad(e, g, 0)->op->stmt, group_grad(e, g, g->count - 1)->op->stmt, g->space,
+                 "backprop through ");
+    const char **acc = arena_alloc(sizeof(char *) * (size_t)g->count);
+    for (int k = 0; k < g->count; k++)
+        acc[k] = group_acc(e, group_grad(e, g, k));
+    int in = open_block(e, 1, g->space);
+    const Stmt *last = NULL;
+    for (int k = 0; k < g->count; k++) {
+        const Grad *gr = group_grad(e, g, k);
+        body_line(e, in, gr->op->stmt, &last);
+        e->acc = acc[k];
+        if (gr->op->kind == OP_CROSS_ENTROPY)
+            cross_entropy_grad_stmt(e, in, gr);
+        else if (op_info[gr->op->kind].family == REDUCE)
+            reduce_grad_stmt(e, in, gr);
+        else
+            elementwise_grad_stmt(e, in, gr);
+    }
+    close_block(e, in);
+}
+
+/* Names of the gradients kept in registers: d<name>, unless that is taken
+ * (a C keyword, a name of the spec, the function's own names). */
+static bool name_taken(const E *e, const char *name) {
+    static const char *const words[] = {
+        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
+        "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short",
+        "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile",
+        "while", "p", "a", "g", "s", "w", "i", "j", "k", "l", "m", "inputs", "rows", NULL};
+    for (int i = 0; words[i]; i++)
+        if (!strcmp(words[i], name))
+            return true;
+    for (int i = 0; i < e->m->tensors.len; i++)
+        if (!strcmp(((Tensor *)e->m->tensors.items[i])->name, name))
+            return true;
+    return false;
+}
+
+static void name_gradient_locals(E *e) {
+    e->dname = arena_alloc(sizeof(char *) * (size_t)e->m->tensors.len);
+    for (int i = 0; i < e->m->tensors.len; i++) {
+        const Tensor *t = e->m->tensors.items[i];
+        if (!e->plan->dlocal[i])
+            continue;
+        const char *name = arena_printf("d%s", t->name);
+        while (name_taken(e, name))
+            name = arena_printf("%s_", name);
+        e->dname[i] = name;
+    }
+}
+
 static void fn_forward(E *e, const char *id) {
     if (e->opt->f64)
         out(e, 0, "#ifndef NINJAC_FD_HOOK\n#define NINJAC_FD_HOOK(index, data, count) ((void)0)\n#endif\n\n");
-    out(e, 0, "void %s_forward(const %s_params *p, const int32_t *const *inputs, %s_acts *a) {\n", id, id, id);
+    out(e, 0, "void %s_forward(const %s_params *restrict p, const int32_t *const *inputs, %s_acts *restrict a) {\n",
+        id, id, id);
     input_locals(e);
     e->last_stmt = NULL;
+    e->fused = e->plan->fused;
     int named = 0;
-    for (int i = 0; i < e->m->ops.len; i++) {
-        forward_op(e, e->m->ops.items[i]);
-        fd_hook(e, ((Op *)e->m->ops.items[i])->out, &named);
+    for (int i = 0; i < e->m->ops.len;) {
+        const Group *g = e->plan->fused ? e->plan->op_group[i] : NULL;
+        int count = g ? g->count : 1;
+        if (count > 1)
+            forward_group(e, g);
+        else
+            forward_op(e, e->m->ops.items[i]);
+        for (int k = 0; k < count; k++)   /* f64: a checker may nudge each named tensor */
+            fd_hook(e, ((Op *)e->m->ops.items[i + k])->out, &named);
+        i += count;
     }
+    e->fused = false;
     out(e, 0, "}\n\n");
 }
 
 static void fn_backward(E *e, const char *id) {
-    out(e, 0, "void %s_backward(const %s_params *p, const int32_t *const *inputs, const %s_acts *a, %s_grads *g) {\n",
-        id, id, id, id);
+    out(e, 0, "void %s_backward(const %s_params *restrict p, const int32_t *const *inputs, const %s_acts *restrict a,\n"
+              "    %s_grads *restrict g) {\n", id, id, id, id);
     out(e, 1, "(void)p;\n");
     input_locals(e);
     if (e->opt->opt_level == 0)
@@ -714,8 +973,17 @@ static void fn_backward(E *e, const char *id) {
     out(e, 1, "g->dloss = %s;\n", lit(e, 1));
     e->written = arena_alloc(sizeof(bool) * (size_t)e->m->tensors.len);
     e->last_stmt = NULL;
-    for (int i = 0; i < e->bw->grads.len; i++)
-        backward_grad(e, e->bw->grads.items[i]);
+    e->fused = e->plan->fused;
+    for (int i = 0; i < e->bw->grads.len;) {
+        const Group *g = e->plan->fused ? e->plan->grad_group[i] : NULL;
+        int count = g ? g->count : 1;
+        if (count > 1)
+            backward_group(e, g);
+        else
+            backward_grad(e, e->bw->grads.items[i]);
+        i += count;
+    }
+    e->fused = false;
     out(e, 0, "}\n\n");
 }
 
@@ -1045,6 +1313,13 @@ static void emit_source(E *e, const char *id) {
     header_comment(e, arena_printf("%s.c", e->m->src->name));
     out(e, 0, "#include \"%s.h\"\n\n#include <cblas.h>\n#include <math.h>\n#include <stddef.h>\n"
               "#include <stdlib.h>\n#include <string.h>\n\n", e->m->src->name);
+    bool kernels = false;
+    for (int i = 0; i < e->m->ops.len; i++) {
+        const Op *op = e->m->ops.items[i];
+        kernels |= (op->kind == OP_MATMUL && own_gemm(e, op)) || (op->kind == OP_TANH && e->fast_math);
+    }
+    if (kernels)
+        out(e, 0, "#include \"ninjac_kernels.h\"\n\n");
     if (e->opt->opt_level > 0)
         vector_math(e);
     fn_forward(e, id);
@@ -1074,8 +1349,11 @@ static int write_file(const char *path, const char *data, size_t len, char **tmp
     return 0;
 }
 
-void emit_c_text(const Model *m, const Backward *bw, const EmitOptions *opt, char *text[2], size_t len[2]) {
-    E e = {.m = m, .bw = bw, .opt = opt, .real = opt->f64 ? "double" : "float"};
+void emit_c_text(const Model *m, const Backward *bw, const Plan *plan, const EmitOptions *opt, char *text[2],
+                 size_t len[2]) {
+    E e = {.m = m, .bw = bw, .plan = plan, .opt = opt, .real = opt->f64 ? "double" : "float",
+           .fast_math = plan->fused && !opt->f64};
+    name_gradient_locals(&e);
     e.chunk = choose_chunk(&e);
     const char *id = c_identifier(m->src->name);
     for (int f = 0; f < 2; f++) {
@@ -1092,10 +1370,10 @@ void emit_c_text(const Model *m, const Backward *bw, const EmitOptions *opt, cha
     }
 }
 
-int emit_c(const Model *m, const Backward *bw, const EmitOptions *opt) {
+int emit_c(const Model *m, const Backward *bw, const Plan *plan, const EmitOptions *opt) {
     char *text[2];
     size_t len[2];
-    emit_c_text(m, bw, opt, text, len);
+    emit_c_text(m, bw, plan, opt, text, len);
     const char *paths[2] = {arena_printf("%s/%s.h", opt->outdir, m->src->name),
                             arena_printf("%s/%s.c", opt->outdir, m->src->name)};
     char *tmps[2] = {NULL, NULL};

@@ -21,9 +21,12 @@ static const char usage[] =
     "  -D NAME=VALUE     override the dim NAME (e.g. -D n_hidden=200); repeatable\n"
     "  -O0               keep every intermediate gradient (as retain_grad() does), for diffing\n"
     "  -O                the default: keep only the parameter gradients\n"
+    "  --gemm=auto|own|blas  matmuls of -O: ninjac's kernels for small products and\n"
+    "                    cblas_sgemm for big ones (auto, the default), or all one kind;\n"
+    "                    -O0 and f64 always call the BLAS\n"
     "  --dtype f32|f64   the floating type of the generated code (default f32; f64 for\n"
     "                    finite-difference checks)\n"
-    "  --dump=PASSES     print the IR after passes: parse, shape, grad (comma-separated);\n"
+    "  --dump=PASSES     print the IR after passes: parse, shape, grad, plan (comma-separated);\n"
     "                    with --dump and no -o nothing is written\n"
     "  --check           check the spec only; write nothing\n"
     "  -h, --help        show this help\n"
@@ -35,7 +38,7 @@ static const char usage[] =
 typedef struct {
     const char *spec;
     EmitOptions emit;
-    bool dump_parse, dump_shape, dump_grad, check_only, have_outdir;
+    bool dump_parse, dump_shape, dump_grad, dump_plan, check_only, have_outdir;
     Define defines[MAX_DEFINES];
     int ndefines;
 } Options;
@@ -70,8 +73,10 @@ static void parse_dump(Options *o, const char *list) {
             o->dump_shape = true;
         else if (!strcmp(tok, "grad"))
             o->dump_grad = true;
+        else if (!strcmp(tok, "plan"))
+            o->dump_plan = true;
         else
-            die_usage("unknown --dump pass '%s' (passes: parse, shape, grad)", tok);
+            die_usage("unknown --dump pass '%s' (passes: parse, shape, grad, plan)", tok);
     }
 }
 
@@ -106,6 +111,16 @@ static void parse_args(int argc, char **argv, Options *o) {
             if (!v || (strcmp(v, "f32") && strcmp(v, "f64")))
                 die_usage("--dtype takes f32 or f64, got '%s'", v ? v : "nothing");
             o->emit.f64 = !strcmp(v, "f64");
+        } else if (!strncmp(a, "--gemm=", 7)) {
+            const char *v = a + 7;
+            if (!strcmp(v, "auto"))
+                o->emit.gemm = GEMM_AUTO;
+            else if (!strcmp(v, "own"))
+                o->emit.gemm = GEMM_OWN;
+            else if (!strcmp(v, "blas"))
+                o->emit.gemm = GEMM_BLAS;
+            else
+                die_usage("--gemm takes auto, own or blas, got '%s'", v);
         } else if (!strncmp(a, "--dump=", 7)) {
             parse_dump(o, a + 7);
         } else if (!strcmp(a, "--check")) {
@@ -190,7 +205,12 @@ static int compile(const Options *o) {
     if (o->dump_grad)
         dump_backward(stdout, &model, &bw);
 
-    bool dumping = o->dump_parse || o->dump_shape || o->dump_grad;
+    Plan plan;
+    plan_step(&model, &bw, o->emit.opt_level, &plan);
+    if (o->dump_plan)
+        dump_plan(stdout, &model, &bw, &plan);
+
+    bool dumping = o->dump_parse || o->dump_shape || o->dump_grad || o->dump_plan;
     if (o->check_only || (dumping && !o->have_outdir))
         return 0;
     struct stat st;
@@ -198,7 +218,7 @@ static int compile(const Options *o) {
         fprintf(stderr, "ninjac: output directory %s does not exist\n", o->emit.outdir);
         return 1;
     }
-    return emit_c(&model, &bw, &o->emit) == 0 ? 0 : 1;
+    return emit_c(&model, &bw, &plan, &o->emit) == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv) {

@@ -288,21 +288,44 @@ typedef struct {
 
 void derive_backward(Model *m, Backward *bw);
 
+/* ---- plan.c: how -O lays out the step (-O0: each op its own loop nest) ---- */
+typedef struct {
+    int first, count;       /* a run of m->ops (forward) or bw->grads (backward) */
+    const Tensor *space;    /* one loop nest over this tensor's indices; NULL: an op with its own code */
+} Group;
+
+typedef struct {
+    bool fused;             /* -O: the groups below; -O0 emits every op on its own */
+    Vec fwd, bwd;           /* Group*, covering the ops and the grads in order */
+    Group **op_group;       /* per op id */
+    Group **grad_group;     /* per index into bw->grads */
+    bool *local;            /* per tensor id: a register of its group, no array */
+    bool *dlocal;           /* per tensor id: its gradient is a register of its group */
+} Plan;
+
+void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan);
+bool grad_covers_target(const Grad *g);   /* writes every element of d(target), once */
+
 /* ---- emit_c.c ---- */
+typedef enum { GEMM_AUTO, GEMM_OWN, GEMM_BLAS } GemmChoice;
+
 typedef struct {
     int opt_level;          /* 0: keep every intermediate gradient */
+    GemmChoice gemm;        /* -O's matmuls: own kernels for small products, a BLAS for big ones */
     bool f64;               /* double instead of float */
     const char *outdir;
 } EmitOptions;
 
 /* Writes NAME.h and NAME.c into outdir atomically; returns 0 on success. */
-int emit_c(const Model *m, const Backward *bw, const EmitOptions *opt);
+int emit_c(const Model *m, const Backward *bw, const Plan *plan, const EmitOptions *opt);
 /* The same two texts in memory (malloc'd; the caller frees them). */
-void emit_c_text(const Model *m, const Backward *bw, const EmitOptions *opt, char *text[2], size_t len[2]);
+void emit_c_text(const Model *m, const Backward *bw, const Plan *plan, const EmitOptions *opt, char *text[2],
+                 size_t len[2]);
 
 /* ---- dump.c ---- */
 void dump_ast(FILE *out, const Program *prog);
 void dump_model(FILE *out, const Model *m);
 void dump_backward(FILE *out, const Model *m, const Backward *bw);
+void dump_plan(FILE *out, const Model *m, const Backward *bw, const Plan *plan);
 
 #endif

@@ -226,6 +226,8 @@ static Val binary_op(Ctx *c, OpKind kind, Tensor *a, Tensor *b, Loc loc, Loc a_l
         batch[i] = (rows_a && da == shape[i]) || (rows_b && db == shape[i]);
     }
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, loc);
+    if (!check_size(out, loc))
+        return ERR;
     new_op(c, kind, out, a, b, loc);
     return tensor_val(out);
 }
@@ -415,6 +417,10 @@ static bool eval_int(Ctx *c, Node *n, int64_t *out, Scalar *full) {
         return false;
     if (v.kind != V_SCALAR || !v.s.is_int) {
         error_at(n->loc, "expected an integer constant");
+        return false;
+    }
+    if (fabs(v.s.value) > 9e15) {   /* beyond what a double holds exactly */
+        error_at(n->loc, "integer constant %.3g is too large", v.s.value);
         return false;
     }
     *out = (int64_t)v.s.value;
@@ -610,6 +616,8 @@ static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
     shape[a->rank - 1] = b->shape[1];
     batch[a->rank - 1] = false;
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, a->rank, shape, batch, loc);
+    if (!check_size(out, loc))
+        return ERR;
     new_op(c, OP_MATMUL, out, a, b, loc);
     return tensor_val(out);
 }
@@ -898,6 +906,8 @@ static Val cat(Ctx *c, Node *call) {
         shape[k] += parts[i]->shape[k];
     }
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, parts[0]->rank, shape, parts[0]->batch, call->loc);
+    if (!check_size(out, call->loc))
+        return ERR;
     Op *op = new_op(c, OP_CAT, out, parts[0], NULL, call->loc);
     op->parts = parts;
     op->nparts = list->nargs;

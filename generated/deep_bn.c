@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ninjac_kernels.h"
+
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(NINJAC_SCALAR_MATH)
 __attribute__((simd("notinbranch"))) float expf(float);
 __attribute__((simd("notinbranch"))) float logf(float);
@@ -16,7 +18,7 @@ __attribute__((simd("notinbranch"))) float tanhf(float);
 __attribute__((simd("notinbranch"))) float powf(float, float);
 #endif
 
-void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep_bn_acts *a) {
+void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inputs, deep_bn_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
     const int32_t *Yb = inputs[1];
@@ -35,7 +37,7 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     
     // deep_bn.ninja:50: h1pre = x @ W1
     // h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 100, 30, 1.0f, &a->x[0][0], 30, &p->W1[0][0], 100, 0.0f, &a->h1pre[0][0], 100);
+    nj_gemm(32, 100, 30, &a->x[0][0], 30, 1, &p->W1[0][0], 100, &a->h1pre[0][0], 100, 0);
     
     // deep_bn.ninja:51: bn1mean = h1pre.mean(0, keepdim=True)
     // bn1mean [1, 100] = mean(h1pre [32, 100])
@@ -51,21 +53,13 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     
     // deep_bn.ninja:52: bn1var = h1pre.var(0, keepdim=True)
     // bn1var [1, 100] = var(h1pre [32, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn1var_mean[i][j] = 0;
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn1var_mean[0][j] += a->h1pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn1var_mean[i][j] /= 32.0f;
+    // the mean is bn1mean's
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
             a->bn1var[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
-            a->bn1var[0][j] += (a->h1pre[i][j] - a->bn1var_mean[0][j]) * (a->h1pre[i][j] - a->bn1var_mean[0][j]);
+            a->bn1var[0][j] += (a->h1pre[i][j] - a->bn1mean[0][j]) * (a->h1pre[i][j] - a->bn1mean[0][j]);
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
             a->bn1var[i][j] /= 32.0f - 1.0f;
@@ -75,38 +69,30 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->h1hat_t1[i][j] = a->h1pre[i][j] - a->bn1mean[0][j];
-    // h1hat_t2 [1, 100] = add_c(bn1var [1, 100])
+    
+    // deep_bn.ninja:53, in one pass over [1, 100]:
     for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->h1hat_t2[i][j] = a->bn1var[i][j] + 9.99999975e-06f;
-    // h1hat_t3 [1, 100] = sqrt(h1hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->h1hat_t3[i][j] = sqrtf(a->h1hat_t2[i][j]);
-    // h1hat [32, 100] = div(h1hat_t1 [32, 100], h1hat_t3 [1, 100])
+        for (int j = 0; j < 100; j++) {
+            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+            float h1hat_t2 = a->bn1var[i][j] + 9.99999975e-06f;
+            a->h1hat_t3[i][j] = sqrtf(h1hat_t2);
+        }
+    
+    // deep_bn.ninja:53-55, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
+        for (int j = 0; j < 100; j++) {
+            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
             a->h1hat[i][j] = a->h1hat_t1[i][j] / a->h1hat_t3[0][j];
-    
-    // deep_bn.ninja:54: h1bn = gamma1 * h1hat + beta1
-    // h1bn_t1 [32, 100] = mul(gamma1 [100], h1hat [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h1bn_t1[i][j] = p->gamma1[j] * a->h1hat[i][j];
-    // h1bn [32, 100] = add(h1bn_t1 [32, 100], beta1 [100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h1bn[i][j] = a->h1bn_t1[i][j] + p->beta1[j];
-    
-    // deep_bn.ninja:55: h1 = torch.tanh(h1bn)
-    // h1 [32, 100] = tanh(h1bn [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h1[i][j] = tanhf(a->h1bn[i][j]);
+            // :54 h1bn = gamma1 * h1hat + beta1
+            float h1bn_t1 = p->gamma1[j] * a->h1hat[i][j];
+            a->h1bn[i][j] = h1bn_t1 + p->beta1[j];
+            // :55 h1 = torch.tanh(h1bn)
+            a->h1[i][j] = nj_tanhf(a->h1bn[i][j]);
+        }
     
     // deep_bn.ninja:57: h2pre = h1 @ W2
     // h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 100, 100, 1.0f, &a->h1[0][0], 100, &p->W2[0][0], 100, 0.0f, &a->h2pre[0][0], 100);
+    nj_gemm(32, 100, 100, &a->h1[0][0], 100, 1, &p->W2[0][0], 100, &a->h2pre[0][0], 100, 0);
     
     // deep_bn.ninja:58: bn2mean = h2pre.mean(0, keepdim=True)
     // bn2mean [1, 100] = mean(h2pre [32, 100])
@@ -122,21 +108,13 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     
     // deep_bn.ninja:59: bn2var = h2pre.var(0, keepdim=True)
     // bn2var [1, 100] = var(h2pre [32, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn2var_mean[i][j] = 0;
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn2var_mean[0][j] += a->h2pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn2var_mean[i][j] /= 32.0f;
+    // the mean is bn2mean's
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
             a->bn2var[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
-            a->bn2var[0][j] += (a->h2pre[i][j] - a->bn2var_mean[0][j]) * (a->h2pre[i][j] - a->bn2var_mean[0][j]);
+            a->bn2var[0][j] += (a->h2pre[i][j] - a->bn2mean[0][j]) * (a->h2pre[i][j] - a->bn2mean[0][j]);
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
             a->bn2var[i][j] /= 32.0f - 1.0f;
@@ -146,38 +124,30 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->h2hat_t1[i][j] = a->h2pre[i][j] - a->bn2mean[0][j];
-    // h2hat_t2 [1, 100] = add_c(bn2var [1, 100])
+    
+    // deep_bn.ninja:60, in one pass over [1, 100]:
     for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->h2hat_t2[i][j] = a->bn2var[i][j] + 9.99999975e-06f;
-    // h2hat_t3 [1, 100] = sqrt(h2hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->h2hat_t3[i][j] = sqrtf(a->h2hat_t2[i][j]);
-    // h2hat [32, 100] = div(h2hat_t1 [32, 100], h2hat_t3 [1, 100])
+        for (int j = 0; j < 100; j++) {
+            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+            float h2hat_t2 = a->bn2var[i][j] + 9.99999975e-06f;
+            a->h2hat_t3[i][j] = sqrtf(h2hat_t2);
+        }
+    
+    // deep_bn.ninja:60-62, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
+        for (int j = 0; j < 100; j++) {
+            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
             a->h2hat[i][j] = a->h2hat_t1[i][j] / a->h2hat_t3[0][j];
-    
-    // deep_bn.ninja:61: h2bn = gamma2 * h2hat + beta2
-    // h2bn_t1 [32, 100] = mul(gamma2 [100], h2hat [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h2bn_t1[i][j] = p->gamma2[j] * a->h2hat[i][j];
-    // h2bn [32, 100] = add(h2bn_t1 [32, 100], beta2 [100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h2bn[i][j] = a->h2bn_t1[i][j] + p->beta2[j];
-    
-    // deep_bn.ninja:62: h2 = torch.tanh(h2bn)
-    // h2 [32, 100] = tanh(h2bn [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h2[i][j] = tanhf(a->h2bn[i][j]);
+            // :61 h2bn = gamma2 * h2hat + beta2
+            float h2bn_t1 = p->gamma2[j] * a->h2hat[i][j];
+            a->h2bn[i][j] = h2bn_t1 + p->beta2[j];
+            // :62 h2 = torch.tanh(h2bn)
+            a->h2[i][j] = nj_tanhf(a->h2bn[i][j]);
+        }
     
     // deep_bn.ninja:64: h3pre = h2 @ W3
     // h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 100, 100, 1.0f, &a->h2[0][0], 100, &p->W3[0][0], 100, 0.0f, &a->h3pre[0][0], 100);
+    nj_gemm(32, 100, 100, &a->h2[0][0], 100, 1, &p->W3[0][0], 100, &a->h3pre[0][0], 100, 0);
     
     // deep_bn.ninja:65: bn3mean = h3pre.mean(0, keepdim=True)
     // bn3mean [1, 100] = mean(h3pre [32, 100])
@@ -193,21 +163,13 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     
     // deep_bn.ninja:66: bn3var = h3pre.var(0, keepdim=True)
     // bn3var [1, 100] = var(h3pre [32, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn3var_mean[i][j] = 0;
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn3var_mean[0][j] += a->h3pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn3var_mean[i][j] /= 32.0f;
+    // the mean is bn3mean's
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
             a->bn3var[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
-            a->bn3var[0][j] += (a->h3pre[i][j] - a->bn3var_mean[0][j]) * (a->h3pre[i][j] - a->bn3var_mean[0][j]);
+            a->bn3var[0][j] += (a->h3pre[i][j] - a->bn3mean[0][j]) * (a->h3pre[i][j] - a->bn3mean[0][j]);
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
             a->bn3var[i][j] /= 32.0f - 1.0f;
@@ -217,38 +179,30 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->h3hat_t1[i][j] = a->h3pre[i][j] - a->bn3mean[0][j];
-    // h3hat_t2 [1, 100] = add_c(bn3var [1, 100])
+    
+    // deep_bn.ninja:67, in one pass over [1, 100]:
     for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->h3hat_t2[i][j] = a->bn3var[i][j] + 9.99999975e-06f;
-    // h3hat_t3 [1, 100] = sqrt(h3hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->h3hat_t3[i][j] = sqrtf(a->h3hat_t2[i][j]);
-    // h3hat [32, 100] = div(h3hat_t1 [32, 100], h3hat_t3 [1, 100])
+        for (int j = 0; j < 100; j++) {
+            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+            float h3hat_t2 = a->bn3var[i][j] + 9.99999975e-06f;
+            a->h3hat_t3[i][j] = sqrtf(h3hat_t2);
+        }
+    
+    // deep_bn.ninja:67-69, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
+        for (int j = 0; j < 100; j++) {
+            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
             a->h3hat[i][j] = a->h3hat_t1[i][j] / a->h3hat_t3[0][j];
-    
-    // deep_bn.ninja:68: h3bn = gamma3 * h3hat + beta3
-    // h3bn_t1 [32, 100] = mul(gamma3 [100], h3hat [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h3bn_t1[i][j] = p->gamma3[j] * a->h3hat[i][j];
-    // h3bn [32, 100] = add(h3bn_t1 [32, 100], beta3 [100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h3bn[i][j] = a->h3bn_t1[i][j] + p->beta3[j];
-    
-    // deep_bn.ninja:69: h3 = torch.tanh(h3bn)
-    // h3 [32, 100] = tanh(h3bn [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h3[i][j] = tanhf(a->h3bn[i][j]);
+            // :68 h3bn = gamma3 * h3hat + beta3
+            float h3bn_t1 = p->gamma3[j] * a->h3hat[i][j];
+            a->h3bn[i][j] = h3bn_t1 + p->beta3[j];
+            // :69 h3 = torch.tanh(h3bn)
+            a->h3[i][j] = nj_tanhf(a->h3bn[i][j]);
+        }
     
     // deep_bn.ninja:71: h4pre = h3 @ W4
     // h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 100, 100, 1.0f, &a->h3[0][0], 100, &p->W4[0][0], 100, 0.0f, &a->h4pre[0][0], 100);
+    nj_gemm(32, 100, 100, &a->h3[0][0], 100, 1, &p->W4[0][0], 100, &a->h4pre[0][0], 100, 0);
     
     // deep_bn.ninja:72: bn4mean = h4pre.mean(0, keepdim=True)
     // bn4mean [1, 100] = mean(h4pre [32, 100])
@@ -264,21 +218,13 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     
     // deep_bn.ninja:73: bn4var = h4pre.var(0, keepdim=True)
     // bn4var [1, 100] = var(h4pre [32, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn4var_mean[i][j] = 0;
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn4var_mean[0][j] += a->h4pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn4var_mean[i][j] /= 32.0f;
+    // the mean is bn4mean's
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
             a->bn4var[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
-            a->bn4var[0][j] += (a->h4pre[i][j] - a->bn4var_mean[0][j]) * (a->h4pre[i][j] - a->bn4var_mean[0][j]);
+            a->bn4var[0][j] += (a->h4pre[i][j] - a->bn4mean[0][j]) * (a->h4pre[i][j] - a->bn4mean[0][j]);
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
             a->bn4var[i][j] /= 32.0f - 1.0f;
@@ -288,38 +234,30 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->h4hat_t1[i][j] = a->h4pre[i][j] - a->bn4mean[0][j];
-    // h4hat_t2 [1, 100] = add_c(bn4var [1, 100])
+    
+    // deep_bn.ninja:74, in one pass over [1, 100]:
     for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->h4hat_t2[i][j] = a->bn4var[i][j] + 9.99999975e-06f;
-    // h4hat_t3 [1, 100] = sqrt(h4hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->h4hat_t3[i][j] = sqrtf(a->h4hat_t2[i][j]);
-    // h4hat [32, 100] = div(h4hat_t1 [32, 100], h4hat_t3 [1, 100])
+        for (int j = 0; j < 100; j++) {
+            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+            float h4hat_t2 = a->bn4var[i][j] + 9.99999975e-06f;
+            a->h4hat_t3[i][j] = sqrtf(h4hat_t2);
+        }
+    
+    // deep_bn.ninja:74-76, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
+        for (int j = 0; j < 100; j++) {
+            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
             a->h4hat[i][j] = a->h4hat_t1[i][j] / a->h4hat_t3[0][j];
-    
-    // deep_bn.ninja:75: h4bn = gamma4 * h4hat + beta4
-    // h4bn_t1 [32, 100] = mul(gamma4 [100], h4hat [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h4bn_t1[i][j] = p->gamma4[j] * a->h4hat[i][j];
-    // h4bn [32, 100] = add(h4bn_t1 [32, 100], beta4 [100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h4bn[i][j] = a->h4bn_t1[i][j] + p->beta4[j];
-    
-    // deep_bn.ninja:76: h4 = torch.tanh(h4bn)
-    // h4 [32, 100] = tanh(h4bn [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h4[i][j] = tanhf(a->h4bn[i][j]);
+            // :75 h4bn = gamma4 * h4hat + beta4
+            float h4bn_t1 = p->gamma4[j] * a->h4hat[i][j];
+            a->h4bn[i][j] = h4bn_t1 + p->beta4[j];
+            // :76 h4 = torch.tanh(h4bn)
+            a->h4[i][j] = nj_tanhf(a->h4bn[i][j]);
+        }
     
     // deep_bn.ninja:78: h5pre = h4 @ W5
     // h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 100, 100, 1.0f, &a->h4[0][0], 100, &p->W5[0][0], 100, 0.0f, &a->h5pre[0][0], 100);
+    nj_gemm(32, 100, 100, &a->h4[0][0], 100, 1, &p->W5[0][0], 100, &a->h5pre[0][0], 100, 0);
     
     // deep_bn.ninja:79: bn5mean = h5pre.mean(0, keepdim=True)
     // bn5mean [1, 100] = mean(h5pre [32, 100])
@@ -335,21 +273,13 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     
     // deep_bn.ninja:80: bn5var = h5pre.var(0, keepdim=True)
     // bn5var [1, 100] = var(h5pre [32, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn5var_mean[i][j] = 0;
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn5var_mean[0][j] += a->h5pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn5var_mean[i][j] /= 32.0f;
+    // the mean is bn5mean's
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
             a->bn5var[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
-            a->bn5var[0][j] += (a->h5pre[i][j] - a->bn5var_mean[0][j]) * (a->h5pre[i][j] - a->bn5var_mean[0][j]);
+            a->bn5var[0][j] += (a->h5pre[i][j] - a->bn5mean[0][j]) * (a->h5pre[i][j] - a->bn5mean[0][j]);
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
             a->bn5var[i][j] /= 32.0f - 1.0f;
@@ -359,38 +289,30 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->h5hat_t1[i][j] = a->h5pre[i][j] - a->bn5mean[0][j];
-    // h5hat_t2 [1, 100] = add_c(bn5var [1, 100])
+    
+    // deep_bn.ninja:81, in one pass over [1, 100]:
     for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->h5hat_t2[i][j] = a->bn5var[i][j] + 9.99999975e-06f;
-    // h5hat_t3 [1, 100] = sqrt(h5hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->h5hat_t3[i][j] = sqrtf(a->h5hat_t2[i][j]);
-    // h5hat [32, 100] = div(h5hat_t1 [32, 100], h5hat_t3 [1, 100])
+        for (int j = 0; j < 100; j++) {
+            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+            float h5hat_t2 = a->bn5var[i][j] + 9.99999975e-06f;
+            a->h5hat_t3[i][j] = sqrtf(h5hat_t2);
+        }
+    
+    // deep_bn.ninja:81-83, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
+        for (int j = 0; j < 100; j++) {
+            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
             a->h5hat[i][j] = a->h5hat_t1[i][j] / a->h5hat_t3[0][j];
-    
-    // deep_bn.ninja:82: h5bn = gamma5 * h5hat + beta5
-    // h5bn_t1 [32, 100] = mul(gamma5 [100], h5hat [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h5bn_t1[i][j] = p->gamma5[j] * a->h5hat[i][j];
-    // h5bn [32, 100] = add(h5bn_t1 [32, 100], beta5 [100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h5bn[i][j] = a->h5bn_t1[i][j] + p->beta5[j];
-    
-    // deep_bn.ninja:83: h5 = torch.tanh(h5bn)
-    // h5 [32, 100] = tanh(h5bn [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h5[i][j] = tanhf(a->h5bn[i][j]);
+            // :82 h5bn = gamma5 * h5hat + beta5
+            float h5bn_t1 = p->gamma5[j] * a->h5hat[i][j];
+            a->h5bn[i][j] = h5bn_t1 + p->beta5[j];
+            // :83 h5 = torch.tanh(h5bn)
+            a->h5[i][j] = nj_tanhf(a->h5bn[i][j]);
+        }
     
     // deep_bn.ninja:85: h6pre = h5 @ W6
     // h6pre [32, 27] = matmul(h5 [32, 100], W6 [100, 27])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 27, 100, 1.0f, &a->h5[0][0], 100, &p->W6[0][0], 27, 0.0f, &a->h6pre[0][0], 27);
+    nj_gemm(32, 27, 100, &a->h5[0][0], 100, 1, &p->W6[0][0], 27, &a->h6pre[0][0], 27, 0);
     
     // deep_bn.ninja:86: bn6mean = h6pre.mean(0, keepdim=True)
     // bn6mean [1, 27] = mean(h6pre [32, 27])
@@ -406,21 +328,13 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     
     // deep_bn.ninja:87: bn6var = h6pre.var(0, keepdim=True)
     // bn6var [1, 27] = var(h6pre [32, 27])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            a->bn6var_mean[i][j] = 0;
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->bn6var_mean[0][j] += a->h6pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            a->bn6var_mean[i][j] /= 32.0f;
+    // the mean is bn6mean's
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 27; j++)
             a->bn6var[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            a->bn6var[0][j] += (a->h6pre[i][j] - a->bn6var_mean[0][j]) * (a->h6pre[i][j] - a->bn6var_mean[0][j]);
+            a->bn6var[0][j] += (a->h6pre[i][j] - a->bn6mean[0][j]) * (a->h6pre[i][j] - a->bn6mean[0][j]);
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 27; j++)
             a->bn6var[i][j] /= 32.0f - 1.0f;
@@ -430,28 +344,24 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
             a->h6hat_t1[i][j] = a->h6pre[i][j] - a->bn6mean[0][j];
-    // h6hat_t2 [1, 27] = add_c(bn6var [1, 27])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            a->h6hat_t2[i][j] = a->bn6var[i][j] + 9.99999975e-06f;
-    // h6hat_t3 [1, 27] = sqrt(h6hat_t2 [1, 27])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            a->h6hat_t3[i][j] = sqrtf(a->h6hat_t2[i][j]);
-    // h6hat [32, 27] = div(h6hat_t1 [32, 27], h6hat_t3 [1, 27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->h6hat[i][j] = a->h6hat_t1[i][j] / a->h6hat_t3[0][j];
     
-    // deep_bn.ninja:89: logits = gamma6 * h6hat + beta6
-    // logits_t1 [32, 27] = mul(gamma6 [27], h6hat [32, 27])
+    // deep_bn.ninja:88, in one pass over [1, 27]:
+    for (int i = 0; i < 1; i++)
+        for (int j = 0; j < 27; j++) {
+            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+            float h6hat_t2 = a->bn6var[i][j] + 9.99999975e-06f;
+            a->h6hat_t3[i][j] = sqrtf(h6hat_t2);
+        }
+    
+    // deep_bn.ninja:88-89, in one pass over [n=32, 27]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->logits_t1[i][j] = p->gamma6[j] * a->h6hat[i][j];
-    // logits [32, 27] = add(logits_t1 [32, 27], beta6 [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->logits[i][j] = a->logits_t1[i][j] + p->beta6[j];
+        for (int j = 0; j < 27; j++) {
+            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+            a->h6hat[i][j] = a->h6hat_t1[i][j] / a->h6hat_t3[0][j];
+            // :89 logits = gamma6 * h6hat + beta6
+            float logits_t1 = p->gamma6[j] * a->h6hat[i][j];
+            a->logits[i][j] = logits_t1 + p->beta6[j];
+        }
     
     // deep_bn.ninja:90: loss = F.cross_entropy(logits, Yb)
     // loss [] = cross_entropy(logits [32, 27], Yb [32])
@@ -460,8 +370,10 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
         float mx = a->logits[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
             mx = a->logits[i][j] > mx ? a->logits[i][j] : mx;
+        for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
+            a->loss_probs[i][j] = expf(a->logits[i][j] - mx);
         for (int j = 0; j < 27; j++)
-            sum += a->loss_probs[i][j] = expf(a->logits[i][j] - mx);
+            sum += a->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             a->loss_probs[i][j] /= sum;
         a->loss += logf(sum) + mx - a->logits[i][Yb[i]];
@@ -469,7 +381,8 @@ void deep_bn_forward(const deep_bn_params *p, const int32_t *const *inputs, deep
     a->loss /= 32.0f;
 }
 
-void deep_bn_backward(const deep_bn_params *p, const int32_t *const *inputs, const deep_bn_acts *a, deep_bn_grads *g) {
+void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *inputs, const deep_bn_acts *restrict a,
+    deep_bn_grads *restrict g) {
     (void)p;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
@@ -477,70 +390,42 @@ void deep_bn_backward(const deep_bn_params *p, const int32_t *const *inputs, con
     (void)Yb;
     g->dloss = 1.0f;
     
-    // backprop through deep_bn.ninja:90: loss = F.cross_entropy(logits, Yb)
-    // dlogits from loss [] = cross_entropy(logits [32, 27], Yb [32])
-    // dlogits = (softmax(logits) - onehot(Yb)) / 32.0f
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dlogits[i][j] = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
-    
-    // backprop through deep_bn.ninja:89: logits = gamma6 * h6hat + beta6
-    // dlogits_t1 from logits [32, 27] = add(logits_t1 [32, 27], beta6 [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dlogits_t1[i][j] = g->dlogits[i][j];
-    // dbeta6 from logits [32, 27] = add(logits_t1 [32, 27], beta6 [27])
+    // backprop through deep_bn.ninja:90-88, in one pass over [n=32, 27]:
     memset(&g->dbeta6[0], 0, sizeof(float) * 27);
-    // beta6 [27] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dbeta6[j] += g->dlogits[i][j];
-    // dgamma6 from logits_t1 [32, 27] = mul(gamma6 [27], h6hat [32, 27])
     memset(&g->dgamma6[0], 0, sizeof(float) * 27);
-    // gamma6 [27] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dgamma6[j] += g->dlogits_t1[i][j] * a->h6hat[i][j];
-    // dh6hat from logits_t1 [32, 27] = mul(gamma6 [27], h6hat [32, 27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dh6hat[i][j] = g->dlogits_t1[i][j] * p->gamma6[j];
-    
-    // backprop through deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-    // dh6hat_t1 from h6hat [32, 27] = div(h6hat_t1 [32, 27], h6hat_t3 [1, 27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dh6hat_t1[i][j] = g->dh6hat[i][j] / a->h6hat_t3[0][j];
-    // dh6hat_t3 from h6hat [32, 27] = div(h6hat_t1 [32, 27], h6hat_t3 [1, 27])
     memset(&g->dh6hat_t3[0][0], 0, sizeof(float) * 27);
-    // h6hat_t3 [1, 27] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dh6hat_t3[0][j] += -g->dh6hat[i][j] * a->h6hat_t1[i][j] / (a->h6hat_t3[0][j] * a->h6hat_t3[0][j]);
-    // dh6hat_t2 from h6hat_t3 [1, 27] = sqrt(h6hat_t2 [1, 27])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            g->dh6hat_t2[i][j] = g->dh6hat_t3[i][j] * 0.5f / a->h6hat_t3[i][j];
-    // dbn6var from h6hat_t2 [1, 27] = add_c(bn6var [1, 27])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            g->dbn6var[i][j] = g->dh6hat_t2[i][j];
-    // dh6pre from h6hat_t1 [32, 27] = sub(h6pre [32, 27], bn6mean [1, 27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dh6pre[i][j] = g->dh6hat_t1[i][j];
-    // dbn6mean from h6hat_t1 [32, 27] = sub(h6pre [32, 27], bn6mean [1, 27])
-    memset(&g->dbn6mean[0][0], 0, sizeof(float) * 27);
-    // bn6mean [1, 27] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dbn6mean[0][j] += -g->dh6hat_t1[i][j];
+        for (int j = 0; j < 27; j++) {
+            // :90 loss = F.cross_entropy(logits, Yb)
+            float dlogits = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
+            // :89 logits = gamma6 * h6hat + beta6
+            float dlogits_t1 = dlogits;
+            g->dbeta6[j] += dlogits;
+            g->dgamma6[j] += dlogits_t1 * a->h6hat[i][j];
+            float dh6hat = dlogits_t1 * p->gamma6[j];
+            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+            g->dh6hat_t1[i][j] = dh6hat / a->h6hat_t3[0][j];
+            g->dh6hat_t3[0][j] += -dh6hat * a->h6hat_t1[i][j] / (a->h6hat_t3[0][j] * a->h6hat_t3[0][j]);
+        }
     
-    // backprop through deep_bn.ninja:87: bn6var = h6pre.var(0, keepdim=True)
-    // dh6pre from bn6var [1, 27] = var(h6pre [32, 27])
+    // backprop through deep_bn.ninja:88, in one pass over [1, 27]:
+    for (int i = 0; i < 1; i++)
+        for (int j = 0; j < 27; j++) {
+            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+            float dh6hat_t2 = g->dh6hat_t3[i][j] * 0.5f / a->h6hat_t3[i][j];
+            g->dbn6var[i][j] = dh6hat_t2;
+        }
+    
+    // backprop through deep_bn.ninja:88-87, in one pass over [n=32, 27]:
+    memset(&g->dbn6mean[0][0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dh6pre[i][j] += g->dbn6var[0][j] * (2.0f * (a->h6pre[i][j] - a->bn6var_mean[0][j]) / (32.0f - 1.0f));
+        for (int j = 0; j < 27; j++) {
+            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+            g->dh6pre[i][j] = g->dh6hat_t1[i][j];
+            g->dbn6mean[0][j] += -g->dh6hat_t1[i][j];
+            // :87 bn6var = h6pre.var(0, keepdim=True)
+            g->dh6pre[i][j] += g->dbn6var[0][j] * (2.0f * (a->h6pre[i][j] - a->bn6mean[0][j]) / (32.0f - 1.0f));
+        }
     
     // backprop through deep_bn.ninja:86: bn6mean = h6pre.mean(0, keepdim=True)
     // dh6pre from bn6mean [1, 27] = mean(h6pre [32, 27])
@@ -551,74 +436,48 @@ void deep_bn_backward(const deep_bn_params *p, const int32_t *const *inputs, con
     // backprop through deep_bn.ninja:85: h6pre = h5 @ W6
     // dh5 from h6pre [32, 27] = matmul(h5 [32, 100], W6 [100, 27])
     // dh5 = dh6pre @ W6^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 100, 27, 1.0f, &g->dh6pre[0][0], 27, &p->W6[0][0], 27, 0.0f, &g->dh5[0][0], 100);
+    nj_transpose(100, 27, &p->W6[0][0], g->mm_scratch);
+    nj_gemm(32, 100, 27, &g->dh6pre[0][0], 27, 1, g->mm_scratch, 100, &g->dh5[0][0], 100, 0);
     // dW6 from h6pre [32, 27] = matmul(h5 [32, 100], W6 [100, 27])
     // dW6 = h5^T @ dh6pre
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 27, 32, 1.0f, &a->h5[0][0], 100, &g->dh6pre[0][0], 27, 0.0f, &g->dW6[0][0], 27);
+    nj_gemm(100, 27, 32, &a->h5[0][0], 1, 100, &g->dh6pre[0][0], 27, &g->dW6[0][0], 27, 0);
     
-    // backprop through deep_bn.ninja:83: h5 = torch.tanh(h5bn)
-    // dh5bn from h5 [32, 100] = tanh(h5bn [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh5bn[i][j] = g->dh5[i][j] * (1.0f - a->h5[i][j] * a->h5[i][j]);
-    
-    // backprop through deep_bn.ninja:82: h5bn = gamma5 * h5hat + beta5
-    // dh5bn_t1 from h5bn [32, 100] = add(h5bn_t1 [32, 100], beta5 [100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh5bn_t1[i][j] = g->dh5bn[i][j];
-    // dbeta5 from h5bn [32, 100] = add(h5bn_t1 [32, 100], beta5 [100])
+    // backprop through deep_bn.ninja:83-81, in one pass over [n=32, 100]:
     memset(&g->dbeta5[0], 0, sizeof(float) * 100);
-    // beta5 [100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbeta5[j] += g->dh5bn[i][j];
-    // dgamma5 from h5bn_t1 [32, 100] = mul(gamma5 [100], h5hat [32, 100])
     memset(&g->dgamma5[0], 0, sizeof(float) * 100);
-    // gamma5 [100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dgamma5[j] += g->dh5bn_t1[i][j] * a->h5hat[i][j];
-    // dh5hat from h5bn_t1 [32, 100] = mul(gamma5 [100], h5hat [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh5hat[i][j] = g->dh5bn_t1[i][j] * p->gamma5[j];
-    
-    // backprop through deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-    // dh5hat_t1 from h5hat [32, 100] = div(h5hat_t1 [32, 100], h5hat_t3 [1, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh5hat_t1[i][j] = g->dh5hat[i][j] / a->h5hat_t3[0][j];
-    // dh5hat_t3 from h5hat [32, 100] = div(h5hat_t1 [32, 100], h5hat_t3 [1, 100])
     memset(&g->dh5hat_t3[0][0], 0, sizeof(float) * 100);
-    // h5hat_t3 [1, 100] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh5hat_t3[0][j] += -g->dh5hat[i][j] * a->h5hat_t1[i][j] / (a->h5hat_t3[0][j] * a->h5hat_t3[0][j]);
-    // dh5hat_t2 from h5hat_t3 [1, 100] = sqrt(h5hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh5hat_t2[i][j] = g->dh5hat_t3[i][j] * 0.5f / a->h5hat_t3[i][j];
-    // dbn5var from h5hat_t2 [1, 100] = add_c(bn5var [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbn5var[i][j] = g->dh5hat_t2[i][j];
-    // dh5pre from h5hat_t1 [32, 100] = sub(h5pre [32, 100], bn5mean [1, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh5pre[i][j] = g->dh5hat_t1[i][j];
-    // dbn5mean from h5hat_t1 [32, 100] = sub(h5pre [32, 100], bn5mean [1, 100])
-    memset(&g->dbn5mean[0][0], 0, sizeof(float) * 100);
-    // bn5mean [1, 100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbn5mean[0][j] += -g->dh5hat_t1[i][j];
+        for (int j = 0; j < 100; j++) {
+            // :83 h5 = torch.tanh(h5bn)
+            float dh5bn = g->dh5[i][j] * (1.0f - a->h5[i][j] * a->h5[i][j]);
+            // :82 h5bn = gamma5 * h5hat + beta5
+            float dh5bn_t1 = dh5bn;
+            g->dbeta5[j] += dh5bn;
+            g->dgamma5[j] += dh5bn_t1 * a->h5hat[i][j];
+            float dh5hat = dh5bn_t1 * p->gamma5[j];
+            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+            g->dh5hat_t1[i][j] = dh5hat / a->h5hat_t3[0][j];
+            g->dh5hat_t3[0][j] += -dh5hat * a->h5hat_t1[i][j] / (a->h5hat_t3[0][j] * a->h5hat_t3[0][j]);
+        }
     
-    // backprop through deep_bn.ninja:80: bn5var = h5pre.var(0, keepdim=True)
-    // dh5pre from bn5var [1, 100] = var(h5pre [32, 100])
+    // backprop through deep_bn.ninja:81, in one pass over [1, 100]:
+    for (int i = 0; i < 1; i++)
+        for (int j = 0; j < 100; j++) {
+            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+            float dh5hat_t2 = g->dh5hat_t3[i][j] * 0.5f / a->h5hat_t3[i][j];
+            g->dbn5var[i][j] = dh5hat_t2;
+        }
+    
+    // backprop through deep_bn.ninja:81-80, in one pass over [n=32, 100]:
+    memset(&g->dbn5mean[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh5pre[i][j] += g->dbn5var[0][j] * (2.0f * (a->h5pre[i][j] - a->bn5var_mean[0][j]) / (32.0f - 1.0f));
+        for (int j = 0; j < 100; j++) {
+            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+            g->dh5pre[i][j] = g->dh5hat_t1[i][j];
+            g->dbn5mean[0][j] += -g->dh5hat_t1[i][j];
+            // :80 bn5var = h5pre.var(0, keepdim=True)
+            g->dh5pre[i][j] += g->dbn5var[0][j] * (2.0f * (a->h5pre[i][j] - a->bn5mean[0][j]) / (32.0f - 1.0f));
+        }
     
     // backprop through deep_bn.ninja:79: bn5mean = h5pre.mean(0, keepdim=True)
     // dh5pre from bn5mean [1, 100] = mean(h5pre [32, 100])
@@ -629,74 +488,48 @@ void deep_bn_backward(const deep_bn_params *p, const int32_t *const *inputs, con
     // backprop through deep_bn.ninja:78: h5pre = h4 @ W5
     // dh4 from h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
     // dh4 = dh5pre @ W5^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 100, 100, 1.0f, &g->dh5pre[0][0], 100, &p->W5[0][0], 100, 0.0f, &g->dh4[0][0], 100);
+    nj_transpose(100, 100, &p->W5[0][0], g->mm_scratch);
+    nj_gemm(32, 100, 100, &g->dh5pre[0][0], 100, 1, g->mm_scratch, 100, &g->dh4[0][0], 100, 0);
     // dW5 from h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
     // dW5 = h4^T @ dh5pre
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 100, 32, 1.0f, &a->h4[0][0], 100, &g->dh5pre[0][0], 100, 0.0f, &g->dW5[0][0], 100);
+    nj_gemm(100, 100, 32, &a->h4[0][0], 1, 100, &g->dh5pre[0][0], 100, &g->dW5[0][0], 100, 0);
     
-    // backprop through deep_bn.ninja:76: h4 = torch.tanh(h4bn)
-    // dh4bn from h4 [32, 100] = tanh(h4bn [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh4bn[i][j] = g->dh4[i][j] * (1.0f - a->h4[i][j] * a->h4[i][j]);
-    
-    // backprop through deep_bn.ninja:75: h4bn = gamma4 * h4hat + beta4
-    // dh4bn_t1 from h4bn [32, 100] = add(h4bn_t1 [32, 100], beta4 [100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh4bn_t1[i][j] = g->dh4bn[i][j];
-    // dbeta4 from h4bn [32, 100] = add(h4bn_t1 [32, 100], beta4 [100])
+    // backprop through deep_bn.ninja:76-74, in one pass over [n=32, 100]:
     memset(&g->dbeta4[0], 0, sizeof(float) * 100);
-    // beta4 [100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbeta4[j] += g->dh4bn[i][j];
-    // dgamma4 from h4bn_t1 [32, 100] = mul(gamma4 [100], h4hat [32, 100])
     memset(&g->dgamma4[0], 0, sizeof(float) * 100);
-    // gamma4 [100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dgamma4[j] += g->dh4bn_t1[i][j] * a->h4hat[i][j];
-    // dh4hat from h4bn_t1 [32, 100] = mul(gamma4 [100], h4hat [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh4hat[i][j] = g->dh4bn_t1[i][j] * p->gamma4[j];
-    
-    // backprop through deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-    // dh4hat_t1 from h4hat [32, 100] = div(h4hat_t1 [32, 100], h4hat_t3 [1, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh4hat_t1[i][j] = g->dh4hat[i][j] / a->h4hat_t3[0][j];
-    // dh4hat_t3 from h4hat [32, 100] = div(h4hat_t1 [32, 100], h4hat_t3 [1, 100])
     memset(&g->dh4hat_t3[0][0], 0, sizeof(float) * 100);
-    // h4hat_t3 [1, 100] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh4hat_t3[0][j] += -g->dh4hat[i][j] * a->h4hat_t1[i][j] / (a->h4hat_t3[0][j] * a->h4hat_t3[0][j]);
-    // dh4hat_t2 from h4hat_t3 [1, 100] = sqrt(h4hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh4hat_t2[i][j] = g->dh4hat_t3[i][j] * 0.5f / a->h4hat_t3[i][j];
-    // dbn4var from h4hat_t2 [1, 100] = add_c(bn4var [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbn4var[i][j] = g->dh4hat_t2[i][j];
-    // dh4pre from h4hat_t1 [32, 100] = sub(h4pre [32, 100], bn4mean [1, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh4pre[i][j] = g->dh4hat_t1[i][j];
-    // dbn4mean from h4hat_t1 [32, 100] = sub(h4pre [32, 100], bn4mean [1, 100])
-    memset(&g->dbn4mean[0][0], 0, sizeof(float) * 100);
-    // bn4mean [1, 100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbn4mean[0][j] += -g->dh4hat_t1[i][j];
+        for (int j = 0; j < 100; j++) {
+            // :76 h4 = torch.tanh(h4bn)
+            float dh4bn = g->dh4[i][j] * (1.0f - a->h4[i][j] * a->h4[i][j]);
+            // :75 h4bn = gamma4 * h4hat + beta4
+            float dh4bn_t1 = dh4bn;
+            g->dbeta4[j] += dh4bn;
+            g->dgamma4[j] += dh4bn_t1 * a->h4hat[i][j];
+            float dh4hat = dh4bn_t1 * p->gamma4[j];
+            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+            g->dh4hat_t1[i][j] = dh4hat / a->h4hat_t3[0][j];
+            g->dh4hat_t3[0][j] += -dh4hat * a->h4hat_t1[i][j] / (a->h4hat_t3[0][j] * a->h4hat_t3[0][j]);
+        }
     
-    // backprop through deep_bn.ninja:73: bn4var = h4pre.var(0, keepdim=True)
-    // dh4pre from bn4var [1, 100] = var(h4pre [32, 100])
+    // backprop through deep_bn.ninja:74, in one pass over [1, 100]:
+    for (int i = 0; i < 1; i++)
+        for (int j = 0; j < 100; j++) {
+            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+            float dh4hat_t2 = g->dh4hat_t3[i][j] * 0.5f / a->h4hat_t3[i][j];
+            g->dbn4var[i][j] = dh4hat_t2;
+        }
+    
+    // backprop through deep_bn.ninja:74-73, in one pass over [n=32, 100]:
+    memset(&g->dbn4mean[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh4pre[i][j] += g->dbn4var[0][j] * (2.0f * (a->h4pre[i][j] - a->bn4var_mean[0][j]) / (32.0f - 1.0f));
+        for (int j = 0; j < 100; j++) {
+            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+            g->dh4pre[i][j] = g->dh4hat_t1[i][j];
+            g->dbn4mean[0][j] += -g->dh4hat_t1[i][j];
+            // :73 bn4var = h4pre.var(0, keepdim=True)
+            g->dh4pre[i][j] += g->dbn4var[0][j] * (2.0f * (a->h4pre[i][j] - a->bn4mean[0][j]) / (32.0f - 1.0f));
+        }
     
     // backprop through deep_bn.ninja:72: bn4mean = h4pre.mean(0, keepdim=True)
     // dh4pre from bn4mean [1, 100] = mean(h4pre [32, 100])
@@ -707,74 +540,48 @@ void deep_bn_backward(const deep_bn_params *p, const int32_t *const *inputs, con
     // backprop through deep_bn.ninja:71: h4pre = h3 @ W4
     // dh3 from h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
     // dh3 = dh4pre @ W4^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 100, 100, 1.0f, &g->dh4pre[0][0], 100, &p->W4[0][0], 100, 0.0f, &g->dh3[0][0], 100);
+    nj_transpose(100, 100, &p->W4[0][0], g->mm_scratch);
+    nj_gemm(32, 100, 100, &g->dh4pre[0][0], 100, 1, g->mm_scratch, 100, &g->dh3[0][0], 100, 0);
     // dW4 from h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
     // dW4 = h3^T @ dh4pre
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 100, 32, 1.0f, &a->h3[0][0], 100, &g->dh4pre[0][0], 100, 0.0f, &g->dW4[0][0], 100);
+    nj_gemm(100, 100, 32, &a->h3[0][0], 1, 100, &g->dh4pre[0][0], 100, &g->dW4[0][0], 100, 0);
     
-    // backprop through deep_bn.ninja:69: h3 = torch.tanh(h3bn)
-    // dh3bn from h3 [32, 100] = tanh(h3bn [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh3bn[i][j] = g->dh3[i][j] * (1.0f - a->h3[i][j] * a->h3[i][j]);
-    
-    // backprop through deep_bn.ninja:68: h3bn = gamma3 * h3hat + beta3
-    // dh3bn_t1 from h3bn [32, 100] = add(h3bn_t1 [32, 100], beta3 [100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh3bn_t1[i][j] = g->dh3bn[i][j];
-    // dbeta3 from h3bn [32, 100] = add(h3bn_t1 [32, 100], beta3 [100])
+    // backprop through deep_bn.ninja:69-67, in one pass over [n=32, 100]:
     memset(&g->dbeta3[0], 0, sizeof(float) * 100);
-    // beta3 [100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbeta3[j] += g->dh3bn[i][j];
-    // dgamma3 from h3bn_t1 [32, 100] = mul(gamma3 [100], h3hat [32, 100])
     memset(&g->dgamma3[0], 0, sizeof(float) * 100);
-    // gamma3 [100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dgamma3[j] += g->dh3bn_t1[i][j] * a->h3hat[i][j];
-    // dh3hat from h3bn_t1 [32, 100] = mul(gamma3 [100], h3hat [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh3hat[i][j] = g->dh3bn_t1[i][j] * p->gamma3[j];
-    
-    // backprop through deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-    // dh3hat_t1 from h3hat [32, 100] = div(h3hat_t1 [32, 100], h3hat_t3 [1, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh3hat_t1[i][j] = g->dh3hat[i][j] / a->h3hat_t3[0][j];
-    // dh3hat_t3 from h3hat [32, 100] = div(h3hat_t1 [32, 100], h3hat_t3 [1, 100])
     memset(&g->dh3hat_t3[0][0], 0, sizeof(float) * 100);
-    // h3hat_t3 [1, 100] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh3hat_t3[0][j] += -g->dh3hat[i][j] * a->h3hat_t1[i][j] / (a->h3hat_t3[0][j] * a->h3hat_t3[0][j]);
-    // dh3hat_t2 from h3hat_t3 [1, 100] = sqrt(h3hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh3hat_t2[i][j] = g->dh3hat_t3[i][j] * 0.5f / a->h3hat_t3[i][j];
-    // dbn3var from h3hat_t2 [1, 100] = add_c(bn3var [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbn3var[i][j] = g->dh3hat_t2[i][j];
-    // dh3pre from h3hat_t1 [32, 100] = sub(h3pre [32, 100], bn3mean [1, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh3pre[i][j] = g->dh3hat_t1[i][j];
-    // dbn3mean from h3hat_t1 [32, 100] = sub(h3pre [32, 100], bn3mean [1, 100])
-    memset(&g->dbn3mean[0][0], 0, sizeof(float) * 100);
-    // bn3mean [1, 100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbn3mean[0][j] += -g->dh3hat_t1[i][j];
+        for (int j = 0; j < 100; j++) {
+            // :69 h3 = torch.tanh(h3bn)
+            float dh3bn = g->dh3[i][j] * (1.0f - a->h3[i][j] * a->h3[i][j]);
+            // :68 h3bn = gamma3 * h3hat + beta3
+            float dh3bn_t1 = dh3bn;
+            g->dbeta3[j] += dh3bn;
+            g->dgamma3[j] += dh3bn_t1 * a->h3hat[i][j];
+            float dh3hat = dh3bn_t1 * p->gamma3[j];
+            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+            g->dh3hat_t1[i][j] = dh3hat / a->h3hat_t3[0][j];
+            g->dh3hat_t3[0][j] += -dh3hat * a->h3hat_t1[i][j] / (a->h3hat_t3[0][j] * a->h3hat_t3[0][j]);
+        }
     
-    // backprop through deep_bn.ninja:66: bn3var = h3pre.var(0, keepdim=True)
-    // dh3pre from bn3var [1, 100] = var(h3pre [32, 100])
+    // backprop through deep_bn.ninja:67, in one pass over [1, 100]:
+    for (int i = 0; i < 1; i++)
+        for (int j = 0; j < 100; j++) {
+            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+            float dh3hat_t2 = g->dh3hat_t3[i][j] * 0.5f / a->h3hat_t3[i][j];
+            g->dbn3var[i][j] = dh3hat_t2;
+        }
+    
+    // backprop through deep_bn.ninja:67-66, in one pass over [n=32, 100]:
+    memset(&g->dbn3mean[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh3pre[i][j] += g->dbn3var[0][j] * (2.0f * (a->h3pre[i][j] - a->bn3var_mean[0][j]) / (32.0f - 1.0f));
+        for (int j = 0; j < 100; j++) {
+            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+            g->dh3pre[i][j] = g->dh3hat_t1[i][j];
+            g->dbn3mean[0][j] += -g->dh3hat_t1[i][j];
+            // :66 bn3var = h3pre.var(0, keepdim=True)
+            g->dh3pre[i][j] += g->dbn3var[0][j] * (2.0f * (a->h3pre[i][j] - a->bn3mean[0][j]) / (32.0f - 1.0f));
+        }
     
     // backprop through deep_bn.ninja:65: bn3mean = h3pre.mean(0, keepdim=True)
     // dh3pre from bn3mean [1, 100] = mean(h3pre [32, 100])
@@ -785,74 +592,48 @@ void deep_bn_backward(const deep_bn_params *p, const int32_t *const *inputs, con
     // backprop through deep_bn.ninja:64: h3pre = h2 @ W3
     // dh2 from h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
     // dh2 = dh3pre @ W3^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 100, 100, 1.0f, &g->dh3pre[0][0], 100, &p->W3[0][0], 100, 0.0f, &g->dh2[0][0], 100);
+    nj_transpose(100, 100, &p->W3[0][0], g->mm_scratch);
+    nj_gemm(32, 100, 100, &g->dh3pre[0][0], 100, 1, g->mm_scratch, 100, &g->dh2[0][0], 100, 0);
     // dW3 from h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
     // dW3 = h2^T @ dh3pre
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 100, 32, 1.0f, &a->h2[0][0], 100, &g->dh3pre[0][0], 100, 0.0f, &g->dW3[0][0], 100);
+    nj_gemm(100, 100, 32, &a->h2[0][0], 1, 100, &g->dh3pre[0][0], 100, &g->dW3[0][0], 100, 0);
     
-    // backprop through deep_bn.ninja:62: h2 = torch.tanh(h2bn)
-    // dh2bn from h2 [32, 100] = tanh(h2bn [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh2bn[i][j] = g->dh2[i][j] * (1.0f - a->h2[i][j] * a->h2[i][j]);
-    
-    // backprop through deep_bn.ninja:61: h2bn = gamma2 * h2hat + beta2
-    // dh2bn_t1 from h2bn [32, 100] = add(h2bn_t1 [32, 100], beta2 [100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh2bn_t1[i][j] = g->dh2bn[i][j];
-    // dbeta2 from h2bn [32, 100] = add(h2bn_t1 [32, 100], beta2 [100])
+    // backprop through deep_bn.ninja:62-60, in one pass over [n=32, 100]:
     memset(&g->dbeta2[0], 0, sizeof(float) * 100);
-    // beta2 [100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbeta2[j] += g->dh2bn[i][j];
-    // dgamma2 from h2bn_t1 [32, 100] = mul(gamma2 [100], h2hat [32, 100])
     memset(&g->dgamma2[0], 0, sizeof(float) * 100);
-    // gamma2 [100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dgamma2[j] += g->dh2bn_t1[i][j] * a->h2hat[i][j];
-    // dh2hat from h2bn_t1 [32, 100] = mul(gamma2 [100], h2hat [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh2hat[i][j] = g->dh2bn_t1[i][j] * p->gamma2[j];
-    
-    // backprop through deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-    // dh2hat_t1 from h2hat [32, 100] = div(h2hat_t1 [32, 100], h2hat_t3 [1, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh2hat_t1[i][j] = g->dh2hat[i][j] / a->h2hat_t3[0][j];
-    // dh2hat_t3 from h2hat [32, 100] = div(h2hat_t1 [32, 100], h2hat_t3 [1, 100])
     memset(&g->dh2hat_t3[0][0], 0, sizeof(float) * 100);
-    // h2hat_t3 [1, 100] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh2hat_t3[0][j] += -g->dh2hat[i][j] * a->h2hat_t1[i][j] / (a->h2hat_t3[0][j] * a->h2hat_t3[0][j]);
-    // dh2hat_t2 from h2hat_t3 [1, 100] = sqrt(h2hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh2hat_t2[i][j] = g->dh2hat_t3[i][j] * 0.5f / a->h2hat_t3[i][j];
-    // dbn2var from h2hat_t2 [1, 100] = add_c(bn2var [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbn2var[i][j] = g->dh2hat_t2[i][j];
-    // dh2pre from h2hat_t1 [32, 100] = sub(h2pre [32, 100], bn2mean [1, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh2pre[i][j] = g->dh2hat_t1[i][j];
-    // dbn2mean from h2hat_t1 [32, 100] = sub(h2pre [32, 100], bn2mean [1, 100])
-    memset(&g->dbn2mean[0][0], 0, sizeof(float) * 100);
-    // bn2mean [1, 100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbn2mean[0][j] += -g->dh2hat_t1[i][j];
+        for (int j = 0; j < 100; j++) {
+            // :62 h2 = torch.tanh(h2bn)
+            float dh2bn = g->dh2[i][j] * (1.0f - a->h2[i][j] * a->h2[i][j]);
+            // :61 h2bn = gamma2 * h2hat + beta2
+            float dh2bn_t1 = dh2bn;
+            g->dbeta2[j] += dh2bn;
+            g->dgamma2[j] += dh2bn_t1 * a->h2hat[i][j];
+            float dh2hat = dh2bn_t1 * p->gamma2[j];
+            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+            g->dh2hat_t1[i][j] = dh2hat / a->h2hat_t3[0][j];
+            g->dh2hat_t3[0][j] += -dh2hat * a->h2hat_t1[i][j] / (a->h2hat_t3[0][j] * a->h2hat_t3[0][j]);
+        }
     
-    // backprop through deep_bn.ninja:59: bn2var = h2pre.var(0, keepdim=True)
-    // dh2pre from bn2var [1, 100] = var(h2pre [32, 100])
+    // backprop through deep_bn.ninja:60, in one pass over [1, 100]:
+    for (int i = 0; i < 1; i++)
+        for (int j = 0; j < 100; j++) {
+            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+            float dh2hat_t2 = g->dh2hat_t3[i][j] * 0.5f / a->h2hat_t3[i][j];
+            g->dbn2var[i][j] = dh2hat_t2;
+        }
+    
+    // backprop through deep_bn.ninja:60-59, in one pass over [n=32, 100]:
+    memset(&g->dbn2mean[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh2pre[i][j] += g->dbn2var[0][j] * (2.0f * (a->h2pre[i][j] - a->bn2var_mean[0][j]) / (32.0f - 1.0f));
+        for (int j = 0; j < 100; j++) {
+            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+            g->dh2pre[i][j] = g->dh2hat_t1[i][j];
+            g->dbn2mean[0][j] += -g->dh2hat_t1[i][j];
+            // :59 bn2var = h2pre.var(0, keepdim=True)
+            g->dh2pre[i][j] += g->dbn2var[0][j] * (2.0f * (a->h2pre[i][j] - a->bn2mean[0][j]) / (32.0f - 1.0f));
+        }
     
     // backprop through deep_bn.ninja:58: bn2mean = h2pre.mean(0, keepdim=True)
     // dh2pre from bn2mean [1, 100] = mean(h2pre [32, 100])
@@ -863,74 +644,48 @@ void deep_bn_backward(const deep_bn_params *p, const int32_t *const *inputs, con
     // backprop through deep_bn.ninja:57: h2pre = h1 @ W2
     // dh1 from h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
     // dh1 = dh2pre @ W2^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 100, 100, 1.0f, &g->dh2pre[0][0], 100, &p->W2[0][0], 100, 0.0f, &g->dh1[0][0], 100);
+    nj_transpose(100, 100, &p->W2[0][0], g->mm_scratch);
+    nj_gemm(32, 100, 100, &g->dh2pre[0][0], 100, 1, g->mm_scratch, 100, &g->dh1[0][0], 100, 0);
     // dW2 from h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
     // dW2 = h1^T @ dh2pre
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 100, 100, 32, 1.0f, &a->h1[0][0], 100, &g->dh2pre[0][0], 100, 0.0f, &g->dW2[0][0], 100);
+    nj_gemm(100, 100, 32, &a->h1[0][0], 1, 100, &g->dh2pre[0][0], 100, &g->dW2[0][0], 100, 0);
     
-    // backprop through deep_bn.ninja:55: h1 = torch.tanh(h1bn)
-    // dh1bn from h1 [32, 100] = tanh(h1bn [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh1bn[i][j] = g->dh1[i][j] * (1.0f - a->h1[i][j] * a->h1[i][j]);
-    
-    // backprop through deep_bn.ninja:54: h1bn = gamma1 * h1hat + beta1
-    // dh1bn_t1 from h1bn [32, 100] = add(h1bn_t1 [32, 100], beta1 [100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh1bn_t1[i][j] = g->dh1bn[i][j];
-    // dbeta1 from h1bn [32, 100] = add(h1bn_t1 [32, 100], beta1 [100])
+    // backprop through deep_bn.ninja:55-53, in one pass over [n=32, 100]:
     memset(&g->dbeta1[0], 0, sizeof(float) * 100);
-    // beta1 [100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbeta1[j] += g->dh1bn[i][j];
-    // dgamma1 from h1bn_t1 [32, 100] = mul(gamma1 [100], h1hat [32, 100])
     memset(&g->dgamma1[0], 0, sizeof(float) * 100);
-    // gamma1 [100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dgamma1[j] += g->dh1bn_t1[i][j] * a->h1hat[i][j];
-    // dh1hat from h1bn_t1 [32, 100] = mul(gamma1 [100], h1hat [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh1hat[i][j] = g->dh1bn_t1[i][j] * p->gamma1[j];
-    
-    // backprop through deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-    // dh1hat_t1 from h1hat [32, 100] = div(h1hat_t1 [32, 100], h1hat_t3 [1, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh1hat_t1[i][j] = g->dh1hat[i][j] / a->h1hat_t3[0][j];
-    // dh1hat_t3 from h1hat [32, 100] = div(h1hat_t1 [32, 100], h1hat_t3 [1, 100])
     memset(&g->dh1hat_t3[0][0], 0, sizeof(float) * 100);
-    // h1hat_t3 [1, 100] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh1hat_t3[0][j] += -g->dh1hat[i][j] * a->h1hat_t1[i][j] / (a->h1hat_t3[0][j] * a->h1hat_t3[0][j]);
-    // dh1hat_t2 from h1hat_t3 [1, 100] = sqrt(h1hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh1hat_t2[i][j] = g->dh1hat_t3[i][j] * 0.5f / a->h1hat_t3[i][j];
-    // dbn1var from h1hat_t2 [1, 100] = add_c(bn1var [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbn1var[i][j] = g->dh1hat_t2[i][j];
-    // dh1pre from h1hat_t1 [32, 100] = sub(h1pre [32, 100], bn1mean [1, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh1pre[i][j] = g->dh1hat_t1[i][j];
-    // dbn1mean from h1hat_t1 [32, 100] = sub(h1pre [32, 100], bn1mean [1, 100])
-    memset(&g->dbn1mean[0][0], 0, sizeof(float) * 100);
-    // bn1mean [1, 100] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dbn1mean[0][j] += -g->dh1hat_t1[i][j];
+        for (int j = 0; j < 100; j++) {
+            // :55 h1 = torch.tanh(h1bn)
+            float dh1bn = g->dh1[i][j] * (1.0f - a->h1[i][j] * a->h1[i][j]);
+            // :54 h1bn = gamma1 * h1hat + beta1
+            float dh1bn_t1 = dh1bn;
+            g->dbeta1[j] += dh1bn;
+            g->dgamma1[j] += dh1bn_t1 * a->h1hat[i][j];
+            float dh1hat = dh1bn_t1 * p->gamma1[j];
+            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+            g->dh1hat_t1[i][j] = dh1hat / a->h1hat_t3[0][j];
+            g->dh1hat_t3[0][j] += -dh1hat * a->h1hat_t1[i][j] / (a->h1hat_t3[0][j] * a->h1hat_t3[0][j]);
+        }
     
-    // backprop through deep_bn.ninja:52: bn1var = h1pre.var(0, keepdim=True)
-    // dh1pre from bn1var [1, 100] = var(h1pre [32, 100])
+    // backprop through deep_bn.ninja:53, in one pass over [1, 100]:
+    for (int i = 0; i < 1; i++)
+        for (int j = 0; j < 100; j++) {
+            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+            float dh1hat_t2 = g->dh1hat_t3[i][j] * 0.5f / a->h1hat_t3[i][j];
+            g->dbn1var[i][j] = dh1hat_t2;
+        }
+    
+    // backprop through deep_bn.ninja:53-52, in one pass over [n=32, 100]:
+    memset(&g->dbn1mean[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh1pre[i][j] += g->dbn1var[0][j] * (2.0f * (a->h1pre[i][j] - a->bn1var_mean[0][j]) / (32.0f - 1.0f));
+        for (int j = 0; j < 100; j++) {
+            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+            g->dh1pre[i][j] = g->dh1hat_t1[i][j];
+            g->dbn1mean[0][j] += -g->dh1hat_t1[i][j];
+            // :52 bn1var = h1pre.var(0, keepdim=True)
+            g->dh1pre[i][j] += g->dbn1var[0][j] * (2.0f * (a->h1pre[i][j] - a->bn1mean[0][j]) / (32.0f - 1.0f));
+        }
     
     // backprop through deep_bn.ninja:51: bn1mean = h1pre.mean(0, keepdim=True)
     // dh1pre from bn1mean [1, 100] = mean(h1pre [32, 100])
@@ -941,10 +696,11 @@ void deep_bn_backward(const deep_bn_params *p, const int32_t *const *inputs, con
     // backprop through deep_bn.ninja:50: h1pre = x @ W1
     // dx from h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
     // dx = dh1pre @ W1^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 30, 100, 1.0f, &g->dh1pre[0][0], 100, &p->W1[0][0], 100, 0.0f, &g->dx[0][0], 30);
+    nj_transpose(30, 100, &p->W1[0][0], g->mm_scratch);
+    nj_gemm(32, 30, 100, &g->dh1pre[0][0], 100, 1, g->mm_scratch, 30, &g->dx[0][0], 30, 0);
     // dW1 from h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
     // dW1 = x^T @ dh1pre
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 100, 32, 1.0f, &a->x[0][0], 30, &g->dh1pre[0][0], 100, 0.0f, &g->dW1[0][0], 100);
+    nj_gemm(30, 100, 32, &a->x[0][0], 1, 30, &g->dh1pre[0][0], 100, &g->dW1[0][0], 100, 0);
     
     // backprop through deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)
     // demb from x [32, 30] = view(emb [32, 3, 10])
@@ -1026,7 +782,7 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     
     // deep_bn.ninja:50: h1pre = x @ W1
     // h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 100, 30, 1.0f, &w->x[0][0], 30, &p->W1[0][0], 100, 0.0f, &w->h1pre[0][0], 100);
+    nj_gemm(rows, 100, 30, &w->x[0][0], 30, 1, &p->W1[0][0], 100, &w->h1pre[0][0], 100, 0);
     if (stop == 3)
         return;   // bn1mean is calibrated from here
     if (stop == 4)
@@ -1056,11 +812,11 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // h1 [32, 100] = tanh(h1bn [32, 100])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
-            w->h1[i][j] = tanhf(w->h1bn[i][j]);
+            w->h1[i][j] = nj_tanhf(w->h1bn[i][j]);
     
     // deep_bn.ninja:57: h2pre = h1 @ W2
     // h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 100, 100, 1.0f, &w->h1[0][0], 100, &p->W2[0][0], 100, 0.0f, &w->h2pre[0][0], 100);
+    nj_gemm(rows, 100, 100, &w->h1[0][0], 100, 1, &p->W2[0][0], 100, &w->h2pre[0][0], 100, 0);
     if (stop == 13)
         return;   // bn2mean is calibrated from here
     if (stop == 14)
@@ -1090,11 +846,11 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // h2 [32, 100] = tanh(h2bn [32, 100])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
-            w->h2[i][j] = tanhf(w->h2bn[i][j]);
+            w->h2[i][j] = nj_tanhf(w->h2bn[i][j]);
     
     // deep_bn.ninja:64: h3pre = h2 @ W3
     // h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 100, 100, 1.0f, &w->h2[0][0], 100, &p->W3[0][0], 100, 0.0f, &w->h3pre[0][0], 100);
+    nj_gemm(rows, 100, 100, &w->h2[0][0], 100, 1, &p->W3[0][0], 100, &w->h3pre[0][0], 100, 0);
     if (stop == 23)
         return;   // bn3mean is calibrated from here
     if (stop == 24)
@@ -1124,11 +880,11 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // h3 [32, 100] = tanh(h3bn [32, 100])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
-            w->h3[i][j] = tanhf(w->h3bn[i][j]);
+            w->h3[i][j] = nj_tanhf(w->h3bn[i][j]);
     
     // deep_bn.ninja:71: h4pre = h3 @ W4
     // h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 100, 100, 1.0f, &w->h3[0][0], 100, &p->W4[0][0], 100, 0.0f, &w->h4pre[0][0], 100);
+    nj_gemm(rows, 100, 100, &w->h3[0][0], 100, 1, &p->W4[0][0], 100, &w->h4pre[0][0], 100, 0);
     if (stop == 33)
         return;   // bn4mean is calibrated from here
     if (stop == 34)
@@ -1158,11 +914,11 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // h4 [32, 100] = tanh(h4bn [32, 100])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
-            w->h4[i][j] = tanhf(w->h4bn[i][j]);
+            w->h4[i][j] = nj_tanhf(w->h4bn[i][j]);
     
     // deep_bn.ninja:78: h5pre = h4 @ W5
     // h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 100, 100, 1.0f, &w->h4[0][0], 100, &p->W5[0][0], 100, 0.0f, &w->h5pre[0][0], 100);
+    nj_gemm(rows, 100, 100, &w->h4[0][0], 100, 1, &p->W5[0][0], 100, &w->h5pre[0][0], 100, 0);
     if (stop == 43)
         return;   // bn5mean is calibrated from here
     if (stop == 44)
@@ -1192,11 +948,11 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // h5 [32, 100] = tanh(h5bn [32, 100])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
-            w->h5[i][j] = tanhf(w->h5bn[i][j]);
+            w->h5[i][j] = nj_tanhf(w->h5bn[i][j]);
     
     // deep_bn.ninja:85: h6pre = h5 @ W6
     // h6pre [32, 27] = matmul(h5 [32, 100], W6 [100, 27])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 27, 100, 1.0f, &w->h5[0][0], 100, &p->W6[0][0], 27, 0.0f, &w->h6pre[0][0], 27);
+    nj_gemm(rows, 27, 100, &w->h5[0][0], 100, 1, &p->W6[0][0], 27, &w->h6pre[0][0], 27, 0);
     if (stop == 53)
         return;   // bn6mean is calibrated from here
     if (stop == 54)
@@ -1230,8 +986,10 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
         float mx = w->logits[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
             mx = w->logits[i][j] > mx ? w->logits[i][j] : mx;
+        for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
+            w->loss_probs[i][j] = expf(w->logits[i][j] - mx);
         for (int j = 0; j < 27; j++)
-            sum += w->loss_probs[i][j] = expf(w->logits[i][j] - mx);
+            sum += w->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];

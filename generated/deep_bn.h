@@ -36,7 +36,6 @@ typedef struct {   // every activation of a training batch
     float h1pre[32][100];              // [n=32, 100] deep_bn.ninja:50
     float bn1mean[1][100];             // [1, 100] deep_bn.ninja:51
     float bn1var[1][100];              // [1, 100] deep_bn.ninja:52
-    float bn1var_mean[1][100];         // [1, 100] mean, for var
     float h1hat_t1[32][100];           // [n=32, 100] deep_bn.ninja:53
     float h1hat_t2[1][100];            // [1, 100] deep_bn.ninja:53
     float h1hat_t3[1][100];            // [1, 100] deep_bn.ninja:53
@@ -47,7 +46,6 @@ typedef struct {   // every activation of a training batch
     float h2pre[32][100];              // [n=32, 100] deep_bn.ninja:57
     float bn2mean[1][100];             // [1, 100] deep_bn.ninja:58
     float bn2var[1][100];              // [1, 100] deep_bn.ninja:59
-    float bn2var_mean[1][100];         // [1, 100] mean, for var
     float h2hat_t1[32][100];           // [n=32, 100] deep_bn.ninja:60
     float h2hat_t2[1][100];            // [1, 100] deep_bn.ninja:60
     float h2hat_t3[1][100];            // [1, 100] deep_bn.ninja:60
@@ -58,7 +56,6 @@ typedef struct {   // every activation of a training batch
     float h3pre[32][100];              // [n=32, 100] deep_bn.ninja:64
     float bn3mean[1][100];             // [1, 100] deep_bn.ninja:65
     float bn3var[1][100];              // [1, 100] deep_bn.ninja:66
-    float bn3var_mean[1][100];         // [1, 100] mean, for var
     float h3hat_t1[32][100];           // [n=32, 100] deep_bn.ninja:67
     float h3hat_t2[1][100];            // [1, 100] deep_bn.ninja:67
     float h3hat_t3[1][100];            // [1, 100] deep_bn.ninja:67
@@ -69,7 +66,6 @@ typedef struct {   // every activation of a training batch
     float h4pre[32][100];              // [n=32, 100] deep_bn.ninja:71
     float bn4mean[1][100];             // [1, 100] deep_bn.ninja:72
     float bn4var[1][100];              // [1, 100] deep_bn.ninja:73
-    float bn4var_mean[1][100];         // [1, 100] mean, for var
     float h4hat_t1[32][100];           // [n=32, 100] deep_bn.ninja:74
     float h4hat_t2[1][100];            // [1, 100] deep_bn.ninja:74
     float h4hat_t3[1][100];            // [1, 100] deep_bn.ninja:74
@@ -80,7 +76,6 @@ typedef struct {   // every activation of a training batch
     float h5pre[32][100];              // [n=32, 100] deep_bn.ninja:78
     float bn5mean[1][100];             // [1, 100] deep_bn.ninja:79
     float bn5var[1][100];              // [1, 100] deep_bn.ninja:80
-    float bn5var_mean[1][100];         // [1, 100] mean, for var
     float h5hat_t1[32][100];           // [n=32, 100] deep_bn.ninja:81
     float h5hat_t2[1][100];            // [1, 100] deep_bn.ninja:81
     float h5hat_t3[1][100];            // [1, 100] deep_bn.ninja:81
@@ -91,7 +86,6 @@ typedef struct {   // every activation of a training batch
     float h6pre[32][27];               // [n=32, 27] deep_bn.ninja:85
     float bn6mean[1][27];              // [1, 27] deep_bn.ninja:86
     float bn6var[1][27];               // [1, 27] deep_bn.ninja:87
-    float bn6var_mean[1][27];          // [1, 27] mean, for var
     float h6hat_t1[32][27];            // [n=32, 27] deep_bn.ninja:88
     float h6hat_t2[1][27];             // [1, 27] deep_bn.ninja:88
     float h6hat_t3[1][27];             // [1, 27] deep_bn.ninja:88
@@ -128,62 +122,39 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dbn1mean[1][100];            // [1, 100] deep_bn.ninja:51
     float dbn1var[1][100];             // [1, 100] deep_bn.ninja:52
     float dh1hat_t1[32][100];          // [n=32, 100] deep_bn.ninja:53
-    float dh1hat_t2[1][100];           // [1, 100] deep_bn.ninja:53
     float dh1hat_t3[1][100];           // [1, 100] deep_bn.ninja:53
-    float dh1hat[32][100];             // [n=32, 100] deep_bn.ninja:53
-    float dh1bn_t1[32][100];           // [n=32, 100] deep_bn.ninja:54
-    float dh1bn[32][100];              // [n=32, 100] deep_bn.ninja:54
     float dh1[32][100];                // [n=32, 100] deep_bn.ninja:55
     float dh2pre[32][100];             // [n=32, 100] deep_bn.ninja:57
     float dbn2mean[1][100];            // [1, 100] deep_bn.ninja:58
     float dbn2var[1][100];             // [1, 100] deep_bn.ninja:59
     float dh2hat_t1[32][100];          // [n=32, 100] deep_bn.ninja:60
-    float dh2hat_t2[1][100];           // [1, 100] deep_bn.ninja:60
     float dh2hat_t3[1][100];           // [1, 100] deep_bn.ninja:60
-    float dh2hat[32][100];             // [n=32, 100] deep_bn.ninja:60
-    float dh2bn_t1[32][100];           // [n=32, 100] deep_bn.ninja:61
-    float dh2bn[32][100];              // [n=32, 100] deep_bn.ninja:61
     float dh2[32][100];                // [n=32, 100] deep_bn.ninja:62
     float dh3pre[32][100];             // [n=32, 100] deep_bn.ninja:64
     float dbn3mean[1][100];            // [1, 100] deep_bn.ninja:65
     float dbn3var[1][100];             // [1, 100] deep_bn.ninja:66
     float dh3hat_t1[32][100];          // [n=32, 100] deep_bn.ninja:67
-    float dh3hat_t2[1][100];           // [1, 100] deep_bn.ninja:67
     float dh3hat_t3[1][100];           // [1, 100] deep_bn.ninja:67
-    float dh3hat[32][100];             // [n=32, 100] deep_bn.ninja:67
-    float dh3bn_t1[32][100];           // [n=32, 100] deep_bn.ninja:68
-    float dh3bn[32][100];              // [n=32, 100] deep_bn.ninja:68
     float dh3[32][100];                // [n=32, 100] deep_bn.ninja:69
     float dh4pre[32][100];             // [n=32, 100] deep_bn.ninja:71
     float dbn4mean[1][100];            // [1, 100] deep_bn.ninja:72
     float dbn4var[1][100];             // [1, 100] deep_bn.ninja:73
     float dh4hat_t1[32][100];          // [n=32, 100] deep_bn.ninja:74
-    float dh4hat_t2[1][100];           // [1, 100] deep_bn.ninja:74
     float dh4hat_t3[1][100];           // [1, 100] deep_bn.ninja:74
-    float dh4hat[32][100];             // [n=32, 100] deep_bn.ninja:74
-    float dh4bn_t1[32][100];           // [n=32, 100] deep_bn.ninja:75
-    float dh4bn[32][100];              // [n=32, 100] deep_bn.ninja:75
     float dh4[32][100];                // [n=32, 100] deep_bn.ninja:76
     float dh5pre[32][100];             // [n=32, 100] deep_bn.ninja:78
     float dbn5mean[1][100];            // [1, 100] deep_bn.ninja:79
     float dbn5var[1][100];             // [1, 100] deep_bn.ninja:80
     float dh5hat_t1[32][100];          // [n=32, 100] deep_bn.ninja:81
-    float dh5hat_t2[1][100];           // [1, 100] deep_bn.ninja:81
     float dh5hat_t3[1][100];           // [1, 100] deep_bn.ninja:81
-    float dh5hat[32][100];             // [n=32, 100] deep_bn.ninja:81
-    float dh5bn_t1[32][100];           // [n=32, 100] deep_bn.ninja:82
-    float dh5bn[32][100];              // [n=32, 100] deep_bn.ninja:82
     float dh5[32][100];                // [n=32, 100] deep_bn.ninja:83
     float dh6pre[32][27];              // [n=32, 27] deep_bn.ninja:85
     float dbn6mean[1][27];             // [1, 27] deep_bn.ninja:86
     float dbn6var[1][27];              // [1, 27] deep_bn.ninja:87
     float dh6hat_t1[32][27];           // [n=32, 27] deep_bn.ninja:88
-    float dh6hat_t2[1][27];            // [1, 27] deep_bn.ninja:88
     float dh6hat_t3[1][27];            // [1, 27] deep_bn.ninja:88
-    float dh6hat[32][27];              // [n=32, 27] deep_bn.ninja:88
-    float dlogits_t1[32][27];          // [n=32, 27] deep_bn.ninja:89
-    float dlogits[32][27];             // [n=32, 27] deep_bn.ninja:89
     float dloss;                       // [] deep_bn.ninja:90
+    float mm_scratch[10000];          // B^T for the kernels' A @ B^T
 } deep_bn_grads;
 
 typedef struct {   // batch statistics, frozen for inference

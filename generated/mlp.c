@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ninjac_kernels.h"
+
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(NINJAC_SCALAR_MATH)
 __attribute__((simd("notinbranch"))) float expf(float);
 __attribute__((simd("notinbranch"))) float logf(float);
@@ -16,7 +18,7 @@ __attribute__((simd("notinbranch"))) float tanhf(float);
 __attribute__((simd("notinbranch"))) float powf(float, float);
 #endif
 
-void mlp_forward(const mlp_params *p, const int32_t *const *inputs, mlp_acts *a) {
+void mlp_forward(const mlp_params *restrict p, const int32_t *const *inputs, mlp_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
     const int32_t *Yb = inputs[1];
@@ -35,21 +37,20 @@ void mlp_forward(const mlp_params *p, const int32_t *const *inputs, mlp_acts *a)
     
     // mlp.ninja:26: hpreact = embcat @ W1 + b1
     // hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 200, 30, 1.0f, &a->embcat[0][0], 30, &p->W1[0][0], 200, 0.0f, &a->hpreact_t1[0][0], 200);
-    // hpreact [32, 200] = add(hpreact_t1 [32, 200], b1 [200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            a->hpreact[i][j] = a->hpreact_t1[i][j] + p->b1[j];
+    nj_gemm(32, 200, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hpreact_t1[0][0], 200, 0);
     
-    // mlp.ninja:27: h = torch.tanh(hpreact)
-    // h [32, 200] = tanh(hpreact [32, 200])
+    // mlp.ninja:26-27, in one pass over [n=32, 200]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            a->h[i][j] = tanhf(a->hpreact[i][j]);
+        for (int j = 0; j < 200; j++) {
+            // :26 hpreact = embcat @ W1 + b1
+            a->hpreact[i][j] = a->hpreact_t1[i][j] + p->b1[j];
+            // :27 h = torch.tanh(hpreact)
+            a->h[i][j] = nj_tanhf(a->hpreact[i][j]);
+        }
     
     // mlp.ninja:28: logits = h @ W2 + b2
     // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 27, 200, 1.0f, &a->h[0][0], 200, &p->W2[0][0], 27, 0.0f, &a->logits_t1[0][0], 27);
+    nj_gemm(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
@@ -62,8 +63,10 @@ void mlp_forward(const mlp_params *p, const int32_t *const *inputs, mlp_acts *a)
         float mx = a->logits[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
             mx = a->logits[i][j] > mx ? a->logits[i][j] : mx;
+        for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
+            a->loss_probs[i][j] = expf(a->logits[i][j] - mx);
         for (int j = 0; j < 27; j++)
-            sum += a->loss_probs[i][j] = expf(a->logits[i][j] - mx);
+            sum += a->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             a->loss_probs[i][j] /= sum;
         a->loss += logf(sum) + mx - a->logits[i][Yb[i]];
@@ -71,7 +74,8 @@ void mlp_forward(const mlp_params *p, const int32_t *const *inputs, mlp_acts *a)
     a->loss /= 32.0f;
 }
 
-void mlp_backward(const mlp_params *p, const int32_t *const *inputs, const mlp_acts *a, mlp_grads *g) {
+void mlp_backward(const mlp_params *restrict p, const int32_t *const *inputs, const mlp_acts *restrict a,
+    mlp_grads *restrict g) {
     (void)p;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
@@ -79,54 +83,41 @@ void mlp_backward(const mlp_params *p, const int32_t *const *inputs, const mlp_a
     (void)Yb;
     g->dloss = 1.0f;
     
-    // backprop through mlp.ninja:29: loss = F.cross_entropy(logits, Yb)
-    // dlogits from loss [] = cross_entropy(logits [32, 27], Yb [32])
-    // dlogits = (softmax(logits) - onehot(Yb)) / 32.0f
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dlogits[i][j] = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
-    
-    // backprop through mlp.ninja:28: logits = h @ W2 + b2
-    // dlogits_t1 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dlogits_t1[i][j] = g->dlogits[i][j];
-    // db2 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
+    // backprop through mlp.ninja:29-28, in one pass over [n=32, 27]:
     memset(&g->db2[0], 0, sizeof(float) * 27);
-    // b2 [27] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->db2[j] += g->dlogits[i][j];
+        for (int j = 0; j < 27; j++) {
+            // :29 loss = F.cross_entropy(logits, Yb)
+            float dlogits = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
+            // :28 logits = h @ W2 + b2
+            g->dlogits_t1[i][j] = dlogits;
+            g->db2[j] += dlogits;
+        }
     // dh from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     // dh = dlogits_t1 @ W2^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 200, 27, 1.0f, &g->dlogits_t1[0][0], 27, &p->W2[0][0], 27, 0.0f, &g->dh[0][0], 200);
+    nj_transpose(200, 27, &p->W2[0][0], g->mm_scratch);
+    nj_gemm(32, 200, 27, &g->dlogits_t1[0][0], 27, 1, g->mm_scratch, 200, &g->dh[0][0], 200, 0);
     // dW2 from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     // dW2 = h^T @ dlogits_t1
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 200, 27, 32, 1.0f, &a->h[0][0], 200, &g->dlogits_t1[0][0], 27, 0.0f, &g->dW2[0][0], 27);
+    nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp.ninja:27: h = torch.tanh(hpreact)
-    // dhpreact from h [32, 200] = tanh(hpreact [32, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dhpreact[i][j] = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
-    
-    // backprop through mlp.ninja:26: hpreact = embcat @ W1 + b1
-    // dhpreact_t1 from hpreact [32, 200] = add(hpreact_t1 [32, 200], b1 [200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dhpreact_t1[i][j] = g->dhpreact[i][j];
-    // db1 from hpreact [32, 200] = add(hpreact_t1 [32, 200], b1 [200])
+    // backprop through mlp.ninja:27-26, in one pass over [n=32, 200]:
     memset(&g->db1[0], 0, sizeof(float) * 200);
-    // b1 [200] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->db1[j] += g->dhpreact[i][j];
+        for (int j = 0; j < 200; j++) {
+            // :27 h = torch.tanh(hpreact)
+            float dhpreact = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
+            // :26 hpreact = embcat @ W1 + b1
+            g->dhpreact_t1[i][j] = dhpreact;
+            g->db1[j] += dhpreact;
+        }
     // dembcat from hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dembcat = dhpreact_t1 @ W1^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 30, 200, 1.0f, &g->dhpreact_t1[0][0], 200, &p->W1[0][0], 200, 0.0f, &g->dembcat[0][0], 30);
+    nj_transpose(30, 200, &p->W1[0][0], g->mm_scratch);
+    nj_gemm(32, 30, 200, &g->dhpreact_t1[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dW1 = embcat^T @ dhpreact_t1
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 200, 32, 1.0f, &a->embcat[0][0], 30, &g->dhpreact_t1[0][0], 200, 0.0f, &g->dW1[0][0], 200);
+    nj_gemm(30, 200, 32, &a->embcat[0][0], 1, 30, &g->dhpreact_t1[0][0], 200, &g->dW1[0][0], 200, 0);
     
     // backprop through mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
@@ -180,7 +171,7 @@ static void infer_upto(const mlp_params *p, const mlp_stats *s, const int32_t *c
     
     // mlp.ninja:26: hpreact = embcat @ W1 + b1
     // hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 200, 30, 1.0f, &w->embcat[0][0], 30, &p->W1[0][0], 200, 0.0f, &w->hpreact_t1[0][0], 200);
+    nj_gemm(rows, 200, 30, &w->embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hpreact_t1[0][0], 200, 0);
     // hpreact [32, 200] = add(hpreact_t1 [32, 200], b1 [200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
@@ -190,11 +181,11 @@ static void infer_upto(const mlp_params *p, const mlp_stats *s, const int32_t *c
     // h [32, 200] = tanh(hpreact [32, 200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
-            w->h[i][j] = tanhf(w->hpreact[i][j]);
+            w->h[i][j] = nj_tanhf(w->hpreact[i][j]);
     
     // mlp.ninja:28: logits = h @ W2 + b2
     // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 27, 200, 1.0f, &w->h[0][0], 200, &p->W2[0][0], 27, 0.0f, &w->logits_t1[0][0], 27);
+    nj_gemm(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
@@ -208,8 +199,10 @@ static void infer_upto(const mlp_params *p, const mlp_stats *s, const int32_t *c
         float mx = w->logits[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
             mx = w->logits[i][j] > mx ? w->logits[i][j] : mx;
+        for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
+            w->loss_probs[i][j] = expf(w->logits[i][j] - mx);
         for (int j = 0; j < 27; j++)
-            sum += w->loss_probs[i][j] = expf(w->logits[i][j] - mx);
+            sum += w->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];

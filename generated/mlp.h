@@ -37,11 +37,10 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float demb[32][3][10];             // [n=32, 3, 10] mlp.ninja:24
     float dembcat[32][30];             // [n=32, 30] mlp.ninja:25
     float dhpreact_t1[32][200];        // [n=32, 200] mlp.ninja:26
-    float dhpreact[32][200];           // [n=32, 200] mlp.ninja:26
     float dh[32][200];                 // [n=32, 200] mlp.ninja:27
     float dlogits_t1[32][27];          // [n=32, 27] mlp.ninja:28
-    float dlogits[32][27];             // [n=32, 27] mlp.ninja:28
     float dloss;                       // [] mlp.ninja:29
+    float mm_scratch[6000];          // B^T for the kernels' A @ B^T
 } mlp_grads;
 
 typedef struct {   // batch statistics, frozen for inference

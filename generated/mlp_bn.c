@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ninjac_kernels.h"
+
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(NINJAC_SCALAR_MATH)
 __attribute__((simd("notinbranch"))) float expf(float);
 __attribute__((simd("notinbranch"))) float logf(float);
@@ -16,7 +18,7 @@ __attribute__((simd("notinbranch"))) float tanhf(float);
 __attribute__((simd("notinbranch"))) float powf(float, float);
 #endif
 
-void mlp_bn_forward(const mlp_bn_params *p, const int32_t *const *inputs, mlp_bn_acts *a) {
+void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *inputs, mlp_bn_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
     const int32_t *Yb = inputs[1];
@@ -35,85 +37,63 @@ void mlp_bn_forward(const mlp_bn_params *p, const int32_t *const *inputs, mlp_bn
     
     // mlp_bn.ninja:28: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 64, 30, 1.0f, &a->embcat[0][0], 30, &p->W1[0][0], 64, 0.0f, &a->hprebn_t1[0][0], 64);
-    // hprebn [32, 64] = add(hprebn_t1 [32, 64], b1 [64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            a->hprebn[i][j] = a->hprebn_t1[i][j] + p->b1[j];
+    nj_gemm(32, 64, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 64, &a->hprebn_t1[0][0], 64, 0);
     
-    // mlp_bn.ninja:30: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
-    // bnmeani_t1 [1, 64] = sum(hprebn [32, 64])
+    // mlp_bn.ninja:28-30, in one pass over [n=32, 64]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
             a->bnmeani_t1[i][j] = 0;
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < 64; j++) {
+            // :28 hprebn = embcat @ W1 + b1
+            a->hprebn[i][j] = a->hprebn_t1[i][j] + p->b1[j];
+            // :30 bnmeani = 1/n*hprebn.sum(0, keepdim=True)
             a->bnmeani_t1[0][j] += a->hprebn[i][j];
+        }
     // bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
             a->bnmeani[i][j] = a->bnmeani_t1[i][j] * 0.03125f;
     
-    // mlp_bn.ninja:31: bndiff = hprebn - bnmeani
-    // bndiff [32, 64] = sub(hprebn [32, 64], bnmeani [1, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            a->bndiff[i][j] = a->hprebn[i][j] - a->bnmeani[0][j];
-    
-    // mlp_bn.ninja:32: bndiff2 = bndiff**2
-    // bndiff2 [32, 64] = square(bndiff [32, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            a->bndiff2[i][j] = a->bndiff[i][j] * a->bndiff[i][j];
-    
-    // mlp_bn.ninja:33: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-    // bnvar_t1 [1, 64] = sum(bndiff2 [32, 64])
+    // mlp_bn.ninja:31-33, in one pass over [n=32, 64]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
             a->bnvar_t1[i][j] = 0;
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < 64; j++) {
+            // :31 bndiff = hprebn - bnmeani
+            a->bndiff[i][j] = a->hprebn[i][j] - a->bnmeani[0][j];
+            // :32 bndiff2 = bndiff**2
+            a->bndiff2[i][j] = a->bndiff[i][j] * a->bndiff[i][j];
+            // :33 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
             a->bnvar_t1[0][j] += a->bndiff2[i][j];
-    // bnvar [1, 64] = mul_c(bnvar_t1 [1, 64])
+        }
+    
+    // mlp_bn.ninja:33-34, in one pass over [1, 64]:
     for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < 64; j++) {
+            // :33 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
             a->bnvar[i][j] = a->bnvar_t1[i][j] * 0.0322580636f;
-    
-    // mlp_bn.ninja:34: bnvar_inv = (bnvar + 1e-5)**-0.5
-    // bnvar_inv_t1 [1, 64] = add_c(bnvar [1, 64])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
+            // :34 bnvar_inv = (bnvar + 1e-5)**-0.5
             a->bnvar_inv_t1[i][j] = a->bnvar[i][j] + 9.99999975e-06f;
-    // bnvar_inv [1, 64] = rsqrt(bnvar_inv_t1 [1, 64])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
             a->bnvar_inv[i][j] = 1.0f / sqrtf(a->bnvar_inv_t1[i][j]);
+        }
     
-    // mlp_bn.ninja:35: bnraw = bndiff * bnvar_inv
-    // bnraw [32, 64] = mul(bndiff [32, 64], bnvar_inv [1, 64])
+    // mlp_bn.ninja:35-38, in one pass over [n=32, 64]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < 64; j++) {
+            // :35 bnraw = bndiff * bnvar_inv
             a->bnraw[i][j] = a->bndiff[i][j] * a->bnvar_inv[0][j];
-    
-    // mlp_bn.ninja:36: hpreact = bngain * bnraw + bnbias
-    // hpreact_t1 [32, 64] = mul(bngain [1, 64], bnraw [32, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            a->hpreact_t1[i][j] = p->bngain[0][j] * a->bnraw[i][j];
-    // hpreact [32, 64] = add(hpreact_t1 [32, 64], bnbias [1, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            a->hpreact[i][j] = a->hpreact_t1[i][j] + p->bnbias[0][j];
-    
-    // mlp_bn.ninja:38: h = torch.tanh(hpreact)
-    // h [32, 64] = tanh(hpreact [32, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            a->h[i][j] = tanhf(a->hpreact[i][j]);
+            // :36 hpreact = bngain * bnraw + bnbias
+            float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
+            a->hpreact[i][j] = hpreact_t1 + p->bnbias[0][j];
+            // :38 h = torch.tanh(hpreact)
+            a->h[i][j] = nj_tanhf(a->hpreact[i][j]);
+        }
     
     // mlp_bn.ninja:40: logits = h @ W2 + b2
     // logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 27, 64, 1.0f, &a->h[0][0], 64, &p->W2[0][0], 27, 0.0f, &a->logits_t1[0][0], 27);
+    nj_gemm(32, 27, 64, &a->h[0][0], 64, 1, &p->W2[0][0], 27, &a->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
@@ -134,26 +114,19 @@ void mlp_bn_forward(const mlp_bn_params *p, const int32_t *const *inputs, mlp_bn
             a->logit_maxes_argmax[i][0] = argmax;
         }
     
-    // mlp_bn.ninja:43: norm_logits = logits - logit_maxes
-    // norm_logits [32, 27] = sub(logits [32, 27], logit_maxes [32, 1])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->norm_logits[i][j] = a->logits[i][j] - a->logit_maxes[i][0];
-    
-    // mlp_bn.ninja:44: counts = norm_logits.exp()
-    // counts [32, 27] = exp(norm_logits [32, 27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->counts[i][j] = expf(a->norm_logits[i][j]);
-    
-    // mlp_bn.ninja:45: counts_sum = counts.sum(1, keepdims=True)
-    // counts_sum [32, 1] = sum(counts [32, 27])
+    // mlp_bn.ninja:43-45, in one pass over [n=32, 27]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1; j++)
             a->counts_sum[i][j] = 0;
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
+        for (int j = 0; j < 27; j++) {
+            // :43 norm_logits = logits - logit_maxes
+            a->norm_logits[i][j] = a->logits[i][j] - a->logit_maxes[i][0];
+            // :44 counts = norm_logits.exp()
+            a->counts[i][j] = expf(a->norm_logits[i][j]);
+            // :45 counts_sum = counts.sum(1, keepdims=True)
             a->counts_sum[i][0] += a->counts[i][j];
+        }
     
     // mlp_bn.ninja:46: counts_sum_inv = counts_sum**-1
     // counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
@@ -161,17 +134,14 @@ void mlp_bn_forward(const mlp_bn_params *p, const int32_t *const *inputs, mlp_bn
         for (int j = 0; j < 1; j++)
             a->counts_sum_inv[i][j] = 1.0f / a->counts_sum[i][j];
     
-    // mlp_bn.ninja:47: probs = counts * counts_sum_inv
-    // probs [32, 27] = mul(counts [32, 27], counts_sum_inv [32, 1])
+    // mlp_bn.ninja:47-48, in one pass over [n=32, 27]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
+        for (int j = 0; j < 27; j++) {
+            // :47 probs = counts * counts_sum_inv
             a->probs[i][j] = a->counts[i][j] * a->counts_sum_inv[i][0];
-    
-    // mlp_bn.ninja:48: logprobs = probs.log()
-    // logprobs [32, 27] = log(probs [32, 27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
+            // :48 logprobs = probs.log()
             a->logprobs[i][j] = logf(a->probs[i][j]);
+        }
     
     // mlp_bn.ninja:49: loss = -logprobs[range(n), Yb].mean()
     // loss_t1 [32] = pick(logprobs [32, 27], Yb [32])
@@ -186,7 +156,8 @@ void mlp_bn_forward(const mlp_bn_params *p, const int32_t *const *inputs, mlp_bn
     a->loss = -a->loss_t2;
 }
 
-void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const mlp_bn_acts *a, mlp_bn_grads *g) {
+void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inputs, const mlp_bn_acts *restrict a,
+    mlp_bn_grads *restrict g) {
     (void)p;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
@@ -205,23 +176,16 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
     for (int i = 0; i < 32; i++)
         g->dlogprobs[i][Yb[i]] += g->dloss_t1[i];
     
-    // backprop through mlp_bn.ninja:48: logprobs = probs.log()
-    // dprobs from logprobs [32, 27] = log(probs [32, 27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dprobs[i][j] = g->dlogprobs[i][j] / a->probs[i][j];
-    
-    // backprop through mlp_bn.ninja:47: probs = counts * counts_sum_inv
-    // dcounts from probs [32, 27] = mul(counts [32, 27], counts_sum_inv [32, 1])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dcounts[i][j] = g->dprobs[i][j] * a->counts_sum_inv[i][0];
-    // dcounts_sum_inv from probs [32, 27] = mul(counts [32, 27], counts_sum_inv [32, 1])
+    // backprop through mlp_bn.ninja:48-47, in one pass over [n=32, 27]:
     memset(&g->dcounts_sum_inv[0][0], 0, sizeof(float) * 32);
-    // counts_sum_inv [32, 1] was broadcast over dim 1: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dcounts_sum_inv[i][0] += g->dprobs[i][j] * a->counts[i][j];
+        for (int j = 0; j < 27; j++) {
+            // :48 logprobs = probs.log()
+            float dprobs = g->dlogprobs[i][j] / a->probs[i][j];
+            // :47 probs = counts * counts_sum_inv
+            g->dcounts[i][j] = dprobs * a->counts_sum_inv[i][0];
+            g->dcounts_sum_inv[i][0] += dprobs * a->counts[i][j];
+        }
     
     // backprop through mlp_bn.ninja:46: counts_sum_inv = counts_sum**-1
     // dcounts_sum from counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
@@ -229,160 +193,102 @@ void mlp_bn_backward(const mlp_bn_params *p, const int32_t *const *inputs, const
         for (int j = 0; j < 1; j++)
             g->dcounts_sum[i][j] = g->dcounts_sum_inv[i][j] * (-1.0f / (a->counts_sum[i][j] * a->counts_sum[i][j]));
     
-    // backprop through mlp_bn.ninja:45: counts_sum = counts.sum(1, keepdims=True)
-    // dcounts from counts_sum [32, 1] = sum(counts [32, 27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dcounts[i][j] += g->dcounts_sum[i][0];
-    
-    // backprop through mlp_bn.ninja:44: counts = norm_logits.exp()
-    // dnorm_logits from counts [32, 27] = exp(norm_logits [32, 27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dnorm_logits[i][j] = g->dcounts[i][j] * a->counts[i][j];
-    
-    // backprop through mlp_bn.ninja:43: norm_logits = logits - logit_maxes
-    // dlogits from norm_logits [32, 27] = sub(logits [32, 27], logit_maxes [32, 1])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dlogits[i][j] = g->dnorm_logits[i][j];
-    // dlogit_maxes from norm_logits [32, 27] = sub(logits [32, 27], logit_maxes [32, 1])
+    // backprop through mlp_bn.ninja:45-43, in one pass over [n=32, 27]:
     memset(&g->dlogit_maxes[0][0], 0, sizeof(float) * 32);
-    // logit_maxes [32, 1] was broadcast over dim 1: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dlogit_maxes[i][0] += -g->dnorm_logits[i][j];
+        for (int j = 0; j < 27; j++) {
+            // :45 counts_sum = counts.sum(1, keepdims=True)
+            g->dcounts[i][j] += g->dcounts_sum[i][0];
+            // :44 counts = norm_logits.exp()
+            float dnorm_logits = g->dcounts[i][j] * a->counts[i][j];
+            // :43 norm_logits = logits - logit_maxes
+            g->dlogits[i][j] = dnorm_logits;
+            g->dlogit_maxes[i][0] += -dnorm_logits;
+        }
     
-    // backprop through mlp_bn.ninja:42: logit_maxes = logits.max(1, keepdim=True).values
-    // dlogits from logit_maxes [32, 1] = max(logits [32, 27])
+    // backprop through mlp_bn.ninja:42-40, in one pass over [n=32, 27]:
+    memset(&g->db2[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
+        for (int j = 0; j < 27; j++) {
+            // :42 logit_maxes = logits.max(1, keepdim=True).values
             if (j == a->logit_maxes_argmax[i][0])   // only the first maximum gets the gradient
                 g->dlogits[i][j] += g->dlogit_maxes[i][0];
-    
-    // backprop through mlp_bn.ninja:40: logits = h @ W2 + b2
-    // dlogits_t1 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
+            // :40 logits = h @ W2 + b2
             g->dlogits_t1[i][j] = g->dlogits[i][j];
-    // db2 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    memset(&g->db2[0], 0, sizeof(float) * 27);
-    // b2 [27] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
             g->db2[j] += g->dlogits[i][j];
+        }
     // dh from logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
     // dh = dlogits_t1 @ W2^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 64, 27, 1.0f, &g->dlogits_t1[0][0], 27, &p->W2[0][0], 27, 0.0f, &g->dh[0][0], 64);
+    nj_transpose(64, 27, &p->W2[0][0], g->mm_scratch);
+    nj_gemm(32, 64, 27, &g->dlogits_t1[0][0], 27, 1, g->mm_scratch, 64, &g->dh[0][0], 64, 0);
     // dW2 from logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
     // dW2 = h^T @ dlogits_t1
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 64, 27, 32, 1.0f, &a->h[0][0], 64, &g->dlogits_t1[0][0], 27, 0.0f, &g->dW2[0][0], 27);
+    nj_gemm(64, 27, 32, &a->h[0][0], 1, 64, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp_bn.ninja:38: h = torch.tanh(hpreact)
-    // dhpreact from h [32, 64] = tanh(hpreact [32, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dhpreact[i][j] = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
-    
-    // backprop through mlp_bn.ninja:36: hpreact = bngain * bnraw + bnbias
-    // dhpreact_t1 from hpreact [32, 64] = add(hpreact_t1 [32, 64], bnbias [1, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dhpreact_t1[i][j] = g->dhpreact[i][j];
-    // dbnbias from hpreact [32, 64] = add(hpreact_t1 [32, 64], bnbias [1, 64])
+    // backprop through mlp_bn.ninja:38-35, in one pass over [n=32, 64]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 64);
-    // bnbias [1, 64] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbnbias[0][j] += g->dhpreact[i][j];
-    // dbngain from hpreact_t1 [32, 64] = mul(bngain [1, 64], bnraw [32, 64])
     memset(&g->dbngain[0][0], 0, sizeof(float) * 64);
-    // bngain [1, 64] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbngain[0][j] += g->dhpreact_t1[i][j] * a->bnraw[i][j];
-    // dbnraw from hpreact_t1 [32, 64] = mul(bngain [1, 64], bnraw [32, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbnraw[i][j] = g->dhpreact_t1[i][j] * p->bngain[0][j];
-    
-    // backprop through mlp_bn.ninja:35: bnraw = bndiff * bnvar_inv
-    // dbndiff from bnraw [32, 64] = mul(bndiff [32, 64], bnvar_inv [1, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbndiff[i][j] = g->dbnraw[i][j] * a->bnvar_inv[0][j];
-    // dbnvar_inv from bnraw [32, 64] = mul(bndiff [32, 64], bnvar_inv [1, 64])
     memset(&g->dbnvar_inv[0][0], 0, sizeof(float) * 64);
-    // bnvar_inv [1, 64] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbnvar_inv[0][j] += g->dbnraw[i][j] * a->bndiff[i][j];
+        for (int j = 0; j < 64; j++) {
+            // :38 h = torch.tanh(hpreact)
+            float dhpreact = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
+            // :36 hpreact = bngain * bnraw + bnbias
+            float dhpreact_t1 = dhpreact;
+            g->dbnbias[0][j] += dhpreact;
+            g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
+            float dbnraw = dhpreact_t1 * p->bngain[0][j];
+            // :35 bnraw = bndiff * bnvar_inv
+            g->dbndiff[i][j] = dbnraw * a->bnvar_inv[0][j];
+            g->dbnvar_inv[0][j] += dbnraw * a->bndiff[i][j];
+        }
     
-    // backprop through mlp_bn.ninja:34: bnvar_inv = (bnvar + 1e-5)**-0.5
-    // dbnvar_inv_t1 from bnvar_inv [1, 64] = rsqrt(bnvar_inv_t1 [1, 64])
+    // backprop through mlp_bn.ninja:34-33, in one pass over [1, 64]:
     for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbnvar_inv_t1[i][j] = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
-    // dbnvar from bnvar_inv_t1 [1, 64] = add_c(bnvar [1, 64])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbnvar[i][j] = g->dbnvar_inv_t1[i][j];
+        for (int j = 0; j < 64; j++) {
+            // :34 bnvar_inv = (bnvar + 1e-5)**-0.5
+            float dbnvar_inv_t1 = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
+            float dbnvar = dbnvar_inv_t1;
+            // :33 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
+            g->dbnvar_t1[i][j] = dbnvar * 0.0322580636f;
+        }
     
-    // backprop through mlp_bn.ninja:33: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-    // dbnvar_t1 from bnvar [1, 64] = mul_c(bnvar_t1 [1, 64])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbnvar_t1[i][j] = g->dbnvar[i][j] * 0.0322580636f;
-    // dbndiff2 from bnvar_t1 [1, 64] = sum(bndiff2 [32, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbndiff2[i][j] = g->dbnvar_t1[0][j];
-    
-    // backprop through mlp_bn.ninja:32: bndiff2 = bndiff**2
-    // dbndiff from bndiff2 [32, 64] = square(bndiff [32, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbndiff[i][j] += g->dbndiff2[i][j] * (2.0f * a->bndiff[i][j]);
-    
-    // backprop through mlp_bn.ninja:31: bndiff = hprebn - bnmeani
-    // dhprebn from bndiff [32, 64] = sub(hprebn [32, 64], bnmeani [1, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dhprebn[i][j] = g->dbndiff[i][j];
-    // dbnmeani from bndiff [32, 64] = sub(hprebn [32, 64], bnmeani [1, 64])
+    // backprop through mlp_bn.ninja:33-31, in one pass over [n=32, 64]:
     memset(&g->dbnmeani[0][0], 0, sizeof(float) * 64);
-    // bnmeani [1, 64] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < 64; j++) {
+            // :33 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
+            float dbndiff2 = g->dbnvar_t1[0][j];
+            // :32 bndiff2 = bndiff**2
+            g->dbndiff[i][j] += dbndiff2 * (2.0f * a->bndiff[i][j]);
+            // :31 bndiff = hprebn - bnmeani
+            g->dhprebn[i][j] = g->dbndiff[i][j];
             g->dbnmeani[0][j] += -g->dbndiff[i][j];
+        }
     
     // backprop through mlp_bn.ninja:30: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
     // dbnmeani_t1 from bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
             g->dbnmeani_t1[i][j] = g->dbnmeani[i][j] * 0.03125f;
-    // dhprebn from bnmeani_t1 [1, 64] = sum(hprebn [32, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dhprebn[i][j] += g->dbnmeani_t1[0][j];
     
-    // backprop through mlp_bn.ninja:28: hprebn = embcat @ W1 + b1
-    // dhprebn_t1 from hprebn [32, 64] = add(hprebn_t1 [32, 64], b1 [64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            g->dhprebn_t1[i][j] = g->dhprebn[i][j];
-    // db1 from hprebn [32, 64] = add(hprebn_t1 [32, 64], b1 [64])
+    // backprop through mlp_bn.ninja:30-28, in one pass over [n=32, 64]:
     memset(&g->db1[0], 0, sizeof(float) * 64);
-    // b1 [64] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
+        for (int j = 0; j < 64; j++) {
+            // :30 bnmeani = 1/n*hprebn.sum(0, keepdim=True)
+            g->dhprebn[i][j] += g->dbnmeani_t1[0][j];
+            // :28 hprebn = embcat @ W1 + b1
+            g->dhprebn_t1[i][j] = g->dhprebn[i][j];
             g->db1[j] += g->dhprebn[i][j];
+        }
     // dembcat from hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
     // dembcat = dhprebn_t1 @ W1^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 30, 64, 1.0f, &g->dhprebn_t1[0][0], 64, &p->W1[0][0], 64, 0.0f, &g->dembcat[0][0], 30);
+    nj_transpose(30, 64, &p->W1[0][0], g->mm_scratch);
+    nj_gemm(32, 30, 64, &g->dhprebn_t1[0][0], 64, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
     // dW1 = embcat^T @ dhprebn_t1
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 64, 32, 1.0f, &a->embcat[0][0], 30, &g->dhprebn_t1[0][0], 64, 0.0f, &g->dW1[0][0], 64);
+    nj_gemm(30, 64, 32, &a->embcat[0][0], 1, 30, &g->dhprebn_t1[0][0], 64, &g->dW1[0][0], 64, 0);
     
     // backprop through mlp_bn.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
@@ -440,7 +346,7 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     
     // mlp_bn.ninja:28: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 64, 30, 1.0f, &w->embcat[0][0], 30, &p->W1[0][0], 64, 0.0f, &w->hprebn_t1[0][0], 64);
+    nj_gemm(rows, 64, 30, &w->embcat[0][0], 30, 1, &p->W1[0][0], 64, &w->hprebn_t1[0][0], 64, 0);
     // hprebn [32, 64] = add(hprebn_t1 [32, 64], b1 [64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -482,11 +388,11 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     // h [32, 64] = tanh(hpreact [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->h[i][j] = tanhf(w->hpreact[i][j]);
+            w->h[i][j] = nj_tanhf(w->hpreact[i][j]);
     
     // mlp_bn.ninja:40: logits = h @ W2 + b2
     // logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 27, 64, 1.0f, &w->h[0][0], 64, &p->W2[0][0], 27, 0.0f, &w->logits_t1[0][0], 27);
+    nj_gemm(rows, 27, 64, &w->h[0][0], 64, 1, &p->W2[0][0], 27, &w->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)

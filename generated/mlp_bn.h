@@ -65,27 +65,20 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dbnmeani_t1[1][64];          // [1, 64] mlp_bn.ninja:30
     float dbnmeani[1][64];             // [1, 64] mlp_bn.ninja:30
     float dbndiff[32][64];             // [n=32, 64] mlp_bn.ninja:31
-    float dbndiff2[32][64];            // [n=32, 64] mlp_bn.ninja:32
     float dbnvar_t1[1][64];            // [1, 64] mlp_bn.ninja:33
-    float dbnvar[1][64];               // [1, 64] mlp_bn.ninja:33
-    float dbnvar_inv_t1[1][64];        // [1, 64] mlp_bn.ninja:34
     float dbnvar_inv[1][64];           // [1, 64] mlp_bn.ninja:34
-    float dbnraw[32][64];              // [n=32, 64] mlp_bn.ninja:35
-    float dhpreact_t1[32][64];         // [n=32, 64] mlp_bn.ninja:36
-    float dhpreact[32][64];            // [n=32, 64] mlp_bn.ninja:36
     float dh[32][64];                  // [n=32, 64] mlp_bn.ninja:38
     float dlogits_t1[32][27];          // [n=32, 27] mlp_bn.ninja:40
     float dlogits[32][27];             // [n=32, 27] mlp_bn.ninja:40
     float dlogit_maxes[32][1];         // [n=32, 1] mlp_bn.ninja:42
-    float dnorm_logits[32][27];        // [n=32, 27] mlp_bn.ninja:43
     float dcounts[32][27];             // [n=32, 27] mlp_bn.ninja:44
     float dcounts_sum[32][1];          // [n=32, 1] mlp_bn.ninja:45
     float dcounts_sum_inv[32][1];      // [n=32, 1] mlp_bn.ninja:46
-    float dprobs[32][27];              // [n=32, 27] mlp_bn.ninja:47
     float dlogprobs[32][27];           // [n=32, 27] mlp_bn.ninja:48
     float dloss_t1[32];                // [n=32] mlp_bn.ninja:49
     float dloss_t2;                    // [] mlp_bn.ninja:49
     float dloss;                       // [] mlp_bn.ninja:49
+    float mm_scratch[1920];          // B^T for the kernels' A @ B^T
 } mlp_bn_grads;
 
 typedef struct {   // batch statistics, frozen for inference

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ninjac_kernels.h"
+
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(NINJAC_SCALAR_MATH)
 __attribute__((simd("notinbranch"))) float expf(float);
 __attribute__((simd("notinbranch"))) float logf(float);
@@ -16,7 +18,7 @@ __attribute__((simd("notinbranch"))) float tanhf(float);
 __attribute__((simd("notinbranch"))) float powf(float, float);
 #endif
 
-void mlp_bn_fused_forward(const mlp_bn_fused_params *p, const int32_t *const *inputs, mlp_bn_fused_acts *a) {
+void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *const *inputs, mlp_bn_fused_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
     const int32_t *Yb = inputs[1];
@@ -35,84 +37,60 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *p, const int32_t *const *in
     
     // mlp_bn_fused.ninja:24: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 200, 30, 1.0f, &a->embcat[0][0], 30, &p->W1[0][0], 200, 0.0f, &a->hprebn_t1[0][0], 200);
-    // hprebn [32, 200] = add(hprebn_t1 [32, 200], b1 [200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            a->hprebn[i][j] = a->hprebn_t1[i][j] + p->b1[j];
+    nj_gemm(32, 200, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hprebn_t1[0][0], 200, 0);
     
-    // mlp_bn_fused.ninja:27: bnmean = hprebn.mean(0, keepdim=True)
-    // bnmean [1, 200] = mean(hprebn [32, 200])
+    // mlp_bn_fused.ninja:24-27, in one pass over [n=32, 200]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
             a->bnmean[i][j] = 0;
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
+        for (int j = 0; j < 200; j++) {
+            // :24 hprebn = embcat @ W1 + b1
+            a->hprebn[i][j] = a->hprebn_t1[i][j] + p->b1[j];
+            // :27 bnmean = hprebn.mean(0, keepdim=True)
             a->bnmean[0][j] += a->hprebn[i][j];
+        }
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
             a->bnmean[i][j] /= 32.0f;
     
     // mlp_bn_fused.ninja:28: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
     // bnvar [1, 200] = var(hprebn [32, 200])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
-            a->bnvar_mean[i][j] = 0;
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            a->bnvar_mean[0][j] += a->hprebn[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
-            a->bnvar_mean[i][j] /= 32.0f;
+    // the mean is bnmean's
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
             a->bnvar[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
-            a->bnvar[0][j] += (a->hprebn[i][j] - a->bnvar_mean[0][j]) * (a->hprebn[i][j] - a->bnvar_mean[0][j]);
+            a->bnvar[0][j] += (a->hprebn[i][j] - a->bnmean[0][j]) * (a->hprebn[i][j] - a->bnmean[0][j]);
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
             a->bnvar[i][j] /= 32.0f - 1.0f;
     
-    // mlp_bn_fused.ninja:29: bnvar_inv = (bnvar + 1e-5)**-0.5
-    // bnvar_inv_t1 [1, 200] = add_c(bnvar [1, 200])
+    // mlp_bn_fused.ninja:29, in one pass over [1, 200]:
     for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
+        for (int j = 0; j < 200; j++) {
+            // :29 bnvar_inv = (bnvar + 1e-5)**-0.5
             a->bnvar_inv_t1[i][j] = a->bnvar[i][j] + 9.99999975e-06f;
-    // bnvar_inv [1, 200] = rsqrt(bnvar_inv_t1 [1, 200])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
             a->bnvar_inv[i][j] = 1.0f / sqrtf(a->bnvar_inv_t1[i][j]);
+        }
     
-    // mlp_bn_fused.ninja:30: bnraw = (hprebn - bnmean) * bnvar_inv
-    // bnraw_t1 [32, 200] = sub(hprebn [32, 200], bnmean [1, 200])
+    // mlp_bn_fused.ninja:30-34, in one pass over [n=32, 200]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
+        for (int j = 0; j < 200; j++) {
+            // :30 bnraw = (hprebn - bnmean) * bnvar_inv
             a->bnraw_t1[i][j] = a->hprebn[i][j] - a->bnmean[0][j];
-    // bnraw [32, 200] = mul(bnraw_t1 [32, 200], bnvar_inv [1, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
             a->bnraw[i][j] = a->bnraw_t1[i][j] * a->bnvar_inv[0][j];
-    
-    // mlp_bn_fused.ninja:31: hpreact = bngain * bnraw + bnbias
-    // hpreact_t1 [32, 200] = mul(bngain [1, 200], bnraw [32, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            a->hpreact_t1[i][j] = p->bngain[0][j] * a->bnraw[i][j];
-    // hpreact [32, 200] = add(hpreact_t1 [32, 200], bnbias [1, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            a->hpreact[i][j] = a->hpreact_t1[i][j] + p->bnbias[0][j];
-    
-    // mlp_bn_fused.ninja:34: h = torch.tanh(hpreact)
-    // h [32, 200] = tanh(hpreact [32, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            a->h[i][j] = tanhf(a->hpreact[i][j]);
+            // :31 hpreact = bngain * bnraw + bnbias
+            float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
+            a->hpreact[i][j] = hpreact_t1 + p->bnbias[0][j];
+            // :34 h = torch.tanh(hpreact)
+            a->h[i][j] = nj_tanhf(a->hpreact[i][j]);
+        }
     
     // mlp_bn_fused.ninja:35: logits = h @ W2 + b2
     // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 32, 27, 200, 1.0f, &a->h[0][0], 200, &p->W2[0][0], 27, 0.0f, &a->logits_t1[0][0], 27);
+    nj_gemm(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
@@ -125,8 +103,10 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *p, const int32_t *const *in
         float mx = a->logits[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
             mx = a->logits[i][j] > mx ? a->logits[i][j] : mx;
+        for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
+            a->loss_probs[i][j] = expf(a->logits[i][j] - mx);
         for (int j = 0; j < 27; j++)
-            sum += a->loss_probs[i][j] = expf(a->logits[i][j] - mx);
+            sum += a->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             a->loss_probs[i][j] /= sum;
         a->loss += logf(sum) + mx - a->logits[i][Yb[i]];
@@ -134,7 +114,8 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *p, const int32_t *const *in
     a->loss /= 32.0f;
 }
 
-void mlp_bn_fused_backward(const mlp_bn_fused_params *p, const int32_t *const *inputs, const mlp_bn_fused_acts *a, mlp_bn_fused_grads *g) {
+void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t *const *inputs, const mlp_bn_fused_acts *restrict a,
+    mlp_bn_fused_grads *restrict g) {
     (void)p;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
@@ -142,120 +123,72 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *p, const int32_t *const *i
     (void)Yb;
     g->dloss = 1.0f;
     
-    // backprop through mlp_bn_fused.ninja:36: loss = F.cross_entropy(logits, Yb)
-    // dlogits from loss [] = cross_entropy(logits [32, 27], Yb [32])
-    // dlogits = (softmax(logits) - onehot(Yb)) / 32.0f
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dlogits[i][j] = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
-    
-    // backprop through mlp_bn_fused.ninja:35: logits = h @ W2 + b2
-    // dlogits_t1 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dlogits_t1[i][j] = g->dlogits[i][j];
-    // db2 from logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
+    // backprop through mlp_bn_fused.ninja:36-35, in one pass over [n=32, 27]:
     memset(&g->db2[0], 0, sizeof(float) * 27);
-    // b2 [27] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->db2[j] += g->dlogits[i][j];
+        for (int j = 0; j < 27; j++) {
+            // :36 loss = F.cross_entropy(logits, Yb)
+            float dlogits = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
+            // :35 logits = h @ W2 + b2
+            g->dlogits_t1[i][j] = dlogits;
+            g->db2[j] += dlogits;
+        }
     // dh from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     // dh = dlogits_t1 @ W2^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 200, 27, 1.0f, &g->dlogits_t1[0][0], 27, &p->W2[0][0], 27, 0.0f, &g->dh[0][0], 200);
+    nj_transpose(200, 27, &p->W2[0][0], g->mm_scratch);
+    nj_gemm(32, 200, 27, &g->dlogits_t1[0][0], 27, 1, g->mm_scratch, 200, &g->dh[0][0], 200, 0);
     // dW2 from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     // dW2 = h^T @ dlogits_t1
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 200, 27, 32, 1.0f, &a->h[0][0], 200, &g->dlogits_t1[0][0], 27, 0.0f, &g->dW2[0][0], 27);
+    nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp_bn_fused.ninja:34: h = torch.tanh(hpreact)
-    // dhpreact from h [32, 200] = tanh(hpreact [32, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dhpreact[i][j] = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
-    
-    // backprop through mlp_bn_fused.ninja:31: hpreact = bngain * bnraw + bnbias
-    // dhpreact_t1 from hpreact [32, 200] = add(hpreact_t1 [32, 200], bnbias [1, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dhpreact_t1[i][j] = g->dhpreact[i][j];
-    // dbnbias from hpreact [32, 200] = add(hpreact_t1 [32, 200], bnbias [1, 200])
+    // backprop through mlp_bn_fused.ninja:34-30, in one pass over [n=32, 200]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 200);
-    // bnbias [1, 200] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dbnbias[0][j] += g->dhpreact[i][j];
-    // dbngain from hpreact_t1 [32, 200] = mul(bngain [1, 200], bnraw [32, 200])
     memset(&g->dbngain[0][0], 0, sizeof(float) * 200);
-    // bngain [1, 200] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dbngain[0][j] += g->dhpreact_t1[i][j] * a->bnraw[i][j];
-    // dbnraw from hpreact_t1 [32, 200] = mul(bngain [1, 200], bnraw [32, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dbnraw[i][j] = g->dhpreact_t1[i][j] * p->bngain[0][j];
-    
-    // backprop through mlp_bn_fused.ninja:30: bnraw = (hprebn - bnmean) * bnvar_inv
-    // dbnraw_t1 from bnraw [32, 200] = mul(bnraw_t1 [32, 200], bnvar_inv [1, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dbnraw_t1[i][j] = g->dbnraw[i][j] * a->bnvar_inv[0][j];
-    // dbnvar_inv from bnraw [32, 200] = mul(bnraw_t1 [32, 200], bnvar_inv [1, 200])
     memset(&g->dbnvar_inv[0][0], 0, sizeof(float) * 200);
-    // bnvar_inv [1, 200] was broadcast over dim 0: its gradient sums over it
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dbnvar_inv[0][j] += g->dbnraw[i][j] * a->bnraw_t1[i][j];
-    // dhprebn from bnraw_t1 [32, 200] = sub(hprebn [32, 200], bnmean [1, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dhprebn[i][j] = g->dbnraw_t1[i][j];
-    // dbnmean from bnraw_t1 [32, 200] = sub(hprebn [32, 200], bnmean [1, 200])
     memset(&g->dbnmean[0][0], 0, sizeof(float) * 200);
-    // bnmean [1, 200] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dbnmean[0][j] += -g->dbnraw_t1[i][j];
+        for (int j = 0; j < 200; j++) {
+            // :34 h = torch.tanh(hpreact)
+            float dhpreact = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
+            // :31 hpreact = bngain * bnraw + bnbias
+            float dhpreact_t1 = dhpreact;
+            g->dbnbias[0][j] += dhpreact;
+            g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
+            float dbnraw = dhpreact_t1 * p->bngain[0][j];
+            // :30 bnraw = (hprebn - bnmean) * bnvar_inv
+            float dbnraw_t1 = dbnraw * a->bnvar_inv[0][j];
+            g->dbnvar_inv[0][j] += dbnraw * a->bnraw_t1[i][j];
+            g->dhprebn[i][j] = dbnraw_t1;
+            g->dbnmean[0][j] += -dbnraw_t1;
+        }
     
-    // backprop through mlp_bn_fused.ninja:29: bnvar_inv = (bnvar + 1e-5)**-0.5
-    // dbnvar_inv_t1 from bnvar_inv [1, 200] = rsqrt(bnvar_inv_t1 [1, 200])
+    // backprop through mlp_bn_fused.ninja:29, in one pass over [1, 200]:
     for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
-            g->dbnvar_inv_t1[i][j] = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
-    // dbnvar from bnvar_inv_t1 [1, 200] = add_c(bnvar [1, 200])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
-            g->dbnvar[i][j] = g->dbnvar_inv_t1[i][j];
+        for (int j = 0; j < 200; j++) {
+            // :29 bnvar_inv = (bnvar + 1e-5)**-0.5
+            float dbnvar_inv_t1 = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
+            g->dbnvar[i][j] = dbnvar_inv_t1;
+        }
     
-    // backprop through mlp_bn_fused.ninja:28: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
-    // dhprebn from bnvar [1, 200] = var(hprebn [32, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dhprebn[i][j] += g->dbnvar[0][j] * (2.0f * (a->hprebn[i][j] - a->bnvar_mean[0][j]) / (32.0f - 1.0f));
-    
-    // backprop through mlp_bn_fused.ninja:27: bnmean = hprebn.mean(0, keepdim=True)
-    // dhprebn from bnmean [1, 200] = mean(hprebn [32, 200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dhprebn[i][j] += g->dbnmean[0][j] / 32.0f;
-    
-    // backprop through mlp_bn_fused.ninja:24: hprebn = embcat @ W1 + b1
-    // dhprebn_t1 from hprebn [32, 200] = add(hprebn_t1 [32, 200], b1 [200])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            g->dhprebn_t1[i][j] = g->dhprebn[i][j];
-    // db1 from hprebn [32, 200] = add(hprebn_t1 [32, 200], b1 [200])
+    // backprop through mlp_bn_fused.ninja:28-24, in one pass over [n=32, 200]:
     memset(&g->db1[0], 0, sizeof(float) * 200);
-    // b1 [200] was broadcast over dim 0: its gradient sums over it
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
+        for (int j = 0; j < 200; j++) {
+            // :28 bnvar = hprebn.var(0, keepdim=True, unbiased=True)
+            g->dhprebn[i][j] += g->dbnvar[0][j] * (2.0f * (a->hprebn[i][j] - a->bnmean[0][j]) / (32.0f - 1.0f));
+            // :27 bnmean = hprebn.mean(0, keepdim=True)
+            g->dhprebn[i][j] += g->dbnmean[0][j] / 32.0f;
+            // :24 hprebn = embcat @ W1 + b1
+            g->dhprebn_t1[i][j] = g->dhprebn[i][j];
             g->db1[j] += g->dhprebn[i][j];
+        }
     // dembcat from hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dembcat = dhprebn_t1 @ W1^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 32, 30, 200, 1.0f, &g->dhprebn_t1[0][0], 200, &p->W1[0][0], 200, 0.0f, &g->dembcat[0][0], 30);
+    nj_transpose(30, 200, &p->W1[0][0], g->mm_scratch);
+    nj_gemm(32, 30, 200, &g->dhprebn_t1[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dW1 = embcat^T @ dhprebn_t1
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 30, 200, 32, 1.0f, &a->embcat[0][0], 30, &g->dhprebn_t1[0][0], 200, 0.0f, &g->dW1[0][0], 200);
+    nj_gemm(30, 200, 32, &a->embcat[0][0], 1, 30, &g->dhprebn_t1[0][0], 200, &g->dW1[0][0], 200, 0);
     
     // backprop through mlp_bn_fused.ninja:22: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
@@ -313,7 +246,7 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
     
     // mlp_bn_fused.ninja:24: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 200, 30, 1.0f, &w->embcat[0][0], 30, &p->W1[0][0], 200, 0.0f, &w->hprebn_t1[0][0], 200);
+    nj_gemm(rows, 200, 30, &w->embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hprebn_t1[0][0], 200, 0);
     // hprebn [32, 200] = add(hprebn_t1 [32, 200], b1 [200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
@@ -347,11 +280,11 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
     // h [32, 200] = tanh(hpreact [32, 200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
-            w->h[i][j] = tanhf(w->hpreact[i][j]);
+            w->h[i][j] = nj_tanhf(w->hpreact[i][j]);
     
     // mlp_bn_fused.ninja:35: logits = h @ W2 + b2
     // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, 27, 200, 1.0f, &w->h[0][0], 200, &p->W2[0][0], 27, 0.0f, &w->logits_t1[0][0], 27);
+    nj_gemm(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
@@ -365,8 +298,10 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
         float mx = w->logits[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
             mx = w->logits[i][j] > mx ? w->logits[i][j] : mx;
+        for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
+            w->loss_probs[i][j] = expf(w->logits[i][j] - mx);
         for (int j = 0; j < 27; j++)
-            sum += w->loss_probs[i][j] = expf(w->logits[i][j] - mx);
+            sum += w->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];

@@ -25,7 +25,6 @@ typedef struct {   // every activation of a training batch
     float hprebn[32][200];             // [n=32, 200] mlp_bn_fused.ninja:24
     float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:27
     float bnvar[1][200];               // [1, 200] mlp_bn_fused.ninja:28
-    float bnvar_mean[1][200];          // [1, 200] mean, for var
     float bnvar_inv_t1[1][200];        // [1, 200] mlp_bn_fused.ninja:29
     float bnvar_inv[1][200];           // [1, 200] mlp_bn_fused.ninja:29
     float bnraw_t1[32][200];           // [n=32, 200] mlp_bn_fused.ninja:30
@@ -53,16 +52,11 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dhprebn[32][200];            // [n=32, 200] mlp_bn_fused.ninja:24
     float dbnmean[1][200];             // [1, 200] mlp_bn_fused.ninja:27
     float dbnvar[1][200];              // [1, 200] mlp_bn_fused.ninja:28
-    float dbnvar_inv_t1[1][200];       // [1, 200] mlp_bn_fused.ninja:29
     float dbnvar_inv[1][200];          // [1, 200] mlp_bn_fused.ninja:29
-    float dbnraw_t1[32][200];          // [n=32, 200] mlp_bn_fused.ninja:30
-    float dbnraw[32][200];             // [n=32, 200] mlp_bn_fused.ninja:30
-    float dhpreact_t1[32][200];        // [n=32, 200] mlp_bn_fused.ninja:31
-    float dhpreact[32][200];           // [n=32, 200] mlp_bn_fused.ninja:31
     float dh[32][200];                 // [n=32, 200] mlp_bn_fused.ninja:34
     float dlogits_t1[32][27];          // [n=32, 27] mlp_bn_fused.ninja:35
-    float dlogits[32][27];             // [n=32, 27] mlp_bn_fused.ninja:35
     float dloss;                       // [] mlp_bn_fused.ninja:36
+    float mm_scratch[6000];          // B^T for the kernels' A @ B^T
 } mlp_bn_fused_grads;
 
 typedef struct {   // batch statistics, frozen for inference

@@ -14,7 +14,9 @@ static void emit_both_modes(const Model *m, const Backward *bw) {
     for (int k = 0; k < 2; k++) {
         char *text[2];
         size_t len[2];
-        emit_c_text(m, bw, &modes[k], text, len);
+        Plan plan;
+        plan_step(m, bw, modes[k].opt_level, &plan);
+        emit_c_text(m, bw, &plan, &modes[k], text, len);
         free(text[0]);
         free(text[1]);
     }

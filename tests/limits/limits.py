@@ -40,6 +40,13 @@ CASES = {
                                 b"param C: [a, a, a, a] = randn()\nloss = C[X].sum()\n",
                                 ":4:11: error: tensor of shape [2147483647, 2147483647, 2147483647, 2147483647] "
                                 "is too large"),
+    "integer_literal_too_large": (b"dim n = 4\ninput X: int[n, 32222222222222222222222222222222] < 5\n"
+                                  b"param C: [5, 2] = randn()\nloss = C[X].sum()\n",
+                                  ":2:17: error: integer constant 3.22e+31 is too large"),
+    "broadcast_product_overflows": (b"dim n = 4\ndim a = 2147483647\ninput X: int[n, 3] < 5\n"
+                                    b"param U: [a, 1] = randn()\nparam V: [1, a] = randn()\n"
+                                    b"loss = (U + V).sum()\n",
+                                    ":6:11: error: tensor of shape [2147483647, 2147483647] is too large"),
     "identifier_1MB": ((HEADER + "x" * (1 << 20) + " = C[X]\nloss = C[X].sum()\n").encode(),
                        ":4:1: error: name is 1048576 characters long; the limit is 256"),
     "nul_byte": ((HEADER + "loss = C[X].sum()\0\n").encode(), ":4:18: error: unexpected byte 0x00"),

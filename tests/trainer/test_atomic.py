@@ -2,7 +2,7 @@
 """Checkpoints survive SIGKILL and failed writes.
 
 Cases (--case):
-  kill        20 times: start (or --resume) `train --checkpoint-every 50`,
+  kill        50 times: start (or --resume) `train --checkpoint-every 50`,
               SIGKILL it after a random delay (seeded; 0.1-0.7 s), then:
               the checkpoint on disk, if any, must parse strictly (tensors
               tiling the data block, every param with its shape, step a
@@ -14,7 +14,11 @@ Cases (--case):
               writing cannot remove its own temporary file. The test removes
               it, as a user would, before the next round. At least one
               checkpoint must have been written and training must have
-              advanced, or the test tested nothing.
+              advanced, or the test tested nothing. Then the chain of kills
+              and resumes is resumed once more to a final step, and every
+              tensor and metadata entry of its checkpoint must equal, byte
+              for byte, those of one uninterrupted run to that step: each
+              resume continued bit-identically.
   log         after kills and resumes, the loss log must still be a log: the
               header once, then one well-formed row per step 0..N-1, each
               step once, in order, with the losses of an uninterrupted run.
@@ -55,7 +59,7 @@ def main():
     p = parser(__doc__)
     p.add_argument("--trainer", required=True)
     p.add_argument("--case", required=True, choices=["kill", "log", "efbig", "ulimit", "save_path"])
-    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=50)
     a = p.parse_args()
     d = workdir(a.workdir)
     c = Checker(f"atomic.{a.case}")
@@ -133,6 +137,19 @@ def main():
                 c.ok(r.rc == 0 and r.out.strip() != "", f"round {i + 1}: sample --load the checkpoint", str(r))
         c.ok(written > 0 and last > 0, f"checkpoints were written (in {written} of {a.rounds} rounds; "
              f"last at step {last}); {leftovers} kill(s) left a temporary file")
+        final = last + 10 * EVERY
+        r = train(T, d, ck, final, "--checkpoint-every", str(EVERY), "--resume", ck, *seeds,
+                  log=path("loss.csv"), data=a.data)
+        c.ok(r.rc == 0, f"the chain resumed once more, from step {last} to {final}", str(r))
+        r = train(T, d, path("ref.st"), final, "--checkpoint-every", "0", *seeds, log=path("ref.csv"), data=a.data)
+        c.ok(r.rc == 0, f"one uninterrupted run of {final} steps", str(r))
+        got, want = read(ck), read(path("ref.st"))
+        same = {n for n in want[0] if n in got[0] and got[0][n].data == want[0][n].data}
+        c.ok(set(got[0]) == set(want[0]) and same == set(want[0]),
+             f"after {a.rounds} kills and resumes: all {len(want[0])} tensors byte-identical to the uninterrupted run's",
+             f"differ: {sorted(set(want[0]) - same)}; only in one: {sorted(set(got[0]) ^ set(want[0]))}")
+        c.ok(got[1] == want[1], "and the same metadata (step, generator state, loss window)",
+             f"{got[1]} vs {want[1]}")
 
     elif a.case == "log":
         rng = random.Random(7)

@@ -1,0 +1,234 @@
+/* plan.c - how the default mode (-O) lays out the training step.
+ *
+ * Ops that run over the same index space one after the other become one
+ * loop nest (a group), so that a [32, 200] activation is read once per
+ * step instead of once per op, and the temporaries a group makes and uses
+ * itself live in registers (locals) instead of arrays. The same for the
+ * backward pass, whose gradient contributions are grouped by the index
+ * space their rule runs over. Fusing keeps every float operation and its
+ * order per element, so a fused step computes the same bits as an
+ * unfused one. -O0 plans nothing: every op is its own loop nest.
+ * Memory: the plan comes from the arena. */
+#include "ninjac.h"
+
+#include <string.h>
+
+static bool same_space(const Tensor *a, const Tensor *b) {
+    if (a->rank != b->rank)
+        return false;
+    for (int d = 0; d < a->rank; d++)
+        if (a->shape[d] != b->shape[d] || a->batch[d] != b->batch[d])
+            return false;
+    return true;
+}
+
+static bool elementwise(OpKind kind) {
+    OpFamily f = op_info[kind].family;
+    return f == EW1 || f == EW2;
+}
+
+static bool uses(const char *rule, const char *var) { return rule && strstr(rule, var); }
+
+/* The forward tensors a gradient rule reads (besides integer inputs and the
+ * aux arrays ops keep beside their outputs, which are always stored). */
+static int rule_reads(const Grad *g, const Tensor **read) {
+    const Op *op = g->op;
+    int n = 0;
+    switch (op->kind) {
+    case OP_MATMUL:
+        read[n++] = op->in[1 - g->operand];   /* dA = dY @ B^T, dB = A^T @ dY */
+        break;
+    case OP_VAR:
+        read[n++] = op->in[0];
+        break;
+    case OP_SOFTMAX:
+        read[n++] = op->out;
+        break;
+    default:
+        if (elementwise(op->kind)) {
+            const char *rule = op_info[op->kind].grad[g->operand];
+            if (uses(rule, "$a"))
+                read[n++] = op->in[0];
+            if (uses(rule, "$b"))
+                read[n++] = op->in[1];
+            if (uses(rule, "$y"))
+                read[n++] = op->out;
+        }
+        break;
+    }
+    return n;
+}
+
+/* ---- forward ---- */
+
+/* A reduction that can ride along in the loop over its input: a plain sum
+ * (mean divides after the loop). var needs the mean first; max keeps an
+ * argmax. */
+static bool fusable_reduction(const Op *op) { return op->kind == OP_SUM || op->kind == OP_MEAN; }
+
+static bool joins_forward(const Plan *plan, const Group *g, const Op *op) {
+    if (elementwise(op->kind)) {
+        if (!same_space(op->out, g->space))
+            return false;
+    } else if (!fusable_reduction(op) || !same_space(op->in[0], g->space)) {
+        return false;
+    }
+    /* Values made in the group are read at the loop's own index; a
+     * reduction's result is complete only after the loop. */
+    for (int k = 0; k < op->nin; k++) {
+        const Op *def = op->in[k]->def;
+        if (def && plan->op_group[def->id] == g && !elementwise(def->kind))
+            return false;
+    }
+    return true;
+}
+
+static void group_forward(const Model *m, Plan *plan) {
+    Group *open = NULL;
+    for (int i = 0; i < m->ops.len; i++) {
+        Op *op = m->ops.items[i];
+        if (!open || !open->space || !joins_forward(plan, open, op)) {
+            open = arena_alloc(sizeof(Group));
+            open->first = i;
+            /* NULL: an op with code of its own, which nothing joins */
+            open->space = elementwise(op->kind) ? op->out : fusable_reduction(op) ? op->in[0] : NULL;
+            vec_push(&plan->fwd, open);
+        }
+        open->count++;
+        plan->op_group[op->id] = open;
+    }
+}
+
+/* A temporary made by an elementwise op and read only inside its group,
+ * by no gradient rule, needs no array. */
+static void forward_locals(const Model *m, const Backward *bw, Plan *plan) {
+    bool *read_elsewhere = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    for (int i = 0; i < bw->grads.len; i++) {
+        const Tensor *read[3];
+        int n = rule_reads(bw->grads.items[i], read);
+        for (int k = 0; k < n; k++)
+            read_elsewhere[read[k]->id] = true;
+    }
+    for (int i = 0; i < m->ops.len; i++) {
+        const Op *op = m->ops.items[i];
+        int n = op->kind == OP_CAT ? op->nparts : op->nin;
+        for (int k = 0; k < n; k++) {
+            const Tensor *in = op->kind == OP_CAT ? op->parts[k] : op->in[k];
+            if (in->def && (plan->op_group[in->def->id] != plan->op_group[op->id] ||
+                            !plan->op_group[op->id]->space))
+                read_elsewhere[in->id] = true;
+        }
+    }
+    for (int i = 0; i < m->ops.len; i++) {
+        const Op *op = m->ops.items[i];
+        const Tensor *t = op->out;
+        plan->local[t->id] = t->is_temp && elementwise(op->kind) && !read_elsewhere[t->id] && t != m->loss;
+    }
+}
+
+/* ---- backward ---- */
+
+/* The index space a contribution's loop runs over, or NULL if its rule
+ * has code of its own (matmul, scatter, softmax's row sums, ...). */
+static const Tensor *grad_space(const Grad *g) {
+    const Op *op = g->op;
+    if (elementwise(op->kind))
+        return op->out;
+    switch (op->kind) {
+    case OP_SUM:
+    case OP_MEAN:
+    case OP_VAR:
+    case OP_MAX:
+    case OP_CROSS_ENTROPY:
+        return op->in[0];
+    default:
+        return NULL;
+    }
+}
+
+/* d(out) as the rule reads it: at the loop's index (elementwise rules),
+ * or broadcast (reductions and cross_entropy read one d(out) for many
+ * elements, so it must be complete before their loop starts). */
+static bool reads_dout_broadcast(const Grad *g) { return !elementwise(g->op->kind); }
+
+static void group_backward(const Model *m, const Backward *bw, Plan *plan) {
+    bool *written = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);   /* in the open group */
+    Group *open = NULL;
+    for (int i = 0; i < bw->grads.len; i++) {
+        Grad *g = bw->grads.items[i];
+        const Tensor *space = grad_space(g);
+        bool joins = open && open->space && space && same_space(space, open->space) &&
+                     !(reads_dout_broadcast(g) && written[g->op->out->id]);
+        if (!joins) {
+            if (open)
+                for (int k = open->first; k < open->first + open->count; k++)
+                    written[((Grad *)bw->grads.items[k])->target->id] = false;
+            open = arena_alloc(sizeof(Group));
+            open->first = i;
+            open->space = space;
+            vec_push(&plan->bwd, open);
+        }
+        open->count++;
+        plan->grad_group[i] = open;
+        written[g->target->id] = true;
+    }
+}
+
+/* Rules that write every element of the operand's gradient exactly once;
+ * the others scatter (indexing, max) or sum over a broadcast. */
+bool grad_covers_target(const Grad *g) {
+    switch (g->op->kind) {
+    case OP_MAX:
+    case OP_EMBED:
+    case OP_PICK: return false;
+    default: return g->reduce_axes == 0;
+    }
+}
+
+/* A gradient needs no array when every contribution to it and every read
+ * of it happen in one group at the loop's own index, the first assigns,
+ * and nobody outside asks for it (params' gradients are the step's
+ * result). */
+static void backward_locals(const Model *m, const Backward *bw, Plan *plan) {
+    const Group **home = arena_alloc(sizeof(Group *) * (size_t)m->tensors.len);
+    bool *ok = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    bool *seen = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    for (int i = 0; i < m->tensors.len; i++) {
+        const Tensor *t = m->tensors.items[i];
+        ok[i] = t->kind == T_ACT && t->needs_grad && t != m->loss;
+    }
+    for (int i = 0; i < bw->grads.len; i++) {
+        const Grad *g = bw->grads.items[i];
+        const Group *grp = plan->grad_group[i];
+        const Tensor *t = g->target, *y = g->op->out;
+        int id = t->id;
+        if (!seen[id] && !grad_covers_target(g))
+            ok[id] = false;
+        if (seen[id] && home[id] != grp)
+            ok[id] = false;
+        if (!grp->space || !same_space(t, grp->space))
+            ok[id] = false;
+        seen[id] = true;
+        home[id] = grp;
+        /* the read of d(out) by this rule */
+        if (!home[y->id] || home[y->id] != grp || reads_dout_broadcast(g) || !grp->space)
+            ok[y->id] = false;
+    }
+    for (int i = 0; i < m->tensors.len; i++)
+        plan->dlocal[i] = ok[i] && seen[i];
+}
+
+void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan) {
+    memset(plan, 0, sizeof *plan);
+    plan->op_group = arena_alloc(sizeof(Group *) * (size_t)(m->ops.len + 1));
+    plan->grad_group = arena_alloc(sizeof(Group *) * (size_t)(bw->grads.len + 1));
+    plan->local = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    plan->dlocal = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    if (opt_level == 0)
+        return;
+    plan->fused = true;
+    group_forward(m, plan);
+    forward_locals(m, bw, plan);
+    group_backward(m, bw, plan);
+    backward_locals(m, bw, plan);
+}

@@ -1,0 +1,145 @@
+/* test_kernels.c - nj_gemm and nj_transpose (runtime/ninjac_kernels.h)
+ * against products computed in double, over shapes that hit every tile
+ * size and every ragged edge: A @ B, A^T @ B and A @ B^T (by transpose),
+ * overwriting and accumulating. Built twice by CMake: with the machine's
+ * instruction set (the AVX-512 kernels where the CPU has them) and
+ * without AVX-512 (the plain loops). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "ninjac_kernels.h"
+
+static const int sizes[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 27, 30, 31, 32, 33, 48, 63, 65, 200};
+#define NSIZES ((int)(sizeof sizes / sizeof *sizes))
+
+static uint64_t state = 88172645463325252ull;
+static float draw(void) {   /* xorshift64: uniform in [-1, 1) */
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return (float)((double)(state >> 11) / (double)(1ull << 53) * 2 - 1);
+}
+
+static void fill(float *x, int n) {
+    for (int i = 0; i < n; i++)
+        x[i] = draw();
+}
+
+/* |C - exact| within float rounding of K products and sums:
+ * 2 K eps sum_k |a b|, plus the rounding of an accumulated old value. */
+static int compare(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
+                   const float *C, const float *C0, int accumulate) {
+    int bad = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double exact = accumulate ? C0[i * N + j] : 0, size = fabs(exact);
+            for (int k = 0; k < K; k++) {
+                double p = (double)A[i * a_row + k * a_col] * B[k * N + j];
+                exact += p;
+                size += fabs(p);
+            }
+            double tol = 2.0 * (K + 1) * 0x1p-24 * size + 1e-30;
+            if (fabs(C[i * N + j] - exact) > tol) {
+                if (!bad)
+                    fprintf(stderr, "M=%d N=%d K=%d acc=%d: C[%d][%d] = %.9g, exact %.9g (tol %.3g)\n", M, N, K,
+                            accumulate, i, j, C[i * N + j], exact, tol);
+                bad++;
+            }
+        }
+    return bad;
+}
+
+static void products(void) {
+    int cases = 0;
+    for (int mi = 0; mi < NSIZES; mi++)
+        for (int ni = 0; ni < NSIZES; ni++)
+            for (int ki = 0; ki < NSIZES; ki += 3) {
+                int M = sizes[mi], N = sizes[ni], K = sizes[ki];
+                float *A = malloc(sizeof(float) * (size_t)(M * K)), *At = malloc(sizeof(float) * (size_t)(M * K));
+                float *B = malloc(sizeof(float) * (size_t)(K * N)), *Bt = malloc(sizeof(float) * (size_t)(K * N));
+                float *B2 = malloc(sizeof(float) * (size_t)(K * N));
+                float *C = malloc(sizeof(float) * (size_t)(M * N)), *C0 = malloc(sizeof(float) * (size_t)(M * N));
+                fill(A, M * K);
+                fill(B, K * N);
+                fill(C0, M * N);
+                nj_transpose(M, K, A, At);   /* At[K][M] */
+                nj_transpose(K, N, B, Bt);   /* Bt[N][K], as a spec's W of x @ W.T */
+                nj_transpose(N, K, Bt, B2);  /* back: must be B exactly */
+                CHECK(!memcmp(B, B2, sizeof(float) * (size_t)(K * N)));
+                for (int acc = 0; acc < 2; acc++) {
+                    memcpy(C, C0, sizeof(float) * (size_t)(M * N));
+                    nj_gemm(M, N, K, A, K, 1, B, N, C, N, acc);          /* A @ B */
+                    CHECK(compare(M, N, K, A, K, 1, B, C, C0, acc) == 0);
+                    memcpy(C, C0, sizeof(float) * (size_t)(M * N));
+                    nj_gemm(M, N, K, At, 1, M, B, N, C, N, acc);         /* (At)^T @ B */
+                    CHECK(compare(M, N, K, A, K, 1, B, C, C0, acc) == 0);
+                    memcpy(C, C0, sizeof(float) * (size_t)(M * N));
+                    nj_gemm(M, N, K, A, K, 1, B2, N, C, N, acc);         /* A @ (Bt)^T */
+                    CHECK(compare(M, N, K, A, K, 1, B, C, C0, acc) == 0);
+                    cases += 3;
+                }
+                free(A);
+                free(At);
+                free(B);
+                free(Bt);
+                free(B2);
+                free(C);
+                free(C0);
+            }
+#if defined(__AVX512F__)
+    printf("%d products, AVX-512 kernels\n", cases);
+#else
+    printf("%d products, plain loops\n", cases);
+#endif
+}
+
+/* The tile's masked edge must not write past the last column of C: a
+ * guard after each row of a wider buffer stays untouched. */
+static void edges(void) {
+    for (int N = 1; N <= 70; N++) {
+        int M = 11, K = 5, ldc = N + 3;
+        float A[11 * 5], B[5 * 70], C[11 * 73];
+        fill(A, M * K);
+        fill(B, K * N);
+        for (int i = 0; i < M * ldc; i++)
+            C[i] = 1234.5f;
+        nj_gemm(M, N, K, A, K, 1, B, N, C, ldc, 0);
+        for (int i = 0; i < M; i++)
+            for (int j = N; j < ldc; j++)
+                CHECK(C[i * ldc + j] == 1234.5f);
+    }
+}
+
+/* nj_tanhf within 6 ulp of tanh computed in double, on every 7th float
+ * of [0, 10] (and its negative), and the special values. */
+static void tanh_accuracy(void) {
+    double worst = 0;
+    float worst_x = 0;
+    for (uint32_t bits = 0; bits < 0x41200000u; bits += 7) {
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        for (int sign = 0; sign < 2; sign++, x = -x) {
+            double exact = tanh((double)x);
+            float e = (float)exact;
+            double ulp = e == 0 ? 0x1p-149 : fabs((double)nextafterf(e, 2 * e) - e);
+            double err = fabs((double)nj_tanhf(x) - exact) / ulp;
+            if (err > worst) {
+                worst = err;
+                worst_x = x;
+            }
+        }
+    }
+    printf("nj_tanhf: at most %.2f ulp (at %.9g)\n", worst, worst_x);
+    CHECK(worst <= 6.0);
+    CHECK(isnan(nj_tanhf(NAN)));
+    CHECK(nj_tanhf(INFINITY) == 1.0f && nj_tanhf(-INFINITY) == -1.0f && nj_tanhf(1e30f) == 1.0f);
+    CHECK(nj_tanhf(0.0f) == 0.0f && signbit(nj_tanhf(-0.0f)));
+    CHECK(nj_tanhf(1e-30f) == 1e-30f);
+}
+
+int main(int argc, char **argv) {
+    static const TestCase cases[] = {{"products", products}, {"edges", edges}, {"tanh_accuracy", tanh_accuracy}};
+    return run_named_case(cases, sizeof cases / sizeof *cases, argc, argv);
+}
