@@ -15,7 +15,7 @@ execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/consumer RESULT_VARIABL
 if(rc)
   message(FATAL_ERROR "building the consumer failed")
 endif()
-execute_process(COMMAND ${WORK}/consumer/bigram train --steps 300 --samples 3 --data ${SOURCE}/data/names.txt
+execute_process(COMMAND ${WORK}/consumer/tiny_mlp train --steps 300 --samples 3 --data ${SOURCE}/data/names.txt
                         --save ${WORK}/ck.safetensors --log ${WORK}/loss.csv --plot ""
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out)
 message("${out}")
