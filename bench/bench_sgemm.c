@@ -8,18 +8,24 @@
  *         forward   hprebn = embcat[n,30] @ W1[30,H];  logits = h[n,H] @ W2[H,27]
  *         backward  dh = dlogits @ W2^T;  dW2 = h^T @ dlogits;
  *                   dembcat = dhprebn @ W1^T;  dW1 = embcat^T @ dhprebn
+ *   bench_sgemm kernels [--n N] [--hidden H] [...]
+ *       the same six products through runtime/ninjac_kernels.h, as the
+ *       default mode's generated code computes them (A @ B^T by a transpose
+ *       of B, then nj_gemm)
  *   bench_sgemm peak [--size S] [--reps R]
  *       C[S,S] = A[S,S] @ B[S,S]: sgemm's large-matrix rate in GFLOP/s
  */
 #define _GNU_SOURCE
 #include <cblas.h>
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench_util.h"
+#include "ninjac_kernels.h"
 #include "rng.h"
 
 static float *randmat(Rng *r, size_t count) {
@@ -57,6 +63,22 @@ static void bound_step(void *p) {
                 H, 0.0f, b->dW1, H);
 }
 
+/* The same products with ninjac's kernels; scratch holds B^T. */
+static float *kernel_scratch;
+
+static void kernels_step(void *p) {
+    Bound *b = p;
+    const int n = b->n, BE = b->be, H = b->h, V = b->v;
+    nj_gemm(n, H, BE, b->embcat, BE, 1, b->W1, H, b->hprebn, H, 0);
+    nj_gemm(n, V, H, b->h_, H, 1, b->W2, V, b->logits, V, 0);
+    nj_transpose(H, V, b->W2, kernel_scratch);
+    nj_gemm(n, H, V, b->dlogits, V, 1, kernel_scratch, H, b->dh, H, 0);
+    nj_gemm(H, V, n, b->h_, 1, H, b->dlogits, V, b->dW2, V, 0);
+    nj_transpose(BE, H, b->W1, kernel_scratch);
+    nj_gemm(n, BE, H, b->dhprebn, H, 1, kernel_scratch, BE, b->dembcat, BE, 0);
+    nj_gemm(BE, H, n, b->embcat, 1, BE, b->dhprebn, H, b->dW1, H, 0);
+}
+
 typedef struct {
     int s;
     float *a, *b, *c;
@@ -70,7 +92,8 @@ static void peak_step(void *p) {
 
 static int usage(const char *prog) {
     fprintf(stderr, "usage: %s info\n       %s bound [--n N] [--hidden H] [--reps R] [--rep-ms MS] "
-                    "[--warm-ms MS]\n       %s peak [--size S] [--reps R]\n", prog, prog, prog);
+                    "[--warm-ms MS]\n       %s kernels [same options as bound]\n       %s peak [--size S] [--reps R]\n",
+            prog, prog, prog, prog);
     return 2;
 }
 
@@ -92,7 +115,8 @@ int main(int argc, char **argv) {
         return 0;
     }
 
-    if (strcmp(argv[1], "bound") == 0) {
+    if (strcmp(argv[1], "bound") == 0 || strcmp(argv[1], "kernels") == 0) {
+        bool own = strcmp(argv[1], "kernels") == 0;
         static const char *const known[] = {"--n", "--hidden", "--reps", "--rep-ms", "--warm-ms", NULL};
         double n = 32, hidden = 200, reps = 15, rep_ms = 100, warm_ms = 300;
         if (bench_check_args(argc, argv, 2, known) || bench_opt(argc, argv, "--n", &n) ||
@@ -115,16 +139,18 @@ int main(int argc, char **argv) {
         b.dhprebn = randmat(&rng, N * H);
         b.dembcat = randmat(&rng, N * BE);
         b.dW1 = randmat(&rng, BE * H);
+        kernel_scratch = randmat(&rng, H * (V > BE ? V : BE));
         BenchCfg cfg = {.warm_ms = warm_ms, .rep_ms = rep_ms, .reps = (int)reps};
-        BenchStats st = bench_run(&cfg, bound_step, NULL, &b);
+        BenchStats st = bench_run(&cfg, own ? kernels_step : bound_step, NULL, &b);
         double flops = bench_step_flops(b.n, b.be, b.h, b.v);
-        printf("RESULT what=bound n=%d H=%d threads=%d corename=%s flops=%.0f gflops=%.3f", b.n, b.h,
-               openblas_get_num_threads(), openblas_get_corename(), flops, flops / (st.med_us * 1e3));
+        printf("RESULT what=%s n=%d H=%d threads=%d corename=%s flops=%.0f gflops=%.3f", own ? "kernels" : "bound",
+               b.n, b.h, openblas_get_num_threads(), openblas_get_corename(), flops, flops / (st.med_us * 1e3));
         bench_print_stats(&st);
         printf("\n");
         float *all[] = {b.embcat, b.W1, b.hprebn, b.h_, b.W2, b.logits, b.dlogits, b.dh, b.dW2,
                         b.dhprebn, b.dembcat, b.dW1};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++) { free(all[i]); }
+        free(kernel_scratch);
         return 0;
     }
 

@@ -7,10 +7,14 @@
  * `init --seed S` draws it, and they are restored before every repetition.
  * Not timed: batch sampling and the trainer's per-step finiteness check.
  *
- *   bench_step_X [--reps R] [--rep-ms MS] [--warm-ms MS] [--lr LR] [--seed S]
+ *   bench_step_X [--reps R] [--rep-ms MS] [--warm-ms MS] [--lr LR] [--seed S] [--nan-check]
+ *
+ * --nan-check adds the trainer's per-step check of the loss and the
+ * parameter gradients (step_looks_finite) to each step, to time its cost.
  */
 #include <cblas.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,7 @@
 #include "bench_util.h"
 #include "ninjac_model.h"
 #include "rng.h"
+#include "state.h"
 
 int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *variant);
 
@@ -27,6 +32,9 @@ typedef struct {
     void *params, *params0, *acts, *grads;
     const int32_t *inputs[8];
     double lr;
+    bool nan_check;
+    State state;            /* for step_looks_finite: m, acts and grads */
+    int nonfinite;
 } Ctx;
 
 static void *zalloc(size_t n) {
@@ -46,6 +54,8 @@ static void step(void *p) {
     Ctx *c = p;
     c->m->forward(c->params, c->inputs, c->acts);
     c->m->backward(c->params, c->inputs, c->acts, c->grads);
+    if (c->nan_check)
+        c->nonfinite += !step_looks_finite(&c->state);
     c->m->sgd(c->params, c->grads, c->lr);
 }
 
@@ -62,12 +72,21 @@ static const NjParam *find_param(const NinjacModel *m, const char *name) {
 }
 
 int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *variant) {
-    static const char *const known[] = {"--reps", "--rep-ms", "--warm-ms", "--lr", "--seed", NULL};
+    static const char *const known[] = {"--reps", "--rep-ms", "--warm-ms", "--lr", "--seed", "--nan-check", NULL};
+    bool nan_check = false;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--nan-check")) {   /* a flag: take it out before the valued options */
+            nan_check = true;
+            memmove(argv + i, argv + i + 1, sizeof(char *) * (size_t)(argc - i));
+            argc--;
+            break;
+        }
     double reps = 15, rep_ms = 100, warm_ms = 300, lr = 0.1, seed = 1;
     if (bench_check_args(argc, argv, 1, known) || bench_opt(argc, argv, "--reps", &reps) ||
         bench_opt(argc, argv, "--rep-ms", &rep_ms) || bench_opt(argc, argv, "--warm-ms", &warm_ms) ||
         bench_opt(argc, argv, "--lr", &lr) || bench_opt(argc, argv, "--seed", &seed)) {
-        fprintf(stderr, "usage: %s [--reps R] [--rep-ms MS] [--warm-ms MS] [--lr LR] [--seed S]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--reps R] [--rep-ms MS] [--warm-ms MS] [--lr LR] [--seed S] [--nan-check]\n",
+                argv[0]);
         return 2;
     }
     if (m->elem_size != (int)sizeof(float) || m->ninputs > 8) {
@@ -77,7 +96,7 @@ int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *var
     /* Single-threaded, as the trainer runs by default: a step's matmuls are small. */
     openblas_set_num_threads(1);
 
-    Ctx c = {.m = m, .lr = lr};
+    Ctx c = {.m = m, .lr = lr, .nan_check = nan_check};
     c.params = zalloc(m->params_bytes);
     c.params0 = zalloc(m->params_bytes);
     c.acts = zalloc(m->acts_bytes);
@@ -121,8 +140,13 @@ int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *var
         return 1;
     }
 
+    c.state = (State){.m = m, .acts = c.acts, .grads = c.grads};
     BenchCfg cfg = {.warm_ms = warm_ms, .rep_ms = rep_ms, .reps = (int)reps};
     BenchStats st = bench_run(&cfg, step, reset, &c);
+    if (c.nonfinite) {
+        fprintf(stderr, "error: %s: %d steps with a non-finite loss or gradient\n", m->name, c.nonfinite);
+        return 1;
+    }
 
     const NjParam *w1 = find_param(m, "W1"), *w2 = find_param(m, "W2");
     double flops = 0;
@@ -131,10 +155,10 @@ int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *var
         hidden = w1->t.shape[1];
         flops = bench_step_flops(m->batch, w1->t.shape[0], hidden, w2->t.shape[1]);
     }
-    printf("RESULT what=generated variant=%s model=%s opt=-O%d n=%d H=%d threads=%d loss0=%.6f "
-           "flops=%.0f gflops=%.3f",
-           variant, m->name, m->opt_level, m->batch, hidden, openblas_get_num_threads(), loss0,
-           flops, flops / (st.med_us * 1e3));
+    printf("RESULT what=generated variant=%s model=%s opt=-O%d nan_check=%d n=%d H=%d threads=%d "
+           "corename=%s loss0=%.6f flops=%.0f gflops=%.3f",
+           variant, m->name, m->opt_level, nan_check, m->batch, hidden, openblas_get_num_threads(),
+           openblas_get_corename(), loss0, flops, flops / (st.med_us * 1e3));
     bench_print_stats(&st);
     printf("\n");
 

@@ -110,7 +110,7 @@ run() {
     other=$(awk -v b="$(busy_between "$s0" "$(head -1 /proc/stat)")" 'BEGIN { o = b - 1; printf "%.2f", (o < 0 ? 0 : o) }')
     if awk -v o="$other" -v b="$best_other" 'BEGIN { exit !(o < b) }'; then
       # shellcheck disable=SC2001  # every line of a multi-line result
-      best=$(sed "s/\$/ other_cpu=$other/" <<< "$out"); best_other=$other
+      best=$(sed "s/\$/ other_cpu=$other${RUN_TAG:+ tag=$RUN_TAG}/" <<< "$out"); best_other=$other
     fi
     if [ "$wait_quiet" = 1 ] && awk -v o="$other" 'BEGIN { exit !(o > 0.3) }'; then
       echo "  (disturbed: $other other CPU busy; again)" >&2
@@ -175,9 +175,14 @@ for r in $(seq 1 "$rounds"); do
   echo "== training step, n_hidden 200, batch 32: round $r of $rounds" >&2
   export RAW_TO=$ROUNDS_FILE
   run "$(step_exe default 200 32)" > /dev/null
+  RUN_TAG=nancheck run "$(step_exe default 200 32)" --nan-check > /dev/null
+  run "$(step_exe blas 200 32)" > /dev/null
+  RUN_TAG=haswell run env OPENBLAS_CORETYPE=Haswell "$(step_exe blas 200 32)" > /dev/null
   run "$(step_exe O0 200 32)" > /dev/null
   run "$BENCH_REF" --n 32 --hidden 200 > /dev/null
   run "$BENCH_SGEMM" bound --n 32 --hidden 200 > /dev/null
+  RUN_TAG=haswell run env OPENBLAS_CORETYPE=Haswell "$BENCH_SGEMM" bound --n 32 --hidden 200 > /dev/null
+  run "$BENCH_SGEMM" kernels --n 32 --hidden 200 > /dev/null
   if [ $have_torch = 1 ]; then
     run "$PY" bench/torch_step.py step --sizes 200x32 --modes manual,autograd,notebook > /dev/null
   fi
@@ -223,12 +228,14 @@ awk '
 echo "== sweep" >&2
 sizes=()
 while read -r _ kind h n exe; do
-  [ "$kind" = default ] || continue
+  [ "$kind" = own ] || continue
   sizes+=("${h}x${n}")
-  [ "$h" = 200 ] && [ "$n" = 32 ] && continue   # measured above
   run "$exe" > /dev/null
+  run "$(step_exe blas "$h" "$n")" > /dev/null
+  [ "$h" = 200 ] && [ "$n" = 32 ] && continue   # the rest was measured above
   run "$BENCH_REF" --n "$n" --hidden "$h" > /dev/null
   run "$BENCH_SGEMM" bound --n "$n" --hidden "$h" > /dev/null
+  run "$BENCH_SGEMM" kernels --n "$n" --hidden "$h" > /dev/null
 done < <(grep '^step ' "$MANIFEST")
 if [ $have_torch = 1 ]; then
   others=$(printf '%s\n' "${sizes[@]}" | grep -vx '200x32' | paste -sd, -)
@@ -278,7 +285,8 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------ tables
 us() { field "$1" us_med; }
-bound_main=$(us "$(pick bound n=32 H=200)")
+blas_core=$(field "$info" corename)
+bound_main=$(us "$(pick bound n=32 H=200 "corename=$blas_core")")
 torch_main=""
 [ $have_torch = 1 ] && torch_main=$(us "$(pick torch mode=manual n=32 H=200 malloc=tuned)")
 peak_line=$(pick peak)
@@ -307,7 +315,10 @@ report() {
       printf "| %-34s | %9.1f | [%7.1f, %8.1f] | %9.0f | %8s | %8.2f | %9s | %5s |\n", label, t, lo, hi, 1e6 / t, su, t / b, (loss == "" ? "-" : loss), other
     }'
   }
-  row "generated, default mode" "$(pick generated variant=bench_step_h200_n32)"
+  row "generated, default mode" "$(pick generated variant=bench_step_h200_n32 nan_check=0)"
+  row "  + the trainer's NaN check" "$(pick generated variant=bench_step_h200_n32 nan_check=1)"
+  row "generated, --gemm=blas" "$(pick generated variant=bench_step_h200_n32_blas "corename=$blas_core")"
+  row "  same, OPENBLAS_CORETYPE=Haswell" "$(pick generated variant=bench_step_h200_n32_blas tag=haswell)"
   row "generated, ninjac -O0" "$(pick generated variant=bench_step_h200_n32_O0)"
   row "hand-written reference (C)" "$(pick reference n=32 H=200)"
   if [ $have_torch = 1 ]; then
@@ -317,34 +328,49 @@ report() {
   else
     echo "| PyTorch rows skipped: $PY cannot import torch (install python3-torch) |"
   fi
-  row "bound: the step's 6 sgemm calls" "$(pick bound n=32 H=200)"
+  row "bound: the step's 6 sgemm calls" "$(pick bound n=32 H=200 "corename=$blas_core")"
+  row "  same, OPENBLAS_CORETYPE=Haswell" "$(pick bound n=32 H=200 tag=haswell)"
+  row "the 6 products by ninjac's kernels" "$(pick kernels n=32 H=200)"
   echo
+  echo "The default mode's matmuls are ninjac's kernels (runtime/ninjac_kernels.h; --gemm=auto takes them unless"
+  echo "A has more than 2^18 elements and C more than 64 columns); --gemm=blas calls cblas_sgemm as OpenBLAS runs"
+  echo "in this environment ($blas_core), and the Haswell rows force the AVX2 kernels the brief's environment selects."
   echo "sgemm ${peak_line:+$(field "$peak_line" size)^3}: $(printf '%.1f' "$peak") GFLOP/s (median over rounds; best call $(field "$peak_line" gflops_best)), corename $(field "$peak_line" corename), $(field "$peak_line" threads) thread."
   echo
-  echo "Sweep (default mode): GFLOP/s counts only the matmuls, 6*n*H*(30+27) = 342*n*H FLOP per step;"
-  echo "% peak = GFLOP/s / sgemm 2048^3 rate above. Times in us/step (medians); other = the largest"
-  echo "'other' of the row's measurements; PT = PyTorch with glibc's malloc thresholds pinned (torch_step.py"
-  echo "tune_malloc); 'PT, glibc' = the same with glibc's defaults, which return freed tensors to the OS every step."
+  echo "Sweep: the step with ninjac's own matmul kernels (--gemm=own) and with cblas_sgemm (--gemm=blas);"
+  echo "auto = which one the default mode (--gemm=auto) picks at that size, and its time. GFLOP/s counts only"
+  echo "the matmuls, 6*n*H*(30+27) = 342*n*H FLOP per step, at the default mode's time; % peak = that rate /"
+  echo "sgemm's 2048^3 rate above. kernels = the six products alone through ninjac's kernels; bound = the same"
+  echo "six through cblas_sgemm. Times in us/step (medians); other = the largest 'other' of the row. PT ="
+  echo "PyTorch with glibc's malloc thresholds pinned (torch_step.py tune_malloc); 'PT, glibc' = glibc's"
+  echo "defaults, which return freed tensors to the OS every step."
   echo
-  printf '| %4s | %4s | %10s | %9s | %7s | %6s | %10s | %7s | %10s | %7s | %10s | %6s | %11s | %5s |\n' \
-    "H" "n" "generated" "steps/s" "GFLOP/s" "% peak" "sgemm bnd" "x bound" "reference" "ref/gen" "PT manual" "PT/gen" "PT, glibc" "other"
-  echo "|-----:|-----:|-----------:|----------:|--------:|-------:|-----------:|--------:|-----------:|--------:|-----------:|-------:|------------:|------:|"
+  printf '| %4s | %4s | %9s | %9s | %15s | %7s | %6s | %9s | %9s | %7s | %10s | %7s | %10s | %6s | %11s | %5s |\n' \
+    "H" "n" "own" "blas" "auto" "GFLOP/s" "% peak" "kernels" "bound" "x bound" "reference" "ref/gen" "PT manual" "PT/gen" "PT, glibc" "other"
+  echo "|-----:|-----:|----------:|----------:|----------------:|--------:|-------:|----------:|----------:|--------:|-----------:|--------:|-----------:|-------:|------------:|------:|"
   for s in "${sizes[@]}"; do
     h=${s%x*}; n=${s#*x}
-    g=$(pick generated variant="bench_step_h${h}_n${n}")
-    [ -n "$g" ] || continue
-    r=$(pick reference n="$n" H="$h"); b=$(pick bound n="$n" H="$h"); p=""
-    d=""
+    go=$(pick generated variant="bench_step_h${h}_n${n}_own")
+    gb=$(pick generated variant="bench_step_h${h}_n${n}_blas" "corename=$blas_core")
+    [ -n "$go" ] && [ -n "$gb" ] || continue
+    r=$(pick reference n="$n" H="$h"); b=$(pick bound n="$n" H="$h" "corename=$blas_core")
+    kk=$(pick kernels n="$n" H="$h"); p=""; d=""
     [ $have_torch = 1 ] && p=$(pick torch mode=manual n="$n" H="$h" malloc=tuned) &&
       d=$(pick torch mode=manual n="$n" H="$h" malloc=default)
-    awk -v h="$h" -v n="$n" -v g="$(us "$g")" -v gf="$(field "$g" gflops)" -v peak="$peak" \
-        -v r="$(us "$r")" -v b="$(us "$b")" -v p="$([ -n "$p" ] && us "$p")" \
-        -v og="$(field "$g" other_cpu)" -v orf="$(field "$r" other_cpu)" -v ob="$(field "$b" other_cpu)" \
-        -v op="$([ -n "$p" ] && field "$p" other_cpu)" -v d="$([ -n "$d" ] && us "$d")" \
+    # --gemm=auto's rule (emit_c.c, own_gemm): own kernels unless A has more than 2^18 elements and
+    # C more than 64 columns; of the step's six products only embcat @ W1 (A [n, 30], C [n, H]) can.
+    awk -v h="$h" -v n="$n" -v go="$(us "$go")" -v gb="$(us "$gb")" -v flops="$(field "$go" flops)" -v peak="$peak" \
+        -v r="$(us "$r")" -v b="$(us "$b")" -v kk="$(us "$kk")" -v p="$([ -n "$p" ] && us "$p")" \
+        -v o1="$(field "$go" other_cpu)" -v o2="$(field "$gb" other_cpu)" -v o3="$(field "$r" other_cpu)" \
+        -v o4="$(field "$b" other_cpu)" -v op="$([ -n "$p" ] && field "$p" other_cpu)" -v d="$([ -n "$d" ] && us "$d")" \
         -v od="$([ -n "$d" ] && field "$d" other_cpu)" 'BEGIN {
-      o = og; if (orf > o) o = orf; if (ob > o) o = ob; if (op != "" && op > o) o = op; if (od != "" && od > o) o = od
-      printf "| %4d | %4d | %10.1f | %9.0f | %7.2f | %5.1f%% | %10.1f | %7.2f | %10.1f | %7.2f | %10s | %6s | %11s | %5.2f |\n",
-        h, n, g, 1e6 / g, gf, 100 * gf / peak, b, g / b, r, r / g,
+      own = n * 30 <= 262144 || h <= 64
+      g = own ? go : gb
+      gf = flops / (g * 1e3)
+      o = o1; if (o2 > o) o = o2; if (o3 > o) o = o3; if (o4 > o) o = o4
+      if (op != "" && op > o) o = op; if (od != "" && od > o) o = od
+      printf "| %4d | %4d | %9.1f | %9.1f | %4s %10.1f | %7.2f | %5.1f%% | %9.1f | %9.1f | %7.2f | %10.1f | %7.2f | %10s | %6s | %11s | %5.2f |\n",
+        h, n, go, gb, (own ? "own" : "blas"), g, gf, 100 * gf / peak, kk, b, g / b, r, r / g,
         (p == "" ? "-" : sprintf("%.1f", p)), (p == "" ? "-" : sprintf("%.2f", p / g)),
         (d == "" ? "-" : sprintf("%.1f", d)), o
     }'

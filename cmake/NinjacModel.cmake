@@ -6,7 +6,7 @@
 # Like protobuf_generate or BISON_TARGET; the generated files land in
 # ${CMAKE_CURRENT_BINARY_DIR}/ninjac/<target>/.
 # (.ninja specs have nothing to do with the Ninja build system.)
-option(NINJAC_NATIVE "compile generated models for this machine's CPU (-march=native)" ON)
+option(NINJAC_NATIVE "compile generated models for this machine's CPU (-march=native)" ON)   # (a no-op if set already)
 
 function(ninjac_add_model target spec)
   cmake_parse_arguments(PARSE_ARGV 2 ARG "" "" "DEFINES;OPTIONS")

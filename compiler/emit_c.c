@@ -283,18 +283,24 @@ static void gemm(E *e, int indent, bool ta, bool tb, const char *M, const char *
 
 static const char *ll(int64_t v) { return arena_printf("%lld", (long long)v); }
 
-/* -O multiplies small matrices with runtime/ninjac_kernels.h, whose
- * kernels the C compiler specialises to each call's constant shape; a BLAS
- * wins once a product is big enough to pay for its packing (measured by
- * bench/run.sh's sweep). f64 builds serve finite differences: BLAS. */
-#define OWN_GEMM_MAX (1 << 22)   /* multiply-adds of the largest product the own kernels take */
-
-static bool own_gemm(const E *e, const Op *matmul) {
-    const Tensor *a = matmul->in[0], *b = matmul->in[1];
+/* -O multiplies matrices with runtime/ninjac_kernels.h, whose kernels the
+ * C compiler specialises to each call's constant shape, unless a BLAS is
+ * faster: the kernels read A once per panel of 32 columns of C, so they
+ * lose once A outgrows the core's L2 cache and C has many panels (bench/:
+ * own kernels win at every size of the sweep, a BLAS at 1024^3 and up).
+ * f64 builds serve finite differences: BLAS. */
+static bool own_gemm(const E *e, int64_t M, int64_t N, int64_t K) {
     if (e->opt->f64 || !e->plan->fused || e->opt->gemm == GEMM_BLAS)
         return false;
-    int64_t madds = tensor_numel(a) / b->shape[0] * b->shape[0] * b->shape[1];
-    return e->opt->gemm == GEMM_OWN || madds <= OWN_GEMM_MAX;
+    return e->opt->gemm == GEMM_OWN || M * K <= (1 << 18) || N <= 64;
+}
+
+/* The three products of a matmul: forward (operand -1) and the gradient of
+ * each operand, as the kernels see them: C[M][N] = A'[M][K] @ B[K][N]. */
+static bool own_matmul(const E *e, const Op *op, int operand) {
+    const Tensor *a = op->in[0], *b = op->in[1];
+    int64_t rows = tensor_numel(a) / b->shape[0], k = b->shape[0], n = b->shape[1];
+    return operand < 0 ? own_gemm(e, rows, n, k) : operand == 0 ? own_gemm(e, rows, k, n) : own_gemm(e, k, n, rows);
 }
 
 /* nj_gemm(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate): C (+)= A' @ B */
@@ -307,7 +313,7 @@ static void own(E *e, const char *M, const char *N, const char *K, const char *A
 static void forward_matmul(E *e, const Op *op) {
     const Tensor *a = op->in[0], *b = op->in[1], *y = op->out;
     const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
-    if (own_gemm(e, op))
+    if (own_matmul(e, op, -1))
         own(e, M, N, K, ptr(e, a), K, "1", ptr(e, b), N, ptr(e, y), N, false);
     else
         gemm(e, 1, false, false, M, N, K, ptr(e, a), K, ptr(e, b), N, false, ptr(e, y), N);
@@ -586,7 +592,7 @@ static void backward_special(E *e, const Grad *gr) {
         bool acc = e->acc[0] == '+';
         if (gr->operand == 0) {
             out(e, 1, "// d%s %s d%s @ %s^T\n", a->name, e->acc, y->name, b->name);
-            if (own_gemm(e, op)) {   /* the kernels take B^T as rows: transpose B first */
+            if (own_matmul(e, op, 0)) {   /* the kernels take B^T as rows: transpose B first */
                 out(e, 1, "nj_transpose(%s, %s, %s, g->mm_scratch);\n", K, N, ptr(e, b));
                 own(e, M, K, N, gptr(e, y), N, "1", "g->mm_scratch", K, gptr(e, a), K, acc);
             } else {
@@ -594,7 +600,7 @@ static void backward_special(E *e, const Grad *gr) {
             }
         } else {
             out(e, 1, "// d%s %s %s^T @ d%s\n", b->name, e->acc, a->name, y->name);
-            if (own_gemm(e, op))
+            if (own_matmul(e, op, 1))
                 own(e, K, N, M, ptr(e, a), "1", K, gptr(e, y), N, gptr(e, b), N, acc);
             else
                 gemm(e, 1, true, false, K, N, M, ptr(e, a), K, gptr(e, y), N, acc, gptr(e, b), N);
@@ -755,7 +761,7 @@ static void struct_grads(E *e, const char *id) {
     int64_t scratch = 0;   /* B^T of the largest A @ B^T the own kernels compute */
     for (int i = 0; i < e->bw->grads.len; i++) {
         const Grad *gr = e->bw->grads.items[i];
-        if (gr->op->kind == OP_MATMUL && gr->operand == 0 && own_gemm(e, gr->op) &&
+        if (gr->op->kind == OP_MATMUL && gr->operand == 0 && own_matmul(e, gr->op, 0) &&
             tensor_numel(gr->op->in[1]) > scratch)
             scratch = tensor_numel(gr->op->in[1]);
     }
@@ -1316,7 +1322,8 @@ static void emit_source(E *e, const char *id) {
     bool kernels = false;
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
-        kernels |= (op->kind == OP_MATMUL && own_gemm(e, op)) || (op->kind == OP_TANH && e->fast_math);
+        kernels |= (op->kind == OP_MATMUL && (own_matmul(e, op, -1) || own_matmul(e, op, 0) || own_matmul(e, op, 1))) ||
+                   (op->kind == OP_TANH && e->fast_math);
     }
     if (kernels)
         out(e, 0, "#include \"ninjac_kernels.h\"\n\n");

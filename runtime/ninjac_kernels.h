@@ -7,7 +7,9 @@
  * call inlines into a kernel specialised to its shape. With AVX-512 the
  * kernel keeps a tile of C in registers (up to 8 rows by 32 columns) and
  * streams rows of B through it, masking the ragged right edge; without
- * it, plain loops the compiler vectorises.
+ * it, plain loops the compiler vectorises. There is no blocking over K, so
+ * a BLAS is faster for big square products (A read once per band of
+ * columns from beyond L2), which ninjac's --gemm=auto takes into account.
  *
  *   nj_gemm(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate)
  *       C[M][N] (+)= A'[M][K] @ B[K][N],  A'(i, k) = A[i * a_row + k * a_col]
@@ -79,11 +81,11 @@ NJ_TILE(4, 1)
 NJ_TILE(2, 1)
 NJ_TILE(1, 1)
 
-/* ROWS rows of C, all its columns: 32 at a time, the last 16 or fewer by one vector. */
+/* ROWS rows of C, columns j0 .. N-1: 32 at a time, the last 16 or fewer by one vector. */
 #define NJ_ROWS(ROWS)                                                                                        \
     NJ_INLINE void nj_rows_##ROWS(int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,            \
-                                  const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {  \
-        int j0 = 0;                                                                                          \
+                                  const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int j0,            \
+                                  int accumulate) {                                                          \
         for (; N - j0 > 16; j0 += 32)                                                                        \
             nj_tile_##ROWS##x2(N, K, A, a_row, a_col, B, ldb, C, ldc, j0, accumulate);                       \
         if (j0 < N)                                                                                          \
@@ -95,21 +97,37 @@ NJ_ROWS(4)
 NJ_ROWS(2)
 NJ_ROWS(1)
 
+/* Floats of B that stay in the core's L2 cache while the rows of A stream
+ * past them (Zen 4 has 1 MB; a quarter of it left for A and C). */
+#define NJ_L2_FLOATS (192 * 1024)
+
+/* Rows of C in blocks of 8 (then 4, 2, 1), each over a block of columns
+ * whose rows of B fit in L2: all of B for the products of a training step,
+ * so that A and C stream once in order; for a big B, bands of 32 or more
+ * columns, so that B is read once and A once per band. */
 NJ_INLINE void nj_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
                        ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
-    int i = 0;
-    for (; i + 8 <= M; i += 8)
-        nj_rows_8(N, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, accumulate);
-    if (M - i >= 4) {
-        nj_rows_4(N, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, accumulate);
-        i += 4;
+    int band = N;
+    if ((ptrdiff_t)K * N > NJ_L2_FLOATS) {
+        band = NJ_L2_FLOATS / (K > 0 ? K : 1) / 32 * 32;
+        band = band < 32 ? 32 : band;
     }
-    if (M - i >= 2) {
-        nj_rows_2(N, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, accumulate);
-        i += 2;
+    for (int c0 = 0; c0 < N; c0 += band) {
+        int end = N - c0 < band ? N : c0 + band;
+        int i = 0;
+        for (; i + 8 <= M; i += 8)
+            nj_rows_8(end, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, c0, accumulate);
+        if (M - i >= 4) {
+            nj_rows_4(end, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, c0, accumulate);
+            i += 4;
+        }
+        if (M - i >= 2) {
+            nj_rows_2(end, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, c0, accumulate);
+            i += 2;
+        }
+        if (M - i >= 1)
+            nj_rows_1(end, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, c0, accumulate);
     }
-    if (M - i >= 1)
-        nj_rows_1(N, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, accumulate);
 }
 
 #else /* no AVX-512: loops in the order that lets a compiler vectorise over j */
@@ -147,10 +165,51 @@ NJ_INLINE float nj_tanhf(float x) {
     return x > 9.0f ? 1.0f : x < -9.0f ? -1.0f : y;
 }
 
+#if defined(__AVX512F__)
+/* The 16 x 16 block r[0..15] (one row a register) transposed in place:
+ * pairs of rows interleaved, then pairs of pairs, then 128-bit lanes
+ * gathered across the four groups of four rows. */
+NJ_INLINE void nj_transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int k = 0; k < 16; k += 2) {
+        t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);       /* per lane: a0 b0 a1 b1 */
+        t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);   /*           a2 b2 a3 b3 */
+    }
+    for (int g = 0; g < 16; g += 4)                      /* u[g + c]: column c of rows g..g+3, per lane */
+        for (int h = 0; h < 2; h++) {
+            __m512d lo = _mm512_castps_pd(t[g + h]), hi = _mm512_castps_pd(t[g + 2 + h]);
+            u[g + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi));
+            u[g + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi));
+        }
+    for (int c = 0; c < 4; c++) {                        /* lane L of u[4 g + c] is column 4 L + c */
+        __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), b = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        __m512 d = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD), e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+        r[c] = _mm512_shuffle_f32x4(a, b, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(a, b, 0xDD);
+        r[4 + c] = _mm512_shuffle_f32x4(d, e, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(d, e, 0xDD);
+    }
+}
+
+/* In 16 x 16 blocks through registers; masks cut the ragged edges. */
+NJ_INLINE void nj_transpose(int R, int C, const float *src, float *dst) {
+    for (int i0 = 0; i0 < R; i0 += 16)
+        for (int j0 = 0; j0 < C; j0 += 16) {
+            __mmask16 cols = nj_lanes(C - j0), rows = nj_lanes(R - i0);
+            __m512 r[16];
+            for (int k = 0; k < 16; k++)
+                r[k] = k < R - i0 ? _mm512_maskz_loadu_ps(cols, src + (ptrdiff_t)(i0 + k) * C + j0) : _mm512_setzero_ps();
+            nj_transpose16(r);
+            for (int k = 0; k < 16 && k < C - j0; k++)
+                _mm512_mask_storeu_ps(dst + (ptrdiff_t)(j0 + k) * R + i0, rows, r[k]);
+        }
+}
+#else
 NJ_INLINE void nj_transpose(int R, int C, const float *src, float *dst) {
     for (int i = 0; i < R; i++)
         for (int j = 0; j < C; j++)
             dst[j * R + i] = src[i * C + j];
 }
+#endif
 
 #endif

@@ -112,6 +112,28 @@ static void edges(void) {
     }
 }
 
+/* Every shape up to 40 x 40: dst is exactly src^T, and nothing past the
+ * end of dst is written. */
+static void transposes(void) {
+    float src[40 * 40], dst[40 * 40 + 16];
+    for (int R = 1; R <= 40; R++)
+        for (int C = 1; C <= 40; C++) {
+            fill(src, R * C);
+            for (int i = 0; i < 40 * 40 + 16; i++)
+                dst[i] = 1234.5f;
+            nj_transpose(R, C, src, dst);
+            int bad = 0;
+            for (int i = 0; i < R; i++)
+                for (int j = 0; j < C; j++)
+                    bad += dst[j * R + i] != src[i * C + j];
+            for (int i = R * C; i < 40 * 40 + 16; i++)
+                bad += dst[i] != 1234.5f;
+            if (bad)
+                fprintf(stderr, "transpose %d x %d: %d wrong elements\n", R, C, bad);
+            CHECK(bad == 0);
+        }
+}
+
 /* nj_tanhf within 6 ulp of tanh computed in double, on every 7th float
  * of [0, 10] (and its negative), and the special values. */
 static void tanh_accuracy(void) {
@@ -140,6 +162,7 @@ static void tanh_accuracy(void) {
 }
 
 int main(int argc, char **argv) {
-    static const TestCase cases[] = {{"products", products}, {"edges", edges}, {"tanh_accuracy", tanh_accuracy}};
+    static const TestCase cases[] = {{"products", products}, {"edges", edges}, {"transposes", transposes},
+                                     {"tanh_accuracy", tanh_accuracy}};
     return run_named_case(cases, sizeof cases / sizeof *cases, argc, argv);
 }
