@@ -1385,12 +1385,28 @@ static void mark_dependencies(Model *m) {
     }
 }
 
+/* Forgets the ops from index `ops` on and the tensors they made (from
+ * index `tensors` on; a declared input or param made after them stays). */
+static void drop_ops_since(Model *m, int ops, int tensors) {
+    m->ops.len = ops;
+    int kept = tensors;
+    for (int i = tensors; i < m->tensors.len; i++) {
+        Tensor *t = m->tensors.items[i];
+        if (t->kind != T_ACT) {
+            t->id = kept;
+            m->tensors.items[kept++] = t;
+        }
+    }
+    m->tensors.len = kept;
+}
+
 void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
     Ctx c = {.m = m};
     Vec inits = {0};
     m->src = prog->src;
     for (int i = 0; i < prog->stmts.len; i++) {
         const Stmt *s = prog->stmts.items[i];
+        int ops = m->ops.len, tensors = m->tensors.len;
         c.stmt = s;
         switch (s->kind) {
         case S_DIM: declare_dim(&c, s, defs, ndefs); break;
@@ -1398,6 +1414,11 @@ void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
         case S_PARAM: declare_param(&c, s, &inits); break;
         case S_ASSIGN: assign(&c, s); break;
         }
+        /* Ops made on the way to a number (p.log().shape[0], a shape in a
+         * declaration) compute nothing anyone reads: drop them. */
+        Sym *bound = sym_find(&c.syms, s->name);
+        if (!bound || bound->kind != SYM_TENSOR || s->kind != S_ASSIGN)
+            drop_ops_since(m, ops, tensors);
         /* A line binds its name unless it failed, and it failed only after
          * an error (its own or one it depends on). */
         if (m->ops.len > MAX_OPS) {

@@ -6,6 +6,7 @@
  * Dataset owns its X/Y arrays until data_free, and on error nothing is left
  * allocated and the Dataset is zeroed. */
 #include "data.h"
+#include "message.h"
 
 #include "rng.h"
 
@@ -18,20 +19,6 @@
 
 #define END_TOKEN '.'
 
-/* Writes "PATH: message" (line == 0) or "PATH:LINE: message" into err and
- * returns -1. */
-static int fail_at(char *err, size_t errlen, const char *path, long line, const char *fmt, ...) {
-    if (!err || !errlen) return -1;
-    int n = line > 0 ? snprintf(err, errlen, "%s:%ld: ", path, line) : snprintf(err, errlen, "%s: ", path);
-    if (n >= 0 && (size_t)n < errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 typedef struct {
     const char *path;
     char *err;
@@ -42,7 +29,7 @@ typedef struct {
     int nwords;
 } Loader;
 
-#define LFAIL(l, line, ...) fail_at((l)->err, (l)->errlen, (l)->path, (line), __VA_ARGS__)
+#define LFAIL(l, line, ...) nj_fail((l)->err, (l)->errlen, (l)->path, (line), __VA_ARGS__)
 
 static int read_whole_file(Loader *l) {
     FILE *fp = fopen(l->path, "rb");

@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "safetensors.h"
+#include "message.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,20 +67,7 @@ int64_t st_numel(const StTensor *t) {
     return n;
 }
 
-/* Writes "PATH: message" into err (if any) and returns -1 so callers can
- * `return fail(...)`. */
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) {
-    if (err && errlen) {
-        int n = snprintf(err, errlen, "%s: ", path ? path : "(null)");
-        if (n >= 0 && (size_t)n < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return -1;
-}
+#define fail(err, errlen, path, ...) nj_fail((err), (errlen), (path), 0, __VA_ARGS__)
 
 /* Byte size of a tensor, or -1 if it overflows int64 (no file can hold it). */
 static int64_t tensor_bytes(StDtype dtype, int rank, const int64_t *shape) {

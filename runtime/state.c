@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "message.h"
 #include "safetensors.h"
+
+#define fail(err, errlen, path, ...) nj_fail((err), (errlen), (path), 0, __VA_ARGS__)
 
 #define FORMAT_PARAMS "ninjac-params"
 #define FORMAT_CHECKPOINT "ninjac-checkpoint"
@@ -79,9 +82,6 @@ static void add_tensor(StWriter *w, const char *name, const NjTensor *t, const v
     st_add(w, name, ST_F32, t->rank, shape, at((void *)base, t->offset));
 }
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 int state_save(const State *s, const char *path, bool checkpoint, char *err, size_t errlen) {
     const NinjacModel *m = s->m;
     StWriter *w = st_writer_new();
@@ -117,15 +117,6 @@ int state_save(const State *s, const char *path, bool checkpoint, char *err, siz
     return rc;
 }
 
-static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) {
-    int n = snprintf(err, errlen, "%s: ", path);
-    va_list ap;
-    va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < errlen)
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static const char *shape_text(char *buf, size_t len, int rank, const int64_t *shape64, const int *shape32) {
     size_t used = (size_t)snprintf(buf, len, "[");
