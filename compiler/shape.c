@@ -640,8 +640,6 @@ static Val arith(Ctx *c, int op, Val a, Val b, Node *n) {
                  (ta && ta->dtype == DT_INT ? ta : tb)->name);
         return ERR;
     }
-    if (!ta && !tb)
-        return fold(op, a.s, b.s, n->op_loc);
     if (op == '@') {
         if (!ta || !tb) {
             error_at(n->op_loc, "@ needs two tensors");
@@ -649,6 +647,8 @@ static Val arith(Ctx *c, int op, Val a, Val b, Node *n) {
         }
         return matmul(c, ta, tb, n->op_loc);
     }
+    if (!ta && !tb)
+        return fold(op, a.s, b.s, n->op_loc);
     if (ta && tb) {
         static const OpKind kinds[128] = {['+'] = OP_ADD, ['-'] = OP_SUB, ['*'] = OP_MUL, ['/'] = OP_DIV};
         if (op == 'F' || op == 'P') {
