@@ -41,6 +41,7 @@ blas_libs=$(awk -F= '/^BLAS_LIBRARIES:/ { print $2 }' "$BUILD/CMakeCache.txt" | 
 cc -g -O3 -fno-math-errno -march=native -Iruntime -I"$W" "$W/mlp_bn_fused.c" "$W/main.c" \
   "$BUILD/bench/libninjac_bench_step.a" "$BUILD/runtime/libninjac_runtime.a" ${blas_libs:--lopenblas} -ljansson -lm \
   -o "$W/step"
+export OPENBLAS_NUM_THREADS=1   # no idle pool thread in the samples
 "$W/step" > "$W/time.txt"
 us=$(sed -n 's/.* us_med=\([0-9.]*\).*/\1/p' "$W/time.txt")
 perf record -q -o "$W/perf.data" "$W/step" --reps 40 > /dev/null 2>&1

@@ -401,7 +401,7 @@ report() {
       awk -v t="$2" -v kb="$(field "$line" maxrss_kb)" -v ms="$(field "$line" ms_med)" \
         'BEGIN { printf "| %s | %.1f MiB | %.1f s |\n", t, kb / 1024, ms / 1000 }'
     }
-    ex train "mlp_bn_fused train --steps 200000 --samples 0 --plot \"\" (no eval)"
+    ex train "mlp_bn_fused train --steps 200000 --samples 0 --plot \"\" (training, calibration, train and val loss)"
     ex eval "mlp_bn_fused eval --split all (calibrates over the training set, then train/val/test)"
     ex torch-import "python3 -c 'import torch' (PyTorch's floor)"
     ex torch-train "torch_step.py train: notebook's exercise 4 in PyTorch, 200000 steps + calibration + 3 splits (whole splits at once, as the notebook)"
