@@ -79,8 +79,20 @@ static const char *numel_range(E *e, const Tensor *t, int from, int to) {
     return fixed == 1 ? "rows" : arena_printf("rows * %lld", (long long)fixed);
 }
 
-static const char *aux_name(const Tensor *t, const char *what) {
-    return arena_printf("%s_%s", t->name, what);
+/* An op's aux array is named after its output (loss_probs), made unique
+ * against the spec's names: both are members of the same struct. */
+static bool tensor_named(const Model *m, const char *name) {
+    for (int i = 0; i < m->tensors.len; i++)
+        if (!strcmp(((Tensor *)m->tensors.items[i])->name, name))
+            return true;
+    return false;
+}
+
+static const char *aux_name(const E *e, const Tensor *t, const char *what) {
+    const char *name = arena_printf("%s_%s", t->name, what);
+    while (tensor_named(e->m, name))
+        name = arena_printf("%s_", name);
+    return name;
 }
 
 static const char *base(E *e, const Tensor *t) {
@@ -104,12 +116,12 @@ static const char *indexed(const char *b, int rank, const char *const *idx) {
 /* An op's auxiliary array (a var's mean, a max's argmax, softmax
  * probabilities) lives beside its output: in acts, or in the workspace. */
 static const char *aux_ref(E *e, const Tensor *t, const char *what, const char *const *idx) {
-    return indexed(arena_printf("%s->%s", e->infer ? "w" : "a", aux_name(t, what)), t->rank, idx);
+    return indexed(arena_printf("%s->%s", e->infer ? "w" : "a", aux_name(e, t, what)), t->rank, idx);
 }
 
 /* cross_entropy keeps the softmax of its logits, named after its output. */
 static const char *probs_ref(E *e, const Op *op, const char *const *idx) {
-    return indexed(arena_printf("%s->%s", e->infer ? "w" : "a", aux_name(op->out, "probs")), op->in[0]->rank, idx);
+    return indexed(arena_printf("%s->%s", e->infer ? "w" : "a", aux_name(e, op->out, "probs")), op->in[0]->rank, idx);
 }
 
 static bool is_local(const E *e, const Tensor *t) { return e->fused && e->plan->local[t->id]; }
@@ -136,12 +148,16 @@ static const char *gptr(E *e, const Tensor *t) {
     return ptr_of(arena_printf("g->d%s", t->name), t->rank);
 }
 
-/* The index of an operand broadcast against an out index (aligned right). */
+/* The index of an operand broadcast against an out index (aligned right).
+ * A dim of size 1 that meets the batch dim is broadcast even when the
+ * training batch is 1 too: inference runs on any number of rows. */
 static void broadcast_index(const Tensor *out, const Tensor *in, const char *const *out_idx,
                             const char **in_idx) {
     int offset = out->rank - in->rank;
-    for (int d = 0; d < in->rank; d++)
-        in_idx[d] = in->shape[d] == 1 && out->shape[d + offset] != 1 ? "0" : out_idx[d + offset];
+    for (int d = 0; d < in->rank; d++) {
+        bool spread = out->shape[d + offset] != 1 || (out->batch[d + offset] && !in->batch[d]);
+        in_idx[d] = in->shape[d] == 1 && spread ? "0" : out_idx[d + offset];
+    }
 }
 
 /* The out index of a reduction, from the index of its input. */
@@ -723,11 +739,11 @@ static const char *line_ref(const E *e, const Tensor *t) {
 /* The op's auxiliary arrays, declared beside its output. */
 static void decl_aux(E *e, const Op *op, bool chunked) {
     if (op->kind == OP_VAR && !shared_mean(e, op))
-        decl(e, e->real, aux_name(op->out, "mean"), op->out, chunked, " mean, for var");
+        decl(e, e->real, aux_name(e, op->out, "mean"), op->out, chunked, " mean, for var");
     else if (op->kind == OP_MAX)
-        decl(e, "int", aux_name(op->out, "argmax"), op->out, chunked, " where the max is");
+        decl(e, "int", aux_name(e, op->out, "argmax"), op->out, chunked, " where the max is");
     else if (op->kind == OP_CROSS_ENTROPY)
-        decl(e, e->real, aux_name(op->out, "probs"), op->in[0], chunked, " softmax of the logits, for the backward pass");
+        decl(e, e->real, aux_name(e, op->out, "probs"), op->in[0], chunked, " softmax of the logits, for the backward pass");
 }
 
 static bool runs_in_inference(const Op *op) { return !op->out->frozen; }
@@ -841,6 +857,11 @@ static void close_block(E *e, int inner) { out(e, inner - 1, "}\n"); }
 
 static void group_header(E *e, const Stmt *first, const Stmt *last, const Tensor *space, const char *prefix) {
     int a = loc_line(first->loc), b = loc_line(last->loc);
+    if (a > b) {   /* a backward group runs from its last line to its first */
+        int t = a;
+        a = b;
+        b = t;
+    }
     e->last_stmt = last;
     out(e, 1, "\n");
     out(e, 1, "// %s%s.ninja:%d%s%s, in one pass over %s:\n", prefix, e->m->src->name, a, a == b ? "" : "-",
@@ -916,8 +937,9 @@ static void backward_group(E *e, const Group *g) {
 }
 
 /* Names of the gradients kept in registers: d<name>, unless that is taken
- * (a C keyword, a name of the spec, the function's own names). */
-static bool name_taken(const E *e, const char *name) {
+ * (a C keyword, a name of the spec, the function's own names, another
+ * register's name). */
+static bool name_taken(const E *e, const char *name, int given) {
     static const char *const words[] = {
         "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
         "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short",
@@ -926,10 +948,10 @@ static bool name_taken(const E *e, const char *name) {
     for (int i = 0; words[i]; i++)
         if (!strcmp(words[i], name))
             return true;
-    for (int i = 0; i < e->m->tensors.len; i++)
-        if (!strcmp(((Tensor *)e->m->tensors.items[i])->name, name))
+    for (int i = 0; i < given; i++)   /* the register names given out so far */
+        if (e->dname[i] && !strcmp(e->dname[i], name))
             return true;
-    return false;
+    return tensor_named(e->m, name);
 }
 
 static void name_gradient_locals(E *e) {
@@ -939,7 +961,7 @@ static void name_gradient_locals(E *e) {
         if (!e->plan->dlocal[i])
             continue;
         const char *name = arena_printf("d%s", t->name);
-        while (name_taken(e, name))
+        while (name_taken(e, name, i))
             name = arena_printf("%s_", name);
         e->dname[i] = name;
     }
@@ -961,7 +983,11 @@ static void fn_forward(E *e, const char *id) {
             forward_group(e, g);
         else
             forward_op(e, e->m->ops.items[i]);
-        for (int k = 0; k < count; k++)   /* f64: a checker may nudge each named tensor */
+        /* f64: a checker may nudge each named tensor. After a fused group the
+         * nudge no longer reaches the group's later ops, so finite
+         * differences of intermediates are taken at -O0 (tests/fd); -O
+         * checks the params' gradients only. */
+        for (int k = 0; k < count; k++)
             fd_hook(e, ((Op *)e->m->ops.items[i + k])->out, &named);
         i += count;
     }
@@ -972,7 +998,7 @@ static void fn_forward(E *e, const char *id) {
 static void fn_backward(E *e, const char *id) {
     out(e, 0, "void %s_backward(const %s_params *restrict p, const int32_t *const *inputs, const %s_acts *restrict a,\n"
               "    %s_grads *restrict g) {\n", id, id, id, id);
-    out(e, 1, "(void)p;\n");
+    out(e, 1, "(void)p;\n    (void)a;\n");
     input_locals(e);
     if (e->opt->opt_level == 0)
         out(e, 1, "memset(g, 0, sizeof *g);\n");

@@ -195,6 +195,16 @@ static Val unary_op(Ctx *c, OpKind kind, Tensor *a, Scalar k, Loc loc) {
     return tensor_val(out);
 }
 
+/* Inference runs on any number of rows, so a dim that is the batch in one
+ * operand cannot meet a dim of fixed size in the other. */
+static Val batch_mismatch(const Tensor *fixed, int fixed_dim, const Tensor *rows, Loc loc) {
+    error_at(loc, "%s cannot line up with the batch rows of %s: its dim %d has a fixed size, but inference "
+             "runs on any number of rows", describe(fixed), describe(rows), fixed_dim);
+    if (!fixed->is_temp)
+        note_at(fixed->stmt ? fixed->stmt->name_loc : fixed->loc, "'%s' is defined here", fixed->name);
+    return ERR;
+}
+
 static Val binary_op(Ctx *c, OpKind kind, Tensor *a, Tensor *b, Loc loc, Loc a_loc, Loc b_loc) {
     int rank = a->rank > b->rank ? a->rank : b->rank;
     int64_t shape[MAX_RANK];
@@ -213,16 +223,8 @@ static Val binary_op(Ctx *c, OpKind kind, Tensor *a, Tensor *b, Loc loc, Loc a_l
         }
         shape[i] = da > db ? da : db;
         bool rows_a = ia >= 0 && a->batch[ia], rows_b = ib >= 0 && b->batch[ib];
-        if (da == db && da != 1 && rows_a != rows_b) {
-            const Tensor *fixed = rows_a ? b : a, *rows = rows_a ? a : b;
-            int fixed_dim = rows_a ? ib : ia;
-            error_at(rows_a ? b_loc : a_loc, "%s cannot line up with the batch rows of %s: its dim %d has a "
-                     "fixed size, but inference runs on any number of rows", describe(fixed), describe(rows),
-                     fixed_dim);
-            if (!fixed->is_temp)
-                note_at(fixed->stmt ? fixed->stmt->name_loc : fixed->loc, "'%s' is defined here", fixed->name);
-            return ERR;
-        }
+        if (da == db && da != 1 && rows_a != rows_b)
+            return rows_a ? batch_mismatch(b, ib, a, b_loc) : batch_mismatch(a, ia, b, a_loc);
         batch[i] = (rows_a && da == shape[i]) || (rows_b && db == shape[i]);
     }
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, loc);
@@ -607,6 +609,11 @@ static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
                  shape_str(b), (long long)a->shape[a->rank - 1], (long long)b->shape[0]);
         return ERR;
     }
+    if (b->batch[0] || a->batch[a->rank - 1] || b->batch[1]) {
+        error_at(loc, "%s @ %s: a matmul may not sum over, or make columns of, the batch dim "
+                 "(inference runs on any number of rows)", describe(a), describe(b));
+        return ERR;
+    }
     int64_t shape[MAX_RANK];
     bool batch[MAX_RANK];
     for (int i = 0; i < a->rank - 1; i++) {
@@ -745,6 +752,8 @@ static Val pick(Ctx *c, Tensor *x, Val rows, Tensor *target, Node *n) {
                  (long long)x->shape[0], describe(target));
         return ERR;
     }
+    if (!x->batch[0])
+        return batch_mismatch(x, 0, target, n->lhs->loc);
     if (target->bound > x->shape[1]) {
         error_at(n->args[1]->loc, "'%s' takes values in [0, %lld) but %s has only %lld columns",
                  target->name, (long long)target->bound, describe(x), (long long)x->shape[1]);
@@ -858,6 +867,8 @@ static Val cross_entropy(Ctx *c, Node *call) {
                  tv.t->name, (long long)tv.t->bound, (long long)logits->shape[1]);
         return ERR;
     }
+    if (!logits->batch[0])
+        return batch_mismatch(logits, 0, tv.t, arg[0]->loc);
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
     op->c = int_scalar(logits->shape[0]);
@@ -903,6 +914,10 @@ static Val cat(Ctx *c, Node *call) {
                      describe(parts[i]), describe(parts[0]), k);
             return ERR;
         }
+        for (int j = 0; j < parts[0]->rank; j++)
+            if (j != k && parts[i]->batch[j] != parts[0]->batch[j])
+                return parts[0]->batch[j] ? batch_mismatch(parts[i], j, parts[0], list->args[i]->loc)
+                                          : batch_mismatch(parts[0], j, parts[i], list->args[0]->loc);
         shape[k] += parts[i]->shape[k];
     }
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, parts[0]->rank, shape, parts[0]->batch, call->loc);
@@ -1072,7 +1087,44 @@ static bool reserved(const char *name) {
     return !strcmp(name, "torch") || !strcmp(name, "F") || !strcmp(name, "range");
 }
 
+/* Names the generated C would trip over: C's keywords, for any name (they
+ * become struct members); for inputs, which become local variables of the
+ * generated functions, also those functions' own identifiers and the
+ * library functions they call. */
+static bool in_list(const char *name, const char *const *list) {
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(list[i], name))
+            return true;
+    return false;
+}
+
+static bool c_keyword(const char *name) {
+    static const char *const words[] = {
+        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
+        "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
+        "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
+        "volatile", "while", "_Bool", "_Complex", "_Imaginary", "bool", "true", "false", NULL};
+    return in_list(name, words);
+}
+
+static bool generated_identifier(const char *name) {
+    static const char *const words[] = {
+        "i", "j", "k", "l", "m", "p", "a", "g", "s", "w", "rows", "stop", "inputs", "mx", "sum", "best",
+        "argmax", "dot", "exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf",
+        "memcpy", "memset", "calloc", "free", "cblas_sgemm", "cblas_dgemm", "nj_gemm", "nj_transpose",
+        "nj_tanhf", NULL};
+    return in_list(name, words);
+}
+
 static bool declare(Ctx *c, const char *name, Loc loc) {
+    if (c_keyword(name)) {
+        error_at(loc, "'%s' is a keyword of C, which ninjac writes: choose another name", name);
+        return false;
+    }
+    if (c->stmt->kind == S_INPUT && generated_identifier(name)) {
+        error_at(loc, "an input cannot be called '%s': the generated C uses that name itself", name);
+        return false;
+    }
     Sym *old = sym_find(&c->syms, name);
     if (old && old->kind == SYM_HIDDEN) {
         error_at(loc, "'%s' is a name ninjac gave a temporary of an earlier line; choose another", name);
@@ -1400,6 +1452,42 @@ static void drop_ops_since(Model *m, int ops, int tensors) {
     m->tensors.len = kept;
 }
 
+/* Temporaries nothing reads (made on the way to a number inside a tensor
+ * line, y = x * x.tanh().shape[1]) compute nothing: drop them and their
+ * ops. Named tensors stay, read or not: they are the user's. */
+static void drop_dead_temps(Model *m) {
+    bool *read = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    bool *dead = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    for (int i = m->ops.len - 1; i >= 0; i--) {
+        Op *op = m->ops.items[i];
+        if (op->out->is_temp && !read[op->out->id]) {
+            dead[op->out->id] = true;
+            continue;
+        }
+        for (int k = 0; k < op->nin; k++)
+            read[op->in[k]->id] = true;
+        for (int k = 0; k < op->nparts; k++)
+            read[op->parts[k]->id] = true;
+    }
+    int ops = 0, tensors = 0;
+    for (int i = 0; i < m->ops.len; i++) {
+        Op *op = m->ops.items[i];
+        if (!dead[op->out->id]) {
+            op->id = ops;
+            m->ops.items[ops++] = op;
+        }
+    }
+    for (int i = 0; i < m->tensors.len; i++) {
+        Tensor *t = m->tensors.items[i];
+        if (!dead[i]) {
+            t->id = tensors;
+            m->tensors.items[tensors++] = t;
+        }
+    }
+    m->ops.len = ops;
+    m->tensors.len = tensors;
+}
+
 void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
     Ctx c = {.m = m};
     Vec inits = {0};
@@ -1468,5 +1556,6 @@ void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
     if (logits && logits->kind == SYM_TENSOR && logits->tensor->rank == 2 &&
         logits->tensor->batch[0] && logits->tensor->kind == T_ACT)
         m->logits = logits->tensor;
+    drop_dead_temps(m);
     mark_dependencies(m);
 }

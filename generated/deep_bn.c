@@ -384,13 +384,14 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
 void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *inputs, const deep_bn_acts *restrict a,
     deep_bn_grads *restrict g) {
     (void)p;
+    (void)a;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
     const int32_t *Yb = inputs[1];
     (void)Yb;
     g->dloss = 1.0f;
     
-    // backprop through deep_bn.ninja:90-88, in one pass over [n=32, 27]:
+    // backprop through deep_bn.ninja:88-90, in one pass over [n=32, 27]:
     memset(&g->dbeta6[0], 0, sizeof(float) * 27);
     memset(&g->dgamma6[0], 0, sizeof(float) * 27);
     memset(&g->dh6hat_t3[0][0], 0, sizeof(float) * 27);
@@ -416,7 +417,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbn6var[i][j] = dh6hat_t2;
         }
     
-    // backprop through deep_bn.ninja:88-87, in one pass over [n=32, 27]:
+    // backprop through deep_bn.ninja:87-88, in one pass over [n=32, 27]:
     memset(&g->dbn6mean[0][0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
@@ -442,7 +443,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW6 = h5^T @ dh6pre
     nj_gemm(100, 27, 32, &a->h5[0][0], 1, 100, &g->dh6pre[0][0], 27, &g->dW6[0][0], 27, 0);
     
-    // backprop through deep_bn.ninja:83-81, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:81-83, in one pass over [n=32, 100]:
     memset(&g->dbeta5[0], 0, sizeof(float) * 100);
     memset(&g->dgamma5[0], 0, sizeof(float) * 100);
     memset(&g->dh5hat_t3[0][0], 0, sizeof(float) * 100);
@@ -468,7 +469,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbn5var[i][j] = dh5hat_t2;
         }
     
-    // backprop through deep_bn.ninja:81-80, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:80-81, in one pass over [n=32, 100]:
     memset(&g->dbn5mean[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
@@ -494,7 +495,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW5 = h4^T @ dh5pre
     nj_gemm(100, 100, 32, &a->h4[0][0], 1, 100, &g->dh5pre[0][0], 100, &g->dW5[0][0], 100, 0);
     
-    // backprop through deep_bn.ninja:76-74, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:74-76, in one pass over [n=32, 100]:
     memset(&g->dbeta4[0], 0, sizeof(float) * 100);
     memset(&g->dgamma4[0], 0, sizeof(float) * 100);
     memset(&g->dh4hat_t3[0][0], 0, sizeof(float) * 100);
@@ -520,7 +521,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbn4var[i][j] = dh4hat_t2;
         }
     
-    // backprop through deep_bn.ninja:74-73, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:73-74, in one pass over [n=32, 100]:
     memset(&g->dbn4mean[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
@@ -546,7 +547,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW4 = h3^T @ dh4pre
     nj_gemm(100, 100, 32, &a->h3[0][0], 1, 100, &g->dh4pre[0][0], 100, &g->dW4[0][0], 100, 0);
     
-    // backprop through deep_bn.ninja:69-67, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:67-69, in one pass over [n=32, 100]:
     memset(&g->dbeta3[0], 0, sizeof(float) * 100);
     memset(&g->dgamma3[0], 0, sizeof(float) * 100);
     memset(&g->dh3hat_t3[0][0], 0, sizeof(float) * 100);
@@ -572,7 +573,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbn3var[i][j] = dh3hat_t2;
         }
     
-    // backprop through deep_bn.ninja:67-66, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:66-67, in one pass over [n=32, 100]:
     memset(&g->dbn3mean[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
@@ -598,7 +599,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW3 = h2^T @ dh3pre
     nj_gemm(100, 100, 32, &a->h2[0][0], 1, 100, &g->dh3pre[0][0], 100, &g->dW3[0][0], 100, 0);
     
-    // backprop through deep_bn.ninja:62-60, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:60-62, in one pass over [n=32, 100]:
     memset(&g->dbeta2[0], 0, sizeof(float) * 100);
     memset(&g->dgamma2[0], 0, sizeof(float) * 100);
     memset(&g->dh2hat_t3[0][0], 0, sizeof(float) * 100);
@@ -624,7 +625,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbn2var[i][j] = dh2hat_t2;
         }
     
-    // backprop through deep_bn.ninja:60-59, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:59-60, in one pass over [n=32, 100]:
     memset(&g->dbn2mean[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
@@ -650,7 +651,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW2 = h1^T @ dh2pre
     nj_gemm(100, 100, 32, &a->h1[0][0], 1, 100, &g->dh2pre[0][0], 100, &g->dW2[0][0], 100, 0);
     
-    // backprop through deep_bn.ninja:55-53, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:53-55, in one pass over [n=32, 100]:
     memset(&g->dbeta1[0], 0, sizeof(float) * 100);
     memset(&g->dgamma1[0], 0, sizeof(float) * 100);
     memset(&g->dh1hat_t3[0][0], 0, sizeof(float) * 100);
@@ -676,7 +677,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbn1var[i][j] = dh1hat_t2;
         }
     
-    // backprop through deep_bn.ninja:53-52, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:52-53, in one pass over [n=32, 100]:
     memset(&g->dbn1mean[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {

@@ -77,13 +77,14 @@ void mlp_forward(const mlp_params *restrict p, const int32_t *const *inputs, mlp
 void mlp_backward(const mlp_params *restrict p, const int32_t *const *inputs, const mlp_acts *restrict a,
     mlp_grads *restrict g) {
     (void)p;
+    (void)a;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
     const int32_t *Yb = inputs[1];
     (void)Yb;
     g->dloss = 1.0f;
     
-    // backprop through mlp.ninja:29-28, in one pass over [n=32, 27]:
+    // backprop through mlp.ninja:28-29, in one pass over [n=32, 27]:
     memset(&g->db2[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
@@ -101,7 +102,7 @@ void mlp_backward(const mlp_params *restrict p, const int32_t *const *inputs, co
     // dW2 = h^T @ dlogits_t1
     nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp.ninja:27-26, in one pass over [n=32, 200]:
+    // backprop through mlp.ninja:26-27, in one pass over [n=32, 200]:
     memset(&g->db1[0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {

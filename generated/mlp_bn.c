@@ -159,6 +159,7 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
 void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inputs, const mlp_bn_acts *restrict a,
     mlp_bn_grads *restrict g) {
     (void)p;
+    (void)a;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
     const int32_t *Yb = inputs[1];
@@ -176,7 +177,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         g->dlogprobs[i][Yb[i]] += g->dloss_t1[i];
     
-    // backprop through mlp_bn.ninja:48-47, in one pass over [n=32, 27]:
+    // backprop through mlp_bn.ninja:47-48, in one pass over [n=32, 27]:
     memset(&g->dcounts_sum_inv[0][0], 0, sizeof(float) * 32);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
@@ -193,7 +194,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
         for (int j = 0; j < 1; j++)
             g->dcounts_sum[i][j] = g->dcounts_sum_inv[i][j] * (-1.0f / (a->counts_sum[i][j] * a->counts_sum[i][j]));
     
-    // backprop through mlp_bn.ninja:45-43, in one pass over [n=32, 27]:
+    // backprop through mlp_bn.ninja:43-45, in one pass over [n=32, 27]:
     memset(&g->dlogit_maxes[0][0], 0, sizeof(float) * 32);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
@@ -206,7 +207,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
             g->dlogit_maxes[i][0] += -dnorm_logits;
         }
     
-    // backprop through mlp_bn.ninja:42-40, in one pass over [n=32, 27]:
+    // backprop through mlp_bn.ninja:40-42, in one pass over [n=32, 27]:
     memset(&g->db2[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
@@ -225,7 +226,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     // dW2 = h^T @ dlogits_t1
     nj_gemm(64, 27, 32, &a->h[0][0], 1, 64, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp_bn.ninja:38-35, in one pass over [n=32, 64]:
+    // backprop through mlp_bn.ninja:35-38, in one pass over [n=32, 64]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 64);
     memset(&g->dbngain[0][0], 0, sizeof(float) * 64);
     memset(&g->dbnvar_inv[0][0], 0, sizeof(float) * 64);
@@ -243,7 +244,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
             g->dbnvar_inv[0][j] += dbnraw * a->bndiff[i][j];
         }
     
-    // backprop through mlp_bn.ninja:34-33, in one pass over [1, 64]:
+    // backprop through mlp_bn.ninja:33-34, in one pass over [1, 64]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++) {
             // :34 bnvar_inv = (bnvar + 1e-5)**-0.5
@@ -253,7 +254,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
             g->dbnvar_t1[i][j] = dbnvar * 0.0322580636f;
         }
     
-    // backprop through mlp_bn.ninja:33-31, in one pass over [n=32, 64]:
+    // backprop through mlp_bn.ninja:31-33, in one pass over [n=32, 64]:
     memset(&g->dbnmeani[0][0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -272,7 +273,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
         for (int j = 0; j < 64; j++)
             g->dbnmeani_t1[i][j] = g->dbnmeani[i][j] * 0.03125f;
     
-    // backprop through mlp_bn.ninja:30-28, in one pass over [n=32, 64]:
+    // backprop through mlp_bn.ninja:28-30, in one pass over [n=32, 64]:
     memset(&g->db1[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {

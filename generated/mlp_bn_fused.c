@@ -117,13 +117,14 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
 void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t *const *inputs, const mlp_bn_fused_acts *restrict a,
     mlp_bn_fused_grads *restrict g) {
     (void)p;
+    (void)a;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     (void)Xb;
     const int32_t *Yb = inputs[1];
     (void)Yb;
     g->dloss = 1.0f;
     
-    // backprop through mlp_bn_fused.ninja:36-35, in one pass over [n=32, 27]:
+    // backprop through mlp_bn_fused.ninja:35-36, in one pass over [n=32, 27]:
     memset(&g->db2[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
@@ -141,7 +142,7 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     // dW2 = h^T @ dlogits_t1
     nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp_bn_fused.ninja:34-30, in one pass over [n=32, 200]:
+    // backprop through mlp_bn_fused.ninja:30-34, in one pass over [n=32, 200]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 200);
     memset(&g->dbngain[0][0], 0, sizeof(float) * 200);
     memset(&g->dbnvar_inv[0][0], 0, sizeof(float) * 200);
@@ -170,7 +171,7 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
             g->dbnvar[i][j] = dbnvar_inv_t1;
         }
     
-    // backprop through mlp_bn_fused.ninja:28-24, in one pass over [n=32, 200]:
+    // backprop through mlp_bn_fused.ninja:24-28, in one pass over [n=32, 200]:
     memset(&g->db1[0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {

@@ -34,6 +34,10 @@
 
 #define NJ_INLINE static inline __attribute__((always_inline))
 
+/* Floats of B that stay in the core's L2 cache while the rows of A stream
+ * past them (Zen 4 has 1 MB; a quarter of it left for A and C). */
+#define NJ_L2_FLOATS (192 * 1024)
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
@@ -96,10 +100,6 @@ NJ_ROWS(8)
 NJ_ROWS(4)
 NJ_ROWS(2)
 NJ_ROWS(1)
-
-/* Floats of B that stay in the core's L2 cache while the rows of A stream
- * past them (Zen 4 has 1 MB; a quarter of it left for A and C). */
-#define NJ_L2_FLOATS (192 * 1024)
 
 /* Rows of C in blocks of 8 (then 4, 2, 1), each over a block of columns
  * whose rows of B fit in L2: all of B for the products of a training step,

@@ -95,6 +95,36 @@ static void products(void) {
 #endif
 }
 
+/* A B too big for L2 (K * N > NJ_L2_FLOATS): nj_gemm walks bands of
+ * columns; every column, ragged last band included, must come out right. */
+static void bands(void) {
+    static const int shapes[][3] = {{9, 1000, 250}, {17, 777, 300}, {3, 2049, 97}};
+    for (int s = 0; s < 3; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        CHECK((long)K * N > NJ_L2_FLOATS);
+        float *A = malloc(sizeof(float) * (size_t)(M * K)), *At = malloc(sizeof(float) * (size_t)(M * K));
+        float *B = malloc(sizeof(float) * (size_t)(K * N));
+        float *C = malloc(sizeof(float) * (size_t)(M * N)), *C0 = malloc(sizeof(float) * (size_t)(M * N));
+        fill(A, M * K);
+        fill(B, K * N);
+        fill(C0, M * N);
+        nj_transpose(M, K, A, At);
+        for (int acc = 0; acc < 2; acc++) {
+            memcpy(C, C0, sizeof(float) * (size_t)(M * N));
+            nj_gemm(M, N, K, A, K, 1, B, N, C, N, acc);
+            CHECK(compare(M, N, K, A, K, 1, B, C, C0, acc) == 0);
+            memcpy(C, C0, sizeof(float) * (size_t)(M * N));
+            nj_gemm(M, N, K, At, 1, M, B, N, C, N, acc);
+            CHECK(compare(M, N, K, A, K, 1, B, C, C0, acc) == 0);
+        }
+        free(A);
+        free(At);
+        free(B);
+        free(C);
+        free(C0);
+    }
+}
+
 /* The tile's masked edge must not write past the last column of C: a
  * guard after each row of a wider buffer stays untouched. */
 static void edges(void) {
@@ -162,7 +192,7 @@ static void tanh_accuracy(void) {
 }
 
 int main(int argc, char **argv) {
-    static const TestCase cases[] = {{"products", products}, {"edges", edges}, {"transposes", transposes},
+    static const TestCase cases[] = {{"products", products}, {"edges", edges}, {"bands", bands}, {"transposes", transposes},
                                      {"tanh_accuracy", tanh_accuracy}};
     return run_named_case(cases, sizeof cases / sizeof *cases, argc, argv);
 }
