@@ -15,7 +15,7 @@
 #include "bench_util.h"
 #include "ref_io.h"
 #include "reference.h"
-#include "rng.h"
+#include "ref_rng.h"
 
 typedef struct {
     RefDims d;

@@ -26,7 +26,7 @@
 
 #include "bench_util.h"
 #include "ninjac_kernels.h"
-#include "rng.h"
+#include "ref_rng.h"
 
 static float *randmat(Rng *r, size_t count) {
     float *x = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);

@@ -22,7 +22,8 @@
 
 #include "bench_util.h"
 #include "ninjac_model.h"
-#include "rng.h"
+#include "ref_rng.h"
+#include "state.h"
 #include "state.h"
 
 int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *variant);
@@ -105,18 +106,8 @@ int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *var
         fprintf(stderr, "error: out of memory\n");
         return 1;
     }
-    /* The parameters as `init --seed S` makes them: params in order, values in order. */
-    Rng rng;
-    rng_seed(&rng, (uint64_t)seed);
-    for (int i = 0; i < m->nparams; i++) {
-        const NjParam *p = &m->params[i];
-        float *x = (float *)((char *)c.params0 + p->t.offset);
-        for (int64_t k = 0; k < numel(p->t.rank, p->t.shape); k++) {
-            double draw = p->dist == NJ_INIT_RANDN ? rng_normal(&rng)
-                        : p->dist == NJ_INIT_UNIFORM ? rng_uniform(&rng) : 0;
-            x[k] = (float)(p->scale * draw + p->shift);
-        }
-    }
+    /* The parameters as `init --seed S` makes them. */
+    init_params(m, c.params0, (uint64_t)seed, NULL);
     /* One fixed batch from its own stream (bench_ref draws the same one). */
     Rng brng;
     rng_seed(&brng, (uint64_t)seed + 1000);

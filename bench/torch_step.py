@@ -27,7 +27,6 @@ split), for the peak RSS of a full PyTorch run.
 """
 import argparse
 import ctypes
-import math
 import random
 import sys
 import time
@@ -39,10 +38,11 @@ BLOCK, VOCAB, EMBD = 3, 27, 10
 MASK = (1 << 64) - 1
 
 
-# ------------------------------------------- ninjac's generator (runtime/rng.c)
+# ------------------------- the test tools' generator (tests/reference/ref_rng.c)
 
 class Rng:
-    """xoshiro256** seeded through splitmix64; the same draws as runtime/rng.c."""
+    """xoshiro256** seeded through splitmix64; the same draws as tests/reference/ref_rng.c
+    (the fixed batch that bench_step and bench_ref draw)."""
 
     def __init__(self, seed):
         x = seed & MASK
@@ -67,9 +67,6 @@ class Rng:
         s[3] = ((s[3] << 45) | (s[3] >> 19)) & MASK
         return result
 
-    def uniform(self):
-        return (self.next() >> 11) * 2.0 ** -53
-
     def below(self, n):
         threshold = ((1 << 64) - n) % n
         while True:
@@ -77,26 +74,18 @@ class Rng:
             if x >= threshold:
                 return x % n
 
-    def normal(self):
-        u1 = 1.0 - self.uniform()
-        u2 = self.uniform()
-        return math.sqrt(-2.0 * math.log(u1)) * math.cos(6.283185307179586476925286766559 * u2)
-
 
 def init_params(hidden, seed):
-    """The spec's init in its order (C, W1, b1, W2, b2, bngain, bnbias), as
-    `init --seed S` draws it: value = scale * randn + shift, rounded to float."""
-    rng = Rng(seed)
-    w1_scale = (5 / 3) / ((EMBD * BLOCK) ** 0.5)
-    spec = [((VOCAB, EMBD), 1.0, 0.0), ((EMBD * BLOCK, hidden), w1_scale, 0.0), ((hidden,), 0.1, 0.0),
-            ((hidden, VOCAB), 0.1, 0.0), ((VOCAB,), 0.1, 0.0), ((1, hidden), 0.1, 1.0),
-            ((1, hidden), 0.1, 0.0)]
-    out = []
-    for shape, scale, shift in spec:
-        count = math.prod(shape)
-        vals = [scale * rng.normal() + shift for _ in range(count)]
-        out.append(torch.tensor(vals, dtype=torch.float64).to(torch.float32).view(shape))
-    return out
+    """The notebook's init cell with g seeded S, as `init --seed S` draws it
+    (bngain and bnbias from a new torch.Generator(), as the trainer does)."""
+    g, default = torch.Generator().manual_seed(seed), torch.Generator()
+    return [torch.randn((VOCAB, EMBD), generator=g),
+            torch.randn((EMBD * BLOCK, hidden), generator=g) * (5 / 3) / ((EMBD * BLOCK) ** 0.5),
+            torch.randn(hidden, generator=g) * 0.1,
+            torch.randn((hidden, VOCAB), generator=g) * 0.1,
+            torch.randn(VOCAB, generator=g) * 0.1,
+            torch.randn((1, hidden), generator=default) * 0.1 + 1.0,
+            torch.randn((1, hidden), generator=default) * 0.1]
 
 
 def fixed_batch(n, seed):
@@ -318,8 +307,11 @@ def cmd_train(args):
     b1 = torch.randn(n_hidden, generator=g) * 0.1
     W2 = torch.randn((n_hidden, VOCAB), generator=g) * 0.1
     b2 = torch.randn(VOCAB, generator=g) * 0.1
-    bngain = torch.randn((1, n_hidden)) * 0.1 + 1.0
-    bnbias = torch.randn((1, n_hidden)) * 0.1
+    # The notebook draws these from torch's default generator, which PyTorch
+    # seeds at random; the trainer draws them from a new torch.Generator().
+    default = torch.Generator()
+    bngain = torch.randn((1, n_hidden), generator=default) * 0.1 + 1.0
+    bnbias = torch.randn((1, n_hidden), generator=default) * 0.1
     P = [C, W1, b1, W2, b2, bngain, bnbias]
     t0 = time.perf_counter()
     for i in range(args.steps):

@@ -78,8 +78,17 @@ void dump_model(FILE *out, const Model *m) {
         const Init *in = &m->inits[i];
         fprintf(out, "param ");
         dump_tensor(out, t);
-        fprintf(out, " = %g * %s + %g\n", in->scale,
-                in->dist == INIT_RANDN ? "randn" : in->dist == INIT_UNIFORM ? "rand" : "0", in->shift);
+        if (in->dist == INIT_CONST)
+            fprintf(out, " = %g", in->value);
+        else
+            fprintf(out, " = %s(%s)", in->dist == INIT_RANDN ? "randn" : "rand",
+                    in->named_generator ? arena_printf("generator=%s", m->generator) : "");
+        for (int k = 0; k < in->nsteps; k++)
+            if (in->steps[k].op == 'r')
+                fprintf(out, " then %g - x", in->steps[k].value);
+            else
+                fprintf(out, " then x %c %g", in->steps[k].op, in->steps[k].value);
+        fprintf(out, "\n");
     }
     for (int i = 0; i < m->ops.len; i++) {
         const Op *op = m->ops.items[i];

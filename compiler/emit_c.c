@@ -1188,8 +1188,11 @@ static void descriptor(E *e, const char *id) {
         const Init *in = &m->inits[i];
         out(e, 0, "    {");
         table_tensor(e, t, arena_printf("%s_params", id), t->name);
-        out(e, 0, ", %s, %.17g, %.17g, %s},\n", dists[in->dist], in->scale, in->shift,
-            c_string(init_text(m, t->stmt)));
+        char *steps = arena_strdup("");
+        for (int k = 0; k < in->nsteps; k++)
+            steps = arena_printf("%s%s{'%c', %.17g}", steps, k ? ", " : "", in->steps[k].op, in->steps[k].value);
+        out(e, 0, ", %s, %d, %.17g, %d, {%s}, %s},\n", dists[in->dist], in->named_generator, in->value,
+            in->nsteps, in->nsteps ? steps : "{0, 0}", c_string(init_text(m, t->stmt)));
     }
     out(e, 0, "};\n\nstatic const NjInput inputs_table[] = {\n");
     for (int i = 0; i < m->inputs.len; i++) {

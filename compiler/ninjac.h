@@ -244,9 +244,20 @@ typedef struct {
 
 typedef enum { INIT_CONST, INIT_RANDN, INIT_UNIFORM } InitDist;
 
+/* A param's init as PyTorch evaluates it: a draw (or a constant), then
+ * float ops with constants, one tensor op at a time, left to right. */
+#define MAX_INIT_STEPS 8      /* NJ_MAX_INIT_STEPS in runtime/ninjac_model.h */
+typedef struct {
+    int op;                 /* x = x op value for * / + -; 'r': x = value - x */
+    double value;
+} InitStep;
+
 typedef struct {
     InitDist dist;
-    double scale, shift;    /* value = scale * draw + shift */
+    bool named_generator;   /* randn(generator=g): the spec's generator */
+    double value;           /* INIT_CONST: the constant, folded in double */
+    int nsteps;
+    InitStep steps[MAX_INIT_STEPS];
 } Init;
 
 typedef struct {
@@ -257,6 +268,7 @@ typedef struct {
     Vec params;             /* Tensor* */
     Vec inputs;             /* Tensor* */
     Init *inits;            /* per param */
+    const char *generator;  /* the name in randn(generator=NAME), if any */
     Tensor *loss;
     Tensor *logits;         /* the tensor named `logits`, if any */
     int64_t batch;          /* rows of a training batch */

@@ -1229,64 +1229,106 @@ static void declare_input(Ctx *c, const Stmt *s) {
     sym_add(&c->syms, s->name, SYM_TENSOR, s->name_loc)->tensor = t;
 }
 
-/* An init is affine in one random draw: scale * draw + shift. */
+/* randn(), rand(), and the same with generator=NAME; one NAME per spec. */
+static bool init_draw(Ctx *c, Node *n, Init *out) {
+    const char *f = n->lhs->name;
+    InitDist dist = !strcmp(f, "randn") ? INIT_RANDN : INIT_UNIFORM;
+    *out = (Init){dist, false, 0, 0, {{0}}};
+    if (n->nargs == 0)
+        return true;
+    Node *a = n->args[0];
+    if (n->nargs > 1 || a->kind != N_KWARG || strcmp(a->name, "generator") || a->lhs->kind != N_NAME) {
+        error_at(a->loc, "%s() in an init takes only generator=NAME", f);
+        return false;
+    }
+    Model *m = c->m;
+    if (m->generator && strcmp(m->generator, a->lhs->name)) {
+        error_at(a->lhs->loc, "a spec draws from one generator, and it is '%s'", m->generator);
+        return false;
+    }
+    m->generator = a->lhs->name;
+    out->named_generator = true;
+    return true;
+}
+
+static bool init_step(Init *in, int op, double value, Loc op_loc) {
+    if (in->nsteps == MAX_INIT_STEPS) {
+        error_at(op_loc, "an init applies at most %d operations to its draw", MAX_INIT_STEPS);
+        return false;
+    }
+    in->steps[in->nsteps++] = (InitStep){op, value};
+    return true;
+}
+
+/* An init is one random draw followed by float ops with constants (or a
+ * constant): what PyTorch computes for the same line. Constants fold in
+ * double, as Python folds them. */
 static bool eval_init(Ctx *c, Node *n, Init *out) {
     Init a, b;
     switch (n->kind) {
     case N_CALL:
-        if (n->lhs->kind == N_NAME && n->nargs == 0) {
+        if (n->lhs->kind == N_NAME) {
             const char *f = n->lhs->name;
-            if (!strcmp(f, "randn")) { *out = (Init){INIT_RANDN, 1, 0}; return true; }
-            if (!strcmp(f, "rand")) { *out = (Init){INIT_UNIFORM, 1, 0}; return true; }
-            if (!strcmp(f, "zeros")) { *out = (Init){INIT_CONST, 0, 0}; return true; }
-            if (!strcmp(f, "ones")) { *out = (Init){INIT_CONST, 0, 1}; return true; }
+            if (!strcmp(f, "randn") || !strcmp(f, "rand"))
+                return init_draw(c, n, out);
+            if (!strcmp(f, "zeros") || !strcmp(f, "ones")) {
+                if (n->nargs) {
+                    error_at(n->args[0]->loc, "%s() in an init takes no arguments", f);
+                    return false;
+                }
+                *out = (Init){INIT_CONST, false, !strcmp(f, "ones"), 0, {{0}}};
+                return true;
+            }
         }
         error_at(n->loc, "an init uses randn(), rand(), zeros(), ones() and constants");
         return false;
     case N_NEG:
         if (!eval_init(c, n->lhs, out))
             return false;
-        out->scale = -out->scale;
-        out->shift = -out->shift;
-        return true;
+        if (out->dist == INIT_CONST) {
+            out->value = -out->value;
+            return true;
+        }
+        return init_step(out, '*', -1, n->loc);
     case N_BINARY:
         if (!eval_init(c, n->lhs, &a) || !eval_init(c, n->rhs, &b))
             return false;
-        if (a.dist != INIT_CONST && b.dist != INIT_CONST &&
-            (n->op != '+' && n->op != '-')) {
-            error_at(n->op_loc, "an init must be affine in a single random draw");
-            return false;
-        }
         if (a.dist != INIT_CONST && b.dist != INIT_CONST) {
-            error_at(n->op_loc, "an init may use only one random draw");
+            bool sum = n->op == '+' || n->op == '-';
+            error_at(n->op_loc, sum ? "an init may use only one random draw"
+                                    : "an init must be affine in a single random draw");
             return false;
         }
-        if (n->op == '+' || n->op == '-') {
-            double sign = n->op == '+' ? 1 : -1;
-            *out = (Init){a.dist != INIT_CONST ? a.dist : b.dist, a.scale + sign * b.scale,
-                          a.shift + sign * b.shift};
-            return true;
+        if (n->op == 'P' && a.dist != INIT_CONST) {
+            error_at(n->op_loc, "a random draw cannot be raised to a power in an init");
+            return false;
         }
-        if (b.dist == INIT_CONST && (n->op == '*' || n->op == '/' || n->op == 'P')) {
-            if (n->op == 'P') {
-                if (a.dist != INIT_CONST) {
-                    error_at(n->op_loc, "a random draw cannot be raised to a power in an init");
-                    return false;
-                }
-                *out = (Init){INIT_CONST, 0, pow(a.shift, b.shift)};
-                return true;
-            }
-            if (n->op == '/' && b.shift == 0) {
-                error_at(n->op_loc, "division by zero");
+        if (n->op == '/' && b.dist == INIT_CONST && b.value == 0) {
+            error_at(n->op_loc, "division by zero");
+            return false;
+        }
+        if (a.dist == INIT_CONST && b.dist == INIT_CONST) {
+            double x = a.value, y = b.value;
+            switch (n->op) {
+            case '+': x += y; break;
+            case '-': x -= y; break;
+            case '*': x *= y; break;
+            case '/': x /= y; break;
+            case 'P': x = pow(x, y); break;
+            default:
+                error_at(n->op_loc, "an init must be affine in a single random draw");
                 return false;
             }
-            double k = n->op == '*' ? b.shift : 1 / b.shift;
-            *out = (Init){a.dist, a.scale * k, a.shift * k};
+            *out = (Init){INIT_CONST, false, x, 0, {{0}}};
             return true;
         }
-        if (a.dist == INIT_CONST && n->op == '*') {
-            *out = (Init){b.dist, b.scale * a.shift, b.shift * a.shift};
-            return true;
+        if (b.dist == INIT_CONST && strchr("+-*/", n->op)) { /* draw op constant */
+            *out = a;
+            return init_step(out, n->op, b.value, n->op_loc);
+        }
+        if (strchr("+-*", n->op)) { /* constant op draw: + and * commute exactly */
+            *out = b;
+            return init_step(out, n->op == '-' ? 'r' : n->op, a.value, n->op_loc);
         }
         error_at(n->op_loc, "an init must be affine in a single random draw");
         return false;
@@ -1298,7 +1340,7 @@ static bool eval_init(Ctx *c, Node *n, Init *out) {
             error_at(n->loc, "an init uses randn(), rand(), zeros(), ones() and constants");
             return false;
         }
-        *out = (Init){INIT_CONST, 0, v.s.value};
+        *out = (Init){INIT_CONST, false, v.s.value, 0, {{0}}};
         return true;
     }
     }

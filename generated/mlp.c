@@ -249,11 +249,11 @@ int64_t mlp_check_inputs(const int32_t *const *inputs, int64_t rows, int *which)
 }
 
 static const NjParam params[] = {
-    {    {"C", 2, {27, 10}, offsetof(mlp_params, C), "mlp.ninja:18: param C: [vocab_size, n_embd] = randn()"}, NJ_INIT_RANDN, 1, 0, "randn()"},
-    {    {"W1", 2, {30, 200}, offsetof(mlp_params, W1), "mlp.ninja:19: param W1: [n_embd*block_size, n_hidden] = randn() * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 0.30429030972509225, 0, "randn() * (5/3)/((n_embd*block_size)**0.5)"},
-    {    {"b1", 1, {200}, offsetof(mlp_params, b1), "mlp.ninja:20: param b1: [n_hidden] = randn() * 0.01"}, NJ_INIT_RANDN, 0.01, 0, "randn() * 0.01"},
-    {    {"W2", 2, {200, 27}, offsetof(mlp_params, W2), "mlp.ninja:21: param W2: [n_hidden, vocab_size] = randn() * 0.01"}, NJ_INIT_RANDN, 0.01, 0, "randn() * 0.01"},
-    {    {"b2", 1, {27}, offsetof(mlp_params, b2), "mlp.ninja:22: param b2: [vocab_size] = randn() * 0"}, NJ_INIT_RANDN, 0, 0, "randn() * 0"},
+    {    {"C", 2, {27, 10}, offsetof(mlp_params, C), "mlp.ninja:18: param C: [vocab_size, n_embd] = randn(generator=g)"}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
+    {    {"W1", 2, {30, 200}, offsetof(mlp_params, W1), "mlp.ninja:19: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
+    {    {"b1", 1, {200}, offsetof(mlp_params, b1), "mlp.ninja:20: param b1: [n_hidden] = randn(generator=g) * 0.01"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.01}}, "randn(generator=g) * 0.01"},
+    {    {"W2", 2, {200, 27}, offsetof(mlp_params, W2), "mlp.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.01"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.01}}, "randn(generator=g) * 0.01"},
+    {    {"b2", 1, {27}, offsetof(mlp_params, b2), "mlp.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0}}, "randn(generator=g) * 0"},
 };
 
 static const NjInput inputs_table[] = {
@@ -271,11 +271,11 @@ static const NjTensor acts[] = {
 };
 
 static const NjTensor grads[] = {
-    {"C", 2, {27, 10}, offsetof(mlp_grads, dC), "mlp.ninja:18: param C: [vocab_size, n_embd] = randn()"},
-    {"W1", 2, {30, 200}, offsetof(mlp_grads, dW1), "mlp.ninja:19: param W1: [n_embd*block_size, n_hidden] = randn() * (5/3)/((n_embd*block_size)**0.5)"},
-    {"b1", 1, {200}, offsetof(mlp_grads, db1), "mlp.ninja:20: param b1: [n_hidden] = randn() * 0.01"},
-    {"W2", 2, {200, 27}, offsetof(mlp_grads, dW2), "mlp.ninja:21: param W2: [n_hidden, vocab_size] = randn() * 0.01"},
-    {"b2", 1, {27}, offsetof(mlp_grads, db2), "mlp.ninja:22: param b2: [vocab_size] = randn() * 0"},
+    {"C", 2, {27, 10}, offsetof(mlp_grads, dC), "mlp.ninja:18: param C: [vocab_size, n_embd] = randn(generator=g)"},
+    {"W1", 2, {30, 200}, offsetof(mlp_grads, dW1), "mlp.ninja:19: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
+    {"b1", 1, {200}, offsetof(mlp_grads, db1), "mlp.ninja:20: param b1: [n_hidden] = randn(generator=g) * 0.01"},
+    {"W2", 2, {200, 27}, offsetof(mlp_grads, dW2), "mlp.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.01"},
+    {"b2", 1, {27}, offsetof(mlp_grads, db2), "mlp.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0"},
 };
 
 static const NjTensor stats[] = {

@@ -24,30 +24,30 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     const int32_t *Yb = inputs[1];
     (void)Yb;
     
-    // mlp_bn.ninja:25: emb = C[Xb]
+    // mlp_bn.ninja:29: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 10; k++)
                 a->emb[i][j][k] = p->C[Xb[i][j]][k];
     
-    // mlp_bn.ninja:26: embcat = emb.view(emb.shape[0], -1)
+    // mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
     memcpy(&a->embcat[0][0], &a->emb[0][0][0], sizeof(float) * (960));
     
-    // mlp_bn.ninja:28: hprebn = embcat @ W1 + b1
+    // mlp_bn.ninja:32: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
     nj_gemm(32, 64, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 64, &a->hprebn_t1[0][0], 64, 0);
     
-    // mlp_bn.ninja:28-30, in one pass over [n=32, 64]:
+    // mlp_bn.ninja:32-34, in one pass over [n=32, 64]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
             a->bnmeani_t1[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
-            // :28 hprebn = embcat @ W1 + b1
+            // :32 hprebn = embcat @ W1 + b1
             a->hprebn[i][j] = a->hprebn_t1[i][j] + p->b1[j];
-            // :30 bnmeani = 1/n*hprebn.sum(0, keepdim=True)
+            // :34 bnmeani = 1/n*hprebn.sum(0, keepdim=True)
             a->bnmeani_t1[0][j] += a->hprebn[i][j];
         }
     // bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
@@ -55,43 +55,43 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
         for (int j = 0; j < 64; j++)
             a->bnmeani[i][j] = a->bnmeani_t1[i][j] * 0.03125f;
     
-    // mlp_bn.ninja:31-33, in one pass over [n=32, 64]:
+    // mlp_bn.ninja:35-37, in one pass over [n=32, 64]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
             a->bnvar_t1[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
-            // :31 bndiff = hprebn - bnmeani
+            // :35 bndiff = hprebn - bnmeani
             a->bndiff[i][j] = a->hprebn[i][j] - a->bnmeani[0][j];
-            // :32 bndiff2 = bndiff**2
+            // :36 bndiff2 = bndiff**2
             a->bndiff2[i][j] = a->bndiff[i][j] * a->bndiff[i][j];
-            // :33 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
+            // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
             a->bnvar_t1[0][j] += a->bndiff2[i][j];
         }
     
-    // mlp_bn.ninja:33-34, in one pass over [1, 64]:
+    // mlp_bn.ninja:37-38, in one pass over [1, 64]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++) {
-            // :33 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
+            // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
             a->bnvar[i][j] = a->bnvar_t1[i][j] * 0.0322580636f;
-            // :34 bnvar_inv = (bnvar + 1e-5)**-0.5
+            // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
             a->bnvar_inv_t1[i][j] = a->bnvar[i][j] + 9.99999975e-06f;
             a->bnvar_inv[i][j] = 1.0f / sqrtf(a->bnvar_inv_t1[i][j]);
         }
     
-    // mlp_bn.ninja:35-38, in one pass over [n=32, 64]:
+    // mlp_bn.ninja:39-42, in one pass over [n=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
-            // :35 bnraw = bndiff * bnvar_inv
+            // :39 bnraw = bndiff * bnvar_inv
             a->bnraw[i][j] = a->bndiff[i][j] * a->bnvar_inv[0][j];
-            // :36 hpreact = bngain * bnraw + bnbias
+            // :40 hpreact = bngain * bnraw + bnbias
             float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
             a->hpreact[i][j] = hpreact_t1 + p->bnbias[0][j];
-            // :38 h = torch.tanh(hpreact)
+            // :42 h = torch.tanh(hpreact)
             a->h[i][j] = nj_tanhf(a->hpreact[i][j]);
         }
     
-    // mlp_bn.ninja:40: logits = h @ W2 + b2
+    // mlp_bn.ninja:44: logits = h @ W2 + b2
     // logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
     nj_gemm(32, 27, 64, &a->h[0][0], 64, 1, &p->W2[0][0], 27, &a->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
@@ -99,7 +99,7 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
         for (int j = 0; j < 27; j++)
             a->logits[i][j] = a->logits_t1[i][j] + p->b2[j];
     
-    // mlp_bn.ninja:42: logit_maxes = logits.max(1, keepdim=True).values
+    // mlp_bn.ninja:46: logit_maxes = logits.max(1, keepdim=True).values
     // logit_maxes [32, 1] = max(logits [32, 27])
     for (int i = 0; i < 32; i++)
         {
@@ -114,36 +114,36 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
             a->logit_maxes_argmax[i][0] = argmax;
         }
     
-    // mlp_bn.ninja:43-45, in one pass over [n=32, 27]:
+    // mlp_bn.ninja:47-49, in one pass over [n=32, 27]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1; j++)
             a->counts_sum[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
-            // :43 norm_logits = logits - logit_maxes
+            // :47 norm_logits = logits - logit_maxes
             a->norm_logits[i][j] = a->logits[i][j] - a->logit_maxes[i][0];
-            // :44 counts = norm_logits.exp()
+            // :48 counts = norm_logits.exp()
             a->counts[i][j] = expf(a->norm_logits[i][j]);
-            // :45 counts_sum = counts.sum(1, keepdims=True)
+            // :49 counts_sum = counts.sum(1, keepdims=True)
             a->counts_sum[i][0] += a->counts[i][j];
         }
     
-    // mlp_bn.ninja:46: counts_sum_inv = counts_sum**-1
+    // mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1
     // counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1; j++)
             a->counts_sum_inv[i][j] = 1.0f / a->counts_sum[i][j];
     
-    // mlp_bn.ninja:47-48, in one pass over [n=32, 27]:
+    // mlp_bn.ninja:51-52, in one pass over [n=32, 27]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
-            // :47 probs = counts * counts_sum_inv
+            // :51 probs = counts * counts_sum_inv
             a->probs[i][j] = a->counts[i][j] * a->counts_sum_inv[i][0];
-            // :48 logprobs = probs.log()
+            // :52 logprobs = probs.log()
             a->logprobs[i][j] = logf(a->probs[i][j]);
         }
     
-    // mlp_bn.ninja:49: loss = -logprobs[range(n), Yb].mean()
+    // mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()
     // loss_t1 [32] = pick(logprobs [32, 27], Yb [32])
     for (int i = 0; i < 32; i++)
         a->loss_t1[i] = a->logprobs[i][Yb[i]];
@@ -166,7 +166,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     (void)Yb;
     g->dloss = 1.0f;
     
-    // backprop through mlp_bn.ninja:49: loss = -logprobs[range(n), Yb].mean()
+    // backprop through mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()
     // dloss_t2 from loss [] = neg(loss_t2 [])
     g->dloss_t2 = -g->dloss;
     // dloss_t1 from loss_t2 [] = mean(loss_t1 [32])
@@ -177,44 +177,44 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         g->dlogprobs[i][Yb[i]] += g->dloss_t1[i];
     
-    // backprop through mlp_bn.ninja:47-48, in one pass over [n=32, 27]:
+    // backprop through mlp_bn.ninja:51-52, in one pass over [n=32, 27]:
     memset(&g->dcounts_sum_inv[0][0], 0, sizeof(float) * 32);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
-            // :48 logprobs = probs.log()
+            // :52 logprobs = probs.log()
             float dprobs = g->dlogprobs[i][j] / a->probs[i][j];
-            // :47 probs = counts * counts_sum_inv
+            // :51 probs = counts * counts_sum_inv
             g->dcounts[i][j] = dprobs * a->counts_sum_inv[i][0];
             g->dcounts_sum_inv[i][0] += dprobs * a->counts[i][j];
         }
     
-    // backprop through mlp_bn.ninja:46: counts_sum_inv = counts_sum**-1
+    // backprop through mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1
     // dcounts_sum from counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 1; j++)
             g->dcounts_sum[i][j] = g->dcounts_sum_inv[i][j] * (-1.0f / (a->counts_sum[i][j] * a->counts_sum[i][j]));
     
-    // backprop through mlp_bn.ninja:43-45, in one pass over [n=32, 27]:
+    // backprop through mlp_bn.ninja:47-49, in one pass over [n=32, 27]:
     memset(&g->dlogit_maxes[0][0], 0, sizeof(float) * 32);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
-            // :45 counts_sum = counts.sum(1, keepdims=True)
+            // :49 counts_sum = counts.sum(1, keepdims=True)
             g->dcounts[i][j] += g->dcounts_sum[i][0];
-            // :44 counts = norm_logits.exp()
+            // :48 counts = norm_logits.exp()
             float dnorm_logits = g->dcounts[i][j] * a->counts[i][j];
-            // :43 norm_logits = logits - logit_maxes
+            // :47 norm_logits = logits - logit_maxes
             g->dlogits[i][j] = dnorm_logits;
             g->dlogit_maxes[i][0] += -dnorm_logits;
         }
     
-    // backprop through mlp_bn.ninja:40-42, in one pass over [n=32, 27]:
+    // backprop through mlp_bn.ninja:44-46, in one pass over [n=32, 27]:
     memset(&g->db2[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
-            // :42 logit_maxes = logits.max(1, keepdim=True).values
+            // :46 logit_maxes = logits.max(1, keepdim=True).values
             if (j == a->logit_maxes_argmax[i][0])   // only the first maximum gets the gradient
                 g->dlogits[i][j] += g->dlogit_maxes[i][0];
-            // :40 logits = h @ W2 + b2
+            // :44 logits = h @ W2 + b2
             g->dlogits_t1[i][j] = g->dlogits[i][j];
             g->db2[j] += g->dlogits[i][j];
         }
@@ -226,60 +226,60 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     // dW2 = h^T @ dlogits_t1
     nj_gemm(64, 27, 32, &a->h[0][0], 1, 64, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp_bn.ninja:35-38, in one pass over [n=32, 64]:
+    // backprop through mlp_bn.ninja:39-42, in one pass over [n=32, 64]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 64);
     memset(&g->dbngain[0][0], 0, sizeof(float) * 64);
     memset(&g->dbnvar_inv[0][0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
-            // :38 h = torch.tanh(hpreact)
+            // :42 h = torch.tanh(hpreact)
             float dhpreact = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
-            // :36 hpreact = bngain * bnraw + bnbias
+            // :40 hpreact = bngain * bnraw + bnbias
             float dhpreact_t1 = dhpreact;
             g->dbnbias[0][j] += dhpreact;
             g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
             float dbnraw = dhpreact_t1 * p->bngain[0][j];
-            // :35 bnraw = bndiff * bnvar_inv
+            // :39 bnraw = bndiff * bnvar_inv
             g->dbndiff[i][j] = dbnraw * a->bnvar_inv[0][j];
             g->dbnvar_inv[0][j] += dbnraw * a->bndiff[i][j];
         }
     
-    // backprop through mlp_bn.ninja:33-34, in one pass over [1, 64]:
+    // backprop through mlp_bn.ninja:37-38, in one pass over [1, 64]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++) {
-            // :34 bnvar_inv = (bnvar + 1e-5)**-0.5
+            // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
             float dbnvar_inv_t1 = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
             float dbnvar = dbnvar_inv_t1;
-            // :33 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
+            // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
             g->dbnvar_t1[i][j] = dbnvar * 0.0322580636f;
         }
     
-    // backprop through mlp_bn.ninja:31-33, in one pass over [n=32, 64]:
+    // backprop through mlp_bn.ninja:35-37, in one pass over [n=32, 64]:
     memset(&g->dbnmeani[0][0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
-            // :33 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
+            // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
             float dbndiff2 = g->dbnvar_t1[0][j];
-            // :32 bndiff2 = bndiff**2
+            // :36 bndiff2 = bndiff**2
             g->dbndiff[i][j] += dbndiff2 * (2.0f * a->bndiff[i][j]);
-            // :31 bndiff = hprebn - bnmeani
+            // :35 bndiff = hprebn - bnmeani
             g->dhprebn[i][j] = g->dbndiff[i][j];
             g->dbnmeani[0][j] += -g->dbndiff[i][j];
         }
     
-    // backprop through mlp_bn.ninja:30: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
+    // backprop through mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
     // dbnmeani_t1 from bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
             g->dbnmeani_t1[i][j] = g->dbnmeani[i][j] * 0.03125f;
     
-    // backprop through mlp_bn.ninja:28-30, in one pass over [n=32, 64]:
+    // backprop through mlp_bn.ninja:32-34, in one pass over [n=32, 64]:
     memset(&g->db1[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
-            // :30 bnmeani = 1/n*hprebn.sum(0, keepdim=True)
+            // :34 bnmeani = 1/n*hprebn.sum(0, keepdim=True)
             g->dhprebn[i][j] += g->dbnmeani_t1[0][j];
-            // :28 hprebn = embcat @ W1 + b1
+            // :32 hprebn = embcat @ W1 + b1
             g->dhprebn_t1[i][j] = g->dhprebn[i][j];
             g->db1[j] += g->dhprebn[i][j];
         }
@@ -291,12 +291,12 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     // dW1 = embcat^T @ dhprebn_t1
     nj_gemm(30, 64, 32, &a->embcat[0][0], 1, 30, &g->dhprebn_t1[0][0], 64, &g->dW1[0][0], 64, 0);
     
-    // backprop through mlp_bn.ninja:26: embcat = emb.view(emb.shape[0], -1)
+    // backprop through mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
     for (int i = 0; i < 960; i++)
         (&g->demb[0][0][0])[i] = (&g->dembcat[0][0])[i];
     
-    // backprop through mlp_bn.ninja:25: emb = C[Xb]
+    // backprop through mlp_bn.ninja:29: emb = C[Xb]
     // dC from emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
     memset(&g->dC[0][0], 0, sizeof(float) * 270);
     for (int i = 0; i < 32; i++)
@@ -334,18 +334,18 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     const int32_t *Yb = inputs[1];
     (void)Yb;
     
-    // mlp_bn.ninja:25: emb = C[Xb]
+    // mlp_bn.ninja:29: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 10; k++)
                 w->emb[i][j][k] = p->C[Xb[i][j]][k];
     
-    // mlp_bn.ninja:26: embcat = emb.view(emb.shape[0], -1)
+    // mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
     memcpy(&w->embcat[0][0], &w->emb[0][0][0], sizeof(float) * (rows * 30));
     
-    // mlp_bn.ninja:28: hprebn = embcat @ W1 + b1
+    // mlp_bn.ninja:32: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
     nj_gemm(rows, 64, 30, &w->embcat[0][0], 30, 1, &p->W1[0][0], 64, &w->hprebn_t1[0][0], 64, 0);
     // hprebn [32, 64] = add(hprebn_t1 [32, 64], b1 [64])
@@ -355,13 +355,13 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     if (stop == 4)
         return;   // bnmeani_t1 is calibrated from here
     
-    // mlp_bn.ninja:31: bndiff = hprebn - bnmeani
+    // mlp_bn.ninja:35: bndiff = hprebn - bnmeani
     // bndiff [32, 64] = sub(hprebn [32, 64], bnmeani [1, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
             w->bndiff[i][j] = w->hprebn[i][j] - s->bnmeani[0][j];
     
-    // mlp_bn.ninja:32: bndiff2 = bndiff**2
+    // mlp_bn.ninja:36: bndiff2 = bndiff**2
     // bndiff2 [32, 64] = square(bndiff [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -369,13 +369,13 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     if (stop == 8)
         return;   // bnvar_t1 is calibrated from here
     
-    // mlp_bn.ninja:35: bnraw = bndiff * bnvar_inv
+    // mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv
     // bnraw [32, 64] = mul(bndiff [32, 64], bnvar_inv [1, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
             w->bnraw[i][j] = w->bndiff[i][j] * s->bnvar_inv[0][j];
     
-    // mlp_bn.ninja:36: hpreact = bngain * bnraw + bnbias
+    // mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias
     // hpreact_t1 [32, 64] = mul(bngain [1, 64], bnraw [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -385,13 +385,13 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
         for (int j = 0; j < 64; j++)
             w->hpreact[i][j] = w->hpreact_t1[i][j] + p->bnbias[0][j];
     
-    // mlp_bn.ninja:38: h = torch.tanh(hpreact)
+    // mlp_bn.ninja:42: h = torch.tanh(hpreact)
     // h [32, 64] = tanh(hpreact [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
             w->h[i][j] = nj_tanhf(w->hpreact[i][j]);
     
-    // mlp_bn.ninja:40: logits = h @ W2 + b2
+    // mlp_bn.ninja:44: logits = h @ W2 + b2
     // logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
     nj_gemm(rows, 27, 64, &w->h[0][0], 64, 1, &p->W2[0][0], 27, &w->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
@@ -399,7 +399,7 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
         for (int j = 0; j < 27; j++)
             w->logits[i][j] = w->logits_t1[i][j] + p->b2[j];
     
-    // mlp_bn.ninja:42: logit_maxes = logits.max(1, keepdim=True).values
+    // mlp_bn.ninja:46: logit_maxes = logits.max(1, keepdim=True).values
     // logit_maxes [32, 1] = max(logits [32, 27])
     for (int i = 0; i < rows; i++)
         {
@@ -414,19 +414,19 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
             w->logit_maxes_argmax[i][0] = argmax;
         }
     
-    // mlp_bn.ninja:43: norm_logits = logits - logit_maxes
+    // mlp_bn.ninja:47: norm_logits = logits - logit_maxes
     // norm_logits [32, 27] = sub(logits [32, 27], logit_maxes [32, 1])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
             w->norm_logits[i][j] = w->logits[i][j] - w->logit_maxes[i][0];
     
-    // mlp_bn.ninja:44: counts = norm_logits.exp()
+    // mlp_bn.ninja:48: counts = norm_logits.exp()
     // counts [32, 27] = exp(norm_logits [32, 27])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
             w->counts[i][j] = expf(w->norm_logits[i][j]);
     
-    // mlp_bn.ninja:45: counts_sum = counts.sum(1, keepdims=True)
+    // mlp_bn.ninja:49: counts_sum = counts.sum(1, keepdims=True)
     // counts_sum [32, 1] = sum(counts [32, 27])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 1; j++)
@@ -435,26 +435,26 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
         for (int j = 0; j < 27; j++)
             w->counts_sum[i][0] += w->counts[i][j];
     
-    // mlp_bn.ninja:46: counts_sum_inv = counts_sum**-1
+    // mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1
     // counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 1; j++)
             w->counts_sum_inv[i][j] = 1.0f / w->counts_sum[i][j];
     
-    // mlp_bn.ninja:47: probs = counts * counts_sum_inv
+    // mlp_bn.ninja:51: probs = counts * counts_sum_inv
     // probs [32, 27] = mul(counts [32, 27], counts_sum_inv [32, 1])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
             w->probs[i][j] = w->counts[i][j] * w->counts_sum_inv[i][0];
     
-    // mlp_bn.ninja:48: logprobs = probs.log()
+    // mlp_bn.ninja:52: logprobs = probs.log()
     // logprobs [32, 27] = log(probs [32, 27])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
             w->logprobs[i][j] = logf(w->probs[i][j]);
     if (Yb) {   // needs Yb
     
-    // mlp_bn.ninja:49: loss = -logprobs[range(n), Yb].mean()
+    // mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()
     // loss_t1 [32] = pick(logprobs [32, 27], Yb [32])
     for (int i = 0; i < rows; i++)
         w->loss_t1[i] = w->logprobs[i][Yb[i]];
@@ -502,7 +502,7 @@ int mlp_bn_calibrate(const mlp_bn_params *p, const int32_t *const *inputs, int64
     (void)w;
     (void)rows;
     
-    // mlp_bn.ninja:30: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
+    // mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
     // bnmeani_t1 [1, 64] = sum(hprebn [32, 64]) over all rows
     {
         double *acc = calloc(64, sizeof(double)), *mean = calloc(64, sizeof(double));
@@ -531,7 +531,7 @@ int mlp_bn_calibrate(const mlp_bn_params *p, const int32_t *const *inputs, int64
         for (int j = 0; j < 64; j++)
             s->bnmeani[i][j] = s->bnmeani_t1[i][j] * (float)(((double)1 / rows));
     
-    // mlp_bn.ninja:33: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
+    // mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
     // bnvar_t1 [1, 64] = sum(bndiff2 [32, 64]) over all rows
     {
         double *acc = calloc(64, sizeof(double)), *mean = calloc(64, sizeof(double));
@@ -560,7 +560,7 @@ int mlp_bn_calibrate(const mlp_bn_params *p, const int32_t *const *inputs, int64
         for (int j = 0; j < 64; j++)
             s->bnvar[i][j] = s->bnvar_t1[i][j] * (float)(((double)1 / (rows - 1)));
     
-    // mlp_bn.ninja:34: bnvar_inv = (bnvar + 1e-5)**-0.5
+    // mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5
     // bnvar_inv_t1 [1, 64] = add_c(bnvar [1, 64])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
@@ -591,13 +591,13 @@ int64_t mlp_bn_check_inputs(const int32_t *const *inputs, int64_t rows, int *whi
 }
 
 static const NjParam params[] = {
-    {    {"C", 2, {27, 10}, offsetof(mlp_bn_params, C), "mlp_bn.ninja:12: param C: [vocab_size, n_embd] = randn()"}, NJ_INIT_RANDN, 1, 0, "randn()"},
-    {    {"W1", 2, {30, 64}, offsetof(mlp_bn_params, W1), "mlp_bn.ninja:14: param W1: [n_embd*block_size, n_hidden] = randn() * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 0.30429030972509225, 0, "randn() * (5/3)/((n_embd*block_size)**0.5)"},
-    {    {"b1", 1, {64}, offsetof(mlp_bn_params, b1), "mlp_bn.ninja:15: param b1: [n_hidden] = randn() * 0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn() * 0.1"},
-    {    {"W2", 2, {64, 27}, offsetof(mlp_bn_params, W2), "mlp_bn.ninja:17: param W2: [n_hidden, vocab_size] = randn() * 0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn() * 0.1"},
-    {    {"b2", 1, {27}, offsetof(mlp_bn_params, b2), "mlp_bn.ninja:18: param b2: [vocab_size] = randn() * 0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn() * 0.1"},
-    {    {"bngain", 2, {1, 64}, offsetof(mlp_bn_params, bngain), "mlp_bn.ninja:20: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"}, NJ_INIT_RANDN, 0.10000000000000001, 1, "randn()*0.1 + 1.0"},
-    {    {"bnbias", 2, {1, 64}, offsetof(mlp_bn_params, bnbias), "mlp_bn.ninja:21: param bnbias: [1, n_hidden] = randn()*0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn()*0.1"},
+    {    {"C", 2, {27, 10}, offsetof(mlp_bn_params, C), "mlp_bn.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)"}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
+    {    {"W1", 2, {30, 64}, offsetof(mlp_bn_params, W1), "mlp_bn.ninja:18: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
+    {    {"b1", 1, {64}, offsetof(mlp_bn_params, b1), "mlp_bn.ninja:19: param b1: [n_hidden] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"W2", 2, {64, 27}, offsetof(mlp_bn_params, W2), "mlp_bn.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"b2", 1, {27}, offsetof(mlp_bn_params, b2), "mlp_bn.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"bngain", 2, {1, 64}, offsetof(mlp_bn_params, bngain), "mlp_bn.ninja:24: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"}, NJ_INIT_RANDN, 0, 0, 2, {{'*', 0.10000000000000001}, {'+', 1}}, "randn()*0.1 + 1.0"},
+    {    {"bnbias", 2, {1, 64}, offsetof(mlp_bn_params, bnbias), "mlp_bn.ninja:25: param bnbias: [1, n_hidden] = randn()*0.1"}, NJ_INIT_RANDN, 0, 0, 1, {{'*', 0.10000000000000001}}, "randn()*0.1"},
 };
 
 static const NjInput inputs_table[] = {
@@ -606,45 +606,45 @@ static const NjInput inputs_table[] = {
 };
 
 static const NjTensor acts[] = {
-    {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_acts, emb), "mlp_bn.ninja:25: emb = C[Xb]"},
-    {"embcat", 2, {32, 30}, offsetof(mlp_bn_acts, embcat), "mlp_bn.ninja:26: embcat = emb.view(emb.shape[0], -1)"},
-    {"hprebn", 2, {32, 64}, offsetof(mlp_bn_acts, hprebn), "mlp_bn.ninja:28: hprebn = embcat @ W1 + b1"},
-    {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_acts, bnmeani), "mlp_bn.ninja:30: bnmeani = 1/n*hprebn.sum(0, keepdim=True)"},
-    {"bndiff", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff), "mlp_bn.ninja:31: bndiff = hprebn - bnmeani"},
-    {"bndiff2", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff2), "mlp_bn.ninja:32: bndiff2 = bndiff**2"},
-    {"bnvar", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar), "mlp_bn.ninja:33: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)"},
-    {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar_inv), "mlp_bn.ninja:34: bnvar_inv = (bnvar + 1e-5)**-0.5"},
-    {"bnraw", 2, {32, 64}, offsetof(mlp_bn_acts, bnraw), "mlp_bn.ninja:35: bnraw = bndiff * bnvar_inv"},
-    {"hpreact", 2, {32, 64}, offsetof(mlp_bn_acts, hpreact), "mlp_bn.ninja:36: hpreact = bngain * bnraw + bnbias"},
-    {"h", 2, {32, 64}, offsetof(mlp_bn_acts, h), "mlp_bn.ninja:38: h = torch.tanh(hpreact)"},
-    {"logits", 2, {32, 27}, offsetof(mlp_bn_acts, logits), "mlp_bn.ninja:40: logits = h @ W2 + b2"},
-    {"logit_maxes", 2, {32, 1}, offsetof(mlp_bn_acts, logit_maxes), "mlp_bn.ninja:42: logit_maxes = logits.max(1, keepdim=True).values"},
-    {"norm_logits", 2, {32, 27}, offsetof(mlp_bn_acts, norm_logits), "mlp_bn.ninja:43: norm_logits = logits - logit_maxes"},
-    {"counts", 2, {32, 27}, offsetof(mlp_bn_acts, counts), "mlp_bn.ninja:44: counts = norm_logits.exp()"},
-    {"counts_sum", 2, {32, 1}, offsetof(mlp_bn_acts, counts_sum), "mlp_bn.ninja:45: counts_sum = counts.sum(1, keepdims=True)"},
-    {"counts_sum_inv", 2, {32, 1}, offsetof(mlp_bn_acts, counts_sum_inv), "mlp_bn.ninja:46: counts_sum_inv = counts_sum**-1"},
-    {"probs", 2, {32, 27}, offsetof(mlp_bn_acts, probs), "mlp_bn.ninja:47: probs = counts * counts_sum_inv"},
-    {"logprobs", 2, {32, 27}, offsetof(mlp_bn_acts, logprobs), "mlp_bn.ninja:48: logprobs = probs.log()"},
-    {"loss", 0, {}, offsetof(mlp_bn_acts, loss), "mlp_bn.ninja:49: loss = -logprobs[range(n), Yb].mean()"},
+    {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_acts, emb), "mlp_bn.ninja:29: emb = C[Xb]"},
+    {"embcat", 2, {32, 30}, offsetof(mlp_bn_acts, embcat), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)"},
+    {"hprebn", 2, {32, 64}, offsetof(mlp_bn_acts, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1"},
+    {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_acts, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)"},
+    {"bndiff", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff), "mlp_bn.ninja:35: bndiff = hprebn - bnmeani"},
+    {"bndiff2", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff2), "mlp_bn.ninja:36: bndiff2 = bndiff**2"},
+    {"bnvar", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)"},
+    {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar_inv), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5"},
+    {"bnraw", 2, {32, 64}, offsetof(mlp_bn_acts, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv"},
+    {"hpreact", 2, {32, 64}, offsetof(mlp_bn_acts, hpreact), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias"},
+    {"h", 2, {32, 64}, offsetof(mlp_bn_acts, h), "mlp_bn.ninja:42: h = torch.tanh(hpreact)"},
+    {"logits", 2, {32, 27}, offsetof(mlp_bn_acts, logits), "mlp_bn.ninja:44: logits = h @ W2 + b2"},
+    {"logit_maxes", 2, {32, 1}, offsetof(mlp_bn_acts, logit_maxes), "mlp_bn.ninja:46: logit_maxes = logits.max(1, keepdim=True).values"},
+    {"norm_logits", 2, {32, 27}, offsetof(mlp_bn_acts, norm_logits), "mlp_bn.ninja:47: norm_logits = logits - logit_maxes"},
+    {"counts", 2, {32, 27}, offsetof(mlp_bn_acts, counts), "mlp_bn.ninja:48: counts = norm_logits.exp()"},
+    {"counts_sum", 2, {32, 1}, offsetof(mlp_bn_acts, counts_sum), "mlp_bn.ninja:49: counts_sum = counts.sum(1, keepdims=True)"},
+    {"counts_sum_inv", 2, {32, 1}, offsetof(mlp_bn_acts, counts_sum_inv), "mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1"},
+    {"probs", 2, {32, 27}, offsetof(mlp_bn_acts, probs), "mlp_bn.ninja:51: probs = counts * counts_sum_inv"},
+    {"logprobs", 2, {32, 27}, offsetof(mlp_bn_acts, logprobs), "mlp_bn.ninja:52: logprobs = probs.log()"},
+    {"loss", 0, {}, offsetof(mlp_bn_acts, loss), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()"},
 };
 
 static const NjTensor grads[] = {
-    {"C", 2, {27, 10}, offsetof(mlp_bn_grads, dC), "mlp_bn.ninja:12: param C: [vocab_size, n_embd] = randn()"},
-    {"W1", 2, {30, 64}, offsetof(mlp_bn_grads, dW1), "mlp_bn.ninja:14: param W1: [n_embd*block_size, n_hidden] = randn() * (5/3)/((n_embd*block_size)**0.5)"},
-    {"b1", 1, {64}, offsetof(mlp_bn_grads, db1), "mlp_bn.ninja:15: param b1: [n_hidden] = randn() * 0.1"},
-    {"W2", 2, {64, 27}, offsetof(mlp_bn_grads, dW2), "mlp_bn.ninja:17: param W2: [n_hidden, vocab_size] = randn() * 0.1"},
-    {"b2", 1, {27}, offsetof(mlp_bn_grads, db2), "mlp_bn.ninja:18: param b2: [vocab_size] = randn() * 0.1"},
-    {"bngain", 2, {1, 64}, offsetof(mlp_bn_grads, dbngain), "mlp_bn.ninja:20: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"},
-    {"bnbias", 2, {1, 64}, offsetof(mlp_bn_grads, dbnbias), "mlp_bn.ninja:21: param bnbias: [1, n_hidden] = randn()*0.1"},
+    {"C", 2, {27, 10}, offsetof(mlp_bn_grads, dC), "mlp_bn.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)"},
+    {"W1", 2, {30, 64}, offsetof(mlp_bn_grads, dW1), "mlp_bn.ninja:18: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
+    {"b1", 1, {64}, offsetof(mlp_bn_grads, db1), "mlp_bn.ninja:19: param b1: [n_hidden] = randn(generator=g) * 0.1"},
+    {"W2", 2, {64, 27}, offsetof(mlp_bn_grads, dW2), "mlp_bn.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1"},
+    {"b2", 1, {27}, offsetof(mlp_bn_grads, db2), "mlp_bn.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0.1"},
+    {"bngain", 2, {1, 64}, offsetof(mlp_bn_grads, dbngain), "mlp_bn.ninja:24: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"},
+    {"bnbias", 2, {1, 64}, offsetof(mlp_bn_grads, dbnbias), "mlp_bn.ninja:25: param bnbias: [1, n_hidden] = randn()*0.1"},
 };
 
 static const NjTensor stats[] = {
-    {"bnmeani_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani_t1), "mlp_bn.ninja:30: bnmeani = 1/n*hprebn.sum(0, keepdim=True)"},
-    {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani), "mlp_bn.ninja:30: bnmeani = 1/n*hprebn.sum(0, keepdim=True)"},
-    {"bnvar_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_t1), "mlp_bn.ninja:33: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)"},
-    {"bnvar", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar), "mlp_bn.ninja:33: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)"},
-    {"bnvar_inv_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv_t1), "mlp_bn.ninja:34: bnvar_inv = (bnvar + 1e-5)**-0.5"},
-    {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv), "mlp_bn.ninja:34: bnvar_inv = (bnvar + 1e-5)**-0.5"},
+    {"bnmeani_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani_t1), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)"},
+    {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)"},
+    {"bnvar_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_t1), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)"},
+    {"bnvar", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)"},
+    {"bnvar_inv_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv_t1), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5"},
+    {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5"},
     {NULL, 0, {0}, 0, NULL}   // keeps the array non-empty
 };
 

@@ -24,37 +24,37 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
     const int32_t *Yb = inputs[1];
     (void)Yb;
     
-    // mlp_bn_fused.ninja:21: emb = C[Xb]
+    // mlp_bn_fused.ninja:25: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 10; k++)
                 a->emb[i][j][k] = p->C[Xb[i][j]][k];
     
-    // mlp_bn_fused.ninja:22: embcat = emb.view(emb.shape[0], -1)
+    // mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
     memcpy(&a->embcat[0][0], &a->emb[0][0][0], sizeof(float) * (960));
     
-    // mlp_bn_fused.ninja:24: hprebn = embcat @ W1 + b1
+    // mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     nj_gemm(32, 200, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hprebn_t1[0][0], 200, 0);
     
-    // mlp_bn_fused.ninja:24-27, in one pass over [n=32, 200]:
+    // mlp_bn_fused.ninja:28-31, in one pass over [n=32, 200]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
             a->bnmean[i][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
-            // :24 hprebn = embcat @ W1 + b1
+            // :28 hprebn = embcat @ W1 + b1
             a->hprebn[i][j] = a->hprebn_t1[i][j] + p->b1[j];
-            // :27 bnmean = hprebn.mean(0, keepdim=True)
+            // :31 bnmean = hprebn.mean(0, keepdim=True)
             a->bnmean[0][j] += a->hprebn[i][j];
         }
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
             a->bnmean[i][j] /= 32.0f;
     
-    // mlp_bn_fused.ninja:28: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
+    // mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
     // bnvar [1, 200] = var(hprebn [32, 200])
     // the mean is bnmean's
     for (int i = 0; i < 1; i++)
@@ -67,28 +67,28 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
         for (int j = 0; j < 200; j++)
             a->bnvar[i][j] /= 32.0f - 1.0f;
     
-    // mlp_bn_fused.ninja:29, in one pass over [1, 200]:
+    // mlp_bn_fused.ninja:33, in one pass over [1, 200]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++) {
-            // :29 bnvar_inv = (bnvar + 1e-5)**-0.5
+            // :33 bnvar_inv = (bnvar + 1e-5)**-0.5
             a->bnvar_inv_t1[i][j] = a->bnvar[i][j] + 9.99999975e-06f;
             a->bnvar_inv[i][j] = 1.0f / sqrtf(a->bnvar_inv_t1[i][j]);
         }
     
-    // mlp_bn_fused.ninja:30-34, in one pass over [n=32, 200]:
+    // mlp_bn_fused.ninja:34-38, in one pass over [n=32, 200]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
-            // :30 bnraw = (hprebn - bnmean) * bnvar_inv
+            // :34 bnraw = (hprebn - bnmean) * bnvar_inv
             a->bnraw_t1[i][j] = a->hprebn[i][j] - a->bnmean[0][j];
             a->bnraw[i][j] = a->bnraw_t1[i][j] * a->bnvar_inv[0][j];
-            // :31 hpreact = bngain * bnraw + bnbias
+            // :35 hpreact = bngain * bnraw + bnbias
             float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
             a->hpreact[i][j] = hpreact_t1 + p->bnbias[0][j];
-            // :34 h = torch.tanh(hpreact)
+            // :38 h = torch.tanh(hpreact)
             a->h[i][j] = nj_tanhf(a->hpreact[i][j]);
         }
     
-    // mlp_bn_fused.ninja:35: logits = h @ W2 + b2
+    // mlp_bn_fused.ninja:39: logits = h @ W2 + b2
     // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     nj_gemm(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
@@ -96,7 +96,7 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
         for (int j = 0; j < 27; j++)
             a->logits[i][j] = a->logits_t1[i][j] + p->b2[j];
     
-    // mlp_bn_fused.ninja:36: loss = F.cross_entropy(logits, Yb)
+    // mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)
     // loss [] = cross_entropy(logits [32, 27], Yb [32])
     a->loss = 0;
     for (int i = 0; i < 32; i++) {
@@ -124,13 +124,13 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     (void)Yb;
     g->dloss = 1.0f;
     
-    // backprop through mlp_bn_fused.ninja:35-36, in one pass over [n=32, 27]:
+    // backprop through mlp_bn_fused.ninja:39-40, in one pass over [n=32, 27]:
     memset(&g->db2[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
-            // :36 loss = F.cross_entropy(logits, Yb)
+            // :40 loss = F.cross_entropy(logits, Yb)
             float dlogits = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
-            // :35 logits = h @ W2 + b2
+            // :39 logits = h @ W2 + b2
             g->dlogits_t1[i][j] = dlogits;
             g->db2[j] += dlogits;
         }
@@ -142,44 +142,44 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     // dW2 = h^T @ dlogits_t1
     nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp_bn_fused.ninja:30-34, in one pass over [n=32, 200]:
+    // backprop through mlp_bn_fused.ninja:34-38, in one pass over [n=32, 200]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 200);
     memset(&g->dbngain[0][0], 0, sizeof(float) * 200);
     memset(&g->dbnvar_inv[0][0], 0, sizeof(float) * 200);
     memset(&g->dbnmean[0][0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
-            // :34 h = torch.tanh(hpreact)
+            // :38 h = torch.tanh(hpreact)
             float dhpreact = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
-            // :31 hpreact = bngain * bnraw + bnbias
+            // :35 hpreact = bngain * bnraw + bnbias
             float dhpreact_t1 = dhpreact;
             g->dbnbias[0][j] += dhpreact;
             g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
             float dbnraw = dhpreact_t1 * p->bngain[0][j];
-            // :30 bnraw = (hprebn - bnmean) * bnvar_inv
+            // :34 bnraw = (hprebn - bnmean) * bnvar_inv
             float dbnraw_t1 = dbnraw * a->bnvar_inv[0][j];
             g->dbnvar_inv[0][j] += dbnraw * a->bnraw_t1[i][j];
             g->dhprebn[i][j] = dbnraw_t1;
             g->dbnmean[0][j] += -dbnraw_t1;
         }
     
-    // backprop through mlp_bn_fused.ninja:29, in one pass over [1, 200]:
+    // backprop through mlp_bn_fused.ninja:33, in one pass over [1, 200]:
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++) {
-            // :29 bnvar_inv = (bnvar + 1e-5)**-0.5
+            // :33 bnvar_inv = (bnvar + 1e-5)**-0.5
             float dbnvar_inv_t1 = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
             g->dbnvar[i][j] = dbnvar_inv_t1;
         }
     
-    // backprop through mlp_bn_fused.ninja:24-28, in one pass over [n=32, 200]:
+    // backprop through mlp_bn_fused.ninja:28-32, in one pass over [n=32, 200]:
     memset(&g->db1[0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
-            // :28 bnvar = hprebn.var(0, keepdim=True, unbiased=True)
+            // :32 bnvar = hprebn.var(0, keepdim=True, unbiased=True)
             g->dhprebn[i][j] += g->dbnvar[0][j] * (2.0f * (a->hprebn[i][j] - a->bnmean[0][j]) / (32.0f - 1.0f));
-            // :27 bnmean = hprebn.mean(0, keepdim=True)
+            // :31 bnmean = hprebn.mean(0, keepdim=True)
             g->dhprebn[i][j] += g->dbnmean[0][j] / 32.0f;
-            // :24 hprebn = embcat @ W1 + b1
+            // :28 hprebn = embcat @ W1 + b1
             g->dhprebn_t1[i][j] = g->dhprebn[i][j];
             g->db1[j] += g->dhprebn[i][j];
         }
@@ -191,12 +191,12 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     // dW1 = embcat^T @ dhprebn_t1
     nj_gemm(30, 200, 32, &a->embcat[0][0], 1, 30, &g->dhprebn_t1[0][0], 200, &g->dW1[0][0], 200, 0);
     
-    // backprop through mlp_bn_fused.ninja:22: embcat = emb.view(emb.shape[0], -1)
+    // backprop through mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
     for (int i = 0; i < 960; i++)
         (&g->demb[0][0][0])[i] = (&g->dembcat[0][0])[i];
     
-    // backprop through mlp_bn_fused.ninja:21: emb = C[Xb]
+    // backprop through mlp_bn_fused.ninja:25: emb = C[Xb]
     // dC from emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
     memset(&g->dC[0][0], 0, sizeof(float) * 270);
     for (int i = 0; i < 32; i++)
@@ -234,18 +234,18 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
     const int32_t *Yb = inputs[1];
     (void)Yb;
     
-    // mlp_bn_fused.ninja:21: emb = C[Xb]
+    // mlp_bn_fused.ninja:25: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 10; k++)
                 w->emb[i][j][k] = p->C[Xb[i][j]][k];
     
-    // mlp_bn_fused.ninja:22: embcat = emb.view(emb.shape[0], -1)
+    // mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
     memcpy(&w->embcat[0][0], &w->emb[0][0][0], sizeof(float) * (rows * 30));
     
-    // mlp_bn_fused.ninja:24: hprebn = embcat @ W1 + b1
+    // mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     nj_gemm(rows, 200, 30, &w->embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hprebn_t1[0][0], 200, 0);
     // hprebn [32, 200] = add(hprebn_t1 [32, 200], b1 [200])
@@ -257,7 +257,7 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
     if (stop == 5)
         return;   // bnvar is calibrated from here
     
-    // mlp_bn_fused.ninja:30: bnraw = (hprebn - bnmean) * bnvar_inv
+    // mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv
     // bnraw_t1 [32, 200] = sub(hprebn [32, 200], bnmean [1, 200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
@@ -267,7 +267,7 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
         for (int j = 0; j < 200; j++)
             w->bnraw[i][j] = w->bnraw_t1[i][j] * s->bnvar_inv[0][j];
     
-    // mlp_bn_fused.ninja:31: hpreact = bngain * bnraw + bnbias
+    // mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias
     // hpreact_t1 [32, 200] = mul(bngain [1, 200], bnraw [32, 200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
@@ -277,13 +277,13 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
         for (int j = 0; j < 200; j++)
             w->hpreact[i][j] = w->hpreact_t1[i][j] + p->bnbias[0][j];
     
-    // mlp_bn_fused.ninja:34: h = torch.tanh(hpreact)
+    // mlp_bn_fused.ninja:38: h = torch.tanh(hpreact)
     // h [32, 200] = tanh(hpreact [32, 200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
             w->h[i][j] = nj_tanhf(w->hpreact[i][j]);
     
-    // mlp_bn_fused.ninja:35: logits = h @ W2 + b2
+    // mlp_bn_fused.ninja:39: logits = h @ W2 + b2
     // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     nj_gemm(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
@@ -292,7 +292,7 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
             w->logits[i][j] = w->logits_t1[i][j] + p->b2[j];
     if (Yb) {   // needs Yb
     
-    // mlp_bn_fused.ninja:36: loss = F.cross_entropy(logits, Yb)
+    // mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)
     // loss [] = cross_entropy(logits [32, 27], Yb [32])
     w->loss = 0;
     for (int i = 0; i < rows; i++) {
@@ -341,7 +341,7 @@ int mlp_bn_fused_calibrate(const mlp_bn_fused_params *p, const int32_t *const *i
     (void)w;
     (void)rows;
     
-    // mlp_bn_fused.ninja:27: bnmean = hprebn.mean(0, keepdim=True)
+    // mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)
     // bnmean [1, 200] = mean(hprebn [32, 200]) over all rows
     {
         double *acc = calloc(200, sizeof(double)), *mean = calloc(200, sizeof(double));
@@ -366,7 +366,7 @@ int mlp_bn_fused_calibrate(const mlp_bn_fused_params *p, const int32_t *const *i
         free(mean);
     }
     
-    // mlp_bn_fused.ninja:28: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
+    // mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
     // bnvar [1, 200] = var(hprebn [32, 200]) over all rows
     {
         double *acc = calloc(200, sizeof(double)), *mean = calloc(200, sizeof(double));
@@ -396,7 +396,7 @@ int mlp_bn_fused_calibrate(const mlp_bn_fused_params *p, const int32_t *const *i
         free(mean);
     }
     
-    // mlp_bn_fused.ninja:29: bnvar_inv = (bnvar + 1e-5)**-0.5
+    // mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5
     // bnvar_inv_t1 [1, 200] = add_c(bnvar [1, 200])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
@@ -427,13 +427,13 @@ int64_t mlp_bn_fused_check_inputs(const int32_t *const *inputs, int64_t rows, in
 }
 
 static const NjParam params[] = {
-    {    {"C", 2, {27, 10}, offsetof(mlp_bn_fused_params, C), "mlp_bn_fused.ninja:12: param C: [vocab_size, n_embd] = randn()"}, NJ_INIT_RANDN, 1, 0, "randn()"},
-    {    {"W1", 2, {30, 200}, offsetof(mlp_bn_fused_params, W1), "mlp_bn_fused.ninja:13: param W1: [n_embd*block_size, n_hidden] = randn() * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 0.30429030972509225, 0, "randn() * (5/3)/((n_embd*block_size)**0.5)"},
-    {    {"b1", 1, {200}, offsetof(mlp_bn_fused_params, b1), "mlp_bn_fused.ninja:14: param b1: [n_hidden] = randn() * 0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn() * 0.1"},
-    {    {"W2", 2, {200, 27}, offsetof(mlp_bn_fused_params, W2), "mlp_bn_fused.ninja:15: param W2: [n_hidden, vocab_size] = randn() * 0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn() * 0.1"},
-    {    {"b2", 1, {27}, offsetof(mlp_bn_fused_params, b2), "mlp_bn_fused.ninja:16: param b2: [vocab_size] = randn() * 0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn() * 0.1"},
-    {    {"bngain", 2, {1, 200}, offsetof(mlp_bn_fused_params, bngain), "mlp_bn_fused.ninja:17: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"}, NJ_INIT_RANDN, 0.10000000000000001, 1, "randn()*0.1 + 1.0"},
-    {    {"bnbias", 2, {1, 200}, offsetof(mlp_bn_fused_params, bnbias), "mlp_bn_fused.ninja:18: param bnbias: [1, n_hidden] = randn()*0.1"}, NJ_INIT_RANDN, 0.10000000000000001, 0, "randn()*0.1"},
+    {    {"C", 2, {27, 10}, offsetof(mlp_bn_fused_params, C), "mlp_bn_fused.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)"}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
+    {    {"W1", 2, {30, 200}, offsetof(mlp_bn_fused_params, W1), "mlp_bn_fused.ninja:17: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
+    {    {"b1", 1, {200}, offsetof(mlp_bn_fused_params, b1), "mlp_bn_fused.ninja:18: param b1: [n_hidden] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"W2", 2, {200, 27}, offsetof(mlp_bn_fused_params, W2), "mlp_bn_fused.ninja:19: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"b2", 1, {27}, offsetof(mlp_bn_fused_params, b2), "mlp_bn_fused.ninja:20: param b2: [vocab_size] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"bngain", 2, {1, 200}, offsetof(mlp_bn_fused_params, bngain), "mlp_bn_fused.ninja:21: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"}, NJ_INIT_RANDN, 0, 0, 2, {{'*', 0.10000000000000001}, {'+', 1}}, "randn()*0.1 + 1.0"},
+    {    {"bnbias", 2, {1, 200}, offsetof(mlp_bn_fused_params, bnbias), "mlp_bn_fused.ninja:22: param bnbias: [1, n_hidden] = randn()*0.1"}, NJ_INIT_RANDN, 0, 0, 1, {{'*', 0.10000000000000001}}, "randn()*0.1"},
 };
 
 static const NjInput inputs_table[] = {
@@ -442,34 +442,34 @@ static const NjInput inputs_table[] = {
 };
 
 static const NjTensor acts[] = {
-    {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_fused_acts, emb), "mlp_bn_fused.ninja:21: emb = C[Xb]"},
-    {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_acts, embcat), "mlp_bn_fused.ninja:22: embcat = emb.view(emb.shape[0], -1)"},
-    {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hprebn), "mlp_bn_fused.ninja:24: hprebn = embcat @ W1 + b1"},
-    {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnmean), "mlp_bn_fused.ninja:27: bnmean = hprebn.mean(0, keepdim=True)"},
-    {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar), "mlp_bn_fused.ninja:28: bnvar = hprebn.var(0, keepdim=True, unbiased=True)"},
-    {"bnvar_inv", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar_inv), "mlp_bn_fused.ninja:29: bnvar_inv = (bnvar + 1e-5)**-0.5"},
-    {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_acts, bnraw), "mlp_bn_fused.ninja:30: bnraw = (hprebn - bnmean) * bnvar_inv"},
-    {"hpreact", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hpreact), "mlp_bn_fused.ninja:31: hpreact = bngain * bnraw + bnbias"},
-    {"h", 2, {32, 200}, offsetof(mlp_bn_fused_acts, h), "mlp_bn_fused.ninja:34: h = torch.tanh(hpreact)"},
-    {"logits", 2, {32, 27}, offsetof(mlp_bn_fused_acts, logits), "mlp_bn_fused.ninja:35: logits = h @ W2 + b2"},
-    {"loss", 0, {}, offsetof(mlp_bn_fused_acts, loss), "mlp_bn_fused.ninja:36: loss = F.cross_entropy(logits, Yb)"},
+    {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_fused_acts, emb), "mlp_bn_fused.ninja:25: emb = C[Xb]"},
+    {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_acts, embcat), "mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)"},
+    {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hprebn), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1"},
+    {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)"},
+    {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)"},
+    {"bnvar_inv", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar_inv), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5"},
+    {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_acts, bnraw), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv"},
+    {"hpreact", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hpreact), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias"},
+    {"h", 2, {32, 200}, offsetof(mlp_bn_fused_acts, h), "mlp_bn_fused.ninja:38: h = torch.tanh(hpreact)"},
+    {"logits", 2, {32, 27}, offsetof(mlp_bn_fused_acts, logits), "mlp_bn_fused.ninja:39: logits = h @ W2 + b2"},
+    {"loss", 0, {}, offsetof(mlp_bn_fused_acts, loss), "mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)"},
 };
 
 static const NjTensor grads[] = {
-    {"C", 2, {27, 10}, offsetof(mlp_bn_fused_grads, dC), "mlp_bn_fused.ninja:12: param C: [vocab_size, n_embd] = randn()"},
-    {"W1", 2, {30, 200}, offsetof(mlp_bn_fused_grads, dW1), "mlp_bn_fused.ninja:13: param W1: [n_embd*block_size, n_hidden] = randn() * (5/3)/((n_embd*block_size)**0.5)"},
-    {"b1", 1, {200}, offsetof(mlp_bn_fused_grads, db1), "mlp_bn_fused.ninja:14: param b1: [n_hidden] = randn() * 0.1"},
-    {"W2", 2, {200, 27}, offsetof(mlp_bn_fused_grads, dW2), "mlp_bn_fused.ninja:15: param W2: [n_hidden, vocab_size] = randn() * 0.1"},
-    {"b2", 1, {27}, offsetof(mlp_bn_fused_grads, db2), "mlp_bn_fused.ninja:16: param b2: [vocab_size] = randn() * 0.1"},
-    {"bngain", 2, {1, 200}, offsetof(mlp_bn_fused_grads, dbngain), "mlp_bn_fused.ninja:17: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"},
-    {"bnbias", 2, {1, 200}, offsetof(mlp_bn_fused_grads, dbnbias), "mlp_bn_fused.ninja:18: param bnbias: [1, n_hidden] = randn()*0.1"},
+    {"C", 2, {27, 10}, offsetof(mlp_bn_fused_grads, dC), "mlp_bn_fused.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)"},
+    {"W1", 2, {30, 200}, offsetof(mlp_bn_fused_grads, dW1), "mlp_bn_fused.ninja:17: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
+    {"b1", 1, {200}, offsetof(mlp_bn_fused_grads, db1), "mlp_bn_fused.ninja:18: param b1: [n_hidden] = randn(generator=g) * 0.1"},
+    {"W2", 2, {200, 27}, offsetof(mlp_bn_fused_grads, dW2), "mlp_bn_fused.ninja:19: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1"},
+    {"b2", 1, {27}, offsetof(mlp_bn_fused_grads, db2), "mlp_bn_fused.ninja:20: param b2: [vocab_size] = randn(generator=g) * 0.1"},
+    {"bngain", 2, {1, 200}, offsetof(mlp_bn_fused_grads, dbngain), "mlp_bn_fused.ninja:21: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"},
+    {"bnbias", 2, {1, 200}, offsetof(mlp_bn_fused_grads, dbnbias), "mlp_bn_fused.ninja:22: param bnbias: [1, n_hidden] = randn()*0.1"},
 };
 
 static const NjTensor stats[] = {
-    {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnmean), "mlp_bn_fused.ninja:27: bnmean = hprebn.mean(0, keepdim=True)"},
-    {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar), "mlp_bn_fused.ninja:28: bnvar = hprebn.var(0, keepdim=True, unbiased=True)"},
-    {"bnvar_inv_t1", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar_inv_t1), "mlp_bn_fused.ninja:29: bnvar_inv = (bnvar + 1e-5)**-0.5"},
-    {"bnvar_inv", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar_inv), "mlp_bn_fused.ninja:29: bnvar_inv = (bnvar + 1e-5)**-0.5"},
+    {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)"},
+    {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)"},
+    {"bnvar_inv_t1", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar_inv_t1), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5"},
+    {"bnvar_inv", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar_inv), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5"},
     {NULL, 0, {0}, 0, NULL}   // keeps the array non-empty
 };
 

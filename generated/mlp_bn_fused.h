@@ -9,76 +9,76 @@
 #include "ninjac_model.h"
 
 typedef struct {
-    float C[27][10];                   // [27, 10] mlp_bn_fused.ninja:12
-    float W1[30][200];                 // [30, 200] mlp_bn_fused.ninja:13
-    float b1[200];                     // [200] mlp_bn_fused.ninja:14
-    float W2[200][27];                 // [200, 27] mlp_bn_fused.ninja:15
-    float b2[27];                      // [27] mlp_bn_fused.ninja:16
-    float bngain[1][200];              // [1, 200] mlp_bn_fused.ninja:17
-    float bnbias[1][200];              // [1, 200] mlp_bn_fused.ninja:18
+    float C[27][10];                   // [27, 10] mlp_bn_fused.ninja:16
+    float W1[30][200];                 // [30, 200] mlp_bn_fused.ninja:17
+    float b1[200];                     // [200] mlp_bn_fused.ninja:18
+    float W2[200][27];                 // [200, 27] mlp_bn_fused.ninja:19
+    float b2[27];                      // [27] mlp_bn_fused.ninja:20
+    float bngain[1][200];              // [1, 200] mlp_bn_fused.ninja:21
+    float bnbias[1][200];              // [1, 200] mlp_bn_fused.ninja:22
 } mlp_bn_fused_params;
 
 typedef struct {   // every activation of a training batch
-    float emb[32][3][10];              // [n=32, 3, 10] mlp_bn_fused.ninja:21
-    float embcat[32][30];              // [n=32, 30] mlp_bn_fused.ninja:22
-    float hprebn_t1[32][200];          // [n=32, 200] mlp_bn_fused.ninja:24
-    float hprebn[32][200];             // [n=32, 200] mlp_bn_fused.ninja:24
-    float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:27
-    float bnvar[1][200];               // [1, 200] mlp_bn_fused.ninja:28
-    float bnvar_inv_t1[1][200];        // [1, 200] mlp_bn_fused.ninja:29
-    float bnvar_inv[1][200];           // [1, 200] mlp_bn_fused.ninja:29
-    float bnraw_t1[32][200];           // [n=32, 200] mlp_bn_fused.ninja:30
-    float bnraw[32][200];              // [n=32, 200] mlp_bn_fused.ninja:30
-    float hpreact_t1[32][200];         // [n=32, 200] mlp_bn_fused.ninja:31
-    float hpreact[32][200];            // [n=32, 200] mlp_bn_fused.ninja:31
-    float h[32][200];                  // [n=32, 200] mlp_bn_fused.ninja:34
-    float logits_t1[32][27];           // [n=32, 27] mlp_bn_fused.ninja:35
-    float logits[32][27];              // [n=32, 27] mlp_bn_fused.ninja:35
-    float loss;                        // [] mlp_bn_fused.ninja:36
+    float emb[32][3][10];              // [n=32, 3, 10] mlp_bn_fused.ninja:25
+    float embcat[32][30];              // [n=32, 30] mlp_bn_fused.ninja:26
+    float hprebn_t1[32][200];          // [n=32, 200] mlp_bn_fused.ninja:28
+    float hprebn[32][200];             // [n=32, 200] mlp_bn_fused.ninja:28
+    float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:31
+    float bnvar[1][200];               // [1, 200] mlp_bn_fused.ninja:32
+    float bnvar_inv_t1[1][200];        // [1, 200] mlp_bn_fused.ninja:33
+    float bnvar_inv[1][200];           // [1, 200] mlp_bn_fused.ninja:33
+    float bnraw_t1[32][200];           // [n=32, 200] mlp_bn_fused.ninja:34
+    float bnraw[32][200];              // [n=32, 200] mlp_bn_fused.ninja:34
+    float hpreact_t1[32][200];         // [n=32, 200] mlp_bn_fused.ninja:35
+    float hpreact[32][200];            // [n=32, 200] mlp_bn_fused.ninja:35
+    float h[32][200];                  // [n=32, 200] mlp_bn_fused.ninja:38
+    float logits_t1[32][27];           // [n=32, 27] mlp_bn_fused.ninja:39
+    float logits[32][27];              // [n=32, 27] mlp_bn_fused.ninja:39
+    float loss;                        // [] mlp_bn_fused.ninja:40
     float loss_probs[32][27];          // [n=32, 27] softmax of the logits, for the backward pass
 } mlp_bn_fused_acts;
 
 typedef struct {   // d<name>: the gradient of loss with respect to <name>
-    float dC[27][10];                  // [27, 10] mlp_bn_fused.ninja:12
-    float dW1[30][200];                // [30, 200] mlp_bn_fused.ninja:13
-    float db1[200];                    // [200] mlp_bn_fused.ninja:14
-    float dW2[200][27];                // [200, 27] mlp_bn_fused.ninja:15
-    float db2[27];                     // [27] mlp_bn_fused.ninja:16
-    float dbngain[1][200];             // [1, 200] mlp_bn_fused.ninja:17
-    float dbnbias[1][200];             // [1, 200] mlp_bn_fused.ninja:18
-    float demb[32][3][10];             // [n=32, 3, 10] mlp_bn_fused.ninja:21
-    float dembcat[32][30];             // [n=32, 30] mlp_bn_fused.ninja:22
-    float dhprebn_t1[32][200];         // [n=32, 200] mlp_bn_fused.ninja:24
-    float dhprebn[32][200];            // [n=32, 200] mlp_bn_fused.ninja:24
-    float dbnmean[1][200];             // [1, 200] mlp_bn_fused.ninja:27
-    float dbnvar[1][200];              // [1, 200] mlp_bn_fused.ninja:28
-    float dbnvar_inv[1][200];          // [1, 200] mlp_bn_fused.ninja:29
-    float dh[32][200];                 // [n=32, 200] mlp_bn_fused.ninja:34
-    float dlogits_t1[32][27];          // [n=32, 27] mlp_bn_fused.ninja:35
-    float dloss;                       // [] mlp_bn_fused.ninja:36
+    float dC[27][10];                  // [27, 10] mlp_bn_fused.ninja:16
+    float dW1[30][200];                // [30, 200] mlp_bn_fused.ninja:17
+    float db1[200];                    // [200] mlp_bn_fused.ninja:18
+    float dW2[200][27];                // [200, 27] mlp_bn_fused.ninja:19
+    float db2[27];                     // [27] mlp_bn_fused.ninja:20
+    float dbngain[1][200];             // [1, 200] mlp_bn_fused.ninja:21
+    float dbnbias[1][200];             // [1, 200] mlp_bn_fused.ninja:22
+    float demb[32][3][10];             // [n=32, 3, 10] mlp_bn_fused.ninja:25
+    float dembcat[32][30];             // [n=32, 30] mlp_bn_fused.ninja:26
+    float dhprebn_t1[32][200];         // [n=32, 200] mlp_bn_fused.ninja:28
+    float dhprebn[32][200];            // [n=32, 200] mlp_bn_fused.ninja:28
+    float dbnmean[1][200];             // [1, 200] mlp_bn_fused.ninja:31
+    float dbnvar[1][200];              // [1, 200] mlp_bn_fused.ninja:32
+    float dbnvar_inv[1][200];          // [1, 200] mlp_bn_fused.ninja:33
+    float dh[32][200];                 // [n=32, 200] mlp_bn_fused.ninja:38
+    float dlogits_t1[32][27];          // [n=32, 27] mlp_bn_fused.ninja:39
+    float dloss;                       // [] mlp_bn_fused.ninja:40
     float mm_scratch[6000];          // B^T for the kernels' A @ B^T
 } mlp_bn_fused_grads;
 
 typedef struct {   // batch statistics, frozen for inference
-    float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:27
-    float bnvar[1][200];               // [1, 200] mlp_bn_fused.ninja:28
-    float bnvar_inv_t1[1][200];        // [1, 200] mlp_bn_fused.ninja:29
-    float bnvar_inv[1][200];           // [1, 200] mlp_bn_fused.ninja:29
+    float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:31
+    float bnvar[1][200];               // [1, 200] mlp_bn_fused.ninja:32
+    float bnvar_inv_t1[1][200];        // [1, 200] mlp_bn_fused.ninja:33
+    float bnvar_inv[1][200];           // [1, 200] mlp_bn_fused.ninja:33
 } mlp_bn_fused_stats;
 
 typedef struct {   // inference activations for up to 512 rows
-    float emb[512][3][10];             // [n=32, 3, 10] mlp_bn_fused.ninja:21
-    float embcat[512][30];             // [n=32, 30] mlp_bn_fused.ninja:22
-    float hprebn_t1[512][200];         // [n=32, 200] mlp_bn_fused.ninja:24
-    float hprebn[512][200];            // [n=32, 200] mlp_bn_fused.ninja:24
-    float bnraw_t1[512][200];          // [n=32, 200] mlp_bn_fused.ninja:30
-    float bnraw[512][200];             // [n=32, 200] mlp_bn_fused.ninja:30
-    float hpreact_t1[512][200];        // [n=32, 200] mlp_bn_fused.ninja:31
-    float hpreact[512][200];           // [n=32, 200] mlp_bn_fused.ninja:31
-    float h[512][200];                 // [n=32, 200] mlp_bn_fused.ninja:34
-    float logits_t1[512][27];          // [n=32, 27] mlp_bn_fused.ninja:35
-    float logits[512][27];             // [n=32, 27] mlp_bn_fused.ninja:35
-    float loss;                        // [] mlp_bn_fused.ninja:36
+    float emb[512][3][10];             // [n=32, 3, 10] mlp_bn_fused.ninja:25
+    float embcat[512][30];             // [n=32, 30] mlp_bn_fused.ninja:26
+    float hprebn_t1[512][200];         // [n=32, 200] mlp_bn_fused.ninja:28
+    float hprebn[512][200];            // [n=32, 200] mlp_bn_fused.ninja:28
+    float bnraw_t1[512][200];          // [n=32, 200] mlp_bn_fused.ninja:34
+    float bnraw[512][200];             // [n=32, 200] mlp_bn_fused.ninja:34
+    float hpreact_t1[512][200];        // [n=32, 200] mlp_bn_fused.ninja:35
+    float hpreact[512][200];           // [n=32, 200] mlp_bn_fused.ninja:35
+    float h[512][200];                 // [n=32, 200] mlp_bn_fused.ninja:38
+    float logits_t1[512][27];          // [n=32, 27] mlp_bn_fused.ninja:39
+    float logits[512][27];             // [n=32, 27] mlp_bn_fused.ninja:39
+    float loss;                        // [] mlp_bn_fused.ninja:40
     float loss_probs[512][27];         // [n=32, 27] softmax of the logits, for the backward pass
 } mlp_bn_fused_infer_ws;
 

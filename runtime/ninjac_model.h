@@ -13,10 +13,18 @@
 #define NJ_MAX_RANK 4
 
 typedef enum {
-    NJ_INIT_CONST,    /* value = shift */
-    NJ_INIT_RANDN,    /* value = scale * N(0,1) + shift */
-    NJ_INIT_UNIFORM,  /* value = scale * U[0,1) + shift */
+    NJ_INIT_CONST,    /* every element starts as `value` */
+    NJ_INIT_RANDN,    /* torch.randn */
+    NJ_INIT_UNIFORM,  /* torch.rand */
 } NjInitDist;
+
+/* One tensor-with-constant op of an init, in the param's float type:
+ * x = x op value for '*' '/' '+' '-', x = value - x for 'r'. */
+#define NJ_MAX_INIT_STEPS 8
+typedef struct {
+    char op;
+    double value;
+} NjInitStep;
 
 typedef struct {
     const char *name;
@@ -29,7 +37,10 @@ typedef struct {
 typedef struct {
     NjTensor t;           /* offset into the params (and grads) struct */
     NjInitDist dist;
-    double scale, shift;
+    int named_generator;  /* 1: randn(generator=g), the spec's generator; 0: torch's default one */
+    double value;         /* NJ_INIT_CONST */
+    int nsteps;
+    NjInitStep steps[NJ_MAX_INIT_STEPS];
     const char *init;     /* the init expression as written */
 } NjParam;
 

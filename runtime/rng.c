@@ -1,11 +1,13 @@
 /* rng.c - Mt19937 bit-for-bit compatible with CPython's random module, and
- * the trainer's xoshiro256** generator.
+ * TorchGen, a torch.Generator that draws bit-for-bit as PyTorch 1.13's CPU
+ * kernels draw.
  *
  * Memory: nothing is allocated; each generator's whole state lives in its
  * struct, so a checkpoint can save and restore it by value. */
 #include "rng.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ------------------------------------------------------------------ */
 /* Mt19937 (Matsumoto & Nishimura), seeded the way CPython seeds it    */
@@ -114,57 +116,160 @@ void mt_shuffle(Mt19937 *m, void **items, int64_t n) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Rng: xoshiro256** (Blackman & Vigna), seeded through splitmix64      */
+/* TorchGen: torch.Generator().manual_seed(seed) on the CPU             */
 /* ------------------------------------------------------------------ */
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+/* torch's mt19937 is the standard one, seeded by init_genrand with the
+ * seed's low 32 bits. */
+void tg_seed(TorchGen *g, uint64_t seed) {
+    mt_init_genrand(&g->mt, (uint32_t)seed);
+    g->seed = seed;
+    g->draws = 0;
+    g->has_next_normal = false;
+    g->next_normal = 0;
 }
 
-/* splitmix64 outputs four distinct words for consecutive counters, so the
- * state is never all zero (the one state xoshiro cannot leave). */
-void rng_seed(Rng *r, uint64_t seed) {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+uint32_t tg_random(TorchGen *g) {
+    g->draws++;
+    return mt_next32(&g->mt);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t rng_next(Rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+/* CPUGeneratorImpl::random64: the first draw is the high word. */
+static uint64_t tg_random64(TorchGen *g) {
+    uint64_t hi = tg_random(g);
+    return hi << 32 | tg_random(g);
 }
 
-/* The top 53 bits are exactly representable in a double. */
-double rng_uniform(Rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
+void tg_skip(TorchGen *g, int64_t draws) {
+    for (int64_t i = 0; i < draws; i++)
+        (void)tg_random(g);
+}
 
-/* Rejects the lowest 2^64 mod n draws so every residue is equally likely.
- * n == 0 returns 0 without drawing. */
-uint64_t rng_below(Rng *r, uint64_t n) {
-    if (n == 0) return 0;
-    uint64_t threshold = (0 - n) % n; /* 2^64 mod n */
-    for (;;) {
-        uint64_t x = rng_next(r);
-        if (x >= threshold) return x % n;
+/* uniform_real_distribution: the low 24 (float) or 53 (double) bits of a
+ * draw, scaled to [0, 1). Both products are exact. */
+static float tg_uniform24(TorchGen *g) { return (float)(tg_random(g) & 0xffffffu) * 0x1.0p-24f; }
+double tg_uniform53(TorchGen *g) { return (double)(tg_random64(g) & ((1ull << 53) - 1)) * 0x1.0p-53; }
+
+static uint32_t float_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bits_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* torch.randn of 16 or more floats runs normal_fill_16_AVX2 on any CPU with
+ * AVX2 (its scalar fallback for older CPUs rounds differently): Box-Muller
+ * with Cephes-style single-precision log and sincos polynomials (Pommier's
+ * avx_mathfun), which torch's compiler contracted into the fused
+ * multiply-adds written out below. This file is built with
+ * -ffp-contract=off so that no other product is fused. The argument of
+ * cephes_logf is 1 - u, in [2^-24, 1]: no zero, subnormal or negative. */
+static float cephes_logf(float x) {
+    uint32_t bits = float_bits(x);
+    float e = (float)((int32_t)(bits >> 23) - 0x7f) + 1.0f;
+    x = bits_float((bits & ~0x7f800000u) | float_bits(0.5f)); /* mantissa in [0.5, 1) */
+    bool below_sqrt_half = x < 0.707106781186547524f;
+    float tmp = below_sqrt_half ? x : 0.0f;
+    x = x - 1.0f;
+    e = e - (below_sqrt_half ? 1.0f : 0.0f);
+    x = x + tmp;
+    float z = x * x;
+    static const float p[9] = {7.0376836292e-2f,  -1.1514610310e-1f, 1.1676998740e-1f,
+                               -1.2420140846e-1f, 1.4249322787e-1f,  -1.6668057665e-1f,
+                               2.0000714765e-1f,  -2.4999993993e-1f, 3.3333331174e-1f};
+    float y = p[0];
+    for (int k = 1; k < 9; k++)
+        y = fmaf(y, x, p[k]);
+    y = y * x;
+    y = fmaf(y, z, e * -2.12194440e-4f);
+    y = fmaf(z, -0.5f, y);
+    x = x + y;
+    return fmaf(e, 0.693359375f, x);
+}
+
+static void cephes_sincosf(float x, float *sin_out, float *cos_out) {
+    uint32_t sign_sin = float_bits(x) & 0x80000000u;
+    x = fabsf(x);
+    int32_t octant = ((int32_t)(x * 1.27323954473516f) + 1) & ~1; /* 4/pi */
+    float y = (float)octant;
+    uint32_t swap_sin = ((uint32_t)octant & 4u) << 29;
+    bool sine_poly_is_sin = (octant & 2) == 0;
+    x = fmaf(y, -0.78515625f, x); /* x - y * pi/4 in three parts */
+    x = fmaf(y, -2.4187564849853515625e-4f, x);
+    x = fmaf(y, -3.77489497744594108e-8f, x);
+    uint32_t sign_cos = (~(uint32_t)(octant - 2) & 4u) << 29;
+    sign_sin ^= swap_sin;
+    float z = x * x;
+    float c = fmaf(fmaf(2.443315711809948e-5f, z, -1.388731625493765e-3f), z, 4.166664568298827e-2f);
+    c = c * z;
+    c = fmaf(c, z, -(z * 0.5f)) + 1.0f;
+    float s = fmaf(fmaf(-1.9515295891e-4f, z, 8.3321608736e-3f), z, -1.6666654611e-1f);
+    s = s * z;
+    s = fmaf(s, x, x);
+    *sin_out = bits_float(float_bits(sine_poly_is_sin ? s : c) ^ sign_sin);
+    *cos_out = bits_float(float_bits(sine_poly_is_sin ? c : s) ^ sign_cos);
+}
+
+/* x[0..15] holds uniforms; pairs (j, j + 8) become two normals. */
+static void normal_fill_16(float *x) {
+    const float two_pi = (float)6.283185307179586476925286766559;
+    for (int j = 0; j < 8; j++) {
+        float radius = sqrtf(-2.0f * cephes_logf(1.0f - x[j]));
+        float s, c;
+        cephes_sincosf(two_pi * x[j + 8], &s, &c);
+        x[j] = radius * c;
+        x[j + 8] = radius * s;
     }
 }
 
-/* Box-Muller keeps only the cosine branch: caching the sine would put state
- * outside s[4], which checkpoints save. u1 is in (0, 1] so log is finite. */
-double rng_normal(Rng *r) {
-    const double two_pi = 6.283185307179586476925286766559;
-    double u1 = 1.0 - rng_uniform(r);
-    double u2 = rng_uniform(r);
-    return sqrt(-2.0 * log(u1)) * cos(two_pi * u2);
+/* at::normal_distribution<double>: Box-Muller in double whose sine half is
+ * kept for the next call, as torch keeps it in the generator. */
+static double tg_normal64(TorchGen *g) {
+    if (g->has_next_normal) {
+        g->has_next_normal = false;
+        return g->next_normal;
+    }
+    double u1 = tg_uniform53(g), u2 = tg_uniform53(g);
+    double radius = sqrt(-2.0 * log(1.0 - u2));
+    double theta = 2.0 * 3.14159265358979323846 * u1;
+    g->next_normal = radius * sin(theta);
+    g->has_next_normal = true;
+    return radius * cos(theta);
 }
+
+/* torch.randn(n, generator=g) for a contiguous float tensor: all n uniforms
+ * first, transformed 16 at a time; when 16 does not divide n the last 16
+ * are drawn again and transformed over the tail. Fewer than 16 go one by
+ * one through the double distribution. */
+void tg_randn(TorchGen *g, float *x, int64_t n) {
+    if (n < 16) {
+        for (int64_t i = 0; i < n; i++)
+            x[i] = (float)tg_normal64(g);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        x[i] = tg_uniform24(g);
+    for (int64_t i = 0; i + 16 <= n; i += 16)
+        normal_fill_16(x + i);
+    if (n % 16) {
+        float *tail = x + n - 16;
+        for (int i = 0; i < 16; i++)
+            tail[i] = tg_uniform24(g);
+        normal_fill_16(tail);
+    }
+}
+
+/* torch.rand(n, generator=g) */
+void tg_rand(TorchGen *g, float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        x[i] = tg_uniform24(g);
+}
+
+/* torch.randint(0, high, ...): one 32-bit draw modulo high (torch's own
+ * small bias included) for high < 2^32. */
+int64_t tg_randint(TorchGen *g, int64_t high) { return (int64_t)(tg_random(g) % (uint64_t)high); }

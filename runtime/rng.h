@@ -1,10 +1,11 @@
-/* rng.h - random numbers.
+/* rng.h - random numbers, drawn as the notebook's Python draws them.
  * Mt19937 reproduces CPython's random module (seed with an int, getrandbits,
- * randbelow, shuffle) so the data split equals the notebook's. Rng is the
- * trainer's own generator (xoshiro256**): batches, init and sampling. */
+ * randbelow, shuffle) so the data split equals the notebook's. TorchGen
+ * reproduces torch.Generator, so init and minibatches equal the notebook's. */
 #ifndef NINJAC_RNG_H
 #define NINJAC_RNG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct { uint32_t mt[624]; int index; } Mt19937;
@@ -14,11 +15,23 @@ uint64_t mt_getrandbits(Mt19937 *m, int k);       /* random.getrandbits(k), 0 <=
 uint64_t mt_randbelow(Mt19937 *m, uint64_t n);    /* random._randbelow(n) */
 void mt_shuffle(Mt19937 *m, void **items, int64_t n); /* random.shuffle */
 
-typedef struct { uint64_t s[4]; } Rng;
-void rng_seed(Rng *r, uint64_t seed);
-uint64_t rng_next(Rng *r);
-double rng_uniform(Rng *r);              /* [0, 1) */
-uint64_t rng_below(Rng *r, uint64_t n);  /* unbiased in [0, n) */
-double rng_normal(Rng *r);               /* standard normal */
+/* torch.Generator().manual_seed(seed) on the CPU, drawing bit-for-bit as
+ * PyTorch 1.13's CPU kernels (torch.randn, torch.rand, torch.randint) draw.
+ * The whole state is the struct; (seed, draws) rebuilds it when no normal
+ * is cached, which is all the trainer needs after the init. */
+typedef struct {
+    Mt19937 mt;
+    uint64_t seed;
+    int64_t draws;           /* 32-bit outputs taken since seeding */
+    bool has_next_normal;    /* torch caches the second half of a Box-Muller pair */
+    double next_normal;
+} TorchGen;
+void tg_seed(TorchGen *g, uint64_t seed);
+uint32_t tg_random(TorchGen *g);
+void tg_skip(TorchGen *g, int64_t draws);
+double tg_uniform53(TorchGen *g);                  /* torch.rand(dtype=float64): [0, 1) */
+void tg_randn(TorchGen *g, float *x, int64_t n);   /* torch.randn(n, generator=g) */
+void tg_rand(TorchGen *g, float *x, int64_t n);    /* torch.rand(n, generator=g) */
+int64_t tg_randint(TorchGen *g, int64_t high);     /* torch.randint(0, high, ...), 0 < high < 2^32 */
 
 #endif

@@ -16,8 +16,7 @@
 
 #define FORMAT_PARAMS "ninjac-params"
 #define FORMAT_CHECKPOINT "ninjac-checkpoint"
-#define FORMAT_VERSION "1"
-/* Checkpoint metadata added within version 1: older checkpoints lack it. */
+#define FORMAT_VERSION "2" /* 2: batch_rng is torch's generator */
 #define META_LOSS_WINDOW_SUM "loss_window_sum"
 
 static void *zalloc(size_t n) {
@@ -61,18 +60,59 @@ static int64_t numel(int rank, const int *shape) {
     return n;
 }
 
-void state_init_params(State *s, uint64_t seed) {
-    Rng rng;
-    rng_seed(&rng, seed);
-    for (int i = 0; i < s->m->nparams; i++) {
-        const NjParam *p = &s->m->params[i];
-        float *x = at(s->params, p->t.offset);
-        for (int64_t k = 0; k < numel(p->t.rank, p->t.shape); k++) {
-            double draw = p->dist == NJ_INIT_RANDN ? rng_normal(&rng)
-                        : p->dist == NJ_INIT_UNIFORM ? rng_uniform(&rng) : 0;
-            x[k] = (float)(p->scale * draw + p->shift);
-        }
+bool model_names_generator(const NinjacModel *m) {
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i].named_generator)
+            return true;
+    return false;
+}
+
+/* Each step is one PyTorch tensor-with-scalar op: the scalar is rounded to
+ * float first, and so is every result. */
+static void init_steps(const NjParam *p, float *x, int64_t count) {
+    for (int k = 0; k < p->nsteps; k++) {
+        float v = (float)p->steps[k].value;
+        char op = p->steps[k].op;
+        for (int64_t i = 0; i < count; i++)
+            x[i] = op == '*' ? x[i] * v : op == '/' ? x[i] / v : op == '+' ? x[i] + v
+                 : op == '-' ? x[i] - v : v - x[i];
     }
+}
+
+void init_params(const NinjacModel *m, void *params, uint64_t seed, TorchGen *batches) {
+    TorchGen named, fallback;
+    bool has_named = model_names_generator(m);
+    tg_seed(&named, seed);
+    tg_seed(&fallback, has_named ? TORCH_DEFAULT_SEED : seed);
+    for (int i = 0; i < m->nparams; i++) {
+        const NjParam *p = &m->params[i];
+        float *x = at(params, p->t.offset);
+        int64_t count = numel(p->t.rank, p->t.shape);
+        TorchGen *g = p->named_generator ? &named : &fallback;
+        if (p->dist == NJ_INIT_RANDN)
+            tg_randn(g, x, count);
+        else if (p->dist == NJ_INIT_UNIFORM)
+            tg_rand(g, x, count);
+        else
+            for (int64_t k = 0; k < count; k++)
+                x[k] = (float)p->value;
+        init_steps(p, x, count);
+    }
+    if (batches)
+        *batches = has_named ? named : fallback;
+}
+
+void state_init_params(State *s, uint64_t seed, TorchGen *batches) { init_params(s->m, s->params, seed, batches); }
+
+int state_init_generator(const State *s, uint64_t seed, TorchGen *batches) {
+    void *scratch = malloc(s->m->params_bytes);
+    if (!scratch) {
+        fprintf(stderr, "error: out of memory\n");
+        return -1;
+    }
+    init_params(s->m, scratch, seed, batches);
+    free(scratch);
+    return 0;
 }
 
 static void add_tensor(StWriter *w, const char *name, const NjTensor *t, const void *base) {
@@ -85,7 +125,7 @@ static void add_tensor(StWriter *w, const char *name, const NjTensor *t, const v
 int state_save(const State *s, const char *path, bool checkpoint, char *err, size_t errlen) {
     const NinjacModel *m = s->m;
     StWriter *w = st_writer_new();
-    char step[32], rng_hex[4][17], window_sum[64];
+    char step[32], rng[64], window_sum[64];
     if (!w)
         return fail(err, errlen, path, "out of memory");
     st_add_meta(w, "format", checkpoint ? FORMAT_CHECKPOINT : FORMAT_PARAMS);
@@ -97,10 +137,9 @@ int state_save(const State *s, const char *path, bool checkpoint, char *err, siz
     if (checkpoint) {
         snprintf(step, sizeof step, "%" PRId64, s->step);
         st_add_meta(w, "step", step);
-        for (int k = 0; k < 4; k++)
-            snprintf(rng_hex[k], sizeof rng_hex[k], "%016" PRIx64, s->batch_rng.s[k]);
-        char rng[80];
-        snprintf(rng, sizeof rng, "%s %s %s %s", rng_hex[0], rng_hex[1], rng_hex[2], rng_hex[3]);
+        /* torch's generator is its seed and how far it has run; nothing
+         * after the init reads its cached normal. */
+        snprintf(rng, sizeof rng, "seed %" PRIu64 " draws %" PRId64, s->batch_rng.seed, s->batch_rng.draws);
         st_add_meta(w, "batch_rng", rng);
         /* %a: a hex float, which strtod reads back to the same double. */
         snprintf(window_sum, sizeof window_sum, "%a", s->loss_window_sum);
@@ -204,14 +243,27 @@ static int check_no_other_tensors(const NinjacModel *m, const StFile *f, const c
     return 0;
 }
 
-/* A checkpoint's generator state: four 64-bit hex words and nothing else,
- * not all zero (xoshiro's one state that never leaves itself). */
-static bool parse_rng(const char *text, Rng *rng) {
+/* The most 32-bit draws a generator can have made by `step`: the init's
+ * (at most two per value, plus a redrawn tail of 16 per param) and one per
+ * row of every batch. Bounds the replay of a crafted batch_rng. */
+static int64_t max_draws(const NinjacModel *m, int64_t step) {
+    int64_t draws = step * m->batch;
+    for (int i = 0; i < m->nparams; i++)
+        draws += 2 * numel(m->params[i].t.rank, m->params[i].t.shape) + 16;
+    return draws;
+}
+
+/* A checkpoint's generator: "seed S draws N", rebuilt by replaying N draws. */
+static bool parse_rng(const NinjacModel *m, const char *text, int64_t step, TorchGen *g) {
+    unsigned long long seed;
+    long long draws;
     int used = 0;
-    if (!text || sscanf(text, "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64 "%n", &rng->s[0], &rng->s[1],
-                        &rng->s[2], &rng->s[3], &used) != 4 || text[used])
+    if (!text || sscanf(text, "seed %llu draws %lld%n", &seed, &draws, &used) != 2 || text[used] ||
+        draws < 0 || step > MAX_STEP || draws > max_draws(m, step))
         return false;
-    return rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3];
+    tg_seed(g, seed);
+    tg_skip(g, draws);
+    return true;
 }
 
 /* A checkpoint's step: the whole string, a decimal integer >= 0 (sscanf
@@ -226,19 +278,14 @@ static bool parse_step(const char *v, int64_t *step) {
     return !*end && !errno;
 }
 
-/* The loss window sum of a checkpoint: absent in checkpoints written before
- * it was saved (*known = false), else the whole value must parse. */
-static int take_window_sum(const StFile *f, const char *path, double *sum, bool *known, char *err, size_t errlen) {
+/* The loss window sum of a checkpoint: the whole value must parse. */
+static int take_window_sum(const StFile *f, const char *path, double *sum, char *err, size_t errlen) {
     const char *v = st_meta(f, META_LOSS_WINDOW_SUM);
-    *sum = 0;
-    *known = v != NULL;
-    if (!v)
-        return 0;
-    char *end;
-    *sum = strtod(v, &end);
-    if (!*v || *end)
-        return fail(err, errlen, path, "has a malformed %s '%s' (expected a C hex float such as 0x1.8p+3)",
-                    META_LOSS_WINDOW_SUM, v);
+    char *end = NULL;
+    *sum = v ? strtod(v, &end) : 0;
+    if (!v || !*v || *end)
+        return fail(err, errlen, path, "has a missing or malformed %s '%s' (expected a C hex float such as 0x1.8p+3)",
+                    META_LOSS_WINDOW_SUM, v ? v : "");
     return 0;
 }
 
@@ -254,16 +301,16 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
         rc = fail(err, errlen, path, "out of memory");
     for (int i = 0; rc == 0 && i < m->nparams; i++)
         rc = take_tensor(&f, path, m->params[i].t.name, &m->params[i].t, params, err, errlen);
-    bool calibrated = false, window_known = false;
+    bool calibrated = false;
     int64_t step = 0;
     double window_sum = 0;
-    Rng rng = {{0}};
+    TorchGen rng;
     if (rc == 0 && *is_checkpoint) {
         const char *st = st_meta(&f, "step"), *r = st_meta(&f, "batch_rng"), *cal = st_meta(&f, "calibrated");
-        if (!parse_step(st, &step) || !parse_rng(r, &rng))
+        if (!parse_step(st, &step) || !parse_rng(m, r, step, &rng))
             rc = fail(err, errlen, path, "is a checkpoint without a valid step and batch_rng");
         if (rc == 0)
-            rc = take_window_sum(&f, path, &window_sum, &window_known, err, errlen);
+            rc = take_window_sum(&f, path, &window_sum, err, errlen);
         calibrated = cal && !strcmp(cal, "1");
         for (int i = 0; rc == 0 && calibrated && i < m->nstats; i++) {
             char name[300];
@@ -282,7 +329,6 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
             s->step = step;
             s->batch_rng = rng;
             s->loss_window_sum = window_sum;
-            s->loss_window_sum_known = window_known;
         }
     }
     free(params);

@@ -17,19 +17,33 @@ typedef struct {
     bool calibrated;        /* stats hold batch statistics */
     /* training progress, saved in checkpoints */
     int64_t step;
-    Rng batch_rng;
+    TorchGen batch_rng;     /* minibatch indices: torch.randint */
     /* The loss summed over the steps of the loss log's current window
      * (steps step - step % window .. step - 1), saved exactly so that a
      * resumed run logs the uninterrupted run's window means. */
     double loss_window_sum;
-    bool loss_window_sum_known; /* false for checkpoints that predate it */
 } State;
 
 int state_new(State *s, const NinjacModel *m);
 void state_free(State *s);
 
-/* params <- scale * draw + shift, as each param's init says. */
-void state_init_params(State *s, uint64_t seed);
+/* params <- each param's init, computed as PyTorch computes the same line:
+ * randn(generator=g) draws from torch.Generator().manual_seed(seed), and a
+ * draw without a generator from torch's default generator. PyTorch seeds
+ * that one at random when it starts (so the notebook's own bngain and
+ * bnbias differ from run to run); here it starts from TORCH_DEFAULT_SEED,
+ * the seed of a new torch.Generator(). A spec that names no generator
+ * draws everything from the default one, seeded with seed.
+ * *batches (if not NULL) gets g after the init, where the notebook's
+ * minibatches continue (the default generator if the spec names none). */
+#define TORCH_DEFAULT_SEED 67280421310721ull
+bool model_names_generator(const NinjacModel *m);
+void init_params(const NinjacModel *m, void *params, uint64_t seed, TorchGen *batches);
+void state_init_params(State *s, uint64_t seed, TorchGen *batches);
+/* *batches as state_init_params(s, seed, batches) leaves it; params untouched. */
+int state_init_generator(const State *s, uint64_t seed, TorchGen *batches);
+/* Checkpoints hold at most this many steps (bounds the generator replay). */
+#define MAX_STEP (1ll << 40)
 
 /* Files. Errors go to err ("PATH: message") and return -1; a failed save
  * leaves any previous file at path untouched. */

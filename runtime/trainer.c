@@ -183,8 +183,8 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
         fprintf(stderr, "error: %s has no 'logits' [n, vocab] to sample from\n", m->name);
         return -1;
     }
-    Rng rng;
-    rng_seed(&rng, seed);
+    TorchGen rng;
+    tg_seed(&rng, seed);
     int block = m->inputs[0].shape[1], vocab = m->logits_cols;
     int32_t context[64] = {0};
     double p[256];
@@ -205,7 +205,7 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
                 mx = logits[j] > mx ? logits[j] : mx;
             for (int j = 0; j < vocab; j++)
                 sum += p[j] = exp(logits[j] - mx);
-            double u = rng_uniform(&rng) * sum, acc = 0;
+            double u = tg_uniform53(&rng) * sum, acc = 0;
             int ix = vocab - 1;
             for (int j = 0; j < vocab; j++)
                 if ((acc += p[j]) > u) {
@@ -264,8 +264,9 @@ static int load(State *s, const char *path, bool *is_checkpoint) {
 /* ---- init ---- */
 
 static int cmd_init(const NinjacModel *m, int argc, char **argv) {
-    Command c = {"init", "Initialise the parameters as the spec's param lines say.",
-                 {{"--seed", "S", "random seed", "2147483647"},
+    Command c = {"init", "Initialise the parameters as PyTorch computes the spec's param lines\n"
+                         "(randn(generator=g) from g = torch.Generator().manual_seed(S)).",
+                 {{"--seed", "S", "the seed S of the spec's generator g", "2147483647"},
                   {"--out", "P.safetensors", "where to write the parameters", NULL},
                   {0}}};
     int rc = parse_opts(m, &c, argc, argv);
@@ -279,7 +280,7 @@ static int cmd_init(const NinjacModel *m, int argc, char **argv) {
     State s;
     if (new_state(m, &s) != 0)
         return 1;
-    state_init_params(&s, (uint64_t)seed);
+    state_init_params(&s, (uint64_t)seed, NULL);
     rc = save(&s, opt(&c, "--out"), false);
     state_free(&s);
     return rc ? 1 : 0;
@@ -289,7 +290,6 @@ static int cmd_init(const NinjacModel *m, int argc, char **argv) {
 
 typedef struct {
     FILE *csv;
-    bool window_partial;    /* the current window's sum misses steps: no mean for it */
     bool tty;
     struct timespec start;
     int64_t first_step;
@@ -410,10 +410,8 @@ static void log_step(Progress *p, State *s, double loss) {
     fprintf(p->csv, "%" PRId64 ",%.6f", s->step, loss);
     s->loss_window_sum += loss;
     if ((s->step + 1) % LOSS_WINDOW == 0) {
-        if (!p->window_partial)
-            fprintf(p->csv, ",%.6f", s->loss_window_sum / LOSS_WINDOW);
+        fprintf(p->csv, ",%.6f", s->loss_window_sum / LOSS_WINDOW);
         s->loss_window_sum = 0;
-        p->window_partial = false;
     }
     fputc('\n', p->csv);
 }
@@ -544,9 +542,9 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     Command c = {"train", "Train with SGD as in the notebook, then calibrate the batch statistics,\n"
                           "print train and val loss and sample names.",
                  {{"--init", "P.safetensors", "start from these parameters (default: init with --seed)", NULL},
-                  {"--seed", "S", "init seed when there is no --init", "2147483647"},
+                  {"--seed", "S", "seed of the init's generator g, which the minibatches continue", "2147483647"},
                   {"--steps", "N", "SGD steps", "200000"},
-                  {"--batch-seed", "S", "seed of the minibatch sampler", "1"},
+                  {"--batch-seed", "S", "draw the minibatches from a new generator seeded S instead", NULL},
                   {"--lr", "LR", "learning rate", "0.1"},
                   {"--lr-decay-step", "N", "the step from which --lr-decay-to applies", "100000"},
                   {"--lr-decay-to", "LR", "learning rate after the decay step", "0.01"},
@@ -564,11 +562,14 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         return rc == 1 ? 0 : rc;
     int64_t steps, batch_seed, decay_step, every, seed, samples;
     double lr, lr_late;
-    if (!opt_int(&c, "--steps", 0, &steps) || !opt_int(&c, "--batch-seed", 0, &batch_seed) ||
+    if (!opt_int(&c, "--steps", 0, &steps) ||
+        (opt(&c, "--batch-seed") && !opt_int(&c, "--batch-seed", 0, &batch_seed)) ||
         !opt_int(&c, "--lr-decay-step", 0, &decay_step) || !opt_int(&c, "--checkpoint-every", 0, &every) ||
         !opt_int(&c, "--seed", 0, &seed) || !opt_int(&c, "--samples", 0, &samples) ||
         !opt_double(&c, "--lr", &lr) || !opt_double(&c, "--lr-decay-to", &lr_late))
         return 2;
+    if (steps > MAX_STEP)
+        return usage_error(&c, "--steps is at most 2^40");
     if (opt(&c, "--init") && opt(&c, "--resume"))
         return usage_error(&c, "--init and --resume exclude each other");
     bool nan_check = !opt(&c, "--no-nan-check");
@@ -589,6 +590,11 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         fprintf(stderr, "error: out of memory\n");
         goto done;
     }
+    if (ds.train.rows > UINT32_MAX) {
+        fprintf(stderr, "error: %" PRId64 " training examples: torch.randint draws indices below 2^32\n",
+                ds.train.rows);
+        goto done;
+    }
     const char *resume = opt(&c, "--resume");
     if (resume) {
         bool ck;
@@ -606,21 +612,19 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         s.calibrated = false;
         p.kept = resume;
         p.kept_step = s.step;
-        if (!s.loss_window_sum_known && s.step % LOSS_WINDOW) {
-            int64_t w0 = s.step - s.step % LOSS_WINDOW;
-            fprintf(stderr, "warning: %s has no loss_window_sum (an older trainer wrote it): the log gets no "
-                    "window mean for steps %" PRId64 "..%" PRId64 "\n", resume, w0, w0 + LOSS_WINDOW - 1);
-            p.window_partial = true;
-        }
     } else {
+        /* As in the notebook, the minibatches continue the init's
+         * generator; with --init too, as if the init had been drawn. */
         if (!opt(&c, "--init"))
-            state_init_params(&s, (uint64_t)seed);
-        else if (load(&s, opt(&c, "--init"), NULL) != 0)
+            state_init_params(&s, (uint64_t)seed, &s.batch_rng);
+        else if (load(&s, opt(&c, "--init"), NULL) != 0 ||
+                 state_init_generator(&s, (uint64_t)seed, &s.batch_rng) != 0)
             goto done;
+        if (opt(&c, "--batch-seed"))
+            tg_seed(&s.batch_rng, (uint64_t)batch_seed);
         /* --init takes only the parameters, also from a checkpoint: it is a
-         * new run from step 0 with --batch-seed, not a resume. */
+         * new run from step 0, not a resume. */
         s.step = 0;
-        rng_seed(&s.batch_rng, (uint64_t)batch_seed);
         s.loss_window_sum = 0;
         s.calibrated = false;
     }
@@ -636,7 +640,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     int block = ds.train.block_size;
     while (s.step < steps) {
         for (int r = 0; r < m->batch; r++) {
-            int64_t ix = (int64_t)rng_below(&s.batch_rng, (uint64_t)ds.train.rows);
+            int64_t ix = tg_randint(&s.batch_rng, ds.train.rows);
             memcpy(X + (size_t)r * block, ds.train.X + ix * block, sizeof(int32_t) * (size_t)block);
             Y[r] = ds.train.Y[ix];
         }

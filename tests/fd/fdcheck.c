@@ -75,7 +75,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "rng.h"
+#include "ref_rng.h"
 
 #ifndef H0
 #define H0 1e-2
@@ -430,8 +430,18 @@ int fdcheck_main(int argc, char **argv, const NinjacModel *m) {
         const NjParam *q = &m->params[i];
         double *x = at(p.params, q->t.offset);
         for (int64_t e = 0; e < numel_of(q->t.rank, q->t.shape); e++) {
-            double draw = q->dist == NJ_INIT_RANDN ? rng_normal(&r) : q->dist == NJ_INIT_UNIFORM ? rng_uniform(&r) : 0;
-            x[e] = q->scale * draw + q->shift + o.perturb * rng_normal(&r);
+            double v = q->dist == NJ_INIT_RANDN ? rng_normal(&r) : q->dist == NJ_INIT_UNIFORM ? rng_uniform(&r) : q->value;
+            for (int k = 0; k < q->nsteps; k++) {
+                double c = q->steps[k].value;
+                switch (q->steps[k].op) {
+                case '*': v *= c; break;
+                case '/': v /= c; break;
+                case '+': v += c; break;
+                case '-': v -= c; break;
+                default: v = c - v; break;
+                }
+            }
+            x[e] = v + o.perturb * rng_normal(&r);
         }
     }
     /* a batch of valid inputs */

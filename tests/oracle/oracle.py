@@ -152,6 +152,7 @@ def init_param(init, shape, dims, gen):
 
     env = dict(dims, randn=randn, rand=rand,
                zeros=lambda *a, **k: torch.zeros(shape), ones=lambda *a, **k: torch.ones(shape))
+    env.update({g: None for g in re.findall(r"generator\s*=\s*(\w+)", init)})  # draws come from gen
     value = eval(init, {"__builtins__": __builtins__}, env)  # noqa: S307 (our own spec)
     value = torch.broadcast_to(torch.as_tensor(value, dtype=torch.float32), shape).clone()
     if not used_random:

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "reference.h"
-#include "rng.h"
+#include "ref_rng.h"
 
 #if !(defined(REF_DOUBLE) && REF_DOUBLE && defined(REF_FDHOOK) && REF_FDHOOK)
 #error "ref_fdcheck needs reference.c built with -DREF_DOUBLE=1 -DREF_FDHOOK=1"

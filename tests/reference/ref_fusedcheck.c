@@ -29,7 +29,7 @@
 
 #include "ref_io.h"
 #include "reference.h"
-#include "rng.h"
+#include "ref_rng.h"
 
 #define TOL 1e-6
 

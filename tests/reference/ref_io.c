@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rng.h"
+#include "state.h"
 
 _Static_assert(sizeof(real) == 4, "the reference tools read and write F32");
 
@@ -198,18 +199,38 @@ done:
     return rc;
 }
 
+/* torch.randn(count, generator=g) * mul + add, each op rounded to float as
+ * a float tensor's ops are; mul, add as the notebook writes them. */
+static void randn_line(TorchGen *g, real *out, size_t count, double mul, double add) {
+    float *x = malloc(sizeof(float) * count);
+    if (!x) { fprintf(stderr, "error: out of memory\n"); exit(1); }
+    tg_randn(g, x, (int64_t)count);
+    for (size_t i = 0; i < count; i++) {
+        float v = x[i];
+        if (mul != 1) { v = v * (float)mul; }
+        if (add != 0) { v = v + (float)add; }
+        out[i] = (real)v;
+    }
+    free(x);
+}
+
 void refio_init_params(const RefDims *d, RefParams *p, uint64_t seed) {
-    Rng rng;
-    rng_seed(&rng, seed);
+    TorchGen g, global;
+    tg_seed(&g, seed);
+    tg_seed(&global, TORCH_DEFAULT_SEED);
     const size_t B = d->B, V = d->V, E = d->E, H = d->H;
-    const double w1_scale = (5.0 / 3.0) / sqrt((double)(B * E));   /* tanh gain / sqrt(fan_in) */
-    for (size_t i = 0; i < V * E; i++) { p->C[i] = (real)rng_normal(&rng); }
-    for (size_t i = 0; i < B * E * H; i++) { p->W1[i] = (real)(rng_normal(&rng) * w1_scale); }
-    for (size_t i = 0; i < H; i++) { p->b1[i] = (real)(rng_normal(&rng) * 0.1); }
-    for (size_t i = 0; i < H * V; i++) { p->W2[i] = (real)(rng_normal(&rng) * 0.1); }
-    for (size_t i = 0; i < V; i++) { p->b2[i] = (real)(rng_normal(&rng) * 0.1); }
-    for (size_t i = 0; i < H; i++) { p->bngain[i] = (real)(1.0 + 0.1 * rng_normal(&rng)); }
-    for (size_t i = 0; i < H; i++) { p->bnbias[i] = (real)(0.1 * rng_normal(&rng)); }
+    randn_line(&g, p->C, V * E, 1, 0);
+    /* * (5/3) / (fan_in ** 0.5): tanh's gain over sqrt(fan_in), two float ops */
+    float *w1 = malloc(sizeof(float) * B * E * H);
+    if (!w1) { fprintf(stderr, "error: out of memory\n"); exit(1); }
+    tg_randn(&g, w1, (int64_t)(B * E * H));
+    for (size_t i = 0; i < B * E * H; i++) { p->W1[i] = (real)(w1[i] * (float)(5.0 / 3.0) / (float)sqrt((double)(B * E))); }
+    free(w1);
+    randn_line(&g, p->b1, H, 0.1, 0);
+    randn_line(&g, p->W2, H * V, 0.1, 0);
+    randn_line(&g, p->b2, V, 0.1, 0);
+    randn_line(&global, p->bngain, H, 0.1, 1.0);
+    randn_line(&global, p->bnbias, H, 0.1, 0);
 }
 
 void refio_add_views(StWriter *w, const char *prefix, const RefView *v, int count) {

@@ -30,9 +30,10 @@ int refio_load_params(const char *path, RefDims *d, RefParams *p, RefParamShapes
 int refio_load_batch(const char *path, RefDims *d, int32_t **Xb, int32_t **Yb,
                      char *err, size_t errlen);
 
-/* The notebook's initialisation, drawn from rng_normal in this order:
- * C randn; W1 randn * (5/3)/sqrt(B*E); b1 randn * 0.1; W2 randn * 0.1;
- * b2 randn * 0.1; bngain 1 + 0.1*randn; bnbias 0.1*randn. */
+/* The notebook's initialisation, as PyTorch draws it: C randn; W1 randn *
+ * (5/3) / (B*E)**0.5; b1, W2, b2 randn * 0.1 from torch.Generator seeded
+ * with seed; then from torch's default generator (seeded as state.h says)
+ * bngain randn * 0.1 + 1.0 and bnbias randn * 0.1. */
 void refio_init_params(const RefDims *d, RefParams *p, uint64_t seed);
 
 /* Adds F32 views to a writer under prefix (e.g. "grad."). The writer copies

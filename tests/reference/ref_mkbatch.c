@@ -12,7 +12,7 @@
 
 #include "ref_io.h"
 #include "reference.h"
-#include "rng.h"
+#include "ref_rng.h"
 #include "safetensors.h"
 
 static const char *usage =

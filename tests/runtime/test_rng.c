@@ -1,9 +1,11 @@
-/* test_rng.c - Mt19937 against CPython, xoshiro256** against its published
- * definition, and the distributions built on it.
+/* test_rng.c - Mt19937 against CPython and the C++ standard, TorchGen's
+ * replay, and the test tools' xoshiro256** against its published definition.
+ * (TorchGen's draws against PyTorch itself: tests/oracle/test_torch_init.py.)
  * Memory: nothing is allocated. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "check.h"
+#include "ref_rng.h"
 #include "rng.h"
 
 #include <math.h>
@@ -77,6 +79,38 @@ static void mt_matches_cpython_randbelow_and_shuffle(void) {
     mt_shuffle(&m, items, 0);
     mt_shuffle(&m, items, 1);
     CHECK(mt_next32(&m) == 2746317213u);
+}
+
+/* torch's mt19937 is std::mt19937: the C++ standard requires the 10000th
+ * output of a default-constructed one (seed 5489) to be 4123659995. */
+static void torch_gen_is_std_mt19937(void) {
+    TorchGen g;
+    tg_seed(&g, 5489);
+    uint32_t x = 0;
+    for (int i = 0; i < 10000; i++) x = tg_random(&g);
+    CHECK(x == 4123659995u);
+    CHECK(g.draws == 10000);
+    /* a 64-bit seed keeps its low 32 bits, as torch's init_with_uint32 does */
+    tg_seed(&g, (1ull << 32) + 5489);
+    for (int i = 0; i < 10000; i++) x = tg_random(&g);
+    CHECK(x == 4123659995u);
+}
+
+/* A checkpoint stores (seed, draws): replaying the draws must land where
+ * the generator was, whatever the draws were used for. */
+static void torch_gen_replays(void) {
+    TorchGen a, b;
+    float x[40];
+    tg_seed(&a, 2147483647);
+    tg_randn(&a, x, 27);
+    tg_rand(&a, x, 5);
+    for (int i = 0; i < 1000; i++) (void)tg_randint(&a, 182625);
+    tg_seed(&b, a.seed);
+    tg_skip(&b, a.draws);
+    int same = 1;
+    for (int i = 0; i < 2000; i++) same &= tg_randint(&a, 182625) == tg_randint(&b, 182625);
+    CHECK(same);
+    CHECK(a.draws == b.draws);
 }
 
 /* Expected words come from a Python transcription of splitmix64 and
@@ -165,6 +199,8 @@ int main(int argc, char **argv) {
     static const TestCase cases[] = {
         {"mt_getrandbits", mt_matches_cpython_getrandbits},
         {"mt_randbelow_shuffle", mt_matches_cpython_randbelow_and_shuffle},
+        {"torch_std_mt19937", torch_gen_is_std_mt19937},
+        {"torch_replay", torch_gen_replays},
         {"xoshiro_reference", xoshiro_matches_reference},
         {"rng_state", rng_state_is_the_struct},
         {"rng_distributions", rng_distributions_are_sane},

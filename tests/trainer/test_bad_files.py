@@ -19,7 +19,7 @@ Cases (--case), split so that each stays short under sanitizers too:
   params      a params file (init's output) whose tensors or metadata do not
               fit: F64 or I32, transposed shape, wrong rank, fewer rows, a
               missing or an extra tensor, renamed, another model or dims in
-              the metadata, unknown format, version 2 -- to eval, --init,
+              the metadata, unknown format, versions 1 and 3 -- to eval, --init,
               grads
   checkpoint  a checkpoint with the same defects -- to eval and --resume
   checkpoint_meta  checkpoint contents: the calibrated flag vs the stat.*
@@ -200,7 +200,8 @@ def corrupt_tensors(b, base, kind):
     put("other_model", t, dict(meta, model="mlp_other"), reason=r"mlp_other")
     put("other_dims", t, dict(meta, dims=meta["dims"].replace("n_embd=10", "n_embd=12")), reason=r"dims")
     put("unknown_format", t, dict(meta, format="pytorch-state-dict"), reason=r"format|pytorch")
-    put("format_version_2", t, dict(meta, version="2"), reason=r"version")
+    put("format_version_1", t, dict(meta, version="1"), reason=r"version")
+    put("format_version_3", t, dict(meta, version="3"), reason=r"version")
     return out
 
 
@@ -226,6 +227,12 @@ def corrupt_checkpoint(b, base):
     put("step_not_a_number", t, dict(meta, step="twelve"), r"step")
     put("no_batch_rng", t, {k: v for k, v in meta.items() if k != "batch_rng"}, r"batch_rng")
     put("batch_rng_short", t, dict(meta, batch_rng="1 2 3"), r"batch_rng")
+    put("batch_rng_xoshiro_words", t, dict(meta, batch_rng=" ".join(["0123456789abcdef"] * 4)), r"batch_rng")
+    put("batch_rng_negative_draws", t, dict(meta, batch_rng="seed 1 draws -5"), r"batch_rng")
+    put("batch_rng_draws_past_step", t, dict(meta, batch_rng="seed 1 draws 999999999999999"), r"batch_rng")
+    put("batch_rng_trailing", t, dict(meta, batch_rng="seed 1 draws 5 more"), r"batch_rng")
+    put("step_past_limit", t, dict(meta, step=str(2**41)), r"step|batch_rng")
+    put("no_loss_window_sum", t, {k: v for k, v in meta.items() if k != "loss_window_sum"}, r"loss_window_sum")
     return out
 
 

@@ -120,7 +120,7 @@ def main():
         ok_run(r, "1000 steps to a checkpoint")
         tensors, meta = read(path("c1000.st"))
         params = {k: v for k, v in tensors.items() if not k.startswith("stat.")}
-        write(path("p1000.st"), params, {"format": "ninjac-params", "version": "1", "model": meta["model"],
+        write(path("p1000.st"), params, {"format": "ninjac-params", "version": "2", "model": meta["model"],
                                             "dims": meta["dims"]})
         cont = ["--batch-seed", "5", "--checkpoint-every", "0"]
         r1 = train(T, d, path("from_params.st"), 500, "--init", path("p1000.st"), *cont, log=path("fp.csv"),
