@@ -21,6 +21,9 @@ Cases (--case):
   init_ckpt     `train --init CKPT` starts from CKPT's parameters at step 0
                 with --batch-seed, exactly like --init with a params file
                 holding the same parameters: --init is not --resume.
+  init_file     `init --seed 7` then `train --init P --seed 7` is `train
+                --seed 7`: the minibatches continue g after the init also
+                when the init came from a file.
 The learning rate decays at step 2500, after every resume point, so the
 schedule is exercised across resumes too.
 """
@@ -30,13 +33,14 @@ import signal
 
 from common import Checker, file_bytes, parser, read, run, same_tensors, train, workdir, write
 
-SEEDS = ["--seed", "7", "--batch-seed", "3", "--lr-decay-step", "2500"]
+# No --batch-seed: the minibatches continue the init's generator, the default.
+SEEDS = ["--seed", "7", "--lr-decay-step", "2500"]
 
 
 def main():
     p = parser(__doc__)
     p.add_argument("--trainer", required=True)
-    p.add_argument("--case", required=True, choices=["final", "intermediate", "log", "init_ckpt"])
+    p.add_argument("--case", required=True, choices=["final", "intermediate", "log", "init_ckpt", "init_file"])
     a = p.parse_args()
     d = workdir(a.workdir)
     c = Checker(f"resume.{a.case}")
@@ -139,6 +143,17 @@ def main():
                  "both logs equal (header and 500 rows from step 0)",
                  f"params log {len(file_bytes(path('fp.csv')))} bytes, checkpoint log "
                  f"{len(file_bytes(path('fc.csv')))} bytes")
+
+    elif a.case == "init_file":
+        r = train(T, d, path("direct.st"), 500, "--checkpoint-every", "0", *SEEDS, log=path("d.csv"), data=a.data)
+        ok_run(r, "train --seed 7, 500 steps")
+        r = run([T, "init", "--seed", "7", "--out", path("p.st")])
+        ok_run(r, "init --seed 7")
+        r = train(T, d, path("via_init.st"), 500, "--checkpoint-every", "0", "--init", path("p.st"), *SEEDS,
+                  log=path("i.csv"), data=a.data)
+        if ok_run(r, "train --init P --seed 7, 500 steps"):
+            compare_final(path("direct.st"), path("via_init.st"), "--init from init's file")
+            c.ok(file_bytes(path("d.csv")) == file_bytes(path("i.csv")), "both logs equal")
     c.finish()
 
 
