@@ -428,6 +428,14 @@ bool step_looks_finite(const State *s) {
     return true;
 }
 
+const NjTensor *first_nonfinite_param(const State *s) {
+    const NinjacModel *m = s->m;
+    for (int i = 0; i < m->nparams; i++)
+        if (!all_finite(at(s->params, m->params[i].t.offset), numel(m->params[i].t.rank, m->params[i].t.shape)))
+            return &m->params[i].t;
+    return NULL;
+}
+
 const NjTensor *first_nonfinite(const State *s, bool *in_grads) {
     const NinjacModel *m = s->m;
     for (int i = 0; i < m->nacts; i++)

@@ -65,5 +65,8 @@ bool step_looks_finite(const State *s);
 /* The first non-finite value among activations then gradients: its name
  * and spec line, or NULL when all are finite. */
 const NjTensor *first_nonfinite(const State *s, bool *in_grads);
+/* The first param with a non-finite value, or NULL: finite gradients can
+ * still overflow in the SGD update (lr times a large gradient). */
+const NjTensor *first_nonfinite_param(const State *s);
 
 #endif

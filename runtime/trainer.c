@@ -4,6 +4,7 @@
 #include "trainer.h"
 
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -295,6 +296,7 @@ typedef struct {
     int64_t first_step;
     const char *kept;       /* the last checkpoint written or resumed from, NULL if none */
     int64_t kept_step;
+    bool nan_check;         /* also: no checkpoint with a non-finite param */
 } Progress;
 
 static double seconds_since(const struct timespec *t0) {
@@ -431,14 +433,6 @@ static int sync_log(FILE *csv, const char *path) {
 
 /* The log goes first, so that a checkpoint of step N always has rows
  * 0..N-1 in the log to resume (see log_prefix). */
-static int checkpoint(Progress *p, const State *s, const char *path, const char *csv_path) {
-    if (sync_log(p->csv, csv_path) != 0 || save(s, path, true) != 0)
-        return -1;
-    p->kept = path;
-    p->kept_step = s->step;
-    return 0;
-}
-
 /* The end of a non-finite stop's message: what the user can go back to. */
 static void print_kept(const Progress *p) {
     if (p->kept)
@@ -446,6 +440,26 @@ static void print_kept(const Progress *p) {
                 p->kept_step);
     else
         fprintf(stderr, "  training stopped; no checkpoint was written yet\n");
+}
+
+/* The step check sees gradients before the update; this sees what the
+ * update made of the params before they are saved. */
+static bool params_saveable(const Progress *p, const State *s) {
+    const NjTensor *bad = p->nan_check ? first_nonfinite_param(s) : NULL;
+    if (!bad)
+        return true;
+    fprintf(stderr, "%serror: step %" PRId64 ": the SGD update made %s non-finite (the learning rate times its "
+            "gradient overflowed)\n  from %s\n", p->tty ? "\n" : "", s->step - 1, bad->name, bad->origin);
+    print_kept(p);
+    return false;
+}
+
+static int checkpoint(Progress *p, const State *s, const char *path, const char *csv_path) {
+    if (!params_saveable(p, s) || sync_log(p->csv, csv_path) != 0 || save(s, path, true) != 0)
+        return -1;
+    p->kept = path;
+    p->kept_step = s->step;
+    return 0;
 }
 
 /* A split's mean loss as text; val and test may have no examples (see
@@ -570,6 +584,8 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         return 2;
     if (steps > MAX_STEP)
         return usage_error(&c, "--steps is at most 2^40");
+    if (!(fabs(lr) <= FLT_MAX) || !(fabs(lr_late) <= FLT_MAX))
+        return usage_error(&c, "--lr and --lr-decay-to must be finite floats (at most %g)", (double)FLT_MAX);
     if (opt(&c, "--init") && opt(&c, "--resume"))
         return usage_error(&c, "--init and --resume exclude each other");
     bool nan_check = !opt(&c, "--no-nan-check");
@@ -583,7 +599,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         return 1;
     }
     rc = 1;
-    Progress p = {.tty = isatty(2)};
+    Progress p = {.tty = isatty(2), .nan_check = nan_check};
     int32_t *X = malloc(sizeof(int32_t) * (size_t)m->inputs[0].shape[0] * (size_t)m->inputs[0].shape[1]);
     int32_t *Y = malloc(sizeof(int32_t) * (size_t)m->inputs[1].shape[0]);
     if (!X || !Y) {
@@ -677,7 +693,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     if (log_rc != 0)
         goto done;
     printf("trained %" PRId64 " steps in %.1f s\n", s.step - p.first_step, seconds_since(&p.start));
-    if (calibrate(&s, &ds.train) != 0 || save(&s, ckpt, true) != 0)
+    if (!params_saveable(&p, &s) || calibrate(&s, &ds.train) != 0 || save(&s, ckpt, true) != 0)
         goto done;
     char train_loss[32], val_loss[32];
     printf("train loss %s\nval   loss %s\n", loss_text(&s, &ds.train, train_loss, sizeof train_loss),

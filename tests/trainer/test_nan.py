@@ -18,6 +18,11 @@ Cases (--case):
             exit; the checkpoint stays byte-identical (the failure comes
             before step 150, the next checkpoint) and the message names it.
   no_check  --no-nan-check: the same run goes on to the end (200 steps).
+  update    finite loss and gradients whose SGD update overflows (W2 scaled
+            by 1000 makes gradients above 1; LR 3e38 times them is inf):
+            nonzero exit naming the param and "SGD update"; no checkpoint is
+            written, neither the periodic one (5 steps, one checkpoint per
+            step) nor the final one (1 step).
 LR (--lr) is 1e6 (the notebook's lr times 1e7) where that diverges. The
 fused spec stays finite at 1e6 for 200 steps (tanh bounds h and
 F.cross_entropy is computed stably, so the loss only grows to ~4e7), so it
@@ -39,7 +44,7 @@ def main():
     p = parser(__doc__)
     p.add_argument("--trainer", required=True)
     p.add_argument("--lr", default="1e6")
-    p.add_argument("--case", required=True, choices=["scratch", "message", "first", "resume", "no_check"])
+    p.add_argument("--case", required=True, choices=["update", "scratch", "message", "first", "resume", "no_check"])
     a = p.parse_args()
     d = workdir(a.workdir)
     c = Checker(f"nan.{a.case}")
@@ -108,6 +113,19 @@ def main():
         check_message(r, want_name="hprebn", want_step=0)
         check_log(0)
         c.ok(not os.path.exists(ck), "no checkpoint written")
+
+    elif a.case == "update":
+        r = run([T, "init", "--seed", "1", "--out", path("p.st")])
+        tensors, meta = read(path("p.st"))
+        tensors["W2"] = Tensor.of("F32", tensors["W2"].shape, [1000 * v for v in tensors["W2"].values()])
+        write(path("big.st"), tensors, meta)
+        # one step and no periodic checkpoint: the final save is the one refused
+        for steps, every in ((5, "1"), (1, "0")):
+            r = train(T, d, ck, steps, "--init", path("big.st"), "--lr", a.lr, "--checkpoint-every", every, log=log,
+                      data=a.data)
+            c.ok(r.rc not in (0, None) and "SGD update made" in r.err and "non-finite" in r.err,
+                 f"--checkpoint-every {every}: stops, saying the update made a param non-finite", str(r))
+            c.ok(not os.path.exists(ck), f"--checkpoint-every {every}: no checkpoint written")
 
     elif a.case == "resume":
         r = train(T, d, ck, 100, "--checkpoint-every", "0", log=log, data=a.data)
