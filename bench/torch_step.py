@@ -18,8 +18,8 @@ between steps (--malloc default to leave it alone, see tune_malloc). Modes:
             accumulated by index_add_ (the notebook's double loop, vectorised)
   notebook  the same with the notebook's literal Python loop over Xb for dC
   autograd  the same forward, then loss.backward() and p.data += -lr * p.grad
-Parameters and batch are drawn with ninjac's generator (xoshiro256**, the
-trainer's init order and bench_step's batch), so loss0 equals the C rows'.
+Parameters are the notebook's init as `init --seed S` draws it, the batch is
+bench_step's (the test tools' xoshiro256**), so loss0 equals the C rows'.
 
 train: the notebook's whole exercise 4 (200000 steps with the manual backward,
 lr 0.1 then 0.01, batch-norm calibration over the training set, loss of every
@@ -27,12 +27,15 @@ split), for the peak RSS of a full PyTorch run.
 """
 import argparse
 import ctypes
-import random
+import os
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "oracle"))
+import notebook  # noqa: E402  (the notebook's data and init cells)
 
 BLOCK, VOCAB, EMBD = 3, 27, 10
 MASK = (1 << 64) - 1
@@ -76,16 +79,8 @@ class Rng:
 
 
 def init_params(hidden, seed):
-    """The notebook's init cell with g seeded S, as `init --seed S` draws it
-    (bngain and bnbias from a new torch.Generator(), as the trainer does)."""
-    g, default = torch.Generator().manual_seed(seed), torch.Generator()
-    return [torch.randn((VOCAB, EMBD), generator=g),
-            torch.randn((EMBD * BLOCK, hidden), generator=g) * (5 / 3) / ((EMBD * BLOCK) ** 0.5),
-            torch.randn(hidden, generator=g) * 0.1,
-            torch.randn((hidden, VOCAB), generator=g) * 0.1,
-            torch.randn(VOCAB, generator=g) * 0.1,
-            torch.randn((1, hidden), generator=default) * 0.1 + 1.0,
-            torch.randn((1, hidden), generator=default) * 0.1]
+    """The notebook's init cell with g seeded S, as `init --seed S` draws it."""
+    return notebook.init(hidden, VOCAB, seed)[0]
 
 
 def fixed_batch(n, seed):
@@ -277,42 +272,11 @@ def cmd_step(args):
 
 # ------------------------------------------------------- the whole exercise 4
 
-def build_dataset(words, stoi):
-    X, Y = [], []
-    for w in words:
-        context = [0] * BLOCK
-        for ch in w + '.':
-            ix = stoi[ch]
-            X.append(context)
-            Y.append(ix)
-            context = context[1:] + [ix]
-    return torch.tensor(X), torch.tensor(Y)
-
-
 def cmd_train(args):
-    words = open(args.data).read().splitlines()
-    chars = sorted(list(set(''.join(words))))
-    stoi = {s: i + 1 for i, s in enumerate(chars)}
-    stoi['.'] = 0
-    random.seed(42)
-    random.shuffle(words)
-    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
-    Xtr, Ytr = build_dataset(words[:n1], stoi)
-    Xdev, Ydev = build_dataset(words[n1:n2], stoi)
-    Xte, Yte = build_dataset(words[n2:], stoi)
-    g = torch.Generator().manual_seed(2147483647)
+    ((Xtr, Ytr), (Xdev, Ydev), (Xte, Yte)), _ = notebook.data(args.data)
     n_hidden, n = 200, 32
-    C = torch.randn((VOCAB, EMBD), generator=g)
-    W1 = torch.randn((EMBD * BLOCK, n_hidden), generator=g) * (5 / 3) / ((EMBD * BLOCK) ** 0.5)
-    b1 = torch.randn(n_hidden, generator=g) * 0.1
-    W2 = torch.randn((n_hidden, VOCAB), generator=g) * 0.1
-    b2 = torch.randn(VOCAB, generator=g) * 0.1
-    # The notebook draws these from torch's default generator, which PyTorch
-    # seeds at random; the trainer draws them from a new torch.Generator().
-    default = torch.Generator()
-    bngain = torch.randn((1, n_hidden), generator=default) * 0.1 + 1.0
-    bnbias = torch.randn((1, n_hidden), generator=default) * 0.1
-    P = [C, W1, b1, W2, b2, bngain, bnbias]
+    P, g = notebook.init(n_hidden, VOCAB)
+    C, W1, b1, W2, b2, bngain, bnbias = P
     t0 = time.perf_counter()
     for i in range(args.steps):
         ix = torch.randint(0, Xtr.shape[0], (n,), generator=g)

@@ -22,7 +22,6 @@ train and val losses agree within EVAL_TOL. Exits 1 on any failure.
 """
 import argparse
 import os
-import random
 import re
 import subprocess
 import sys
@@ -32,47 +31,18 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import notebook  # noqa: E402
 import st  # noqa: E402
 
 LOSS_TOL = 1e-4
 EVAL_TOL = 5e-4
-BLOCK, N_EMBD, N_HIDDEN, BATCH = 3, 10, 200, 32
-
-
-def notebook_data(path):
-    words = open(path).read().splitlines()
-    chars = sorted(set("".join(words)))
-    stoi = {s: i + 1 for i, s in enumerate(chars)}
-    stoi["."] = 0
-    random.seed(42)
-    random.shuffle(words)
-
-    def build(ws):
-        X, Y = [], []
-        for w in ws:
-            context = [0] * BLOCK
-            for ch in w + ".":
-                X.append(context)
-                Y.append(stoi[ch])
-                context = context[1:] + [stoi[ch]]
-        return torch.tensor(X), torch.tensor(Y)
-
-    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
-    return build(words[:n1]), build(words[n1:n2]), len(stoi)
+N_HIDDEN, BATCH = 200, 32
 
 
 def notebook_run(steps, train, val, vocab_size):
     Xtr, Ytr = train
-    g = torch.Generator().manual_seed(2147483647)
-    C = torch.randn((vocab_size, N_EMBD), generator=g)
-    W1 = torch.randn((N_EMBD * BLOCK, N_HIDDEN), generator=g) * (5 / 3) / ((N_EMBD * BLOCK) ** 0.5)
-    b1 = torch.randn(N_HIDDEN, generator=g) * 0.1
-    W2 = torch.randn((N_HIDDEN, vocab_size), generator=g) * 0.1
-    b2 = torch.randn(vocab_size, generator=g) * 0.1
-    default = torch.Generator()
-    bngain = torch.randn((1, N_HIDDEN), generator=default) * 0.1 + 1.0
-    bnbias = torch.randn((1, N_HIDDEN), generator=default) * 0.1
-    parameters = [C, W1, b1, W2, b2, bngain, bnbias]
+    parameters, g = notebook.init(N_HIDDEN, vocab_size)
+    C, W1, b1, W2, b2, bngain, bnbias = parameters
     init = {k: v.clone() for k, v in zip(("C", "W1", "b1", "W2", "b2", "bngain", "bnbias"), parameters)}
     for p in parameters:
         p.requires_grad = True
@@ -127,7 +97,7 @@ def main():
     ours_eval = {k: float(v) for k, v in re.findall(r"^(train|val)\s+loss\s+([0-9.]+)$", out, re.M)}
     ours = [float(line.split(",")[1]) for line in open(log).read().splitlines()[1:]]
 
-    train, val, vocab_size = notebook_data(args.data)
+    (train, val, _), vocab_size = notebook.data(args.data)
     init, lossi, evals = notebook_run(args.steps, train, val, vocab_size)
 
     failures = 0
