@@ -273,3 +273,21 @@ void tg_rand(TorchGen *g, float *x, int64_t n) {
 /* torch.randint(0, high, ...): one 32-bit draw modulo high (torch's own
  * small bias included) for high < 2^32. */
 int64_t tg_randint(TorchGen *g, int64_t high) { return (int64_t)(tg_random(g) % (uint64_t)high); }
+
+/* torch.multinomial(p, 1, generator=g) for one row of n probabilities:
+ * torch draws q ~ Exp(1) for every entry (-log(1 - u) in double, rounded
+ * to float) and takes the first argmax of p / q, which picks j with
+ * probability p[j] / sum(p). */
+int tg_multinomial1(TorchGen *g, const float *p, int n) {
+    int best = 0;
+    float best_ratio = 0;
+    for (int j = 0; j < n; j++) {
+        float q = (float)-log(1.0 - tg_uniform53(g));
+        float ratio = p[j] / q;
+        if (j == 0 || ratio > best_ratio) {
+            best = j;
+            best_ratio = ratio;
+        }
+    }
+    return best;
+}

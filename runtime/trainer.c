@@ -188,7 +188,7 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
     tg_seed(&rng, seed);
     int block = m->inputs[0].shape[1], vocab = m->logits_cols;
     int32_t context[64] = {0};
-    double p[256];
+    float p[256];
     if (block > 64 || vocab > 256 || vocab != ds->vocab_size) {
         fprintf(stderr, "error: sampling supports block <= 64 and vocab <= 256 matching the data\n");
         return -1;
@@ -201,18 +201,15 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
             const int32_t *in[2] = {context, NULL};
             m->infer(s->params, s->stats, in, 1, s->ws);
             const float *logits = (const float *)((const char *)s->ws + m->infer_logits_offset);
-            double mx = logits[0], sum = 0;
+            /* probs = F.softmax(logits, dim=1); torch.multinomial(probs, 1, generator=g) */
+            float mx = logits[0], sum = 0;
             for (int j = 1; j < vocab; j++)
                 mx = logits[j] > mx ? logits[j] : mx;
             for (int j = 0; j < vocab; j++)
-                sum += p[j] = exp(logits[j] - mx);
-            double u = tg_uniform53(&rng) * sum, acc = 0;
-            int ix = vocab - 1;
+                sum += p[j] = expf(logits[j] - mx);
             for (int j = 0; j < vocab; j++)
-                if ((acc += p[j]) > u) {
-                    ix = j;
-                    break;
-                }
+                p[j] /= sum;
+            int ix = tg_multinomial1(&rng, p, vocab);
             memmove(context, context + 1, sizeof(int32_t) * (size_t)(block - 1));
             context[block - 1] = ix;
             if (ix == 0 || len == (int)sizeof name - 1)
@@ -782,10 +779,11 @@ static int cmd_eval(const NinjacModel *m, int argc, char **argv) {
 }
 
 static int cmd_sample(const NinjacModel *m, int argc, char **argv) {
-    Command c = {"sample", "Generate names: softmax of logits, a multinomial draw, stop at '.'.",
+    Command c = {"sample", "Generate names as the notebook does: softmax of logits, torch.multinomial's\n"
+                           "draw, stop at '.'.",
                  {{"--load", "CKPT", "parameters or checkpoint", NULL},
                   {"-n", "N", "how many names", "20"},
-                  {"--seed", "S", "sampling seed", "2147483657"},
+                  {"--seed", "S", "seed of the sampling generator (the notebook's 2147483647 + 10)", "2147483657"},
                   {"--data", "PATH", "the data whose vocabulary the model was trained on", DEFAULT_DATA},
                   {0}}};
     int rc = parse_opts(m, &c, argc, argv);
