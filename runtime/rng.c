@@ -140,11 +140,6 @@ static uint64_t tg_random64(TorchGen *g) {
     return hi << 32 | tg_random(g);
 }
 
-void tg_skip(TorchGen *g, int64_t draws) {
-    for (int64_t i = 0; i < draws; i++)
-        (void)tg_random(g);
-}
-
 /* uniform_real_distribution: the low 24 (float) or 53 (double) bits of a
  * draw, scaled to [0, 1). Both products are exact. */
 static float tg_uniform24(TorchGen *g) { return (float)(tg_random(g) & 0xffffffu) * 0x1.0p-24f; }

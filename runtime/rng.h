@@ -16,9 +16,8 @@ uint64_t mt_randbelow(Mt19937 *m, uint64_t n);    /* random._randbelow(n) */
 void mt_shuffle(Mt19937 *m, void **items, int64_t n); /* random.shuffle */
 
 /* torch.Generator().manual_seed(seed) on the CPU, drawing bit-for-bit as
- * PyTorch 1.13's CPU kernels (torch.randn, torch.rand, torch.randint) draw.
- * The whole state is the struct; (seed, draws) rebuilds it when no normal
- * is cached, which is all the trainer needs after the init. */
+ * PyTorch 1.13's CPU kernels (torch.randn, torch.rand, torch.randint,
+ * torch.multinomial) draw. The whole state is the struct. */
 typedef struct {
     Mt19937 mt;
     uint64_t seed;
@@ -28,7 +27,6 @@ typedef struct {
 } TorchGen;
 void tg_seed(TorchGen *g, uint64_t seed);
 uint32_t tg_random(TorchGen *g);
-void tg_skip(TorchGen *g, int64_t draws);
 double tg_uniform53(TorchGen *g);                  /* torch.rand(dtype=float64): [0, 1) */
 void tg_randn(TorchGen *g, float *x, int64_t n);   /* torch.randn(n, generator=g) */
 void tg_rand(TorchGen *g, float *x, int64_t n);    /* torch.rand(n, generator=g) */

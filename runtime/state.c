@@ -122,10 +122,49 @@ static void add_tensor(StWriter *w, const char *name, const NjTensor *t, const v
     st_add(w, name, ST_F32, t->rank, shape, at((void *)base, t->offset));
 }
 
+/* A checkpoint's minibatch generator, whole, so that loading it costs the
+ * same at any step: "seed S draws N index I mt W0 ... W623" with the words
+ * as 8 hex digits. Nothing after the init reads torch's cached normal, so
+ * it is not kept. */
+enum { RNG_TEXT_MAX = 96 + 624 * 9 };
+
+static void format_rng(const TorchGen *g, char *out) {
+    int len = snprintf(out, RNG_TEXT_MAX, "seed %" PRIu64 " draws %" PRId64 " index %d mt", g->seed, g->draws,
+                       g->mt.index);
+    for (int k = 0; k < 624; k++)
+        len += snprintf(out + len, (size_t)(RNG_TEXT_MAX - len), " %08" PRIx32, g->mt.mt[k]);
+}
+
+static bool parse_rng(const char *text, TorchGen *g) {
+    unsigned long long seed;
+    long long draws;
+    int index, used = 0;
+    if (!text || sscanf(text, "seed %llu draws %lld index %d mt%n", &seed, &draws, &index, &used) != 3 ||
+        !used || draws < 0 || index < 0 || index > 624)
+        return false;
+    tg_seed(g, seed);
+    g->draws = draws;
+    g->mt.index = index;
+    const char *p = text + used;
+    for (int k = 0; k < 624; k++, p += 9) {
+        if (p[0] != ' ')
+            return false;
+        uint32_t word = 0;
+        for (int d = 1; d <= 8; d++) {
+            int c = p[d], v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (v < 0)
+                return false;
+            word = word << 4 | (uint32_t)v;
+        }
+        g->mt.mt[k] = word;
+    }
+    return *p == 0;
+}
+
 int state_save(const State *s, const char *path, bool checkpoint, char *err, size_t errlen) {
     const NinjacModel *m = s->m;
     StWriter *w = st_writer_new();
-    char step[32], rng[64], window_sum[64];
+    char step[32], window_sum[64];
     if (!w)
         return fail(err, errlen, path, "out of memory");
     st_add_meta(w, "format", checkpoint ? FORMAT_CHECKPOINT : FORMAT_PARAMS);
@@ -137,9 +176,8 @@ int state_save(const State *s, const char *path, bool checkpoint, char *err, siz
     if (checkpoint) {
         snprintf(step, sizeof step, "%" PRId64, s->step);
         st_add_meta(w, "step", step);
-        /* torch's generator is its seed and how far it has run; nothing
-         * after the init reads its cached normal. */
-        snprintf(rng, sizeof rng, "seed %" PRIu64 " draws %" PRId64, s->batch_rng.seed, s->batch_rng.draws);
+        char rng[RNG_TEXT_MAX];
+        format_rng(&s->batch_rng, rng);
         st_add_meta(w, "batch_rng", rng);
         /* %a: a hex float, which strtod reads back to the same double. */
         snprintf(window_sum, sizeof window_sum, "%a", s->loss_window_sum);
@@ -243,29 +281,6 @@ static int check_no_other_tensors(const NinjacModel *m, const StFile *f, const c
     return 0;
 }
 
-/* The most 32-bit draws a generator can have made by `step`: the init's
- * (at most two per value, plus a redrawn tail of 16 per param) and one per
- * row of every batch. Bounds the replay of a crafted batch_rng. */
-static int64_t max_draws(const NinjacModel *m, int64_t step) {
-    int64_t draws = step * m->batch;
-    for (int i = 0; i < m->nparams; i++)
-        draws += 2 * numel(m->params[i].t.rank, m->params[i].t.shape) + 16;
-    return draws;
-}
-
-/* A checkpoint's generator: "seed S draws N", rebuilt by replaying N draws. */
-static bool parse_rng(const NinjacModel *m, const char *text, int64_t step, TorchGen *g) {
-    unsigned long long seed;
-    long long draws;
-    int used = 0;
-    if (!text || sscanf(text, "seed %llu draws %lld%n", &seed, &draws, &used) != 2 || text[used] ||
-        draws < 0 || step > MAX_STEP || draws > max_draws(m, step))
-        return false;
-    tg_seed(g, seed);
-    tg_skip(g, draws);
-    return true;
-}
-
 /* A checkpoint's step: the whole string, a decimal integer >= 0 (sscanf
  * would take "12abc" and "-5"). */
 static bool parse_step(const char *v, int64_t *step) {
@@ -307,7 +322,7 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
     TorchGen rng;
     if (rc == 0 && *is_checkpoint) {
         const char *st = st_meta(&f, "step"), *r = st_meta(&f, "batch_rng"), *cal = st_meta(&f, "calibrated");
-        if (!parse_step(st, &step) || !parse_rng(m, r, step, &rng))
+        if (!parse_step(st, &step) || !parse_rng(r, &rng))
             rc = fail(err, errlen, path, "is a checkpoint without a valid step and batch_rng");
         if (rc == 0)
             rc = take_window_sum(&f, path, &window_sum, err, errlen);

@@ -42,8 +42,6 @@ void init_params(const NinjacModel *m, void *params, uint64_t seed, TorchGen *ba
 void state_init_params(State *s, uint64_t seed, TorchGen *batches);
 /* *batches as state_init_params(s, seed, batches) leaves it; params untouched. */
 int state_init_generator(const State *s, uint64_t seed, TorchGen *batches);
-/* Checkpoints hold at most this many steps (bounds the generator replay). */
-#define MAX_STEP (1ll << 40)
 
 /* Files. Errors go to err ("PATH: message") and return -1; a failed save
  * leaves any previous file at path untouched. */

@@ -579,8 +579,6 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         !opt_int(&c, "--seed", 0, &seed) || !opt_int(&c, "--samples", 0, &samples) ||
         !opt_double(&c, "--lr", &lr) || !opt_double(&c, "--lr-decay-to", &lr_late))
         return 2;
-    if (steps > MAX_STEP)
-        return usage_error(&c, "--steps is at most 2^40");
     if (!(fabs(lr) <= FLT_MAX) || !(fabs(lr_late) <= FLT_MAX))
         return usage_error(&c, "--lr and --lr-decay-to must be finite floats (at most %g)", (double)FLT_MAX);
     if (opt(&c, "--init") && opt(&c, "--resume"))

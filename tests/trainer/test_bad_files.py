@@ -228,10 +228,14 @@ def corrupt_checkpoint(b, base):
     put("no_batch_rng", t, {k: v for k, v in meta.items() if k != "batch_rng"}, r"batch_rng")
     put("batch_rng_short", t, dict(meta, batch_rng="1 2 3"), r"batch_rng")
     put("batch_rng_xoshiro_words", t, dict(meta, batch_rng=" ".join(["0123456789abcdef"] * 4)), r"batch_rng")
-    put("batch_rng_negative_draws", t, dict(meta, batch_rng="seed 1 draws -5"), r"batch_rng")
-    put("batch_rng_draws_past_step", t, dict(meta, batch_rng="seed 1 draws 999999999999999"), r"batch_rng")
-    put("batch_rng_trailing", t, dict(meta, batch_rng="seed 1 draws 5 more"), r"batch_rng")
-    put("step_past_limit", t, dict(meta, step=str(2**41)), r"step|batch_rng")
+    good = meta["batch_rng"]  # "seed S draws N index I mt" and 624 words of 8 hex digits
+    put("batch_rng_without_state", t, dict(meta, batch_rng="seed 1 draws 5"), r"batch_rng")
+    put("batch_rng_negative_draws", t, dict(meta, batch_rng=good.replace(" draws ", " draws -", 1)), r"batch_rng")
+    put("batch_rng_index_625", t, dict(meta, batch_rng=re.sub(r"index \d+", "index 625", good)), r"batch_rng")
+    put("batch_rng_word_short", t, dict(meta, batch_rng=good[:-1]), r"batch_rng")
+    put("batch_rng_word_not_hex", t, dict(meta, batch_rng=good[:-1] + "g"), r"batch_rng")
+    put("batch_rng_623_words", t, dict(meta, batch_rng=good[:-9]), r"batch_rng")
+    put("batch_rng_625_words", t, dict(meta, batch_rng=good + " 00000000"), r"batch_rng")
     put("no_loss_window_sum", t, {k: v for k, v in meta.items() if k != "loss_window_sum"}, r"loss_window_sum")
     return out
 
