@@ -1182,6 +1182,10 @@ static const char *init_text(const Model *m, const Stmt *s) {
 static void descriptor(E *e, const char *id) {
     const Model *m = e->m;
     static const char *const dists[] = {"NJ_INIT_CONST", "NJ_INIT_RANDN", "NJ_INIT_UNIFORM"};
+    int most_steps = 0;
+    for (int i = 0; i < m->params.len; i++)
+        most_steps = m->inits[i].nsteps > most_steps ? m->inits[i].nsteps : most_steps;
+    out(e, 0, "_Static_assert(NJ_MAX_INIT_STEPS >= %d, \"an init below has %d steps\");\n", most_steps, most_steps);
     out(e, 0, "static const NjParam params[] = {\n");
     for (int i = 0; i < m->params.len; i++) {
         const Tensor *t = m->params.items[i];

@@ -242,7 +242,9 @@ typedef struct {
     Loc loc;
 } Dim;
 
-typedef enum { INIT_CONST, INIT_RANDN, INIT_UNIFORM } InitDist;
+/* INIT_NUMBER is a Python number on the way to an init (folded in double);
+ * zeros() and ones() are float tensors, INIT_CONST (folded in float). */
+typedef enum { INIT_CONST, INIT_RANDN, INIT_UNIFORM, INIT_NUMBER } InitDist;
 
 /* A param's init as PyTorch evaluates it: a draw (or a constant), then
  * float ops with constants, one tensor op at a time, left to right. */
@@ -255,7 +257,7 @@ typedef struct {
 typedef struct {
     InitDist dist;
     bool named_generator;   /* randn(generator=g): the spec's generator */
-    double value;           /* INIT_CONST: the constant, folded in double */
+    double value;           /* INIT_CONST, INIT_NUMBER: the value */
     int nsteps;
     InitStep steps[MAX_INIT_STEPS];
 } Init;

@@ -5,6 +5,7 @@
  * Memory: all IR comes from the arena. */
 #include "ninjac.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1251,7 +1252,17 @@ static bool init_draw(Ctx *c, Node *n, Init *out) {
     return true;
 }
 
+/* One tensor op with a number or a constant tensor's value, applied to the
+ * draw in float; the value must be a float too. */
 static bool init_step(Init *in, int op, double value, Loc op_loc) {
+    if (!(fabs(value) <= FLT_MAX)) {
+        error_at(op_loc, "the constant %g is beyond float's range", value);
+        return false;
+    }
+    if (op == '/' && (float)value == 0) {
+        error_at(op_loc, "division by zero (the constant rounds to 0 in float)");
+        return false;
+    }
     if (in->nsteps == MAX_INIT_STEPS) {
         error_at(op_loc, "an init applies at most %d operations to its draw", MAX_INIT_STEPS);
         return false;
@@ -1260,9 +1271,36 @@ static bool init_step(Init *in, int op, double value, Loc op_loc) {
     return true;
 }
 
-/* An init is one random draw followed by float ops with constants (or a
- * constant): what PyTorch computes for the same line. Constants fold in
- * double, as Python folds them. */
+/* Numbers fold in double, as Python folds them; a constant tensor (zeros(),
+ * ones() and what follows) in float, as PyTorch computes it. */
+static bool init_fold(InitDist dist, int op, double x, double y, Loc op_loc, Init *out) {
+    bool in_float = dist == INIT_CONST;
+    if (in_float) {
+        x = (float)x;
+        y = (float)y;
+    }
+    switch (op) {
+    case '+': x += y; break;
+    case '-': x -= y; break;
+    case '*': x *= y; break;
+    case '/': x /= y; break;
+    case 'P': x = pow(x, y); break;
+    default:
+        error_at(op_loc, "an init must be affine in a single random draw");
+        return false;
+    }
+    if (in_float)
+        x = (float)x;
+    if (!isfinite(x)) {
+        error_at(op_loc, "this constant overflows%s", in_float ? " float" : "");
+        return false;
+    }
+    *out = (Init){dist, false, x, 0, {{0}}};
+    return true;
+}
+
+/* An init is one random draw followed by tensor ops with constants (or a
+ * constant): what PyTorch computes for the same line, op by op. */
 static bool eval_init(Ctx *c, Node *n, Init *out) {
     Init a, b;
     switch (n->kind) {
@@ -1285,44 +1323,34 @@ static bool eval_init(Ctx *c, Node *n, Init *out) {
     case N_NEG:
         if (!eval_init(c, n->lhs, out))
             return false;
-        if (out->dist == INIT_CONST) {
+        if (out->dist == INIT_CONST || out->dist == INIT_NUMBER) {
             out->value = -out->value;
             return true;
         }
         return init_step(out, '*', -1, n->loc);
-    case N_BINARY:
+    case N_BINARY: {
         if (!eval_init(c, n->lhs, &a) || !eval_init(c, n->rhs, &b))
             return false;
-        if (a.dist != INIT_CONST && b.dist != INIT_CONST) {
+        bool a_draw = a.dist == INIT_RANDN || a.dist == INIT_UNIFORM;
+        bool b_draw = b.dist == INIT_RANDN || b.dist == INIT_UNIFORM;
+        if (a_draw && b_draw) {
             bool sum = n->op == '+' || n->op == '-';
             error_at(n->op_loc, sum ? "an init may use only one random draw"
                                     : "an init must be affine in a single random draw");
             return false;
         }
-        if (n->op == 'P' && a.dist != INIT_CONST) {
+        if (n->op == 'P' && a_draw) {
             error_at(n->op_loc, "a random draw cannot be raised to a power in an init");
             return false;
         }
-        if (n->op == '/' && b.dist == INIT_CONST && b.value == 0) {
+        if (n->op == '/' && !b_draw && b.value == 0) {
             error_at(n->op_loc, "division by zero");
             return false;
         }
-        if (a.dist == INIT_CONST && b.dist == INIT_CONST) {
-            double x = a.value, y = b.value;
-            switch (n->op) {
-            case '+': x += y; break;
-            case '-': x -= y; break;
-            case '*': x *= y; break;
-            case '/': x /= y; break;
-            case 'P': x = pow(x, y); break;
-            default:
-                error_at(n->op_loc, "an init must be affine in a single random draw");
-                return false;
-            }
-            *out = (Init){INIT_CONST, false, x, 0, {{0}}};
-            return true;
-        }
-        if (b.dist == INIT_CONST && strchr("+-*/", n->op)) { /* draw op constant */
+        if (!a_draw && !b_draw) /* a tensor's ops are float ops */
+            return init_fold(a.dist == INIT_CONST || b.dist == INIT_CONST ? INIT_CONST : INIT_NUMBER, n->op,
+                             a.value, b.value, n->op_loc, out);
+        if (!b_draw && strchr("+-*/", n->op)) { /* draw op constant */
             *out = a;
             return init_step(out, n->op, b.value, n->op_loc);
         }
@@ -1332,6 +1360,7 @@ static bool eval_init(Ctx *c, Node *n, Init *out) {
         }
         error_at(n->op_loc, "an init must be affine in a single random draw");
         return false;
+    }
     default: {
         Val v = eval(c, n);
         if (v.kind == V_ERROR)
@@ -1340,7 +1369,7 @@ static bool eval_init(Ctx *c, Node *n, Init *out) {
             error_at(n->loc, "an init uses randn(), rand(), zeros(), ones() and constants");
             return false;
         }
-        *out = (Init){INIT_CONST, false, v.s.value, 0, {{0}}};
+        *out = (Init){INIT_NUMBER, false, v.s.value, 0, {{0}}};
         return true;
     }
     }
@@ -1353,6 +1382,14 @@ static void declare_param(Ctx *c, const Stmt *s, Vec *inits) {
     if (!declare(c, s->name, s->name_loc) || !declared_shape(c, s, shape, batch) ||
         !eval_init(c, s->value, init))
         return;
+    if (init->dist == INIT_NUMBER) { /* a number fills the param: rounded to float once */
+        if (!(fabs(init->value) <= FLT_MAX)) {
+            error_at(s->value->loc, "the constant %g is beyond float's range", init->value);
+            return;
+        }
+        init->dist = INIT_CONST;
+        init->value = (float)init->value;
+    }
     Tensor *t = new_tensor(c, T_PARAM, DT_FLOAT, s->ndims, shape, NULL, s->name_loc);
     if (!check_size(t, loc_join(s->dims[0]->loc, s->dims[s->ndims - 1]->loc)))
         return;

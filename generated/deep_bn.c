@@ -1509,6 +1509,7 @@ int64_t deep_bn_check_inputs(const int32_t *const *inputs, int64_t rows, int *wh
     return -1;
 }
 
+_Static_assert(NJ_MAX_INIT_STEPS >= 2, "an init below has 2 steps");
 static const NjParam params[] = {
     {    {"C", 2, {27, 10}, offsetof(deep_bn_params, C), "deep_bn.ninja:27: param C: [vocab_size, n_embd] = randn(generator=g)"}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
     {    {"W1", 2, {30, 100}, offsetof(deep_bn_params, W1), "deep_bn.ninja:28: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3) / (n_embd*block_size)**0.5"}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3) / (n_embd*block_size)**0.5"},
@@ -1527,7 +1528,7 @@ static const NjParam params[] = {
     {    {"gamma5", 1, {100}, offsetof(deep_bn_params, gamma5), "deep_bn.ninja:41: param gamma5: [n_hidden] = ones()"}, NJ_INIT_CONST, 0, 1, 0, {{0, 0}}, "ones()"},
     {    {"beta5", 1, {100}, offsetof(deep_bn_params, beta5), "deep_bn.ninja:42: param beta5: [n_hidden] = zeros()"}, NJ_INIT_CONST, 0, 0, 0, {{0, 0}}, "zeros()"},
     {    {"W6", 2, {100, 27}, offsetof(deep_bn_params, W6), "deep_bn.ninja:43: param W6: [n_hidden, vocab_size] = randn(generator=g) / n_hidden**0.5"}, NJ_INIT_RANDN, 1, 0, 1, {{'/', 10}}, "randn(generator=g) / n_hidden**0.5"},
-    {    {"gamma6", 1, {27}, offsetof(deep_bn_params, gamma6), "deep_bn.ninja:44: param gamma6: [vocab_size] = ones() * 0.1"}, NJ_INIT_CONST, 0, 0.10000000000000001, 0, {{0, 0}}, "ones() * 0.1"},
+    {    {"gamma6", 1, {27}, offsetof(deep_bn_params, gamma6), "deep_bn.ninja:44: param gamma6: [vocab_size] = ones() * 0.1"}, NJ_INIT_CONST, 0, 0.10000000149011612, 0, {{0, 0}}, "ones() * 0.1"},
     {    {"beta6", 1, {27}, offsetof(deep_bn_params, beta6), "deep_bn.ninja:45: param beta6: [vocab_size] = zeros()"}, NJ_INIT_CONST, 0, 0, 0, {{0, 0}}, "zeros()"},
 };
 

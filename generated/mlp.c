@@ -248,6 +248,7 @@ int64_t mlp_check_inputs(const int32_t *const *inputs, int64_t rows, int *which)
     return -1;
 }
 
+_Static_assert(NJ_MAX_INIT_STEPS >= 2, "an init below has 2 steps");
 static const NjParam params[] = {
     {    {"C", 2, {27, 10}, offsetof(mlp_params, C), "mlp.ninja:18: param C: [vocab_size, n_embd] = randn(generator=g)"}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
     {    {"W1", 2, {30, 200}, offsetof(mlp_params, W1), "mlp.ninja:19: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},

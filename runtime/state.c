@@ -135,17 +135,32 @@ static void format_rng(const TorchGen *g, char *out) {
         len += snprintf(out + len, (size_t)(RNG_TEXT_MAX - len), " %08" PRIx32, g->mt.mt[k]);
 }
 
+/* "KEY <decimal>" at *p, the number at most max; advances *p. */
+static bool parse_field(const char **p, const char *key, uint64_t max, uint64_t *out) {
+    size_t n = strlen(key);
+    if (strncmp(*p, key, n) || (*p)[n] < '0' || (*p)[n] > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(*p + n, &end, 10);
+    if (errno || v > max)
+        return false;
+    *out = v;
+    *p = end;
+    return true;
+}
+
 static bool parse_rng(const char *text, TorchGen *g) {
-    unsigned long long seed;
-    long long draws;
-    int index, used = 0;
-    if (!text || sscanf(text, "seed %llu draws %lld index %d mt%n", &seed, &draws, &index, &used) != 3 ||
-        !used || draws < 0 || index < 0 || index > 624)
+    uint64_t seed, draws, index;
+    const char *p = text;
+    if (!p || !parse_field(&p, "seed ", UINT64_MAX, &seed) || !parse_field(&p, " draws ", INT64_MAX, &draws) ||
+        !parse_field(&p, " index ", 624, &index) || strncmp(p, " mt", 3))
         return false;
     tg_seed(g, seed);
-    g->draws = draws;
-    g->mt.index = index;
-    const char *p = text + used;
+    g->draws = (int64_t)draws;
+    g->mt.index = (int)index;
+    uint32_t any = 0;
+    p += 3;
     for (int k = 0; k < 624; k++, p += 9) {
         if (p[0] != ' ')
             return false;
@@ -156,9 +171,9 @@ static bool parse_rng(const char *text, TorchGen *g) {
                 return false;
             word = word << 4 | (uint32_t)v;
         }
-        g->mt.mt[k] = word;
+        any |= g->mt.mt[k] = word;
     }
-    return *p == 0;
+    return *p == 0 && any; /* an all-zero mt19937 only ever outputs 0 */
 }
 
 int state_save(const State *s, const char *path, bool checkpoint, char *err, size_t errlen) {

@@ -207,8 +207,9 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
                 mx = logits[j] > mx ? logits[j] : mx;
             for (int j = 0; j < vocab; j++)
                 sum += p[j] = expf(logits[j] - mx);
+            float inv = 1 / sum; /* as torch's softmax: times the reciprocal */
             for (int j = 0; j < vocab; j++)
-                p[j] /= sum;
+                p[j] *= inv;
             int ix = tg_multinomial1(&rng, p, vocab);
             memmove(context, context + 1, sizeof(int32_t) * (size_t)(block - 1));
             context[block - 1] = ix;
@@ -264,7 +265,8 @@ static int load(State *s, const char *path, bool *is_checkpoint) {
 static int cmd_init(const NinjacModel *m, int argc, char **argv) {
     Command c = {"init", "Initialise the parameters as PyTorch computes the spec's param lines\n"
                          "(randn(generator=g) from g = torch.Generator().manual_seed(S)).",
-                 {{"--seed", "S", "the seed S of the spec's generator g", "2147483647"},
+                 {{"--seed", "S", "the seed S of the spec's generator g (of torch's default one if the spec names none)",
+                   "2147483647"},
                   {"--out", "P.safetensors", "where to write the parameters", NULL},
                   {0}}};
     int rc = parse_opts(m, &c, argc, argv);
@@ -445,8 +447,12 @@ static bool params_saveable(const Progress *p, const State *s) {
     const NjTensor *bad = p->nan_check ? first_nonfinite_param(s) : NULL;
     if (!bad)
         return true;
-    fprintf(stderr, "%serror: step %" PRId64 ": the SGD update made %s non-finite (the learning rate times its "
-            "gradient overflowed)\n  from %s\n", p->tty ? "\n" : "", s->step - 1, bad->name, bad->origin);
+    if (s->step == p->first_step)
+        fprintf(stderr, "error: %s is non-finite in the parameters training started from\n  from %s\n", bad->name,
+                bad->origin);
+    else
+        fprintf(stderr, "%serror: step %" PRId64 ": the SGD update made %s non-finite (the learning rate times "
+                "its gradient overflowed)\n  from %s\n", p->tty ? "\n" : "", s->step - 1, bad->name, bad->origin);
     print_kept(p);
     return false;
 }
@@ -583,6 +589,8 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         return usage_error(&c, "--lr and --lr-decay-to must be finite floats (at most %g)", (double)FLT_MAX);
     if (opt(&c, "--init") && opt(&c, "--resume"))
         return usage_error(&c, "--init and --resume exclude each other");
+    if (opt(&c, "--batch-seed") && opt(&c, "--resume"))
+        return usage_error(&c, "--batch-seed and --resume exclude each other (the checkpoint holds the generator)");
     bool nan_check = !opt(&c, "--no-nan-check");
 
     Dataset ds;

@@ -48,8 +48,8 @@ uint64_t rng_below(Rng *r, uint64_t n) {
     }
 }
 
-/* Box-Muller keeps only the cosine branch: caching the sine would put state
- * outside s[4], which checkpoints save. u1 is in (0, 1] so log is finite. */
+/* Box-Muller keeps only the cosine branch, so that the whole state stays
+ * in s[4]. u1 is in (0, 1] so log is finite. */
 double rng_normal(Rng *r) {
     const double two_pi = 6.283185307179586476925286766559;
     double u1 = 1.0 - rng_uniform(r);

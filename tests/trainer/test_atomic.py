@@ -67,12 +67,12 @@ def main():
     path = lambda n: os.path.join(d, n)  # noqa: E731
     ck = path("ck.st")
     seeds = ["--seed", "5", "--batch-seed", "9"]
+    resume_seeds = ["--seed", "5"]  # a checkpoint carries its batch generator
 
     def start(log):
         args = [T, "train", "--steps", "1000000000", "--checkpoint-every", str(EVERY), "--save", ck, "--log", log,
-                "--plot", "", "--samples", "0", "--data", a.data, *seeds]
-        if os.path.exists(ck):
-            args += ["--resume", ck]
+                "--plot", "", "--samples", "0", "--data", a.data]
+        args += ["--resume", ck, *resume_seeds] if os.path.exists(ck) else seeds
         err = open(path("stderr.txt"), "w")
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
         err.close()
@@ -138,7 +138,7 @@ def main():
         c.ok(written > 0 and last > 0, f"checkpoints were written (in {written} of {a.rounds} rounds; "
              f"last at step {last}); {leftovers} kill(s) left a temporary file")
         final = last + 10 * EVERY
-        r = train(T, d, ck, final, "--checkpoint-every", str(EVERY), "--resume", ck, *seeds,
+        r = train(T, d, ck, final, "--checkpoint-every", str(EVERY), "--resume", ck, *resume_seeds,
                   log=path("loss.csv"), data=a.data)
         c.ok(r.rc == 0, f"the chain resumed once more, from step {last} to {final}", str(r))
         r = train(T, d, path("ref.st"), final, "--checkpoint-every", "0", *seeds, log=path("ref.csv"), data=a.data)
@@ -162,7 +162,7 @@ def main():
             c.fail("no checkpoint was written before the kills")
             c.finish()
         final = step + 200
-        r = train(T, d, ck, final, "--checkpoint-every", str(EVERY), "--resume", ck, *seeds, log=path("loss.csv"),
+        r = train(T, d, ck, final, "--checkpoint-every", str(EVERY), "--resume", ck, *resume_seeds, log=path("loss.csv"),
                   data=a.data)
         c.ok(r.rc == 0, f"resume from step {step} to {final}", str(r))
         r = train(T, d, path("ref.st"), final, "--checkpoint-every", "0", *seeds, log=path("ref.csv"), data=a.data)

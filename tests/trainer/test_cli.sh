@@ -78,6 +78,7 @@ expect 2 "train --lr-decay-to 1e39" -- train --lr-decay-to 1e39
 expect 2 "train --lr ''" -- train --lr ""
 expect 2 "train --checkpoint-every x" -- train --checkpoint-every x
 expect 2 "train --init and --resume together" -- train --init a.st --resume b.st
+expect 2 "train --batch-seed with --resume" -- train --batch-seed 1 --resume b.st
 expect 2 "init without --out" -- init --seed 1
 expect 2 "init --seed -1" -- init --seed -1 --out p.st
 expect 2 "eval without --load" -- eval
