@@ -236,6 +236,10 @@ def corrupt_checkpoint(b, base):
     put("batch_rng_word_not_hex", t, dict(meta, batch_rng=good[:-1] + "g"), r"batch_rng")
     put("batch_rng_623_words", t, dict(meta, batch_rng=good[:-9]), r"batch_rng")
     put("batch_rng_625_words", t, dict(meta, batch_rng=good + " 00000000"), r"batch_rng")
+    put("batch_rng_all_zero", t, dict(meta, batch_rng=good.split(" mt ")[0] + " mt" + " 00000000" * 624), r"batch_rng")
+    put("batch_rng_draws_overflow", t, dict(meta, batch_rng=re.sub(r"draws \d+", "draws 99999999999999999999",
+                                                                     good)), r"batch_rng")
+    put("batch_rng_seed_negative", t, dict(meta, batch_rng=re.sub(r"^seed \d+", "seed -1", good)), r"batch_rng")
     put("no_loss_window_sum", t, {k: v for k, v in meta.items() if k != "loss_window_sum"}, r"loss_window_sum")
     return out
 
