@@ -60,7 +60,7 @@ static int64_t numel(int rank, const int *shape) {
     return n;
 }
 
-bool model_names_generator(const NinjacModel *m) {
+static bool model_names_generator(const NinjacModel *m) {
     for (int i = 0; i < m->nparams; i++)
         if (m->params[i].named_generator)
             return true;
@@ -102,15 +102,13 @@ void init_params(const NinjacModel *m, void *params, uint64_t seed, TorchGen *ba
         *batches = has_named ? named : fallback;
 }
 
-void state_init_params(State *s, uint64_t seed, TorchGen *batches) { init_params(s->m, s->params, seed, batches); }
-
-int state_init_generator(const State *s, uint64_t seed, TorchGen *batches) {
-    void *scratch = malloc(s->m->params_bytes);
+int init_generator(const NinjacModel *m, uint64_t seed, TorchGen *batches) {
+    void *scratch = malloc(m->params_bytes);
     if (!scratch) {
         fprintf(stderr, "error: out of memory\n");
         return -1;
     }
-    init_params(s->m, scratch, seed, batches);
+    init_params(m, scratch, seed, batches);
     free(scratch);
     return 0;
 }

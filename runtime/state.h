@@ -37,11 +37,9 @@ void state_free(State *s);
  * *batches (if not NULL) gets g after the init, where the notebook's
  * minibatches continue (the default generator if the spec names none). */
 #define TORCH_DEFAULT_SEED 67280421310721ull
-bool model_names_generator(const NinjacModel *m);
 void init_params(const NinjacModel *m, void *params, uint64_t seed, TorchGen *batches);
-void state_init_params(State *s, uint64_t seed, TorchGen *batches);
-/* *batches as state_init_params(s, seed, batches) leaves it; params untouched. */
-int state_init_generator(const State *s, uint64_t seed, TorchGen *batches);
+/* *batches as init_params(m, params, seed, batches) leaves it, without params. */
+int init_generator(const NinjacModel *m, uint64_t seed, TorchGen *batches);
 
 /* Files. Errors go to err ("PATH: message") and return -1; a failed save
  * leaves any previous file at path untouched. */

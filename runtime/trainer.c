@@ -280,7 +280,7 @@ static int cmd_init(const NinjacModel *m, int argc, char **argv) {
     State s;
     if (new_state(m, &s) != 0)
         return 1;
-    state_init_params(&s, (uint64_t)seed, NULL);
+    init_params(m, s.params, (uint64_t)seed, NULL);
     rc = save(&s, opt(&c, "--out"), false);
     state_free(&s);
     return rc ? 1 : 0;
@@ -430,8 +430,6 @@ static int sync_log(FILE *csv, const char *path) {
     return 0;
 }
 
-/* The log goes first, so that a checkpoint of step N always has rows
- * 0..N-1 in the log to resume (see log_prefix). */
 /* The end of a non-finite stop's message: what the user can go back to. */
 static void print_kept(const Progress *p) {
     if (p->kept)
@@ -457,6 +455,8 @@ static bool params_saveable(const Progress *p, const State *s) {
     return false;
 }
 
+/* The log goes first, so that a checkpoint of step N always has rows
+ * 0..N-1 in the log to resume (see log_prefix). */
 static int checkpoint(Progress *p, const State *s, const char *path, const char *csv_path) {
     if (!params_saveable(p, s) || sync_log(p->csv, csv_path) != 0 || save(s, path, true) != 0)
         return -1;
@@ -635,9 +635,9 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         /* As in the notebook, the minibatches continue the init's
          * generator; with --init too, as if the init had been drawn. */
         if (!opt(&c, "--init"))
-            state_init_params(&s, (uint64_t)seed, &s.batch_rng);
+            init_params(m, s.params, (uint64_t)seed, &s.batch_rng);
         else if (load(&s, opt(&c, "--init"), NULL) != 0 ||
-                 state_init_generator(&s, (uint64_t)seed, &s.batch_rng) != 0)
+                 init_generator(m, (uint64_t)seed, &s.batch_rng) != 0)
             goto done;
         if (opt(&c, "--batch-seed"))
             tg_seed(&s.batch_rng, (uint64_t)batch_seed);
