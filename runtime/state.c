@@ -16,8 +16,13 @@
 
 #define FORMAT_PARAMS "ninjac-params"
 #define FORMAT_CHECKPOINT "ninjac-checkpoint"
-#define FORMAT_VERSION "2" /* 2: batch_rng is torch's generator */
+#define FORMAT_VERSION "3" /* 2: batch_rng is torch's generator; 3: checkpoints name their vocabulary */
 #define META_LOSS_WINDOW_SUM "loss_window_sum"
+#define META_VOCAB "vocab"
+/* A checkpoint's draw count: far beyond any run (2^62 draws at 10^10 a
+ * second take 14 years), and far enough below INT64_MAX that counting on
+ * cannot overflow. */
+#define MAX_DRAWS ((uint64_t)1 << 62)
 
 static void *zalloc(size_t n) {
     size_t size = (n + 63) / 64 * 64;
@@ -151,7 +156,7 @@ static bool parse_field(const char **p, const char *key, uint64_t max, uint64_t 
 static bool parse_rng(const char *text, TorchGen *g) {
     uint64_t seed, draws, index;
     const char *p = text;
-    if (!p || !parse_field(&p, "seed ", UINT64_MAX, &seed) || !parse_field(&p, " draws ", INT64_MAX, &draws) ||
+    if (!p || !parse_field(&p, "seed ", UINT64_MAX, &seed) || !parse_field(&p, " draws ", MAX_DRAWS, &draws) ||
         !parse_field(&p, " index ", 624, &index) || strncmp(p, " mt", 3))
         return false;
     tg_seed(g, seed);
@@ -169,9 +174,12 @@ static bool parse_rng(const char *text, TorchGen *g) {
                 return false;
             word = word << 4 | (uint32_t)v;
         }
-        any |= g->mt.mt[k] = word;
+        g->mt.mt[k] = word;
+        /* Of word 0 the recurrence reads only the top bit: the state is
+         * those 19937 bits, and if all are zero it only ever outputs 0. */
+        any |= k ? word : word & 0x80000000u;
     }
-    return *p == 0 && any; /* an all-zero mt19937 only ever outputs 0 */
+    return *p == 0 && any;
 }
 
 int state_save(const State *s, const char *path, bool checkpoint, char *err, size_t errlen) {
@@ -196,6 +204,10 @@ int state_save(const State *s, const char *path, bool checkpoint, char *err, siz
         snprintf(window_sum, sizeof window_sum, "%a", s->loss_window_sum);
         st_add_meta(w, META_LOSS_WINDOW_SUM, window_sum);
         st_add_meta(w, "calibrated", s->calibrated ? "1" : "0");
+    }
+    if (s->vocab[0])
+        st_add_meta(w, META_VOCAB, s->vocab);
+    if (checkpoint) {
         for (int i = 0; s->calibrated && i < m->nstats; i++) {
             char name[300];   /* st_add copies it; a spec's names have at most 256 characters */
             snprintf(name, sizeof name, "stat.%s", m->stats[i].name);
@@ -306,15 +318,45 @@ static bool parse_step(const char *v, int64_t *step) {
     return !*end && !errno;
 }
 
-/* The loss window sum of a checkpoint: the whole value must parse. */
+/* The loss window sum of a checkpoint: the whole value must parse to a
+ * finite number. */
 static int take_window_sum(const StFile *f, const char *path, double *sum, char *err, size_t errlen) {
     const char *v = st_meta(f, META_LOSS_WINDOW_SUM);
     char *end = NULL;
     *sum = v ? strtod(v, &end) : 0;
-    if (!v || !*v || *end)
-        return fail(err, errlen, path, "has a missing or malformed %s '%s' (expected a C hex float such as 0x1.8p+3)",
-                    META_LOSS_WINDOW_SUM, v ? v : "");
+    if (!v || !*v || *end || !isfinite(*sum))
+        return fail(err, errlen, path, "has a missing or malformed %s '%s' (expected a finite C hex float such "
+                    "as 0x1.8p+3)", META_LOSS_WINDOW_SUM, v ? v : "");
     return 0;
+}
+
+/* A vocabulary as the data loader builds it: '.', then distinct printable
+ * ASCII characters in increasing order. Required in a checkpoint. */
+static int take_vocab(const StFile *f, const char *path, bool required, char *vocab, char *err, size_t errlen) {
+    const char *v = st_meta(f, META_VOCAB);
+    size_t n = v ? strlen(v) : 0;
+    bool ok = v && n >= 2 && n <= 256 && v[0] == '.';
+    for (size_t i = 1; ok && i < n; i++)
+        ok = v[i] >= 0x20 && v[i] < 0x7f && v[i] != '.' && (i == 1 || v[i] > v[i - 1]);
+    if (!v && !required)
+        return 0;
+    if (!ok)
+        return fail(err, errlen, path, "has a missing or malformed %s '%s' (expected '.' and then the data's "
+                    "characters in increasing order)", META_VOCAB, v ? v : "");
+    memcpy(vocab, v, n + 1);
+    return 0;
+}
+
+/* Describes t's first non-finite value as "NAME[flat index] = VALUE";
+ * false if every value is finite. */
+static bool nonfinite_value(const NjTensor *t, const void *base, char *what, size_t len) {
+    const float *x = at((void *)base, t->offset);
+    for (int64_t k = 0, n = numel(t->rank, t->shape); k < n; k++)
+        if (!isfinite(x[k])) {
+            snprintf(what, len, "%s[%" PRId64 "] = %g", t->name, k, (double)x[k]);
+            return true;
+        }
+    return false;
 }
 
 int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_t errlen) {
@@ -333,6 +375,9 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
     int64_t step = 0;
     double window_sum = 0;
     TorchGen rng;
+    char vocab[sizeof s->vocab] = "", bad[400];
+    if (rc == 0)
+        rc = take_vocab(&f, path, *is_checkpoint, vocab, err, errlen);
     if (rc == 0 && *is_checkpoint) {
         const char *st = st_meta(&f, "step"), *r = st_meta(&f, "batch_rng"), *cal = st_meta(&f, "calibrated");
         if (!parse_step(st, &step) || !parse_rng(r, &rng))
@@ -348,7 +393,17 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
     }
     if (rc == 0)
         rc = check_no_other_tensors(m, &f, path, calibrated, err, errlen);
+    /* Nothing computes anything useful from a non-finite param or
+     * statistic: a file holding one is refused wherever it is loaded. */
+    bool nonfinite = false;
+    for (int i = 0; rc == 0 && !nonfinite && i < m->nparams; i++)
+        nonfinite = nonfinite_value(&m->params[i].t, params, bad, sizeof bad);
+    for (int i = 0; rc == 0 && !nonfinite && calibrated && i < m->nstats; i++)
+        nonfinite = nonfinite_value(&m->stats[i], stats, bad, sizeof bad);
+    if (nonfinite)
+        rc = fail(err, errlen, path, "holds a non-finite value: %s", bad);
     if (rc == 0) {
+        memcpy(s->vocab, vocab, sizeof vocab);
         memcpy(s->params, params, m->params_bytes);
         if (calibrated)
             memcpy(s->stats, stats, m->stats_bytes);
@@ -461,6 +516,14 @@ const NjTensor *first_nonfinite_param(const State *s) {
     for (int i = 0; i < m->nparams; i++)
         if (!all_finite(at(s->params, m->params[i].t.offset), numel(m->params[i].t.rank, m->params[i].t.shape)))
             return &m->params[i].t;
+    return NULL;
+}
+
+const NjTensor *first_nonfinite_stat(const State *s) {
+    const NinjacModel *m = s->m;
+    for (int i = 0; i < m->nstats; i++)
+        if (!all_finite(at(s->stats, m->stats[i].offset), numel(m->stats[i].rank, m->stats[i].shape)))
+            return &m->stats[i];
     return NULL;
 }
 

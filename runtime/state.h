@@ -22,6 +22,10 @@ typedef struct {
      * (steps step - step % window .. step - 1), saved exactly so that a
      * resumed run logs the uninterrupted run's window means. */
     double loss_window_sum;
+    /* The vocabulary the params were trained on, index order ('.' first),
+     * "" when unknown (params straight from init). Checkpoints carry it, so
+     * that data with other characters in the same number is refused. */
+    char vocab[257];
 } State;
 
 int state_new(State *s, const NinjacModel *m);
@@ -45,8 +49,9 @@ int init_generator(const NinjacModel *m, uint64_t seed, TorchGen *batches);
  * leaves any previous file at path untouched. */
 int state_save(const State *s, const char *path, bool checkpoint, char *err, size_t errlen);
 /* Loads params (a params file or a checkpoint); a checkpoint also gives
- * step, RNG state, the loss window sum and, when present, the batch
- * statistics. Every tensor of the file must be one of those. */
+ * step, RNG state, the loss window sum, the vocabulary and, when present,
+ * the batch statistics. Every tensor of the file must be one of those, and
+ * every value finite. */
 int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_t errlen);
 
 /* A batch of inputs read from a safetensors file (I32 or I64), checked
@@ -64,5 +69,8 @@ const NjTensor *first_nonfinite(const State *s, bool *in_grads);
 /* The first param with a non-finite value, or NULL: finite gradients can
  * still overflow in the SGD update (lr times a large gradient). */
 const NjTensor *first_nonfinite_param(const State *s);
+/* The first batch statistic with a non-finite value, or NULL: finite but
+ * huge params can overflow in calibration. */
+const NjTensor *first_nonfinite_stat(const State *s);
 
 #endif

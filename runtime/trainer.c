@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <float.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -92,13 +93,15 @@ static const char *opt(const Command *c, const char *name) {
     return NULL;
 }
 
-static bool opt_int(const Command *c, const char *name, int64_t lo, int64_t *out) {
+/* An option's integer in [lo, hi]: the whole string, nothing truncated. */
+static bool opt_int(const Command *c, const char *name, int64_t lo, int64_t hi, int64_t *out) {
     const char *v = opt(c, name);
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
-    if (!*v || *end || errno || x < lo) {
-        fprintf(stderr, "error: %s must be an integer >= %lld, got '%s'\n", name, (long long)lo, v);
+    if (!*v || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "error: %s must be an integer from %lld to %lld, got '%s'\n", name, (long long)lo,
+                (long long)hi, v);
         return false;
     }
     *out = x;
@@ -147,6 +150,9 @@ static int load_data(const NinjacModel *m, const char *path, Dataset *ds) {
     return 0;
 }
 
+/* The batch statistics over the whole training set. Finite params can
+ * still be large enough for them to overflow: that is an error, since
+ * every loss and sample computed from them would be NaN. */
 static int calibrate(State *s, const Split *train) {
     if (!s->m->nstats) {
         s->calibrated = true;
@@ -157,7 +163,29 @@ static int calibrate(State *s, const Split *train) {
         fprintf(stderr, "error: out of memory while calibrating batch statistics\n");
         return -1;
     }
+    const NjTensor *bad = first_nonfinite_stat(s);
+    if (bad) {
+        fprintf(stderr, "error: calibrating the batch statistics over the training set made %s non-finite "
+                "(the parameters are finite but too large)\n  from %s\n", bad->name, bad->origin);
+        return -1;
+    }
     s->calibrated = true;
+    return 0;
+}
+
+/* Data whose characters differ from the ones the params were trained on
+ * would be encoded to other indices: refused, also when their number is
+ * the same. */
+static int check_vocab(State *s, const Dataset *ds, const char *params_path, const char *data_path) {
+    char vocab[sizeof s->vocab];
+    memcpy(vocab, ds->itos, (size_t)ds->vocab_size);
+    vocab[ds->vocab_size] = 0;
+    if (s->vocab[0] && strcmp(s->vocab, vocab)) {
+        fprintf(stderr, "error: %s was trained on the characters \"%s\", but %s has \"%s\" "
+                "(hint: give --data the file it was trained on)\n", params_path, s->vocab + 1, data_path, vocab + 1);
+        return -1;
+    }
+    memcpy(s->vocab, vocab, sizeof vocab);
     return 0;
 }
 
@@ -275,7 +303,7 @@ static int cmd_init(const NinjacModel *m, int argc, char **argv) {
     int64_t seed;
     if (!opt(&c, "--out"))
         return usage_error(&c, "init needs --out");
-    if (!opt_int(&c, "--seed", 0, &seed))
+    if (!opt_int(&c, "--seed", 0, INT64_MAX, &seed))
         return 2;
     State s;
     if (new_state(m, &s) != 0)
@@ -465,13 +493,26 @@ static int checkpoint(Progress *p, const State *s, const char *path, const char 
     return 0;
 }
 
-/* A split's mean loss as text; val and test may have no examples (see
- * data_load), and their mean would print as nan. */
-static const char *loss_text(State *s, const Split *sp, char *buf, size_t len) {
-    if (!sp->rows)
-        return "- (no examples)";
-    snprintf(buf, len, "%.4f", split_loss(s, sp));
-    return buf;
+/* Prints "LABEL loss X" for a split, with its number of examples if
+ * count; val and test may have none (see data_load). A loss that is not
+ * finite is printed, then reported as an error (-1): a run or an eval that
+ * ends in NaN has failed. */
+static int print_loss(State *s, const char *label, const Split *sp, bool count) {
+    if (!sp->rows) {
+        printf("%-5s loss - (no examples)\n", label);
+        return 0;
+    }
+    double loss = split_loss(s, sp);
+    printf("%-5s loss %.4f", label, loss);
+    if (count)
+        printf("  (%" PRId64 " examples)", sp->rows);
+    putchar('\n');
+    if (isfinite(loss))
+        return 0;
+    fflush(stdout);
+    fprintf(stderr, "error: the %s loss is %g: the parameters%s are finite, but too large for the model's "
+            "activations\n", label, loss, s->m->nstats ? " and batch statistics" : "");
+    return -1;
 }
 
 /* A path as a gnuplot single-quoted string, where '' stands for ' and
@@ -559,7 +600,8 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     Command c = {"train", "Train with SGD as in the notebook, then calibrate the batch statistics,\n"
                           "print train and val loss and sample names.",
                  {{"--init", "P.safetensors", "start from these parameters (default: init with --seed)", NULL},
-                  {"--seed", "S", "seed of the init's generator g, which the minibatches continue", "2147483647"},
+                  {"--seed", "S", "seed of the init's generator g, which the minibatches continue "
+                                  "(default: 2147483647; not with --resume)", NULL},
                   {"--steps", "N", "SGD steps", "200000"},
                   {"--batch-seed", "S", "draw the minibatches from a new generator seeded S instead", NULL},
                   {"--lr", "LR", "learning rate", "0.1"},
@@ -577,20 +619,23 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     int rc = parse_opts(m, &c, argc, argv);
     if (rc)
         return rc == 1 ? 0 : rc;
-    int64_t steps, batch_seed, decay_step, every, seed, samples;
+    int64_t steps, batch_seed, decay_step, every, seed = 2147483647, samples;
     double lr, lr_late;
-    if (!opt_int(&c, "--steps", 0, &steps) ||
-        (opt(&c, "--batch-seed") && !opt_int(&c, "--batch-seed", 0, &batch_seed)) ||
-        !opt_int(&c, "--lr-decay-step", 0, &decay_step) || !opt_int(&c, "--checkpoint-every", 0, &every) ||
-        !opt_int(&c, "--seed", 0, &seed) || !opt_int(&c, "--samples", 0, &samples) ||
+    if (!opt_int(&c, "--steps", 0, INT64_MAX, &steps) ||
+        (opt(&c, "--batch-seed") && !opt_int(&c, "--batch-seed", 0, INT64_MAX, &batch_seed)) ||
+        !opt_int(&c, "--lr-decay-step", 0, INT64_MAX, &decay_step) ||
+        !opt_int(&c, "--checkpoint-every", 0, INT64_MAX, &every) ||
+        (opt(&c, "--seed") && !opt_int(&c, "--seed", 0, INT64_MAX, &seed)) ||
+        !opt_int(&c, "--samples", 0, INT_MAX, &samples) ||
         !opt_double(&c, "--lr", &lr) || !opt_double(&c, "--lr-decay-to", &lr_late))
         return 2;
     if (!(fabs(lr) <= FLT_MAX) || !(fabs(lr_late) <= FLT_MAX))
         return usage_error(&c, "--lr and --lr-decay-to must be finite floats (at most %g)", (double)FLT_MAX);
     if (opt(&c, "--init") && opt(&c, "--resume"))
         return usage_error(&c, "--init and --resume exclude each other");
-    if (opt(&c, "--batch-seed") && opt(&c, "--resume"))
-        return usage_error(&c, "--batch-seed and --resume exclude each other (the checkpoint holds the generator)");
+    if ((opt(&c, "--seed") || opt(&c, "--batch-seed")) && opt(&c, "--resume"))
+        return usage_error(&c, "--%s and --resume exclude each other (the checkpoint holds the generator)",
+                           opt(&c, "--seed") ? "seed" : "batch-seed");
     bool nan_check = !opt(&c, "--no-nan-check");
 
     Dataset ds;
@@ -623,6 +668,9 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
             fprintf(stderr, "error: %s holds parameters, not a checkpoint: use --init for it\n", resume);
             goto done;
         }
+        if (check_vocab(&s, &ds, resume, opt(&c, "--data")) != 0)
+            goto done;
+
         if (steps < s.step) {
             fprintf(stderr, "error: --steps %" PRId64 " is before %s's step %" PRId64 " (nothing to train; "
                     "eval and sample take a checkpoint as it is)\n", steps, resume, s.step);
@@ -636,8 +684,11 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
          * generator; with --init too, as if the init had been drawn. */
         if (!opt(&c, "--init"))
             init_params(m, s.params, (uint64_t)seed, &s.batch_rng);
-        else if (load(&s, opt(&c, "--init"), NULL) != 0 ||
-                 init_generator(m, (uint64_t)seed, &s.batch_rng) != 0)
+        else if (load(&s, opt(&c, "--init"), NULL) != 0 || init_generator(m, (uint64_t)seed, &s.batch_rng) != 0)
+            goto done;
+        /* Params trained on a vocabulary (a checkpoint) must get it again;
+         * new ones take the data's. */
+        if (check_vocab(&s, &ds, opt(&c, "--init"), opt(&c, "--data")) != 0)
             goto done;
         if (opt(&c, "--batch-seed"))
             tg_seed(&s.batch_rng, (uint64_t)batch_seed);
@@ -698,9 +749,8 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     printf("trained %" PRId64 " steps in %.1f s\n", s.step - p.first_step, seconds_since(&p.start));
     if (!params_saveable(&p, &s) || calibrate(&s, &ds.train) != 0 || save(&s, ckpt, true) != 0)
         goto done;
-    char train_loss[32], val_loss[32];
-    printf("train loss %s\nval   loss %s\n", loss_text(&s, &ds.train, train_loss, sizeof train_loss),
-           loss_text(&s, &ds.val, val_loss, sizeof val_loss));
+    int losses_rc = print_loss(&s, "train", &ds.train, false);
+    losses_rc |= print_loss(&s, "val", &ds.val, false);
     printf("checkpoint: %s\nloss log:   %s\n", ckpt, csv_path);
     if (png && *png) {
         if (plot_loss(csv_path, png) == 0)
@@ -708,6 +758,8 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         else
             fprintf(stderr, "warning: gnuplot could not draw %s (is gnuplot installed?)\n", png);
     }
+    if (losses_rc != 0)
+        goto done;
     if (samples) {
         printf("samples:\n");
         if (sample_names(&s, &ds, (int)samples, 2147483657ULL) != 0)
@@ -733,7 +785,8 @@ static int load_calibrated(const NinjacModel *m, const char *path, const char *d
         data_free(ds);
         return -1;
     }
-    if (load(s, path, NULL) != 0 || (!s->calibrated && calibrate(s, &ds->train) != 0)) {
+    if (load(s, path, NULL) != 0 || check_vocab(s, ds, path, data) != 0 ||
+        (!s->calibrated && calibrate(s, &ds->train) != 0)) {
         state_free(s);
         data_free(ds);
         return -1;
@@ -764,7 +817,6 @@ static int cmd_eval(const NinjacModel *m, int argc, char **argv) {
     const Split *splits[3] = {&ds.train, &ds.val, &ds.test};
     rc = 0;
     for (int k = 0; k < 3; k++) {
-        char loss[32];
         if (strcmp(split, "all") && strcmp(split, names[k]))
             continue;
         /* A split asked for by name must have a loss to give. */
@@ -774,10 +826,8 @@ static int cmd_eval(const NinjacModel *m, int argc, char **argv) {
             rc = 1;
             continue;
         }
-        printf("%-5s loss %s", names[k], loss_text(&s, splits[k], loss, sizeof loss));
-        if (splits[k]->rows)
-            printf("  (%" PRId64 " examples)", splits[k]->rows);
-        putchar('\n');
+        if (print_loss(&s, names[k], splits[k], true) != 0)
+            rc = 1;
     }
     state_free(&s);
     data_free(&ds);
@@ -798,7 +848,7 @@ static int cmd_sample(const NinjacModel *m, int argc, char **argv) {
     int64_t n, seed;
     if (!opt(&c, "--load"))
         return usage_error(&c, "sample needs --load");
-    if (!opt_int(&c, "-n", 0, &n) || !opt_int(&c, "--seed", 0, &seed))
+    if (!opt_int(&c, "-n", 0, INT_MAX, &n) || !opt_int(&c, "--seed", 0, INT64_MAX, &seed))
         return 2;
     State s;
     Dataset ds;

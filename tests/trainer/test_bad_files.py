@@ -19,13 +19,16 @@ Cases (--case), split so that each stays short under sanitizers too:
   params      a params file (init's output) whose tensors or metadata do not
               fit: F64 or I32, transposed shape, wrong rank, fewer rows, a
               missing or an extra tensor, renamed, another model or dims in
-              the metadata, unknown format, versions 1 and 3 -- to eval, --init,
-              grads
+              the metadata, unknown format, versions 2 and 4, a NaN or an inf
+              -- to eval, --init, grads
   checkpoint  a checkpoint with the same defects -- to eval and --resume
   checkpoint_meta  checkpoint contents: the calibrated flag vs the stat.*
-              tensors, stats of the wrong shape, dtype or name, step and
-              batch_rng metadata -- to eval, sample and --resume; and a
-              params file given to --resume
+              tensors, stats of the wrong shape, dtype or name, a NaN stat,
+              step, batch_rng, loss_window_sum and vocab metadata -- to
+              eval, sample and --resume; a params file given to --resume;
+              and a good checkpoint with data whose characters differ from
+              its vocab in the same number -- to eval, sample, --resume and
+              --init
   inputs      grads --inputs: values outside [0, vocab) (27, -1, 2^32),
               wrong dtype, shape or rank, missing or extra tensor, damaged
   other_spec  files of another spec: mlp_bn's (n_hidden 64 or 200; same
@@ -100,9 +103,9 @@ class Bench:
             f.write("\n".join(chosen * 4) + "\n")
         self.small = self.p("small.txt")
 
-    def site(self, label):
+    def site(self, label, data=None):
         """argv builder of the command that reads the bad file."""
-        p, T, data = self.p, self.T, ["--data", self.small]
+        p, T, data = self.p, self.T, ["--data", data or self.small]
         train = ["--steps", "150", "--checkpoint-every", "50", "--save", p("out.st"), "--log", p("out.csv"),
                  "--plot", p("plot.png"), "--samples", "1"] + data
         return {"eval --load": lambda f: [T, "eval", "--load", f] + data,
@@ -114,11 +117,12 @@ class Bench:
                 "grads --inputs": lambda f: [T, "grads", "--params", p("params.st"), "--inputs", f,
                                              "--out", p("grads.st")]}[label]
 
-    def refuse(self, name, path, sites, reason=None):
-        """Every site must refuse path; reason: a regex the message must match."""
+    def refuse(self, name, path, sites, reason=None, data=None):
+        """Every site must refuse path (read with data, by default the small
+        file); reason: a regex the message must match."""
         before = snapshot_tree(self.d)
         for label in sites:
-            r = run(self.site(label)(path))
+            r = run(self.site(label, data)(path))
             after = snapshot_tree(self.d)
             changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
             problems = []
@@ -200,8 +204,15 @@ def corrupt_tensors(b, base, kind):
     put("other_model", t, dict(meta, model="mlp_other"), reason=r"mlp_other")
     put("other_dims", t, dict(meta, dims=meta["dims"].replace("n_embd=10", "n_embd=12")), reason=r"dims")
     put("unknown_format", t, dict(meta, format="pytorch-state-dict"), reason=r"format|pytorch")
-    put("format_version_1", t, dict(meta, version="1"), reason=r"version")
-    put("format_version_3", t, dict(meta, version="3"), reason=r"version")
+    put("format_version_2", t, dict(meta, version="2"), reason=r"version")
+    put("format_version_4", t, dict(meta, version="4"), reason=r"version")
+
+    def poke(name, index, value):
+        x = t[name].values()
+        x[index] = value
+        return dict(t, **{name: Tensor.of("F32", t[name].shape, x)})
+    put("W1_nan", poke("W1", 7, float("nan")), reason=r"non-finite.*W1\[7\]")
+    put("b1_inf", poke("b1", 0, float("-inf")), reason=r"non-finite.*b1\[0\] = -inf")
     return out
 
 
@@ -241,6 +252,23 @@ def corrupt_checkpoint(b, base):
                                                                      good)), r"batch_rng")
     put("batch_rng_seed_negative", t, dict(meta, batch_rng=re.sub(r"^seed \d+", "seed -1", good)), r"batch_rng")
     put("no_loss_window_sum", t, {k: v for k, v in meta.items() if k != "loss_window_sum"}, r"loss_window_sum")
+    put("loss_window_sum_nan", t, dict(meta, loss_window_sum="nan"), r"loss_window_sum")
+    put("loss_window_sum_inf", t, dict(meta, loss_window_sum="inf"), r"loss_window_sum")
+    # draws one below INT64_MAX: counting on would overflow a signed integer
+    put("batch_rng_draws_int64_max", t, dict(meta, batch_rng=re.sub(r"draws \d+", "draws 9223372036854775806",
+                                                                      good)), r"batch_rng")
+    # mt19937 reads only the top bit of word 0: with it clear and the other
+    # 623 words zero, the generator only ever outputs 0
+    put("batch_rng_degenerate", t, dict(meta, batch_rng=good.split(" mt ")[0] + " mt 7fffffff" + " 00000000" * 623),
+        r"batch_rng")
+    x = t[stats[0]].values()
+    x[1] = float("nan")
+    put("stat_nan", dict(t, **{stats[0]: Tensor.of("F32", t[stats[0]].shape, x)}), meta,
+        r"non-finite.*" + re.escape(stats[0][len("stat."):]) + r"\[1\]")
+    vocab = meta.get("vocab", "." + "".join(sorted(set(open(b.small).read()) - {"\n"})))
+    put("no_vocab", t, {k: v for k, v in meta.items() if k != "vocab"}, r"vocab")
+    put("vocab_without_dot", t, dict(meta, vocab=vocab[1:]), r"vocab")
+    put("vocab_unsorted", t, dict(meta, vocab="." + vocab[:0:-1]), r"vocab")
     return out
 
 
@@ -316,6 +344,12 @@ def main():
             for name, path, reason in corrupt_checkpoint(b, b.p("good.st")):
                 b.refuse(name, path, ["eval --load", "sample --load", "train --resume"], reason)
             b.refuse("a params file (not a checkpoint)", b.p("params.st"), ["train --resume"], r"checkpoint")
+            # 'q' becomes 'Q': as many characters, so only the vocab tells
+            other = b.p("other_chars.txt")
+            with open(b.small) as f, open(other, "w") as g:
+                g.write(f.read().replace("q", "Q"))
+            b.refuse("its checkpoint with data of other characters", b.p("good.st"),
+                     ["eval --load", "sample --load", "train --resume", "train --init"], r"characters", data=other)
         else:
             inputs_case(b)
     else:

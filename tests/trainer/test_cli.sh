@@ -79,6 +79,9 @@ expect 2 "train --lr ''" -- train --lr ""
 expect 2 "train --checkpoint-every x" -- train --checkpoint-every x
 expect 2 "train --init and --resume together" -- train --init a.st --resume b.st
 expect 2 "train --batch-seed with --resume" -- train --batch-seed 1 --resume b.st
+expect 2 "train --seed with --resume (the checkpoint holds the generator)" -- train --seed 5 --resume b.st
+expect 2 "train --samples 4294967298 (beyond int)" -- train --samples 4294967298
+expect 2 "sample -n 4294967298 (beyond int, not 2)" -- sample --load x.st -n 4294967298
 expect 2 "init without --out" -- init --seed 1
 expect 2 "init --seed -1" -- init --seed -1 --out p.st
 expect 2 "eval without --load" -- eval

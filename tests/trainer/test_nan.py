@@ -23,6 +23,11 @@ Cases (--case):
             nonzero exit naming the param and "SGD update"; no checkpoint is
             written, neither the periodic one (5 steps, one checkpoint per
             step) nor the final one (1 step).
+  calibration  finite params whose batch statistics overflow when
+            calibrated over the training set (`train --lr LR --steps N`):
+            nonzero exit naming the statistic and its spec line, no
+            checkpoint written, no losses or samples printed; and eval and
+            sample refuse an init whose params are scaled by 1e30.
 LR (--lr) is 1e6 (the notebook's lr times 1e7) where that diverges. The
 fused spec stays finite at 1e6 for 200 steps (tanh bounds h and
 F.cross_entropy is computed stably, so the loss only grows to ~4e7), so it
@@ -44,7 +49,9 @@ def main():
     p = parser(__doc__)
     p.add_argument("--trainer", required=True)
     p.add_argument("--lr", default="1e6")
-    p.add_argument("--case", required=True, choices=["update", "scratch", "message", "first", "resume", "no_check"])
+    p.add_argument("--steps", default="1")
+    p.add_argument("--case", required=True,
+                   choices=["update", "scratch", "message", "first", "resume", "no_check", "calibration"])
     a = p.parse_args()
     d = workdir(a.workdir)
     c = Checker(f"nan.{a.case}")
@@ -127,6 +134,25 @@ def main():
                  f"--checkpoint-every {every}: stops, saying the update made a param non-finite", str(r))
             c.ok(not os.path.exists(ck), f"--checkpoint-every {every}: no checkpoint written")
 
+    elif a.case == "calibration":
+        r = train(T, d, ck, a.steps, "--lr", a.lr, "--lr-decay-step", a.steps, "--checkpoint-every", "0", log=log,
+                  data=a.data)
+        m = re.search(r"error: calibrating the batch statistics .* made (\w+) non-finite", r.err)
+        o = re.search(r"from ([^\s:]+):(\d+): (.*)", r.err)
+        if c.ok(r.rc not in (0, None) and m is not None and o is not None,
+                "stops with an error naming a batch statistic and its origin", str(r)):
+            no = int(o.group(2))
+            c.ok(line_of(a.spec, m.group(1)) == no, f"{m.group(1)} is assigned on line {no}")
+        c.ok(not os.path.exists(ck), "no checkpoint written")
+        c.ok("train loss" not in r.out and "samples:" not in r.out, "no losses or samples printed", r.out)
+        r = run([T, "init", "--seed", "1", "--out", path("p.st")])
+        tensors, meta = read(path("p.st"))
+        write(path("big.st"), {k: Tensor.of("F32", t.shape, [1e30 * v for v in t.values()])
+                               for k, t in tensors.items()}, meta)
+        for cmd in (["eval", "--load", path("big.st")], ["sample", "--load", path("big.st"), "-n", "3"]):
+            r = run([T] + cmd + ["--data", a.data])
+            c.ok(r.rc not in (0, None) and "non-finite" in r.err and r.out.strip() == "",
+                 f"{cmd[0]} refuses params whose statistics overflow, printing nothing", str(r))
     elif a.case == "resume":
         r = train(T, d, ck, 100, "--checkpoint-every", "0", log=log, data=a.data)
         if not c.ok(r.rc == 0, "100 good steps", str(r)):

@@ -8,6 +8,7 @@ Cases (--case):
                 checkpoints (parameters and batch statistics) must be
                 byte-identical, and so must step and batch_rng; the loss
                 log of run 2 (appended on resume) must equal run 1's.
+                A resume given --seed is refused (it cannot apply).
   intermediate  the intermediate checkpoint of step 1000 (not calibrated)
                 resumed to 3000 must equal run 1. The trainer keeps only its
                 latest checkpoint, so the step-1000 one is captured from a
@@ -35,6 +36,7 @@ from common import Checker, file_bytes, parser, read, run, same_tensors, train, 
 
 # No --batch-seed: the minibatches continue the init's generator, the default.
 SEEDS = ["--seed", "7", "--lr-decay-step", "2500"]
+RESUMED = ["--lr-decay-step", "2500"]  # the checkpoint holds the generator: --seed is refused with --resume
 
 
 def main():
@@ -73,8 +75,14 @@ def main():
                   data=a.data)
         ok_run(r, "run 2: 2000 steps")
         c.ok(read(path("run2.st"))[1].get("step") == "2000", "run 2's checkpoint is at step 2000")
+        # --seed cannot change a resumed run's minibatches: it is refused, not ignored.
+        before = file_bytes(path("run2.st"))
+        r = train(T, d, path("run2.st"), 3000, "--resume", path("run2.st"), *SEEDS, log=path("run2.csv"),
+                  data=a.data)
+        c.ok(r.rc == 2 and "--seed" in r.err and file_bytes(path("run2.st")) == before,
+             "--resume with --seed is refused, the checkpoint untouched", str(r))
         r = train(T, d, path("run2.st"), 3000, "--checkpoint-every", "1000", "--resume", path("run2.st"),
-                  *SEEDS, log=path("run2.csv"), data=a.data)
+                  *RESUMED, log=path("run2.csv"), data=a.data)
         if ok_run(r, "run 2: --resume to 3000"):
             compare_final(path("run1.st"), path("run2.st"), "resumed at 2000")
             c.ok(file_bytes(path("run1.csv")) == file_bytes(path("run2.csv")),
@@ -99,7 +107,7 @@ def main():
         c.ok(meta.get("step") == "1000" and meta.get("calibrated") == "0"
              and not any(k.startswith("stat.") for k in tensors),
              "captured the intermediate checkpoint of step 1000 (not calibrated)", str(meta))
-        r = train(T, d, path("i.st"), 3000, "--checkpoint-every", "1000", "--resume", path("i.st"), *SEEDS,
+        r = train(T, d, path("i.st"), 3000, "--checkpoint-every", "1000", "--resume", path("i.st"), *RESUMED,
                   log=path("i.csv"), data=a.data)
         if ok_run(r, "--resume the step-1000 checkpoint to 3000"):
             compare_final(path("run1.st"), path("i.st"), "resumed at 1000")
@@ -107,7 +115,7 @@ def main():
     elif a.case == "log":
         r = train(T, d, path("h.st"), 1500, "--checkpoint-every", "500", *SEEDS, log=path("h.csv"), data=a.data)
         ok_run(r, "1500 steps")
-        r = train(T, d, path("h.st"), total, "--checkpoint-every", "500", "--resume", path("h.st"), *SEEDS,
+        r = train(T, d, path("h.st"), total, "--checkpoint-every", "500", "--resume", path("h.st"), *RESUMED,
                   log=path("h.csv"), data=a.data)
         if ok_run(r, f"--resume at 1500 to {total}"):
             compare_final(path("run1.st"), path("h.st"), "resumed at 1500")
@@ -124,7 +132,7 @@ def main():
         ok_run(r, "1000 steps to a checkpoint")
         tensors, meta = read(path("c1000.st"))
         params = {k: v for k, v in tensors.items() if not k.startswith("stat.")}
-        write(path("p1000.st"), params, {"format": "ninjac-params", "version": "2", "model": meta["model"],
+        write(path("p1000.st"), params, {"format": "ninjac-params", "version": "3", "model": meta["model"],
                                             "dims": meta["dims"]})
         cont = ["--batch-seed", "5", "--checkpoint-every", "0"]
         r1 = train(T, d, path("from_params.st"), 500, "--init", path("p1000.st"), *cont, log=path("fp.csv"),
