@@ -48,7 +48,7 @@ function(ninjac_generate target spec name_var outdir_var)
     set(compiler ninjac::ninjac)
   endif()
   get_filename_component(spec_path "${spec}" ABSOLUTE)
-  get_filename_component(name "${spec}" NAME_WE)
+  get_filename_component(name "${spec}" NAME_WLE)   # as ninjac names the files
   set(outdir "${CMAKE_CURRENT_BINARY_DIR}/ninjac/${target}")
   set(defines)
   foreach(define IN LISTS ARG_DEFINES)

@@ -5,6 +5,7 @@
  * Memory: strings come from the arena; the output is built in memory and
  * renamed into place only when both files are complete. */
 #include "ninjac.h"
+#include "files.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1371,24 +1372,6 @@ static void emit_source(E *e, const char *id) {
     descriptor(e, id);
 }
 
-static int write_file(const char *path, const char *data, size_t len, char **tmp_out) {
-    char *tmp = arena_printf("%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        fprintf(stderr, "ninjac: cannot write %s: %s\n", tmp, strerror(errno));
-        return -1;
-    }
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = fclose(f) == 0 && ok;
-    if (!ok) {
-        fprintf(stderr, "ninjac: cannot write %s: %s\n", tmp, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    *tmp_out = tmp;
-    return 0;
-}
-
 void emit_c_text(const Model *m, const Backward *bw, const Plan *plan, const EmitOptions *opt, char *text[2],
                  size_t len[2]) {
     E e = {.m = m, .bw = bw, .plan = plan, .opt = opt, .real = opt->f64 ? "double" : "float",
@@ -1416,18 +1399,27 @@ int emit_c(const Model *m, const Backward *bw, const Plan *plan, const EmitOptio
     emit_c_text(m, bw, plan, opt, text, len);
     const char *paths[2] = {arena_printf("%s/%s.h", opt->outdir, m->src->name),
                             arena_printf("%s/%s.c", opt->outdir, m->src->name)};
-    char *tmps[2] = {NULL, NULL};
-    int rc = 0;
-    for (int f = 0; f < 2 && rc == 0; f++)
-        rc = write_file(paths[f], text[f], len[f], &tmps[f]);
-    for (int f = 0; f < 2; f++) {
-        if (rc == 0 && rename(tmps[f], paths[f]) != 0) {
-            fprintf(stderr, "ninjac: cannot write %s: %s\n", paths[f], strerror(errno));
-            rc = -1;
-        }
-        if (rc != 0 && tmps[f])
-            remove(tmps[f]);
-        free(text[f]);
+    /* Both temporaries are written and synced before either is renamed:
+     * a failure (a full disk, a file size limit) leaves both old files. */
+    OutFile f[2];
+    char err[2 * FILES_PATH_MAX];
+    int rc = 0, opened = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        rc = out_open(&f[k], paths[k], err, sizeof err);
+        opened += rc == 0;
+        if (rc == 0 && len[k])
+            (void)fwrite(text[k], 1, len[k], f[k].fp);   /* out_sync sees any error */
+        if (rc == 0)
+            rc = out_sync(&f[k], err, sizeof err);
     }
+    for (int k = 0; k < 2 && rc == 0; k++)
+        rc = out_commit(&f[k], err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "ninjac: cannot write %s\n", err);
+        for (int k = 0; k < opened; k++)
+            out_abort(&f[k]);
+    }
+    for (int k = 0; k < 2; k++)
+        free(text[k]);
     return rc;
 }

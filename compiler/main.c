@@ -1,8 +1,10 @@
 /* main.c - the ninjac command line; main reads as the pipeline:
  * read, parse, lower and check shapes, derive the backward pass, emit C. */
 #include "ninjac.h"
+#include "files.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -138,12 +140,13 @@ static void parse_args(int argc, char **argv, Options *o) {
         die_usage("%s", "no spec given");
 }
 
-/* Reads the whole file, growing the buffer as it goes (the spec may be a
- * pipe), and refuses anything above MAX_SPEC_BYTES. */
+/* Reads the whole file, growing the buffer as it goes, and refuses anything
+ * above MAX_SPEC_BYTES. Only a regular file: a FIFO would hang the open. */
 static Source *read_source(const char *path) {
-    FILE *f = fopen(path, "rb");
+    char err[FILES_PATH_MAX + 256];
+    FILE *f = in_open(path, err, sizeof err);
     if (!f) {
-        fprintf(stderr, "ninjac: cannot open %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "ninjac: %s\n", err);
         exit(1);
     }
     size_t len = 0, cap = 1 << 16;
@@ -183,8 +186,71 @@ static Source *read_source(const char *path) {
     return src;
 }
 
+/* Names a spec may not have: the generated NAME.h would stand in for a
+ * header that the generated code, the runtime or ninjac_add_model's main.c
+ * include (the output directory is on the include path). */
+static const char *const reserved_names[] = {
+    "assert", "complex", "ctype", "errno", "fenv", "float", "inttypes", "iso646", "limits", "locale", "math",
+    "setjmp", "signal", "stdalign", "stdarg", "stdatomic", "stdbool", "stddef", "stdint", "stdio", "stdlib",
+    "stdnoreturn", "string", "tgmath", "threads", "time", "uchar", "wchar", "wctype",          /* C11 */
+    "immintrin", "cblas", "main", "ninjac_model", "ninjac_kernels", "trainer", "safetensors", "files", "data",
+    "rng", "state", "message", NULL};
+
+/* The outputs, checked before any work: the spec's name (its file name up
+ * to the last '.', as CMake's NAME_WLE) must be a C identifier that no
+ * header needs, the directory a directory, and neither output the spec. */
+static int check_outputs(const Options *o, const Source *src) {
+    const char *name = src->name;
+    bool ident = (*name < '0' || *name > '9') && *name;
+    for (const char *p = name; *p; p++)
+        ident = ident && (*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'));
+    if (!ident) {
+        fprintf(stderr, "ninjac: %s: the spec's name '%s' is not a C identifier: it names the generated files, "
+                "their functions and the CMake target; rename the file\n", src->path, name);
+        return -1;
+    }
+    for (int i = 0; reserved_names[i]; i++)
+        if (!strcmp(name, reserved_names[i])) {
+            fprintf(stderr, "ninjac: %s: a spec may not be named '%s': the generated %s.h would hide the header "
+                    "<%s.h>; rename the file\n", src->path, name, name, name);
+            return -1;
+        }
+    struct stat st;
+    if (stat(o->emit.outdir, &st) != 0) {
+        fprintf(stderr, "ninjac: output directory %s: %s\n", o->emit.outdir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "ninjac: output directory %s: not a directory\n", o->emit.outdir);
+        return -1;
+    }
+    char err[FILES_PATH_MAX + 256];
+    OutPath spec, out;
+    if (path_resolve(src->path, &spec, err, sizeof err) != 0) {
+        fprintf(stderr, "ninjac: %s\n", err);
+        return -1;
+    }
+    for (int k = 0; k < 2; k++) {
+        const char *path = arena_printf("%s/%s.%s", o->emit.outdir, name, k ? "c" : "h");
+        if (out_check(path, &out, err, sizeof err) != 0) {
+            fprintf(stderr, "ninjac: cannot write %s\n", err);
+            return -1;
+        }
+        if (out_same(&spec, &out)) {
+            fprintf(stderr, "ninjac: %s: the output would overwrite the spec %s; give another -o directory\n",
+                    path, src->path);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int compile(const Options *o) {
     Program prog = {.src = read_source(o->spec)};
+    bool dumping = o->dump_parse || o->dump_shape || o->dump_grad || o->dump_plan;
+    bool writing = !o->check_only && (!dumping || o->have_outdir);
+    if (writing && check_outputs(o, prog.src) != 0)
+        return 1;
     diag_init(prog.src);
     parse_program(&prog);
     if (o->dump_parse)
@@ -211,19 +277,17 @@ static int compile(const Options *o) {
     if (o->dump_plan)
         dump_plan(stdout, &model, &bw, &plan);
 
-    bool dumping = o->dump_parse || o->dump_shape || o->dump_grad || o->dump_plan;
-    if (o->check_only || (dumping && !o->have_outdir))
+    if (!writing)
         return 0;
-    struct stat st;
-    if (stat(o->emit.outdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "ninjac: output directory %s does not exist\n", o->emit.outdir);
-        return 1;
-    }
     return emit_c(&model, &bw, &plan, &o->emit) == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
     static Options o;
+    /* Past a file size limit a write fails with EFBIG, reported naming the
+     * file, instead of SIGXFSZ killing ninjac without a word. */
+    signal(SIGXFSZ, SIG_IGN);
+    files_catch_signals();
     parse_args(argc, argv, &o);
     int rc = compile(&o);
     arena_free_all();

@@ -6,6 +6,7 @@
  * Dataset owns its X/Y arrays until data_free, and on error nothing is left
  * allocated and the Dataset is zeroed. */
 #include "data.h"
+#include "files.h"
 #include "message.h"
 
 #include "rng.h"
@@ -32,8 +33,8 @@ typedef struct {
 #define LFAIL(l, line, ...) nj_fail((l)->err, (l)->errlen, (l)->path, (line), __VA_ARGS__)
 
 static int read_whole_file(Loader *l) {
-    FILE *fp = fopen(l->path, "rb");
-    if (!fp) return LFAIL(l, 0, "cannot open: %s", strerror(errno));
+    FILE *fp = in_open(l->path, l->err, l->errlen);
+    if (!fp) return -1;
     size_t cap = 1 << 16;
     l->text = malloc(cap);
     int rc = l->text ? 0 : LFAIL(l, 0, "out of memory");

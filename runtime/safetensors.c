@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "safetensors.h"
+#include "files.h"
 #include "message.h"
 
 #include <errno.h>
@@ -113,8 +114,8 @@ typedef struct {
 #define RFAIL(r, ...) fail((r)->err, (r)->errlen, (r)->path, __VA_ARGS__)
 
 static int open_regular_file(Reader *r) {
-    r->fp = fopen(r->path, "rb");
-    if (!r->fp) return RFAIL(r, "cannot open: %s", strerror(errno));
+    r->fp = in_open(r->path, r->err, r->errlen);
+    if (!r->fp) return -1;
     struct stat st;
     if (fstat(fileno(r->fp), &st) != 0) return RFAIL(r, "cannot stat: %s", strerror(errno));
     if (!S_ISREG(st.st_mode)) return RFAIL(r, "not a regular file");
@@ -611,29 +612,6 @@ static int write_contents(FILE *fp, const StWriter *w, const char *header, size_
     return 0;
 }
 
-/* Flushes the rename to disk too; best effort because some file systems
- * refuse fsync on directories and the new file is already in place. */
-static void sync_parent_directory(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) {
-        strcpy(dir, ".");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n >= sizeof dir) return;
-        memcpy(dir, path, n ? n : 1); /* "/file" lives in "/" */
-        dir[n ? n : 1] = '\0';
-    }
-    int fd = open(dir, O_RDONLY);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
-
-/* errno describing the failure of a stdio stream; write(2) sets it, but a
- * short write without one still needs a readable reason. */
-static const char *stream_error(void) { return errno ? strerror(errno) : "short write"; }
-
 int st_write_atomic(StWriter *w, const char *path, char *err, size_t errlen) {
     if (!w) return fail(err, errlen, path, "no writer (out of memory?)");
     if (w->problem[0]) return fail(err, errlen, path, "not written: %s", w->problem);
@@ -641,40 +619,13 @@ int st_write_atomic(StWriter *w, const char *path, char *err, size_t errlen) {
     char *header = header_text(w, &header_len);
     if (!header) return fail(err, errlen, path, "out of memory building the header");
 
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+    OutFile f;
+    if (out_open(&f, path, err, errlen) != 0) {
         free(header);
-        return fail(err, errlen, path, "path too long");
+        return -1;
     }
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        int e = errno;
-        free(header);
-        return fail(err, errlen, path, "cannot create %s: %s", tmp, strerror(e));
-    }
-    const char *step = NULL;
     errno = 0;
-    if (write_contents(fp, w, header, header_len) != 0 || ferror(fp)) step = "write";
-    else if (fflush(fp) != 0 || ferror(fp)) step = "write";
-    else if (fsync(fileno(fp)) != 0) step = "fsync";
-    int e = errno;
+    (void)write_contents(f.fp, w, header, header_len);   /* out_commit sees any error in f.fp */
     free(header);
-    /* fclose reports delayed write errors (e.g. NFS), so it is checked too. */
-    errno = 0;
-    if (fclose(fp) != 0 && !step) {
-        step = "close";
-        e = errno;
-    }
-    if (!step && rename(tmp, path) != 0) {
-        step = "rename";
-        e = errno;
-    }
-    if (step) {
-        unlink(tmp);
-        errno = e;
-        return fail(err, errlen, path, "%s of %s failed: %s; the old file, if any, is unchanged", step, tmp,
-                    stream_error());
-    }
-    sync_parent_directory(path);
-    return 0;
+    return out_commit(&f, err, errlen);
 }

@@ -44,8 +44,9 @@ typedef struct StWriter StWriter;
 StWriter *st_writer_new(void);
 void st_add(StWriter *w, const char *name, StDtype dtype, int rank, const int64_t *shape, const void *data);
 void st_add_meta(StWriter *w, const char *key, const char *value);
-/* Writes PATH.tmp.<pid>, fsyncs it, renames it over PATH: a crash leaves
- * either the old file or the new one, never a torn one. */
+/* Writes a new temporary file beside PATH (see files.h), fsyncs it, renames
+ * it over PATH: a crash leaves either the old file or the new one, never a
+ * torn one. A symlink PATH is followed; a character device is written to. */
 int st_write_atomic(StWriter *w, const char *path, char *err, size_t errlen);
 void st_writer_free(StWriter *w);
 

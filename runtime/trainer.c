@@ -3,7 +3,9 @@
  * path out; nothing is allocated per training step. */
 #include "trainer.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -21,6 +23,7 @@
 #include <cblas.h>
 
 #include "data.h"
+#include "files.h"
 #include "safetensors.h"
 #include "state.h"
 
@@ -288,6 +291,48 @@ static int load(State *s, const char *path, bool *is_checkpoint) {
     return 0;
 }
 
+/* One path a command reads or writes, for check_paths. */
+typedef struct {
+    const char *opt, *path;     /* path NULL or "" (--plot ""): not used */
+    enum { IN, OUT, LOG } role; /* LOG: an output that may also be a FIFO (a stream) */
+    const char *may_be;         /* the option whose file this one may be (--save of --resume) */
+} PathArg;
+
+/* Checks, before any work, every path a command writes: each must be
+ * writable as files.h says, and none may name an input or another output
+ * (same device and inode once links are followed; the same resolved path
+ * for files not there yet), so that no output destroys what the command
+ * reads or another output. */
+static int check_paths(const PathArg *a, int n) {
+    OutPath p[8];
+    char err[1024];
+    for (int i = 0; i < n; i++) {
+        if (!a[i].path)
+            continue;
+        int rc = a[i].role == OUT ? out_check(a[i].path, &p[i], err, sizeof err)
+                                  : path_resolve(a[i].path, &p[i], err, sizeof err);
+        if (rc == 0 && a[i].role == LOG && p[i].exists && p[i].type != S_IFREG && p[i].type != S_IFCHR &&
+            p[i].type != S_IFIFO)
+            rc = -1, snprintf(err, sizeof err, "%s: is %s, not a file, device or FIFO", a[i].path,
+                              file_kind(p[i].type));
+        if (rc != 0) {
+            fprintf(stderr, "error: %s %s\n", a[i].opt, err);
+            return -1;
+        }
+        for (int j = 0; j < i; j++) {
+            if (!a[j].path || (a[i].role == IN && a[j].role == IN) ||
+                !out_same(&p[i], &p[j]) || (a[i].may_be && !strcmp(a[i].may_be, a[j].opt)) ||
+                (p[i].exists && p[i].type == S_IFCHR))   /* /dev/null twice discards twice */
+                continue;
+            fprintf(stderr, "error: %s '%s' is the same file as %s '%s': an output may not overwrite %s\n",
+                    a[i].opt, a[i].path, a[j].opt, a[j].path,
+                    a[i].role == IN || a[j].role == IN ? "an input" : "another output");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* ---- init ---- */
 
 static int cmd_init(const NinjacModel *m, int argc, char **argv) {
@@ -305,6 +350,8 @@ static int cmd_init(const NinjacModel *m, int argc, char **argv) {
         return usage_error(&c, "init needs --out");
     if (!opt_int(&c, "--seed", 0, INT64_MAX, &seed))
         return 2;
+    if (check_paths((PathArg[]){{"--out", opt(&c, "--out"), OUT, NULL}}, 1) != 0)
+        return 1;
     State s;
     if (new_state(m, &s) != 0)
         return 1;
@@ -401,8 +448,9 @@ static int log_prefix(const char *path, int64_t step, const char *ckpt, off_t *k
  * step 0) or, on resume, the log of the run that wrote the checkpoint cut
  * back to its step, so that the resumed run's log is the uninterrupted
  * one's. A resume given a missing or empty log starts a new one from the
- * checkpoint's step; a device or pipe (/dev/null) is appended to as it is. */
-static FILE *open_log(const char *path, const State *s, const char *ckpt) {
+ * checkpoint's step; a device or pipe (/dev/null) is appended to as it is.
+ * *from: the step of the log's first row. */
+static FILE *open_log(const char *path, const State *s, const char *ckpt, int64_t *from) {
     if (make_parent_dirs(path) != 0)
         return NULL;
     struct stat st;
@@ -421,13 +469,18 @@ static FILE *open_log(const char *path, const State *s, const char *ckpt) {
             return NULL;
         }
     }
-    FILE *csv = fopen(path, fresh ? "w" : "a");
+    /* O_NONBLOCK: a FIFO without a reader is an error, not a hang. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK | (fresh ? O_TRUNC : O_APPEND), 0666);
+    FILE *csv = fd < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 ? NULL : fdopen(fd, "w");
     if (!csv) {
+        if (fd >= 0)
+            close(fd);
         fprintf(stderr, "error: cannot write %s: %s\n", path, strerror(errno));
         return NULL;
     }
     if (fresh)
         fputs(LOG_HEADER, csv);
+    *from = fresh ? s->step : 0;
     if (fresh && s->step)
         printf("note: %s is a new loss log; its rows start at step %" PRId64 "\n", path, s->step);
     return csv;
@@ -534,62 +587,93 @@ static char *gnuplot_quoted(const char *path) {
     return q;
 }
 
-/* Runs gnuplot with no shell in between: the paths reach it only inside
- * its script, on its stdin. Its output (errors) means failure. */
-static int plot_loss(const char *csv, const char *png) {
-    char *qcsv = gnuplot_quoted(csv), *qpng = gnuplot_quoted(png);
-    int to_gp[2], from_gp[2];
-    if (!qcsv || !qpng || pipe(to_gp) != 0) {
-        free(qcsv);
-        free(qpng);
-        return -1;
-    }
-    if (pipe(from_gp) != 0) {
-        close(to_gp[0]);
-        close(to_gp[1]);
-        free(qcsv);
-        free(qpng);
-        return -1;
-    }
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(to_gp[0], 0);
-        dup2(from_gp[1], 1);
-        dup2(from_gp[1], 2);
-        close(to_gp[0]);
-        close(to_gp[1]);
-        close(from_gp[0]);
-        close(from_gp[1]);
-        execlp("gnuplot", "gnuplot", (char *)NULL);
-        _exit(127);
-    }
-    close(to_gp[0]);
-    close(from_gp[1]);
-    bool said = false;
-    if (pid > 0) {
-        FILE *script = fdopen(to_gp[1], "w");
-        if (script) {
-            fprintf(script, "set terminal pngcairo size 900,500\nset output %s\nset datafile separator ','\n"
-                            "set key off\nset title 'training loss (mean over windows of 1000 steps)'\n"
-                            "set xlabel 'step'\nset ylabel 'loss'\nset grid\n"
-                            "plot %s using 1:3 every ::1 with lines lw 2\n", qpng, qcsv);
-            fclose(script);
-        } else {
-            close(to_gp[1]);
+/* Draws the loss curve with gnuplot, no shell in between: the log's path
+ * reaches it only inside its script, on its stdin, and the PNG comes back
+ * on its stdout into a temporary file that replaces png only if gnuplot
+ * exited 0 and drew something. Says why when there is no curve, telling a
+ * missing gnuplot from a failing one; its warnings are passed on.
+ * windows: the log has window means to draw (runs of 1000 steps or more);
+ * shorter ones get the loss of every step. */
+static void plot_loss(const char *csv, const char *png, bool windows) {
+    char err[1024], said[512] = "";
+    char *qcsv = gnuplot_quoted(csv);
+    OutFile f = {0};
+    int to_gp[2] = {-1, -1}, from_gp[2] = {-1, -1};
+    const char *why = NULL;
+    struct stat st;
+    if (!qcsv)
+        why = "the log's path holds a newline";
+    else if (stat(csv, &st) != 0 || !S_ISREG(st.st_mode))
+        why = "the loss log is not a regular file";
+    else if (make_parent_dirs(png) != 0 || out_open(&f, png, err, sizeof err) != 0)
+        why = err;
+    else if (pipe(to_gp) != 0 || pipe(from_gp) != 0)
+        why = strerror(errno);
+    pid_t pid = -1;
+    if (!why) {
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+            dup2(to_gp[0], 0);
+            dup2(fileno(f.fp), 1);
+            dup2(from_gp[1], 2);
+            for (int k = 0; k < 2; k++)   /* gnuplot's stdin must see EOF */
+                close(to_gp[k]), close(from_gp[k]);
+            execlp("gnuplot", "gnuplot", (char *)NULL);
+            _exit(127);
         }
-        char buf[512];
-        while (read(from_gp[0], buf, sizeof buf) > 0)
-            said = true;
-    } else {
-        close(to_gp[1]);
+        if (pid < 0)
+            why = strerror(errno);
     }
-    close(from_gp[0]);
-    int status = -1;
-    bool exited = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (pid > 0) {
+        close(to_gp[0]);
+        close(from_gp[1]);
+        to_gp[0] = from_gp[1] = -1;
+        FILE *script = fdopen(to_gp[1], "w");
+        to_gp[1] = -1;
+        if (script) {
+            fprintf(script, "set terminal pngcairo size 900,500\nset output\nset datafile separator ','\n"
+                            "set key off\nset title 'training loss (%s)'\nset xlabel 'step'\n"
+                            "set ylabel 'loss'\nset grid\nplot %s using 1:%d every ::1 with lines lw %d\n",
+                    windows ? "mean over windows of 1000 steps" : "every step; runs of 1000 steps or more "
+                    "show window means", qcsv, windows ? 3 : 2, windows ? 2 : 1);
+            fclose(script);
+        }
+        size_t len = 0;
+        ssize_t n;
+        char buf[512];
+        while ((n = read(from_gp[0], buf, sizeof buf)) > 0)
+            for (ssize_t k = 0; k < n && len + 1 < sizeof said; k++)
+                if (!isspace((unsigned char)buf[k]) || (len && said[len - 1] != ' '))
+                    said[len++] = isspace((unsigned char)buf[k]) ? ' ' : buf[k];   /* one line */
+        said[len && said[len - 1] == ' ' ? len - 1 : len] = 0;
+        int status;
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+            why = "gnuplot was killed";
+        else if (WEXITSTATUS(status) == 127)
+            why = "gnuplot is not installed (not found on PATH)";
+        else if (WEXITSTATUS(status) != 0)
+            why = "gnuplot failed";
+        else if (!f.to.direct && (fstat(fileno(f.fp), &st) != 0 || st.st_size == 0))
+            why = "gnuplot drew nothing";
+        else if (out_commit(&f, err, sizeof err) != 0)
+            why = err;
+    }
+    for (int k = 0; k < 2; k++) {
+        if (to_gp[k] >= 0)
+            close(to_gp[k]);
+        if (from_gp[k] >= 0)
+            close(from_gp[k]);
+    }
     free(qcsv);
-    free(qpng);
-    return exited && !said ? 0 : -1;
+    if (why) {
+        out_abort(&f);
+        fprintf(stderr, "warning: no loss curve %s: %s%s%s\n", png, why, *said ? ": " : "", said);
+    } else {
+        if (*said)
+            fprintf(stderr, "note: gnuplot: %s\n", said);
+        printf("loss curve: %s\n", png);
+    }
 }
 
 static int cmd_train(const NinjacModel *m, int argc, char **argv) {
@@ -637,6 +721,11 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         return usage_error(&c, "--%s and --resume exclude each other (the checkpoint holds the generator)",
                            opt(&c, "--seed") ? "seed" : "batch-seed");
     bool nan_check = !opt(&c, "--no-nan-check");
+    PathArg paths[] = {{"--data", opt(&c, "--data"), IN, NULL}, {"--init", opt(&c, "--init"), IN, NULL},
+                       {"--resume", opt(&c, "--resume"), IN, NULL}, {"--log", opt(&c, "--log"), LOG, NULL},
+                       {"--save", opt(&c, "--save"), OUT, "--resume"}, {"--plot", *opt(&c, "--plot") ? opt(&c, "--plot") : NULL, OUT, NULL}};
+    if (check_paths(paths, 6) != 0)
+        return 1;
 
     Dataset ds;
     State s;
@@ -699,7 +788,8 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         s.calibrated = false;
     }
     const char *csv_path = opt(&c, "--log"), *ckpt = opt(&c, "--save"), *png = opt(&c, "--plot");
-    if (!(p.csv = open_log(csv_path, &s, resume)))
+    int64_t log_from;
+    if (!(p.csv = open_log(csv_path, &s, resume, &log_from)))
         goto done;
     printf("%s: %" PRId64 " parameters, %" PRId64 " training examples, batch %d, steps %" PRId64 "..%" PRId64 "\n",
            m->name, (int64_t)(m->params_bytes / sizeof(float)), ds.train.rows, m->batch, s.step, steps);
@@ -752,12 +842,8 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     int losses_rc = print_loss(&s, "train", &ds.train, false);
     losses_rc |= print_loss(&s, "val", &ds.val, false);
     printf("checkpoint: %s\nloss log:   %s\n", ckpt, csv_path);
-    if (png && *png) {
-        if (plot_loss(csv_path, png) == 0)
-            printf("loss curve: %s\n", png);
-        else
-            fprintf(stderr, "warning: gnuplot could not draw %s (is gnuplot installed?)\n", png);
-    }
+    if (png && *png)
+        plot_loss(csv_path, png, steps / LOSS_WINDOW > log_from / LOSS_WINDOW);
     if (losses_rc != 0)
         goto done;
     if (samples) {
@@ -887,6 +973,10 @@ static int cmd_grads(const NinjacModel *m, int argc, char **argv) {
         return rc == 1 ? 0 : rc;
     if (!opt(&c, "--params") || !opt(&c, "--inputs") || !opt(&c, "--out"))
         return usage_error(&c, "grads needs --params, --inputs and --out");
+    PathArg paths[] = {{"--params", opt(&c, "--params"), IN, NULL}, {"--inputs", opt(&c, "--inputs"), IN, NULL},
+                       {"--out", opt(&c, "--out"), OUT, NULL}};
+    if (check_paths(paths, 3) != 0)
+        return 1;
     State s;
     int32_t *inputs[32] = {0};
     char err[1024];
@@ -949,6 +1039,7 @@ int ninjac_main(int argc, char **argv, const NinjacModel *m) {
      * temporary checkpoint behind and no word of why. */
     signal(SIGXFSZ, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);   /* gnuplot gone early: a failed write, not a dead trainer */
+    files_catch_signals();      /* SIGINT, SIGTERM: no temporary checkpoint left behind */
     /* A step's matmuls are too small for threads to pay; a user who sets
      * OpenBLAS's thread count gets what they asked for. */
     if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS"))

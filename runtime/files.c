@@ -1,0 +1,290 @@
+/* files.c - see files.h. */
+#define _GNU_SOURCE   /* realpath, fdopen, mkstemp under -std=c11 */
+#include "files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...) {
+    if (!err || !errlen)
+        return -1;
+    int n = snprintf(err, errlen, "%s: ", path);
+    if (n >= 0 && (size_t)n < errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+         : S_ISBLK(m) ? "a block device" : S_ISCHR(m) ? "a character device" : "not a regular file";
+}
+
+/* The path path names once every symlink is followed, also when its last
+ * components do not exist yet (then the existing part is resolved and the
+ * rest appended): realpath alone fails on a dangling link. Returns an errno. */
+static int resolve(const char *path, char *out, int depth) {
+    if (depth > 40)
+        return ELOOP;
+    size_t len = strlen(path);
+    if (!len)
+        return ENOENT;
+    if (len >= FILES_PATH_MAX)
+        return ENAMETOOLONG;
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        char target[FILES_PATH_MAX], next[2 * FILES_PATH_MAX];
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n < 0)
+            return errno;
+        target[n] = 0;
+        const char *slash = strrchr(path, '/');
+        if (target[0] == '/' || !slash)
+            snprintf(next, sizeof next, "%s", target);
+        else
+            snprintf(next, sizeof next, "%.*s/%s", (int)(slash - path), path, target);
+        return resolve(next, out, depth + 1);
+    }
+    char real[PATH_MAX];
+    if (realpath(path, real)) {
+        if (strlen(real) >= FILES_PATH_MAX)
+            return ENAMETOOLONG;
+        strcpy(out, real);
+        return 0;
+    }
+    if (errno != ENOENT)
+        return errno;
+    /* Missing: resolve the directory, which must be one if it exists. */
+    char dir[FILES_PATH_MAX];
+    strcpy(dir, path);
+    while (len > 1 && dir[len - 1] == '/')
+        dir[--len] = 0;
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : dir;
+    if (len != strlen(path) || !strcmp(base, ".") || !strcmp(base, ".."))
+        return EISDIR;      /* "out/new/" names a directory */
+    char parent[FILES_PATH_MAX];
+    int e = resolve(!slash ? "." : slash == dir ? "/" : (*slash = 0, dir), parent, depth + 1);
+    if (e)
+        return e;
+    if (stat(parent, &st) == 0 && !S_ISDIR(st.st_mode))
+        return ENOTDIR;
+    if ((size_t)snprintf(out, FILES_PATH_MAX, "%s/%s", strcmp(parent, "/") ? parent : "", base) >= FILES_PATH_MAX)
+        return ENAMETOOLONG;
+    return 0;
+}
+
+int path_resolve(const char *path, OutPath *o, char *err, size_t errlen) {
+    memset(o, 0, sizeof *o);
+    if (!path || !*path)
+        return fail(err, errlen, "''", "an empty path");
+    int e = resolve(path, o->path, 0);
+    if (e == EISDIR)
+        return fail(err, errlen, path, "is a directory (give a file name)");
+    if (e)
+        return fail(err, errlen, path, "%s", strerror(e));
+    struct stat st;
+    if (stat(o->path, &st) != 0) {
+        if (errno != ENOENT)
+            return fail(err, errlen, path, "%s", strerror(errno));
+        mode_t mask = umask(0);
+        umask(mask);
+        o->mode = 0666 & ~mask;
+        return 0;
+    }
+    o->exists = true;
+    o->dev = st.st_dev;
+    o->ino = st.st_ino;
+    o->type = st.st_mode & S_IFMT;
+    o->mode = st.st_mode & 0777;
+    return 0;
+}
+
+int out_check(const char *path, OutPath *o, char *err, size_t errlen) {
+    if (path_resolve(path, o, err, errlen) != 0)
+        return -1;
+    o->direct = o->type == S_IFCHR;
+    if (o->exists && o->type != S_IFREG && !o->direct)
+        return fail(err, errlen, path, "is %s, not a regular file%s", file_kind(o->type),
+                    o->type == S_IFDIR ? " (give a file name)" : "");
+    return 0;
+}
+
+bool out_same(const OutPath *a, const OutPath *b) {
+    if (a->exists && b->exists)
+        return a->dev == b->dev && a->ino == b->ino;
+    return !strcmp(a->path, b->path);
+}
+
+/* ---- temporaries in flight, for the signal handler ---- */
+
+#define MAX_TEMPS 4
+static char temps[MAX_TEMPS][sizeof ((OutFile *)0)->tmp];
+static volatile sig_atomic_t temp_used[MAX_TEMPS];
+
+static void temp_register(const char *tmp) {
+    for (int i = 0; i < MAX_TEMPS; i++)
+        if (!temp_used[i]) {
+            strcpy(temps[i], tmp);
+            temp_used[i] = 1;   /* only now may the handler read it */
+            return;
+        }
+}
+
+static void temp_forget(const char *tmp) {
+    for (int i = 0; i < MAX_TEMPS; i++)
+        if (temp_used[i] && !strcmp(temps[i], tmp))
+            temp_used[i] = 0;
+}
+
+static void on_signal(int sig) {
+    for (int i = 0; i < MAX_TEMPS; i++)
+        if (temp_used[i])
+            unlink(temps[i]);  /* async-signal-safe, as is _exit */
+    _exit(128 + sig);
+}
+
+void files_catch_signals(void) {
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigfillset(&sa.sa_mask);
+        /* A signal ignored by whoever started us (nohup) stays ignored. */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+/* ---- writing ---- */
+
+int out_open(OutFile *f, const char *path, char *err, size_t errlen) {
+    memset(f, 0, sizeof *f);
+    if (out_check(path, &f->to, err, errlen) != 0)
+        return -1;
+    int fd;
+    if (f->to.direct) {
+        fd = open(f->to.path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+            return fail(err, errlen, path, "cannot open: %s", strerror(errno));
+    } else {
+        snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld.XXXXXX", f->to.path, (long)getpid());
+        fd = mkostemp(f->tmp, O_CLOEXEC);   /* O_CREAT | O_EXCL: never through a planted link */
+        if (fd < 0)
+            return fail(err, errlen, path, "cannot create %s: %s", f->tmp, strerror(errno));
+        temp_register(f->tmp);
+        /* mkstemp makes it 0600; the file gets the mode of the one it
+         * replaces, or what a plain creat would give. */
+        (void)fchmod(fd, f->to.mode);
+    }
+    f->fp = fdopen(fd, "wb");
+    if (!f->fp) {
+        int e = errno;
+        close(fd);
+        out_abort(f);
+        return fail(err, errlen, path, "cannot open: %s", strerror(e));
+    }
+    return 0;
+}
+
+void out_abort(OutFile *f) {
+    if (f->fp)
+        fclose(f->fp);
+    f->fp = NULL;
+    if (f->tmp[0]) {
+        unlink(f->tmp);
+        temp_forget(f->tmp);
+        f->tmp[0] = 0;
+    }
+}
+
+/* Flushes the rename to disk too; best effort because some file systems
+ * refuse fsync on directories and the new file is already in place. */
+static void sync_parent_directory(const char *path) {
+    char dir[FILES_PATH_MAX];
+    strcpy(dir, path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return;
+    slash[slash == dir] = 0;    /* "/file" lives in "/" */
+    int fd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    (void)fsync(fd);
+    close(fd);
+}
+
+int out_sync(OutFile *f, char *err, size_t errlen) {
+    if (!f->fp)
+        return 0;
+    const char *step = NULL;
+    int e = errno;              /* the failed write's, if ferror says there was one */
+    if (ferror(f->fp))
+        step = "write";
+    else if (errno = 0, fflush(f->fp) != 0 || ferror(f->fp))
+        step = "write", e = errno;
+    else if (!f->to.direct && fsync(fileno(f->fp)) != 0)
+        step = "fsync", e = errno;
+    /* fclose reports delayed write errors (e.g. NFS), so it is checked too. */
+    errno = 0;
+    if (fclose(f->fp) != 0 && !step)
+        step = "close", e = errno;
+    f->fp = NULL;
+    if (!step)
+        return 0;
+    char tmp[sizeof f->tmp];
+    strcpy(tmp, f->tmp[0] ? f->tmp : f->to.path);
+    out_abort(f);
+    return fail(err, errlen, f->to.path, "%s of %s failed: %s%s", step, tmp, e ? strerror(e) : "short write",
+                f->to.direct ? "" : "; the old file, if any, is unchanged");
+}
+
+int out_commit(OutFile *f, char *err, size_t errlen) {
+    if (out_sync(f, err, errlen) != 0)
+        return -1;
+    if (!f->tmp[0])
+        return 0;
+    if (rename(f->tmp, f->to.path) != 0) {
+        int e = errno;
+        out_abort(f);
+        return fail(err, errlen, f->to.path, "cannot rename the new file over it: %s; the old file, if any, is "
+                    "unchanged", strerror(e));
+    }
+    temp_forget(f->tmp);
+    f->tmp[0] = 0;
+    sync_parent_directory(f->to.path);
+    return 0;
+}
+
+/* ---- reading ---- */
+
+FILE *in_open(const char *path, char *err, size_t errlen) {
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        fail(err, errlen, path, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    FILE *fp = NULL;
+    if (fstat(fd, &st) != 0)
+        fail(err, errlen, path, "cannot stat: %s", strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        fail(err, errlen, path, "is %s, not a regular file", file_kind(st.st_mode));
+    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 || !(fp = fdopen(fd, "rb")))
+        fail(err, errlen, path, "cannot open: %s", strerror(errno));
+    if (!fp)
+        close(fd);
+    return fp;
+}
