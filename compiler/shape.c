@@ -1088,41 +1088,12 @@ static bool reserved(const char *name) {
     return !strcmp(name, "torch") || !strcmp(name, "F") || !strcmp(name, "range");
 }
 
-/* Names the generated C would trip over: C's keywords, for any name (they
- * become struct members); for inputs, which become local variables of the
- * generated functions, also those functions' own identifiers and the
- * library functions they call. */
-static bool in_list(const char *name, const char *const *list) {
-    for (int i = 0; list[i]; i++)
-        if (!strcmp(list[i], name))
-            return true;
-    return false;
-}
-
-static bool c_keyword(const char *name) {
-    static const char *const words[] = {
-        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
-        "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
-        "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
-        "volatile", "while", "_Bool", "_Complex", "_Imaginary", "bool", "true", "false", NULL};
-    return in_list(name, words);
-}
-
-static bool generated_identifier(const char *name) {
-    static const char *const words[] = {
-        "i", "j", "k", "l", "m", "p", "a", "g", "s", "w", "rows", "stop", "inputs", "mx", "sum", "best",
-        "argmax", "dot", "exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf",
-        "memcpy", "memset", "calloc", "free", "cblas_sgemm", "cblas_dgemm", "nj_gemm", "nj_transpose",
-        "nj_tanhf", NULL};
-    return in_list(name, words);
-}
-
 static bool declare(Ctx *c, const char *name, Loc loc) {
     if (c_keyword(name)) {
         error_at(loc, "'%s' is a keyword of C, which ninjac writes: choose another name", name);
         return false;
     }
-    if (c->stmt->kind == S_INPUT && generated_identifier(name)) {
+    if (c->stmt->kind == S_INPUT && generated_local(name)) {
         error_at(loc, "an input cannot be called '%s': the generated C uses that name itself", name);
         return false;
     }
@@ -1637,4 +1608,5 @@ void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
         m->logits = logits->tensor;
     drop_dead_temps(m);
     mark_dependencies(m);
+    name_tensors(m);
 }
