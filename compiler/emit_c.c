@@ -22,6 +22,7 @@ typedef struct {
     const Plan *plan;
     bool fused;             /* emitting a training function of -O: locals per the plan */
     const char **dname;     /* per tensor id: the name of a gradient kept in a register */
+    int given;              /* name_gradient_locals: the register names given so far */
     const char *real;       /* float or double */
     bool fast_math;         /* -O, float: nj_tanhf for tanh */
     bool infer;             /* batch dims run to `rows`; activations in w->, frozen in s-> */
@@ -81,30 +82,30 @@ static const char *numel_range(E *e, const Tensor *t, int from, int to) {
 }
 
 /* An op's aux array is named after its output (loss_probs), made unique
- * against the spec's names: both are members of the same struct. */
+ * against the tensors' C names (both are members of the same struct) and
+ * free of what C reserves. */
 static bool tensor_named(const Model *m, const char *name) {
     for (int i = 0; i < m->tensors.len; i++)
-        if (!strcmp(((Tensor *)m->tensors.items[i])->name, name))
+        if (!strcmp(((Tensor *)m->tensors.items[i])->cname, name))
             return true;
-    return false;
+    return c_name_reserved(m, name);
 }
 
+static bool aux_taken(const void *m, const char *name) { return tensor_named(m, name); }
+
 static const char *aux_name(const E *e, const Tensor *t, const char *what) {
-    const char *name = arena_printf("%s_%s", t->name, what);
-    while (tensor_named(e->m, name))
-        name = arena_printf("%s_", name);
-    return name;
+    return free_c_name(e->m, arena_printf("%s_%s", t->cname, what), aux_taken, e->m);
 }
 
 static const char *base(E *e, const Tensor *t) {
     switch (t->kind) {
-    case T_PARAM: return arena_printf("p->%s", t->name);
-    case T_INPUT: return t->name;
+    case T_PARAM: return arena_printf("p->%s", t->cname);
+    case T_INPUT: return t->cname;
     case T_ACT: break;
     }
     if (!e->infer)
-        return arena_printf("a->%s", t->name);
-    return arena_printf("%s->%s", t->frozen ? "s" : "w", t->name);
+        return arena_printf("a->%s", t->cname);
+    return arena_printf("%s->%s", t->frozen ? "s" : "w", t->cname);
 }
 
 static const char *indexed(const char *b, int rank, const char *const *idx) {
@@ -129,11 +130,11 @@ static bool is_local(const E *e, const Tensor *t) { return e->fused && e->plan->
 static bool is_dlocal(const E *e, const Tensor *t) { return e->fused && e->plan->dlocal[t->id]; }
 
 static const char *ref(E *e, const Tensor *t, const char *const *idx) {
-    return is_local(e, t) ? t->name : indexed(base(e, t), t->rank, idx);
+    return is_local(e, t) ? t->cname : indexed(base(e, t), t->rank, idx);
 }
 
 static const char *gref(E *e, const Tensor *t, const char *const *idx) {
-    return is_dlocal(e, t) ? e->dname[t->id] : indexed(arena_printf("g->d%s", t->name), t->rank, idx);
+    return is_dlocal(e, t) ? e->dname[t->id] : indexed(arena_printf("g->d%s", t->cname), t->rank, idx);
 }
 
 static const char *ptr_of(const char *b, int rank) {
@@ -146,7 +147,7 @@ static const char *ptr_of(const char *b, int rank) {
 static const char *ptr(E *e, const Tensor *t) { return ptr_of(base(e, t), t->rank); }
 static const char *gptr(E *e, const Tensor *t) {
     (void)e;
-    return ptr_of(arena_printf("g->d%s", t->name), t->rank);
+    return ptr_of(arena_printf("g->d%s", t->cname), t->rank);
 }
 
 /* The index of an operand broadcast against an out index (aligned right).
@@ -283,7 +284,7 @@ static void elementwise_stmt(E *e, int indent, const Op *op) {
     const char *value = expand(e, op_info[op->kind].forward, ref(e, op->in[0], idx_a), b, NULL, NULL,
                                scalar(e, op->c));
     if (is_local(e, op->out))
-        out(e, indent, "%s %s = %s;\n", e->real, op->out->name, value);
+        out(e, indent, "%s %s = %s;\n", e->real, op->out->cname, value);
     else
         out(e, indent, "%s = %s;\n", ref(e, op->out, IDX), value);
 }
@@ -441,7 +442,7 @@ static void forward_special(E *e, const Op *op) {
         return;
     }
     case OP_PICK: {
-        const char *xi[2] = {"i", indexed(op->in[1]->name, 1, IDX)};
+        const char *xi[2] = {"i", indexed(op->in[1]->cname, 1, IDX)};
         out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, xi));
         return;
     }
@@ -478,7 +479,7 @@ static void forward_special(E *e, const Op *op) {
     case OP_CROSS_ENTROPY: {
         const Tensor *t = op->in[1];
         const char *lij = ref(e, x, IDX), *pij = probs_ref(e, op, IDX);
-        const char *liy = ref(e, x, (const char *[]){"i", indexed(t->name, 1, IDX)});
+        const char *liy = ref(e, x, (const char *[]){"i", indexed(t->cname, 1, IDX)});
         out(e, 1, "%s = 0;\n", ref(e, y, IDX));
         out(e, 1, "for (int i = 0; i < %s; i++) {\n", dimsz(e, x, 0));
         out(e, 2, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, (const char *[]){"i", "0"}));
@@ -596,7 +597,7 @@ static void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr) {
     const Tensor *x = op->in[0], *t = op->in[1];
     contribute(e, indent, x, IDX,
                arena_printf("%s * ((%s - (%s == j)) / %s)", gref(e, op->out, IDX), probs_ref(e, op, IDX),
-                            indexed(t->name, 1, IDX), scalar(e, op->c)));
+                            indexed(t->cname, 1, IDX), scalar(e, op->c)));
 }
 
 static void backward_special(E *e, const Grad *gr) {
@@ -632,7 +633,7 @@ static void backward_special(E *e, const Grad *gr) {
         return;
     }
     case OP_PICK: {
-        const char *xi[2] = {"i", indexed(op->in[1]->name, 1, IDX)};
+        const char *xi[2] = {"i", indexed(op->in[1]->cname, 1, IDX)};
         out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, xi), gref(e, y, IDX));
         return;
     }
@@ -753,7 +754,7 @@ static void struct_params(E *e, const char *id) {
     out(e, 0, "typedef struct {\n");
     for (int i = 0; i < e->m->params.len; i++) {
         const Tensor *t = e->m->params.items[i];
-        decl(e, e->real, t->name, t, false, line_ref(e, t));
+        decl(e, e->real, t->cname, t, false, line_ref(e, t));
     }
     out(e, 0, "} %s_params;\n\n", id);
 }
@@ -762,7 +763,7 @@ static void struct_acts(E *e, const char *id) {
     out(e, 0, "typedef struct {   // every activation of a training batch\n");
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
-        decl(e, e->real, op->out->name, op->out, false, line_ref(e, op->out));
+        decl(e, e->real, op->out->cname, op->out, false, line_ref(e, op->out));
         decl_aux(e, op, false);
     }
     out(e, 0, "} %s_acts;\n\n", id);
@@ -773,7 +774,7 @@ static void struct_grads(E *e, const char *id) {
     for (int i = 0; i < e->m->tensors.len; i++) {
         const Tensor *t = e->m->tensors.items[i];
         if ((t->needs_grad || t == e->m->loss) && !e->plan->dlocal[i])
-            decl(e, e->real, arena_printf("d%s", t->name), t, false, line_ref(e, t));
+            decl(e, e->real, arena_printf("d%s", t->cname), t, false, line_ref(e, t));
     }
     int64_t scratch = 0;   /* B^T of the largest A @ B^T the own kernels compute */
     for (int i = 0; i < e->bw->grads.len; i++) {
@@ -793,7 +794,7 @@ static void struct_stats(E *e, const char *id) {
     for (int i = 0; i < e->m->tensors.len; i++) {
         const Tensor *t = e->m->tensors.items[i];
         if (t->frozen) {
-            decl(e, e->real, t->name, t, false, line_ref(e, t));
+            decl(e, e->real, t->cname, t, false, line_ref(e, t));
             n++;
         }
     }
@@ -807,7 +808,7 @@ static void struct_infer_ws(E *e, const char *id) {
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
         if (runs_in_inference(op)) {
-            decl(e, e->real, op->out->name, op->out, true, line_ref(e, op->out));
+            decl(e, e->real, op->out->cname, op->out, true, line_ref(e, op->out));
             decl_aux(e, op, true);
         }
     }
@@ -821,10 +822,10 @@ static void input_locals(E *e) {
         for (int d = 1; d < t->rank; d++)
             dims = arena_printf("%s[%lld]", dims, (long long)t->shape[d]);
         if (t->rank == 1)
-            out(e, 1, "const int32_t *%s = inputs[%d];\n", t->name, i);
+            out(e, 1, "const int32_t *%s = inputs[%d];\n", t->cname, i);
         else
-            out(e, 1, "const int32_t (*%s)%s = (const int32_t (*)%s)inputs[%d];\n", t->name, dims, dims, i);
-        out(e, 1, "(void)%s;\n", t->name);
+            out(e, 1, "const int32_t (*%s)%s = (const int32_t (*)%s)inputs[%d];\n", t->cname, dims, dims, i);
+        out(e, 1, "(void)%s;\n", t->cname);
     }
 }
 
@@ -955,16 +956,18 @@ static bool name_taken(const E *e, const char *name, int given) {
     return tensor_named(e->m, name);
 }
 
+static bool dname_taken(const void *e, const char *name) {
+    return name_taken(e, name, ((const E *)e)->given);
+}
+
 static void name_gradient_locals(E *e) {
     e->dname = arena_alloc(sizeof(char *) * (size_t)e->m->tensors.len);
     for (int i = 0; i < e->m->tensors.len; i++) {
         const Tensor *t = e->m->tensors.items[i];
         if (!e->plan->dlocal[i])
             continue;
-        const char *name = arena_printf("d%s", t->name);
-        while (name_taken(e, name, i))
-            name = arena_printf("%s_", name);
-        e->dname[i] = name;
+        e->given = i;
+        e->dname[i] = free_c_name(e->m, arena_printf("d%s", t->cname), dname_taken, e);
     }
 }
 
@@ -1037,7 +1040,7 @@ static bool optional_input_guard(E *e, const Op *op) {
     for (int k = 1; k < e->m->inputs.len; k++)
         if (op->out->input_deps & (1u << k)) {
             const Tensor *t = e->m->inputs.items[k];
-            cond = cond ? arena_printf("%s && %s", cond, t->name) : arena_strdup(t->name);
+            cond = cond ? arena_printf("%s && %s", cond, t->cname) : arena_strdup(t->cname);
         }
     if (cond)
         out(e, 1, "if (%s) {   // needs %s\n", cond, cond);
@@ -1086,7 +1089,7 @@ static void fn_accumulate(E *e, const char *id, const Op *op) {
     reduced_index(op, IDX, yi);
     const char *k = flat_index(y, yi);
     out(e, 0, "static void accumulate_%s(const %s_infer_ws *w, int rows, double *acc, const double *mean, int pass) {\n",
-        y->name, id);
+        y->cname, id);
     out(e, 1, "(void)mean;\n");
     int in = loops(e, 1, x, 0);
     out(e, in, "acc[%s] += pass == 0 ? %s : (%s - mean[%s]) * (%s - mean[%s]);\n", k, ref(e, x, IDX),
@@ -1134,7 +1137,7 @@ static void fn_calibrate(E *e, const char *id) {
                 (long long)(tensor_numel(t) / t->shape[0]));
         }
         out(e, 4, "infer_upto(p, s, chunk, n, w, %d);\n", op->id);
-        out(e, 4, "accumulate_%s(w, n, acc, mean, pass);\n", y->name);
+        out(e, 4, "accumulate_%s(w, n, acc, mean, pass);\n", y->cname);
         out(e, 3, "}\n");
         if (op->kind == OP_VAR) {
             out(e, 3, "for (int k = 0; k < %lld; k++) {\n", (long long)n);
@@ -1192,7 +1195,7 @@ static void descriptor(E *e, const char *id) {
         const Tensor *t = m->params.items[i];
         const Init *in = &m->inits[i];
         out(e, 0, "    {");
-        table_tensor(e, t, arena_printf("%s_params", id), t->name);
+        table_tensor(e, t, arena_printf("%s_params", id), t->cname);
         char *steps = arena_strdup("");
         for (int k = 0; k < in->nsteps; k++)
             steps = arena_printf("%s%s{'%c', %.17g}", steps, k ? ", " : "", in->steps[k].op, in->steps[k].value);
@@ -1212,7 +1215,7 @@ static void descriptor(E *e, const char *id) {
     for (int i = 0; i < m->ops.len; i++) {
         const Tensor *t = ((Op *)m->ops.items[i])->out;
         if (!t->is_temp) {
-            table_tensor(e, t, arena_printf("%s_acts", id), t->name);
+            table_tensor(e, t, arena_printf("%s_acts", id), t->cname);
             out(e, 0, ",\n");
             nacts++;
         }
@@ -1224,7 +1227,7 @@ static void descriptor(E *e, const char *id) {
             bool kept = pass == 0 ? t->kind == T_PARAM && t->needs_grad
                                   : t->kind == T_ACT && t->needs_grad && !t->is_temp && e->opt->opt_level == 0;
             if (kept) {
-                table_tensor(e, t, arena_printf("%s_grads", id), arena_printf("d%s", t->name));
+                table_tensor(e, t, arena_printf("%s_grads", id), arena_printf("d%s", t->cname));
                 out(e, 0, ",\n");
                 ngrads++;
             }
@@ -1233,7 +1236,7 @@ static void descriptor(E *e, const char *id) {
     for (int i = 0; i < m->tensors.len; i++) {
         const Tensor *t = m->tensors.items[i];
         if (t->frozen) {
-            table_tensor(e, t, arena_printf("%s_stats", id), t->name);
+            table_tensor(e, t, arena_printf("%s_stats", id), t->cname);
             out(e, 0, ",\n");
             nstats++;
         }
@@ -1263,14 +1266,14 @@ static void descriptor(E *e, const char *id) {
     out(e, 1, ".nacts = %d, .acts = acts,\n    .ngrads = %d, .grads = grads,\n", nacts, ngrads);
     out(e, 1, ".params_bytes = sizeof(%s_params), .acts_bytes = sizeof(%s_acts), .grads_bytes = sizeof(%s_grads),\n",
         id, id, id);
-    out(e, 1, ".loss_offset = offsetof(%s_acts, loss),\n", id);
+    out(e, 1, ".loss_offset = offsetof(%s_acts, %s),\n", id, m->loss->cname);
     out(e, 1, ".forward = forward_any, .backward = backward_any, .sgd = sgd_any,\n");
     out(e, 1, ".nstats = %d, .stats = stats, .stats_bytes = sizeof(%s_stats),\n", nstats, id);
     out(e, 1, ".infer_chunk = %d, .infer_bytes = sizeof(%s_infer_ws),\n", e->chunk, id);
-    out(e, 1, ".infer_loss_offset = offsetof(%s_infer_ws, loss),\n", id);
+    out(e, 1, ".infer_loss_offset = offsetof(%s_infer_ws, %s),\n", id, m->loss->cname);
     if (logits)
-        out(e, 1, ".infer_logits_offset = offsetof(%s_infer_ws, logits), .logits_cols = %lld,\n", id,
-            (long long)m->logits->shape[1]);
+        out(e, 1, ".infer_logits_offset = offsetof(%s_infer_ws, %s), .logits_cols = %lld,\n", id,
+            m->logits->cname, (long long)m->logits->shape[1]);
     else
         out(e, 1, ".infer_logits_offset = -1, .logits_cols = 0,\n");
     out(e, 1, ".infer = infer_any, .calibrate = calibrate_any,\n");
@@ -1278,14 +1281,6 @@ static void descriptor(E *e, const char *id) {
 }
 
 /* ---- files ---- */
-
-static const char *c_identifier(const char *name) {
-    char *id = arena_strdup(name);
-    for (char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
-            *p = '_';
-    return *id >= '0' && *id <= '9' ? arena_printf("_%s", id) : id;   /* as CMake's MAKE_C_IDENTIFIER */
-}
 
 /* Rows per inference chunk: a power of two keeping the workspace near 8 MB. */
 static int choose_chunk(const E *e) {

@@ -22,7 +22,7 @@ static const char usage[] =
     "  -o DIR            write the generated files into DIR (default: .)\n"
     "  -D NAME=VALUE     override the dim NAME (e.g. -D n_hidden=200); repeatable\n"
     "  -O0               keep every intermediate gradient (as retain_grad() does), for diffing\n"
-    "  -O                the default: keep only the parameter gradients, fuse loops over the\n"
+    "  -O, -O1           the default: keep only the parameter gradients, fuse loops over the\n"
     "                    same indices, ninjac's own matmul kernels and tanh\n"
     "  --gemm=auto|own|blas  -O's matmuls: ninjac's kernels unless cblas_sgemm is faster for\n"
     "                    the shape (auto, the default), or all of one kind; -O0 and f64\n"
@@ -107,8 +107,10 @@ static void parse_args(int argc, char **argv, Options *o) {
             parse_define(o, a + 2);
         } else if (!strcmp(a, "-O0")) {
             o->emit.opt_level = 0;
-        } else if (!strcmp(a, "-O") || !strcmp(a, "-O1") || !strcmp(a, "-O2")) {
+        } else if (!strcmp(a, "-O") || !strcmp(a, "-O1")) {
             o->emit.opt_level = 1;
+        } else if (!strncmp(a, "-O", 2)) {   /* -O2, -O3, -Os: levels ninjac does not have */
+            die_usage("unknown optimisation level '%s' (ninjac has -O0, and -O or -O1, the default)", a);
         } else if (!strcmp(a, "--dtype") || !strncmp(a, "--dtype=", 8)) {
             const char *v = a[7] == '=' ? a + 8 : (++i < argc ? argv[i] : NULL);
             if (!v || (strcmp(v, "f32") && strcmp(v, "f64")))

@@ -196,6 +196,7 @@ typedef struct Tensor Tensor;
 struct Tensor {
     int id;
     const char *name;       /* the spec's name, or a generated one for temporaries */
+    const char *cname;      /* its identifier in the generated C (names.c); its gradient is d<cname> */
     bool is_temp;           /* no name in the spec */
     TensorKind kind;
     DType dtype;
@@ -286,6 +287,15 @@ typedef struct {
 void build_model(Program *prog, Model *m, Define *defs, int ndefs);
 int64_t tensor_numel(const Tensor *t);
 const char *shape_str(const Tensor *t);   /* "[32, 64]" */
+
+/* ---- names.c: C names ---- */
+bool c_keyword(const char *name);        /* refused as a name: no C identifier can take it */
+bool generated_local(const char *name);  /* refused for inputs: the generated functions' own locals */
+const char *c_identifier(const char *name);   /* the model's id, as CMake's MAKE_C_IDENTIFIER */
+void name_tensors(Model *m);             /* sets every tensor's cname */
+bool c_name_reserved(const Model *m, const char *name);   /* C cannot use it as it is */
+const char *free_c_name(const Model *m, const char *name, bool (*taken)(const void *ctx, const char *name),
+                        const void *ctx);
 
 /* ---- autodiff.c ---- */
 /* One gradient contribution: d(in[operand]) += (rule of op) applied to d(out). */

@@ -129,6 +129,14 @@ const char *shape_str(const Tensor *t) {
     return arena_strdup(buf);
 }
 
+static uint32_t batch_axes(const Tensor *t) {
+    uint32_t axes = 0;
+    for (int i = 0; i < t->rank; i++)
+        if (t->batch[i])
+            axes |= 1u << i;
+    return axes;
+}
+
 static bool has_batch(const Tensor *t) {
     for (int i = 0; i < t->rank; i++)
         if (t->batch[i])
@@ -1088,41 +1096,12 @@ static bool reserved(const char *name) {
     return !strcmp(name, "torch") || !strcmp(name, "F") || !strcmp(name, "range");
 }
 
-/* Names the generated C would trip over: C's keywords, for any name (they
- * become struct members); for inputs, which become local variables of the
- * generated functions, also those functions' own identifiers and the
- * library functions they call. */
-static bool in_list(const char *name, const char *const *list) {
-    for (int i = 0; list[i]; i++)
-        if (!strcmp(list[i], name))
-            return true;
-    return false;
-}
-
-static bool c_keyword(const char *name) {
-    static const char *const words[] = {
-        "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
-        "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
-        "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
-        "volatile", "while", "_Bool", "_Complex", "_Imaginary", "bool", "true", "false", NULL};
-    return in_list(name, words);
-}
-
-static bool generated_identifier(const char *name) {
-    static const char *const words[] = {
-        "i", "j", "k", "l", "m", "p", "a", "g", "s", "w", "rows", "stop", "inputs", "mx", "sum", "best",
-        "argmax", "dot", "exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf",
-        "memcpy", "memset", "calloc", "free", "cblas_sgemm", "cblas_dgemm", "nj_gemm", "nj_transpose",
-        "nj_tanhf", NULL};
-    return in_list(name, words);
-}
-
 static bool declare(Ctx *c, const char *name, Loc loc) {
     if (c_keyword(name)) {
         error_at(loc, "'%s' is a keyword of C, which ninjac writes: choose another name", name);
         return false;
     }
-    if (c->stmt->kind == S_INPUT && generated_identifier(name)) {
+    if (c->stmt->kind == S_INPUT && generated_local(name)) {
         error_at(loc, "an input cannot be called '%s': the generated C uses that name itself", name);
         return false;
     }
@@ -1467,6 +1446,74 @@ static bool moves_batch_dim(const Op *op) {
     return true;
 }
 
+/* ---- ops that mix the rows of a batch ----
+ * Inference runs on chunks of up to 1024 rows, and calibration computes
+ * each batch statistic over the whole training set. So a statistic must
+ * mean the same whatever the number of rows it sees: a mean or a var, or a
+ * sum over the batch scaled by 1/n or 1/(n-1) written with the batch dim
+ * (calibration divides by the rows it summed). Anything else that mixes
+ * rows would be computed per chunk at inference: silently wrong, so refused. */
+
+static bool is_close(double a, double b) { return fabs(a - b) <= 1e-12 * fabs(b); }
+
+/* x.sum(0) * c or x.sum(0) / c normalises the sum when c is 1/n, 1/(n-1) (or
+ * n, n-1 for a division); `written` says c was spelled with the batch dim. */
+static bool normalises(const Op *op, int64_t batch, bool *written) {
+    double n = (double)batch;
+    bool scale = (op->kind == OP_MUL_C && (is_close(op->c.value, 1 / n) || (n > 1 && is_close(op->c.value, 1 / (n - 1))))) ||
+                 (op->kind == OP_DIV_C && (is_close(op->c.value, n) || is_close(op->c.value, n - 1)));
+    *written = op->c.rows_expr != NULL;
+    return scale;
+}
+
+/* Every reader of a frozen sum over the batch that feeds rows must scale
+ * it by 1/n or 1/(n-1), written with the batch dim. */
+static void check_batch_sum(const Model *m, const Op *sum) {
+    for (int i = 0; i < m->ops.len; i++) {
+        const Op *op = m->ops.items[i];
+        if ((op->nin < 1 || op->in[0] != sum->out) && (op->nin < 2 || op->in[1] != sum->out))
+            continue;
+        if (!op->out->frozen && !has_batch(op->out))
+            continue;   /* the loss's side of the statistic, not a statistic */
+        bool written = false;
+        if (op->nin == 1 && normalises(op, m->batch, &written) && written)
+            continue;
+        if (op->nin == 1 && normalises(op, m->batch, &written))
+            error_at(op->loc, "a batch statistic scaled by the number %g: write it with the batch dim '%s' "
+                     "(e.g. 1/%s), so that calibration over the training set divides by the rows it sums "
+                     "(and -D %s=... keeps it a mean)", op->c.value, m->batch_dim, m->batch_dim, m->batch_dim);
+        else {
+            error_at(op->loc, "a sum over the batch dim used as a batch statistic must be scaled by 1/%s "
+                     "or 1/(%s-1) (or use .mean() or .var()): inference computes it over the whole "
+                     "training set", m->batch_dim, m->batch_dim);
+            note_at(sum->loc, "the sum over the batch dim is here");
+        }
+        return;
+    }
+}
+
+static void check_rows_mixing(Model *m) {
+    bool *rows_dep = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);   /* computed with the batch size */
+    for (int i = 0; i < m->ops.len; i++) {
+        Op *op = m->ops.items[i];
+        bool dep = op_info[op->kind].family == EW1 && op->c.rows_expr;
+        for (int k = 0; k < op->nin; k++)
+            dep |= rows_dep[op->in[k]->id] && !op->in[k]->frozen;
+        for (int k = 0; k < op->nparts; k++)
+            dep |= rows_dep[op->parts[k]->id];
+        rows_dep[op->out->id] = dep && !op->out->frozen;
+        if (op->kind == OP_SOFTMAX && (op->axes & batch_axes(op->in[0])))
+            error_at(op->loc, "a softmax over the batch dim mixes rows, which inference cannot do: it runs "
+                     "on chunks of rows, and only sums, means and vars over the batch are calibrated");
+        else if (op->batch_reduction && op->out->frozen && rows_dep[op->in[0]->id])
+            error_at(op->loc, "this batch statistic reads values computed with the batch size %s, which "
+                     "inference would take as the rows of a chunk: scale the statistic instead, e.g. "
+                     "1/%s*x.sum(0)", m->batch_dim, m->batch_dim);
+        else if (op->batch_reduction && op->out->frozen && op->kind == OP_SUM)
+            check_batch_sum(m, op);
+    }
+}
+
 static void mark_dependencies(Model *m) {
     bool *stat_dep = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
     for (int i = 0; i < m->ops.len; i++) {
@@ -1514,6 +1561,7 @@ static void mark_dependencies(Model *m) {
         if (op->batch_reduction && op->out->frozen && op->in[0]->frozen)
             error_at(op->loc, "internal: nested batch statistic");
     }
+    check_rows_mixing(m);
 }
 
 /* Forgets the ops from index `ops` on and the tensors they made (from
@@ -1637,4 +1685,5 @@ void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
         m->logits = logits->tensor;
     drop_dead_temps(m);
     mark_dependencies(m);
+    name_tensors(m);
 }

@@ -218,16 +218,18 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
     TorchGen rng;
     tg_seed(&rng, seed);
     int block = m->inputs[0].shape[1], vocab = m->logits_cols;
-    int32_t context[64] = {0};
+    int32_t *context = calloc((size_t)block, sizeof *context);   /* any block_size the spec has */
     float p[256];
-    if (block > 64 || vocab > 256 || vocab != ds->vocab_size) {
-        fprintf(stderr, "error: sampling supports block <= 64 and vocab <= 256 matching the data\n");
+    if (!context || vocab > 256 || vocab != ds->vocab_size) {
+        fprintf(stderr, context ? "error: sampling supports vocab <= 256 matching the data\n"
+                                : "error: out of memory\n");
+        free(context);
         return -1;
     }
     for (int n = 0; n < count; n++) {
         char name[256];
         int len = 0;
-        memset(context, 0, sizeof context);
+        memset(context, 0, sizeof *context * (size_t)block);
         for (;;) {
             const int32_t *in[2] = {context, NULL};
             m->infer(s->params, s->stats, in, 1, s->ws);
@@ -251,6 +253,7 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
         name[len] = 0;
         printf("%s\n", name);
     }
+    free(context);
     return 0;
 }
 
