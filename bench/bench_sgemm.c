@@ -14,6 +14,10 @@
  *       of B, then nj_gemm)
  *   bench_sgemm peak [--size S] [--reps R]
  *       C[S,S] = A[S,S] @ B[S,S]: sgemm's large-matrix rate in GFLOP/s
+ *   bench_sgemm ownpeak [--size S] [--reps R]
+ *       the same product by nj_gemm (runtime shapes, as bench_sgemm kernels)
+ *   bench_sgemm isa
+ *       the kernels nj_gemm runs in this program (avx512, avx2, neon, sse2)
  */
 #define _GNU_SOURCE
 #include <cblas.h>
@@ -84,6 +88,11 @@ typedef struct {
     float *a, *b, *c;
 } Peak;
 
+static void own_peak_step(void *p) {
+    Peak *k = p;
+    nj_gemm(k->s, k->s, k->s, k->a, k->s, 1, k->b, k->s, k->c, k->s, 0);
+}
+
 static void peak_step(void *p) {
     Peak *k = p;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, k->s, k->s, k->s, 1.0f, k->a, k->s, k->b,
@@ -92,8 +101,8 @@ static void peak_step(void *p) {
 
 static int usage(const char *prog) {
     fprintf(stderr, "usage: %s info\n       %s bound [--n N] [--hidden H] [--reps R] [--rep-ms MS] "
-                    "[--warm-ms MS]\n       %s kernels [same options as bound]\n       %s peak [--size S] [--reps R]\n",
-            prog, prog, prog, prog);
+                    "[--warm-ms MS]\n       %s kernels [same options as bound]\n       %s peak|ownpeak [--size S] [--reps R]\n       %s isa\n",
+            prog, prog, prog, prog, prog);
     return 2;
 }
 
@@ -154,9 +163,15 @@ int main(int argc, char **argv) {
         return 0;
     }
 
-    if (strcmp(argv[1], "peak") == 0) {
+    if (strcmp(argv[1], "isa") == 0) {
+        printf("RESULT what=isa isa=%s compiled=%s\n", nj_gemm_isa(), NJ_KERNEL_ISA);
+        return 0;
+    }
+
+    if (strcmp(argv[1], "peak") == 0 || strcmp(argv[1], "ownpeak") == 0) {
         static const char *const known[] = {"--size", "--reps", NULL};
         double size = 2048, reps = 7;
+        bool own = strcmp(argv[1], "ownpeak") == 0;
         if (bench_check_args(argc, argv, 2, known) || bench_opt(argc, argv, "--size", &size) ||
             bench_opt(argc, argv, "--reps", &reps) || size < 1) {
             return usage(argv[0]);
@@ -168,10 +183,11 @@ int main(int argc, char **argv) {
         k.c = randmat(&rng, S * S);
         /* warm-up: 3 calls; then reps of one call each */
         BenchCfg cfg = {.warm_ms = 0, .rep_ms = 0, .reps = (int)reps};
-        BenchStats st = bench_run(&cfg, peak_step, NULL, &k);
+        BenchStats st = bench_run(&cfg, own ? own_peak_step : peak_step, NULL, &k);
         double flops = 2.0 * (double)S * (double)S * (double)S;
-        printf("RESULT what=peak size=%d threads=%d corename=%s flops=%.0f gflops=%.3f "
-               "gflops_best=%.3f", k.s, openblas_get_num_threads(), openblas_get_corename(), flops,
+        printf("RESULT what=%s size=%d threads=%d corename=%s flops=%.0f gflops=%.3f "
+               "gflops_best=%.3f", own ? "ownpeak" : "peak", k.s, openblas_get_num_threads(),
+               own ? nj_gemm_isa() : openblas_get_corename(), flops,
                flops / (st.med_us * 1e3), flops / (st.min_us * 1e3));
         bench_print_stats(&st);
         printf("\n");

@@ -2,7 +2,7 @@
 # bench/run.sh - builds the benchmarks and runs them all; prints the tables
 # that bench/RESULTS.md records. See bench/README.md for what is measured.
 #
-#   bench/run.sh [--torch-train] [--no-train] [--wait-quiet] [--rounds N] [--build-dir DIR]
+#   bench/run.sh [--torch-train] [--no-train] [--wait-quiet] [--rounds N] [--build-dir DIR] [--isa avx2]
 #
 #   --torch-train  also run the notebook's whole exercise 4 in PyTorch for its
 #                  peak RSS (200000 steps: about 2 minutes more)
@@ -11,6 +11,10 @@
 #                  (at most 20 minutes in all); take a disturbed one again
 #   --rounds N     interleaved rounds of the main table's rows (default 3)
 #   --build-dir    the build directory (default build-bench, configured Release)
+#   --isa avx2     compile generated code and ninjac's kernels with -mno-avx512f
+#                  (the AVX2 code path on an AVX-512 machine; default build dir
+#                  build-bench-avx2); the tables' isa column says what ran
+#   --sweep-only   only the machine's rates (sgemm, nj_gemm) and the sweep
 #
 # Needs what tools/setup-deps.sh installs; without /usr/bin/python3's torch
 # the PyTorch rows are skipped (and said so). Everything runs single-threaded
@@ -25,7 +29,9 @@ torch_train=0
 full_train=1
 wait_quiet=0
 rounds=3
-BUILD=build-bench
+BUILD=""
+isa=native
+sweep_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --torch-train) torch_train=1 ;;
@@ -33,11 +39,18 @@ while [ $# -gt 0 ]; do
     --wait-quiet) wait_quiet=1 ;;
     --rounds) rounds=$2; shift ;;
     --build-dir) BUILD=$2; shift ;;
+    --isa) isa=$2; shift ;;
+    --sweep-only) sweep_only=1; full_train=0 ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (--help lists them)" >&2; exit 2 ;;
   esac
   shift
 done
+case "$isa" in
+  native) native_flags="-march=native"; BUILD=${BUILD:-build-bench} ;;
+  avx2) native_flags="-march=native;-mno-avx512f"; BUILD=${BUILD:-build-bench-avx2} ;;
+  *) echo "error: --isa takes avx2 (or native, the default)" >&2; exit 2 ;;
+esac
 
 if ! grep -Eq '^[[:space:]]*add_subdirectory\(bench\)' CMakeLists.txt; then
   echo "error: the top-level CMakeLists.txt does not add bench/; add the line" >&2
@@ -49,7 +62,7 @@ fi
 # ------------------------------------------------------------------ build
 echo "== building ($BUILD, Release) ..." >&2
 mkdir -p "$BUILD"
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release > "$BUILD/bench-configure.log" 2>&1 ||
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release "-DNINJAC_NATIVE_FLAGS=$native_flags" > "$BUILD/bench-configure.log" 2>&1 ||
   { cat "$BUILD/bench-configure.log" >&2; exit 1; }
 cmake --build "$BUILD" -j"$(nproc)" --target bench > "$BUILD/bench-build.log" 2>&1 ||
   { tail -40 "$BUILD/bench-build.log" >&2; exit 1; }
@@ -148,11 +161,13 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu_model=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 cpus=$(nproc)
 info=$(run "$BENCH_SGEMM" info)
+kisa=$(field "$(run "$BENCH_SGEMM" isa)" isa)   # the kernels generated code runs (same flags)
 {
   echo "date:      $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "command:   bench/run.sh${ARGS:+ $ARGS}"
   echo "machine:   $cpu_model, $cpus CPUs ($(lscpu | sed -n 's/^Core(s) per socket:[[:space:]]*//p') cores/socket, $(lscpu | sed -n 's/^Thread(s) per core:[[:space:]]*//p') thread/core), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "compiler:  $(awk '$1 == "cc_version" { $1 = ""; print substr($0, 2) }' "$MANIFEST"); generated code: $GEN_FLAGS"
+  echo "kernels:   $kisa (runtime/ninjac_kernels.h as generated code compiles it; CPU flags: $(grep -m1 -ow -e avx512f /proc/cpuinfo || true) $(grep -m1 -ow -e avx2 /proc/cpuinfo || true) $(grep -m1 -ow -e asimd /proc/cpuinfo || true))"
   echo "OpenBLAS:  $(field "$info" corename) core, $(field "$info" threads) thread (openblas_set_num_threads(1)); $(sed -n 's/.*config=|\([^|]*\)|.*/\1/p' <<< "$info")"
   echo "           OPENBLAS_CORETYPE=$(field "$info" env_coretype), library $(sed -n 's/.*library=|\([^|]*\)|.*/\1/p' <<< "$info")"
   if [ $have_torch = 1 ]; then
@@ -172,8 +187,9 @@ cat "$OUT/header.txt" >&2
 ROUNDS_FILE=$OUT/rounds.txt
 : > "$ROUNDS_FILE"
 for r in $(seq 1 "$rounds"); do
-  echo "== training step, n_hidden 200, batch 32: round $r of $rounds" >&2
   export RAW_TO=$ROUNDS_FILE
+  if [ "$sweep_only" = 0 ]; then
+  echo "== training step, n_hidden 200, batch 32: round $r of $rounds" >&2
   run "$(step_exe default 200 32)" > /dev/null
   RUN_TAG=nancheck run "$(step_exe default 200 32)" --nan-check > /dev/null
   run "$(step_exe blas 200 32)" > /dev/null
@@ -186,8 +202,10 @@ for r in $(seq 1 "$rounds"); do
   if [ $have_torch = 1 ]; then
     run "$PY" bench/torch_step.py step --sizes 200x32 --modes manual,autograd,notebook > /dev/null
   fi
-  echo "== sgemm 2048x2048x2048: round $r of $rounds" >&2
+  fi
+  echo "== sgemm and nj_gemm 2048x2048x2048: round $r of $rounds" >&2
   run "$BENCH_SGEMM" peak --size 2048 > /dev/null
+  run "$BENCH_SGEMM" ownpeak --size 2048 > /dev/null
   unset RAW_TO
 done
 # One line per row: us_med = median of the rounds' medians, us_min/us_max =
@@ -232,12 +250,12 @@ while read -r _ kind h n exe; do
   sizes+=("${h}x${n}")
   run "$exe" > /dev/null
   run "$(step_exe blas "$h" "$n")" > /dev/null
-  [ "$h" = 200 ] && [ "$n" = 32 ] && continue   # the rest was measured above
+  [ "$h" = 200 ] && [ "$n" = 32 ] && [ "$sweep_only" = 0 ] && continue   # the rest was measured above
   run "$BENCH_REF" --n "$n" --hidden "$h" > /dev/null
   run "$BENCH_SGEMM" bound --n "$n" --hidden "$h" > /dev/null
   run "$BENCH_SGEMM" kernels --n "$n" --hidden "$h" > /dev/null
 done < <(grep '^step ' "$MANIFEST")
-if [ $have_torch = 1 ]; then
+if [ $have_torch = 1 ] && [ "$sweep_only" = 0 ]; then
   others=$(printf '%s\n' "${sizes[@]}" | grep -vx '200x32' | paste -sd, -)
   [ -n "$others" ] && run "$PY" bench/torch_step.py step --sizes "$others" --modes manual > /dev/null
   # PyTorch as this machine's glibc runs it by default (see tune_malloc in torch_step.py)
@@ -246,10 +264,11 @@ if [ $have_torch = 1 ]; then
 fi
 
 # ------------------------------------------------------------ compile times
+[ "$sweep_only" = 1 ] && specs_to_time=() || specs_to_time=(specs/*.ninja)
 echo "== compile times" >&2
 GEN=$OUT/gen
 mkdir -p "$GEN"
-for spec in specs/*.ninja; do
+for spec in "${specs_to_time[@]}"; do
   name=$(basename "$spec" .ninja)
   mkdir -p "$GEN/$name"
   run "$BENCH_EXEC" --label "ninjac:$name" --runs 20 --warmup 2 -- "$NINJAC" "$spec" -o "$GEN/$name" > /dev/null
@@ -291,6 +310,10 @@ torch_main=""
 [ $have_torch = 1 ] && torch_main=$(us "$(pick torch mode=manual n=32 H=200 malloc=tuned)")
 peak_line=$(pick peak)
 peak=$(field "$peak_line" gflops)
+ownpeak_line=$(pick ownpeak)
+# The limit of a step: its matmul FLOPs at sgemm's large-matrix rate above.
+flops_main=$(field "$(pick generated variant=bench_step_h200_n32 nan_check=0)" flops)
+limit_main=$(awk -v f="$flops_main" -v p="$peak" 'BEGIN { if (f > 0 && p > 0) printf "%.3f", f / (p * 1e3) }')
 
 report() {
   cat "$OUT/header.txt"
@@ -300,19 +323,21 @@ report() {
   echo "Each row: $rounds interleaved rounds; per round the median of $(field "$(pick generated n=32 H=200)" reps) repetitions of K steps after a warm-up;"
   echo "us/step = median over the rounds; [fastest, slowest repetition of any round]."
   echo "speed-up = t(PyTorch manual) / t;  x bound = t / t(six sgemm calls alone);"
+  echo "x limit = t / limit, the limit = the step's matmul FLOPs at sgemm's 2048^3 rate ($limit_main us; isa = $kisa);"
   echo "other = CPUs busy with other processes while the row ran (0 on a quiet machine; 1 = a whole core)."
   echo
-  printf '| %-34s | %9s | %-19s | %9s | %8s | %8s | %9s | %5s |\n' "row" "us/step" "[min, max]" "steps/s" "speed-up" "x bound" "loss0" "other"
-  printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "----------:" "---------------------" "----------:" "---------:" "---------:" "----------:" "------:"
+  printf '| %-34s | %9s | %-19s | %9s | %8s | %8s | %8s | %9s | %5s |\n' "row" "us/step" "[min, max]" "steps/s" "speed-up" "x bound" "x limit" "loss0" "other"
+  printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "----------:" "---------------------" "----------:" "---------:" "---------:" "---------:" "----------:" "------:"
   row() {  # label line
     local line=$2 t
     [ -n "$line" ] || return 0
     t=$(us "$line")
     awk -v label="$1" -v t="$t" -v lo="$(field "$line" us_min)" -v hi="$(field "$line" us_max)" \
-        -v tm="$torch_main" -v b="$bound_main" -v loss="$(field "$line" loss0)" \
+        -v tm="$torch_main" -v b="$bound_main" -v lim="$limit_main" -v loss="$(field "$line" loss0)" \
         -v other="$(field "$line" other_cpu)" 'BEGIN {
       su = tm == "" ? "-" : sprintf("%.2f", tm / t)
-      printf "| %-34s | %9.1f | [%7.1f, %8.1f] | %9.0f | %8s | %8.2f | %9s | %5s |\n", label, t, lo, hi, 1e6 / t, su, t / b, (loss == "" ? "-" : loss), other
+      xl = lim == "" ? "-" : sprintf("%.2f", t / lim)
+      printf "| %-34s | %9.1f | [%7.1f, %8.1f] | %9.0f | %8s | %8.2f | %8s | %9s | %5s |\n", label, t, lo, hi, 1e6 / t, su, t / b, xl, (loss == "" ? "-" : loss), other
     }'
   }
   row "generated, default mode" "$(pick generated variant=bench_step_h200_n32 nan_check=0)"
@@ -332,22 +357,24 @@ report() {
   row "  same, OPENBLAS_CORETYPE=Haswell" "$(pick bound n=32 H=200 tag=haswell)"
   row "the 6 products by ninjac's kernels" "$(pick kernels n=32 H=200)"
   echo
-  echo "The default mode's matmuls are ninjac's kernels (runtime/ninjac_kernels.h; --gemm=auto takes them unless"
-  echo "A has more than 2^18 elements and C more than 64 columns); --gemm=blas calls cblas_sgemm as OpenBLAS runs"
-  echo "in this environment ($blas_core), and the Haswell rows force the AVX2 kernels the brief's environment selects."
+  echo "The default mode's matmuls are ninjac's kernels (runtime/ninjac_kernels.h, here the $kisa copy; --gemm=auto"
+  echo "takes them at every size); --gemm=blas calls cblas_sgemm as OpenBLAS runs in this environment ($blas_core),"
+  echo "and the Haswell rows force OpenBLAS's AVX2 kernels."
   echo "sgemm ${peak_line:+$(field "$peak_line" size)^3}: $(printf '%.1f' "$peak") GFLOP/s (median over rounds; best call $(field "$peak_line" gflops_best)), corename $(field "$peak_line" corename), $(field "$peak_line" threads) thread."
+  [ -n "$ownpeak_line" ] && echo "nj_gemm ${ownpeak_line:+$(field "$ownpeak_line" size)^3}: $(printf '%.1f' "$(field "$ownpeak_line" gflops)") GFLOP/s (median over rounds; best call $(field "$ownpeak_line" gflops_best)), $kisa kernels, shapes not constant."
   echo
   echo "Sweep: the step with ninjac's own matmul kernels (--gemm=own) and with cblas_sgemm (--gemm=blas);"
   echo "auto = which one the default mode (--gemm=auto) picks at that size, and its time. GFLOP/s counts only"
   echo "the matmuls, 6*n*H*(30+27) = 342*n*H FLOP per step, at the default mode's time; % peak = that rate /"
-  echo "sgemm's 2048^3 rate above. kernels = the six products alone through ninjac's kernels; bound = the same"
+  echo "sgemm's 2048^3 rate above; x limit = its inverse, the step's time / its FLOPs at that rate; isa = the"
+  echo "kernels' code path. kernels = the six products alone through ninjac's kernels; bound = the same"
   echo "six through cblas_sgemm. Times in us/step (medians); other = the largest 'other' of the row. PT ="
   echo "PyTorch with glibc's malloc thresholds pinned (torch_step.py tune_malloc); 'PT, glibc' = glibc's"
   echo "defaults, which return freed tensors to the OS every step."
   echo
-  printf '| %4s | %4s | %9s | %9s | %15s | %7s | %6s | %9s | %9s | %7s | %10s | %7s | %10s | %6s | %11s | %5s |\n' \
-    "H" "n" "own" "blas" "auto" "GFLOP/s" "% peak" "kernels" "bound" "x bound" "reference" "ref/gen" "PT manual" "PT/gen" "PT, glibc" "other"
-  echo "|-----:|-----:|----------:|----------:|----------------:|--------:|-------:|----------:|----------:|--------:|-----------:|--------:|-----------:|-------:|------------:|------:|"
+  printf '| %4s | %4s | %6s | %9s | %9s | %8s | %15s | %7s | %6s | %7s | %9s | %9s | %7s | %10s | %7s | %10s | %6s | %11s | %5s |\n' \
+    "H" "n" "isa" "own" "blas" "blas/own" "auto" "GFLOP/s" "% peak" "x limit" "kernels" "bound" "x bound" "reference" "ref/gen" "PT manual" "PT/gen" "PT, glibc" "other"
+  echo "|-----:|-----:|-------:|----------:|----------:|---------:|----------------:|--------:|-------:|--------:|----------:|----------:|--------:|-----------:|--------:|-----------:|-------:|------------:|------:|"
   for s in "${sizes[@]}"; do
     h=${s%x*}; n=${s#*x}
     go=$(pick generated variant="bench_step_h${h}_n${n}_own")
@@ -357,20 +384,19 @@ report() {
     kk=$(pick kernels n="$n" H="$h"); p=""; d=""
     [ $have_torch = 1 ] && p=$(pick torch mode=manual n="$n" H="$h" malloc=tuned) &&
       d=$(pick torch mode=manual n="$n" H="$h" malloc=default)
-    # --gemm=auto's rule (emit_c.c, own_gemm): own kernels unless A has more than 2^18 elements and
-    # C more than 64 columns; of the step's six products only embcat @ W1 (A [n, 30], C [n, H]) can.
-    awk -v h="$h" -v n="$n" -v go="$(us "$go")" -v gb="$(us "$gb")" -v flops="$(field "$go" flops)" -v peak="$peak" \
+    # --gemm=auto's rule (emit_c.c, own_gemm): own kernels at every size.
+    awk -v h="$h" -v n="$n" -v isa="$kisa" -v go="$(us "$go")" -v gb="$(us "$gb")" -v flops="$(field "$go" flops)" -v peak="$peak" \
         -v r="$(us "$r")" -v b="$(us "$b")" -v kk="$(us "$kk")" -v p="$([ -n "$p" ] && us "$p")" \
         -v o1="$(field "$go" other_cpu)" -v o2="$(field "$gb" other_cpu)" -v o3="$(field "$r" other_cpu)" \
         -v o4="$(field "$b" other_cpu)" -v op="$([ -n "$p" ] && field "$p" other_cpu)" -v d="$([ -n "$d" ] && us "$d")" \
         -v od="$([ -n "$d" ] && field "$d" other_cpu)" 'BEGIN {
-      own = n * 30 <= 262144 || h <= 64
+      own = 1
       g = own ? go : gb
       gf = flops / (g * 1e3)
       o = o1; if (o2 > o) o = o2; if (o3 > o) o = o3; if (o4 > o) o = o4
       if (op != "" && op > o) o = op; if (od != "" && od > o) o = od
-      printf "| %4d | %4d | %9.1f | %9.1f | %4s %10.1f | %7.2f | %5.1f%% | %9.1f | %9.1f | %7.2f | %10.1f | %7.2f | %10s | %6s | %11s | %5.2f |\n",
-        h, n, go, gb, (own ? "own" : "blas"), g, gf, 100 * gf / peak, kk, b, g / b, r, r / g,
+      printf "| %4d | %4d | %6s | %9.1f | %9.1f | %8.2f | %4s %10.1f | %7.2f | %5.1f%% | %7.2f | %9.1f | %9.1f | %7.2f | %10.1f | %7.2f | %10s | %6s | %11s | %5.2f |\n",
+        h, n, isa, go, gb, gb / go, (own ? "own" : "blas"), g, gf, 100 * gf / peak, peak / gf, kk, b, g / b, r, r / g,
         (p == "" ? "-" : sprintf("%.1f", p)), (p == "" ? "-" : sprintf("%.2f", p / g)),
         (d == "" ? "-" : sprintf("%.1f", d)), o
     }'

@@ -7,6 +7,9 @@
 # ${CMAKE_CURRENT_BINARY_DIR}/ninjac/<target>/.
 # (.ninja specs have nothing to do with the Ninja build system.)
 option(NINJAC_NATIVE "compile generated models for this machine's CPU (-march=native)" ON)   # (a no-op if set already)
+# What NINJAC_NATIVE adds. The benchmarks set "-march=native;-mno-avx512f" to
+# time the AVX2 kernels on an AVX-512 machine (bench/run.sh --isa avx2).
+set(NINJAC_NATIVE_FLAGS "-march=native" CACHE STRING "the flags NINJAC_NATIVE adds to generated code")
 
 function(ninjac_add_model target spec)
   cmake_parse_arguments(PARSE_ARGV 2 ARG "" "" "DEFINES;OPTIONS")
@@ -68,14 +71,17 @@ endfunction()
 # How generated code is compiled. -O0 (for diffing) must follow the spec's
 # float expressions exactly: no FMA contraction, scalar libm. The default
 # mode is for speed: -O3, math functions without errno so that loops
-# vectorise (with libmvec), and this machine's vector ISA when NINJAC_NATIVE.
+# vectorise (with libmvec), FMA contraction also under -std=c11 (GNU modes
+# contract anyway; the kernels of runtime/ninjac_kernels.h rely on it), and
+# this machine's vector ISA when NINJAC_NATIVE. Without it, the kernels pick
+# AVX-512, AVX2 or SSE2 at run time (__builtin_cpu_supports).
 function(ninjac_model_compile_options source options)
   if("-O0" IN_LIST options)
     set(flags -ffp-contract=off)
   else()
-    set(flags -O3 -fno-math-errno)
+    set(flags -O3 -fno-math-errno -ffp-contract=fast)
     if(NINJAC_NATIVE)
-      list(APPEND flags -march=native)
+      list(APPEND flags ${NINJAC_NATIVE_FLAGS})
     endif()
   endif()
   if(NINJAC_GENERATED_WERROR)   # ninjac's own build: generated code must be warning-free

@@ -1,25 +1,51 @@
-/* ninjac_kernels.h - matrix products of small fixed shapes, for the code
- * ninjac generates in its default mode.
- *
- * A training step of the notebook's model multiplies matrices like
- * [32, 30] @ [30, 200]: too small for a BLAS to amortise its packing and
- * dispatch. Generated code calls these with constant arguments, so each
- * call inlines into a kernel specialised to its shape. With AVX-512 the
- * kernel keeps a tile of C in registers (up to 8 rows by 32 columns) and
- * streams rows of B through it, masking the ragged right edge; without
- * it, plain loops the compiler vectorises. There is no blocking over K, so
- * a BLAS is faster for big square products (A read once per band of
- * columns from beyond L2), which ninjac's --gemm=auto takes into account.
+/* ninjac_kernels.h - matrix products for the code ninjac generates in its
+ * default mode, written once for any vector width.
  *
  *   nj_gemm(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate)
  *       C[M][N] (+)= A'[M][K] @ B[K][N],  A'(i, k) = A[i * a_row + k * a_col]
  *       A @ B: a_row = lda, a_col = 1;  A^T @ B (A stored [K][M]): a_row = 1, a_col = lda
  *   nj_transpose(R, C, src, dst)
  *       dst[C][R] = src[R][C]^T, so that A @ B^T = nj_gemm on B's transpose
+ *   NJ_KERNEL_ISA
+ *       the kernels this translation unit runs: "avx512", "avx2", "neon",
+ *       "sse2", "generic", or "dispatch" (chosen at run time, see below)
  *
- * The sums run over k in order, one product at a time, as a naive loop
- * would; with FMA they round once per product, so results differ from a
- * BLAS in the last bits (the tests compare with tolerances).
+ * How nj_gemm works (the shape of a BLAS micro-kernel, in GCC's vector
+ * extensions rather than intrinsics, so one source serves every ISA):
+ *   - a tile of C of MR rows by NR = NV vectors of columns stays in
+ *     registers while k runs; per k it loads NV vectors of B, broadcasts
+ *     MR floats of A and does MR x NV fused multiply-adds;
+ *   - the tile is as big as the registers allow: MR x NV accumulators +
+ *     NV vectors of B + 1 broadcast <= the register count, and MR x NV >= 8
+ *     FMAs in flight (latency x pipes). AVX-512 (32 zmm): 8 x 2 (8 x 32
+ *     floats); AVX2 (16 ymm): 6 x 2 (6 x 16); NEON (32 q): 8 x 3 (8 x 12);
+ *     SSE2 (16 xmm): 4 x 2 (4 x 8);
+ *   - B is copied into panels [KC][NR] zero-padded past column N, so the
+ *     tile reads whole vectors from L1 at every edge; only C's ragged
+ *     right edge is stored lane by lane;
+ *   - big products are blocked: KC rows of B per panel (a panel stays in
+ *     L1), NC columns of B packed at a time (a slab of 128 KB: B's rows are
+ *     read in runs of NC floats, not NR, which matters when B's rows are
+ *     far apart), and MC rows of A per block (the block stays in L2, read
+ *     once per panel).
+ * Generated code calls nj_gemm with constant arguments, so each call
+ * inlines into a kernel specialised to its shape.
+ *
+ * Which ISA: generated code is compiled with -march=native by default
+ * (cmake/NinjacModel.cmake), and the widest vectors the compiler may use
+ * pick the tile. Built for plain x86-64 (NINJAC_NATIVE off), nj_gemm
+ * instead calls one of three copies compiled with target attributes
+ * (AVX-512, AVX2 + FMA, SSE2), chosen once per program by
+ * __builtin_cpu_supports. Define NJ_NO_DISPATCH to get the plain copy.
+ *
+ * Rounding: each C(i, j) starts from C (accumulating) or 0 and adds the
+ * products over k in order, one fused multiply-add each (where the ISA has
+ * FMA and the compiler contracts, as GCC does in its default gnu modes
+ * and with -ffp-contract=fast). The blocking does not change that order,
+ * so the result is the same for every tile shape and vector width that
+ * uses FMA: bit-reproducible on a machine, and across x86 machines with
+ * FMA. It differs from a BLAS in the last bits (the tests compare with
+ * tolerances).
  *
  *   nj_tanhf(x)
  *       tanh in float, as a rational function the compiler vectorises with
@@ -27,127 +53,300 @@
  *       vector through libmvec at 1.6 times the time). At most 6 ulp from
  *       the exact value over every float (5.3 with FMA): tests/runtime/
  *       test_kernels.c checks every 7th float of [-10, 10]. */
-#ifndef NINJAC_KERNELS_H
-#define NINJAC_KERNELS_H
 
-#include <stddef.h>
+#if defined(NJ_KERNEL_BODY)
+/* ---------------------------------------------------------------------
+ * The kernels, instantiated (this file includes itself) once per ISA with
+ *   NJ_VW        floats per vector     NJ_MR, NJ_NV  the tile: rows, vectors
+ *   NJ_KC, NJ_MC the blocking          NJ_FN(name)   the name of a function
+ *   NJ_HELPER    attributes of the inlined helpers
+ *   NJ_ENTRY     attributes of nj_gemm (or of its per-ISA copy)
+ * and #undef'd at the end. */
+#define NJ_NR (NJ_VW * NJ_NV)
+#define NJ_NC (32768 / NJ_KC / NJ_NR * NJ_NR)   /* a slab of KC x NC floats: 128 KB */
+typedef float NJ_FN(vec) __attribute__((vector_size(NJ_VW * sizeof(float))));
 
-#define NJ_INLINE static inline __attribute__((always_inline))
+/* C's ragged edge: the first n lanes of a vector (all of them if n >= VW). */
+NJ_HELPER void NJ_FN(load_c)(NJ_FN(vec) *v, const float *c, int n) {
+    if (n >= NJ_VW) {
+        memcpy(v, c, sizeof *v);
+    } else {
+        NJ_FN(vec) t = {0};
+        for (int l = 0; l < n; l++)
+            t[l] = c[l];
+        *v = t;
+    }
+}
+NJ_HELPER void NJ_FN(store_c)(float *c, const NJ_FN(vec) *v, int n) {
+    if (n >= NJ_VW)
+        memcpy(c, v, sizeof *v);
+    else
+        for (int l = 0; l < n; l++)
+            c[l] = (*v)[l];
+}
 
-/* Floats of B that stay in the core's L2 cache while the rows of A stream
- * past them (Zen 4 has 1 MB; a quarter of it left for A and C). */
-#define NJ_L2_FLOATS (192 * 1024)
+/* B[0..kc)[0..nc) as panels slab[nc / NR][KC][NR] (nc <= NC), zeros in
+ * the columns past nc. Row by row, so that B is read in runs of nc. */
+NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float *slab) {
+    for (int k = 0; k < kc; k++) {
+        const float *b = B + k * ldb;
+        for (int j = 0; j < nc; j += NJ_NR) {
+            float *p = slab + (ptrdiff_t)(j / NJ_NR) * (NJ_KC * NJ_NR) + k * NJ_NR;
+            if (nc - j >= NJ_NR) {
+                memcpy(p, b + j, NJ_NR * sizeof(float));   /* a fixed size: vector moves */
+            } else {
+                for (int l = 0; l < nc - j; l++)
+                    p[l] = b[j + l];
+                for (int l = nc - j; l < NJ_NR; l++)
+                    p[l] = 0;
+            }
+        }
+    }
+}
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-
-/* The mask of the first `left` of 16 lanes. */
-NJ_INLINE __mmask16 nj_lanes(int left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
-
-/* ROWS rows of C (ROWS a constant) by NV vectors of 16 columns starting at
- * column j0; the last vector is masked to the columns that exist. */
-#define NJ_TILE(ROWS, NV)                                                                                    \
-    NJ_INLINE void nj_tile_##ROWS##x##NV(int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,     \
-                                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int j0,     \
-                                         int accumulate) {                                                   \
-        __mmask16 mask[NV];                                                                                  \
-        for (int v = 0; v < NV; v++)                                                                         \
-            mask[v] = nj_lanes(N - j0 - 16 * v);                                                             \
-        __m512 acc[ROWS][NV];                                                                                \
+/* C[ROWS][nc] = (load_c ? C : 0) + A'[ROWS][kc] @ panel[kc][NR], nc <= NR. */
+#define NJ_TILE(NAME, ROWS)                                                                                  \
+    NJ_HELPER void NJ_FN(NAME)(int kc, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *panel, \
+                               float *C, ptrdiff_t ldc, int nc, int load_c) {                                \
+        NJ_FN(vec) acc[ROWS][NJ_NV];                                                                         \
         for (int r = 0; r < ROWS; r++)                                                                       \
-            for (int v = 0; v < NV; v++)                                                                     \
-                acc[r][v] = _mm512_setzero_ps();                                                             \
-        for (int k = 0; k < K; k++) {                                                                        \
-            __m512 b[NV];                                                                                    \
-            for (int v = 0; v < NV; v++)                                                                     \
-                b[v] = _mm512_maskz_loadu_ps(mask[v], B + k * ldb + j0 + 16 * v);                            \
+            for (int v = 0; v < NJ_NV; v++) {                                                                \
+                acc[r][v] = (NJ_FN(vec)){0};                                                                 \
+                if (load_c)                                                                                  \
+                    NJ_FN(load_c)(&acc[r][v], C + r * ldc + v * NJ_VW, nc - v * NJ_VW);                     \
+            }                                                                                                \
+        for (int k = 0; k < kc; k++) {                                                                       \
+            NJ_FN(vec) b[NJ_NV];                                                                             \
+            for (int v = 0; v < NJ_NV; v++)                                                                  \
+                b[v] = *(const NJ_FN(vec) *)(panel + k * NJ_NR + v * NJ_VW);                                 \
             for (int r = 0; r < ROWS; r++) {                                                                 \
-                __m512 a = _mm512_set1_ps(A[r * a_row + k * a_col]);                                         \
-                for (int v = 0; v < NV; v++)                                                                 \
-                    acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);                                         \
+                float x = A[r * a_row + k * a_col];                                                          \
+                NJ_FN(vec) a = NJ_SPLAT(x);                                                                  \
+                for (int v = 0; v < NJ_NV; v++)                                                              \
+                    acc[r][v] += a * b[v];                                                                   \
             }                                                                                                \
         }                                                                                                    \
         for (int r = 0; r < ROWS; r++)                                                                       \
-            for (int v = 0; v < NV; v++) {                                                                   \
-                float *c = C + r * ldc + j0 + 16 * v;                                                        \
-                if (accumulate)                                                                              \
-                    acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_maskz_loadu_ps(mask[v], c));                 \
-                _mm512_mask_storeu_ps(c, mask[v], acc[r][v]);                                                \
-            }                                                                                                \
+            for (int v = 0; v < NJ_NV; v++)                                                                  \
+                NJ_FN(store_c)(C + r * ldc + v * NJ_VW, &acc[r][v], nc - v * NJ_VW);                        \
     }
+NJ_TILE(tile_mr, NJ_MR)
+NJ_TILE(tile_4, 4)
+NJ_TILE(tile_2, 2)
+NJ_TILE(tile_1, 1)
+#undef NJ_TILE
 
-NJ_TILE(8, 2)
-NJ_TILE(4, 2)
-NJ_TILE(2, 2)
-NJ_TILE(1, 2)
-NJ_TILE(8, 1)
-NJ_TILE(4, 1)
-NJ_TILE(2, 1)
-NJ_TILE(1, 1)
-
-/* ROWS rows of C, columns j0 .. N-1: 32 at a time, the last 16 or fewer by one vector. */
-#define NJ_ROWS(ROWS)                                                                                        \
-    NJ_INLINE void nj_rows_##ROWS(int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,            \
-                                  const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int j0,            \
-                                  int accumulate) {                                                          \
-        for (; N - j0 > 16; j0 += 32)                                                                        \
-            nj_tile_##ROWS##x2(N, K, A, a_row, a_col, B, ldb, C, ldc, j0, accumulate);                       \
-        if (j0 < N)                                                                                          \
-            nj_tile_##ROWS##x1(N, K, A, a_row, a_col, B, ldb, C, ldc, j0, accumulate);                       \
-    }
-
-NJ_ROWS(8)
-NJ_ROWS(4)
-NJ_ROWS(2)
-NJ_ROWS(1)
-
-/* Rows of C in blocks of 8 (then 4, 2, 1), each over a block of columns
- * whose rows of B fit in L2: all of B for the products of a training step,
- * so that A and C stream once in order; for a big B, bands of 32 or more
- * columns, so that B is read once and A once per band. */
-NJ_INLINE void nj_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
-                       ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
-    int band = N;
-    if ((ptrdiff_t)K * N > NJ_L2_FLOATS) {
-        band = NJ_L2_FLOATS / (K > 0 ? K : 1) / 32 * 32;
-        band = band < 32 ? 32 : band;
-    }
-    for (int c0 = 0; c0 < N; c0 += band) {
-        int end = N - c0 < band ? N : c0 + band;
-        int i = 0;
-        for (; i + 8 <= M; i += 8)
-            nj_rows_8(end, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, c0, accumulate);
-        if (M - i >= 4) {
-            nj_rows_4(end, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, c0, accumulate);
-            i += 4;
+/* For each block of KC rows of B (k0) and of NC columns (j0): pack the
+ * slab; then for each block of MC rows of A (i0) and each panel of the
+ * slab (j), the tiles down the block's rows (MR at a time, the rest by 4,
+ * 2, 1). */
+NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
+                          ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
+    float slab[NJ_NC / NJ_NR * NJ_KC * NJ_NR] __attribute__((aligned(64)));
+    int k0 = 0;
+    do {   /* at least once: K = 0 still sets C (to 0 or to itself) */
+        int kc = K - k0 < NJ_KC ? K - k0 : NJ_KC;
+        int load_c = accumulate || k0 > 0;
+        const float *Ak = A + k0 * a_col;
+        for (int j0 = 0; j0 < N; j0 += NJ_NC) {
+            int j_end = N - j0 < NJ_NC ? N : j0 + NJ_NC;
+            NJ_FN(pack)(kc, j_end - j0, B + k0 * ldb + j0, ldb, slab);
+            for (int i0 = 0; i0 < M; i0 += NJ_MC) {
+                int i_end = M - i0 < NJ_MC ? M : i0 + NJ_MC;
+                for (int j = j0; j < j_end; j += NJ_NR) {
+                    const float *panel = slab + (ptrdiff_t)((j - j0) / NJ_NR) * (NJ_KC * NJ_NR);
+                    int nc = j_end - j < NJ_NR ? j_end - j : NJ_NR;
+                    int i = i0;
+                    for (; i + NJ_MR <= i_end; i += NJ_MR)
+                        NJ_FN(tile_mr)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
+                    if (NJ_MR > 4 && i_end - i >= 4) {
+                        NJ_FN(tile_4)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
+                        i += 4;
+                    }
+                    if (i_end - i >= 2) {
+                        NJ_FN(tile_2)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
+                        i += 2;
+                    }
+                    if (i_end - i >= 1)
+                        NJ_FN(tile_1)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
+                }
+            }
         }
-        if (M - i >= 2) {
-            nj_rows_2(end, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, c0, accumulate);
-            i += 2;
-        }
-        if (M - i >= 1)
-            nj_rows_1(end, K, A + i * a_row, a_row, a_col, B, ldb, C + i * ldc, ldc, c0, accumulate);
+        k0 += NJ_KC;
+    } while (k0 < K);
+}
+#undef NJ_NC
+#undef NJ_NR
+
+#elif !defined(NINJAC_KERNELS_H)
+#define NINJAC_KERNELS_H
+
+#include <stddef.h>
+#include <string.h>
+
+#define NJ_INLINE static inline __attribute__((always_inline))
+
+/* A vector of NJ_VW copies of x, written out: `(vec){0} + x` would cost a
+ * scalar add per broadcast. */
+#define NJ_SPLAT4(x) {x, x, x, x}
+#define NJ_SPLAT8(x) {x, x, x, x, x, x, x, x}
+#define NJ_SPLAT16(x) {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}
+
+/* The tile and blocking for each ISA (see the top of the file). KC keeps a
+ * panel at 16 KB (half of a 32 KB L1), MC a block of A at 128-256 KB. */
+#if defined(__AVX512F__)
+#define NJ_KERNEL_ISA "avx512"
+#define NJ_NATIVE_TILE 16, 8, 2, 128, 256
+#elif defined(__AVX2__) && defined(__FMA__)
+#define NJ_KERNEL_ISA "avx2"
+#define NJ_NATIVE_TILE 8, 6, 2, 256, 192
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define NJ_KERNEL_ISA "neon"
+#define NJ_NATIVE_TILE 4, 8, 3, 256, 128
+#elif defined(__x86_64__) && defined(__GNUC__) && !defined(NJ_NO_DISPATCH) && !defined(__clang__)
+#define NJ_KERNEL_ISA "dispatch"
+#elif defined(__SSE2__)
+#define NJ_KERNEL_ISA "sse2"
+#define NJ_NATIVE_TILE 4, 4, 2, 256, 128
+#else
+#define NJ_KERNEL_ISA "generic"
+#define NJ_NATIVE_TILE 4, 4, 2, 256, 128
+#endif
+
+/* NJ_TILE_ARG(i, tile): the i-th of (VW, MR, NV, KC, MC). */
+#define NJ_ARG0(a, b, c, d, e) a
+#define NJ_ARG1(a, b, c, d, e) b
+#define NJ_ARG2(a, b, c, d, e) c
+#define NJ_ARG3(a, b, c, d, e) d
+#define NJ_ARG4(a, b, c, d, e) e
+#define NJ_TILE_ARG(i, ...) NJ_ARG##i(__VA_ARGS__)
+#define NJ_CAT_(a, b) a##b
+#define NJ_CAT(a, b) NJ_CAT_(a, b)
+
+#if defined(NJ_NATIVE_TILE)
+/* One copy, inlined into every call, for the ISA the compiler targets. */
+#define NJ_VW NJ_TILE_ARG(0, NJ_NATIVE_TILE)
+#define NJ_MR NJ_TILE_ARG(1, NJ_NATIVE_TILE)
+#define NJ_NV NJ_TILE_ARG(2, NJ_NATIVE_TILE)
+#define NJ_KC NJ_TILE_ARG(3, NJ_NATIVE_TILE)
+#define NJ_MC NJ_TILE_ARG(4, NJ_NATIVE_TILE)
+#define NJ_SPLAT(x) NJ_CAT(NJ_SPLAT, NJ_VW)(x)
+#define NJ_FN(name) nj_##name
+#define NJ_HELPER NJ_INLINE
+#define NJ_ENTRY NJ_INLINE
+#define NJ_KERNEL_BODY
+#include "ninjac_kernels.h"
+#undef NJ_KERNEL_BODY
+#undef NJ_VW
+#undef NJ_MR
+#undef NJ_NV
+#undef NJ_KC
+#undef NJ_MC
+#undef NJ_SPLAT
+#undef NJ_FN
+#undef NJ_HELPER
+#undef NJ_ENTRY
+
+/* The ISA nj_gemm runs in this program. */
+static inline const char *nj_gemm_isa(void) { return NJ_KERNEL_ISA; }
+
+#else
+/* x86-64 built without -march: three copies with target attributes, one
+ * chosen at the first call by what the CPU supports. Not inlined (the
+ * shapes are no longer constants), but each runs its ISA's tile. */
+#include <stdlib.h>
+#define NJ_KERNEL_BODY
+#define NJ_FN(name) nj_##name##_avx512
+#define NJ_VW 16
+#define NJ_MR 8
+#define NJ_NV 2
+#define NJ_KC 128
+#define NJ_MC 256
+#define NJ_SPLAT(x) NJ_SPLAT16(x)
+#define NJ_HELPER static inline __attribute__((always_inline, target("avx512f,fma")))
+#define NJ_ENTRY static __attribute__((noinline, target("avx512f,fma")))
+#include "ninjac_kernels.h"
+#undef NJ_FN
+#undef NJ_VW
+#undef NJ_MR
+#undef NJ_KC
+#undef NJ_MC
+#undef NJ_SPLAT
+#undef NJ_HELPER
+#undef NJ_ENTRY
+#define NJ_FN(name) nj_##name##_avx2
+#define NJ_VW 8
+#define NJ_MR 6
+#define NJ_KC 256
+#define NJ_MC 192
+#define NJ_SPLAT(x) NJ_SPLAT8(x)
+#define NJ_HELPER static inline __attribute__((always_inline, target("avx2,fma")))
+#define NJ_ENTRY static __attribute__((noinline, target("avx2,fma")))
+#include "ninjac_kernels.h"
+#undef NJ_FN
+#undef NJ_VW
+#undef NJ_MR
+#undef NJ_MC
+#undef NJ_SPLAT
+#undef NJ_HELPER
+#undef NJ_ENTRY
+#define NJ_FN(name) nj_##name##_sse2
+#define NJ_VW 4
+#define NJ_MR 4
+#define NJ_MC 128
+#define NJ_SPLAT(x) NJ_SPLAT4(x)
+#define NJ_HELPER NJ_INLINE
+#define NJ_ENTRY static __attribute__((noinline))
+#include "ninjac_kernels.h"
+#undef NJ_KERNEL_BODY
+#undef NJ_FN
+#undef NJ_VW
+#undef NJ_MR
+#undef NJ_NV
+#undef NJ_KC
+#undef NJ_MC
+#undef NJ_SPLAT
+#undef NJ_HELPER
+#undef NJ_ENTRY
+
+typedef void nj_gemm_fn(int, int, int, const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *,
+                        ptrdiff_t, int);
+
+/* The widest copy this CPU runs; NJ_FORCE_ISA=avx2 or sse2 in the
+ * environment picks a narrower one (for benchmarks). */
+static nj_gemm_fn *nj_choose_gemm(const char **isa) {
+    const char *force = getenv("NJ_FORCE_ISA");
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && !force) {
+        *isa = "avx512";
+        return nj_gemm_avx512;
     }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(force && !strcmp(force, "sse2"))) {
+        *isa = "avx2";
+        return nj_gemm_avx2;
+    }
+    *isa = "sse2";
+    return nj_gemm_sse2;
 }
 
-#else /* no AVX-512: loops in the order that lets a compiler vectorise over j */
+/* The ISA nj_gemm runs in this program (chosen once). */
+static inline const char *nj_gemm_isa(void) {
+    static const char *isa;
+    static nj_gemm_fn *fn;
+    if (!fn)
+        fn = nj_choose_gemm(&isa);
+    return isa;
+}
 
 NJ_INLINE void nj_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
                        ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
-    for (int i = 0; i < M; i++) {
-        float *c = C + i * ldc;
-        if (!accumulate)
-            for (int j = 0; j < N; j++)
-                c[j] = 0;
-        for (int k = 0; k < K; k++) {
-            float a = A[i * a_row + k * a_col];
-            const float *b = B + k * ldb;
-            for (int j = 0; j < N; j++)
-                c[j] += a * b[j];
-        }
+    static nj_gemm_fn *fn;   /* per translation unit; every thread stores the same value */
+    if (!fn) {
+        const char *isa;
+        fn = nj_choose_gemm(&isa);
     }
+    fn(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate);
 }
-
 #endif
 
 /* tanh(x) = x P(x^2) / Q(x^2) on [-9, 9], a fit of ours (relative error
@@ -165,51 +364,40 @@ NJ_INLINE float nj_tanhf(float x) {
     return x > 9.0f ? 1.0f : x < -9.0f ? -1.0f : y;
 }
 
-#if defined(__AVX512F__)
-/* The 16 x 16 block r[0..15] (one row a register) transposed in place:
- * pairs of rows interleaved, then pairs of pairs, then 128-bit lanes
- * gathered across the four groups of four rows. */
-NJ_INLINE void nj_transpose16(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int k = 0; k < 16; k += 2) {
-        t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);       /* per lane: a0 b0 a1 b1 */
-        t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);   /*           a2 b2 a3 b3 */
-    }
-    for (int g = 0; g < 16; g += 4)                      /* u[g + c]: column c of rows g..g+3, per lane */
-        for (int h = 0; h < 2; h++) {
-            __m512d lo = _mm512_castps_pd(t[g + h]), hi = _mm512_castps_pd(t[g + 2 + h]);
-            u[g + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi));
-            u[g + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi));
-        }
-    for (int c = 0; c < 4; c++) {                        /* lane L of u[4 g + c] is column 4 L + c */
-        __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), b = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
-        __m512 d = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD), e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
-        r[c] = _mm512_shuffle_f32x4(a, b, 0x88);
-        r[8 + c] = _mm512_shuffle_f32x4(a, b, 0xDD);
-        r[4 + c] = _mm512_shuffle_f32x4(d, e, 0x88);
-        r[12 + c] = _mm512_shuffle_f32x4(d, e, 0xDD);
-    }
-}
+/* nj_transpose: 4 x 4 blocks through vector registers (any ISA with
+ * 128-bit vectors: two rounds of interleaving), the ragged edges one float
+ * at a time. */
+typedef float nj_v4 __attribute__((vector_size(16)));
 
-/* In 16 x 16 blocks through registers; masks cut the ragged edges. */
 NJ_INLINE void nj_transpose(int R, int C, const float *src, float *dst) {
-    for (int i0 = 0; i0 < R; i0 += 16)
-        for (int j0 = 0; j0 < C; j0 += 16) {
-            __mmask16 cols = nj_lanes(C - j0), rows = nj_lanes(R - i0);
-            __m512 r[16];
-            for (int k = 0; k < 16; k++)
-                r[k] = k < R - i0 ? _mm512_maskz_loadu_ps(cols, src + (ptrdiff_t)(i0 + k) * C + j0) : _mm512_setzero_ps();
-            nj_transpose16(r);
-            for (int k = 0; k < 16 && k < C - j0; k++)
-                _mm512_mask_storeu_ps(dst + (ptrdiff_t)(j0 + k) * R + i0, rows, r[k]);
+    int R4 = R / 4 * 4, C4 = C / 4 * 4;   /* bounds the compiler can fold for constant R and C */
+    for (int i = 0; i < R4; i += 4) {
+        for (int j = 0; j < C4; j += 4) {
+            nj_v4 r0, r1, r2, r3;
+            memcpy(&r0, src + (ptrdiff_t)i * C + j, 16);
+            memcpy(&r1, src + (ptrdiff_t)(i + 1) * C + j, 16);
+            memcpy(&r2, src + (ptrdiff_t)(i + 2) * C + j, 16);
+            memcpy(&r3, src + (ptrdiff_t)(i + 3) * C + j, 16);
+            nj_v4 t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5);   /* a0 b0 a1 b1 */
+            nj_v4 t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);   /* a2 b2 a3 b3 */
+            nj_v4 t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5);   /* c0 d0 c1 d1 */
+            nj_v4 t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);   /* c2 d2 c3 d3 */
+            nj_v4 o0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);   /* a0 b0 c0 d0 */
+            nj_v4 o1 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+            nj_v4 o2 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+            nj_v4 o3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+            memcpy(dst + (ptrdiff_t)j * R + i, &o0, 16);
+            memcpy(dst + (ptrdiff_t)(j + 1) * R + i, &o1, 16);
+            memcpy(dst + (ptrdiff_t)(j + 2) * R + i, &o2, 16);
+            memcpy(dst + (ptrdiff_t)(j + 3) * R + i, &o3, 16);
         }
-}
-#else
-NJ_INLINE void nj_transpose(int R, int C, const float *src, float *dst) {
-    for (int i = 0; i < R; i++)
+        for (int j = C4; j < C; j++)   /* the last C % 4 columns */
+            for (int r = i; r < i + 4; r++)
+                dst[(ptrdiff_t)j * R + r] = src[(ptrdiff_t)r * C + j];
+    }
+    for (int i = R4; i < R; i++)   /* the last R % 4 rows */
         for (int j = 0; j < C; j++)
-            dst[j * R + i] = src[i * C + j];
+            dst[(ptrdiff_t)j * R + i] = src[(ptrdiff_t)i * C + j];
 }
-#endif
 
 #endif

@@ -2,7 +2,8 @@
 # Installs what ninjac needs from Debian's archive (as root, or through sudo).
 # Skips apt entirely when everything is already there.
 set -euo pipefail
-packages=(cmake make gcc clang libclang-rt-14-dev valgrind pkg-config flex bison libopenblas-dev libjansson-dev gnuplot-nox)
+packages=(cmake make gcc clang libclang-rt-14-dev valgrind pkg-config flex bison libopenblas-dev libjansson-dev gnuplot-nox
+  gcc-aarch64-linux-gnu qemu-user)   # the ARM64 kernel tests: a cross compiler and qemu-aarch64
 # PyTorch is the oracle of the tests: without recommends, or apt pulls in a desktop.
 torch_packages=(python3 python3-torch python3-numpy)
 missing=()
