@@ -373,7 +373,7 @@ typedef struct {
     int64_t first_step;
     const char *kept;       /* the last checkpoint written or resumed from, NULL if none */
     int64_t kept_step;
-    bool nan_check;         /* also: no checkpoint with a non-finite param */
+    bool nan_check;         /* stop at the first non-finite loss or gradient */
 } Progress;
 
 static double seconds_since(const struct timespec *t0) {
@@ -524,9 +524,10 @@ static void print_kept(const Progress *p) {
 }
 
 /* The step check sees gradients before the update; this sees what the
- * update made of the params before they are saved. */
+ * update made of the params before they are saved. It holds with
+ * --no-nan-check too: no checkpoint ever holds a non-finite value. */
 static bool params_saveable(const Progress *p, const State *s) {
-    const NjTensor *bad = p->nan_check ? first_nonfinite_param(s) : NULL;
+    const NjTensor *bad = first_nonfinite_param(s);
     if (!bad)
         return true;
     if (s->step == p->first_step)
@@ -542,6 +543,12 @@ static bool params_saveable(const Progress *p, const State *s) {
 /* The log goes first, so that a checkpoint of step N always has rows
  * 0..N-1 in the log to resume (see log_prefix). */
 static int checkpoint(Progress *p, const State *s, const char *path, const char *csv_path) {
+    const NjTensor *bad = p->nan_check ? NULL : first_nonfinite_param(s);
+    if (bad) {   /* --no-nan-check: training goes on, but nothing non-finite is saved */
+        fprintf(stderr, "%swarning: step %" PRId64 ": %s is non-finite: no checkpoint written\n", p->tty ? "\n" : "",
+                s->step, bad->name);
+        return 0;
+    }
     if (!params_saveable(p, s) || sync_log(p->csv, csv_path) != 0 || save(s, path, true) != 0)
         return -1;
     p->kept = path;
