@@ -304,10 +304,11 @@ static const char *ll(int64_t v) { return arena_printf("%lld", (long long)v); }
 /* -O multiplies matrices with runtime/ninjac_kernels.h, whose kernels the
  * C compiler specialises to each call's constant shape. They are blocked
  * like a BLAS (panels of B, blocks over K and over rows of A) with the
- * tile chosen for the ISA they are compiled for, so no size needs a BLAS
- * instead, on any ISA (bench/RESULTS.md: the sweep on the AVX-512 and AVX2
- * code paths); --gemm=blas remains for comparison. f64 builds serve finite
- * differences: BLAS. */
+ * tile chosen for the ISA they are compiled for. auto takes them at every
+ * size; that is not yet the faster choice everywhere (bench/RESULTS.md: on
+ * the AVX2 path OpenBLAS wins at 6 of the sweep's 12 sizes, by up to 1.4x),
+ * and a rule measured per ISA is issue 14's open part. f64 builds serve
+ * finite differences: BLAS. */
 static bool own_gemm(const E *e, int64_t M, int64_t N, int64_t K) {
     (void)M, (void)N, (void)K;
     return !e->opt->f64 && e->plan->fused && e->opt->gemm != GEMM_BLAS;
