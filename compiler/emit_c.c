@@ -1174,10 +1174,13 @@ static void fn_check_inputs(E *e, const char *id) {
 
 static void table_tensor(E *e, const Tensor *t, const char *type, const char *field) {
     char *dims = arena_strdup("");
-    for (int d = 0; d < t->rank; d++)
+    unsigned batch_dims = 0;
+    for (int d = 0; d < t->rank; d++) {
         dims = arena_printf("%s%s%lld", dims, d ? ", " : "", (long long)t->shape[d]);
-    out(e, 1, "{%s, %d, {%s}, offsetof(%s, %s), %s}", c_string(t->name), t->rank, dims, type, field,
-        c_string(t->stmt ? origin(e, t->stmt) : ""));
+        batch_dims |= t->batch[d] ? 1u << d : 0;
+    }
+    out(e, 1, "{%s, %d, {%s}, offsetof(%s, %s), %s, %#x}", c_string(t->name), t->rank, dims, type, field,
+        c_string(t->stmt ? origin(e, t->stmt) : ""), batch_dims);
 }
 
 static const char *init_text(const Model *m, const Stmt *s) {
@@ -1242,7 +1245,18 @@ static void descriptor(E *e, const char *id) {
             nstats++;
         }
     }
-    out(e, 0, "    {NULL, 0, {0}, 0, NULL}   // keeps the array non-empty\n};\n\n");
+    out(e, 0, "    {NULL, 0, {0}, 0, NULL, 0}   // keeps the array non-empty\n};\n\n");
+    int ninfer = 0;
+    out(e, 0, "static const NjTensor infer_acts[] = {\n");
+    for (int i = 0; i < m->ops.len; i++) {
+        const Op *op = m->ops.items[i];
+        if (runs_in_inference(op)) {
+            table_tensor(e, op->out, arena_printf("%s_infer_ws", id), op->out->cname);
+            out(e, 0, ",\n");
+            ninfer++;
+        }
+    }
+    out(e, 0, "};\n\n");
     out(e, 0, "static void forward_any(const void *p, const int32_t *const *in, void *a) { %s_forward(p, in, a); }\n", id);
     out(e, 0, "static void backward_any(const void *p, const int32_t *const *in, const void *a, void *g) {\n"
               "    %s_backward(p, in, a, g);\n}\n", id);
@@ -1277,6 +1291,7 @@ static void descriptor(E *e, const char *id) {
             m->logits->cname, (long long)m->logits->shape[1]);
     else
         out(e, 1, ".infer_logits_offset = -1, .logits_cols = 0,\n");
+    out(e, 1, ".ninfer_acts = %d, .infer_acts = infer_acts,\n", ninfer);
     out(e, 1, ".infer = infer_any, .calibrate = calibrate_any,\n");
     out(e, 1, ".check_inputs = %s_check_inputs,\n};\n", id);
 }

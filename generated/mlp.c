@@ -250,11 +250,11 @@ int64_t mlp_check_inputs(const int32_t *const *inputs, int64_t rows, int *which)
 
 _Static_assert(NJ_MAX_INIT_STEPS >= 2, "an init below has 2 steps");
 static const NjParam params[] = {
-    {    {"C", 2, {27, 10}, offsetof(mlp_params, C), "mlp.ninja:18: param C: [vocab_size, n_embd] = randn(generator=g)"}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
-    {    {"W1", 2, {30, 200}, offsetof(mlp_params, W1), "mlp.ninja:19: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
-    {    {"b1", 1, {200}, offsetof(mlp_params, b1), "mlp.ninja:20: param b1: [n_hidden] = randn(generator=g) * 0.01"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.01}}, "randn(generator=g) * 0.01"},
-    {    {"W2", 2, {200, 27}, offsetof(mlp_params, W2), "mlp.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.01"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.01}}, "randn(generator=g) * 0.01"},
-    {    {"b2", 1, {27}, offsetof(mlp_params, b2), "mlp.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0}}, "randn(generator=g) * 0"},
+    {    {"C", 2, {27, 10}, offsetof(mlp_params, C), "mlp.ninja:18: param C: [vocab_size, n_embd] = randn(generator=g)", 0}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
+    {    {"W1", 2, {30, 200}, offsetof(mlp_params, W1), "mlp.ninja:19: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)", 0}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
+    {    {"b1", 1, {200}, offsetof(mlp_params, b1), "mlp.ninja:20: param b1: [n_hidden] = randn(generator=g) * 0.01", 0}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.01}}, "randn(generator=g) * 0.01"},
+    {    {"W2", 2, {200, 27}, offsetof(mlp_params, W2), "mlp.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.01", 0}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.01}}, "randn(generator=g) * 0.01"},
+    {    {"b2", 1, {27}, offsetof(mlp_params, b2), "mlp.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0", 0}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0}}, "randn(generator=g) * 0"},
 };
 
 static const NjInput inputs_table[] = {
@@ -263,24 +263,35 @@ static const NjInput inputs_table[] = {
 };
 
 static const NjTensor acts[] = {
-    {"emb", 3, {32, 3, 10}, offsetof(mlp_acts, emb), "mlp.ninja:24: emb = C[Xb]"},
-    {"embcat", 2, {32, 30}, offsetof(mlp_acts, embcat), "mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)"},
-    {"hpreact", 2, {32, 200}, offsetof(mlp_acts, hpreact), "mlp.ninja:26: hpreact = embcat @ W1 + b1"},
-    {"h", 2, {32, 200}, offsetof(mlp_acts, h), "mlp.ninja:27: h = torch.tanh(hpreact)"},
-    {"logits", 2, {32, 27}, offsetof(mlp_acts, logits), "mlp.ninja:28: logits = h @ W2 + b2"},
-    {"loss", 0, {}, offsetof(mlp_acts, loss), "mlp.ninja:29: loss = F.cross_entropy(logits, Yb)"},
+    {"emb", 3, {32, 3, 10}, offsetof(mlp_acts, emb), "mlp.ninja:24: emb = C[Xb]", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_acts, embcat), "mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"hpreact", 2, {32, 200}, offsetof(mlp_acts, hpreact), "mlp.ninja:26: hpreact = embcat @ W1 + b1", 0x1},
+    {"h", 2, {32, 200}, offsetof(mlp_acts, h), "mlp.ninja:27: h = torch.tanh(hpreact)", 0x1},
+    {"logits", 2, {32, 27}, offsetof(mlp_acts, logits), "mlp.ninja:28: logits = h @ W2 + b2", 0x1},
+    {"loss", 0, {}, offsetof(mlp_acts, loss), "mlp.ninja:29: loss = F.cross_entropy(logits, Yb)", 0},
 };
 
 static const NjTensor grads[] = {
-    {"C", 2, {27, 10}, offsetof(mlp_grads, dC), "mlp.ninja:18: param C: [vocab_size, n_embd] = randn(generator=g)"},
-    {"W1", 2, {30, 200}, offsetof(mlp_grads, dW1), "mlp.ninja:19: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
-    {"b1", 1, {200}, offsetof(mlp_grads, db1), "mlp.ninja:20: param b1: [n_hidden] = randn(generator=g) * 0.01"},
-    {"W2", 2, {200, 27}, offsetof(mlp_grads, dW2), "mlp.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.01"},
-    {"b2", 1, {27}, offsetof(mlp_grads, db2), "mlp.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0"},
+    {"C", 2, {27, 10}, offsetof(mlp_grads, dC), "mlp.ninja:18: param C: [vocab_size, n_embd] = randn(generator=g)", 0},
+    {"W1", 2, {30, 200}, offsetof(mlp_grads, dW1), "mlp.ninja:19: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)", 0},
+    {"b1", 1, {200}, offsetof(mlp_grads, db1), "mlp.ninja:20: param b1: [n_hidden] = randn(generator=g) * 0.01", 0},
+    {"W2", 2, {200, 27}, offsetof(mlp_grads, dW2), "mlp.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.01", 0},
+    {"b2", 1, {27}, offsetof(mlp_grads, db2), "mlp.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0", 0},
 };
 
 static const NjTensor stats[] = {
-    {NULL, 0, {0}, 0, NULL}   // keeps the array non-empty
+    {NULL, 0, {0}, 0, NULL, 0}   // keeps the array non-empty
+};
+
+static const NjTensor infer_acts[] = {
+    {"emb", 3, {32, 3, 10}, offsetof(mlp_infer_ws, emb), "mlp.ninja:24: emb = C[Xb]", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_infer_ws, embcat), "mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"hpreact_t1", 2, {32, 200}, offsetof(mlp_infer_ws, hpreact_t1), "mlp.ninja:26: hpreact = embcat @ W1 + b1", 0x1},
+    {"hpreact", 2, {32, 200}, offsetof(mlp_infer_ws, hpreact), "mlp.ninja:26: hpreact = embcat @ W1 + b1", 0x1},
+    {"h", 2, {32, 200}, offsetof(mlp_infer_ws, h), "mlp.ninja:27: h = torch.tanh(hpreact)", 0x1},
+    {"logits_t1", 2, {32, 27}, offsetof(mlp_infer_ws, logits_t1), "mlp.ninja:28: logits = h @ W2 + b2", 0x1},
+    {"logits", 2, {32, 27}, offsetof(mlp_infer_ws, logits), "mlp.ninja:28: logits = h @ W2 + b2", 0x1},
+    {"loss", 0, {}, offsetof(mlp_infer_ws, loss), "mlp.ninja:29: loss = F.cross_entropy(logits, Yb)", 0},
 };
 
 static void forward_any(const void *p, const int32_t *const *in, void *a) { mlp_forward(p, in, a); }
@@ -313,6 +324,7 @@ const NinjacModel mlp_model = {
     .infer_chunk = 1024, .infer_bytes = sizeof(mlp_infer_ws),
     .infer_loss_offset = offsetof(mlp_infer_ws, loss),
     .infer_logits_offset = offsetof(mlp_infer_ws, logits), .logits_cols = 27,
+    .ninfer_acts = 8, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mlp_check_inputs,
 };

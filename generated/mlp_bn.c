@@ -592,13 +592,13 @@ int64_t mlp_bn_check_inputs(const int32_t *const *inputs, int64_t rows, int *whi
 
 _Static_assert(NJ_MAX_INIT_STEPS >= 2, "an init below has 2 steps");
 static const NjParam params[] = {
-    {    {"C", 2, {27, 10}, offsetof(mlp_bn_params, C), "mlp_bn.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)"}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
-    {    {"W1", 2, {30, 64}, offsetof(mlp_bn_params, W1), "mlp_bn.ninja:18: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
-    {    {"b1", 1, {64}, offsetof(mlp_bn_params, b1), "mlp_bn.ninja:19: param b1: [n_hidden] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
-    {    {"W2", 2, {64, 27}, offsetof(mlp_bn_params, W2), "mlp_bn.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
-    {    {"b2", 1, {27}, offsetof(mlp_bn_params, b2), "mlp_bn.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
-    {    {"bngain", 2, {1, 64}, offsetof(mlp_bn_params, bngain), "mlp_bn.ninja:24: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"}, NJ_INIT_RANDN, 0, 0, 2, {{'*', 0.10000000000000001}, {'+', 1}}, "randn()*0.1 + 1.0"},
-    {    {"bnbias", 2, {1, 64}, offsetof(mlp_bn_params, bnbias), "mlp_bn.ninja:25: param bnbias: [1, n_hidden] = randn()*0.1"}, NJ_INIT_RANDN, 0, 0, 1, {{'*', 0.10000000000000001}}, "randn()*0.1"},
+    {    {"C", 2, {27, 10}, offsetof(mlp_bn_params, C), "mlp_bn.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)", 0}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
+    {    {"W1", 2, {30, 64}, offsetof(mlp_bn_params, W1), "mlp_bn.ninja:18: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)", 0}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
+    {    {"b1", 1, {64}, offsetof(mlp_bn_params, b1), "mlp_bn.ninja:19: param b1: [n_hidden] = randn(generator=g) * 0.1", 0}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"W2", 2, {64, 27}, offsetof(mlp_bn_params, W2), "mlp_bn.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1", 0}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"b2", 1, {27}, offsetof(mlp_bn_params, b2), "mlp_bn.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0.1", 0}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"bngain", 2, {1, 64}, offsetof(mlp_bn_params, bngain), "mlp_bn.ninja:24: param bngain: [1, n_hidden] = randn()*0.1 + 1.0", 0}, NJ_INIT_RANDN, 0, 0, 2, {{'*', 0.10000000000000001}, {'+', 1}}, "randn()*0.1 + 1.0"},
+    {    {"bnbias", 2, {1, 64}, offsetof(mlp_bn_params, bnbias), "mlp_bn.ninja:25: param bnbias: [1, n_hidden] = randn()*0.1", 0}, NJ_INIT_RANDN, 0, 0, 1, {{'*', 0.10000000000000001}}, "randn()*0.1"},
 };
 
 static const NjInput inputs_table[] = {
@@ -607,46 +607,71 @@ static const NjInput inputs_table[] = {
 };
 
 static const NjTensor acts[] = {
-    {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_acts, emb), "mlp_bn.ninja:29: emb = C[Xb]"},
-    {"embcat", 2, {32, 30}, offsetof(mlp_bn_acts, embcat), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)"},
-    {"hprebn", 2, {32, 64}, offsetof(mlp_bn_acts, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1"},
-    {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_acts, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)"},
-    {"bndiff", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff), "mlp_bn.ninja:35: bndiff = hprebn - bnmeani"},
-    {"bndiff2", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff2), "mlp_bn.ninja:36: bndiff2 = bndiff**2"},
-    {"bnvar", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)"},
-    {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar_inv), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5"},
-    {"bnraw", 2, {32, 64}, offsetof(mlp_bn_acts, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv"},
-    {"hpreact", 2, {32, 64}, offsetof(mlp_bn_acts, hpreact), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias"},
-    {"h", 2, {32, 64}, offsetof(mlp_bn_acts, h), "mlp_bn.ninja:42: h = torch.tanh(hpreact)"},
-    {"logits", 2, {32, 27}, offsetof(mlp_bn_acts, logits), "mlp_bn.ninja:44: logits = h @ W2 + b2"},
-    {"logit_maxes", 2, {32, 1}, offsetof(mlp_bn_acts, logit_maxes), "mlp_bn.ninja:46: logit_maxes = logits.max(1, keepdim=True).values"},
-    {"norm_logits", 2, {32, 27}, offsetof(mlp_bn_acts, norm_logits), "mlp_bn.ninja:47: norm_logits = logits - logit_maxes"},
-    {"counts", 2, {32, 27}, offsetof(mlp_bn_acts, counts), "mlp_bn.ninja:48: counts = norm_logits.exp()"},
-    {"counts_sum", 2, {32, 1}, offsetof(mlp_bn_acts, counts_sum), "mlp_bn.ninja:49: counts_sum = counts.sum(1, keepdims=True)"},
-    {"counts_sum_inv", 2, {32, 1}, offsetof(mlp_bn_acts, counts_sum_inv), "mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1"},
-    {"probs", 2, {32, 27}, offsetof(mlp_bn_acts, probs), "mlp_bn.ninja:51: probs = counts * counts_sum_inv"},
-    {"logprobs", 2, {32, 27}, offsetof(mlp_bn_acts, logprobs), "mlp_bn.ninja:52: logprobs = probs.log()"},
-    {"loss", 0, {}, offsetof(mlp_bn_acts, loss), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()"},
+    {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_acts, emb), "mlp_bn.ninja:29: emb = C[Xb]", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_bn_acts, embcat), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"hprebn", 2, {32, 64}, offsetof(mlp_bn_acts, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
+    {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_acts, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
+    {"bndiff", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff), "mlp_bn.ninja:35: bndiff = hprebn - bnmeani", 0x1},
+    {"bndiff2", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff2), "mlp_bn.ninja:36: bndiff2 = bndiff**2", 0x1},
+    {"bnvar", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
+    {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar_inv), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
+    {"bnraw", 2, {32, 64}, offsetof(mlp_bn_acts, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv", 0x1},
+    {"hpreact", 2, {32, 64}, offsetof(mlp_bn_acts, hpreact), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
+    {"h", 2, {32, 64}, offsetof(mlp_bn_acts, h), "mlp_bn.ninja:42: h = torch.tanh(hpreact)", 0x1},
+    {"logits", 2, {32, 27}, offsetof(mlp_bn_acts, logits), "mlp_bn.ninja:44: logits = h @ W2 + b2", 0x1},
+    {"logit_maxes", 2, {32, 1}, offsetof(mlp_bn_acts, logit_maxes), "mlp_bn.ninja:46: logit_maxes = logits.max(1, keepdim=True).values", 0x1},
+    {"norm_logits", 2, {32, 27}, offsetof(mlp_bn_acts, norm_logits), "mlp_bn.ninja:47: norm_logits = logits - logit_maxes", 0x1},
+    {"counts", 2, {32, 27}, offsetof(mlp_bn_acts, counts), "mlp_bn.ninja:48: counts = norm_logits.exp()", 0x1},
+    {"counts_sum", 2, {32, 1}, offsetof(mlp_bn_acts, counts_sum), "mlp_bn.ninja:49: counts_sum = counts.sum(1, keepdims=True)", 0x1},
+    {"counts_sum_inv", 2, {32, 1}, offsetof(mlp_bn_acts, counts_sum_inv), "mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1", 0x1},
+    {"probs", 2, {32, 27}, offsetof(mlp_bn_acts, probs), "mlp_bn.ninja:51: probs = counts * counts_sum_inv", 0x1},
+    {"logprobs", 2, {32, 27}, offsetof(mlp_bn_acts, logprobs), "mlp_bn.ninja:52: logprobs = probs.log()", 0x1},
+    {"loss", 0, {}, offsetof(mlp_bn_acts, loss), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0},
 };
 
 static const NjTensor grads[] = {
-    {"C", 2, {27, 10}, offsetof(mlp_bn_grads, dC), "mlp_bn.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)"},
-    {"W1", 2, {30, 64}, offsetof(mlp_bn_grads, dW1), "mlp_bn.ninja:18: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
-    {"b1", 1, {64}, offsetof(mlp_bn_grads, db1), "mlp_bn.ninja:19: param b1: [n_hidden] = randn(generator=g) * 0.1"},
-    {"W2", 2, {64, 27}, offsetof(mlp_bn_grads, dW2), "mlp_bn.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1"},
-    {"b2", 1, {27}, offsetof(mlp_bn_grads, db2), "mlp_bn.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0.1"},
-    {"bngain", 2, {1, 64}, offsetof(mlp_bn_grads, dbngain), "mlp_bn.ninja:24: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"},
-    {"bnbias", 2, {1, 64}, offsetof(mlp_bn_grads, dbnbias), "mlp_bn.ninja:25: param bnbias: [1, n_hidden] = randn()*0.1"},
+    {"C", 2, {27, 10}, offsetof(mlp_bn_grads, dC), "mlp_bn.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)", 0},
+    {"W1", 2, {30, 64}, offsetof(mlp_bn_grads, dW1), "mlp_bn.ninja:18: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)", 0},
+    {"b1", 1, {64}, offsetof(mlp_bn_grads, db1), "mlp_bn.ninja:19: param b1: [n_hidden] = randn(generator=g) * 0.1", 0},
+    {"W2", 2, {64, 27}, offsetof(mlp_bn_grads, dW2), "mlp_bn.ninja:21: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1", 0},
+    {"b2", 1, {27}, offsetof(mlp_bn_grads, db2), "mlp_bn.ninja:22: param b2: [vocab_size] = randn(generator=g) * 0.1", 0},
+    {"bngain", 2, {1, 64}, offsetof(mlp_bn_grads, dbngain), "mlp_bn.ninja:24: param bngain: [1, n_hidden] = randn()*0.1 + 1.0", 0},
+    {"bnbias", 2, {1, 64}, offsetof(mlp_bn_grads, dbnbias), "mlp_bn.ninja:25: param bnbias: [1, n_hidden] = randn()*0.1", 0},
 };
 
 static const NjTensor stats[] = {
-    {"bnmeani_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani_t1), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)"},
-    {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)"},
-    {"bnvar_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_t1), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)"},
-    {"bnvar", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)"},
-    {"bnvar_inv_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv_t1), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5"},
-    {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5"},
-    {NULL, 0, {0}, 0, NULL}   // keeps the array non-empty
+    {"bnmeani_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani_t1), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
+    {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
+    {"bnvar_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_t1), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
+    {"bnvar", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
+    {"bnvar_inv_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv_t1), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
+    {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
+    {NULL, 0, {0}, 0, NULL, 0}   // keeps the array non-empty
+};
+
+static const NjTensor infer_acts[] = {
+    {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_infer_ws, emb), "mlp_bn.ninja:29: emb = C[Xb]", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_bn_infer_ws, embcat), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"hprebn_t1", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hprebn_t1), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
+    {"hprebn", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
+    {"bndiff", 2, {32, 64}, offsetof(mlp_bn_infer_ws, bndiff), "mlp_bn.ninja:35: bndiff = hprebn - bnmeani", 0x1},
+    {"bndiff2", 2, {32, 64}, offsetof(mlp_bn_infer_ws, bndiff2), "mlp_bn.ninja:36: bndiff2 = bndiff**2", 0x1},
+    {"bnraw", 2, {32, 64}, offsetof(mlp_bn_infer_ws, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv", 0x1},
+    {"hpreact_t1", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hpreact_t1), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
+    {"hpreact", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hpreact), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
+    {"h", 2, {32, 64}, offsetof(mlp_bn_infer_ws, h), "mlp_bn.ninja:42: h = torch.tanh(hpreact)", 0x1},
+    {"logits_t1", 2, {32, 27}, offsetof(mlp_bn_infer_ws, logits_t1), "mlp_bn.ninja:44: logits = h @ W2 + b2", 0x1},
+    {"logits", 2, {32, 27}, offsetof(mlp_bn_infer_ws, logits), "mlp_bn.ninja:44: logits = h @ W2 + b2", 0x1},
+    {"logit_maxes", 2, {32, 1}, offsetof(mlp_bn_infer_ws, logit_maxes), "mlp_bn.ninja:46: logit_maxes = logits.max(1, keepdim=True).values", 0x1},
+    {"norm_logits", 2, {32, 27}, offsetof(mlp_bn_infer_ws, norm_logits), "mlp_bn.ninja:47: norm_logits = logits - logit_maxes", 0x1},
+    {"counts", 2, {32, 27}, offsetof(mlp_bn_infer_ws, counts), "mlp_bn.ninja:48: counts = norm_logits.exp()", 0x1},
+    {"counts_sum", 2, {32, 1}, offsetof(mlp_bn_infer_ws, counts_sum), "mlp_bn.ninja:49: counts_sum = counts.sum(1, keepdims=True)", 0x1},
+    {"counts_sum_inv", 2, {32, 1}, offsetof(mlp_bn_infer_ws, counts_sum_inv), "mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1", 0x1},
+    {"probs", 2, {32, 27}, offsetof(mlp_bn_infer_ws, probs), "mlp_bn.ninja:51: probs = counts * counts_sum_inv", 0x1},
+    {"logprobs", 2, {32, 27}, offsetof(mlp_bn_infer_ws, logprobs), "mlp_bn.ninja:52: logprobs = probs.log()", 0x1},
+    {"loss_t1", 1, {32}, offsetof(mlp_bn_infer_ws, loss_t1), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0x1},
+    {"loss_t2", 0, {}, offsetof(mlp_bn_infer_ws, loss_t2), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0},
+    {"loss", 0, {}, offsetof(mlp_bn_infer_ws, loss), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0},
 };
 
 static void forward_any(const void *p, const int32_t *const *in, void *a) { mlp_bn_forward(p, in, a); }
@@ -679,6 +704,7 @@ const NinjacModel mlp_bn_model = {
     .infer_chunk = 1024, .infer_bytes = sizeof(mlp_bn_infer_ws),
     .infer_loss_offset = offsetof(mlp_bn_infer_ws, loss),
     .infer_logits_offset = offsetof(mlp_bn_infer_ws, logits), .logits_cols = 27,
+    .ninfer_acts = 22, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mlp_bn_check_inputs,
 };

@@ -428,13 +428,13 @@ int64_t mlp_bn_fused_check_inputs(const int32_t *const *inputs, int64_t rows, in
 
 _Static_assert(NJ_MAX_INIT_STEPS >= 2, "an init below has 2 steps");
 static const NjParam params[] = {
-    {    {"C", 2, {27, 10}, offsetof(mlp_bn_fused_params, C), "mlp_bn_fused.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)"}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
-    {    {"W1", 2, {30, 200}, offsetof(mlp_bn_fused_params, W1), "mlp_bn_fused.ninja:17: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
-    {    {"b1", 1, {200}, offsetof(mlp_bn_fused_params, b1), "mlp_bn_fused.ninja:18: param b1: [n_hidden] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
-    {    {"W2", 2, {200, 27}, offsetof(mlp_bn_fused_params, W2), "mlp_bn_fused.ninja:19: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
-    {    {"b2", 1, {27}, offsetof(mlp_bn_fused_params, b2), "mlp_bn_fused.ninja:20: param b2: [vocab_size] = randn(generator=g) * 0.1"}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
-    {    {"bngain", 2, {1, 200}, offsetof(mlp_bn_fused_params, bngain), "mlp_bn_fused.ninja:21: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"}, NJ_INIT_RANDN, 0, 0, 2, {{'*', 0.10000000000000001}, {'+', 1}}, "randn()*0.1 + 1.0"},
-    {    {"bnbias", 2, {1, 200}, offsetof(mlp_bn_fused_params, bnbias), "mlp_bn_fused.ninja:22: param bnbias: [1, n_hidden] = randn()*0.1"}, NJ_INIT_RANDN, 0, 0, 1, {{'*', 0.10000000000000001}}, "randn()*0.1"},
+    {    {"C", 2, {27, 10}, offsetof(mlp_bn_fused_params, C), "mlp_bn_fused.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)", 0}, NJ_INIT_RANDN, 1, 0, 0, {{0, 0}}, "randn(generator=g)"},
+    {    {"W1", 2, {30, 200}, offsetof(mlp_bn_fused_params, W1), "mlp_bn_fused.ninja:17: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)", 0}, NJ_INIT_RANDN, 1, 0, 2, {{'*', 1.6666666666666667}, {'/', 5.4772255750516612}}, "randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
+    {    {"b1", 1, {200}, offsetof(mlp_bn_fused_params, b1), "mlp_bn_fused.ninja:18: param b1: [n_hidden] = randn(generator=g) * 0.1", 0}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"W2", 2, {200, 27}, offsetof(mlp_bn_fused_params, W2), "mlp_bn_fused.ninja:19: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1", 0}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"b2", 1, {27}, offsetof(mlp_bn_fused_params, b2), "mlp_bn_fused.ninja:20: param b2: [vocab_size] = randn(generator=g) * 0.1", 0}, NJ_INIT_RANDN, 1, 0, 1, {{'*', 0.10000000000000001}}, "randn(generator=g) * 0.1"},
+    {    {"bngain", 2, {1, 200}, offsetof(mlp_bn_fused_params, bngain), "mlp_bn_fused.ninja:21: param bngain: [1, n_hidden] = randn()*0.1 + 1.0", 0}, NJ_INIT_RANDN, 0, 0, 2, {{'*', 0.10000000000000001}, {'+', 1}}, "randn()*0.1 + 1.0"},
+    {    {"bnbias", 2, {1, 200}, offsetof(mlp_bn_fused_params, bnbias), "mlp_bn_fused.ninja:22: param bnbias: [1, n_hidden] = randn()*0.1", 0}, NJ_INIT_RANDN, 0, 0, 1, {{'*', 0.10000000000000001}}, "randn()*0.1"},
 };
 
 static const NjInput inputs_table[] = {
@@ -443,35 +443,50 @@ static const NjInput inputs_table[] = {
 };
 
 static const NjTensor acts[] = {
-    {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_fused_acts, emb), "mlp_bn_fused.ninja:25: emb = C[Xb]"},
-    {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_acts, embcat), "mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)"},
-    {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hprebn), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1"},
-    {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)"},
-    {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)"},
-    {"bnvar_inv", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar_inv), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5"},
-    {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_acts, bnraw), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv"},
-    {"hpreact", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hpreact), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias"},
-    {"h", 2, {32, 200}, offsetof(mlp_bn_fused_acts, h), "mlp_bn_fused.ninja:38: h = torch.tanh(hpreact)"},
-    {"logits", 2, {32, 27}, offsetof(mlp_bn_fused_acts, logits), "mlp_bn_fused.ninja:39: logits = h @ W2 + b2"},
-    {"loss", 0, {}, offsetof(mlp_bn_fused_acts, loss), "mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)"},
+    {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_fused_acts, emb), "mlp_bn_fused.ninja:25: emb = C[Xb]", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_acts, embcat), "mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hprebn), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
+    {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)", 0},
+    {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)", 0},
+    {"bnvar_inv", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar_inv), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
+    {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_acts, bnraw), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv", 0x1},
+    {"hpreact", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hpreact), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias", 0x1},
+    {"h", 2, {32, 200}, offsetof(mlp_bn_fused_acts, h), "mlp_bn_fused.ninja:38: h = torch.tanh(hpreact)", 0x1},
+    {"logits", 2, {32, 27}, offsetof(mlp_bn_fused_acts, logits), "mlp_bn_fused.ninja:39: logits = h @ W2 + b2", 0x1},
+    {"loss", 0, {}, offsetof(mlp_bn_fused_acts, loss), "mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)", 0},
 };
 
 static const NjTensor grads[] = {
-    {"C", 2, {27, 10}, offsetof(mlp_bn_fused_grads, dC), "mlp_bn_fused.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)"},
-    {"W1", 2, {30, 200}, offsetof(mlp_bn_fused_grads, dW1), "mlp_bn_fused.ninja:17: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)"},
-    {"b1", 1, {200}, offsetof(mlp_bn_fused_grads, db1), "mlp_bn_fused.ninja:18: param b1: [n_hidden] = randn(generator=g) * 0.1"},
-    {"W2", 2, {200, 27}, offsetof(mlp_bn_fused_grads, dW2), "mlp_bn_fused.ninja:19: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1"},
-    {"b2", 1, {27}, offsetof(mlp_bn_fused_grads, db2), "mlp_bn_fused.ninja:20: param b2: [vocab_size] = randn(generator=g) * 0.1"},
-    {"bngain", 2, {1, 200}, offsetof(mlp_bn_fused_grads, dbngain), "mlp_bn_fused.ninja:21: param bngain: [1, n_hidden] = randn()*0.1 + 1.0"},
-    {"bnbias", 2, {1, 200}, offsetof(mlp_bn_fused_grads, dbnbias), "mlp_bn_fused.ninja:22: param bnbias: [1, n_hidden] = randn()*0.1"},
+    {"C", 2, {27, 10}, offsetof(mlp_bn_fused_grads, dC), "mlp_bn_fused.ninja:16: param C: [vocab_size, n_embd] = randn(generator=g)", 0},
+    {"W1", 2, {30, 200}, offsetof(mlp_bn_fused_grads, dW1), "mlp_bn_fused.ninja:17: param W1: [n_embd*block_size, n_hidden] = randn(generator=g) * (5/3)/((n_embd*block_size)**0.5)", 0},
+    {"b1", 1, {200}, offsetof(mlp_bn_fused_grads, db1), "mlp_bn_fused.ninja:18: param b1: [n_hidden] = randn(generator=g) * 0.1", 0},
+    {"W2", 2, {200, 27}, offsetof(mlp_bn_fused_grads, dW2), "mlp_bn_fused.ninja:19: param W2: [n_hidden, vocab_size] = randn(generator=g) * 0.1", 0},
+    {"b2", 1, {27}, offsetof(mlp_bn_fused_grads, db2), "mlp_bn_fused.ninja:20: param b2: [vocab_size] = randn(generator=g) * 0.1", 0},
+    {"bngain", 2, {1, 200}, offsetof(mlp_bn_fused_grads, dbngain), "mlp_bn_fused.ninja:21: param bngain: [1, n_hidden] = randn()*0.1 + 1.0", 0},
+    {"bnbias", 2, {1, 200}, offsetof(mlp_bn_fused_grads, dbnbias), "mlp_bn_fused.ninja:22: param bnbias: [1, n_hidden] = randn()*0.1", 0},
 };
 
 static const NjTensor stats[] = {
-    {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)"},
-    {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)"},
-    {"bnvar_inv_t1", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar_inv_t1), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5"},
-    {"bnvar_inv", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar_inv), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5"},
-    {NULL, 0, {0}, 0, NULL}   // keeps the array non-empty
+    {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)", 0},
+    {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)", 0},
+    {"bnvar_inv_t1", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar_inv_t1), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
+    {"bnvar_inv", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar_inv), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
+    {NULL, 0, {0}, 0, NULL, 0}   // keeps the array non-empty
+};
+
+static const NjTensor infer_acts[] = {
+    {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_fused_infer_ws, emb), "mlp_bn_fused.ninja:25: emb = C[Xb]", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_infer_ws, embcat), "mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"hprebn_t1", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hprebn_t1), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
+    {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hprebn), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
+    {"bnraw_t1", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, bnraw_t1), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv", 0x1},
+    {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, bnraw), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv", 0x1},
+    {"hpreact_t1", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hpreact_t1), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias", 0x1},
+    {"hpreact", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hpreact), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias", 0x1},
+    {"h", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, h), "mlp_bn_fused.ninja:38: h = torch.tanh(hpreact)", 0x1},
+    {"logits_t1", 2, {32, 27}, offsetof(mlp_bn_fused_infer_ws, logits_t1), "mlp_bn_fused.ninja:39: logits = h @ W2 + b2", 0x1},
+    {"logits", 2, {32, 27}, offsetof(mlp_bn_fused_infer_ws, logits), "mlp_bn_fused.ninja:39: logits = h @ W2 + b2", 0x1},
+    {"loss", 0, {}, offsetof(mlp_bn_fused_infer_ws, loss), "mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)", 0},
 };
 
 static void forward_any(const void *p, const int32_t *const *in, void *a) { mlp_bn_fused_forward(p, in, a); }
@@ -504,6 +519,7 @@ const NinjacModel mlp_bn_fused_model = {
     .infer_chunk = 512, .infer_bytes = sizeof(mlp_bn_fused_infer_ws),
     .infer_loss_offset = offsetof(mlp_bn_fused_infer_ws, loss),
     .infer_logits_offset = offsetof(mlp_bn_fused_infer_ws, logits), .logits_cols = 27,
+    .ninfer_acts = 12, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mlp_bn_fused_check_inputs,
 };

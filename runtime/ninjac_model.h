@@ -32,6 +32,7 @@ typedef struct {
     int shape[NJ_MAX_RANK];
     size_t offset;        /* byte offset in the struct it lives in */
     const char *origin;   /* "spec.ninja:LINE: source line" */
+    unsigned batch_dims;  /* bit d: dim d is the batch dim, `rows` long in an inference call */
 } NjTensor;
 
 typedef struct {
@@ -83,6 +84,10 @@ typedef struct NinjacModel {
     ptrdiff_t infer_loss_offset;             /* float/double in workspace, -1 if none */
     ptrdiff_t infer_logits_offset;           /* `logits` [rows][vocab] in workspace, -1 if none */
     int logits_cols;
+    /* Every activation of `infer`, in the order it computes them (offsets into
+     * the workspace). A call on `rows` rows fills the first numel elements of
+     * each, its batch dims counted as `rows` long. */
+    int ninfer_acts;  const NjTensor *infer_acts;
     void (*infer)(const void *params, const void *stats,
                   const int32_t *const *inputs, int rows, void *ws);
     /* Computes every frozen tensor over `rows` rows (e.g. the whole training

@@ -527,6 +527,19 @@ const NjTensor *first_nonfinite_stat(const State *s) {
     return NULL;
 }
 
+const NjTensor *first_nonfinite_infer_act(const State *s, int rows) {
+    const NinjacModel *m = s->m;
+    for (int i = 0; i < m->ninfer_acts; i++) {
+        const NjTensor *t = &m->infer_acts[i];
+        int64_t n = 1;
+        for (int d = 0; d < t->rank; d++)
+            n *= t->batch_dims >> d & 1 ? rows : t->shape[d];
+        if (!all_finite(at(s->ws, t->offset), n))
+            return t;
+    }
+    return NULL;
+}
+
 const NjTensor *first_nonfinite(const State *s, bool *in_grads) {
     const NinjacModel *m = s->m;
     for (int i = 0; i < m->nacts; i++)

@@ -72,5 +72,8 @@ const NjTensor *first_nonfinite_param(const State *s);
 /* The first batch statistic with a non-finite value, or NULL: finite but
  * huge params can overflow in calibration. */
 const NjTensor *first_nonfinite_stat(const State *s);
+/* The first activation of the last `infer` call (on `rows` rows) with a
+ * non-finite value, or NULL. */
+const NjTensor *first_nonfinite_infer_act(const State *s, int rows);
 
 #endif

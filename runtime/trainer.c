@@ -196,15 +196,23 @@ static double read_real(const void *base, size_t offset) {
     return *(const float *)((const char *)base + offset);
 }
 
-/* Mean loss over a whole split, batch statistics frozen. */
-static double split_loss(State *s, const Split *sp) {
+/* Mean loss over a whole split, batch statistics frozen. The first
+ * activation to go non-finite is reported in *bad (NULL if none), with the
+ * first row of its chunk in *bad_row. */
+static double split_loss(State *s, const Split *sp, const NjTensor **bad, int64_t *bad_row) {
     const NinjacModel *m = s->m;
     double total = 0;
+    *bad = NULL;
     for (int64_t r0 = 0; r0 < sp->rows; r0 += m->infer_chunk) {
         int rows = (int)(sp->rows - r0 < m->infer_chunk ? sp->rows - r0 : m->infer_chunk);
         const int32_t *in[2] = {sp->X + r0 * sp->block_size, sp->Y + r0};
         m->infer(s->params, s->stats, in, rows, s->ws);
-        total += read_real(s->ws, (size_t)m->infer_loss_offset) * rows;
+        double chunk_loss = read_real(s->ws, (size_t)m->infer_loss_offset);
+        if (!isfinite(chunk_loss) && !*bad) {
+            *bad = first_nonfinite_infer_act(s, rows);
+            *bad_row = r0;
+        }
+        total += chunk_loss * rows;
     }
     return total / (double)sp->rows;
 }
@@ -565,7 +573,9 @@ static int print_loss(State *s, const char *label, const Split *sp, bool count) 
         printf("%-5s loss - (no examples)\n", label);
         return 0;
     }
-    double loss = split_loss(s, sp);
+    const NjTensor *bad;
+    int64_t bad_row = 0;
+    double loss = split_loss(s, sp, &bad, &bad_row);
     printf("%-5s loss %.4f", label, loss);
     if (count)
         printf("  (%" PRId64 " examples)", sp->rows);
@@ -575,6 +585,9 @@ static int print_loss(State *s, const char *label, const Split *sp, bool count) 
     fflush(stdout);
     fprintf(stderr, "error: the %s loss is %g: the parameters%s are finite, but too large for the model's "
             "activations\n", label, loss, s->m->nstats ? " and batch statistics" : "");
+    if (bad)
+        fprintf(stderr, "  the first non-finite activation is %s, computed from example %" PRId64 " on (%s)\n",
+                bad->name, bad_row, bad->origin);
     return -1;
 }
 

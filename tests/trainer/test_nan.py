@@ -28,6 +28,11 @@ Cases (--case):
             nonzero exit naming the statistic and its spec line, no
             checkpoint written, no losses or samples printed; and eval and
             sample refuse an init whose params are scaled by 1e30.
+  inference  (mlp.ninja) finite params whose inference activations
+            overflow: C = 1, W1 = 1, b1 = 0 make h = tanh(30) = 1 in every
+            unit, and W2 = 3e38 makes every logit 200 * 3e38 = inf. `eval`
+            exits nonzero, names the first non-finite activation of the
+            inference pass, whose origin is the logits line of the spec.
 LR (--lr) is 1e6 (the notebook's lr times 1e7) where that diverges. The
 fused spec stays finite at 1e6 for 200 steps (tanh bounds h and
 F.cross_entropy is computed stably, so the loss only grows to ~4e7), so it
@@ -51,7 +56,8 @@ def main():
     p.add_argument("--lr", default="1e6")
     p.add_argument("--steps", default="1")
     p.add_argument("--case", required=True,
-                   choices=["update", "scratch", "message", "first", "resume", "no_check", "calibration"])
+                   choices=["update", "scratch", "message", "first", "resume", "no_check", "calibration",
+                            "inference"])
     a = p.parse_args()
     d = workdir(a.workdir)
     c = Checker(f"nan.{a.case}")
@@ -153,6 +159,18 @@ def main():
             r = run([T] + cmd + ["--data", a.data])
             c.ok(r.rc not in (0, None) and "non-finite" in r.err and r.out.strip() == "",
                  f"{cmd[0]} refuses params whose statistics overflow, printing nothing", str(r))
+    elif a.case == "inference":
+        r = run([T, "init", "--seed", "1", "--out", path("p.st")])
+        tensors, meta = read(path("p.st"))
+        fill = {"C": 1.0, "W1": 1.0, "b1": 0.0, "W2": 3e38, "b2": 0.0}
+        write(path("big.st"), {k: Tensor.of("F32", t.shape, [fill[k]] * len(t.values()))
+                               for k, t in tensors.items()}, meta)
+        r = run([T, "eval", "--load", path("big.st"), "--data", a.data])
+        m = re.search(r"the first non-finite activation is (\w+), computed from example (\d+) on "
+                      r"\(([^\s:]+):(\d+): ", r.err)
+        if c.ok(r.rc not in (0, None) and m is not None, "eval fails naming an activation and its origin", str(r)):
+            c.ok(int(m.group(4)) == line_of(a.spec, "logits"), f"{m.group(1)} comes from the logits line", r.err)
+            c.ok(m.group(2) == "0", "in the first chunk of examples", r.err)
     elif a.case == "resume":
         r = train(T, d, ck, 100, "--checkpoint-every", "0", log=log, data=a.data)
         if not c.ok(r.rc == 0, "100 good steps", str(r)):
