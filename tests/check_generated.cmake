@@ -6,7 +6,7 @@ file(MAKE_DIRECTORY ${WORK})
 file(GLOB specs ${SOURCE}/specs/*.ninja)
 set(stale "")
 foreach(spec IN LISTS specs)
-  get_filename_component(name ${spec} NAME_WE)
+  get_filename_component(name ${spec} NAME_WLE)
   execute_process(COMMAND ${NINJAC} specs/${name}.ninja -o ${WORK}
                   WORKING_DIRECTORY ${SOURCE} RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
