@@ -1410,8 +1410,8 @@ int emit_c(const Model *m, const Backward *bw, const Plan *plan, const EmitOptio
     emit_c_text(m, bw, plan, opt, text, len);
     const char *paths[2] = {arena_printf("%s/%s.h", opt->outdir, m->src->name),
                             arena_printf("%s/%s.c", opt->outdir, m->src->name)};
-    /* Both temporaries are written and synced before either is renamed:
-     * a failure (a full disk, a file size limit) leaves both old files. */
+    /* Written as a pair: a failure (a full disk, a file size limit, a
+     * failed rename) leaves both old files. */
     OutFile f[2];
     char err[2 * FILES_PATH_MAX];
     int rc = 0, opened = 0;
@@ -1421,10 +1421,10 @@ int emit_c(const Model *m, const Backward *bw, const Plan *plan, const EmitOptio
         if (rc == 0 && len[k])
             (void)fwrite(text[k], 1, len[k], f[k].fp);   /* out_sync sees any error */
         if (rc == 0)
-            rc = out_sync(&f[k], err, sizeof err);
+            rc = out_sync(&f[k], err, sizeof err);       /* while errno is the write's */
     }
-    for (int k = 0; k < 2 && rc == 0; k++)
-        rc = out_commit(&f[k], err, sizeof err);
+    if (rc == 0)
+        rc = out_commit_all(f, 2, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "ninjac: cannot write %s\n", err);
         for (int k = 0; k < opened; k++)

@@ -257,7 +257,53 @@ int out_commit(OutFile *f, char *err, size_t errlen) {
     return 0;
 }
 
-/* ---- reading ---- */
+/* Keeps the current target of f under a new hard link beside it, so that
+ * it can be put back if a later file of the set fails; backup is "" when
+ * there is nothing to keep, or no way to (a file system without hard
+ * links: then the set is only as atomic as its last rename). */
+static void keep_old(const OutFile *f, char *backup, size_t len) {
+    backup[0] = 0;
+    if (!f->tmp[0] || !f->to.exists)
+        return;
+    for (int k = 0; k < 100; k++) {
+        snprintf(backup, len, "%s.old.%ld.%d", f->to.path, (long)getpid(), k);
+        if (link(f->to.path, backup) == 0) {   /* link never follows or replaces a name: EEXIST */
+            temp_register(backup);
+            return;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    backup[0] = 0;
+}
+
+int out_commit_all(OutFile *f, int n, char *err, size_t errlen) {
+    char backup[OUT_COMMIT_MAX][sizeof f->tmp];
+    int rc = n > OUT_COMMIT_MAX ? fail(err, errlen, f[0].to.path, "too many files to commit together") : 0;
+    for (int k = 0; k < n && rc == 0; k++)
+        rc = out_sync(&f[k], err, errlen);
+    int kept = 0, done = 0;
+    for (; kept < n && rc == 0; kept++)
+        keep_old(&f[kept], backup[kept], sizeof backup[kept]);
+    while (rc == 0 && done < n && (rc = out_commit(&f[done], err, errlen)) == 0)
+        done++;
+    for (int k = 0; k < done && rc != 0; k++) {   /* put back what was replaced before the failure */
+        if (backup[k][0])
+            (void)rename(backup[k], f[k].to.path);
+        else if (!f[k].to.exists && !f[k].to.direct)
+            (void)unlink(f[k].to.path);
+    }
+    for (int k = 0; k < kept; k++)
+        if (backup[k][0]) {
+            (void)unlink(backup[k]);   /* already gone if put back */
+            temp_forget(backup[k]);
+        }
+    for (int k = 0; k < n; k++)
+        out_abort(&f[k]);
+    return rc;
+}
+
+/* ---- reading ---- *//* ---- reading ---- */
 
 FILE *in_open(const char *path, char *err, size_t errlen) {
     /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer. */

@@ -54,6 +54,12 @@ int out_open(OutFile *f, const char *path, char *err, size_t errlen);
 int out_sync(OutFile *f, char *err, size_t errlen);
 int out_commit(OutFile *f, char *err, size_t errlen);
 void out_abort(OutFile *f);
+/* Commits n opened files as a set: all are synced before any is renamed,
+ * and if a rename fails, the files already renamed get their old contents
+ * back (or are removed if they did not exist). On failure every temporary
+ * is removed. */
+#define OUT_COMMIT_MAX 4
+int out_commit_all(OutFile *f, int n, char *err, size_t errlen);
 
 /* fopen(path, "rb") of a regular file; anything else is refused. */
 FILE *in_open(const char *path, char *err, size_t errlen);

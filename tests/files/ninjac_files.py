@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What ninjac writes and refuses to write (issue 10, items 5, 6, 10).
 
-usage: ninjac_files.py NINJAC SPEC WORKDIR
+usage: ninjac_files.py NINJAC SPEC WORKDIR FAIL_RENAME_SHIM
 Each check runs ninjac on a copy of SPEC (a valid spec) in WORKDIR:
   * an output that is the spec itself (model.c -o ., model.h -o .) is
     refused and the spec stays;
@@ -12,7 +12,11 @@ Each check runs ninjac on a copy of SPEC (a valid spec) in WORKDIR:
   * a FIFO as the spec is refused at once (no hang);
   * a symlink planted at NAME.h.tmp.<pid> is not followed;
   * under a file size limit the .c fails with EFBIG, named, exit 1 (not
-    SIGXFSZ), and both old files stay as they were (written as a pair).
+    SIGXFSZ), and both old files stay as they were (written as a pair);
+  * when the rename of the .c fails after the .h was renamed into place
+    (FAIL_RENAME_SHIM, preloaded, makes it fail), exit 1 naming m.c, and
+    the .h gets its old contents back; with no old files, neither file is
+    left behind.
 """
 import os
 import resource
@@ -21,7 +25,7 @@ import signal
 import subprocess
 import sys
 
-ninjac, spec, work = sys.argv[1:4]
+ninjac, spec, work, fail_rename = sys.argv[1:5]
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 failures = []
@@ -111,6 +115,20 @@ ok(r.returncode == 1 and "m.c" in r.stderr and "File too large" in r.stderr,
 ok([open(os.path.join(d, n)).read() for n in ("m.h", "m.c")] == ["old m.h", "old m.c"],
    "both old files stay as they were")
 ok(not [n for n in os.listdir(d) if ".tmp." in n], "no temporary left", str(os.listdir(d)))
+
+shim = dict(os.environ, LD_PRELOAD=os.path.abspath(fail_rename), NJ_TEST_FAIL_RENAME="/m.c")
+r = run([ninjac, "m.ninja", "-o", "."], cwd=d, env=shim)
+ok(r.returncode == 1 and "m.c" in r.stderr and "Input/output error" in r.stderr,
+   "the rename of m.c fails: exit 1 and an error naming m.c", show(r))
+ok([open(os.path.join(d, n)).read() for n in ("m.h", "m.c")] == ["old m.h", "old m.c"],
+   "after the rename of m.c failed, m.h has its old contents back")
+ours = lambda: sorted(n for n in os.listdir(d) if n.startswith("m."))  # noqa: E731
+ok(ours() == ["m.c", "m.h", "m.ninja"], "no temporary or backup left", str(ours()))
+for n in ("m.h", "m.c"):
+    os.unlink(os.path.join(d, n))
+r = run([ninjac, "m.ninja", "-o", "."], cwd=d, env=shim)
+ok(r.returncode == 1 and ours() == ["m.ninja"],
+   "with no old files, a failed rename of m.c leaves neither file", show(r) + str(ours()))
 
 if failures:
     print(f"\n{len(failures)} expectation(s) failed")
