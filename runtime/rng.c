@@ -7,6 +7,7 @@
 #include "rng.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ */
@@ -157,8 +158,8 @@ static float bits_float(uint32_t u) {
     return f;
 }
 
-/* torch.randn of 16 or more floats runs normal_fill_16_AVX2 on any CPU with
- * AVX2 (its scalar fallback for older CPUs rounds differently): Box-Muller
+/* torch.randn of 16 or more floats runs normal_fill_16_AVX2 where torch
+ * runs its AVX2 kernels (see uses_avx2_kernels below): Box-Muller
  * with Cephes-style single-precision log and sincos polynomials (Pommier's
  * avx_mathfun), which torch's compiler contracted into the fused
  * multiply-adds written out below. This file is built with
@@ -211,7 +212,7 @@ static void cephes_sincosf(float x, float *sin_out, float *cos_out) {
 }
 
 /* x[0..15] holds uniforms; pairs (j, j + 8) become two normals. */
-static void normal_fill_16(float *x) {
+static void normal_fill_16_avx2(float *x) {
     const float two_pi = (float)6.283185307179586476925286766559;
     for (int j = 0; j < 8; j++) {
         float radius = sqrtf(-2.0f * cephes_logf(1.0f - x[j]));
@@ -220,6 +221,43 @@ static void normal_fill_16(float *x) {
         x[j] = radius * c;
         x[j + 8] = radius * s;
     }
+}
+
+/* The same in torch's scalar kernel (its default CPU capability, used
+ * without AVX2 and on ARM): libm's logf, cosf and sinf, the angle computed
+ * in double (`2.0f * c10::pi<double> * u2`) and rounded to float. */
+static void normal_fill_16_scalar(float *x) {
+    for (int j = 0; j < 8; j++) {
+        float radius = sqrtf(-2.0f * logf(1.0f - x[j]));
+        float theta = (float)(2.0 * 3.14159265358979323846 * (double)x[j + 8]);
+        x[j] = radius * cosf(theta);
+        x[j + 8] = radius * sinf(theta);
+    }
+}
+
+/* Whether torch runs its AVX2 kernels here: on an x86-64 CPU with AVX2 and
+ * FMA, unless ATEN_CPU_CAPABILITY=default asks it not to (torch reads the
+ * variable once, at startup; so does this). */
+static bool uses_avx2_kernels(void) {
+    static int avx2 = -1;
+    if (avx2 < 0) {
+        const char *cap = getenv("ATEN_CPU_CAPABILITY");
+        avx2 = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+        __builtin_cpu_init();
+        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(cap && !strcmp(cap, "default"));
+#else
+        (void)cap;
+#endif
+    }
+    return avx2;
+}
+
+static void normal_fill_16(float *x) {
+    if (uses_avx2_kernels())
+        normal_fill_16_avx2(x);
+    else
+        normal_fill_16_scalar(x);
 }
 
 /* at::normal_distribution<double>: Box-Muller in double whose sine half is
