@@ -12,6 +12,9 @@
  *       the same six products through runtime/ninjac_kernels.h, as the
  *       default mode's generated code computes them (A @ B^T by a transpose
  *       of B, then nj_gemm)
+ *   bench_sgemm products [same options as bound]
+ *       each of the six products alone, the kernels' time and sgemm's
+ *       (minimum and median per call) and their ratio
  *   bench_sgemm peak [--size S] [--reps R]
  *       C[S,S] = A[S,S] @ B[S,S]: sgemm's large-matrix rate in GFLOP/s
  *   bench_sgemm ownpeak [--size S] [--reps R]
@@ -83,6 +86,55 @@ static void kernels_step(void *p) {
     nj_gemm(BE, H, n, b->embcat, 1, BE, b->dhprebn, H, b->dW1, H, 0);
 }
 
+/* One product of the step at a time, ninjac's kernels against sgemm:
+ * which of the six costs what (bench_sgemm products). */
+typedef struct {
+    Bound *b;
+    int which;   /* 0..5 in bound_step's order */
+    bool own;
+} Product;
+
+static void product_step(void *p) {
+    const Product *q = p;
+    Bound *b = q->b;
+    const int n = b->n, BE = b->be, H = b->h, V = b->v;
+    const CBLAS_TRANSPOSE N_ = CblasNoTrans, T_ = CblasTrans;
+    switch (q->which) {
+    case 0:
+        if (q->own) nj_gemm(n, H, BE, b->embcat, BE, 1, b->W1, H, b->hprebn, H, 0);
+        else cblas_sgemm(CblasRowMajor, N_, N_, n, H, BE, 1, b->embcat, BE, b->W1, H, 0, b->hprebn, H);
+        break;
+    case 1:
+        if (q->own) nj_gemm(n, V, H, b->h_, H, 1, b->W2, V, b->logits, V, 0);
+        else cblas_sgemm(CblasRowMajor, N_, N_, n, V, H, 1, b->h_, H, b->W2, V, 0, b->logits, V);
+        break;
+    case 2:
+        if (q->own) {
+            nj_transpose(H, V, b->W2, kernel_scratch);
+            nj_gemm(n, H, V, b->dlogits, V, 1, kernel_scratch, H, b->dh, H, 0);
+        } else {
+            cblas_sgemm(CblasRowMajor, N_, T_, n, H, V, 1, b->dlogits, V, b->W2, V, 0, b->dh, H);
+        }
+        break;
+    case 3:
+        if (q->own) nj_gemm(H, V, n, b->h_, 1, H, b->dlogits, V, b->dW2, V, 0);
+        else cblas_sgemm(CblasRowMajor, T_, N_, H, V, n, 1, b->h_, H, b->dlogits, V, 0, b->dW2, V);
+        break;
+    case 4:
+        if (q->own) {
+            nj_transpose(BE, H, b->W1, kernel_scratch);
+            nj_gemm(n, BE, H, b->dhprebn, H, 1, kernel_scratch, BE, b->dembcat, BE, 0);
+        } else {
+            cblas_sgemm(CblasRowMajor, N_, T_, n, BE, H, 1, b->dhprebn, H, b->W1, H, 0, b->dembcat, BE);
+        }
+        break;
+    default:
+        if (q->own) nj_gemm(BE, H, n, b->embcat, 1, BE, b->dhprebn, H, b->dW1, H, 0);
+        else cblas_sgemm(CblasRowMajor, T_, N_, BE, H, n, 1, b->embcat, BE, b->dhprebn, H, 0, b->dW1, H);
+        break;
+    }
+}
+
 typedef struct {
     int s;
     float *a, *b, *c;
@@ -101,7 +153,7 @@ static void peak_step(void *p) {
 
 static int usage(const char *prog) {
     fprintf(stderr, "usage: %s info\n       %s bound [--n N] [--hidden H] [--reps R] [--rep-ms MS] "
-                    "[--warm-ms MS]\n       %s kernels [same options as bound]\n       %s peak|ownpeak [--size S] [--reps R]\n       %s isa\n",
+                    "[--warm-ms MS]\n       %s kernels|products [same options as bound]\n       %s peak|ownpeak [--size S] [--reps R]\n       %s isa\n",
             prog, prog, prog, prog, prog);
     return 2;
 }
@@ -124,7 +176,7 @@ int main(int argc, char **argv) {
         return 0;
     }
 
-    if (strcmp(argv[1], "bound") == 0 || strcmp(argv[1], "kernels") == 0) {
+    if (strcmp(argv[1], "bound") == 0 || strcmp(argv[1], "kernels") == 0 || strcmp(argv[1], "products") == 0) {
         bool own = strcmp(argv[1], "kernels") == 0;
         static const char *const known[] = {"--n", "--hidden", "--reps", "--rep-ms", "--warm-ms", NULL};
         double n = 32, hidden = 200, reps = 15, rep_ms = 100, warm_ms = 300;
@@ -150,6 +202,20 @@ int main(int argc, char **argv) {
         b.dW1 = randmat(&rng, BE * H);
         kernel_scratch = randmat(&rng, H * (V > BE ? V : BE));
         BenchCfg cfg = {.warm_ms = warm_ms, .rep_ms = rep_ms, .reps = (int)reps};
+        if (strcmp(argv[1], "products") == 0) {
+            static const char *const names[6] = {"hprebn = embcat @ W1", "logits = h @ W2", "dh = dlogits @ W2^T",
+                                                 "dW2 = h^T @ dlogits", "dembcat = dhprebn @ W1^T",
+                                                 "dW1 = embcat^T @ dhprebn"};
+            for (int w = 0; w < 6; w++) {   /* own and sgemm alternate, so that both see the same load */
+                Product po = {&b, w, true}, pb = {&b, w, false};
+                BenchStats so = bench_run(&cfg, product_step, NULL, &po);
+                BenchStats sb = bench_run(&cfg, product_step, NULL, &pb);
+                printf("RESULT what=product n=%d H=%d isa=%s product=|%s| own_min_us=%.3f blas_min_us=%.3f "
+                       "own_med_us=%.3f blas_med_us=%.3f blas_over_own=%.2f\n", b.n, b.h, nj_gemm_isa(), names[w],
+                       so.min_us, sb.min_us, so.med_us, sb.med_us, sb.min_us / so.min_us);
+            }
+            return 0;
+        }
         BenchStats st = bench_run(&cfg, own ? kernels_step : bound_step, NULL, &b);
         double flops = bench_step_flops(b.n, b.be, b.h, b.v);
         printf("RESULT what=%s n=%d H=%d threads=%d corename=%s flops=%.0f gflops=%.3f", own ? "kernels" : "bound",

@@ -377,34 +377,44 @@ NJ_INLINE float nj_tanhf(float x) {
 
 /* nj_transpose: 4 x 4 blocks through vector registers (any ISA with
  * 128-bit vectors: two rounds of interleaving), the ragged edges one float
- * at a time. */
+ * at a time. Rows of src are taken 16 at a time, so that each row of dst
+ * is written a whole cache line at a time: dst's rows lie R floats apart,
+ * and when R is a multiple of 1024 they all fall in the same cache set;
+ * writing them a few floats at a time across all of them (27 rows for a
+ * [1024][27] src) evicted each line before it was full, which made the
+ * transpose 70 times slower than for R = 200. */
 typedef float nj_v4 __attribute__((vector_size(16)));
+
+NJ_INLINE void nj_transpose_4x4(int R, int C, const float *src, float *dst, int i, int j) {
+    nj_v4 r0, r1, r2, r3;
+    memcpy(&r0, src + (ptrdiff_t)i * C + j, 16);
+    memcpy(&r1, src + (ptrdiff_t)(i + 1) * C + j, 16);
+    memcpy(&r2, src + (ptrdiff_t)(i + 2) * C + j, 16);
+    memcpy(&r3, src + (ptrdiff_t)(i + 3) * C + j, 16);
+    nj_v4 t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5);   /* a0 b0 a1 b1 */
+    nj_v4 t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);   /* a2 b2 a3 b3 */
+    nj_v4 t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5);   /* c0 d0 c1 d1 */
+    nj_v4 t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);   /* c2 d2 c3 d3 */
+    nj_v4 o0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);   /* a0 b0 c0 d0 */
+    nj_v4 o1 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+    nj_v4 o2 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+    nj_v4 o3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+    memcpy(dst + (ptrdiff_t)j * R + i, &o0, 16);
+    memcpy(dst + (ptrdiff_t)(j + 1) * R + i, &o1, 16);
+    memcpy(dst + (ptrdiff_t)(j + 2) * R + i, &o2, 16);
+    memcpy(dst + (ptrdiff_t)(j + 3) * R + i, &o3, 16);
+}
 
 NJ_INLINE void nj_transpose(int R, int C, const float *src, float *dst) {
     int R4 = R / 4 * 4, C4 = C / 4 * 4;   /* bounds the compiler can fold for constant R and C */
-    for (int i = 0; i < R4; i += 4) {
-        for (int j = 0; j < C4; j += 4) {
-            nj_v4 r0, r1, r2, r3;
-            memcpy(&r0, src + (ptrdiff_t)i * C + j, 16);
-            memcpy(&r1, src + (ptrdiff_t)(i + 1) * C + j, 16);
-            memcpy(&r2, src + (ptrdiff_t)(i + 2) * C + j, 16);
-            memcpy(&r3, src + (ptrdiff_t)(i + 3) * C + j, 16);
-            nj_v4 t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5);   /* a0 b0 a1 b1 */
-            nj_v4 t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);   /* a2 b2 a3 b3 */
-            nj_v4 t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5);   /* c0 d0 c1 d1 */
-            nj_v4 t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);   /* c2 d2 c3 d3 */
-            nj_v4 o0 = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);   /* a0 b0 c0 d0 */
-            nj_v4 o1 = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
-            nj_v4 o2 = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
-            nj_v4 o3 = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
-            memcpy(dst + (ptrdiff_t)j * R + i, &o0, 16);
-            memcpy(dst + (ptrdiff_t)(j + 1) * R + i, &o1, 16);
-            memcpy(dst + (ptrdiff_t)(j + 2) * R + i, &o2, 16);
-            memcpy(dst + (ptrdiff_t)(j + 3) * R + i, &o3, 16);
-        }
+    for (int i0 = 0; i0 < R4; i0 += 16) {
+        int i1 = R4 - i0 < 16 ? R4 : i0 + 16;
+        for (int j = 0; j < C4; j += 4)
+            for (int i = i0; i < i1; i += 4)
+                nj_transpose_4x4(R, C, src, dst, i, j);
         for (int j = C4; j < C; j++)   /* the last C % 4 columns */
-            for (int r = i; r < i + 4; r++)
-                dst[(ptrdiff_t)j * R + r] = src[(ptrdiff_t)r * C + j];
+            for (int i = i0; i < i1; i++)
+                dst[(ptrdiff_t)j * R + i] = src[(ptrdiff_t)i * C + j];
     }
     for (int i = R4; i < R; i++)   /* the last R % 4 rows */
         for (int j = 0; j < C; j++)
