@@ -23,7 +23,7 @@ spec (in file order) that the diagnostic should have pointed at.
 Then the gap table: construct -> issue 12 item -> the specs that use it,
 ranked by how many specs need it. Batched `@` (3-D/4-D operands) is found by
 running the forward under PyTorch (tests/lang/run_torch.py) and recording
-the operand ranks of every `@`; without torch that row is left out.
+the operand ranks of every `@`. Needs the Python that has PyTorch (as tests/oracle does).
 --markdown writes both tables into a Markdown file (docs/language_gaps.md).
 """
 import argparse
@@ -39,7 +39,10 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "oracle"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lang"))
-import oracle  # noqa: E402  (parse_spec)
+try:
+    import oracle  # noqa: E402  (parse_spec; tests/oracle imports torch)
+except ImportError as e:
+    sys.exit(f"lang_status: needs PyTorch, as tests/oracle/oracle.py does ({e}); run it with /usr/bin/python3")
 
 RE_DECL = re.compile(r"(dim|input|param)\s+\w+\s*[:=]")
 
@@ -497,7 +500,7 @@ def main(argv=None):
                    f"{len(users[k])}: {', '.join(users[k])} |")
     if no_torch:
         out.append("")
-        out.append("(PyTorch missing or a forward failed: batched `@` was not detected.)")
+        out.append("(A forward failed under PyTorch: batched `@` was not detected in every spec.)")
     text_out = "\n".join(out)
     print(text_out)
     if args.markdown:
