@@ -332,7 +332,24 @@ def uses(path, text, spec, matmul_ranks):
                 out += [e.id for e in (t.elts if isinstance(t, ast.Tuple) else [t]) if isinstance(e, ast.Name)]
         return out
 
+    def int_computed(stmt):
+        """Names stmt binds to an integer tensor the forward computes: arange, roll."""
+        out = []
+        for n in names_assigned(stmt):
+            v = stmt.value
+            if isinstance(v, ast.Call) and (_dotted(v.func) in ("torch.arange", "torch.roll")
+                                            or (isinstance(v.func, ast.Attribute) and v.func.attr == "unsqueeze"
+                                                and isinstance(v.func.value, ast.Call)
+                                                and _dotted(v.func.value.func) == "torch.arange")):
+                out.append(n)
+        return out
+
     def visit_stmt(stmt):
+        if isinstance(stmt, ast.For):
+            # from the second trip on, the body sees what its later lines computed
+            for s in ast.walk(stmt):
+                if isinstance(s, ast.stmt):
+                    ctx["int_computed"].update(int_computed(s))
         for node in ast.walk(stmt) if not isinstance(stmt, ast.For) else [stmt, *ast.walk(stmt.target), *ast.walk(stmt.iter)]:
             for key, _, _, det, _ in CONSTRUCTS:
                 span = det(node, ctx)
@@ -343,15 +360,8 @@ def uses(path, text, spec, matmul_ranks):
             for s in stmt.body:
                 visit_stmt(s)
             return
-        for n in names_assigned(stmt):
-            ctx["bound"].add(n)
-            v = stmt.value
-            # an integer tensor the forward computes: arange, roll, or an input reassigned
-            if isinstance(v, ast.Call) and (_dotted(v.func) in ("torch.arange", "torch.roll")
-                                            or (isinstance(v.func, ast.Attribute) and v.func.attr == "unsqueeze"
-                                                and isinstance(v.func.value, ast.Call)
-                                                and _dotted(v.func.value.func) == "torch.arange")):
-                ctx["int_computed"].add(n)
+        ctx["bound"].update(names_assigned(stmt))
+        ctx["int_computed"].update(int_computed(stmt))
     for stmt in tree.body:
         visit_stmt(stmt)
     return found
