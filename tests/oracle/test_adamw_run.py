@@ -17,7 +17,10 @@ torch.Generator().manual_seed(2147483647), which the minibatches continue
 makemore.py's settings (lr 5e-4, weight_decay 0.01, betas (0.9, 0.99), eps
 1e-8), or the ones given, on every param, as makemore.py has it.
 
-Checks: the trainer's init equals PyTorch's bit for bit; every step's loss
+Checks: the first EXACT_STEPS updates equal torch.optim.AdamW's bit for
+bit, params and both moments, when torch is given the trainer's own
+gradients (`grads` on the batch of the step, then `train --resume` one
+step further); the trainer's init equals PyTorch's bit for bit; every step's loss
 in the trainer's log agrees with PyTorch's within LOSS_TOL; the printed
 train and val losses agree within EVAL_TOL. Exits 1 on any failure.
 
@@ -51,6 +54,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import notebook  # noqa: E402
 import st  # noqa: E402
 
+EXACT_STEPS = 5
 LOSS_TOL = 1e-4
 EVAL_TOL = 5e-4
 N_EMBD, N_HIDDEN, BATCH, BLOCK = 10, 200, 32, 3
@@ -117,6 +121,53 @@ def torch_run(steps, train, val, vocab_size, hyper, optimizer=torch.optim.AdamW)
     return init, lossi, evals
 
 
+def exact_steps(args, work, train, vocab_size, hyper):
+    """Runs the trainer EXACT_STEPS steps, one at a time, beside
+    torch.optim.AdamW stepping with the trainer's gradients; returns the
+    number of tensors that differ in any bit."""
+    Xtr, Ytr = train
+    _, g = spec_init(vocab_size)                      # the minibatches continue g
+    p = lambda n: os.path.join(work, n)               # noqa: E731
+    subprocess.run([args.trainer, "init", "--out", p("exact_init.st")], check=True)
+    got, _ = st.read(p("exact_init.st"))
+    params = [got[k].clone() for k in NAMES]
+    opt = torch.optim.AdamW(params, **hyper)
+    current, differ = p("exact_init.st"), 0
+    for step in range(EXACT_STEPS):
+        ix = torch.randint(0, Xtr.shape[0], (BATCH,), generator=g)
+        st.write(p("batch.st"), {"Xb": Xtr[ix], "Yb": Ytr[ix]})
+        subprocess.run([args.trainer, "grads", "--params", current, "--inputs", p("batch.st"),
+                        "--out", p("grads.st")], check=True, capture_output=True)
+        grads, _ = st.read(p("grads.st"))
+        for name, t in zip(NAMES, params):
+            t.grad = grads["grad." + name]
+        opt.step()
+        train_args = ["--resume", current] if step else ["--optim", "adamw", *hyper_args(args)]
+        subprocess.run([args.trainer, "train", "--steps", str(step + 1), "--data", args.data, *train_args,
+                        "--save", p("exact.st"), "--checkpoint-every", "0", "--log", p("exact.csv"), "--plot", "",
+                        "--samples", "0"], check=True, capture_output=True)
+        current = p("exact.st")
+        ours, _ = st.read(current)
+        for name, t in zip(NAMES, params):
+            state = opt.state[t]
+            for label, want, have in ((name, t, ours[name]),
+                                      ("exp_avg." + name, state["exp_avg"], ours["adamw.exp_avg." + name]),
+                                      ("exp_avg_sq." + name, state["exp_avg_sq"], ours["adamw.exp_avg_sq." + name])):
+                if not torch.equal(want, have):
+                    bad = (want != have).sum().item()
+                    print(f"step {step}: {label}: {bad} of {want.numel()} elements differ from torch.optim.AdamW's "
+                          f"(max |diff| {(want - have).abs().max().item():.3e})")
+                    differ += 1
+    print(f"{EXACT_STEPS} steps on the trainer's gradients: params and moments "
+          f"{'bit-identical to torch.optim.AdamW' if not differ else 'DIFFER'}")
+    return differ
+
+
+def hyper_args(args):
+    return ["--lr", repr(args.lr), "--weight-decay", repr(args.weight_decay), "--betas", args.betas,
+            "--eps", repr(args.eps)]
+
+
 def max_diff(a, b):
     diffs = [abs(x - y) for x, y in zip(a, b)]
     worst = max(range(len(diffs)), key=diffs.__getitem__)
@@ -153,18 +204,17 @@ def main():
 
     work = args.workdir or tempfile.mkdtemp(prefix="ninjac-adamw-")
     os.makedirs(work, exist_ok=True)
+    failures = exact_steps(args, work, train, vocab_size, hyper)
     init_path, log = os.path.join(work, "init.safetensors"), os.path.join(work, "loss.csv")
     subprocess.run([args.trainer, "init", "--out", init_path], check=True)
     out = subprocess.run([args.trainer, "train", "--optim", "adamw", "--steps", str(args.steps),
-                          "--lr", repr(args.lr), "--weight-decay", repr(args.weight_decay), "--betas", args.betas,
-                          "--eps", repr(args.eps), "--data", args.data,
+                          *hyper_args(args), "--data", args.data,
                           "--save", os.path.join(work, "ckpt.safetensors"), "--checkpoint-every", "0",
                           "--log", log, "--plot", "", "--samples", "0"],
                          check=True, capture_output=True, text=True).stdout
     ours_eval = {k: float(v) for k, v in re.findall(r"^(train|val)\s+loss\s+([0-9.]+)$", out, re.M)}
     ours = [float(line.split(",")[1]) for line in open(log).read().splitlines()[1:]]
 
-    failures = 0
     got, _ = st.read(init_path)
     for name, ref in init.items():
         same = torch.equal(got[name], ref)
