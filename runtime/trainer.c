@@ -155,16 +155,41 @@ static int new_state(const NinjacModel *m, State *s) {
     return 0;
 }
 
-/* The data loader feeds specs whose inputs are contexts X[n, block] and targets Y[n]. */
-static int load_data(const NinjacModel *m, const char *path, Dataset *ds) {
-    if (m->ninputs != 2 || m->inputs[0].rank != 2 || m->inputs[1].rank != 1 ||
-        m->inputs[0].bound != m->inputs[1].bound) {
-        fprintf(stderr, "error: the names data feeds specs with inputs X: int[n, block] < vocab and "
-                        "Y: int[n] < vocab; %s declares other inputs\n", m->name);
-        return -1;
+/* The data layout is picked from the spec's inputs, in declaration order
+ * (README, "Data layouts"): a context and a target, both < the vocabulary
+ * size, where the context is
+ *   X: int[n, block]  the notebook's windows: the block characters before
+ *                     the target, '.' (0) before the word starts;
+ *   xs: int[n]        lecture 1's pairs: the character before the target.
+ * A pair is a window of one character, laid out the same in memory, so
+ * both come from data_load: the context length, or 0 for a spec that fits
+ * neither (after saying why). */
+static int context_length(const NinjacModel *m) {
+    const NjInput *in = m->inputs;
+    if (m->ninputs == 2 && in[1].rank == 1 && in[0].bound == in[1].bound && (in[0].rank == 1 || in[0].rank == 2))
+        return in[0].rank == 2 ? in[0].shape[1] : 1;
+    char have[512] = "";
+    size_t len = 0;
+    for (int k = 0; k < m->ninputs && len < sizeof have; k++) {
+        len += (size_t)snprintf(have + len, sizeof have - len, "%s%s: int[", k ? ", " : "", in[k].name);
+        for (int d = 0; d < in[k].rank && len < sizeof have; d++)
+            len += (size_t)snprintf(have + len, sizeof have - len, "%s%d", d ? ", " : "", in[k].shape[d]);
+        if (len < sizeof have)
+            len += (size_t)snprintf(have + len, sizeof have - len, "] < %d", (int)in[k].bound);
     }
+    fprintf(stderr, "error: %s's inputs fit none of the trainer's data layouts, a context then a target, both "
+            "< the vocabulary size:\n  X: int[n, block], Y: int[n]   the notebook's context windows\n"
+            "  xs: int[n], ys: int[n]        lecture 1's pairs of consecutive characters\n"
+            "%s declares %s\n", m->name, m->name, m->ninputs ? have : "no inputs");
+    return 0;
+}
+
+static int load_data(const NinjacModel *m, const char *path, Dataset *ds) {
+    int block = context_length(m);
+    if (!block)
+        return -1;
     char err[1024];
-    if (data_load(path, m->inputs[0].shape[1], m->inputs[0].bound, DATA_SEED, ds, err, sizeof err) != 0) {
+    if (data_load(path, block, m->inputs[0].bound, DATA_SEED, ds, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         return -1;
     }
@@ -235,7 +260,7 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
     }
     TorchGen rng;
     tg_seed(&rng, seed);
-    int block = m->inputs[0].shape[1], vocab = m->logits_cols;
+    int block = ds->train.block_size, vocab = m->logits_cols;   /* 1 for pairs */
     int32_t *context = calloc((size_t)block, sizeof *context);   /* any block_size the spec has */
     float p[256];
     if (!context || vocab > 256 || vocab != ds->vocab_size) {
@@ -796,7 +821,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     }
     rc = 1;
     Progress p = {.tty = isatty(2), .nan_check = nan_check};
-    int32_t *X = malloc(sizeof(int32_t) * (size_t)m->inputs[0].shape[0] * (size_t)m->inputs[0].shape[1]);
+    int32_t *X = malloc(sizeof(int32_t) * (size_t)m->batch * (size_t)ds.train.block_size);
     int32_t *Y = malloc(sizeof(int32_t) * (size_t)m->inputs[1].shape[0]);
     if (!X || !Y) {
         fprintf(stderr, "error: out of memory\n");
