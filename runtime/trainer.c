@@ -164,10 +164,18 @@ static int new_state(const NinjacModel *m, State *s) {
  * A pair is a window of one character, laid out the same in memory, so
  * both come from data_load: the context length, or 0 for a spec that fits
  * neither (after saying why). */
-static int context_length(const NinjacModel *m) {
+static int layout_context(const NinjacModel *m) {
     const NjInput *in = m->inputs;
     if (m->ninputs == 2 && in[1].rank == 1 && in[0].bound == in[1].bound && (in[0].rank == 1 || in[0].rank == 2))
         return in[0].rank == 2 ? in[0].shape[1] : 1;
+    return 0;
+}
+
+static int context_length(const NinjacModel *m) {
+    int block = layout_context(m);
+    if (block)
+        return block;
+    const NjInput *in = m->inputs;
     char have[512] = "";
     size_t len = 0;
     for (int k = 0; k < m->ninputs && len < sizeof have; k++) {
@@ -1167,8 +1175,17 @@ static void print_usage(const NinjacModel *m, FILE *to) {
             "  train    train with SGD or AdamW, calibrate, evaluate, sample (the notebook's exercise 4)\n"
             "  eval     loss on whole splits with batch statistics frozen\n"
             "  sample   generate names\n"
-            "  grads    one forward and backward pass on a given batch, all gradients to a file\n",
+            "  grads    one forward and backward pass on a given batch, all gradients to a file\n\n",
             m->name, "<command>", m->spec_file, m->dims, m->opt_level == 0 ? "-O0" : "-O");
+    int block = layout_context(m);
+    if (!block)
+        fprintf(to, "data: its inputs fit none of the data layouts (train, eval and sample say which there are)\n");
+    else if (m->inputs[0].rank == 1)
+        fprintf(to, "data: lecture 1's pairs (%s: a character, %s: the next one)\n", m->inputs[0].name,
+                m->inputs[1].name);
+    else
+        fprintf(to, "data: the notebook's context windows (%s: %d characters, %s: the next one)\n",
+                m->inputs[0].name, block, m->inputs[1].name);
 }
 
 int ninjac_main(int argc, char **argv, const NinjacModel *m) {
