@@ -38,7 +38,6 @@ not tell them apart.
 """
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ except ImportError:
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import notebook  # noqa: E402
+import runs  # noqa: E402
 import st  # noqa: E402
 
 EXACT_STEPS = 5
@@ -205,35 +205,9 @@ def main():
     work = args.workdir or tempfile.mkdtemp(prefix="ninjac-adamw-")
     os.makedirs(work, exist_ok=True)
     failures = exact_steps(args, work, train, vocab_size, hyper)
-    init_path, log = os.path.join(work, "init.safetensors"), os.path.join(work, "loss.csv")
-    subprocess.run([args.trainer, "init", "--out", init_path], check=True)
-    out = subprocess.run([args.trainer, "train", "--optim", "adamw", "--steps", str(args.steps),
-                          *hyper_args(args), "--data", args.data,
-                          "--save", os.path.join(work, "ckpt.safetensors"), "--checkpoint-every", "0",
-                          "--log", log, "--plot", "", "--samples", "0"],
-                         check=True, capture_output=True, text=True).stdout
-    ours_eval = {k: float(v) for k, v in re.findall(r"^(train|val)\s+loss\s+([0-9.]+)$", out, re.M)}
-    ours = [float(line.split(",")[1]) for line in open(log).read().splitlines()[1:]]
-
-    got, _ = st.read(init_path)
-    for name, ref in init.items():
-        same = torch.equal(got[name], ref)
-        print(f"init {name:3s} {'exact' if same else 'DIFFERS'}")
-        failures += not same
-    if len(ours) != len(lossi):
-        print(f"the log has {len(ours)} steps, PyTorch ran {len(lossi)}")
-        return 1
-    d, worst = max_diff(ours, lossi)
-    print(f"step losses: max |ninjac - PyTorch| = {d:.2e} at step {worst} "
-          f"({ours[worst]:.6f} vs {lossi[worst]:.6f}); tolerance {LOSS_TOL}")
-    for k in range(0, len(ours), max(1, len(ours) // 5)):
-        print(f"  step {k:6d}: ninjac {ours[k]:.6f}  PyTorch {lossi[k]:.6f}")
-    failures += d > LOSS_TOL
-    for split in ("train", "val"):
-        e = abs(ours_eval[split] - evals[split])
-        print(f"{split} loss: ninjac {ours_eval[split]:.4f}, PyTorch {evals[split]:.4f} (|diff| {e:.1e}; "
-              f"tolerance {EVAL_TOL})")
-        failures += e > EVAL_TOL
+    init_path, ours, ours_eval = runs.trainer_run(args.trainer, work, args.steps, args.data, "--optim", "adamw",
+                                                  *hyper_args(args))
+    failures += runs.compare(init_path, init, ours, lossi, ours_eval, evals, LOSS_TOL, EVAL_TOL)
     print("same run as PyTorch's" if not failures else f"{failures} check(s) failed; files in {work}")
     return 1 if failures else 0
 
