@@ -27,10 +27,13 @@ Cases (--case):
 """
 import math
 import os
-import random
 import re
+import sys
 
 from common import Checker, Tensor, parser, read, run, train, workdir, write
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
+import words  # noqa: E402  (the notebook's split, standard library only)
 
 LECTURE_PAIRS = 228146   # makemore part 1: the number of bigrams in names.txt
 EVAL_TOL = 1e-4
@@ -39,14 +42,8 @@ NEAR = 0.02
 
 def splits(path):
     """The notebook's split of the words, and the vocabulary (stoi)."""
-    words = open(path).read().splitlines()
-    chars = sorted(set("".join(words)))
-    stoi = {ch: i + 1 for i, ch in enumerate(chars)}
-    stoi["."] = 0
-    random.seed(42)
-    random.shuffle(words)
-    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
-    return {"train": words[:n1], "val": words[n1:n2], "test": words[n2:]}, stoi
+    (train, val, test), stoi = words.split(path)
+    return {"train": train, "val": val, "test": test}, stoi
 
 
 def pairs(words, stoi):
