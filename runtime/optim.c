@@ -18,7 +18,10 @@
  * addcmul_ is self + value * t1 * t2 computed as fma(value * t1, t2, self);
  * addcdiv_ is self + (value * t1) / t2, with no fused step. That is the
  * order below, with fmaf where torch fuses and nothing else fused (this
- * file is compiled with -ffp-contract=off). Checked element for element
+ * file is compiled with -ffp-contract=off). Those are torch's AVX2 and
+ * AVX-512 kernels, the ones it runs on any x86-64 of the last decade; its
+ * kernels for older CPUs (or ATEN_CPU_CAPABILITY=default) fuse nothing,
+ * so there the two differ in the last bit of some elements. Checked element for element
  * against torch.optim.AdamW while writing it; tests/oracle/test_adamw_run.py
  * compares whole runs. */
 #include "optim.h"
