@@ -106,7 +106,7 @@ static int split_words(Loader *l) {
 
 /* The vocabulary is '.' then the distinct characters in byte order, which
  * is what sorted(set(''.join(words))) gives for ASCII. */
-static int build_vocabulary(Loader *l, int expected_vocab, Dataset *ds) {
+static int build_vocabulary(Loader *l, int expected_vocab, Dataset *ds) {   /* expected_vocab 0: any */
     unsigned char seen[256] = {0};
     for (int w = 0; w < l->nwords; w++)
         for (const unsigned char *p = l->words[w]; *p; p++) seen[*p] = 1;
@@ -120,7 +120,7 @@ static int build_vocabulary(Loader *l, int expected_vocab, Dataset *ds) {
         ds->stoi[c] = size++;
     }
     ds->vocab_size = size;
-    if (size != expected_vocab)
+    if (expected_vocab && size != expected_vocab)
         return LFAIL(l, 0, "vocabulary has %d symbols but %d were expected: '%c' plus the %d characters \"%.*s\"",
                      size, expected_vocab, END_TOKEN, size - 1, size - 1, ds->itos + 1);
     return 0;
@@ -219,5 +219,116 @@ void data_free(Dataset *ds) {
     split_free(&ds->train);
     split_free(&ds->val);
     split_free(&ds->test);
+    memset(ds, 0, sizeof *ds);
+}
+
+/* ---- makemore.py's CharDataset ---- */
+
+/* The line breaks of Python's str.splitlines() among ASCII bytes. */
+static int is_line_break(unsigned char c) {
+    return c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e);
+}
+
+/* What str.strip() strips among ASCII bytes: white space, line breaks and 0x1f. */
+static int is_py_space(unsigned char c) { return c == ' ' || c == '\t' || c == 0x1f || is_line_break(c); }
+
+/* words = [w.strip() for w in data.splitlines()]; words = [w for w in words if w] */
+static int split_stripped_words(Loader *l) {
+    size_t max_words = l->len / 2 + 1;   /* a word and a break at least, but for the last */
+    if (max_words > INT_MAX) return LFAIL(l, 0, "more than %d lines", INT_MAX);
+    l->words = malloc(max_words * sizeof *l->words);
+    if (!l->words) return LFAIL(l, 0, "out of memory");
+    long line = 1;   /* for messages: lines as an editor counts them */
+    for (size_t start = 0; start < l->len;) {
+        size_t end = start;
+        while (end < l->len && !is_line_break((unsigned char)l->text[end])) end++;
+        size_t a = start, b = end;
+        while (a < b && is_py_space((unsigned char)l->text[a])) a++;
+        while (b > a && is_py_space((unsigned char)l->text[b - 1])) b--;
+        if (b > a) {
+            if (check_word(l, line, l->text + a, b - a, 0) != 0) return -1;
+            l->text[b] = '\0';   /* a space, a break or the final NUL */
+            l->words[l->nwords++] = l->text + a;
+        }
+        line += end < l->len && l->text[end] == '\n';
+        start = end + 1;
+    }
+    if (!l->nwords) return LFAIL(l, 0, "no words (every line is empty or white space)");
+    return 0;
+}
+
+static int build_word_split(Loader *l, void *const *words, const int64_t *order, int64_t n, int width,
+                            const int *stoi, WordSplit *s) {
+    s->width = width;
+    s->rows = n;
+    s->X = malloc(((size_t)n * (size_t)width + 1) * sizeof *s->X);
+    s->Y = malloc(((size_t)n * (size_t)width + 1) * sizeof *s->Y);
+    if (!s->X || !s->Y) return LFAIL(l, 0, "out of memory for %lld words", (long long)n);
+    for (int64_t r = 0; r < n; r++) {
+        const unsigned char *w = words[order[r]];
+        int32_t *x = s->X + r * width, *y = s->Y + r * width;
+        int len = (int)strlen((const char *)w);
+        for (int t = 0; t < width; t++) {
+            x[t] = t >= 1 && t <= len ? stoi[w[t - 1]] : 0;     /* x[1:1+len] = word */
+            y[t] = t < len ? stoi[w[t]] : t == len ? 0 : -1;    /* y[:len] = word, y[len+1:] = -1 */
+        }
+    }
+    return 0;
+}
+
+int data_load_words(const char *path, uint64_t seed, WordDataset *ds, char *err, size_t errlen) {
+    Loader l = {.path = path ? path : "(null)", .err = err, .errlen = errlen};
+    if (ds) memset(ds, 0, sizeof *ds);
+    if (!path || !ds) return LFAIL(&l, 0, "data_load_words: NULL path or dataset");
+    Dataset vocab = {0};
+    int64_t *rp = NULL;
+    int rc = -1;
+    if (read_whole_file(&l) != 0 || split_stripped_words(&l) != 0 || build_vocabulary(&l, 0, &vocab) != 0)
+        goto done;
+    ds->vocab_size = vocab.vocab_size;
+    memcpy(ds->itos, vocab.itos, sizeof ds->itos);
+    memcpy(ds->stoi, vocab.stoi, sizeof ds->stoi);
+    ds->nwords = l.nwords;
+    for (int w = 0; w < l.nwords; w++) {
+        int len = (int)strlen(l.words[w]);
+        ds->max_word_length = len > ds->max_word_length ? len : ds->max_word_length;
+    }
+    /* Python's rp[:-k] with k = 0 is rp[:0]: fewer than 10 words leave
+     * makemore.py no training words (and every word in the test set). */
+    int64_t n = l.nwords, test = python_split_point(0.1, l.nwords);
+    test = test < 1000 ? test : 1000;
+    int64_t ntrain = test ? n - test : 0;
+    if (!ntrain) {
+        LFAIL(&l, 0, "too few words (%d): makemore.py's split keeps int(0.1 * %d) = 0 for testing and rp[:-0], "
+              "no words, for training (at least 10 words are needed)", l.nwords, l.nwords);
+        goto done;
+    }
+    rp = malloc((size_t)n * sizeof *rp);
+    if (!rp) {
+        LFAIL(&l, 0, "out of memory");
+        goto done;
+    }
+    TorchGen g;
+    tg_seed(&g, seed);
+    tg_randperm(&g, rp, n);
+    int width = ds->max_word_length + 1;
+    if (build_word_split(&l, l.words, rp, ntrain, width, ds->stoi, &ds->train) != 0 ||
+        build_word_split(&l, l.words, rp + ntrain, n - ntrain, width, ds->stoi, &ds->test) != 0)
+        goto done;
+    rc = 0;
+done:
+    if (rc != 0) data_free_words(ds);
+    free(rp);
+    free(l.words);
+    free(l.text);
+    return rc;
+}
+
+void data_free_words(WordDataset *ds) {
+    if (!ds) return;
+    free(ds->train.X);
+    free(ds->train.Y);
+    free(ds->test.X);
+    free(ds->test.Y);
     memset(ds, 0, sizeof *ds);
 }

@@ -32,4 +32,34 @@ int data_load(const char *path, int block_size, int expected_vocab, uint32_t see
               Dataset *ds, char *err, size_t errlen);
 void data_free(Dataset *ds);
 
+/* makemore.py's CharDataset: one word a row, x = [0, word..., 0 ...] and
+ * y = [word..., 0, -1 ...] (-1: no target, the loss skips it), rows of
+ * max word length + 1. No spec can train on it yet (it needs the
+ * language of issue 12); it is built and checked against makemore.py's
+ * own code (tests/runtime/check_words.py). */
+typedef struct {
+    int64_t rows;
+    int width;    /* max word length + 1 */
+    int32_t *X;   /* [rows][width] */
+    int32_t *Y;   /* [rows][width] */
+} WordSplit;
+
+typedef struct {
+    int vocab_size;      /* the special token 0 plus the distinct characters */
+    char itos[256];      /* itos[0] == '.', standing for the token */
+    int stoi[256];
+    int nwords, max_word_length;
+    WordSplit train, test;
+} WordDataset;
+
+/* As makemore.py's create_datasets(path) after torch.manual_seed(seed):
+ * the lines (Python's splitlines) stripped of white space, empty ones
+ * dropped; vocabulary as data_load's (any size up to 255 characters);
+ * test_set_size = min(1000, int(0.1 * words)); rp = torch.randperm(words);
+ * train = rp[:-test_set_size], test = rp[-test_set_size:]. Refused, with
+ * a message naming the file (and line): a character that is not printable
+ * ASCII or is '.', and an empty training split. */
+int data_load_words(const char *path, uint64_t seed, WordDataset *ds, char *err, size_t errlen);
+void data_free_words(WordDataset *ds);
+
 #endif

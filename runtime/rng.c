@@ -324,3 +324,16 @@ int tg_multinomial1(TorchGen *g, const float *p, int n) {
     }
     return best;
 }
+
+/* randperm_cpu: the identity, then Fisher-Yates from the front, each swap
+ * partner i + random() % (n - i) from one 32-bit draw. */
+void tg_randperm(TorchGen *g, int64_t *r, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        r[i] = i;
+    for (int64_t i = 0; i + 1 < n; i++) {
+        int64_t z = (int64_t)(tg_random(g) % (uint64_t)(n - i));
+        int64_t t = r[i];
+        r[i] = r[i + z];
+        r[i + z] = t;
+    }
+}

@@ -32,5 +32,6 @@ void tg_randn(TorchGen *g, float *x, int64_t n);   /* torch.randn(n, generator=g
 void tg_rand(TorchGen *g, float *x, int64_t n);    /* torch.rand(n, generator=g) */
 int64_t tg_randint(TorchGen *g, int64_t high);     /* torch.randint(0, high, ...), 0 < high < 2^32 */
 int tg_multinomial1(TorchGen *g, const float *p, int n); /* torch.multinomial(p, 1): p[n] >= 0, not all 0 */
+void tg_randperm(TorchGen *g, int64_t *r, int64_t n);     /* torch.randperm(n, generator=g), n < 2^32 */
 
 #endif

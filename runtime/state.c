@@ -19,6 +19,9 @@
 #define FORMAT_VERSION "3" /* 2: batch_rng is torch's generator; 3: checkpoints name their vocabulary */
 #define META_LOSS_WINDOW_SUM "loss_window_sum"
 #define META_VOCAB "vocab"
+#define META_OPTIM "optim"
+#define EXP_AVG "adamw.exp_avg."       /* + a param's name: torch's state names */
+#define EXP_AVG_SQ "adamw.exp_avg_sq."
 /* A checkpoint's draw count: far beyond any run (2^62 draws at 10^10 a
  * second take 14 years), and far enough below INT64_MAX that counting on
  * cannot overflow. */
@@ -40,7 +43,9 @@ int state_new(State *s, const NinjacModel *m) {
     s->grads = zalloc(m->grads_bytes);
     s->stats = zalloc(m->stats_bytes);
     s->ws = zalloc(m->infer_bytes);
-    if (!s->params || !s->acts || !s->grads || !s->stats || !s->ws) {
+    s->exp_avg = zalloc(m->params_bytes);
+    s->exp_avg_sq = zalloc(m->params_bytes);
+    if (!s->params || !s->acts || !s->grads || !s->stats || !s->ws || !s->exp_avg || !s->exp_avg_sq) {
         state_free(s);
         return -1;
     }
@@ -53,6 +58,8 @@ void state_free(State *s) {
     free(s->grads);
     free(s->stats);
     free(s->ws);
+    free(s->exp_avg);
+    free(s->exp_avg_sq);
     memset(s, 0, sizeof *s);
 }
 
@@ -131,6 +138,11 @@ static void add_tensor(StWriter *w, const char *name, const NjTensor *t, const v
  * it is not kept. */
 enum { RNG_TEXT_MAX = 96 + 624 * 9 };
 
+/* An AdamW checkpoint's hyperparameters, one metadata key each: hex
+ * floats, lr_decay_step a decimal integer. */
+static const char *const ADAMW_META[7] = {"adamw.lr", "adamw.lr_decay_to", "adamw.lr_decay_step",
+                                          "adamw.weight_decay", "adamw.beta1", "adamw.beta2", "adamw.eps"};
+
 static void format_rng(const TorchGen *g, char *out) {
     int len = snprintf(out, RNG_TEXT_MAX, "seed %" PRIu64 " draws %" PRId64 " index %d mt", g->seed, g->draws,
                        g->mt.index);
@@ -204,6 +216,17 @@ int state_save(const State *s, const char *path, bool checkpoint, char *err, siz
         snprintf(window_sum, sizeof window_sum, "%a", s->loss_window_sum);
         st_add_meta(w, META_LOSS_WINDOW_SUM, window_sum);
         st_add_meta(w, "calibrated", s->calibrated ? "1" : "0");
+        st_add_meta(w, META_OPTIM, s->optim == OPTIM_ADAMW ? "adamw" : "sgd");
+    }
+    char hyper[7][64];
+    if (checkpoint && s->optim == OPTIM_ADAMW) {
+        const AdamWHyper *h = &s->adamw;
+        double values[7] = {h->lr, h->lr_decay_to, 0, h->weight_decay, h->beta1, h->beta2, h->eps};
+        for (int k = 0; k < 7; k++)
+            snprintf(hyper[k], sizeof hyper[k], "%a", values[k]);   /* read back to the same double */
+        snprintf(hyper[2], sizeof hyper[2], "%" PRId64, h->lr_decay_step);
+        for (int k = 0; k < 7; k++)
+            st_add_meta(w, ADAMW_META[k], hyper[k]);
     }
     if (s->vocab[0])
         st_add_meta(w, META_VOCAB, s->vocab);
@@ -213,6 +236,13 @@ int state_save(const State *s, const char *path, bool checkpoint, char *err, siz
             snprintf(name, sizeof name, "stat.%s", m->stats[i].name);
             add_tensor(w, name, &m->stats[i], s->stats);
         }
+    }
+    for (int i = 0; checkpoint && s->optim == OPTIM_ADAMW && i < m->nparams; i++) {
+        char name[300];   /* st_add copies it */
+        snprintf(name, sizeof name, EXP_AVG "%s", m->params[i].t.name);
+        add_tensor(w, name, &m->params[i].t, s->exp_avg);
+        snprintf(name, sizeof name, EXP_AVG_SQ "%s", m->params[i].t.name);
+        add_tensor(w, name, &m->params[i].t, s->exp_avg_sq);
     }
     int rc = st_write_atomic(w, path, err, errlen);
     st_writer_free(w);
@@ -289,15 +319,24 @@ static bool is_stat(const NinjacModel *m, const char *name) {
     return false;
 }
 
-/* Every tensor of the file must have been taken: a param, or a stat.<name>
- * of a calibrated checkpoint. Names the first one that was not, saying
- * whether it is a statistic out of place or unknown to the spec. */
+/* name is "adamw.exp_avg.<param>" or "adamw.exp_avg_sq.<param>". */
+static bool is_moment(const NinjacModel *m, const char *name) {
+    return (!strncmp(name, EXP_AVG, strlen(EXP_AVG)) && is_param(m, name + strlen(EXP_AVG))) ||
+           (!strncmp(name, EXP_AVG_SQ, strlen(EXP_AVG_SQ)) && is_param(m, name + strlen(EXP_AVG_SQ)));
+}
+
+/* Every tensor of the file must have been taken: a param, a stat.<name>
+ * of a calibrated checkpoint, or a moment of an AdamW one. Names the first
+ * one that was not, saying whether it is a statistic out of place or
+ * unknown to the spec. */
 static int check_no_other_tensors(const NinjacModel *m, const StFile *f, const char *path, bool calibrated,
-                                  char *err, size_t errlen) {
+                                  bool adamw, char *err, size_t errlen) {
     for (int i = 0; i < f->count; i++) {
         const char *name = f->tensors[i].name;
-        if (is_param(m, name) || (calibrated && is_stat(m, name)))
+        if (is_param(m, name) || (calibrated && is_stat(m, name)) || (adamw && is_moment(m, name)))
             continue;
+        if (is_moment(m, name))
+            return fail(err, errlen, path, "has AdamW moments ('%s') but is not a checkpoint of an AdamW run", name);
         if (is_stat(m, name))
             return fail(err, errlen, path, "has batch statistics ('%s') but is not a checkpoint marked calibrated",
                         name);
@@ -347,6 +386,31 @@ static int take_vocab(const StFile *f, const char *path, bool required, char *vo
     return 0;
 }
 
+/* An AdamW checkpoint's hyperparameters (see ADAMW_META), each the whole
+ * string, checked as the command line checks them. */
+static int take_adamw(const StFile *f, const char *path, AdamWHyper *h, char *err, size_t errlen) {
+    double *values[7] = {&h->lr, &h->lr_decay_to, NULL, &h->weight_decay, &h->beta1, &h->beta2, &h->eps};
+    for (int k = 0; k < 7; k++) {
+        const char *v = st_meta(f, ADAMW_META[k]);
+        char *end = NULL;
+        bool ok = v && *v;
+        if (ok && values[k]) {
+            *values[k] = strtod(v, &end);
+            ok = !*end && isfinite(*values[k]);
+        } else if (ok) {
+            ok = parse_step(v, &h->lr_decay_step);
+        }
+        if (!ok)
+            return fail(err, errlen, path, "is an AdamW checkpoint with a missing or malformed %s '%s' (expected "
+                        "a finite C hex float such as 0x1.8p-3%s)", ADAMW_META[k], v ? v : "",
+                        values[k] ? "" : ", or for this key a decimal integer");
+    }
+    const char *why = adamw_invalid(h);
+    if (why)
+        return fail(err, errlen, path, "holds AdamW hyperparameters that the trainer refuses: %s", why);
+    return 0;
+}
+
 /* Describes t's first non-finite value as "NAME[flat index] = VALUE";
  * false if every value is finite. */
 static bool nonfinite_value(const NjTensor *t, const void *base, char *what, size_t len) {
@@ -367,7 +431,10 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
     int rc = check_identity(m, &f, path, is_checkpoint, err, errlen);
     /* Load into a scratch copy so that a failure leaves the state as it was. */
     void *params = zalloc(m->params_bytes), *stats = zalloc(m->stats_bytes);
-    if (rc == 0 && (!params || !stats))
+    void *exp_avg = zalloc(m->params_bytes), *exp_avg_sq = zalloc(m->params_bytes);
+    OptimKind optim = OPTIM_SGD;
+    AdamWHyper adamw = {0};
+    if (rc == 0 && (!params || !stats || !exp_avg || !exp_avg_sq))
         rc = fail(err, errlen, path, "out of memory");
     for (int i = 0; rc == 0 && i < m->nparams; i++)
         rc = take_tensor(&f, path, m->params[i].t.name, &m->params[i].t, params, err, errlen);
@@ -385,6 +452,20 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
         if (rc == 0)
             rc = take_window_sum(&f, path, &window_sum, err, errlen);
         calibrated = cal && !strcmp(cal, "1");
+        const char *o = st_meta(&f, META_OPTIM);
+        if (rc == 0 && o && strcmp(o, "sgd") && strcmp(o, "adamw"))
+            rc = fail(err, errlen, path, "has %s '%s'; this trainer knows sgd and adamw", META_OPTIM, o);
+        optim = o && !strcmp(o, "adamw") ? OPTIM_ADAMW : OPTIM_SGD;
+        if (rc == 0 && optim == OPTIM_ADAMW)
+            rc = take_adamw(&f, path, &adamw, err, errlen);
+        for (int i = 0; rc == 0 && optim == OPTIM_ADAMW && i < m->nparams; i++) {
+            char name[300];
+            snprintf(name, sizeof name, EXP_AVG "%s", m->params[i].t.name);
+            rc = take_tensor(&f, path, name, &m->params[i].t, exp_avg, err, errlen);
+            snprintf(name, sizeof name, EXP_AVG_SQ "%s", m->params[i].t.name);
+            if (rc == 0)
+                rc = take_tensor(&f, path, name, &m->params[i].t, exp_avg_sq, err, errlen);
+        }
         for (int i = 0; rc == 0 && calibrated && i < m->nstats; i++) {
             char name[300];
             snprintf(name, sizeof name, "stat.%s", m->stats[i].name);
@@ -392,7 +473,7 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
         }
     }
     if (rc == 0)
-        rc = check_no_other_tensors(m, &f, path, calibrated, err, errlen);
+        rc = check_no_other_tensors(m, &f, path, calibrated, optim == OPTIM_ADAMW, err, errlen);
     /* Nothing computes anything useful from a non-finite param or
      * statistic: a file holding one is refused wherever it is loaded. */
     bool nonfinite = false;
@@ -400,6 +481,19 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
         nonfinite = nonfinite_value(&m->params[i].t, params, bad, sizeof bad);
     for (int i = 0; rc == 0 && !nonfinite && calibrated && i < m->nstats; i++)
         nonfinite = nonfinite_value(&m->stats[i], stats, bad, sizeof bad);
+    /* The moments too: exp_avg_sq is a sum of squares, never negative
+     * (sqrt of a negative one would be NaN at the next step). */
+    for (int i = 0; rc == 0 && !nonfinite && optim == OPTIM_ADAMW && i < m->nparams; i++) {
+        const NjTensor *t = &m->params[i].t;
+        nonfinite = nonfinite_value(t, exp_avg, bad, sizeof bad) || nonfinite_value(t, exp_avg_sq, bad, sizeof bad);
+        if (nonfinite)
+            snprintf(bad + strlen(bad), sizeof bad - strlen(bad), " (of AdamW's moments)");
+        const float *v = at(exp_avg_sq, t->offset);
+        for (int64_t k = 0, n = numel(t->rank, t->shape); rc == 0 && !nonfinite && k < n; k++)
+            if (v[k] < 0)
+                rc = fail(err, errlen, path, "holds a negative AdamW second moment: " EXP_AVG_SQ "%s[%" PRId64
+                          "] = %g", t->name, k, (double)v[k]);
+    }
     if (nonfinite)
         rc = fail(err, errlen, path, "holds a non-finite value: %s", bad);
     if (rc == 0) {
@@ -413,9 +507,17 @@ int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_
             s->batch_rng = rng;
             s->loss_window_sum = window_sum;
         }
+        /* A params file or an SGD checkpoint leaves zero moments: what a
+         * new AdamW run starts from. */
+        s->optim = optim;
+        s->adamw = adamw;
+        memcpy(s->exp_avg, exp_avg, m->params_bytes);
+        memcpy(s->exp_avg_sq, exp_avg_sq, m->params_bytes);
     }
     free(params);
     free(stats);
+    free(exp_avg);
+    free(exp_avg_sq);
     st_free(&f);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "ninjac_model.h"
+#include "optim.h"
 #include "rng.h"
 
 typedef struct {
@@ -26,6 +27,13 @@ typedef struct {
      * "" when unknown (params straight from init). Checkpoints carry it, so
      * that data with other characters in the same number is refused. */
     char vocab[257];
+    /* The optimizer of the run. An SGD checkpoint holds no state of it
+     * (nor did checkpoints before AdamW: no "optim" means SGD); an AdamW
+     * one holds the hyperparameters and both moments. Its step count is
+     * step: every step of a run is an update of the same optimizer. */
+    OptimKind optim;
+    AdamWHyper adamw;
+    void *exp_avg, *exp_avg_sq;   /* AdamW's moments, laid out as params */
 } State;
 
 int state_new(State *s, const NinjacModel *m);
@@ -49,8 +57,8 @@ int init_generator(const NinjacModel *m, uint64_t seed, TorchGen *batches);
  * leaves any previous file at path untouched. */
 int state_save(const State *s, const char *path, bool checkpoint, char *err, size_t errlen);
 /* Loads params (a params file or a checkpoint); a checkpoint also gives
- * step, RNG state, the loss window sum, the vocabulary and, when present,
- * the batch statistics. Every tensor of the file must be one of those, and
+ * step, RNG state, the loss window sum, the vocabulary, the optimizer
+ * (with AdamW's state) and, when present, the batch statistics. Every tensor of the file must be one of those, and
  * every value finite. */
 int state_load(State *s, const char *path, bool *is_checkpoint, char *err, size_t errlen);
 

@@ -24,6 +24,7 @@
 
 #include "data.h"
 #include "files.h"
+#include "optim.h"
 #include "safetensors.h"
 #include "state.h"
 
@@ -41,7 +42,7 @@ typedef struct {
 
 typedef struct {
     const char *name, *summary;
-    Opt opts[16];
+    Opt opts[24];
 } Command;
 
 static int usage_error(const Command *c, const char *fmt, ...) {
@@ -123,6 +124,23 @@ static bool opt_double(const Command *c, const char *name, double *out) {
     return true;
 }
 
+/* --betas B1,B2: two numbers, nothing else (range checks: adamw_invalid). */
+static bool opt_betas(const Command *c, double *b1, double *b2) {
+    const char *v = opt(c, "--betas");
+    char *end1, *end2 = NULL;
+    errno = 0;
+    *b1 = strtod(v, &end1);
+    bool ok = *v && !isspace((unsigned char)*v) && end1 != v && *end1 == ',';
+    if (ok) {
+        const char *second = end1 + 1;
+        *b2 = strtod(second, &end2);
+        ok = *second && !isspace((unsigned char)*second) && end2 != second && !*end2;
+    }
+    if (!ok)
+        fprintf(stderr, "error: --betas must be two numbers separated by a comma, such as 0.9,0.99; got '%s'\n", v);
+    return ok;
+}
+
 /* ---- shared pieces ---- */
 
 static int new_state(const NinjacModel *m, State *s) {
@@ -137,16 +155,49 @@ static int new_state(const NinjacModel *m, State *s) {
     return 0;
 }
 
-/* The data loader feeds specs whose inputs are contexts X[n, block] and targets Y[n]. */
-static int load_data(const NinjacModel *m, const char *path, Dataset *ds) {
-    if (m->ninputs != 2 || m->inputs[0].rank != 2 || m->inputs[1].rank != 1 ||
-        m->inputs[0].bound != m->inputs[1].bound) {
-        fprintf(stderr, "error: the names data feeds specs with inputs X: int[n, block] < vocab and "
-                        "Y: int[n] < vocab; %s declares other inputs\n", m->name);
-        return -1;
+/* The data layout is picked from the spec's inputs, in declaration order
+ * (README, "Data layouts"): a context and a target, both < the vocabulary
+ * size, where the context is
+ *   X: int[n, block]  the notebook's windows: the block characters before
+ *                     the target, '.' (0) before the word starts;
+ *   xs: int[n]        lecture 1's pairs: the character before the target.
+ * A pair is a window of one character, laid out the same in memory, so
+ * both come from data_load: the context length, or 0 for a spec that fits
+ * neither (after saying why). */
+static int layout_context(const NinjacModel *m) {
+    const NjInput *in = m->inputs;
+    if (m->ninputs == 2 && in[1].rank == 1 && in[0].bound == in[1].bound && (in[0].rank == 1 || in[0].rank == 2))
+        return in[0].rank == 2 ? in[0].shape[1] : 1;
+    return 0;
+}
+
+static int context_length(const NinjacModel *m) {
+    int block = layout_context(m);
+    if (block)
+        return block;
+    const NjInput *in = m->inputs;
+    char have[512] = "";
+    size_t len = 0;
+    for (int k = 0; k < m->ninputs && len < sizeof have; k++) {
+        len += (size_t)snprintf(have + len, sizeof have - len, "%s%s: int[", k ? ", " : "", in[k].name);
+        for (int d = 0; d < in[k].rank && len < sizeof have; d++)
+            len += (size_t)snprintf(have + len, sizeof have - len, "%s%d", d ? ", " : "", in[k].shape[d]);
+        if (len < sizeof have)
+            len += (size_t)snprintf(have + len, sizeof have - len, "] < %d", (int)in[k].bound);
     }
+    fprintf(stderr, "error: %s's inputs fit none of the trainer's data layouts, a context then a target, both "
+            "< the vocabulary size:\n  X: int[n, block], Y: int[n]   the notebook's context windows\n"
+            "  xs: int[n], ys: int[n]        lecture 1's pairs of consecutive characters\n"
+            "%s declares %s\n", m->name, m->name, m->ninputs ? have : "no inputs");
+    return 0;
+}
+
+static int load_data(const NinjacModel *m, const char *path, Dataset *ds) {
+    int block = context_length(m);
+    if (!block)
+        return -1;
     char err[1024];
-    if (data_load(path, m->inputs[0].shape[1], m->inputs[0].bound, DATA_SEED, ds, err, sizeof err) != 0) {
+    if (data_load(path, block, m->inputs[0].bound, DATA_SEED, ds, err, sizeof err) != 0) {
         fprintf(stderr, "error: %s\n", err);
         return -1;
     }
@@ -225,7 +276,7 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
     }
     TorchGen rng;
     tg_seed(&rng, seed);
-    int block = m->inputs[0].shape[1], vocab = m->logits_cols;
+    int block = ds->train.block_size, vocab = m->logits_cols;   /* 1 for pairs */
     int32_t *context = calloc((size_t)block, sizeof *context);   /* any block_size the spec has */
     float p[256];
     if (!context || vocab > 256 || vocab != ds->vocab_size) {
@@ -542,8 +593,10 @@ static bool params_saveable(const Progress *p, const State *s) {
         fprintf(stderr, "error: %s is non-finite in the parameters training started from\n  from %s\n", bad->name,
                 bad->origin);
     else
-        fprintf(stderr, "%serror: step %" PRId64 ": the SGD update made %s non-finite (the learning rate times "
-                "its gradient overflowed)\n  from %s\n", p->tty ? "\n" : "", s->step - 1, bad->name, bad->origin);
+        fprintf(stderr, "%serror: step %" PRId64 ": the %s update made %s non-finite (%s)\n  from %s\n",
+                p->tty ? "\n" : "", s->step - 1, s->optim == OPTIM_ADAMW ? "AdamW" : "SGD", bad->name,
+                s->optim == OPTIM_ADAMW ? "a finite gradient gave a non-finite moment or step"
+                                        : "the learning rate times its gradient overflowed", bad->origin);
     print_kept(p);
     return false;
 }
@@ -704,16 +757,25 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     snprintf(default_ckpt, sizeof default_ckpt, "out/%s/checkpoint.safetensors", m->name);
     snprintf(default_csv, sizeof default_csv, "out/%s/loss.csv", m->name);
     snprintf(default_png, sizeof default_png, "out/%s/loss.png", m->name);
-    Command c = {"train", "Train with SGD as in the notebook, then calibrate the batch statistics,\n"
-                          "print train and val loss and sample names.",
+    Command c = {"train", "Train with SGD as in the notebook (or torch.optim.AdamW as makemore.py), then\n"
+                          "calibrate the batch statistics, print train and val loss and sample names.\n"
+                          "--resume continues the checkpoint's optimizer, and with AdamW its --lr, --lr-decay-*,\n"
+                          "--weight-decay, --betas and --eps unless given again.",
                  {{"--init", "P.safetensors", "start from these parameters (default: init with --seed)", NULL},
                   {"--seed", "S", "seed of the init's generator g, which the minibatches continue "
                                   "(default: 2147483647; not with --resume)", NULL},
-                  {"--steps", "N", "SGD steps", "200000"},
+                  {"--steps", "N", "optimizer steps", "200000"},
                   {"--batch-seed", "S", "draw the minibatches from a new generator seeded S instead", NULL},
-                  {"--lr", "LR", "learning rate", "0.1"},
-                  {"--lr-decay-step", "N", "the step from which --lr-decay-to applies", "100000"},
-                  {"--lr-decay-to", "LR", "learning rate after the decay step", "0.01"},
+                  {"--optim", "NAME", "sgd (p -= lr * grad) or adamw (torch.optim.AdamW's update; default: sgd, "
+                                      "or the --resume checkpoint's)", NULL},
+                  {"--lr", "LR", "learning rate (default: 0.1 with sgd, 5e-4 with adamw)", NULL},
+                  {"--lr-decay-step", "N", "the step from which --lr-decay-to applies (default: 100000)", NULL},
+                  {"--lr-decay-to", "LR", "learning rate from the decay step on (default: 0.01 with sgd; "
+                                          "--lr with adamw, no decay)", NULL},
+                  {"--weight-decay", "WD", "adamw: decoupled weight decay of every param, p *= 1 - lr * WD "
+                                           "(default: 0.01)", NULL},
+                  {"--betas", "B1,B2", "adamw: the moments' decay rates, each in [0, 1) (default: 0.9,0.99)", NULL},
+                  {"--eps", "EPS", "adamw: added to the denominator, > 0 (default: 1e-8)", NULL},
                   {"--data", "PATH", "one name per line", DEFAULT_DATA},
                   {"--save", "CKPT", "checkpoint written every --checkpoint-every steps and at the end", default_ckpt},
                   {"--checkpoint-every", "N", "steps between checkpoints (0: only at the end)", "10000"},
@@ -726,18 +788,38 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     int rc = parse_opts(m, &c, argc, argv);
     if (rc)
         return rc == 1 ? 0 : rc;
-    int64_t steps, batch_seed, decay_step, every, seed = 2147483647, samples;
-    double lr, lr_late;
+    int64_t steps, batch_seed, decay_step = 100000, every, seed = 2147483647, samples;
+    double lr = 0, lr_late = 0;
+    /* Each AdamW option as given, over makemore's defaults (resume: over the checkpoint's). */
+    AdamWHyper given = {.lr = ADAMW_DEFAULT_LR, .lr_decay_to = ADAMW_DEFAULT_LR, .lr_decay_step = decay_step,
+                        .weight_decay = ADAMW_DEFAULT_WEIGHT_DECAY, .beta1 = ADAMW_DEFAULT_BETA1,
+                        .beta2 = ADAMW_DEFAULT_BETA2, .eps = ADAMW_DEFAULT_EPS};
     if (!opt_int(&c, "--steps", 0, INT64_MAX, &steps) ||
         (opt(&c, "--batch-seed") && !opt_int(&c, "--batch-seed", 0, INT64_MAX, &batch_seed)) ||
-        !opt_int(&c, "--lr-decay-step", 0, INT64_MAX, &decay_step) ||
+        (opt(&c, "--lr-decay-step") && !opt_int(&c, "--lr-decay-step", 0, INT64_MAX, &decay_step)) ||
         !opt_int(&c, "--checkpoint-every", 0, INT64_MAX, &every) ||
         (opt(&c, "--seed") && !opt_int(&c, "--seed", 0, INT64_MAX, &seed)) ||
         !opt_int(&c, "--samples", 0, INT_MAX, &samples) ||
-        !opt_double(&c, "--lr", &lr) || !opt_double(&c, "--lr-decay-to", &lr_late))
+        (opt(&c, "--lr") && !opt_double(&c, "--lr", &lr)) ||
+        (opt(&c, "--lr-decay-to") && !opt_double(&c, "--lr-decay-to", &lr_late)) ||
+        (opt(&c, "--weight-decay") && !opt_double(&c, "--weight-decay", &given.weight_decay)) ||
+        (opt(&c, "--eps") && !opt_double(&c, "--eps", &given.eps)) ||
+        (opt(&c, "--betas") && !opt_betas(&c, &given.beta1, &given.beta2)))
         return 2;
     if (!(fabs(lr) <= FLT_MAX) || !(fabs(lr_late) <= FLT_MAX))
         return usage_error(&c, "--lr and --lr-decay-to must be finite floats (at most %g)", (double)FLT_MAX);
+    const char *optim = opt(&c, "--optim");
+    const char *adamw_only = opt(&c, "--weight-decay") ? "--weight-decay" : opt(&c, "--betas") ? "--betas"
+                           : opt(&c, "--eps") ? "--eps" : NULL;
+    if (optim && strcmp(optim, "sgd") && strcmp(optim, "adamw"))
+        return usage_error(&c, "--optim takes sgd or adamw, not '%s'", optim);
+    if (optim && !strcmp(optim, "sgd") && adamw_only)
+        return usage_error(&c, "%s applies to --optim adamw, not sgd", adamw_only);
+    if (!optim && adamw_only && !opt(&c, "--resume"))
+        return usage_error(&c, "%s applies to --optim adamw: give --optim adamw (the default is sgd)", adamw_only);
+    const char *why = adamw_invalid(&given);
+    if (why)
+        return usage_error(&c, "%s", why);
     if (opt(&c, "--init") && opt(&c, "--resume"))
         return usage_error(&c, "--init and --resume exclude each other");
     if ((opt(&c, "--seed") || opt(&c, "--batch-seed")) && opt(&c, "--resume"))
@@ -760,7 +842,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     }
     rc = 1;
     Progress p = {.tty = isatty(2), .nan_check = nan_check};
-    int32_t *X = malloc(sizeof(int32_t) * (size_t)m->inputs[0].shape[0] * (size_t)m->inputs[0].shape[1]);
+    int32_t *X = malloc(sizeof(int32_t) * (size_t)m->batch * (size_t)ds.train.block_size);
     int32_t *Y = malloc(sizeof(int32_t) * (size_t)m->inputs[1].shape[0]);
     if (!X || !Y) {
         fprintf(stderr, "error: out of memory\n");
@@ -791,6 +873,33 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         s.calibrated = false;
         p.kept = resume;
         p.kept_step = s.step;
+        /* The moments belong to one optimizer: another would start from
+         * none, which is not a resume. */
+        const char *had = s.optim == OPTIM_ADAMW ? "adamw" : "sgd";
+        if (optim && strcmp(optim, had)) {
+            fprintf(stderr, "error: %s is a checkpoint of an %s run; it cannot continue with --optim %s "
+                    "(hint: --init %s --optim %s starts a new run from its parameters)\n", resume, had, optim,
+                    resume, optim);
+            goto done;
+        }
+        if (s.optim == OPTIM_SGD && adamw_only) {
+            fprintf(stderr, "error: %s applies to --optim adamw; %s is a checkpoint of an sgd run\n", adamw_only,
+                    resume);
+            goto done;
+        }
+        optim = had;
+        if (s.optim == OPTIM_ADAMW) {
+            given.lr = s.adamw.lr;   /* what was not given again continues as the checkpoint has it */
+            given.lr_decay_to = s.adamw.lr_decay_to;
+            given.lr_decay_step = s.adamw.lr_decay_step;
+            for (int k = 0; k < 4; k++) {
+                static const char *const names[4] = {"--weight-decay", "--betas", "--betas", "--eps"};
+                double *mine[4] = {&given.weight_decay, &given.beta1, &given.beta2, &given.eps};
+                const double theirs[4] = {s.adamw.weight_decay, s.adamw.beta1, s.adamw.beta2, s.adamw.eps};
+                if (!opt(&c, names[k]))
+                    *mine[k] = theirs[k];
+            }
+        }
     } else {
         /* As in the notebook, the minibatches continue the init's
          * generator; with --init too, as if the init had been drawn. */
@@ -809,6 +918,25 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         s.step = 0;
         s.loss_window_sum = 0;
         s.calibrated = false;
+        /* A new run: new moments, also from an AdamW checkpoint. */
+        memset(s.exp_avg, 0, m->params_bytes);
+        memset(s.exp_avg_sq, 0, m->params_bytes);
+        optim = optim ? optim : "sgd";
+    }
+    s.optim = !strcmp(optim, "adamw") ? OPTIM_ADAMW : OPTIM_SGD;
+    if (s.optim == OPTIM_ADAMW) {
+        if (opt(&c, "--lr"))
+            given.lr = lr;
+        /* No decay unless asked for, as makemore.py trains. */
+        given.lr_decay_to = opt(&c, "--lr-decay-to") ? lr_late : opt(&c, "--lr") || !resume ? given.lr
+                                                                                            : given.lr_decay_to;
+        if (opt(&c, "--lr-decay-step"))
+            given.lr_decay_step = decay_step;
+        s.adamw = given;
+        lr = given.lr, lr_late = given.lr_decay_to, decay_step = given.lr_decay_step;
+    } else {
+        lr = opt(&c, "--lr") ? lr : 0.1;
+        lr_late = opt(&c, "--lr-decay-to") ? lr_late : 0.01;
     }
     const char *csv_path = opt(&c, "--log"), *ckpt = opt(&c, "--save"), *png = opt(&c, "--plot");
     int64_t log_from;
@@ -816,6 +944,11 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         goto done;
     printf("%s: %" PRId64 " parameters, %" PRId64 " training examples, batch %d, steps %" PRId64 "..%" PRId64 "\n",
            m->name, (int64_t)(m->params_bytes / sizeof(float)), ds.train.rows, m->batch, s.step, steps);
+    if (s.optim == OPTIM_ADAMW)
+        printf("optimizer: adamw, lr %g (%g from step %" PRId64 "), weight decay %g, betas %g,%g, eps %g\n", lr,
+               lr_late, decay_step, s.adamw.weight_decay, s.adamw.beta1, s.adamw.beta2, s.adamw.eps);
+    else
+        printf("optimizer: sgd, lr %g (%g from step %" PRId64 ")\n", lr, lr_late, decay_step);
     fflush(stdout);
     clock_gettime(CLOCK_MONOTONIC, &p.start);
     p.first_step = s.step;
@@ -841,7 +974,11 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
                 goto done;
             }
         }
-        m->sgd(s.params, s.grads, s.step < decay_step ? lr : lr_late);
+        if (s.optim == OPTIM_ADAMW)
+            adamw_step(m, s.params, s.grads, s.exp_avg, s.exp_avg_sq, &s.adamw, s.step < decay_step ? lr : lr_late,
+                       s.step + 1);
+        else
+            m->sgd(s.params, s.grads, s.step < decay_step ? lr : lr_late);
         log_step(&p, &s, loss);
         if (s.step % 10000 == 0 || (p.tty && s.step % 500 == 0) || s.step + 1 == steps)
             report(&p, s.step, steps, loss);
@@ -1048,11 +1185,20 @@ static void print_usage(const NinjacModel *m, FILE *to) {
             "The trainer of %s (%s, %s).\n\n"
             "commands:\n"
             "  init     initialise parameters as the spec says\n"
-            "  train    train with SGD, calibrate, evaluate, sample (the notebook's exercise 4)\n"
+            "  train    train with SGD or AdamW, calibrate, evaluate, sample (the notebook's exercise 4)\n"
             "  eval     loss on whole splits with batch statistics frozen\n"
             "  sample   generate names\n"
-            "  grads    one forward and backward pass on a given batch, all gradients to a file\n",
+            "  grads    one forward and backward pass on a given batch, all gradients to a file\n\n",
             m->name, "<command>", m->spec_file, m->dims, m->opt_level == 0 ? "-O0" : "-O");
+    int block = layout_context(m);
+    if (!block)
+        fprintf(to, "data: its inputs fit none of the data layouts (train, eval and sample say which there are)\n");
+    else if (m->inputs[0].rank == 1)
+        fprintf(to, "data: lecture 1's pairs (%s: a character, %s: the next one)\n", m->inputs[0].name,
+                m->inputs[1].name);
+    else
+        fprintf(to, "data: the notebook's context windows (%s: %d characters, %s: the next one)\n",
+                m->inputs[0].name, block, m->inputs[1].name);
 }
 
 int ninjac_main(int argc, char **argv, const NinjacModel *m) {

@@ -1,20 +1,15 @@
 """The notebook's data and init cells in PyTorch (makemore part 4), shared by
 the tests that compare the trainer with PyTorch and by bench/torch_step.py."""
-import random
-
 import torch
+
+import words
 
 BLOCK, N_EMBD = 3, 10
 
 
 def data(path):
     """random.seed(42), shuffle, 80/10/10: ((Xtr, Ytr), (Xdev, Ydev), (Xte, Yte)), vocab_size."""
-    words = open(path).read().splitlines()
-    chars = sorted(set("".join(words)))
-    stoi = {s: i + 1 for i, s in enumerate(chars)}
-    stoi["."] = 0
-    random.seed(42)
-    random.shuffle(words)
+    (tr, va, te), stoi = words.split(path)
 
     def build(ws):
         X, Y = [], []
@@ -26,8 +21,7 @@ def data(path):
                 context = context[1:] + [stoi[ch]]
         return torch.tensor(X), torch.tensor(Y)
 
-    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
-    return (build(words[:n1]), build(words[n1:n2]), build(words[n2:])), len(stoi)
+    return (build(tr), build(va), build(te)), len(stoi)
 
 
 def init(n_hidden, vocab_size=27, seed=2147483647):

@@ -22,8 +22,6 @@ train and val losses agree within EVAL_TOL. Exits 1 on any failure.
 """
 import argparse
 import os
-import re
-import subprocess
 import sys
 import tempfile
 
@@ -32,7 +30,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import notebook  # noqa: E402
-import st  # noqa: E402
+import runs  # noqa: E402
 
 LOSS_TOL = 1e-4
 EVAL_TOL = 5e-4
@@ -88,37 +86,12 @@ def main():
     torch.set_num_threads(1)
     work = args.workdir or tempfile.mkdtemp(prefix="ninjac-notebook-")
     os.makedirs(work, exist_ok=True)
-    init_path, log = os.path.join(work, "init.safetensors"), os.path.join(work, "loss.csv")
-    subprocess.run([args.trainer, "init", "--out", init_path], check=True)
-    out = subprocess.run([args.trainer, "train", "--steps", str(args.steps), "--data", args.data,
-                          "--save", os.path.join(work, "ckpt.safetensors"), "--checkpoint-every", "0",
-                          "--log", log, "--plot", "", "--samples", "0"],
-                         check=True, capture_output=True, text=True).stdout
-    ours_eval = {k: float(v) for k, v in re.findall(r"^(train|val)\s+loss\s+([0-9.]+)$", out, re.M)}
-    ours = [float(line.split(",")[1]) for line in open(log).read().splitlines()[1:]]
+    init_path, ours, ours_eval = runs.trainer_run(args.trainer, work, args.steps, args.data)
 
     (train, val, _), vocab_size = notebook.data(args.data)
     init, lossi, evals = notebook_run(args.steps, train, val, vocab_size)
 
-    failures = 0
-    got, _ = st.read(init_path)
-    for name, ref in init.items():
-        same = torch.equal(got[name], ref)
-        print(f"init {name:7s} {'exact' if same else 'DIFFERS'}")
-        failures += not same
-    if len(ours) != len(lossi):
-        print(f"the log has {len(ours)} steps, PyTorch ran {len(lossi)}")
-        return 1
-    diffs = [abs(a - b) for a, b in zip(ours, lossi)]
-    worst = max(range(len(diffs)), key=diffs.__getitem__)
-    print(f"step losses: max |ninjac - PyTorch| = {diffs[worst]:.2e} at step {worst} "
-          f"({ours[worst]:.6f} vs {lossi[worst]:.6f}); tolerance {LOSS_TOL}")
-    failures += diffs[worst] > LOSS_TOL
-    for split in ("train", "val"):
-        d = abs(ours_eval[split] - evals[split])
-        print(f"{split} loss: ninjac {ours_eval[split]:.4f}, PyTorch {evals[split]:.4f} (|diff| {d:.1e}; "
-              f"tolerance {EVAL_TOL})")
-        failures += d > EVAL_TOL
+    failures = runs.compare(init_path, init, ours, lossi, ours_eval, evals, LOSS_TOL, EVAL_TOL)
     print("same run as PyTorch's" if not failures else f"{failures} check(s) failed; files in {work}")
     return 1 if failures else 0
 

@@ -14,7 +14,9 @@ spec) and stat.bnvar, probs =
 F.softmax(logits, dim=1), ix = torch.multinomial(probs, 1, generator=g),
 until '.'. Both draw from the same generator, so only a near tie between
 two probabilities (after float rounding on either side) could separate
-them; one differing name fails the test.
+them; one differing name fails the test. A trainer of
+tests/trainer/bigram_pairs.ninja (lecture 1's pairs) is compared with
+lecture 1's sampling loop instead: a context of one character.
 """
 import argparse
 import os
@@ -31,7 +33,28 @@ import st  # noqa: E402
 SEEDS = (2147483647 + 10, 1, 2)
 
 
+def torch_bigram_names(t, seed, itos, count=20):
+    """Lecture 1's sampling loop for tests/trainer/bigram_pairs.ninja (the
+    row of W of the last character, softmax, multinomial), with F.softmax
+    as the notebook samples."""
+    W = t["W"]
+    g = torch.Generator().manual_seed(seed)
+    names = []
+    for _ in range(count):
+        out, ix = [], 0
+        while True:
+            probs = F.softmax(W[torch.tensor([ix])], dim=1)
+            ix = torch.multinomial(probs, num_samples=1, generator=g).item()
+            if ix == 0:
+                break
+            out.append(ix)
+        names.append("".join(itos[i] for i in out))
+    return names
+
+
 def torch_names(t, seed, itos, block_size=3, count=20):
+    if "W" in t:
+        return torch_bigram_names(t, seed, itos, count)
     C, W1, b1, W2, b2 = (t[k] for k in ("C", "W1", "b1", "W2", "b2"))
     bngain, bnbias, bnvar = t["bngain"], t["bnbias"], t["stat.bnvar"]
     bnmean = t["stat.bnmean"] if "stat.bnmean" in t else t["stat.bnmeani"]   # fused / atomic spec

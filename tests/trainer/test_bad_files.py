@@ -29,6 +29,10 @@ Cases (--case), split so that each stays short under sanitizers too:
               and a good checkpoint with data whose characters differ from
               its vocab in the same number -- to eval, sample, --resume and
               --init
+  checkpoint_adamw  an AdamW checkpoint's optimizer state: an unknown optim,
+              missing, misshapen, non-finite or negative moments, moments
+              in an SGD checkpoint, missing or out-of-range hyperparameters
+              -- to eval, sample and --resume
   inputs      grads --inputs: values outside [0, vocab) (27, -1, 2^32),
               wrong dtype, shape or rank, missing or extra tensor, damaged
   other_spec  files of another spec: mlp_bn's (n_hidden 64 or 200; same
@@ -272,6 +276,40 @@ def corrupt_checkpoint(b, base):
     return out
 
 
+def corrupt_adamw(b, base):
+    t, meta = read(base)
+    moments = [k for k in t if k.startswith("adamw.")]
+    out = []
+
+    def put(name, tensors, m, reason):
+        path = os.path.join(b.d, "bad", f"adamw_{name}.st")
+        write(path, tensors, m)
+        out.append((name, path, reason))
+
+    first, second = [k for k in moments if k.startswith("adamw.exp_avg.")][0], \
+        [k for k in moments if k.startswith("adamw.exp_avg_sq.")][0]
+    put("optim_adam", t, dict(meta, optim="adam"), r"optim 'adam'")
+    put("no_moments", {k: v for k, v in t.items() if k not in moments}, meta, r"exp_avg")
+    put("missing_exp_avg_sq", {k: v for k, v in t.items() if k != second}, meta, re.escape(second))
+    put("moments_in_sgd_checkpoint", t, dict(meta, optim="sgd"), r"AdamW moments")
+    put("moments_without_optim", t, {k: v for k, v in meta.items() if k != "optim"}, r"AdamW moments")
+    put("moment_wrong_shape", {k: (Tensor(v.dtype, v.shape[::-1] + [1], v.data) if k == first else v)
+                               for k, v in t.items()}, meta, r"shape")
+    x = t[second].values()
+    x[2] = -1.0
+    put("exp_avg_sq_negative", dict(t, **{second: Tensor.of("F32", t[second].shape, x)}), meta, r"negative")
+    x = t[first].values()
+    x[0] = float("inf")
+    put("exp_avg_inf", dict(t, **{first: Tensor.of("F32", t[first].shape, x)}), meta, r"non-finite.*moment")
+    put("no_beta1", t, {k: v for k, v in meta.items() if k != "adamw.beta1"}, r"adamw\.beta1")
+    put("beta2_one", t, dict(meta, **{"adamw.beta2": "0x1p+0"}), r"betas")
+    put("eps_zero", t, dict(meta, **{"adamw.eps": "0x0p+0"}), r"eps")
+    put("lr_nan", t, dict(meta, **{"adamw.lr": "nan"}), r"adamw\.lr")
+    put("lr_decay_step_negative", t, dict(meta, **{"adamw.lr_decay_step": "-1"}), r"lr_decay_step")
+    put("weight_decay_negative", t, dict(meta, **{"adamw.weight_decay": "-0x1p-7"}), r"weight-decay")
+    return out
+
+
 def inputs_case(b):
     site = ["grads --inputs"]
     X, Y = b.batch["Xb"], b.batch["Yb"]
@@ -321,13 +359,13 @@ def main():
     p.add_argument("--fused", help="mlp_bn_fused (other_spec, other_dims)")
     p.add_argument("--atomic", help="mlp_bn")
     p.add_argument("--h200", help="mlp_bn_h200")
-    p.add_argument("--case", required=True, choices=["format", "params", "checkpoint", "checkpoint_meta", "inputs",
-                                                     "other_spec", "other_dims"])
+    p.add_argument("--case", required=True, choices=["format", "params", "checkpoint", "checkpoint_meta",
+                                                     "checkpoint_adamw", "inputs", "other_spec", "other_dims"])
     a = p.parse_args()
     d = workdir(a.workdir)
     c = Checker(f"bad_files.{a.case}")
 
-    if a.case in ("format", "params", "checkpoint", "checkpoint_meta", "inputs"):
+    if a.case in ("format", "params", "checkpoint", "checkpoint_meta", "checkpoint_adamw", "inputs"):
         b = Bench(c, os.path.join(d, "t"), a.trainer, a.data)
         if not b.ok:
             c.finish()
@@ -340,6 +378,12 @@ def main():
         elif a.case == "checkpoint":
             for name, path, reason in corrupt_tensors(b, b.p("good.st"), "checkpoint"):
                 b.refuse(name, path, ["eval --load", "train --resume"], reason)
+        elif a.case == "checkpoint_adamw":
+            r = run([a.trainer, "train", "--optim", "adamw", "--steps", "100", "--checkpoint-every", "0", "--save",
+                     b.p("adamw.st"), "--log", b.p("adamw.csv"), "--plot", "", "--samples", "0", "--data", a.data])
+            if c.ok(r.rc == 0, "an AdamW checkpoint", str(r)):
+                for name, path, reason in corrupt_adamw(b, b.p("adamw.st")):
+                    b.refuse(name, path, ["eval --load", "sample --load", "train --resume"], reason)
         elif a.case == "checkpoint_meta":
             for name, path, reason in corrupt_checkpoint(b, b.p("good.st")):
                 b.refuse(name, path, ["eval --load", "sample --load", "train --resume"], reason)

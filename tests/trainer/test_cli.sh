@@ -47,7 +47,7 @@ lists() {
 
 declare -A OPTS=(
   [init]="--seed --out"
-  [train]="--init --seed --steps --batch-seed --lr --lr-decay-step --lr-decay-to --data --save --checkpoint-every --resume --log --plot --samples --no-nan-check"
+  [train]="--init --seed --steps --batch-seed --optim --lr --lr-decay-step --lr-decay-to --weight-decay --betas --eps --data --save --checkpoint-every --resume --log --plot --samples --no-nan-check"
   [eval]="--load --split --data"
   [sample]="--load -n --seed --data"
   [grads]="--params --inputs --out"
@@ -89,6 +89,24 @@ expect 2 "eval --split nonsense" -- eval --load x.st --split nonsense
 expect 2 "sample without --load" -- sample
 expect 2 "sample -n x" -- sample --load x.st -n x
 expect 2 "grads without --out" -- grads --params p.st --inputs b.st
+# The optimizer's options (makemore's AdamW: torch's limits, and values a float holds).
+expect 2 "train --optim adam" -- train --optim adam
+expect 2 "train --optim ''" -- train --optim ""
+expect 2 "train --optim sgd --weight-decay 0.1 (an adamw option)" -- train --optim sgd --weight-decay 0.1
+expect 2 "train --betas 0.9,0.99 without --optim adamw (sgd)" -- train --betas 0.9,0.99
+expect 2 "train --eps 1e-8 without --optim adamw (sgd)" -- train --eps 1e-8
+for bad in -1 nan inf 1e39 "" 0.1x; do
+  expect 2 "train --optim adamw --weight-decay '$bad'" -- train --optim adamw --weight-decay "$bad"
+done
+for bad in 0.9 0.9,0.99,0.999 0.9, ,0.99 "0.9, 0.99" " 0.9,0.99" 0.9,0.99x 1,0.99 0.9,1 1.5,0.9 -0.1,0.9 \
+           nan,0.9 0.9,inf "" ,; do
+  expect 2 "train --optim adamw --betas '$bad'" -- train --optim adamw --betas "$bad"
+done
+for bad in 0 1e-50 -1e-8 inf nan 1e39 x; do
+  expect 2 "train --optim adamw --eps '$bad'" -- train --optim adamw --eps "$bad"
+done
+expect 2 "train --optim adamw --lr 1e39" -- train --optim adamw --lr 1e39
+expect 2 "train --optim adamw --lr -5e-4" -- train --optim adamw --lr -5e-4
 
 left=$(ls -A "$W/cwd")
 if [ -n "$left" ]; then fail "the refused commands wrote into the working directory: $left"; else ok "nothing written"; fi

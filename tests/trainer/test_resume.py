@@ -27,6 +27,14 @@ Cases (--case):
                 when the init came from a file.
 The learning rate decays at step 2500, after every resume point, so the
 schedule is exercised across resumes too.
+
+--optim adamw runs the cases (init_ckpt: --init of an AdamW checkpoint
+starts new moments) with torch.optim.AdamW's update, decaying
+its lr to 1e-4 at step 2500: the resumed runs are given neither --optim
+nor the schedule, which the checkpoint must carry with both moments. The
+final case also checks that such a checkpoint cannot be continued with
+--optim sgd (nor an SGD one with --optim adamw): the checkpoint stays as
+it was.
 """
 import os
 import resource
@@ -43,7 +51,12 @@ def main():
     p = parser(__doc__)
     p.add_argument("--trainer", required=True)
     p.add_argument("--case", required=True, choices=["final", "intermediate", "log", "init_ckpt", "init_file"])
+    p.add_argument("--optim", choices=["sgd", "adamw"], default="sgd")
     a = p.parse_args()
+    global SEEDS
+    if a.optim == "adamw":
+        SEEDS = SEEDS + ["--optim", "adamw", "--lr-decay-to", "1e-4"]
+    other = "sgd" if a.optim == "adamw" else "adamw"
     d = workdir(a.workdir)
     c = Checker(f"resume.{a.case}")
     T = a.trainer
@@ -58,7 +71,16 @@ def main():
         diff = same_tensors(ta, tb)
         c.ok(not diff, f"{what}: every tensor byte-identical to the uninterrupted run ({len(ta)} tensors)",
              f"differing: {diff}")
-        for key in ("step", "batch_rng", "calibrated"):
+        keys = ["step", "batch_rng", "calibrated", "optim"]
+        if a.optim == "adamw":
+            keys += ["adamw.lr", "adamw.lr_decay_to", "adamw.lr_decay_step", "adamw.weight_decay", "adamw.beta1",
+                     "adamw.beta2", "adamw.eps"]
+            c.ok(ma.get("optim") == "adamw" and float.fromhex(ma.get("adamw.lr_decay_to", "nan")) == 1e-4,
+                 f"{what}: an AdamW checkpoint with its schedule", str({k: ma.get(k) for k in keys}))
+            moments = [k for k in ta if k.startswith("adamw.exp_avg")]
+            c.ok(len(moments) == 2 * len([k for k in ta if not k.startswith(("stat.", "adamw."))]),
+                 f"{what}: both moments of every param saved", str(moments))
+        for key in keys:
             c.ok(ma.get(key) == mb.get(key), f"{what}: metadata {key} equal",
                  f"{ma.get(key)!r} vs {mb.get(key)!r}")
 
@@ -81,6 +103,11 @@ def main():
                   data=a.data)
         c.ok(r.rc == 2 and "--seed" in r.err and file_bytes(path("run2.st")) == before,
              "--resume with --seed is refused, the checkpoint untouched", str(r))
+        # Another optimizer would start without the moments: not a resume.
+        r = train(T, d, path("run2.st"), 3000, "--resume", path("run2.st"), "--optim", other, *RESUMED,
+                  log=path("run2.csv"), data=a.data)
+        c.ok(r.rc == 1 and f"--optim {other}" in r.err and file_bytes(path("run2.st")) == before,
+             f"--resume of an {a.optim} checkpoint with --optim {other} is refused, the checkpoint untouched", str(r))
         r = train(T, d, path("run2.st"), 3000, "--checkpoint-every", "1000", "--resume", path("run2.st"),
                   *RESUMED, log=path("run2.csv"), data=a.data)
         if ok_run(r, "run 2: --resume to 3000"):
@@ -131,10 +158,11 @@ def main():
         r = train(T, d, path("c1000.st"), 1000, "--checkpoint-every", "0", *SEEDS, log=path("c.csv"), data=a.data)
         ok_run(r, "1000 steps to a checkpoint")
         tensors, meta = read(path("c1000.st"))
-        params = {k: v for k, v in tensors.items() if not k.startswith("stat.")}
+        params = {k: v for k, v in tensors.items() if not k.startswith(("stat.", "adamw."))}
         write(path("p1000.st"), params, {"format": "ninjac-params", "version": "3", "model": meta["model"],
                                             "dims": meta["dims"]})
-        cont = ["--batch-seed", "5", "--checkpoint-every", "0"]
+        # With AdamW, the checkpoint's moments must not carry over: a new run starts from none.
+        cont = ["--batch-seed", "5", "--checkpoint-every", "0", "--optim", a.optim]
         r1 = train(T, d, path("from_params.st"), 500, "--init", path("p1000.st"), *cont, log=path("fp.csv"),
                    data=a.data)
         r2 = train(T, d, path("from_ckpt.st"), 500, "--init", path("c1000.st"), *cont, log=path("fc.csv"),
