@@ -262,9 +262,8 @@ static void open_stmt(E *e, const Stmt *s, const char *prefix) {
 
 static const char *op_summary(const Op *op) {
     char *ins = arena_strdup("");
-    int n = op->kind == OP_CAT ? op->nparts : op->nin;
-    for (int k = 0; k < n; k++) {
-        const Tensor *t = op->kind == OP_CAT ? op->parts[k] : op->in[k];
+    for (int k = 0; k < op->nin; k++) {
+        const Tensor *t = op->in[k];
         ins = arena_printf("%s%s%s %s", ins, k ? ", " : "", t->name, shape_str(t));
     }
     return arena_printf("%s %s = %s(%s)", op->out->name, shape_str(op->out), op_info[op->kind].name, ins);
@@ -500,8 +499,8 @@ static void forward_special(E *e, const Op *op) {
     }
     case OP_CAT: {
         const char *off = "0";
-        for (int p = 0; p < op->nparts; p++) {
-            const Tensor *part = op->parts[p];
+        for (int p = 0; p < op->nin; p++) {
+            const Tensor *part = op->in[p];
             const char *yi[MAX_RANK];
             for (int d = 0; d < y->rank; d++)
                 yi[d] = d == op->cat_dim ? arena_printf("%s + %s", off, IDX[d]) : IDX[d];
@@ -671,7 +670,7 @@ static void backward_special(E *e, const Grad *gr) {
     case OP_CAT: {
         int64_t off = 0;
         for (int p = 0; p < gr->operand; p++)
-            off += op->parts[p]->shape[op->cat_dim];
+            off += op->in[p]->shape[op->cat_dim];
         const char *yi[MAX_RANK];
         for (int d = 0; d < y->rank; d++)
             yi[d] = d == op->cat_dim ? arena_printf("%lld + %s", (long long)off, IDX[d]) : IDX[d];
@@ -711,6 +710,10 @@ static void backward_grad(E *e, const Grad *gr) {
 }
 
 /* ---- declarations ---- */
+
+/* The runtime's code for an init step (runtime/ninjac_model.h: part of the
+ * generated table's format, so it stays a character). */
+static char init_step_code(const InitStep *step) { return step->reversed ? 'r' : binop_text[step->op][0]; }
 
 static const char *c_string(const char *s) {
     char *r = arena_strdup("\"");
@@ -1199,7 +1202,8 @@ static void descriptor(E *e, const char *id) {
         table_tensor(e, t, arena_printf("%s_params", id), t->cname);
         char *steps = arena_strdup("");
         for (int k = 0; k < in->nsteps; k++)
-            steps = arena_printf("%s%s{'%c', %.17g}", steps, k ? ", " : "", in->steps[k].op, in->steps[k].value);
+            steps = arena_printf("%s%s{'%c', %.17g}", steps, k ? ", " : "", init_step_code(&in->steps[k]),
+                                 in->steps[k].value);
         out(e, 0, ", %s, %d, %.17g, %d, {%s}, %s},\n", dists[in->dist], in->named_generator, in->value,
             in->nsteps, in->nsteps ? steps : "{0, 0}", c_string(init_text(m, t->stmt)));
     }

@@ -55,10 +55,21 @@ const char *line_text(int line);   /* the source line, without its newline */
 Loc loc_join(Loc a, Loc b);
 
 /* ---- parser.y / lexer.l: the AST ---- */
+/* Python's binary operators: the enum name and the spelling. */
+#define NJ_BINOPS(X) \
+    X(ADD, "+") X(SUB, "-") X(MUL, "*") X(DIV, "/") X(FLOORDIV, "//") X(POW, "**") X(MATMUL, "@")
+
+typedef enum {
+#define X(id, text) BIN_##id,
+    NJ_BINOPS(X)
+#undef X
+} BinOp;
+extern const char *const binop_text[];   /* "+", "//", ... */
+
 typedef enum {
     N_NUM,      /* 3, 1e-5: num, is_int */
     N_NAME,     /* x: name */
-    N_BINARY,   /* lhs op rhs: op is one of + - * / F(//) P(**) @ */
+    N_BINARY,   /* lhs op rhs */
     N_NEG,      /* -lhs */
     N_ATTR,     /* lhs.name */
     N_CALL,     /* lhs(args): args may be N_KWARG */
@@ -72,7 +83,7 @@ struct Node {
     NodeKind kind;
     Loc loc;        /* the whole expression */
     Loc op_loc;     /* N_BINARY: the operator */
-    int op;
+    BinOp op;       /* N_BINARY */
     int depth;      /* nesting depth, bounded so that no pass recurses too deep */
     Node *lhs, *rhs;
     const char *name;
@@ -221,15 +232,13 @@ struct Op {
     OpKind kind;
     int id;
     Tensor *out;
-    Tensor *in[2];
+    Tensor **in;            /* the operands: two at least (in[1] NULL for one); CAT's parts */
     int nin;
     Scalar c;               /* the constant of *_C ops, POW_C's exponent */
     uint32_t axes;          /* REDUCE, SOFTMAX (bit d: dim d) */
     bool keepdim;
     bool unbiased;          /* VAR */
-    Tensor **parts;         /* CAT */
-    int nparts;
-    int cat_dim;
+    int cat_dim;            /* CAT */
     Loc loc;
     const Stmt *stmt;
     bool batch_reduction;   /* a REDUCE over the batch dim */
@@ -251,7 +260,8 @@ typedef enum { INIT_CONST, INIT_RANDN, INIT_UNIFORM, INIT_NUMBER } InitDist;
  * float ops with constants, one tensor op at a time, left to right. */
 #define MAX_INIT_STEPS 8      /* NJ_MAX_INIT_STEPS in runtime/ninjac_model.h */
 typedef struct {
-    int op;                 /* x = x op value for * / + -; 'r': x = value - x */
+    BinOp op;               /* x = x op value for + - * / */
+    bool reversed;          /* x = value op x (value - x) */
     double value;
 } InitStep;
 

@@ -111,9 +111,8 @@ static void forward_locals(const Model *m, const Backward *bw, Plan *plan) {
     }
     for (int i = 0; i < m->ops.len; i++) {
         const Op *op = m->ops.items[i];
-        int n = op->kind == OP_CAT ? op->nparts : op->nin;
-        for (int k = 0; k < n; k++) {
-            const Tensor *in = op->kind == OP_CAT ? op->parts[k] : op->in[k];
+        for (int k = 0; k < op->nin; k++) {
+            const Tensor *in = op->in[k];
             if (in->def && (plan->op_group[in->def->id] != plan->op_group[op->id] ||
                             !plan->op_group[op->id]->space))
                 read_elsewhere[in->id] = true;

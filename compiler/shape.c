@@ -10,12 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const OpInfo op_info[OP_COUNT] = {
-#define X(id, nm, fam, fwd, da, db) [OP_##id] = {nm, fam, fwd, {da, db}},
-    NJ_OPS(X)
-#undef X
-};
-
 /* ---- symbols: a hash table from names to what they denote ---- */
 
 typedef enum {
@@ -174,6 +168,7 @@ static Op *new_op(Ctx *c, OpKind kind, Tensor *out, Tensor *a, Tensor *b, Loc lo
     op->kind = kind;
     op->id = c->m->ops.len;
     op->out = out;
+    op->in = arena_alloc(sizeof(Tensor *) * 2);
     op->in[0] = a;
     op->in[1] = b;
     op->nin = b ? 2 : a ? 1 : 0;
@@ -251,14 +246,14 @@ static const char *rows_c(Scalar s) {
     return s.is_int ? arena_printf("%lld", (long long)s.value) : arena_printf("%.17g", s.value);
 }
 
-static Val fold(int op, Scalar a, Scalar b, Loc loc) {
+static Val fold(BinOp op, Scalar a, Scalar b, Loc loc) {
     Scalar r = {0};
     const char *fmt = NULL;
     switch (op) {
-    case '+': r.value = a.value + b.value; r.is_int = a.is_int && b.is_int; fmt = "(%s + %s)"; break;
-    case '-': r.value = a.value - b.value; r.is_int = a.is_int && b.is_int; fmt = "(%s - %s)"; break;
-    case '*': r.value = a.value * b.value; r.is_int = a.is_int && b.is_int; fmt = "(%s * %s)"; break;
-    case '/':
+    case BIN_ADD: r.value = a.value + b.value; r.is_int = a.is_int && b.is_int; fmt = "(%s + %s)"; break;
+    case BIN_SUB: r.value = a.value - b.value; r.is_int = a.is_int && b.is_int; fmt = "(%s - %s)"; break;
+    case BIN_MUL: r.value = a.value * b.value; r.is_int = a.is_int && b.is_int; fmt = "(%s * %s)"; break;
+    case BIN_DIV:
         if (b.value == 0) {
             error_at(loc, "division by zero");
             return ERR;
@@ -266,7 +261,7 @@ static Val fold(int op, Scalar a, Scalar b, Loc loc) {
         r.value = a.value / b.value;
         fmt = "((double)%s / %s)";
         break;
-    case 'F':
+    case BIN_FLOORDIV:
         if (b.value == 0) {
             error_at(loc, "division by zero");
             return ERR;
@@ -275,10 +270,12 @@ static Val fold(int op, Scalar a, Scalar b, Loc loc) {
         r.is_int = a.is_int && b.is_int;
         fmt = r.is_int ? "(%s / %s)" : "floor((double)%s / %s)";
         break;
-    case 'P':
+    case BIN_POW:
         r.value = pow(a.value, b.value);
         r.is_int = a.is_int && b.is_int && b.value >= 0;
         fmt = "pow(%s, %s)";
+        break;
+    case BIN_MATMUL:    /* arith takes @ before it folds */
         break;
     }
     if (!isfinite(r.value) || (r.is_int && fabs(r.value) > 9e15)) {
@@ -638,7 +635,7 @@ static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
     return tensor_val(out);
 }
 
-static Val arith(Ctx *c, int op, Val a, Val b, Node *n) {
+static Val arith(Ctx *c, BinOp op, Val a, Val b, Node *n) {
     if (a.kind == V_ERROR || b.kind == V_ERROR)
         return ERR;
     Node *bad = a.kind != V_SCALAR && a.kind != V_TENSOR ? n->lhs
@@ -656,7 +653,7 @@ static Val arith(Ctx *c, int op, Val a, Val b, Node *n) {
                  (ta && ta->dtype == DT_INT ? ta : tb)->name);
         return ERR;
     }
-    if (op == '@') {
+    if (op == BIN_MATMUL) {
         if (!ta || !tb) {
             error_at(n->op_loc, "@ needs two tensors");
             return ERR;
@@ -666,10 +663,11 @@ static Val arith(Ctx *c, int op, Val a, Val b, Node *n) {
     if (!ta && !tb)
         return fold(op, a.s, b.s, n->op_loc);
     if (ta && tb) {
-        static const OpKind kinds[128] = {['+'] = OP_ADD, ['-'] = OP_SUB, ['*'] = OP_MUL, ['/'] = OP_DIV};
-        if (op == 'F' || op == 'P') {
+        static const OpKind kinds[] = {[BIN_ADD] = OP_ADD, [BIN_SUB] = OP_SUB, [BIN_MUL] = OP_MUL,
+                                       [BIN_DIV] = OP_DIV};
+        if (op == BIN_FLOORDIV || op == BIN_POW) {
             error_at(n->op_loc, "%s between two tensors is not supported (supported: + - * / @)",
-                     op == 'F' ? "//" : "**");
+                     binop_text[op]);
             return ERR;
         }
         return binary_op(c, kinds[op], ta, tb, n->op_loc, n->lhs->loc, n->rhs->loc);
@@ -677,16 +675,16 @@ static Val arith(Ctx *c, int op, Val a, Val b, Node *n) {
     Tensor *t = ta ? ta : tb;
     Scalar k = ta ? b.s : a.s;
     switch (op) {
-    case '+': return unary_op(c, OP_ADD_C, t, k, n->op_loc);
-    case '*': return unary_op(c, OP_MUL_C, t, k, n->op_loc);
-    case '-': return unary_op(c, ta ? OP_SUB_C : OP_RSUB_C, t, k, n->op_loc);
-    case '/':
+    case BIN_ADD: return unary_op(c, OP_ADD_C, t, k, n->op_loc);
+    case BIN_MUL: return unary_op(c, OP_MUL_C, t, k, n->op_loc);
+    case BIN_SUB: return unary_op(c, ta ? OP_SUB_C : OP_RSUB_C, t, k, n->op_loc);
+    case BIN_DIV:
         if (ta && k.value == 0) {
             error_at(n->op_loc, "division by zero");
             return ERR;
         }
         return unary_op(c, ta ? OP_DIV_C : OP_RDIV_C, t, k, n->op_loc);
-    case 'P':
+    case BIN_POW:
         if (!ta) {
             error_at(n->op_loc, "a number raised to a tensor power is not supported");
             return ERR;
@@ -896,7 +894,8 @@ static Val cat(Ctx *c, Node *call) {
         error_at(call->loc, "torch.cat takes a list of tensors and a dim");
         return ERR;
     }
-    Tensor **parts = arena_alloc(sizeof(Tensor *) * (size_t)list->nargs);
+    /* the op's operand array: two slots at least, as every op has */
+    Tensor **parts = arena_alloc(sizeof(Tensor *) * (size_t)(list->nargs < 2 ? 2 : list->nargs));
     for (int i = 0; i < list->nargs; i++)
         if (!(parts[i] = expect_tensor(c, list->args[i])))
             return ERR;
@@ -933,8 +932,8 @@ static Val cat(Ctx *c, Node *call) {
     if (!check_size(out, call->loc))
         return ERR;
     Op *op = new_op(c, OP_CAT, out, parts[0], NULL, call->loc);
-    op->parts = parts;
-    op->nparts = list->nargs;
+    op->in = parts;
+    op->nin = list->nargs;
     op->cat_dim = k;
     return tensor_val(out);
 }
@@ -1233,12 +1232,12 @@ static bool init_draw(Ctx *c, Node *n, Init *out) {
 
 /* One tensor op with a number or a constant tensor's value, applied to the
  * draw in float; the value must be a float too. */
-static bool init_step(Init *in, int op, double value, Loc op_loc) {
+static bool init_step(Init *in, BinOp op, bool reversed, double value, Loc op_loc) {
     if (!(fabs(value) <= FLT_MAX)) {
         error_at(op_loc, "the constant %g is beyond float's range", value);
         return false;
     }
-    if (op == '/' && (float)value == 0) {
+    if (op == BIN_DIV && !reversed && (float)value == 0) {
         error_at(op_loc, "division by zero (the constant rounds to 0 in float)");
         return false;
     }
@@ -1246,24 +1245,24 @@ static bool init_step(Init *in, int op, double value, Loc op_loc) {
         error_at(op_loc, "an init applies at most %d operations to its draw", MAX_INIT_STEPS);
         return false;
     }
-    in->steps[in->nsteps++] = (InitStep){op, value};
+    in->steps[in->nsteps++] = (InitStep){op, reversed, value};
     return true;
 }
 
 /* Numbers fold in double, as Python folds them; a constant tensor (zeros(),
  * ones() and what follows) in float, as PyTorch computes it. */
-static bool init_fold(InitDist dist, int op, double x, double y, Loc op_loc, Init *out) {
+static bool init_fold(InitDist dist, BinOp op, double x, double y, Loc op_loc, Init *out) {
     bool in_float = dist == INIT_CONST;
     if (in_float) {
         x = (float)x;
         y = (float)y;
     }
     switch (op) {
-    case '+': x += y; break;
-    case '-': x -= y; break;
-    case '*': x *= y; break;
-    case '/': x /= y; break;
-    case 'P': x = pow(x, y); break;
+    case BIN_ADD: x += y; break;
+    case BIN_SUB: x -= y; break;
+    case BIN_MUL: x *= y; break;
+    case BIN_DIV: x /= y; break;
+    case BIN_POW: x = pow(x, y); break;
     default:
         error_at(op_loc, "an init must be affine in a single random draw");
         return false;
@@ -1306,36 +1305,37 @@ static bool eval_init(Ctx *c, Node *n, Init *out) {
             out->value = -out->value;
             return true;
         }
-        return init_step(out, '*', -1, n->loc);
+        return init_step(out, BIN_MUL, false, -1, n->loc);
     case N_BINARY: {
         if (!eval_init(c, n->lhs, &a) || !eval_init(c, n->rhs, &b))
             return false;
         bool a_draw = a.dist == INIT_RANDN || a.dist == INIT_UNIFORM;
         bool b_draw = b.dist == INIT_RANDN || b.dist == INIT_UNIFORM;
         if (a_draw && b_draw) {
-            bool sum = n->op == '+' || n->op == '-';
+            bool sum = n->op == BIN_ADD || n->op == BIN_SUB;
             error_at(n->op_loc, sum ? "an init may use only one random draw"
                                     : "an init must be affine in a single random draw");
             return false;
         }
-        if (n->op == 'P' && a_draw) {
+        if (n->op == BIN_POW && a_draw) {
             error_at(n->op_loc, "a random draw cannot be raised to a power in an init");
             return false;
         }
-        if (n->op == '/' && !b_draw && b.value == 0) {
+        if (n->op == BIN_DIV && !b_draw && b.value == 0) {
             error_at(n->op_loc, "division by zero");
             return false;
         }
         if (!a_draw && !b_draw) /* a tensor's ops are float ops */
             return init_fold(a.dist == INIT_CONST || b.dist == INIT_CONST ? INIT_CONST : INIT_NUMBER, n->op,
                              a.value, b.value, n->op_loc, out);
-        if (!b_draw && strchr("+-*/", n->op)) { /* draw op constant */
+        bool affine = n->op == BIN_ADD || n->op == BIN_SUB || n->op == BIN_MUL;
+        if (!b_draw && (affine || n->op == BIN_DIV)) { /* draw op constant */
             *out = a;
-            return init_step(out, n->op, b.value, n->op_loc);
+            return init_step(out, n->op, false, b.value, n->op_loc);
         }
-        if (strchr("+-*", n->op)) { /* constant op draw: + and * commute exactly */
+        if (affine) { /* constant op draw: + and * commute exactly, - is reversed */
             *out = b;
-            return init_step(out, n->op == '-' ? 'r' : n->op, a.value, n->op_loc);
+            return init_step(out, n->op, n->op == BIN_SUB, a.value, n->op_loc);
         }
         error_at(n->op_loc, "an init must be affine in a single random draw");
         return false;
@@ -1440,9 +1440,6 @@ static bool moves_batch_dim(const Op *op) {
     for (int k = 0; k < op->nin; k++)
         if (batch_dim_not_first(op->in[k]))
             return false;
-    for (int k = 0; k < op->nparts; k++)
-        if (batch_dim_not_first(op->parts[k]))
-            return false;
     return true;
 }
 
@@ -1466,12 +1463,19 @@ static bool normalises(const Op *op, int64_t batch, bool *written) {
     return scale;
 }
 
+static bool op_reads(const Op *op, const Tensor *t) {
+    for (int k = 0; k < op->nin; k++)
+        if (op->in[k] == t)
+            return true;
+    return false;
+}
+
 /* Every reader of a frozen sum over the batch that feeds rows must scale
  * it by 1/n or 1/(n-1), written with the batch dim. */
 static void check_batch_sum(const Model *m, const Op *sum) {
     for (int i = 0; i < m->ops.len; i++) {
         const Op *op = m->ops.items[i];
-        if ((op->nin < 1 || op->in[0] != sum->out) && (op->nin < 2 || op->in[1] != sum->out))
+        if (!op_reads(op, sum->out))
             continue;
         if (!op->out->frozen && !has_batch(op->out))
             continue;   /* the loss's side of the statistic, not a statistic */
@@ -1499,8 +1503,6 @@ static void check_rows_mixing(Model *m) {
         bool dep = op_info[op->kind].family == EW1 && op->c.rows_expr;
         for (int k = 0; k < op->nin; k++)
             dep |= rows_dep[op->in[k]->id] && !op->in[k]->frozen;
-        for (int k = 0; k < op->nparts; k++)
-            dep |= rows_dep[op->parts[k]->id];
         rows_dep[op->out->id] = dep && !op->out->frozen;
         if (op->kind == OP_SOFTMAX && (op->axes & batch_axes(op->in[0])))
             error_at(op->loc, "a softmax over the batch dim mixes rows, which inference cannot do: it runs "
@@ -1525,10 +1527,6 @@ static void mark_dependencies(Model *m) {
             deps |= in->kind == T_INPUT ? 1u << in->input_index : in->input_deps;
             dep |= stat_dep[in->id];
         }
-        for (int k = 0; k < op->nparts; k++) {
-            deps |= op->parts[k]->input_deps;
-            dep |= stat_dep[op->parts[k]->id];
-        }
         op->out->input_deps = deps;
         stat_dep[op->out->id] = dep;
     }
@@ -1540,11 +1538,6 @@ static void mark_dependencies(Model *m) {
         for (int k = 0; k < op->nin; k++) {
             Tensor *in = op->in[k];
             if (feeds_rows && in->kind == T_ACT && stat_dep[in->id] && !has_batch(in))
-                in->frozen = true;
-        }
-        for (int k = 0; k < op->nparts; k++) {
-            Tensor *in = op->parts[k];
-            if (feeds_rows && stat_dep[in->id] && !has_batch(in))
                 in->frozen = true;
         }
     }
@@ -1593,8 +1586,6 @@ static void drop_dead_temps(Model *m) {
         }
         for (int k = 0; k < op->nin; k++)
             read[op->in[k]->id] = true;
-        for (int k = 0; k < op->nparts; k++)
-            read[op->parts[k]->id] = true;
     }
     int ops = 0, tensors = 0;
     for (int i = 0; i < m->ops.len; i++) {
