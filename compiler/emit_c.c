@@ -7,6 +7,7 @@
 #include "ninjac.h"
 #include "files.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -187,12 +188,24 @@ static int loops(E *e, int indent, const Tensor *t, uint32_t skip) {
 
 /* ---- elementwise templates ---- */
 
-/* A template of NJ_OPS with its operands, literals of the real type and
- * math functions of the real type; -O's float code takes its own tanh
- * (runtime/ninjac_kernels.h: vectorisable, 6 ulp at most). */
-static const char *expand(E *e, const char *tmpl, const char *a, const char *b, const char *y,
+/* A math function of the op's table row, as the real type and the mode call it. */
+static const char *math_call(const E *e, OpKind kind, const char *name, size_t len) {
+    for (int f = 0; f < MATH_COUNT; f++) {
+        const MathInfo *fn = &math_info[f];
+        if ((op_info[kind].math & (1u << f)) && strlen(fn->name[0]) == len && !strncmp(name, fn->name[0], len))
+            return e->opt->f64 ? fn->name[0] : e->fast_math && fn->own ? fn->own : fn->name[1];
+    }
+    fprintf(stderr, "ninjac: internal: a template of %s calls %.*s, which its math column lacks\n",
+            op_info[kind].name, (int)len, name);
+    abort();
+}
+
+/* A template of the op table (ops.def) with its operands, literals of the
+ * real type, and its op's math functions in the real type; -O's float code
+ * takes a function's own version where it has one (nj_tanhf: vectorisable,
+ * 6 ulp at most). A call of anything else is a bug of the table. */
+static const char *expand(E *e, OpKind kind, const char *tmpl, const char *a, const char *b, const char *y,
                           const char *g, const char *c) {
-    static const char *const fns[] = {"exp(", "log(", "tanh(", "sqrt(", "pow("};
     char *text;
     size_t len;
     FILE *s = open_memstream(&text, &len);
@@ -205,27 +218,20 @@ static const char *expand(E *e, const char *tmpl, const char *a, const char *b, 
             const char *v = p[1] == 'a' ? a : p[1] == 'b' ? b : p[1] == 'y' ? y : p[1] == 'g' ? g : c;
             fputs(v, s);
             p += 2;
-            continue;
-        }
-        if (*p == '#') {
+        } else if (*p == '#') {
             char *end;
             double v = strtod(p + 1, &end);
             fputs(lit(e, v), s);
             p = end;
-            continue;
-        }
-        bool fn = false;
-        for (size_t k = 0; k < sizeof fns / sizeof *fns && !fn; k++) {
-            size_t n = strlen(fns[k]);
-            if (!strncmp(p, fns[k], n) && (p == tmpl || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z')))) {
-                bool own_tanh = k == 2 && e->fast_math;
-                fprintf(s, "%s%.*s%s(", own_tanh ? "nj_" : "", (int)n - 1, p, e->opt->f64 ? "" : "f");
-                p += n;
-                fn = true;
-            }
-        }
-        if (!fn)
+        } else if (isalpha((unsigned char)*p)) {
+            const char *end = p;
+            while (isalnum((unsigned char)*end) || *end == '_')
+                end++;
+            fputs(math_call(e, kind, p, (size_t)(end - p)), s);
+            p = end;
+        } else {
             fputc(*p++, s);
+        }
     }
     fclose(s);
     char *result = arena_strndup(text, len);
@@ -280,7 +286,7 @@ static void elementwise_stmt(E *e, int indent, const Op *op) {
         broadcast_index(op->out, op->in[1], IDX, idx_b);
         b = ref(e, op->in[1], idx_b);
     }
-    const char *value = expand(e, op_info[op->kind].forward, ref(e, op->in[0], idx_a), b, NULL, NULL,
+    const char *value = expand(e, op->kind, op_info[op->kind].forward, ref(e, op->in[0], idx_a), b, NULL, NULL,
                                scalar(e, op->c));
     if (is_local(e, op->out))
         out(e, indent, "%s %s = %s;\n", e->real, op->out->cname, value);
@@ -468,7 +474,7 @@ static void forward_special(E *e, const Op *op) {
         out(e, in + 1, "for (int m = 1; m < %s; m++)\n", n);
         out(e, in + 2, "mx = %s > mx ? %s : mx;\n", xm, xm);
         out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
-        out(e, in + 2, "%s = %s;\n", ym, expand(e, "exp($a - $b)", xm, "mx", 0, 0, 0));
+        out(e, in + 2, "%s = %s;\n", ym, expand(e, op->kind, "exp($a - $b)", xm, "mx", 0, 0, 0));
         out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
         out(e, in + 2, "sum += %s;\n", ym);
         out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
@@ -487,12 +493,12 @@ static void forward_special(E *e, const Op *op) {
         out(e, 3, "mx = %s > mx ? %s : mx;\n", lij, lij);
         out(e, 2, "for (int j = 0; j < %lld; j++)   // apart from the sum, so that it vectorises\n",
             (long long)x->shape[1]);
-        out(e, 3, "%s = %s;\n", pij, expand(e, "exp($a - $b)", lij, "mx", 0, 0, 0));
+        out(e, 3, "%s = %s;\n", pij, expand(e, op->kind, "exp($a - $b)", lij, "mx", 0, 0, 0));
         out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
         out(e, 3, "sum += %s;\n", pij);
         out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
         out(e, 3, "%s /= sum;\n", pij);
-        out(e, 2, "%s += %s;\n", ref(e, y, IDX), expand(e, "log($a) + $b - $c", "sum", "mx", 0, 0, liy));
+        out(e, 2, "%s += %s;\n", ref(e, y, IDX), expand(e, op->kind, "log($a) + $b - $c", "sum", "mx", 0, 0, liy));
         out(e, 1, "}\n");
         out(e, 1, "%s /= %s;\n", ref(e, y, IDX), scalar(e, op->c));
         return;
@@ -559,7 +565,7 @@ static void elementwise_grad_stmt(E *e, int indent, const Grad *gr) {
     }
     broadcast_index(op->out, gr->target, IDX, idx_t);
     contribute(e, indent, gr->target, idx_t,
-               expand(e, op_info[op->kind].grad[gr->operand], ref(e, op->in[0], idx_a), b,
+               expand(e, op->kind, op_info[op->kind].grad[gr->operand], ref(e, op->in[0], idx_a), b,
                       ref(e, op->out, IDX), gref(e, op->out, IDX), scalar(e, op->c)));
 }
 
@@ -585,7 +591,7 @@ static void reduce_grad_stmt(E *e, int indent, const Grad *gr) {
                      : op->kind == OP_MEAN ? "$g / $c"
                      : op->unbiased ? "$g * (#2 * ($a - $b) / ($c - #1))" : "$g * (#2 * ($a - $b) / $c)";
     contribute(e, indent, x, IDX,
-               expand(e, rule, ref(e, x, IDX), op->kind == OP_VAR ? var_mean(e, op, yi) : NULL, NULL, gy,
+               expand(e, op->kind, rule, ref(e, x, IDX), op->kind == OP_VAR ? var_mean(e, op, yi) : NULL, NULL, gy,
                       scalar(e, op->c)));
 }
 
@@ -1339,14 +1345,22 @@ static void emit_header(E *e, const char *id) {
  * -O0 keeps the scalar calls, whose results the hand-written reference
  * reproduces bit for bit. */
 static void vector_math(E *e) {
-    static const char *const fns[] = {"exp", "log", "tanh", "pow"};
     out(e, 0, "#if defined(__GNUC__) && defined(__x86_64__) && !defined(NINJAC_SCALAR_MATH)\n");
-    for (size_t i = 0; i < sizeof fns / sizeof *fns; i++) {
-        bool binary = !strcmp(fns[i], "pow");
-        out(e, 0, "__attribute__((simd(\"notinbranch\"))) %s %s%s(%s%s%s);\n", e->real, fns[i],
-            e->opt->f64 ? "" : "f", e->real, binary ? ", " : "", binary ? e->real : "");
+    for (int f = 0; f < MATH_COUNT; f++) {
+        const MathInfo *fn = &math_info[f];
+        if (fn->simd_arity)
+            out(e, 0, "__attribute__((simd(\"notinbranch\"))) %s %s(%s%s%s);\n", e->real, fn->name[!e->opt->f64],
+                e->real, fn->simd_arity == 2 ? ", " : "", fn->simd_arity == 2 ? e->real : "");
     }
     out(e, 0, "#endif\n\n");
+}
+
+/* The op calls a math function of runtime/ninjac_kernels.h's own. */
+static bool uses_own_math(OpKind kind) {
+    for (int f = 0; f < MATH_COUNT; f++)
+        if ((op_info[kind].math & (1u << f)) && math_info[f].own)
+            return true;
+    return false;
 }
 
 static void emit_source(E *e, const char *id) {
@@ -1357,7 +1371,7 @@ static void emit_source(E *e, const char *id) {
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
         kernels |= (op->kind == OP_MATMUL && (own_matmul(e, op, -1) || own_matmul(e, op, 0) || own_matmul(e, op, 1))) ||
-                   (op->kind == OP_TANH && e->fast_math);
+                   (e->fast_math && uses_own_math(op->kind));
     }
     if (kernels)
         out(e, 0, "#include \"ninjac_kernels.h\"\n\n");

@@ -635,6 +635,26 @@ static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
     return tensor_val(out);
 }
 
+/* The op Python's operator reaches with these operands (the op table). */
+static bool operator_op(BinOp op, unsigned operands, OpKind *kind) {
+    for (int k = 0; k < OP_COUNT; k++)
+        if ((op_info[k].operands & operands) && op_info[k].binop == op) {
+            *kind = (OpKind)k;
+            return true;
+        }
+    return false;
+}
+
+/* x ** c for an exponent with an op of its own (x ** 2 is a square). */
+static bool power_op(double exponent, OpKind *kind) {
+    for (int k = 0; k < OP_COUNT; k++)
+        if (op_info[k].power && strtod(op_info[k].power, NULL) == exponent) {
+            *kind = (OpKind)k;
+            return true;
+        }
+    return false;
+}
+
 static Val arith(Ctx *c, BinOp op, Val a, Val b, Node *n) {
     if (a.kind == V_ERROR || b.kind == V_ERROR)
         return ERR;
@@ -662,50 +682,37 @@ static Val arith(Ctx *c, BinOp op, Val a, Val b, Node *n) {
     }
     if (!ta && !tb)
         return fold(op, a.s, b.s, n->op_loc);
+    OpKind kind;
     if (ta && tb) {
-        static const OpKind kinds[] = {[BIN_ADD] = OP_ADD, [BIN_SUB] = OP_SUB, [BIN_MUL] = OP_MUL,
-                                       [BIN_DIV] = OP_DIV};
-        if (op == BIN_FLOORDIV || op == BIN_POW) {
-            error_at(n->op_loc, "%s between two tensors is not supported (supported: + - * / @)",
-                     binop_text[op]);
+        if (!operator_op(op, OPND_TT, &kind)) {
+            error_at(n->op_loc, "%s between two tensors is not supported (supported: %s)", binop_text[op],
+                     supported_operators(OPND_TT));
             return ERR;
         }
-        return binary_op(c, kinds[op], ta, tb, n->op_loc, n->lhs->loc, n->rhs->loc);
+        return binary_op(c, kind, ta, tb, n->op_loc, n->lhs->loc, n->rhs->loc);
     }
     Tensor *t = ta ? ta : tb;
     Scalar k = ta ? b.s : a.s;
-    switch (op) {
-    case BIN_ADD: return unary_op(c, OP_ADD_C, t, k, n->op_loc);
-    case BIN_MUL: return unary_op(c, OP_MUL_C, t, k, n->op_loc);
-    case BIN_SUB: return unary_op(c, ta ? OP_SUB_C : OP_RSUB_C, t, k, n->op_loc);
-    case BIN_DIV:
-        if (ta && k.value == 0) {
-            error_at(n->op_loc, "division by zero");
-            return ERR;
-        }
-        return unary_op(c, ta ? OP_DIV_C : OP_RDIV_C, t, k, n->op_loc);
-    case BIN_POW:
-        if (!ta) {
-            error_at(n->op_loc, "a number raised to a tensor power is not supported");
-            return ERR;
-        }
-        if (k.rows_expr) {
-            error_at(n->rhs->loc, "an exponent cannot depend on the batch size");
-            return ERR;
-        }
-        if (k.value == 2)
-            return unary_op(c, OP_SQUARE, t, k, n->op_loc);
-        if (k.value == -1)
-            return unary_op(c, OP_RECIP, t, k, n->op_loc);
-        if (k.value == 0.5)
-            return unary_op(c, OP_SQRT, t, k, n->op_loc);
-        if (k.value == -0.5)
-            return unary_op(c, OP_RSQRT, t, k, n->op_loc);
-        return unary_op(c, OP_POW_C, t, k, n->op_loc);
-    default:
-        error_at(n->op_loc, "// is not supported on tensors (supported: + - * / ** @)");
+    if (op == BIN_DIV && ta && k.value == 0) {
+        error_at(n->op_loc, "division by zero");
         return ERR;
     }
+    if (op == BIN_POW && !ta) {
+        error_at(n->op_loc, "a number raised to a tensor power is not supported");
+        return ERR;
+    }
+    if (op == BIN_POW && k.rows_expr) {
+        error_at(n->rhs->loc, "an exponent cannot depend on the batch size");
+        return ERR;
+    }
+    if (op == BIN_POW && power_op(k.value, &kind))
+        return unary_op(c, kind, t, k, n->op_loc);
+    if (!operator_op(op, ta ? OPND_TC : OPND_CT, &kind)) {
+        error_at(n->op_loc, "%s is not supported on tensors (supported: %s)", binop_text[op],
+                 supported_operators(OPND_TT | OPND_TC | OPND_CT));
+        return ERR;
+    }
+    return unary_op(c, kind, t, k, n->op_loc);
 }
 
 /* ---- indexing ---- */
@@ -816,17 +823,17 @@ static Val index_expr(Ctx *c, Node *n) {
 
 /* ---- calls ---- */
 
-static const struct { const char *name; OpKind kind; } elementwise_fns[] = {
-    {"exp", OP_EXP}, {"log", OP_LOG}, {"tanh", OP_TANH}, {"relu", OP_RELU},
-    {"sigmoid", OP_SIGMOID}, {"sqrt", OP_SQRT},
-};
-
-static bool elementwise_fn(const char *name, OpKind *kind) {
-    for (size_t i = 0; i < sizeof elementwise_fns / sizeof *elementwise_fns; i++)
-        if (!strcmp(elementwise_fns[i].name, name)) {
-            *kind = elementwise_fns[i].kind;
+/* The op Python reaches as x.name() (PY_METHOD), torch.name() or F.name()
+ * (the op table). */
+static bool op_by_name(const char *name, unsigned form, OpKind *kind) {
+    for (int k = 0; k < OP_COUNT; k++) {
+        const OpInfo *op = &op_info[k];
+        if ((op->forms & form) &&
+            (!strcmp(op->py, name) || (form == PY_METHOD && op->alias && !strcmp(op->alias, name)))) {
+            *kind = (OpKind)k;
             return true;
         }
+    }
     return false;
 }
 
@@ -940,15 +947,21 @@ static Val cat(Ctx *c, Node *call) {
 
 static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     OpKind kind;
-    if (elementwise_fn(fn, &kind) && call->nargs != 1) {
-        error_at(call->loc, "%s.%s takes one argument, got %d", module, fn, call->nargs);
+    if (!op_by_name(fn, !strcmp(module, "F") ? PY_F : PY_TORCH, &kind)) {
+        error_at(call->loc, "unsupported function %s.%s (supported: %s)", module, fn,
+                 supported_calls(PY_TORCH | PY_F));
         return ERR;
     }
-    if (elementwise_fn(fn, &kind)) {
+    if (op_info[kind].family == EW1) {
+        if (call->nargs != 1) {
+            error_at(call->loc, "%s.%s takes one argument, got %d", module, fn, call->nargs);
+            return ERR;
+        }
         Tensor *t = expect_tensor(c, call->args[0]);
         return t ? unary_op(c, kind, t, int_scalar(0), call->loc) : ERR;
     }
-    if (!strcmp(fn, "softmax") && call->nargs >= 1) {
+    switch (kind) {
+    case OP_SOFTMAX: {
         static const char *const params[] = {"input", "dim", NULL};
         Node *arg[2];
         if (!bind_args(call, params, arg))
@@ -960,13 +973,12 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
         Tensor *t = expect_tensor(c, arg[0]);
         return t ? softmax(c, t, arg[1], call) : ERR;
     }
-    if (!strcmp(module, "F") && !strcmp(fn, "cross_entropy"))
-        return cross_entropy(c, call);
-    if (!strcmp(module, "torch") && !strcmp(fn, "cat"))
-        return cat(c, call);
-    error_at(call->loc, "unsupported function %s.%s (supported: torch.tanh, torch.exp, torch.log, "
-             "torch.relu, torch.sigmoid, torch.sqrt, torch.cat, F.softmax, F.cross_entropy)", module, fn);
-    return ERR;
+    case OP_CROSS_ENTROPY: return cross_entropy(c, call);
+    case OP_CAT: return cat(c, call);
+    default:
+        error_at(call->loc, "internal: no lowering for %s.%s", module, fn);
+        return ERR;
+    }
 }
 
 static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
@@ -975,33 +987,33 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
         error_at(call->loc, "integer input '%s' has no methods; it can only index a table", t->name);
         return ERR;
     }
-    if (elementwise_fn(fn, &kind)) {
+    if (!op_by_name(fn, PY_METHOD, &kind)) {
+        error_at(call->loc, "unsupported method .%s() (supported: %s)", fn, supported_methods());
+        return ERR;
+    }
+    switch (op_info[kind].family) {
+    case EW1:
         if (call->nargs) {
             error_at(call->loc, ".%s() takes no arguments", fn);
             return ERR;
         }
         return unary_op(c, kind, t, int_scalar(0), call->loc);
+    case REDUCE: return reduction(c, kind, t, call, kind == OP_MAX);
+    default: break;
     }
-    if (!strcmp(fn, "sum"))
-        return reduction(c, OP_SUM, t, call, false);
-    if (!strcmp(fn, "mean"))
-        return reduction(c, OP_MEAN, t, call, false);
-    if (!strcmp(fn, "var"))
-        return reduction(c, OP_VAR, t, call, false);
-    if (!strcmp(fn, "max"))
-        return reduction(c, OP_MAX, t, call, true);
-    if (!strcmp(fn, "view") || !strcmp(fn, "reshape"))
-        return view(c, t, call);
-    if (!strcmp(fn, "softmax")) {
+    switch (kind) {
+    case OP_VIEW: return view(c, t, call);
+    case OP_SOFTMAX: {
         static const char *const params[] = {"dim", NULL};
         Node *dim;
         if (!bind_args(call, params, &dim))
             return ERR;
         return softmax(c, t, dim, call);
     }
-    error_at(call->loc, "unsupported method .%s() (supported: sum mean var max view reshape exp log "
-             "tanh relu sigmoid sqrt softmax)", fn);
-    return ERR;
+    default:
+        error_at(call->loc, "internal: no lowering for .%s()", fn);
+        return ERR;
+    }
 }
 
 static Val call_expr(Ctx *c, Node *n) {
