@@ -2,7 +2,7 @@
  *
  * A spec's names become C identifiers: members of the generated structs
  * (p->W1, a->h, g->dh) and local variables (inputs, registers). C keywords
- * are refused where a name is declared (shape.c); every other name that C
+ * are refused where a name is declared (scope.c); every other name that C
  * would trip over (a macro of an included header, an identifier the
  * generated code uses itself, a name whose gradient d<name> is one of
  * those) gets a C name of its own, computed once here and used everywhere

@@ -1,7 +1,8 @@
 /* ninjac.h - the one internal header of the compiler.
  *
  * Pipeline (main.c): lexer.l + parser.y build the AST (Stmt, Node);
- * shape.c lowers it to tensor IR (Tensor, Op) and checks every shape;
+ * lower.c (with ir.c, scope.c, init.c, analysis.c; lower.h) lowers it to
+ * tensor IR (Tensor, Op) and checks every shape;
  * autodiff.c derives the backward pass (Grad); emit_c.c writes C.
  * Memory: everything the compiler allocates comes from one arena, owned by
  * main and freed once at exit (arena.c). */
@@ -120,7 +121,7 @@ typedef struct {
 
 void parse_program(Program *prog);  /* reports syntax errors through diag */
 
-/* ---- shape.c: the tensor IR ---- */
+/* ---- lower.c and its helpers: the tensor IR ---- */
 typedef enum { DT_FLOAT, DT_INT } DType;
 
 typedef enum {
@@ -175,7 +176,7 @@ typedef enum {
     EW1,        /* elementwise, one tensor (and maybe a constant): out has its shape */
     EW2,        /* elementwise, two tensors: out has their broadcast shape */
     REDUCE,     /* over the dims in axes (keepdim) */
-    SPECIAL,    /* its own shape rule (shape.c), forward and backward (emit_c.c) */
+    SPECIAL,    /* its own shape rule (lower.c), forward and backward (emit_c.c) */
 } OpFamily;
 
 /* How Python reaches an op: x.py(), torch.py(x), F.py(x). */
@@ -249,7 +250,7 @@ struct Tensor {
     /* filled by autodiff.c */
     bool needs_grad;        /* depends on a param and reaches loss */
     bool reaches_loss;
-    /* filled by shape.c after lowering */
+    /* filled by analysis.c after lowering */
     bool frozen;            /* a batch statistic: frozen in inference */
     uint32_t input_deps;    /* bit k: depends on input k */
 };
