@@ -3,7 +3,8 @@
  * Pipeline (main.c): lexer.l + parser.y build the AST (Stmt, Node);
  * lower.c (with ir.c, scope.c, init.c, analysis.c; lower.h) lowers it to
  * tensor IR (Tensor, Op) and checks every shape;
- * autodiff.c derives the backward pass (Grad); emit_c.c writes C.
+ * autodiff.c derives the backward pass (Grad); emit_c.c (with emit_*.c,
+ * emit.h) writes C.
  * Memory: everything the compiler allocates comes from one arena, owned by
  * main and freed once at exit (arena.c). */
 #ifndef NINJAC_H
@@ -176,7 +177,7 @@ typedef enum {
     EW1,        /* elementwise, one tensor (and maybe a constant): out has its shape */
     EW2,        /* elementwise, two tensors: out has their broadcast shape */
     REDUCE,     /* over the dims in axes (keepdim) */
-    SPECIAL,    /* its own shape rule (lower.c), forward and backward (emit_c.c) */
+    SPECIAL,    /* its own shape rule (lower.c), forward and backward (emit_ops.c) */
 } OpFamily;
 
 /* How Python reaches an op: x.py(), torch.py(x), F.py(x). */
