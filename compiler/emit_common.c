@@ -5,6 +5,7 @@
 #include "emit.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +21,33 @@ void out(E *e, int indent, const char *fmt, ...) {
 
 /* ---- names and literals ---- */
 
+/* The shortest decimal that reads back as the same value of the real type
+ * (strtof and the C compiler round alike), so that 1e-5 stays 1e-5 rather
+ * than 9.99999975e-06; the exponent without padding (1e-05 -> 1e-5). */
+static char *shortest_decimal(double v, bool f64) {
+    char *s = NULL;
+    for (int digits = 1; digits <= (f64 ? 17 : 9); digits++) {
+        s = arena_printf("%.*g", digits, v);
+        if (f64 ? strtod(s, NULL) == v : strtof(s, NULL) == (float)v)
+            break;
+    }
+    char *exp = strchr(s, 'e');
+    if (exp) {
+        const char *digits = exp + 1 + (exp[1] == '+' || exp[1] == '-');
+        while (digits[0] == '0' && digits[1])
+            digits++;
+        *exp = 0;
+        s = arena_printf("%se%s%s", s, exp[1] == '-' ? "-" : "", digits);
+    }
+    return s;
+}
+
 const char *lit(E *e, double v) {
     if (!e->opt->f64) {
-        char *s = arena_printf("%.9g", (double)(float)v);
+        char *s = isfinite(v) ? shortest_decimal((double)(float)v, false) : arena_printf("%.9g", (double)(float)v);
         return strpbrk(s, ".en") ? arena_printf("%sf", s) : arena_printf("%s.0f", s);
     }
-    char *s = arena_printf("%.17g", v);
+    char *s = isfinite(v) ? shortest_decimal(v, true) : arena_printf("%.17g", v);
     return strpbrk(s, ".en") ? s : arena_printf("%s.0", s);
 }
 

@@ -74,7 +74,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++) {
             // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-            float h1hat_t2 = a->bn1var[i][j] + 9.99999975e-06f;
+            float h1hat_t2 = a->bn1var[i][j] + 1e-5f;
             a->h1hat_t3[i][j] = sqrtf(h1hat_t2);
         }
     
@@ -129,7 +129,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++) {
             // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-            float h2hat_t2 = a->bn2var[i][j] + 9.99999975e-06f;
+            float h2hat_t2 = a->bn2var[i][j] + 1e-5f;
             a->h2hat_t3[i][j] = sqrtf(h2hat_t2);
         }
     
@@ -184,7 +184,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++) {
             // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-            float h3hat_t2 = a->bn3var[i][j] + 9.99999975e-06f;
+            float h3hat_t2 = a->bn3var[i][j] + 1e-5f;
             a->h3hat_t3[i][j] = sqrtf(h3hat_t2);
         }
     
@@ -239,7 +239,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++) {
             // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-            float h4hat_t2 = a->bn4var[i][j] + 9.99999975e-06f;
+            float h4hat_t2 = a->bn4var[i][j] + 1e-5f;
             a->h4hat_t3[i][j] = sqrtf(h4hat_t2);
         }
     
@@ -294,7 +294,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++) {
             // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-            float h5hat_t2 = a->bn5var[i][j] + 9.99999975e-06f;
+            float h5hat_t2 = a->bn5var[i][j] + 1e-5f;
             a->h5hat_t3[i][j] = sqrtf(h5hat_t2);
         }
     
@@ -349,7 +349,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 27; j++) {
             // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-            float h6hat_t2 = a->bn6var[i][j] + 9.99999975e-06f;
+            float h6hat_t2 = a->bn6var[i][j] + 1e-5f;
             a->h6hat_t3[i][j] = sqrtf(h6hat_t2);
         }
     
@@ -1158,7 +1158,7 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     // h1hat_t2 [1, 100] = add_c(bn1var [1, 100])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
-            s->h1hat_t2[i][j] = s->bn1var[i][j] + 9.99999975e-06f;
+            s->h1hat_t2[i][j] = s->bn1var[i][j] + 1e-5f;
     // h1hat_t3 [1, 100] = sqrt(h1hat_t2 [1, 100])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
@@ -1223,7 +1223,7 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     // h2hat_t2 [1, 100] = add_c(bn2var [1, 100])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
-            s->h2hat_t2[i][j] = s->bn2var[i][j] + 9.99999975e-06f;
+            s->h2hat_t2[i][j] = s->bn2var[i][j] + 1e-5f;
     // h2hat_t3 [1, 100] = sqrt(h2hat_t2 [1, 100])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
@@ -1288,7 +1288,7 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     // h3hat_t2 [1, 100] = add_c(bn3var [1, 100])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
-            s->h3hat_t2[i][j] = s->bn3var[i][j] + 9.99999975e-06f;
+            s->h3hat_t2[i][j] = s->bn3var[i][j] + 1e-5f;
     // h3hat_t3 [1, 100] = sqrt(h3hat_t2 [1, 100])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
@@ -1353,7 +1353,7 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     // h4hat_t2 [1, 100] = add_c(bn4var [1, 100])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
-            s->h4hat_t2[i][j] = s->bn4var[i][j] + 9.99999975e-06f;
+            s->h4hat_t2[i][j] = s->bn4var[i][j] + 1e-5f;
     // h4hat_t3 [1, 100] = sqrt(h4hat_t2 [1, 100])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
@@ -1418,7 +1418,7 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     // h5hat_t2 [1, 100] = add_c(bn5var [1, 100])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
-            s->h5hat_t2[i][j] = s->bn5var[i][j] + 9.99999975e-06f;
+            s->h5hat_t2[i][j] = s->bn5var[i][j] + 1e-5f;
     // h5hat_t3 [1, 100] = sqrt(h5hat_t2 [1, 100])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 100; j++)
@@ -1483,7 +1483,7 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     // h6hat_t2 [1, 27] = add_c(bn6var [1, 27])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 27; j++)
-            s->h6hat_t2[i][j] = s->bn6var[i][j] + 9.99999975e-06f;
+            s->h6hat_t2[i][j] = s->bn6var[i][j] + 1e-5f;
     // h6hat_t3 [1, 27] = sqrt(h6hat_t2 [1, 27])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 27; j++)

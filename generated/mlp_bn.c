@@ -73,9 +73,9 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++) {
             // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-            a->bnvar[i][j] = a->bnvar_t1[i][j] * 0.0322580636f;
+            a->bnvar[i][j] = a->bnvar_t1[i][j] * 0.032258064f;
             // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
-            a->bnvar_inv_t1[i][j] = a->bnvar[i][j] + 9.99999975e-06f;
+            a->bnvar_inv_t1[i][j] = a->bnvar[i][j] + 1e-5f;
             a->bnvar_inv[i][j] = 1.0f / sqrtf(a->bnvar_inv_t1[i][j]);
         }
     
@@ -251,7 +251,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
             float dbnvar_inv_t1 = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
             float dbnvar = dbnvar_inv_t1;
             // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-            g->dbnvar_t1[i][j] = dbnvar * 0.0322580636f;
+            g->dbnvar_t1[i][j] = dbnvar * 0.032258064f;
         }
     
     // backprop through mlp_bn.ninja:35-37, in one pass over [n=32, 64]:
@@ -564,7 +564,7 @@ int mlp_bn_calibrate(const mlp_bn_params *p, const int32_t *const *inputs, int64
     // bnvar_inv_t1 [1, 64] = add_c(bnvar [1, 64])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)
-            s->bnvar_inv_t1[i][j] = s->bnvar[i][j] + 9.99999975e-06f;
+            s->bnvar_inv_t1[i][j] = s->bnvar[i][j] + 1e-5f;
     // bnvar_inv [1, 64] = rsqrt(bnvar_inv_t1 [1, 64])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 64; j++)

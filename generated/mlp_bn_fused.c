@@ -71,7 +71,7 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++) {
             // :33 bnvar_inv = (bnvar + 1e-5)**-0.5
-            a->bnvar_inv_t1[i][j] = a->bnvar[i][j] + 9.99999975e-06f;
+            a->bnvar_inv_t1[i][j] = a->bnvar[i][j] + 1e-5f;
             a->bnvar_inv[i][j] = 1.0f / sqrtf(a->bnvar_inv_t1[i][j]);
         }
     
@@ -400,7 +400,7 @@ int mlp_bn_fused_calibrate(const mlp_bn_fused_params *p, const int32_t *const *i
     // bnvar_inv_t1 [1, 200] = add_c(bnvar [1, 200])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
-            s->bnvar_inv_t1[i][j] = s->bnvar[i][j] + 9.99999975e-06f;
+            s->bnvar_inv_t1[i][j] = s->bnvar[i][j] + 1e-5f;
     // bnvar_inv [1, 200] = rsqrt(bnvar_inv_t1 [1, 200])
     for (int i = 0; i < 1; i++)
         for (int j = 0; j < 200; j++)
