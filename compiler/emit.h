@@ -22,11 +22,18 @@ typedef struct {
     int chunk;              /* rows per inference chunk */
     bool *written;          /* backward, -O: d<tensor id> has had a contribution */
     const char *acc;        /* "+=", or "=" for the first contribution when it covers every element */
+    FILE *body;             /* body_begin: the function body, in memory */
+    char *body_text;
+    size_t body_len;
 } E;
 
 static const char *const IDX[MAX_RANK] __attribute__((unused)) = {"i", "j", "k", "l"};
 
 void out(E *e, int indent, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+FILE *memory_stream(char **text, size_t *len);
+FILE *body_begin(E *e);
+void body_end(E *e, FILE *saved, const char *const *names, int nnames);
+const char *const *with_inputs(const E *e, const char *const *extra, int nextra, int *n);
 
 /* ---- emit_common.c: names, literals, references, loops, templates, provenance ---- */
 const char *lit(E *e, double v);

@@ -110,6 +110,93 @@ static void emit_source(E *e, const char *id) {
     descriptor(e, id);
 }
 
+/* ---- loops over a dim of size 1 ----
+ * keepdim's dims and [1, n] statistics give loops of one pass, which say
+ * nothing: the emitted text loses them here, in one place, rather than in
+ * every loop nest of every op. Such a loop's body (the lines indented
+ * deeper below it) moves out one level with its index read as 0. */
+
+static int indent_of(const char *line) {
+    int n = 0;
+    while (line[n] == ' ')
+        n++;
+    return n;
+}
+
+/* `for (int v = 0; v < 1; v++)`, with ` {` (*block) or without: v, else 0. */
+static char unit_loop_var(const char *line, bool *block) {
+    const char *p = line + indent_of(line);
+    if (strncmp(p, "for (int ", 9) || !p[9])
+        return 0;
+    char v = p[9], expect[64];
+    snprintf(expect, sizeof expect, "for (int %c = 0; %c < 1; %c++)", v, v, v);
+    size_t n = strlen(expect);
+    if (strncmp(p, expect, n) || (p[n] && strcmp(p + n, " {")))
+        return 0;
+    *block = p[n] != 0;
+    return v;
+}
+
+/* The line moved out `out` levels, with v read as 0 in its code (not in its comment). */
+static char *unit_body_line(const char *line, char v, int out) {
+    char *r = arena_strdup(line + 4 * out);
+    const char *comment = strstr(r, "//");
+    size_t code_len = comment ? (size_t)(comment - r) : strlen(r);
+    for (size_t i = 0; i < code_len; i++) {
+        bool alone = (i == 0 || !(isalnum((unsigned char)r[i - 1]) || r[i - 1] == '_')) &&
+                     !(isalnum((unsigned char)r[i + 1]) || r[i + 1] == '_');
+        if (r[i] == v && alone)
+            r[i] = '0';
+    }
+    return r;
+}
+
+/* The loop at lines[i] (of variable v) goes; a block it opened stays a
+ * block: opened by the loop around it (moving out one level with it), or
+ * by a bare brace when there is none. */
+static void drop_unit_loop(Vec *lines, int i, char v, bool block) {
+    char **l = (char **)lines->items;
+    int indent = indent_of(l[i]), prev = i - 1;
+    while (prev >= 0 && !l[prev])
+        prev--;
+    size_t plen = prev >= 0 ? strlen(l[prev]) : 0;
+    bool outer = block && prev >= 0 && indent >= 4 && plen > (size_t)indent && indent_of(l[prev]) == indent - 4 &&
+                 !strncmp(l[prev] + indent - 4, "for (", 5) && l[prev][plen - 1] == ')';
+    int out = !block || outer;
+    if (outer)
+        l[prev] = arena_printf("%s {", l[prev]);
+    l[i] = block && !outer ? arena_printf("%*s{", indent, "") : NULL;
+    int j = i + 1;
+    for (; j < lines->len && indent_of(l[j]) > indent && l[j][indent_of(l[j])]; j++)
+        l[j] = unit_body_line(l[j], v, out);
+    if (block && j < lines->len)   /* the block's closing brace */
+        l[j] = unit_body_line(l[j], v, out);
+}
+
+static char *drop_unit_loops(const char *text) {
+    Vec lines = {0};
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        vec_push(&lines, arena_strndup(p, n));
+        p += n + (nl != NULL);
+    }
+    for (int i = 0; i < lines.len; i++) {
+        bool block = false;
+        char v = lines.items[i] ? unit_loop_var(lines.items[i], &block) : 0;
+        if (v)
+            drop_unit_loop(&lines, i, v, block);
+    }
+    char *result;
+    size_t len;
+    FILE *s = memory_stream(&result, &len);
+    for (int i = 0; i < lines.len; i++)
+        if (lines.items[i])
+            fprintf(s, "%s\n", (char *)lines.items[i]);
+    fclose(s);
+    return result;
+}
+
 void emit_c_text(const Model *m, const Backward *bw, const Plan *plan, const EmitOptions *opt, char *text[2],
                  size_t len[2]) {
     E e = {.m = m, .bw = bw, .plan = plan, .opt = opt, .real = opt->f64 ? "double" : "float",
@@ -118,17 +205,17 @@ void emit_c_text(const Model *m, const Backward *bw, const Plan *plan, const Emi
     e.chunk = choose_chunk(&e);
     const char *id = c_identifier(m->src->name);
     for (int f = 0; f < 2; f++) {
-        e.out = open_memstream(&text[f], &len[f]);
-        if (!e.out) {
-            fprintf(stderr, "ninjac: out of memory\n");
-            exit(1);
-        }
+        e.out = memory_stream(&text[f], &len[f]);
         if (f == 0)
             emit_header(&e, id);
         else
             emit_source(&e, id);
         fclose(e.out);
     }
+    char *source = drop_unit_loops(text[1]);
+    free(text[1]);
+    text[1] = source;
+    len[1] = strlen(source);
 }
 
 int emit_c(const Model *m, const Backward *bw, const Plan *plan, const EmitOptions *opt) {

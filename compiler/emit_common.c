@@ -19,6 +19,16 @@ void out(E *e, int indent, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* A stream into memory (malloc'd text, freed by the caller). */
+FILE *memory_stream(char **text, size_t *len) {
+    FILE *s = open_memstream(text, len);
+    if (!s) {
+        fprintf(stderr, "ninjac: out of memory\n");
+        exit(1);
+    }
+    return s;
+}
+
 /* ---- names and literals ---- */
 
 /* The shortest decimal that reads back as the same value of the real type
@@ -203,11 +213,7 @@ const char *expand(E *e, OpKind kind, const char *tmpl, const char *a, const cha
                           const char *g, const char *c) {
     char *text;
     size_t len;
-    FILE *s = open_memstream(&text, &len);
-    if (!s) {
-        fprintf(stderr, "ninjac: out of memory\n");
-        exit(1);
-    }
+    FILE *s = memory_stream(&text, &len);
     for (const char *p = tmpl; *p;) {
         if (*p == '$') {
             const char *v = p[1] == 'a' ? a : p[1] == 'b' ? b : p[1] == 'y' ? y : p[1] == 'g' ? g : c;
@@ -268,4 +274,61 @@ const char *op_summary(const Op *op) {
         ins = arena_printf("%s%s%s %s", ins, k ? ", " : "", t->name, shape_str(t));
     }
     return arena_printf("%s %s = %s(%s)", op->out->name, shape_str(op->out), op_info[op->kind].name, ins);
+}
+
+/* ---- function bodies ---- */
+
+/* A body is written to memory first, so that exactly the parameters and
+ * locals it does not use (a model without batch statistics never reads s)
+ * get a `(void)name;`: the code compiles without warnings and says nothing
+ * it need not. */
+FILE *body_begin(E *e) {
+    FILE *saved = e->out;
+    e->body = memory_stream(&e->body_text, &e->body_len);
+    e->out = e->body;
+    return saved;
+}
+
+/* The text without its comments, where a name may appear without a use. */
+static char *code_of(const char *text) {
+    char *code = arena_strdup(text);
+    for (char *p = code; *p; p++)
+        if (p[0] == '/' && p[1] == '/')
+            while (*p && *p != '\n')
+                *p++ = ' ';
+    return code;
+}
+
+static bool mentions(const char *code, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = strstr(code, name); p; p = strstr(p + 1, name)) {
+        bool start = p == code || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        bool end = !(isalnum((unsigned char)p[n]) || p[n] == '_');
+        if (start && end)
+            return true;
+    }
+    return false;
+}
+
+void body_end(E *e, FILE *saved, const char *const *names, int nnames) {
+    fclose(e->body);
+    e->out = saved;
+    const char *code = code_of(e->body_text);
+    for (int i = 0; i < nnames; i++)
+        if (!mentions(code, names[i]))
+            out(e, 1, "(void)%s;\n", names[i]);
+    fputs(e->body_text, e->out);
+    free(e->body_text);
+    e->body = NULL;
+}
+
+/* The names of the input locals (input_locals), after `extra` others. */
+const char *const *with_inputs(const E *e, const char *const *extra, int nextra, int *n) {
+    const char **names = arena_alloc(sizeof(char *) * (size_t)(nextra + e->m->inputs.len));
+    for (int i = 0; i < nextra; i++)
+        names[i] = extra[i];
+    for (int i = 0; i < e->m->inputs.len; i++)
+        names[nextra + i] = ((const Tensor *)e->m->inputs.items[i])->cname;
+    *n = nextra + e->m->inputs.len;
+    return names;
 }

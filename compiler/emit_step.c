@@ -156,6 +156,7 @@ void fn_forward(E *e, const char *id) {
     out(e, 0, "void %s_forward(const %s_params *restrict p, const int32_t *const *inputs, %s_acts *restrict a) {\n",
         id, id, id);
     input_locals(e);
+    FILE *saved = body_begin(e);
     e->last_stmt = NULL;
     e->fused = e->plan->fused;
     int named = 0;
@@ -175,14 +176,17 @@ void fn_forward(E *e, const char *id) {
         i += count;
     }
     e->fused = false;
+    int n;
+    const char *const *names = with_inputs(e, NULL, 0, &n);
+    body_end(e, saved, names, n);
     out(e, 0, "}\n\n");
 }
 
 void fn_backward(E *e, const char *id) {
     out(e, 0, "void %s_backward(const %s_params *restrict p, const int32_t *const *inputs, const %s_acts *restrict a,\n"
               "    %s_grads *restrict g) {\n", id, id, id, id);
-    out(e, 1, "(void)p;\n    (void)a;\n");
     input_locals(e);
+    FILE *saved = body_begin(e);
     if (e->opt->opt_level == 0)
         out(e, 1, "memset(g, 0, sizeof *g);\n");
     out(e, 1, "g->dloss = %s;\n", lit(e, 1));
@@ -199,6 +203,9 @@ void fn_backward(E *e, const char *id) {
         i += count;
     }
     e->fused = false;
+    int n;
+    const char *const *names = with_inputs(e, (const char *const[]){"p", "a"}, 2, &n);
+    body_end(e, saved, names, n);
     out(e, 0, "}\n\n");
 }
 

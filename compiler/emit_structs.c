@@ -128,7 +128,6 @@ void input_locals(E *e) {
             out(e, 1, "const int32_t *%s = inputs[%d];\n", t->cname, i);
         else
             out(e, 1, "const int32_t (*%s)%s = (const int32_t (*)%s)inputs[%d];\n", t->cname, dims, dims, i);
-        out(e, 1, "(void)%s;\n", t->cname);
     }
 }
 
