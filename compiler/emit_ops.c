@@ -169,100 +169,95 @@ static void embed_index(const Op *op, const char **table_idx, const char **index
         table_idx[d] = IDX[index->rank + d - 1];
 }
 
-static void forward_special(E *e, const Op *op) {
-    const Tensor *x = op->in[0], *y = op->out;
-    switch (op->kind) {
-    case OP_MATMUL: forward_matmul(e, op); return;
-    case OP_EMBED: {
-        const char *ti[MAX_RANK], *ii[MAX_RANK];
-        embed_index(op, ti, ii);
-        ti[0] = ref(e, op->in[1], ii);
-        out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, ti));
-        return;
+static void forward_embed(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *ti[MAX_RANK], *ii[MAX_RANK];
+    embed_index(op, ti, ii);
+    ti[0] = ref(e, op->in[1], ii);
+    out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, ti));
+}
+
+static void forward_pick(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *xi[2] = {"i", indexed(op->in[1]->cname, 1, IDX)};
+    out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, xi));
+}
+
+static void forward_view(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    out(e, 1, "memcpy(%s, %s, sizeof(%s) * (%s));\n", ptr(e, y), ptr(e, x), e->real, numel_range(e, x, 0, x->rank));
+}
+
+static void forward_transpose(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *xi[2] = {"j", "i"};
+    out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, xi));
+}
+
+static void forward_softmax(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    int d = __builtin_ctz(op->axes);
+    const char *at[MAX_RANK], *first[MAX_RANK];
+    for (int k = 0; k < x->rank; k++) {
+        at[k] = k == d ? "m" : IDX[k];
+        first[k] = k == d ? "0" : IDX[k];
     }
-    case OP_PICK: {
-        const char *xi[2] = {"i", indexed(op->in[1]->cname, 1, IDX)};
-        out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, xi));
-        return;
-    }
-    case OP_VIEW:
-        out(e, 1, "memcpy(%s, %s, sizeof(%s) * (%s));\n", ptr(e, y), ptr(e, x), e->real, numel_range(e, x, 0, x->rank));
-        return;
-    case OP_TRANSPOSE: {
-        const char *xi[2] = {"j", "i"};
-        out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, xi));
-        return;
-    }
-    case OP_SOFTMAX: {
-        int d = __builtin_ctz(op->axes);
-        const char *at[MAX_RANK], *first[MAX_RANK];
-        for (int k = 0; k < x->rank; k++) {
-            at[k] = k == d ? "m" : IDX[k];
-            first[k] = k == d ? "0" : IDX[k];
-        }
-        const char *xm = ref(e, x, at), *ym = ref(e, y, at), *n = dimsz(e, x, d);
-        int in = loops(e, 1, x, op->axes);
-        out(e, in, "{\n");
-        out(e, in + 1, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, first));
-        out(e, in + 1, "for (int m = 1; m < %s; m++)\n", n);
-        out(e, in + 2, "mx = %s > mx ? %s : mx;\n", xm, xm);
-        out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
-        out(e, in + 2, "%s = %s;\n", ym, expand(e, op->kind, "exp($a - $b)", xm, "mx", 0, 0, 0));
-        out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
-        out(e, in + 2, "sum += %s;\n", ym);
-        out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
-        out(e, in + 2, "%s /= sum;\n", ym);
-        out(e, in, "}\n");
-        return;
-    }
-    case OP_CROSS_ENTROPY: {
-        const Tensor *t = op->in[1];
-        const char *lij = ref(e, x, IDX), *pij = probs_ref(e, op, IDX);
-        const char *liy = ref(e, x, (const char *[]){"i", indexed(t->cname, 1, IDX)});
-        out(e, 1, "%s = 0;\n", ref(e, y, IDX));
-        out(e, 1, "for (int i = 0; i < %s; i++) {\n", dimsz(e, x, 0));
-        out(e, 2, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, (const char *[]){"i", "0"}));
-        out(e, 2, "for (int j = 1; j < %lld; j++)\n", (long long)x->shape[1]);
-        out(e, 3, "mx = %s > mx ? %s : mx;\n", lij, lij);
-        out(e, 2, "for (int j = 0; j < %lld; j++)   // apart from the sum, so that it vectorises\n",
-            (long long)x->shape[1]);
-        out(e, 3, "%s = %s;\n", pij, expand(e, op->kind, "exp($a - $b)", lij, "mx", 0, 0, 0));
-        out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
-        out(e, 3, "sum += %s;\n", pij);
-        out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
-        out(e, 3, "%s /= sum;\n", pij);
-        out(e, 2, "%s += %s;\n", ref(e, y, IDX), expand(e, op->kind, "log($a) + $b - $c", "sum", "mx", 0, 0, liy));
-        out(e, 1, "}\n");
-        out(e, 1, "%s /= %s;\n", ref(e, y, IDX), scalar(e, op->c));
-        return;
-    }
-    case OP_CAT: {
-        const char *off = "0";
-        for (int p = 0; p < op->nin; p++) {
-            const Tensor *part = op->in[p];
-            const char *yi[MAX_RANK];
-            for (int d = 0; d < y->rank; d++)
-                yi[d] = d == op->cat_dim ? arena_printf("%s + %s", off, IDX[d]) : IDX[d];
-            out(e, loops(e, 1, part, 0), "%s = %s;\n", ref(e, y, yi), ref(e, part, IDX));
-            off = arena_printf("%lld", (long long)(atoll(off) + part->shape[op->cat_dim]));
-        }
-        return;
-    }
-    default:
-        return;
+    const char *xm = ref(e, x, at), *ym = ref(e, y, at), *n = dimsz(e, x, d);
+    int in = loops(e, 1, x, op->axes);
+    out(e, in, "{\n");
+    out(e, in + 1, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, first));
+    out(e, in + 1, "for (int m = 1; m < %s; m++)\n", n);
+    out(e, in + 2, "mx = %s > mx ? %s : mx;\n", xm, xm);
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "%s = %s;\n", ym, expand(e, op->kind, "exp($a - $b)", xm, "mx", 0, 0, 0));
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "sum += %s;\n", ym);
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "%s /= sum;\n", ym);
+    out(e, in, "}\n");
+}
+
+static void forward_cross_entropy(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const Tensor *t = op->in[1];
+    const char *lij = ref(e, x, IDX), *pij = probs_ref(e, op, IDX);
+    const char *liy = ref(e, x, (const char *[]){"i", indexed(t->cname, 1, IDX)});
+    out(e, 1, "%s = 0;\n", ref(e, y, IDX));
+    out(e, 1, "for (int i = 0; i < %s; i++) {\n", dimsz(e, x, 0));
+    out(e, 2, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, (const char *[]){"i", "0"}));
+    out(e, 2, "for (int j = 1; j < %lld; j++)\n", (long long)x->shape[1]);
+    out(e, 3, "mx = %s > mx ? %s : mx;\n", lij, lij);
+    out(e, 2, "for (int j = 0; j < %lld; j++)   // apart from the sum, so that it vectorises\n",
+        (long long)x->shape[1]);
+    out(e, 3, "%s = %s;\n", pij, expand(e, op->kind, "exp($a - $b)", lij, "mx", 0, 0, 0));
+    out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
+    out(e, 3, "sum += %s;\n", pij);
+    out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
+    out(e, 3, "%s /= sum;\n", pij);
+    out(e, 2, "%s += %s;\n", ref(e, y, IDX), expand(e, op->kind, "log($a) + $b - $c", "sum", "mx", 0, 0, liy));
+    out(e, 1, "}\n");
+    out(e, 1, "%s /= %s;\n", ref(e, y, IDX), scalar(e, op->c));
+}
+
+static void forward_cat(E *e, const Op *op) {
+    const Tensor *y = op->out;
+    const char *off = "0";
+    for (int p = 0; p < op->nin; p++) {
+        const Tensor *part = op->in[p];
+        const char *yi[MAX_RANK];
+        for (int d = 0; d < y->rank; d++)
+            yi[d] = d == op->cat_dim ? arena_printf("%s + %s", off, IDX[d]) : IDX[d];
+        out(e, loops(e, 1, part, 0), "%s = %s;\n", ref(e, y, yi), ref(e, part, IDX));
+        off = arena_printf("%lld", (long long)(atoll(off) + part->shape[op->cat_dim]));
     }
 }
 
-void forward_op(E *e, const Op *op) {
-    open_stmt(e, op->stmt, "");
-    out(e, 1, "// %s\n", op_summary(op));
-    switch (op_info[op->kind].family) {
-    case EW1:
-    case EW2: forward_elementwise(e, op); break;
-    case REDUCE: forward_reduce(e, op); break;
-    case SPECIAL: forward_special(e, op); break;
-    }
-}
 
 /* ---- backward ---- */
 
@@ -339,85 +334,129 @@ void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr) {
                             indexed(t->cname, 1, IDX), scalar(e, op->c)));
 }
 
-static void backward_special(E *e, const Grad *gr) {
+static void backward_matmul(E *e, const Grad *gr) {
     const Op *op = gr->op;
-    const Tensor *x = op->in[0], *y = op->out;
-    switch (op->kind) {
-    case OP_MATMUL: {
-        const Tensor *a = op->in[0], *b = op->in[1];
-        const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
-        bool acc = e->acc[0] == '+';
-        if (gr->operand == 0) {
-            out(e, 1, "// d%s %s d%s @ %s^T\n", a->name, e->acc, y->name, b->name);
-            if (own_matmul(e, op, 0)) {   /* the kernels take B^T as rows: transpose B first */
-                out(e, 1, "nj_transpose(%s, %s, %s, g->mm_scratch);\n", K, N, ptr(e, b));
-                own(e, M, K, N, gptr(e, y), N, "1", "g->mm_scratch", K, gptr(e, a), K, acc);
-            } else {
-                gemm(e, 1, false, true, M, K, N, gptr(e, y), N, ptr(e, b), N, acc, gptr(e, a), K);
-            }
+    const Tensor *y = op->out;
+    const Tensor *a = op->in[0], *b = op->in[1];
+    const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
+    bool acc = e->acc[0] == '+';
+    if (gr->operand == 0) {
+        out(e, 1, "// d%s %s d%s @ %s^T\n", a->name, e->acc, y->name, b->name);
+        if (own_matmul(e, op, 0)) {   /* the kernels take B^T as rows: transpose B first */
+            out(e, 1, "nj_transpose(%s, %s, %s, g->mm_scratch);\n", K, N, ptr(e, b));
+            own(e, M, K, N, gptr(e, y), N, "1", "g->mm_scratch", K, gptr(e, a), K, acc);
         } else {
-            out(e, 1, "// d%s %s %s^T @ d%s\n", b->name, e->acc, a->name, y->name);
-            if (own_matmul(e, op, 1))
-                own(e, K, N, M, ptr(e, a), "1", K, gptr(e, y), N, gptr(e, b), N, acc);
-            else
-                gemm(e, 1, true, false, K, N, M, ptr(e, a), K, gptr(e, y), N, acc, gptr(e, b), N);
+            gemm(e, 1, false, true, M, K, N, gptr(e, y), N, ptr(e, b), N, acc, gptr(e, a), K);
         }
-        return;
+    } else {
+        out(e, 1, "// d%s %s %s^T @ d%s\n", b->name, e->acc, a->name, y->name);
+        if (own_matmul(e, op, 1))
+            own(e, K, N, M, ptr(e, a), "1", K, gptr(e, y), N, gptr(e, b), N, acc);
+        else
+            gemm(e, 1, true, false, K, N, M, ptr(e, a), K, gptr(e, y), N, acc, gptr(e, b), N);
     }
-    case OP_EMBED: {
-        const char *ti[MAX_RANK], *ii[MAX_RANK];
-        embed_index(op, ti, ii);
-        ti[0] = ref(e, op->in[1], ii);
-        out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, ti), gref(e, y, IDX));
-        return;
-    }
-    case OP_PICK: {
-        const char *xi[2] = {"i", indexed(op->in[1]->cname, 1, IDX)};
-        out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, xi), gref(e, y, IDX));
-        return;
-    }
-    case OP_VIEW:
-        out(e, 1, "for (int i = 0; i < %s; i++)\n", numel_range(e, x, 0, x->rank));
-        out(e, 2, "(%s)[i] %s (%s)[i];\n", gptr(e, x), e->acc, gptr(e, y));
-        return;
-    case OP_TRANSPOSE: {
-        const char *xi[2] = {"j", "i"};
-        out(e, loops(e, 1, y, 0), "%s %s %s;\n", gref(e, x, xi), e->acc, gref(e, y, IDX));
-        return;
-    }
-    case OP_SOFTMAX: {
-        int d = __builtin_ctz(op->axes);
-        const char *at[MAX_RANK];
-        for (int k = 0; k < x->rank; k++)
-            at[k] = k == d ? "m" : IDX[k];
-        const char *n = dimsz(e, x, d);
-        int in = loops(e, 1, x, op->axes);
-        out(e, in, "{   // dx = y * (dy - sum(dy * y))\n");
-        out(e, in + 1, "%s dot = 0;\n", e->real);
-        out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
-        out(e, in + 2, "dot += %s * %s;\n", gref(e, y, at), ref(e, y, at));
-        out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
-        out(e, in + 2, "%s %s %s * (%s - dot);\n", gref(e, x, at), e->acc, ref(e, y, at), gref(e, y, at));
-        out(e, in, "}\n");
-        return;
-    }
-    case OP_CROSS_ENTROPY:
-        out(e, 1, "// d%s = (softmax(%s) - onehot(%s)) / %s\n", x->name, x->name, op->in[1]->name,
-            scalar(e, op->c));
-        cross_entropy_grad_stmt(e, loops(e, 1, x, 0), gr);
-        return;
-    case OP_CAT: {
-        int64_t off = 0;
-        for (int p = 0; p < gr->operand; p++)
-            off += op->in[p]->shape[op->cat_dim];
-        const char *yi[MAX_RANK];
-        for (int d = 0; d < y->rank; d++)
-            yi[d] = d == op->cat_dim ? arena_printf("%lld + %s", (long long)off, IDX[d]) : IDX[d];
-        out(e, loops(e, 1, gr->target, 0), "%s %s %s;\n", gref(e, gr->target, IDX), e->acc, gref(e, y, yi));
-        return;
-    }
-    default:
-        return;
+}
+
+static void backward_embed(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *ti[MAX_RANK], *ii[MAX_RANK];
+    embed_index(op, ti, ii);
+    ti[0] = ref(e, op->in[1], ii);
+    out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, ti), gref(e, y, IDX));
+}
+
+static void backward_pick(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *xi[2] = {"i", indexed(op->in[1]->cname, 1, IDX)};
+    out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, xi), gref(e, y, IDX));
+}
+
+static void backward_view(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    out(e, 1, "for (int i = 0; i < %s; i++)\n", numel_range(e, x, 0, x->rank));
+    out(e, 2, "(%s)[i] %s (%s)[i];\n", gptr(e, x), e->acc, gptr(e, y));
+}
+
+static void backward_transpose(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *xi[2] = {"j", "i"};
+    out(e, loops(e, 1, y, 0), "%s %s %s;\n", gref(e, x, xi), e->acc, gref(e, y, IDX));
+}
+
+static void backward_softmax(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    int d = __builtin_ctz(op->axes);
+    const char *at[MAX_RANK];
+    for (int k = 0; k < x->rank; k++)
+        at[k] = k == d ? "m" : IDX[k];
+    const char *n = dimsz(e, x, d);
+    int in = loops(e, 1, x, op->axes);
+    out(e, in, "{   // dx = y * (dy - sum(dy * y))\n");
+    out(e, in + 1, "%s dot = 0;\n", e->real);
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "dot += %s * %s;\n", gref(e, y, at), ref(e, y, at));
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "%s %s %s * (%s - dot);\n", gref(e, x, at), e->acc, ref(e, y, at), gref(e, y, at));
+    out(e, in, "}\n");
+}
+
+static void backward_cross_entropy(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    out(e, 1, "// d%s = (softmax(%s) - onehot(%s)) / %s\n", x->name, x->name, op->in[1]->name,
+        scalar(e, op->c));
+    cross_entropy_grad_stmt(e, loops(e, 1, x, 0), gr);
+}
+
+static void backward_cat(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *y = op->out;
+    int64_t off = 0;
+    for (int p = 0; p < gr->operand; p++)
+        off += op->in[p]->shape[op->cat_dim];
+    const char *yi[MAX_RANK];
+    for (int d = 0; d < y->rank; d++)
+        yi[d] = d == op->cat_dim ? arena_printf("%lld + %s", (long long)off, IDX[d]) : IDX[d];
+    out(e, loops(e, 1, gr->target, 0), "%s %s %s;\n", gref(e, gr->target, IDX), e->acc, gref(e, y, yi));
+}
+
+/* The ops with code of their own (family SPECIAL in ops.def) and their
+ * named forward and backward: a new special op adds its pair here
+ * (check_op_table refuses a SPECIAL row without one). */
+static const struct {
+    void (*forward)(E *e, const Op *op);
+    void (*backward)(E *e, const Grad *gr);
+} special_code[OP_COUNT] = {
+    [OP_MATMUL] = {forward_matmul, backward_matmul},
+    [OP_EMBED] = {forward_embed, backward_embed},
+    [OP_PICK] = {forward_pick, backward_pick},
+    [OP_VIEW] = {forward_view, backward_view},
+    [OP_TRANSPOSE] = {forward_transpose, backward_transpose},
+    [OP_SOFTMAX] = {forward_softmax, backward_softmax},
+    [OP_CROSS_ENTROPY] = {forward_cross_entropy, backward_cross_entropy},
+    [OP_CAT] = {forward_cat, backward_cat},
+};
+
+bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }
+
+void forward_op(E *e, const Op *op) {
+    open_stmt(e, op->stmt, "");
+    out(e, 1, "// %s\n", op_summary(op));
+    switch (op_info[op->kind].family) {
+    case EW1:
+    case EW2: forward_elementwise(e, op); break;
+    case REDUCE: forward_reduce(e, op); break;
+    case SPECIAL: special_code[op->kind].forward(e, op); break;
     }
 }
 
@@ -444,6 +483,6 @@ void backward_grad(E *e, const Grad *gr) {
     case EW1:
     case EW2: backward_elementwise(e, gr); break;
     case REDUCE: backward_reduce(e, gr); break;
-    case SPECIAL: backward_special(e, gr); break;
+    case SPECIAL: special_code[gr->op->kind].backward(e, gr); break;
     }
 }

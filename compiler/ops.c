@@ -159,6 +159,8 @@ static int check_row(OpKind k) {
     CHECK(op->name && *op_spellings(k), "has no name or no spelling");
     CHECK(!op->forms || op->py, "a method or function form needs its Python name");
     CHECK(ew == (op->forward != NULL), "templates are for elementwise ops, and those need them");
+    CHECK((op->family == SPECIAL) == emits_special(k), "a SPECIAL op, and only one, has its forward and backward "
+                                                      "in emit_ops.c's special_code");
     if (!ew)
         return errors;
     unsigned used = 0, calls;
