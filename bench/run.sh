@@ -384,7 +384,7 @@ report() {
     kk=$(pick kernels n="$n" H="$h"); p=""; d=""
     [ $have_torch = 1 ] && p=$(pick torch mode=manual n="$n" H="$h" malloc=tuned) &&
       d=$(pick torch mode=manual n="$n" H="$h" malloc=default)
-    # --gemm=auto's rule (emit_c.c, own_gemm): own kernels at every size.
+    # --gemm=auto's rule (emit_ops.c, own_gemm): own kernels at every size.
     awk -v h="$h" -v n="$n" -v isa="$kisa" -v go="$(us "$go")" -v gb="$(us "$gb")" -v flops="$(field "$go" flops)" -v peak="$peak" \
         -v r="$(us "$r")" -v b="$(us "$b")" -v kk="$(us "$kk")" -v p="$([ -n "$p" ] && us "$p")" \
         -v o1="$(field "$go" other_cpu)" -v o2="$(field "$gb" other_cpu)" -v o3="$(field "$r" other_cpu)" \

@@ -17,8 +17,6 @@ static void mark_reaching(Model *m) {
         Op *op = m->ops.items[i];
         for (int k = 0; k < op->nin; k++)
             from_param[op->out->id] |= from_param[op->in[k]->id];
-        for (int k = 0; k < op->nparts; k++)
-            from_param[op->out->id] |= from_param[op->parts[k]->id];
     }
     m->loss->reaches_loss = true;
     for (int i = m->ops.len - 1; i >= 0; i--) {
@@ -27,8 +25,6 @@ static void mark_reaching(Model *m) {
             continue;
         for (int k = 0; k < op->nin; k++)
             op->in[k]->reaches_loss = true;
-        for (int k = 0; k < op->nparts; k++)
-            op->parts[k]->reaches_loss = true;
     }
     for (int i = 0; i < m->tensors.len; i++) {
         Tensor *t = m->tensors.items[i];
@@ -110,9 +106,8 @@ void derive_backward(Model *m, Backward *bw) {
         Op *op = m->ops.items[i];
         if (!op->out->needs_grad)
             continue;
-        int n = op->kind == OP_CAT ? op->nparts : op->nin;
-        for (int k = 0; k < n; k++) {
-            Tensor *target = op->kind == OP_CAT ? op->parts[k] : op->in[k];
+        for (int k = 0; k < op->nin; k++) {
+            Tensor *target = op->in[k];
             if (!target->needs_grad)
                 continue;
             Grad *g = arena_alloc(sizeof(Grad));

@@ -9,7 +9,7 @@ static void dump_node(FILE *out, const Node *n) {
     case N_BINARY:
         fputc('(', out);
         dump_node(out, n->lhs);
-        fprintf(out, " %s ", n->op == 'F' ? "//" : n->op == 'P' ? "**" : (char[]){(char)n->op, 0});
+        fprintf(out, " %s ", binop_text[n->op]);
         dump_node(out, n->rhs);
         fputc(')', out);
         return;
@@ -84,10 +84,10 @@ void dump_model(FILE *out, const Model *m) {
             fprintf(out, " = %s(%s)", in->dist == INIT_RANDN ? "randn" : "rand",
                     in->named_generator ? arena_printf("generator=%s", m->generator) : "");
         for (int k = 0; k < in->nsteps; k++)
-            if (in->steps[k].op == 'r')
-                fprintf(out, " then %g - x", in->steps[k].value);
+            if (in->steps[k].reversed)
+                fprintf(out, " then %g %s x", in->steps[k].value, binop_text[in->steps[k].op]);
             else
-                fprintf(out, " then x %c %g", in->steps[k].op, in->steps[k].value);
+                fprintf(out, " then x %s %g", binop_text[in->steps[k].op], in->steps[k].value);
         fprintf(out, "\n");
     }
     for (int i = 0; i < m->ops.len; i++) {
@@ -95,11 +95,10 @@ void dump_model(FILE *out, const Model *m) {
         fprintf(out, "%d: ", loc_line(op->stmt->loc));
         dump_tensor(out, op->out);
         fprintf(out, " = %s(", op_info[op->kind].name);
-        int n = op->kind == OP_CAT ? op->nparts : op->nin;
-        for (int k = 0; k < n; k++) {
+        for (int k = 0; k < op->nin; k++) {
             if (k)
                 fputs(", ", out);
-            dump_tensor(out, op->kind == OP_CAT ? op->parts[k] : op->in[k]);
+            dump_tensor(out, op->in[k]);
         }
         if (op_info[op->kind].family == EW1 && op->c.value)
             fprintf(out, ", %g", op->c.value);

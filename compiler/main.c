@@ -31,6 +31,7 @@ static const char usage[] =
     "  --dump=PASSES     print the IR after passes: parse, shape, grad, plan (comma-separated);\n"
     "                    with --dump and no -o nothing is written\n"
     "  --check           check the spec only; write nothing\n"
+    "  --list-ops        print the supported ops (a markdown table) and exit\n"
     "  -h, --help        show this help\n"
     "  --version         show the version\n"
     "\n"
@@ -92,6 +93,11 @@ static void parse_args(int argc, char **argv, Options *o) {
             exit(0);
         } else if (!strcmp(a, "--version")) {
             puts("ninjac 0.1");
+            exit(0);
+        } else if (!strcmp(a, "--list-ops")) {   /* the op table, checked, as README lists it */
+            if (check_op_table())
+                exit(1);
+            list_ops(stdout);
             exit(0);
         } else if (!strcmp(a, "-o")) {
             if (++i == argc)

@@ -2,7 +2,7 @@
  *
  * A spec's names become C identifiers: members of the generated structs
  * (p->W1, a->h, g->dh) and local variables (inputs, registers). C keywords
- * are refused where a name is declared (shape.c); every other name that C
+ * are refused where a name is declared (scope.c); every other name that C
  * would trip over (a macro of an included header, an identifier the
  * generated code uses itself, a name whose gradient d<name> is one of
  * those) gets a C name of its own, computed once here and used everywhere
@@ -33,15 +33,15 @@ bool c_keyword(const char *name) {
     return in_list(name, words);
 }
 
-/* The generated functions' own parameters and locals: an input (a local
+/* The generated functions' own parameters and locals, and the functions
+ * they call (the op table's math functions among them): an input (a local
  * of those functions) cannot take them. */
 bool generated_local(const char *name) {
     static const char *const words[] = {
         "i", "j", "k", "l", "m", "p", "a", "g", "s", "w", "rows", "stop", "inputs", "mx", "sum", "best",
-        "argmax", "dot", "exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf",
-        "memcpy", "memset", "calloc", "free", "cblas_sgemm", "cblas_dgemm", "nj_gemm", "nj_transpose",
-        "nj_tanhf", NULL};
-    return in_list(name, words);
+        "argmax", "dot", "memcpy", "memset", "calloc", "free", "cblas_sgemm", "cblas_dgemm", "nj_gemm",
+        "nj_transpose", NULL};
+    return in_list(name, words) || math_function_name(name);
 }
 
 /* Macros of the headers (tools/c_reserved_names.sh), sorted for bsearch. */
@@ -62,7 +62,7 @@ static bool header_macro(const char *name) {
 static bool generated_identifier(const char *name) {
     static const char *const words[] = {
         "n", "r0", "acc", "mean", "pass", "chunk", "which", "lr", "in", "int32_t", "int64_t", "size_t",
-        "fabs", "fabsf", "params", "inputs_table", "acts", "grads", "stats", "infer_upto", "forward_any",
+        "params", "inputs_table", "acts", "grads", "stats", "infer_upto", "forward_any",
         "backward_any", "sgd_any", "infer_any", "calibrate_any", "mm_scratch", NULL};
     return generated_local(name) || in_list(name, words);
 }

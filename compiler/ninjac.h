@@ -1,8 +1,10 @@
 /* ninjac.h - the one internal header of the compiler.
  *
  * Pipeline (main.c): lexer.l + parser.y build the AST (Stmt, Node);
- * shape.c lowers it to tensor IR (Tensor, Op) and checks every shape;
- * autodiff.c derives the backward pass (Grad); emit_c.c writes C.
+ * lower.c (with ir.c, scope.c, init.c, analysis.c; lower.h) lowers it to
+ * tensor IR (Tensor, Op) and checks every shape;
+ * autodiff.c derives the backward pass (Grad); emit_c.c (with emit_*.c,
+ * emit.h) writes C.
  * Memory: everything the compiler allocates comes from one arena, owned by
  * main and freed once at exit (arena.c). */
 #ifndef NINJAC_H
@@ -55,10 +57,21 @@ const char *line_text(int line);   /* the source line, without its newline */
 Loc loc_join(Loc a, Loc b);
 
 /* ---- parser.y / lexer.l: the AST ---- */
+/* Python's binary operators: the enum name and the spelling. */
+#define NJ_BINOPS(X) \
+    X(ADD, "+") X(SUB, "-") X(MUL, "*") X(DIV, "/") X(FLOORDIV, "//") X(POW, "**") X(MATMUL, "@")
+
+typedef enum {
+#define X(id, text) BIN_##id,
+    NJ_BINOPS(X)
+#undef X
+} BinOp;
+extern const char *const binop_text[];   /* "+", "//", ... */
+
 typedef enum {
     N_NUM,      /* 3, 1e-5: num, is_int */
     N_NAME,     /* x: name */
-    N_BINARY,   /* lhs op rhs: op is one of + - * / F(//) P(**) @ */
+    N_BINARY,   /* lhs op rhs */
     N_NEG,      /* -lhs */
     N_ATTR,     /* lhs.name */
     N_CALL,     /* lhs(args): args may be N_KWARG */
@@ -72,7 +85,7 @@ struct Node {
     NodeKind kind;
     Loc loc;        /* the whole expression */
     Loc op_loc;     /* N_BINARY: the operator */
-    int op;
+    BinOp op;       /* N_BINARY */
     int depth;      /* nesting depth, bounded so that no pass recurses too deep */
     Node *lhs, *rhs;
     const char *name;
@@ -109,7 +122,7 @@ typedef struct {
 
 void parse_program(Program *prog);  /* reports syntax errors through diag */
 
-/* ---- shape.c: the tensor IR ---- */
+/* ---- lower.c and its helpers: the tensor IR ---- */
 typedef enum { DT_FLOAT, DT_INT } DType;
 
 typedef enum {
@@ -118,67 +131,93 @@ typedef enum {
     T_ACT,      /* computed by an op */
 } TensorKind;
 
-/* Every op: its enum name, its printed name, and its family. Elementwise
- * ops also carry their C forward expression and the derivative of the
- * output with respect to each operand, times the incoming gradient $g:
- * $a $b operands, $y output, $c constant, #1.5 a literal of the real type,
- * exp( log( tanh( sqrt( pow( math functions of the real type. */
-#define NJ_OPS(X) \
-    X(ADD,     "add",      EW2, "$a + $b",            "$g",                         "$g") \
-    X(SUB,     "sub",      EW2, "$a - $b",            "$g",                         "-$g") \
-    X(MUL,     "mul",      EW2, "$a * $b",            "$g * $b",                    "$g * $a") \
-    X(DIV,     "div",      EW2, "$a / $b",            "$g / $b",                    "-$g * $a / ($b * $b)") \
-    X(ADD_C,   "add_c",    EW1, "$a + $c",            "$g",                         NULL) \
-    X(SUB_C,   "sub_c",    EW1, "$a - $c",            "$g",                         NULL) \
-    X(RSUB_C,  "rsub_c",   EW1, "$c - $a",            "-$g",                        NULL) \
-    X(MUL_C,   "mul_c",    EW1, "$a * $c",            "$g * $c",                    NULL) \
-    X(DIV_C,   "div_c",    EW1, "$a / $c",            "$g / $c",                    NULL) \
-    X(RDIV_C,  "rdiv_c",   EW1, "$c / $a",            "-$g * $c / ($a * $a)",       NULL) \
-    X(POW_C,   "pow_c",    EW1, "pow($a, $c)",        "$g * ($c * pow($a, $c - #1))", NULL) \
-    X(SQUARE,  "square",   EW1, "$a * $a",            "$g * (#2 * $a)",             NULL) \
-    X(RECIP,   "recip",    EW1, "#1 / $a",            "$g * (#-1 / ($a * $a))",     NULL) \
-    X(RSQRT,   "rsqrt",    EW1, "#1 / sqrt($a)",      "$g * (#-0.5 * pow($a, #-1.5))", NULL) \
-    X(SQRT,    "sqrt",     EW1, "sqrt($a)",           "$g * #0.5 / $y",             NULL) \
-    X(NEG,     "neg",      EW1, "-$a",                "-$g",                        NULL) \
-    X(EXP,     "exp",      EW1, "exp($a)",            "$g * $y",                    NULL) \
-    X(LOG,     "log",      EW1, "log($a)",            "$g / $a",                    NULL) \
-    X(TANH,    "tanh",     EW1, "tanh($a)",           "$g * (#1 - $y * $y)",        NULL) \
-    X(RELU,    "relu",     EW1, "$a > #0 ? $a : #0",  "$a > #0 ? $g : #0",          NULL) \
-    X(SIGMOID, "sigmoid",  EW1, "#1 / (#1 + exp(-$a))", "$g * $y * (#1 - $y)",      NULL) \
-    X(MATMUL,  "matmul",   SPECIAL, NULL, NULL, NULL) \
-    X(SUM,     "sum",      REDUCE,  NULL, NULL, NULL) \
-    X(MEAN,    "mean",     REDUCE,  NULL, NULL, NULL) \
-    X(VAR,     "var",      REDUCE,  NULL, NULL, NULL) \
-    X(MAX,     "max",      REDUCE,  NULL, NULL, NULL) \
-    X(EMBED,   "embed",    SPECIAL, NULL, NULL, NULL) \
-    X(PICK,    "pick",     SPECIAL, NULL, NULL, NULL) \
-    X(VIEW,    "view",     SPECIAL, NULL, NULL, NULL) \
-    X(TRANSPOSE, "transpose", SPECIAL, NULL, NULL, NULL) \
-    X(SOFTMAX, "softmax",  SPECIAL, NULL, NULL, NULL) \
-    X(CROSS_ENTROPY, "cross_entropy", SPECIAL, NULL, NULL, NULL) \
-    X(CAT,     "cat",      SPECIAL, NULL, NULL, NULL)
+/* ---- ops.c and ops.def: the op table ----
+ * One row an op (ops.def), the single source of what ninjac knows about it:
+ * how Python spells it, its family (which decides its shape rule and its
+ * code), its forward and gradient templates, the C math functions they
+ * call, what its gradient reads, its aux array. Lowering, autodiff, the
+ * planner, the emitter, names.c's reserved identifiers and the diagnostics'
+ * "supported:" lists all read it; `ninjac --list-ops` prints it. */
+
+/* The C math functions generated code calls: the double and float names,
+ * the -O float code's own version (runtime/ninjac_kernels.h) if any, and
+ * the arity of the vector version -O declares (glibc's libmvec), 0: none
+ * (sqrt and fabs are instructions). */
+#define NJ_MATH(X) \
+    X(EXP,  "exp",  "expf",  NULL,       1) \
+    X(LOG,  "log",  "logf",  NULL,       1) \
+    X(TANH, "tanh", "tanhf", "nj_tanhf", 1) \
+    X(SQRT, "sqrt", "sqrtf", NULL,       0) \
+    X(POW,  "pow",  "powf",  NULL,       2) \
+    X(FABS, "fabs", "fabsf", NULL,       0)
 
 typedef enum {
-#define X(id, name, family, fwd, da, db) OP_##id,
-    NJ_OPS(X)
+#define X(id, dbl, flt, own, simd) MATH_##id,
+    NJ_MATH(X)
 #undef X
+    MATH_COUNT
+} MathFn;
+
+typedef struct {
+    const char *name[2];    /* double, float */
+    const char *own;        /* -O's float version, or NULL */
+    int simd_arity;         /* 0: no vector version is declared */
+} MathInfo;
+extern const MathInfo math_info[MATH_COUNT];
+#define M_(id) (1u << MATH_##id)
+
+typedef enum {
+#define OP(id, ...) OP_##id,
+#include "ops.def"
+#undef OP
     OP_COUNT
 } OpKind;
 
 typedef enum {
-    EW1,        /* elementwise, one tensor (and maybe a constant) */
-    EW2,        /* elementwise, two tensors, broadcast */
-    REDUCE,     /* over the dims in axes */
-    SPECIAL,    /* its own forward and backward code */
+    EW1,        /* elementwise, one tensor (and maybe a constant): out has its shape */
+    EW2,        /* elementwise, two tensors: out has their broadcast shape */
+    REDUCE,     /* over the dims in axes (keepdim) */
+    SPECIAL,    /* its own shape rule (lower.c), forward and backward (emit_ops.c) */
 } OpFamily;
 
+/* How Python reaches an op: x.py(), torch.py(x), F.py(x). */
+enum { PY_METHOD = 1, PY_TORCH = 2, PY_F = 4 };
+/* Which operands of a Python operator are tensors: x op y, x op 2, 2 op x. */
+enum { OPND_TT = 1, OPND_TC = 2, OPND_CT = 4 };
+/* What a gradient rule reads: operand a, operand b, the output y. */
+enum { READ_A = 1, READ_B = 2, READ_Y = 4 };
+
 typedef struct {
-    const char *name;
+    const char *name;       /* printed (dumps, comments) */
     OpFamily family;
-    const char *forward;    /* elementwise only */
-    const char *grad[2];    /* elementwise only */
+    /* how Python spells it */
+    const char *py;         /* the method or function name */
+    const char *alias;      /* another method name for it (reshape) */
+    unsigned forms;         /* PY_* */
+    unsigned operands;      /* OPND_*: reached by the operator binop; 0: no operator */
+    BinOp binop;
+    const char *power;      /* x ** power, a constant exponent */
+    const char *syntax;     /* any other spelling (indexing, attributes), for the list */
+    /* its code: elementwise templates in $a $b (operands), $y (output), $g
+     * (d(out)), $c (the constant), #1.5 (a literal of the real type) and
+     * calls of the math functions in `math` */
+    unsigned math;          /* M_(EXP) | ...: every math function its code calls */
+    const char *forward;
+    const char *grad[2];
+    unsigned reads[2];      /* READ_*: what the gradient rule of operand k reads */
+    bool scatters;          /* its gradient does not write each element of its operand once */
+    const char *aux;        /* an array it keeps beside its output, for its backward */
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
+
+bool op_elementwise(OpKind kind);
+bool math_function_name(const char *name);    /* a name of NJ_MATH, in any version */
+const char *op_spellings(OpKind kind);        /* "`x.exp()` `torch.exp(x)`" */
+const char *supported_calls(unsigned forms);  /* "torch.exp, torch.log, ..." */
+const char *supported_methods(void);          /* "sum mean var ..." */
+const char *supported_operators(unsigned operands);   /* "+ - * / @" */
+int check_op_table(void);                     /* errors printed; 0 when consistent */
+void list_ops(FILE *out);                     /* the table as markdown (--list-ops) */
 
 /* A compile-time scalar. When it depends on the batch dim, rows_expr
  * spells it in C with the batch size as `rows` (for inference on any
@@ -212,7 +251,7 @@ struct Tensor {
     /* filled by autodiff.c */
     bool needs_grad;        /* depends on a param and reaches loss */
     bool reaches_loss;
-    /* filled by shape.c after lowering */
+    /* filled by analysis.c after lowering */
     bool frozen;            /* a batch statistic: frozen in inference */
     uint32_t input_deps;    /* bit k: depends on input k */
 };
@@ -221,15 +260,13 @@ struct Op {
     OpKind kind;
     int id;
     Tensor *out;
-    Tensor *in[2];
+    Tensor **in;            /* the operands: two at least (in[1] NULL for one); CAT's parts */
     int nin;
     Scalar c;               /* the constant of *_C ops, POW_C's exponent */
     uint32_t axes;          /* REDUCE, SOFTMAX (bit d: dim d) */
     bool keepdim;
     bool unbiased;          /* VAR */
-    Tensor **parts;         /* CAT */
-    int nparts;
-    int cat_dim;
+    int cat_dim;            /* CAT */
     Loc loc;
     const Stmt *stmt;
     bool batch_reduction;   /* a REDUCE over the batch dim */
@@ -251,7 +288,8 @@ typedef enum { INIT_CONST, INIT_RANDN, INIT_UNIFORM, INIT_NUMBER } InitDist;
  * float ops with constants, one tensor op at a time, left to right. */
 #define MAX_INIT_STEPS 8      /* NJ_MAX_INIT_STEPS in runtime/ninjac_model.h */
 typedef struct {
-    int op;                 /* x = x op value for * / + -; 'r': x = value - x */
+    BinOp op;               /* x = x op value for + - * / */
+    bool reversed;          /* x = value op x (value - x) */
     double value;
 } InitStep;
 
@@ -340,6 +378,7 @@ typedef struct {
     const char *outdir;
 } EmitOptions;
 
+bool emits_special(OpKind kind);   /* emit_ops.c has the forward and backward of this SPECIAL op */
 /* Writes NAME.h and NAME.c into outdir atomically; returns 0 on success. */
 int emit_c(const Model *m, const Backward *bw, const Plan *plan, const EmitOptions *opt);
 /* The same two texts in memory (malloc'd; the caller frees them). */

@@ -44,7 +44,7 @@ LexState *nj_get_extra(void *scanner);
 #include <string.h>
 static void nj_error(YYLTYPE *loc, ParseState *ps, const char *msg);
 static Node *new_node(NodeKind kind, Loc loc);
-static Node *binary(int op, Node *lhs, Node *rhs, Loc loc);
+static Node *binary(BinOp op, Node *lhs, Node *rhs, Loc loc);
 static Node *unary_minus(Node *operand, Loc loc);
 static Node *postfix(NodeKind kind, Node *lhs, Vec *args, const char *name, Loc loc);
 static Node *number(double value, bool is_int, Loc loc);
@@ -105,16 +105,16 @@ exprs:
 
 expr:
     term
-  | expr '+' term         { $$ = binary('+', $1, $3, @2); }
-  | expr '-' term         { $$ = binary('-', $1, $3, @2); }
+  | expr '+' term         { $$ = binary(BIN_ADD, $1, $3, @2); }
+  | expr '-' term         { $$ = binary(BIN_SUB, $1, $3, @2); }
   ;
 
 term:
     unary
-  | term '*' unary        { $$ = binary('*', $1, $3, @2); }
-  | term '/' unary        { $$ = binary('/', $1, $3, @2); }
-  | term FLOORDIV unary   { $$ = binary('F', $1, $3, @2); }
-  | term '@' unary        { $$ = binary('@', $1, $3, @2); }
+  | term '*' unary        { $$ = binary(BIN_MUL, $1, $3, @2); }
+  | term '/' unary        { $$ = binary(BIN_DIV, $1, $3, @2); }
+  | term FLOORDIV unary   { $$ = binary(BIN_FLOORDIV, $1, $3, @2); }
+  | term '@' unary        { $$ = binary(BIN_MATMUL, $1, $3, @2); }
   ;
 
 unary:
@@ -125,7 +125,7 @@ unary:
 
 power:
     postfix
-  | postfix POW unary     { $$ = binary('P', $1, $3, @2); }
+  | postfix POW unary     { $$ = binary(BIN_POW, $1, $3, @2); }
   ;
 
 postfix:
@@ -197,7 +197,7 @@ static Node *deeper(Node *n, Node *a, Node *b) {
     return n;
 }
 
-static Node *binary(int op, Node *lhs, Node *rhs, Loc op_loc) {
+static Node *binary(BinOp op, Node *lhs, Node *rhs, Loc op_loc) {
     Node *n = new_node(N_BINARY, loc_join(lhs->loc, rhs->loc));
     n->op = op;
     n->op_loc = op_loc;

@@ -22,40 +22,21 @@ static bool same_space(const Tensor *a, const Tensor *b) {
     return true;
 }
 
-static bool elementwise(OpKind kind) {
-    OpFamily f = op_info[kind].family;
-    return f == EW1 || f == EW2;
-}
+static bool elementwise(OpKind kind) { return op_elementwise(kind); }
 
-static bool uses(const char *rule, const char *var) { return rule && strstr(rule, var); }
-
-/* The forward tensors a gradient rule reads (besides integer inputs and the
- * aux arrays ops keep beside their outputs, which are always stored). */
+/* The forward tensors a gradient rule reads (the table's reads column;
+ * besides integer inputs and the aux arrays ops keep beside their outputs,
+ * which are always stored). */
 static int rule_reads(const Grad *g, const Tensor **read) {
     const Op *op = g->op;
+    unsigned reads = g->operand < 2 ? op_info[op->kind].reads[g->operand] : 0;
     int n = 0;
-    switch (op->kind) {
-    case OP_MATMUL:
-        read[n++] = op->in[1 - g->operand];   /* dA = dY @ B^T, dB = A^T @ dY */
-        break;
-    case OP_VAR:
+    if (reads & READ_A)
         read[n++] = op->in[0];
-        break;
-    case OP_SOFTMAX:
+    if (reads & READ_B)
+        read[n++] = op->in[1];
+    if (reads & READ_Y)
         read[n++] = op->out;
-        break;
-    default:
-        if (elementwise(op->kind)) {
-            const char *rule = op_info[op->kind].grad[g->operand];
-            if (uses(rule, "$a"))
-                read[n++] = op->in[0];
-            if (uses(rule, "$b"))
-                read[n++] = op->in[1];
-            if (uses(rule, "$y"))
-                read[n++] = op->out;
-        }
-        break;
-    }
     return n;
 }
 
@@ -111,9 +92,8 @@ static void forward_locals(const Model *m, const Backward *bw, Plan *plan) {
     }
     for (int i = 0; i < m->ops.len; i++) {
         const Op *op = m->ops.items[i];
-        int n = op->kind == OP_CAT ? op->nparts : op->nin;
-        for (int k = 0; k < n; k++) {
-            const Tensor *in = op->kind == OP_CAT ? op->parts[k] : op->in[k];
+        for (int k = 0; k < op->nin; k++) {
+            const Tensor *in = op->in[k];
             if (in->def && (plan->op_group[in->def->id] != plan->op_group[op->id] ||
                             !plan->op_group[op->id]->space))
                 read_elsewhere[in->id] = true;
@@ -176,14 +156,7 @@ static void group_backward(const Model *m, const Backward *bw, Plan *plan) {
 
 /* Rules that write every element of the operand's gradient exactly once;
  * the others scatter (indexing, max) or sum over a broadcast. */
-bool grad_covers_target(const Grad *g) {
-    switch (g->op->kind) {
-    case OP_MAX:
-    case OP_EMBED:
-    case OP_PICK: return false;
-    default: return g->reduce_axes == 0;
-    }
-}
+bool grad_covers_target(const Grad *g) { return !op_info[g->op->kind].scatters && g->reduce_axes == 0; }
 
 /* A gradient needs no array when every contribution to it and every read
  * of it happen in one group at the loop's own index, the first assigns,

@@ -20,9 +20,7 @@ __attribute__((simd("notinbranch"))) float powf(float, float);
 
 void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inputs, deep_bn_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     
     // deep_bn.ninja:47: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -41,28 +39,24 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:51: bn1mean = h1pre.mean(0, keepdim=True)
     // bn1mean [1, 100] = mean(h1pre [32, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn1mean[i][j] = 0;
+    for (int j = 0; j < 100; j++)
+        a->bn1mean[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->bn1mean[0][j] += a->h1pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn1mean[i][j] /= 32.0f;
+    for (int j = 0; j < 100; j++)
+        a->bn1mean[0][j] /= 32.0f;
     
     // deep_bn.ninja:52: bn1var = h1pre.var(0, keepdim=True)
     // bn1var [1, 100] = var(h1pre [32, 100])
     // the mean is bn1mean's
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn1var[i][j] = 0;
+    for (int j = 0; j < 100; j++)
+        a->bn1var[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->bn1var[0][j] += (a->h1pre[i][j] - a->bn1mean[0][j]) * (a->h1pre[i][j] - a->bn1mean[0][j]);
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn1var[i][j] /= 32.0f - 1.0f;
+    for (int j = 0; j < 100; j++)
+        a->bn1var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
     // h1hat_t1 [32, 100] = sub(h1pre [32, 100], bn1mean [1, 100])
@@ -71,12 +65,11 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
             a->h1hat_t1[i][j] = a->h1pre[i][j] - a->bn1mean[0][j];
     
     // deep_bn.ninja:53, in one pass over [1, 100]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++) {
-            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-            float h1hat_t2 = a->bn1var[i][j] + 9.99999975e-06f;
-            a->h1hat_t3[i][j] = sqrtf(h1hat_t2);
-        }
+    for (int j = 0; j < 100; j++) {
+        // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+        float h1hat_t2 = a->bn1var[0][j] + 1e-5f;
+        a->h1hat_t3[0][j] = sqrtf(h1hat_t2);
+    }
     
     // deep_bn.ninja:53-55, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
@@ -96,28 +89,24 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:58: bn2mean = h2pre.mean(0, keepdim=True)
     // bn2mean [1, 100] = mean(h2pre [32, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn2mean[i][j] = 0;
+    for (int j = 0; j < 100; j++)
+        a->bn2mean[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->bn2mean[0][j] += a->h2pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn2mean[i][j] /= 32.0f;
+    for (int j = 0; j < 100; j++)
+        a->bn2mean[0][j] /= 32.0f;
     
     // deep_bn.ninja:59: bn2var = h2pre.var(0, keepdim=True)
     // bn2var [1, 100] = var(h2pre [32, 100])
     // the mean is bn2mean's
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn2var[i][j] = 0;
+    for (int j = 0; j < 100; j++)
+        a->bn2var[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->bn2var[0][j] += (a->h2pre[i][j] - a->bn2mean[0][j]) * (a->h2pre[i][j] - a->bn2mean[0][j]);
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn2var[i][j] /= 32.0f - 1.0f;
+    for (int j = 0; j < 100; j++)
+        a->bn2var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
     // h2hat_t1 [32, 100] = sub(h2pre [32, 100], bn2mean [1, 100])
@@ -126,12 +115,11 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
             a->h2hat_t1[i][j] = a->h2pre[i][j] - a->bn2mean[0][j];
     
     // deep_bn.ninja:60, in one pass over [1, 100]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++) {
-            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-            float h2hat_t2 = a->bn2var[i][j] + 9.99999975e-06f;
-            a->h2hat_t3[i][j] = sqrtf(h2hat_t2);
-        }
+    for (int j = 0; j < 100; j++) {
+        // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+        float h2hat_t2 = a->bn2var[0][j] + 1e-5f;
+        a->h2hat_t3[0][j] = sqrtf(h2hat_t2);
+    }
     
     // deep_bn.ninja:60-62, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
@@ -151,28 +139,24 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:65: bn3mean = h3pre.mean(0, keepdim=True)
     // bn3mean [1, 100] = mean(h3pre [32, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn3mean[i][j] = 0;
+    for (int j = 0; j < 100; j++)
+        a->bn3mean[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->bn3mean[0][j] += a->h3pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn3mean[i][j] /= 32.0f;
+    for (int j = 0; j < 100; j++)
+        a->bn3mean[0][j] /= 32.0f;
     
     // deep_bn.ninja:66: bn3var = h3pre.var(0, keepdim=True)
     // bn3var [1, 100] = var(h3pre [32, 100])
     // the mean is bn3mean's
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn3var[i][j] = 0;
+    for (int j = 0; j < 100; j++)
+        a->bn3var[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->bn3var[0][j] += (a->h3pre[i][j] - a->bn3mean[0][j]) * (a->h3pre[i][j] - a->bn3mean[0][j]);
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn3var[i][j] /= 32.0f - 1.0f;
+    for (int j = 0; j < 100; j++)
+        a->bn3var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
     // h3hat_t1 [32, 100] = sub(h3pre [32, 100], bn3mean [1, 100])
@@ -181,12 +165,11 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
             a->h3hat_t1[i][j] = a->h3pre[i][j] - a->bn3mean[0][j];
     
     // deep_bn.ninja:67, in one pass over [1, 100]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++) {
-            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-            float h3hat_t2 = a->bn3var[i][j] + 9.99999975e-06f;
-            a->h3hat_t3[i][j] = sqrtf(h3hat_t2);
-        }
+    for (int j = 0; j < 100; j++) {
+        // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+        float h3hat_t2 = a->bn3var[0][j] + 1e-5f;
+        a->h3hat_t3[0][j] = sqrtf(h3hat_t2);
+    }
     
     // deep_bn.ninja:67-69, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
@@ -206,28 +189,24 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:72: bn4mean = h4pre.mean(0, keepdim=True)
     // bn4mean [1, 100] = mean(h4pre [32, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn4mean[i][j] = 0;
+    for (int j = 0; j < 100; j++)
+        a->bn4mean[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->bn4mean[0][j] += a->h4pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn4mean[i][j] /= 32.0f;
+    for (int j = 0; j < 100; j++)
+        a->bn4mean[0][j] /= 32.0f;
     
     // deep_bn.ninja:73: bn4var = h4pre.var(0, keepdim=True)
     // bn4var [1, 100] = var(h4pre [32, 100])
     // the mean is bn4mean's
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn4var[i][j] = 0;
+    for (int j = 0; j < 100; j++)
+        a->bn4var[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->bn4var[0][j] += (a->h4pre[i][j] - a->bn4mean[0][j]) * (a->h4pre[i][j] - a->bn4mean[0][j]);
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn4var[i][j] /= 32.0f - 1.0f;
+    for (int j = 0; j < 100; j++)
+        a->bn4var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
     // h4hat_t1 [32, 100] = sub(h4pre [32, 100], bn4mean [1, 100])
@@ -236,12 +215,11 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
             a->h4hat_t1[i][j] = a->h4pre[i][j] - a->bn4mean[0][j];
     
     // deep_bn.ninja:74, in one pass over [1, 100]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++) {
-            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-            float h4hat_t2 = a->bn4var[i][j] + 9.99999975e-06f;
-            a->h4hat_t3[i][j] = sqrtf(h4hat_t2);
-        }
+    for (int j = 0; j < 100; j++) {
+        // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+        float h4hat_t2 = a->bn4var[0][j] + 1e-5f;
+        a->h4hat_t3[0][j] = sqrtf(h4hat_t2);
+    }
     
     // deep_bn.ninja:74-76, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
@@ -261,28 +239,24 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:79: bn5mean = h5pre.mean(0, keepdim=True)
     // bn5mean [1, 100] = mean(h5pre [32, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn5mean[i][j] = 0;
+    for (int j = 0; j < 100; j++)
+        a->bn5mean[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->bn5mean[0][j] += a->h5pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn5mean[i][j] /= 32.0f;
+    for (int j = 0; j < 100; j++)
+        a->bn5mean[0][j] /= 32.0f;
     
     // deep_bn.ninja:80: bn5var = h5pre.var(0, keepdim=True)
     // bn5var [1, 100] = var(h5pre [32, 100])
     // the mean is bn5mean's
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn5var[i][j] = 0;
+    for (int j = 0; j < 100; j++)
+        a->bn5var[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
             a->bn5var[0][j] += (a->h5pre[i][j] - a->bn5mean[0][j]) * (a->h5pre[i][j] - a->bn5mean[0][j]);
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            a->bn5var[i][j] /= 32.0f - 1.0f;
+    for (int j = 0; j < 100; j++)
+        a->bn5var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
     // h5hat_t1 [32, 100] = sub(h5pre [32, 100], bn5mean [1, 100])
@@ -291,12 +265,11 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
             a->h5hat_t1[i][j] = a->h5pre[i][j] - a->bn5mean[0][j];
     
     // deep_bn.ninja:81, in one pass over [1, 100]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++) {
-            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-            float h5hat_t2 = a->bn5var[i][j] + 9.99999975e-06f;
-            a->h5hat_t3[i][j] = sqrtf(h5hat_t2);
-        }
+    for (int j = 0; j < 100; j++) {
+        // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+        float h5hat_t2 = a->bn5var[0][j] + 1e-5f;
+        a->h5hat_t3[0][j] = sqrtf(h5hat_t2);
+    }
     
     // deep_bn.ninja:81-83, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
@@ -316,28 +289,24 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:86: bn6mean = h6pre.mean(0, keepdim=True)
     // bn6mean [1, 27] = mean(h6pre [32, 27])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            a->bn6mean[i][j] = 0;
+    for (int j = 0; j < 27; j++)
+        a->bn6mean[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
             a->bn6mean[0][j] += a->h6pre[i][j];
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            a->bn6mean[i][j] /= 32.0f;
+    for (int j = 0; j < 27; j++)
+        a->bn6mean[0][j] /= 32.0f;
     
     // deep_bn.ninja:87: bn6var = h6pre.var(0, keepdim=True)
     // bn6var [1, 27] = var(h6pre [32, 27])
     // the mean is bn6mean's
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            a->bn6var[i][j] = 0;
+    for (int j = 0; j < 27; j++)
+        a->bn6var[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
             a->bn6var[0][j] += (a->h6pre[i][j] - a->bn6mean[0][j]) * (a->h6pre[i][j] - a->bn6mean[0][j]);
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            a->bn6var[i][j] /= 32.0f - 1.0f;
+    for (int j = 0; j < 27; j++)
+        a->bn6var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
     // h6hat_t1 [32, 27] = sub(h6pre [32, 27], bn6mean [1, 27])
@@ -346,12 +315,11 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
             a->h6hat_t1[i][j] = a->h6pre[i][j] - a->bn6mean[0][j];
     
     // deep_bn.ninja:88, in one pass over [1, 27]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++) {
-            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-            float h6hat_t2 = a->bn6var[i][j] + 9.99999975e-06f;
-            a->h6hat_t3[i][j] = sqrtf(h6hat_t2);
-        }
+    for (int j = 0; j < 27; j++) {
+        // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+        float h6hat_t2 = a->bn6var[0][j] + 1e-5f;
+        a->h6hat_t3[0][j] = sqrtf(h6hat_t2);
+    }
     
     // deep_bn.ninja:88-89, in one pass over [n=32, 27]:
     for (int i = 0; i < 32; i++)
@@ -383,12 +351,8 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
 
 void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *inputs, const deep_bn_acts *restrict a,
     deep_bn_grads *restrict g) {
-    (void)p;
-    (void)a;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     g->dloss = 1.0f;
     
     // backprop through deep_bn.ninja:88-90, in one pass over [n=32, 27]:
@@ -410,12 +374,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
         }
     
     // backprop through deep_bn.ninja:88, in one pass over [1, 27]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++) {
-            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-            float dh6hat_t2 = g->dh6hat_t3[i][j] * 0.5f / a->h6hat_t3[i][j];
-            g->dbn6var[i][j] = dh6hat_t2;
-        }
+    for (int j = 0; j < 27; j++) {
+        // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+        float dh6hat_t2 = g->dh6hat_t3[0][j] * 0.5f / a->h6hat_t3[0][j];
+        g->dbn6var[0][j] = dh6hat_t2;
+    }
     
     // backprop through deep_bn.ninja:87-88, in one pass over [n=32, 27]:
     memset(&g->dbn6mean[0][0], 0, sizeof(float) * 27);
@@ -462,12 +425,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
         }
     
     // backprop through deep_bn.ninja:81, in one pass over [1, 100]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++) {
-            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-            float dh5hat_t2 = g->dh5hat_t3[i][j] * 0.5f / a->h5hat_t3[i][j];
-            g->dbn5var[i][j] = dh5hat_t2;
-        }
+    for (int j = 0; j < 100; j++) {
+        // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+        float dh5hat_t2 = g->dh5hat_t3[0][j] * 0.5f / a->h5hat_t3[0][j];
+        g->dbn5var[0][j] = dh5hat_t2;
+    }
     
     // backprop through deep_bn.ninja:80-81, in one pass over [n=32, 100]:
     memset(&g->dbn5mean[0][0], 0, sizeof(float) * 100);
@@ -514,12 +476,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
         }
     
     // backprop through deep_bn.ninja:74, in one pass over [1, 100]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++) {
-            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-            float dh4hat_t2 = g->dh4hat_t3[i][j] * 0.5f / a->h4hat_t3[i][j];
-            g->dbn4var[i][j] = dh4hat_t2;
-        }
+    for (int j = 0; j < 100; j++) {
+        // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+        float dh4hat_t2 = g->dh4hat_t3[0][j] * 0.5f / a->h4hat_t3[0][j];
+        g->dbn4var[0][j] = dh4hat_t2;
+    }
     
     // backprop through deep_bn.ninja:73-74, in one pass over [n=32, 100]:
     memset(&g->dbn4mean[0][0], 0, sizeof(float) * 100);
@@ -566,12 +527,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
         }
     
     // backprop through deep_bn.ninja:67, in one pass over [1, 100]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++) {
-            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-            float dh3hat_t2 = g->dh3hat_t3[i][j] * 0.5f / a->h3hat_t3[i][j];
-            g->dbn3var[i][j] = dh3hat_t2;
-        }
+    for (int j = 0; j < 100; j++) {
+        // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+        float dh3hat_t2 = g->dh3hat_t3[0][j] * 0.5f / a->h3hat_t3[0][j];
+        g->dbn3var[0][j] = dh3hat_t2;
+    }
     
     // backprop through deep_bn.ninja:66-67, in one pass over [n=32, 100]:
     memset(&g->dbn3mean[0][0], 0, sizeof(float) * 100);
@@ -618,12 +578,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
         }
     
     // backprop through deep_bn.ninja:60, in one pass over [1, 100]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++) {
-            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-            float dh2hat_t2 = g->dh2hat_t3[i][j] * 0.5f / a->h2hat_t3[i][j];
-            g->dbn2var[i][j] = dh2hat_t2;
-        }
+    for (int j = 0; j < 100; j++) {
+        // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+        float dh2hat_t2 = g->dh2hat_t3[0][j] * 0.5f / a->h2hat_t3[0][j];
+        g->dbn2var[0][j] = dh2hat_t2;
+    }
     
     // backprop through deep_bn.ninja:59-60, in one pass over [n=32, 100]:
     memset(&g->dbn2mean[0][0], 0, sizeof(float) * 100);
@@ -670,12 +629,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
         }
     
     // backprop through deep_bn.ninja:53, in one pass over [1, 100]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++) {
-            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-            float dh1hat_t2 = g->dh1hat_t3[i][j] * 0.5f / a->h1hat_t3[i][j];
-            g->dbn1var[i][j] = dh1hat_t2;
-        }
+    for (int j = 0; j < 100; j++) {
+        // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+        float dh1hat_t2 = g->dh1hat_t3[0][j] * 0.5f / a->h1hat_t3[0][j];
+        g->dbn1var[0][j] = dh1hat_t2;
+    }
     
     // backprop through deep_bn.ninja:52-53, in one pass over [n=32, 100]:
     memset(&g->dbn1mean[0][0], 0, sizeof(float) * 100);
@@ -758,17 +716,29 @@ void deep_bn_sgd(deep_bn_params *p, const deep_bn_grads *g, double lr) {
         (&p->beta6[0])[i] += (float)-lr * (&g->dbeta6[0])[i];
 }
 
+/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
+enum {
+    deep_bn_stop_none = -1,   // runs every op
+    deep_bn_stop_bn1mean = 3,
+    deep_bn_stop_bn1var = 4,
+    deep_bn_stop_bn2mean = 13,
+    deep_bn_stop_bn2var = 14,
+    deep_bn_stop_bn3mean = 23,
+    deep_bn_stop_bn3var = 24,
+    deep_bn_stop_bn4mean = 33,
+    deep_bn_stop_bn4var = 34,
+    deep_bn_stop_bn5mean = 43,
+    deep_bn_stop_bn5var = 44,
+    deep_bn_stop_bn6mean = 53,
+    deep_bn_stop_bn6var = 54,
+};
+
 /* Inference on rows <= 256 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all for -1. */
+ * op `stop` (calibration needs the input of a statistic), or runs all. */
 static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const int32_t *const *inputs, int rows,
                        deep_bn_infer_ws *w, int stop) {
-    (void)p;
-    (void)s;
-    (void)stop;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     
     // deep_bn.ninja:47: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -784,9 +754,9 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // deep_bn.ninja:50: h1pre = x @ W1
     // h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
     nj_gemm(rows, 100, 30, &w->x[0][0], 30, 1, &p->W1[0][0], 100, &w->h1pre[0][0], 100, 0);
-    if (stop == 3)
+    if (stop == deep_bn_stop_bn1mean)
         return;   // bn1mean is calibrated from here
-    if (stop == 4)
+    if (stop == deep_bn_stop_bn1var)
         return;   // bn1var is calibrated from here
     
     // deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
@@ -818,9 +788,9 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // deep_bn.ninja:57: h2pre = h1 @ W2
     // h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
     nj_gemm(rows, 100, 100, &w->h1[0][0], 100, 1, &p->W2[0][0], 100, &w->h2pre[0][0], 100, 0);
-    if (stop == 13)
+    if (stop == deep_bn_stop_bn2mean)
         return;   // bn2mean is calibrated from here
-    if (stop == 14)
+    if (stop == deep_bn_stop_bn2var)
         return;   // bn2var is calibrated from here
     
     // deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
@@ -852,9 +822,9 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // deep_bn.ninja:64: h3pre = h2 @ W3
     // h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
     nj_gemm(rows, 100, 100, &w->h2[0][0], 100, 1, &p->W3[0][0], 100, &w->h3pre[0][0], 100, 0);
-    if (stop == 23)
+    if (stop == deep_bn_stop_bn3mean)
         return;   // bn3mean is calibrated from here
-    if (stop == 24)
+    if (stop == deep_bn_stop_bn3var)
         return;   // bn3var is calibrated from here
     
     // deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
@@ -886,9 +856,9 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // deep_bn.ninja:71: h4pre = h3 @ W4
     // h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
     nj_gemm(rows, 100, 100, &w->h3[0][0], 100, 1, &p->W4[0][0], 100, &w->h4pre[0][0], 100, 0);
-    if (stop == 33)
+    if (stop == deep_bn_stop_bn4mean)
         return;   // bn4mean is calibrated from here
-    if (stop == 34)
+    if (stop == deep_bn_stop_bn4var)
         return;   // bn4var is calibrated from here
     
     // deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
@@ -920,9 +890,9 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // deep_bn.ninja:78: h5pre = h4 @ W5
     // h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
     nj_gemm(rows, 100, 100, &w->h4[0][0], 100, 1, &p->W5[0][0], 100, &w->h5pre[0][0], 100, 0);
-    if (stop == 43)
+    if (stop == deep_bn_stop_bn5mean)
         return;   // bn5mean is calibrated from here
-    if (stop == 44)
+    if (stop == deep_bn_stop_bn5var)
         return;   // bn5var is calibrated from here
     
     // deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
@@ -954,9 +924,9 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     // deep_bn.ninja:85: h6pre = h5 @ W6
     // h6pre [32, 27] = matmul(h5 [32, 100], W6 [100, 27])
     nj_gemm(rows, 27, 100, &w->h5[0][0], 100, 1, &p->W6[0][0], 27, &w->h6pre[0][0], 27, 0);
-    if (stop == 53)
+    if (stop == deep_bn_stop_bn6mean)
         return;   // bn6mean is calibrated from here
-    if (stop == 54)
+    if (stop == deep_bn_stop_bn6var)
         return;   // bn6var is calibrated from here
     
     // deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
@@ -1001,91 +971,114 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
 
 void deep_bn_infer(const deep_bn_params *p, const deep_bn_stats *s, const int32_t *const *inputs, int rows,
                 deep_bn_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, -1);
+    infer_upto(p, s, inputs, rows, w, deep_bn_stop_none);
 }
 
 static void accumulate_bn1mean(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
             acc[(0) * 100 + j] += pass == 0 ? w->h1pre[i][j] : (w->h1pre[i][j] - mean[(0) * 100 + j]) * (w->h1pre[i][j] - mean[(0) * 100 + j]);
 }
 
 static void accumulate_bn1var(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
             acc[(0) * 100 + j] += pass == 0 ? w->h1pre[i][j] : (w->h1pre[i][j] - mean[(0) * 100 + j]) * (w->h1pre[i][j] - mean[(0) * 100 + j]);
 }
 
 static void accumulate_bn2mean(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
             acc[(0) * 100 + j] += pass == 0 ? w->h2pre[i][j] : (w->h2pre[i][j] - mean[(0) * 100 + j]) * (w->h2pre[i][j] - mean[(0) * 100 + j]);
 }
 
 static void accumulate_bn2var(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
             acc[(0) * 100 + j] += pass == 0 ? w->h2pre[i][j] : (w->h2pre[i][j] - mean[(0) * 100 + j]) * (w->h2pre[i][j] - mean[(0) * 100 + j]);
 }
 
 static void accumulate_bn3mean(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
             acc[(0) * 100 + j] += pass == 0 ? w->h3pre[i][j] : (w->h3pre[i][j] - mean[(0) * 100 + j]) * (w->h3pre[i][j] - mean[(0) * 100 + j]);
 }
 
 static void accumulate_bn3var(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
             acc[(0) * 100 + j] += pass == 0 ? w->h3pre[i][j] : (w->h3pre[i][j] - mean[(0) * 100 + j]) * (w->h3pre[i][j] - mean[(0) * 100 + j]);
 }
 
 static void accumulate_bn4mean(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
             acc[(0) * 100 + j] += pass == 0 ? w->h4pre[i][j] : (w->h4pre[i][j] - mean[(0) * 100 + j]) * (w->h4pre[i][j] - mean[(0) * 100 + j]);
 }
 
 static void accumulate_bn4var(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
             acc[(0) * 100 + j] += pass == 0 ? w->h4pre[i][j] : (w->h4pre[i][j] - mean[(0) * 100 + j]) * (w->h4pre[i][j] - mean[(0) * 100 + j]);
 }
 
 static void accumulate_bn5mean(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
             acc[(0) * 100 + j] += pass == 0 ? w->h5pre[i][j] : (w->h5pre[i][j] - mean[(0) * 100 + j]) * (w->h5pre[i][j] - mean[(0) * 100 + j]);
 }
 
 static void accumulate_bn5var(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
             acc[(0) * 100 + j] += pass == 0 ? w->h5pre[i][j] : (w->h5pre[i][j] - mean[(0) * 100 + j]) * (w->h5pre[i][j] - mean[(0) * 100 + j]);
 }
 
 static void accumulate_bn6mean(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
             acc[(0) * 27 + j] += pass == 0 ? w->h6pre[i][j] : (w->h6pre[i][j] - mean[(0) * 27 + j]) * (w->h6pre[i][j] - mean[(0) * 27 + j]);
 }
 
 static void accumulate_bn6var(const deep_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
             acc[(0) * 27 + j] += pass == 0 ? w->h6pre[i][j] : (w->h6pre[i][j] - mean[(0) * 27 + j]) * (w->h6pre[i][j] - mean[(0) * 27 + j]);
+}
+
+/* One batch statistic over `rows` rows (e.g. the whole training set): chunks
+ * through infer_upto up to `stop`, summed in double by `accumulate` (a var's
+ * second pass sums the squared deviations from the first pass's sum / count),
+ * the sum / divisor stored in `stat`. Returns -1 if out of memory. */
+static int deep_bn_calibrate_statistic(const deep_bn_params *p, const int32_t *const *inputs, int64_t rows,
+    const deep_bn_stats *s, deep_bn_infer_ws *w, int stop,
+    void (*accumulate)(const deep_bn_infer_ws *, int, double *, const double *, int), int64_t size,
+    int passes, double count, double divisor, float *stat) {
+    double *acc = calloc(size, sizeof(double)), *mean = calloc(size, sizeof(double));
+    if (!acc || !mean) {
+        free(acc);
+        free(mean);
+        return -1;
+    }
+    for (int pass = 0; pass < passes; pass++) {
+        for (int64_t r0 = 0; r0 < rows; r0 += 256) {
+            int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
+            const int32_t *chunk[2];
+            chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
+            chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
+            infer_upto(p, s, chunk, n, w, stop);
+            accumulate(w, n, acc, mean, pass);
+        }
+        for (int64_t k = 0; pass + 1 < passes && k < size; k++) {   // the mean, for the next pass
+            mean[k] = acc[k] / count;
+            acc[k] = 0;
+        }
+    }
+    for (int64_t k = 0; k < size; k++)
+        stat[k] = (float)(acc[k] / divisor);
+    free(acc);
+    free(mean);
+    return 0;
 }
 
 /* Computes every batch statistic over `rows` rows (e.g. the whole training
@@ -1093,401 +1086,114 @@ static void accumulate_bn6var(const deep_bn_infer_ws *w, int rows, double *acc, 
  * of memory. */
 int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int64_t rows, deep_bn_stats *s,
                  deep_bn_infer_ws *w) {
-    (void)p;
-    (void)inputs;
-    (void)s;
-    (void)w;
-    (void)rows;
     
     // deep_bn.ninja:51: bn1mean = h1pre.mean(0, keepdim=True)
     // bn1mean [1, 100] = mean(h1pre [32, 100]) over all rows
-    {
-        double *acc = calloc(100, sizeof(double)), *mean = calloc(100, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 1; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 3);
-                accumulate_bn1mean(w, n, acc, mean, pass);
-            }
-        }
-        for (int k = 0; k < 100; k++)
-            (&s->bn1mean[0][0])[k] = (float)(acc[k] / (float)(((double)rows * 1)));
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn1mean, accumulate_bn1mean, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn1mean[0][0]))
+        return -1;
     
     // deep_bn.ninja:52: bn1var = h1pre.var(0, keepdim=True)
     // bn1var [1, 100] = var(h1pre [32, 100]) over all rows
-    {
-        double *acc = calloc(100, sizeof(double)), *mean = calloc(100, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 2; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 4);
-                accumulate_bn1var(w, n, acc, mean, pass);
-            }
-            for (int k = 0; k < 100; k++) {
-                if (pass == 0)
-                    mean[k] = acc[k] / (float)(((double)rows * 1));
-                else
-                    (&s->bn1var[0][0])[k] = (float)(acc[k] / ((float)(((double)rows * 1)) - 1));
-                acc[k] = 0;
-            }
-        }
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn1var, accumulate_bn1var, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn1var[0][0]))
+        return -1;
     
     // deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
     // h1hat_t2 [1, 100] = add_c(bn1var [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            s->h1hat_t2[i][j] = s->bn1var[i][j] + 9.99999975e-06f;
+    for (int j = 0; j < 100; j++)
+        s->h1hat_t2[0][j] = s->bn1var[0][j] + 1e-5f;
     // h1hat_t3 [1, 100] = sqrt(h1hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            s->h1hat_t3[i][j] = sqrtf(s->h1hat_t2[i][j]);
+    for (int j = 0; j < 100; j++)
+        s->h1hat_t3[0][j] = sqrtf(s->h1hat_t2[0][j]);
     
     // deep_bn.ninja:58: bn2mean = h2pre.mean(0, keepdim=True)
     // bn2mean [1, 100] = mean(h2pre [32, 100]) over all rows
-    {
-        double *acc = calloc(100, sizeof(double)), *mean = calloc(100, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 1; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 13);
-                accumulate_bn2mean(w, n, acc, mean, pass);
-            }
-        }
-        for (int k = 0; k < 100; k++)
-            (&s->bn2mean[0][0])[k] = (float)(acc[k] / (float)(((double)rows * 1)));
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn2mean, accumulate_bn2mean, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn2mean[0][0]))
+        return -1;
     
     // deep_bn.ninja:59: bn2var = h2pre.var(0, keepdim=True)
     // bn2var [1, 100] = var(h2pre [32, 100]) over all rows
-    {
-        double *acc = calloc(100, sizeof(double)), *mean = calloc(100, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 2; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 14);
-                accumulate_bn2var(w, n, acc, mean, pass);
-            }
-            for (int k = 0; k < 100; k++) {
-                if (pass == 0)
-                    mean[k] = acc[k] / (float)(((double)rows * 1));
-                else
-                    (&s->bn2var[0][0])[k] = (float)(acc[k] / ((float)(((double)rows * 1)) - 1));
-                acc[k] = 0;
-            }
-        }
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn2var, accumulate_bn2var, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn2var[0][0]))
+        return -1;
     
     // deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
     // h2hat_t2 [1, 100] = add_c(bn2var [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            s->h2hat_t2[i][j] = s->bn2var[i][j] + 9.99999975e-06f;
+    for (int j = 0; j < 100; j++)
+        s->h2hat_t2[0][j] = s->bn2var[0][j] + 1e-5f;
     // h2hat_t3 [1, 100] = sqrt(h2hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            s->h2hat_t3[i][j] = sqrtf(s->h2hat_t2[i][j]);
+    for (int j = 0; j < 100; j++)
+        s->h2hat_t3[0][j] = sqrtf(s->h2hat_t2[0][j]);
     
     // deep_bn.ninja:65: bn3mean = h3pre.mean(0, keepdim=True)
     // bn3mean [1, 100] = mean(h3pre [32, 100]) over all rows
-    {
-        double *acc = calloc(100, sizeof(double)), *mean = calloc(100, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 1; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 23);
-                accumulate_bn3mean(w, n, acc, mean, pass);
-            }
-        }
-        for (int k = 0; k < 100; k++)
-            (&s->bn3mean[0][0])[k] = (float)(acc[k] / (float)(((double)rows * 1)));
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn3mean, accumulate_bn3mean, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn3mean[0][0]))
+        return -1;
     
     // deep_bn.ninja:66: bn3var = h3pre.var(0, keepdim=True)
     // bn3var [1, 100] = var(h3pre [32, 100]) over all rows
-    {
-        double *acc = calloc(100, sizeof(double)), *mean = calloc(100, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 2; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 24);
-                accumulate_bn3var(w, n, acc, mean, pass);
-            }
-            for (int k = 0; k < 100; k++) {
-                if (pass == 0)
-                    mean[k] = acc[k] / (float)(((double)rows * 1));
-                else
-                    (&s->bn3var[0][0])[k] = (float)(acc[k] / ((float)(((double)rows * 1)) - 1));
-                acc[k] = 0;
-            }
-        }
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn3var, accumulate_bn3var, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn3var[0][0]))
+        return -1;
     
     // deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
     // h3hat_t2 [1, 100] = add_c(bn3var [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            s->h3hat_t2[i][j] = s->bn3var[i][j] + 9.99999975e-06f;
+    for (int j = 0; j < 100; j++)
+        s->h3hat_t2[0][j] = s->bn3var[0][j] + 1e-5f;
     // h3hat_t3 [1, 100] = sqrt(h3hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            s->h3hat_t3[i][j] = sqrtf(s->h3hat_t2[i][j]);
+    for (int j = 0; j < 100; j++)
+        s->h3hat_t3[0][j] = sqrtf(s->h3hat_t2[0][j]);
     
     // deep_bn.ninja:72: bn4mean = h4pre.mean(0, keepdim=True)
     // bn4mean [1, 100] = mean(h4pre [32, 100]) over all rows
-    {
-        double *acc = calloc(100, sizeof(double)), *mean = calloc(100, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 1; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 33);
-                accumulate_bn4mean(w, n, acc, mean, pass);
-            }
-        }
-        for (int k = 0; k < 100; k++)
-            (&s->bn4mean[0][0])[k] = (float)(acc[k] / (float)(((double)rows * 1)));
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn4mean, accumulate_bn4mean, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn4mean[0][0]))
+        return -1;
     
     // deep_bn.ninja:73: bn4var = h4pre.var(0, keepdim=True)
     // bn4var [1, 100] = var(h4pre [32, 100]) over all rows
-    {
-        double *acc = calloc(100, sizeof(double)), *mean = calloc(100, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 2; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 34);
-                accumulate_bn4var(w, n, acc, mean, pass);
-            }
-            for (int k = 0; k < 100; k++) {
-                if (pass == 0)
-                    mean[k] = acc[k] / (float)(((double)rows * 1));
-                else
-                    (&s->bn4var[0][0])[k] = (float)(acc[k] / ((float)(((double)rows * 1)) - 1));
-                acc[k] = 0;
-            }
-        }
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn4var, accumulate_bn4var, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn4var[0][0]))
+        return -1;
     
     // deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
     // h4hat_t2 [1, 100] = add_c(bn4var [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            s->h4hat_t2[i][j] = s->bn4var[i][j] + 9.99999975e-06f;
+    for (int j = 0; j < 100; j++)
+        s->h4hat_t2[0][j] = s->bn4var[0][j] + 1e-5f;
     // h4hat_t3 [1, 100] = sqrt(h4hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            s->h4hat_t3[i][j] = sqrtf(s->h4hat_t2[i][j]);
+    for (int j = 0; j < 100; j++)
+        s->h4hat_t3[0][j] = sqrtf(s->h4hat_t2[0][j]);
     
     // deep_bn.ninja:79: bn5mean = h5pre.mean(0, keepdim=True)
     // bn5mean [1, 100] = mean(h5pre [32, 100]) over all rows
-    {
-        double *acc = calloc(100, sizeof(double)), *mean = calloc(100, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 1; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 43);
-                accumulate_bn5mean(w, n, acc, mean, pass);
-            }
-        }
-        for (int k = 0; k < 100; k++)
-            (&s->bn5mean[0][0])[k] = (float)(acc[k] / (float)(((double)rows * 1)));
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn5mean, accumulate_bn5mean, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn5mean[0][0]))
+        return -1;
     
     // deep_bn.ninja:80: bn5var = h5pre.var(0, keepdim=True)
     // bn5var [1, 100] = var(h5pre [32, 100]) over all rows
-    {
-        double *acc = calloc(100, sizeof(double)), *mean = calloc(100, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 2; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 44);
-                accumulate_bn5var(w, n, acc, mean, pass);
-            }
-            for (int k = 0; k < 100; k++) {
-                if (pass == 0)
-                    mean[k] = acc[k] / (float)(((double)rows * 1));
-                else
-                    (&s->bn5var[0][0])[k] = (float)(acc[k] / ((float)(((double)rows * 1)) - 1));
-                acc[k] = 0;
-            }
-        }
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn5var, accumulate_bn5var, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn5var[0][0]))
+        return -1;
     
     // deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
     // h5hat_t2 [1, 100] = add_c(bn5var [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            s->h5hat_t2[i][j] = s->bn5var[i][j] + 9.99999975e-06f;
+    for (int j = 0; j < 100; j++)
+        s->h5hat_t2[0][j] = s->bn5var[0][j] + 1e-5f;
     // h5hat_t3 [1, 100] = sqrt(h5hat_t2 [1, 100])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 100; j++)
-            s->h5hat_t3[i][j] = sqrtf(s->h5hat_t2[i][j]);
+    for (int j = 0; j < 100; j++)
+        s->h5hat_t3[0][j] = sqrtf(s->h5hat_t2[0][j]);
     
     // deep_bn.ninja:86: bn6mean = h6pre.mean(0, keepdim=True)
     // bn6mean [1, 27] = mean(h6pre [32, 27]) over all rows
-    {
-        double *acc = calloc(27, sizeof(double)), *mean = calloc(27, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 1; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 53);
-                accumulate_bn6mean(w, n, acc, mean, pass);
-            }
-        }
-        for (int k = 0; k < 27; k++)
-            (&s->bn6mean[0][0])[k] = (float)(acc[k] / (float)(((double)rows * 1)));
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn6mean, accumulate_bn6mean, 27, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn6mean[0][0]))
+        return -1;
     
     // deep_bn.ninja:87: bn6var = h6pre.var(0, keepdim=True)
     // bn6var [1, 27] = var(h6pre [32, 27]) over all rows
-    {
-        double *acc = calloc(27, sizeof(double)), *mean = calloc(27, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 2; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 256) {
-                int n = rows - r0 < 256 ? (int)(rows - r0) : 256;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 54);
-                accumulate_bn6var(w, n, acc, mean, pass);
-            }
-            for (int k = 0; k < 27; k++) {
-                if (pass == 0)
-                    mean[k] = acc[k] / (float)(((double)rows * 1));
-                else
-                    (&s->bn6var[0][0])[k] = (float)(acc[k] / ((float)(((double)rows * 1)) - 1));
-                acc[k] = 0;
-            }
-        }
-        free(acc);
-        free(mean);
-    }
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn6var, accumulate_bn6var, 27, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn6var[0][0]))
+        return -1;
     
     // deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
     // h6hat_t2 [1, 27] = add_c(bn6var [1, 27])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            s->h6hat_t2[i][j] = s->bn6var[i][j] + 9.99999975e-06f;
+    for (int j = 0; j < 27; j++)
+        s->h6hat_t2[0][j] = s->bn6var[0][j] + 1e-5f;
     // h6hat_t3 [1, 27] = sqrt(h6hat_t2 [1, 27])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 27; j++)
-            s->h6hat_t3[i][j] = sqrtf(s->h6hat_t2[i][j]);
+    for (int j = 0; j < 27; j++)
+        s->h6hat_t3[0][j] = sqrtf(s->h6hat_t2[0][j]);
     return 0;
 }
 
@@ -1503,9 +1209,6 @@ int64_t deep_bn_check_inputs(const int32_t *const *inputs, int64_t rows, int *wh
             *which = 1;
             return i;
         }
-    (void)inputs;
-    (void)rows;
-    (void)which;
     return -1;
 }
 

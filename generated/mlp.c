@@ -20,9 +20,7 @@ __attribute__((simd("notinbranch"))) float powf(float, float);
 
 void mlp_forward(const mlp_params *restrict p, const int32_t *const *inputs, mlp_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     
     // mlp.ninja:24: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -76,12 +74,8 @@ void mlp_forward(const mlp_params *restrict p, const int32_t *const *inputs, mlp
 
 void mlp_backward(const mlp_params *restrict p, const int32_t *const *inputs, const mlp_acts *restrict a,
     mlp_grads *restrict g) {
-    (void)p;
-    (void)a;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     g->dloss = 1.0f;
     
     // backprop through mlp.ninja:28-29, in one pass over [n=32, 27]:
@@ -147,17 +141,19 @@ void mlp_sgd(mlp_params *p, const mlp_grads *g, double lr) {
         (&p->b2[0])[i] += (float)-lr * (&g->db2[0])[i];
 }
 
+/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
+enum {
+    mlp_stop_none = -1,   // runs every op
+};
+
 /* Inference on rows <= 1024 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all for -1. */
+ * op `stop` (calibration needs the input of a statistic), or runs all. */
 static void infer_upto(const mlp_params *p, const mlp_stats *s, const int32_t *const *inputs, int rows,
                        mlp_infer_ws *w, int stop) {
-    (void)p;
+    const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
+    const int32_t *Yb = inputs[1];
     (void)s;
     (void)stop;
-    const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
-    const int32_t *Yb = inputs[1];
-    (void)Yb;
     
     // mlp.ninja:24: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -214,7 +210,7 @@ static void infer_upto(const mlp_params *p, const mlp_stats *s, const int32_t *c
 
 void mlp_infer(const mlp_params *p, const mlp_stats *s, const int32_t *const *inputs, int rows,
                 mlp_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, -1);
+    infer_upto(p, s, inputs, rows, w, mlp_stop_none);
 }
 
 /* Computes every batch statistic over `rows` rows (e.g. the whole training
@@ -242,9 +238,6 @@ int64_t mlp_check_inputs(const int32_t *const *inputs, int64_t rows, int *which)
             *which = 1;
             return i;
         }
-    (void)inputs;
-    (void)rows;
-    (void)which;
     return -1;
 }
 

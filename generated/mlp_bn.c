@@ -20,9 +20,7 @@ __attribute__((simd("notinbranch"))) float powf(float, float);
 
 void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *inputs, mlp_bn_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     
     // mlp_bn.ninja:29: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -40,9 +38,8 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     nj_gemm(32, 64, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 64, &a->hprebn_t1[0][0], 64, 0);
     
     // mlp_bn.ninja:32-34, in one pass over [n=32, 64]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            a->bnmeani_t1[i][j] = 0;
+    for (int j = 0; j < 64; j++)
+        a->bnmeani_t1[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :32 hprebn = embcat @ W1 + b1
@@ -51,14 +48,12 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
             a->bnmeani_t1[0][j] += a->hprebn[i][j];
         }
     // bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            a->bnmeani[i][j] = a->bnmeani_t1[i][j] * 0.03125f;
+    for (int j = 0; j < 64; j++)
+        a->bnmeani[0][j] = a->bnmeani_t1[0][j] * 0.03125f;
     
     // mlp_bn.ninja:35-37, in one pass over [n=32, 64]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            a->bnvar_t1[i][j] = 0;
+    for (int j = 0; j < 64; j++)
+        a->bnvar_t1[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :35 bndiff = hprebn - bnmeani
@@ -70,14 +65,13 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
         }
     
     // mlp_bn.ninja:37-38, in one pass over [1, 64]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++) {
-            // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-            a->bnvar[i][j] = a->bnvar_t1[i][j] * 0.0322580636f;
-            // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
-            a->bnvar_inv_t1[i][j] = a->bnvar[i][j] + 9.99999975e-06f;
-            a->bnvar_inv[i][j] = 1.0f / sqrtf(a->bnvar_inv_t1[i][j]);
-        }
+    for (int j = 0; j < 64; j++) {
+        // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
+        a->bnvar[0][j] = a->bnvar_t1[0][j] * 0.032258064f;
+        // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
+        a->bnvar_inv_t1[0][j] = a->bnvar[0][j] + 1e-5f;
+        a->bnvar_inv[0][j] = 1.0f / sqrtf(a->bnvar_inv_t1[0][j]);
+    }
     
     // mlp_bn.ninja:39-42, in one pass over [n=32, 64]:
     for (int i = 0; i < 32; i++)
@@ -116,8 +110,7 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     
     // mlp_bn.ninja:47-49, in one pass over [n=32, 27]:
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1; j++)
-            a->counts_sum[i][j] = 0;
+        a->counts_sum[i][0] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :47 norm_logits = logits - logit_maxes
@@ -131,8 +124,7 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     // mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1
     // counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1; j++)
-            a->counts_sum_inv[i][j] = 1.0f / a->counts_sum[i][j];
+        a->counts_sum_inv[i][0] = 1.0f / a->counts_sum[i][0];
     
     // mlp_bn.ninja:51-52, in one pass over [n=32, 27]:
     for (int i = 0; i < 32; i++)
@@ -158,12 +150,8 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
 
 void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inputs, const mlp_bn_acts *restrict a,
     mlp_bn_grads *restrict g) {
-    (void)p;
-    (void)a;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     g->dloss = 1.0f;
     
     // backprop through mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()
@@ -191,8 +179,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     // backprop through mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1
     // dcounts_sum from counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 1; j++)
-            g->dcounts_sum[i][j] = g->dcounts_sum_inv[i][j] * (-1.0f / (a->counts_sum[i][j] * a->counts_sum[i][j]));
+        g->dcounts_sum[i][0] = g->dcounts_sum_inv[i][0] * (-1.0f / (a->counts_sum[i][0] * a->counts_sum[i][0]));
     
     // backprop through mlp_bn.ninja:47-49, in one pass over [n=32, 27]:
     memset(&g->dlogit_maxes[0][0], 0, sizeof(float) * 32);
@@ -245,14 +232,13 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
         }
     
     // backprop through mlp_bn.ninja:37-38, in one pass over [1, 64]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++) {
-            // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
-            float dbnvar_inv_t1 = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
-            float dbnvar = dbnvar_inv_t1;
-            // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-            g->dbnvar_t1[i][j] = dbnvar * 0.0322580636f;
-        }
+    for (int j = 0; j < 64; j++) {
+        // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
+        float dbnvar_inv_t1 = g->dbnvar_inv[0][j] * (-0.5f * powf(a->bnvar_inv_t1[0][j], -1.5f));
+        float dbnvar = dbnvar_inv_t1;
+        // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
+        g->dbnvar_t1[0][j] = dbnvar * 0.032258064f;
+    }
     
     // backprop through mlp_bn.ninja:35-37, in one pass over [n=32, 64]:
     memset(&g->dbnmeani[0][0], 0, sizeof(float) * 64);
@@ -269,9 +255,8 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     
     // backprop through mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
     // dbnmeani_t1 from bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            g->dbnmeani_t1[i][j] = g->dbnmeani[i][j] * 0.03125f;
+    for (int j = 0; j < 64; j++)
+        g->dbnmeani_t1[0][j] = g->dbnmeani[0][j] * 0.03125f;
     
     // backprop through mlp_bn.ninja:32-34, in one pass over [n=32, 64]:
     memset(&g->db1[0], 0, sizeof(float) * 64);
@@ -322,17 +307,19 @@ void mlp_bn_sgd(mlp_bn_params *p, const mlp_bn_grads *g, double lr) {
         (&p->bnbias[0][0])[i] += (float)-lr * (&g->dbnbias[0][0])[i];
 }
 
+/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
+enum {
+    mlp_bn_stop_none = -1,   // runs every op
+    mlp_bn_stop_bnmeani_t1 = 4,
+    mlp_bn_stop_bnvar_t1 = 8,
+};
+
 /* Inference on rows <= 1024 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all for -1. */
+ * op `stop` (calibration needs the input of a statistic), or runs all. */
 static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int32_t *const *inputs, int rows,
                        mlp_bn_infer_ws *w, int stop) {
-    (void)p;
-    (void)s;
-    (void)stop;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     
     // mlp_bn.ninja:29: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -352,7 +339,7 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
             w->hprebn[i][j] = w->hprebn_t1[i][j] + p->b1[j];
-    if (stop == 4)
+    if (stop == mlp_bn_stop_bnmeani_t1)
         return;   // bnmeani_t1 is calibrated from here
     
     // mlp_bn.ninja:35: bndiff = hprebn - bnmeani
@@ -366,7 +353,7 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
             w->bndiff2[i][j] = w->bndiff[i][j] * w->bndiff[i][j];
-    if (stop == 8)
+    if (stop == mlp_bn_stop_bnvar_t1)
         return;   // bnvar_t1 is calibrated from here
     
     // mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv
@@ -429,8 +416,7 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     // mlp_bn.ninja:49: counts_sum = counts.sum(1, keepdims=True)
     // counts_sum [32, 1] = sum(counts [32, 27])
     for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 1; j++)
-            w->counts_sum[i][j] = 0;
+        w->counts_sum[i][0] = 0;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
             w->counts_sum[i][0] += w->counts[i][j];
@@ -438,8 +424,7 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     // mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1
     // counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
     for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 1; j++)
-            w->counts_sum_inv[i][j] = 1.0f / w->counts_sum[i][j];
+        w->counts_sum_inv[i][0] = 1.0f / w->counts_sum[i][0];
     
     // mlp_bn.ninja:51: probs = counts * counts_sum_inv
     // probs [32, 27] = mul(counts [32, 27], counts_sum_inv [32, 1])
@@ -474,21 +459,54 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
 
 void mlp_bn_infer(const mlp_bn_params *p, const mlp_bn_stats *s, const int32_t *const *inputs, int rows,
                 mlp_bn_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, -1);
+    infer_upto(p, s, inputs, rows, w, mlp_bn_stop_none);
 }
 
 static void accumulate_bnmeani_t1(const mlp_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
             acc[(0) * 64 + j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[(0) * 64 + j]) * (w->hprebn[i][j] - mean[(0) * 64 + j]);
 }
 
 static void accumulate_bnvar_t1(const mlp_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
             acc[(0) * 64 + j] += pass == 0 ? w->bndiff2[i][j] : (w->bndiff2[i][j] - mean[(0) * 64 + j]) * (w->bndiff2[i][j] - mean[(0) * 64 + j]);
+}
+
+/* One batch statistic over `rows` rows (e.g. the whole training set): chunks
+ * through infer_upto up to `stop`, summed in double by `accumulate` (a var's
+ * second pass sums the squared deviations from the first pass's sum / count),
+ * the sum / divisor stored in `stat`. Returns -1 if out of memory. */
+static int mlp_bn_calibrate_statistic(const mlp_bn_params *p, const int32_t *const *inputs, int64_t rows,
+    const mlp_bn_stats *s, mlp_bn_infer_ws *w, int stop,
+    void (*accumulate)(const mlp_bn_infer_ws *, int, double *, const double *, int), int64_t size,
+    int passes, double count, double divisor, float *stat) {
+    double *acc = calloc(size, sizeof(double)), *mean = calloc(size, sizeof(double));
+    if (!acc || !mean) {
+        free(acc);
+        free(mean);
+        return -1;
+    }
+    for (int pass = 0; pass < passes; pass++) {
+        for (int64_t r0 = 0; r0 < rows; r0 += 1024) {
+            int n = rows - r0 < 1024 ? (int)(rows - r0) : 1024;
+            const int32_t *chunk[2];
+            chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
+            chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
+            infer_upto(p, s, chunk, n, w, stop);
+            accumulate(w, n, acc, mean, pass);
+        }
+        for (int64_t k = 0; pass + 1 < passes && k < size; k++) {   // the mean, for the next pass
+            mean[k] = acc[k] / count;
+            acc[k] = 0;
+        }
+    }
+    for (int64_t k = 0; k < size; k++)
+        stat[k] = (float)(acc[k] / divisor);
+    free(acc);
+    free(mean);
+    return 0;
 }
 
 /* Computes every batch statistic over `rows` rows (e.g. the whole training
@@ -496,79 +514,30 @@ static void accumulate_bnvar_t1(const mlp_bn_infer_ws *w, int rows, double *acc,
  * of memory. */
 int mlp_bn_calibrate(const mlp_bn_params *p, const int32_t *const *inputs, int64_t rows, mlp_bn_stats *s,
                  mlp_bn_infer_ws *w) {
-    (void)p;
-    (void)inputs;
-    (void)s;
-    (void)w;
-    (void)rows;
     
     // mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
     // bnmeani_t1 [1, 64] = sum(hprebn [32, 64]) over all rows
-    {
-        double *acc = calloc(64, sizeof(double)), *mean = calloc(64, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 1; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 1024) {
-                int n = rows - r0 < 1024 ? (int)(rows - r0) : 1024;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 4);
-                accumulate_bnmeani_t1(w, n, acc, mean, pass);
-            }
-        }
-        for (int k = 0; k < 64; k++)
-            (&s->bnmeani_t1[0][0])[k] = (float)(acc[k]);
-        free(acc);
-        free(mean);
-    }
+    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnmeani_t1, accumulate_bnmeani_t1, 64, 1, 1, 1, &s->bnmeani_t1[0][0]))
+        return -1;
     // bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            s->bnmeani[i][j] = s->bnmeani_t1[i][j] * (float)(((double)1 / rows));
+    for (int j = 0; j < 64; j++)
+        s->bnmeani[0][j] = s->bnmeani_t1[0][j] * (float)(((double)1 / rows));
     
     // mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
     // bnvar_t1 [1, 64] = sum(bndiff2 [32, 64]) over all rows
-    {
-        double *acc = calloc(64, sizeof(double)), *mean = calloc(64, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 1; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 1024) {
-                int n = rows - r0 < 1024 ? (int)(rows - r0) : 1024;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 8);
-                accumulate_bnvar_t1(w, n, acc, mean, pass);
-            }
-        }
-        for (int k = 0; k < 64; k++)
-            (&s->bnvar_t1[0][0])[k] = (float)(acc[k]);
-        free(acc);
-        free(mean);
-    }
+    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnvar_t1, accumulate_bnvar_t1, 64, 1, 1, 1, &s->bnvar_t1[0][0]))
+        return -1;
     // bnvar [1, 64] = mul_c(bnvar_t1 [1, 64])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            s->bnvar[i][j] = s->bnvar_t1[i][j] * (float)(((double)1 / (rows - 1)));
+    for (int j = 0; j < 64; j++)
+        s->bnvar[0][j] = s->bnvar_t1[0][j] * (float)(((double)1 / (rows - 1)));
     
     // mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5
     // bnvar_inv_t1 [1, 64] = add_c(bnvar [1, 64])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            s->bnvar_inv_t1[i][j] = s->bnvar[i][j] + 9.99999975e-06f;
+    for (int j = 0; j < 64; j++)
+        s->bnvar_inv_t1[0][j] = s->bnvar[0][j] + 1e-5f;
     // bnvar_inv [1, 64] = rsqrt(bnvar_inv_t1 [1, 64])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 64; j++)
-            s->bnvar_inv[i][j] = 1.0f / sqrtf(s->bnvar_inv_t1[i][j]);
+    for (int j = 0; j < 64; j++)
+        s->bnvar_inv[0][j] = 1.0f / sqrtf(s->bnvar_inv_t1[0][j]);
     return 0;
 }
 
@@ -584,9 +553,6 @@ int64_t mlp_bn_check_inputs(const int32_t *const *inputs, int64_t rows, int *whi
             *which = 1;
             return i;
         }
-    (void)inputs;
-    (void)rows;
-    (void)which;
     return -1;
 }
 

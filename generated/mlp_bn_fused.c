@@ -20,9 +20,7 @@ __attribute__((simd("notinbranch"))) float powf(float, float);
 
 void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *const *inputs, mlp_bn_fused_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     
     // mlp_bn_fused.ninja:25: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -40,9 +38,8 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
     nj_gemm(32, 200, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hprebn_t1[0][0], 200, 0);
     
     // mlp_bn_fused.ninja:28-31, in one pass over [n=32, 200]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
-            a->bnmean[i][j] = 0;
+    for (int j = 0; j < 200; j++)
+        a->bnmean[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :28 hprebn = embcat @ W1 + b1
@@ -50,30 +47,26 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
             // :31 bnmean = hprebn.mean(0, keepdim=True)
             a->bnmean[0][j] += a->hprebn[i][j];
         }
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
-            a->bnmean[i][j] /= 32.0f;
+    for (int j = 0; j < 200; j++)
+        a->bnmean[0][j] /= 32.0f;
     
     // mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
     // bnvar [1, 200] = var(hprebn [32, 200])
     // the mean is bnmean's
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
-            a->bnvar[i][j] = 0;
+    for (int j = 0; j < 200; j++)
+        a->bnvar[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++)
             a->bnvar[0][j] += (a->hprebn[i][j] - a->bnmean[0][j]) * (a->hprebn[i][j] - a->bnmean[0][j]);
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
-            a->bnvar[i][j] /= 32.0f - 1.0f;
+    for (int j = 0; j < 200; j++)
+        a->bnvar[0][j] /= 32.0f - 1.0f;
     
     // mlp_bn_fused.ninja:33, in one pass over [1, 200]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++) {
-            // :33 bnvar_inv = (bnvar + 1e-5)**-0.5
-            a->bnvar_inv_t1[i][j] = a->bnvar[i][j] + 9.99999975e-06f;
-            a->bnvar_inv[i][j] = 1.0f / sqrtf(a->bnvar_inv_t1[i][j]);
-        }
+    for (int j = 0; j < 200; j++) {
+        // :33 bnvar_inv = (bnvar + 1e-5)**-0.5
+        a->bnvar_inv_t1[0][j] = a->bnvar[0][j] + 1e-5f;
+        a->bnvar_inv[0][j] = 1.0f / sqrtf(a->bnvar_inv_t1[0][j]);
+    }
     
     // mlp_bn_fused.ninja:34-38, in one pass over [n=32, 200]:
     for (int i = 0; i < 32; i++)
@@ -116,12 +109,8 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
 
 void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t *const *inputs, const mlp_bn_fused_acts *restrict a,
     mlp_bn_fused_grads *restrict g) {
-    (void)p;
-    (void)a;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     g->dloss = 1.0f;
     
     // backprop through mlp_bn_fused.ninja:39-40, in one pass over [n=32, 27]:
@@ -164,12 +153,11 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
         }
     
     // backprop through mlp_bn_fused.ninja:33, in one pass over [1, 200]:
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++) {
-            // :33 bnvar_inv = (bnvar + 1e-5)**-0.5
-            float dbnvar_inv_t1 = g->dbnvar_inv[i][j] * (-0.5f * powf(a->bnvar_inv_t1[i][j], -1.5f));
-            g->dbnvar[i][j] = dbnvar_inv_t1;
-        }
+    for (int j = 0; j < 200; j++) {
+        // :33 bnvar_inv = (bnvar + 1e-5)**-0.5
+        float dbnvar_inv_t1 = g->dbnvar_inv[0][j] * (-0.5f * powf(a->bnvar_inv_t1[0][j], -1.5f));
+        g->dbnvar[0][j] = dbnvar_inv_t1;
+    }
     
     // backprop through mlp_bn_fused.ninja:28-32, in one pass over [n=32, 200]:
     memset(&g->db1[0], 0, sizeof(float) * 200);
@@ -222,17 +210,19 @@ void mlp_bn_fused_sgd(mlp_bn_fused_params *p, const mlp_bn_fused_grads *g, doubl
         (&p->bnbias[0][0])[i] += (float)-lr * (&g->dbnbias[0][0])[i];
 }
 
+/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
+enum {
+    mlp_bn_fused_stop_none = -1,   // runs every op
+    mlp_bn_fused_stop_bnmean = 4,
+    mlp_bn_fused_stop_bnvar = 5,
+};
+
 /* Inference on rows <= 512 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all for -1. */
+ * op `stop` (calibration needs the input of a statistic), or runs all. */
 static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s, const int32_t *const *inputs, int rows,
                        mlp_bn_fused_infer_ws *w, int stop) {
-    (void)p;
-    (void)s;
-    (void)stop;
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
-    (void)Xb;
     const int32_t *Yb = inputs[1];
-    (void)Yb;
     
     // mlp_bn_fused.ninja:25: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -252,9 +242,9 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
             w->hprebn[i][j] = w->hprebn_t1[i][j] + p->b1[j];
-    if (stop == 4)
+    if (stop == mlp_bn_fused_stop_bnmean)
         return;   // bnmean is calibrated from here
-    if (stop == 5)
+    if (stop == mlp_bn_fused_stop_bnvar)
         return;   // bnvar is calibrated from here
     
     // mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv
@@ -313,21 +303,54 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
 
 void mlp_bn_fused_infer(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s, const int32_t *const *inputs, int rows,
                 mlp_bn_fused_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, -1);
+    infer_upto(p, s, inputs, rows, w, mlp_bn_fused_stop_none);
 }
 
 static void accumulate_bnmean(const mlp_bn_fused_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
             acc[(0) * 200 + j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[(0) * 200 + j]) * (w->hprebn[i][j] - mean[(0) * 200 + j]);
 }
 
 static void accumulate_bnvar(const mlp_bn_fused_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    (void)mean;
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
             acc[(0) * 200 + j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[(0) * 200 + j]) * (w->hprebn[i][j] - mean[(0) * 200 + j]);
+}
+
+/* One batch statistic over `rows` rows (e.g. the whole training set): chunks
+ * through infer_upto up to `stop`, summed in double by `accumulate` (a var's
+ * second pass sums the squared deviations from the first pass's sum / count),
+ * the sum / divisor stored in `stat`. Returns -1 if out of memory. */
+static int mlp_bn_fused_calibrate_statistic(const mlp_bn_fused_params *p, const int32_t *const *inputs, int64_t rows,
+    const mlp_bn_fused_stats *s, mlp_bn_fused_infer_ws *w, int stop,
+    void (*accumulate)(const mlp_bn_fused_infer_ws *, int, double *, const double *, int), int64_t size,
+    int passes, double count, double divisor, float *stat) {
+    double *acc = calloc(size, sizeof(double)), *mean = calloc(size, sizeof(double));
+    if (!acc || !mean) {
+        free(acc);
+        free(mean);
+        return -1;
+    }
+    for (int pass = 0; pass < passes; pass++) {
+        for (int64_t r0 = 0; r0 < rows; r0 += 512) {
+            int n = rows - r0 < 512 ? (int)(rows - r0) : 512;
+            const int32_t *chunk[2];
+            chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
+            chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
+            infer_upto(p, s, chunk, n, w, stop);
+            accumulate(w, n, acc, mean, pass);
+        }
+        for (int64_t k = 0; pass + 1 < passes && k < size; k++) {   // the mean, for the next pass
+            mean[k] = acc[k] / count;
+            acc[k] = 0;
+        }
+    }
+    for (int64_t k = 0; k < size; k++)
+        stat[k] = (float)(acc[k] / divisor);
+    free(acc);
+    free(mean);
+    return 0;
 }
 
 /* Computes every batch statistic over `rows` rows (e.g. the whole training
@@ -335,76 +358,24 @@ static void accumulate_bnvar(const mlp_bn_fused_infer_ws *w, int rows, double *a
  * of memory. */
 int mlp_bn_fused_calibrate(const mlp_bn_fused_params *p, const int32_t *const *inputs, int64_t rows, mlp_bn_fused_stats *s,
                  mlp_bn_fused_infer_ws *w) {
-    (void)p;
-    (void)inputs;
-    (void)s;
-    (void)w;
-    (void)rows;
     
     // mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)
     // bnmean [1, 200] = mean(hprebn [32, 200]) over all rows
-    {
-        double *acc = calloc(200, sizeof(double)), *mean = calloc(200, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 1; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 512) {
-                int n = rows - r0 < 512 ? (int)(rows - r0) : 512;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 4);
-                accumulate_bnmean(w, n, acc, mean, pass);
-            }
-        }
-        for (int k = 0; k < 200; k++)
-            (&s->bnmean[0][0])[k] = (float)(acc[k] / (float)(((double)rows * 1)));
-        free(acc);
-        free(mean);
-    }
+    if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnmean, accumulate_bnmean, 200, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmean[0][0]))
+        return -1;
     
     // mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
     // bnvar [1, 200] = var(hprebn [32, 200]) over all rows
-    {
-        double *acc = calloc(200, sizeof(double)), *mean = calloc(200, sizeof(double));
-        if (!acc || !mean) {
-            free(acc);
-            free(mean);
-            return -1;
-        }
-        for (int pass = 0; pass < 2; pass++) {
-            for (int64_t r0 = 0; r0 < rows; r0 += 512) {
-                int n = rows - r0 < 512 ? (int)(rows - r0) : 512;
-                const int32_t *chunk[2];
-                chunk[0] = inputs[0] ? inputs[0] + r0 * 3 : NULL;
-                chunk[1] = inputs[1] ? inputs[1] + r0 * 1 : NULL;
-                infer_upto(p, s, chunk, n, w, 5);
-                accumulate_bnvar(w, n, acc, mean, pass);
-            }
-            for (int k = 0; k < 200; k++) {
-                if (pass == 0)
-                    mean[k] = acc[k] / (float)(((double)rows * 1));
-                else
-                    (&s->bnvar[0][0])[k] = (float)(acc[k] / ((float)(((double)rows * 1)) - 1));
-                acc[k] = 0;
-            }
-        }
-        free(acc);
-        free(mean);
-    }
+    if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnvar, accumulate_bnvar, 200, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnvar[0][0]))
+        return -1;
     
     // mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5
     // bnvar_inv_t1 [1, 200] = add_c(bnvar [1, 200])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
-            s->bnvar_inv_t1[i][j] = s->bnvar[i][j] + 9.99999975e-06f;
+    for (int j = 0; j < 200; j++)
+        s->bnvar_inv_t1[0][j] = s->bnvar[0][j] + 1e-5f;
     // bnvar_inv [1, 200] = rsqrt(bnvar_inv_t1 [1, 200])
-    for (int i = 0; i < 1; i++)
-        for (int j = 0; j < 200; j++)
-            s->bnvar_inv[i][j] = 1.0f / sqrtf(s->bnvar_inv_t1[i][j]);
+    for (int j = 0; j < 200; j++)
+        s->bnvar_inv[0][j] = 1.0f / sqrtf(s->bnvar_inv_t1[0][j]);
     return 0;
 }
 
@@ -420,9 +391,6 @@ int64_t mlp_bn_fused_check_inputs(const int32_t *const *inputs, int64_t rows, in
             *which = 1;
             return i;
         }
-    (void)inputs;
-    (void)rows;
-    (void)which;
     return -1;
 }
 

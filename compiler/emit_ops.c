@@ -1,0 +1,488 @@
+/* emit_ops.c - the code of each op: its forward (elementwise statements,
+ * matmuls through the BLAS or ninjac's kernels, reductions, the special
+ * ops) and each gradient contribution d(operand) += rule(d(out)). */
+#include "emit.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- forward ---- */
+
+/* out[IDX] = f(operands), inside loops over out's indices. */
+void elementwise_stmt(E *e, int indent, const Op *op) {
+    const char *idx_a[MAX_RANK], *idx_b[MAX_RANK];
+    broadcast_index(op->out, op->in[0], IDX, idx_a);
+    const char *b = NULL;
+    if (op->nin == 2) {
+        broadcast_index(op->out, op->in[1], IDX, idx_b);
+        b = ref(e, op->in[1], idx_b);
+    }
+    const char *value = expand(e, op->kind, op_info[op->kind].forward, ref(e, op->in[0], idx_a), b, NULL, NULL,
+                               scalar(e, op->c));
+    if (is_local(e, op->out))
+        out(e, indent, "%s %s = %s;\n", e->real, op->out->cname, value);
+    else
+        out(e, indent, "%s = %s;\n", ref(e, op->out, IDX), value);
+}
+
+static void forward_elementwise(E *e, const Op *op) { elementwise_stmt(e, loops(e, 1, op->out, 0), op); }
+
+static void gemm(E *e, int indent, bool ta, bool tb, const char *M, const char *N, const char *K,
+                 const char *A, const char *lda, const char *B, const char *ldb, bool accumulate,
+                 const char *C, const char *ldc) {
+    out(e, indent, "cblas_%cgemm(CblasRowMajor, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);\n",
+        e->opt->f64 ? 'd' : 's', ta ? "CblasTrans" : "CblasNoTrans", tb ? "CblasTrans" : "CblasNoTrans",
+        M, N, K, lit(e, 1), A, lda, B, ldb, lit(e, accumulate ? 1 : 0), C, ldc);
+}
+
+static const char *ll(int64_t v) { return arena_printf("%lld", (long long)v); }
+
+/* -O multiplies matrices with runtime/ninjac_kernels.h, whose kernels the
+ * C compiler specialises to each call's constant shape. They are blocked
+ * like a BLAS (panels of B, blocks over K and over rows of A) with the
+ * tile chosen for the ISA they are compiled for. auto takes them at every
+ * size; that is not yet the faster choice everywhere (bench/RESULTS.md: on
+ * the AVX2 path OpenBLAS wins at 6 of the sweep's 12 sizes, by up to 1.4x),
+ * and a rule measured per ISA is issue 14's open part. f64 builds serve
+ * finite differences: BLAS. */
+static bool own_gemm(const E *e, int64_t M, int64_t N, int64_t K) {
+    (void)M, (void)N, (void)K;
+    return !e->opt->f64 && e->plan->fused && e->opt->gemm != GEMM_BLAS;
+}
+
+/* The three products of a matmul: forward (operand -1) and the gradient of
+ * each operand, as the kernels see them: C[M][N] = A'[M][K] @ B[K][N]. */
+bool own_matmul(const E *e, const Op *op, int operand) {
+    const Tensor *a = op->in[0], *b = op->in[1];
+    int64_t rows = tensor_numel(a) / b->shape[0], k = b->shape[0], n = b->shape[1];
+    return operand < 0 ? own_gemm(e, rows, n, k) : operand == 0 ? own_gemm(e, rows, k, n) : own_gemm(e, k, n, rows);
+}
+
+/* nj_gemm(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate): C (+)= A' @ B */
+void own(E *e, const char *M, const char *N, const char *K, const char *A, const char *a_row,
+                const char *a_col, const char *B, const char *ldb, const char *C, const char *ldc, bool acc) {
+    out(e, 1, "nj_gemm(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %d);\n", M, N, K, A, a_row, a_col, B, ldb, C, ldc,
+        acc);
+}
+
+static void forward_matmul(E *e, const Op *op) {
+    const Tensor *a = op->in[0], *b = op->in[1], *y = op->out;
+    const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
+    if (own_matmul(e, op, -1))
+        own(e, M, N, K, ptr(e, a), K, "1", ptr(e, b), N, ptr(e, y), N, false);
+    else
+        gemm(e, 1, false, false, M, N, K, ptr(e, a), K, ptr(e, b), N, false, ptr(e, y), N);
+}
+
+/* -O: a var over the same dims of the same tensor as an earlier mean (the
+ * BatchNorm of exercise 4) takes that mean, which it would compute again
+ * with the same sums in the same order. */
+const Op *shared_mean(const E *e, const Op *var) {
+    if (!e->plan->fused || var->kind != OP_VAR)
+        return NULL;
+    for (int i = 0; i < var->id; i++) {
+        const Op *op = e->m->ops.items[i];
+        if (op->kind == OP_MEAN && op->in[0] == var->in[0] && op->axes == var->axes && op->keepdim == var->keepdim)
+            return op;
+    }
+    return NULL;
+}
+
+static const char *var_mean(E *e, const Op *var, const char *const *idx) {
+    const Op *mean = shared_mean(e, var);
+    return mean ? ref(e, mean->out, idx) : aux_ref(e, var->out, "mean", idx);
+}
+
+/* The sum of a sum, mean or var (its mean) accumulates in y, or in the
+ * var's aux array: zeroed, summed in loops over x, divided for a mean. */
+static const char *reduce_acc(E *e, const Op *op, const char *const *idx) {
+    return op->kind == OP_VAR ? var_mean(e, op, idx) : ref(e, op->out, idx);
+}
+
+void reduce_init(E *e, const Op *op) {
+    out(e, loops(e, 1, op->out, 0), "%s = 0;\n", reduce_acc(e, op, IDX));
+}
+
+void reduce_accumulate(E *e, int indent, const Op *op) {
+    const char *yi[MAX_RANK];
+    reduced_index(op, IDX, yi);
+    out(e, indent, "%s += %s;\n", reduce_acc(e, op, yi), ref(e, op->in[0], IDX));
+}
+
+void reduce_finish(E *e, const Op *op) {
+    if (op->kind != OP_SUM)
+        out(e, loops(e, 1, op->out, 0), "%s /= %s;\n", reduce_acc(e, op, IDX), scalar(e, op->c));
+}
+
+static void forward_reduce(E *e, const Op *op) {
+    const Tensor *x = op->in[0], *y = op->out;
+    const char *yi[MAX_RANK];
+    reduced_index(op, IDX, yi);
+    if (op->kind == OP_MAX) {
+        int d = __builtin_ctz(op->axes);
+        const char *first[MAX_RANK], *at_m[MAX_RANK];
+        for (int k = 0; k < x->rank; k++) {
+            first[k] = k == d ? "0" : IDX[k];
+            at_m[k] = k == d ? "m" : IDX[k];
+        }
+        int in = loops(e, 1, x, op->axes);
+        out(e, in, "{\n");
+        out(e, in + 1, "%s best = %s;\n", e->real, ref(e, x, first));
+        out(e, in + 1, "int argmax = 0;\n");
+        out(e, in + 1, "for (int m = 1; m < %s; m++)\n", dimsz(e, x, d));
+        out(e, in + 2, "if (%s > best) {   // strictly greater: the first maximum wins, as in PyTorch\n",
+            ref(e, x, at_m));
+        out(e, in + 3, "best = %s;\n", ref(e, x, at_m));
+        out(e, in + 3, "argmax = m;\n");
+        out(e, in + 2, "}\n");
+        out(e, in + 1, "%s = best;\n", ref(e, y, yi));
+        out(e, in + 1, "%s = argmax;\n", aux_ref(e, y, "argmax", yi));
+        out(e, in, "}\n");
+        return;
+    }
+    /* sum, then mean = sum / count, then var = sum (x - mean)^2 / (count - 1) */
+    bool var = op->kind == OP_VAR;
+    if (shared_mean(e, op)) {
+        out(e, 1, "// the mean is %s's\n", shared_mean(e, op)->out->name);
+    } else {
+        reduce_init(e, op);
+        reduce_accumulate(e, loops(e, 1, x, 0), op);
+        reduce_finish(e, op);
+    }
+    if (!var)
+        return;
+    const char *xv = ref(e, x, IDX), *acc = reduce_acc(e, op, yi);
+    out(e, loops(e, 1, y, 0), "%s = 0;\n", ref(e, y, IDX));
+    out(e, loops(e, 1, x, 0), "%s += (%s - %s) * (%s - %s);\n", ref(e, y, yi), xv, acc, xv, acc);
+    out(e, loops(e, 1, y, 0), "%s /= %s%s;\n", ref(e, y, IDX), scalar(e, op->c),
+        op->unbiased ? arena_printf(" - %s", lit(e, 1)) : "");
+}
+
+/* out[idx..., tail...] = table[index[idx...]][tail...] */
+static void embed_index(const Op *op, const char **table_idx, const char **index_idx) {
+    const Tensor *index = op->in[1];
+    for (int d = 0; d < index->rank; d++)
+        index_idx[d] = IDX[d];
+    for (int d = 1; d < op->in[0]->rank; d++)
+        table_idx[d] = IDX[index->rank + d - 1];
+}
+
+static void forward_embed(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *ti[MAX_RANK], *ii[MAX_RANK];
+    embed_index(op, ti, ii);
+    ti[0] = ref(e, op->in[1], ii);
+    out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, ti));
+}
+
+static void forward_pick(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *xi[2] = {"i", indexed(op->in[1]->cname, 1, IDX)};
+    out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, xi));
+}
+
+static void forward_view(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    out(e, 1, "memcpy(%s, %s, sizeof(%s) * (%s));\n", ptr(e, y), ptr(e, x), e->real, numel_range(e, x, 0, x->rank));
+}
+
+static void forward_transpose(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *xi[2] = {"j", "i"};
+    out(e, loops(e, 1, y, 0), "%s = %s;\n", ref(e, y, IDX), ref(e, x, xi));
+}
+
+static void forward_softmax(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    int d = __builtin_ctz(op->axes);
+    const char *at[MAX_RANK], *first[MAX_RANK];
+    for (int k = 0; k < x->rank; k++) {
+        at[k] = k == d ? "m" : IDX[k];
+        first[k] = k == d ? "0" : IDX[k];
+    }
+    const char *xm = ref(e, x, at), *ym = ref(e, y, at), *n = dimsz(e, x, d);
+    int in = loops(e, 1, x, op->axes);
+    out(e, in, "{\n");
+    out(e, in + 1, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, first));
+    out(e, in + 1, "for (int m = 1; m < %s; m++)\n", n);
+    out(e, in + 2, "mx = %s > mx ? %s : mx;\n", xm, xm);
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "%s = %s;\n", ym, expand(e, op->kind, "exp($a - $b)", xm, "mx", 0, 0, 0));
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "sum += %s;\n", ym);
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "%s /= sum;\n", ym);
+    out(e, in, "}\n");
+}
+
+static void forward_cross_entropy(E *e, const Op *op) {
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const Tensor *t = op->in[1];
+    const char *lij = ref(e, x, IDX), *pij = probs_ref(e, op, IDX);
+    const char *liy = ref(e, x, (const char *[]){"i", indexed(t->cname, 1, IDX)});
+    out(e, 1, "%s = 0;\n", ref(e, y, IDX));
+    out(e, 1, "for (int i = 0; i < %s; i++) {\n", dimsz(e, x, 0));
+    out(e, 2, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, (const char *[]){"i", "0"}));
+    out(e, 2, "for (int j = 1; j < %lld; j++)\n", (long long)x->shape[1]);
+    out(e, 3, "mx = %s > mx ? %s : mx;\n", lij, lij);
+    out(e, 2, "for (int j = 0; j < %lld; j++)   // apart from the sum, so that it vectorises\n",
+        (long long)x->shape[1]);
+    out(e, 3, "%s = %s;\n", pij, expand(e, op->kind, "exp($a - $b)", lij, "mx", 0, 0, 0));
+    out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
+    out(e, 3, "sum += %s;\n", pij);
+    out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
+    out(e, 3, "%s /= sum;\n", pij);
+    out(e, 2, "%s += %s;\n", ref(e, y, IDX), expand(e, op->kind, "log($a) + $b - $c", "sum", "mx", 0, 0, liy));
+    out(e, 1, "}\n");
+    out(e, 1, "%s /= %s;\n", ref(e, y, IDX), scalar(e, op->c));
+}
+
+static void forward_cat(E *e, const Op *op) {
+    const Tensor *y = op->out;
+    const char *off = "0";
+    for (int p = 0; p < op->nin; p++) {
+        const Tensor *part = op->in[p];
+        const char *yi[MAX_RANK];
+        for (int d = 0; d < y->rank; d++)
+            yi[d] = d == op->cat_dim ? arena_printf("%s + %s", off, IDX[d]) : IDX[d];
+        out(e, loops(e, 1, part, 0), "%s = %s;\n", ref(e, y, yi), ref(e, part, IDX));
+        off = arena_printf("%lld", (long long)(atoll(off) + part->shape[op->cat_dim]));
+    }
+}
+
+
+/* ---- backward ---- */
+
+/* d(target)[idx] (op)= value; a gradient kept in a register is declared
+ * by its first contribution, which assigns. */
+static void contribute(E *e, int indent, const Tensor *target, const char *const *idx, const char *value) {
+    if (is_dlocal(e, target) && e->acc[0] == '=')
+        out(e, indent, "%s %s = %s;\n", e->real, gref(e, target, idx), value);
+    else
+        out(e, indent, "%s %s %s;\n", gref(e, target, idx), e->acc, value);
+}
+
+static void broadcast_note(E *e, int indent, const Grad *gr) {
+    if (!gr->reduce_axes)
+        return;
+    char dims[64] = "";
+    for (int d = 0; d < gr->op->out->rank; d++)
+        if (gr->reduce_axes & (1u << d))
+            snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%d", *dims ? ", " : "", d);
+    out(e, indent, "// %s %s was broadcast over dim %s: its gradient sums over it\n", gr->target->name,
+        shape_str(gr->target), dims);
+}
+
+/* Inside loops over the op's out indices. */
+void elementwise_grad_stmt(E *e, int indent, const Grad *gr) {
+    const Op *op = gr->op;
+    const char *idx_a[MAX_RANK], *idx_b[MAX_RANK], *idx_t[MAX_RANK];
+    broadcast_index(op->out, op->in[0], IDX, idx_a);
+    const char *b = NULL;
+    if (op->nin == 2) {
+        broadcast_index(op->out, op->in[1], IDX, idx_b);
+        b = ref(e, op->in[1], idx_b);
+    }
+    broadcast_index(op->out, gr->target, IDX, idx_t);
+    contribute(e, indent, gr->target, idx_t,
+               expand(e, op->kind, op_info[op->kind].grad[gr->operand], ref(e, op->in[0], idx_a), b,
+                      ref(e, op->out, IDX), gref(e, op->out, IDX), scalar(e, op->c)));
+}
+
+static void backward_elementwise(E *e, const Grad *gr) {
+    broadcast_note(e, 1, gr);
+    elementwise_grad_stmt(e, loops(e, 1, gr->op->out, 0), gr);
+}
+
+/* Inside loops over x's indices. */
+void reduce_grad_stmt(E *e, int indent, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0], *y = op->out;
+    const char *yi[MAX_RANK];
+    reduced_index(op, IDX, yi);
+    const char *gy = gref(e, y, yi);
+    if (op->kind == OP_MAX) {
+        out(e, indent, "if (%s == %s)   // only the first maximum gets the gradient\n",
+            IDX[__builtin_ctz(op->axes)], aux_ref(e, y, "argmax", yi));
+        out(e, indent + 1, "%s += %s;\n", gref(e, x, IDX), gy);
+        return;
+    }
+    const char *rule = op->kind == OP_SUM ? "$g"
+                     : op->kind == OP_MEAN ? "$g / $c"
+                     : op->unbiased ? "$g * (#2 * ($a - $b) / ($c - #1))" : "$g * (#2 * ($a - $b) / $c)";
+    contribute(e, indent, x, IDX,
+               expand(e, op->kind, rule, ref(e, x, IDX), op->kind == OP_VAR ? var_mean(e, op, yi) : NULL, NULL, gy,
+                      scalar(e, op->c)));
+}
+
+static void backward_reduce(E *e, const Grad *gr) { reduce_grad_stmt(e, loops(e, 1, gr->op->in[0], 0), gr); }
+
+/* Inside loops over the logits' indices. */
+void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0], *t = op->in[1];
+    contribute(e, indent, x, IDX,
+               arena_printf("%s * ((%s - (%s == j)) / %s)", gref(e, op->out, IDX), probs_ref(e, op, IDX),
+                            indexed(t->cname, 1, IDX), scalar(e, op->c)));
+}
+
+static void backward_matmul(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *y = op->out;
+    const Tensor *a = op->in[0], *b = op->in[1];
+    const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
+    bool acc = e->acc[0] == '+';
+    if (gr->operand == 0) {
+        out(e, 1, "// d%s %s d%s @ %s^T\n", a->name, e->acc, y->name, b->name);
+        if (own_matmul(e, op, 0)) {   /* the kernels take B^T as rows: transpose B first */
+            out(e, 1, "nj_transpose(%s, %s, %s, g->mm_scratch);\n", K, N, ptr(e, b));
+            own(e, M, K, N, gptr(e, y), N, "1", "g->mm_scratch", K, gptr(e, a), K, acc);
+        } else {
+            gemm(e, 1, false, true, M, K, N, gptr(e, y), N, ptr(e, b), N, acc, gptr(e, a), K);
+        }
+    } else {
+        out(e, 1, "// d%s %s %s^T @ d%s\n", b->name, e->acc, a->name, y->name);
+        if (own_matmul(e, op, 1))
+            own(e, K, N, M, ptr(e, a), "1", K, gptr(e, y), N, gptr(e, b), N, acc);
+        else
+            gemm(e, 1, true, false, K, N, M, ptr(e, a), K, gptr(e, y), N, acc, gptr(e, b), N);
+    }
+}
+
+static void backward_embed(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *ti[MAX_RANK], *ii[MAX_RANK];
+    embed_index(op, ti, ii);
+    ti[0] = ref(e, op->in[1], ii);
+    out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, ti), gref(e, y, IDX));
+}
+
+static void backward_pick(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *xi[2] = {"i", indexed(op->in[1]->cname, 1, IDX)};
+    out(e, loops(e, 1, y, 0), "%s += %s;\n", gref(e, x, xi), gref(e, y, IDX));
+}
+
+static void backward_view(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    out(e, 1, "for (int i = 0; i < %s; i++)\n", numel_range(e, x, 0, x->rank));
+    out(e, 2, "(%s)[i] %s (%s)[i];\n", gptr(e, x), e->acc, gptr(e, y));
+}
+
+static void backward_transpose(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    const char *xi[2] = {"j", "i"};
+    out(e, loops(e, 1, y, 0), "%s %s %s;\n", gref(e, x, xi), e->acc, gref(e, y, IDX));
+}
+
+static void backward_softmax(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    const Tensor *y = op->out;
+    int d = __builtin_ctz(op->axes);
+    const char *at[MAX_RANK];
+    for (int k = 0; k < x->rank; k++)
+        at[k] = k == d ? "m" : IDX[k];
+    const char *n = dimsz(e, x, d);
+    int in = loops(e, 1, x, op->axes);
+    out(e, in, "{   // dx = y * (dy - sum(dy * y))\n");
+    out(e, in + 1, "%s dot = 0;\n", e->real);
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "dot += %s * %s;\n", gref(e, y, at), ref(e, y, at));
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "%s %s %s * (%s - dot);\n", gref(e, x, at), e->acc, ref(e, y, at), gref(e, y, at));
+    out(e, in, "}\n");
+}
+
+static void backward_cross_entropy(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0];
+    out(e, 1, "// d%s = (softmax(%s) - onehot(%s)) / %s\n", x->name, x->name, op->in[1]->name,
+        scalar(e, op->c));
+    cross_entropy_grad_stmt(e, loops(e, 1, x, 0), gr);
+}
+
+static void backward_cat(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *y = op->out;
+    int64_t off = 0;
+    for (int p = 0; p < gr->operand; p++)
+        off += op->in[p]->shape[op->cat_dim];
+    const char *yi[MAX_RANK];
+    for (int d = 0; d < y->rank; d++)
+        yi[d] = d == op->cat_dim ? arena_printf("%lld + %s", (long long)off, IDX[d]) : IDX[d];
+    out(e, loops(e, 1, gr->target, 0), "%s %s %s;\n", gref(e, gr->target, IDX), e->acc, gref(e, y, yi));
+}
+
+/* The ops with code of their own (family SPECIAL in ops.def) and their
+ * named forward and backward: a new special op adds its pair here
+ * (check_op_table refuses a SPECIAL row without one). */
+static const struct {
+    void (*forward)(E *e, const Op *op);
+    void (*backward)(E *e, const Grad *gr);
+} special_code[OP_COUNT] = {
+    [OP_MATMUL] = {forward_matmul, backward_matmul},
+    [OP_EMBED] = {forward_embed, backward_embed},
+    [OP_PICK] = {forward_pick, backward_pick},
+    [OP_VIEW] = {forward_view, backward_view},
+    [OP_TRANSPOSE] = {forward_transpose, backward_transpose},
+    [OP_SOFTMAX] = {forward_softmax, backward_softmax},
+    [OP_CROSS_ENTROPY] = {forward_cross_entropy, backward_cross_entropy},
+    [OP_CAT] = {forward_cat, backward_cat},
+};
+
+bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }
+
+void forward_op(E *e, const Op *op) {
+    open_stmt(e, op->stmt, "");
+    out(e, 1, "// %s\n", op_summary(op));
+    switch (op_info[op->kind].family) {
+    case EW1:
+    case EW2: forward_elementwise(e, op); break;
+    case REDUCE: forward_reduce(e, op); break;
+    case SPECIAL: special_code[op->kind].forward(e, op); break;
+    }
+}
+
+/* -O0 zeroes all gradients and accumulates every contribution with +=, as
+ * one writes it by hand. -O skips the zeroing: a gradient's first
+ * contribution assigns, or zeroes just that gradient when it cannot. */
+static void open_gradient(E *e, const Grad *gr) {
+    e->acc = "+=";
+    if (e->opt->opt_level == 0 || e->written[gr->target->id])
+        return;
+    e->written[gr->target->id] = true;
+    if (grad_covers_target(gr))
+        e->acc = "=";
+    else
+        out(e, 1, "memset(%s, 0, sizeof(%s) * %lld);\n", gptr(e, gr->target), e->real,
+            (long long)tensor_numel(gr->target));
+}
+
+void backward_grad(E *e, const Grad *gr) {
+    open_stmt(e, gr->op->stmt, "backprop through ");
+    out(e, 1, "// d%s from %s\n", gr->target->name, op_summary(gr->op));
+    open_gradient(e, gr);
+    switch (op_info[gr->op->kind].family) {
+    case EW1:
+    case EW2: backward_elementwise(e, gr); break;
+    case REDUCE: backward_reduce(e, gr); break;
+    case SPECIAL: special_code[gr->op->kind].backward(e, gr); break;
+    }
+}

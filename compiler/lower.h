@@ -1,0 +1,102 @@
+/* lower.h - shared by the files that lower the AST to tensor IR (ir.c,
+ * scope.c, init.c, lower.c, analysis.c): the symbol table, the lowering
+ * context and the values expressions evaluate to. Private to those files;
+ * the rest of the compiler sees build_model (ninjac.h). */
+#ifndef NINJAC_LOWER_H
+#define NINJAC_LOWER_H
+
+#include "ninjac.h"
+
+/* ---- symbols: a hash table from names to what they denote ---- */
+
+typedef enum {
+    SYM_DIM,
+    SYM_TENSOR,
+    SYM_SCALAR,
+    SYM_HIDDEN,     /* a temporary's name */
+    SYM_POISON,     /* its line had an error: uses fail quietly, not once more each */
+} SymKind;
+
+typedef struct {
+    const char *name;
+    SymKind kind;
+    Dim *dim;
+    Tensor *tensor;
+    Scalar scalar;
+    Loc loc;
+} Sym;
+
+typedef struct {
+    Sym **slots;
+    int cap, len;
+} SymTable;
+
+/* ---- lowering context and values ---- */
+
+typedef struct {
+    Model *m;
+    SymTable syms;
+    const Stmt *stmt;       /* the line being lowered */
+    Vec line_temps;         /* tensors the current line created */
+} Ctx;
+
+typedef enum {
+    V_ERROR,    /* already reported */
+    V_SCALAR,
+    V_TENSOR,
+    V_RANGE,    /* range(n) */
+    V_MODULE,   /* torch, F */
+    V_SHAPE,    /* x.shape */
+    V_MAX,      /* x.max(...): needs .values */
+    V_LIST,     /* [a, b] */
+} ValKind;
+
+typedef struct {
+    ValKind kind;
+    Scalar s;       /* V_SCALAR, V_RANGE (its length) */
+    Tensor *t;      /* V_TENSOR, V_SHAPE, V_MAX */
+    const char *module;
+    Node *node;     /* V_LIST */
+} Val;
+
+static const Val ERR = {.kind = V_ERROR};
+
+static inline Val scalar_val(Scalar s) { return (Val){.kind = V_SCALAR, .s = s}; }
+static inline Val tensor_val(Tensor *t) { return (Val){.kind = V_TENSOR, .t = t}; }
+static inline Scalar int_scalar(int64_t v) { return (Scalar){.value = (double)v, .is_int = true}; }
+
+/* ---- ir.c: tensors and ops, their constructors and size checks ---- */
+uint32_t batch_axes(const Tensor *t);
+bool has_batch(const Tensor *t);
+const char *describe(const Tensor *t);
+Tensor *new_tensor(Ctx *c, TensorKind kind, DType dtype, int rank, const int64_t *shape, const bool *batch, Loc loc);
+Op *new_op(Ctx *c, OpKind kind, Tensor *out, Tensor *a, Tensor *b, Loc loc);
+bool check_size(Tensor *t, Loc loc);
+Val unary_op(Ctx *c, OpKind kind, Tensor *a, Scalar k, Loc loc);
+Val batch_mismatch(const Tensor *fixed, int fixed_dim, const Tensor *rows, Loc loc);
+Val binary_op(Ctx *c, OpKind kind, Tensor *a, Tensor *b, Loc loc, Loc a_loc, Loc b_loc);
+
+/* ---- scope.c: the symbol table, suggestions for unknown names, declarations ---- */
+Sym *sym_find(SymTable *t, const char *name);
+Sym *sym_add(SymTable *t, const char *name, SymKind kind, Loc loc);
+const char *suggest_dim(const Model *m, const char *name);
+Val lookup(Ctx *c, Node *n);
+bool reserved(const char *name);
+bool declare(Ctx *c, const char *name, Loc loc);
+void declare_dim(Ctx *c, const Stmt *s, Define *defs, int ndefs);
+bool declared_shape(Ctx *c, const Stmt *s, int64_t *shape, bool *batch);
+void declare_input(Ctx *c, const Stmt *s);
+
+/* ---- init.c: a param's init as PyTorch evaluates it ---- */
+void declare_param(Ctx *c, const Stmt *s, Vec *inits);
+
+/* ---- lower.c: expressions and forward lines to ops ---- */
+bool eval_int(Ctx *c, Node *n, int64_t *out, Scalar *full);
+Val eval(Ctx *c, Node *n);
+
+/* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
+void mark_dependencies(Model *m);
+void drop_ops_since(Model *m, int ops, int tensors);
+void drop_dead_temps(Model *m);
+
+#endif
