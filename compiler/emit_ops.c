@@ -379,6 +379,10 @@ static void backward_view(E *e, const Grad *gr) {
     const Op *op = gr->op;
     const Tensor *x = op->in[0];
     const Tensor *y = op->out;
+    if (e->plan->galias[x->id]) {
+        out(e, 1, "// d%s is d%s's array, read as %s\n", x->name, y->name, shape_str(x));
+        return;
+    }
     out(e, 1, "for (int i = 0; i < %s; i++)\n", numel_range(e, x, 0, x->rank));
     out(e, 2, "(%s)[i] %s (%s)[i];\n", gptr(e, x), e->acc, gptr(e, y));
 }
