@@ -31,7 +31,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)
     // x [32, 30] = view(emb [32, 3, 10])
-    memcpy(&a->x[0][0], &a->emb[0][0][0], sizeof(float) * (960));
+    memcpy(&a->x[0][0], &a->emb[0][0][0], sizeof(float) * 960);
     
     // deep_bn.ninja:50: h1pre = x @ W1
     // h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])

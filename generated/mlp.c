@@ -31,7 +31,7 @@ void mlp_forward(const mlp_params *restrict p, const int32_t *const *inputs, mlp
     
     // mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
-    memcpy(&a->embcat[0][0], &a->emb[0][0][0], sizeof(float) * (960));
+    memcpy(&a->embcat[0][0], &a->emb[0][0][0], sizeof(float) * 960);
     
     // mlp.ninja:26: hpreact = embcat @ W1 + b1
     // hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
