@@ -139,10 +139,6 @@ const char *ref(E *e, const Tensor *t, const char *const *idx) {
     return is_local(e, t) ? t->cname : indexed(base(e, t), t->rank, idx);
 }
 
-const char *gref(E *e, const Tensor *t, const char *const *idx) {
-    return is_dlocal(e, t) ? e->dname[t->id] : indexed(arena_printf("g->d%s", t->cname), t->rank, idx);
-}
-
 static const char *ptr_of(const char *b, int rank) {
     char *s = arena_printf("&%s", b);
     for (int d = 0; d < rank; d++)
@@ -150,10 +146,29 @@ static const char *ptr_of(const char *b, int rank) {
     return s;
 }
 
+/* A gradient that is a view's d(out) array, read with its own shape. */
+static const char *aliased_gradient(const E *e, const Tensor *t, const char *const *idx) {
+    const Tensor *a = e->plan->galias[t->id];
+    const char *storage = ptr_of(arena_printf("g->d%s", a->cname), a->rank);
+    if (t->rank == 0)
+        return arena_printf("(*%s)", storage);
+    char *dims = arena_strdup("");
+    for (int d = 1; d < t->rank; d++)
+        dims = arena_printf("%s[%lld]", dims, (long long)t->shape[d]);
+    return indexed(arena_printf("((%s (*)%s)%s)", e->real, dims, storage), t->rank, idx);
+}
+
+const char *gref(E *e, const Tensor *t, const char *const *idx) {
+    if (e->plan->galias[t->id])
+        return aliased_gradient(e, t, idx);
+    return is_dlocal(e, t) ? e->dname[t->id] : indexed(arena_printf("g->d%s", t->cname), t->rank, idx);
+}
+
+
 const char *ptr(E *e, const Tensor *t) { return ptr_of(base(e, t), t->rank); }
 const char *gptr(E *e, const Tensor *t) {
-    (void)e;
-    return ptr_of(arena_printf("g->d%s", t->cname), t->rank);
+    const Tensor *a = e->plan->galias[t->id] ? e->plan->galias[t->id] : t;
+    return ptr_of(arena_printf("g->d%s", a->cname), a->rank);
 }
 
 /* The index of an operand broadcast against an out index (aligned right).

@@ -188,7 +188,9 @@ static void forward_pick(E *e, const Op *op) {
 static void forward_view(E *e, const Op *op) {
     const Tensor *x = op->in[0];
     const Tensor *y = op->out;
-    out(e, 1, "memcpy(%s, %s, sizeof(%s) * (%s));\n", ptr(e, y), ptr(e, x), e->real, numel_range(e, x, 0, x->rank));
+    const char *count = numel_range(e, x, 0, x->rank);   /* a number, or rows * a number */
+    out(e, 1, "memcpy(%s, %s, sizeof(%s) * %s);\n", ptr(e, y), ptr(e, x), e->real,
+        strchr(count, ' ') ? arena_printf("(%s)", count) : count);
 }
 
 static void forward_transpose(E *e, const Op *op) {
@@ -379,6 +381,10 @@ static void backward_view(E *e, const Grad *gr) {
     const Op *op = gr->op;
     const Tensor *x = op->in[0];
     const Tensor *y = op->out;
+    if (e->plan->galias[x->id]) {
+        out(e, 1, "// d%s is d%s's array, read as %s\n", x->name, y->name, shape_str(x));
+        return;
+    }
     out(e, 1, "for (int i = 0; i < %s; i++)\n", numel_range(e, x, 0, x->rank));
     out(e, 2, "(%s)[i] %s (%s)[i];\n", gptr(e, x), e->acc, gptr(e, y));
 }

@@ -76,7 +76,7 @@ void struct_grads(E *e, const char *id) {
     out(e, 0, "typedef struct {   // d<name>: the gradient of loss with respect to <name>\n");
     for (int i = 0; i < e->m->tensors.len; i++) {
         const Tensor *t = e->m->tensors.items[i];
-        if ((t->needs_grad || t == e->m->loss) && !e->plan->dlocal[i])
+        if ((t->needs_grad || t == e->m->loss) && !e->plan->dlocal[i] && !e->plan->galias[i])
             decl(e, e->real, arena_printf("d%s", t->cname), t, false, line_ref(e, t));
     }
     int64_t scratch = 0;   /* B^T of the largest A @ B^T the own kernels compute */

@@ -363,6 +363,7 @@ typedef struct {
     Group **grad_group;     /* per index into bw->grads */
     bool *local;            /* per tensor id: a register of its group, no array */
     bool *dlocal;           /* per tensor id: its gradient is a register of its group */
+    const Tensor **galias;  /* per tensor id: the tensor whose gradient array its gradient is (a view's) */
 } Plan;
 
 void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan);

@@ -191,12 +191,29 @@ static void backward_locals(const Model *m, const Backward *bw, Plan *plan) {
         plan->dlocal[i] = ok[i] && seen[i];
 }
 
+/* A view's operand whose only gradient contribution is the view's (an
+ * activation: params' gradients are the step's result) takes d(out)'s
+ * array as its own, read with its own shape, instead of a copy of it. */
+static void gradient_aliases(const Model *m, const Backward *bw, Plan *plan) {
+    int *contributions = arena_alloc(sizeof(int) * (size_t)m->tensors.len);
+    for (int i = 0; i < bw->grads.len; i++)
+        contributions[((const Grad *)bw->grads.items[i])->target->id]++;
+    for (int i = 0; i < bw->grads.len; i++) {
+        const Grad *g = bw->grads.items[i];
+        const Tensor *t = g->target, *y = g->op->out;
+        if (g->op->kind == OP_VIEW && t->kind == T_ACT && contributions[t->id] == 1 && !plan->dlocal[t->id] &&
+            !plan->dlocal[y->id])
+            plan->galias[t->id] = plan->galias[y->id] ? plan->galias[y->id] : y;
+    }
+}
+
 void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan) {
     memset(plan, 0, sizeof *plan);
     plan->op_group = arena_alloc(sizeof(Group *) * (size_t)(m->ops.len + 1));
     plan->grad_group = arena_alloc(sizeof(Group *) * (size_t)(bw->grads.len + 1));
     plan->local = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
     plan->dlocal = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    plan->galias = arena_alloc(sizeof(Tensor *) * (size_t)m->tensors.len);
     if (opt_level == 0)
         return;
     plan->fused = true;
@@ -204,4 +221,5 @@ void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan) {
     forward_locals(m, bw, plan);
     group_backward(m, bw, plan);
     backward_locals(m, bw, plan);
+    gradient_aliases(m, bw, plan);
 }

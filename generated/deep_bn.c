@@ -31,7 +31,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)
     // x [32, 30] = view(emb [32, 3, 10])
-    memcpy(&a->x[0][0], &a->emb[0][0][0], sizeof(float) * (960));
+    memcpy(&a->x[0][0], &a->emb[0][0][0], sizeof(float) * 960);
     
     // deep_bn.ninja:50: h1pre = x @ W1
     // h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
@@ -663,8 +663,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     
     // backprop through deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)
     // demb from x [32, 30] = view(emb [32, 3, 10])
-    for (int i = 0; i < 960; i++)
-        (&g->demb[0][0][0])[i] = (&g->dx[0][0])[i];
+    // demb is dx's array, read as [32, 3, 10]
     
     // backprop through deep_bn.ninja:47: emb = C[Xb]
     // dC from emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -672,7 +671,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 10; k++)
-                g->dC[Xb[i][j]][k] += g->demb[i][j][k];
+                g->dC[Xb[i][j]][k] += ((float (*)[3][10])&g->dx[0][0])[i][j][k];
 }
 
 void deep_bn_sgd(deep_bn_params *p, const deep_bn_grads *g, double lr) {

@@ -116,7 +116,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dW6[100][27];                // [100, 27] deep_bn.ninja:43
     float dgamma6[27];                 // [27] deep_bn.ninja:44
     float dbeta6[27];                  // [27] deep_bn.ninja:45
-    float demb[32][3][10];             // [n=32, 3, 10] deep_bn.ninja:47
     float dx[32][30];                  // [n=32, 30] deep_bn.ninja:48
     float dh1pre[32][100];             // [n=32, 100] deep_bn.ninja:50
     float dbn1mean[1][100];            // [1, 100] deep_bn.ninja:51

@@ -34,7 +34,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float db1[200];                    // [200] mlp.ninja:20
     float dW2[200][27];                // [200, 27] mlp.ninja:21
     float db2[27];                     // [27] mlp.ninja:22
-    float demb[32][3][10];             // [n=32, 3, 10] mlp.ninja:24
     float dembcat[32][30];             // [n=32, 30] mlp.ninja:25
     float dhpreact_t1[32][200];        // [n=32, 200] mlp.ninja:26
     float dh[32][200];                 // [n=32, 200] mlp.ninja:27

@@ -58,7 +58,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float db2[27];                     // [27] mlp_bn.ninja:22
     float dbngain[1][64];              // [1, 64] mlp_bn.ninja:24
     float dbnbias[1][64];              // [1, 64] mlp_bn.ninja:25
-    float demb[32][3][10];             // [n=32, 3, 10] mlp_bn.ninja:29
     float dembcat[32][30];             // [n=32, 30] mlp_bn.ninja:30
     float dhprebn_t1[32][64];          // [n=32, 64] mlp_bn.ninja:32
     float dhprebn[32][64];             // [n=32, 64] mlp_bn.ninja:32

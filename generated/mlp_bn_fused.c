@@ -31,7 +31,7 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
     
     // mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
-    memcpy(&a->embcat[0][0], &a->emb[0][0][0], sizeof(float) * (960));
+    memcpy(&a->embcat[0][0], &a->emb[0][0][0], sizeof(float) * 960);
     
     // mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
@@ -181,8 +181,7 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     
     // backprop through mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
-    for (int i = 0; i < 960; i++)
-        (&g->demb[0][0][0])[i] = (&g->dembcat[0][0])[i];
+    // demb is dembcat's array, read as [32, 3, 10]
     
     // backprop through mlp_bn_fused.ninja:25: emb = C[Xb]
     // dC from emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -190,7 +189,7 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 10; k++)
-                g->dC[Xb[i][j]][k] += g->demb[i][j][k];
+                g->dC[Xb[i][j]][k] += ((float (*)[3][10])&g->dembcat[0][0])[i][j][k];
 }
 
 void mlp_bn_fused_sgd(mlp_bn_fused_params *p, const mlp_bn_fused_grads *g, double lr) {
