@@ -1,5 +1,5 @@
 /* files.c - see files.h. */
-#define _GNU_SOURCE   /* realpath, fdopen, mkstemp under -std=c11 */
+#define _GNU_SOURCE   /* realpath, fdopen, clock_gettime under -std=c11 */
 #include "files.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "message.h"
@@ -118,7 +119,10 @@ bool out_same(const OutPath *a, const OutPath *b) {
 
 /* ---- temporaries in flight, for the signal handler ---- */
 
-#define MAX_TEMPS 4
+/* A name is registered before the file exists (see create_temp), so that
+ * a signal at any moment finds every temporary there can be; the handler
+ * unlinking a name that does not exist yet, or no longer, is harmless. */
+#define MAX_TEMPS (2 * OUT_COMMIT_MAX)
 static char temps[MAX_TEMPS][sizeof ((OutFile *)0)->tmp];
 static volatile sig_atomic_t temp_used[MAX_TEMPS];
 
@@ -126,7 +130,7 @@ static void temp_register(const char *tmp) {
     for (int i = 0; i < MAX_TEMPS; i++)
         if (!temp_used[i]) {
             strcpy(temps[i], tmp);
-            temp_used[i] = 1;   /* only now may the handler read it */
+            __atomic_store_n(&temp_used[i], 1, __ATOMIC_RELEASE);   /* only now may the handler read it */
             return;
         }
 }
@@ -139,7 +143,7 @@ static void temp_forget(const char *tmp) {
 
 static void on_signal(int sig) {
     for (int i = 0; i < MAX_TEMPS; i++)
-        if (temp_used[i])
+        if (__atomic_load_n(&temp_used[i], __ATOMIC_ACQUIRE))
             unlink(temps[i]);  /* async-signal-safe, as is _exit */
     _exit(128 + sig);
 }
@@ -159,6 +163,32 @@ void files_catch_signals(void) {
 
 /* ---- writing ---- */
 
+/* Creates "TARGET.tmp.PID.XXXXXXXX" with O_CREAT | O_EXCL (never through a
+ * planted link), registered for the signal handler before it is created:
+ * with mkstemp the file existed for a moment before anything knew its
+ * name, and a SIGTERM in that moment left it behind. */
+static int create_temp(const char *target, char *tmp, size_t len) {
+    static unsigned counter;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        snprintf(tmp, len, "%s.tmp.%ld.%08lx", target, (long)getpid(),
+                 ((unsigned long)now.tv_nsec * 2654435761u + counter++) & 0xffffffffu);
+        temp_register(tmp);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            return fd;
+        int e = errno;
+        temp_forget(tmp);
+        if (e != EEXIST) {
+            errno = e;
+            return -1;
+        }
+    }
+    errno = EEXIST;
+    return -1;
+}
+
 int out_open(OutFile *f, const char *path, char *err, size_t errlen) {
     memset(f, 0, sizeof *f);
     if (out_check(path, &f->to, err, errlen) != 0)
@@ -169,12 +199,15 @@ int out_open(OutFile *f, const char *path, char *err, size_t errlen) {
         if (fd < 0)
             return fail(err, errlen, path, "cannot open: %s", strerror(errno));
     } else {
-        snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld.XXXXXX", f->to.path, (long)getpid());
-        fd = mkostemp(f->tmp, O_CLOEXEC);   /* O_CREAT | O_EXCL: never through a planted link */
-        if (fd < 0)
-            return fail(err, errlen, path, "cannot create %s: %s", f->tmp, strerror(errno));
-        temp_register(f->tmp);
-        /* mkstemp makes it 0600; the file gets the mode of the one it
+        fd = create_temp(f->to.path, f->tmp, sizeof f->tmp);
+        if (fd < 0) {
+            int e = errno;
+            char tmp[sizeof f->tmp];
+            strcpy(tmp, f->tmp);
+            f->tmp[0] = 0;
+            return fail(err, errlen, path, "cannot create %s: %s", tmp, strerror(e));
+        }
+        /* create_temp makes it 0600; the file gets the mode of the one it
          * replaces, or what a plain creat would give. */
         (void)fchmod(fd, f->to.mode);
     }
@@ -267,11 +300,12 @@ static void keep_old(const OutFile *f, char *backup, size_t len) {
         return;
     for (int k = 0; k < 100; k++) {
         snprintf(backup, len, "%s.old.%ld.%d", f->to.path, (long)getpid(), k);
-        if (link(f->to.path, backup) == 0) {   /* link never follows or replaces a name: EEXIST */
-            temp_register(backup);
+        temp_register(backup);   /* before it exists, as in create_temp */
+        if (link(f->to.path, backup) == 0)   /* link never follows or replaces a name: EEXIST */
             return;
-        }
-        if (errno != EEXIST)
+        int e = errno;
+        temp_forget(backup);
+        if (e != EEXIST)
             break;
     }
     backup[0] = 0;

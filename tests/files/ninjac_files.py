@@ -16,7 +16,9 @@ Each check runs ninjac on a copy of SPEC (a valid spec) in WORKDIR:
   * when the rename of the .c fails after the .h was renamed into place
     (FAIL_RENAME_SHIM, preloaded, makes it fail), exit 1 naming m.c, and
     the .h gets its old contents back; with no old files, neither file is
-    left behind.
+    left behind;
+  * SIGTERM the moment a temporary has been created (the shim raises it):
+    exit 143 and no temporary left.
 """
 import os
 import resource
@@ -129,6 +131,11 @@ for n in ("m.h", "m.c"):
 r = run([ninjac, "m.ninja", "-o", "."], cwd=d, env=shim)
 ok(r.returncode == 1 and ours() == ["m.ninja"],
    "with no old files, a failed rename of m.c leaves neither file", show(r) + str(ours()))
+
+term = dict(os.environ, LD_PRELOAD=os.path.abspath(fail_rename), NJ_TEST_TERM_AFTER_CREATE="1")
+r = run([ninjac, "m.ninja", "-o", "."], cwd=d, env=term)
+ok(r.returncode == 128 + signal.SIGTERM and ours() == ["m.ninja"],
+   "SIGTERM the moment a temporary is created: exit 143, no temporary left", show(r) + str(ours()))
 
 if failures:
     print(f"\n{len(failures)} expectation(s) failed")
