@@ -184,7 +184,7 @@ int main(int argc, char **argv) {
         if (bench_check_args(argc, argv, 2, known) || bench_opt(argc, argv, "--n", &n) ||
             bench_opt(argc, argv, "--hidden", &hidden) || bench_opt(argc, argv, "--reps", &reps) ||
             bench_opt(argc, argv, "--rep-ms", &rep_ms) || bench_opt(argc, argv, "--warm-ms", &warm_ms) ||
-            n < 1 || hidden < 1) {
+            bench_opt(argc, argv, "--only", &only) || n < 1 || hidden < 1 || only > 5) {
             return usage(argv[0]);
         }
         Bound b = {.n = (int)n, .be = 30, .h = (int)hidden, .v = 27};
