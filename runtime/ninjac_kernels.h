@@ -24,10 +24,12 @@
  *     tile reads whole vectors from L1 at every edge; only C's ragged
  *     right edge is stored lane by lane;
  *   - big products are blocked: KC rows of B per panel (a panel stays in
- *     L1), NC columns of B packed at a time (a slab of 128 KB: B's rows are
- *     read in runs of NC floats, not NR, which matters when B's rows are
- *     far apart), and MC rows of A per block (the block stays in L2, read
- *     once per panel).
+ *     L1), 128 KB / kc columns of B packed at a time (a slab of 128 KB for
+ *     any kc, also the K = 27 or 30 of the step's products: B's rows are
+ *     read in long runs, which matters when B's rows are far apart), and
+ *     MC rows of A per block (the block stays in L2, read once per panel).
+ *     On the stack: the slab, 128 KB per call of nj_gemm (GCC shares the
+ *     slot between the calls inlined into one function).
  * Generated code calls nj_gemm with constant arguments, so each call
  * inlines into a kernel specialised to its shape.
  *
@@ -71,7 +73,7 @@
  *   NJ_ENTRY     attributes of nj_gemm (or of its per-ISA copy)
  * and #undef'd at the end. */
 #define NJ_NR (NJ_VW * NJ_NV)
-#define NJ_NC (32768 / NJ_KC / NJ_NR * NJ_NR)   /* a slab of KC x NC floats: 128 KB */
+#define NJ_SLAB 32768   /* floats of packed B: 128 KB, kc x nc for any kc */
 typedef float NJ_FN(vec) __attribute__((vector_size(NJ_VW * sizeof(float))));
 
 /* C's ragged edge: the first n lanes of a vector (all of them if n >= VW). */
@@ -93,13 +95,13 @@ NJ_HELPER void NJ_FN(store_c)(float *c, const NJ_FN(vec) *v, int n) {
             c[l] = (*v)[l];
 }
 
-/* B[0..kc)[0..nc) as panels slab[nc / NR][KC][NR] (nc <= NC), zeros in
- * the columns past nc. Row by row, so that B is read in runs of nc. */
+/* B[0..kc)[0..nc) as panels slab[nc / NR][kc][NR] (kc x nc <= SLAB), zeros
+ * in the columns past nc. Row by row, so that B is read in runs of nc. */
 NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float *slab) {
     for (int k = 0; k < kc; k++) {
         const float *b = B + k * ldb;
         for (int j = 0; j < nc; j += NJ_NR) {
-            float *p = slab + (ptrdiff_t)(j / NJ_NR) * (NJ_KC * NJ_NR) + k * NJ_NR;
+            float *p = slab + (ptrdiff_t)(j / NJ_NR) * kc * NJ_NR + k * NJ_NR;
             if (nc - j >= NJ_NR) {
                 memcpy(p, b + j, NJ_NR * sizeof(float));   /* a fixed size: vector moves */
             } else {
@@ -144,46 +146,58 @@ NJ_TILE(tile_2, 2)
 NJ_TILE(tile_1, 1)
 #undef NJ_TILE
 
-/* For each block of KC rows of B (k0) and of NC columns (j0): pack the
- * slab; then for each block of MC rows of A (i0) and each panel of the
- * slab (j), the tiles down the block's rows (MR at a time, the rest by 4,
- * 2, 1). */
+/* The tiles of rows [i0, i_end) of C against one panel of B: MR rows at a
+ * time, the rest by 4, 2, 1. (A rest of 2 after tiles of 6 done as 4 + 4
+ * measured 5-10% slower for M = 32 on AVX2: B's panel is read once more.) */
+NJ_HELPER void NJ_FN(column)(int i0, int i_end, int kc, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+                             const float *panel, float *C, ptrdiff_t ldc, int nc, int load_c) {
+    int i = i0;
+    for (; i + NJ_MR <= i_end; i += NJ_MR)
+        NJ_FN(tile_mr)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+    if (NJ_MR > 4 && i_end - i >= 4) {
+        NJ_FN(tile_4)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+        i += 4;
+    }
+    if (i_end - i >= 2) {
+        NJ_FN(tile_2)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+        i += 2;
+    }
+    if (i_end - i >= 1)
+        NJ_FN(tile_1)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+}
+
+/* For each block of KC rows of B (k0) and of nc_max columns (j0): pack the
+ * slab (nc_max from the actual kc, so that a short K, 27 or 30 in the
+ * step's products, still packs 128 KB of B at a time rather than 15 KB);
+ * then for each block of MC rows of A (i0) and each panel of the slab (j),
+ * the tiles down the block's rows. A is read in place: packing it (rows,
+ * or MR-float micro-panels for A^T) measured no faster on a Zen 5, and
+ * 20% slower for A^T @ B with N = 27 (bench/RESULTS.md, "packing A"). */
 NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
                           ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
-    float slab[NJ_NC / NJ_NR * NJ_KC * NJ_NR] __attribute__((aligned(64)));
+    float slab[NJ_SLAB] __attribute__((aligned(64)));
     int k0 = 0;
     do {   /* at least once: K = 0 still sets C (to 0 or to itself) */
         int kc = K - k0 < NJ_KC ? K - k0 : NJ_KC;
         int load_c = accumulate || k0 > 0;
+        int nc_max = kc ? NJ_SLAB / kc / NJ_NR * NJ_NR : NJ_SLAB / NJ_NR;
         const float *Ak = A + k0 * a_col;
-        for (int j0 = 0; j0 < N; j0 += NJ_NC) {
-            int j_end = N - j0 < NJ_NC ? N : j0 + NJ_NC;
+        for (int j0 = 0; j0 < N; j0 += nc_max) {
+            int j_end = N - j0 < nc_max ? N : j0 + nc_max;
             NJ_FN(pack)(kc, j_end - j0, B + k0 * ldb + j0, ldb, slab);
             for (int i0 = 0; i0 < M; i0 += NJ_MC) {
                 int i_end = M - i0 < NJ_MC ? M : i0 + NJ_MC;
                 for (int j = j0; j < j_end; j += NJ_NR) {
-                    const float *panel = slab + (ptrdiff_t)((j - j0) / NJ_NR) * (NJ_KC * NJ_NR);
+                    const float *panel = slab + (ptrdiff_t)((j - j0) / NJ_NR) * kc * NJ_NR;
                     int nc = j_end - j < NJ_NR ? j_end - j : NJ_NR;
-                    int i = i0;
-                    for (; i + NJ_MR <= i_end; i += NJ_MR)
-                        NJ_FN(tile_mr)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
-                    if (NJ_MR > 4 && i_end - i >= 4) {
-                        NJ_FN(tile_4)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
-                        i += 4;
-                    }
-                    if (i_end - i >= 2) {
-                        NJ_FN(tile_2)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
-                        i += 2;
-                    }
-                    if (i_end - i >= 1)
-                        NJ_FN(tile_1)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
+                    NJ_FN(column)(i0, i_end, kc, Ak + i0 * a_row, a_row, a_col, panel, C + j, ldc, nc, load_c);
                 }
             }
         }
         k0 += NJ_KC;
     } while (k0 < K);
 }
-#undef NJ_NC
+#undef NJ_SLAB
 #undef NJ_NR
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
