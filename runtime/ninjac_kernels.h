@@ -96,10 +96,14 @@ NJ_HELPER void NJ_FN(store_c)(float *c, const NJ_FN(vec) *v, int n) {
 }
 
 /* B[0..kc)[0..nc) as panels slab[nc / NR][kc][NR] (kc x nc <= SLAB), zeros
- * in the columns past nc. Row by row, so that B is read in runs of nc. */
-NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float *slab) {
+ * in the columns past nc. Row by row, so that B is read in runs of nc.
+ * With n_next > 0 it also prefetches the next slab's part of each row
+ * (the n_next columns after nc): see nj_gemm. */
+NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float *slab, int n_next) {
     for (int k = 0; k < kc; k++) {
         const float *b = B + k * ldb;
+        for (int l = 0; l < n_next; l += 64 / (int)sizeof(float))   /* a cache line at a time */
+            __builtin_prefetch(b + nc + l);
         for (int j = 0; j < nc; j += NJ_NR) {
             float *p = slab + (ptrdiff_t)(j / NJ_NR) * kc * NJ_NR + k * NJ_NR;
             if (nc - j >= NJ_NR) {
@@ -184,7 +188,17 @@ NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, 
         const float *Ak = A + k0 * a_col;
         for (int j0 = 0; j0 < N; j0 += nc_max) {
             int j_end = N - j0 < nc_max ? N : j0 + nc_max;
-            NJ_FN(pack)(kc, j_end - j0, B + k0 * ldb + j0, ldb, slab);
+            /* When A is one block (M <= MC), a slab is used briefly and B
+             * streams from memory in runs of only nc_max floats (512 B
+             * for kc = 256), too short for the hardware prefetchers:
+             * dW1 = embcat^T[30, 1024] @ dhprebn[1024, 4096] spent a fifth
+             * of its time waiting. So the pack asks for the next slab
+             * while the tiles use this one; the L2 then holds two slabs
+             * and the block of A: 256 KB + at most 192 KB, within a Zen 3's
+             * 512 KB. With more rows the slab would wait through several
+             * blocks of A and be evicted by them. */
+            int n_next = M <= NJ_MC ? (N - j_end < nc_max ? N - j_end : nc_max) : 0;
+            NJ_FN(pack)(kc, j_end - j0, B + k0 * ldb + j0, ldb, slab, n_next);
             for (int i0 = 0; i0 < M; i0 += NJ_MC) {
                 int i_end = M - i0 < NJ_MC ? M : i0 + NJ_MC;
                 for (int j = j0; j < j_end; j += NJ_NR) {
