@@ -24,10 +24,10 @@
  *     tile reads whole vectors from L1 at every edge; only C's ragged
  *     right edge is stored lane by lane;
  *   - big products are blocked: KC rows of B per panel (a panel stays in
- *     L1), 128 KB / kc columns of B packed at a time (a slab of 128 KB for
- *     any kc, also the K = 27 or 30 of the step's products: B's rows are
- *     read in long runs, which matters when B's rows are far apart), and
- *     MC rows of A per block (the block stays in L2, read once per panel).
+ *     L1), NC columns of B packed at a time (a slab of 128 KB: B's rows are
+ *     read in runs of NC floats, not NR, which matters when B's rows are
+ *     far apart), and MC rows of A per block (the block stays in L2, read
+ *     once per panel).
  *     On the stack: the slab, 128 KB per call of nj_gemm (GCC shares the
  *     slot between the calls inlined into one function).
  * Generated code calls nj_gemm with constant arguments, so each call
@@ -73,7 +73,7 @@
  *   NJ_ENTRY     attributes of nj_gemm (or of its per-ISA copy)
  * and #undef'd at the end. */
 #define NJ_NR (NJ_VW * NJ_NV)
-#define NJ_SLAB 32768   /* floats of packed B: 128 KB, kc x nc for any kc */
+#define NJ_SLAB 32768   /* floats of packed B: 128 KB, KC x NC */
 typedef float NJ_FN(vec) __attribute__((vector_size(NJ_VW * sizeof(float))));
 
 /* C's ragged edge: the first n lanes of a vector (all of them if n >= VW). */
@@ -170,13 +170,15 @@ NJ_HELPER void NJ_FN(column)(int i0, int i_end, int kc, const float *A, ptrdiff_
         NJ_FN(tile_1)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
 }
 
-/* For each block of KC rows of B (k0) and of nc_max columns (j0): pack the
- * slab (nc_max from the actual kc, so that a short K, 27 or 30 in the
- * step's products, still packs 128 KB of B at a time rather than 15 KB);
- * then for each block of MC rows of A (i0) and each panel of the slab (j),
+/* For each block of KC rows of B (k0) and of NC columns (j0): pack the
+ * slab; then for each block of MC rows of A (i0) and each panel of the slab (j),
  * the tiles down the block's rows. A is read in place: packing it (rows,
  * or MR-float micro-panels for A^T) measured no faster on a Zen 5, and
- * 20% slower for A^T @ B with N = 27 (bench/RESULTS.md, "packing A"). */
+ * 20% slower for A^T @ B with N = 27 (bench/RESULTS.md, "packing A").
+ * NC is fixed by KC, not by the actual kc: for a short K (27, 30, 32 in
+ * the step's products) the slab is then small (16 KB for kc = 32) and
+ * stays in L1 between its packing and its few tiles; 128 KB / kc columns
+ * instead made dW1 = embcat^T[30, 32] @ dhprebn[32, 1024] twice as slow. */
 NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
                           ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
     float slab[NJ_SLAB] __attribute__((aligned(64)));
@@ -184,7 +186,7 @@ NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, 
     do {   /* at least once: K = 0 still sets C (to 0 or to itself) */
         int kc = K - k0 < NJ_KC ? K - k0 : NJ_KC;
         int load_c = accumulate || k0 > 0;
-        int nc_max = kc ? NJ_SLAB / kc / NJ_NR * NJ_NR : NJ_SLAB / NJ_NR;
+        int nc_max = NJ_SLAB / NJ_KC / NJ_NR * NJ_NR;
         const float *Ak = A + k0 * a_col;
         for (int j0 = 0; j0 < N; j0 += nc_max) {
             int j_end = N - j0 < nc_max ? N : j0 + nc_max;
@@ -196,8 +198,10 @@ NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, 
              * while the tiles use this one; the L2 then holds two slabs
              * and the block of A: 256 KB + at most 192 KB, within a Zen 3's
              * 512 KB. With more rows the slab would wait through several
-             * blocks of A and be evicted by them. */
-            int n_next = M <= NJ_MC ? (N - j_end < nc_max ? N - j_end : nc_max) : 0;
+             * blocks of A and be evicted by them; with a short kc (K < KC,
+             * a B of a few rows, in cache already: n = 32) the prefetches
+             * cost 3-8% and bring nothing. */
+            int n_next = M <= NJ_MC && kc == NJ_KC ? (N - j_end < nc_max ? N - j_end : nc_max) : 0;
             NJ_FN(pack)(kc, j_end - j0, B + k0 * ldb + j0, ldb, slab, n_next);
             for (int i0 = 0; i0 < M; i0 += NJ_MC) {
                 int i_end = M - i0 < NJ_MC ? M : i0 + NJ_MC;
