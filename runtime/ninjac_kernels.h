@@ -152,7 +152,7 @@ NJ_TILE(tile_1, 1)
 
 /* The tiles of rows [i0, i_end) of C against one panel of B: MR rows at a
  * time, the rest by 4, 2, 1. (A rest of 2 after tiles of 6 done as 4 + 4
- * measured 5-10% slower for M = 32 on AVX2: B's panel is read once more.) */
+ * measured 5-10% slower for M = 32 on AVX2, on a Zen 5.) */
 NJ_HELPER void NJ_FN(column)(int i0, int i_end, int kc, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                              const float *panel, float *C, ptrdiff_t ldc, int nc, int load_c) {
     int i = i0;
@@ -171,14 +171,15 @@ NJ_HELPER void NJ_FN(column)(int i0, int i_end, int kc, const float *A, ptrdiff_
 }
 
 /* For each block of KC rows of B (k0) and of NC columns (j0): pack the
- * slab; then for each block of MC rows of A (i0) and each panel of the slab (j),
- * the tiles down the block's rows. A is read in place: packing it (rows,
- * or MR-float micro-panels for A^T) measured no faster on a Zen 5, and
- * 20% slower for A^T @ B with N = 27 (bench/RESULTS.md, "packing A").
- * NC is fixed by KC, not by the actual kc: for a short K (27, 30, 32 in
- * the step's products) the slab is then small (16 KB for kc = 32) and
- * stays in L1 between its packing and its few tiles; 128 KB / kc columns
- * instead made dW1 = embcat^T[30, 32] @ dhprebn[32, 1024] twice as slow. */
+ * slab; then for each block of MC rows of A (i0) and each panel of the
+ * slab (j), the tiles down the block's rows. A is read in place: packing
+ * it (rows, or MR-float micro-panels for A^T) measured no faster on a
+ * Zen 5, and 1.2x slower for A^T @ B with N = 27 (bench/RESULTS.md,
+ * 2026-12-06 04:30). NC is fixed by KC, not by the actual kc: for a short
+ * K (27, 30, 32 in the step's products) the slab is then small (16 KB for
+ * kc = 32) and stays in L1 between its packing and its few tiles; 128 KB /
+ * kc columns instead made dW1 = embcat^T[30, 32] @ dhprebn[32, 4096] 1.3x
+ * slower on AVX-512. */
 NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
                           ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
     float slab[NJ_SLAB] __attribute__((aligned(64)));
@@ -193,8 +194,9 @@ NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, 
             /* When A is one block (M <= MC), a slab is used briefly and B
              * streams from memory in runs of only nc_max floats (512 B
              * for kc = 256), too short for the hardware prefetchers:
-             * dW1 = embcat^T[30, 1024] @ dhprebn[1024, 4096] spent a fifth
-             * of its time waiting. So the pack asks for the next slab
+             * without the prefetch below, dW1 = embcat^T[30, 1024] @
+             * dhprebn[1024, 4096] takes 1.2-1.3x the time on AVX2, 1.03-
+             * 1.16x on AVX-512. So the pack asks for the next slab
              * while the tiles use this one; the L2 then holds two slabs
              * and the block of A: 256 KB + at most 192 KB, within a Zen 3's
              * 512 KB. With more rows the slab would wait through several
