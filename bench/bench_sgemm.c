@@ -14,7 +14,8 @@
  *       of B, then nj_gemm)
  *   bench_sgemm products [same options as bound]
  *       each of the six products alone, the kernels' time and sgemm's
- *       (minimum and median per call) and their ratio
+ *       (minimum and median per call) and their ratio; --only W (0..5, in
+ *       bound's order) measures that product alone
  *   bench_sgemm peak [--size S] [--reps R]
  *       C[S,S] = A[S,S] @ B[S,S]: sgemm's large-matrix rate in GFLOP/s
  *   bench_sgemm ownpeak [--size S] [--reps R]
@@ -153,7 +154,7 @@ static void peak_step(void *p) {
 
 static int usage(const char *prog) {
     fprintf(stderr, "usage: %s info\n       %s bound [--n N] [--hidden H] [--reps R] [--rep-ms MS] "
-                    "[--warm-ms MS]\n       %s kernels|products [same options as bound]\n       %s peak|ownpeak [--size S] [--reps R]\n       %s isa\n",
+                    "[--warm-ms MS]\n       %s kernels|products [same options as bound] [--only W]\n       %s peak|ownpeak [--size S] [--reps R]\n       %s isa\n",
             prog, prog, prog, prog, prog);
     return 2;
 }
@@ -178,12 +179,12 @@ int main(int argc, char **argv) {
 
     if (strcmp(argv[1], "bound") == 0 || strcmp(argv[1], "kernels") == 0 || strcmp(argv[1], "products") == 0) {
         bool own = strcmp(argv[1], "kernels") == 0;
-        static const char *const known[] = {"--n", "--hidden", "--reps", "--rep-ms", "--warm-ms", NULL};
-        double n = 32, hidden = 200, reps = 15, rep_ms = 100, warm_ms = 300;
+        static const char *const known[] = {"--n", "--hidden", "--reps", "--rep-ms", "--warm-ms", "--only", NULL};
+        double n = 32, hidden = 200, reps = 15, rep_ms = 100, warm_ms = 300, only = -1;
         if (bench_check_args(argc, argv, 2, known) || bench_opt(argc, argv, "--n", &n) ||
             bench_opt(argc, argv, "--hidden", &hidden) || bench_opt(argc, argv, "--reps", &reps) ||
             bench_opt(argc, argv, "--rep-ms", &rep_ms) || bench_opt(argc, argv, "--warm-ms", &warm_ms) ||
-            n < 1 || hidden < 1) {
+            bench_opt(argc, argv, "--only", &only) || n < 1 || hidden < 1 || only > 5) {
             return usage(argv[0]);
         }
         Bound b = {.n = (int)n, .be = 30, .h = (int)hidden, .v = 27};
@@ -207,6 +208,8 @@ int main(int argc, char **argv) {
                                                  "dW2 = h^T @ dlogits", "dembcat = dhprebn @ W1^T",
                                                  "dW1 = embcat^T @ dhprebn"};
             for (int w = 0; w < 6; w++) {   /* own and sgemm alternate, so that both see the same load */
+                if (only >= 0 && w != (int)only)
+                    continue;
                 Product po = {&b, w, true}, pb = {&b, w, false};
                 BenchStats so = bench_run(&cfg, product_step, NULL, &po);
                 BenchStats sb = bench_run(&cfg, product_step, NULL, &pb);

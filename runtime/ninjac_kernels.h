@@ -28,6 +28,8 @@
  *     read in runs of NC floats, not NR, which matters when B's rows are
  *     far apart), and MC rows of A per block (the block stays in L2, read
  *     once per panel).
+ *     On the stack: the slab, 128 KB per call of nj_gemm (GCC shares the
+ *     slot between the calls inlined into one function).
  * Generated code calls nj_gemm with constant arguments, so each call
  * inlines into a kernel specialised to its shape.
  *
@@ -71,7 +73,7 @@
  *   NJ_ENTRY     attributes of nj_gemm (or of its per-ISA copy)
  * and #undef'd at the end. */
 #define NJ_NR (NJ_VW * NJ_NV)
-#define NJ_NC (32768 / NJ_KC / NJ_NR * NJ_NR)   /* a slab of KC x NC floats: 128 KB */
+#define NJ_SLAB 32768   /* floats of packed B: 128 KB, KC x NC */
 typedef float NJ_FN(vec) __attribute__((vector_size(NJ_VW * sizeof(float))));
 
 /* C's ragged edge: the first n lanes of a vector (all of them if n >= VW). */
@@ -93,13 +95,17 @@ NJ_HELPER void NJ_FN(store_c)(float *c, const NJ_FN(vec) *v, int n) {
             c[l] = (*v)[l];
 }
 
-/* B[0..kc)[0..nc) as panels slab[nc / NR][KC][NR] (nc <= NC), zeros in
- * the columns past nc. Row by row, so that B is read in runs of nc. */
-NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float *slab) {
+/* B[0..kc)[0..nc) as panels slab[nc / NR][kc][NR] (kc x nc <= SLAB), zeros
+ * in the columns past nc. Row by row, so that B is read in runs of nc.
+ * With n_next > 0 it also prefetches the next slab's part of each row
+ * (the n_next columns after nc): see nj_gemm. */
+NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float *slab, int n_next) {
     for (int k = 0; k < kc; k++) {
         const float *b = B + k * ldb;
+        for (int l = 0; l < n_next; l += 64 / (int)sizeof(float))   /* a cache line at a time */
+            __builtin_prefetch(b + nc + l);
         for (int j = 0; j < nc; j += NJ_NR) {
-            float *p = slab + (ptrdiff_t)(j / NJ_NR) * (NJ_KC * NJ_NR) + k * NJ_NR;
+            float *p = slab + (ptrdiff_t)(j / NJ_NR) * kc * NJ_NR + k * NJ_NR;
             if (nc - j >= NJ_NR) {
                 memcpy(p, b + j, NJ_NR * sizeof(float));   /* a fixed size: vector moves */
             } else {
@@ -144,46 +150,74 @@ NJ_TILE(tile_2, 2)
 NJ_TILE(tile_1, 1)
 #undef NJ_TILE
 
+/* The tiles of rows [i0, i_end) of C against one panel of B: MR rows at a
+ * time, the rest by 4, 2, 1. (A rest of 2 after tiles of 6 done as 4 + 4
+ * measured 5-10% slower for M = 32 on AVX2, on a Zen 5.) */
+NJ_HELPER void NJ_FN(column)(int i0, int i_end, int kc, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+                             const float *panel, float *C, ptrdiff_t ldc, int nc, int load_c) {
+    int i = i0;
+    for (; i + NJ_MR <= i_end; i += NJ_MR)
+        NJ_FN(tile_mr)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+    if (NJ_MR > 4 && i_end - i >= 4) {
+        NJ_FN(tile_4)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+        i += 4;
+    }
+    if (i_end - i >= 2) {
+        NJ_FN(tile_2)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+        i += 2;
+    }
+    if (i_end - i >= 1)
+        NJ_FN(tile_1)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+}
+
 /* For each block of KC rows of B (k0) and of NC columns (j0): pack the
  * slab; then for each block of MC rows of A (i0) and each panel of the
- * slab (j), the tiles down the block's rows (MR at a time, the rest by 4,
- * 2, 1). */
+ * slab (j), the tiles down the block's rows. A is read in place: packing
+ * it (rows, or MR-float micro-panels for A^T) measured no faster on a
+ * Zen 5, and 1.2x slower for A^T @ B with N = 27 (bench/RESULTS.md,
+ * 2026-12-06 04:30). NC is fixed by KC, not by the actual kc: for a short
+ * K (27, 30, 32 in the step's products) the slab is then small (16 KB for
+ * kc = 32) and stays in L1 between its packing and its few tiles; 128 KB /
+ * kc columns instead made dW1 = embcat^T[30, 32] @ dhprebn[32, 4096] 1.3x
+ * slower on AVX-512. */
 NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
                           ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
-    float slab[NJ_NC / NJ_NR * NJ_KC * NJ_NR] __attribute__((aligned(64)));
+    float slab[NJ_SLAB] __attribute__((aligned(64)));
     int k0 = 0;
     do {   /* at least once: K = 0 still sets C (to 0 or to itself) */
         int kc = K - k0 < NJ_KC ? K - k0 : NJ_KC;
         int load_c = accumulate || k0 > 0;
+        int nc_max = NJ_SLAB / NJ_KC / NJ_NR * NJ_NR;
         const float *Ak = A + k0 * a_col;
-        for (int j0 = 0; j0 < N; j0 += NJ_NC) {
-            int j_end = N - j0 < NJ_NC ? N : j0 + NJ_NC;
-            NJ_FN(pack)(kc, j_end - j0, B + k0 * ldb + j0, ldb, slab);
+        for (int j0 = 0; j0 < N; j0 += nc_max) {
+            int j_end = N - j0 < nc_max ? N : j0 + nc_max;
+            /* When A is one block (M <= MC), a slab is used briefly and B
+             * streams from memory in runs of only nc_max floats (512 B
+             * for kc = 256), too short for the hardware prefetchers:
+             * without the prefetch below, dW1 = embcat^T[30, 1024] @
+             * dhprebn[1024, 4096] takes 1.2-1.3x the time on AVX2, 1.03-
+             * 1.16x on AVX-512. So the pack asks for the next slab
+             * while the tiles use this one; the L2 then holds two slabs
+             * and the block of A: 256 KB + at most 192 KB, within a Zen 3's
+             * 512 KB. With more rows the slab would wait through several
+             * blocks of A and be evicted by them; with a short kc (K < KC,
+             * a B of a few rows, in cache already: n = 32) the prefetches
+             * cost 3-8% and bring nothing. */
+            int n_next = M <= NJ_MC && kc == NJ_KC ? (N - j_end < nc_max ? N - j_end : nc_max) : 0;
+            NJ_FN(pack)(kc, j_end - j0, B + k0 * ldb + j0, ldb, slab, n_next);
             for (int i0 = 0; i0 < M; i0 += NJ_MC) {
                 int i_end = M - i0 < NJ_MC ? M : i0 + NJ_MC;
                 for (int j = j0; j < j_end; j += NJ_NR) {
-                    const float *panel = slab + (ptrdiff_t)((j - j0) / NJ_NR) * (NJ_KC * NJ_NR);
+                    const float *panel = slab + (ptrdiff_t)((j - j0) / NJ_NR) * kc * NJ_NR;
                     int nc = j_end - j < NJ_NR ? j_end - j : NJ_NR;
-                    int i = i0;
-                    for (; i + NJ_MR <= i_end; i += NJ_MR)
-                        NJ_FN(tile_mr)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
-                    if (NJ_MR > 4 && i_end - i >= 4) {
-                        NJ_FN(tile_4)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
-                        i += 4;
-                    }
-                    if (i_end - i >= 2) {
-                        NJ_FN(tile_2)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
-                        i += 2;
-                    }
-                    if (i_end - i >= 1)
-                        NJ_FN(tile_1)(kc, Ak + i * a_row, a_row, a_col, panel, C + i * ldc + j, ldc, nc, load_c);
+                    NJ_FN(column)(i0, i_end, kc, Ak + i0 * a_row, a_row, a_col, panel, C + j, ldc, nc, load_c);
                 }
             }
         }
         k0 += NJ_KC;
     } while (k0 < K);
 }
-#undef NJ_NC
+#undef NJ_SLAB
 #undef NJ_NR
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop

@@ -94,10 +94,15 @@ static void products(void) {
 
 /* Products bigger than one block: K beyond KC (256 at most) and M beyond
  * MC (256 at most), with ragged last blocks; every element must come out
- * right, accumulated over the blocks of K. */
+ * right, accumulated over the blocks of K. {7, 3000, 27} and {33, 2500,
+ * 30} are the step's short K across many slabs of B with a ragged last
+ * one; {5, 40, 700} and {2, 1500, 520} have a few rows, K beyond KC and a
+ * short last block of K (188 or 8 rows with KC = 256, 60 or 8 with
+ * KC = 128), where the packing of a slab prefetches the next one. */
 static void bands(void) {
-    static const int shapes[][3] = {{9, 1000, 250}, {17, 777, 300}, {3, 2049, 97}, {301, 45, 600}, {520, 19, 129}};
-    for (int s = 0; s < 5; s++) {
+    static const int shapes[][3] = {{9, 1000, 250}, {17, 777, 300}, {3, 2049, 97}, {301, 45, 600}, {520, 19, 129},
+                                    {7, 3000, 27},  {33, 2500, 30}, {5, 40, 700}, {2, 1500, 520}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof *shapes); s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *A = malloc(sizeof(float) * (size_t)(M * K)), *At = malloc(sizeof(float) * (size_t)(M * K));
         float *B = malloc(sizeof(float) * (size_t)(K * N));
