@@ -41,26 +41,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "oracle"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lang"))
 try:
     import oracle  # noqa: E402  (parse_spec; tests/oracle imports torch)
+    from run_torch import forward_block  # noqa: E402  (declarations blanked, as run_torch.py executes a spec)
 except ImportError as e:
     sys.exit(f"lang_status: needs PyTorch, as tests/oracle/oracle.py does ({e}); run it with /usr/bin/python3")
-
-RE_DECL = re.compile(r"(dim|input|param)\s+\w+\s*[:=]")
-
-
-def forward_block(text):
-    """The spec's text with declarations blanked (as run_torch.py executes it)."""
-    out, depth, in_decl = [], 0, False
-    for line in text.splitlines():
-        code = oracle._strip_comment(line)
-        if not in_decl and RE_DECL.match(code):
-            in_decl, depth = True, 0
-        if in_decl:
-            depth += sum(code.count(c) for c in "([{") - sum(code.count(c) for c in ")]}")
-            out.append("")
-            in_decl = depth > 0
-        else:
-            out.append(line)
-    return "\n".join(out) + "\n"
 
 
 # ------------------------------------------------------------------ detectors
