@@ -72,15 +72,18 @@ static int edit_distance(const char *a, const char *b) {
     return d[la][lb];
 }
 
-/* The closest of the candidates, if close enough to be a typo; ties go to
- * the alphabetically first, so that the hint does not depend on hashing. */
+/* The closest of the candidates, if close enough to be a typo: at most one
+ * edit in every three letters, and one for names of up to five (two edits
+ * in four letters suggested 'att' for 'math'). Ties go to the
+ * alphabetically first, so that the hint does not depend on hashing. */
 typedef struct {
     const char *name, *best;
     int best_d;
 } Suggestion;
 
 static Suggestion suggestion_for(const char *name) {
-    return (Suggestion){name, NULL, (int)strlen(name) / 3 + 1};
+    int len = (int)strlen(name);
+    return (Suggestion){name, NULL, len < 6 ? 1 : len / 3};
 }
 
 static void consider(Suggestion *s, const char *candidate) {
