@@ -864,7 +864,8 @@ void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
             error_at(s->loc, "the model has more than %d operations", MAX_OPS);
             break;
         }
-        if (!sym_find(&c.syms, s->name) && !reserved(s->name)) {
+        Sym *now = sym_find(&c.syms, s->name);   /* a temporary's hidden name counts as unbound */
+        if ((!now || now->kind == SYM_HIDDEN) && !reserved(s->name)) {
             if (!diag_errors)
                 error_at(s->loc, "internal: this line failed without a diagnostic");
             sym_add(&c.syms, s->name, SYM_POISON, s->name_loc);

@@ -13,6 +13,8 @@ typedef struct {
     int depth;                 /* open brackets */
     Loc open[MAX_DEPTH];       /* where each open bracket is, innermost last */
     bool at_line_start;
+    int line_start;            /* offset where the lexer's current line begins */
+    bool line_reported;        /* that line has had its error: the lexer adds none */
     bool gave_up;              /* a limit was hit: the lexer has ended the input */
 } LexState;
 
@@ -168,6 +170,8 @@ static void nj_error(YYLTYPE *loc, ParseState *ps, const char *msg) {
     if (strstr(msg, "memory exhausted"))
         msg = "statement too deeply nested";
     error_at(*loc, "%s", msg);
+    if (loc->begin >= lex->line_start)   /* not an error at the end of the line before */
+        lex->line_reported = true;
     if (lex->depth > 0) {
         Loc open = lex->open[lex->depth - 1];
         if (strstr(msg, "end of file") || loc_line(*loc) > loc_line(open))

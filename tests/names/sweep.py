@@ -14,6 +14,7 @@ name's own line; every other name must compile.
 usage: sweep.py NINJAC RUNTIME_DIR WORKDIR [--cc CC] [--blas-include DIR]
 """
 import argparse
+import keyword
 import os
 import re
 import subprocess
@@ -164,6 +165,9 @@ def main():
     names |= generated_identifiers(args.ninjac, args.source, runtime, args.work)
     names |= {n[1:] for n in names if len(n) > 1 and n[0] == "d" and re.match(r"[A-Za-z_]", n[1])}
     names -= {"loss", "logits", "torch", "F", "range", "dim", "input", "param"}   # the spec's own words
+    # Python's keywords are no names in valid PyTorch: the lexer refuses them
+    # wherever they stand (tests/bad/python_constructs), not at a declaration.
+    names -= set(keyword.kwlist)
     names = sorted(n for n in names if not n.startswith("zq_"))
     print(f"{len(names)} names x 4 roles")
 
