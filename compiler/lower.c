@@ -578,21 +578,55 @@ static Val cross_entropy(Ctx *c, Node *call) {
     return tensor_val(out);
 }
 
+bool tensor_list(Ctx *c, Node *n, Vec *out) {
+    if (n->kind == N_LIST) {
+        for (int i = 0; i < n->nargs; i++) {
+            Tensor *t = expect_tensor(c, n->args[i]);
+            if (!t)
+                return false;
+            vec_push(out, t);
+        }
+        return true;
+    }
+    Val v = eval(c, n);
+    if (v.kind == V_ERROR)
+        return false;
+    if (v.kind != V_TENSORS) {
+        error_at(n->loc, "expected a list of tensors here");
+        return false;
+    }
+    for (int i = 0; i < v.items->len; i++) {
+        Tensor *t = v.items->items[i];
+        if (t->dtype != DT_FLOAT) {
+            error_at(n->loc, "'%s' is an integer tensor; a list of float tensors is expected", t->name);
+            return false;
+        }
+        vec_push(out, t);
+    }
+    return true;
+}
+
 static Val cat(Ctx *c, Node *call) {
     static const char *const params[] = {"tensors", "dim", NULL};
     Node *arg[2];
     if (!bind_args(call, params, arg))
         return ERR;
     Node *list = arg[0], *dim = arg[1];
-    if (!list || list->kind != N_LIST || list->nargs < 1) {
+    if (!list) {
         error_at(call->loc, "torch.cat takes a list of tensors and a dim");
         return ERR;
     }
+    Vec items = {0};
+    if (!tensor_list(c, list, &items))
+        return ERR;
+    if (items.len < 1) {
+        error_at(list->loc, "torch.cat of an empty list");
+        return ERR;
+    }
+    int nparts = items.len;
     /* the op's operand array: two slots at least, as every op has */
-    Tensor **parts = arena_alloc(sizeof(Tensor *) * (size_t)(list->nargs < 2 ? 2 : list->nargs));
-    for (int i = 0; i < list->nargs; i++)
-        if (!(parts[i] = expect_tensor(c, list->args[i])))
-            return ERR;
+    Tensor **parts = arena_alloc(sizeof(Tensor *) * (size_t)(nparts < 2 ? 2 : nparts));
+    memcpy(parts, items.items, sizeof(Tensor *) * (size_t)nparts);
     int64_t d = 0;
     if (dim && !eval_int(c, dim, &d, NULL))
         return ERR;
@@ -607,19 +641,21 @@ static Val cat(Ctx *c, Node *call) {
     int64_t shape[MAX_RANK];
     memcpy(shape, parts[0]->shape, sizeof shape);
     shape[k] = 0;
-    for (int i = 0; i < list->nargs; i++) {
+    for (int i = 0; i < nparts; i++) {
+        Loc part_loc = list->kind == N_LIST ? list->args[i]->loc : list->loc;
+        Loc first_loc = list->kind == N_LIST ? list->args[0]->loc : list->loc;
         bool same = parts[i]->rank == parts[0]->rank;
         for (int j = 0; same && j < parts[0]->rank; j++)
             same = j == k || parts[i]->shape[j] == parts[0]->shape[j];
         if (!same) {
-            error_at(list->args[i]->loc, "torch.cat: %s does not match %s outside dim %d",
+            error_at(part_loc, "torch.cat: %s does not match %s outside dim %d",
                      describe(parts[i]), describe(parts[0]), k);
             return ERR;
         }
         for (int j = 0; j < parts[0]->rank; j++)
             if (j != k && parts[i]->batch[j] != parts[0]->batch[j])
-                return parts[0]->batch[j] ? batch_mismatch(parts[i], j, parts[0], list->args[i]->loc)
-                                          : batch_mismatch(parts[0], j, parts[i], list->args[0]->loc);
+                return parts[0]->batch[j] ? batch_mismatch(parts[i], j, parts[0], part_loc)
+                                          : batch_mismatch(parts[0], j, parts[i], first_loc);
         shape[k] += parts[i]->shape[k];
     }
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, parts[0]->rank, shape, parts[0]->batch, call->loc);
@@ -627,7 +663,7 @@ static Val cat(Ctx *c, Node *call) {
         return ERR;
     Op *op = new_op(c, OP_CAT, out, parts[0], NULL, call->loc);
     op->in = parts;
-    op->nin = list->nargs;
+    op->nin = nparts;
     op->cat_dim = k;
     return tensor_val(out);
 }

@@ -48,7 +48,9 @@ typedef enum {
     V_MODULE,   /* torch, F */
     V_SHAPE,    /* x.shape */
     V_MAX,      /* x.max(...): needs .values */
-    V_LIST,     /* [a, b] */
+    V_LIST,     /* [a, b] as written: its nodes, evaluated by whoever takes it */
+    V_TENSORS,  /* a Python list or tuple of tensors: a list built by [] and
+                 * .append(), the parts of .split(); items holds Tensor* */
 } ValKind;
 
 typedef struct {
@@ -57,6 +59,7 @@ typedef struct {
     Tensor *t;      /* V_TENSOR, V_SHAPE, V_MAX */
     const char *module;
     Node *node;     /* V_LIST */
+    Vec *items;     /* V_TENSORS: Tensor*, in order */
 } Val;
 
 static const Val ERR = {.kind = V_ERROR};
@@ -93,6 +96,12 @@ void declare_param(Ctx *c, const Stmt *s, Vec *inits);
 /* ---- lower.c: expressions and forward lines to ops ---- */
 bool eval_int(Ctx *c, Node *n, int64_t *out, Scalar *full);
 Val eval(Ctx *c, Node *n);
+/* A list of tensors as torch.cat and torch.stack take it: a literal [a, b]
+ * or (a, b), or a value that is V_TENSORS. Float tensors only. */
+bool tensor_list(Ctx *c, Node *n, Vec *out);
+/* An index assignment `x[...] = value` (item 5 of issue 12): lowers it and
+ * returns x's new version, which the caller binds to x's name. */
+Val index_assign(Ctx *c, Node *target, Node *value);
 
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);
