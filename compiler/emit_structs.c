@@ -247,10 +247,11 @@ void descriptor(E *e, const char *id) {
     out(e, 1, ".infer_chunk = %d, .infer_bytes = sizeof(%s_infer_ws),\n", e->chunk, id);
     out(e, 1, ".infer_loss_offset = offsetof(%s_infer_ws, %s),\n", id, m->loss->cname);
     if (logits)
-        out(e, 1, ".infer_logits_offset = offsetof(%s_infer_ws, %s), .logits_cols = %lld,\n", id,
-            m->logits->cname, (long long)m->logits->shape[1]);
+        out(e, 1, ".infer_logits_offset = offsetof(%s_infer_ws, %s), .logits_positions = %lld, .logits_cols = %lld,\n",
+            id, m->logits->cname, m->logits->rank == 3 ? (long long)m->logits->shape[1] : 1LL,
+            (long long)m->logits->shape[m->logits->rank - 1]);
     else
-        out(e, 1, ".infer_logits_offset = -1, .logits_cols = 0,\n");
+        out(e, 1, ".infer_logits_offset = -1, .logits_positions = 0, .logits_cols = 0,\n");
     out(e, 1, ".ninfer_acts = %d, .infer_acts = infer_acts,\n", ninfer);
     out(e, 1, ".infer = infer_any, .calibrate = calibrate_any,\n");
     out(e, 1, ".check_inputs = %s_check_inputs,\n};\n", id);

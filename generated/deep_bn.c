@@ -1400,7 +1400,7 @@ const NinjacModel deep_bn_model = {
     .nstats = 24, .stats = stats, .stats_bytes = sizeof(deep_bn_stats),
     .infer_chunk = 256, .infer_bytes = sizeof(deep_bn_infer_ws),
     .infer_loss_offset = offsetof(deep_bn_infer_ws, loss),
-    .infer_logits_offset = offsetof(deep_bn_infer_ws, logits), .logits_cols = 27,
+    .infer_logits_offset = offsetof(deep_bn_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
     .ninfer_acts = 38, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = deep_bn_check_inputs,

@@ -668,7 +668,7 @@ const NinjacModel mlp_bn_model = {
     .nstats = 6, .stats = stats, .stats_bytes = sizeof(mlp_bn_stats),
     .infer_chunk = 1024, .infer_bytes = sizeof(mlp_bn_infer_ws),
     .infer_loss_offset = offsetof(mlp_bn_infer_ws, loss),
-    .infer_logits_offset = offsetof(mlp_bn_infer_ws, logits), .logits_cols = 27,
+    .infer_logits_offset = offsetof(mlp_bn_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
     .ninfer_acts = 22, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mlp_bn_check_inputs,

@@ -485,7 +485,7 @@ const NinjacModel mlp_bn_fused_model = {
     .nstats = 4, .stats = stats, .stats_bytes = sizeof(mlp_bn_fused_stats),
     .infer_chunk = 512, .infer_bytes = sizeof(mlp_bn_fused_infer_ws),
     .infer_loss_offset = offsetof(mlp_bn_fused_infer_ws, loss),
-    .infer_logits_offset = offsetof(mlp_bn_fused_infer_ws, logits), .logits_cols = 27,
+    .infer_logits_offset = offsetof(mlp_bn_fused_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
     .ninfer_acts = 12, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mlp_bn_fused_check_inputs,

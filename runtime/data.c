@@ -136,6 +136,7 @@ static int64_t count_examples(void *const *words, int64_t n) {
  * block_size symbols as X (0 = '.' before the word starts) and symbol t as Y. */
 static int build_split(Loader *l, void *const *words, int64_t n, int block_size, const int *stoi, Split *s) {
     s->block_size = block_size;
+    s->target_width = 1;
     s->rows = count_examples(words, n);
     if (s->rows > (int64_t)(SIZE_MAX / sizeof(int32_t) / (size_t)block_size) - 1)
         return LFAIL(l, 0, "too many examples (%lld)", (long long)s->rows);
@@ -321,6 +322,56 @@ done:
     free(rp);
     free(l.words);
     free(l.text);
+    return rc;
+}
+
+/* One WordSplit's rows, padded from its width to block_size. */
+static int pad_word_split(Loader *l, const WordSplit *w, int block_size, Split *s) {
+    size_t cells = (size_t)w->rows * (size_t)block_size + 1;
+    s->rows = w->rows;
+    s->block_size = s->target_width = block_size;
+    s->X = malloc(cells * sizeof *s->X);
+    s->Y = malloc(cells * sizeof *s->Y);
+    if (!s->X || !s->Y) return LFAIL(l, 0, "out of memory for %lld words", (long long)w->rows);
+    for (int64_t r = 0; r < w->rows; r++)
+        for (int t = 0; t < block_size; t++) {
+            s->X[r * block_size + t] = t < w->width ? w->X[r * w->width + t] : 0;
+            s->Y[r * block_size + t] = t < w->width ? w->Y[r * w->width + t] : -1;
+        }
+    return 0;
+}
+
+int data_load_makemore(const char *path, uint64_t seed, int block_size, int expected_vocab, Dataset *ds,
+                       char *err, size_t errlen) {
+    Loader l = {.path = path ? path : "(null)", .err = err, .errlen = errlen};
+    WordDataset w;
+    memset(ds, 0, sizeof *ds);
+    if (data_load_words(path, seed, &w, err, errlen) != 0) return -1;
+    int rc = -1;
+    if (w.vocab_size != expected_vocab) {
+        LFAIL(&l, 0, "%d distinct characters make a vocabulary of %d (with the special token 0), but the model "
+              "takes %d", w.vocab_size - 1, w.vocab_size, expected_vocab);
+        goto done;
+    }
+    if (block_size < w.max_word_length + 1) {
+        LFAIL(&l, 0, "its longest word has %d characters: makemore.py's rows are %d long (the word and the "
+              "token 0), but the model's are %d (hint: set the spec's block size to %d)", w.max_word_length,
+              w.max_word_length + 1, block_size, w.max_word_length + 1);
+        goto done;
+    }
+    ds->vocab_size = w.vocab_size;
+    memcpy(ds->itos, w.itos, sizeof ds->itos);
+    memcpy(ds->stoi, w.stoi, sizeof ds->stoi);
+    ds->nwords = w.nwords;
+    ds->max_word_length = w.max_word_length;
+    ds->val.block_size = ds->val.target_width = block_size;
+    if (pad_word_split(&l, &w.train, block_size, &ds->train) != 0 ||
+        pad_word_split(&l, &w.test, block_size, &ds->test) != 0)
+        goto done;
+    rc = 0;
+done:
+    if (rc != 0) data_free(ds);
+    data_free_words(&w);
     return rc;
 }
 

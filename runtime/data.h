@@ -10,8 +10,9 @@
 typedef struct {
     int64_t rows;
     int block_size;
+    int target_width;   /* targets a row: 1 (windows, pairs) or block_size (makemore's words) */
     int32_t *X;   /* [rows][block_size] */
-    int32_t *Y;   /* [rows] */
+    int32_t *Y;   /* [rows][target_width]; -1: no target (the loss skips it) */
 } Split;
 
 typedef struct {
@@ -19,6 +20,7 @@ typedef struct {
     char itos[256];      /* index -> character; itos[0] == '.' */
     int stoi[256];       /* character -> index, -1 if absent */
     int nwords;
+    int max_word_length;   /* data_load_makemore: makemore's generate() runs this many steps */
     Split train, val, test;
 } Dataset;
 
@@ -61,5 +63,14 @@ typedef struct {
  * ASCII or is '.', and an empty training split. */
 int data_load_words(const char *path, uint64_t seed, WordDataset *ds, char *err, size_t errlen);
 void data_free_words(WordDataset *ds);
+
+/* makemore.py's data as the trainer takes it: data_load_words' arrays
+ * (the split of torch.manual_seed(seed); torch.randperm) as a Dataset with
+ * train and test (val empty), each row padded to block_size (x with 0, y
+ * with -1, as CharDataset pads to its own width). Refused: a vocabulary of
+ * another size than expected_vocab, and a block_size below max word length
+ * + 1 (CharDataset's width: a word would not fit). */
+int data_load_makemore(const char *path, uint64_t seed, int block_size, int expected_vocab, Dataset *ds,
+                       char *err, size_t errlen);
 
 #endif

@@ -82,8 +82,8 @@ typedef struct NinjacModel {
     int infer_chunk;
     size_t infer_bytes;                      /* workspace for one chunk */
     ptrdiff_t infer_loss_offset;             /* float/double in workspace, -1 if none */
-    ptrdiff_t infer_logits_offset;           /* `logits` [rows][vocab] in workspace, -1 if none */
-    int logits_cols;
+    ptrdiff_t infer_logits_offset;           /* `logits` in workspace, -1 if none: */
+    int logits_positions, logits_cols;       /* [rows][logits_positions][logits_cols] ([rows][vocab]: 1) */
     /* Every activation of `infer`, in the order it computes them (offsets into
      * the workspace). A call on `rows` rows fills the first numel elements of
      * each, its batch dims counted as `rows` long. */

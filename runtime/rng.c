@@ -136,7 +136,7 @@ uint32_t tg_random(TorchGen *g) {
 }
 
 /* CPUGeneratorImpl::random64: the first draw is the high word. */
-static uint64_t tg_random64(TorchGen *g) {
+uint64_t tg_random64(TorchGen *g) {
     uint64_t hi = tg_random(g);
     return hi << 32 | tg_random(g);
 }

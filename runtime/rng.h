@@ -27,6 +27,7 @@ typedef struct {
 } TorchGen;
 void tg_seed(TorchGen *g, uint64_t seed);
 uint32_t tg_random(TorchGen *g);
+uint64_t tg_random64(TorchGen *g);                /* two draws, the first is the high word */
 double tg_uniform53(TorchGen *g);                  /* torch.rand(dtype=float64): [0, 1) */
 void tg_randn(TorchGen *g, float *x, int64_t n);   /* torch.randn(n, generator=g) */
 void tg_rand(TorchGen *g, float *x, int64_t n);    /* torch.rand(n, generator=g) */

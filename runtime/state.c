@@ -92,10 +92,16 @@ static void init_steps(const NjParam *p, float *x, int64_t count) {
 }
 
 void init_params(const NinjacModel *m, void *params, uint64_t seed, TorchGen *batches) {
-    TorchGen named, fallback;
+    TorchGen g;
+    tg_seed(&g, seed);
+    init_params_from(m, params, &g, batches);
+}
+
+void init_params_from(const NinjacModel *m, void *params, const TorchGen *start, TorchGen *batches) {
+    TorchGen named = *start, fallback = *start;
     bool has_named = model_names_generator(m);
-    tg_seed(&named, seed);
-    tg_seed(&fallback, has_named ? TORCH_DEFAULT_SEED : seed);
+    if (has_named)
+        tg_seed(&fallback, TORCH_DEFAULT_SEED);
     for (int i = 0; i < m->nparams; i++) {
         const NjParam *p = &m->params[i];
         float *x = at(params, p->t.offset);

@@ -50,6 +50,10 @@ void state_free(State *s);
  * minibatches continue (the default generator if the spec names none). */
 #define TORCH_DEFAULT_SEED 67280421310721ull
 void init_params(const NinjacModel *m, void *params, uint64_t seed, TorchGen *batches);
+/* The same, drawing from *start as it stands (a generator that has drawn
+ * before, as makemore.py's default one after its data split); *after is
+ * the generator as the init leaves it (it may be start). */
+void init_params_from(const NinjacModel *m, void *params, const TorchGen *start, TorchGen *after);
 /* *batches as init_params(m, params, seed, batches) leaves it, without params. */
 int init_generator(const NinjacModel *m, uint64_t seed, TorchGen *batches);
 

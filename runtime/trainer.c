@@ -29,6 +29,8 @@
 #include "state.h"
 
 #define DATA_SEED 42        /* random.seed(42) in the notebook */
+#define MAKEMORE_SEED 3407  /* makemore.py's --seed: its split, init and batches */
+#define WORDS_STEPS "10000" /* makemore.py trains until stopped; the trainer stops here by default */
 #define LOSS_WINDOW 1000    /* the log's lossi_window_mean is over windows of this many steps */
 #define LOG_HEADER "step,loss,lossi_window_mean\n"
 #define DEFAULT_DATA NINJAC_DEFAULT_DATA
@@ -44,6 +46,13 @@ typedef struct {
     const char *name, *summary;
     Opt opts[24];
 } Command;
+
+typedef struct {
+    int count;
+    uint64_t seed;
+    double temperature;     /* the logits are divided by it */
+    int top_k;              /* 0: every character may be drawn */
+} SampleOpts;
 
 static int usage_error(const Command *c, const char *fmt, ...) {
     va_list ap;
@@ -143,6 +152,19 @@ static bool opt_betas(const Command *c, double *b1, double *b2) {
 
 /* ---- shared pieces ---- */
 
+/* --temperature and --top-k into o. */
+static bool sample_opts(const Command *c, SampleOpts *o) {
+    int64_t k;
+    if (!opt_double(c, "--temperature", &o->temperature) || !opt_int(c, "--top-k", 0, 256, &k))
+        return false;
+    if (!(o->temperature > 0) || o->temperature > FLT_MAX) {
+        usage_error(c, "--temperature must be a positive float, not %s", opt(c, "--temperature"));
+        return false;
+    }
+    o->top_k = (int)k;
+    return true;
+}
+
 static int new_state(const NinjacModel *m, State *s) {
     if (m->elem_size != sizeof(float)) {
         fprintf(stderr, "error: %s was compiled with --dtype f64; the trainer runs f32 models\n", m->name);
@@ -157,24 +179,33 @@ static int new_state(const NinjacModel *m, State *s) {
 
 /* The data layout is picked from the spec's inputs, in declaration order
  * (README, "Data layouts"): a context and a target, both < the vocabulary
- * size, where the context is
- *   X: int[n, block]  the notebook's windows: the block characters before
- *                     the target, '.' (0) before the word starts;
- *   xs: int[n]        lecture 1's pairs: the character before the target.
+ * size, where
+ *   X: int[n, block], Y: int[n]  the notebook's windows: the block characters
+ *                     before the target, '.' (0) before the word starts;
+ *   xs: int[n], ys: int[n]  lecture 1's pairs: the character before the target;
+ *   idx: int[b, t], targets: int[b, t]  makemore.py's CharDataset: one word a
+ *                     row, targets shifted by one, -1 past the end.
  * A pair is a window of one character, laid out the same in memory, so
- * both come from data_load: the context length, or 0 for a spec that fits
- * neither (after saying why). */
-static int layout_context(const NinjacModel *m) {
+ * both come from data_load. */
+typedef enum { LAYOUT_NONE, LAYOUT_PAIRS, LAYOUT_WINDOWS, LAYOUT_WORDS } Layout;
+
+static Layout layout_of(const NinjacModel *m) {
     const NjInput *in = m->inputs;
-    if (m->ninputs == 2 && in[1].rank == 1 && in[0].bound == in[1].bound && (in[0].rank == 1 || in[0].rank == 2))
-        return in[0].rank == 2 ? in[0].shape[1] : 1;
-    return 0;
+    if (m->ninputs != 2 || in[0].bound != in[1].bound)
+        return LAYOUT_NONE;
+    if (in[1].rank == 1 && in[0].rank == 1)
+        return LAYOUT_PAIRS;
+    if (in[1].rank == 1 && in[0].rank == 2)
+        return LAYOUT_WINDOWS;
+    if (in[0].rank == 2 && in[1].rank == 2 && in[0].shape[1] == in[1].shape[1])
+        return LAYOUT_WORDS;
+    return LAYOUT_NONE;
 }
 
-static int context_length(const NinjacModel *m) {
-    int block = layout_context(m);
-    if (block)
-        return block;
+static Layout known_layout(const NinjacModel *m) {
+    Layout layout = layout_of(m);
+    if (layout != LAYOUT_NONE)
+        return layout;
     const NjInput *in = m->inputs;
     char have[512] = "";
     size_t len = 0;
@@ -188,19 +219,49 @@ static int context_length(const NinjacModel *m) {
     fprintf(stderr, "error: %s's inputs fit none of the trainer's data layouts, a context then a target, both "
             "< the vocabulary size:\n  X: int[n, block], Y: int[n]   the notebook's context windows\n"
             "  xs: int[n], ys: int[n]        lecture 1's pairs of consecutive characters\n"
+            "  idx: int[b, t], targets: int[b, t]   makemore.py's words, one a row\n"
             "%s declares %s\n", m->name, m->name, m->ninputs ? have : "no inputs");
-    return 0;
+    return LAYOUT_NONE;
 }
 
 static int load_data(const NinjacModel *m, const char *path, Dataset *ds) {
-    int block = context_length(m);
-    if (!block)
+    Layout layout = known_layout(m);
+    if (layout == LAYOUT_NONE)
         return -1;
     char err[1024];
-    if (data_load(path, block, m->inputs[0].bound, DATA_SEED, ds, err, sizeof err) != 0) {
+    const NjInput *in = m->inputs;
+    int rc = layout == LAYOUT_WORDS
+           ? data_load_makemore(path, MAKEMORE_SEED, in[0].shape[1], in[0].bound, ds, err, sizeof err)
+           : data_load(path, layout == LAYOUT_PAIRS ? 1 : in[0].shape[1], in[0].bound, DATA_SEED, ds, err, sizeof err);
+    if (rc != 0) {
         fprintf(stderr, "error: %s\n", err);
         return -1;
     }
+    return 0;
+}
+
+/* makemore.py's minibatches: after torch.manual_seed(seed), create_datasets'
+ * torch.randperm and the model's init draw from the default generator;
+ * iter(DataLoader) then draws its _base_seed, and the RandomSampler
+ * (replacement=True) of the InfiniteDataLoader draws the seed of its own
+ * generator, from which every batch is torch.randint(n, (32,)). */
+static int makemore_batches(const NinjacModel *m, uint64_t seed, int nwords, void *params, TorchGen *batches) {
+    int64_t *perm = malloc(sizeof *perm * (size_t)nwords);
+    void *scratch = params ? NULL : malloc(m->params_bytes);
+    if (!perm || (!params && !scratch)) {
+        free(perm);
+        free(scratch);
+        fprintf(stderr, "error: out of memory\n");
+        return -1;
+    }
+    TorchGen g;
+    tg_seed(&g, seed);
+    tg_randperm(&g, perm, nwords);
+    init_params_from(m, params ? params : scratch, &g, &g);
+    tg_random64(&g);   /* the DataLoader iterator's _base_seed */
+    tg_seed(batches, tg_random64(&g) % (UINT64_C(1) << 63));   /* random_() of an int64: [0, 2^63) */
+    free(perm);
+    free(scratch);
     return 0;
 }
 
@@ -253,39 +314,109 @@ static double read_real(const void *base, size_t offset) {
 static double split_loss(State *s, const Split *sp, const NjTensor **bad, int64_t *bad_row) {
     const NinjacModel *m = s->m;
     double total = 0;
+    int64_t kept = 0;
     *bad = NULL;
     for (int64_t r0 = 0; r0 < sp->rows; r0 += m->infer_chunk) {
         int rows = (int)(sp->rows - r0 < m->infer_chunk ? sp->rows - r0 : m->infer_chunk);
-        const int32_t *in[2] = {sp->X + r0 * sp->block_size, sp->Y + r0};
+        const int32_t *Y = sp->Y + r0 * sp->target_width;
+        const int32_t *in[2] = {sp->X + r0 * sp->block_size, Y};
         m->infer(s->params, s->stats, in, rows, s->ws);
         double chunk_loss = read_real(s->ws, (size_t)m->infer_loss_offset);
         if (!isfinite(chunk_loss) && !*bad) {
             *bad = first_nonfinite_infer_act(s, rows);
             *bad_row = r0;
         }
-        total += chunk_loss * rows;
+        /* the chunk's loss is a mean over its targets, -1 ones skipped (ignore_index) */
+        int64_t chunk_kept = 0;
+        for (int64_t k = 0; k < (int64_t)rows * sp->target_width; k++)
+            chunk_kept += Y[k] != -1;
+        if (chunk_kept)
+            total += chunk_loss * (double)chunk_kept;
+        kept += chunk_kept;
     }
-    return total / (double)sp->rows;
+    return total / (double)kept;
 }
 
-static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
+/* probs = F.softmax(logits / temperature, dim=-1), logits below the top_k-th
+ * largest set to -inf first (makemore.py's generate; top_k 0: all kept). */
+static void sampling_probs(const float *logits, int vocab, double temperature, int top_k, float *p) {
+    float t = (float)temperature, kth = -INFINITY;
+    for (int j = 0; j < vocab; j++)
+        p[j] = temperature == 1 ? logits[j] : logits[j] / t;
+    if (top_k > 0 && top_k < vocab) {
+        float sorted[256];
+        memcpy(sorted, p, sizeof(float) * (size_t)vocab);
+        for (int i = 0; i < top_k; i++)   /* selection: the k largest to the front */
+            for (int j = i + 1; j < vocab; j++)
+                if (sorted[j] > sorted[i]) {
+                    float x = sorted[i];
+                    sorted[i] = sorted[j];
+                    sorted[j] = x;
+                }
+        kth = sorted[top_k - 1];
+        for (int j = 0; j < vocab; j++)
+            if (p[j] < kth)
+                p[j] = -INFINITY;
+    }
+    float mx = p[0], sum = 0;
+    for (int j = 1; j < vocab; j++)
+        mx = p[j] > mx ? p[j] : mx;
+    for (int j = 0; j < vocab; j++)
+        sum += p[j] = expf(p[j] - mx);
+    float inv = 1 / sum; /* as torch's softmax: times the reciprocal */
+    for (int j = 0; j < vocab; j++)
+        p[j] *= inv;
+}
+
+/* makemore.py's print_samples: generate() from count rows of the token 0,
+ * max word length steps, every row drawn at every step (rows in order, as
+ * torch.multinomial draws a batch), then each row cut at its first 0. The
+ * spec's model reads a whole row of block_size tokens: causal, as every
+ * makemore model is, it gives at position k what generate()'s model gives
+ * on the first k + 1 tokens, so the rest of the row is left 0. */
+static int sample_words(State *s, const Dataset *ds, const SampleOpts *o, TorchGen *rng) {
     const NinjacModel *m = s->m;
-    if (m->infer_logits_offset < 0) {
-        fprintf(stderr, "error: %s has no 'logits' [n, vocab] to sample from\n", m->name);
+    int block = ds->train.block_size, vocab = m->logits_cols, steps = ds->max_word_length;
+    int32_t *rows = calloc((size_t)o->count * (size_t)block + 1, sizeof *rows);
+    float p[256];
+    if (!rows) {
+        fprintf(stderr, "error: out of memory\n");
         return -1;
     }
-    TorchGen rng;
-    tg_seed(&rng, seed);
+    for (int k = 0; k < steps; k++)
+        for (int r0 = 0; r0 < o->count; r0 += m->infer_chunk) {
+            int n = o->count - r0 < m->infer_chunk ? o->count - r0 : m->infer_chunk;
+            const int32_t *in[2] = {rows + (size_t)r0 * block, NULL};
+            m->infer(s->params, s->stats, in, n, s->ws);
+            const float *logits = (const float *)((const char *)s->ws + m->infer_logits_offset);
+            for (int r = 0; r < n; r++) {
+                sampling_probs(logits + ((size_t)r * m->logits_positions + k) * vocab, vocab, o->temperature,
+                               o->top_k, p);
+                rows[(size_t)(r0 + r) * block + k + 1] = tg_multinomial1(rng, p, vocab);
+            }
+        }
+    for (int r = 0; r < o->count; r++) {
+        const int32_t *row = rows + (size_t)r * block;
+        for (int k = 1; k <= steps && row[k]; k++)
+            putchar(ds->itos[row[k]]);
+        putchar('\n');
+    }
+    free(rows);
+    return 0;
+}
+
+/* The notebook's sampling cell: one name at a time, the context window
+ * shifted by each drawn character until '.' (0). */
+static int sample_windows(State *s, const Dataset *ds, const SampleOpts *o, TorchGen *rng) {
+    const NinjacModel *m = s->m;
     int block = ds->train.block_size, vocab = m->logits_cols;   /* 1 for pairs */
     int32_t *context = calloc((size_t)block, sizeof *context);   /* any block_size the spec has */
     float p[256];
-    if (!context || vocab > 256 || vocab != ds->vocab_size) {
-        fprintf(stderr, context ? "error: sampling supports vocab <= 256 matching the data\n"
-                                : "error: out of memory\n");
-        free(context);
+    if (!context) {
+        fprintf(stderr, "error: out of memory\n");
         return -1;
     }
-    for (int n = 0; n < count; n++) {
+    for (int n = 0; n < o->count; n++) {
         char name[256];
         int len = 0;
         memset(context, 0, sizeof *context * (size_t)block);
@@ -294,15 +425,8 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
             m->infer(s->params, s->stats, in, 1, s->ws);
             const float *logits = (const float *)((const char *)s->ws + m->infer_logits_offset);
             /* probs = F.softmax(logits, dim=1); torch.multinomial(probs, 1, generator=g) */
-            float mx = logits[0], sum = 0;
-            for (int j = 1; j < vocab; j++)
-                mx = logits[j] > mx ? logits[j] : mx;
-            for (int j = 0; j < vocab; j++)
-                sum += p[j] = expf(logits[j] - mx);
-            float inv = 1 / sum; /* as torch's softmax: times the reciprocal */
-            for (int j = 0; j < vocab; j++)
-                p[j] *= inv;
-            int ix = tg_multinomial1(&rng, p, vocab);
+            sampling_probs(logits, vocab, o->temperature, o->top_k, p);
+            int ix = tg_multinomial1(rng, p, vocab);
             memmove(context, context + 1, sizeof(int32_t) * (size_t)(block - 1));
             context[block - 1] = ix;
             if (ix == 0 || len == (int)sizeof name - 1)
@@ -314,6 +438,21 @@ static int sample_names(State *s, const Dataset *ds, int count, uint64_t seed) {
     }
     free(context);
     return 0;
+}
+
+static int sample_names(State *s, const Dataset *ds, const SampleOpts *o) {
+    const NinjacModel *m = s->m;
+    if (m->infer_logits_offset < 0) {
+        fprintf(stderr, "error: %s has no 'logits' [n, vocab] or [b, t, vocab] to sample from\n", m->name);
+        return -1;
+    }
+    if (m->logits_cols > 256 || m->logits_cols != ds->vocab_size) {
+        fprintf(stderr, "error: sampling supports vocab <= 256 matching the data\n");
+        return -1;
+    }
+    TorchGen rng;
+    tg_seed(&rng, o->seed);
+    return ds->max_word_length ? sample_words(s, ds, o, &rng) : sample_windows(s, ds, o, &rng);
 }
 
 static int make_parent_dirs(const char *path) {
@@ -757,17 +896,25 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     snprintf(default_ckpt, sizeof default_ckpt, "out/%s/checkpoint.safetensors", m->name);
     snprintf(default_csv, sizeof default_csv, "out/%s/loss.csv", m->name);
     snprintf(default_png, sizeof default_png, "out/%s/loss.png", m->name);
+    /* makemore.py's layout trains as makemore.py does: AdamW, its seed
+     * (data split, init and batches all from it); it runs until stopped,
+     * the trainer for WORDS_STEPS steps. */
+    bool words = layout_of(m) == LAYOUT_WORDS;
     Command c = {"train", "Train with SGD as in the notebook (or torch.optim.AdamW as makemore.py), then\n"
                           "calibrate the batch statistics, print train and val loss and sample names.\n"
                           "--resume continues the checkpoint's optimizer, and with AdamW its --lr, --lr-decay-*,\n"
                           "--weight-decay, --betas and --eps unless given again.",
                  {{"--init", "P.safetensors", "start from these parameters (default: init with --seed)", NULL},
-                  {"--seed", "S", "seed of the init's generator g, which the minibatches continue "
-                                  "(default: 2147483647; not with --resume)", NULL},
-                  {"--steps", "N", "optimizer steps", "200000"},
+                  {"--seed", "S", words ? "torch.manual_seed(S) before the init, as makemore.py's --seed "
+                                          "(default: 3407; not with --resume)"
+                                        : "seed of the init's generator g, which the minibatches continue "
+                                          "(default: 2147483647; not with --resume)", NULL},
+                  {"--steps", "N", "optimizer steps", words ? WORDS_STEPS : "200000"},
                   {"--batch-seed", "S", "draw the minibatches from a new generator seeded S instead", NULL},
-                  {"--optim", "NAME", "sgd (p -= lr * grad) or adamw (torch.optim.AdamW's update; default: sgd, "
-                                      "or the --resume checkpoint's)", NULL},
+                  {"--optim", "NAME", words ? "sgd (p -= lr * grad) or adamw (torch.optim.AdamW's update; default: "
+                                              "adamw as makemore.py, or the --resume checkpoint's)"
+                                            : "sgd (p -= lr * grad) or adamw (torch.optim.AdamW's update; default: "
+                                              "sgd, or the --resume checkpoint's)", NULL},
                   {"--lr", "LR", "learning rate (default: 0.1 with sgd, 5e-4 with adamw)", NULL},
                   {"--lr-decay-step", "N", "the step from which --lr-decay-to applies (default: 100000)", NULL},
                   {"--lr-decay-to", "LR", "learning rate from the decay step on (default: 0.01 with sgd; "
@@ -783,12 +930,15 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
                   {"--log", "CSV", "loss of every step", default_csv},
                   {"--plot", "PNG", "loss curve drawn with gnuplot (\"\" for none)", default_png},
                   {"--samples", "N", "names to sample at the end", "20"},
+                  {"--temperature", "T", "the samples' logits are divided by T (> 0)", "1.0"},
+                  {"--top-k", "K", "sample among the K most likely characters only (0: all)", "0"},
                   {"--no-nan-check", NULL, "do not stop at the first non-finite loss or gradient", NULL},
                   {0}}};
     int rc = parse_opts(m, &c, argc, argv);
     if (rc)
         return rc == 1 ? 0 : rc;
-    int64_t steps, batch_seed, decay_step = 100000, every, seed = 2147483647, samples;
+    int64_t steps, batch_seed, decay_step = 100000, every, seed = words ? MAKEMORE_SEED : 2147483647, samples;
+    SampleOpts so = {.seed = 2147483657ULL};
     double lr = 0, lr_late = 0;
     /* Each AdamW option as given, over makemore's defaults (resume: over the checkpoint's). */
     AdamWHyper given = {.lr = ADAMW_DEFAULT_LR, .lr_decay_to = ADAMW_DEFAULT_LR, .lr_decay_step = decay_step,
@@ -799,7 +949,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         (opt(&c, "--lr-decay-step") && !opt_int(&c, "--lr-decay-step", 0, INT64_MAX, &decay_step)) ||
         !opt_int(&c, "--checkpoint-every", 0, INT64_MAX, &every) ||
         (opt(&c, "--seed") && !opt_int(&c, "--seed", 0, INT64_MAX, &seed)) ||
-        !opt_int(&c, "--samples", 0, INT_MAX, &samples) ||
+        !opt_int(&c, "--samples", 0, INT_MAX, &samples) || !sample_opts(&c, &so) ||
         (opt(&c, "--lr") && !opt_double(&c, "--lr", &lr)) ||
         (opt(&c, "--lr-decay-to") && !opt_double(&c, "--lr-decay-to", &lr_late)) ||
         (opt(&c, "--weight-decay") && !opt_double(&c, "--weight-decay", &given.weight_decay)) ||
@@ -813,6 +963,8 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
                            : opt(&c, "--eps") ? "--eps" : NULL;
     if (optim && strcmp(optim, "sgd") && strcmp(optim, "adamw"))
         return usage_error(&c, "--optim takes sgd or adamw, not '%s'", optim);
+    if (!optim && words && !opt(&c, "--resume"))
+        optim = "adamw";
     if (optim && !strcmp(optim, "sgd") && adamw_only)
         return usage_error(&c, "%s applies to --optim adamw, not sgd", adamw_only);
     if (!optim && adamw_only && !opt(&c, "--resume"))
@@ -843,7 +995,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     rc = 1;
     Progress p = {.tty = isatty(2), .nan_check = nan_check};
     int32_t *X = malloc(sizeof(int32_t) * (size_t)m->batch * (size_t)ds.train.block_size);
-    int32_t *Y = malloc(sizeof(int32_t) * (size_t)m->inputs[1].shape[0]);
+    int32_t *Y = malloc(sizeof(int32_t) * (size_t)m->batch * (size_t)ds.train.target_width);
     if (!X || !Y) {
         fprintf(stderr, "error: out of memory\n");
         goto done;
@@ -903,7 +1055,11 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     } else {
         /* As in the notebook, the minibatches continue the init's
          * generator; with --init too, as if the init had been drawn. */
-        if (!opt(&c, "--init"))
+        if (words) {
+            if ((opt(&c, "--init") && load(&s, opt(&c, "--init"), NULL) != 0) ||
+                makemore_batches(m, (uint64_t)seed, ds.nwords, opt(&c, "--init") ? NULL : s.params, &s.batch_rng) != 0)
+                goto done;
+        } else if (!opt(&c, "--init"))
             init_params(m, s.params, (uint64_t)seed, &s.batch_rng);
         else if (load(&s, opt(&c, "--init"), NULL) != 0 || init_generator(m, (uint64_t)seed, &s.batch_rng) != 0)
             goto done;
@@ -953,12 +1109,12 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     clock_gettime(CLOCK_MONOTONIC, &p.start);
     p.first_step = s.step;
     const int32_t *in[2] = {X, Y};
-    int block = ds.train.block_size;
+    int block = ds.train.block_size, width = ds.train.target_width;
     while (s.step < steps) {
         for (int r = 0; r < m->batch; r++) {
             int64_t ix = tg_randint(&s.batch_rng, ds.train.rows);
             memcpy(X + (size_t)r * block, ds.train.X + ix * block, sizeof(int32_t) * (size_t)block);
-            Y[r] = ds.train.Y[ix];
+            memcpy(Y + (size_t)r * width, ds.train.Y + ix * width, sizeof(int32_t) * (size_t)width);
         }
         m->forward(s.params, in, s.acts);
         m->backward(s.params, in, s.acts, s.grads);
@@ -1000,7 +1156,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     if (!params_saveable(&p, &s) || calibrate(&s, &ds.train) != 0 || save(&s, ckpt, true) != 0)
         goto done;
     int losses_rc = print_loss(&s, "train", &ds.train, false);
-    losses_rc |= print_loss(&s, "val", &ds.val, false);
+    losses_rc |= words ? print_loss(&s, "test", &ds.test, false) : print_loss(&s, "val", &ds.val, false);
     printf("checkpoint: %s\nloss log:   %s\n", ckpt, csv_path);
     if (png && *png)
         plot_loss(csv_path, png, steps / LOSS_WINDOW > log_from / LOSS_WINDOW);
@@ -1008,7 +1164,8 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         goto done;
     if (samples) {
         printf("samples:\n");
-        if (sample_names(&s, &ds, (int)samples, 2147483657ULL) != 0)
+        so.count = (int)samples;
+        if (sample_names(&s, &ds, &so) != 0)
             goto done;
     }
     rc = 0;
@@ -1067,8 +1224,8 @@ static int cmd_eval(const NinjacModel *m, int argc, char **argv) {
             continue;
         /* A split asked for by name must have a loss to give. */
         if (!splits[k]->rows && strcmp(split, "all")) {
-            fprintf(stderr, "error: %s: the %s split has no examples (%d words)\n", opt(&c, "--data"), names[k],
-                    ds.nwords);
+            fprintf(stderr, "error: %s: the %s split has no examples (%d words%s)\n", opt(&c, "--data"), names[k],
+                    ds.nwords, ds.max_word_length ? "; makemore.py's layout has train and test only" : "");
             rc = 1;
             continue;
         }
@@ -1086,6 +1243,8 @@ static int cmd_sample(const NinjacModel *m, int argc, char **argv) {
                  {{"--load", "CKPT", "parameters or checkpoint", NULL},
                   {"-n", "N", "how many names", "20"},
                   {"--seed", "S", "seed of the sampling generator (the notebook's 2147483647 + 10)", "2147483657"},
+                  {"--temperature", "T", "the logits are divided by T (> 0), as makemore.py's generate()", "1.0"},
+                  {"--top-k", "K", "draw among the K most likely characters only (0: all)", "0"},
                   {"--data", "PATH", "the data whose vocabulary the model was trained on", DEFAULT_DATA},
                   {0}}};
     int rc = parse_opts(m, &c, argc, argv);
@@ -1094,13 +1253,16 @@ static int cmd_sample(const NinjacModel *m, int argc, char **argv) {
     int64_t n, seed;
     if (!opt(&c, "--load"))
         return usage_error(&c, "sample needs --load");
-    if (!opt_int(&c, "-n", 0, INT_MAX, &n) || !opt_int(&c, "--seed", 0, INT64_MAX, &seed))
+    SampleOpts so;
+    if (!opt_int(&c, "-n", 0, INT_MAX, &n) || !opt_int(&c, "--seed", 0, INT64_MAX, &seed) || !sample_opts(&c, &so))
         return 2;
+    so.count = (int)n;
+    so.seed = (uint64_t)seed;
     State s;
     Dataset ds;
     if (load_calibrated(m, opt(&c, "--load"), opt(&c, "--data"), &s, &ds) != 0)
         return 1;
-    rc = sample_names(&s, &ds, (int)n, (uint64_t)seed) ? 1 : 0;
+    rc = sample_names(&s, &ds, &so) ? 1 : 0;
     state_free(&s);
     data_free(&ds);
     return rc;
@@ -1190,15 +1352,18 @@ static void print_usage(const NinjacModel *m, FILE *to) {
             "  sample   generate names\n"
             "  grads    one forward and backward pass on a given batch, all gradients to a file\n\n",
             m->name, "<command>", m->spec_file, m->dims, m->opt_level == 0 ? "-O0" : "-O");
-    int block = layout_context(m);
-    if (!block)
+    Layout layout = layout_of(m);
+    if (layout == LAYOUT_NONE)
         fprintf(to, "data: its inputs fit none of the data layouts (train, eval and sample say which there are)\n");
-    else if (m->inputs[0].rank == 1)
+    else if (layout == LAYOUT_PAIRS)
         fprintf(to, "data: lecture 1's pairs (%s: a character, %s: the next one)\n", m->inputs[0].name,
                 m->inputs[1].name);
-    else
+    else if (layout == LAYOUT_WINDOWS)
         fprintf(to, "data: the notebook's context windows (%s: %d characters, %s: the next one)\n",
-                m->inputs[0].name, block, m->inputs[1].name);
+                m->inputs[0].name, m->inputs[0].shape[1], m->inputs[1].name);
+    else
+        fprintf(to, "data: makemore.py's words, one a row (%s: token 0 then the word, %s: the word then 0, "
+                "-1 after)\n", m->inputs[0].name, m->inputs[1].name);
 }
 
 int ninjac_main(int argc, char **argv, const NinjacModel *m) {

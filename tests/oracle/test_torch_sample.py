@@ -17,6 +17,9 @@ two probabilities (after float rounding on either side) could separate
 them; one differing name fails the test. A trainer of
 tests/trainer/bigram_pairs.ninja (lecture 1's pairs) is compared with
 lecture 1's sampling loop instead: a context of one character.
+Then, for --temperature and --top-k, two more runs where PyTorch divides
+the logits by the temperature and sets those below the k-th largest to
+-inf before the softmax, as makemore.py's generate() does.
 """
 import argparse
 import os
@@ -31,9 +34,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 
 SEEDS = (2147483647 + 10, 1, 2)
+# (seed, temperature, top_k): makemore.py's generate() options
+OPTION_RUNS = ((5, 0.7, 5), (6, 1.3, 0))
 
 
-def torch_bigram_names(t, seed, itos, count=20):
+def logits_to_probs(logits, temperature, top_k):
+    """makemore.py's generate(): scale, crop to the top k, softmax."""
+    if temperature != 1.0:
+        logits = logits / temperature
+    if top_k:
+        v, _ = torch.topk(logits, top_k)
+        logits = logits.clone()
+        logits[logits < v[:, [-1]]] = -float('Inf')
+    return F.softmax(logits, dim=-1)
+
+
+def torch_bigram_names(t, seed, itos, count=20, temperature=1.0, top_k=0):
     """Lecture 1's sampling loop for tests/trainer/bigram_pairs.ninja (the
     row of W of the last character, softmax, multinomial), with F.softmax
     as the notebook samples."""
@@ -43,7 +59,7 @@ def torch_bigram_names(t, seed, itos, count=20):
     for _ in range(count):
         out, ix = [], 0
         while True:
-            probs = F.softmax(W[torch.tensor([ix])], dim=1)
+            probs = logits_to_probs(W[torch.tensor([ix])], temperature, top_k)
             ix = torch.multinomial(probs, num_samples=1, generator=g).item()
             if ix == 0:
                 break
@@ -52,9 +68,9 @@ def torch_bigram_names(t, seed, itos, count=20):
     return names
 
 
-def torch_names(t, seed, itos, block_size=3, count=20):
+def torch_names(t, seed, itos, block_size=3, count=20, temperature=1.0, top_k=0):
     if "W" in t:
-        return torch_bigram_names(t, seed, itos, count)
+        return torch_bigram_names(t, seed, itos, count, temperature, top_k)
     C, W1, b1, W2, b2 = (t[k] for k in ("C", "W1", "b1", "W2", "b2"))
     bngain, bnbias, bnvar = t["bngain"], t["bnbias"], t["stat.bnvar"]
     bnmean = t["stat.bnmean"] if "stat.bnmean" in t else t["stat.bnmeani"]   # fused / atomic spec
@@ -69,7 +85,7 @@ def torch_names(t, seed, itos, block_size=3, count=20):
             hpreact = bngain * (hpreact - bnmean) * (bnvar + 1e-5) ** -0.5 + bnbias
             h = torch.tanh(hpreact)
             logits = h @ W2 + b2
-            probs = F.softmax(logits, dim=1)
+            probs = logits_to_probs(logits, temperature, top_k)
             ix = torch.multinomial(probs, num_samples=1, generator=g).item()
             context = context[1:] + [ix]
             if ix == 0:
@@ -95,12 +111,14 @@ def main():
     tensors, _ = st.read(ckpt)
     itos = dict(enumerate(["."] + sorted(set(open(args.data).read()) - {"\n"})))
     failures = 0
-    for seed in SEEDS:
+    for seed, temperature, top_k in [(s, 1.0, 0) for s in SEEDS] + list(OPTION_RUNS):
+        options = [] if (temperature, top_k) == (1.0, 0) else ["--temperature", str(temperature), "--top-k", str(top_k)]
         ours = subprocess.run([args.trainer, "sample", "--load", ckpt, "-n", "20", "--seed", str(seed),
-                               "--data", args.data], check=True, capture_output=True, text=True).stdout.split("\n")[:20]
-        theirs = torch_names(tensors, seed, itos)
+                               "--data", args.data] + options, check=True, capture_output=True,
+                              text=True).stdout.split("\n")[:20]
+        theirs = torch_names(tensors, seed, itos, temperature=temperature, top_k=top_k)
         same = sum(a == b for a, b in zip(ours, theirs))
-        print(f"seed {seed}: {same}/20 names equal: {' '.join(ours)}")
+        print(f"seed {seed} {' '.join(options)}: {same}/20 names equal: {' '.join(ours)}")
         if same != 20:
             print(f"  PyTorch: {' '.join(theirs)}")
         failures += same != 20
