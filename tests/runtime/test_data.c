@@ -160,6 +160,33 @@ static void refuses_vocab_mismatch(void) {
     CHECK_ERROR(err, "block_size");
 }
 
+/* data_load_makemore: data_load_words' rows (checked against makemore.py
+ * by check_words.py) padded to the model's block, train and test only. */
+static void makemore_rows_padded(void) {
+    char path[512], err[512] = "";
+    write_text(tmp_path(path, sizeof path, "data_mm.txt"), "ab\nabc\nb\nca\nbca\nab\nc\nbb\ncab\naa\n");
+    WordDataset w;
+    Dataset ds;
+    CHECK(data_load_words(path, 3407, &w, err, sizeof err) == 0);
+    CHECK(data_load_makemore(path, 3407, 6, 4, &ds, err, sizeof err) == 0);
+    if (err[0]) fprintf(stderr, "%s\n", err);
+    CHECK(ds.max_word_length == 3 && ds.vocab_size == 4 && ds.val.rows == 0);
+    CHECK(ds.train.rows == w.train.rows && ds.test.rows == w.test.rows && ds.train.target_width == 6);
+    for (int64_t r = 0; r < ds.train.rows; r++)
+        for (int t = 0; t < 6; t++) {
+            CHECK(ds.train.X[r * 6 + t] == (t < 4 ? w.train.X[r * 4 + t] : 0));
+            CHECK(ds.train.Y[r * 6 + t] == (t < 4 ? w.train.Y[r * 4 + t] : -1));
+        }
+    data_free(&ds);
+    data_free_words(&w);
+    CHECK(data_load_makemore(path, 3407, 3, 4, &ds, err, sizeof err) == -1);
+    CHECK_ERROR(err, "block size to 4");
+    CHECK(ds.train.X == NULL && ds.test.X == NULL);
+    CHECK(data_load_makemore(path, 3407, 6, 27, &ds, err, sizeof err) == -1);
+    CHECK_ERROR(err, "takes 27");
+    CHECK(ds.train.X == NULL && ds.test.X == NULL);
+}
+
 int main(int argc, char **argv) {
     static const TestCase cases[] = {
         {"names_split", names_split_matches_notebook},
@@ -171,6 +198,7 @@ int main(int argc, char **argv) {
         {"bad_bytes", refuses_bad_bytes},
         {"digit", refuses_digit},
         {"vocab_mismatch", refuses_vocab_mismatch},
+        {"makemore_rows", makemore_rows_padded},
     };
     return run_named_case(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
