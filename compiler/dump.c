@@ -107,6 +107,8 @@ void dump_model(FILE *out, const Model *m) {
         fputc(')', out);
         if (op->out->frozen)
             fputs("  # batch statistic", out);
+        if (op->rewrite_first)
+            fprintf(out, "  # rewritten: %s from line %d", op_info[op->kind].name, loc_line(op->rewrite_first->loc));
         fputc('\n', out);
     }
 }

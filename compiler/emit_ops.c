@@ -455,8 +455,18 @@ static const struct {
 
 bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }
 
+/* A rewritten op says which lines it stands for. */
+static void rewrite_note(E *e, const Op *op) {
+    if (!op->rewrite_first)
+        return;
+    int a = loc_line(op->rewrite_first->loc), b = loc_line(op->stmt->loc);
+    out(e, 1, "// rewritten: %s.ninja:%d%s as %s\n", e->m->src->name, a, a == b ? "" : arena_printf("-%d", b),
+        op->rewrite_rule);
+}
+
 void forward_op(E *e, const Op *op) {
     open_stmt(e, op->stmt, "");
+    rewrite_note(e, op);
     out(e, 1, "// %s\n", op_summary(op));
     switch (op_info[op->kind].family) {
     case EW1:
@@ -483,6 +493,7 @@ static void open_gradient(E *e, const Grad *gr) {
 
 void backward_grad(E *e, const Grad *gr) {
     open_stmt(e, gr->op->stmt, "backprop through ");
+    rewrite_note(e, gr->op);
     out(e, 1, "// d%s from %s\n", gr->target->name, op_summary(gr->op));
     open_gradient(e, gr);
     switch (op_info[gr->op->kind].family) {

@@ -269,6 +269,8 @@ static int compile(const Options *o) {
     build_model(&prog, &model, (Define *)o->defines, o->ndefines);
     if (diag_errors)
         return 1;
+    if (o->emit.opt_level > 0)
+        rewrite_model(&model);
     if (o->dump_shape)
         dump_model(stdout, &model);
 

@@ -271,6 +271,10 @@ struct Op {
     const Stmt *stmt;
     bool batch_reduction;   /* a REDUCE over the batch dim */
     int stop_index;         /* calibration: infer stage that ends before this op */
+    /* rewrite.c: this op replaces the spec's lines from rewrite_first to
+     * its own stmt, by the rule named rewrite_rule */
+    const Stmt *rewrite_first;
+    const char *rewrite_rule;
 };
 
 typedef struct {
@@ -325,6 +329,10 @@ typedef struct {
 void build_model(Program *prog, Model *m, Define *defs, int ndefs);
 int64_t tensor_numel(const Tensor *t);
 const char *shape_str(const Tensor *t);   /* "[32, 64]" */
+
+/* ---- rewrite.c: the default mode's rewrite rules (the atomic
+ * cross-entropy chain to one op); returns how many chains it rewrote ---- */
+int rewrite_model(Model *m);
 
 /* ---- names.c: C names ---- */
 bool c_keyword(const char *name);        /* refused as a name: no C identifier can take it */

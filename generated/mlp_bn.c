@@ -39,35 +39,37 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     
     // mlp_bn.ninja:32-34, in one pass over [n=32, 64]:
     for (int j = 0; j < 64; j++)
-        a->bnmeani_t1[0][j] = 0;
+        a->bnmeani[0][j] = 0;
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :32 hprebn = embcat @ W1 + b1
             a->hprebn[i][j] = a->hprebn_t1[i][j] + p->b1[j];
             // :34 bnmeani = 1/n*hprebn.sum(0, keepdim=True)
-            a->bnmeani_t1[0][j] += a->hprebn[i][j];
+            a->bnmeani[0][j] += a->hprebn[i][j];
         }
-    // bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
     for (int j = 0; j < 64; j++)
-        a->bnmeani[0][j] = a->bnmeani_t1[0][j] * 0.03125f;
+        a->bnmeani[0][j] /= 32.0f;
     
-    // mlp_bn.ninja:35-37, in one pass over [n=32, 64]:
-    for (int j = 0; j < 64; j++)
-        a->bnvar_t1[0][j] = 0;
+    // mlp_bn.ninja:35: bndiff = hprebn - bnmeani
+    // bndiff [32, 64] = sub(hprebn [32, 64], bnmeani [1, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :35 bndiff = hprebn - bnmeani
+        for (int j = 0; j < 64; j++)
             a->bndiff[i][j] = a->hprebn[i][j] - a->bnmeani[0][j];
-            // :36 bndiff2 = bndiff**2
-            a->bndiff2[i][j] = a->bndiff[i][j] * a->bndiff[i][j];
-            // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-            a->bnvar_t1[0][j] += a->bndiff2[i][j];
-        }
     
-    // mlp_bn.ninja:37-38, in one pass over [1, 64]:
+    // mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
+    // rewritten: mlp_bn.ninja:36-37 as an unbiased variance
+    // bnvar [1, 64] = var(hprebn [32, 64])
+    // the mean is bnmeani's
+    for (int j = 0; j < 64; j++)
+        a->bnvar[0][j] = 0;
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 64; j++)
+            a->bnvar[0][j] += (a->hprebn[i][j] - a->bnmeani[0][j]) * (a->hprebn[i][j] - a->bnmeani[0][j]);
+    for (int j = 0; j < 64; j++)
+        a->bnvar[0][j] /= 32.0f - 1.0f;
+    
+    // mlp_bn.ninja:38, in one pass over [1, 64]:
     for (int j = 0; j < 64; j++) {
-        // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-        a->bnvar[0][j] = a->bnvar_t1[0][j] * 0.032258064f;
         // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
         a->bnvar_inv_t1[0][j] = a->bnvar[0][j] + 1e-5f;
         a->bnvar_inv[0][j] = 1.0f / sqrtf(a->bnvar_inv_t1[0][j]);
@@ -93,59 +95,23 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
         for (int j = 0; j < 27; j++)
             a->logits[i][j] = a->logits_t1[i][j] + p->b2[j];
     
-    // mlp_bn.ninja:46: logit_maxes = logits.max(1, keepdim=True).values
-    // logit_maxes [32, 1] = max(logits [32, 27])
-    for (int i = 0; i < 32; i++)
-        {
-            float best = a->logits[i][0];
-            int argmax = 0;
-            for (int m = 1; m < 27; m++)
-                if (a->logits[i][m] > best) {   // strictly greater: the first maximum wins, as in PyTorch
-                    best = a->logits[i][m];
-                    argmax = m;
-                }
-            a->logit_maxes[i][0] = best;
-            a->logit_maxes_argmax[i][0] = argmax;
-        }
-    
-    // mlp_bn.ninja:47-49, in one pass over [n=32, 27]:
-    for (int i = 0; i < 32; i++)
-        a->counts_sum[i][0] = 0;
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++) {
-            // :47 norm_logits = logits - logit_maxes
-            a->norm_logits[i][j] = a->logits[i][j] - a->logit_maxes[i][0];
-            // :48 counts = norm_logits.exp()
-            a->counts[i][j] = expf(a->norm_logits[i][j]);
-            // :49 counts_sum = counts.sum(1, keepdims=True)
-            a->counts_sum[i][0] += a->counts[i][j];
-        }
-    
-    // mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1
-    // counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
-    for (int i = 0; i < 32; i++)
-        a->counts_sum_inv[i][0] = 1.0f / a->counts_sum[i][0];
-    
-    // mlp_bn.ninja:51-52, in one pass over [n=32, 27]:
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++) {
-            // :51 probs = counts * counts_sum_inv
-            a->probs[i][j] = a->counts[i][j] * a->counts_sum_inv[i][0];
-            // :52 logprobs = probs.log()
-            a->logprobs[i][j] = logf(a->probs[i][j]);
-        }
-    
     // mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()
-    // loss_t1 [32] = pick(logprobs [32, 27], Yb [32])
-    for (int i = 0; i < 32; i++)
-        a->loss_t1[i] = a->logprobs[i][Yb[i]];
-    // loss_t2 [] = mean(loss_t1 [32])
-    a->loss_t2 = 0;
-    for (int i = 0; i < 32; i++)
-        a->loss_t2 += a->loss_t1[i];
-    a->loss_t2 /= 32.0f;
-    // loss [] = neg(loss_t2 [])
-    a->loss = -a->loss_t2;
+    // rewritten: mlp_bn.ninja:46-53 as F.cross_entropy (exercise 2: dlogits = (softmax - onehot)/n)
+    // loss [] = cross_entropy(logits [32, 27], Yb [32])
+    a->loss = 0;
+    for (int i = 0; i < 32; i++) {
+        float mx = a->logits[i][0], sum = 0;
+        for (int j = 1; j < 27; j++)
+            mx = a->logits[i][j] > mx ? a->logits[i][j] : mx;
+        for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
+            a->loss_probs[i][j] = expf(a->logits[i][j] - mx);
+        for (int j = 0; j < 27; j++)
+            sum += a->loss_probs[i][j];
+        for (int j = 0; j < 27; j++)
+            a->loss_probs[i][j] /= sum;
+        a->loss += logf(sum) + mx - a->logits[i][Yb[i]];
+    }
+    a->loss /= 32.0f;
 }
 
 void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inputs, const mlp_bn_acts *restrict a,
@@ -154,56 +120,15 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     const int32_t *Yb = inputs[1];
     g->dloss = 1.0f;
     
-    // backprop through mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()
-    // dloss_t2 from loss [] = neg(loss_t2 [])
-    g->dloss_t2 = -g->dloss;
-    // dloss_t1 from loss_t2 [] = mean(loss_t1 [32])
-    for (int i = 0; i < 32; i++)
-        g->dloss_t1[i] = g->dloss_t2 / 32.0f;
-    // dlogprobs from loss_t1 [32] = pick(logprobs [32, 27], Yb [32])
-    memset(&g->dlogprobs[0][0], 0, sizeof(float) * 864);
-    for (int i = 0; i < 32; i++)
-        g->dlogprobs[i][Yb[i]] += g->dloss_t1[i];
-    
-    // backprop through mlp_bn.ninja:51-52, in one pass over [n=32, 27]:
-    memset(&g->dcounts_sum_inv[0][0], 0, sizeof(float) * 32);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++) {
-            // :52 logprobs = probs.log()
-            float dprobs = g->dlogprobs[i][j] / a->probs[i][j];
-            // :51 probs = counts * counts_sum_inv
-            g->dcounts[i][j] = dprobs * a->counts_sum_inv[i][0];
-            g->dcounts_sum_inv[i][0] += dprobs * a->counts[i][j];
-        }
-    
-    // backprop through mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1
-    // dcounts_sum from counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
-    for (int i = 0; i < 32; i++)
-        g->dcounts_sum[i][0] = g->dcounts_sum_inv[i][0] * (-1.0f / (a->counts_sum[i][0] * a->counts_sum[i][0]));
-    
-    // backprop through mlp_bn.ninja:47-49, in one pass over [n=32, 27]:
-    memset(&g->dlogit_maxes[0][0], 0, sizeof(float) * 32);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++) {
-            // :49 counts_sum = counts.sum(1, keepdims=True)
-            g->dcounts[i][j] += g->dcounts_sum[i][0];
-            // :48 counts = norm_logits.exp()
-            float dnorm_logits = g->dcounts[i][j] * a->counts[i][j];
-            // :47 norm_logits = logits - logit_maxes
-            g->dlogits[i][j] = dnorm_logits;
-            g->dlogit_maxes[i][0] += -dnorm_logits;
-        }
-    
-    // backprop through mlp_bn.ninja:44-46, in one pass over [n=32, 27]:
+    // backprop through mlp_bn.ninja:44-53, in one pass over [n=32, 27]:
     memset(&g->db2[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
-            // :46 logit_maxes = logits.max(1, keepdim=True).values
-            if (j == a->logit_maxes_argmax[i][0])   // only the first maximum gets the gradient
-                g->dlogits[i][j] += g->dlogit_maxes[i][0];
+            // :53 loss = -logprobs[range(n), Yb].mean()
+            float dlogits = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
             // :44 logits = h @ W2 + b2
-            g->dlogits_t1[i][j] = g->dlogits[i][j];
-            g->db2[j] += g->dlogits[i][j];
+            g->dlogits_t1[i][j] = dlogits;
+            g->db2[j] += dlogits;
         }
     // dh from logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
     // dh = dlogits_t1 @ W2^T
@@ -231,13 +156,11 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
             g->dbnvar_inv[0][j] += dbnraw * a->bndiff[i][j];
         }
     
-    // backprop through mlp_bn.ninja:37-38, in one pass over [1, 64]:
+    // backprop through mlp_bn.ninja:38, in one pass over [1, 64]:
     for (int j = 0; j < 64; j++) {
         // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
         float dbnvar_inv_t1 = g->dbnvar_inv[0][j] * (-0.5f * powf(a->bnvar_inv_t1[0][j], -1.5f));
-        float dbnvar = dbnvar_inv_t1;
-        // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-        g->dbnvar_t1[0][j] = dbnvar * 0.032258064f;
+        g->dbnvar[0][j] = dbnvar_inv_t1;
     }
     
     // backprop through mlp_bn.ninja:35-37, in one pass over [n=32, 64]:
@@ -245,25 +168,18 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-            float dbndiff2 = g->dbnvar_t1[0][j];
-            // :36 bndiff2 = bndiff**2
-            g->dbndiff[i][j] += dbndiff2 * (2.0f * a->bndiff[i][j]);
+            g->dhprebn[i][j] = g->dbnvar[0][j] * (2.0f * (a->hprebn[i][j] - a->bnmeani[0][j]) / (32.0f - 1.0f));
             // :35 bndiff = hprebn - bnmeani
-            g->dhprebn[i][j] = g->dbndiff[i][j];
+            g->dhprebn[i][j] += g->dbndiff[i][j];
             g->dbnmeani[0][j] += -g->dbndiff[i][j];
         }
-    
-    // backprop through mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
-    // dbnmeani_t1 from bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
-    for (int j = 0; j < 64; j++)
-        g->dbnmeani_t1[0][j] = g->dbnmeani[0][j] * 0.03125f;
     
     // backprop through mlp_bn.ninja:32-34, in one pass over [n=32, 64]:
     memset(&g->db1[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :34 bnmeani = 1/n*hprebn.sum(0, keepdim=True)
-            g->dhprebn[i][j] += g->dbnmeani_t1[0][j];
+            g->dhprebn[i][j] += g->dbnmeani[0][j] / 32.0f;
             // :32 hprebn = embcat @ W1 + b1
             g->dhprebn_t1[i][j] = g->dhprebn[i][j];
             g->db1[j] += g->dhprebn[i][j];
@@ -309,8 +225,8 @@ void mlp_bn_sgd(mlp_bn_params *p, const mlp_bn_grads *g, double lr) {
 /* Where infer_upto stops: before a batch statistic, whose input is then complete. */
 enum {
     mlp_bn_stop_none = -1,   // runs every op
-    mlp_bn_stop_bnmeani_t1 = 4,
-    mlp_bn_stop_bnvar_t1 = 8,
+    mlp_bn_stop_bnmeani = 4,
+    mlp_bn_stop_bnvar = 6,
 };
 
 /* Inference on rows <= 1024 rows, batch statistics frozen in s. Stops before
@@ -338,22 +254,16 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
             w->hprebn[i][j] = w->hprebn_t1[i][j] + p->b1[j];
-    if (stop == mlp_bn_stop_bnmeani_t1)
-        return;   // bnmeani_t1 is calibrated from here
+    if (stop == mlp_bn_stop_bnmeani)
+        return;   // bnmeani is calibrated from here
     
     // mlp_bn.ninja:35: bndiff = hprebn - bnmeani
     // bndiff [32, 64] = sub(hprebn [32, 64], bnmeani [1, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
             w->bndiff[i][j] = w->hprebn[i][j] - s->bnmeani[0][j];
-    
-    // mlp_bn.ninja:36: bndiff2 = bndiff**2
-    // bndiff2 [32, 64] = square(bndiff [32, 64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->bndiff2[i][j] = w->bndiff[i][j] * w->bndiff[i][j];
-    if (stop == mlp_bn_stop_bnvar_t1)
-        return;   // bnvar_t1 is calibrated from here
+    if (stop == mlp_bn_stop_bnvar)
+        return;   // bnvar is calibrated from here
     
     // mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv
     // bnraw [32, 64] = mul(bndiff [32, 64], bnvar_inv [1, 64])
@@ -384,75 +294,25 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
             w->logits[i][j] = w->logits_t1[i][j] + p->b2[j];
-    
-    // mlp_bn.ninja:46: logit_maxes = logits.max(1, keepdim=True).values
-    // logit_maxes [32, 1] = max(logits [32, 27])
-    for (int i = 0; i < rows; i++)
-        {
-            float best = w->logits[i][0];
-            int argmax = 0;
-            for (int m = 1; m < 27; m++)
-                if (w->logits[i][m] > best) {   // strictly greater: the first maximum wins, as in PyTorch
-                    best = w->logits[i][m];
-                    argmax = m;
-                }
-            w->logit_maxes[i][0] = best;
-            w->logit_maxes_argmax[i][0] = argmax;
-        }
-    
-    // mlp_bn.ninja:47: norm_logits = logits - logit_maxes
-    // norm_logits [32, 27] = sub(logits [32, 27], logit_maxes [32, 1])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->norm_logits[i][j] = w->logits[i][j] - w->logit_maxes[i][0];
-    
-    // mlp_bn.ninja:48: counts = norm_logits.exp()
-    // counts [32, 27] = exp(norm_logits [32, 27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->counts[i][j] = expf(w->norm_logits[i][j]);
-    
-    // mlp_bn.ninja:49: counts_sum = counts.sum(1, keepdims=True)
-    // counts_sum [32, 1] = sum(counts [32, 27])
-    for (int i = 0; i < rows; i++)
-        w->counts_sum[i][0] = 0;
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->counts_sum[i][0] += w->counts[i][j];
-    
-    // mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1
-    // counts_sum_inv [32, 1] = recip(counts_sum [32, 1])
-    for (int i = 0; i < rows; i++)
-        w->counts_sum_inv[i][0] = 1.0f / w->counts_sum[i][0];
-    
-    // mlp_bn.ninja:51: probs = counts * counts_sum_inv
-    // probs [32, 27] = mul(counts [32, 27], counts_sum_inv [32, 1])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->probs[i][j] = w->counts[i][j] * w->counts_sum_inv[i][0];
-    
-    // mlp_bn.ninja:52: logprobs = probs.log()
-    // logprobs [32, 27] = log(probs [32, 27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->logprobs[i][j] = logf(w->probs[i][j]);
     if (Yb) {   // needs Yb
     
     // mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()
-    // loss_t1 [32] = pick(logprobs [32, 27], Yb [32])
-    for (int i = 0; i < rows; i++)
-        w->loss_t1[i] = w->logprobs[i][Yb[i]];
+    // rewritten: mlp_bn.ninja:46-53 as F.cross_entropy (exercise 2: dlogits = (softmax - onehot)/n)
+    // loss [] = cross_entropy(logits [32, 27], Yb [32])
+    w->loss = 0;
+    for (int i = 0; i < rows; i++) {
+        float mx = w->logits[i][0], sum = 0;
+        for (int j = 1; j < 27; j++)
+            mx = w->logits[i][j] > mx ? w->logits[i][j] : mx;
+        for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
+            w->loss_probs[i][j] = expf(w->logits[i][j] - mx);
+        for (int j = 0; j < 27; j++)
+            sum += w->loss_probs[i][j];
+        for (int j = 0; j < 27; j++)
+            w->loss_probs[i][j] /= sum;
+        w->loss += logf(sum) + mx - w->logits[i][Yb[i]];
     }
-    if (Yb) {   // needs Yb
-    // loss_t2 [] = mean(loss_t1 [32])
-    w->loss_t2 = 0;
-    for (int i = 0; i < rows; i++)
-        w->loss_t2 += w->loss_t1[i];
-    w->loss_t2 /= (float)(((double)rows * 1));
-    }
-    if (Yb) {   // needs Yb
-    // loss [] = neg(loss_t2 [])
-    w->loss = -w->loss_t2;
+    w->loss /= (float)(rows);
     }
 }
 
@@ -461,16 +321,16 @@ void mlp_bn_infer(const mlp_bn_params *p, const mlp_bn_stats *s, const int32_t *
     infer_upto(p, s, inputs, rows, w, mlp_bn_stop_none);
 }
 
-static void accumulate_bnmeani_t1(const mlp_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
+static void accumulate_bnmeani(const mlp_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
             acc[(0) * 64 + j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[(0) * 64 + j]) * (w->hprebn[i][j] - mean[(0) * 64 + j]);
 }
 
-static void accumulate_bnvar_t1(const mlp_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
+static void accumulate_bnvar(const mlp_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            acc[(0) * 64 + j] += pass == 0 ? w->bndiff2[i][j] : (w->bndiff2[i][j] - mean[(0) * 64 + j]) * (w->bndiff2[i][j] - mean[(0) * 64 + j]);
+            acc[(0) * 64 + j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[(0) * 64 + j]) * (w->hprebn[i][j] - mean[(0) * 64 + j]);
 }
 
 /* One batch statistic over `rows` rows (e.g. the whole training set): chunks
@@ -515,20 +375,14 @@ int mlp_bn_calibrate(const mlp_bn_params *p, const int32_t *const *inputs, int64
                  mlp_bn_infer_ws *w) {
     
     // mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
-    // bnmeani_t1 [1, 64] = sum(hprebn [32, 64]) over all rows
-    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnmeani_t1, accumulate_bnmeani_t1, 64, 1, 1, 1, &s->bnmeani_t1[0][0]))
+    // bnmeani [1, 64] = mean(hprebn [32, 64]) over all rows
+    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnmeani, accumulate_bnmeani, 64, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmeani[0][0]))
         return -1;
-    // bnmeani [1, 64] = mul_c(bnmeani_t1 [1, 64])
-    for (int j = 0; j < 64; j++)
-        s->bnmeani[0][j] = s->bnmeani_t1[0][j] * (float)(((double)1 / rows));
     
     // mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-    // bnvar_t1 [1, 64] = sum(bndiff2 [32, 64]) over all rows
-    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnvar_t1, accumulate_bnvar_t1, 64, 1, 1, 1, &s->bnvar_t1[0][0]))
+    // bnvar [1, 64] = var(hprebn [32, 64]) over all rows
+    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnvar, accumulate_bnvar, 64, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnvar[0][0]))
         return -1;
-    // bnvar [1, 64] = mul_c(bnvar_t1 [1, 64])
-    for (int j = 0; j < 64; j++)
-        s->bnvar[0][j] = s->bnvar_t1[0][j] * (float)(((double)1 / (rows - 1)));
     
     // mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5
     // bnvar_inv_t1 [1, 64] = add_c(bnvar [1, 64])
@@ -577,20 +431,12 @@ static const NjTensor acts[] = {
     {"hprebn", 2, {32, 64}, offsetof(mlp_bn_acts, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_acts, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
     {"bndiff", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff), "mlp_bn.ninja:35: bndiff = hprebn - bnmeani", 0x1},
-    {"bndiff2", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff2), "mlp_bn.ninja:36: bndiff2 = bndiff**2", 0x1},
     {"bnvar", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
     {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar_inv), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
     {"bnraw", 2, {32, 64}, offsetof(mlp_bn_acts, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv", 0x1},
     {"hpreact", 2, {32, 64}, offsetof(mlp_bn_acts, hpreact), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
     {"h", 2, {32, 64}, offsetof(mlp_bn_acts, h), "mlp_bn.ninja:42: h = torch.tanh(hpreact)", 0x1},
     {"logits", 2, {32, 27}, offsetof(mlp_bn_acts, logits), "mlp_bn.ninja:44: logits = h @ W2 + b2", 0x1},
-    {"logit_maxes", 2, {32, 1}, offsetof(mlp_bn_acts, logit_maxes), "mlp_bn.ninja:46: logit_maxes = logits.max(1, keepdim=True).values", 0x1},
-    {"norm_logits", 2, {32, 27}, offsetof(mlp_bn_acts, norm_logits), "mlp_bn.ninja:47: norm_logits = logits - logit_maxes", 0x1},
-    {"counts", 2, {32, 27}, offsetof(mlp_bn_acts, counts), "mlp_bn.ninja:48: counts = norm_logits.exp()", 0x1},
-    {"counts_sum", 2, {32, 1}, offsetof(mlp_bn_acts, counts_sum), "mlp_bn.ninja:49: counts_sum = counts.sum(1, keepdims=True)", 0x1},
-    {"counts_sum_inv", 2, {32, 1}, offsetof(mlp_bn_acts, counts_sum_inv), "mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1", 0x1},
-    {"probs", 2, {32, 27}, offsetof(mlp_bn_acts, probs), "mlp_bn.ninja:51: probs = counts * counts_sum_inv", 0x1},
-    {"logprobs", 2, {32, 27}, offsetof(mlp_bn_acts, logprobs), "mlp_bn.ninja:52: logprobs = probs.log()", 0x1},
     {"loss", 0, {}, offsetof(mlp_bn_acts, loss), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0},
 };
 
@@ -605,9 +451,7 @@ static const NjTensor grads[] = {
 };
 
 static const NjTensor stats[] = {
-    {"bnmeani_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani_t1), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
     {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
-    {"bnvar_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_t1), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
     {"bnvar", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
     {"bnvar_inv_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv_t1), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
     {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
@@ -620,22 +464,12 @@ static const NjTensor infer_acts[] = {
     {"hprebn_t1", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hprebn_t1), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"hprebn", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"bndiff", 2, {32, 64}, offsetof(mlp_bn_infer_ws, bndiff), "mlp_bn.ninja:35: bndiff = hprebn - bnmeani", 0x1},
-    {"bndiff2", 2, {32, 64}, offsetof(mlp_bn_infer_ws, bndiff2), "mlp_bn.ninja:36: bndiff2 = bndiff**2", 0x1},
     {"bnraw", 2, {32, 64}, offsetof(mlp_bn_infer_ws, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv", 0x1},
     {"hpreact_t1", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hpreact_t1), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
     {"hpreact", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hpreact), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
     {"h", 2, {32, 64}, offsetof(mlp_bn_infer_ws, h), "mlp_bn.ninja:42: h = torch.tanh(hpreact)", 0x1},
     {"logits_t1", 2, {32, 27}, offsetof(mlp_bn_infer_ws, logits_t1), "mlp_bn.ninja:44: logits = h @ W2 + b2", 0x1},
     {"logits", 2, {32, 27}, offsetof(mlp_bn_infer_ws, logits), "mlp_bn.ninja:44: logits = h @ W2 + b2", 0x1},
-    {"logit_maxes", 2, {32, 1}, offsetof(mlp_bn_infer_ws, logit_maxes), "mlp_bn.ninja:46: logit_maxes = logits.max(1, keepdim=True).values", 0x1},
-    {"norm_logits", 2, {32, 27}, offsetof(mlp_bn_infer_ws, norm_logits), "mlp_bn.ninja:47: norm_logits = logits - logit_maxes", 0x1},
-    {"counts", 2, {32, 27}, offsetof(mlp_bn_infer_ws, counts), "mlp_bn.ninja:48: counts = norm_logits.exp()", 0x1},
-    {"counts_sum", 2, {32, 1}, offsetof(mlp_bn_infer_ws, counts_sum), "mlp_bn.ninja:49: counts_sum = counts.sum(1, keepdims=True)", 0x1},
-    {"counts_sum_inv", 2, {32, 1}, offsetof(mlp_bn_infer_ws, counts_sum_inv), "mlp_bn.ninja:50: counts_sum_inv = counts_sum**-1", 0x1},
-    {"probs", 2, {32, 27}, offsetof(mlp_bn_infer_ws, probs), "mlp_bn.ninja:51: probs = counts * counts_sum_inv", 0x1},
-    {"logprobs", 2, {32, 27}, offsetof(mlp_bn_infer_ws, logprobs), "mlp_bn.ninja:52: logprobs = probs.log()", 0x1},
-    {"loss_t1", 1, {32}, offsetof(mlp_bn_infer_ws, loss_t1), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0x1},
-    {"loss_t2", 0, {}, offsetof(mlp_bn_infer_ws, loss_t2), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0},
     {"loss", 0, {}, offsetof(mlp_bn_infer_ws, loss), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0},
 };
 
@@ -660,16 +494,16 @@ const NinjacModel mlp_bn_model = {
     .batch = 32,
     .nparams = 7, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 20, .acts = acts,
+    .nacts = 12, .acts = acts,
     .ngrads = 7, .grads = grads,
     .params_bytes = sizeof(mlp_bn_params), .acts_bytes = sizeof(mlp_bn_acts), .grads_bytes = sizeof(mlp_bn_grads),
     .loss_offset = offsetof(mlp_bn_acts, loss),
     .forward = forward_any, .backward = backward_any, .sgd = sgd_any,
-    .nstats = 6, .stats = stats, .stats_bytes = sizeof(mlp_bn_stats),
+    .nstats = 4, .stats = stats, .stats_bytes = sizeof(mlp_bn_stats),
     .infer_chunk = 1024, .infer_bytes = sizeof(mlp_bn_infer_ws),
     .infer_loss_offset = offsetof(mlp_bn_infer_ws, loss),
     .infer_logits_offset = offsetof(mlp_bn_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
-    .ninfer_acts = 22, .infer_acts = infer_acts,
+    .ninfer_acts = 12, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mlp_bn_check_inputs,
 };

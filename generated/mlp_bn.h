@@ -23,11 +23,8 @@ typedef struct {   // every activation of a training batch
     float embcat[32][30];              // [n=32, 30] mlp_bn.ninja:30
     float hprebn_t1[32][64];           // [n=32, 64] mlp_bn.ninja:32
     float hprebn[32][64];              // [n=32, 64] mlp_bn.ninja:32
-    float bnmeani_t1[1][64];           // [1, 64] mlp_bn.ninja:34
     float bnmeani[1][64];              // [1, 64] mlp_bn.ninja:34
     float bndiff[32][64];              // [n=32, 64] mlp_bn.ninja:35
-    float bndiff2[32][64];             // [n=32, 64] mlp_bn.ninja:36
-    float bnvar_t1[1][64];             // [1, 64] mlp_bn.ninja:37
     float bnvar[1][64];                // [1, 64] mlp_bn.ninja:37
     float bnvar_inv_t1[1][64];         // [1, 64] mlp_bn.ninja:38
     float bnvar_inv[1][64];            // [1, 64] mlp_bn.ninja:38
@@ -37,17 +34,8 @@ typedef struct {   // every activation of a training batch
     float h[32][64];                   // [n=32, 64] mlp_bn.ninja:42
     float logits_t1[32][27];           // [n=32, 27] mlp_bn.ninja:44
     float logits[32][27];              // [n=32, 27] mlp_bn.ninja:44
-    float logit_maxes[32][1];          // [n=32, 1] mlp_bn.ninja:46
-    int logit_maxes_argmax[32][1];   // [n=32, 1] where the max is
-    float norm_logits[32][27];         // [n=32, 27] mlp_bn.ninja:47
-    float counts[32][27];              // [n=32, 27] mlp_bn.ninja:48
-    float counts_sum[32][1];           // [n=32, 1] mlp_bn.ninja:49
-    float counts_sum_inv[32][1];       // [n=32, 1] mlp_bn.ninja:50
-    float probs[32][27];               // [n=32, 27] mlp_bn.ninja:51
-    float logprobs[32][27];            // [n=32, 27] mlp_bn.ninja:52
-    float loss_t1[32];                 // [n=32] mlp_bn.ninja:53
-    float loss_t2;                     // [] mlp_bn.ninja:53
     float loss;                        // [] mlp_bn.ninja:53
+    float loss_probs[32][27];          // [n=32, 27] softmax of the logits, for the backward pass
 } mlp_bn_acts;
 
 typedef struct {   // d<name>: the gradient of loss with respect to <name>
@@ -61,29 +49,18 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dembcat[32][30];             // [n=32, 30] mlp_bn.ninja:30
     float dhprebn_t1[32][64];          // [n=32, 64] mlp_bn.ninja:32
     float dhprebn[32][64];             // [n=32, 64] mlp_bn.ninja:32
-    float dbnmeani_t1[1][64];          // [1, 64] mlp_bn.ninja:34
     float dbnmeani[1][64];             // [1, 64] mlp_bn.ninja:34
     float dbndiff[32][64];             // [n=32, 64] mlp_bn.ninja:35
-    float dbnvar_t1[1][64];            // [1, 64] mlp_bn.ninja:37
+    float dbnvar[1][64];               // [1, 64] mlp_bn.ninja:37
     float dbnvar_inv[1][64];           // [1, 64] mlp_bn.ninja:38
     float dh[32][64];                  // [n=32, 64] mlp_bn.ninja:42
     float dlogits_t1[32][27];          // [n=32, 27] mlp_bn.ninja:44
-    float dlogits[32][27];             // [n=32, 27] mlp_bn.ninja:44
-    float dlogit_maxes[32][1];         // [n=32, 1] mlp_bn.ninja:46
-    float dcounts[32][27];             // [n=32, 27] mlp_bn.ninja:48
-    float dcounts_sum[32][1];          // [n=32, 1] mlp_bn.ninja:49
-    float dcounts_sum_inv[32][1];      // [n=32, 1] mlp_bn.ninja:50
-    float dlogprobs[32][27];           // [n=32, 27] mlp_bn.ninja:52
-    float dloss_t1[32];                // [n=32] mlp_bn.ninja:53
-    float dloss_t2;                    // [] mlp_bn.ninja:53
     float dloss;                       // [] mlp_bn.ninja:53
     float mm_scratch[1920];          // B^T for the kernels' A @ B^T
 } mlp_bn_grads;
 
 typedef struct {   // batch statistics, frozen for inference
-    float bnmeani_t1[1][64];           // [1, 64] mlp_bn.ninja:34
     float bnmeani[1][64];              // [1, 64] mlp_bn.ninja:34
-    float bnvar_t1[1][64];             // [1, 64] mlp_bn.ninja:37
     float bnvar[1][64];                // [1, 64] mlp_bn.ninja:37
     float bnvar_inv_t1[1][64];         // [1, 64] mlp_bn.ninja:38
     float bnvar_inv[1][64];            // [1, 64] mlp_bn.ninja:38
@@ -95,24 +72,14 @@ typedef struct {   // inference activations for up to 1024 rows
     float hprebn_t1[1024][64];         // [n=32, 64] mlp_bn.ninja:32
     float hprebn[1024][64];            // [n=32, 64] mlp_bn.ninja:32
     float bndiff[1024][64];            // [n=32, 64] mlp_bn.ninja:35
-    float bndiff2[1024][64];           // [n=32, 64] mlp_bn.ninja:36
     float bnraw[1024][64];             // [n=32, 64] mlp_bn.ninja:39
     float hpreact_t1[1024][64];        // [n=32, 64] mlp_bn.ninja:40
     float hpreact[1024][64];           // [n=32, 64] mlp_bn.ninja:40
     float h[1024][64];                 // [n=32, 64] mlp_bn.ninja:42
     float logits_t1[1024][27];         // [n=32, 27] mlp_bn.ninja:44
     float logits[1024][27];            // [n=32, 27] mlp_bn.ninja:44
-    float logit_maxes[1024][1];        // [n=32, 1] mlp_bn.ninja:46
-    int logit_maxes_argmax[1024][1]; // [n=32, 1] where the max is
-    float norm_logits[1024][27];       // [n=32, 27] mlp_bn.ninja:47
-    float counts[1024][27];            // [n=32, 27] mlp_bn.ninja:48
-    float counts_sum[1024][1];         // [n=32, 1] mlp_bn.ninja:49
-    float counts_sum_inv[1024][1];     // [n=32, 1] mlp_bn.ninja:50
-    float probs[1024][27];             // [n=32, 27] mlp_bn.ninja:51
-    float logprobs[1024][27];          // [n=32, 27] mlp_bn.ninja:52
-    float loss_t1[1024];               // [n=32] mlp_bn.ninja:53
-    float loss_t2;                     // [] mlp_bn.ninja:53
     float loss;                        // [] mlp_bn.ninja:53
+    float loss_probs[1024][27];        // [n=32, 27] softmax of the logits, for the backward pass
 } mlp_bn_infer_ws;
 
 void mlp_bn_forward(const mlp_bn_params *p, const int32_t *const *inputs, mlp_bn_acts *a);

@@ -4,7 +4,10 @@
 Params from `init --seed 1`, a batch written with tests/oracle/st.py (Xb I64
 [n, block], Yb I64 [n], seeded). `grads` must write `loss` (F32 scalar),
 `grad.<param>` for every param (its shape), `act.<name>` for every name the
-spec's forward lines assign, and nothing else but other `grad.<name>`s; the
+spec's forward lines assign (in the default mode, less the names of lines
+that ninjac's rewrite rules replaced: with --ninjac, `ninjac -O
+--dump=shape` says which; every name left out must lie on such a line),
+and nothing else but other `grad.<name>`s; the
 loss must equal PyTorch's forward of the spec on the same batch (relative
 1e-5), act.loss must be the loss, the activations and parameter gradients
 must match PyTorch's float64 autograd (tolerances below). Run twice (the
@@ -12,6 +15,7 @@ second time over the first's output) and with the batch as I32: the output
 files must be byte-identical.
 """
 import os
+import re
 import shutil
 
 from common import Checker, assigned_names, file_bytes, param_names, parser, read, run, workdir
@@ -36,9 +40,36 @@ def rel(got, want, floor=1e-30):
     return ((got - want).norm() / max(want.norm().item(), floor)).item()
 
 
+def rewritten_away(ninjac, spec, acts):
+    """The assigned names a -O build of spec no longer has, and the ones of
+    those that lie on no line a rewrite replaced (which must be none)."""
+    r = run([ninjac, "-O", "--dump=shape", spec])
+    if r.rc != 0:
+        raise SystemExit(f"ninjac --dump=shape failed: {r}")
+    kept, ranges = set(), []
+    for line in r.out.splitlines():
+        m = re.match(r"(\d+): (\w+) \[", line)
+        if m:
+            kept.add(m.group(2))
+            rw = re.search(r"# rewritten: \w+ from line (\d+)", line)
+            if rw:
+                ranges.append((int(rw.group(1)), int(m.group(1))))
+    lines = assigned_lines(spec)
+    gone = [x for x in acts if x not in kept]
+    stray = [x for x in gone if not any(a <= lines[x] <= b for a, b in ranges)]
+    return gone, stray
+
+
+def assigned_lines(spec):
+    with open(spec) as f:
+        return {m.group(1): i + 1 for i, line in enumerate(f)
+                for m in [re.match(r"\s*(\w+)\s*=", line.split("#", 1)[0])] if m}
+
+
 def main():
     p = parser(__doc__)
     p.add_argument("--trainer", required=True)
+    p.add_argument("--ninjac", help="the ninjac the trainer was built with, for the names -O rewrote away")
     a = p.parse_args()
     d = workdir(a.workdir)
     c = Checker("grads")
@@ -81,6 +112,10 @@ def main():
         c.ok(k in raw and raw[k].dtype == "F32" and raw[k].shape == list(P32[name].shape),
              f"writes {k} F32 {list(P32[name].shape)}", str(raw.get(k) and (raw[k].dtype, raw[k].shape)))
     acts = assigned_names(a.spec)
+    if a.ninjac:
+        gone, stray = rewritten_away(a.ninjac, a.spec, acts)
+        c.ok(not stray, f"the names -O leaves out ({len(gone)}) lie on rewritten lines", f"not rewritten: {stray}")
+        acts = [x for x in acts if x not in gone]
     missing = [x for x in acts if f"act.{x}" not in raw]
     c.ok(not missing, f"writes act.<name> for all {len(acts)} names the spec assigns", f"missing: {missing}")
     stray = [k for k in raw if k != "loss" and not k.startswith("grad.") and not k.startswith("act.")]

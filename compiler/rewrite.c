@@ -1,0 +1,242 @@
+/* rewrite.c - the default mode's rewrite rules: chains of atomic ops that
+ * one op computes better, found by structure (any names, the notebook's
+ * variations) and replaced before the backward pass is derived.
+ *
+ * The cross-entropy chain of the backprop-ninja notebook (exercise 1):
+ *
+ *     logit_maxes = logits.max(1, keepdim=True).values     (optional)
+ *     norm_logits = logits - logit_maxes
+ *     counts = norm_logits.exp()
+ *     counts_sum = counts.sum(1, keepdims=True)
+ *     counts_sum_inv = counts_sum**-1                       (or 1.0/counts_sum)
+ *     probs = counts * counts_sum_inv                       (or counts / counts_sum)
+ *       ... or probs = F.softmax(logits, 1) for all of the above
+ *     logprobs = probs.log()
+ *     loss = -logprobs[range(n), Yb].mean()
+ *
+ * becomes loss = F.cross_entropy(logits, Yb), whose backward is exercise
+ * 2's dlogits = (softmax(logits) - onehot(Yb)) / n.
+ *
+ * The BatchNorm statistics of the same notebook:
+ *
+ *     bnmeani = 1/n*hprebn.sum(0, keepdim=True)            -> hprebn.mean(0, keepdim=True)
+ *     bndiff = hprebn - bnmeani
+ *     bndiff2 = bndiff**2
+ *     bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)       -> hprebn.var(0, keepdim=True)
+ *
+ * which is exercise 3's spec (mlp_bn_fused.ninja): the mean's and the
+ * variance's backward each one pass over hprebn, and no bndiff2. A chain is rewritten
+ * only when nothing outside it reads its intermediates: their values and
+ * gradients then matter to nobody. -O0 keeps every line as written (the
+ * notebook's manual backward, diffed against the reference). */
+#include "lower.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    const Model *m;
+    int *readers;           /* per tensor id: how many op operands read it */
+} Rw;
+
+/* The op computing t, if it is `kind` and t is read exactly `uses` times. */
+static Op *def_of(const Rw *rw, const Tensor *t, OpKind kind, int uses) {
+    if (!t || t->kind != T_ACT || !t->def || t->def->kind != kind)
+        return NULL;
+    if (rw->readers[t->id] != uses || t == rw->m->logits || t == rw->m->loss)
+        return NULL;
+    return t->def;
+}
+
+static bool reduces_classes(const Op *op, const Tensor *logits) {
+    return op->in[0] == logits && op->axes == 1u << 1 && op->keepdim;
+}
+
+/* probs from logits: softmax over dim 1, or exp(logits [- max]) / sum. */
+static Tensor *softmax_source(const Rw *rw, const Tensor *probs, const Stmt **first) {
+    Op *sm = def_of(rw, probs, OP_SOFTMAX, 1);
+    if (sm && sm->in[0]->rank == 2 && sm->axes == 1u << 1) {
+        *first = sm->stmt;
+        return sm->in[0];
+    }
+    /* counts * counts_sum_inv, either order, or counts / counts_sum */
+    Op *mul = def_of(rw, probs, OP_MUL, 1), *div = def_of(rw, probs, OP_DIV, 1);
+    Tensor *counts = NULL, *sum = NULL;
+    if (div) {
+        counts = div->in[0];
+        sum = div->in[1];
+    } else if (mul) {
+        for (int k = 0; k < 2 && !sum; k++) {
+            Op *inv = def_of(rw, mul->in[k], OP_RECIP, 1);
+            Op *rdiv = def_of(rw, mul->in[k], OP_RDIV_C, 1);
+            if (rdiv && rdiv->c.value == 1)
+                inv = rdiv;
+            if (inv) {
+                sum = inv->in[0];
+                counts = mul->in[1 - k];
+            }
+        }
+    }
+    Op *exp = counts ? def_of(rw, counts, OP_EXP, 2) : NULL;
+    Op *sum_op = sum ? def_of(rw, sum, OP_SUM, 1) : NULL;
+    if (!exp || !sum_op || sum_op->in[0] != counts || counts->rank != 2)
+        return NULL;
+    Tensor *x = exp->in[0];
+    *first = exp->stmt;
+    Op *sub = def_of(rw, x, OP_SUB, 1);
+    if (sub) {   /* logits - logit_maxes: the max changes no value and no gradient */
+        Op *max = def_of(rw, sub->in[1], OP_MAX, 1);
+        if (!max || !reduces_classes(max, sub->in[0]))
+            return NULL;
+        x = sub->in[0];
+        *first = max->stmt;
+    }
+    if (!reduces_classes(sum_op, counts) || x->rank != 2 || x->dtype != DT_FLOAT)
+        return NULL;
+    return x;
+}
+
+/* -logprobs[range(n), Yb].mean() at `neg`: its logits, or NULL. */
+static bool cross_entropy_chain(const Rw *rw, Op *neg, Tensor **logits, Tensor **targets, const Stmt **first) {
+    Op *mean = def_of(rw, neg->in[0], OP_MEAN, 1);
+    Op *pick = mean ? def_of(rw, mean->in[0], OP_PICK, 1) : NULL;
+    Op *log = pick ? def_of(rw, pick->in[0], OP_LOG, 1) : NULL;
+    if (!log || mean->out->rank != 0)
+        return false;
+    *logits = softmax_source(rw, log->in[0], first);
+    *targets = pick->in[1];
+    return *logits && (*logits)->shape[0] == pick->in[0]->shape[0] && (*logits)->shape[1] == pick->in[0]->shape[1];
+}
+
+/* Marks every op between the chain's end and its logits as gone: walks the
+ * operands back from `op` until it reaches `stop`. */
+static void mark_chain(Op *op, const Tensor *stop, bool *gone) {
+    for (int k = 0; k < op->nin; k++) {
+        Tensor *t = op->in[k];
+        if (t == stop || t->kind != T_ACT || gone[t->id])
+            continue;
+        gone[t->id] = true;
+        mark_chain(t->def, stop, gone);
+    }
+}
+
+static void drop_gone(Model *m, const bool *gone) {
+    int ops = 0, tensors = 0;
+    for (int i = 0; i < m->ops.len; i++) {
+        Op *op = m->ops.items[i];
+        if (!gone[op->out->id]) {
+            op->id = ops;
+            m->ops.items[ops++] = op;
+        }
+    }
+    for (int i = 0; i < m->tensors.len; i++) {
+        Tensor *t = m->tensors.items[i];
+        if (!gone[i]) {
+            t->id = tensors;
+            m->tensors.items[tensors++] = t;
+        }
+    }
+    m->ops.len = ops;
+    m->tensors.len = tensors;
+}
+
+static void count_readers(Rw *rw) {
+    memset(rw->readers, 0, sizeof(int) * (size_t)rw->m->tensors.len);
+    for (int i = 0; i < rw->m->ops.len; i++) {
+        const Op *op = rw->m->ops.items[i];
+        for (int k = 0; k < op->nin; k++)
+            rw->readers[op->in[k]->id]++;
+    }
+}
+
+static bool is_close(double a, double b) { return fabs(a - b) <= 1e-12 * fabs(b); }
+
+/* `scale` multiplies by 1/count or divides by count. Over the batch, count
+ * must be written with the batch dim (1/n, not 1/32): a mean divides by
+ * the rows it has, at inference too. */
+static bool scales_by(const Op *scale, const Op *sum, double count) {
+    if (count <= 0 || (sum->batch_reduction && !scale->c.rows_expr))
+        return false;
+    return (scale->kind == OP_MUL_C && is_close(scale->c.value, 1 / count)) ||
+           (scale->kind == OP_DIV_C && is_close(scale->c.value, count));
+}
+
+static void become_reduction(Op *op, OpKind kind, const Op *sum, Tensor *x) {
+    op->kind = kind;
+    op->in[0] = x;
+    op->axes = sum->axes;
+    op->keepdim = sum->keepdim;
+    op->c = sum->c;
+    op->batch_reduction = sum->batch_reduction;
+}
+
+/* x.sum(A, keepdim) / N, N the number of elements summed: x.mean(A, keepdim). */
+static bool mean_rule(const Rw *rw, Op *op, bool *gone) {
+    Op *sum = def_of(rw, op->in[0], OP_SUM, 1);
+    if (!sum || !scales_by(op, sum, sum->c.value))
+        return false;
+    gone[sum->out->id] = true;
+    become_reduction(op, OP_MEAN, sum, sum->in[0]);
+    op->rewrite_first = sum->stmt;
+    op->rewrite_rule = "a mean";
+    return true;
+}
+
+/* ((x - x.mean(A, keepdim))**2).sum(A, keepdim) / (N-1) or / N:
+ * x.var(A, keepdim, unbiased). The difference stays if others read it. */
+static bool var_rule(const Rw *rw, Op *op, bool *gone) {
+    Op *sum = def_of(rw, op->in[0], OP_SUM, 1);
+    Op *sq = sum ? def_of(rw, sum->in[0], OP_SQUARE, 1) : NULL;
+    Tensor *diff = sq ? sq->in[0] : NULL;
+    Op *sub = diff && diff->kind == T_ACT && diff->def->kind == OP_SUB ? diff->def : NULL;
+    Op *mean = sub && sub->in[1]->kind == T_ACT ? sub->in[1]->def : NULL;
+    if (!mean || mean->kind != OP_MEAN || mean->in[0] != sub->in[0] || mean->axes != sum->axes ||
+        !mean->keepdim || sub->in[0]->rank != diff->rank)
+        return false;
+    bool unbiased = scales_by(op, sum, sum->c.value - 1);
+    if (!unbiased && !scales_by(op, sum, sum->c.value))
+        return false;
+    gone[sum->out->id] = gone[sq->out->id] = true;
+    if (rw->readers[diff->id] == 1 && diff != rw->m->logits && diff != rw->m->loss)
+        gone[diff->id] = true;
+    become_reduction(op, OP_VAR, sum, sub->in[0]);
+    op->unbiased = unbiased;
+    op->rewrite_first = sq->stmt;
+    op->rewrite_rule = unbiased ? "an unbiased variance" : "a variance";
+    return true;
+}
+
+int rewrite_model(Model *m) {
+    Rw rw = {.m = m, .readers = arena_alloc(sizeof(int) * (size_t)m->tensors.len)};
+    bool *gone = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    int rewritten = 0;
+    count_readers(&rw);
+    for (int i = 0; i < m->ops.len; i++) {
+        Op *op = m->ops.items[i];
+        Tensor *logits, *targets;
+        const Stmt *first;
+        if ((op->kind == OP_MUL_C || op->kind == OP_DIV_C) && (var_rule(&rw, op, gone) || mean_rule(&rw, op, gone))) {
+            rewritten++;
+            count_readers(&rw);   /* the operands moved */
+            continue;
+        }
+        if (op->kind != OP_NEG || !cross_entropy_chain(&rw, op, &logits, &targets, &first))
+            continue;
+        mark_chain(op, logits, gone);
+        /* the chain's last op becomes the cross-entropy; its output keeps
+         * its name, line and everything that reads it */
+        op->kind = OP_CROSS_ENTROPY;
+        op->in[0] = logits;
+        op->in[1] = targets;
+        op->nin = 2;
+        op->c = int_scalar(logits->shape[0]);
+        if (logits->batch[0])
+            op->c.rows_expr = "rows";
+        op->rewrite_first = first;
+        op->rewrite_rule = "F.cross_entropy (exercise 2: dlogits = (softmax - onehot)/n)";
+        rewritten++;
+    }
+    if (rewritten)
+        drop_gone(m, gone);
+    return rewritten;
+}
