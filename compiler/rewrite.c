@@ -12,7 +12,7 @@
  *     probs = counts * counts_sum_inv                       (or counts / counts_sum)
  *       ... or probs = F.softmax(logits, 1) for all of the above
  *     logprobs = probs.log()
- *     loss = -logprobs[range(n), Yb].mean()
+ *     loss = -logprobs[range(n), Yb].mean()       (or lecture 1's -probs[range(n), Yb].log().mean())
  *
  * becomes loss = F.cross_entropy(logits, Yb), whose backward is exercise
  * 2's dlogits = (softmax(logits) - onehot(Yb)) / n.
@@ -99,13 +99,20 @@ static Tensor *softmax_source(const Rw *rw, const Tensor *probs, const Stmt **fi
 /* -logprobs[range(n), Yb].mean() at `neg`: its logits, or NULL. */
 static bool cross_entropy_chain(const Rw *rw, Op *neg, Tensor **logits, Tensor **targets, const Stmt **first) {
     Op *mean = def_of(rw, neg->in[0], OP_MEAN, 1);
-    Op *pick = mean ? def_of(rw, mean->in[0], OP_PICK, 1) : NULL;
-    Op *log = pick ? def_of(rw, pick->in[0], OP_LOG, 1) : NULL;
-    if (!log || mean->out->rank != 0)
+    if (!mean || mean->out->rank != 0)
         return false;
-    *logits = softmax_source(rw, log->in[0], first);
+    /* the log of the picked probabilities, or the picked log-probabilities */
+    Op *pick = def_of(rw, mean->in[0], OP_PICK, 1), *log = NULL;
+    Tensor *probs = NULL;
+    if (pick && (log = def_of(rw, pick->in[0], OP_LOG, 1)))
+        probs = log->in[0];
+    else if ((log = def_of(rw, mean->in[0], OP_LOG, 1)) && (pick = def_of(rw, log->in[0], OP_PICK, 1)))
+        probs = pick->in[0];
+    if (!probs)
+        return false;
+    *logits = softmax_source(rw, probs, first);
     *targets = pick->in[1];
-    return *logits && (*logits)->shape[0] == pick->in[0]->shape[0] && (*logits)->shape[1] == pick->in[0]->shape[1];
+    return *logits && (*logits)->shape[0] == probs->shape[0] && (*logits)->shape[1] == probs->shape[1];
 }
 
 /* Marks every op between the chain's end and its logits as gone: walks the
