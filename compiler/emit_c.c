@@ -87,6 +87,30 @@ static bool uses_own_math(OpKind kind) {
     return false;
 }
 
+/* The op table's where(c, x, y) is c ? x : y with both x and y evaluated,
+ * as a function's arguments are. Written as c ? x : y around a load, GCC 12
+ * if-converts the load into a masked one, and with AVX2 (-march=haswell,
+ * znver3) it unrolls the loop and gives the second vector the first one's
+ * mask: relu's backward lost gradients (tests/ops/relu_masked_load.ninja). */
+static bool uses_where(const Model *m) {
+    for (int i = 0; i < m->ops.len; i++) {
+        const OpInfo *op = &op_info[((const Op *)m->ops.items[i])->kind];
+        for (int k = 0; k < 2; k++)
+            if (op->grad[k] && strstr(op->grad[k], "where("))
+                return true;
+        if (op->forward && strstr(op->forward, "where("))
+            return true;
+    }
+    return false;
+}
+
+static void where_helper(E *e) {
+    out(e, 0, "// c ? x : y with x and y both evaluated: GCC 12 turns a conditional load in\n"
+              "// a vectorised loop into an AVX2 masked load with the wrong mask.\n"
+              "static inline %s %s(int c, %s x, %s y) { return c ? x : y; }\n\n",
+        e->real, e->opt->f64 ? "nj_where" : "nj_wheref", e->real, e->real);
+}
+
 static void emit_source(E *e, const char *id) {
     header_comment(e, arena_printf("%s.c", e->m->src->name));
     out(e, 0, "#include \"%s.h\"\n\n#include <cblas.h>\n#include <math.h>\n#include <stddef.h>\n"
@@ -99,6 +123,8 @@ static void emit_source(E *e, const char *id) {
     }
     if (kernels)
         out(e, 0, "#include \"ninjac_kernels.h\"\n\n");
+    if (uses_where(e->m))
+        where_helper(e);
     if (e->opt->opt_level > 0)
         vector_math(e);
     fn_forward(e, id);

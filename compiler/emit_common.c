@@ -223,7 +223,8 @@ static const char *math_call(const E *e, OpKind kind, const char *name, size_t l
 /* A template of the op table (ops.def) with its operands, literals of the
  * real type, and its op's math functions in the real type; -O's float code
  * takes a function's own version where it has one (nj_tanhf: vectorisable,
- * 6 ulp at most). A call of anything else is a bug of the table. */
+ * 6 ulp at most); where(c, x, y) is the generated file's nj_where(f). A call
+ * of anything else is a bug of the table. */
 const char *expand(E *e, OpKind kind, const char *tmpl, const char *a, const char *b, const char *y,
                           const char *g, const char *c) {
     char *text;
@@ -243,7 +244,10 @@ const char *expand(E *e, OpKind kind, const char *tmpl, const char *a, const cha
             const char *end = p;
             while (isalnum((unsigned char)*end) || *end == '_')
                 end++;
-            fputs(math_call(e, kind, p, (size_t)(end - p)), s);
+            if (end - p == 5 && !strncmp(p, "where", 5))
+                fputs(e->opt->f64 ? "nj_where" : "nj_wheref", s);
+            else
+                fputs(math_call(e, kind, p, (size_t)(end - p)), s);
             p = end;
         } else {
             fputc(*p++, s);

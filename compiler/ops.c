@@ -127,7 +127,7 @@ static bool template_calls(const char *t, unsigned *math, const char **unknown) 
         const char *end = p;
         while (isalnum((unsigned char)*end) || *end == '_')
             end++;
-        if (*end == '(') {
+        if (*end == '(' && !(end - p == 5 && !strncmp(p, "where", 5))) {
             int f = 0;
             while (f < MATH_COUNT && !(strlen(math_info[f].name[0]) == (size_t)(end - p) &&
                                        !strncmp(p, math_info[f].name[0], (size_t)(end - p))))
