@@ -167,6 +167,10 @@ void drop_dead_temps(Model *m) {
         for (int k = 0; k < op->nin; k++)
             read[op->in[k]->id] = true;
     }
+    drop_tensors(m, dead);
+}
+
+void drop_tensors(Model *m, const bool *dead) {
     int ops = 0, tensors = 0;
     for (int i = 0; i < m->ops.len; i++) {
         Op *op = m->ops.items[i];

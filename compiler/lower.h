@@ -107,5 +107,7 @@ Val index_assign(Ctx *c, Node *target, Node *value);
 void mark_dependencies(Model *m);
 void drop_ops_since(Model *m, int ops, int tensors);
 void drop_dead_temps(Model *m);
+/* Removes the tensors marked dead (by id) and the ops computing them; renumbers the rest. */
+void drop_tensors(Model *m, const bool *dead);
 
 #endif

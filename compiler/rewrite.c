@@ -127,26 +127,6 @@ static void mark_chain(Op *op, const Tensor *stop, bool *gone) {
     }
 }
 
-static void drop_gone(Model *m, const bool *gone) {
-    int ops = 0, tensors = 0;
-    for (int i = 0; i < m->ops.len; i++) {
-        Op *op = m->ops.items[i];
-        if (!gone[op->out->id]) {
-            op->id = ops;
-            m->ops.items[ops++] = op;
-        }
-    }
-    for (int i = 0; i < m->tensors.len; i++) {
-        Tensor *t = m->tensors.items[i];
-        if (!gone[i]) {
-            t->id = tensors;
-            m->tensors.items[tensors++] = t;
-        }
-    }
-    m->ops.len = ops;
-    m->tensors.len = tensors;
-}
-
 static void count_readers(Rw *rw) {
     memset(rw->readers, 0, sizeof(int) * (size_t)rw->m->tensors.len);
     for (int i = 0; i < rw->m->ops.len; i++) {
@@ -244,6 +224,6 @@ int rewrite_model(Model *m) {
         rewritten++;
     }
     if (rewritten)
-        drop_gone(m, gone);
+        drop_tensors(m, gone);
     return rewritten;
 }
