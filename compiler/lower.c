@@ -1172,8 +1172,13 @@ static void lower_for(Ctx *c, const Stmt *s, Define *defs, int ndefs, Vec *inits
         } else {
             sym_add(&c->syms, s->name, SYM_SCALAR, s->name_loc)->scalar = v.s;
         }
+        int errors = diag_errors;
         for (int i = 0; i < s->nbody && !c->too_big; i++)
             lower_stmt(c, s->body[i], defs, ndefs, inits);
+        /* One mistake, one error: the next trips would repeat this one's
+         * diagnostics; the lines that failed have poisoned their names. */
+        if (diag_errors > errors)
+            break;
     }
     c->trip = outer;
 }

@@ -262,7 +262,9 @@ def same_shape(a, b):
 def check(spec, ns, assigned, got, require_intermediates):
     """Print the table; return (total, failed)."""
     param_names = [n for n, _, _ in spec["params"]]
-    inter = float_intermediates(ns, assigned)
+    # a forward line may bind a param's name again (W = W * 2): grad.W is the
+    # param's, compared above; the forward version is the trainer's W_l<line>
+    inter = [n for n in float_intermediates(ns, assigned) if n not in param_names]
     rows = [("loss", ns["loss"], True)]
     rows += [(f"grad.{n}", ref_grad(ns["__params__"][n]), True) for n in param_names]
     rows += [(f"grad.{n}", ref_grad(ns[n]), require_intermediates) for n in inter]
