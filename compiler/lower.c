@@ -978,6 +978,33 @@ static bool bind(Ctx *c, const char *name, Loc name_loc, Val v, Node *value) {
     return true;
 }
 
+/* The tensor whose storage t uses: under PyTorch a view and a plain
+ * `y = x` share it (ninjac copies; the difference shows only in place). */
+static const Tensor *storage_of(const Tensor *t) {
+    while (t->def && t->def->kind == OP_VIEW)
+        t = t->def->in[0];
+    return t;
+}
+
+/* A param, or a name or list other than `self`, that sees t's storage:
+ * PyTorch's in-place update of t would change it too. NULL if none. */
+static const char *shares_storage(Ctx *c, const Sym *self, const Tensor *t) {
+    const Tensor *root = storage_of(t);
+    if (root->kind == T_PARAM)
+        return root->name;
+    for (int i = 0; i < c->syms.cap; i++) {
+        const Sym *s = c->syms.slots[i];
+        if (!s || s == self)
+            continue;
+        if (s->kind == SYM_TENSOR && storage_of(s->tensor) == root)
+            return s->name;
+        for (int k = 0; s->kind == SYM_LIST && k < s->list->len; k++)
+            if (storage_of(s->list->items[k]) == root)
+                return s->name;
+    }
+    return NULL;
+}
+
 static bool assign(Ctx *c, const Stmt *s) {
     if (!may_bind(c, s->name, s->name_loc))
         return false;
@@ -988,6 +1015,15 @@ static bool assign(Ctx *c, const Stmt *s) {
         error_at(s->value->op_loc, "'%s %s= ...' updates %s '%s' in place, which PyTorch refuses; write %s = %s %s ...",
                  s->name, binop_text[s->value->op], before->kind == T_PARAM ? "param" : "input", s->name,
                  s->name, s->name, binop_text[s->value->op]);
+        return false;
+    }
+    const char *other = s->augmented && before ? shares_storage(c, old, before) : NULL;
+    if (other) {
+        /* ninjac's `y = x` and views are copies; PyTorch's share x, and x op= y
+         * would change the other name too: refused rather than computed otherwise */
+        error_at(s->value->op_loc, "'%s %s= ...' updates '%s' in place, and under PyTorch '%s' shares its storage "
+                 "and would change with it; write %s = %s %s ...", s->name, binop_text[s->value->op], s->name,
+                 other, s->name, s->name, binop_text[s->value->op]);
         return false;
     }
     Val v = eval(c, s->value);
