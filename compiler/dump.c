@@ -33,7 +33,7 @@ static void dump_node(FILE *out, const Node *n) {
 }
 
 void dump_ast(FILE *out, const Program *prog) {
-    static const char *const kinds[] = {"dim", "input", "param", "assign"};
+    static const char *const kinds[] = {"dim", "input", "param", "assign", "unpack", "expr", "for", "index_assign", "error"};
     for (int i = 0; i < prog->stmts.len; i++) {
         const Stmt *s = prog->stmts.items[i];
         fprintf(out, "%d: %s %s", loc_line(s->loc), kinds[s->kind], s->name);

@@ -404,6 +404,17 @@ static Val arith(Ctx *c, BinOp op, Val a, Val b, Node *n) {
 
 /* ---- indexing ---- */
 
+/* x.shape[k], x.size(k): an int; the batch dim's is the training batch size,
+ * flagged so that a view taking it infers the rows at inference. */
+static Scalar shape_scalar(const Tensor *t, int k) {
+    Scalar s = int_scalar(t->shape[k]);
+    if (t->batch[k]) {
+        s.is_batch = true;
+        s.rows_expr = "rows";
+    }
+    return s;
+}
+
 static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
     if (index->dtype != DT_INT) {
         error_at(n->args[0]->loc, "cannot index %s with float tensor %s; indices must be an integer input",
@@ -475,14 +486,7 @@ static Val index_expr(Ctx *c, Node *n) {
         if (n->nargs != 1 || !eval_int(c, n->args[0], &d, &unused))
             return ERR;
         int k = normalize_dim(base.t, d, n->args[0]->loc);
-        if (k < 0)
-            return ERR;
-        Scalar s = int_scalar(base.t->shape[k]);
-        if (base.t->batch[k]) {
-            s.is_batch = true;
-            s.rows_expr = "rows";
-        }
-        return scalar_val(s);
+        return k < 0 ? ERR : scalar_val(shape_scalar(base.t, k));
     }
     if (base.kind != V_TENSOR) {
         error_at(n->lhs->loc, "only tensors and .shape can be indexed");
@@ -739,6 +743,38 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     }
 }
 
+/* x.size() is x.shape; x.size(d) is x.shape[d]. */
+static Val size_call(Ctx *c, Tensor *t, Node *call) {
+    static const char *const params[] = {"dim", NULL};
+    Node *dim;
+    if (!bind_args(call, params, &dim))
+        return ERR;
+    if (!dim)
+        return (Val){.kind = V_SHAPE, .t = t};
+    int64_t d;
+    if (!eval_int(c, dim, &d, NULL))
+        return ERR;
+    int k = normalize_dim(t, d, dim->loc);
+    return k < 0 ? ERR : scalar_val(shape_scalar(t, k));
+}
+
+/* list.append(t): the list is shared (Python's), so every name for it sees t. */
+static Val append_call(Ctx *c, Val list, Node *call) {
+    if (list.kind != V_TENSORS) {
+        error_at(call->lhs->loc, ".append() needs a list (made by [] before the loop)");
+        return ERR;
+    }
+    if (call->nargs != 1 || call->args[0]->kind == N_KWARG) {
+        error_at(call->loc, ".append() takes one tensor");
+        return ERR;
+    }
+    Tensor *t = expect_tensor(c, call->args[0]);
+    if (!t)
+        return ERR;
+    vec_push(list.items, t);
+    return (Val){.kind = V_NONE};
+}
+
 static Val call_expr(Ctx *c, Node *n) {
     Node *callee = n->lhs;
     if (callee->kind == N_NAME && !strcmp(callee->name, "range")) {
@@ -755,6 +791,11 @@ static Val call_expr(Ctx *c, Node *n) {
     Val obj = eval(c, callee->lhs);
     if (obj.kind == V_ERROR)
         return ERR;
+    /* front: Python's own methods: x.size(), list.append(t) */
+    if (obj.kind == V_TENSOR && !strcmp(callee->name, "size"))
+        return size_call(c, obj.t, n);
+    if (!strcmp(callee->name, "append"))
+        return append_call(c, obj, n);
     if (obj.kind == V_MODULE)
         return module_call(c, obj.module, callee->name, n);
     if (obj.kind == V_TENSOR)
@@ -825,7 +866,13 @@ Val eval(Ctx *c, Node *n) {
 }
 
 
-/* ---- forward lines ---- */
+/* ---- forward lines ----
+ * A name may be bound again (x = x @ W1, x += y, hprev = ht, a loop's
+ * body): Python rebinds it, and here every binding is a version of its own
+ * (SSA) with its own gradient. The current version has the plain name; when
+ * the name is bound again, the old version takes the name of its line,
+ * x_l46 (and its loop trip, x_l46_i2), which diagnostics and the generated
+ * C then use. A param or input keeps its name: the new version is x_l46. */
 
 static const char *fresh_name(Ctx *c, const char *base, int *k) {
     for (;;) {
@@ -835,78 +882,402 @@ static const char *fresh_name(Ctx *c, const char *base, int *k) {
     }
 }
 
-static void assign(Ctx *c, const Stmt *s) {
-    c->line_temps.len = 0;
-    if (!declare(c, s->name, s->name_loc))
-        return;
-    Val v = eval(c, s->value);
-    if (v.kind == V_ERROR)
-        return;
-    if (v.kind == V_SCALAR) {
-        sym_add(&c->syms, s->name, SYM_SCALAR, s->name_loc)->scalar = v.s;
-        return;
-    }
-    if (v.kind != V_TENSOR) {
-        error_at(s->value->loc, v.kind == V_MAX ? "max(dim) returns (values, indices): use .values"
-                                                : "a forward line must compute a tensor");
-        return;
-    }
-    Tensor *t = v.t;
-    if (t->kind != T_ACT || t->stmt != s) {   /* an alias: give it a tensor of its own */
-        if (t->dtype != DT_FLOAT) {
-            error_at(s->value->loc, "integer inputs cannot be renamed");
-            return;
-        }
-        Tensor *copy = new_tensor(c, T_ACT, DT_FLOAT, t->rank, t->shape, t->batch, s->value->loc);
-        new_op(c, OP_VIEW, copy, t, NULL, s->value->loc);
-        t = copy;
-    }
+/* The name of a version: the name, its line and its loop trip, made unique. */
+static const char *version_name(Ctx *c, const char *name) {
+    const char *base = arena_printf("%s_l%d%s", name, loc_line(c->stmt->loc), c->trip ? c->trip : "");
+    const char *v = base;
+    for (int k = 2; sym_find(&c->syms, v); k++)
+        v = arena_printf("%s_%d", base, k);
+    return v;
+}
+
+static bool declared_tensor(Ctx *c, const char *name) {
+    for (int i = 0; i < c->m->params.len; i++)
+        if (!strcmp(((Tensor *)c->m->params.items[i])->name, name))
+            return true;
+    for (int i = 0; i < c->m->inputs.len; i++)
+        if (!strcmp(((Tensor *)c->m->inputs.items[i])->name, name))
+            return true;
+    return false;
+}
+
+/* A forward line may bind any name but a keyword, a reserved one or a
+ * temporary's; binding one again is Python's rebinding. */
+static bool may_bind(Ctx *c, const char *name, Loc loc) {
+    Sym *old = sym_find(&c->syms, name);
+    if (old && old->kind != SYM_HIDDEN)
+        return true;
+    return declare(c, name, loc);
+}
+
+/* The temporaries of this line get names after `base` (h_t1), hidden. */
+static void name_temps(Ctx *c, const char *base, const Tensor *keep) {
     int k = 0;
     for (int i = 0; i < c->line_temps.len; i++) {
         Tensor *tmp = c->line_temps.items[i];
-        if (tmp != t && tmp->is_temp) {
-            tmp->name = fresh_name(c, s->name, &k);
-            sym_add(&c->syms, tmp->name, SYM_HIDDEN, s->name_loc)->tensor = tmp;
+        if (tmp != keep && tmp->is_temp && (!tmp->name || !sym_find(&c->syms, tmp->name))) {
+            tmp->name = fresh_name(c, base, &k);
+            sym_add(&c->syms, tmp->name, SYM_HIDDEN, c->stmt->name_loc)->tensor = tmp;
         }
     }
-    t->name = s->name;
-    t->is_temp = false;
-    sym_add(&c->syms, s->name, SYM_TENSOR, s->name_loc)->tensor = t;
 }
 
+static bool made_here(Ctx *c, const Tensor *t) {
+    for (int i = 0; i < c->line_temps.len; i++)
+        if (c->line_temps.items[i] == t)
+            return true;
+    return false;
+}
+
+/* Binds a name to a value; false (reported) when it cannot. */
+static bool bind(Ctx *c, const char *name, Loc name_loc, Val v, Node *value) {
+    if (v.kind == V_SCALAR) {
+        sym_add(&c->syms, name, SYM_SCALAR, name_loc)->scalar = v.s;
+        return true;
+    }
+    if (v.kind == V_LIST) {   /* a literal list: a new Python list */
+        Vec *items = arena_alloc(sizeof(Vec));
+        if (!tensor_list(c, v.node, items))
+            return false;
+        v = (Val){.kind = V_TENSORS, .items = items};
+    }
+    if (v.kind == V_TENSORS) {
+        sym_add(&c->syms, name, SYM_LIST, name_loc)->list = v.items;
+        return true;
+    }
+    if (v.kind != V_TENSOR) {
+        error_at(value->loc, v.kind == V_MAX    ? "max(dim) returns (values, indices): use .values"
+                             : v.kind == V_NONE ? "this returns None, not a value"
+                                                : "a forward line must compute a tensor");
+        return false;
+    }
+    Tensor *t = v.t;
+    if (t->kind != T_ACT || !made_here(c, t)) {   /* an alias: give it a tensor of its own */
+        if (t->dtype != DT_FLOAT) {
+            error_at(value->loc, "integer inputs cannot be renamed");
+            return false;
+        }
+        Tensor *copy = new_tensor(c, T_ACT, DT_FLOAT, t->rank, t->shape, t->batch, value->loc);
+        new_op(c, OP_VIEW, copy, t, NULL, value->loc);
+        t = copy;
+    }
+    name_temps(c, name, t);
+    Sym *old = sym_find(&c->syms, name);
+    if (old && old->kind == SYM_TENSOR && !strcmp(old->tensor->name, name) && old->tensor->kind == T_ACT) {
+        old->tensor->name = old->version;   /* the old version steps aside */
+        sym_add(&c->syms, old->version, SYM_HIDDEN, old->loc)->tensor = old->tensor;
+    }
+    const char *version = version_name(c, name);
+    t->name = declared_tensor(c, name) ? version : name;
+    t->is_temp = false;
+    if (t->name == version)
+        sym_add(&c->syms, version, SYM_HIDDEN, name_loc)->tensor = t;
+    Sym *sym = sym_add(&c->syms, name, SYM_TENSOR, name_loc);
+    sym->tensor = t;
+    sym->version = version;
+    return true;
+}
+
+/* The tensor whose storage t uses: under PyTorch a view and a plain
+ * `y = x` share it (ninjac copies; the difference shows only in place). */
+static const Tensor *storage_of(const Tensor *t) {
+    while (t->def && t->def->kind == OP_VIEW)
+        t = t->def->in[0];
+    return t;
+}
+
+/* A param, or a name or list other than `self`, that sees t's storage:
+ * PyTorch's in-place update of t would change it too. NULL if none. */
+static const char *shares_storage(Ctx *c, const Sym *self, const Tensor *t) {
+    const Tensor *root = storage_of(t);
+    if (root->kind == T_PARAM)
+        return root->name;
+    for (int i = 0; i < c->syms.cap; i++) {
+        const Sym *s = c->syms.slots[i];
+        if (!s || s == self)
+            continue;
+        if (s->kind == SYM_TENSOR && storage_of(s->tensor) == root)
+            return s->name;
+        for (int k = 0; s->kind == SYM_LIST && k < s->list->len; k++)
+            if (storage_of(s->list->items[k]) == root)
+                return s->name;
+    }
+    return NULL;
+}
+
+static bool assign(Ctx *c, const Stmt *s) {
+    if (!may_bind(c, s->name, s->name_loc))
+        return false;
+    Sym *old = sym_find(&c->syms, s->name);
+    Tensor *before = old && old->kind == SYM_TENSOR ? old->tensor : NULL;
+    if (s->augmented && before && before->kind != T_ACT) {
+        /* PyTorch refuses an in-place update of a leaf that requires grad */
+        error_at(s->value->op_loc, "'%s %s= ...' updates %s '%s' in place, which PyTorch refuses; write %s = %s %s ...",
+                 s->name, binop_text[s->value->op], before->kind == T_PARAM ? "param" : "input", s->name,
+                 s->name, s->name, binop_text[s->value->op]);
+        return false;
+    }
+    const char *other = s->augmented && before ? shares_storage(c, old, before) : NULL;
+    if (other) {
+        /* ninjac's `y = x` and views are copies; PyTorch's share x, and x op= y
+         * would change the other name too: refused rather than computed otherwise */
+        error_at(s->value->op_loc, "'%s %s= ...' updates '%s' in place, and under PyTorch '%s' shares its storage "
+                 "and would change with it; write %s = %s %s ...", s->name, binop_text[s->value->op], s->name,
+                 other, s->name, s->name, binop_text[s->value->op]);
+        return false;
+    }
+    Val v = eval(c, s->value);
+    if (v.kind == V_ERROR)
+        return false;
+    if (s->augmented && before && v.kind == V_TENSOR &&
+        (v.t->rank != before->rank || memcmp(v.t->shape, before->shape, sizeof(int64_t) * (size_t)before->rank))) {
+        /* in place, x keeps its shape: PyTorch cannot broadcast x itself */
+        char *shape = arena_strdup(shape_str(v.t));
+        error_at(s->value->op_loc, "'%s %s= ...' gives shape %s, but an in-place update keeps %s",
+                 s->name, binop_text[s->value->op], shape, describe(before));
+        return false;
+    }
+    return bind(c, s->name, s->name_loc, v, s->value);
+}
+
+/* a, b, c = value: x.shape or x.size() (ints), or a list or tuple of tensors. */
+static bool unpack(Ctx *c, const Stmt *s) {
+    for (int i = 0; i < s->ntargets; i++)
+        if (!may_bind(c, s->targets[i]->name, s->targets[i]->loc))
+            return false;
+    Val v = eval(c, s->value);
+    if (v.kind == V_ERROR)
+        return false;
+    Vec items = {0};
+    if (v.kind == V_LIST && !tensor_list(c, v.node, &items))
+        return false;
+    int count = v.kind == V_SHAPE ? v.t->rank : v.kind == V_TENSORS ? v.items->len : v.kind == V_LIST ? items.len : -1;
+    if (count < 0) {
+        error_at(s->value->loc, "only x.shape, x.size() and lists of tensors can be unpacked");
+        return false;
+    }
+    if (count != s->ntargets) {
+        error_at(s->value->loc, "cannot unpack %d value%s into %d names", count, count == 1 ? "" : "s",
+                 s->ntargets);
+        return false;
+    }
+    for (int i = 0; i < count; i++) {
+        Node *target = s->targets[i];
+        Val item = v.kind == V_SHAPE     ? scalar_val(shape_scalar(v.t, i))
+                   : v.kind == V_TENSORS ? tensor_val(v.items->items[i])
+                                         : tensor_val(items.items[i]);
+        if (!bind(c, target->name, target->loc, item, s->value))
+            return false;
+    }
+    return true;
+}
+
+/* A line that is a call for its effect: list.append(t). */
+static bool expr_stmt(Ctx *c, const Stmt *s) {
+    Val v = eval(c, s->value);
+    if (v.kind == V_ERROR)
+        return false;
+    if (v.kind != V_NONE) {
+        error_at(s->value->loc, "this line computes a value nobody reads; assign it to a name");
+        return false;
+    }
+    Node *obj = s->value->kind == N_CALL && s->value->lhs->kind == N_ATTR ? s->value->lhs->lhs : NULL;
+    name_temps(c, obj && obj->kind == N_NAME ? obj->name : "expr", NULL);
+    return true;
+}
+
+/* ---- front: stub until `shape` lands index_assign (drop at merge) ---- */
+Val index_assign(Ctx *c, Node *target, Node *value) {
+    (void)c;
+    (void)value;
+    error_at(target->loc, "index assignment x[...] = value is not yet supported");
+    return ERR;
+}
+/* ---- end of stub ---- */
+
+static bool index_assign_stmt(Ctx *c, const Stmt *s) {
+    Node *target = s->targets[0];
+    if (target->lhs->kind != N_NAME) {
+        error_at(target->lhs->loc, "x[...] = value assigns into a name");
+        return false;
+    }
+    if (!may_bind(c, target->lhs->name, target->lhs->loc))
+        return false;
+    Val v = index_assign(c, target, s->value);
+    return v.kind != V_ERROR && bind(c, target->lhs->name, target->lhs->loc, v, s->value);
+}
+
+/* The names a line with a syntax error would have bound, read from its
+ * text (`a, b = ...`, `param W: ...`): they are poisoned, so that their
+ * uses do not report them unknown. */
+static void poison_broken_line(Ctx *c, const Stmt *s) {
+    const char *p = c->m->src->text + s->loc.begin, *end = c->m->src->text + s->loc.end;
+    Vec names = {0};
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *name = p;
+        while (p < end && (*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                           (names.len + (p > name) && *p >= '0' && *p <= '9')))
+            p++;
+        if (p == name)
+            return;
+        vec_push(&names, arena_strndup(name, (size_t)(p - name)));
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        bool declaration = names.len == 1 && (!strcmp(names.items[0], "dim") || !strcmp(names.items[0], "input") ||
+                                              !strcmp(names.items[0], "param"));
+        if (declaration) {
+            names.len = 0;
+            const char *q = p;
+            while (q < end && (*q == '_' || (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+                               (q > p && *q >= '0' && *q <= '9')))
+                q++;
+            if (q > p && !sym_find(&c->syms, arena_strndup(p, (size_t)(q - p))))
+                sym_add(&c->syms, arena_strndup(p, (size_t)(q - p)), SYM_POISON, s->loc);
+            return;
+        }
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        if (p < end && *p == '=' && (p + 1 == end || p[1] != '='))
+            break;
+        return;
+    }
+    for (int i = 0; i < names.len; i++) {
+        Sym *old = sym_find(&c->syms, names.items[i]);
+        if (!old || old->kind != SYM_HIDDEN)
+            sym_add(&c->syms, names.items[i], SYM_POISON, s->loc);
+    }
+}
+
+static void lower_stmt(Ctx *c, const Stmt *s, Define *defs, int ndefs, Vec *inits);
+
+/* for name in range(...) or a list of tensors: unrolled, the body lowered
+ * once a trip with name bound to that trip's int (or tensor). */
+static void lower_for(Ctx *c, const Stmt *s, Define *defs, int ndefs, Vec *inits) {
+    if (!may_bind(c, s->name, s->name_loc))
+        return;
+    int64_t r[3] = {0, 0, 1}, trips;
+    Vec *list = NULL;
+    Node *it = s->value;
+    if (it->kind == N_CALL && it->lhs->kind == N_NAME && !strcmp(it->lhs->name, "range")) {
+        if (it->nargs < 1 || it->nargs > 3) {
+            error_at(it->loc, "range takes one to three ints");
+            return;
+        }
+        for (int i = 0; i < it->nargs; i++) {
+            Val v = it->args[i]->kind == N_KWARG ? ERR : eval(c, it->args[i]);
+            if (it->args[i]->kind == N_KWARG || (v.kind != V_ERROR && (v.kind != V_SCALAR || !v.s.is_int || v.s.rows_expr))) {
+                error_at(it->args[i]->loc, "a for loop runs over range() of compile-time ints (not the batch size), "
+                         "which ninjac unrolls; this is not one");
+                return;
+            }
+            if (v.kind == V_ERROR)
+                return;
+            r[it->nargs == 1 ? 1 : i] = (int64_t)v.s.value;
+        }
+        if (r[2] == 0) {
+            error_at(it->args[2]->loc, "range() step must not be zero");
+            return;
+        }
+        trips = r[2] > 0 ? (r[1] - r[0] + r[2] - 1) / r[2] : (r[0] - r[1] - r[2] - 1) / -r[2];
+        if (trips < 0)
+            trips = 0;
+    } else {
+        Val v = eval(c, it);
+        if (v.kind == V_ERROR)
+            return;
+        if (v.kind != V_TENSORS) {
+            error_at(it->loc, "a for loop runs over range() of compile-time ints or a list of tensors");
+            return;
+        }
+        list = v.items;
+        trips = list->len;
+    }
+    const char *outer = c->trip;
+    for (int64_t k = 0; k < trips && !c->too_big; k++) {
+        c->stmt = s;
+        c->trip = arena_printf("%s_%s%lld", outer ? outer : "", s->name, (long long)k);
+        Val v = list ? tensor_val(list->items[k]) : scalar_val(int_scalar(r[0] + k * r[2]));
+        if (list) {   /* the loop variable names the list's tensor itself */
+            Sym *sym = sym_add(&c->syms, s->name, SYM_TENSOR, s->name_loc);
+            sym->tensor = v.t;
+            sym->version = version_name(c, s->name);
+        } else {
+            sym_add(&c->syms, s->name, SYM_SCALAR, s->name_loc)->scalar = v.s;
+        }
+        int errors = diag_errors;
+        for (int i = 0; i < s->nbody && !c->too_big; i++)
+            lower_stmt(c, s->body[i], defs, ndefs, inits);
+        /* One mistake, one error: the next trips would repeat this one's
+         * diagnostics; the lines that failed have poisoned their names. */
+        if (diag_errors > errors)
+            break;
+    }
+    c->trip = outer;
+}
+
+static void lower_stmt(Ctx *c, const Stmt *s, Define *defs, int ndefs, Vec *inits) {
+    Model *m = c->m;
+    int ops = m->ops.len, tensors = m->tensors.len, errors = diag_errors;
+    c->stmt = s;
+    c->line_temps.len = 0;
+    bool ok = true, declaration = s->kind == S_DIM || s->kind == S_INPUT || s->kind == S_PARAM;
+    if (declaration && c->trip) {
+        error_at(s->loc, "declarations go before the forward lines, outside loops");
+        return;
+    }
+    switch (s->kind) {
+    case S_DIM: declare_dim(c, s, defs, ndefs); break;
+    case S_INPUT: declare_input(c, s); break;
+    case S_PARAM: declare_param(c, s, inits); break;
+    case S_ASSIGN: ok = assign(c, s); break;
+    case S_UNPACK: ok = unpack(c, s); break;
+    case S_EXPR: ok = expr_stmt(c, s); break;
+    case S_INDEX_ASSIGN: ok = index_assign_stmt(c, s); break;
+    case S_FOR: lower_for(c, s, defs, ndefs, inits); return;
+    case S_ERROR: poison_broken_line(c, s); return;
+    }
+    /* Ops made on the way to a number (p.log().shape[0], a shape in a
+     * declaration) or by a failed line compute nothing anyone reads. */
+    bool made_tensor = false;
+    for (int i = tensors; i < m->tensors.len; i++)
+        made_tensor |= !((Tensor *)m->tensors.items[i])->is_temp || s->kind == S_EXPR;
+    if (declaration || !ok || !made_tensor)
+        drop_ops_since(m, ops, tensors);
+    if (m->ops.len > MAX_OPS) {
+        error_at(s->loc, "the model has more than %d operations", MAX_OPS);
+        c->too_big = true;
+        return;
+    }
+    /* A failed line binds its names as failed: their uses say nothing more.
+     * It failed only after an error (its own or one it depends on). */
+    if (!declaration && ok)
+        return;
+    if (declaration) {
+        Sym *now = sym_find(&c->syms, s->name);   /* a temporary's hidden name counts as unbound */
+        if ((now && now->kind != SYM_HIDDEN) || reserved(s->name))
+            return;
+    }
+    if (diag_errors == errors && !diag_errors)
+        error_at(s->loc, "internal: this line failed without a diagnostic");
+    if (s->kind == S_UNPACK)
+        for (int i = 0; i < s->ntargets; i++)
+            sym_add(&c->syms, s->targets[i]->name, SYM_POISON, s->targets[i]->loc);
+    else if (s->kind == S_INDEX_ASSIGN && s->targets[0]->lhs->kind == N_NAME)
+        sym_add(&c->syms, s->targets[0]->lhs->name, SYM_POISON, s->targets[0]->lhs->loc);
+    else if (*s->name && !reserved(s->name))
+        sym_add(&c->syms, s->name, SYM_POISON, s->name_loc);
+}
 
 void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
     Ctx c = {.m = m};
     Vec inits = {0};
     m->src = prog->src;
-    for (int i = 0; i < prog->stmts.len; i++) {
-        const Stmt *s = prog->stmts.items[i];
-        int ops = m->ops.len, tensors = m->tensors.len;
-        c.stmt = s;
-        switch (s->kind) {
-        case S_DIM: declare_dim(&c, s, defs, ndefs); break;
-        case S_INPUT: declare_input(&c, s); break;
-        case S_PARAM: declare_param(&c, s, &inits); break;
-        case S_ASSIGN: assign(&c, s); break;
-        }
-        /* Ops made on the way to a number (p.log().shape[0], a shape in a
-         * declaration) compute nothing anyone reads: drop them. */
-        Sym *bound = sym_find(&c.syms, s->name);
-        if (!bound || bound->kind != SYM_TENSOR || s->kind != S_ASSIGN)
-            drop_ops_since(m, ops, tensors);
-        /* A line binds its name unless it failed, and it failed only after
-         * an error (its own or one it depends on). */
-        if (m->ops.len > MAX_OPS) {
-            error_at(s->loc, "the model has more than %d operations", MAX_OPS);
-            break;
-        }
-        Sym *now = sym_find(&c.syms, s->name);   /* a temporary's hidden name counts as unbound */
-        if ((!now || now->kind == SYM_HIDDEN) && !reserved(s->name)) {
-            if (!diag_errors)
-                error_at(s->loc, "internal: this line failed without a diagnostic");
-            sym_add(&c.syms, s->name, SYM_POISON, s->name_loc);
-        }
-    }
+    for (int i = 0; i < prog->stmts.len && !c.too_big; i++)
+        lower_stmt(&c, prog->stmts.items[i], defs, ndefs, &inits);
     m->inits = arena_alloc(sizeof(Init) * (size_t)(inits.len + 1));
     for (int i = 0; i < inits.len; i++)
         m->inits[i] = *(Init *)inits.items[i];

@@ -15,6 +15,7 @@ typedef enum {
     SYM_SCALAR,
     SYM_HIDDEN,     /* a temporary's name */
     SYM_POISON,     /* its line had an error: uses fail quietly, not once more each */
+    SYM_LIST,       /* a Python list of tensors: hiddens = [], hiddens.append(h) */
 } SymKind;
 
 typedef struct {
@@ -23,6 +24,8 @@ typedef struct {
     Dim *dim;
     Tensor *tensor;
     Scalar scalar;
+    Vec *list;              /* SYM_LIST: Tensor*, shared as Python shares a list */
+    const char *version;    /* SYM_TENSOR: the name its tensor takes when the name is bound again (x_l46) */
     Loc loc;
 } Sym;
 
@@ -38,6 +41,8 @@ typedef struct {
     SymTable syms;
     const Stmt *stmt;       /* the line being lowered */
     Vec line_temps;         /* tensors the current line created */
+    const char *trip;       /* inside for loops: "_i2" (nested: "_i2_k0"), for version names */
+    bool too_big;           /* MAX_OPS passed: lowering stops */
 } Ctx;
 
 typedef enum {
@@ -51,6 +56,7 @@ typedef enum {
     V_LIST,     /* [a, b] as written: its nodes, evaluated by whoever takes it */
     V_TENSORS,  /* a Python list or tuple of tensors: a list built by [] and
                  * .append(), the parts of .split(); items holds Tensor* */
+    V_NONE,     /* what .append() returns */
 } ValKind;
 
 typedef struct {

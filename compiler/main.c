@@ -262,9 +262,11 @@ static int compile(const Options *o) {
     parse_program(&prog);
     if (o->dump_parse)
         dump_ast(stdout, &prog);
-    if (diag_errors)
+    if (diag_errors && o->dump_parse)
         return 1;
 
+    /* after a syntax error too: the other lines' errors are worth seeing
+     * (the broken line's names are poisoned, not unknown) */
     Model model = {0};
     build_model(&prog, &model, (Define *)o->defines, o->ndefines);
     if (diag_errors)

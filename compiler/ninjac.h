@@ -99,10 +99,16 @@ typedef enum {
     S_DIM,      /* dim name = value */
     S_INPUT,    /* input name: int[dims] < bound */
     S_PARAM,    /* param name: [dims] = value */
-    S_ASSIGN,   /* name = value */
+    S_ASSIGN,   /* name = value; name op= value (aug_op) */
+    S_UNPACK,   /* a, b, c = value: targets are names */
+    S_EXPR,     /* value alone on its line: hiddens.append(h) */
+    S_FOR,      /* for name in value: body */
+    S_INDEX_ASSIGN, /* target[...] = value */
+    S_ERROR,    /* a line with a syntax error: its names are poisoned, not unknown */
 } StmtKind;
 
-typedef struct {
+typedef struct Stmt Stmt;
+struct Stmt {
     StmtKind kind;
     Loc loc;        /* the whole statement */
     Loc name_loc;
@@ -113,7 +119,12 @@ typedef struct {
     Node *bound;    /* input bound */
     Loc type_loc;   /* input element type name */
     const char *type_name;
-} Stmt;
+    bool augmented; /* S_ASSIGN written name op= rhs: value is name op rhs */
+    Node **targets; /* S_UNPACK: N_NAME nodes; S_INDEX_ASSIGN: one N_INDEX */
+    int ntargets;
+    Stmt **body;    /* S_FOR */
+    int nbody;
+};
 
 typedef struct {
     Source *src;

@@ -6,6 +6,7 @@
 
 #define MAX_DEPTH 200          /* brackets; also bounds expression depth */
 #define MAX_STATEMENTS 10000   /* bounds the IR, the output and the time to make them */
+#define MAX_INDENT 100         /* nested for loops */
 
 typedef struct {
     const char *text;          /* the whole source */
@@ -16,12 +17,17 @@ typedef struct {
     int line_start;            /* offset where the lexer's current line begins */
     bool line_reported;        /* that line has had its error: the lexer adds none */
     bool gave_up;              /* a limit was hit: the lexer has ended the input */
+    int indents[MAX_INDENT];   /* columns of the open blocks, innermost last (Python's stack) */
+    int nindents;
+    bool prev_error;           /* the line before had an error */
+    int orphan;                /* the column of a block whose header was refused, or 0 */
 } LexState;
 
 typedef struct {
     Program *prog;
     void *scanner;
     bool too_many;             /* MAX_STATEMENTS reached */
+    int count;                 /* statements made, loop bodies included */
 } ParseState;
 
 /* A rule's location spans its first to its last symbol; an empty rule sits
@@ -38,7 +44,7 @@ typedef struct {
 }
 
 %code provides {
-int nj_lex(NJ_STYPE *yylval, NJ_LTYPE *yylloc, void *scanner);
+int nj_raw_lex(NJ_STYPE *yylval, NJ_LTYPE *yylloc, void *scanner);
 LexState *nj_get_extra(void *scanner);
 }
 
@@ -57,8 +63,12 @@ static Node *list(Vec *items, Loc loc);
 static Vec *one(Node *n);
 static Vec *append(Vec *v, Node *n);
 static Vec *prepend(Node *n, Vec *v);
-static void stmt(ParseState *ps, StmtKind kind, Loc loc, const char *name, Loc name_loc,
+static Stmt *stmt(ParseState *ps, StmtKind kind, Loc loc, const char *name, Loc name_loc,
                  Node *value, Vec *dims, Node *bound, const char *type_name, Loc type_loc);
+static Stmt *assignment(ParseState *ps, Vec *targets, Node *value, Loc loc);
+static Stmt *augmented(ParseState *ps, Node *target, BinOp op, Loc op_loc, Node *value, Loc loc);
+static Stmt *for_stmt(ParseState *ps, const char *name, Loc name_loc, Node *iter, Vec *body, Loc loc);
+static int nj_lex(YYSTYPE *yylval, YYLTYPE *yylloc, ParseState *ps);
 #define scanner ps->scanner
 }
 
@@ -69,35 +79,50 @@ static void stmt(ParseState *ps, StmtKind kind, Loc loc, const char *name, Loc n
 %define api.value.type union           /* token and rule types declared below */
 %locations
 %parse-param {ParseState *ps}
-%lex-param {void *scanner}
+%lex-param {ParseState *ps}
 %expect 0
 
 %token DIM "dim" INPUT "input" PARAM "param"
 %token NEWLINE "end of line" POW "**" FLOORDIV "//" BADCHAR "invalid character"
+%token FOR "for" IN "in" INDENT "indent" DEDENT "dedent"
+%token <BinOp> AUGASSIGN "augmented assignment"
 %token <const char *> NAME "name"
 %token <struct { double value; bool is_int; }> NUMBER "number"
 %nterm <Node *> expr term unary power postfix atom arg
-%nterm <Vec *> args exprs
+%nterm <Vec *> args exprs stmts
+%nterm <Stmt *> stmt
 
 %%
 
 program:
     %empty
-  | program stmt
+  | program stmt          { if ($2) vec_push(&ps->prog->stmts, $2); }
+  ;
+
+/* a loop's body */
+stmts:
+    stmt                  { $$ = arena_alloc(sizeof(Vec)); if ($1) vec_push($$, $1); }
+  | stmts stmt            { $$ = $1; if ($2) vec_push($$, $2); }
   ;
 
 stmt:
-    NEWLINE
+    NEWLINE               { $$ = NULL; }
   | DIM NAME '=' expr NEWLINE
-        { stmt(ps, S_DIM, @$, $2, @2, $4, NULL, NULL, NULL, @2); }
+        { $$ = stmt(ps, S_DIM, @$, $2, @2, $4, NULL, NULL, NULL, @2); }
   | INPUT NAME ':' NAME '[' exprs ']' '<' expr NEWLINE
-        { stmt(ps, S_INPUT, @$, $2, @2, NULL, $6, $9, $4, @4); }
+        { $$ = stmt(ps, S_INPUT, @$, $2, @2, NULL, $6, $9, $4, @4); }
   | PARAM NAME ':' '[' exprs ']' '=' expr NEWLINE
-        { stmt(ps, S_PARAM, @$, $2, @2, $8, $5, NULL, NULL, @2); }
-  | NAME '=' expr NEWLINE
-        { stmt(ps, S_ASSIGN, @$, $1, @1, $3, NULL, NULL, NULL, @1); }
+        { $$ = stmt(ps, S_PARAM, @$, $2, @2, $8, $5, NULL, NULL, @2); }
+  | exprs '=' expr NEWLINE
+        { $$ = assignment(ps, $1, $3, @$); }
+  | expr AUGASSIGN expr NEWLINE
+        { $$ = augmented(ps, $1, $2, @2, $3, @$); }
+  | expr NEWLINE
+        { $$ = stmt(ps, S_EXPR, @$, "", @1, $1, NULL, NULL, NULL, @1); }
+  | FOR NAME IN expr ':' NEWLINE INDENT stmts DEDENT
+        { $$ = for_stmt(ps, $2, @2, $4, $8, @1); }
   | error NEWLINE
-        { yyerrok; }
+        { yyerrok; $$ = stmt(ps, S_ERROR, @$, "", @$, NULL, NULL, NULL, NULL, @$); }
   ;
 
 exprs:
@@ -156,6 +181,7 @@ atom:
   | '(' expr ',' ')'      { $$ = list(one($2), @$); }
   | '(' expr ',' exprs ')' { $$ = list(prepend($2, $4), @$); }
   | '[' exprs ']'         { $$ = list($2, @$); }
+  | '[' ']'               { $$ = list(NULL, @$); }
   ;
 
 %%
@@ -167,6 +193,10 @@ static void nj_error(YYLTYPE *loc, ParseState *ps, const char *msg) {
     LexState *lex = nj_get_extra(scanner);   /* scanner: ps->scanner */
     if (lex->gave_up || strstr(msg, "invalid character"))
         return;   /* the lexer has said what it was */
+    /* A block after a refused line (def, if, a broken for) is indented
+     * Python: its indentation is no news after that error. */
+    if (diag_errors && (strstr(msg, "unexpected indent") || strstr(msg, "unexpected dedent")))
+        return;
     if (strstr(msg, "memory exhausted"))
         msg = "statement too deeply nested";
     error_at(*loc, "%s", msg);
@@ -285,14 +315,15 @@ static Vec *prepend(Node *n, Vec *v) {
     return w;
 }
 
-static void stmt(ParseState *ps, StmtKind kind, Loc loc, const char *name, Loc name_loc,
+static Stmt *stmt(ParseState *ps, StmtKind kind, Loc loc, const char *name, Loc name_loc,
                  Node *value, Vec *dims, Node *bound, const char *type_name, Loc type_loc) {
-    if (ps->prog->stmts.len == MAX_STATEMENTS) {
+    if (ps->count == MAX_STATEMENTS) {
         if (!ps->too_many)
             error_at(loc, "a spec has at most %d statements", MAX_STATEMENTS);
         ps->too_many = true;   /* said once; the rest is only parsed */
-        return;
+        return NULL;
     }
+    ps->count++;
     Stmt *s = arena_alloc(sizeof(Stmt));
     s->kind = kind;
     s->loc = loc;
@@ -306,7 +337,107 @@ static void stmt(ParseState *ps, StmtKind kind, Loc loc, const char *name, Loc n
     s->bound = bound;
     s->type_name = type_name;
     s->type_loc = type_loc;
-    vec_push(&ps->prog->stmts, s);
+    return s;
+}
+
+/* name = value, a, b = value, x[...] = value: Python's targets, of which
+ * ninjac takes names, one indexed name, or a tuple of names. */
+static Stmt *assignment(ParseState *ps, Vec *targets, Node *value, Loc loc) {
+    Node *first = targets->items[0];
+    if (targets->len == 1 && first->kind == N_NAME)
+        return stmt(ps, S_ASSIGN, loc, first->name, first->loc, value, NULL, NULL, NULL, first->loc);
+    if (targets->len == 1 && first->kind == N_INDEX) {
+        Stmt *s = stmt(ps, S_INDEX_ASSIGN, loc, "", first->loc, value, NULL, NULL, NULL, first->loc);
+        if (s) {
+            s->targets = (Node **)targets->items;
+            s->ntargets = 1;
+        }
+        return s;
+    }
+    for (int i = 0; i < targets->len; i++) {
+        Node *t = targets->items[i];
+        if (t->kind != N_NAME) {
+            error_at(t->loc, targets->len == 1 ? "cannot assign to this: a forward line assigns a name or x[...]"
+                                               : "cannot unpack into this: the targets of a, b = ... are names");
+            return stmt(ps, S_ERROR, loc, "", loc, NULL, NULL, NULL, NULL, loc);
+        }
+    }
+    Stmt *s = stmt(ps, S_UNPACK, loc, "", first->loc, value, NULL, NULL, NULL, first->loc);
+    if (s) {
+        s->targets = (Node **)targets->items;
+        s->ntargets = targets->len;
+    }
+    return s;
+}
+
+/* x += y is x = x + y: a new version of x (SSA), as every assignment. */
+static Stmt *augmented(ParseState *ps, Node *target, BinOp op, Loc op_loc, Node *value, Loc loc) {
+    if (target->kind != N_NAME) {
+        error_at(target->loc, "augmented assignment %s= is supported to a name only", binop_text[op]);
+        return stmt(ps, S_ERROR, loc, "", loc, NULL, NULL, NULL, NULL, loc);
+    }
+    Stmt *s = stmt(ps, S_ASSIGN, loc, target->name, target->loc, binary(op, name_ref(target->name, target->loc), value, op_loc),
+                   NULL, NULL, NULL, target->loc);
+    if (s)
+        s->augmented = true;
+    return s;
+}
+
+static Stmt *for_stmt(ParseState *ps, const char *name, Loc name_loc, Node *iter, Vec *body, Loc loc) {
+    Stmt *s = stmt(ps, S_FOR, loc_join(loc, iter->loc), name, name_loc, iter, NULL, NULL, NULL, name_loc);
+    if (s) {
+        s->body = (Stmt **)body->items;
+        s->nbody = body->len;
+    }
+    return s;
+}
+
+/* Python's blocks: the first token of a line deeper than the open block
+ * opens one (INDENT), one shallower closes blocks (a DEDENT each) down to
+ * its column, which must be one of theirs. The column is found in the
+ * text ahead, skipping what the lexer skips (blank and comment lines), so
+ * that the real token is read only once the blocks are settled. */
+static int nj_lex(YYSTYPE *yylval, YYLTYPE *yylloc, ParseState *ps) {
+    LexState *lex = nj_get_extra(scanner);
+    if (!lex->at_line_start || lex->depth > 0 || lex->gave_up)
+        return nj_raw_lex(yylval, yylloc, scanner);
+    const char *text = lex->text;
+    int p = lex->offset, line = lex->offset;
+    for (;;) {
+        while (text[p] == ' ' || text[p] == '\t' || text[p] == '\r' || text[p] == '\f')
+            p++;
+        if (text[p] == '#')
+            while (text[p] && text[p] != '\n')
+                p++;
+        if (text[p] != '\n')
+            break;
+        line = ++p;
+    }
+    int col = text[p] ? p - line : 0;   /* the end of the file closes every block */
+    int top = lex->nindents ? lex->indents[lex->nindents - 1] : 0;
+    yylloc->begin = yylloc->end = p;
+    if (col > top && (lex->prev_error || (lex->orphan && col >= lex->orphan))) {
+        /* the body of a refused line (a def, an if): read as plain lines,
+         * each with its own diagnostics, not as one "unexpected indent" */
+        if (!lex->orphan)
+            lex->orphan = col;
+        return nj_raw_lex(yylval, yylloc, scanner);
+    }
+    lex->orphan = 0;
+    if (col > top && lex->nindents < MAX_INDENT) {
+        lex->indents[lex->nindents++] = col;
+        return INDENT;
+    }
+    if (col < top) {
+        lex->nindents--;
+        int outer = lex->nindents ? lex->indents[lex->nindents - 1] : 0;
+        if (col > outer) {   /* between two levels: Python's IndentationError */
+            error_at(*yylloc, "unindent does not match any outer indentation level");
+            lex->indents[lex->nindents++] = col;
+        }
+        return DEDENT;
+    }
+    return nj_raw_lex(yylval, yylloc, scanner);
 }
 
 #undef scanner

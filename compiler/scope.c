@@ -43,8 +43,10 @@ Sym *sym_add(SymTable *t, const char *name, SymKind kind, Loc loc) {
     s->name = name;
     s->kind = kind;
     s->loc = loc;
-    *sym_slot(t, name) = s;
-    t->len++;
+    Sym **slot = sym_slot(t, name);
+    if (!*slot)   /* else a forward line rebinds the name: the new symbol replaces the old */
+        t->len++;
+    *slot = s;
     return s;
 }
 
@@ -120,6 +122,8 @@ Val lookup(Ctx *c, Node *n) {
             return tensor_val(s->tensor);
         if (s->kind == SYM_SCALAR)
             return scalar_val(s->scalar);
+        if (s->kind == SYM_LIST)
+            return (Val){.kind = V_TENSORS, .items = s->list};
         Scalar v = int_scalar(s->dim->value);
         if (c->m->batch_dim && strcmp(s->name, c->m->batch_dim) == 0) {
             v.is_batch = true;

@@ -66,11 +66,13 @@ def logical_lines(text):
     """Yield (first line number, statement), joining lines while brackets are open."""
     buf, start, depth = [], 0, 0
     for no, line in enumerate(text.splitlines(), 1):
-        code = _strip_comment(line).strip()
-        if not code and not buf:
+        code = _strip_comment(line).rstrip()
+        if not code.strip() and not buf:
             continue
         if not buf:
             start = no
+        else:
+            code = code.strip()
         buf.append(code)
         depth += sum(code.count(c) for c in "([{") - sum(code.count(c) for c in ")]}")
         if depth <= 0:
@@ -121,6 +123,12 @@ def parse_spec(text, overrides=None, name="spec"):
     dims = spec["dims"]
     for no, stmt in logical_lines(text):
         where = f"{name}:{no}"
+        if stmt[:1].isspace() and spec["forward"]:
+            # a loop's body: the loop runs under PyTorch as one statement
+            last_no, last = spec["forward"][-1]
+            spec["forward"][-1] = (last_no, last + "\n" + stmt)
+            continue
+        stmt = stmt.strip()
         if m := RE_DIM.match(stmt):
             dims[m[1]] = overrides.pop(m[1]) if m[1] in overrides else eval_int(m[2], dims, where)
         elif m := RE_INPUT.match(stmt):
@@ -180,6 +188,7 @@ def run_forward(spec, params, inputs, dtype=torch.float32, name="spec"):
         ns = {"torch": torch, "F": F, **spec["dims"]}
         for n, v in params.items():
             ns[n] = v.detach().to(dtype).clone().requires_grad_(True)
+        leaves = {n: ns[n] for n in params}
         for n, v in inputs.items():
             ns[n] = v.long()
         assigned = []
@@ -190,7 +199,7 @@ def run_forward(spec, params, inputs, dtype=torch.float32, name="spec"):
             except Exception as e:
                 raise SpecError(f"{name}:{no}: forward line failed: {type(e).__name__}: {e}\n  {stmt}")
             for k, v in ns.items():
-                if k != "__builtins__" and before.get(k) is not v:
+                if k not in ("__builtins__", "__params__") and before.get(k) is not v:
                     if k in assigned:
                         assigned.remove(k)
                     assigned.append(k)
@@ -200,6 +209,7 @@ def run_forward(spec, params, inputs, dtype=torch.float32, name="spec"):
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise SpecError(f"{name}: forward lines must assign a scalar tensor 'loss'")
         loss.backward()
+        ns["__params__"] = leaves   # a param's name may be bound again by the forward
     finally:
         torch.set_default_dtype(old_default)
     return ns, assigned
@@ -252,9 +262,11 @@ def same_shape(a, b):
 def check(spec, ns, assigned, got, require_intermediates):
     """Print the table; return (total, failed)."""
     param_names = [n for n, _, _ in spec["params"]]
-    inter = float_intermediates(ns, assigned)
+    # a forward line may bind a param's name again (W = W * 2): grad.W is the
+    # param's, compared above; the forward version is the trainer's W_l<line>
+    inter = [n for n in float_intermediates(ns, assigned) if n not in param_names]
     rows = [("loss", ns["loss"], True)]
-    rows += [(f"grad.{n}", ref_grad(ns[n]), True) for n in param_names]
+    rows += [(f"grad.{n}", ref_grad(ns["__params__"][n]), True) for n in param_names]
     rows += [(f"grad.{n}", ref_grad(ns[n]), require_intermediates) for n in inter]
     rows += [(f"act.{n}", ns[n], False) for n in assigned if isinstance(ns[n], torch.Tensor)]
     known = {r[0] for r in rows}
