@@ -38,6 +38,7 @@ const char *const *with_inputs(const E *e, const char *const *extra, int nextra,
 /* ---- emit_common.c: names, literals, references, loops, templates, provenance ---- */
 const char *lit(E *e, double v);
 const char *scalar(E *e, Scalar s);
+int64_t rows_factor(const E *e, const Tensor *t, int d);
 const char *dimsz(E *e, const Tensor *t, int d);
 const char *numel_range(E *e, const Tensor *t, int from, int to);
 bool tensor_named(const Model *m, const char *name);

@@ -236,61 +236,6 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     return kind == OP_MAX ? (Val){.kind = V_MAX, .t = out} : tensor_val(out);
 }
 
-static Val view(Ctx *c, Tensor *t, Node *call) {
-    Node **items = call->args;
-    int count = call->nargs;
-    if (count == 1 && items[0]->kind == N_LIST) {
-        Node *list = items[0];
-        items = list->args;
-        count = list->nargs;
-    }
-    if (count < 1 || count > MAX_RANK) {
-        error_at(call->loc, "view takes 1 to %d sizes", MAX_RANK);
-        return ERR;
-    }
-    int64_t shape[MAX_RANK], known = 1;
-    bool batch[MAX_RANK];
-    int infer = -1;
-    for (int i = 0; i < count; i++) {
-        Scalar s;
-        if (!eval_int(c, items[i], &shape[i], &s))
-            return ERR;
-        batch[i] = s.is_batch;
-        if (shape[i] == -1 && infer >= 0) {
-            error_at(items[i]->loc, "only one view size may be -1");
-            return ERR;
-        } else if (shape[i] == -1) {
-            infer = i;
-        } else if (shape[i] <= 0) {
-            error_at(items[i]->loc, "view size must be positive or -1, got %lld", (long long)shape[i]);
-            return ERR;
-        } else {
-            known *= shape[i];
-        }
-    }
-    int64_t numel = tensor_numel(t);
-    if (infer >= 0) {
-        if (numel % known) {
-            char *sizes = arena_strdup("");
-            for (int i = 0; i < count; i++)
-                sizes = arena_printf("%s%s%lld", sizes, i ? ", " : "", (long long)shape[i]);
-            error_at(call->loc, "cannot view %s (%lld elements) as [%s]: %lld is not a multiple of %lld",
-                     describe(t), (long long)numel, sizes, (long long)numel, (long long)known);
-            return ERR;
-        }
-        shape[infer] = numel / known;
-        known = numel;
-    }
-    if (known != numel) {
-        error_at(call->loc, "cannot view %s (%lld elements) as %lld elements", describe(t),
-                 (long long)numel, (long long)known);
-        return ERR;
-    }
-    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, count, shape, batch, call->loc);
-    new_op(c, OP_VIEW, out, t, NULL, call->loc);
-    return tensor_val(out);
-}
-
 static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
     if (a->rank < 2 || a->rank > 3 || b->rank != 2) {
         error_at(loc, "@ supports [M, K] @ [K, N] and [B, M, K] @ [K, N], not %s @ %s",
@@ -573,8 +518,9 @@ static Val cross_entropy(Ctx *c, Node *call) {
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
     op->c = int_scalar(logits->shape[0]);
-    if (logits->batch[0])
-        op->c.rows_expr = "rows";
+    if (logits->batch[0])   /* rows * t after logits.view(-1, V) of [n, t, V] */
+        op->c.rows_expr = logits->shape[0] == c->m->batch
+                              ? "rows" : arena_printf("((double)rows * %lld)", (long long)(logits->shape[0] / c->m->batch));
     return tensor_val(out);
 }
 
@@ -706,8 +652,9 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
 
 static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     OpKind kind;
-    if (t->dtype != DT_FLOAT) {
-        error_at(call->loc, "integer input '%s' has no methods; it can only index a table", t->name);
+    if (t->dtype != DT_FLOAT && !((!strcmp(fn, "view") || !strcmp(fn, "reshape")) && t->kind == T_INPUT)) {
+        error_at(call->loc, "integer input '%s' has no method .%s() (only .view() and .reshape()); it can index a table",
+                 t->name, fn);
         return ERR;
     }
     if (!op_by_name(fn, PY_METHOD, &kind)) {
@@ -852,7 +799,9 @@ static void assign(Ctx *c, const Stmt *s) {
         return;
     }
     Tensor *t = v.t;
-    if (t->kind != T_ACT || t->stmt != s) {   /* an alias: give it a tensor of its own */
+    /* an alias: give it a tensor of its own (an integer input's view is
+     * its line's own: it reads the input's array) */
+    if (t->stmt != s || t->kind == T_PARAM) {
         if (t->dtype != DT_FLOAT) {
             error_at(s->value->loc, "integer inputs cannot be renamed");
             return;

@@ -103,6 +103,9 @@ bool tensor_list(Ctx *c, Node *n, Vec *out);
  * returns x's new version, which the caller binds to x's name. */
 Val index_assign(Ctx *c, Node *target, Node *value);
 
+/* ---- shape: lower_shape.c, views, slices, transposes, stacking, indexing ---- */
+Val view(Ctx *c, Tensor *t, Node *call);
+
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);
 void drop_ops_since(Model *m, int ops, int tensors);
