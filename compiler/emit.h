@@ -75,6 +75,10 @@ void reduce_grad_stmt(E *e, int indent, const Grad *gr);
 void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr);
 void backward_grad(E *e, const Grad *gr);
 
+/* ---- shape: emit_shape.c, slices and selects ---- */
+void forward_slice(E *e, const Op *op);
+void backward_slice(E *e, const Grad *gr);
+
 /* ---- emit_structs.c: the model's structs and its NinjacModel descriptor ---- */
 const char *shape_comment(const Model *m, const Tensor *t);
 bool runs_in_inference(const Op *op);

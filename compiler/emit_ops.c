@@ -451,6 +451,7 @@ static const struct {
     [OP_SOFTMAX] = {forward_softmax, backward_softmax},
     [OP_CROSS_ENTROPY] = {forward_cross_entropy, backward_cross_entropy},
     [OP_CAT] = {forward_cat, backward_cat},
+    [OP_SLICE] = {forward_slice, backward_slice},
 };
 
 bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }

@@ -433,9 +433,11 @@ static Val index_expr(Ctx *c, Node *n) {
         error_at(n->lhs->loc, "only tensors and .shape can be indexed");
         return ERR;
     }
+    if (base.t->dtype == DT_FLOAT && basic_index(c, n))
+        return slice_index(c, base.t, n);
     Val idx[2];
     if (n->nargs > 2) {
-        error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x.shape[k])");
+        error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x[:, i, a:b:c], x[..., k], x.shape[k])");
         return ERR;
     }
     for (int i = 0; i < n->nargs; i++)
@@ -449,7 +451,7 @@ static Val index_expr(Ctx *c, Node *n) {
         return embed(c, base.t, idx[0].t, n);
     if (n->nargs == 2 && idx[0].kind == V_RANGE && idx[1].kind == V_TENSOR)
         return pick(c, base.t, idx[0], idx[1].t, n);
-    error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x.shape[k])");
+    error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x[:, i, a:b:c], x[..., k], x.shape[k])");
     return ERR;
 }
 
@@ -767,6 +769,8 @@ Val eval(Ctx *c, Node *n) {
     case N_INDEX: return index_expr(c, n);
     case N_LIST: return (Val){.kind = V_LIST, .node = n};
     case N_KWARG: error_at(n->loc, "keyword argument outside a call"); return ERR;
+    case N_SLICE:
+    case N_ELLIPSIS: error_at(n->loc, "a slice or '...' is only allowed inside []"); return ERR;
     }
     return ERR;
 }

@@ -105,6 +105,9 @@ Val index_assign(Ctx *c, Node *target, Node *value);
 
 /* ---- shape: lower_shape.c, views, slices, transposes, stacking, indexing ---- */
 Val view(Ctx *c, Tensor *t, Node *call);
+/* x[...] is basic indexing (ints, slices, ...): decided before evaluating */
+bool basic_index(Ctx *c, Node *n);
+Val slice_index(Ctx *c, Tensor *x, Node *n);
 
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);

@@ -121,3 +121,128 @@ Val view(Ctx *c, Tensor *t, Node *call) {
     new_op(c, OP_VIEW, out, t, NULL, call->loc);
     return tensor_val(out);
 }
+
+/* ---- basic indexing: x[:, i, a:b:c], x[..., 0], W[i] ---- */
+
+/* An index part that is basic indexing (a slice, ..., an int), as opposed
+ * to an integer tensor that gathers (embed, pick). Decided from the syntax
+ * and the symbol table, before anything is evaluated. */
+static bool basic_part(Ctx *c, Node *n) {
+    if (n->kind == N_SLICE || n->kind == N_ELLIPSIS || n->kind == N_NUM)
+        return true;
+    if (n->kind == N_NEG)
+        return basic_part(c, n->lhs);
+    if (n->kind == N_NAME) {
+        Sym *s = sym_find(&c->syms, n->name);
+        return s && (s->kind == SYM_SCALAR || s->kind == SYM_DIM);
+    }
+    return n->kind == N_BINARY && basic_part(c, n->lhs) && basic_part(c, n->rhs);
+}
+
+bool basic_index(Ctx *c, Node *n) {
+    for (int i = 0; i < n->nargs; i++)
+        if (!basic_part(c, n->args[i]))
+            return false;
+    return n->nargs > 0;
+}
+
+/* A slice bound: absent (the default), or an int, negative from the end,
+ * clamped to [0, size] as Python does. */
+static bool bound(Ctx *c, Node *n, int64_t size, int64_t dflt, int64_t *out) {
+    if (!n) {
+        *out = dflt;
+        return true;
+    }
+    if (!eval_int(c, n, out, NULL))
+        return false;
+    if (*out < 0)
+        *out += size;
+    *out = *out < 0 ? 0 : *out > size ? size : *out;
+    return true;
+}
+
+/* x[parts]: each part takes one dim of x, `...` the dims no other part
+ * takes, missing parts at the end are whole dims. An int selects (the dim
+ * goes), a slice keeps every step-th index of [start, stop). The batch dim
+ * can only be taken whole: inference runs on any number of rows. */
+Val slice_index(Ctx *c, Tensor *x, Node *n) {
+    int ellipsis = -1, taken = 0;
+    for (int i = 0; i < n->nargs; i++) {
+        if (n->args[i]->kind != N_ELLIPSIS) {
+            taken++;
+        } else if (ellipsis >= 0) {
+            error_at(n->args[i]->loc, "an index can have only one '...'");
+            return ERR;
+        } else {
+            ellipsis = i;
+        }
+    }
+    if (taken > x->rank) {
+        error_at(n->loc, "too many indices for %s: %d for %d dims", describe(x), taken, x->rank);
+        return ERR;
+    }
+    int64_t start[MAX_RANK], step[MAX_RANK], shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    int d = 0, rank = 0;
+    for (int i = 0; i <= n->nargs && d < x->rank; i++) {
+        Node *part = i < n->nargs ? n->args[i] : NULL;
+        int whole = !part ? x->rank - d : part->kind == N_ELLIPSIS ? x->rank - taken : 0;
+        for (int k = 0; k < whole; k++, d++, rank++) {  /* `...` or the dims left over */
+            start[d] = 0;
+            step[d] = 1;
+            shape[rank] = x->shape[d];
+            batch[rank] = x->batch[d];
+        }
+        if (!part || part->kind == N_ELLIPSIS)
+            continue;
+        int64_t size = x->shape[d];
+        if (part->kind == N_SLICE) {
+            int64_t lo, hi, by = 1;
+            if (part->args[2] && !eval_int(c, part->args[2], &by, NULL))
+                return ERR;
+            if (by <= 0) {
+                error_at(part->args[2]->loc, "slice step must be positive, got %lld", (long long)by);
+                return ERR;
+            }
+            if (!bound(c, part->args[0], size, 0, &lo) || !bound(c, part->args[1], size, size, &hi))
+                return ERR;
+            int64_t len = hi > lo ? (hi - lo + by - 1) / by : 0;
+            if (len == 0) {
+                error_at(part->loc, "this slice of dim %d of %s (size %lld) is empty", d, describe(x),
+                         (long long)size);
+                return ERR;
+            }
+            if (x->batch[d] && len != size) {
+                error_at(part->loc, "the batch dim of %s can only be taken whole (inference runs on any "
+                         "number of rows)", describe(x));
+                return ERR;
+            }
+            start[d] = lo;
+            step[d] = by;
+            shape[rank] = len;
+            batch[rank++] = x->batch[d];
+        } else {
+            int64_t at;
+            if (!eval_int(c, part, &at, NULL))
+                return ERR;
+            if (at < -size || at >= size) {
+                error_at(part->loc, "index %lld is out of range for dim %d of %s (size %lld)", (long long)at,
+                         d, describe(x), (long long)size);
+                return ERR;
+            }
+            if (x->batch[d]) {
+                error_at(part->loc, "%s cannot be indexed along its batch dim (inference runs on any "
+                         "number of rows)", describe(x));
+                return ERR;
+            }
+            start[d] = at < 0 ? at + size : at;
+            step[d] = 0;
+        }
+        d++;
+    }
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, n->loc);
+    Op *op = new_op(c, OP_SLICE, out, x, NULL, n->loc);
+    memcpy(op->start, start, sizeof start);
+    memcpy(op->step, step, sizeof step);
+    return tensor_val(out);
+}

@@ -78,6 +78,8 @@ typedef enum {
     N_INDEX,    /* lhs[args] */
     N_KWARG,    /* name=lhs inside a call */
     N_LIST,     /* [args] */
+    N_SLICE,    /* start:stop:step inside [], args[3], each NULL when left out */
+    N_ELLIPSIS, /* ... inside [] */
 } NodeKind;
 
 typedef struct Node Node;
@@ -271,6 +273,9 @@ struct Op {
     const Stmt *stmt;
     bool batch_reduction;   /* a REDUCE over the batch dim */
     int stop_index;         /* calibration: infer stage that ends before this op */
+    /* SLICE: in dim d is read at start[d] + step[d] * (its out index); step 0:
+     * the dim is selected (x[:, i]) and has no out dim */
+    int64_t start[MAX_RANK], step[MAX_RANK];
 };
 
 typedef struct {
