@@ -79,6 +79,12 @@ void backward_grad(E *e, const Grad *gr);
 void forward_slice(E *e, const Op *op);
 void backward_slice(E *e, const Grad *gr);
 
+/* ---- shape (perm): emit_perm.c, permute and expand ---- */
+void forward_permute(E *e, const Op *op);
+void backward_permute(E *e, const Grad *gr);
+void forward_expand(E *e, const Op *op);
+void backward_expand(E *e, const Grad *gr);
+
 /* ---- emit_structs.c: the model's structs and its NinjacModel descriptor ---- */
 const char *shape_comment(const Model *m, const Tensor *t);
 bool runs_in_inference(const Op *op);

@@ -109,6 +109,9 @@ Val view(Ctx *c, Tensor *t, Node *call);
 bool basic_index(Ctx *c, Node *n);
 Val slice_index(Ctx *c, Tensor *x, Node *n);
 
+/* ---- shape (perm): lower_perm.c, .permute .transpose .unsqueeze .squeeze .contiguous .expand ---- */
+Val perm_method(Ctx *c, Tensor *t, OpKind kind, const char *fn, Node *call);
+
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);
 void drop_ops_since(Model *m, int ops, int tensors);
