@@ -29,3 +29,16 @@ void backward_slice(E *e, const Grad *gr) {
     slice_index_of(gr->op, xi);
     out(e, loops(e, 1, gr->op->out, 0), "%s += %s;\n", gref(e, gr->op->in[0], xi), gref(e, gr->op->out, IDX));
 }
+
+/* y[..., c] = x[...] == c; an integer input has no gradient, so autodiff
+ * never asks for a backward. */
+void forward_one_hot(E *e, const Op *op) {
+    const Tensor *x = op->in[0], *y = op->out;
+    out(e, loops(e, 1, y, 0), "%s = %s == %s ? %s : %s;\n", ref(e, y, IDX), ref(e, x, IDX), IDX[x->rank],
+        lit(e, 1), lit(e, 0));
+}
+
+void backward_one_hot(E *e, const Grad *gr) {
+    (void)gr;
+    out(e, 1, "#error \"internal: a gradient through F.one_hot\"\n");
+}

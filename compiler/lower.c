@@ -67,7 +67,7 @@ static Val fold(BinOp op, Scalar a, Scalar b, Loc loc) {
  * order (NULL-terminated); each may also be passed by keyword, and
  * `keepdims` stands for `keepdim` as in PyTorch. bound[i] is the argument
  * for params[i], or NULL when absent. */
-static bool bind_args(Node *call, const char *const *params, Node **bound) {
+bool bind_args(Node *call, const char *const *params, Node **bound) {
     int nparams = 0;
     while (params[nparams])
         bound[nparams++] = NULL;
@@ -449,6 +449,8 @@ static Val index_expr(Ctx *c, Node *n) {
     }
     if (n->nargs == 1 && idx[0].kind == V_TENSOR)
         return embed(c, base.t, idx[0].t, n);
+    if (n->nargs == 1 && idx[0].kind == V_RANGE)   /* shape: table[torch.arange(t)] is table[:t] */
+        return range_rows(c, base.t, idx[0], n);
     if (n->nargs == 2 && idx[0].kind == V_RANGE && idx[1].kind == V_TENSOR)
         return pick(c, base.t, idx[0], idx[1].t, n);
     error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x[:, i, a:b:c], x[..., k], x.shape[k])");
@@ -618,6 +620,8 @@ static Val cat(Ctx *c, Node *call) {
 
 static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     OpKind kind;
+    if (!strcmp(module, "torch") && !strcmp(fn, "arange"))   /* shape: no op, a range */
+        return arange(c, call);
     if (!op_by_name(fn, !strcmp(module, "F") ? PY_F : PY_TORCH, &kind)) {
         error_at(call->loc, "unsupported function %s.%s (supported: %s)", module, fn,
                  supported_calls(PY_TORCH | PY_F));
@@ -646,6 +650,7 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     }
     case OP_CROSS_ENTROPY: return cross_entropy(c, call);
     case OP_CAT: return cat(c, call);
+    case OP_ONE_HOT: return one_hot(c, call);
     default:
         error_at(call->loc, "internal: no lowering for %s.%s", module, fn);
         return ERR;
@@ -654,6 +659,8 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
 
 static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     OpKind kind;
+    if (t->dtype == DT_FLOAT && !strcmp(fn, "float") && !call->nargs)   /* shape: already float */
+        return tensor_val(t);
     if (t->dtype != DT_FLOAT && !((!strcmp(fn, "view") || !strcmp(fn, "reshape")) && t->kind == T_INPUT)) {
         error_at(call->loc, "integer input '%s' has no method .%s() (only .view() and .reshape()); it can index a table",
                  t->name, fn);
@@ -674,10 +681,6 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     default: break;
     }
     switch (kind) {
-    case OP_PERMUTE:
-    case OP_UNSQUEEZE:
-    case OP_CONTIGUOUS:
-    case OP_EXPAND: return perm_method(c, t, kind, fn, call);
     case OP_VIEW: return view(c, t, call);
     case OP_SOFTMAX: {
         static const char *const params[] = {"dim", NULL};

@@ -108,9 +108,10 @@ Val view(Ctx *c, Tensor *t, Node *call);
 /* x[...] is basic indexing (ints, slices, ...): decided before evaluating */
 bool basic_index(Ctx *c, Node *n);
 Val slice_index(Ctx *c, Tensor *x, Node *n);
-
-/* ---- shape (perm): lower_perm.c, .permute .transpose .unsqueeze .squeeze .contiguous .expand ---- */
-Val perm_method(Ctx *c, Tensor *t, OpKind kind, const char *fn, Node *call);
+Val range_rows(Ctx *c, Tensor *x, Val range, Node *n);
+Val arange(Ctx *c, Node *call);
+Val one_hot(Ctx *c, Node *call);
+bool bind_args(Node *call, const char *const *params, Node **bound);   /* lower.c */
 
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);

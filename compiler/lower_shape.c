@@ -114,6 +114,7 @@ Val view(Ctx *c, Tensor *t, Node *call) {
         Tensor *out = new_tensor(c, T_INPUT, DT_INT, count, shape, batch, call->loc);
         out->input_index = t->input_index;
         out->bound = t->bound;
+        out->name = t->name;   /* for diagnostics until its line names it: it holds t's values */
         vec_push(&c->line_temps, out);   /* named by its line, as an op's output is */
         return tensor_val(out);
     }
@@ -244,5 +245,105 @@ Val slice_index(Ctx *c, Tensor *x, Node *n) {
     Op *op = new_op(c, OP_SLICE, out, x, NULL, n->loc);
     memcpy(op->start, start, sizeof start);
     memcpy(op->step, step, sizeof step);
+    return tensor_val(out);
+}
+
+/* table[torch.arange(t)]: the first t rows, a slice. */
+Val range_rows(Ctx *c, Tensor *x, Val range, Node *n) {
+    int64_t len = (int64_t)range.s.value;
+    if (x->rank < 1 || len < 1 || len > x->shape[0] || range.s.rows_expr) {
+        error_at(n->args[0]->loc, "torch.arange(%lld) does not index the rows of %s", (long long)len, describe(x));
+        return ERR;
+    }
+    if (x->batch[0] && len != x->shape[0]) {
+        error_at(n->args[0]->loc, "the batch dim of %s can only be taken whole", describe(x));
+        return ERR;
+    }
+    int64_t shape[MAX_RANK];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[0] = len;
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, x->rank, shape, x->batch, n->loc);
+    Op *op = new_op(c, OP_SLICE, out, x, NULL, n->loc);
+    for (int d = 0; d < x->rank; d++)
+        op->step[d] = 1;
+    return tensor_val(out);
+}
+
+/* torch.arange(n), torch.arange(0, n), dtype=torch.long: the indices
+ * 0..n-1 as a range, which picks rows (x[torch.arange(n), Y], as range(n))
+ * or takes the first n rows of a table (wpe[torch.arange(t)]). */
+Val arange(Ctx *c, Node *call) {
+    static const char *const params[] = {"start", "end", "step", "dtype", "device", NULL};
+    Node *arg[5];
+    if (!bind_args(call, params, arg))
+        return ERR;
+    if (!arg[0]) {
+        error_at(call->loc, "torch.arange needs an end");
+        return ERR;
+    }
+    int64_t start = 0, step = 1, end;
+    Scalar s;
+    Node *end_node = arg[1] ? arg[1] : arg[0];
+    if ((arg[1] && !eval_int(c, arg[0], &start, NULL)) || !eval_int(c, end_node, &end, &s) ||
+        (arg[2] && !eval_int(c, arg[2], &step, NULL)))
+        return ERR;
+    if (start != 0 || step != 1) {
+        error_at(call->loc, "only torch.arange(n) and torch.arange(0, n) are supported");
+        return ERR;
+    }
+    if (end < 1) {
+        error_at(end_node->loc, "torch.arange(%lld) is empty", (long long)end);
+        return ERR;
+    }
+    Node *dt = arg[3];
+    if (dt && !(dt->kind == N_ATTR && dt->lhs->kind == N_NAME && !strcmp(dt->lhs->name, "torch") &&
+                (!strcmp(dt->name, "long") || !strcmp(dt->name, "int64")))) {
+        error_at(dt->loc, "torch.arange takes dtype=torch.long only");
+        return ERR;
+    }
+    return (Val){.kind = V_RANGE, .s = s};
+}
+
+/* F.one_hot(x, num_classes=k) of an integer input: float [x's dims, k]
+ * (PyTorch gives int64; the lectures follow it with .float()). k must
+ * cover the input's values. No gradient: x is an integer input. */
+Val one_hot(Ctx *c, Node *call) {
+    static const char *const params[] = {"input", "num_classes", NULL};
+    Node *arg[2];
+    if (!bind_args(call, params, arg))
+        return ERR;
+    if (!arg[0] || !arg[1]) {
+        error_at(call->loc, "F.one_hot takes (input, num_classes)");
+        return ERR;
+    }
+    Val x = eval(c, arg[0]);
+    int64_t k;
+    if (x.kind == V_ERROR || !eval_int(c, arg[1], &k, NULL))
+        return ERR;
+    if (x.kind != V_TENSOR || x.t->dtype != DT_INT || x.t->kind != T_INPUT) {
+        error_at(arg[0]->loc, "F.one_hot needs an integer input");
+        return ERR;
+    }
+    if (x.t->rank + 1 > MAX_RANK) {
+        error_at(call->loc, "F.one_hot of %s gives more than %d dims", describe(x.t), MAX_RANK);
+        return ERR;
+    }
+    if (x.t->bound > k) {
+        error_at(arg[1]->loc, "'%s' takes values in [0, %lld) but num_classes is %lld", x.t->name,
+                 (long long)x.t->bound, (long long)k);
+        return ERR;
+    }
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    for (int d = 0; d < x.t->rank; d++) {
+        shape[d] = x.t->shape[d];
+        batch[d] = x.t->batch[d];
+    }
+    shape[x.t->rank] = k;
+    batch[x.t->rank] = false;
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, x.t->rank + 1, shape, batch, call->loc);
+    if (!check_size(out, call->loc))
+        return ERR;
+    new_op(c, OP_ONE_HOT, out, x.t, NULL, call->loc);
     return tensor_val(out);
 }
