@@ -81,6 +81,12 @@ void backward_slice(E *e, const Grad *gr);
 void forward_one_hot(E *e, const Op *op);
 void backward_one_hot(E *e, const Grad *gr);
 
+/* ---- shape (perm): emit_perm.c, permute and expand ---- */
+void forward_permute(E *e, const Op *op);
+void backward_permute(E *e, const Grad *gr);
+void forward_expand(E *e, const Op *op);
+void backward_expand(E *e, const Grad *gr);
+
 /* ---- emit_structs.c: the model's structs and its NinjacModel descriptor ---- */
 const char *shape_comment(const Model *m, const Tensor *t);
 bool runs_in_inference(const Op *op);

@@ -681,6 +681,10 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     default: break;
     }
     switch (kind) {
+    case OP_PERMUTE:
+    case OP_UNSQUEEZE:
+    case OP_CONTIGUOUS:
+    case OP_EXPAND: return perm_method(c, t, kind, fn, call);
     case OP_VIEW: return view(c, t, call);
     case OP_SOFTMAX: {
         static const char *const params[] = {"dim", NULL};

@@ -113,6 +113,9 @@ Val arange(Ctx *c, Node *call);
 Val one_hot(Ctx *c, Node *call);
 bool bind_args(Node *call, const char *const *params, Node **bound);   /* lower.c */
 
+/* ---- shape (perm): lower_perm.c, .permute .transpose .unsqueeze .squeeze .contiguous .expand ---- */
+Val perm_method(Ctx *c, Tensor *t, OpKind kind, const char *fn, Node *call);
+
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);
 void drop_ops_since(Model *m, int ops, int tensors);

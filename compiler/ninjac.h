@@ -269,6 +269,7 @@ struct Op {
     bool keepdim;
     bool unbiased;          /* VAR */
     int cat_dim;            /* CAT */
+    int8_t perm[MAX_RANK];  /* PERMUTE: out dim d is dim perm[d] of in[0] */
     Loc loc;
     const Stmt *stmt;
     bool batch_reduction;   /* a REDUCE over the batch dim */
