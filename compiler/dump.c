@@ -16,6 +16,15 @@ static void dump_node(FILE *out, const Node *n) {
     case N_NEG: fputs("(-", out); dump_node(out, n->lhs); fputc(')', out); return;
     case N_ATTR: dump_node(out, n->lhs); fprintf(out, ".%s", n->name); return;
     case N_KWARG: fprintf(out, "%s=", n->name); dump_node(out, n->lhs); return;
+    case N_ELLIPSIS: fputs("...", out); return;
+    case N_SLICE:
+        for (int i = 0; i < 3; i++) {
+            if (i && (i < 2 || n->args[2]))
+                fputc(':', out);
+            if (n->args[i])
+                dump_node(out, n->args[i]);
+        }
+        return;
     case N_CALL:
     case N_INDEX:
     case N_LIST:

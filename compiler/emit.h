@@ -38,6 +38,7 @@ const char *const *with_inputs(const E *e, const char *const *extra, int nextra,
 /* ---- emit_common.c: names, literals, references, loops, templates, provenance ---- */
 const char *lit(E *e, double v);
 const char *scalar(E *e, Scalar s);
+int64_t rows_factor(const E *e, const Tensor *t, int d);
 const char *dimsz(E *e, const Tensor *t, int d);
 const char *numel_range(E *e, const Tensor *t, int from, int to);
 bool tensor_named(const Model *m, const char *name);
@@ -73,6 +74,18 @@ void elementwise_grad_stmt(E *e, int indent, const Grad *gr);
 void reduce_grad_stmt(E *e, int indent, const Grad *gr);
 void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr);
 void backward_grad(E *e, const Grad *gr);
+
+/* ---- shape: emit_shape.c, slices and selects ---- */
+void forward_slice(E *e, const Op *op);
+void backward_slice(E *e, const Grad *gr);
+void forward_one_hot(E *e, const Op *op);
+void backward_one_hot(E *e, const Grad *gr);
+
+/* ---- shape (perm): emit_perm.c, permute and expand ---- */
+void forward_permute(E *e, const Op *op);
+void backward_permute(E *e, const Grad *gr);
+void forward_expand(E *e, const Op *op);
+void backward_expand(E *e, const Grad *gr);
 
 /* ---- emit_structs.c: the model's structs and its NinjacModel descriptor ---- */
 const char *shape_comment(const Model *m, const Tensor *t);

@@ -23,7 +23,7 @@ static int choose_chunk(const E *e) {
     for (int i = 0; i < e->m->tensors.len; i++) {
         const Tensor *t = e->m->tensors.items[i];
         if (t->kind == T_ACT && t->rank && t->batch[0])
-            row_bytes += 2 * (tensor_numel(t) / t->shape[0]) * (e->opt->f64 ? 8 : 4);
+            row_bytes += 2 * (tensor_numel(t) / e->m->batch) * (e->opt->f64 ? 8 : 4);
     }
     int chunk = 1024;
     while (chunk > 1 && row_bytes * chunk > (8 << 20))

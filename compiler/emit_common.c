@@ -68,8 +68,16 @@ const char *scalar(E *e, Scalar s) {
     return lit(e, s.value);
 }
 
+/* A batch dim is `rows` long in inference, or rows times a constant after
+ * a view that folds more dims into it (logits.view(-1, V) of [n, t, V]). */
+int64_t rows_factor(const E *e, const Tensor *t, int d) { return t->shape[d] / e->m->batch; }
+
+static const char *rows_times(int64_t k) { return k == 1 ? "rows" : arena_printf("rows * %lld", (long long)k); }
+
 const char *dimsz(E *e, const Tensor *t, int d) {
-    return e->infer && t->batch[d] ? "rows" : arena_printf("%lld", (long long)t->shape[d]);
+    if (e->infer && t->batch[d])
+        return rows_factor(e, t, d) == 1 ? "rows" : arena_printf("(%s)", rows_times(rows_factor(e, t, d)));
+    return arena_printf("%lld", (long long)t->shape[d]);
 }
 
 /* Elements of dims [from, to) as a C expression. */
@@ -77,14 +85,16 @@ const char *numel_range(E *e, const Tensor *t, int from, int to) {
     int64_t fixed = 1;
     bool rows = false;
     for (int d = from; d < to; d++) {
-        if (e->infer && t->batch[d])
+        if (e->infer && t->batch[d]) {
             rows = true;
-        else
+            fixed *= rows_factor(e, t, d);
+        } else {
             fixed *= t->shape[d];
+        }
     }
     if (!rows)
         return arena_printf("%lld", (long long)fixed);
-    return fixed == 1 ? "rows" : arena_printf("rows * %lld", (long long)fixed);
+    return rows_times(fixed);
 }
 
 /* An op's aux array is named after its output (loss_probs), made unique
@@ -341,13 +351,16 @@ void body_end(E *e, FILE *saved, const char *const *names, int nnames) {
     e->body = NULL;
 }
 
-/* The names of the input locals (input_locals), after `extra` others. */
+/* The names of the input locals (input_locals: inputs and their views), after `extra` others. */
 const char *const *with_inputs(const E *e, const char *const *extra, int nextra, int *n) {
-    const char **names = arena_alloc(sizeof(char *) * (size_t)(nextra + e->m->inputs.len));
+    const char **names = arena_alloc(sizeof(char *) * (size_t)(nextra + e->m->tensors.len));
+    *n = 0;
     for (int i = 0; i < nextra; i++)
-        names[i] = extra[i];
-    for (int i = 0; i < e->m->inputs.len; i++)
-        names[nextra + i] = ((const Tensor *)e->m->inputs.items[i])->cname;
-    *n = nextra + e->m->inputs.len;
+        names[(*n)++] = extra[i];
+    for (int i = 0; i < e->m->tensors.len; i++) {
+        const Tensor *t = e->m->tensors.items[i];
+        if (t->kind == T_INPUT)
+            names[(*n)++] = t->cname;
+    }
     return names;
 }

@@ -451,6 +451,13 @@ static const struct {
     [OP_SOFTMAX] = {forward_softmax, backward_softmax},
     [OP_CROSS_ENTROPY] = {forward_cross_entropy, backward_cross_entropy},
     [OP_CAT] = {forward_cat, backward_cat},
+    [OP_SLICE] = {forward_slice, backward_slice},
+    [OP_ONE_HOT] = {forward_one_hot, backward_one_hot},
+    /* shape (perm): unsqueeze, squeeze and contiguous keep the elements in order */
+    [OP_PERMUTE] = {forward_permute, backward_permute},
+    [OP_UNSQUEEZE] = {forward_view, backward_view},
+    [OP_CONTIGUOUS] = {forward_view, backward_view},
+    [OP_EXPAND] = {forward_expand, backward_expand},
 };
 
 bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }

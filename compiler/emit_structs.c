@@ -32,7 +32,7 @@ const char *shape_comment(const Model *m, const Tensor *t) {
 static void decl(E *e, const char *type, const char *name, const Tensor *t, bool chunked, const char *why) {
     char *dims = arena_strdup("");
     for (int d = 0; d < t->rank; d++)
-        dims = arena_printf("%s[%lld]", dims, chunked && t->batch[d] ? (long long)e->chunk : (long long)t->shape[d]);
+        dims = arena_printf("%s[%lld]", dims, chunked && t->batch[d] ? (long long)(e->chunk * rows_factor(e, t, d)) : (long long)t->shape[d]);
     out(e, 1, "%s %s%s;%*s// %s%s\n", type, name, dims, (int)(28 - strlen(name) - strlen(dims) > 0 ? 28 - strlen(name) - strlen(dims) : 1), "",
         shape_comment(e->m, t), why);
 }
@@ -118,16 +118,19 @@ void struct_infer_ws(E *e, const char *id) {
     out(e, 0, "} %s_infer_ws;\n\n", id);
 }
 
+/* The inputs and their views (targets.view(-1)): each reads its input's array. */
 void input_locals(E *e) {
-    for (int i = 0; i < e->m->inputs.len; i++) {
-        const Tensor *t = e->m->inputs.items[i];
+    for (int i = 0; i < e->m->tensors.len; i++) {
+        const Tensor *t = e->m->tensors.items[i];
+        if (t->kind != T_INPUT)
+            continue;
         char *dims = arena_strdup("");
         for (int d = 1; d < t->rank; d++)
             dims = arena_printf("%s[%lld]", dims, (long long)t->shape[d]);
         if (t->rank == 1)
-            out(e, 1, "const int32_t *%s = inputs[%d];\n", t->cname, i);
+            out(e, 1, "const int32_t *%s = inputs[%d];\n", t->cname, t->input_index);
         else
-            out(e, 1, "const int32_t (*%s)%s = (const int32_t (*)%s)inputs[%d];\n", t->cname, dims, dims, i);
+            out(e, 1, "const int32_t (*%s)%s = (const int32_t (*)%s)inputs[%d];\n", t->cname, dims, dims, t->input_index);
     }
 }
 

@@ -67,7 +67,7 @@ static Val fold(BinOp op, Scalar a, Scalar b, Loc loc) {
  * order (NULL-terminated); each may also be passed by keyword, and
  * `keepdims` stands for `keepdim` as in PyTorch. bound[i] is the argument
  * for params[i], or NULL when absent. */
-static bool bind_args(Node *call, const char *const *params, Node **bound) {
+bool bind_args(Node *call, const char *const *params, Node **bound) {
     int nparams = 0;
     while (params[nparams])
         bound[nparams++] = NULL;
@@ -234,61 +234,6 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     op->c = count;
     op->batch_reduction = over_batch;
     return kind == OP_MAX ? (Val){.kind = V_MAX, .t = out} : tensor_val(out);
-}
-
-static Val view(Ctx *c, Tensor *t, Node *call) {
-    Node **items = call->args;
-    int count = call->nargs;
-    if (count == 1 && items[0]->kind == N_LIST) {
-        Node *list = items[0];
-        items = list->args;
-        count = list->nargs;
-    }
-    if (count < 1 || count > MAX_RANK) {
-        error_at(call->loc, "view takes 1 to %d sizes", MAX_RANK);
-        return ERR;
-    }
-    int64_t shape[MAX_RANK], known = 1;
-    bool batch[MAX_RANK];
-    int infer = -1;
-    for (int i = 0; i < count; i++) {
-        Scalar s;
-        if (!eval_int(c, items[i], &shape[i], &s))
-            return ERR;
-        batch[i] = s.is_batch;
-        if (shape[i] == -1 && infer >= 0) {
-            error_at(items[i]->loc, "only one view size may be -1");
-            return ERR;
-        } else if (shape[i] == -1) {
-            infer = i;
-        } else if (shape[i] <= 0) {
-            error_at(items[i]->loc, "view size must be positive or -1, got %lld", (long long)shape[i]);
-            return ERR;
-        } else {
-            known *= shape[i];
-        }
-    }
-    int64_t numel = tensor_numel(t);
-    if (infer >= 0) {
-        if (numel % known) {
-            char *sizes = arena_strdup("");
-            for (int i = 0; i < count; i++)
-                sizes = arena_printf("%s%s%lld", sizes, i ? ", " : "", (long long)shape[i]);
-            error_at(call->loc, "cannot view %s (%lld elements) as [%s]: %lld is not a multiple of %lld",
-                     describe(t), (long long)numel, sizes, (long long)numel, (long long)known);
-            return ERR;
-        }
-        shape[infer] = numel / known;
-        known = numel;
-    }
-    if (known != numel) {
-        error_at(call->loc, "cannot view %s (%lld elements) as %lld elements", describe(t),
-                 (long long)numel, (long long)known);
-        return ERR;
-    }
-    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, count, shape, batch, call->loc);
-    new_op(c, OP_VIEW, out, t, NULL, call->loc);
-    return tensor_val(out);
 }
 
 static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
@@ -492,9 +437,11 @@ static Val index_expr(Ctx *c, Node *n) {
         error_at(n->lhs->loc, "only tensors and .shape can be indexed");
         return ERR;
     }
+    if (base.t->dtype == DT_FLOAT && basic_index(c, n))
+        return slice_index(c, base.t, n);
     Val idx[2];
     if (n->nargs > 2) {
-        error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x.shape[k])");
+        error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x[:, i, a:b:c], x[..., k], x.shape[k])");
         return ERR;
     }
     for (int i = 0; i < n->nargs; i++)
@@ -506,9 +453,11 @@ static Val index_expr(Ctx *c, Node *n) {
     }
     if (n->nargs == 1 && idx[0].kind == V_TENSOR)
         return embed(c, base.t, idx[0].t, n);
+    if (n->nargs == 1 && idx[0].kind == V_RANGE)   /* shape: table[torch.arange(t)] is table[:t] */
+        return range_rows(c, base.t, idx[0], n);
     if (n->nargs == 2 && idx[0].kind == V_RANGE && idx[1].kind == V_TENSOR)
         return pick(c, base.t, idx[0], idx[1].t, n);
-    error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x.shape[k])");
+    error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x[:, i, a:b:c], x[..., k], x.shape[k])");
     return ERR;
 }
 
@@ -577,8 +526,9 @@ static Val cross_entropy(Ctx *c, Node *call) {
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
     op->c = int_scalar(logits->shape[0]);
-    if (logits->batch[0])
-        op->c.rows_expr = "rows";
+    if (logits->batch[0])   /* rows * t after logits.view(-1, V) of [n, t, V] */
+        op->c.rows_expr = logits->shape[0] == c->m->batch
+                              ? "rows" : arena_printf("((double)rows * %lld)", (long long)(logits->shape[0] / c->m->batch));
     return tensor_val(out);
 }
 
@@ -674,6 +624,8 @@ static Val cat(Ctx *c, Node *call) {
 
 static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     OpKind kind;
+    if (!strcmp(module, "torch") && !strcmp(fn, "arange"))   /* shape: no op, a range */
+        return arange(c, call);
     if (!op_by_name(fn, !strcmp(module, "F") ? PY_F : PY_TORCH, &kind)) {
         error_at(call->loc, "unsupported function %s.%s (supported: %s)", module, fn,
                  supported_calls(PY_TORCH | PY_F));
@@ -702,6 +654,7 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     }
     case OP_CROSS_ENTROPY: return cross_entropy(c, call);
     case OP_CAT: return cat(c, call);
+    case OP_ONE_HOT: return one_hot(c, call);
     default:
         error_at(call->loc, "internal: no lowering for %s.%s", module, fn);
         return ERR;
@@ -710,8 +663,11 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
 
 static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     OpKind kind;
-    if (t->dtype != DT_FLOAT) {
-        error_at(call->loc, "integer input '%s' has no methods; it can only index a table", t->name);
+    if (t->dtype == DT_FLOAT && !strcmp(fn, "float") && !call->nargs)   /* shape: already float */
+        return tensor_val(t);
+    if (t->dtype != DT_FLOAT && !((!strcmp(fn, "view") || !strcmp(fn, "reshape")) && t->kind == T_INPUT)) {
+        error_at(call->loc, "integer input '%s' has no method .%s() (only .view() and .reshape()); it can index a table",
+                 t->name, fn);
         return ERR;
     }
     if (!op_by_name(fn, PY_METHOD, &kind)) {
@@ -729,6 +685,10 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     default: break;
     }
     switch (kind) {
+    case OP_PERMUTE:
+    case OP_UNSQUEEZE:
+    case OP_CONTIGUOUS:
+    case OP_EXPAND: return perm_method(c, t, kind, fn, call);
     case OP_VIEW: return view(c, t, call);
     case OP_SOFTMAX: {
         static const char *const params[] = {"dim", NULL};
@@ -861,6 +821,8 @@ Val eval(Ctx *c, Node *n) {
     case N_INDEX: return index_expr(c, n);
     case N_LIST: return (Val){.kind = V_LIST, .node = n};
     case N_KWARG: error_at(n->loc, "keyword argument outside a call"); return ERR;
+    case N_SLICE:
+    case N_ELLIPSIS: error_at(n->loc, "a slice or '...' is only allowed inside []"); return ERR;
     }
     return ERR;
 }
@@ -915,7 +877,10 @@ static void name_temps(Ctx *c, const char *base, const Tensor *keep) {
     int k = 0;
     for (int i = 0; i < c->line_temps.len; i++) {
         Tensor *tmp = c->line_temps.items[i];
-        if (tmp != keep && tmp->is_temp && (!tmp->name || !sym_find(&c->syms, tmp->name))) {
+        Sym *named = tmp->name ? sym_find(&c->syms, tmp->name) : NULL;
+        /* named already: by an earlier binding of this line (a, b = ...);
+         * an integer view carries its input's name, which is not its own */
+        if (tmp != keep && tmp->is_temp && !(named && named->tensor == tmp)) {
             tmp->name = fresh_name(c, base, &k);
             sym_add(&c->syms, tmp->name, SYM_HIDDEN, c->stmt->name_loc)->tensor = tmp;
         }
@@ -952,7 +917,9 @@ static bool bind(Ctx *c, const char *name, Loc name_loc, Val v, Node *value) {
         return false;
     }
     Tensor *t = v.t;
-    if (t->kind != T_ACT || !made_here(c, t)) {   /* an alias: give it a tensor of its own */
+    /* an alias: give it a tensor of its own (an integer input's view made
+     * on this line is its own: it reads the input's array) */
+    if (!made_here(c, t) || t->kind == T_PARAM) {
         if (t->dtype != DT_FLOAT) {
             error_at(value->loc, "integer inputs cannot be renamed");
             return false;

@@ -109,6 +109,19 @@ bool tensor_list(Ctx *c, Node *n, Vec *out);
  * returns x's new version, which the caller binds to x's name. */
 Val index_assign(Ctx *c, Node *target, Node *value);
 
+/* ---- shape: lower_shape.c, views, slices, transposes, stacking, indexing ---- */
+Val view(Ctx *c, Tensor *t, Node *call);
+/* x[...] is basic indexing (ints, slices, ...): decided before evaluating */
+bool basic_index(Ctx *c, Node *n);
+Val slice_index(Ctx *c, Tensor *x, Node *n);
+Val range_rows(Ctx *c, Tensor *x, Val range, Node *n);
+Val arange(Ctx *c, Node *call);
+Val one_hot(Ctx *c, Node *call);
+bool bind_args(Node *call, const char *const *params, Node **bound);   /* lower.c */
+
+/* ---- shape (perm): lower_perm.c, .permute .transpose .unsqueeze .squeeze .contiguous .expand ---- */
+Val perm_method(Ctx *c, Tensor *t, OpKind kind, const char *fn, Node *call);
+
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);
 void drop_ops_since(Model *m, int ops, int tensors);

@@ -78,6 +78,8 @@ typedef enum {
     N_INDEX,    /* lhs[args] */
     N_KWARG,    /* name=lhs inside a call */
     N_LIST,     /* [args] */
+    N_SLICE,    /* start:stop:step inside [], args[3], each NULL when left out */
+    N_ELLIPSIS, /* ... inside [] */
 } NodeKind;
 
 typedef struct Node Node;
@@ -278,6 +280,7 @@ struct Op {
     bool keepdim;
     bool unbiased;          /* VAR */
     int cat_dim;            /* CAT */
+    int8_t perm[MAX_RANK];  /* PERMUTE: out dim d is dim perm[d] of in[0] */
     Loc loc;
     const Stmt *stmt;
     bool batch_reduction;   /* a REDUCE over the batch dim */
@@ -286,6 +289,9 @@ struct Op {
      * its own stmt, by the rule named rewrite_rule */
     const Stmt *rewrite_first;
     const char *rewrite_rule;
+    /* SLICE: in dim d is read at start[d] + step[d] * (its out index); step 0:
+     * the dim is selected (x[:, i]) and has no out dim */
+    int64_t start[MAX_RANK], step[MAX_RANK];
 };
 
 typedef struct {

@@ -60,6 +60,7 @@ static Node *name_ref(const char *name, Loc loc);
 static Node *kwarg(const char *name, Node *value, Loc loc);
 static Node *parenthesized(Node *n, Loc loc);
 static Node *list(Vec *items, Loc loc);
+static Node *slice(Node *start, Node *stop, Node *step, Loc loc);
 static Vec *one(Node *n);
 static Vec *append(Vec *v, Node *n);
 static Vec *prepend(Node *n, Vec *v);
@@ -91,6 +92,8 @@ static int nj_lex(YYSTYPE *yylval, YYLTYPE *yylloc, ParseState *ps);
 %nterm <Node *> expr term unary power postfix atom arg
 %nterm <Vec *> args exprs stmts
 %nterm <Stmt *> stmt
+%nterm <Node *> subscript opt_expr      /* shape: x[:, -1, a:b:c], x[..., 0] */
+%nterm <Vec *> subscripts
 
 %%
 
@@ -161,7 +164,25 @@ postfix:
   | postfix '(' ')'                   { $$ = postfix(N_CALL, $1, NULL, NULL, @$); }
   | postfix '(' args ')'              { $$ = postfix(N_CALL, $1, $3, NULL, @$); }
   | postfix '(' args ',' ')'          { $$ = postfix(N_CALL, $1, $3, NULL, @$); }
-  | postfix '[' exprs ']'             { $$ = postfix(N_INDEX, $1, $3, NULL, @$); }
+  | postfix '[' subscripts ']'        { $$ = postfix(N_INDEX, $1, $3, NULL, @$); }
+  ;
+
+/* ---- shape: subscripts (Python's basic indexing) ---- */
+subscripts:
+    subscript             { $$ = one($1); }
+  | subscripts ',' subscript { $$ = append($1, $3); }
+  ;
+
+subscript:
+    expr
+  | opt_expr ':' opt_expr { $$ = slice($1, $3, NULL, @$); }
+  | opt_expr ':' opt_expr ':' opt_expr { $$ = slice($1, $3, $5, @$); }
+  | '.' '.' '.'           { $$ = new_node(N_ELLIPSIS, @$); }
+  ;
+
+opt_expr:
+    %empty                { $$ = NULL; }
+  | expr
   ;
 
 args:
@@ -291,6 +312,15 @@ static Node *kwarg(const char *name, Node *value, Loc loc) {
     n->name = name;
     n->lhs = value;
     return with_args(n, NULL);
+}
+
+/* start:stop:step, each part NULL when left out */
+static Node *slice(Node *start, Node *stop, Node *step, Loc loc) {
+    Vec *parts = arena_alloc(sizeof(Vec));
+    vec_push(parts, start);
+    vec_push(parts, stop);
+    vec_push(parts, step);
+    return with_args(new_node(N_SLICE, loc), parts);
 }
 
 static Node *list(Vec *items, Loc loc) {
