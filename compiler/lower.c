@@ -541,8 +541,8 @@ static Val softmax(Ctx *c, Tensor *x, Node *dim_node, Node *call) {
 }
 
 static Val cross_entropy(Ctx *c, Node *call) {
-    static const char *const params[] = {"input", "target", NULL};
-    Node *arg[2];
+    static const char *const params[] = {"input", "target", "ignore_index", NULL};
+    Node *arg[3];
     if (!bind_args(call, params, arg))
         return ERR;
     if (!arg[0] || !arg[1]) {
@@ -563,6 +563,28 @@ static Val cross_entropy(Ctx *c, Node *call) {
                  (long long)logits->shape[0]);
         return ERR;
     }
+    /* ignore_index: rows with that target count for nothing, and the mean
+     * is over the others (PyTorch's default -100 is never a valid value
+     * here: without ignore_index every target must lie in [0, bound)). */
+    int64_t ignore = 0;
+    if (arg[2]) {
+        if (!eval_int(c, arg[2], &ignore, NULL))
+            return ERR;
+        if (ignore >= 0 || ignore < INT32_MIN) {
+            error_at(arg[2]->loc, "ignore_index must be a negative int32 (targets in [0, %lld) are classes), got %lld",
+                     (long long)tv.t->bound, (long long)ignore);
+            return ERR;
+        }
+        if (tv.t->kind != T_INPUT) {
+            error_at(arg[1]->loc, "targets with ignore_index must be an integer input");
+            return ERR;
+        }
+        if (tv.t->ignore && tv.t->ignore != ignore) {
+            error_at(arg[2]->loc, "'%s' is already the target of a cross_entropy with ignore_index=%lld",
+                     tv.t->name, (long long)tv.t->ignore);
+            return ERR;
+        }
+    }
     if (tv.t->bound > logits->shape[1]) {
         error_at(arg[1]->loc, "'%s' takes values in [0, %lld) but the logits have %lld classes",
                  tv.t->name, (long long)tv.t->bound, (long long)logits->shape[1]);
@@ -572,6 +594,9 @@ static Val cross_entropy(Ctx *c, Node *call) {
         return batch_mismatch(logits, 0, tv.t, arg[0]->loc);
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
+    op->ignore = ignore;
+    if (ignore)     /* the input accepts it from now on (the runtime's input checks) */
+        tv.t->ignore = ignore;
     op->c = int_scalar(logits->shape[0]);
     if (logits->batch[0])
         op->c.rows_expr = "rows";

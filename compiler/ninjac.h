@@ -247,6 +247,8 @@ struct Tensor {
     Loc loc;                /* the expression it came from */
     int input_index;        /* T_INPUT: position among inputs */
     int64_t bound;          /* T_INPUT: values in [0, bound) */
+    int64_t ignore;         /* T_INPUT: a negative value also accepted (a cross_entropy
+                             * target with ignore_index), or 0: none */
     int param_index;        /* T_PARAM: position among params */
     /* filled by autodiff.c */
     bool needs_grad;        /* depends on a param and reaches loss */
@@ -267,6 +269,7 @@ struct Op {
     bool keepdim;
     bool unbiased;          /* VAR */
     int cat_dim;            /* CAT */
+    int64_t ignore;         /* CROSS_ENTROPY: ignore_index (negative), or 0: none */
     Loc loc;
     const Stmt *stmt;
     bool batch_reduction;   /* a REDUCE over the batch dim */
