@@ -693,8 +693,43 @@ static Val cat(Ctx *c, Node *call) {
     return tensor_val(out);
 }
 
+/* F.linear(x, w, b) = x @ w.T + b, w as nn.Linear keeps it: [out, in]. */
+static Val linear(Ctx *c, Node *call) {
+    static const char *const params[] = {"input", "weight", "bias", NULL};
+    Node *arg[3];
+    if (!bind_args(call, params, arg))
+        return ERR;
+    if (!arg[0] || !arg[1]) {
+        error_at(call->loc, "F.linear takes (input, weight, bias=None)");
+        return ERR;
+    }
+    Tensor *x = expect_tensor(c, arg[0]), *w = x ? expect_tensor(c, arg[1]) : NULL;
+    if (!w)
+        return ERR;
+    if (w->rank != 2) {
+        error_at(arg[1]->loc, "F.linear needs a 2-D weight [out_features, in_features], got %s", describe(w));
+        return ERR;
+    }
+    if (x->rank >= 1 && x->shape[x->rank - 1] != w->shape[1]) {
+        error_at(call->loc, "F.linear: %s has %lld features but weight %s takes %lld (it is [out_features, in_features])",
+                 describe(x), (long long)x->shape[x->rank - 1], describe(w), (long long)w->shape[1]);
+        return ERR;
+    }
+    int64_t shape[2] = {w->shape[1], w->shape[0]};
+    bool batch[2] = {w->batch[1], w->batch[0]};
+    Tensor *wt = new_tensor(c, T_ACT, DT_FLOAT, 2, shape, batch, arg[1]->loc);
+    new_op(c, OP_TRANSPOSE, wt, w, NULL, arg[1]->loc);
+    Val y = matmul(c, x, wt, call->loc);
+    if (y.kind == V_ERROR || !arg[2])
+        return y;
+    Tensor *b = expect_tensor(c, arg[2]);
+    return b ? binary_op(c, OP_ADD, y.t, b, call->loc, call->loc, arg[2]->loc) : ERR;
+}
+
 static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     OpKind kind;
+    if (!strcmp(module, "F") && !strcmp(fn, "linear"))   /* no op of its own: a transpose, matmul and add */
+        return linear(c, call);
     if (!op_by_name(fn, !strcmp(module, "F") ? PY_F : PY_TORCH, &kind)) {
         error_at(call->loc, "unsupported function %s.%s (supported: %s)", module, fn,
                  supported_calls(PY_TORCH | PY_F));
@@ -723,6 +758,18 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     }
     case OP_CROSS_ENTROPY: return cross_entropy(c, call);
     case OP_CAT: return cat(c, call);
+    case OP_MATMUL: {    /* torch.matmul(a, b): a @ b */
+        static const char *const params[] = {"input", "other", NULL};
+        Node *arg[2];
+        if (!bind_args(call, params, arg))
+            return ERR;
+        if (!arg[0] || !arg[1]) {
+            error_at(call->loc, "torch.matmul takes (input, other)");
+            return ERR;
+        }
+        Tensor *a = expect_tensor(c, arg[0]), *b = a ? expect_tensor(c, arg[1]) : NULL;
+        return b ? matmul(c, a, b, call->loc) : ERR;
+    }
     default:
         error_at(call->loc, "internal: no lowering for %s.%s", module, fn);
         return ERR;
