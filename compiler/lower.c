@@ -67,7 +67,7 @@ static Val fold(BinOp op, Scalar a, Scalar b, Loc loc) {
  * order (NULL-terminated); each may also be passed by keyword, and
  * `keepdims` stands for `keepdim` as in PyTorch. bound[i] is the argument
  * for params[i], or NULL when absent. */
-static bool bind_args(Node *call, const char *const *params, Node **bound) {
+bool bind_args(Node *call, const char *const *params, Node **bound) {
     int nparams = 0;
     while (params[nparams])
         bound[nparams++] = NULL;
@@ -124,7 +124,7 @@ bool eval_int(Ctx *c, Node *n, int64_t *out, Scalar *full) {
     return true;
 }
 
-static bool eval_bool(Ctx *c, Node *n, bool *out) {
+bool eval_bool(Ctx *c, Node *n, bool *out) {
     if (n->kind == N_NAME && (!strcmp(n->name, "True") || !strcmp(n->name, "False"))) {
         *out = n->name[0] == 'T';
         return true;
@@ -134,7 +134,7 @@ static bool eval_bool(Ctx *c, Node *n, bool *out) {
     return false;
 }
 
-static Tensor *expect_tensor(Ctx *c, Node *n) {
+Tensor *expect_tensor(Ctx *c, Node *n) {
     Val v = eval(c, n);
     if (v.kind == V_ERROR)
         return NULL;
@@ -149,7 +149,7 @@ static Tensor *expect_tensor(Ctx *c, Node *n) {
     return v.t;
 }
 
-static int normalize_dim(Tensor *t, int64_t d, Loc loc) {
+int normalize_dim(Tensor *t, int64_t d, Loc loc) {
     if (d < -t->rank || d >= t->rank || (t->rank == 0)) {
         error_at(loc, "dimension %lld is out of range for %s of rank %d", (long long)d,
                  describe(t), t->rank);
@@ -333,7 +333,7 @@ static bool operator_op(BinOp op, unsigned operands, OpKind *kind) {
 }
 
 /* x ** c for an exponent with an op of its own (x ** 2 is a square). */
-static bool power_op(double exponent, OpKind *kind) {
+bool power_op(double exponent, OpKind *kind) {
     for (int k = 0; k < OP_COUNT; k++)
         if (op_info[k].power && strtod(op_info[k].power, NULL) == exponent) {
             *kind = (OpKind)k;
@@ -695,6 +695,9 @@ static Val cat(Ctx *c, Node *call) {
 
 static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     OpKind kind;
+    Val v;
+    if (nn_module_call(c, module, fn, call, &v))   /* lower_nn.c: math.*, torch.pow, F.layer_norm, ... */
+        return v;
     if (!op_by_name(fn, !strcmp(module, "F") ? PY_F : PY_TORCH, &kind)) {
         error_at(call->loc, "unsupported function %s.%s (supported: %s)", module, fn,
                  supported_calls(PY_TORCH | PY_F));
@@ -797,6 +800,8 @@ static Val attribute(Ctx *c, Node *n) {
         return ERR;
     if (obj.kind == V_MAX && !strcmp(n->name, "values"))
         return tensor_val(obj.t);
+    if (obj.kind == V_MODULE && !strcmp(obj.module, "math"))
+        return math_constant(n);    /* lower_nn.c */
     if (obj.kind == V_TENSOR && !strcmp(n->name, "shape"))
         return (Val){.kind = V_SHAPE, .t = obj.t};
     if (obj.kind == V_TENSOR && !strcmp(n->name, "T")) {
