@@ -415,6 +415,11 @@ static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
                  describe(index), MAX_RANK);
         return ERR;
     }
+    if (index->ignore) {   /* fn: a cross_entropy target with ignore_index holds it */
+        error_at(n->args[0]->loc, "'%s' holds ignore_index=%lld (a cross_entropy target), so it cannot index a table",
+                 index->name, (long long)index->ignore);
+        return ERR;
+    }
     if (index->bound > table->shape[0]) {
         error_at(n->args[0]->loc, "'%s' takes values in [0, %lld) but %s has only %lld rows",
                  index->name, (long long)index->bound, describe(table), (long long)table->shape[0]);
@@ -578,6 +583,16 @@ static Val cross_entropy(Ctx *c, Node *call) {
         if (tv.t->kind != T_INPUT) {
             error_at(arg[1]->loc, "targets with ignore_index must be an integer input");
             return ERR;
+        }
+        /* an ignored target is no index: the value would read outside a table */
+        for (int i = 0; i < c->m->ops.len; i++) {
+            Op *use = c->m->ops.items[i];
+            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1] == tv.t) {
+                error_at(arg[1]->loc, "'%s' also indexes a table, so it cannot hold ignore_index=%lld",
+                         tv.t->name, (long long)ignore);
+                note_at(use->loc, "it indexes here");
+                return ERR;
+            }
         }
         if (tv.t->ignore && tv.t->ignore != ignore) {
             error_at(arg[2]->loc, "'%s' is already the target of a cross_entropy with ignore_index=%lld",
