@@ -181,10 +181,11 @@ static bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
 }
 
 static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim) {
-    /* PyTorch's positional order: (dim, keepdim), var(dim, unbiased, keepdim). */
+    /* PyTorch's positional order: (dim, keepdim), var(dim, unbiased, keepdim);
+     * var and std also take correction=0|1 (by keyword) for unbiased. */
     static const char *const plain[] = {"dim", "keepdim", NULL};
-    static const char *const var[] = {"dim", "unbiased", "keepdim", NULL};
-    Node *arg[3];
+    static const char *const var[] = {"dim", "unbiased", "keepdim", "correction", NULL};
+    Node *arg[4];
     for (int i = 0; kind != OP_VAR && i < call->nargs; i++)
         if (call->args[i]->kind == N_KWARG && !strcmp(call->args[i]->name, "unbiased")) {
             error_at(call->args[i]->lhs->loc, "only var takes 'unbiased'");
@@ -193,6 +194,11 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     if (!bind_args(call, kind == OP_VAR ? var : plain, arg))
         return ERR;
     Node *dim = arg[0], *keep = kind == OP_VAR ? arg[2] : arg[1], *unb = kind == OP_VAR ? arg[1] : NULL;
+    Node *corr = kind == OP_VAR ? arg[3] : NULL;
+    if (unb && corr) {
+        error_at(corr->loc, "give either unbiased or correction, not both");
+        return ERR;
+    }
     if (single_dim && (!dim || dim->kind == N_LIST)) {
         error_at(call->loc, "%s needs exactly one dim", op_info[kind].name);
         return ERR;
@@ -202,6 +208,16 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     if (!reduce_axes(c, t, dim, &axes) || (keep && !eval_bool(c, keep, &keepdim)) ||
         (unb && !eval_bool(c, unb, &unbiased)))
         return ERR;
+    if (corr) {
+        int64_t k;
+        if (!eval_int(c, corr, &k, NULL))
+            return ERR;
+        if (k != 0 && k != 1) {
+            error_at(corr->loc, "correction must be 0 or 1, got %lld", (long long)k);
+            return ERR;
+        }
+        unbiased = k == 1;
+    }
     int64_t shape[MAX_RANK];
     bool batch[MAX_RANK];
     int rank = 0;
@@ -764,7 +780,12 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
             return ERR;
         }
         return unary_op(c, kind, t, int_scalar(0), call->loc);
-    case REDUCE: return reduction(c, kind, t, call, kind == OP_MAX);
+    case REDUCE: {
+        Val v = reduction(c, kind, t, call, kind == OP_MAX);
+        if (v.kind == V_TENSOR && !strcmp(fn, "std"))   /* std: the square root of the var */
+            return unary_op(c, OP_SQRT, v.t, int_scalar(0), call->loc);
+        return v;
+    }
     default: break;
     }
     switch (kind) {
