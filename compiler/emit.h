@@ -74,6 +74,13 @@ void reduce_grad_stmt(E *e, int indent, const Grad *gr);
 void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr);
 void backward_grad(E *e, const Grad *gr);
 
+/* ---- fn: emit_nn.c: F.layer_norm, torch.zeros_like ---- */
+Tensor layer_norm_rows(const Op *op);   /* the shape of its per-row mean and rstd */
+void forward_layer_norm(E *e, const Op *op);
+void backward_layer_norm(E *e, const Grad *gr);
+void forward_zeros(E *e, const Op *op);     /* torch.zeros_like */
+void backward_zeros(E *e, const Grad *gr);
+
 /* ---- emit_structs.c: the model's structs and its NinjacModel descriptor ---- */
 const char *shape_comment(const Model *m, const Tensor *t);
 bool runs_in_inference(const Op *op);

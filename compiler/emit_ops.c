@@ -467,6 +467,8 @@ static const struct {
     [OP_SOFTMAX] = {forward_softmax, backward_softmax},
     [OP_CROSS_ENTROPY] = {forward_cross_entropy, backward_cross_entropy},
     [OP_CAT] = {forward_cat, backward_cat},
+    [OP_LAYER_NORM] = {forward_layer_norm, backward_layer_norm},   /* emit_nn.c */
+    [OP_ZEROS_LIKE] = {forward_zeros, backward_zeros},
 };
 
 bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }

@@ -51,6 +51,10 @@ static void decl_aux(E *e, const Op *op, bool chunked) {
         decl(e, e->real, aux_name(e, op->out, "probs"), op->in[0], chunked, " softmax of the logits, for the backward pass");
         if (op->ignore)
             decl(e, e->real, aux_name(e, op->out, "kept"), op->out, chunked, " rows whose target is not ignored");
+    } else if (op->kind == OP_LAYER_NORM) {
+        Tensor rows = layer_norm_rows(op);
+        decl(e, e->real, aux_name(e, op->out, "mean"), &rows, chunked, " mean of each row, for layer_norm");
+        decl(e, e->real, aux_name(e, op->out, "rstd"), &rows, chunked, " 1 / sqrt(var + eps) of each row");
     }
 }
 

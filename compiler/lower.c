@@ -67,7 +67,7 @@ static Val fold(BinOp op, Scalar a, Scalar b, Loc loc) {
  * order (NULL-terminated); each may also be passed by keyword, and
  * `keepdims` stands for `keepdim` as in PyTorch. bound[i] is the argument
  * for params[i], or NULL when absent. */
-static bool bind_args(Node *call, const char *const *params, Node **bound) {
+bool bind_args(Node *call, const char *const *params, Node **bound) {
     int nparams = 0;
     while (params[nparams])
         bound[nparams++] = NULL;
@@ -124,7 +124,7 @@ bool eval_int(Ctx *c, Node *n, int64_t *out, Scalar *full) {
     return true;
 }
 
-static bool eval_bool(Ctx *c, Node *n, bool *out) {
+bool eval_bool(Ctx *c, Node *n, bool *out) {
     if (n->kind == N_NAME && (!strcmp(n->name, "True") || !strcmp(n->name, "False"))) {
         *out = n->name[0] == 'T';
         return true;
@@ -134,7 +134,7 @@ static bool eval_bool(Ctx *c, Node *n, bool *out) {
     return false;
 }
 
-static Tensor *expect_tensor(Ctx *c, Node *n) {
+Tensor *expect_tensor(Ctx *c, Node *n) {
     Val v = eval(c, n);
     if (v.kind == V_ERROR)
         return NULL;
@@ -149,7 +149,7 @@ static Tensor *expect_tensor(Ctx *c, Node *n) {
     return v.t;
 }
 
-static int normalize_dim(Tensor *t, int64_t d, Loc loc) {
+int normalize_dim(Tensor *t, int64_t d, Loc loc) {
     if (d < -t->rank || d >= t->rank || (t->rank == 0)) {
         error_at(loc, "dimension %lld is out of range for %s of rank %d", (long long)d,
                  describe(t), t->rank);
@@ -181,10 +181,11 @@ static bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
 }
 
 static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim) {
-    /* PyTorch's positional order: (dim, keepdim), var(dim, unbiased, keepdim). */
+    /* PyTorch's positional order: (dim, keepdim), var(dim, unbiased, keepdim);
+     * var and std also take correction=0|1 (by keyword) for unbiased. */
     static const char *const plain[] = {"dim", "keepdim", NULL};
-    static const char *const var[] = {"dim", "unbiased", "keepdim", NULL};
-    Node *arg[3];
+    static const char *const var[] = {"dim", "unbiased", "keepdim", "correction", NULL};
+    Node *arg[4];
     for (int i = 0; kind != OP_VAR && i < call->nargs; i++)
         if (call->args[i]->kind == N_KWARG && !strcmp(call->args[i]->name, "unbiased")) {
             error_at(call->args[i]->lhs->loc, "only var takes 'unbiased'");
@@ -193,6 +194,11 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     if (!bind_args(call, kind == OP_VAR ? var : plain, arg))
         return ERR;
     Node *dim = arg[0], *keep = kind == OP_VAR ? arg[2] : arg[1], *unb = kind == OP_VAR ? arg[1] : NULL;
+    Node *corr = kind == OP_VAR ? arg[3] : NULL;
+    if (unb && corr) {
+        error_at(corr->loc, "give either unbiased or correction, not both");
+        return ERR;
+    }
     if (single_dim && (!dim || dim->kind == N_LIST)) {
         error_at(call->loc, "%s needs exactly one dim", op_info[kind].name);
         return ERR;
@@ -202,6 +208,16 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     if (!reduce_axes(c, t, dim, &axes) || (keep && !eval_bool(c, keep, &keepdim)) ||
         (unb && !eval_bool(c, unb, &unbiased)))
         return ERR;
+    if (corr) {
+        int64_t k;
+        if (!eval_int(c, corr, &k, NULL))
+            return ERR;
+        if (k != 0 && k != 1) {
+            error_at(corr->loc, "correction must be 0 or 1, got %lld", (long long)k);
+            return ERR;
+        }
+        unbiased = k == 1;
+    }
     int64_t shape[MAX_RANK];
     bool batch[MAX_RANK];
     int rank = 0;
@@ -333,7 +349,7 @@ static bool operator_op(BinOp op, unsigned operands, OpKind *kind) {
 }
 
 /* x ** c for an exponent with an op of its own (x ** 2 is a square). */
-static bool power_op(double exponent, OpKind *kind) {
+bool power_op(double exponent, OpKind *kind) {
     for (int k = 0; k < OP_COUNT; k++)
         if (op_info[k].power && strtod(op_info[k].power, NULL) == exponent) {
             *kind = (OpKind)k;
@@ -413,6 +429,11 @@ static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
     if (table->rank < 1 || index->rank + table->rank - 1 > MAX_RANK) {
         error_at(n->loc, "indexing %s by %s gives more than %d dims", describe(table),
                  describe(index), MAX_RANK);
+        return ERR;
+    }
+    if (index->ignore) {   /* fn: a cross_entropy target with ignore_index holds it */
+        error_at(n->args[0]->loc, "'%s' holds ignore_index=%lld (a cross_entropy target), so it cannot index a table",
+                 index->name, (long long)index->ignore);
         return ERR;
     }
     if (index->bound > table->shape[0]) {
@@ -579,6 +600,16 @@ static Val cross_entropy(Ctx *c, Node *call) {
             error_at(arg[1]->loc, "targets with ignore_index must be an integer input");
             return ERR;
         }
+        /* an ignored target is no index: the value would read outside a table */
+        for (int i = 0; i < c->m->ops.len; i++) {
+            Op *use = c->m->ops.items[i];
+            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1] == tv.t) {
+                error_at(arg[1]->loc, "'%s' also indexes a table, so it cannot hold ignore_index=%lld",
+                         tv.t->name, (long long)ignore);
+                note_at(use->loc, "it indexes here");
+                return ERR;
+            }
+        }
         if (tv.t->ignore && tv.t->ignore != ignore) {
             error_at(arg[2]->loc, "'%s' is already the target of a cross_entropy with ignore_index=%lld",
                      tv.t->name, (long long)tv.t->ignore);
@@ -730,6 +761,9 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     OpKind kind;
     if (!strcmp(module, "F") && !strcmp(fn, "linear"))   /* no op of its own: a transpose, matmul and add */
         return linear(c, call);
+    Val v;
+    if (nn_module_call(c, module, fn, call, &v))   /* lower_nn.c: math.*, torch.pow, F.layer_norm, ... */
+        return v;
     if (!op_by_name(fn, !strcmp(module, "F") ? PY_F : PY_TORCH, &kind)) {
         error_at(call->loc, "unsupported function %s.%s (supported: %s)", module, fn,
                  supported_calls(PY_TORCH | PY_F));
@@ -793,7 +827,12 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
             return ERR;
         }
         return unary_op(c, kind, t, int_scalar(0), call->loc);
-    case REDUCE: return reduction(c, kind, t, call, kind == OP_MAX);
+    case REDUCE: {
+        Val v = reduction(c, kind, t, call, kind == OP_MAX);
+        if (v.kind == V_TENSOR && !strcmp(fn, "std"))   /* std: the square root of the var */
+            return unary_op(c, OP_SQRT, v.t, int_scalar(0), call->loc);
+        return v;
+    }
     default: break;
     }
     switch (kind) {
@@ -844,6 +883,8 @@ static Val attribute(Ctx *c, Node *n) {
         return ERR;
     if (obj.kind == V_MAX && !strcmp(n->name, "values"))
         return tensor_val(obj.t);
+    if (obj.kind == V_MODULE && !strcmp(obj.module, "math"))
+        return math_constant(n);    /* lower_nn.c */
     if (obj.kind == V_TENSOR && !strcmp(n->name, "shape"))
         return (Val){.kind = V_SHAPE, .t = obj.t};
     if (obj.kind == V_TENSOR && !strcmp(n->name, "T")) {

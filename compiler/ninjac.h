@@ -149,7 +149,8 @@ typedef enum {
     X(TANH, "tanh", "tanhf", "nj_tanhf", 1) \
     X(SQRT, "sqrt", "sqrtf", NULL,       0) \
     X(POW,  "pow",  "powf",  NULL,       2) \
-    X(FABS, "fabs", "fabsf", NULL,       0)
+    X(FABS, "fabs", "fabsf", NULL,       0) \
+    X(ERF,  "erf",  "erff",  NULL,       1)
 
 typedef enum {
 #define X(id, dbl, flt, own, simd) MATH_##id,

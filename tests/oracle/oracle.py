@@ -29,6 +29,7 @@ The -D values must be the ones the trainer was built with.
 """
 import argparse
 import ast
+import math
 import os
 import re
 import shutil
@@ -186,7 +187,7 @@ def run_forward(spec, params, inputs, dtype=torch.float32, name="spec"):
     old_default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        ns = {"torch": torch, "F": F, **spec["dims"]}
+        ns = {"torch": torch, "F": F, "math": math, **spec["dims"]}
         for n, v in params.items():
             ns[n] = v.detach().to(dtype).clone().requires_grad_(True)
         for n, v in inputs.items():
