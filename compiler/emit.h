@@ -86,6 +86,12 @@ void forward_permute(E *e, const Op *op);
 void backward_permute(E *e, const Grad *gr);
 void forward_expand(E *e, const Op *op);
 void backward_expand(E *e, const Grad *gr);
+/* ---- fn: emit_nn.c: F.layer_norm, torch.zeros_like ---- */
+Tensor layer_norm_rows(const Op *op);   /* the shape of its per-row mean and rstd */
+void forward_layer_norm(E *e, const Op *op);
+void backward_layer_norm(E *e, const Grad *gr);
+void forward_zeros(E *e, const Op *op);     /* torch.zeros_like */
+void backward_zeros(E *e, const Grad *gr);
 
 /* ---- emit_structs.c: the model's structs and its NinjacModel descriptor ---- */
 const char *shape_comment(const Model *m, const Tensor *t);

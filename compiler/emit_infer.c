@@ -186,7 +186,8 @@ void fn_check_inputs(E *e, const char *id) {
         const Tensor *t = e->m->inputs.items[k];
         out(e, 1, "for (int64_t i = 0; inputs[%d] && i < rows * %lld; i++)\n", k,
             (long long)(tensor_numel(t) / t->shape[0]));
-        out(e, 2, "if (inputs[%d][i] < 0 || inputs[%d][i] >= %lld) {\n", k, k, (long long)t->bound);
+        out(e, 2, "if ((inputs[%d][i] < 0 || inputs[%d][i] >= %lld)%s) {\n", k, k, (long long)t->bound,
+            t->ignore ? arena_printf(" && inputs[%d][i] != %lld", k, (long long)t->ignore) : "");
         out(e, 3, "*which = %d;\n            return i;\n        }\n", k);
     }
     out(e, 1, "return -1;\n}\n\n");

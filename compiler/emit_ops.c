@@ -224,6 +224,13 @@ static void forward_softmax(E *e, const Op *op) {
     out(e, in, "}\n");
 }
 
+/* What cross_entropy's mean divides by: the rows, or with ignore_index the
+ * rows whose target is kept, counted by the forward pass (0 kept rows give
+ * a NaN loss, as in PyTorch). */
+static const char *ce_count(E *e, const Op *op) {
+    return op->ignore ? aux_ref(e, op->out, "kept", IDX) : scalar(e, op->c);
+}
+
 static void forward_cross_entropy(E *e, const Op *op) {
     const Tensor *x = op->in[0];
     const Tensor *y = op->out;
@@ -231,6 +238,8 @@ static void forward_cross_entropy(E *e, const Op *op) {
     const char *lij = ref(e, x, IDX), *pij = probs_ref(e, op, IDX);
     const char *liy = ref(e, x, (const char *[]){"i", indexed(t->cname, 1, IDX)});
     out(e, 1, "%s = 0;\n", ref(e, y, IDX));
+    if (op->ignore)
+        out(e, 1, "%s = 0;\n", aux_ref(e, op->out, "kept", IDX));
     out(e, 1, "for (int i = 0; i < %s; i++) {\n", dimsz(e, x, 0));
     out(e, 2, "%s mx = %s, sum = 0;\n", e->real, ref(e, x, (const char *[]){"i", "0"}));
     out(e, 2, "for (int j = 1; j < %lld; j++)\n", (long long)x->shape[1]);
@@ -242,9 +251,13 @@ static void forward_cross_entropy(E *e, const Op *op) {
     out(e, 3, "sum += %s;\n", pij);
     out(e, 2, "for (int j = 0; j < %lld; j++)\n", (long long)x->shape[1]);
     out(e, 3, "%s /= sum;\n", pij);
+    if (op->ignore)     /* probs stay defined for every row; the loss skips these */
+        out(e, 2, "if (%s == %lld)\n            continue;\n", indexed(t->cname, 1, IDX), (long long)op->ignore);
     out(e, 2, "%s += %s;\n", ref(e, y, IDX), expand(e, op->kind, "log($a) + $b - $c", "sum", "mx", 0, 0, liy));
+    if (op->ignore)
+        out(e, 2, "%s += 1;\n", aux_ref(e, op->out, "kept", IDX));
     out(e, 1, "}\n");
-    out(e, 1, "%s /= %s;\n", ref(e, y, IDX), scalar(e, op->c));
+    out(e, 1, "%s /= %s;\n", ref(e, y, IDX), ce_count(e, op));
 }
 
 static void forward_cat(E *e, const Op *op) {
@@ -331,9 +344,12 @@ static void backward_reduce(E *e, const Grad *gr) { reduce_grad_stmt(e, loops(e,
 void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr) {
     const Op *op = gr->op;
     const Tensor *x = op->in[0], *t = op->in[1];
-    contribute(e, indent, x, IDX,
-               arena_printf("%s * ((%s - (%s == j)) / %s)", gref(e, op->out, IDX), probs_ref(e, op, IDX),
-                            indexed(t->cname, 1, IDX), scalar(e, op->c)));
+    const char *target = indexed(t->cname, 1, IDX);
+    const char *rule = arena_printf("%s * ((%s - (%s == j)) / %s)", gref(e, op->out, IDX), probs_ref(e, op, IDX),
+                                    target, ce_count(e, op));
+    if (op->ignore)
+        rule = arena_printf("%s == %lld ? 0 : %s", target, (long long)op->ignore, rule);
+    contribute(e, indent, x, IDX, rule);
 }
 
 static void backward_matmul(E *e, const Grad *gr) {
@@ -419,8 +435,8 @@ static void backward_softmax(E *e, const Grad *gr) {
 static void backward_cross_entropy(E *e, const Grad *gr) {
     const Op *op = gr->op;
     const Tensor *x = op->in[0];
-    out(e, 1, "// d%s = (softmax(%s) - onehot(%s)) / %s\n", x->name, x->name, op->in[1]->name,
-        scalar(e, op->c));
+    out(e, 1, "// d%s = (softmax(%s) - onehot(%s)) / %s%s\n", x->name, x->name, op->in[1]->name,
+        ce_count(e, op), op->ignore ? ", 0 in ignored rows" : "");
     cross_entropy_grad_stmt(e, loops(e, 1, x, 0), gr);
 }
 
@@ -458,6 +474,8 @@ static const struct {
     [OP_UNSQUEEZE] = {forward_view, backward_view},
     [OP_CONTIGUOUS] = {forward_view, backward_view},
     [OP_EXPAND] = {forward_expand, backward_expand},
+    [OP_LAYER_NORM] = {forward_layer_norm, backward_layer_norm},   /* emit_nn.c */
+    [OP_ZEROS_LIKE] = {forward_zeros, backward_zeros},
 };
 
 bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }

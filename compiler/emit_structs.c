@@ -47,8 +47,15 @@ static void decl_aux(E *e, const Op *op, bool chunked) {
         decl(e, e->real, aux_name(e, op->out, "mean"), op->out, chunked, " mean, for var");
     else if (op->kind == OP_MAX)
         decl(e, "int", aux_name(e, op->out, "argmax"), op->out, chunked, " where the max is");
-    else if (op->kind == OP_CROSS_ENTROPY)
+    else if (op->kind == OP_CROSS_ENTROPY) {
         decl(e, e->real, aux_name(e, op->out, "probs"), op->in[0], chunked, " softmax of the logits, for the backward pass");
+        if (op->ignore)
+            decl(e, e->real, aux_name(e, op->out, "kept"), op->out, chunked, " rows whose target is not ignored");
+    } else if (op->kind == OP_LAYER_NORM) {
+        Tensor rows = layer_norm_rows(op);
+        decl(e, e->real, aux_name(e, op->out, "mean"), &rows, chunked, " mean of each row, for layer_norm");
+        decl(e, e->real, aux_name(e, op->out, "rstd"), &rows, chunked, " 1 / sqrt(var + eps) of each row");
+    }
 }
 
 bool runs_in_inference(const Op *op) { return !op->out->frozen; }
@@ -175,7 +182,8 @@ void descriptor(E *e, const char *id) {
         char *dims = arena_strdup("");
         for (int d = 0; d < t->rank; d++)
             dims = arena_printf("%s%s%lld", dims, d ? ", " : "", (long long)t->shape[d]);
-        out(e, 1, "{%s, %d, {%s}, %lld},\n", c_string(t->name), t->rank, dims, (long long)t->bound);
+        out(e, 1, "{%s, %d, {%s}, %lld, %lld},\n", c_string(t->name), t->rank, dims, (long long)t->bound,
+            (long long)t->ignore);
     }
     int nacts = 0, ngrads = 0, nstats = 0;
     out(e, 0, "};\n\nstatic const NjTensor acts[] = {\n");

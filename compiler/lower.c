@@ -124,7 +124,7 @@ bool eval_int(Ctx *c, Node *n, int64_t *out, Scalar *full) {
     return true;
 }
 
-static bool eval_bool(Ctx *c, Node *n, bool *out) {
+bool eval_bool(Ctx *c, Node *n, bool *out) {
     if (n->kind == N_NAME && (!strcmp(n->name, "True") || !strcmp(n->name, "False"))) {
         *out = n->name[0] == 'T';
         return true;
@@ -134,7 +134,7 @@ static bool eval_bool(Ctx *c, Node *n, bool *out) {
     return false;
 }
 
-static Tensor *expect_tensor(Ctx *c, Node *n) {
+Tensor *expect_tensor(Ctx *c, Node *n) {
     Val v = eval(c, n);
     if (v.kind == V_ERROR)
         return NULL;
@@ -149,7 +149,7 @@ static Tensor *expect_tensor(Ctx *c, Node *n) {
     return v.t;
 }
 
-static int normalize_dim(Tensor *t, int64_t d, Loc loc) {
+int normalize_dim(Tensor *t, int64_t d, Loc loc) {
     if (d < -t->rank || d >= t->rank || (t->rank == 0)) {
         error_at(loc, "dimension %lld is out of range for %s of rank %d", (long long)d,
                  describe(t), t->rank);
@@ -181,10 +181,11 @@ static bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
 }
 
 static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim) {
-    /* PyTorch's positional order: (dim, keepdim), var(dim, unbiased, keepdim). */
+    /* PyTorch's positional order: (dim, keepdim), var(dim, unbiased, keepdim);
+     * var and std also take correction=0|1 (by keyword) for unbiased. */
     static const char *const plain[] = {"dim", "keepdim", NULL};
-    static const char *const var[] = {"dim", "unbiased", "keepdim", NULL};
-    Node *arg[3];
+    static const char *const var[] = {"dim", "unbiased", "keepdim", "correction", NULL};
+    Node *arg[4];
     for (int i = 0; kind != OP_VAR && i < call->nargs; i++)
         if (call->args[i]->kind == N_KWARG && !strcmp(call->args[i]->name, "unbiased")) {
             error_at(call->args[i]->lhs->loc, "only var takes 'unbiased'");
@@ -193,6 +194,11 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     if (!bind_args(call, kind == OP_VAR ? var : plain, arg))
         return ERR;
     Node *dim = arg[0], *keep = kind == OP_VAR ? arg[2] : arg[1], *unb = kind == OP_VAR ? arg[1] : NULL;
+    Node *corr = kind == OP_VAR ? arg[3] : NULL;
+    if (unb && corr) {
+        error_at(corr->loc, "give either unbiased or correction, not both");
+        return ERR;
+    }
     if (single_dim && (!dim || dim->kind == N_LIST)) {
         error_at(call->loc, "%s needs exactly one dim", op_info[kind].name);
         return ERR;
@@ -202,6 +208,16 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     if (!reduce_axes(c, t, dim, &axes) || (keep && !eval_bool(c, keep, &keepdim)) ||
         (unb && !eval_bool(c, unb, &unbiased)))
         return ERR;
+    if (corr) {
+        int64_t k;
+        if (!eval_int(c, corr, &k, NULL))
+            return ERR;
+        if (k != 0 && k != 1) {
+            error_at(corr->loc, "correction must be 0 or 1, got %lld", (long long)k);
+            return ERR;
+        }
+        unbiased = k == 1;
+    }
     int64_t shape[MAX_RANK];
     bool batch[MAX_RANK];
     int rank = 0;
@@ -278,7 +294,7 @@ static bool operator_op(BinOp op, unsigned operands, OpKind *kind) {
 }
 
 /* x ** c for an exponent with an op of its own (x ** 2 is a square). */
-static bool power_op(double exponent, OpKind *kind) {
+bool power_op(double exponent, OpKind *kind) {
     for (int k = 0; k < OP_COUNT; k++)
         if (op_info[k].power && strtod(op_info[k].power, NULL) == exponent) {
             *kind = (OpKind)k;
@@ -369,6 +385,11 @@ static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
     if (table->rank < 1 || index->rank + table->rank - 1 > MAX_RANK) {
         error_at(n->loc, "indexing %s by %s gives more than %d dims", describe(table),
                  describe(index), MAX_RANK);
+        return ERR;
+    }
+    if (index->ignore) {   /* fn: a cross_entropy target with ignore_index holds it */
+        error_at(n->args[0]->loc, "'%s' holds ignore_index=%lld (a cross_entropy target), so it cannot index a table",
+                 index->name, (long long)index->ignore);
         return ERR;
     }
     if (index->bound > table->shape[0]) {
@@ -494,8 +515,8 @@ static Val softmax(Ctx *c, Tensor *x, Node *dim_node, Node *call) {
 }
 
 static Val cross_entropy(Ctx *c, Node *call) {
-    static const char *const params[] = {"input", "target", NULL};
-    Node *arg[2];
+    static const char *const params[] = {"input", "target", "ignore_index", NULL};
+    Node *arg[3];
     if (!bind_args(call, params, arg))
         return ERR;
     if (!arg[0] || !arg[1]) {
@@ -516,6 +537,38 @@ static Val cross_entropy(Ctx *c, Node *call) {
                  (long long)logits->shape[0]);
         return ERR;
     }
+    /* ignore_index: rows with that target count for nothing, and the mean
+     * is over the others (PyTorch's default -100 is never a valid value
+     * here: without ignore_index every target must lie in [0, bound)). */
+    int64_t ignore = 0;
+    if (arg[2]) {
+        if (!eval_int(c, arg[2], &ignore, NULL))
+            return ERR;
+        if (ignore >= 0 || ignore < INT32_MIN) {
+            error_at(arg[2]->loc, "ignore_index must be a negative int32 (targets in [0, %lld) are classes), got %lld",
+                     (long long)tv.t->bound, (long long)ignore);
+            return ERR;
+        }
+        if (tv.t->kind != T_INPUT) {
+            error_at(arg[1]->loc, "targets with ignore_index must be an integer input");
+            return ERR;
+        }
+        /* an ignored target is no index: the value would read outside a table */
+        for (int i = 0; i < c->m->ops.len; i++) {
+            Op *use = c->m->ops.items[i];
+            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1] == tv.t) {
+                error_at(arg[1]->loc, "'%s' also indexes a table, so it cannot hold ignore_index=%lld",
+                         tv.t->name, (long long)ignore);
+                note_at(use->loc, "it indexes here");
+                return ERR;
+            }
+        }
+        if (tv.t->ignore && tv.t->ignore != ignore) {
+            error_at(arg[2]->loc, "'%s' is already the target of a cross_entropy with ignore_index=%lld",
+                     tv.t->name, (long long)tv.t->ignore);
+            return ERR;
+        }
+    }
     if (tv.t->bound > logits->shape[1]) {
         error_at(arg[1]->loc, "'%s' takes values in [0, %lld) but the logits have %lld classes",
                  tv.t->name, (long long)tv.t->bound, (long long)logits->shape[1]);
@@ -525,6 +578,9 @@ static Val cross_entropy(Ctx *c, Node *call) {
         return batch_mismatch(logits, 0, tv.t, arg[0]->loc);
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
+    op->ignore = ignore;
+    if (ignore)     /* the input accepts it from now on (the runtime's input checks) */
+        tv.t->ignore = ignore;
     op->c = int_scalar(logits->shape[0]);
     if (logits->batch[0])   /* rows * t after logits.view(-1, V) of [n, t, V] */
         op->c.rows_expr = logits->shape[0] == c->m->batch
@@ -622,10 +678,48 @@ static Val cat(Ctx *c, Node *call) {
     return tensor_val(out);
 }
 
+/* F.linear(x, w, b) = x @ w.T + b, w as nn.Linear keeps it: [out, in]. */
+static Val linear(Ctx *c, Node *call) {
+    static const char *const params[] = {"input", "weight", "bias", NULL};
+    Node *arg[3];
+    if (!bind_args(call, params, arg))
+        return ERR;
+    if (!arg[0] || !arg[1]) {
+        error_at(call->loc, "F.linear takes (input, weight, bias=None)");
+        return ERR;
+    }
+    Tensor *x = expect_tensor(c, arg[0]), *w = x ? expect_tensor(c, arg[1]) : NULL;
+    if (!w)
+        return ERR;
+    if (w->rank != 2) {
+        error_at(arg[1]->loc, "F.linear needs a 2-D weight [out_features, in_features], got %s", describe(w));
+        return ERR;
+    }
+    if (x->rank >= 1 && x->shape[x->rank - 1] != w->shape[1]) {
+        error_at(call->loc, "F.linear: %s has %lld features but weight %s takes %lld (it is [out_features, in_features])",
+                 describe(x), (long long)x->shape[x->rank - 1], describe(w), (long long)w->shape[1]);
+        return ERR;
+    }
+    int64_t shape[2] = {w->shape[1], w->shape[0]};
+    bool batch[2] = {w->batch[1], w->batch[0]};
+    Tensor *wt = new_tensor(c, T_ACT, DT_FLOAT, 2, shape, batch, arg[1]->loc);
+    new_op(c, OP_TRANSPOSE, wt, w, NULL, arg[1]->loc);
+    Val y = matmul(c, x, wt, call->loc);
+    if (y.kind == V_ERROR || !arg[2])
+        return y;
+    Tensor *b = expect_tensor(c, arg[2]);
+    return b ? binary_op(c, OP_ADD, y.t, b, call->loc, call->loc, arg[2]->loc) : ERR;
+}
+
 static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     OpKind kind;
     if (!strcmp(module, "torch") && !strcmp(fn, "arange"))   /* shape: no op, a range */
         return arange(c, call);
+    if (!strcmp(module, "F") && !strcmp(fn, "linear"))   /* no op of its own: a transpose, matmul and add */
+        return linear(c, call);
+    Val v;
+    if (nn_module_call(c, module, fn, call, &v))   /* lower_nn.c: math.*, torch.pow, F.layer_norm, ... */
+        return v;
     if (!op_by_name(fn, !strcmp(module, "F") ? PY_F : PY_TORCH, &kind)) {
         error_at(call->loc, "unsupported function %s.%s (supported: %s)", module, fn,
                  supported_calls(PY_TORCH | PY_F));
@@ -655,6 +749,18 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     case OP_CROSS_ENTROPY: return cross_entropy(c, call);
     case OP_CAT: return cat(c, call);
     case OP_ONE_HOT: return one_hot(c, call);
+    case OP_MATMUL: {    /* torch.matmul(a, b): a @ b */
+        static const char *const params[] = {"input", "other", NULL};
+        Node *arg[2];
+        if (!bind_args(call, params, arg))
+            return ERR;
+        if (!arg[0] || !arg[1]) {
+            error_at(call->loc, "torch.matmul takes (input, other)");
+            return ERR;
+        }
+        Tensor *a = expect_tensor(c, arg[0]), *b = a ? expect_tensor(c, arg[1]) : NULL;
+        return b ? matmul(c, a, b, call->loc) : ERR;
+    }
     default:
         error_at(call->loc, "internal: no lowering for %s.%s", module, fn);
         return ERR;
@@ -681,7 +787,12 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
             return ERR;
         }
         return unary_op(c, kind, t, int_scalar(0), call->loc);
-    case REDUCE: return reduction(c, kind, t, call, kind == OP_MAX);
+    case REDUCE: {
+        Val v = reduction(c, kind, t, call, kind == OP_MAX);
+        if (v.kind == V_TENSOR && !strcmp(fn, "std"))   /* std: the square root of the var */
+            return unary_op(c, OP_SQRT, v.t, int_scalar(0), call->loc);
+        return v;
+    }
     default: break;
     }
     switch (kind) {
@@ -773,6 +884,8 @@ static Val attribute(Ctx *c, Node *n) {
         return ERR;
     if (obj.kind == V_MAX && !strcmp(n->name, "values"))
         return tensor_val(obj.t);
+    if (obj.kind == V_MODULE && !strcmp(obj.module, "math"))
+        return math_constant(n);    /* lower_nn.c */
     if (obj.kind == V_TENSOR && !strcmp(n->name, "shape"))
         return (Val){.kind = V_SHAPE, .t = obj.t};
     if (obj.kind == V_TENSOR && !strcmp(n->name, "T")) {

@@ -121,6 +121,17 @@ bool bind_args(Node *call, const char *const *params, Node **bound);   /* lower.
 
 /* ---- shape (perm): lower_perm.c, .permute .transpose .unsqueeze .squeeze .contiguous .expand ---- */
 Val perm_method(Ctx *c, Tensor *t, OpKind kind, const char *fn, Node *call);
+/* ---- fn: more of lower.c's helpers that lower_nn.c shares ---- */
+bool eval_bool(Ctx *c, Node *n, bool *out);
+Tensor *expect_tensor(Ctx *c, Node *n);
+int normalize_dim(Tensor *t, int64_t d, Loc loc);
+bool power_op(double exponent, OpKind *kind);
+
+/* ---- fn (items 4-5): lower_nn.c: math.*, torch.pow, F.layer_norm, torch.zeros_like ---- */
+/* Lowers module.fn(...) when it is one of lower_nn.c's (sets *v, true);
+ * false leaves the call to module_call. */
+bool nn_module_call(Ctx *c, const char *module, const char *fn, Node *call, Val *v);
+Val math_constant(Node *attr);   /* math.pi, math.e, ... */
 
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);

@@ -162,7 +162,8 @@ typedef enum {
     X(TANH, "tanh", "tanhf", "nj_tanhf", 1) \
     X(SQRT, "sqrt", "sqrtf", NULL,       0) \
     X(POW,  "pow",  "powf",  NULL,       2) \
-    X(FABS, "fabs", "fabsf", NULL,       0)
+    X(FABS, "fabs", "fabsf", NULL,       0) \
+    X(ERF,  "erf",  "erff",  NULL,       1)
 
 typedef enum {
 #define X(id, dbl, flt, own, simd) MATH_##id,
@@ -260,6 +261,8 @@ struct Tensor {
     Loc loc;                /* the expression it came from */
     int input_index;        /* T_INPUT: position among inputs */
     int64_t bound;          /* T_INPUT: values in [0, bound) */
+    int64_t ignore;         /* T_INPUT: a negative value also accepted (a cross_entropy
+                             * target with ignore_index), or 0: none */
     int param_index;        /* T_PARAM: position among params */
     /* filled by autodiff.c */
     bool needs_grad;        /* depends on a param and reaches loss */
@@ -281,6 +284,7 @@ struct Op {
     bool unbiased;          /* VAR */
     int cat_dim;            /* CAT */
     int8_t perm[MAX_RANK];  /* PERMUTE: out dim d is dim perm[d] of in[0] */
+    int64_t ignore;         /* CROSS_ENTROPY: ignore_index (negative), or 0: none */
     Loc loc;
     const Stmt *stmt;
     bool batch_reduction;   /* a REDUCE over the batch dim */

@@ -39,8 +39,11 @@ bool math_function_name(const char *name) {
 /* ---- spellings ---- */
 
 /* A call's arguments as the list shows them: x alone for an elementwise
- * function, ... for the ops that take more. */
-static const char *call_args(OpKind kind) { return op_info[kind].family == EW1 ? "x" : "..."; }
+ * function (x, c for one with a constant: torch.pow), ... for the ops that
+ * take more. */
+static const char *call_args(OpKind kind) {
+    return op_info[kind].family != EW1 ? "..." : op_info[kind].operands & OPND_TC ? "x, c" : "x";
+}
 
 static char *append(char *list, const char *sep, const char *item) {
     return *list ? arena_printf("%s%s%s", list, sep, item) : arena_strdup(item);

@@ -131,7 +131,7 @@ Val lookup(Ctx *c, Node *n) {
         }
         return scalar_val(v);
     }
-    if (!strcmp(n->name, "torch") || !strcmp(n->name, "F"))
+    if (!strcmp(n->name, "torch") || !strcmp(n->name, "F") || !strcmp(n->name, "math"))
         return (Val){.kind = V_MODULE, .module = n->name};
     const char *hint = diag_errors < 50 ? suggest(c, n->name) : NULL;
     if (hint)
@@ -145,7 +145,7 @@ Val lookup(Ctx *c, Node *n) {
 /* ---- declarations ---- */
 
 bool reserved(const char *name) {
-    return !strcmp(name, "torch") || !strcmp(name, "F") || !strcmp(name, "range");
+    return !strcmp(name, "torch") || !strcmp(name, "F") || !strcmp(name, "math") || !strcmp(name, "range");
 }
 
 bool declare(Ctx *c, const char *name, Loc loc) {

@@ -16,6 +16,7 @@ __attribute__((simd("notinbranch"))) float expf(float);
 __attribute__((simd("notinbranch"))) float logf(float);
 __attribute__((simd("notinbranch"))) float tanhf(float);
 __attribute__((simd("notinbranch"))) float powf(float, float);
+__attribute__((simd("notinbranch"))) float erff(float);
 #endif
 
 void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *const *inputs, mlp_bn_fused_acts *restrict a) {
@@ -381,12 +382,12 @@ int mlp_bn_fused_calibrate(const mlp_bn_fused_params *p, const int32_t *const *i
 /* Index of the first value outside its input's range (*which: the input), or -1. */
 int64_t mlp_bn_fused_check_inputs(const int32_t *const *inputs, int64_t rows, int *which) {
     for (int64_t i = 0; inputs[0] && i < rows * 3; i++)
-        if (inputs[0][i] < 0 || inputs[0][i] >= 27) {
+        if ((inputs[0][i] < 0 || inputs[0][i] >= 27)) {
             *which = 0;
             return i;
         }
     for (int64_t i = 0; inputs[1] && i < rows * 1; i++)
-        if (inputs[1][i] < 0 || inputs[1][i] >= 27) {
+        if ((inputs[1][i] < 0 || inputs[1][i] >= 27)) {
             *which = 1;
             return i;
         }
@@ -405,8 +406,8 @@ static const NjParam params[] = {
 };
 
 static const NjInput inputs_table[] = {
-    {"Xb", 2, {32, 3}, 27},
-    {"Yb", 1, {32}, 27},
+    {"Xb", 2, {32, 3}, 27, 0},
+    {"Yb", 1, {32}, 27, 0},
 };
 
 static const NjTensor acts[] = {

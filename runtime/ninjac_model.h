@@ -50,6 +50,8 @@ typedef struct {
     int rank;
     int shape[NJ_MAX_RANK]; /* shape[0] is the batch dim (rows) */
     int32_t bound;          /* every value lies in [0, bound) */
+    int32_t ignore;         /* or is this negative value, a cross_entropy target's
+                             * ignore_index (0: none) */
 } NjInput;
 
 typedef struct NinjacModel {

@@ -564,7 +564,7 @@ int load_inputs(const NinjacModel *m, const char *path, int32_t **inputs, char *
         }
         for (int64_t i = 0; i < n; i++) {
             int64_t v = x->dtype == ST_I32 ? ((const int32_t *)x->data)[i] : ((const int64_t *)x->data)[i];
-            if (v < 0 || v >= in->bound) {
+            if ((v < 0 || v >= in->bound) && (!in->ignore || v != in->ignore)) {
                 rc = fail(err, errlen, path, "input '%s': element %" PRId64 " is %" PRId64 ", outside [0, %d)",
                           in->name, i, v, (int)in->bound);
                 break;

@@ -449,8 +449,9 @@ int fdcheck_main(int argc, char **argv, const NinjacModel *m) {
         const NjInput *in = &m->inputs[i];
         int64_t n = numel_of(in->rank, in->shape);
         p.inputs[i] = zalloc(sizeof(int32_t) * (size_t)n);
-        for (int64_t e = 0; e < n; e++)
-            p.inputs[i][e] = (int32_t)rng_below(&r, (uint64_t)in->bound);
+        for (int64_t e = 0; e < n; e++)   /* an ignore_index target in a quarter of the rows, the first kept */
+            p.inputs[i][e] = in->ignore && e && rng_below(&r, 4) == 0 ? in->ignore
+                                                                      : (int32_t)rng_below(&r, (uint64_t)in->bound);
     }
     int which = -1;
     if (m->check_inputs((const int32_t *const *)p.inputs, m->batch, &which) != -1) {

@@ -164,7 +164,7 @@ def main():
     names = set(ISSUE_NAMES) | macros
     names |= generated_identifiers(args.ninjac, args.source, runtime, args.work)
     names |= {n[1:] for n in names if len(n) > 1 and n[0] == "d" and re.match(r"[A-Za-z_]", n[1])}
-    names -= {"loss", "logits", "torch", "F", "range", "dim", "input", "param"}   # the spec's own words
+    names -= {"loss", "logits", "torch", "F", "math", "range", "dim", "input", "param"}   # the spec's own words
     # Python's keywords are no names in valid PyTorch: the lexer refuses them
     # wherever they stand (tests/bad/python_constructs), not at a declaration.
     names -= set(keyword.kwlist)

@@ -11,7 +11,8 @@ Steps:
   2. Make seeded random params (each param's init expression evaluated with
      randn()/rand()/zeros()/ones() returning tensors of the param's shape;
      params whose init is constant get a 0.1*randn perturbation so gradients
-     are not degenerate) and a random valid batch (uniform ints in [0, bound)).
+     are not degenerate) and a random valid batch (uniform ints in [0, bound);
+     a cross_entropy target with ignore_index=K takes K in a quarter of it).
      Write P.safetensors (F32) and B.safetensors (I64 for even seeds, I32 for
      odd ones) into the workdir (default: a temporary directory, kept only
      on failure).
@@ -28,6 +29,7 @@ The -D values must be the ones the trainer was built with.
 """
 import argparse
 import ast
+import math
 import os
 import re
 import shutil
@@ -172,9 +174,17 @@ def make_data(spec, seed):
     gen = torch.Generator().manual_seed(seed)
     params = {n: init_param(init, shape, spec["dims"], gen) for n, shape, init in spec["params"]}
     itype = torch.int64 if seed % 2 == 0 else torch.int32
-    inputs = {n: torch.randint(0, bound, shape, generator=gen).to(itype)
+    inputs = {n: torch.randint(0, bound, shape, generator=gen)
               for n, shape, bound in spec["inputs"]}
-    return params, inputs
+    # An input on a line with ignore_index=K (a cross_entropy target) also
+    # takes K: put it in about a quarter of the elements, never the first.
+    for _, stmt in spec["forward"]:
+        if m := re.search(r"ignore_index\s*=\s*(-\d+)", stmt):
+            for n in set(re.findall(r"\b\w+\b", stmt)) & inputs.keys():
+                drop = torch.rand(inputs[n].shape, generator=gen) < 0.25
+                drop.view(-1)[0] = False
+                inputs[n][drop] = int(m[1])
+    return params, {n: v.to(itype) for n, v in inputs.items()}
 
 
 # ---------------------------------------------------------------- forward pass
@@ -185,7 +195,7 @@ def run_forward(spec, params, inputs, dtype=torch.float32, name="spec"):
     old_default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        ns = {"torch": torch, "F": F, **spec["dims"]}
+        ns = {"torch": torch, "F": F, "math": math, **spec["dims"]}
         for n, v in params.items():
             ns[n] = v.detach().to(dtype).clone().requires_grad_(True)
         leaves = {n: ns[n] for n in params}

@@ -1,0 +1,90 @@
+/* emit_nn.c - the code of F.layer_norm (lower_nn.c): one pass per row for
+ * its mean and 1/sqrt(var + eps), kept for the backward pass, and the
+ * closed-form backward instead of one through the mean and the var:
+ *   xhat = (x - mean) * rstd,  y = xhat * w + b
+ *   dw += sum over rows of dy * xhat,  db += sum over rows of dy
+ *   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * w */
+#include "emit.h"
+
+/* The shape of the per-row statistics: x without its last dim. */
+Tensor layer_norm_rows(const Op *op) {
+    Tensor rows = *op->in[0];
+    rows.rank--;
+    return rows;
+}
+
+/* mean or rstd of the row at the loop's index */
+static const char *row_stat(E *e, const Op *op, const char *what) {
+    return indexed(arena_printf("%s->%s", e->infer ? "w" : "a", aux_name(e, op->out, what)), op->in[0]->rank - 1,
+                   IDX);
+}
+
+/* x's indices with the last one m */
+static void at_m(const Tensor *x, const char **idx) {
+    for (int d = 0; d < x->rank; d++)
+        idx[d] = d == x->rank - 1 ? "m" : IDX[d];
+}
+
+void forward_layer_norm(E *e, const Op *op) {
+    const Tensor *x = op->in[0], *y = op->out;
+    int last = x->rank - 1;
+    const char *xi[MAX_RANK], *n = dimsz(e, x, last);
+    at_m(x, xi);
+    const char *xm = ref(e, x, xi), *wm = ref(e, op->in[1], (const char *[]){"m"});
+    const char *bm = ref(e, op->in[2], (const char *[]){"m"});
+    int in = loops(e, 1, x, 1u << last);
+    out(e, in, "{\n");
+    out(e, in + 1, "%s mean = 0, var = 0;\n", e->real);
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "mean += %s;\n", xm);
+    out(e, in + 1, "mean /= %s;\n", lit(e, (double)x->shape[last]));
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "var += (%s - mean) * (%s - mean);\n", xm, xm);
+    out(e, in + 1, "var /= %s;   // biased, as layer_norm's\n", lit(e, (double)x->shape[last]));
+    out(e, in + 1, "%s rstd = %s / %s(var + %s);\n", e->real, lit(e, 1), e->opt->f64 ? "sqrt" : "sqrtf",
+        scalar(e, op->c));
+    out(e, in + 1, "%s = mean;\n", row_stat(e, op, "mean"));
+    out(e, in + 1, "%s = rstd;\n", row_stat(e, op, "rstd"));
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "%s = (%s - mean) * rstd * %s + %s;\n", ref(e, y, xi), xm, wm, bm);
+    out(e, in, "}\n");
+}
+
+void backward_layer_norm(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0], *y = op->out, *w = op->in[1];
+    int last = x->rank - 1;
+    const char *xi[MAX_RANK], *n = dimsz(e, x, last);
+    at_m(x, xi);
+    const char *xhat = arena_printf("(%s - %s) * %s", ref(e, x, xi), row_stat(e, op, "mean"),
+                                    row_stat(e, op, "rstd"));
+    const char *dy = gref(e, y, xi), *m[1] = {"m"};
+    int in = loops(e, 1, x, 1u << last);
+    if (gr->operand > 0) {   /* weight, bias: sums over the rows */
+        out(e, in, "for (int m = 0; m < %s; m++)\n", n);
+        out(e, in + 1, "%s += %s%s%s;\n", gref(e, gr->target, m), dy, gr->operand == 1 ? " * " : "",
+            gr->operand == 1 ? xhat : "");
+        return;
+    }
+    const char *dxhat = arena_printf("%s * %s", dy, ref(e, w, m));
+    out(e, in, "{\n");
+    out(e, in + 1, "%s sum = 0, dot = 0;   // of dxhat and of dxhat * xhat over the row\n", e->real);
+    out(e, in + 1, "for (int m = 0; m < %s; m++) {\n", n);
+    out(e, in + 2, "sum += %s;\n", dxhat);
+    out(e, in + 2, "dot += %s * (%s);\n", dxhat, xhat);
+    out(e, in + 1, "}\n");
+    out(e, in + 1, "sum /= %s;\n", lit(e, (double)x->shape[last]));
+    out(e, in + 1, "dot /= %s;\n", lit(e, (double)x->shape[last]));
+    out(e, in + 1, "for (int m = 0; m < %s; m++)\n", n);
+    out(e, in + 2, "%s += %s * (%s - sum - (%s) * dot);\n", gref(e, x, xi), row_stat(e, op, "rstd"), dxhat, xhat);
+    out(e, in, "}\n");
+}
+
+/* torch.zeros_like: an op without operands, so no gradient reaches here */
+void forward_zeros(E *e, const Op *op) {
+    out(e, loops(e, 1, op->out, 0), "%s = 0;\n", ref(e, op->out, IDX));
+}
+
+void backward_zeros(E *e, const Grad *gr) {
+    (void)e, (void)gr;
+}
