@@ -43,6 +43,7 @@ typedef struct {
     Vec line_temps;         /* tensors the current line created */
     const char *trip;       /* inside for loops: "_i2" (nested: "_i2_k0"), for version names */
     bool too_big;           /* MAX_OPS passed: lowering stops */
+    bool stacking;          /* cat_parts works for torch.stack: its diagnostics say so */
 } Ctx;
 
 typedef enum {
