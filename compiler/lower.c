@@ -556,7 +556,8 @@ static Val cross_entropy(Ctx *c, Node *call) {
         /* an ignored target is no index: the value would read outside a table */
         for (int i = 0; i < c->m->ops.len; i++) {
             Op *use = c->m->ops.items[i];
-            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1] == tv.t) {
+            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1]->kind == T_INPUT &&
+                use->in[1]->input_index == tv.t->input_index) {   /* the input, or a view of it */
                 error_at(arg[1]->loc, "'%s' also indexes a table, so it cannot hold ignore_index=%lld",
                          tv.t->name, (long long)ignore);
                 note_at(use->loc, "it indexes here");
@@ -579,8 +580,11 @@ static Val cross_entropy(Ctx *c, Node *call) {
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
     op->ignore = ignore;
-    if (ignore)     /* the input accepts it from now on (the runtime's input checks) */
+    if (ignore) {   /* the input accepts it from now on (the runtime's input checks) */
         tv.t->ignore = ignore;
+        /* targets.view(-1) is a view: the input the checks read is its root */
+        ((Tensor *)c->m->inputs.items[tv.t->input_index])->ignore = ignore;
+    }
     op->c = int_scalar(logits->shape[0]);
     if (logits->batch[0])   /* rows * t after logits.view(-1, V) of [n, t, V] */
         op->c.rows_expr = logits->shape[0] == c->m->batch
@@ -723,6 +727,11 @@ static Val stack(Ctx *c, Node *call) {
         return ERR;
     }
     int k = (int)(d < 0 ? d + rank : d);
+    if (k == 0 && has_batch(parts[0])) {   /* the new dim would come before the rows */
+        error_at(dim_loc, "torch.stack along dim 0 of %s would move its batch dim from first "
+                 "(inference runs on any number of rows); stack along dim 1 or later", describe(parts[0]));
+        return ERR;
+    }
     for (int i = 0; i < nparts; i++) {
         Tensor *t = parts[i];
         int64_t shape[MAX_RANK];
