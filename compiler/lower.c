@@ -432,6 +432,8 @@ static Val pick(Ctx *c, Tensor *x, Val rows, Tensor *target, Node *n) {
     }
     if (!x->batch[0])
         return batch_mismatch(x, 0, target, n->lhs->loc);
+    if (!not_computed(target, "the targets of x[range(n), targets]", n->args[1]->loc))
+        return ERR;
     if (target->bound > x->shape[1]) {
         error_at(n->args[1]->loc, "'%s' takes values in [0, %lld) but %s has only %lld columns",
                  target->name, (long long)target->bound, describe(x), (long long)x->shape[1]);
@@ -537,6 +539,8 @@ static Val cross_entropy(Ctx *c, Node *call) {
                  (long long)logits->shape[0]);
         return ERR;
     }
+    if (!not_computed(tv.t, "the targets of F.cross_entropy", arg[1]->loc))
+        return ERR;
     /* ignore_index: rows with that target count for nothing, and the mean
      * is over the others (PyTorch's default -100 is never a valid value
      * here: without ignore_index every target must lie in [0, bound)). */
@@ -792,6 +796,8 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
         return linear(c, call);
     if (!strcmp(module, "torch") && !strcmp(fn, "stack"))   /* no op of its own: unsqueezes and a cat */
         return stack(c, call);
+    if (!strcmp(module, "torch") && !strcmp(fn, "roll"))    /* lower_int.c: a map, no op */
+        return roll(c, call);
     Val v;
     if (nn_module_call(c, module, fn, call, &v))   /* lower_nn.c: math.*, torch.pow, F.layer_norm, ... */
         return v;
@@ -1241,14 +1247,6 @@ static bool expr_stmt(Ctx *c, const Stmt *s) {
     return true;
 }
 
-/* ---- front: stub until `shape` lands index_assign (drop at merge) ---- */
-Val index_assign(Ctx *c, Node *target, Node *value) {
-    (void)c;
-    (void)value;
-    error_at(target->loc, "index assignment x[...] = value is not yet supported");
-    return ERR;
-}
-/* ---- end of stub ---- */
 
 static bool index_assign_stmt(Ctx *c, const Stmt *s) {
     Node *target = s->targets[0];

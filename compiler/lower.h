@@ -115,6 +115,11 @@ Val view(Ctx *c, Tensor *t, Node *call);
 /* x[...] is basic indexing (ints, slices, ...): decided before evaluating */
 bool basic_index(Ctx *c, Node *n);
 Val slice_index(Ctx *c, Tensor *x, Node *n);
+/* x[n]'s parts, per dim of x: read at start[d] + step[d] * k (step 0: the
+ * dim is selected); the result's shape and batch flags, rank out_rank.
+ * Reports and returns false on a bad part. */
+bool index_parts(Ctx *c, Tensor *x, Node *n, int64_t *start, int64_t *step, int64_t *shape, bool *batch,
+                 int *out_rank);
 Val range_rows(Ctx *c, Tensor *x, Val range, Node *n);
 Val arange(Ctx *c, Node *call);
 Val one_hot(Ctx *c, Node *call);
@@ -133,6 +138,11 @@ bool power_op(double exponent, OpKind *kind);
  * false leaves the call to module_call. */
 bool nn_module_call(Ctx *c, const char *module, const char *fn, Node *call, Val *v);
 Val math_constant(Node *attr);   /* math.pi, math.e, ... */
+
+/* ---- rnn (issue 12 item 5): lower_int.c, computed integer tensors ---- */
+Val roll(Ctx *c, Node *call);   /* torch.roll of an integer tensor */
+/* t is no computed integer tensor, or reports that it cannot be `use`d */
+bool not_computed(const Tensor *t, const char *use, Loc loc);
 
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);
