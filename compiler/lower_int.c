@@ -204,7 +204,7 @@ Val index_assign(Ctx *c, Node *target, Node *value) {
 bool not_computed(const Tensor *t, const char *use, Loc loc) {
     if (!t->imap)
         return true;
-    error_at(loc, "'%s' is computed (torch.roll, x[...] = k) and can only index a table (C[%s]), not be %s",
-             t->name, t->name, use);
+    error_at(loc, "'%s' is computed (torch.roll, x[...] = k): it can only index a table, not be %s",
+             t->name, use);
     return false;
 }
