@@ -310,8 +310,10 @@ static Val arith(Ctx *c, BinOp op, Val a, Val b, Node *n) {
               : b.kind != V_SCALAR && b.kind != V_TENSOR ? n->rhs : NULL;
     if (bad) {
         Val which = bad == n->lhs ? a : b;
-        error_at(bad->loc, which.kind == V_MAX ? "max(dim) returns (values, indices): use .values"
-                                               : "expected a tensor or a number here");
+        error_at(bad->loc, which.kind == V_MAX     ? "max(dim) returns (values, indices): use .values"
+                           : which.kind == V_RANGE ? "a range (torch.arange, range) only indexes: table[pos], "
+                                                     "x[range(n), targets]; it takes no arithmetic"
+                                                   : "expected a tensor or a number here");
         return ERR;
     }
     Tensor *ta = a.kind == V_TENSOR ? a.t : NULL, *tb = b.kind == V_TENSOR ? b.t : NULL;
@@ -1102,6 +1104,10 @@ static bool bind(Ctx *c, const char *name, Loc name_loc, Val v, Node *value) {
     }
     if (v.kind == V_TENSORS) {
         sym_add(&c->syms, name, SYM_LIST, name_loc)->list = v.items;
+        return true;
+    }
+    if (v.kind == V_RANGE) {   /* pos = torch.arange(0, t): a computed integer tensor, wte[pos] its rows */
+        sym_add(&c->syms, name, SYM_RANGE, name_loc)->scalar = v.s;
         return true;
     }
     if (v.kind != V_TENSOR) {

@@ -16,6 +16,7 @@ typedef enum {
     SYM_HIDDEN,     /* a temporary's name */
     SYM_POISON,     /* its line had an error: uses fail quietly, not once more each */
     SYM_LIST,       /* a Python list of tensors: hiddens = [], hiddens.append(h) */
+    SYM_RANGE,      /* pos = torch.arange(0, t): a range (scalar: its length), indexes a table's rows */
 } SymKind;
 
 typedef struct {
