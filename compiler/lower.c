@@ -627,8 +627,8 @@ bool tensor_list(Ctx *c, Node *n, Vec *out) {
 }
 
 /* torch.cat of parts along dim k (normalized): every part's shape the
- * first's outside dim k. part_loc(i) is where part i was written. */
-static Val cat_parts(Ctx *c, Tensor **parts, int nparts, int k, Node *list, Loc dim_loc, Loc loc) {
+ * first's outside dim k. list: the list as written (its items' places). */
+Val cat_parts(Ctx *c, Tensor **parts, int nparts, int k, Node *list, Loc dim_loc, Loc loc) {
     if (parts[0]->batch[k]) {
         error_at(dim_loc, "torch.%s along the batch dim is not supported (inference runs on any number of rows)",
                  c->stacking ? "stack" : "cat");

@@ -110,6 +110,9 @@ bool tensor_list(Ctx *c, Node *n, Vec *out);
 /* An index assignment `x[...] = value` (item 5 of issue 12): lowers it and
  * returns x's new version, which the caller binds to x's name. */
 Val index_assign(Ctx *c, Node *target, Node *value);
+/* torch.cat of parts along dim k, each part's shape the first's outside dim
+ * k; list is where the parts were written (an N_LIST: each item's place) */
+Val cat_parts(Ctx *c, Tensor **parts, int nparts, int k, Node *list, Loc dim_loc, Loc loc);
 
 /* ---- shape: lower_shape.c, views, slices, transposes, stacking, indexing ---- */
 Val view(Ctx *c, Tensor *t, Node *call);

@@ -92,8 +92,39 @@ static int64_t flatten(const Tensor *t, const int64_t *idx) {
     return p;
 }
 
+/* x[..., a:b, ...] along dim d: a SLICE op. */
+static Tensor *slice_dim(Ctx *c, Tensor *x, int d, int64_t a, int64_t b, Loc loc) {
+    int64_t shape[MAX_RANK];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[d] = b - a;
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, x->rank, shape, x->batch, loc);
+    Op *op = new_op(c, OP_SLICE, out, x, NULL, loc);
+    for (int k = 0; k < x->rank; k++) {
+        op->start[k] = k == d ? a : 0;
+        op->step[k] = 1;
+    }
+    return out;
+}
+
+/* A float tensor rolled by s in [0, n) along dim d is the cat of its last s
+ * and its first n - s positions there: no op of its own, so its backward is
+ * the cat's split and the slices' scatter (a roll back). */
+static Val float_roll(Ctx *c, Tensor *x, int d, int64_t s, Node *list, Loc loc) {
+    int64_t n = x->shape[d];
+    if (s == 0) {   /* the elements as they are, in a tensor of its own */
+        Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, x->rank, x->shape, x->batch, loc);
+        new_op(c, OP_VIEW, out, x, NULL, loc);
+        return tensor_val(out);
+    }
+    Tensor **parts = arena_alloc(sizeof(Tensor *) * 2);
+    parts[0] = slice_dim(c, x, d, n - s, n, loc);
+    parts[1] = slice_dim(c, x, d, 0, n - s, loc);
+    return cat_parts(c, parts, 2, d, list, loc, loc);
+}
+
 /* torch.roll(x, shifts, dims) with one int shift along one dim (not the
- * batch dim): out[..., j, ...] = x[..., (j - shift) mod n, ...]. */
+ * batch dim): out[..., j, ...] = x[..., (j - shift) mod n, ...]. An
+ * integer tensor's is a map, a float tensor's a cat of two slices. */
 Val roll(Ctx *c, Node *call) {
     static const char *const params[] = {"input", "shifts", "dims", NULL};
     Node *arg[3];
@@ -107,8 +138,6 @@ Val roll(Ctx *c, Node *call) {
     int64_t shift, dim;
     if (!x || !eval_int(c, arg[1], &shift, NULL) || !eval_int(c, arg[2], &dim, NULL))
         return ERR;
-    if (!row_tensor(c, x, "torch.roll", arg[0]->loc))
-        return ERR;
     int d = normalize_dim(x, dim, arg[2]->loc);
     if (d < 0)
         return ERR;
@@ -118,6 +147,10 @@ Val roll(Ctx *c, Node *call) {
         return ERR;
     }
     int64_t n = x->shape[d], s = ((shift % n) + n) % n;
+    if (x->dtype == DT_FLOAT)
+        return float_roll(c, x, d, s, arg[0], call->loc);
+    if (!row_tensor(c, x, "torch.roll", arg[0]->loc))
+        return ERR;
     int32_t *map = arena_alloc(sizeof(int32_t) * (size_t)row_len(x));
     const int32_t *from = map_copy(x);
     int64_t idx[MAX_RANK] = {0};
