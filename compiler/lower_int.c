@@ -12,7 +12,8 @@
  * tensor has no array and no op: it is a T_INPUT like a view of an input,
  * and a table indexed by it reads through the map (emit_common.c's ref).
  * Its value range is known: [0, bound) with bound = max(old bound, k + 1)
- * after an assignment of k, which keeps the embedding's bound check. */
+ * after an assignment of k, which keeps the embedding's bound check.
+ * torch.roll of a float tensor is here too: a cat of two slices. */
 #include "lower.h"
 
 #include <string.h>
@@ -57,13 +58,7 @@ static Tensor *mapped(Ctx *c, Tensor *src, int32_t *map, Loc loc) {
 /* The integer tensors roll and index assignment take: an input's rows
  * (batch dim first, more dims after it: the batch dim itself is never
  * moved), no ignore_index value (it is no index). */
-static bool row_tensor(Ctx *c, Tensor *t, const char *what, Loc loc) {
-    (void)c;
-    if (t->dtype != DT_INT) {
-        error_at(loc, "%s of a float tensor is not supported (only of integer inputs: "
-                 "makemore's idx)", what);
-        return false;
-    }
+static bool row_tensor(const Tensor *t, const char *what, Loc loc) {
     if (t->rank < 2 || !t->batch[0] || row_len(t) > INT32_MAX) {
         error_at(loc, "%s needs an integer tensor [batch, ...] with dims after the batch dim, got %s",
                  what, describe(t));
@@ -149,7 +144,7 @@ Val roll(Ctx *c, Node *call) {
     int64_t n = x->shape[d], s = ((shift % n) + n) % n;
     if (x->dtype == DT_FLOAT)
         return float_roll(c, x, d, s, arg[0], call->loc);
-    if (!row_tensor(c, x, "torch.roll", arg[0]->loc))
+    if (!row_tensor(x, "torch.roll", arg[0]->loc))
         return ERR;
     int32_t *map = arena_alloc(sizeof(int32_t) * (size_t)row_len(x));
     const int32_t *from = map_copy(x);
@@ -190,7 +185,7 @@ Val index_assign(Ctx *c, Node *target, Node *value) {
                  "tensor: makemore's idx[:, 0] = k)", describe(x));
         return ERR;
     }
-    if (!row_tensor(c, x, "index assignment", target->lhs->loc))
+    if (!row_tensor(x, "index assignment", target->lhs->loc))
         return ERR;
     int64_t k;
     if (!eval_int(c, value, &k, NULL))
