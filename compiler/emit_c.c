@@ -223,6 +223,142 @@ static char *drop_unit_loops(const char *text) {
     return result;
 }
 
+/* ---- one kernel per matmul shape ----
+ * -O inlines nj_gemm at each call, specialised to its constant shape. A
+ * loop is unrolled (makemore's RNN and GRU: 16 trips of the same matmuls),
+ * so the same shape comes back up to a hundred times, and GCC compiled every
+ * copy: minutes for the GRU (issue 12 item 3 asks < 60 s). A shape called
+ * more than once gets one wrapper, not inlined, that the calls share: GCC
+ * specialises the kernel once. The call costs nothing next to the product.
+ * One pass over the text, as drop_unit_loops. */
+
+#define GEMM_ARGS 11   /* M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate */
+#define MAX_SHAPES 256
+
+/* The arguments of the nj_gemm call on line l (one statement a line), or
+ * false. Top-level commas split them; an argument may hold (), []. */
+static bool gemm_call(const char *l, char **args, const char **tail) {
+    const char *p = l + strspn(l, " ");
+    if (strncmp(p, "nj_gemm(", 8))
+        return false;
+    p += 8;
+    for (int k = 0; k < GEMM_ARGS; k++) {
+        const char *a = p;
+        for (int depth = 0; *p && (depth || (*p != ',' && *p != ')')); p++)
+            depth += (*p == '(' || *p == '[') - (*p == ')' || *p == ']');
+        if (!*p || (*p == ')') != (k == GEMM_ARGS - 1))
+            return false;
+        args[k] = arena_strndup(a, (size_t)(p - a));
+        p += 1 + (*p == ',' && p[1] == ' ');
+    }
+    *tail = p;   /* after the closing parenthesis: ";" and any comment */
+    return true;
+}
+
+static bool all_digits(const char *s) { return *s && strspn(s, "0123456789") == strlen(s); }
+
+/* The shape's constant arguments as one key, or NULL if one is not constant
+ * (inference's `rows`). */
+static const char *gemm_key(char **args) {
+    static const int fixed[] = {0, 1, 2, 4, 5, 7, 9, 10};
+    char *key = arena_strdup("");
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
+        if (!all_digits(args[fixed[i]]))
+            return NULL;
+        key = arena_printf("%s%s%s", key, i ? ", " : "", args[fixed[i]]);
+    }
+    return key;
+}
+
+typedef struct {
+    const char *key, *name;
+    char *args[GEMM_ARGS];
+    int calls;
+} Shape;
+
+static Shape *find_shape(Shape *shapes, int n, const char *key) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(shapes[i].key, key))
+            return &shapes[i];
+    return NULL;
+}
+
+/* nj_gemm_32x64x128, _at when A is read transposed, _acc when it adds to
+ * C; a number after it if another shape has the same name. */
+static const char *gemm_name(const Shape *shapes, int n, char **args) {
+    const char *base = arena_printf("nj_gemm_%sx%sx%s%s%s", args[0], args[1], args[2],
+                                    strcmp(args[5], "1") ? "_at" : "", strcmp(args[10], "0") ? "_acc" : "");
+    const char *name = base;
+    for (int k = 2;; k++) {
+        bool taken = false;
+        for (int i = 0; i < n && !taken; i++)
+            taken = !strcmp(shapes[i].name, name);
+        if (!taken)
+            return name;
+        name = arena_printf("%s_%d", base, k);
+    }
+}
+
+static void shared_kernel(FILE *s, const Shape *sh, const char *real) {
+    char *const *a = sh->args;
+    fprintf(s, "/* C[%s x %s] %s A' @ B, K = %s (A' rows at %s, columns at %s): called %d times */\n", a[0], a[1],
+            strcmp(a[10], "0") ? "+=" : "=", a[2], a[4], a[5], sh->calls);
+    fprintf(s, "static __attribute__((noinline)) void %s(const %s *A, const %s *B, %s *C) {\n", sh->name, real,
+            real, real);
+    fprintf(s, "    nj_gemm(%s, %s, %s, A, %s, %s, B, %s, C, %s, %s);\n}\n\n", a[0], a[1], a[2], a[4], a[5], a[7],
+            a[9], a[10]);
+}
+
+static char *share_gemm_kernels(char *text, const char *real) {
+    Vec lines = {0};
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        vec_push(&lines, arena_strndup(p, n));
+        p += n + (nl != NULL);
+    }
+    Shape shapes[MAX_SHAPES];
+    int nshapes = 0, shared = 0, include = -1;
+    char *args[GEMM_ARGS];
+    const char *tail;
+    for (int i = 0; i < lines.len; i++) {
+        const char *l = lines.items[i];
+        if (include < 0 && !strcmp(l, "#include \"ninjac_kernels.h\""))
+            include = i;
+        const char *key = gemm_call(l, args, &tail) ? gemm_key(args) : NULL;
+        if (!key)
+            continue;
+        Shape *sh = find_shape(shapes, nshapes, key);
+        if (!sh && nshapes < MAX_SHAPES) {
+            sh = &shapes[nshapes++];
+            *sh = (Shape){.key = key, .name = gemm_name(shapes, nshapes - 1, args)};
+            memcpy(sh->args, args, sizeof args);
+        }
+        shared += sh && ++sh->calls == 2;
+    }
+    if (!shared || include < 0)
+        return NULL;
+    char *result;
+    size_t len;
+    FILE *s = memory_stream(&result, &len);
+    for (int i = 0; i < lines.len; i++) {
+        char *l = lines.items[i];
+        Shape *sh = gemm_call(l, args, &tail) && gemm_key(args) ? find_shape(shapes, nshapes, gemm_key(args)) : NULL;
+        if (sh && sh->calls > 1)
+            fprintf(s, "%.*s%s(%s, %s, %s)%s\n", (int)strspn(l, " "), l, sh->name, args[3], args[6], args[8], tail);
+        else
+            fprintf(s, "%s\n", l);
+        if (i == include) {
+            fprintf(s, "\n/* One kernel per matmul shape that comes back (an unrolled loop): GCC compiles each once. */\n");
+            for (int k = 0; k < nshapes; k++)
+                if (shapes[k].calls > 1)
+                    shared_kernel(s, &shapes[k], real);
+        }
+    }
+    fclose(s);
+    return result;
+}
+
 void emit_c_text(const Model *m, const Backward *bw, const Plan *plan, const EmitOptions *opt, char *text[2],
                  size_t len[2]) {
     E e = {.m = m, .bw = bw, .plan = plan, .opt = opt, .real = opt->f64 ? "double" : "float",
@@ -240,6 +376,11 @@ void emit_c_text(const Model *m, const Backward *bw, const Plan *plan, const Emi
     }
     char *source = drop_unit_loops(text[1]);
     free(text[1]);
+    char *shared = share_gemm_kernels(source, e.real);
+    if (shared) {
+        free(source);
+        source = shared;
+    }
     text[1] = source;
     len[1] = strlen(source);
 }

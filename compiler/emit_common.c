@@ -145,7 +145,23 @@ const char *probs_ref(E *e, const Op *op, const char *const *idx) {
 bool is_local(const E *e, const Tensor *t) { return e->fused && e->plan->local[t->id]; }
 bool is_dlocal(const E *e, const Tensor *t) { return e->fused && e->plan->dlocal[t->id]; }
 
+/* An element of a computed integer tensor (lower_int.c): its row of the
+ * input through the map, `map[p] >= 0 ? x[i][map[p]] : ~map[p]`. */
+static const char *mapped_ref(const Tensor *t, const char *const *idx) {
+    const char *p = idx[1];
+    for (int d = 2; d < t->rank; d++)
+        p = arena_printf("%s * %lld + %s", p, (long long)t->shape[d], idx[d]);
+    if (t->rank > 2)
+        p = arena_printf("(%s)", p);
+    const char *m = arena_printf("%s[%s]", t->cname, p);
+    const char *row = t->rank == 2 ? arena_printf("%s[%s]", t->iroot->cname, idx[0])
+                                   : arena_printf("((const int32_t *)%s[%s])", t->iroot->cname, idx[0]);
+    return arena_printf("(%s >= 0 ? %s[%s] : ~%s)", m, row, m, m);
+}
+
 const char *ref(E *e, const Tensor *t, const char *const *idx) {
+    if (t->imap)
+        return mapped_ref(t, idx);
     return is_local(e, t) ? t->cname : indexed(base(e, t), t->rank, idx);
 }
 

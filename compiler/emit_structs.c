@@ -125,12 +125,29 @@ void struct_infer_ws(E *e, const char *id) {
     out(e, 0, "} %s_infer_ws;\n\n", id);
 }
 
+/* A computed integer tensor (torch.roll, x[...] = k) is a map over the
+ * positions of a row (lower_int.c), named as the tensor. */
+static void mapped_local(E *e, const Tensor *t) {
+    int64_t n = tensor_numel(t) / t->shape[0];
+    const char *src = t->stmt ? origin(e, t->stmt) : t->name;
+    out(e, 1, "// %s %s (%s): position p of a row is %s's position %s[p], or the constant ~%s[p]\n",
+        t->name, shape_str(t), src, t->iroot->name, t->cname, t->cname);
+    char *items = arena_strdup("");
+    for (int64_t p = 0; p < n; p++)
+        items = arena_printf("%s%s%d", items, p ? ", " : "", t->imap[p]);
+    out(e, 1, "static const int32_t %s[%lld] = {%s};\n", t->cname, (long long)n, items);
+}
+
 /* The inputs and their views (targets.view(-1)): each reads its input's array. */
 void input_locals(E *e) {
     for (int i = 0; i < e->m->tensors.len; i++) {
         const Tensor *t = e->m->tensors.items[i];
         if (t->kind != T_INPUT)
             continue;
+        if (t->imap) {
+            mapped_local(e, t);
+            continue;
+        }
         char *dims = arena_strdup("");
         for (int d = 1; d < t->rank; d++)
             dims = arena_printf("%s[%lld]", dims, (long long)t->shape[d]);

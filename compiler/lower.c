@@ -310,8 +310,10 @@ static Val arith(Ctx *c, BinOp op, Val a, Val b, Node *n) {
               : b.kind != V_SCALAR && b.kind != V_TENSOR ? n->rhs : NULL;
     if (bad) {
         Val which = bad == n->lhs ? a : b;
-        error_at(bad->loc, which.kind == V_MAX ? "max(dim) returns (values, indices): use .values"
-                                               : "expected a tensor or a number here");
+        error_at(bad->loc, which.kind == V_MAX     ? "max(dim) returns (values, indices): use .values"
+                           : which.kind == V_RANGE ? "a range (torch.arange, range) only indexes: table[pos], "
+                                                     "x[range(n), targets]; it takes no arithmetic"
+                                                   : "expected a tensor or a number here");
         return ERR;
     }
     Tensor *ta = a.kind == V_TENSOR ? a.t : NULL, *tb = b.kind == V_TENSOR ? b.t : NULL;
@@ -432,6 +434,8 @@ static Val pick(Ctx *c, Tensor *x, Val rows, Tensor *target, Node *n) {
     }
     if (!x->batch[0])
         return batch_mismatch(x, 0, target, n->lhs->loc);
+    if (!not_computed(target, "the targets of x[range(n), targets]", n->args[1]->loc))
+        return ERR;
     if (target->bound > x->shape[1]) {
         error_at(n->args[1]->loc, "'%s' takes values in [0, %lld) but %s has only %lld columns",
                  target->name, (long long)target->bound, describe(x), (long long)x->shape[1]);
@@ -537,6 +541,8 @@ static Val cross_entropy(Ctx *c, Node *call) {
                  (long long)logits->shape[0]);
         return ERR;
     }
+    if (!not_computed(tv.t, "the targets of F.cross_entropy", arg[1]->loc))
+        return ERR;
     /* ignore_index: rows with that target count for nothing, and the mean
      * is over the others (PyTorch's default -100 is never a valid value
      * here: without ignore_index every target must lie in [0, bound)). */
@@ -556,7 +562,8 @@ static Val cross_entropy(Ctx *c, Node *call) {
         /* an ignored target is no index: the value would read outside a table */
         for (int i = 0; i < c->m->ops.len; i++) {
             Op *use = c->m->ops.items[i];
-            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1] == tv.t) {
+            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1]->kind == T_INPUT &&
+                use->in[1]->input_index == tv.t->input_index) {   /* the input, or a view of it */
                 error_at(arg[1]->loc, "'%s' also indexes a table, so it cannot hold ignore_index=%lld",
                          tv.t->name, (long long)ignore);
                 note_at(use->loc, "it indexes here");
@@ -579,8 +586,11 @@ static Val cross_entropy(Ctx *c, Node *call) {
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
     op->ignore = ignore;
-    if (ignore)     /* the input accepts it from now on (the runtime's input checks) */
+    if (ignore) {   /* the input accepts it from now on (the runtime's input checks) */
         tv.t->ignore = ignore;
+        /* targets.view(-1) is a view: the input the checks read is its root */
+        ((Tensor *)c->m->inputs.items[tv.t->input_index])->ignore = ignore;
+    }
     op->c = int_scalar(logits->shape[0]);
     if (logits->batch[0])   /* rows * t after logits.view(-1, V) of [n, t, V] */
         op->c.rows_expr = logits->shape[0] == c->m->batch
@@ -616,36 +626,12 @@ bool tensor_list(Ctx *c, Node *n, Vec *out) {
     return true;
 }
 
-static Val cat(Ctx *c, Node *call) {
-    static const char *const params[] = {"tensors", "dim", NULL};
-    Node *arg[2];
-    if (!bind_args(call, params, arg))
-        return ERR;
-    Node *list = arg[0], *dim = arg[1];
-    if (!list) {
-        error_at(call->loc, "torch.cat takes a list of tensors and a dim");
-        return ERR;
-    }
-    Vec items = {0};
-    if (!tensor_list(c, list, &items))
-        return ERR;
-    if (items.len < 1) {
-        error_at(list->loc, "torch.cat of an empty list");
-        return ERR;
-    }
-    int nparts = items.len;
-    /* the op's operand array: two slots at least, as every op has */
-    Tensor **parts = arena_alloc(sizeof(Tensor *) * (size_t)(nparts < 2 ? 2 : nparts));
-    memcpy(parts, items.items, sizeof(Tensor *) * (size_t)nparts);
-    int64_t d = 0;
-    if (dim && !eval_int(c, dim, &d, NULL))
-        return ERR;
-    int k = normalize_dim(parts[0], d, dim ? dim->loc : call->loc);
-    if (k < 0)
-        return ERR;
+/* torch.cat of parts along dim k (normalized): every part's shape the
+ * first's outside dim k. list: the list as written (its items' places). */
+Val cat_parts(Ctx *c, Tensor **parts, int nparts, int k, Node *list, Loc dim_loc, Loc loc) {
     if (parts[0]->batch[k]) {
-        error_at(dim ? dim->loc : call->loc,
-                 "torch.cat along the batch dim is not supported (inference runs on any number of rows)");
+        error_at(dim_loc, "torch.%s along the batch dim is not supported (inference runs on any number of rows)",
+                 c->stacking ? "stack" : "cat");
         return ERR;
     }
     int64_t shape[MAX_RANK];
@@ -658,8 +644,12 @@ static Val cat(Ctx *c, Node *call) {
         for (int j = 0; same && j < parts[0]->rank; j++)
             same = j == k || parts[i]->shape[j] == parts[0]->shape[j];
         if (!same) {
-            error_at(part_loc, "torch.cat: %s does not match %s outside dim %d",
-                     describe(parts[i]), describe(parts[0]), k);
+            if (c->stacking)   /* the parts are the unsqueezed items: name the items' shapes */
+                error_at(part_loc, "torch.stack: item %d is %s but item 0 is %s; stack needs equal shapes",
+                         i, describe(parts[i]->def->in[0]), describe(parts[0]->def->in[0]));
+            else
+                error_at(part_loc, "torch.cat: %s does not match %s outside dim %d",
+                         describe(parts[i]), describe(parts[0]), k);
             return ERR;
         }
         for (int j = 0; j < parts[0]->rank; j++)
@@ -668,14 +658,103 @@ static Val cat(Ctx *c, Node *call) {
                                           : batch_mismatch(parts[0], j, parts[i], first_loc);
         shape[k] += parts[i]->shape[k];
     }
-    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, parts[0]->rank, shape, parts[0]->batch, call->loc);
-    if (!check_size(out, call->loc))
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, parts[0]->rank, shape, parts[0]->batch, loc);
+    if (!check_size(out, loc))
         return ERR;
-    Op *op = new_op(c, OP_CAT, out, parts[0], NULL, call->loc);
+    Op *op = new_op(c, OP_CAT, out, parts[0], NULL, loc);
     op->in = parts;
     op->nin = nparts;
     op->cat_dim = k;
     return tensor_val(out);
+}
+
+/* The list argument of torch.cat and torch.stack, as an operand array:
+ * two slots at least, as every op has. */
+static Tensor **list_parts(Ctx *c, const char *fn, Node *list, Loc call_loc, int *nparts) {
+    if (!list) {
+        error_at(call_loc, "torch.%s takes a list of tensors and a dim", fn);
+        return NULL;
+    }
+    Vec items = {0};
+    if (!tensor_list(c, list, &items))
+        return NULL;
+    if (items.len < 1) {
+        error_at(list->loc, "torch.%s of an empty list", fn);
+        return NULL;
+    }
+    *nparts = items.len;
+    Tensor **parts = arena_alloc(sizeof(Tensor *) * (size_t)(items.len < 2 ? 2 : items.len));
+    memcpy(parts, items.items, sizeof(Tensor *) * (size_t)items.len);
+    return parts;
+}
+
+static Val cat(Ctx *c, Node *call) {
+    static const char *const params[] = {"tensors", "dim", NULL};
+    Node *arg[2];
+    if (!bind_args(call, params, arg))
+        return ERR;
+    int nparts;
+    Tensor **parts = list_parts(c, "cat", arg[0], call->loc, &nparts);
+    if (!parts)
+        return ERR;
+    int64_t d = 0;
+    if (arg[1] && !eval_int(c, arg[1], &d, NULL))
+        return ERR;
+    Loc dim_loc = arg[1] ? arg[1]->loc : call->loc;
+    int k = normalize_dim(parts[0], d, dim_loc);
+    return k < 0 ? ERR : cat_parts(c, parts, nparts, k, arg[0], dim_loc, call->loc);
+}
+
+/* torch.stack(items, dim) is torch.cat of the items each unsqueezed at dim
+ * (PyTorch defines it so): no op of its own. The cat's backward splits the
+ * gradient back into the items' (views of) slices. dim ranges over the
+ * result's dims, -(rank+1)..rank. */
+static Val stack(Ctx *c, Node *call) {
+    static const char *const params[] = {"tensors", "dim", NULL};
+    Node *arg[2];
+    if (!bind_args(call, params, arg))
+        return ERR;
+    int nparts;
+    Tensor **parts = list_parts(c, "stack", arg[0], call->loc, &nparts);
+    if (!parts)
+        return ERR;
+    int64_t d = 0;
+    if (arg[1] && !eval_int(c, arg[1], &d, NULL))
+        return ERR;
+    Loc dim_loc = arg[1] ? arg[1]->loc : call->loc;
+    int rank = parts[0]->rank + 1;
+    if (rank > MAX_RANK) {
+        error_at(call->loc, "torch.stack of %s would have more than %d dims", describe(parts[0]), MAX_RANK);
+        return ERR;
+    }
+    if (d < -rank || d >= rank) {
+        error_at(dim_loc, "dimension %lld is out of range for torch.stack of %s (expected %d to %d)",
+                 (long long)d, describe(parts[0]), -rank, rank - 1);
+        return ERR;
+    }
+    int k = (int)(d < 0 ? d + rank : d);
+    if (k == 0 && has_batch(parts[0])) {   /* the new dim would come before the rows */
+        error_at(dim_loc, "torch.stack along dim 0 of %s would move its batch dim from first "
+                 "(inference runs on any number of rows); stack along dim 1 or later", describe(parts[0]));
+        return ERR;
+    }
+    for (int i = 0; i < nparts; i++) {
+        Tensor *t = parts[i];
+        int64_t shape[MAX_RANK];
+        bool batch[MAX_RANK];
+        for (int o = 0, j = 0; o < rank; o++) {
+            shape[o] = o == k ? 1 : t->shape[j];
+            batch[o] = o == k ? false : t->batch[j];
+            j += o != k;
+        }
+        Tensor *u = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, call->loc);
+        new_op(c, OP_UNSQUEEZE, u, t, NULL, call->loc);
+        parts[i] = u;
+    }
+    c->stacking = true;
+    Val v = cat_parts(c, parts, nparts, k, arg[0], dim_loc, call->loc);
+    c->stacking = false;
+    return v;
 }
 
 /* F.linear(x, w, b) = x @ w.T + b, w as nn.Linear keeps it: [out, in]. */
@@ -717,6 +796,10 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
         return arange(c, call);
     if (!strcmp(module, "F") && !strcmp(fn, "linear"))   /* no op of its own: a transpose, matmul and add */
         return linear(c, call);
+    if (!strcmp(module, "torch") && !strcmp(fn, "stack"))   /* no op of its own: unsqueezes and a cat */
+        return stack(c, call);
+    if (!strcmp(module, "torch") && !strcmp(fn, "roll"))    /* lower_int.c: a map, no op */
+        return roll(c, call);
     Val v;
     if (nn_module_call(c, module, fn, call, &v))   /* lower_nn.c: math.*, torch.pow, F.layer_norm, ... */
         return v;
@@ -1023,6 +1106,10 @@ static bool bind(Ctx *c, const char *name, Loc name_loc, Val v, Node *value) {
         sym_add(&c->syms, name, SYM_LIST, name_loc)->list = v.items;
         return true;
     }
+    if (v.kind == V_RANGE) {   /* pos = torch.arange(0, t): a computed integer tensor, wte[pos] its rows */
+        sym_add(&c->syms, name, SYM_RANGE, name_loc)->scalar = v.s;
+        return true;
+    }
     if (v.kind != V_TENSOR) {
         error_at(value->loc, v.kind == V_MAX    ? "max(dim) returns (values, indices): use .values"
                              : v.kind == V_NONE ? "this returns None, not a value"
@@ -1166,14 +1253,6 @@ static bool expr_stmt(Ctx *c, const Stmt *s) {
     return true;
 }
 
-/* ---- front: stub until `shape` lands index_assign (drop at merge) ---- */
-Val index_assign(Ctx *c, Node *target, Node *value) {
-    (void)c;
-    (void)value;
-    error_at(target->loc, "index assignment x[...] = value is not yet supported");
-    return ERR;
-}
-/* ---- end of stub ---- */
 
 static bool index_assign_stmt(Ctx *c, const Stmt *s) {
     Node *target = s->targets[0];
@@ -1392,7 +1471,8 @@ void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
         return;
     }
     Sym *logits = sym_find(&c.syms, "logits");
-    if (logits && logits->kind == SYM_TENSOR && logits->tensor->rank == 2 &&
+    /* [n, vocab], or [b, t, vocab] for makemore's word rows (the trainer's sample_words) */
+    if (logits && logits->kind == SYM_TENSOR && (logits->tensor->rank == 2 || logits->tensor->rank == 3) &&
         logits->tensor->batch[0] && logits->tensor->kind == T_ACT)
         m->logits = logits->tensor;
     drop_dead_temps(m);

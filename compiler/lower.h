@@ -16,6 +16,7 @@ typedef enum {
     SYM_HIDDEN,     /* a temporary's name */
     SYM_POISON,     /* its line had an error: uses fail quietly, not once more each */
     SYM_LIST,       /* a Python list of tensors: hiddens = [], hiddens.append(h) */
+    SYM_RANGE,      /* pos = torch.arange(0, t): a range (scalar: its length), indexes a table's rows */
 } SymKind;
 
 typedef struct {
@@ -43,6 +44,7 @@ typedef struct {
     Vec line_temps;         /* tensors the current line created */
     const char *trip;       /* inside for loops: "_i2" (nested: "_i2_k0"), for version names */
     bool too_big;           /* MAX_OPS passed: lowering stops */
+    bool stacking;          /* cat_parts works for torch.stack: its diagnostics say so */
 } Ctx;
 
 typedef enum {
@@ -108,12 +110,20 @@ bool tensor_list(Ctx *c, Node *n, Vec *out);
 /* An index assignment `x[...] = value` (item 5 of issue 12): lowers it and
  * returns x's new version, which the caller binds to x's name. */
 Val index_assign(Ctx *c, Node *target, Node *value);
+/* torch.cat of parts along dim k, each part's shape the first's outside dim
+ * k; list is where the parts were written (an N_LIST: each item's place) */
+Val cat_parts(Ctx *c, Tensor **parts, int nparts, int k, Node *list, Loc dim_loc, Loc loc);
 
 /* ---- shape: lower_shape.c, views, slices, transposes, stacking, indexing ---- */
 Val view(Ctx *c, Tensor *t, Node *call);
 /* x[...] is basic indexing (ints, slices, ...): decided before evaluating */
 bool basic_index(Ctx *c, Node *n);
 Val slice_index(Ctx *c, Tensor *x, Node *n);
+/* x[n]'s parts, per dim of x: read at start[d] + step[d] * k (step 0: the
+ * dim is selected); the result's shape and batch flags, rank out_rank.
+ * Reports and returns false on a bad part. */
+bool index_parts(Ctx *c, Tensor *x, Node *n, int64_t *start, int64_t *step, int64_t *shape, bool *batch,
+                 int *out_rank);
 Val range_rows(Ctx *c, Tensor *x, Val range, Node *n);
 Val arange(Ctx *c, Node *call);
 Val one_hot(Ctx *c, Node *call);
@@ -132,6 +142,11 @@ bool power_op(double exponent, OpKind *kind);
  * false leaves the call to module_call. */
 bool nn_module_call(Ctx *c, const char *module, const char *fn, Node *call, Val *v);
 Val math_constant(Node *attr);   /* math.pi, math.e, ... */
+
+/* ---- rnn (issue 12 item 5): lower_int.c, computed integer tensors ---- */
+Val roll(Ctx *c, Node *call);   /* torch.roll of an integer tensor */
+/* t is no computed integer tensor, or reports that it cannot be `use`d */
+bool not_computed(const Tensor *t, const char *use, Loc loc);
 
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);

@@ -102,6 +102,8 @@ Val view(Ctx *c, Tensor *t, Node *call) {
         return ERR;
     }
     if (t->dtype == DT_INT) {
+        if (!not_computed(t, "viewed", call->lhs->loc))
+            return ERR;
         if (t->kind != T_INPUT) {
             error_at(call->loc, "internal: a view of a computed integer tensor");
             return ERR;
@@ -166,24 +168,23 @@ static bool bound(Ctx *c, Node *n, int64_t size, int64_t dflt, int64_t *out) {
  * takes, missing parts at the end are whole dims. An int selects (the dim
  * goes), a slice keeps every step-th index of [start, stop). The batch dim
  * can only be taken whole: inference runs on any number of rows. */
-Val slice_index(Ctx *c, Tensor *x, Node *n) {
+bool index_parts(Ctx *c, Tensor *x, Node *n, int64_t *start, int64_t *step, int64_t *shape, bool *batch,
+                 int *out_rank) {
     int ellipsis = -1, taken = 0;
     for (int i = 0; i < n->nargs; i++) {
         if (n->args[i]->kind != N_ELLIPSIS) {
             taken++;
         } else if (ellipsis >= 0) {
             error_at(n->args[i]->loc, "an index can have only one '...'");
-            return ERR;
+            return false;
         } else {
             ellipsis = i;
         }
     }
     if (taken > x->rank) {
         error_at(n->loc, "too many indices for %s: %d for %d dims", describe(x), taken, x->rank);
-        return ERR;
+        return false;
     }
-    int64_t start[MAX_RANK], step[MAX_RANK], shape[MAX_RANK];
-    bool batch[MAX_RANK];
     int d = 0, rank = 0;
     for (int i = 0; i <= n->nargs && d < x->rank; i++) {
         Node *part = i < n->nargs ? n->args[i] : NULL;
@@ -200,23 +201,23 @@ Val slice_index(Ctx *c, Tensor *x, Node *n) {
         if (part->kind == N_SLICE) {
             int64_t lo, hi, by = 1;
             if (part->args[2] && !eval_int(c, part->args[2], &by, NULL))
-                return ERR;
+                return false;
             if (by <= 0) {
                 error_at(part->args[2]->loc, "slice step must be positive, got %lld", (long long)by);
-                return ERR;
+                return false;
             }
             if (!bound(c, part->args[0], size, 0, &lo) || !bound(c, part->args[1], size, size, &hi))
-                return ERR;
+                return false;
             int64_t len = hi > lo ? (hi - lo + by - 1) / by : 0;
             if (len == 0) {
                 error_at(part->loc, "this slice of dim %d of %s (size %lld) is empty", d, describe(x),
                          (long long)size);
-                return ERR;
+                return false;
             }
             if (x->batch[d] && len != size) {
                 error_at(part->loc, "the batch dim of %s can only be taken whole (inference runs on any "
                          "number of rows)", describe(x));
-                return ERR;
+                return false;
             }
             start[d] = lo;
             step[d] = by;
@@ -225,22 +226,32 @@ Val slice_index(Ctx *c, Tensor *x, Node *n) {
         } else {
             int64_t at;
             if (!eval_int(c, part, &at, NULL))
-                return ERR;
+                return false;
             if (at < -size || at >= size) {
                 error_at(part->loc, "index %lld is out of range for dim %d of %s (size %lld)", (long long)at,
                          d, describe(x), (long long)size);
-                return ERR;
+                return false;
             }
             if (x->batch[d]) {
                 error_at(part->loc, "%s cannot be indexed along its batch dim (inference runs on any "
                          "number of rows)", describe(x));
-                return ERR;
+                return false;
             }
             start[d] = at < 0 ? at + size : at;
             step[d] = 0;
         }
         d++;
     }
+    *out_rank = rank;
+    return true;
+}
+
+Val slice_index(Ctx *c, Tensor *x, Node *n) {
+    int64_t start[MAX_RANK], step[MAX_RANK], shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    int rank;
+    if (!index_parts(c, x, n, start, step, shape, batch, &rank))
+        return ERR;
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, n->loc);
     Op *op = new_op(c, OP_SLICE, out, x, NULL, n->loc);
     memcpy(op->start, start, sizeof start);
@@ -324,6 +335,8 @@ Val one_hot(Ctx *c, Node *call) {
         error_at(arg[0]->loc, "F.one_hot needs an integer input");
         return ERR;
     }
+    if (!not_computed(x.t, "the input of F.one_hot", arg[0]->loc))
+        return ERR;
     if (x.t->rank + 1 > MAX_RANK) {
         error_at(call->loc, "F.one_hot of %s gives more than %d dims", describe(x.t), MAX_RANK);
         return ERR;

@@ -264,6 +264,12 @@ struct Tensor {
     int64_t ignore;         /* T_INPUT: a negative value also accepted (a cross_entropy
                              * target with ignore_index), or 0: none */
     int param_index;        /* T_PARAM: position among params */
+    /* T_INPUT computed by torch.roll or x[...] = k (lower_int.c), NULL for
+     * an input or its view: position p of a row (the dims after the batch
+     * dim, flattened) holds iroot's value at position imap[p] of the same
+     * row, or the constant ~imap[p] where imap[p] < 0 */
+    const int32_t *imap;
+    const Tensor *iroot;
     /* filled by autodiff.c */
     bool needs_grad;        /* depends on a param and reaches loss */
     bool reaches_loss;

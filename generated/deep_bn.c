@@ -11,6 +11,18 @@
 
 #include "ninjac_kernels.h"
 
+/* One kernel per matmul shape that comes back (an unrolled loop): GCC compiles each once. */
+/* C[32 x 100] = A' @ B, K = 100 (A' rows at 100, columns at 1): called 8 times */
+static __attribute__((noinline)) void nj_gemm_32x100x100(const float *A, const float *B, float *C) {
+    nj_gemm(32, 100, 100, A, 100, 1, B, 100, C, 100, 0);
+}
+
+/* C[100 x 100] = A' @ B, K = 32 (A' rows at 1, columns at 100): called 4 times */
+static __attribute__((noinline)) void nj_gemm_100x100x32_at(const float *A, const float *B, float *C) {
+    nj_gemm(100, 100, 32, A, 1, 100, B, 100, C, 100, 0);
+}
+
+
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(NINJAC_SCALAR_MATH)
 __attribute__((simd("notinbranch"))) float expf(float);
 __attribute__((simd("notinbranch"))) float logf(float);
@@ -86,7 +98,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:57: h2pre = h1 @ W2
     // h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
-    nj_gemm(32, 100, 100, &a->h1[0][0], 100, 1, &p->W2[0][0], 100, &a->h2pre[0][0], 100, 0);
+    nj_gemm_32x100x100(&a->h1[0][0], &p->W2[0][0], &a->h2pre[0][0]);
     
     // deep_bn.ninja:58: bn2mean = h2pre.mean(0, keepdim=True)
     // bn2mean [1, 100] = mean(h2pre [32, 100])
@@ -136,7 +148,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:64: h3pre = h2 @ W3
     // h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
-    nj_gemm(32, 100, 100, &a->h2[0][0], 100, 1, &p->W3[0][0], 100, &a->h3pre[0][0], 100, 0);
+    nj_gemm_32x100x100(&a->h2[0][0], &p->W3[0][0], &a->h3pre[0][0]);
     
     // deep_bn.ninja:65: bn3mean = h3pre.mean(0, keepdim=True)
     // bn3mean [1, 100] = mean(h3pre [32, 100])
@@ -186,7 +198,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:71: h4pre = h3 @ W4
     // h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
-    nj_gemm(32, 100, 100, &a->h3[0][0], 100, 1, &p->W4[0][0], 100, &a->h4pre[0][0], 100, 0);
+    nj_gemm_32x100x100(&a->h3[0][0], &p->W4[0][0], &a->h4pre[0][0]);
     
     // deep_bn.ninja:72: bn4mean = h4pre.mean(0, keepdim=True)
     // bn4mean [1, 100] = mean(h4pre [32, 100])
@@ -236,7 +248,7 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:78: h5pre = h4 @ W5
     // h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
-    nj_gemm(32, 100, 100, &a->h4[0][0], 100, 1, &p->W5[0][0], 100, &a->h5pre[0][0], 100, 0);
+    nj_gemm_32x100x100(&a->h4[0][0], &p->W5[0][0], &a->h5pre[0][0]);
     
     // deep_bn.ninja:79: bn5mean = h5pre.mean(0, keepdim=True)
     // bn5mean [1, 100] = mean(h5pre [32, 100])
@@ -453,10 +465,10 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dh4 from h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
     // dh4 = dh5pre @ W5^T
     nj_transpose(100, 100, &p->W5[0][0], g->mm_scratch);
-    nj_gemm(32, 100, 100, &g->dh5pre[0][0], 100, 1, g->mm_scratch, 100, &g->dh4[0][0], 100, 0);
+    nj_gemm_32x100x100(&g->dh5pre[0][0], g->mm_scratch, &g->dh4[0][0]);
     // dW5 from h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
     // dW5 = h4^T @ dh5pre
-    nj_gemm(100, 100, 32, &a->h4[0][0], 1, 100, &g->dh5pre[0][0], 100, &g->dW5[0][0], 100, 0);
+    nj_gemm_100x100x32_at(&a->h4[0][0], &g->dh5pre[0][0], &g->dW5[0][0]);
     
     // backprop through deep_bn.ninja:74-76, in one pass over [n=32, 100]:
     memset(&g->dbeta4[0], 0, sizeof(float) * 100);
@@ -504,10 +516,10 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dh3 from h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
     // dh3 = dh4pre @ W4^T
     nj_transpose(100, 100, &p->W4[0][0], g->mm_scratch);
-    nj_gemm(32, 100, 100, &g->dh4pre[0][0], 100, 1, g->mm_scratch, 100, &g->dh3[0][0], 100, 0);
+    nj_gemm_32x100x100(&g->dh4pre[0][0], g->mm_scratch, &g->dh3[0][0]);
     // dW4 from h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
     // dW4 = h3^T @ dh4pre
-    nj_gemm(100, 100, 32, &a->h3[0][0], 1, 100, &g->dh4pre[0][0], 100, &g->dW4[0][0], 100, 0);
+    nj_gemm_100x100x32_at(&a->h3[0][0], &g->dh4pre[0][0], &g->dW4[0][0]);
     
     // backprop through deep_bn.ninja:67-69, in one pass over [n=32, 100]:
     memset(&g->dbeta3[0], 0, sizeof(float) * 100);
@@ -555,10 +567,10 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dh2 from h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
     // dh2 = dh3pre @ W3^T
     nj_transpose(100, 100, &p->W3[0][0], g->mm_scratch);
-    nj_gemm(32, 100, 100, &g->dh3pre[0][0], 100, 1, g->mm_scratch, 100, &g->dh2[0][0], 100, 0);
+    nj_gemm_32x100x100(&g->dh3pre[0][0], g->mm_scratch, &g->dh2[0][0]);
     // dW3 from h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
     // dW3 = h2^T @ dh3pre
-    nj_gemm(100, 100, 32, &a->h2[0][0], 1, 100, &g->dh3pre[0][0], 100, &g->dW3[0][0], 100, 0);
+    nj_gemm_100x100x32_at(&a->h2[0][0], &g->dh3pre[0][0], &g->dW3[0][0]);
     
     // backprop through deep_bn.ninja:60-62, in one pass over [n=32, 100]:
     memset(&g->dbeta2[0], 0, sizeof(float) * 100);
@@ -606,10 +618,10 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dh1 from h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
     // dh1 = dh2pre @ W2^T
     nj_transpose(100, 100, &p->W2[0][0], g->mm_scratch);
-    nj_gemm(32, 100, 100, &g->dh2pre[0][0], 100, 1, g->mm_scratch, 100, &g->dh1[0][0], 100, 0);
+    nj_gemm_32x100x100(&g->dh2pre[0][0], g->mm_scratch, &g->dh1[0][0]);
     // dW2 from h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
     // dW2 = h1^T @ dh2pre
-    nj_gemm(100, 100, 32, &a->h1[0][0], 1, 100, &g->dh2pre[0][0], 100, &g->dW2[0][0], 100, 0);
+    nj_gemm_100x100x32_at(&a->h1[0][0], &g->dh2pre[0][0], &g->dW2[0][0]);
     
     // backprop through deep_bn.ninja:53-55, in one pass over [n=32, 100]:
     memset(&g->dbeta1[0], 0, sizeof(float) * 100);
