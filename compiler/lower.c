@@ -252,34 +252,72 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     return kind == OP_MAX ? (Val){.kind = V_MAX, .t = out} : tensor_val(out);
 }
 
+/* The leading dims of a batched product: a's and b's dims before their
+ * last two, broadcast as PyTorch's matmul does (aligned right). The batch
+ * dim may only meet its own kind or a dim of size 1. */
+static bool batch_dims(Tensor *a, Tensor *b, Loc loc, int lead, int64_t *shape, bool *batch) {
+    int la = a->rank - 2, lb = b->rank - 2;
+    for (int i = 0; i < lead; i++) {
+        int ia = i - (lead - la), ib = i - (lead - lb);
+        int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            error_at(loc, "matmul batch dims do not broadcast: %s @ %s: dimension %d is %lld vs %lld", describe(a),
+                     describe(b), i, (long long)da, (long long)db);
+            return false;
+        }
+        bool rows_a = ia >= 0 && a->batch[ia], rows_b = ib >= 0 && b->batch[ib];
+        if (da == db && da != 1 && rows_a != rows_b) {
+            if (rows_a)
+                batch_mismatch(b, ib, a, loc);
+            else
+                batch_mismatch(a, ia, b, loc);
+            return false;
+        }
+        shape[i] = da > db ? da : db;
+        batch[i] = (rows_a && da == shape[i]) || (rows_b && db == shape[i]);
+    }
+    return true;
+}
+
+/* a @ b (and torch.matmul) with PyTorch's rules for operands of 2 dims or
+ * more: [..., M, K] @ [..., K, N] is [..., M, N]. A 2-D b (a weight) is
+ * OP_MATMUL, one product over all of a's leading dims folded into rows; a
+ * b of 3 or 4 dims is OP_BMM, one product per index of the broadcast
+ * leading dims (attention's q @ k^T and att @ v). */
 static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
-    if (a->rank < 2 || a->rank > 3 || b->rank != 2) {
-        error_at(loc, "@ supports [M, K] @ [K, N] and [B, M, K] @ [K, N], not %s @ %s",
+    if (a->rank < 2 || b->rank < 2) {
+        error_at(loc, "@ supports [.., M, K] @ [.., K, N] with 2 to %d dims each, not %s @ %s", MAX_RANK,
                  shape_str(a), shape_str(b));
         return ERR;
     }
-    if (a->shape[a->rank - 1] != b->shape[0]) {
+    if (a->shape[a->rank - 1] != b->shape[b->rank - 2]) {
         error_at(loc, "matmul inner dimensions differ: %s @ %s: %lld vs %lld", shape_str(a),
-                 shape_str(b), (long long)a->shape[a->rank - 1], (long long)b->shape[0]);
+                 shape_str(b), (long long)a->shape[a->rank - 1], (long long)b->shape[b->rank - 2]);
         return ERR;
     }
-    if (b->batch[0] || a->batch[a->rank - 1] || b->batch[1]) {
+    if (b->batch[b->rank - 2] || a->batch[a->rank - 1] || b->batch[b->rank - 1]) {
         error_at(loc, "%s @ %s: a matmul may not sum over, or make columns of, the batch dim "
                  "(inference runs on any number of rows)", describe(a), describe(b));
         return ERR;
     }
+    int rank = a->rank > b->rank ? a->rank : b->rank, lead = rank - 2;
     int64_t shape[MAX_RANK];
     bool batch[MAX_RANK];
-    for (int i = 0; i < a->rank - 1; i++) {
-        shape[i] = a->shape[i];
-        batch[i] = a->batch[i];
+    if (!batch_dims(a, b, loc, lead, shape, batch))
+        return ERR;
+    shape[rank - 2] = a->shape[a->rank - 2];
+    batch[rank - 2] = a->batch[a->rank - 2];
+    shape[rank - 1] = b->shape[b->rank - 1];
+    batch[rank - 1] = false;
+    if (batch[rank - 2] && rank > 2) {
+        error_at(loc, "%s @ %s would move the batch dim of %s from the front; the batch dim must stay the "
+                 "first dim (inference runs on any number of rows)", describe(a), describe(b), describe(a));
+        return ERR;
     }
-    shape[a->rank - 1] = b->shape[1];
-    batch[a->rank - 1] = false;
-    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, a->rank, shape, batch, loc);
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, loc);
     if (!check_size(out, loc))
         return ERR;
-    new_op(c, OP_MATMUL, out, a, b, loc);
+    new_op(c, b->rank == 2 ? OP_MATMUL : OP_BMM, out, a, b, loc);
     return tensor_val(out);
 }
 
@@ -717,6 +755,16 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
         return arange(c, call);
     if (!strcmp(module, "F") && !strcmp(fn, "linear"))   /* no op of its own: a transpose, matmul and add */
         return linear(c, call);
+    if (!strcmp(module, "torch") && !strcmp(fn, "split")) {   /* shape: no op of its own, slices */
+        static const char *const params[] = {"tensor", "split_size_or_sections", "dim", NULL};
+        Node *arg[3];
+        if (!bind_args(call, params, arg))
+            return ERR;
+        Tensor *t = arg[0] ? expect_tensor(c, arg[0]) : NULL;
+        if (!arg[0])
+            error_at(call->loc, "torch.split takes (tensor, split_size_or_sections, dim=0)");
+        return t ? split(c, t, arg[1], arg[2], call->loc) : ERR;
+    }
     Val v;
     if (nn_module_call(c, module, fn, call, &v))   /* lower_nn.c: math.*, torch.pow, F.layer_norm, ... */
         return v;
@@ -775,6 +823,11 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
         error_at(call->loc, "integer input '%s' has no method .%s() (only .view() and .reshape()); it can index a table",
                  t->name, fn);
         return ERR;
+    }
+    if (!strcmp(fn, "split")) {   /* shape: no op of its own, slices */
+        static const char *const params[] = {"split_size", "dim", NULL};
+        Node *arg[2];
+        return bind_args(call, params, arg) ? split(c, t, arg[0], arg[1], call->loc) : ERR;
     }
     if (!op_by_name(fn, PY_METHOD, &kind)) {
         error_at(call->loc, "unsupported method .%s() (supported: %s)", fn, supported_methods());

@@ -116,6 +116,7 @@ bool basic_index(Ctx *c, Node *n);
 Val slice_index(Ctx *c, Tensor *x, Node *n);
 Val range_rows(Ctx *c, Tensor *x, Val range, Node *n);
 Val arange(Ctx *c, Node *call);
+Val split(Ctx *c, Tensor *x, Node *arg, Node *dim, Loc loc);   /* x.split(k, dim): a tuple of slices */
 Val one_hot(Ctx *c, Node *call);
 bool bind_args(Node *call, const char *const *params, Node **bound);   /* lower.c */
 

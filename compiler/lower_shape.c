@@ -347,3 +347,91 @@ Val one_hot(Ctx *c, Node *call) {
     new_op(c, OP_ONE_HOT, out, x.t, NULL, call->loc);
     return tensor_val(out);
 }
+
+/* The sizes of x.split(arg, dim): chunks of arg along dim (the last one
+ * smaller when arg does not divide it), or a list of sizes adding up to
+ * the dim. Returns how many, 0 when reported. */
+static int split_sizes(Ctx *c, Tensor *x, int d, Node *arg, int64_t *sizes, int max) {
+    int64_t size = x->shape[d];
+    if (arg->kind != N_LIST) {
+        int64_t k;
+        if (!eval_int(c, arg, &k, NULL))
+            return 0;
+        if (k <= 0) {
+            error_at(arg->loc, "split size must be positive, got %lld", (long long)k);
+            return 0;
+        }
+        int n = 0;
+        for (int64_t at = 0; at < size; at += k) {
+            if (n == max) {
+                error_at(arg->loc, "splitting dim %d of %s into chunks of %lld gives more than %d parts", d,
+                         describe(x), (long long)k, max);
+                return 0;
+            }
+            sizes[n++] = size - at < k ? size - at : k;
+        }
+        return n;
+    }
+    if (arg->nargs > max) {
+        error_at(arg->loc, "at most %d split sizes, got %d", max, arg->nargs);
+        return 0;
+    }
+    int64_t total = 0;
+    for (int i = 0; i < arg->nargs; i++) {
+        if (!eval_int(c, arg->args[i], &sizes[i], NULL))
+            return 0;
+        if (sizes[i] <= 0) {
+            error_at(arg->args[i]->loc, "split size must be positive, got %lld", (long long)sizes[i]);
+            return 0;
+        }
+        total += sizes[i];
+    }
+    if (total != size) {
+        error_at(arg->loc, "split sizes add up to %lld, but dim %d of %s is %lld", (long long)total, d,
+                 describe(x), (long long)size);
+        return 0;
+    }
+    return arg->nargs;
+}
+
+/* x.split(k, dim) and torch.split(x, k, dim) (makemore's
+ * `q, k, v = c_attn(x).split(n_embd, dim=2)`): a tuple of slices along dim,
+ * each an op of its own, for `a, b, c = ...` to unpack. The batch dim is
+ * only taken whole. */
+#define MAX_SPLIT 64
+Val split(Ctx *c, Tensor *x, Node *arg, Node *dim, Loc loc) {
+    int64_t d = 0;
+    if (!arg) {
+        error_at(loc, "split needs a split size or a list of sizes");
+        return ERR;
+    }
+    if (dim && !eval_int(c, dim, &d, NULL))
+        return ERR;
+    int k = normalize_dim(x, d, dim ? dim->loc : loc);
+    if (k < 0)
+        return ERR;
+    if (x->batch[k]) {
+        error_at(dim ? dim->loc : loc, "%s cannot be split along its batch dim (inference runs on any number of rows)",
+                 describe(x));
+        return ERR;
+    }
+    int64_t sizes[MAX_SPLIT];
+    int n = split_sizes(c, x, k, arg, sizes, MAX_SPLIT);
+    if (!n)
+        return ERR;
+    Vec *items = arena_alloc(sizeof(Vec));
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t shape[MAX_RANK];
+        memcpy(shape, x->shape, sizeof shape);
+        shape[k] = sizes[i];
+        Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, x->rank, shape, x->batch, loc);
+        Op *op = new_op(c, OP_SLICE, out, x, NULL, loc);
+        for (int e = 0; e < x->rank; e++)
+            op->step[e] = 1;
+        op->start[k] = at;
+        at += sizes[i];
+        vec_push(items, out);
+    }
+    return (Val){.kind = V_TENSORS, .items = items};
+}
