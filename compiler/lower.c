@@ -414,6 +414,11 @@ static Scalar shape_scalar(const Tensor *t, int k) {
     return s;
 }
 
+/* The declared input an integer tensor reads: itself, or the input a view
+ * of it (targets.view(-1)) reads. What the input holds (ignore_index) is
+ * the declared one's, whichever view said so. */
+static Tensor *declared_input(Ctx *c, Tensor *t) { return c->m->inputs.items[t->input_index]; }
+
 static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
     if (index->dtype != DT_INT) {
         error_at(n->args[0]->loc, "cannot index %s with float tensor %s; indices must be an integer input",
@@ -425,9 +430,10 @@ static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
                  describe(index), MAX_RANK);
         return ERR;
     }
-    if (index->ignore) {   /* fn: a cross_entropy target with ignore_index holds it */
+    const Tensor *declared = declared_input(c, index);
+    if (declared->ignore) {   /* fn: a cross_entropy target with ignore_index holds it */
         error_at(n->args[0]->loc, "'%s' holds ignore_index=%lld (a cross_entropy target), so it cannot index a table",
-                 index->name, (long long)index->ignore);
+                 index->name, (long long)declared->ignore);
         return ERR;
     }
     if (index->bound > table->shape[0]) {
@@ -594,16 +600,17 @@ static Val cross_entropy(Ctx *c, Node *call) {
         /* an ignored target is no index: the value would read outside a table */
         for (int i = 0; i < c->m->ops.len; i++) {
             Op *use = c->m->ops.items[i];
-            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1] == tv.t) {
+            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1]->kind == T_INPUT &&
+                use->in[1]->input_index == tv.t->input_index) {
                 error_at(arg[1]->loc, "'%s' also indexes a table, so it cannot hold ignore_index=%lld",
                          tv.t->name, (long long)ignore);
                 note_at(use->loc, "it indexes here");
                 return ERR;
             }
         }
-        if (tv.t->ignore && tv.t->ignore != ignore) {
+        if (declared_input(c, tv.t)->ignore && declared_input(c, tv.t)->ignore != ignore) {
             error_at(arg[2]->loc, "'%s' is already the target of a cross_entropy with ignore_index=%lld",
-                     tv.t->name, (long long)tv.t->ignore);
+                     tv.t->name, (long long)declared_input(c, tv.t)->ignore);
             return ERR;
         }
     }
@@ -617,8 +624,8 @@ static Val cross_entropy(Ctx *c, Node *call) {
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
     op->ignore = ignore;
-    if (ignore)     /* the input accepts it from now on (the runtime's input checks) */
-        tv.t->ignore = ignore;
+    if (ignore)     /* the input accepts it from now on (the runtime's input checks), also through a view */
+        tv.t->ignore = declared_input(c, tv.t)->ignore = ignore;
     op->c = int_scalar(logits->shape[0]);
     if (logits->batch[0])   /* rows * t after logits.view(-1, V) of [n, t, V] */
         op->c.rows_expr = logits->shape[0] == c->m->batch
