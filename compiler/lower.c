@@ -520,7 +520,7 @@ static Val index_expr(Ctx *c, Node *n) {
         return embed(c, base.t, idx[0].t, n);
     if (n->nargs == 1 && idx[0].kind == V_RANGE)   /* shape: table[torch.arange(t)] is table[:t] */
         return range_rows(c, base.t, idx[0], n);
-    if (n->nargs == 2 && idx[0].kind == V_RANGE && idx[1].kind == V_TENSOR)
+    if (n->nargs == 2 && idx[0].kind == V_RANGE && !idx[0].ones && idx[1].kind == V_TENSOR)
         return pick(c, base.t, idx[0], idx[1].t, n);
     error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x[:, i, a:b:c], x[..., k], x.shape[k])");
     return ERR;
@@ -927,6 +927,8 @@ static Val call_expr(Ctx *c, Node *n) {
         return size_call(c, obj.t, n);
     if (!strcmp(callee->name, "append"))
         return append_call(c, obj, n);
+    if (obj.kind == V_RANGE && !strcmp(callee->name, "unsqueeze"))
+        return range_unsqueeze(c, obj, n);
     if (obj.kind == V_MODULE)
         return module_call(c, obj.module, callee->name, n);
     if (obj.kind == V_TENSOR)
@@ -1081,6 +1083,12 @@ static bool bind(Ctx *c, const char *name, Loc name_loc, Val v, Node *value) {
     }
     if (v.kind == V_TENSORS) {
         sym_add(&c->syms, name, SYM_LIST, name_loc)->list = v.items;
+        return true;
+    }
+    if (v.kind == V_RANGE) {   /* pos = torch.arange(0, t).unsqueeze(0): indices, not a tensor of its own */
+        Sym *sym = sym_add(&c->syms, name, SYM_RANGE, name_loc);
+        sym->scalar = v.s;
+        sym->ones = v.ones;
         return true;
     }
     if (v.kind != V_TENSOR) {

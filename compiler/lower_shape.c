@@ -248,8 +248,52 @@ Val slice_index(Ctx *c, Tensor *x, Node *n) {
     return tensor_val(out);
 }
 
-/* table[torch.arange(t)]: the first t rows, a slice. */
+/* torch.arange(t).unsqueeze(0): the same indices as [1, t] (makemore's
+ * `pos`); only dims of size 1 in front, as indexing a table takes them. */
+Val range_unsqueeze(Ctx *c, Val range, Node *call) {
+    int64_t d;
+    if (call->nargs != 1 || call->args[0]->kind == N_KWARG) {
+        error_at(call->loc, ".unsqueeze takes one dim");
+        return ERR;
+    }
+    if (!eval_int(c, call->args[0], &d, NULL))
+        return ERR;
+    if (d != 0 && d != -(range.ones + 2)) {
+        error_at(call->args[0]->loc, "only .unsqueeze(0) of torch.arange(...) is supported (a dim of size 1 in "
+                 "front), got %lld", (long long)d);
+        return ERR;
+    }
+    if (range.ones + 1 >= MAX_RANK) {
+        error_at(call->loc, "torch.arange(...) with more than %d dims", MAX_RANK - 1);
+        return ERR;
+    }
+    range.ones++;
+    return range;
+}
+
+/* table[torch.arange(t)]: the first t rows, a slice; table[pos] with pos
+ * = torch.arange(t).unsqueeze(0) the same with a dim of size 1 in front
+ * ([1, t, n_embd]: makemore's position embeddings), the view's code. */
 Val range_rows(Ctx *c, Tensor *x, Val range, Node *n) {
+    if (range.ones) {
+        range.ones--;
+        Val rows = range_rows(c, x, range, n);
+        if (rows.kind == V_ERROR)
+            return ERR;
+        Tensor *t = rows.t;
+        if (t->rank == MAX_RANK) {
+            error_at(n->loc, "indexing %s by torch.arange(...) of %d dims gives more than %d dims", describe(x),
+                     range.ones + 2, MAX_RANK);
+            return ERR;
+        }
+        int64_t shape[MAX_RANK] = {1};
+        bool batch[MAX_RANK] = {false};
+        memcpy(shape + 1, t->shape, sizeof(int64_t) * (size_t)t->rank);
+        memcpy(batch + 1, t->batch, sizeof(bool) * (size_t)t->rank);
+        Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, t->rank + 1, shape, batch, n->loc);
+        new_op(c, OP_UNSQUEEZE, out, t, NULL, n->loc);
+        return tensor_val(out);
+    }
     int64_t len = (int64_t)range.s.value;
     if (x->rank < 1 || len < 1 || len > x->shape[0] || range.s.rows_expr) {
         error_at(n->args[0]->loc, "torch.arange(%lld) does not index the rows of %s", (long long)len, describe(x));

@@ -124,6 +124,8 @@ Val lookup(Ctx *c, Node *n) {
             return scalar_val(s->scalar);
         if (s->kind == SYM_LIST)
             return (Val){.kind = V_TENSORS, .items = s->list};
+        if (s->kind == SYM_RANGE)
+            return (Val){.kind = V_RANGE, .s = s->scalar, .ones = s->ones};
         Scalar v = int_scalar(s->dim->value);
         if (c->m->batch_dim && strcmp(s->name, c->m->batch_dim) == 0) {
             v.is_batch = true;
