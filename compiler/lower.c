@@ -1460,7 +1460,9 @@ void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
         return;
     }
     Sym *logits = sym_find(&c.syms, "logits");
-    if (logits && logits->kind == SYM_TENSOR && logits->tensor->rank == 2 &&
+    /* what the trainer samples from: [n, vocab], or [b, t, vocab] in
+     * makemore.py's layout (generate() reads position k of each row) */
+    if (logits && logits->kind == SYM_TENSOR && (logits->tensor->rank == 2 || logits->tensor->rank == 3) &&
         logits->tensor->batch[0] && logits->tensor->kind == T_ACT)
         m->logits = logits->tensor;
     drop_dead_temps(m);

@@ -9,7 +9,8 @@ PyTorch computes with the spec's own forward lines (tests/oracle/oracle.py
 runs them), in float64 from the checkpoint, over the whole test split at
 once: makemore.py's split of the words (torch.manual_seed(3407), randperm,
 the last min(1000, 10%) for testing) and its rows (padded with 0, targets
--1 after the end token)."""
+-1 after the end token). Then `sample` must draw from its [b, t, vocab]
+logits."""
 import os
 import re
 import sys
@@ -65,6 +66,9 @@ def main():
         got = float(m.group(1))
         c.ok(abs(got - want) <= LOSS_TOL,
              f"eval's test loss {got:.4f} over {len(idx)} rows is PyTorch's {want:.6f} (within {LOSS_TOL})")
+    # sampling reads the [b, t, vocab] logits at each position (makemore.py's generate())
+    r = run([a.trainer, "sample", "--load", ck, "-n", "7", "--data", a.data])
+    c.ok(r.rc == 0 and len(r.out.splitlines()) == 7, "sample -n 7 prints 7 names from [b, t, vocab] logits", str(r))
     c.finish()
 
 
