@@ -471,8 +471,8 @@ Val split(Ctx *c, Tensor *x, Node *arg, Node *dim, Loc loc) {
         shape[k] = sizes[i];
         Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, x->rank, shape, x->batch, loc);
         Op *op = new_op(c, OP_SLICE, out, x, NULL, loc);
-        for (int e = 0; e < x->rank; e++)
-            op->step[e] = 1;
+        for (int d2 = 0; d2 < x->rank; d2++)
+            op->step[d2] = 1;
         op->start[k] = at;
         at += sizes[i];
         vec_push(items, out);
