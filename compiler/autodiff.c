@@ -57,6 +57,25 @@ static uint32_t broadcast_axes(const Tensor *out, const Tensor *in, const Op *op
     return axes;
 }
 
+/* The leading dims of a batched product's out that an operand was
+ * broadcast over (missing, or 1 against more): its products sum there. */
+static uint32_t bmm_broadcast_axes(const Tensor *out, const Tensor *in, const Op *op) {
+    uint32_t axes = 0;
+    int lead = out->rank - 2, offset = out->rank - in->rank;
+    for (int d = 0; d < lead; d++) {
+        int64_t size = d >= offset ? in->shape[d - offset] : 1;
+        if (size == out->shape[d])
+            continue;
+        if (size != 1) {
+            error_at(op->loc, "internal: gradient of %s %s does not reduce from %s", in->name, shape_str(in),
+                     shape_str(out));
+            abort();
+        }
+        axes |= 1u << d;
+    }
+    return axes;
+}
+
 static void check_same_shape(const Op *op, const Tensor *grad_of, int rank, const int64_t *shape) {
     bool same = rank == grad_of->rank;
     for (int d = 0; same && d < rank; d++)
@@ -85,6 +104,13 @@ static void check_rule(const Op *op, int k, const Tensor *target) {
             shape[1] = out->shape[out->rank - 1];
             check_same_shape(op, target, 2, shape);
         }
+        break;
+    case OP_BMM:        /* per product: dA = dout @ B^T [M, K], dB = A^T @ dout [K, N] */
+        for (int d = 0; d < target->rank - 2; d++)
+            shape[d] = target->shape[d];    /* the leading dims: bmm_broadcast_axes checks them */
+        shape[target->rank - 2] = k == 0 ? out->shape[out->rank - 2] : a->shape[a->rank - 1];
+        shape[target->rank - 1] = k == 0 ? b->shape[b->rank - 2] : out->shape[out->rank - 1];
+        check_same_shape(op, target, target->rank, shape);
         break;
     case OP_TRANSPOSE:
         shape[0] = out->shape[1];
@@ -119,6 +145,8 @@ void derive_backward(Model *m, Backward *bw) {
                 g->reduce_axes = broadcast_axes(op->out, target, op);
             else
                 check_rule(op, k, target);
+            if (op->kind == OP_BMM)
+                g->reduce_axes = bmm_broadcast_axes(op->out, target, op);
             vec_push(&bw->grads, g);
         }
     }

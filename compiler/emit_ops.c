@@ -76,6 +76,27 @@ static void forward_matmul(E *e, const Op *op) {
         gemm(e, 1, false, false, M, N, K, ptr(e, a), K, ptr(e, b), N, false, ptr(e, y), N);
 }
 
+/* A batched product (OP_BMM) runs one gemm per index of out's leading
+ * dims, in loops over them; each operand is read where its own leading
+ * dims meet that index (at 0 along a dim it was broadcast over). The
+ * slices are [M, K], [K, N] and [M, N], contiguous. */
+static const char *slice_at(E *e, const Tensor *y, const Tensor *t, bool grad) {
+    const char *idx[MAX_RANK];
+    broadcast_index(y, t, IDX, idx);
+    idx[t->rank - 2] = idx[t->rank - 1] = "0";
+    return arena_printf("&%s", grad ? gref(e, t, idx) : ref(e, t, idx));
+}
+
+static uint32_t last_two(const Tensor *t) { return 3u << (t->rank - 2); }
+
+static void forward_bmm(E *e, const Op *op) {
+    const Tensor *a = op->in[0], *b = op->in[1], *y = op->out;
+    const char *M = ll(a->shape[a->rank - 2]), *K = ll(a->shape[a->rank - 1]), *N = ll(b->shape[b->rank - 1]);
+    out(e, 1, "// one [%s, %s] @ [%s, %s] product per index of the leading dims\n", M, K, K, N);
+    gemm(e, loops(e, 1, y, last_two(y)), false, false, M, N, K, slice_at(e, y, a, false), K,
+         slice_at(e, y, b, false), N, false, slice_at(e, y, y, false), N);
+}
+
 /* -O: a var over the same dims of the same tensor as an earlier mean (the
  * BatchNorm of exercise 4) takes that mean, which it would compute again
  * with the same sums in the same order. */
@@ -375,6 +396,26 @@ static void backward_matmul(E *e, const Grad *gr) {
     }
 }
 
+/* Per product, as backward_matmul; an operand broadcast over a leading
+ * dim sums its products' gradients there (reduce_axes: the gradient is
+ * zeroed first and every product adds). */
+static void backward_bmm(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *a = op->in[0], *b = op->in[1], *y = op->out;
+    const char *M = ll(a->shape[a->rank - 2]), *K = ll(a->shape[a->rank - 1]), *N = ll(b->shape[b->rank - 1]);
+    bool acc = e->acc[0] == '+';
+    const char *sum = gr->reduce_axes ? ", summed over the leading dims it was broadcast over" : "";
+    if (gr->operand == 0) {
+        out(e, 1, "// d%s %s d%s @ %s^T per product%s\n", a->name, e->acc, y->name, b->name, sum);
+        gemm(e, loops(e, 1, y, last_two(y)), false, true, M, K, N, slice_at(e, y, y, true), N,
+             slice_at(e, y, b, false), N, acc, slice_at(e, y, a, true), K);
+    } else {
+        out(e, 1, "// d%s %s %s^T @ d%s per product%s\n", b->name, e->acc, a->name, y->name, sum);
+        gemm(e, loops(e, 1, y, last_two(y)), true, false, K, N, M, slice_at(e, y, a, false), K,
+             slice_at(e, y, y, true), N, acc, slice_at(e, y, b, true), N);
+    }
+}
+
 static void backward_embed(E *e, const Grad *gr) {
     const Op *op = gr->op;
     const Tensor *x = op->in[0];
@@ -460,6 +501,7 @@ static const struct {
     void (*backward)(E *e, const Grad *gr);
 } special_code[OP_COUNT] = {
     [OP_MATMUL] = {forward_matmul, backward_matmul},
+    [OP_BMM] = {forward_bmm, backward_bmm},
     [OP_EMBED] = {forward_embed, backward_embed},
     [OP_PICK] = {forward_pick, backward_pick},
     [OP_VIEW] = {forward_view, backward_view},

@@ -252,34 +252,72 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     return kind == OP_MAX ? (Val){.kind = V_MAX, .t = out} : tensor_val(out);
 }
 
+/* The leading dims of a batched product: a's and b's dims before their
+ * last two, broadcast as PyTorch's matmul does (aligned right). The batch
+ * dim may only meet its own kind or a dim of size 1. */
+static bool batch_dims(Tensor *a, Tensor *b, Loc loc, int lead, int64_t *shape, bool *batch) {
+    int la = a->rank - 2, lb = b->rank - 2;
+    for (int i = 0; i < lead; i++) {
+        int ia = i - (lead - la), ib = i - (lead - lb);
+        int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            error_at(loc, "matmul batch dims do not broadcast: %s @ %s: dimension %d is %lld vs %lld", describe(a),
+                     describe(b), i, (long long)da, (long long)db);
+            return false;
+        }
+        bool rows_a = ia >= 0 && a->batch[ia], rows_b = ib >= 0 && b->batch[ib];
+        if (da == db && da != 1 && rows_a != rows_b) {
+            if (rows_a)
+                batch_mismatch(b, ib, a, loc);
+            else
+                batch_mismatch(a, ia, b, loc);
+            return false;
+        }
+        shape[i] = da > db ? da : db;
+        batch[i] = (rows_a && da == shape[i]) || (rows_b && db == shape[i]);
+    }
+    return true;
+}
+
+/* a @ b (and torch.matmul) with PyTorch's rules for operands of 2 dims or
+ * more: [..., M, K] @ [..., K, N] is [..., M, N]. A 2-D b (a weight) is
+ * OP_MATMUL, one product over all of a's leading dims folded into rows; a
+ * b of 3 or 4 dims is OP_BMM, one product per index of the broadcast
+ * leading dims (attention's q @ k^T and att @ v). */
 static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
-    if (a->rank < 2 || a->rank > 3 || b->rank != 2) {
-        error_at(loc, "@ supports [M, K] @ [K, N] and [B, M, K] @ [K, N], not %s @ %s",
+    if (a->rank < 2 || b->rank < 2) {
+        error_at(loc, "@ supports [.., M, K] @ [.., K, N] with 2 to %d dims each, not %s @ %s", MAX_RANK,
                  shape_str(a), shape_str(b));
         return ERR;
     }
-    if (a->shape[a->rank - 1] != b->shape[0]) {
+    if (a->shape[a->rank - 1] != b->shape[b->rank - 2]) {
         error_at(loc, "matmul inner dimensions differ: %s @ %s: %lld vs %lld", shape_str(a),
-                 shape_str(b), (long long)a->shape[a->rank - 1], (long long)b->shape[0]);
+                 shape_str(b), (long long)a->shape[a->rank - 1], (long long)b->shape[b->rank - 2]);
         return ERR;
     }
-    if (b->batch[0] || a->batch[a->rank - 1] || b->batch[1]) {
+    if (b->batch[b->rank - 2] || a->batch[a->rank - 1] || b->batch[b->rank - 1]) {
         error_at(loc, "%s @ %s: a matmul may not sum over, or make columns of, the batch dim "
                  "(inference runs on any number of rows)", describe(a), describe(b));
         return ERR;
     }
+    int rank = a->rank > b->rank ? a->rank : b->rank, lead = rank - 2;
     int64_t shape[MAX_RANK];
     bool batch[MAX_RANK];
-    for (int i = 0; i < a->rank - 1; i++) {
-        shape[i] = a->shape[i];
-        batch[i] = a->batch[i];
+    if (!batch_dims(a, b, loc, lead, shape, batch))
+        return ERR;
+    shape[rank - 2] = a->shape[a->rank - 2];
+    batch[rank - 2] = a->batch[a->rank - 2];
+    shape[rank - 1] = b->shape[b->rank - 1];
+    batch[rank - 1] = false;
+    if (batch[rank - 2] && rank > 2) {
+        error_at(loc, "%s @ %s would move the batch dim of %s from the front; the batch dim must stay the "
+                 "first dim (inference runs on any number of rows)", describe(a), describe(b), describe(a));
+        return ERR;
     }
-    shape[a->rank - 1] = b->shape[1];
-    batch[a->rank - 1] = false;
-    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, a->rank, shape, batch, loc);
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, loc);
     if (!check_size(out, loc))
         return ERR;
-    new_op(c, OP_MATMUL, out, a, b, loc);
+    new_op(c, b->rank == 2 ? OP_MATMUL : OP_BMM, out, a, b, loc);
     return tensor_val(out);
 }
 
@@ -378,6 +416,11 @@ static Scalar shape_scalar(const Tensor *t, int k) {
     return s;
 }
 
+/* The declared input an integer tensor reads: itself, or the input a view
+ * of it (targets.view(-1)) reads. What the input holds (ignore_index) is
+ * the declared one's, whichever view said so. */
+static Tensor *declared_input(Ctx *c, Tensor *t) { return c->m->inputs.items[t->input_index]; }
+
 static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
     if (index->dtype != DT_INT) {
         error_at(n->args[0]->loc, "cannot index %s with float tensor %s; indices must be an integer input",
@@ -389,9 +432,10 @@ static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
                  describe(index), MAX_RANK);
         return ERR;
     }
-    if (index->ignore) {   /* fn: a cross_entropy target with ignore_index holds it */
+    const Tensor *declared = declared_input(c, index);
+    if (declared->ignore) {   /* fn: a cross_entropy target with ignore_index holds it */
         error_at(n->args[0]->loc, "'%s' holds ignore_index=%lld (a cross_entropy target), so it cannot index a table",
-                 index->name, (long long)index->ignore);
+                 index->name, (long long)declared->ignore);
         return ERR;
     }
     if (index->bound > table->shape[0]) {
@@ -480,7 +524,7 @@ static Val index_expr(Ctx *c, Node *n) {
         return embed(c, base.t, idx[0].t, n);
     if (n->nargs == 1 && idx[0].kind == V_RANGE)   /* shape: table[torch.arange(t)] is table[:t] */
         return range_rows(c, base.t, idx[0], n);
-    if (n->nargs == 2 && idx[0].kind == V_RANGE && idx[1].kind == V_TENSOR)
+    if (n->nargs == 2 && idx[0].kind == V_RANGE && !idx[0].ones && idx[1].kind == V_TENSOR)
         return pick(c, base.t, idx[0], idx[1].t, n);
     error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x[:, i, a:b:c], x[..., k], x.shape[k])");
     return ERR;
@@ -570,9 +614,9 @@ static Val cross_entropy(Ctx *c, Node *call) {
                 return ERR;
             }
         }
-        if (tv.t->ignore && tv.t->ignore != ignore) {
+        if (declared_input(c, tv.t)->ignore && declared_input(c, tv.t)->ignore != ignore) {
             error_at(arg[2]->loc, "'%s' is already the target of a cross_entropy with ignore_index=%lld",
-                     tv.t->name, (long long)tv.t->ignore);
+                     tv.t->name, (long long)declared_input(c, tv.t)->ignore);
             return ERR;
         }
     }
@@ -586,11 +630,8 @@ static Val cross_entropy(Ctx *c, Node *call) {
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
     op->ignore = ignore;
-    if (ignore) {   /* the input accepts it from now on (the runtime's input checks) */
-        tv.t->ignore = ignore;
-        /* targets.view(-1) is a view: the input the checks read is its root */
-        ((Tensor *)c->m->inputs.items[tv.t->input_index])->ignore = ignore;
-    }
+    if (ignore)     /* the input accepts it from now on (the runtime's input checks), also through a view */
+        tv.t->ignore = declared_input(c, tv.t)->ignore = ignore;
     op->c = int_scalar(logits->shape[0]);
     if (logits->batch[0])   /* rows * t after logits.view(-1, V) of [n, t, V] */
         op->c.rows_expr = logits->shape[0] == c->m->batch
@@ -800,6 +841,16 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
         return stack(c, call);
     if (!strcmp(module, "torch") && !strcmp(fn, "roll"))    /* lower_int.c: a map, no op */
         return roll(c, call);
+    if (!strcmp(module, "torch") && !strcmp(fn, "split")) {   /* shape: no op of its own, slices */
+        static const char *const params[] = {"tensor", "split_size_or_sections", "dim", NULL};
+        Node *arg[3];
+        if (!bind_args(call, params, arg))
+            return ERR;
+        Tensor *t = arg[0] ? expect_tensor(c, arg[0]) : NULL;
+        if (!arg[0])
+            error_at(call->loc, "torch.split takes (tensor, split_size_or_sections, dim=0)");
+        return t ? split(c, t, arg[1], arg[2], call->loc) : ERR;
+    }
     Val v;
     if (nn_module_call(c, module, fn, call, &v))   /* lower_nn.c: math.*, torch.pow, F.layer_norm, ... */
         return v;
@@ -858,6 +909,11 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
         error_at(call->loc, "integer input '%s' has no method .%s() (only .view() and .reshape()); it can index a table",
                  t->name, fn);
         return ERR;
+    }
+    if (!strcmp(fn, "split")) {   /* shape: no op of its own, slices */
+        static const char *const params[] = {"split_size", "dim", NULL};
+        Node *arg[2];
+        return bind_args(call, params, arg) ? split(c, t, arg[0], arg[1], call->loc) : ERR;
     }
     if (!op_by_name(fn, PY_METHOD, &kind)) {
         error_at(call->loc, "unsupported method .%s() (supported: %s)", fn, supported_methods());
@@ -950,6 +1006,8 @@ static Val call_expr(Ctx *c, Node *n) {
         return size_call(c, obj.t, n);
     if (!strcmp(callee->name, "append"))
         return append_call(c, obj, n);
+    if (obj.kind == V_RANGE && !strcmp(callee->name, "unsqueeze"))
+        return range_unsqueeze(c, obj, n);
     if (obj.kind == V_MODULE)
         return module_call(c, obj.module, callee->name, n);
     if (obj.kind == V_TENSOR)
@@ -1106,8 +1164,10 @@ static bool bind(Ctx *c, const char *name, Loc name_loc, Val v, Node *value) {
         sym_add(&c->syms, name, SYM_LIST, name_loc)->list = v.items;
         return true;
     }
-    if (v.kind == V_RANGE) {   /* pos = torch.arange(0, t): a computed integer tensor, wte[pos] its rows */
-        sym_add(&c->syms, name, SYM_RANGE, name_loc)->scalar = v.s;
+    if (v.kind == V_RANGE) {   /* pos = torch.arange(0, t).unsqueeze(0): indices, not a tensor of its own */
+        Sym *sym = sym_add(&c->syms, name, SYM_RANGE, name_loc);
+        sym->scalar = v.s;
+        sym->ones = v.ones;
         return true;
     }
     if (v.kind != V_TENSOR) {
@@ -1471,7 +1531,8 @@ void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
         return;
     }
     Sym *logits = sym_find(&c.syms, "logits");
-    /* [n, vocab], or [b, t, vocab] for makemore's word rows (the trainer's sample_words) */
+    /* what the trainer samples from: [n, vocab], or [b, t, vocab] in
+     * makemore.py's layout (generate() reads position k of each row) */
     if (logits && logits->kind == SYM_TENSOR && (logits->tensor->rank == 2 || logits->tensor->rank == 3) &&
         logits->tensor->batch[0] && logits->tensor->kind == T_ACT)
         m->logits = logits->tensor;

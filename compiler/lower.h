@@ -16,7 +16,7 @@ typedef enum {
     SYM_HIDDEN,     /* a temporary's name */
     SYM_POISON,     /* its line had an error: uses fail quietly, not once more each */
     SYM_LIST,       /* a Python list of tensors: hiddens = [], hiddens.append(h) */
-    SYM_RANGE,      /* pos = torch.arange(0, t): a range (scalar: its length), indexes a table's rows */
+    SYM_RANGE,      /* pos = torch.arange(t).unsqueeze(0): indices that pick rows of a table */
 } SymKind;
 
 typedef struct {
@@ -26,6 +26,7 @@ typedef struct {
     Tensor *tensor;
     Scalar scalar;
     Vec *list;              /* SYM_LIST: Tensor*, shared as Python shares a list */
+    int ones;               /* SYM_RANGE: dims of size 1 in front of it (.unsqueeze(0)) */
     const char *version;    /* SYM_TENSOR: the name its tensor takes when the name is bound again (x_l46) */
     Loc loc;
 } Sym;
@@ -68,6 +69,7 @@ typedef struct {
     const char *module;
     Node *node;     /* V_LIST */
     Vec *items;     /* V_TENSORS: Tensor*, in order */
+    int ones;       /* V_RANGE: dims of size 1 in front (torch.arange(t).unsqueeze(0) is [1, t]) */
 } Val;
 
 static const Val ERR = {.kind = V_ERROR};
@@ -125,7 +127,9 @@ Val slice_index(Ctx *c, Tensor *x, Node *n);
 bool index_parts(Ctx *c, Tensor *x, Node *n, int64_t *start, int64_t *step, int64_t *shape, bool *batch,
                  int *out_rank);
 Val range_rows(Ctx *c, Tensor *x, Val range, Node *n);
+Val range_unsqueeze(Ctx *c, Val range, Node *call);
 Val arange(Ctx *c, Node *call);
+Val split(Ctx *c, Tensor *x, Node *arg, Node *dim, Loc loc);   /* x.split(k, dim): a tuple of slices */
 Val one_hot(Ctx *c, Node *call);
 bool bind_args(Node *call, const char *const *params, Node **bound);   /* lower.c */
 

@@ -259,8 +259,52 @@ Val slice_index(Ctx *c, Tensor *x, Node *n) {
     return tensor_val(out);
 }
 
-/* table[torch.arange(t)]: the first t rows, a slice. */
+/* torch.arange(t).unsqueeze(0): the same indices as [1, t] (makemore's
+ * `pos`); only dims of size 1 in front, as indexing a table takes them. */
+Val range_unsqueeze(Ctx *c, Val range, Node *call) {
+    int64_t d;
+    if (call->nargs != 1 || call->args[0]->kind == N_KWARG) {
+        error_at(call->loc, ".unsqueeze takes one dim");
+        return ERR;
+    }
+    if (!eval_int(c, call->args[0], &d, NULL))
+        return ERR;
+    if (d != 0 && d != -(range.ones + 2)) {
+        error_at(call->args[0]->loc, "only .unsqueeze(0) of torch.arange(...) is supported (a dim of size 1 in "
+                 "front), got %lld", (long long)d);
+        return ERR;
+    }
+    if (range.ones + 1 >= MAX_RANK) {
+        error_at(call->loc, "torch.arange(...) with more than %d dims", MAX_RANK - 1);
+        return ERR;
+    }
+    range.ones++;
+    return range;
+}
+
+/* table[torch.arange(t)]: the first t rows, a slice; table[pos] with pos
+ * = torch.arange(t).unsqueeze(0) the same with a dim of size 1 in front
+ * ([1, t, n_embd]: makemore's position embeddings), the view's code. */
 Val range_rows(Ctx *c, Tensor *x, Val range, Node *n) {
+    if (range.ones) {
+        range.ones--;
+        Val rows = range_rows(c, x, range, n);
+        if (rows.kind == V_ERROR)
+            return ERR;
+        Tensor *t = rows.t;
+        if (t->rank == MAX_RANK) {
+            error_at(n->loc, "indexing %s by torch.arange(...) of %d dims gives more than %d dims", describe(x),
+                     range.ones + 2, MAX_RANK);
+            return ERR;
+        }
+        int64_t shape[MAX_RANK] = {1};
+        bool batch[MAX_RANK] = {false};
+        memcpy(shape + 1, t->shape, sizeof(int64_t) * (size_t)t->rank);
+        memcpy(batch + 1, t->batch, sizeof(bool) * (size_t)t->rank);
+        Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, t->rank + 1, shape, batch, n->loc);
+        new_op(c, OP_UNSQUEEZE, out, t, NULL, n->loc);
+        return tensor_val(out);
+    }
     int64_t len = (int64_t)range.s.value;
     if (x->rank < 1 || len < 1 || len > x->shape[0] || range.s.rows_expr) {
         error_at(n->args[0]->loc, "torch.arange(%lld) does not index the rows of %s", (long long)len, describe(x));
@@ -359,4 +403,92 @@ Val one_hot(Ctx *c, Node *call) {
         return ERR;
     new_op(c, OP_ONE_HOT, out, x.t, NULL, call->loc);
     return tensor_val(out);
+}
+
+/* The sizes of x.split(arg, dim): chunks of arg along dim (the last one
+ * smaller when arg does not divide it), or a list of sizes adding up to
+ * the dim. Returns how many, 0 when reported. */
+static int split_sizes(Ctx *c, Tensor *x, int d, Node *arg, int64_t *sizes, int max) {
+    int64_t size = x->shape[d];
+    if (arg->kind != N_LIST) {
+        int64_t k;
+        if (!eval_int(c, arg, &k, NULL))
+            return 0;
+        if (k <= 0) {
+            error_at(arg->loc, "split size must be positive, got %lld", (long long)k);
+            return 0;
+        }
+        int n = 0;
+        for (int64_t at = 0; at < size; at += k) {
+            if (n == max) {
+                error_at(arg->loc, "splitting dim %d of %s into chunks of %lld gives more than %d parts", d,
+                         describe(x), (long long)k, max);
+                return 0;
+            }
+            sizes[n++] = size - at < k ? size - at : k;
+        }
+        return n;
+    }
+    if (arg->nargs > max) {
+        error_at(arg->loc, "at most %d split sizes, got %d", max, arg->nargs);
+        return 0;
+    }
+    int64_t total = 0;
+    for (int i = 0; i < arg->nargs; i++) {
+        if (!eval_int(c, arg->args[i], &sizes[i], NULL))
+            return 0;
+        if (sizes[i] <= 0) {
+            error_at(arg->args[i]->loc, "split size must be positive, got %lld", (long long)sizes[i]);
+            return 0;
+        }
+        total += sizes[i];
+    }
+    if (total != size) {
+        error_at(arg->loc, "split sizes add up to %lld, but dim %d of %s is %lld", (long long)total, d,
+                 describe(x), (long long)size);
+        return 0;
+    }
+    return arg->nargs;
+}
+
+/* x.split(k, dim) and torch.split(x, k, dim) (makemore's
+ * `q, k, v = c_attn(x).split(n_embd, dim=2)`): a tuple of slices along dim,
+ * each an op of its own, for `a, b, c = ...` to unpack. The batch dim is
+ * only taken whole. */
+#define MAX_SPLIT 64
+Val split(Ctx *c, Tensor *x, Node *arg, Node *dim, Loc loc) {
+    int64_t d = 0;
+    if (!arg) {
+        error_at(loc, "split needs a split size or a list of sizes");
+        return ERR;
+    }
+    if (dim && !eval_int(c, dim, &d, NULL))
+        return ERR;
+    int k = normalize_dim(x, d, dim ? dim->loc : loc);
+    if (k < 0)
+        return ERR;
+    if (x->batch[k]) {
+        error_at(dim ? dim->loc : loc, "%s cannot be split along its batch dim (inference runs on any number of rows)",
+                 describe(x));
+        return ERR;
+    }
+    int64_t sizes[MAX_SPLIT];
+    int n = split_sizes(c, x, k, arg, sizes, MAX_SPLIT);
+    if (!n)
+        return ERR;
+    Vec *items = arena_alloc(sizeof(Vec));
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t shape[MAX_RANK];
+        memcpy(shape, x->shape, sizeof shape);
+        shape[k] = sizes[i];
+        Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, x->rank, shape, x->batch, loc);
+        Op *op = new_op(c, OP_SLICE, out, x, NULL, loc);
+        for (int d2 = 0; d2 < x->rank; d2++)
+            op->step[d2] = 1;
+        op->start[k] = at;
+        at += sizes[i];
+        vec_push(items, out);
+    }
+    return (Val){.kind = V_TENSORS, .items = items};
 }

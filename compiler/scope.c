@@ -125,7 +125,7 @@ Val lookup(Ctx *c, Node *n) {
         if (s->kind == SYM_LIST)
             return (Val){.kind = V_TENSORS, .items = s->list};
         if (s->kind == SYM_RANGE)
-            return (Val){.kind = V_RANGE, .s = s->scalar};
+            return (Val){.kind = V_RANGE, .s = s->scalar, .ones = s->ones};
         Scalar v = int_scalar(s->dim->value);
         if (c->m->batch_dim && strcmp(s->name, c->m->batch_dim) == 0) {
             v.is_batch = true;
