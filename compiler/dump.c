@@ -17,6 +17,7 @@ static void dump_node(FILE *out, const Node *n) {
     case N_ATTR: dump_node(out, n->lhs); fprintf(out, ".%s", n->name); return;
     case N_KWARG: fprintf(out, "%s=", n->name); dump_node(out, n->lhs); return;
     case N_ELLIPSIS: fputs("...", out); return;
+    case N_STR: fprintf(out, "'%s'", n->name); return;
     case N_SLICE:
         for (int i = 0; i < 3; i++) {
             if (i && (i < 2 || n->args[2]))

@@ -53,6 +53,10 @@ static char *shortest_decimal(double v, bool f64) {
 }
 
 const char *lit(E *e, double v) {
+    if (isinf(v))   /* float('-inf'): math.h's, of float type, exact in double too */
+        return v < 0 ? "-INFINITY" : "INFINITY";
+    if (isnan(v))
+        return "NAN";
     if (!e->opt->f64) {
         char *s = isfinite(v) ? shortest_decimal((double)(float)v, false) : arena_printf("%.9g", (double)(float)v);
         return strpbrk(s, ".en") ? arena_printf("%sf", s) : arena_printf("%s.0f", s);

@@ -133,6 +133,17 @@ bool power_op(double exponent, OpKind *kind);
 bool nn_module_call(Ctx *c, const char *module, const char *fn, Node *call, Val *v);
 Val math_constant(Node *attr);   /* math.pi, math.e, ... */
 
+/* ---- mask (issue 12 item 7): lower_mask.c, comparisons, masked_fill, float('-inf'),
+ * torch.ones, torch.zeros, torch.tril ---- */
+bool comparison(BinOp op);
+Val compare(Ctx *c, BinOp op, Val a, Val b, Node *n);   /* a or b a tensor */
+Val float_call(Ctx *c, Node *call);
+Val masked_fill(Ctx *c, Tensor *x, Node *call);
+bool mask_module_call(Ctx *c, const char *module, const char *fn, Node *call, Val *v);
+bool keeps_mask(const char *fn);   /* a reshape: x.view() of a mask is a mask */
+bool mask_method(Ctx *c, Tensor *t, const char *fn, Node *call, Val *v);
+Val mask_result(Tensor *receiver, Val v);   /* a mask's reshape is a mask */
+
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);
 void drop_ops_since(Model *m, int ops, int tensors);

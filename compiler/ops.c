@@ -162,6 +162,7 @@ static int check_row(OpKind k) {
     CHECK(op->name && *op_spellings(k), "has no name or no spelling");
     CHECK(!op->forms || op->py, "a method or function form needs its Python name");
     CHECK(ew == (op->forward != NULL), "templates are for elementwise ops, and those need them");
+    CHECK(ew || (!op->mask && !op->mask_in), "masks are elementwise");
     CHECK((op->family == SPECIAL) == emits_special(k), "a SPECIAL op, and only one, has its forward and backward "
                                                       "in emit_ops.c's special_code");
     if (!ew)
@@ -171,7 +172,7 @@ static int check_row(OpKind k) {
     CHECK(template_calls(op->forward, &calls, &unknown), "calls %s, which is not in NJ_MATH", unknown);
     used |= calls;
     for (int i = 0; i < 2; i++) {
-        bool needed = i < operands_of(k);
+        bool needed = i < operands_of(k) && !op->mask && !(op->mask_in & (1u << i));
         CHECK(needed == (op->grad[i] != NULL), "needs exactly one gradient template per operand");
         if (!op->grad[i])
             continue;
