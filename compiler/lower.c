@@ -154,7 +154,8 @@ Tensor *expect_tensor(Ctx *c, Node *n) {
         return NULL;
     }
     if (v.t->dtype == DT_BOOL) {
-        error_at(n->loc, "%s is a mask (a bool tensor); use .float() for its 0 and 1", describe(v.t));
+        error_at(n->loc, "expected a float tensor here, not mask %s (a bool tensor); use .float() for its 0 and 1",
+                 describe(v.t));
         return NULL;
     }
     if (v.t->dtype != DT_FLOAT) {
@@ -331,8 +332,8 @@ static bool bool_arith(BinOp op, Val a, Val b, Node *n) {
                      (other.kind == V_SCALAR && !other.s.is_int)))
         return true;
     Node *mask = ma ? n->lhs : n->rhs;
-    error_at(mask->loc, "%s is a mask (a bool tensor): it takes part in + - * / with a float tensor or a float "
-             "number only; use .float() for its 0 and 1", describe(ma ? a.t : b.t));
+    error_at(mask->loc, "mask %s (a bool tensor) takes part only in + - * / with a float tensor or a float "
+             "number; use .float() for its 0 and 1", describe(ma ? a.t : b.t));
     return false;
 }
 
@@ -350,7 +351,9 @@ static Val arith(Ctx *c, BinOp op, Val a, Val b, Node *n) {
     Tensor *ta = a.kind == V_TENSOR ? a.t : NULL, *tb = b.kind == V_TENSOR ? b.t : NULL;
     if ((ta && ta->dtype == DT_INT) || (tb && tb->dtype == DT_INT)) {
         Node *which = ta && ta->dtype == DT_INT ? n->lhs : n->rhs;
-        error_at(which->loc, "integer input '%s' cannot take part in arithmetic; it can only index a table",
+        error_at(which->loc, comparison(op) ? "integer input '%s' cannot be compared (only float tensors give "
+                                              "masks); it can only index a table"
+                                            : "integer input '%s' cannot take part in arithmetic; it can only index a table",
                  (ta && ta->dtype == DT_INT ? ta : tb)->name);
         return ERR;
     }
@@ -982,8 +985,9 @@ Val eval(Ctx *c, Node *n) {
     case N_KWARG: error_at(n->loc, "keyword argument outside a call"); return ERR;
     case N_SLICE:
     case N_ELLIPSIS: error_at(n->loc, "a slice or '...' is only allowed inside []"); return ERR;
-    case N_STR: error_at(n->loc, "a string is outside the spec language (but as float('-inf'), float('inf'), "
-                         "float('nan'))"); return ERR;
+    case N_STR:   /* f('text') parses for any f */
+        error_at(n->loc, "a string is outside the spec language (but as float('-inf'), float('inf'), float('nan'))");
+        return ERR;
     }
     return ERR;
 }

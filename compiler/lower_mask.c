@@ -271,8 +271,8 @@ bool mask_method(Ctx *c, Tensor *t, const char *fn, Node *call, Val *v) {
         *v = tensor_val(out);
         return true;
     }
-    error_at(call->loc, "%s is a mask (a bool tensor): it takes .view() .reshape() .unsqueeze() .squeeze() "
-             ".permute() .transpose() .contiguous() .expand() .float(), not .%s()", describe(t), fn);
+    error_at(call->loc, "mask %s (a bool tensor) takes .view() .reshape() .unsqueeze() .squeeze() .permute() "
+             ".transpose() .contiguous() .expand() .float(), not .%s()", describe(t), fn);
     *v = ERR;
     return true;
 }

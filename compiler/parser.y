@@ -176,7 +176,6 @@ postfix:
   | postfix '(' ')'                   { $$ = postfix(N_CALL, $1, NULL, NULL, @$); }
   | postfix '(' args ')'              { $$ = postfix(N_CALL, $1, $3, NULL, @$); }
   | postfix '(' args ',' ')'          { $$ = postfix(N_CALL, $1, $3, NULL, @$); }
-  | postfix '(' STRING ')'            { $$ = postfix(N_CALL, $1, one(string(@3, $3)), NULL, @$); }
   | postfix '[' subscripts ']'        { $$ = postfix(N_INDEX, $1, $3, NULL, @$); }
   ;
 
@@ -203,9 +202,11 @@ args:
   | args ',' arg          { $$ = append($1, $3); }
   ;
 
+/* a string is an argument (float('-inf')); lowering refuses it elsewhere */
 arg:
     test
   | NAME '=' test         { $$ = kwarg($1, $3, @$); }
+  | STRING                { $$ = string(@1, $1); }
   ;
 
 atom:
@@ -233,6 +234,8 @@ static void nj_error(YYLTYPE *loc, ParseState *ps, const char *msg) {
         return;
     if (strstr(msg, "memory exhausted"))
         msg = "statement too deeply nested";
+    if (strstr(msg, "unexpected string"))   /* the grammar takes one only as a call's argument */
+        msg = "a string is outside the spec language (but as float('-inf'), float('inf'), float('nan'))";
     error_at(*loc, "%s", msg);
     if (loc->begin >= lex->line_start)   /* not an error at the end of the line before */
         lex->line_reported = true;
