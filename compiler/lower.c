@@ -427,9 +427,11 @@ static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
                  describe(index), MAX_RANK);
         return ERR;
     }
-    if (index->ignore) {   /* fn: a cross_entropy target with ignore_index holds it */
+    /* fn: a cross_entropy target with ignore_index holds it (in any view of the input) */
+    const Tensor *input = index->kind == T_INPUT ? c->m->inputs.items[index->input_index] : index;
+    if (input->ignore) {
         error_at(n->args[0]->loc, "'%s' holds ignore_index=%lld (a cross_entropy target), so it cannot index a table",
-                 index->name, (long long)index->ignore);
+                 index->name, (long long)input->ignore);
         return ERR;
     }
     if (index->bound > table->shape[0]) {
@@ -581,6 +583,7 @@ static Val cross_entropy(Ctx *c, Node *call) {
      * is over the others (PyTorch's default -100 is never a valid value
      * here: without ignore_index every target must lie in [0, bound)). */
     int64_t ignore = 0;
+    Tensor *input = NULL;   /* the declared input the targets read */
     if (arg[2]) {
         if (!eval_int(c, arg[2], &ignore, NULL))
             return ERR;
@@ -593,19 +596,23 @@ static Val cross_entropy(Ctx *c, Node *call) {
             error_at(arg[1]->loc, "targets with ignore_index must be an integer input");
             return ERR;
         }
+        /* targets.view(-1) is a tensor of its own that reads the declared
+         * input's array: the input is what accepts the ignored value */
+        input = c->m->inputs.items[tv.t->input_index];
         /* an ignored target is no index: the value would read outside a table */
         for (int i = 0; i < c->m->ops.len; i++) {
             Op *use = c->m->ops.items[i];
-            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1] == tv.t) {
+            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1]->kind == T_INPUT &&
+                use->in[1]->input_index == input->input_index) {
                 error_at(arg[1]->loc, "'%s' also indexes a table, so it cannot hold ignore_index=%lld",
                          tv.t->name, (long long)ignore);
                 note_at(use->loc, "it indexes here");
                 return ERR;
             }
         }
-        if (tv.t->ignore && tv.t->ignore != ignore) {
+        if (input->ignore && input->ignore != ignore) {
             error_at(arg[2]->loc, "'%s' is already the target of a cross_entropy with ignore_index=%lld",
-                     tv.t->name, (long long)tv.t->ignore);
+                     tv.t->name, (long long)input->ignore);
             return ERR;
         }
     }
@@ -620,7 +627,7 @@ static Val cross_entropy(Ctx *c, Node *call) {
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
     op->ignore = ignore;
     if (ignore)     /* the input accepts it from now on (the runtime's input checks) */
-        tv.t->ignore = ignore;
+        tv.t->ignore = input->ignore = ignore;
     op->c = int_scalar(logits->shape[0]);
     if (logits->batch[0])   /* rows * t after logits.view(-1, V) of [n, t, V] */
         op->c.rows_expr = logits->shape[0] == c->m->batch
