@@ -110,7 +110,9 @@ void dump_model(FILE *out, const Model *m) {
                 fputs(", ", out);
             dump_tensor(out, op->in[k]);
         }
-        if (op_info[op->kind].family == EW1 && op->c.value)
+        if (*mask_constant(op))
+            fputs(mask_constant(op), out);
+        else if (op_info[op->kind].family == EW1 && op->c.value)
             fprintf(out, ", %g", op->c.value);
         if (op_info[op->kind].family == REDUCE)
             fprintf(out, ", axes=0x%x%s", op->axes, op->keepdim ? ", keepdim" : "");

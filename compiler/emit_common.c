@@ -306,7 +306,8 @@ const char *op_summary(const Op *op) {
         const Tensor *t = op->in[k];
         ins = arena_printf("%s%s%s %s", ins, k ? ", " : "", t->name, shape_str(t));
     }
-    return arena_printf("%s %s = %s(%s)", op->out->name, shape_str(op->out), op_info[op->kind].name, ins);
+    return arena_printf("%s %s = %s(%s%s)", op->out->name, shape_str(op->out), op_info[op->kind].name, ins,
+                        mask_constant(op));
 }
 
 /* ---- function bodies ---- */

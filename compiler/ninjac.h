@@ -304,6 +304,8 @@ struct Op {
     int64_t start[MAX_RANK], step[MAX_RANK];
 };
 
+const char *mask_constant(const Op *op);   /* ops.c: ", -inf", a mask op's constant for summaries, or "" */
+
 typedef struct {
     const char *name;
     int64_t value;

@@ -28,6 +28,15 @@ const OpInfo op_info[OP_COUNT] = {
 
 bool op_elementwise(OpKind kind) { return op_info[kind].family == EW1 || op_info[kind].family == EW2; }
 
+/* The constant a mask op's summary shows, even 0 (x == 0, tril's diagonal 0):
+ * ", -inf", or "" for the other ops. */
+const char *mask_constant(const Op *op) {
+    const OpInfo *info = &op_info[op->kind];
+    if (!((info->mask && info->family == EW1) || info->mask_in || op->kind == OP_TRIL))
+        return "";
+    return arena_printf(", %s%g", op->kind == OP_TRIL ? "diagonal=" : "", op->c.value);
+}
+
 bool math_function_name(const char *name) {
     for (int f = 0; f < MATH_COUNT; f++)
         if (!strcmp(name, math_info[f].name[0]) || !strcmp(name, math_info[f].name[1]) ||
