@@ -349,16 +349,14 @@ static Val arith(Ctx *c, BinOp op, Val a, Val b, Node *n) {
         return ERR;
     }
     Tensor *ta = a.kind == V_TENSOR ? a.t : NULL, *tb = b.kind == V_TENSOR ? b.t : NULL;
+    if ((ta || tb) && comparison(op))   /* integer inputs too: X == 0 */
+        return compare(c, op, a, b, n);
     if ((ta && ta->dtype == DT_INT) || (tb && tb->dtype == DT_INT)) {
         Node *which = ta && ta->dtype == DT_INT ? n->lhs : n->rhs;
-        error_at(which->loc, comparison(op) ? "integer input '%s' cannot be compared (only float tensors give "
-                                              "masks); it can only index a table"
-                                            : "integer input '%s' cannot take part in arithmetic; it can only index a table",
-                 (ta && ta->dtype == DT_INT ? ta : tb)->name);
+        error_at(which->loc, "integer input '%s' cannot take part in arithmetic; it can only index a table "
+                 "or be compared", (ta && ta->dtype == DT_INT ? ta : tb)->name);
         return ERR;
     }
-    if ((ta || tb) && comparison(op))
-        return compare(c, op, a, b, n);
     if (!bool_arith(op, a, b, n))
         return ERR;
     if (op == BIN_MATMUL) {

@@ -46,7 +46,7 @@ static Val as_mask(Val v) {
 }
 
 /* A tensor compared with a tensor or a number: a mask of their broadcast
- * shape. Integer inputs are not compared (their arrays hold ints). */
+ * shape. An integer input compares as its values (C converts them). */
 Val compare(Ctx *c, BinOp op, Val a, Val b, Node *n) {
     Tensor *ta = a.kind == V_TENSOR ? a.t : NULL, *tb = b.kind == V_TENSOR ? b.t : NULL;
     if (ta && tb)
