@@ -17,6 +17,10 @@ static void mark_reaching(Model *m) {
         Op *op = m->ops.items[i];
         for (int k = 0; k < op->nin; k++)
             from_param[op->out->id] |= from_param[op->in[k]->id];
+        /* nothing flows back through a mask: what is computed from it
+         * alone (mask * 2.0, mask.float()) has no gradient, as in PyTorch */
+        if (op->out->dtype == DT_BOOL)
+            from_param[op->out->id] = false;
     }
     m->loss->reaches_loss = true;
     for (int i = m->ops.len - 1; i >= 0; i--) {

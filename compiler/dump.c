@@ -17,6 +17,7 @@ static void dump_node(FILE *out, const Node *n) {
     case N_ATTR: dump_node(out, n->lhs); fprintf(out, ".%s", n->name); return;
     case N_KWARG: fprintf(out, "%s=", n->name); dump_node(out, n->lhs); return;
     case N_ELLIPSIS: fputs("...", out); return;
+    case N_STR: fprintf(out, "'%s'", n->name); return;
     case N_SLICE:
         for (int i = 0; i < 3; i++) {
             if (i && (i < 2 || n->args[2]))
@@ -109,7 +110,9 @@ void dump_model(FILE *out, const Model *m) {
                 fputs(", ", out);
             dump_tensor(out, op->in[k]);
         }
-        if (op_info[op->kind].family == EW1 && op->c.value)
+        if (*mask_constant(op))
+            fputs(mask_constant(op), out);
+        else if (op_info[op->kind].family == EW1 && op->c.value)
             fprintf(out, ", %g", op->c.value);
         if (op_info[op->kind].family == REDUCE)
             fprintf(out, ", axes=0x%x%s", op->axes, op->keepdim ? ", keepdim" : "");

@@ -91,6 +91,11 @@ Tensor layer_norm_rows(const Op *op);   /* the shape of its per-row mean and rst
 void forward_layer_norm(E *e, const Op *op);
 void backward_layer_norm(E *e, const Grad *gr);
 void forward_zeros(E *e, const Op *op);     /* torch.zeros_like */
+/* mask: emit_mask.c */
+void forward_full(E *e, const Op *op);      /* torch.ones, torch.zeros */
+void backward_full(E *e, const Grad *gr);
+void forward_tril(E *e, const Op *op);
+void backward_tril(E *e, const Grad *gr);
 void backward_zeros(E *e, const Grad *gr);
 
 /* ---- emit_structs.c: the model's structs and its NinjacModel descriptor ---- */

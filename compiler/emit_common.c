@@ -53,6 +53,10 @@ static char *shortest_decimal(double v, bool f64) {
 }
 
 const char *lit(E *e, double v) {
+    if (isinf(v))   /* float('-inf'): math.h's, of float type, exact in double too */
+        return v < 0 ? "-INFINITY" : "INFINITY";
+    if (isnan(v))
+        return "NAN";
     if (!e->opt->f64) {
         char *s = isfinite(v) ? shortest_decimal((double)(float)v, false) : arena_printf("%.9g", (double)(float)v);
         return strpbrk(s, ".en") ? arena_printf("%sf", s) : arena_printf("%s.0f", s);
@@ -318,7 +322,8 @@ const char *op_summary(const Op *op) {
         const Tensor *t = op->in[k];
         ins = arena_printf("%s%s%s %s", ins, k ? ", " : "", t->name, shape_str(t));
     }
-    return arena_printf("%s %s = %s(%s)", op->out->name, shape_str(op->out), op_info[op->kind].name, ins);
+    return arena_printf("%s %s = %s(%s%s)", op->out->name, shape_str(op->out), op_info[op->kind].name, ins,
+                        mask_constant(op));
 }
 
 /* ---- function bodies ---- */

@@ -518,6 +518,9 @@ static const struct {
     [OP_EXPAND] = {forward_expand, backward_expand},
     [OP_LAYER_NORM] = {forward_layer_norm, backward_layer_norm},   /* emit_nn.c */
     [OP_ZEROS_LIKE] = {forward_zeros, backward_zeros},
+    [OP_ONES] = {forward_full, backward_full},   /* emit_mask.c */
+    [OP_ZEROS] = {forward_full, backward_full},
+    [OP_TRIL] = {forward_tril, backward_tril},
 };
 
 bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }

@@ -50,8 +50,19 @@ static Val fold(BinOp op, Scalar a, Scalar b, Loc loc) {
         break;
     case BIN_MATMUL:    /* arith takes @ before it folds */
         break;
+    /* mask: Python's bool, which counts as an int */
+    case BIN_EQ: r.value = a.value == b.value; fmt = "(%s == %s)"; break;
+    case BIN_NE: r.value = a.value != b.value; fmt = "(%s != %s)"; break;
+    case BIN_LT: r.value = a.value < b.value; fmt = "(%s < %s)"; break;
+    case BIN_LE: r.value = a.value <= b.value; fmt = "(%s <= %s)"; break;
+    case BIN_GT: r.value = a.value > b.value; fmt = "(%s > %s)"; break;
+    case BIN_GE: r.value = a.value >= b.value; fmt = "(%s >= %s)"; break;
     }
-    if (!isfinite(r.value) || (r.is_int && fabs(r.value) > 9e15)) {
+    if (comparison(op))
+        r.is_int = true;
+    /* float('inf') may take part, as in Python; finite numbers may not overflow */
+    bool finite = isfinite(a.value) && isfinite(b.value);
+    if ((finite && !isfinite(r.value)) || (r.is_int && fabs(r.value) > 9e15)) {
         error_at(loc, "constant expression overflows");
         return ERR;
     }
@@ -140,6 +151,11 @@ Tensor *expect_tensor(Ctx *c, Node *n) {
         return NULL;
     if (v.kind != V_TENSOR) {
         error_at(n->loc, "expected a tensor here");
+        return NULL;
+    }
+    if (v.t->dtype == DT_BOOL) {
+        error_at(n->loc, "expected a float tensor here, not mask %s (a bool tensor); use .float() for its 0 and 1",
+                 describe(v.t));
         return NULL;
     }
     if (v.t->dtype != DT_FLOAT) {
@@ -341,6 +357,24 @@ bool power_op(double exponent, OpKind *kind) {
     return false;
 }
 
+/* A mask in arithmetic: PyTorch promotes it to float (0 and 1) beside a
+ * float tensor or a float number in + - * /; anything else (two masks, an
+ * int, @, **) would give PyTorch an integer or bool tensor, or an error. */
+static bool bool_arith(BinOp op, Val a, Val b, Node *n) {
+    bool ma = a.kind == V_TENSOR && a.t->dtype == DT_BOOL, mb = b.kind == V_TENSOR && b.t->dtype == DT_BOOL;
+    if (!ma && !mb)
+        return true;
+    Val other = ma ? b : a;
+    bool promotes = op == BIN_ADD || op == BIN_SUB || op == BIN_MUL || op == BIN_DIV;
+    if (promotes && ((other.kind == V_TENSOR && other.t->dtype == DT_FLOAT) ||
+                     (other.kind == V_SCALAR && !other.s.is_int)))
+        return true;
+    Node *mask = ma ? n->lhs : n->rhs;
+    error_at(mask->loc, "mask %s (a bool tensor) takes part only in + - * / with a float tensor or a float "
+             "number; use .float() for its 0 and 1", describe(ma ? a.t : b.t));
+    return false;
+}
+
 static Val arith(Ctx *c, BinOp op, Val a, Val b, Node *n) {
     if (a.kind == V_ERROR || b.kind == V_ERROR)
         return ERR;
@@ -355,12 +389,16 @@ static Val arith(Ctx *c, BinOp op, Val a, Val b, Node *n) {
         return ERR;
     }
     Tensor *ta = a.kind == V_TENSOR ? a.t : NULL, *tb = b.kind == V_TENSOR ? b.t : NULL;
+    if ((ta || tb) && comparison(op))   /* integer inputs too: X == 0 */
+        return compare(c, op, a, b, n);
     if ((ta && ta->dtype == DT_INT) || (tb && tb->dtype == DT_INT)) {
         Node *which = ta && ta->dtype == DT_INT ? n->lhs : n->rhs;
-        error_at(which->loc, "integer input '%s' cannot take part in arithmetic; it can only index a table",
-                 (ta && ta->dtype == DT_INT ? ta : tb)->name);
+        error_at(which->loc, "integer input '%s' cannot take part in arithmetic; it can only index a table "
+                 "or be compared", (ta && ta->dtype == DT_INT ? ta : tb)->name);
         return ERR;
     }
+    if (!bool_arith(op, a, b, n))
+        return ERR;
     if (op == BIN_MATMUL) {
         if (!ta || !tb) {
             error_at(n->op_loc, "@ needs two tensors");
@@ -506,8 +544,8 @@ static Val index_expr(Ctx *c, Node *n) {
         error_at(n->lhs->loc, "only tensors and .shape can be indexed");
         return ERR;
     }
-    if (base.t->dtype == DT_FLOAT && basic_index(c, n))
-        return slice_index(c, base.t, n);
+    if (base.t->dtype != DT_INT && basic_index(c, n))
+        return mask_result(base.t, slice_index(c, base.t, n));   /* a mask's slice is a mask */
     Val idx[2];
     if (n->nargs > 2) {
         error_at(n->loc, "unsupported indexing (supported: table[int_input], x[range(n), targets], x[:, i, a:b:c], x[..., k], x.shape[k])");
@@ -854,6 +892,8 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
     Val v;
     if (nn_module_call(c, module, fn, call, &v))   /* lower_nn.c: math.*, torch.pow, F.layer_norm, ... */
         return v;
+    if (mask_module_call(c, module, fn, call, &v))   /* lower_mask.c: torch.ones, torch.zeros, torch.tril */
+        return v;
     if (!op_by_name(fn, !strcmp(module, "F") ? PY_F : PY_TORCH, &kind)) {
         error_at(call->loc, "unsupported function %s.%s (supported: %s)", module, fn,
                  supported_calls(PY_TORCH | PY_F));
@@ -903,9 +943,13 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
 
 static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     OpKind kind;
+    Val v;
     if (t->dtype == DT_FLOAT && !strcmp(fn, "float") && !call->nargs)   /* shape: already float */
         return tensor_val(t);
-    if (t->dtype != DT_FLOAT && !((!strcmp(fn, "view") || !strcmp(fn, "reshape")) && t->kind == T_INPUT)) {
+    if (mask_method(c, t, fn, call, &v))   /* lower_mask.c: x.tril(), a mask's .float() */
+        return v;
+    if (t->dtype != DT_FLOAT && t->dtype != DT_BOOL &&
+        !((!strcmp(fn, "view") || !strcmp(fn, "reshape")) && t->kind == T_INPUT)) {
         error_at(call->loc, "integer input '%s' has no method .%s() (only .view() and .reshape()); it can index a table",
                  t->name, fn);
         return ERR;
@@ -938,8 +982,9 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     case OP_PERMUTE:
     case OP_UNSQUEEZE:
     case OP_CONTIGUOUS:
-    case OP_EXPAND: return perm_method(c, t, kind, fn, call);
-    case OP_VIEW: return view(c, t, call);
+    case OP_EXPAND: return mask_result(t, perm_method(c, t, kind, fn, call));
+    case OP_VIEW: return mask_result(t, view(c, t, call));
+    case OP_MASKED_FILL: return masked_fill(c, t, call);
     case OP_SOFTMAX: {
         static const char *const params[] = {"dim", NULL};
         Node *dim;
@@ -994,8 +1039,10 @@ static Val call_expr(Ctx *c, Node *n) {
             return n->nargs == 1 ? ERR : (error_at(n->loc, "range takes one argument"), ERR);
         return (Val){.kind = V_RANGE, .s = s};
     }
+    if (callee->kind == N_NAME && !strcmp(callee->name, "float"))   /* mask: float('-inf') */
+        return float_call(c, n);
     if (callee->kind != N_ATTR) {
-        error_at(n->loc, "only methods, torch.* and F.* functions and range() can be called");
+        error_at(n->loc, "only methods, torch.* and F.* functions, range() and float() can be called");
         return ERR;
     }
     Val obj = eval(c, callee->lhs);
@@ -1077,6 +1124,9 @@ Val eval(Ctx *c, Node *n) {
     case N_KWARG: error_at(n->loc, "keyword argument outside a call"); return ERR;
     case N_SLICE:
     case N_ELLIPSIS: error_at(n->loc, "a slice or '...' is only allowed inside []"); return ERR;
+    case N_STR:   /* f('text') parses for any f */
+        error_at(n->loc, "a string is outside the spec language (but as float('-inf'), float('inf'), float('nan'))");
+        return ERR;
     }
     return ERR;
 }
@@ -1180,11 +1230,11 @@ static bool bind(Ctx *c, const char *name, Loc name_loc, Val v, Node *value) {
     /* an alias: give it a tensor of its own (an integer input's view made
      * on this line is its own: it reads the input's array) */
     if (!made_here(c, t) || t->kind == T_PARAM) {
-        if (t->dtype != DT_FLOAT) {
+        if (t->dtype == DT_INT) {
             error_at(value->loc, "integer inputs cannot be renamed");
             return false;
         }
-        Tensor *copy = new_tensor(c, T_ACT, DT_FLOAT, t->rank, t->shape, t->batch, value->loc);
+        Tensor *copy = new_tensor(c, T_ACT, t->dtype, t->rank, t->shape, t->batch, value->loc);
         new_op(c, OP_VIEW, copy, t, NULL, value->loc);
         t = copy;
     }

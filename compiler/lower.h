@@ -151,6 +151,16 @@ Val math_constant(Node *attr);   /* math.pi, math.e, ... */
 Val roll(Ctx *c, Node *call);   /* torch.roll of an integer tensor */
 /* t is no computed integer tensor, or reports that it cannot be `use`d */
 bool not_computed(const Tensor *t, const char *use, Loc loc);
+/* ---- mask (issue 12 item 7): lower_mask.c, comparisons, masked_fill, float('-inf'),
+ * torch.ones, torch.zeros, torch.tril ---- */
+bool comparison(BinOp op);
+Val compare(Ctx *c, BinOp op, Val a, Val b, Node *n);   /* a or b a tensor */
+Val float_call(Ctx *c, Node *call);
+Val masked_fill(Ctx *c, Tensor *x, Node *call);
+bool mask_module_call(Ctx *c, const char *module, const char *fn, Node *call, Val *v);
+bool keeps_mask(const char *fn);   /* a reshape: x.view() of a mask is a mask */
+bool mask_method(Ctx *c, Tensor *t, const char *fn, Node *call, Val *v);
+Val mask_result(Tensor *receiver, Val v);   /* a mask's reshape is a mask */
 
 /* ---- analysis.c: after lowering: dependencies, batch statistics, dead temporaries ---- */
 void mark_dependencies(Model *m);

@@ -59,7 +59,8 @@ Loc loc_join(Loc a, Loc b);
 /* ---- parser.y / lexer.l: the AST ---- */
 /* Python's binary operators: the enum name and the spelling. */
 #define NJ_BINOPS(X) \
-    X(ADD, "+") X(SUB, "-") X(MUL, "*") X(DIV, "/") X(FLOORDIV, "//") X(POW, "**") X(MATMUL, "@")
+    X(ADD, "+") X(SUB, "-") X(MUL, "*") X(DIV, "/") X(FLOORDIV, "//") X(POW, "**") X(MATMUL, "@") \
+    X(EQ, "==") X(NE, "!=") X(LT, "<") X(LE, "<=") X(GT, ">") X(GE, ">=")
 
 typedef enum {
 #define X(id, text) BIN_##id,
@@ -80,6 +81,7 @@ typedef enum {
     N_LIST,     /* [args] */
     N_SLICE,    /* start:stop:step inside [], args[3], each NULL when left out */
     N_ELLIPSIS, /* ... inside [] */
+    N_STR,      /* 'text' as float's argument: name (the text without quotes) */
 } NodeKind;
 
 typedef struct Node Node;
@@ -136,7 +138,9 @@ typedef struct {
 void parse_program(Program *prog);  /* reports syntax errors through diag */
 
 /* ---- lower.c and its helpers: the tensor IR ---- */
-typedef enum { DT_FLOAT, DT_INT } DType;
+/* DT_BOOL: a mask, as a comparison gives it; stored as 0 and 1 of the real
+ * type, and no gradient flows through it (autodiff.c) */
+typedef enum { DT_FLOAT, DT_INT, DT_BOOL } DType;
 
 typedef enum {
     T_PARAM,    /* trained, has an init */
@@ -220,6 +224,8 @@ typedef struct {
     const char *grad[2];
     unsigned reads[2];      /* READ_*: what the gradient rule of operand k reads */
     bool scatters;          /* its gradient does not write each element of its operand once */
+    bool mask;              /* its output is a bool mask (a comparison): no gradient flows through it */
+    unsigned mask_in;       /* bit k: operand k must be a mask, and gets no gradient (masked_fill) */
     const char *aux;        /* an array it keeps beside its output, for its backward */
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
@@ -303,6 +309,8 @@ struct Op {
      * the dim is selected (x[:, i]) and has no out dim */
     int64_t start[MAX_RANK], step[MAX_RANK];
 };
+
+const char *mask_constant(const Op *op);   /* ops.c: ", -inf", a mask op's constant for summaries, or "" */
 
 typedef struct {
     const char *name;

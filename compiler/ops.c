@@ -28,6 +28,15 @@ const OpInfo op_info[OP_COUNT] = {
 
 bool op_elementwise(OpKind kind) { return op_info[kind].family == EW1 || op_info[kind].family == EW2; }
 
+/* The constant a mask op's summary shows, even 0 (x == 0, tril's diagonal 0):
+ * ", -inf", or "" for the other ops. */
+const char *mask_constant(const Op *op) {
+    const OpInfo *info = &op_info[op->kind];
+    if (!((info->mask && info->family == EW1) || info->mask_in || op->kind == OP_TRIL))
+        return "";
+    return arena_printf(", %s%g", op->kind == OP_TRIL ? "diagonal=" : "", op->c.value);
+}
+
 bool math_function_name(const char *name) {
     for (int f = 0; f < MATH_COUNT; f++)
         if (!strcmp(name, math_info[f].name[0]) || !strcmp(name, math_info[f].name[1]) ||
@@ -162,6 +171,7 @@ static int check_row(OpKind k) {
     CHECK(op->name && *op_spellings(k), "has no name or no spelling");
     CHECK(!op->forms || op->py, "a method or function form needs its Python name");
     CHECK(ew == (op->forward != NULL), "templates are for elementwise ops, and those need them");
+    CHECK(ew || (!op->mask && !op->mask_in), "masks are elementwise");
     CHECK((op->family == SPECIAL) == emits_special(k), "a SPECIAL op, and only one, has its forward and backward "
                                                       "in emit_ops.c's special_code");
     if (!ew)
@@ -171,7 +181,7 @@ static int check_row(OpKind k) {
     CHECK(template_calls(op->forward, &calls, &unknown), "calls %s, which is not in NJ_MATH", unknown);
     used |= calls;
     for (int i = 0; i < 2; i++) {
-        bool needed = i < operands_of(k);
+        bool needed = i < operands_of(k) && !op->mask && !(op->mask_in & (1u << i));
         CHECK(needed == (op->grad[i] != NULL), "needs exactly one gradient template per operand");
         if (!op->grad[i])
             continue;

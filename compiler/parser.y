@@ -56,6 +56,7 @@ static Node *binary(BinOp op, Node *lhs, Node *rhs, Loc loc);
 static Node *unary_minus(Node *operand, Loc loc);
 static Node *postfix(NodeKind kind, Node *lhs, Vec *args, const char *name, Loc loc);
 static Node *number(double value, bool is_int, Loc loc);
+static Node *string(Loc loc, const char *text);
 static Node *name_ref(const char *name, Loc loc);
 static Node *kwarg(const char *name, Node *value, Loc loc);
 static Node *parenthesized(Node *n, Loc loc);
@@ -88,8 +89,10 @@ static int nj_lex(YYSTYPE *yylval, YYLTYPE *yylloc, ParseState *ps);
 %token FOR "for" IN "in" INDENT "indent" DEDENT "dedent"
 %token <BinOp> AUGASSIGN "augmented assignment"
 %token <const char *> NAME "name"
+%token <const char *> STRING "string"
+%token <BinOp> COMPARE "comparison"
 %token <struct { double value; bool is_int; }> NUMBER "number"
-%nterm <Node *> expr term unary power postfix atom arg
+%nterm <Node *> test expr term unary power postfix atom arg
 %nterm <Vec *> args exprs stmts
 %nterm <Stmt *> stmt
 %nterm <Node *> subscript opt_expr      /* shape: x[:, -1, a:b:c], x[..., 0] */
@@ -116,11 +119,11 @@ stmt:
         { $$ = stmt(ps, S_INPUT, @$, $2, @2, NULL, $6, $9, $4, @4); }
   | PARAM NAME ':' '[' exprs ']' '=' expr NEWLINE
         { $$ = stmt(ps, S_PARAM, @$, $2, @2, $8, $5, NULL, NULL, @2); }
-  | exprs '=' expr NEWLINE
+  | exprs '=' test NEWLINE
         { $$ = assignment(ps, $1, $3, @$); }
   | expr AUGASSIGN expr NEWLINE
         { $$ = augmented(ps, $1, $2, @2, $3, @$); }
-  | expr NEWLINE
+  | test NEWLINE
         { $$ = stmt(ps, S_EXPR, @$, "", @1, $1, NULL, NULL, NULL, @1); }
   | FOR NAME IN expr ':' NEWLINE INDENT stmts DEDENT
         { $$ = for_stmt(ps, $2, @2, $4, $8, @1); }
@@ -131,6 +134,15 @@ stmt:
 exprs:
     expr                  { $$ = one($1); }
   | exprs ',' expr        { $$ = append($1, $3); }
+  ;
+
+/* Python's comparisons bind looser than arithmetic; a chain (a < b < c)
+ * is not taken */
+test:
+    expr
+  | expr COMPARE expr     { $$ = binary($2, $1, $3, @2); }
+  | expr '<' expr         { $$ = binary(BIN_LT, $1, $3, @2); }
+  | expr '>' expr         { $$ = binary(BIN_GT, $1, $3, @2); }
   ;
 
 expr:
@@ -190,15 +202,17 @@ args:
   | args ',' arg          { $$ = append($1, $3); }
   ;
 
+/* a string is an argument (float('-inf')); lowering refuses it elsewhere */
 arg:
-    expr
-  | NAME '=' expr         { $$ = kwarg($1, $3, @$); }
+    test
+  | NAME '=' test         { $$ = kwarg($1, $3, @$); }
+  | STRING                { $$ = string(@1, $1); }
   ;
 
 atom:
     NUMBER                { $$ = number($1.value, $1.is_int, @$); }
   | NAME                  { $$ = name_ref($1, @$); }
-  | '(' expr ')'          { $$ = parenthesized($2, @$); }
+  | '(' test ')'          { $$ = parenthesized($2, @$); }
   | '(' expr ',' ')'      { $$ = list(one($2), @$); }
   | '(' expr ',' exprs ')' { $$ = list(prepend($2, $4), @$); }
   | '[' exprs ']'         { $$ = list($2, @$); }
@@ -220,6 +234,8 @@ static void nj_error(YYLTYPE *loc, ParseState *ps, const char *msg) {
         return;
     if (strstr(msg, "memory exhausted"))
         msg = "statement too deeply nested";
+    if (strstr(msg, "unexpected string"))   /* the grammar takes one only as a call's argument */
+        msg = "a string is outside the spec language (but as float('-inf'), float('inf'), float('nan'))";
     error_at(*loc, "%s", msg);
     if (loc->begin >= lex->line_start)   /* not an error at the end of the line before */
         lex->line_reported = true;
@@ -271,6 +287,12 @@ static Node *number(double value, bool is_int, Loc loc) {
     Node *n = new_node(N_NUM, loc);
     n->num = value;
     n->is_int = is_int;
+    return n;
+}
+
+static Node *string(Loc loc, const char *text) {
+    Node *n = new_node(N_STR, loc);
+    n->name = text;
     return n;
 }
 
