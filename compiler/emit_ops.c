@@ -476,6 +476,7 @@ static const struct {
     [OP_EXPAND] = {forward_expand, backward_expand},
     [OP_LAYER_NORM] = {forward_layer_norm, backward_layer_norm},   /* emit_nn.c */
     [OP_ZEROS_LIKE] = {forward_zeros, backward_zeros},
+    [OP_BATCHNORM] = {forward_batchnorm, backward_batchnorm},   /* emit_nn.c */
 };
 
 bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }

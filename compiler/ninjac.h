@@ -221,6 +221,8 @@ typedef struct {
     unsigned reads[2];      /* READ_*: what the gradient rule of operand k reads */
     bool scatters;          /* its gradient does not write each element of its operand once */
     const char *aux;        /* an array it keeps beside its output, for its backward */
+    bool grad_first_only;   /* only operand 0 gets a gradient: the others are functions
+                               of it that its rule covers (batchnorm's mean and var) */
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
 
