@@ -9,6 +9,9 @@
 
 #include <stdlib.h>
 
+/* The operands a gradient flows to: all, or the first (grad_first_only). */
+static int differentiated_operands(const Op *op) { return op_info[op->kind].grad_first_only ? 1 : op->nin; }
+
 static void mark_reaching(Model *m) {
     bool *from_param = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
     for (int i = 0; i < m->params.len; i++)
@@ -27,7 +30,7 @@ static void mark_reaching(Model *m) {
         Op *op = m->ops.items[i];
         if (!op->out->reaches_loss)
             continue;
-        for (int k = 0; k < op->nin; k++)
+        for (int k = 0; k < differentiated_operands(op); k++)
             op->in[k]->reaches_loss = true;
     }
     for (int i = 0; i < m->tensors.len; i++) {
@@ -136,7 +139,7 @@ void derive_backward(Model *m, Backward *bw) {
         Op *op = m->ops.items[i];
         if (!op->out->needs_grad)
             continue;
-        for (int k = 0; k < op->nin; k++) {
+        for (int k = 0; k < differentiated_operands(op); k++) {
             Tensor *target = op->in[k];
             if (!target->needs_grad)
                 continue;

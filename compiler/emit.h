@@ -90,6 +90,8 @@ void backward_expand(E *e, const Grad *gr);
 Tensor layer_norm_rows(const Op *op);   /* the shape of its per-row mean and rstd */
 void forward_layer_norm(E *e, const Op *op);
 void backward_layer_norm(E *e, const Grad *gr);
+void forward_batchnorm(E *e, const Op *op);   /* rewrite.c's, exercise 3 */
+void backward_batchnorm(E *e, const Grad *gr);
 void forward_zeros(E *e, const Op *op);     /* torch.zeros_like */
 /* mask: emit_mask.c */
 void forward_full(E *e, const Op *op);      /* torch.ones, torch.zeros */

@@ -80,6 +80,42 @@ void backward_layer_norm(E *e, const Grad *gr) {
     out(e, in, "}\n");
 }
 
+/* ---- batchnorm (rewrite.c's, exercise 3): y = (x - mean) * inv with
+ * inv = 1/sqrt(var + eps), mean and var x's statistics over the rows
+ * (operands 1 and 2; frozen in inference). Its backward is the closed form
+ * of the notebook's exercise 3, the gradient through the mean and the var
+ * included:
+ *   dx = inv * (dy - sum(dy)/n - y * sum(dy * y)/(n - 1))   (n for a biased var) */
+
+void forward_batchnorm(E *e, const Op *op) {
+    const Tensor *x = op->in[0], *mean = op->in[1], *var = op->in[2], *y = op->out;
+    const char *col[2] = {"0", "j"}, *inv = aux_ref(e, y, "inv", col);
+    out(e, 1, "for (int j = 0; j < %s; j++)\n", dimsz(e, x, 1));
+    out(e, 2, "%s = %s / %s(%s + %s);\n", inv, lit(e, 1), e->opt->f64 ? "sqrt" : "sqrtf", ref(e, var, col),
+        scalar(e, op->c));
+    int in = loops(e, 1, x, 0);
+    out(e, in, "%s = (%s - %s) * %s;\n", ref(e, y, IDX), ref(e, x, IDX), ref(e, mean, col), inv);
+}
+
+void backward_batchnorm(E *e, const Grad *gr) {
+    const Op *op = gr->op;
+    const Tensor *x = op->in[0], *y = op->out;
+    const char *col[2] = {"0", "j"}, *n = dimsz(e, x, 0);
+    double rows = (double)x->shape[0];
+    out(e, 1, "for (int j = 0; j < %s; j++) {\n", dimsz(e, x, 1));
+    out(e, 2, "%s sum = 0, dot = 0;   // of dy and of dy * y over the rows\n", e->real);
+    out(e, 2, "for (int i = 0; i < %s; i++) {\n", n);
+    out(e, 3, "sum += %s;\n", gref(e, y, IDX));
+    out(e, 3, "dot += %s * %s;\n", gref(e, y, IDX), ref(e, y, IDX));
+    out(e, 2, "}\n");
+    out(e, 2, "sum /= %s;\n", lit(e, rows));
+    out(e, 2, "dot /= %s;%s\n", lit(e, op->unbiased ? rows - 1 : rows), op->unbiased ? "   // Bessel's correction" : "");
+    out(e, 2, "for (int i = 0; i < %s; i++)\n", n);
+    out(e, 3, "%s += %s * (%s - sum - %s * dot);\n", gref(e, x, IDX), aux_ref(e, y, "inv", col), gref(e, y, IDX),
+        ref(e, y, IDX));
+    out(e, 1, "}\n");
+}
+
 /* torch.zeros_like: an op without operands, so no gradient reaches here */
 void forward_zeros(E *e, const Op *op) {
     out(e, loops(e, 1, op->out, 0), "%s = 0;\n", ref(e, op->out, IDX));

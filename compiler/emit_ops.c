@@ -521,6 +521,7 @@ static const struct {
     [OP_ONES] = {forward_full, backward_full},   /* emit_mask.c */
     [OP_ZEROS] = {forward_full, backward_full},
     [OP_TRIL] = {forward_tril, backward_tril},
+    [OP_BATCHNORM] = {forward_batchnorm, backward_batchnorm},   /* emit_nn.c */
 };
 
 bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }

@@ -55,6 +55,8 @@ static void decl_aux(E *e, const Op *op, bool chunked) {
         Tensor rows = layer_norm_rows(op);
         decl(e, e->real, aux_name(e, op->out, "mean"), &rows, chunked, " mean of each row, for layer_norm");
         decl(e, e->real, aux_name(e, op->out, "rstd"), &rows, chunked, " 1 / sqrt(var + eps) of each row");
+    } else if (op->kind == OP_BATCHNORM) {
+        decl(e, e->real, aux_name(e, op->out, "inv"), op->in[2], chunked, " 1 / sqrt(var + eps), for batchnorm");
     }
 }
 

@@ -227,6 +227,8 @@ typedef struct {
     bool mask;              /* its output is a bool mask (a comparison): no gradient flows through it */
     unsigned mask_in;       /* bit k: operand k must be a mask, and gets no gradient (masked_fill) */
     const char *aux;        /* an array it keeps beside its output, for its backward */
+    bool grad_first_only;   /* only operand 0 gets a gradient: the others are functions
+                               of it that its rule covers (batchnorm's mean and var) */
 } OpInfo;
 extern const OpInfo op_info[OP_COUNT];
 

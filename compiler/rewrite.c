@@ -25,7 +25,15 @@
  *     bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)       -> hprebn.var(0, keepdim=True)
  *
  * which is exercise 3's spec (mlp_bn_fused.ninja): the mean's and the
- * variance's backward each one pass over hprebn, and no bndiff2. A chain is rewritten
+ * variance's backward each one pass over hprebn, and no bndiff2. Then the
+ * normalisation itself:
+ *
+ *     bnvar_inv = (bnvar + 1e-5)**-0.5                     (or / torch.sqrt(bnvar + eps),
+ *     bnraw = bndiff * bnvar_inv                            lecture 3's BatchNorm1d)
+ *
+ * becomes bnraw = batchnorm(hprebn, bnmeani, bnvar), whose backward is
+ * exercise 3's closed form (dhprebn from dbnraw in two passes, nothing
+ * through the mean and the var). A chain is rewritten
  * only when nothing outside it reads its intermediates: their values and
  * gradients then matter to nobody. -O0 keeps every line as written (the
  * notebook's manual backward, diffed against the reference). */
@@ -127,10 +135,14 @@ static void mark_chain(Op *op, const Tensor *stop, bool *gone) {
     }
 }
 
-static void count_readers(Rw *rw) {
+/* Readers among the ops that stay (a rewritten chain's ops read on until
+ * drop_tensors takes them out). */
+static void count_readers(Rw *rw, const bool *gone) {
     memset(rw->readers, 0, sizeof(int) * (size_t)rw->m->tensors.len);
     for (int i = 0; i < rw->m->ops.len; i++) {
         const Op *op = rw->m->ops.items[i];
+        if (gone[op->out->id])
+            continue;
         for (int k = 0; k < op->nin; k++)
             rw->readers[op->in[k]->id]++;
     }
@@ -193,18 +205,67 @@ static bool var_rule(const Rw *rw, Op *op, bool *gone) {
     return true;
 }
 
+/* A mean or var of x over dim 0 of a 2-D x, kept as [1, h]. */
+static bool column_statistic(const Op *op, const Tensor *x) {
+    return op && op->in[0] == x && x->rank == 2 && op->axes == 1u << 0 && op->keepdim;
+}
+
+static const Stmt *earlier(const Stmt *a, const Stmt *b) { return loc_line(a->loc) <= loc_line(b->loc) ? a : b; }
+
+/* The op scaling by 1/sqrt(var + eps): (var + eps)**-0.5 as a factor,
+ * torch.sqrt(var + eps) as a divisor. */
+static Op *scale_of(const Rw *rw, const Tensor *t, OpKind root) {
+    Op *r = def_of(rw, t, root, 1);
+    return r ? def_of(rw, r->in[0], OP_ADD_C, 1) : NULL;
+}
+
+/* (x - mean) * (var + eps)**-0.5 (either order) or (x - mean) /
+ * torch.sqrt(var + eps), with mean and var x's own statistics over the
+ * rows and nothing else reading them, the difference or the scale:
+ * batchnorm(x, mean, var), exercise 3's closed-form backward. The
+ * statistics stay (inference freezes them). */
+static bool batchnorm_rule(const Rw *rw, Op *op, bool *gone) {
+    for (int side = 0; side < (op->kind == OP_MUL ? 2 : 1); side++) {
+        Op *sub = def_of(rw, op->in[side], OP_SUB, 1);
+        Op *add = scale_of(rw, op->in[1 - side], op->kind == OP_MUL ? OP_RSQRT : OP_SQRT);
+        if (!sub || !add)
+            continue;
+        Tensor *x = sub->in[0];
+        Op *mean = def_of(rw, sub->in[1], OP_MEAN, 1), *var = def_of(rw, add->in[0], OP_VAR, 1);
+        if (!column_statistic(mean, x) || !column_statistic(var, x) || sub->out->rank != 2)
+            continue;
+        gone[sub->out->id] = gone[add->out->id] = gone[op->in[1 - side]->id] = true;
+        Tensor **in = arena_alloc(3 * sizeof(Tensor *));
+        in[0] = x, in[1] = mean->out, in[2] = var->out;
+        op->kind = OP_BATCHNORM;
+        op->in = in;
+        op->nin = 3;
+        op->c = add->c;
+        op->unbiased = var->unbiased;
+        op->rewrite_first = earlier(sub->stmt, add->stmt);
+        op->rewrite_rule = "BatchNorm (exercise 3: dhprebn in closed form)";
+        return true;
+    }
+    return false;
+}
+
 int rewrite_model(Model *m) {
     Rw rw = {.m = m, .readers = arena_alloc(sizeof(int) * (size_t)m->tensors.len)};
     bool *gone = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
     int rewritten = 0;
-    count_readers(&rw);
+    count_readers(&rw, gone);
     for (int i = 0; i < m->ops.len; i++) {
         Op *op = m->ops.items[i];
         Tensor *logits, *targets;
         const Stmt *first;
         if ((op->kind == OP_MUL_C || op->kind == OP_DIV_C) && (var_rule(&rw, op, gone) || mean_rule(&rw, op, gone))) {
             rewritten++;
-            count_readers(&rw);   /* the operands moved */
+            count_readers(&rw, gone);   /* the operands moved */
+            continue;
+        }
+        if ((op->kind == OP_MUL || op->kind == OP_DIV) && batchnorm_rule(&rw, op, gone)) {
+            rewritten++;
+            count_readers(&rw, gone);
             continue;
         }
         if (op->kind != OP_NEG || !cross_entropy_chain(&rw, op, &logits, &targets, &first))

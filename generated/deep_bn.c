@@ -72,23 +72,17 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
         a->bn1var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-    // h1hat_t1 [32, 100] = sub(h1pre [32, 100], bn1mean [1, 100])
+    // rewritten: deep_bn.ninja:53 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h1hat [32, 100] = batchnorm(h1pre [32, 100], bn1mean [1, 100], bn1var [1, 100])
+    for (int j = 0; j < 100; j++)
+        a->h1hat_inv[0][j] = 1.0f / sqrtf(a->bn1var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
-            a->h1hat_t1[i][j] = a->h1pre[i][j] - a->bn1mean[0][j];
+            a->h1hat[i][j] = (a->h1pre[i][j] - a->bn1mean[0][j]) * a->h1hat_inv[0][j];
     
-    // deep_bn.ninja:53, in one pass over [1, 100]:
-    for (int j = 0; j < 100; j++) {
-        // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-        float h1hat_t2 = a->bn1var[0][j] + 1e-5f;
-        a->h1hat_t3[0][j] = sqrtf(h1hat_t2);
-    }
-    
-    // deep_bn.ninja:53-55, in one pass over [n=32, 100]:
+    // deep_bn.ninja:54-55, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
-            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-            a->h1hat[i][j] = a->h1hat_t1[i][j] / a->h1hat_t3[0][j];
             // :54 h1bn = gamma1 * h1hat + beta1
             float h1bn_t1 = p->gamma1[j] * a->h1hat[i][j];
             a->h1bn[i][j] = h1bn_t1 + p->beta1[j];
@@ -122,23 +116,17 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
         a->bn2var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-    // h2hat_t1 [32, 100] = sub(h2pre [32, 100], bn2mean [1, 100])
+    // rewritten: deep_bn.ninja:60 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h2hat [32, 100] = batchnorm(h2pre [32, 100], bn2mean [1, 100], bn2var [1, 100])
+    for (int j = 0; j < 100; j++)
+        a->h2hat_inv[0][j] = 1.0f / sqrtf(a->bn2var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
-            a->h2hat_t1[i][j] = a->h2pre[i][j] - a->bn2mean[0][j];
+            a->h2hat[i][j] = (a->h2pre[i][j] - a->bn2mean[0][j]) * a->h2hat_inv[0][j];
     
-    // deep_bn.ninja:60, in one pass over [1, 100]:
-    for (int j = 0; j < 100; j++) {
-        // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-        float h2hat_t2 = a->bn2var[0][j] + 1e-5f;
-        a->h2hat_t3[0][j] = sqrtf(h2hat_t2);
-    }
-    
-    // deep_bn.ninja:60-62, in one pass over [n=32, 100]:
+    // deep_bn.ninja:61-62, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
-            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-            a->h2hat[i][j] = a->h2hat_t1[i][j] / a->h2hat_t3[0][j];
             // :61 h2bn = gamma2 * h2hat + beta2
             float h2bn_t1 = p->gamma2[j] * a->h2hat[i][j];
             a->h2bn[i][j] = h2bn_t1 + p->beta2[j];
@@ -172,23 +160,17 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
         a->bn3var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-    // h3hat_t1 [32, 100] = sub(h3pre [32, 100], bn3mean [1, 100])
+    // rewritten: deep_bn.ninja:67 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h3hat [32, 100] = batchnorm(h3pre [32, 100], bn3mean [1, 100], bn3var [1, 100])
+    for (int j = 0; j < 100; j++)
+        a->h3hat_inv[0][j] = 1.0f / sqrtf(a->bn3var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
-            a->h3hat_t1[i][j] = a->h3pre[i][j] - a->bn3mean[0][j];
+            a->h3hat[i][j] = (a->h3pre[i][j] - a->bn3mean[0][j]) * a->h3hat_inv[0][j];
     
-    // deep_bn.ninja:67, in one pass over [1, 100]:
-    for (int j = 0; j < 100; j++) {
-        // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-        float h3hat_t2 = a->bn3var[0][j] + 1e-5f;
-        a->h3hat_t3[0][j] = sqrtf(h3hat_t2);
-    }
-    
-    // deep_bn.ninja:67-69, in one pass over [n=32, 100]:
+    // deep_bn.ninja:68-69, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
-            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-            a->h3hat[i][j] = a->h3hat_t1[i][j] / a->h3hat_t3[0][j];
             // :68 h3bn = gamma3 * h3hat + beta3
             float h3bn_t1 = p->gamma3[j] * a->h3hat[i][j];
             a->h3bn[i][j] = h3bn_t1 + p->beta3[j];
@@ -222,23 +204,17 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
         a->bn4var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-    // h4hat_t1 [32, 100] = sub(h4pre [32, 100], bn4mean [1, 100])
+    // rewritten: deep_bn.ninja:74 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h4hat [32, 100] = batchnorm(h4pre [32, 100], bn4mean [1, 100], bn4var [1, 100])
+    for (int j = 0; j < 100; j++)
+        a->h4hat_inv[0][j] = 1.0f / sqrtf(a->bn4var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
-            a->h4hat_t1[i][j] = a->h4pre[i][j] - a->bn4mean[0][j];
+            a->h4hat[i][j] = (a->h4pre[i][j] - a->bn4mean[0][j]) * a->h4hat_inv[0][j];
     
-    // deep_bn.ninja:74, in one pass over [1, 100]:
-    for (int j = 0; j < 100; j++) {
-        // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-        float h4hat_t2 = a->bn4var[0][j] + 1e-5f;
-        a->h4hat_t3[0][j] = sqrtf(h4hat_t2);
-    }
-    
-    // deep_bn.ninja:74-76, in one pass over [n=32, 100]:
+    // deep_bn.ninja:75-76, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
-            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-            a->h4hat[i][j] = a->h4hat_t1[i][j] / a->h4hat_t3[0][j];
             // :75 h4bn = gamma4 * h4hat + beta4
             float h4bn_t1 = p->gamma4[j] * a->h4hat[i][j];
             a->h4bn[i][j] = h4bn_t1 + p->beta4[j];
@@ -272,23 +248,17 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
         a->bn5var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-    // h5hat_t1 [32, 100] = sub(h5pre [32, 100], bn5mean [1, 100])
+    // rewritten: deep_bn.ninja:81 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h5hat [32, 100] = batchnorm(h5pre [32, 100], bn5mean [1, 100], bn5var [1, 100])
+    for (int j = 0; j < 100; j++)
+        a->h5hat_inv[0][j] = 1.0f / sqrtf(a->bn5var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++)
-            a->h5hat_t1[i][j] = a->h5pre[i][j] - a->bn5mean[0][j];
+            a->h5hat[i][j] = (a->h5pre[i][j] - a->bn5mean[0][j]) * a->h5hat_inv[0][j];
     
-    // deep_bn.ninja:81, in one pass over [1, 100]:
-    for (int j = 0; j < 100; j++) {
-        // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-        float h5hat_t2 = a->bn5var[0][j] + 1e-5f;
-        a->h5hat_t3[0][j] = sqrtf(h5hat_t2);
-    }
-    
-    // deep_bn.ninja:81-83, in one pass over [n=32, 100]:
+    // deep_bn.ninja:82-83, in one pass over [n=32, 100]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
-            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-            a->h5hat[i][j] = a->h5hat_t1[i][j] / a->h5hat_t3[0][j];
             // :82 h5bn = gamma5 * h5hat + beta5
             float h5bn_t1 = p->gamma5[j] * a->h5hat[i][j];
             a->h5bn[i][j] = h5bn_t1 + p->beta5[j];
@@ -322,23 +292,17 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
         a->bn6var[0][j] /= 32.0f - 1.0f;
     
     // deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-    // h6hat_t1 [32, 27] = sub(h6pre [32, 27], bn6mean [1, 27])
+    // rewritten: deep_bn.ninja:88 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h6hat [32, 27] = batchnorm(h6pre [32, 27], bn6mean [1, 27], bn6var [1, 27])
+    for (int j = 0; j < 27; j++)
+        a->h6hat_inv[0][j] = 1.0f / sqrtf(a->bn6var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            a->h6hat_t1[i][j] = a->h6pre[i][j] - a->bn6mean[0][j];
+            a->h6hat[i][j] = (a->h6pre[i][j] - a->bn6mean[0][j]) * a->h6hat_inv[0][j];
     
-    // deep_bn.ninja:88, in one pass over [1, 27]:
-    for (int j = 0; j < 27; j++) {
-        // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-        float h6hat_t2 = a->bn6var[0][j] + 1e-5f;
-        a->h6hat_t3[0][j] = sqrtf(h6hat_t2);
-    }
-    
-    // deep_bn.ninja:88-89, in one pass over [n=32, 27]:
+    // deep_bn.ninja:89, in one pass over [n=32, 27]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
-            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-            a->h6hat[i][j] = a->h6hat_t1[i][j] / a->h6hat_t3[0][j];
             // :89 logits = gamma6 * h6hat + beta6
             float logits_t1 = p->gamma6[j] * a->h6hat[i][j];
             a->logits[i][j] = logits_t1 + p->beta6[j];
@@ -368,10 +332,9 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     const int32_t *Yb = inputs[1];
     g->dloss = 1.0f;
     
-    // backprop through deep_bn.ninja:88-90, in one pass over [n=32, 27]:
+    // backprop through deep_bn.ninja:89-90, in one pass over [n=32, 27]:
     memset(&g->dbeta6[0], 0, sizeof(float) * 27);
     memset(&g->dgamma6[0], 0, sizeof(float) * 27);
-    memset(&g->dh6hat_t3[0][0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :90 loss = F.cross_entropy(logits, Yb)
@@ -380,35 +343,24 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dlogits_t1 = dlogits;
             g->dbeta6[j] += dlogits;
             g->dgamma6[j] += dlogits_t1 * a->h6hat[i][j];
-            float dh6hat = dlogits_t1 * p->gamma6[j];
-            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-            g->dh6hat_t1[i][j] = dh6hat / a->h6hat_t3[0][j];
-            g->dh6hat_t3[0][j] += -dh6hat * a->h6hat_t1[i][j] / (a->h6hat_t3[0][j] * a->h6hat_t3[0][j]);
+            g->dh6hat[i][j] = dlogits_t1 * p->gamma6[j];
         }
     
-    // backprop through deep_bn.ninja:88, in one pass over [1, 27]:
+    // backprop through deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+    // rewritten: deep_bn.ninja:88 as BatchNorm (exercise 3: dhprebn in closed form)
+    // dh6pre from h6hat [32, 27] = batchnorm(h6pre [32, 27], bn6mean [1, 27], bn6var [1, 27])
+    memset(&g->dh6pre[0][0], 0, sizeof(float) * 864);
     for (int j = 0; j < 27; j++) {
-        // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-        float dh6hat_t2 = g->dh6hat_t3[0][j] * 0.5f / a->h6hat_t3[0][j];
-        g->dbn6var[0][j] = dh6hat_t2;
-    }
-    
-    // backprop through deep_bn.ninja:87-88, in one pass over [n=32, 27]:
-    memset(&g->dbn6mean[0][0], 0, sizeof(float) * 27);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++) {
-            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-            g->dh6pre[i][j] = g->dh6hat_t1[i][j];
-            g->dbn6mean[0][j] += -g->dh6hat_t1[i][j];
-            // :87 bn6var = h6pre.var(0, keepdim=True)
-            g->dh6pre[i][j] += g->dbn6var[0][j] * (2.0f * (a->h6pre[i][j] - a->bn6mean[0][j]) / (32.0f - 1.0f));
+        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
+        for (int i = 0; i < 32; i++) {
+            sum += g->dh6hat[i][j];
+            dot += g->dh6hat[i][j] * a->h6hat[i][j];
         }
-    
-    // backprop through deep_bn.ninja:86: bn6mean = h6pre.mean(0, keepdim=True)
-    // dh6pre from bn6mean [1, 27] = mean(h6pre [32, 27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            g->dh6pre[i][j] += g->dbn6mean[0][j] / 32.0f;
+        sum /= 32.0f;
+        dot /= 31.0f;   // Bessel's correction
+        for (int i = 0; i < 32; i++)
+            g->dh6pre[i][j] += a->h6hat_inv[0][j] * (g->dh6hat[i][j] - sum - a->h6hat[i][j] * dot);
+    }
     
     // backprop through deep_bn.ninja:85: h6pre = h5 @ W6
     // dh5 from h6pre [32, 27] = matmul(h5 [32, 100], W6 [100, 27])
@@ -419,10 +371,9 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW6 = h5^T @ dh6pre
     nj_gemm(100, 27, 32, &a->h5[0][0], 1, 100, &g->dh6pre[0][0], 27, &g->dW6[0][0], 27, 0);
     
-    // backprop through deep_bn.ninja:81-83, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:82-83, in one pass over [n=32, 100]:
     memset(&g->dbeta5[0], 0, sizeof(float) * 100);
     memset(&g->dgamma5[0], 0, sizeof(float) * 100);
-    memset(&g->dh5hat_t3[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :83 h5 = torch.tanh(h5bn)
@@ -431,35 +382,24 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dh5bn_t1 = dh5bn;
             g->dbeta5[j] += dh5bn;
             g->dgamma5[j] += dh5bn_t1 * a->h5hat[i][j];
-            float dh5hat = dh5bn_t1 * p->gamma5[j];
-            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-            g->dh5hat_t1[i][j] = dh5hat / a->h5hat_t3[0][j];
-            g->dh5hat_t3[0][j] += -dh5hat * a->h5hat_t1[i][j] / (a->h5hat_t3[0][j] * a->h5hat_t3[0][j]);
+            g->dh5hat[i][j] = dh5bn_t1 * p->gamma5[j];
         }
     
-    // backprop through deep_bn.ninja:81, in one pass over [1, 100]:
+    // backprop through deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+    // rewritten: deep_bn.ninja:81 as BatchNorm (exercise 3: dhprebn in closed form)
+    // dh5pre from h5hat [32, 100] = batchnorm(h5pre [32, 100], bn5mean [1, 100], bn5var [1, 100])
+    memset(&g->dh5pre[0][0], 0, sizeof(float) * 3200);
     for (int j = 0; j < 100; j++) {
-        // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-        float dh5hat_t2 = g->dh5hat_t3[0][j] * 0.5f / a->h5hat_t3[0][j];
-        g->dbn5var[0][j] = dh5hat_t2;
-    }
-    
-    // backprop through deep_bn.ninja:80-81, in one pass over [n=32, 100]:
-    memset(&g->dbn5mean[0][0], 0, sizeof(float) * 100);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++) {
-            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-            g->dh5pre[i][j] = g->dh5hat_t1[i][j];
-            g->dbn5mean[0][j] += -g->dh5hat_t1[i][j];
-            // :80 bn5var = h5pre.var(0, keepdim=True)
-            g->dh5pre[i][j] += g->dbn5var[0][j] * (2.0f * (a->h5pre[i][j] - a->bn5mean[0][j]) / (32.0f - 1.0f));
+        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
+        for (int i = 0; i < 32; i++) {
+            sum += g->dh5hat[i][j];
+            dot += g->dh5hat[i][j] * a->h5hat[i][j];
         }
-    
-    // backprop through deep_bn.ninja:79: bn5mean = h5pre.mean(0, keepdim=True)
-    // dh5pre from bn5mean [1, 100] = mean(h5pre [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh5pre[i][j] += g->dbn5mean[0][j] / 32.0f;
+        sum /= 32.0f;
+        dot /= 31.0f;   // Bessel's correction
+        for (int i = 0; i < 32; i++)
+            g->dh5pre[i][j] += a->h5hat_inv[0][j] * (g->dh5hat[i][j] - sum - a->h5hat[i][j] * dot);
+    }
     
     // backprop through deep_bn.ninja:78: h5pre = h4 @ W5
     // dh4 from h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
@@ -470,10 +410,9 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW5 = h4^T @ dh5pre
     nj_gemm_100x100x32_at(&a->h4[0][0], &g->dh5pre[0][0], &g->dW5[0][0]);
     
-    // backprop through deep_bn.ninja:74-76, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:75-76, in one pass over [n=32, 100]:
     memset(&g->dbeta4[0], 0, sizeof(float) * 100);
     memset(&g->dgamma4[0], 0, sizeof(float) * 100);
-    memset(&g->dh4hat_t3[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :76 h4 = torch.tanh(h4bn)
@@ -482,35 +421,24 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dh4bn_t1 = dh4bn;
             g->dbeta4[j] += dh4bn;
             g->dgamma4[j] += dh4bn_t1 * a->h4hat[i][j];
-            float dh4hat = dh4bn_t1 * p->gamma4[j];
-            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-            g->dh4hat_t1[i][j] = dh4hat / a->h4hat_t3[0][j];
-            g->dh4hat_t3[0][j] += -dh4hat * a->h4hat_t1[i][j] / (a->h4hat_t3[0][j] * a->h4hat_t3[0][j]);
+            g->dh4hat[i][j] = dh4bn_t1 * p->gamma4[j];
         }
     
-    // backprop through deep_bn.ninja:74, in one pass over [1, 100]:
+    // backprop through deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+    // rewritten: deep_bn.ninja:74 as BatchNorm (exercise 3: dhprebn in closed form)
+    // dh4pre from h4hat [32, 100] = batchnorm(h4pre [32, 100], bn4mean [1, 100], bn4var [1, 100])
+    memset(&g->dh4pre[0][0], 0, sizeof(float) * 3200);
     for (int j = 0; j < 100; j++) {
-        // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-        float dh4hat_t2 = g->dh4hat_t3[0][j] * 0.5f / a->h4hat_t3[0][j];
-        g->dbn4var[0][j] = dh4hat_t2;
-    }
-    
-    // backprop through deep_bn.ninja:73-74, in one pass over [n=32, 100]:
-    memset(&g->dbn4mean[0][0], 0, sizeof(float) * 100);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++) {
-            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-            g->dh4pre[i][j] = g->dh4hat_t1[i][j];
-            g->dbn4mean[0][j] += -g->dh4hat_t1[i][j];
-            // :73 bn4var = h4pre.var(0, keepdim=True)
-            g->dh4pre[i][j] += g->dbn4var[0][j] * (2.0f * (a->h4pre[i][j] - a->bn4mean[0][j]) / (32.0f - 1.0f));
+        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
+        for (int i = 0; i < 32; i++) {
+            sum += g->dh4hat[i][j];
+            dot += g->dh4hat[i][j] * a->h4hat[i][j];
         }
-    
-    // backprop through deep_bn.ninja:72: bn4mean = h4pre.mean(0, keepdim=True)
-    // dh4pre from bn4mean [1, 100] = mean(h4pre [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh4pre[i][j] += g->dbn4mean[0][j] / 32.0f;
+        sum /= 32.0f;
+        dot /= 31.0f;   // Bessel's correction
+        for (int i = 0; i < 32; i++)
+            g->dh4pre[i][j] += a->h4hat_inv[0][j] * (g->dh4hat[i][j] - sum - a->h4hat[i][j] * dot);
+    }
     
     // backprop through deep_bn.ninja:71: h4pre = h3 @ W4
     // dh3 from h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
@@ -521,10 +449,9 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW4 = h3^T @ dh4pre
     nj_gemm_100x100x32_at(&a->h3[0][0], &g->dh4pre[0][0], &g->dW4[0][0]);
     
-    // backprop through deep_bn.ninja:67-69, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:68-69, in one pass over [n=32, 100]:
     memset(&g->dbeta3[0], 0, sizeof(float) * 100);
     memset(&g->dgamma3[0], 0, sizeof(float) * 100);
-    memset(&g->dh3hat_t3[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :69 h3 = torch.tanh(h3bn)
@@ -533,35 +460,24 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dh3bn_t1 = dh3bn;
             g->dbeta3[j] += dh3bn;
             g->dgamma3[j] += dh3bn_t1 * a->h3hat[i][j];
-            float dh3hat = dh3bn_t1 * p->gamma3[j];
-            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-            g->dh3hat_t1[i][j] = dh3hat / a->h3hat_t3[0][j];
-            g->dh3hat_t3[0][j] += -dh3hat * a->h3hat_t1[i][j] / (a->h3hat_t3[0][j] * a->h3hat_t3[0][j]);
+            g->dh3hat[i][j] = dh3bn_t1 * p->gamma3[j];
         }
     
-    // backprop through deep_bn.ninja:67, in one pass over [1, 100]:
+    // backprop through deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+    // rewritten: deep_bn.ninja:67 as BatchNorm (exercise 3: dhprebn in closed form)
+    // dh3pre from h3hat [32, 100] = batchnorm(h3pre [32, 100], bn3mean [1, 100], bn3var [1, 100])
+    memset(&g->dh3pre[0][0], 0, sizeof(float) * 3200);
     for (int j = 0; j < 100; j++) {
-        // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-        float dh3hat_t2 = g->dh3hat_t3[0][j] * 0.5f / a->h3hat_t3[0][j];
-        g->dbn3var[0][j] = dh3hat_t2;
-    }
-    
-    // backprop through deep_bn.ninja:66-67, in one pass over [n=32, 100]:
-    memset(&g->dbn3mean[0][0], 0, sizeof(float) * 100);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++) {
-            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-            g->dh3pre[i][j] = g->dh3hat_t1[i][j];
-            g->dbn3mean[0][j] += -g->dh3hat_t1[i][j];
-            // :66 bn3var = h3pre.var(0, keepdim=True)
-            g->dh3pre[i][j] += g->dbn3var[0][j] * (2.0f * (a->h3pre[i][j] - a->bn3mean[0][j]) / (32.0f - 1.0f));
+        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
+        for (int i = 0; i < 32; i++) {
+            sum += g->dh3hat[i][j];
+            dot += g->dh3hat[i][j] * a->h3hat[i][j];
         }
-    
-    // backprop through deep_bn.ninja:65: bn3mean = h3pre.mean(0, keepdim=True)
-    // dh3pre from bn3mean [1, 100] = mean(h3pre [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh3pre[i][j] += g->dbn3mean[0][j] / 32.0f;
+        sum /= 32.0f;
+        dot /= 31.0f;   // Bessel's correction
+        for (int i = 0; i < 32; i++)
+            g->dh3pre[i][j] += a->h3hat_inv[0][j] * (g->dh3hat[i][j] - sum - a->h3hat[i][j] * dot);
+    }
     
     // backprop through deep_bn.ninja:64: h3pre = h2 @ W3
     // dh2 from h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
@@ -572,10 +488,9 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW3 = h2^T @ dh3pre
     nj_gemm_100x100x32_at(&a->h2[0][0], &g->dh3pre[0][0], &g->dW3[0][0]);
     
-    // backprop through deep_bn.ninja:60-62, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:61-62, in one pass over [n=32, 100]:
     memset(&g->dbeta2[0], 0, sizeof(float) * 100);
     memset(&g->dgamma2[0], 0, sizeof(float) * 100);
-    memset(&g->dh2hat_t3[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :62 h2 = torch.tanh(h2bn)
@@ -584,35 +499,24 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dh2bn_t1 = dh2bn;
             g->dbeta2[j] += dh2bn;
             g->dgamma2[j] += dh2bn_t1 * a->h2hat[i][j];
-            float dh2hat = dh2bn_t1 * p->gamma2[j];
-            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-            g->dh2hat_t1[i][j] = dh2hat / a->h2hat_t3[0][j];
-            g->dh2hat_t3[0][j] += -dh2hat * a->h2hat_t1[i][j] / (a->h2hat_t3[0][j] * a->h2hat_t3[0][j]);
+            g->dh2hat[i][j] = dh2bn_t1 * p->gamma2[j];
         }
     
-    // backprop through deep_bn.ninja:60, in one pass over [1, 100]:
+    // backprop through deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+    // rewritten: deep_bn.ninja:60 as BatchNorm (exercise 3: dhprebn in closed form)
+    // dh2pre from h2hat [32, 100] = batchnorm(h2pre [32, 100], bn2mean [1, 100], bn2var [1, 100])
+    memset(&g->dh2pre[0][0], 0, sizeof(float) * 3200);
     for (int j = 0; j < 100; j++) {
-        // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-        float dh2hat_t2 = g->dh2hat_t3[0][j] * 0.5f / a->h2hat_t3[0][j];
-        g->dbn2var[0][j] = dh2hat_t2;
-    }
-    
-    // backprop through deep_bn.ninja:59-60, in one pass over [n=32, 100]:
-    memset(&g->dbn2mean[0][0], 0, sizeof(float) * 100);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++) {
-            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-            g->dh2pre[i][j] = g->dh2hat_t1[i][j];
-            g->dbn2mean[0][j] += -g->dh2hat_t1[i][j];
-            // :59 bn2var = h2pre.var(0, keepdim=True)
-            g->dh2pre[i][j] += g->dbn2var[0][j] * (2.0f * (a->h2pre[i][j] - a->bn2mean[0][j]) / (32.0f - 1.0f));
+        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
+        for (int i = 0; i < 32; i++) {
+            sum += g->dh2hat[i][j];
+            dot += g->dh2hat[i][j] * a->h2hat[i][j];
         }
-    
-    // backprop through deep_bn.ninja:58: bn2mean = h2pre.mean(0, keepdim=True)
-    // dh2pre from bn2mean [1, 100] = mean(h2pre [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh2pre[i][j] += g->dbn2mean[0][j] / 32.0f;
+        sum /= 32.0f;
+        dot /= 31.0f;   // Bessel's correction
+        for (int i = 0; i < 32; i++)
+            g->dh2pre[i][j] += a->h2hat_inv[0][j] * (g->dh2hat[i][j] - sum - a->h2hat[i][j] * dot);
+    }
     
     // backprop through deep_bn.ninja:57: h2pre = h1 @ W2
     // dh1 from h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
@@ -623,10 +527,9 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW2 = h1^T @ dh2pre
     nj_gemm_100x100x32_at(&a->h1[0][0], &g->dh2pre[0][0], &g->dW2[0][0]);
     
-    // backprop through deep_bn.ninja:53-55, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:54-55, in one pass over [n=32, 100]:
     memset(&g->dbeta1[0], 0, sizeof(float) * 100);
     memset(&g->dgamma1[0], 0, sizeof(float) * 100);
-    memset(&g->dh1hat_t3[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :55 h1 = torch.tanh(h1bn)
@@ -635,35 +538,24 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dh1bn_t1 = dh1bn;
             g->dbeta1[j] += dh1bn;
             g->dgamma1[j] += dh1bn_t1 * a->h1hat[i][j];
-            float dh1hat = dh1bn_t1 * p->gamma1[j];
-            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-            g->dh1hat_t1[i][j] = dh1hat / a->h1hat_t3[0][j];
-            g->dh1hat_t3[0][j] += -dh1hat * a->h1hat_t1[i][j] / (a->h1hat_t3[0][j] * a->h1hat_t3[0][j]);
+            g->dh1hat[i][j] = dh1bn_t1 * p->gamma1[j];
         }
     
-    // backprop through deep_bn.ninja:53, in one pass over [1, 100]:
+    // backprop through deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+    // rewritten: deep_bn.ninja:53 as BatchNorm (exercise 3: dhprebn in closed form)
+    // dh1pre from h1hat [32, 100] = batchnorm(h1pre [32, 100], bn1mean [1, 100], bn1var [1, 100])
+    memset(&g->dh1pre[0][0], 0, sizeof(float) * 3200);
     for (int j = 0; j < 100; j++) {
-        // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-        float dh1hat_t2 = g->dh1hat_t3[0][j] * 0.5f / a->h1hat_t3[0][j];
-        g->dbn1var[0][j] = dh1hat_t2;
-    }
-    
-    // backprop through deep_bn.ninja:52-53, in one pass over [n=32, 100]:
-    memset(&g->dbn1mean[0][0], 0, sizeof(float) * 100);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++) {
-            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-            g->dh1pre[i][j] = g->dh1hat_t1[i][j];
-            g->dbn1mean[0][j] += -g->dh1hat_t1[i][j];
-            // :52 bn1var = h1pre.var(0, keepdim=True)
-            g->dh1pre[i][j] += g->dbn1var[0][j] * (2.0f * (a->h1pre[i][j] - a->bn1mean[0][j]) / (32.0f - 1.0f));
+        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
+        for (int i = 0; i < 32; i++) {
+            sum += g->dh1hat[i][j];
+            dot += g->dh1hat[i][j] * a->h1hat[i][j];
         }
-    
-    // backprop through deep_bn.ninja:51: bn1mean = h1pre.mean(0, keepdim=True)
-    // dh1pre from bn1mean [1, 100] = mean(h1pre [32, 100])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            g->dh1pre[i][j] += g->dbn1mean[0][j] / 32.0f;
+        sum /= 32.0f;
+        dot /= 31.0f;   // Bessel's correction
+        for (int i = 0; i < 32; i++)
+            g->dh1pre[i][j] += a->h1hat_inv[0][j] * (g->dh1hat[i][j] - sum - a->h1hat[i][j] * dot);
+    }
     
     // backprop through deep_bn.ninja:50: h1pre = x @ W1
     // dx from h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
@@ -733,16 +625,16 @@ enum {
     deep_bn_stop_none = -1,   // runs every op
     deep_bn_stop_bn1mean = 3,
     deep_bn_stop_bn1var = 4,
-    deep_bn_stop_bn2mean = 13,
-    deep_bn_stop_bn2var = 14,
-    deep_bn_stop_bn3mean = 23,
-    deep_bn_stop_bn3var = 24,
-    deep_bn_stop_bn4mean = 33,
-    deep_bn_stop_bn4var = 34,
-    deep_bn_stop_bn5mean = 43,
-    deep_bn_stop_bn5var = 44,
-    deep_bn_stop_bn6mean = 53,
-    deep_bn_stop_bn6var = 54,
+    deep_bn_stop_bn2mean = 10,
+    deep_bn_stop_bn2var = 11,
+    deep_bn_stop_bn3mean = 17,
+    deep_bn_stop_bn3var = 18,
+    deep_bn_stop_bn4mean = 24,
+    deep_bn_stop_bn4var = 25,
+    deep_bn_stop_bn5mean = 31,
+    deep_bn_stop_bn5var = 32,
+    deep_bn_stop_bn6mean = 38,
+    deep_bn_stop_bn6var = 39,
 };
 
 /* Inference on rows <= 256 rows, batch statistics frozen in s. Stops before
@@ -772,14 +664,13 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
         return;   // bn1var is calibrated from here
     
     // deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-    // h1hat_t1 [32, 100] = sub(h1pre [32, 100], bn1mean [1, 100])
+    // rewritten: deep_bn.ninja:53 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h1hat [32, 100] = batchnorm(h1pre [32, 100], bn1mean [1, 100], bn1var [1, 100])
+    for (int j = 0; j < 100; j++)
+        w->h1hat_inv[0][j] = 1.0f / sqrtf(s->bn1var[0][j] + 1e-5f);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
-            w->h1hat_t1[i][j] = w->h1pre[i][j] - s->bn1mean[0][j];
-    // h1hat [32, 100] = div(h1hat_t1 [32, 100], h1hat_t3 [1, 100])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 100; j++)
-            w->h1hat[i][j] = w->h1hat_t1[i][j] / s->h1hat_t3[0][j];
+            w->h1hat[i][j] = (w->h1pre[i][j] - s->bn1mean[0][j]) * w->h1hat_inv[0][j];
     
     // deep_bn.ninja:54: h1bn = gamma1 * h1hat + beta1
     // h1bn_t1 [32, 100] = mul(gamma1 [100], h1hat [32, 100])
@@ -806,14 +697,13 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
         return;   // bn2var is calibrated from here
     
     // deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-    // h2hat_t1 [32, 100] = sub(h2pre [32, 100], bn2mean [1, 100])
+    // rewritten: deep_bn.ninja:60 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h2hat [32, 100] = batchnorm(h2pre [32, 100], bn2mean [1, 100], bn2var [1, 100])
+    for (int j = 0; j < 100; j++)
+        w->h2hat_inv[0][j] = 1.0f / sqrtf(s->bn2var[0][j] + 1e-5f);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
-            w->h2hat_t1[i][j] = w->h2pre[i][j] - s->bn2mean[0][j];
-    // h2hat [32, 100] = div(h2hat_t1 [32, 100], h2hat_t3 [1, 100])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 100; j++)
-            w->h2hat[i][j] = w->h2hat_t1[i][j] / s->h2hat_t3[0][j];
+            w->h2hat[i][j] = (w->h2pre[i][j] - s->bn2mean[0][j]) * w->h2hat_inv[0][j];
     
     // deep_bn.ninja:61: h2bn = gamma2 * h2hat + beta2
     // h2bn_t1 [32, 100] = mul(gamma2 [100], h2hat [32, 100])
@@ -840,14 +730,13 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
         return;   // bn3var is calibrated from here
     
     // deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-    // h3hat_t1 [32, 100] = sub(h3pre [32, 100], bn3mean [1, 100])
+    // rewritten: deep_bn.ninja:67 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h3hat [32, 100] = batchnorm(h3pre [32, 100], bn3mean [1, 100], bn3var [1, 100])
+    for (int j = 0; j < 100; j++)
+        w->h3hat_inv[0][j] = 1.0f / sqrtf(s->bn3var[0][j] + 1e-5f);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
-            w->h3hat_t1[i][j] = w->h3pre[i][j] - s->bn3mean[0][j];
-    // h3hat [32, 100] = div(h3hat_t1 [32, 100], h3hat_t3 [1, 100])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 100; j++)
-            w->h3hat[i][j] = w->h3hat_t1[i][j] / s->h3hat_t3[0][j];
+            w->h3hat[i][j] = (w->h3pre[i][j] - s->bn3mean[0][j]) * w->h3hat_inv[0][j];
     
     // deep_bn.ninja:68: h3bn = gamma3 * h3hat + beta3
     // h3bn_t1 [32, 100] = mul(gamma3 [100], h3hat [32, 100])
@@ -874,14 +763,13 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
         return;   // bn4var is calibrated from here
     
     // deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-    // h4hat_t1 [32, 100] = sub(h4pre [32, 100], bn4mean [1, 100])
+    // rewritten: deep_bn.ninja:74 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h4hat [32, 100] = batchnorm(h4pre [32, 100], bn4mean [1, 100], bn4var [1, 100])
+    for (int j = 0; j < 100; j++)
+        w->h4hat_inv[0][j] = 1.0f / sqrtf(s->bn4var[0][j] + 1e-5f);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
-            w->h4hat_t1[i][j] = w->h4pre[i][j] - s->bn4mean[0][j];
-    // h4hat [32, 100] = div(h4hat_t1 [32, 100], h4hat_t3 [1, 100])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 100; j++)
-            w->h4hat[i][j] = w->h4hat_t1[i][j] / s->h4hat_t3[0][j];
+            w->h4hat[i][j] = (w->h4pre[i][j] - s->bn4mean[0][j]) * w->h4hat_inv[0][j];
     
     // deep_bn.ninja:75: h4bn = gamma4 * h4hat + beta4
     // h4bn_t1 [32, 100] = mul(gamma4 [100], h4hat [32, 100])
@@ -908,14 +796,13 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
         return;   // bn5var is calibrated from here
     
     // deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-    // h5hat_t1 [32, 100] = sub(h5pre [32, 100], bn5mean [1, 100])
+    // rewritten: deep_bn.ninja:81 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h5hat [32, 100] = batchnorm(h5pre [32, 100], bn5mean [1, 100], bn5var [1, 100])
+    for (int j = 0; j < 100; j++)
+        w->h5hat_inv[0][j] = 1.0f / sqrtf(s->bn5var[0][j] + 1e-5f);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 100; j++)
-            w->h5hat_t1[i][j] = w->h5pre[i][j] - s->bn5mean[0][j];
-    // h5hat [32, 100] = div(h5hat_t1 [32, 100], h5hat_t3 [1, 100])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 100; j++)
-            w->h5hat[i][j] = w->h5hat_t1[i][j] / s->h5hat_t3[0][j];
+            w->h5hat[i][j] = (w->h5pre[i][j] - s->bn5mean[0][j]) * w->h5hat_inv[0][j];
     
     // deep_bn.ninja:82: h5bn = gamma5 * h5hat + beta5
     // h5bn_t1 [32, 100] = mul(gamma5 [100], h5hat [32, 100])
@@ -942,14 +829,13 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
         return;   // bn6var is calibrated from here
     
     // deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-    // h6hat_t1 [32, 27] = sub(h6pre [32, 27], bn6mean [1, 27])
+    // rewritten: deep_bn.ninja:88 as BatchNorm (exercise 3: dhprebn in closed form)
+    // h6hat [32, 27] = batchnorm(h6pre [32, 27], bn6mean [1, 27], bn6var [1, 27])
+    for (int j = 0; j < 27; j++)
+        w->h6hat_inv[0][j] = 1.0f / sqrtf(s->bn6var[0][j] + 1e-5f);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 27; j++)
-            w->h6hat_t1[i][j] = w->h6pre[i][j] - s->bn6mean[0][j];
-    // h6hat [32, 27] = div(h6hat_t1 [32, 27], h6hat_t3 [1, 27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->h6hat[i][j] = w->h6hat_t1[i][j] / s->h6hat_t3[0][j];
+            w->h6hat[i][j] = (w->h6pre[i][j] - s->bn6mean[0][j]) * w->h6hat_inv[0][j];
     
     // deep_bn.ninja:89: logits = gamma6 * h6hat + beta6
     // logits_t1 [32, 27] = mul(gamma6 [27], h6hat [32, 27])
@@ -1109,14 +995,6 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn1var, accumulate_bn1var, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn1var[0][0]))
         return -1;
     
-    // deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-    // h1hat_t2 [1, 100] = add_c(bn1var [1, 100])
-    for (int j = 0; j < 100; j++)
-        s->h1hat_t2[0][j] = s->bn1var[0][j] + 1e-5f;
-    // h1hat_t3 [1, 100] = sqrt(h1hat_t2 [1, 100])
-    for (int j = 0; j < 100; j++)
-        s->h1hat_t3[0][j] = sqrtf(s->h1hat_t2[0][j]);
-    
     // deep_bn.ninja:58: bn2mean = h2pre.mean(0, keepdim=True)
     // bn2mean [1, 100] = mean(h2pre [32, 100]) over all rows
     if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn2mean, accumulate_bn2mean, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn2mean[0][0]))
@@ -1126,14 +1004,6 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     // bn2var [1, 100] = var(h2pre [32, 100]) over all rows
     if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn2var, accumulate_bn2var, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn2var[0][0]))
         return -1;
-    
-    // deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-    // h2hat_t2 [1, 100] = add_c(bn2var [1, 100])
-    for (int j = 0; j < 100; j++)
-        s->h2hat_t2[0][j] = s->bn2var[0][j] + 1e-5f;
-    // h2hat_t3 [1, 100] = sqrt(h2hat_t2 [1, 100])
-    for (int j = 0; j < 100; j++)
-        s->h2hat_t3[0][j] = sqrtf(s->h2hat_t2[0][j]);
     
     // deep_bn.ninja:65: bn3mean = h3pre.mean(0, keepdim=True)
     // bn3mean [1, 100] = mean(h3pre [32, 100]) over all rows
@@ -1145,14 +1015,6 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn3var, accumulate_bn3var, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn3var[0][0]))
         return -1;
     
-    // deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-    // h3hat_t2 [1, 100] = add_c(bn3var [1, 100])
-    for (int j = 0; j < 100; j++)
-        s->h3hat_t2[0][j] = s->bn3var[0][j] + 1e-5f;
-    // h3hat_t3 [1, 100] = sqrt(h3hat_t2 [1, 100])
-    for (int j = 0; j < 100; j++)
-        s->h3hat_t3[0][j] = sqrtf(s->h3hat_t2[0][j]);
-    
     // deep_bn.ninja:72: bn4mean = h4pre.mean(0, keepdim=True)
     // bn4mean [1, 100] = mean(h4pre [32, 100]) over all rows
     if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn4mean, accumulate_bn4mean, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn4mean[0][0]))
@@ -1162,14 +1024,6 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     // bn4var [1, 100] = var(h4pre [32, 100]) over all rows
     if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn4var, accumulate_bn4var, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn4var[0][0]))
         return -1;
-    
-    // deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-    // h4hat_t2 [1, 100] = add_c(bn4var [1, 100])
-    for (int j = 0; j < 100; j++)
-        s->h4hat_t2[0][j] = s->bn4var[0][j] + 1e-5f;
-    // h4hat_t3 [1, 100] = sqrt(h4hat_t2 [1, 100])
-    for (int j = 0; j < 100; j++)
-        s->h4hat_t3[0][j] = sqrtf(s->h4hat_t2[0][j]);
     
     // deep_bn.ninja:79: bn5mean = h5pre.mean(0, keepdim=True)
     // bn5mean [1, 100] = mean(h5pre [32, 100]) over all rows
@@ -1181,14 +1035,6 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn5var, accumulate_bn5var, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn5var[0][0]))
         return -1;
     
-    // deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-    // h5hat_t2 [1, 100] = add_c(bn5var [1, 100])
-    for (int j = 0; j < 100; j++)
-        s->h5hat_t2[0][j] = s->bn5var[0][j] + 1e-5f;
-    // h5hat_t3 [1, 100] = sqrt(h5hat_t2 [1, 100])
-    for (int j = 0; j < 100; j++)
-        s->h5hat_t3[0][j] = sqrtf(s->h5hat_t2[0][j]);
-    
     // deep_bn.ninja:86: bn6mean = h6pre.mean(0, keepdim=True)
     // bn6mean [1, 27] = mean(h6pre [32, 27]) over all rows
     if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn6mean, accumulate_bn6mean, 27, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn6mean[0][0]))
@@ -1198,14 +1044,6 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     // bn6var [1, 27] = var(h6pre [32, 27]) over all rows
     if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn6var, accumulate_bn6var, 27, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn6var[0][0]))
         return -1;
-    
-    // deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-    // h6hat_t2 [1, 27] = add_c(bn6var [1, 27])
-    for (int j = 0; j < 27; j++)
-        s->h6hat_t2[0][j] = s->bn6var[0][j] + 1e-5f;
-    // h6hat_t3 [1, 27] = sqrt(h6hat_t2 [1, 27])
-    for (int j = 0; j < 27; j++)
-        s->h6hat_t3[0][j] = sqrtf(s->h6hat_t2[0][j]);
     return 0;
 }
 
@@ -1318,28 +1156,16 @@ static const NjTensor grads[] = {
 static const NjTensor stats[] = {
     {"bn1mean", 2, {1, 100}, offsetof(deep_bn_stats, bn1mean), "deep_bn.ninja:51: bn1mean = h1pre.mean(0, keepdim=True)", 0},
     {"bn1var", 2, {1, 100}, offsetof(deep_bn_stats, bn1var), "deep_bn.ninja:52: bn1var = h1pre.var(0, keepdim=True)", 0},
-    {"h1hat_t2", 2, {1, 100}, offsetof(deep_bn_stats, h1hat_t2), "deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)", 0},
-    {"h1hat_t3", 2, {1, 100}, offsetof(deep_bn_stats, h1hat_t3), "deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)", 0},
     {"bn2mean", 2, {1, 100}, offsetof(deep_bn_stats, bn2mean), "deep_bn.ninja:58: bn2mean = h2pre.mean(0, keepdim=True)", 0},
     {"bn2var", 2, {1, 100}, offsetof(deep_bn_stats, bn2var), "deep_bn.ninja:59: bn2var = h2pre.var(0, keepdim=True)", 0},
-    {"h2hat_t2", 2, {1, 100}, offsetof(deep_bn_stats, h2hat_t2), "deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)", 0},
-    {"h2hat_t3", 2, {1, 100}, offsetof(deep_bn_stats, h2hat_t3), "deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)", 0},
     {"bn3mean", 2, {1, 100}, offsetof(deep_bn_stats, bn3mean), "deep_bn.ninja:65: bn3mean = h3pre.mean(0, keepdim=True)", 0},
     {"bn3var", 2, {1, 100}, offsetof(deep_bn_stats, bn3var), "deep_bn.ninja:66: bn3var = h3pre.var(0, keepdim=True)", 0},
-    {"h3hat_t2", 2, {1, 100}, offsetof(deep_bn_stats, h3hat_t2), "deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)", 0},
-    {"h3hat_t3", 2, {1, 100}, offsetof(deep_bn_stats, h3hat_t3), "deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)", 0},
     {"bn4mean", 2, {1, 100}, offsetof(deep_bn_stats, bn4mean), "deep_bn.ninja:72: bn4mean = h4pre.mean(0, keepdim=True)", 0},
     {"bn4var", 2, {1, 100}, offsetof(deep_bn_stats, bn4var), "deep_bn.ninja:73: bn4var = h4pre.var(0, keepdim=True)", 0},
-    {"h4hat_t2", 2, {1, 100}, offsetof(deep_bn_stats, h4hat_t2), "deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)", 0},
-    {"h4hat_t3", 2, {1, 100}, offsetof(deep_bn_stats, h4hat_t3), "deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)", 0},
     {"bn5mean", 2, {1, 100}, offsetof(deep_bn_stats, bn5mean), "deep_bn.ninja:79: bn5mean = h5pre.mean(0, keepdim=True)", 0},
     {"bn5var", 2, {1, 100}, offsetof(deep_bn_stats, bn5var), "deep_bn.ninja:80: bn5var = h5pre.var(0, keepdim=True)", 0},
-    {"h5hat_t2", 2, {1, 100}, offsetof(deep_bn_stats, h5hat_t2), "deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)", 0},
-    {"h5hat_t3", 2, {1, 100}, offsetof(deep_bn_stats, h5hat_t3), "deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)", 0},
     {"bn6mean", 2, {1, 27}, offsetof(deep_bn_stats, bn6mean), "deep_bn.ninja:86: bn6mean = h6pre.mean(0, keepdim=True)", 0},
     {"bn6var", 2, {1, 27}, offsetof(deep_bn_stats, bn6var), "deep_bn.ninja:87: bn6var = h6pre.var(0, keepdim=True)", 0},
-    {"h6hat_t2", 2, {1, 27}, offsetof(deep_bn_stats, h6hat_t2), "deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)", 0},
-    {"h6hat_t3", 2, {1, 27}, offsetof(deep_bn_stats, h6hat_t3), "deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)", 0},
     {NULL, 0, {0}, 0, NULL, 0}   // keeps the array non-empty
 };
 
@@ -1347,37 +1173,31 @@ static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(deep_bn_infer_ws, emb), "deep_bn.ninja:47: emb = C[Xb]", 0x1},
     {"x", 2, {32, 30}, offsetof(deep_bn_infer_ws, x), "deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)", 0x1},
     {"h1pre", 2, {32, 100}, offsetof(deep_bn_infer_ws, h1pre), "deep_bn.ninja:50: h1pre = x @ W1", 0x1},
-    {"h1hat_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h1hat_t1), "deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)", 0x1},
     {"h1hat", 2, {32, 100}, offsetof(deep_bn_infer_ws, h1hat), "deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)", 0x1},
     {"h1bn_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h1bn_t1), "deep_bn.ninja:54: h1bn = gamma1 * h1hat + beta1", 0x1},
     {"h1bn", 2, {32, 100}, offsetof(deep_bn_infer_ws, h1bn), "deep_bn.ninja:54: h1bn = gamma1 * h1hat + beta1", 0x1},
     {"h1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h1), "deep_bn.ninja:55: h1 = torch.tanh(h1bn)", 0x1},
     {"h2pre", 2, {32, 100}, offsetof(deep_bn_infer_ws, h2pre), "deep_bn.ninja:57: h2pre = h1 @ W2", 0x1},
-    {"h2hat_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h2hat_t1), "deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)", 0x1},
     {"h2hat", 2, {32, 100}, offsetof(deep_bn_infer_ws, h2hat), "deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)", 0x1},
     {"h2bn_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h2bn_t1), "deep_bn.ninja:61: h2bn = gamma2 * h2hat + beta2", 0x1},
     {"h2bn", 2, {32, 100}, offsetof(deep_bn_infer_ws, h2bn), "deep_bn.ninja:61: h2bn = gamma2 * h2hat + beta2", 0x1},
     {"h2", 2, {32, 100}, offsetof(deep_bn_infer_ws, h2), "deep_bn.ninja:62: h2 = torch.tanh(h2bn)", 0x1},
     {"h3pre", 2, {32, 100}, offsetof(deep_bn_infer_ws, h3pre), "deep_bn.ninja:64: h3pre = h2 @ W3", 0x1},
-    {"h3hat_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h3hat_t1), "deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)", 0x1},
     {"h3hat", 2, {32, 100}, offsetof(deep_bn_infer_ws, h3hat), "deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)", 0x1},
     {"h3bn_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h3bn_t1), "deep_bn.ninja:68: h3bn = gamma3 * h3hat + beta3", 0x1},
     {"h3bn", 2, {32, 100}, offsetof(deep_bn_infer_ws, h3bn), "deep_bn.ninja:68: h3bn = gamma3 * h3hat + beta3", 0x1},
     {"h3", 2, {32, 100}, offsetof(deep_bn_infer_ws, h3), "deep_bn.ninja:69: h3 = torch.tanh(h3bn)", 0x1},
     {"h4pre", 2, {32, 100}, offsetof(deep_bn_infer_ws, h4pre), "deep_bn.ninja:71: h4pre = h3 @ W4", 0x1},
-    {"h4hat_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h4hat_t1), "deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)", 0x1},
     {"h4hat", 2, {32, 100}, offsetof(deep_bn_infer_ws, h4hat), "deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)", 0x1},
     {"h4bn_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h4bn_t1), "deep_bn.ninja:75: h4bn = gamma4 * h4hat + beta4", 0x1},
     {"h4bn", 2, {32, 100}, offsetof(deep_bn_infer_ws, h4bn), "deep_bn.ninja:75: h4bn = gamma4 * h4hat + beta4", 0x1},
     {"h4", 2, {32, 100}, offsetof(deep_bn_infer_ws, h4), "deep_bn.ninja:76: h4 = torch.tanh(h4bn)", 0x1},
     {"h5pre", 2, {32, 100}, offsetof(deep_bn_infer_ws, h5pre), "deep_bn.ninja:78: h5pre = h4 @ W5", 0x1},
-    {"h5hat_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h5hat_t1), "deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)", 0x1},
     {"h5hat", 2, {32, 100}, offsetof(deep_bn_infer_ws, h5hat), "deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)", 0x1},
     {"h5bn_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h5bn_t1), "deep_bn.ninja:82: h5bn = gamma5 * h5hat + beta5", 0x1},
     {"h5bn", 2, {32, 100}, offsetof(deep_bn_infer_ws, h5bn), "deep_bn.ninja:82: h5bn = gamma5 * h5hat + beta5", 0x1},
     {"h5", 2, {32, 100}, offsetof(deep_bn_infer_ws, h5), "deep_bn.ninja:83: h5 = torch.tanh(h5bn)", 0x1},
     {"h6pre", 2, {32, 27}, offsetof(deep_bn_infer_ws, h6pre), "deep_bn.ninja:85: h6pre = h5 @ W6", 0x1},
-    {"h6hat_t1", 2, {32, 27}, offsetof(deep_bn_infer_ws, h6hat_t1), "deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)", 0x1},
     {"h6hat", 2, {32, 27}, offsetof(deep_bn_infer_ws, h6hat), "deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)", 0x1},
     {"logits_t1", 2, {32, 27}, offsetof(deep_bn_infer_ws, logits_t1), "deep_bn.ninja:89: logits = gamma6 * h6hat + beta6", 0x1},
     {"logits", 2, {32, 27}, offsetof(deep_bn_infer_ws, logits), "deep_bn.ninja:89: logits = gamma6 * h6hat + beta6", 0x1},
@@ -1410,11 +1230,11 @@ const NinjacModel deep_bn_model = {
     .params_bytes = sizeof(deep_bn_params), .acts_bytes = sizeof(deep_bn_acts), .grads_bytes = sizeof(deep_bn_grads),
     .loss_offset = offsetof(deep_bn_acts, loss),
     .forward = forward_any, .backward = backward_any, .sgd = sgd_any,
-    .nstats = 24, .stats = stats, .stats_bytes = sizeof(deep_bn_stats),
+    .nstats = 12, .stats = stats, .stats_bytes = sizeof(deep_bn_stats),
     .infer_chunk = 256, .infer_bytes = sizeof(deep_bn_infer_ws),
     .infer_loss_offset = offsetof(deep_bn_infer_ws, loss),
     .infer_logits_offset = offsetof(deep_bn_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
-    .ninfer_acts = 38, .infer_acts = infer_acts,
+    .ninfer_acts = 32, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = deep_bn_check_inputs,
 };

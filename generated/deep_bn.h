@@ -36,60 +36,48 @@ typedef struct {   // every activation of a training batch
     float h1pre[32][100];              // [n=32, 100] deep_bn.ninja:50
     float bn1mean[1][100];             // [1, 100] deep_bn.ninja:51
     float bn1var[1][100];              // [1, 100] deep_bn.ninja:52
-    float h1hat_t1[32][100];           // [n=32, 100] deep_bn.ninja:53
-    float h1hat_t2[1][100];            // [1, 100] deep_bn.ninja:53
-    float h1hat_t3[1][100];            // [1, 100] deep_bn.ninja:53
     float h1hat[32][100];              // [n=32, 100] deep_bn.ninja:53
+    float h1hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h1bn_t1[32][100];            // [n=32, 100] deep_bn.ninja:54
     float h1bn[32][100];               // [n=32, 100] deep_bn.ninja:54
     float h1[32][100];                 // [n=32, 100] deep_bn.ninja:55
     float h2pre[32][100];              // [n=32, 100] deep_bn.ninja:57
     float bn2mean[1][100];             // [1, 100] deep_bn.ninja:58
     float bn2var[1][100];              // [1, 100] deep_bn.ninja:59
-    float h2hat_t1[32][100];           // [n=32, 100] deep_bn.ninja:60
-    float h2hat_t2[1][100];            // [1, 100] deep_bn.ninja:60
-    float h2hat_t3[1][100];            // [1, 100] deep_bn.ninja:60
     float h2hat[32][100];              // [n=32, 100] deep_bn.ninja:60
+    float h2hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h2bn_t1[32][100];            // [n=32, 100] deep_bn.ninja:61
     float h2bn[32][100];               // [n=32, 100] deep_bn.ninja:61
     float h2[32][100];                 // [n=32, 100] deep_bn.ninja:62
     float h3pre[32][100];              // [n=32, 100] deep_bn.ninja:64
     float bn3mean[1][100];             // [1, 100] deep_bn.ninja:65
     float bn3var[1][100];              // [1, 100] deep_bn.ninja:66
-    float h3hat_t1[32][100];           // [n=32, 100] deep_bn.ninja:67
-    float h3hat_t2[1][100];            // [1, 100] deep_bn.ninja:67
-    float h3hat_t3[1][100];            // [1, 100] deep_bn.ninja:67
     float h3hat[32][100];              // [n=32, 100] deep_bn.ninja:67
+    float h3hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h3bn_t1[32][100];            // [n=32, 100] deep_bn.ninja:68
     float h3bn[32][100];               // [n=32, 100] deep_bn.ninja:68
     float h3[32][100];                 // [n=32, 100] deep_bn.ninja:69
     float h4pre[32][100];              // [n=32, 100] deep_bn.ninja:71
     float bn4mean[1][100];             // [1, 100] deep_bn.ninja:72
     float bn4var[1][100];              // [1, 100] deep_bn.ninja:73
-    float h4hat_t1[32][100];           // [n=32, 100] deep_bn.ninja:74
-    float h4hat_t2[1][100];            // [1, 100] deep_bn.ninja:74
-    float h4hat_t3[1][100];            // [1, 100] deep_bn.ninja:74
     float h4hat[32][100];              // [n=32, 100] deep_bn.ninja:74
+    float h4hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h4bn_t1[32][100];            // [n=32, 100] deep_bn.ninja:75
     float h4bn[32][100];               // [n=32, 100] deep_bn.ninja:75
     float h4[32][100];                 // [n=32, 100] deep_bn.ninja:76
     float h5pre[32][100];              // [n=32, 100] deep_bn.ninja:78
     float bn5mean[1][100];             // [1, 100] deep_bn.ninja:79
     float bn5var[1][100];              // [1, 100] deep_bn.ninja:80
-    float h5hat_t1[32][100];           // [n=32, 100] deep_bn.ninja:81
-    float h5hat_t2[1][100];            // [1, 100] deep_bn.ninja:81
-    float h5hat_t3[1][100];            // [1, 100] deep_bn.ninja:81
     float h5hat[32][100];              // [n=32, 100] deep_bn.ninja:81
+    float h5hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h5bn_t1[32][100];            // [n=32, 100] deep_bn.ninja:82
     float h5bn[32][100];               // [n=32, 100] deep_bn.ninja:82
     float h5[32][100];                 // [n=32, 100] deep_bn.ninja:83
     float h6pre[32][27];               // [n=32, 27] deep_bn.ninja:85
     float bn6mean[1][27];              // [1, 27] deep_bn.ninja:86
     float bn6var[1][27];               // [1, 27] deep_bn.ninja:87
-    float h6hat_t1[32][27];            // [n=32, 27] deep_bn.ninja:88
-    float h6hat_t2[1][27];             // [1, 27] deep_bn.ninja:88
-    float h6hat_t3[1][27];             // [1, 27] deep_bn.ninja:88
     float h6hat[32][27];               // [n=32, 27] deep_bn.ninja:88
+    float h6hat_inv[1][27];            // [1, 27] 1 / sqrt(var + eps), for batchnorm
     float logits_t1[32][27];           // [n=32, 27] deep_bn.ninja:89
     float logits[32][27];              // [n=32, 27] deep_bn.ninja:89
     float loss;                        // [] deep_bn.ninja:90
@@ -118,40 +106,22 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dbeta6[27];                  // [27] deep_bn.ninja:45
     float dx[32][30];                  // [n=32, 30] deep_bn.ninja:48
     float dh1pre[32][100];             // [n=32, 100] deep_bn.ninja:50
-    float dbn1mean[1][100];            // [1, 100] deep_bn.ninja:51
-    float dbn1var[1][100];             // [1, 100] deep_bn.ninja:52
-    float dh1hat_t1[32][100];          // [n=32, 100] deep_bn.ninja:53
-    float dh1hat_t3[1][100];           // [1, 100] deep_bn.ninja:53
+    float dh1hat[32][100];             // [n=32, 100] deep_bn.ninja:53
     float dh1[32][100];                // [n=32, 100] deep_bn.ninja:55
     float dh2pre[32][100];             // [n=32, 100] deep_bn.ninja:57
-    float dbn2mean[1][100];            // [1, 100] deep_bn.ninja:58
-    float dbn2var[1][100];             // [1, 100] deep_bn.ninja:59
-    float dh2hat_t1[32][100];          // [n=32, 100] deep_bn.ninja:60
-    float dh2hat_t3[1][100];           // [1, 100] deep_bn.ninja:60
+    float dh2hat[32][100];             // [n=32, 100] deep_bn.ninja:60
     float dh2[32][100];                // [n=32, 100] deep_bn.ninja:62
     float dh3pre[32][100];             // [n=32, 100] deep_bn.ninja:64
-    float dbn3mean[1][100];            // [1, 100] deep_bn.ninja:65
-    float dbn3var[1][100];             // [1, 100] deep_bn.ninja:66
-    float dh3hat_t1[32][100];          // [n=32, 100] deep_bn.ninja:67
-    float dh3hat_t3[1][100];           // [1, 100] deep_bn.ninja:67
+    float dh3hat[32][100];             // [n=32, 100] deep_bn.ninja:67
     float dh3[32][100];                // [n=32, 100] deep_bn.ninja:69
     float dh4pre[32][100];             // [n=32, 100] deep_bn.ninja:71
-    float dbn4mean[1][100];            // [1, 100] deep_bn.ninja:72
-    float dbn4var[1][100];             // [1, 100] deep_bn.ninja:73
-    float dh4hat_t1[32][100];          // [n=32, 100] deep_bn.ninja:74
-    float dh4hat_t3[1][100];           // [1, 100] deep_bn.ninja:74
+    float dh4hat[32][100];             // [n=32, 100] deep_bn.ninja:74
     float dh4[32][100];                // [n=32, 100] deep_bn.ninja:76
     float dh5pre[32][100];             // [n=32, 100] deep_bn.ninja:78
-    float dbn5mean[1][100];            // [1, 100] deep_bn.ninja:79
-    float dbn5var[1][100];             // [1, 100] deep_bn.ninja:80
-    float dh5hat_t1[32][100];          // [n=32, 100] deep_bn.ninja:81
-    float dh5hat_t3[1][100];           // [1, 100] deep_bn.ninja:81
+    float dh5hat[32][100];             // [n=32, 100] deep_bn.ninja:81
     float dh5[32][100];                // [n=32, 100] deep_bn.ninja:83
     float dh6pre[32][27];              // [n=32, 27] deep_bn.ninja:85
-    float dbn6mean[1][27];             // [1, 27] deep_bn.ninja:86
-    float dbn6var[1][27];              // [1, 27] deep_bn.ninja:87
-    float dh6hat_t1[32][27];           // [n=32, 27] deep_bn.ninja:88
-    float dh6hat_t3[1][27];            // [1, 27] deep_bn.ninja:88
+    float dh6hat[32][27];              // [n=32, 27] deep_bn.ninja:88
     float dloss;                       // [] deep_bn.ninja:90
     float mm_scratch[10000];          // B^T for the kernels' A @ B^T
 } deep_bn_grads;
@@ -159,66 +129,54 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
 typedef struct {   // batch statistics, frozen for inference
     float bn1mean[1][100];             // [1, 100] deep_bn.ninja:51
     float bn1var[1][100];              // [1, 100] deep_bn.ninja:52
-    float h1hat_t2[1][100];            // [1, 100] deep_bn.ninja:53
-    float h1hat_t3[1][100];            // [1, 100] deep_bn.ninja:53
     float bn2mean[1][100];             // [1, 100] deep_bn.ninja:58
     float bn2var[1][100];              // [1, 100] deep_bn.ninja:59
-    float h2hat_t2[1][100];            // [1, 100] deep_bn.ninja:60
-    float h2hat_t3[1][100];            // [1, 100] deep_bn.ninja:60
     float bn3mean[1][100];             // [1, 100] deep_bn.ninja:65
     float bn3var[1][100];              // [1, 100] deep_bn.ninja:66
-    float h3hat_t2[1][100];            // [1, 100] deep_bn.ninja:67
-    float h3hat_t3[1][100];            // [1, 100] deep_bn.ninja:67
     float bn4mean[1][100];             // [1, 100] deep_bn.ninja:72
     float bn4var[1][100];              // [1, 100] deep_bn.ninja:73
-    float h4hat_t2[1][100];            // [1, 100] deep_bn.ninja:74
-    float h4hat_t3[1][100];            // [1, 100] deep_bn.ninja:74
     float bn5mean[1][100];             // [1, 100] deep_bn.ninja:79
     float bn5var[1][100];              // [1, 100] deep_bn.ninja:80
-    float h5hat_t2[1][100];            // [1, 100] deep_bn.ninja:81
-    float h5hat_t3[1][100];            // [1, 100] deep_bn.ninja:81
     float bn6mean[1][27];              // [1, 27] deep_bn.ninja:86
     float bn6var[1][27];               // [1, 27] deep_bn.ninja:87
-    float h6hat_t2[1][27];             // [1, 27] deep_bn.ninja:88
-    float h6hat_t3[1][27];             // [1, 27] deep_bn.ninja:88
 } deep_bn_stats;
 
 typedef struct {   // inference activations for up to 256 rows
     float emb[256][3][10];             // [n=32, 3, 10] deep_bn.ninja:47
     float x[256][30];                  // [n=32, 30] deep_bn.ninja:48
     float h1pre[256][100];             // [n=32, 100] deep_bn.ninja:50
-    float h1hat_t1[256][100];          // [n=32, 100] deep_bn.ninja:53
     float h1hat[256][100];             // [n=32, 100] deep_bn.ninja:53
+    float h1hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h1bn_t1[256][100];           // [n=32, 100] deep_bn.ninja:54
     float h1bn[256][100];              // [n=32, 100] deep_bn.ninja:54
     float h1[256][100];                // [n=32, 100] deep_bn.ninja:55
     float h2pre[256][100];             // [n=32, 100] deep_bn.ninja:57
-    float h2hat_t1[256][100];          // [n=32, 100] deep_bn.ninja:60
     float h2hat[256][100];             // [n=32, 100] deep_bn.ninja:60
+    float h2hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h2bn_t1[256][100];           // [n=32, 100] deep_bn.ninja:61
     float h2bn[256][100];              // [n=32, 100] deep_bn.ninja:61
     float h2[256][100];                // [n=32, 100] deep_bn.ninja:62
     float h3pre[256][100];             // [n=32, 100] deep_bn.ninja:64
-    float h3hat_t1[256][100];          // [n=32, 100] deep_bn.ninja:67
     float h3hat[256][100];             // [n=32, 100] deep_bn.ninja:67
+    float h3hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h3bn_t1[256][100];           // [n=32, 100] deep_bn.ninja:68
     float h3bn[256][100];              // [n=32, 100] deep_bn.ninja:68
     float h3[256][100];                // [n=32, 100] deep_bn.ninja:69
     float h4pre[256][100];             // [n=32, 100] deep_bn.ninja:71
-    float h4hat_t1[256][100];          // [n=32, 100] deep_bn.ninja:74
     float h4hat[256][100];             // [n=32, 100] deep_bn.ninja:74
+    float h4hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h4bn_t1[256][100];           // [n=32, 100] deep_bn.ninja:75
     float h4bn[256][100];              // [n=32, 100] deep_bn.ninja:75
     float h4[256][100];                // [n=32, 100] deep_bn.ninja:76
     float h5pre[256][100];             // [n=32, 100] deep_bn.ninja:78
-    float h5hat_t1[256][100];          // [n=32, 100] deep_bn.ninja:81
     float h5hat[256][100];             // [n=32, 100] deep_bn.ninja:81
+    float h5hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h5bn_t1[256][100];           // [n=32, 100] deep_bn.ninja:82
     float h5bn[256][100];              // [n=32, 100] deep_bn.ninja:82
     float h5[256][100];                // [n=32, 100] deep_bn.ninja:83
     float h6pre[256][27];              // [n=32, 27] deep_bn.ninja:85
-    float h6hat_t1[256][27];           // [n=32, 27] deep_bn.ninja:88
     float h6hat[256][27];              // [n=32, 27] deep_bn.ninja:88
+    float h6hat_inv[1][27];            // [1, 27] 1 / sqrt(var + eps), for batchnorm
     float logits_t1[256][27];          // [n=32, 27] deep_bn.ninja:89
     float logits[256][27];             // [n=32, 27] deep_bn.ninja:89
     float loss;                        // [] deep_bn.ninja:90

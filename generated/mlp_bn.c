@@ -51,12 +51,6 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     for (int j = 0; j < 64; j++)
         a->bnmeani[0][j] /= 32.0f;
     
-    // mlp_bn.ninja:35: bndiff = hprebn - bnmeani
-    // bndiff [32, 64] = sub(hprebn [32, 64], bnmeani [1, 64])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++)
-            a->bndiff[i][j] = a->hprebn[i][j] - a->bnmeani[0][j];
-    
     // mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
     // rewritten: mlp_bn.ninja:36-37 as an unbiased variance
     // bnvar [1, 64] = var(hprebn [32, 64])
@@ -69,18 +63,18 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     for (int j = 0; j < 64; j++)
         a->bnvar[0][j] /= 32.0f - 1.0f;
     
-    // mlp_bn.ninja:38, in one pass over [1, 64]:
-    for (int j = 0; j < 64; j++) {
-        // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
-        a->bnvar_inv_t1[0][j] = a->bnvar[0][j] + 1e-5f;
-        a->bnvar_inv[0][j] = 1.0f / sqrtf(a->bnvar_inv_t1[0][j]);
-    }
+    // mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv
+    // rewritten: mlp_bn.ninja:35-39 as BatchNorm (exercise 3: dhprebn in closed form)
+    // bnraw [32, 64] = batchnorm(hprebn [32, 64], bnmeani [1, 64], bnvar [1, 64])
+    for (int j = 0; j < 64; j++)
+        a->bnraw_inv[0][j] = 1.0f / sqrtf(a->bnvar[0][j] + 1e-5f);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 64; j++)
+            a->bnraw[i][j] = (a->hprebn[i][j] - a->bnmeani[0][j]) * a->bnraw_inv[0][j];
     
-    // mlp_bn.ninja:39-42, in one pass over [n=32, 64]:
+    // mlp_bn.ninja:40-42, in one pass over [n=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
-            // :39 bnraw = bndiff * bnvar_inv
-            a->bnraw[i][j] = a->bndiff[i][j] * a->bnvar_inv[0][j];
             // :40 hpreact = bngain * bnraw + bnbias
             float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
             a->hpreact[i][j] = hpreact_t1 + p->bnbias[0][j];
@@ -139,10 +133,9 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     // dW2 = h^T @ dlogits_t1
     nj_gemm(64, 27, 32, &a->h[0][0], 1, 64, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp_bn.ninja:39-42, in one pass over [n=32, 64]:
+    // backprop through mlp_bn.ninja:40-42, in one pass over [n=32, 64]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 64);
     memset(&g->dbngain[0][0], 0, sizeof(float) * 64);
-    memset(&g->dbnvar_inv[0][0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :42 h = torch.tanh(hpreact)
@@ -151,36 +144,29 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
             float dhpreact_t1 = dhpreact;
             g->dbnbias[0][j] += dhpreact;
             g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
-            float dbnraw = dhpreact_t1 * p->bngain[0][j];
-            // :39 bnraw = bndiff * bnvar_inv
-            g->dbndiff[i][j] = dbnraw * a->bnvar_inv[0][j];
-            g->dbnvar_inv[0][j] += dbnraw * a->bndiff[i][j];
+            g->dbnraw[i][j] = dhpreact_t1 * p->bngain[0][j];
         }
     
-    // backprop through mlp_bn.ninja:38, in one pass over [1, 64]:
+    // backprop through mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv
+    // rewritten: mlp_bn.ninja:35-39 as BatchNorm (exercise 3: dhprebn in closed form)
+    // dhprebn from bnraw [32, 64] = batchnorm(hprebn [32, 64], bnmeani [1, 64], bnvar [1, 64])
+    memset(&g->dhprebn[0][0], 0, sizeof(float) * 2048);
     for (int j = 0; j < 64; j++) {
-        // :38 bnvar_inv = (bnvar + 1e-5)**-0.5
-        float dbnvar_inv_t1 = g->dbnvar_inv[0][j] * (-0.5f * powf(a->bnvar_inv_t1[0][j], -1.5f));
-        g->dbnvar[0][j] = dbnvar_inv_t1;
+        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
+        for (int i = 0; i < 32; i++) {
+            sum += g->dbnraw[i][j];
+            dot += g->dbnraw[i][j] * a->bnraw[i][j];
+        }
+        sum /= 32.0f;
+        dot /= 31.0f;   // Bessel's correction
+        for (int i = 0; i < 32; i++)
+            g->dhprebn[i][j] += a->bnraw_inv[0][j] * (g->dbnraw[i][j] - sum - a->bnraw[i][j] * dot);
     }
     
-    // backprop through mlp_bn.ninja:35-37, in one pass over [n=32, 64]:
-    memset(&g->dbnmeani[0][0], 0, sizeof(float) * 64);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :37 bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
-            g->dhprebn[i][j] = g->dbnvar[0][j] * (2.0f * (a->hprebn[i][j] - a->bnmeani[0][j]) / (32.0f - 1.0f));
-            // :35 bndiff = hprebn - bnmeani
-            g->dhprebn[i][j] += g->dbndiff[i][j];
-            g->dbnmeani[0][j] += -g->dbndiff[i][j];
-        }
-    
-    // backprop through mlp_bn.ninja:32-34, in one pass over [n=32, 64]:
+    // backprop through mlp_bn.ninja:32, in one pass over [n=32, 64]:
     memset(&g->db1[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
-            // :34 bnmeani = 1/n*hprebn.sum(0, keepdim=True)
-            g->dhprebn[i][j] += g->dbnmeani[0][j] / 32.0f;
             // :32 hprebn = embcat @ W1 + b1
             g->dhprebn_t1[i][j] = g->dhprebn[i][j];
             g->db1[j] += g->dhprebn[i][j];
@@ -227,7 +213,7 @@ void mlp_bn_sgd(mlp_bn_params *p, const mlp_bn_grads *g, double lr) {
 enum {
     mlp_bn_stop_none = -1,   // runs every op
     mlp_bn_stop_bnmeani = 4,
-    mlp_bn_stop_bnvar = 6,
+    mlp_bn_stop_bnvar = 5,
 };
 
 /* Inference on rows <= 1024 rows, batch statistics frozen in s. Stops before
@@ -257,20 +243,17 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
             w->hprebn[i][j] = w->hprebn_t1[i][j] + p->b1[j];
     if (stop == mlp_bn_stop_bnmeani)
         return;   // bnmeani is calibrated from here
-    
-    // mlp_bn.ninja:35: bndiff = hprebn - bnmeani
-    // bndiff [32, 64] = sub(hprebn [32, 64], bnmeani [1, 64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->bndiff[i][j] = w->hprebn[i][j] - s->bnmeani[0][j];
     if (stop == mlp_bn_stop_bnvar)
         return;   // bnvar is calibrated from here
     
     // mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv
-    // bnraw [32, 64] = mul(bndiff [32, 64], bnvar_inv [1, 64])
+    // rewritten: mlp_bn.ninja:35-39 as BatchNorm (exercise 3: dhprebn in closed form)
+    // bnraw [32, 64] = batchnorm(hprebn [32, 64], bnmeani [1, 64], bnvar [1, 64])
+    for (int j = 0; j < 64; j++)
+        w->bnraw_inv[0][j] = 1.0f / sqrtf(s->bnvar[0][j] + 1e-5f);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->bnraw[i][j] = w->bndiff[i][j] * s->bnvar_inv[0][j];
+            w->bnraw[i][j] = (w->hprebn[i][j] - s->bnmeani[0][j]) * w->bnraw_inv[0][j];
     
     // mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias
     // hpreact_t1 [32, 64] = mul(bngain [1, 64], bnraw [32, 64])
@@ -384,14 +367,6 @@ int mlp_bn_calibrate(const mlp_bn_params *p, const int32_t *const *inputs, int64
     // bnvar [1, 64] = var(hprebn [32, 64]) over all rows
     if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnvar, accumulate_bnvar, 64, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnvar[0][0]))
         return -1;
-    
-    // mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5
-    // bnvar_inv_t1 [1, 64] = add_c(bnvar [1, 64])
-    for (int j = 0; j < 64; j++)
-        s->bnvar_inv_t1[0][j] = s->bnvar[0][j] + 1e-5f;
-    // bnvar_inv [1, 64] = rsqrt(bnvar_inv_t1 [1, 64])
-    for (int j = 0; j < 64; j++)
-        s->bnvar_inv[0][j] = 1.0f / sqrtf(s->bnvar_inv_t1[0][j]);
     return 0;
 }
 
@@ -431,9 +406,7 @@ static const NjTensor acts[] = {
     {"embcat", 2, {32, 30}, offsetof(mlp_bn_acts, embcat), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hprebn", 2, {32, 64}, offsetof(mlp_bn_acts, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_acts, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
-    {"bndiff", 2, {32, 64}, offsetof(mlp_bn_acts, bndiff), "mlp_bn.ninja:35: bndiff = hprebn - bnmeani", 0x1},
     {"bnvar", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
-    {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar_inv), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
     {"bnraw", 2, {32, 64}, offsetof(mlp_bn_acts, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv", 0x1},
     {"hpreact", 2, {32, 64}, offsetof(mlp_bn_acts, hpreact), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
     {"h", 2, {32, 64}, offsetof(mlp_bn_acts, h), "mlp_bn.ninja:42: h = torch.tanh(hpreact)", 0x1},
@@ -454,8 +427,6 @@ static const NjTensor grads[] = {
 static const NjTensor stats[] = {
     {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_stats, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
     {"bnvar", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
-    {"bnvar_inv_t1", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv_t1), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
-    {"bnvar_inv", 2, {1, 64}, offsetof(mlp_bn_stats, bnvar_inv), "mlp_bn.ninja:38: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
     {NULL, 0, {0}, 0, NULL, 0}   // keeps the array non-empty
 };
 
@@ -464,7 +435,6 @@ static const NjTensor infer_acts[] = {
     {"embcat", 2, {32, 30}, offsetof(mlp_bn_infer_ws, embcat), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hprebn_t1", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hprebn_t1), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"hprebn", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
-    {"bndiff", 2, {32, 64}, offsetof(mlp_bn_infer_ws, bndiff), "mlp_bn.ninja:35: bndiff = hprebn - bnmeani", 0x1},
     {"bnraw", 2, {32, 64}, offsetof(mlp_bn_infer_ws, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv", 0x1},
     {"hpreact_t1", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hpreact_t1), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
     {"hpreact", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hpreact), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
@@ -495,16 +465,16 @@ const NinjacModel mlp_bn_model = {
     .batch = 32,
     .nparams = 7, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 12, .acts = acts,
+    .nacts = 10, .acts = acts,
     .ngrads = 7, .grads = grads,
     .params_bytes = sizeof(mlp_bn_params), .acts_bytes = sizeof(mlp_bn_acts), .grads_bytes = sizeof(mlp_bn_grads),
     .loss_offset = offsetof(mlp_bn_acts, loss),
     .forward = forward_any, .backward = backward_any, .sgd = sgd_any,
-    .nstats = 4, .stats = stats, .stats_bytes = sizeof(mlp_bn_stats),
+    .nstats = 2, .stats = stats, .stats_bytes = sizeof(mlp_bn_stats),
     .infer_chunk = 1024, .infer_bytes = sizeof(mlp_bn_infer_ws),
     .infer_loss_offset = offsetof(mlp_bn_infer_ws, loss),
     .infer_logits_offset = offsetof(mlp_bn_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
-    .ninfer_acts = 12, .infer_acts = infer_acts,
+    .ninfer_acts = 11, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mlp_bn_check_inputs,
 };

@@ -24,11 +24,9 @@ typedef struct {   // every activation of a training batch
     float hprebn_t1[32][64];           // [n=32, 64] mlp_bn.ninja:32
     float hprebn[32][64];              // [n=32, 64] mlp_bn.ninja:32
     float bnmeani[1][64];              // [1, 64] mlp_bn.ninja:34
-    float bndiff[32][64];              // [n=32, 64] mlp_bn.ninja:35
     float bnvar[1][64];                // [1, 64] mlp_bn.ninja:37
-    float bnvar_inv_t1[1][64];         // [1, 64] mlp_bn.ninja:38
-    float bnvar_inv[1][64];            // [1, 64] mlp_bn.ninja:38
     float bnraw[32][64];               // [n=32, 64] mlp_bn.ninja:39
+    float bnraw_inv[1][64];            // [1, 64] 1 / sqrt(var + eps), for batchnorm
     float hpreact_t1[32][64];          // [n=32, 64] mlp_bn.ninja:40
     float hpreact[32][64];             // [n=32, 64] mlp_bn.ninja:40
     float h[32][64];                   // [n=32, 64] mlp_bn.ninja:42
@@ -49,10 +47,7 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dembcat[32][30];             // [n=32, 30] mlp_bn.ninja:30
     float dhprebn_t1[32][64];          // [n=32, 64] mlp_bn.ninja:32
     float dhprebn[32][64];             // [n=32, 64] mlp_bn.ninja:32
-    float dbnmeani[1][64];             // [1, 64] mlp_bn.ninja:34
-    float dbndiff[32][64];             // [n=32, 64] mlp_bn.ninja:35
-    float dbnvar[1][64];               // [1, 64] mlp_bn.ninja:37
-    float dbnvar_inv[1][64];           // [1, 64] mlp_bn.ninja:38
+    float dbnraw[32][64];              // [n=32, 64] mlp_bn.ninja:39
     float dh[32][64];                  // [n=32, 64] mlp_bn.ninja:42
     float dlogits_t1[32][27];          // [n=32, 27] mlp_bn.ninja:44
     float dloss;                       // [] mlp_bn.ninja:53
@@ -62,8 +57,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
 typedef struct {   // batch statistics, frozen for inference
     float bnmeani[1][64];              // [1, 64] mlp_bn.ninja:34
     float bnvar[1][64];                // [1, 64] mlp_bn.ninja:37
-    float bnvar_inv_t1[1][64];         // [1, 64] mlp_bn.ninja:38
-    float bnvar_inv[1][64];            // [1, 64] mlp_bn.ninja:38
 } mlp_bn_stats;
 
 typedef struct {   // inference activations for up to 1024 rows
@@ -71,8 +64,8 @@ typedef struct {   // inference activations for up to 1024 rows
     float embcat[1024][30];            // [n=32, 30] mlp_bn.ninja:30
     float hprebn_t1[1024][64];         // [n=32, 64] mlp_bn.ninja:32
     float hprebn[1024][64];            // [n=32, 64] mlp_bn.ninja:32
-    float bndiff[1024][64];            // [n=32, 64] mlp_bn.ninja:35
     float bnraw[1024][64];             // [n=32, 64] mlp_bn.ninja:39
+    float bnraw_inv[1][64];            // [1, 64] 1 / sqrt(var + eps), for batchnorm
     float hpreact_t1[1024][64];        // [n=32, 64] mlp_bn.ninja:40
     float hpreact[1024][64];           // [n=32, 64] mlp_bn.ninja:40
     float h[1024][64];                 // [n=32, 64] mlp_bn.ninja:42

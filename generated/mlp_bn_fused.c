@@ -62,19 +62,18 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
     for (int j = 0; j < 200; j++)
         a->bnvar[0][j] /= 32.0f - 1.0f;
     
-    // mlp_bn_fused.ninja:33, in one pass over [1, 200]:
-    for (int j = 0; j < 200; j++) {
-        // :33 bnvar_inv = (bnvar + 1e-5)**-0.5
-        a->bnvar_inv_t1[0][j] = a->bnvar[0][j] + 1e-5f;
-        a->bnvar_inv[0][j] = 1.0f / sqrtf(a->bnvar_inv_t1[0][j]);
-    }
+    // mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv
+    // rewritten: mlp_bn_fused.ninja:33-34 as BatchNorm (exercise 3: dhprebn in closed form)
+    // bnraw [32, 200] = batchnorm(hprebn [32, 200], bnmean [1, 200], bnvar [1, 200])
+    for (int j = 0; j < 200; j++)
+        a->bnraw_inv[0][j] = 1.0f / sqrtf(a->bnvar[0][j] + 1e-5f);
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 200; j++)
+            a->bnraw[i][j] = (a->hprebn[i][j] - a->bnmean[0][j]) * a->bnraw_inv[0][j];
     
-    // mlp_bn_fused.ninja:34-38, in one pass over [n=32, 200]:
+    // mlp_bn_fused.ninja:35-38, in one pass over [n=32, 200]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
-            // :34 bnraw = (hprebn - bnmean) * bnvar_inv
-            a->bnraw_t1[i][j] = a->hprebn[i][j] - a->bnmean[0][j];
-            a->bnraw[i][j] = a->bnraw_t1[i][j] * a->bnvar_inv[0][j];
             // :35 hpreact = bngain * bnraw + bnbias
             float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
             a->hpreact[i][j] = hpreact_t1 + p->bnbias[0][j];
@@ -132,11 +131,9 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     // dW2 = h^T @ dlogits_t1
     nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp_bn_fused.ninja:34-38, in one pass over [n=32, 200]:
+    // backprop through mlp_bn_fused.ninja:35-38, in one pass over [n=32, 200]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 200);
     memset(&g->dbngain[0][0], 0, sizeof(float) * 200);
-    memset(&g->dbnvar_inv[0][0], 0, sizeof(float) * 200);
-    memset(&g->dbnmean[0][0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :38 h = torch.tanh(hpreact)
@@ -145,29 +142,29 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
             float dhpreact_t1 = dhpreact;
             g->dbnbias[0][j] += dhpreact;
             g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
-            float dbnraw = dhpreact_t1 * p->bngain[0][j];
-            // :34 bnraw = (hprebn - bnmean) * bnvar_inv
-            float dbnraw_t1 = dbnraw * a->bnvar_inv[0][j];
-            g->dbnvar_inv[0][j] += dbnraw * a->bnraw_t1[i][j];
-            g->dhprebn[i][j] = dbnraw_t1;
-            g->dbnmean[0][j] += -dbnraw_t1;
+            g->dbnraw[i][j] = dhpreact_t1 * p->bngain[0][j];
         }
     
-    // backprop through mlp_bn_fused.ninja:33, in one pass over [1, 200]:
+    // backprop through mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv
+    // rewritten: mlp_bn_fused.ninja:33-34 as BatchNorm (exercise 3: dhprebn in closed form)
+    // dhprebn from bnraw [32, 200] = batchnorm(hprebn [32, 200], bnmean [1, 200], bnvar [1, 200])
+    memset(&g->dhprebn[0][0], 0, sizeof(float) * 6400);
     for (int j = 0; j < 200; j++) {
-        // :33 bnvar_inv = (bnvar + 1e-5)**-0.5
-        float dbnvar_inv_t1 = g->dbnvar_inv[0][j] * (-0.5f * powf(a->bnvar_inv_t1[0][j], -1.5f));
-        g->dbnvar[0][j] = dbnvar_inv_t1;
+        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
+        for (int i = 0; i < 32; i++) {
+            sum += g->dbnraw[i][j];
+            dot += g->dbnraw[i][j] * a->bnraw[i][j];
+        }
+        sum /= 32.0f;
+        dot /= 31.0f;   // Bessel's correction
+        for (int i = 0; i < 32; i++)
+            g->dhprebn[i][j] += a->bnraw_inv[0][j] * (g->dbnraw[i][j] - sum - a->bnraw[i][j] * dot);
     }
     
-    // backprop through mlp_bn_fused.ninja:28-32, in one pass over [n=32, 200]:
+    // backprop through mlp_bn_fused.ninja:28, in one pass over [n=32, 200]:
     memset(&g->db1[0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
-            // :32 bnvar = hprebn.var(0, keepdim=True, unbiased=True)
-            g->dhprebn[i][j] += g->dbnvar[0][j] * (2.0f * (a->hprebn[i][j] - a->bnmean[0][j]) / (32.0f - 1.0f));
-            // :31 bnmean = hprebn.mean(0, keepdim=True)
-            g->dhprebn[i][j] += g->dbnmean[0][j] / 32.0f;
             // :28 hprebn = embcat @ W1 + b1
             g->dhprebn_t1[i][j] = g->dhprebn[i][j];
             g->db1[j] += g->dhprebn[i][j];
@@ -248,14 +245,13 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
         return;   // bnvar is calibrated from here
     
     // mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv
-    // bnraw_t1 [32, 200] = sub(hprebn [32, 200], bnmean [1, 200])
+    // rewritten: mlp_bn_fused.ninja:33-34 as BatchNorm (exercise 3: dhprebn in closed form)
+    // bnraw [32, 200] = batchnorm(hprebn [32, 200], bnmean [1, 200], bnvar [1, 200])
+    for (int j = 0; j < 200; j++)
+        w->bnraw_inv[0][j] = 1.0f / sqrtf(s->bnvar[0][j] + 1e-5f);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
-            w->bnraw_t1[i][j] = w->hprebn[i][j] - s->bnmean[0][j];
-    // bnraw [32, 200] = mul(bnraw_t1 [32, 200], bnvar_inv [1, 200])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 200; j++)
-            w->bnraw[i][j] = w->bnraw_t1[i][j] * s->bnvar_inv[0][j];
+            w->bnraw[i][j] = (w->hprebn[i][j] - s->bnmean[0][j]) * w->bnraw_inv[0][j];
     
     // mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias
     // hpreact_t1 [32, 200] = mul(bngain [1, 200], bnraw [32, 200])
@@ -368,14 +364,6 @@ int mlp_bn_fused_calibrate(const mlp_bn_fused_params *p, const int32_t *const *i
     // bnvar [1, 200] = var(hprebn [32, 200]) over all rows
     if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnvar, accumulate_bnvar, 200, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnvar[0][0]))
         return -1;
-    
-    // mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5
-    // bnvar_inv_t1 [1, 200] = add_c(bnvar [1, 200])
-    for (int j = 0; j < 200; j++)
-        s->bnvar_inv_t1[0][j] = s->bnvar[0][j] + 1e-5f;
-    // bnvar_inv [1, 200] = rsqrt(bnvar_inv_t1 [1, 200])
-    for (int j = 0; j < 200; j++)
-        s->bnvar_inv[0][j] = 1.0f / sqrtf(s->bnvar_inv_t1[0][j]);
     return 0;
 }
 
@@ -416,7 +404,6 @@ static const NjTensor acts[] = {
     {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hprebn), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
     {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)", 0},
     {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)", 0},
-    {"bnvar_inv", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar_inv), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
     {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_acts, bnraw), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv", 0x1},
     {"hpreact", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hpreact), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias", 0x1},
     {"h", 2, {32, 200}, offsetof(mlp_bn_fused_acts, h), "mlp_bn_fused.ninja:38: h = torch.tanh(hpreact)", 0x1},
@@ -437,8 +424,6 @@ static const NjTensor grads[] = {
 static const NjTensor stats[] = {
     {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)", 0},
     {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)", 0},
-    {"bnvar_inv_t1", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar_inv_t1), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
-    {"bnvar_inv", 2, {1, 200}, offsetof(mlp_bn_fused_stats, bnvar_inv), "mlp_bn_fused.ninja:33: bnvar_inv = (bnvar + 1e-5)**-0.5", 0},
     {NULL, 0, {0}, 0, NULL, 0}   // keeps the array non-empty
 };
 
@@ -447,7 +432,6 @@ static const NjTensor infer_acts[] = {
     {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_infer_ws, embcat), "mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hprebn_t1", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hprebn_t1), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
     {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hprebn), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
-    {"bnraw_t1", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, bnraw_t1), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv", 0x1},
     {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, bnraw), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv", 0x1},
     {"hpreact_t1", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hpreact_t1), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias", 0x1},
     {"hpreact", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hpreact), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias", 0x1},
@@ -478,16 +462,16 @@ const NinjacModel mlp_bn_fused_model = {
     .batch = 32,
     .nparams = 7, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 11, .acts = acts,
+    .nacts = 10, .acts = acts,
     .ngrads = 7, .grads = grads,
     .params_bytes = sizeof(mlp_bn_fused_params), .acts_bytes = sizeof(mlp_bn_fused_acts), .grads_bytes = sizeof(mlp_bn_fused_grads),
     .loss_offset = offsetof(mlp_bn_fused_acts, loss),
     .forward = forward_any, .backward = backward_any, .sgd = sgd_any,
-    .nstats = 4, .stats = stats, .stats_bytes = sizeof(mlp_bn_fused_stats),
+    .nstats = 2, .stats = stats, .stats_bytes = sizeof(mlp_bn_fused_stats),
     .infer_chunk = 512, .infer_bytes = sizeof(mlp_bn_fused_infer_ws),
     .infer_loss_offset = offsetof(mlp_bn_fused_infer_ws, loss),
     .infer_logits_offset = offsetof(mlp_bn_fused_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
-    .ninfer_acts = 12, .infer_acts = infer_acts,
+    .ninfer_acts = 11, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mlp_bn_fused_check_inputs,
 };

@@ -25,10 +25,8 @@ typedef struct {   // every activation of a training batch
     float hprebn[32][200];             // [n=32, 200] mlp_bn_fused.ninja:28
     float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:31
     float bnvar[1][200];               // [1, 200] mlp_bn_fused.ninja:32
-    float bnvar_inv_t1[1][200];        // [1, 200] mlp_bn_fused.ninja:33
-    float bnvar_inv[1][200];           // [1, 200] mlp_bn_fused.ninja:33
-    float bnraw_t1[32][200];           // [n=32, 200] mlp_bn_fused.ninja:34
     float bnraw[32][200];              // [n=32, 200] mlp_bn_fused.ninja:34
+    float bnraw_inv[1][200];           // [1, 200] 1 / sqrt(var + eps), for batchnorm
     float hpreact_t1[32][200];         // [n=32, 200] mlp_bn_fused.ninja:35
     float hpreact[32][200];            // [n=32, 200] mlp_bn_fused.ninja:35
     float h[32][200];                  // [n=32, 200] mlp_bn_fused.ninja:38
@@ -49,9 +47,7 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dembcat[32][30];             // [n=32, 30] mlp_bn_fused.ninja:26
     float dhprebn_t1[32][200];         // [n=32, 200] mlp_bn_fused.ninja:28
     float dhprebn[32][200];            // [n=32, 200] mlp_bn_fused.ninja:28
-    float dbnmean[1][200];             // [1, 200] mlp_bn_fused.ninja:31
-    float dbnvar[1][200];              // [1, 200] mlp_bn_fused.ninja:32
-    float dbnvar_inv[1][200];          // [1, 200] mlp_bn_fused.ninja:33
+    float dbnraw[32][200];             // [n=32, 200] mlp_bn_fused.ninja:34
     float dh[32][200];                 // [n=32, 200] mlp_bn_fused.ninja:38
     float dlogits_t1[32][27];          // [n=32, 27] mlp_bn_fused.ninja:39
     float dloss;                       // [] mlp_bn_fused.ninja:40
@@ -61,8 +57,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
 typedef struct {   // batch statistics, frozen for inference
     float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:31
     float bnvar[1][200];               // [1, 200] mlp_bn_fused.ninja:32
-    float bnvar_inv_t1[1][200];        // [1, 200] mlp_bn_fused.ninja:33
-    float bnvar_inv[1][200];           // [1, 200] mlp_bn_fused.ninja:33
 } mlp_bn_fused_stats;
 
 typedef struct {   // inference activations for up to 512 rows
@@ -70,8 +64,8 @@ typedef struct {   // inference activations for up to 512 rows
     float embcat[512][30];             // [n=32, 30] mlp_bn_fused.ninja:26
     float hprebn_t1[512][200];         // [n=32, 200] mlp_bn_fused.ninja:28
     float hprebn[512][200];            // [n=32, 200] mlp_bn_fused.ninja:28
-    float bnraw_t1[512][200];          // [n=32, 200] mlp_bn_fused.ninja:34
     float bnraw[512][200];             // [n=32, 200] mlp_bn_fused.ninja:34
+    float bnraw_inv[1][200];           // [1, 200] 1 / sqrt(var + eps), for batchnorm
     float hpreact_t1[512][200];        // [n=32, 200] mlp_bn_fused.ninja:35
     float hpreact[512][200];           // [n=32, 200] mlp_bn_fused.ninja:35
     float h[512][200];                 // [n=32, 200] mlp_bn_fused.ninja:38
