@@ -1392,7 +1392,9 @@ void build_model(Program *prog, Model *m, Define *defs, int ndefs) {
         return;
     }
     Sym *logits = sym_find(&c.syms, "logits");
-    if (logits && logits->kind == SYM_TENSOR && logits->tensor->rank == 2 &&
+    /* [rows, vocab] (the notebooks), or [rows, t, vocab] (makemore.py's
+     * models: the trainer samples position by position, sample_words) */
+    if (logits && logits->kind == SYM_TENSOR && (logits->tensor->rank == 2 || logits->tensor->rank == 3) &&
         logits->tensor->batch[0] && logits->tensor->kind == T_ACT)
         m->logits = logits->tensor;
     drop_dead_temps(m);

@@ -225,7 +225,7 @@ const NinjacModel mm_bigram_model = {
     .nstats = 0, .stats = stats, .stats_bytes = sizeof(mm_bigram_stats),
     .infer_chunk = 1024, .infer_bytes = sizeof(mm_bigram_infer_ws),
     .infer_loss_offset = offsetof(mm_bigram_infer_ws, loss),
-    .infer_logits_offset = -1, .logits_positions = 0, .logits_cols = 0,
+    .infer_logits_offset = offsetof(mm_bigram_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
     .ninfer_acts = 3, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mm_bigram_check_inputs,
