@@ -387,9 +387,10 @@ static Val embed(Ctx *c, Tensor *table, Tensor *index, Node *n) {
                  describe(index), MAX_RANK);
         return ERR;
     }
-    if (index->ignore) {   /* fn: a cross_entropy target with ignore_index holds it */
+    const Tensor *declared = index->kind == T_INPUT ? c->m->inputs.items[index->input_index] : NULL;
+    if (index->ignore || (declared && declared->ignore)) {   /* fn: a cross_entropy target with ignore_index holds it */
         error_at(n->args[0]->loc, "'%s' holds ignore_index=%lld (a cross_entropy target), so it cannot index a table",
-                 index->name, (long long)index->ignore);
+                 index->name, (long long)(index->ignore ? index->ignore : declared->ignore));
         return ERR;
     }
     if (index->bound > table->shape[0]) {
@@ -553,19 +554,22 @@ static Val cross_entropy(Ctx *c, Node *call) {
             error_at(arg[1]->loc, "targets with ignore_index must be an integer input");
             return ERR;
         }
-        /* an ignored target is no index: the value would read outside a table */
+        /* an ignored target is no index: the value would read outside a table
+         * (the input itself, or a view of it: the same values) */
         for (int i = 0; i < c->m->ops.len; i++) {
             Op *use = c->m->ops.items[i];
-            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1] == tv.t) {
+            if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1]->kind == T_INPUT &&
+                use->in[1]->input_index == tv.t->input_index) {
                 error_at(arg[1]->loc, "'%s' also indexes a table, so it cannot hold ignore_index=%lld",
                          tv.t->name, (long long)ignore);
                 note_at(use->loc, "it indexes here");
                 return ERR;
             }
         }
-        if (tv.t->ignore && tv.t->ignore != ignore) {
+        const Tensor *declared = c->m->inputs.items[tv.t->input_index];
+        if ((tv.t->ignore && tv.t->ignore != ignore) || (declared->ignore && declared->ignore != ignore)) {
             error_at(arg[2]->loc, "'%s' is already the target of a cross_entropy with ignore_index=%lld",
-                     tv.t->name, (long long)tv.t->ignore);
+                     tv.t->name, (long long)(tv.t->ignore ? tv.t->ignore : declared->ignore));
             return ERR;
         }
     }
@@ -579,8 +583,13 @@ static Val cross_entropy(Ctx *c, Node *call) {
     Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, 0, NULL, NULL, call->loc);
     Op *op = new_op(c, OP_CROSS_ENTROPY, out, logits, tv.t, call->loc);
     op->ignore = ignore;
-    if (ignore)     /* the input accepts it from now on (the runtime's input checks) */
+    if (ignore) {   /* the input accepts it from now on (the runtime's input checks) */
         tv.t->ignore = ignore;
+        /* and so does the declared input when the target is a view of it
+         * (makemore's targets.view(-1)): check_inputs and the trainer's
+         * NjInput read the declared one */
+        ((Tensor *)c->m->inputs.items[tv.t->input_index])->ignore = ignore;
+    }
     op->c = int_scalar(logits->shape[0]);
     if (logits->batch[0])   /* rows * t after logits.view(-1, V) of [n, t, V] */
         op->c.rows_expr = logits->shape[0] == c->m->batch

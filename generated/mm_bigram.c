@@ -160,7 +160,7 @@ int64_t mm_bigram_check_inputs(const int32_t *const *inputs, int64_t rows, int *
             return i;
         }
     for (int64_t i = 0; inputs[1] && i < rows * 16; i++)
-        if ((inputs[1][i] < 0 || inputs[1][i] >= 27)) {
+        if ((inputs[1][i] < 0 || inputs[1][i] >= 27) && inputs[1][i] != -1) {
             *which = 1;
             return i;
         }
@@ -174,7 +174,7 @@ static const NjParam params[] = {
 
 static const NjInput inputs_table[] = {
     {"idx", 2, {32, 16}, 27, 0},
-    {"targets", 2, {32, 16}, 27, 0},
+    {"targets", 2, {32, 16}, 27, -1},
 };
 
 static const NjTensor acts[] = {

@@ -482,6 +482,25 @@ int fdcheck_main(int argc, char **argv, const NinjacModel *m) {
     }
     printf("  %-18s %-5s %-16s %8s %6s %11s %12s\n", "tensor", "kind", "shape", "checked", "unres", "max|grad|",
            "max rel err");
+    /* An activation computed from the inputs alone (lecture 1's
+     * xenc = F.one_hot(xs).float()) has no gradient to check: nothing
+     * upstream of it is trained. It is the one that stays bit for bit the
+     * same when every param moves; those are skipped. Any other act
+     * without a gradient must not move the loss (checked below). */
+    bool *param_free = zalloc(sizeof(bool) * (size_t)(m->nacts + 1));
+    if (m->opt_level == 0) {
+        double *moved = zalloc(m->params_bytes), *acts1 = zalloc(m->acts_bytes);
+        memcpy(moved, p.params, m->params_bytes);
+        for (size_t e = 0; e < m->params_bytes / sizeof(double); e++)
+            moved[e] += 0.01 * (1.0 + fabs(moved[e]));
+        m->forward(moved, (const int32_t *const *)p.inputs, acts1);
+        for (int i = 0; i < m->nacts; i++)
+            param_free[i] = !find_grad(m, m->acts[i].name) &&
+                            !memcmp(at(acts1, m->acts[i].offset), at(p.acts0, m->acts[i].offset),
+                                    sizeof(double) * (size_t)numel_of(m->acts[i].rank, m->acts[i].shape));
+        free(moved);
+        free(acts1);
+    }
     int64_t total = 0, unresolved = 0;
     double worst = 0;
     int ntensors = 0;
@@ -491,6 +510,11 @@ int fdcheck_main(int argc, char **argv, const NinjacModel *m) {
             const NjTensor *t = pass == 0 ? &m->params[i].t : &m->acts[i];
             if ((o.only && strcmp(o.only, t->name) != 0) || (pass == 1 && m->opt_level != 0))
                 continue;
+            if (pass == 1 && param_free[i]) {
+                printf("  %-18s %-5s %-16s  (from the inputs alone: no gradient to check)\n", t->name, "act",
+                       shape_text(t->rank, t->shape));
+                continue;
+            }
             Result res = check_tensor(&p, &r, &o, t, pass == 0 ? at(p.params, t->offset) : NULL, pass == 0 ? -1 : i);
             printf("  %-18s %-5s %-16s %8lld %6lld %11.3g %12.3g%s%s\n", t->name, pass == 0 ? "param" : "act",
                    shape_text(t->rank, t->shape), (long long)res.checked, (long long)res.unresolved, res.max_grad,
