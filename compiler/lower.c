@@ -641,7 +641,8 @@ static Val cross_entropy(Ctx *c, Node *call) {
             error_at(arg[1]->loc, "targets with ignore_index must be an integer input");
             return ERR;
         }
-        /* an ignored target is no index: the value would read outside a table */
+        /* an ignored target is no index: the value would read outside a table
+         * (the input itself, or a view of it: the same values) */
         for (int i = 0; i < c->m->ops.len; i++) {
             Op *use = c->m->ops.items[i];
             if ((use->kind == OP_EMBED || use->kind == OP_PICK) && use->in[1]->kind == T_INPUT &&

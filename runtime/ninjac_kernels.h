@@ -90,9 +90,13 @@ NJ_HELPER void NJ_FN(load_c)(NJ_FN(vec) *v, const float *c, int n) {
 NJ_HELPER void NJ_FN(store_c)(float *c, const NJ_FN(vec) *v, int n) {
     if (n >= NJ_VW)
         memcpy(c, v, sizeof *v);
-    else
-        for (int l = 0; l < n; l++)
-            c[l] = (*v)[l];
+    else   /* over the vector's lanes, not up to n: GCC 12 made `l < n` a memcpy of
+              n floats and, inlined into a product whose rows are a runtime multiple of
+              the batch (lecture 5's x @ W1 over [rows * 4, 48]), warned that it could
+              read past acc (-Warray-bounds, -Wstringop-overread): n < VW here */
+        for (int l = 0; l < NJ_VW; l++)
+            if (l < n)
+                c[l] = (*v)[l];
 }
 
 /* B[0..kc)[0..nc) as panels slab[nc / NR][kc][NR] (kc x nc <= SLAB), zeros

@@ -391,7 +391,8 @@ static void *zalloc(size_t bytes) {
  * weights (torch.zeros((B, T, T)) masked and softmaxed) has no gradient,
  * in PyTorch either, yet the loss depends on it: its numerical gradient is
  * not 0, and it is not checked. A mask that a small move leaves as it was
- * counts too; it has no gradient either. */
+ * counts too; it has no gradient either. So does an activation computed
+ * from the inputs alone (lecture 1's xenc = F.one_hot(xs).float()). */
 static bool *param_free_acts(const Point *p, uint64_t seed) {
     const NinjacModel *m = p->m;
     double *params = zalloc(m->params_bytes), *acts = zalloc(m->acts_bytes);

@@ -24,8 +24,20 @@ test losses (whole splits, -1 targets skipped) agree within EVAL_TOL.
 Exits 1 on any failure.
 
 Why LOSS_TOL is 1e-4: as in test_adamw_run.py, the two runs differ only by
-float rounding in the matmuls' order of summation, which grows slowly over
-a few hundred steps.
+float rounding in the order of summation (measured on names.txt: at most
+3.0e-6 over 300 steps with makemore's settings, 2.6e-6 with --lr 1e-2
+--weight-decay 1.0; Intel Xeon, 2026-12-06), which grows slowly over a few
+hundred steps.
+
+What it can tell apart (--break makes PyTorch's side wrong on purpose):
+an lr 10% high fails at step 3. Weight decay, at makemore's settings, it
+cannot: Bigram's params start at zero and move by about lr per step, so
+decoupled decay (p *= 1 - lr * wd, 5e-6 of p per step) changes the loss
+by 9.1e-5 within 300 steps when wd is doubled, under the tolerance. So
+ctest runs it a second time with --lr 1e-2 --weight-decay 1.0 on both
+sides, where a doubled weight decay fails at step 3 (1.9e-4) and the
+runs still agree to 2.6e-6; test_adamw_run.py checks the decay bit for
+bit on lecture 2's MLP.
 """
 import argparse
 import os
@@ -51,10 +63,10 @@ EVAL_TOL = 5e-4
 SEED = 3407  # makemore.py's default --seed
 
 
-def trainer_run(trainer, work, steps, data, tag):
+def trainer_run(trainer, work, steps, data, tag, *train_args):
     ckpt = os.path.join(work, f"{tag}.safetensors")
     log = os.path.join(work, f"{tag}.csv")
-    out = subprocess.run([trainer, "train", "--steps", str(steps), "--data", data, "--save", ckpt,
+    out = subprocess.run([trainer, "train", "--steps", str(steps), *train_args, "--data", data, "--save", ckpt,
                           "--checkpoint-every", "0", "--log", log, "--plot", "", "--samples", "0"],
                          check=True, capture_output=True, text=True).stdout
     with open(log) as f:
@@ -101,16 +113,21 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--workdir")
+    ap.add_argument("--lr", type=float, default=5e-4, help="both sides (makemore's default 5e-4)")
+    ap.add_argument("--weight-decay", type=float, default=0.01, help="both sides (makemore's default 0.01)")
+    ap.add_argument("--break", dest="brk", choices=("wd", "lr"),
+                    help="make PyTorch's side wrong on purpose (weight decay doubled, lr 10%% high): the test must fail")
     args = ap.parse_args()
-    if not os.path.exists(args.makemore):   # the reference lives beside the checkout, not in it
-        print(f"skipped: no {args.makemore}")
+    if not os.path.exists(args.makemore):
+        print(f"skipped: {args.makemore} not found (cmake -DNINJAC_MAKEMORE_PY=PATH)")
         return 77
     torch.set_num_threads(1)
     work = args.workdir or tempfile.mkdtemp(prefix="ninjac-makemore-")
     os.makedirs(work, exist_ok=True)
 
     init_path, _, _ = trainer_run(args.trainer, work, 0, args.data, "init")
-    _, ours, our_evals = trainer_run(args.trainer, work, args.steps, args.data, "run")
+    _, ours, our_evals = trainer_run(args.trainer, work, args.steps, args.data, "run",
+                                     "--lr", repr(args.lr), "--weight-decay", repr(args.weight_decay))
     init, _ = st.read(init_path)
 
     mm = vs_makemore.load_makemore(args.makemore)
@@ -134,7 +151,9 @@ def main():
         params[name] = init[name].clone().requires_grad_(True)
     b = spec["inputs"][0][1][0]
     loader = mm.InfiniteDataLoader(train_set, batch_size=b, num_workers=0)
-    opt = torch.optim.AdamW(params.values(), lr=5e-4, weight_decay=0.01, betas=(0.9, 0.99), eps=1e-8)
+    opt = torch.optim.AdamW(params.values(), lr=args.lr * (1.1 if args.brk == "lr" else 1),
+                            weight_decay=args.weight_decay * (2 if args.brk == "wd" else 1),
+                            betas=(0.9, 0.99), eps=1e-8)
     worst, worst_step = 0.0, 0
     for step in range(args.steps):
         x, y = loader.next()
