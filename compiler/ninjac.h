@@ -302,7 +302,6 @@ struct Op {
     Loc loc;
     const Stmt *stmt;
     bool batch_reduction;   /* a REDUCE over the batch dim */
-    int stop_index;         /* calibration: infer stage that ends before this op */
     /* rewrite.c: this op replaces the spec's lines from rewrite_first to
      * its own stmt, by the rule named rewrite_rule */
     const Stmt *rewrite_first;
