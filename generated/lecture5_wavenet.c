@@ -180,23 +180,17 @@ void lecture5_wavenet_forward(const lecture5_wavenet_params *restrict p, const i
         a->xvar[0][j] /= 32.0f - 1.0f;
     
     // lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-    // xhat_t7 [32, 128] = sub(x_l80 [32, 128], xmean [1, 128])
+    // rewritten: lecture5_wavenet.ninja:84 as BatchNorm (exercise 3: dhprebn in closed form)
+    // xhat [32, 128] = batchnorm(x_l80 [32, 128], xmean [1, 128], xvar [1, 128])
+    for (int j = 0; j < 128; j++)
+        a->xhat_inv[0][j] = 1.0f / sqrtf(a->xvar[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 128; j++)
-            a->xhat_t7[i][j] = a->x_l80[i][j] - a->xmean[0][j];
+            a->xhat[i][j] = (a->x_l80[i][j] - a->xmean[0][j]) * a->xhat_inv[0][j];
     
-    // lecture5_wavenet.ninja:84, in one pass over [1, 128]:
-    for (int j = 0; j < 128; j++) {
-        // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-        float xhat_t8 = a->xvar[0][j] + 1e-5f;
-        a->xhat_t9[0][j] = sqrtf(xhat_t8);
-    }
-    
-    // lecture5_wavenet.ninja:84-87, in one pass over [n=32, 128]:
+    // lecture5_wavenet.ninja:85-87, in one pass over [n=32, 128]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 128; j++) {
-            // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-            a->xhat[i][j] = a->xhat_t7[i][j] / a->xhat_t9[0][j];
             // :85 x = gamma3 * xhat + beta3
             float x_t3 = p->gamma3[j] * a->xhat[i][j];
             a->x_l85[i][j] = x_t3 + p->beta3[j];
@@ -258,10 +252,9 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     // dW4 = x^T @ dlogits_l89
     nj_gemm(128, 27, 32, &a->x[0][0], 1, 128, &g->dlogits_l89[0][0], 27, &g->dW4[0][0], 27, 0);
     
-    // backprop through lecture5_wavenet.ninja:84-87, in one pass over [n=32, 128]:
+    // backprop through lecture5_wavenet.ninja:85-87, in one pass over [n=32, 128]:
     memset(&g->dbeta3[0], 0, sizeof(float) * 128);
     memset(&g->dgamma3[0], 0, sizeof(float) * 128);
-    memset(&g->dxhat_t9[0][0], 0, sizeof(float) * 128);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 128; j++) {
             // :87 x = torch.tanh(x)
@@ -270,35 +263,24 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
             float dx_t3 = dx_l85;
             g->dbeta3[j] += dx_l85;
             g->dgamma3[j] += dx_t3 * a->xhat[i][j];
-            float dxhat = dx_t3 * p->gamma3[j];
-            // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-            g->dxhat_t7[i][j] = dxhat / a->xhat_t9[0][j];
-            g->dxhat_t9[0][j] += -dxhat * a->xhat_t7[i][j] / (a->xhat_t9[0][j] * a->xhat_t9[0][j]);
+            g->dxhat[i][j] = dx_t3 * p->gamma3[j];
         }
     
-    // backprop through lecture5_wavenet.ninja:84, in one pass over [1, 128]:
+    // backprop through lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
+    // rewritten: lecture5_wavenet.ninja:84 as BatchNorm (exercise 3: dhprebn in closed form)
+    // dx_l80 from xhat [32, 128] = batchnorm(x_l80 [32, 128], xmean [1, 128], xvar [1, 128])
+    memset(&g->dx_l80[0][0], 0, sizeof(float) * 4096);
     for (int j = 0; j < 128; j++) {
-        // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-        float dxhat_t8 = g->dxhat_t9[0][j] * 0.5f / a->xhat_t9[0][j];
-        g->dxvar[0][j] = dxhat_t8;
-    }
-    
-    // backprop through lecture5_wavenet.ninja:83-84, in one pass over [n=32, 128]:
-    memset(&g->dxmean[0][0], 0, sizeof(float) * 128);
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 128; j++) {
-            // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-            g->dx_l80[i][j] = g->dxhat_t7[i][j];
-            g->dxmean[0][j] += -g->dxhat_t7[i][j];
-            // :83 xvar = x.var(0, keepdim=True)
-            g->dx_l80[i][j] += g->dxvar[0][j] * (2.0f * (a->x_l80[i][j] - a->xmean[0][j]) / (32.0f - 1.0f));
+        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
+        for (int i = 0; i < 32; i++) {
+            sum += g->dxhat[i][j];
+            dot += g->dxhat[i][j] * a->xhat[i][j];
         }
-    
-    // backprop through lecture5_wavenet.ninja:82: xmean = x.mean(0, keepdim=True)
-    // dx_l80 from xmean [1, 128] = mean(x_l80 [32, 128])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 128; j++)
-            g->dx_l80[i][j] += g->dxmean[0][j] / 32.0f;
+        sum /= 32.0f;
+        dot /= 31.0f;   // Bessel's correction
+        for (int i = 0; i < 32; i++)
+            g->dx_l80[i][j] += a->xhat_inv[0][j] * (g->dxhat[i][j] - sum - a->xhat[i][j] * dot);
+    }
     
     // backprop through lecture5_wavenet.ninja:80: x = x @ W3
     // dx_l78 from x_l80 [32, 128] = matmul(x_l78 [32, 256], W3 [256, 128])
@@ -598,14 +580,13 @@ static void infer_upto(const lecture5_wavenet_params *p, const lecture5_wavenet_
         return;   // xvar is calibrated from here
     
     // lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-    // xhat_t7 [32, 128] = sub(x_l80 [32, 128], xmean [1, 128])
+    // rewritten: lecture5_wavenet.ninja:84 as BatchNorm (exercise 3: dhprebn in closed form)
+    // xhat [32, 128] = batchnorm(x_l80 [32, 128], xmean [1, 128], xvar [1, 128])
+    for (int j = 0; j < 128; j++)
+        w->xhat_inv[0][j] = 1.0f / sqrtf(s->xvar[0][j] + 1e-5f);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 128; j++)
-            w->xhat_t7[i][j] = w->x_l80[i][j] - s->xmean[0][j];
-    // xhat [32, 128] = div(xhat_t7 [32, 128], xhat_t9 [1, 128])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 128; j++)
-            w->xhat[i][j] = w->xhat_t7[i][j] / s->xhat_t9[0][j];
+            w->xhat[i][j] = (w->x_l80[i][j] - s->xmean[0][j]) * w->xhat_inv[0][j];
     
     // lecture5_wavenet.ninja:85: x = gamma3 * xhat + beta3
     // x_t3 [32, 128] = mul(gamma3 [128], xhat [32, 128])
@@ -784,14 +765,6 @@ int lecture5_wavenet_calibrate(const lecture5_wavenet_params *p, const int32_t *
     // xvar [1, 128] = var(x_l80 [32, 128]) over all rows
     if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar, accumulate_xvar, 128, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->xvar[0][0]))
         return -1;
-    
-    // lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-    // xhat_t8 [1, 128] = add_c(xvar [1, 128])
-    for (int j = 0; j < 128; j++)
-        s->xhat_t8[0][j] = s->xvar[0][j] + 1e-5f;
-    // xhat_t9 [1, 128] = sqrt(xhat_t8 [1, 128])
-    for (int j = 0; j < 128; j++)
-        s->xhat_t9[0][j] = sqrtf(s->xhat_t8[0][j]);
     return 0;
 }
 
@@ -886,8 +859,6 @@ static const NjTensor stats[] = {
     {"xhat_t6", 3, {1, 1, 128}, offsetof(lecture5_wavenet_stats, xhat_t6), "lecture5_wavenet.ninja:71: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0},
     {"xmean", 2, {1, 128}, offsetof(lecture5_wavenet_stats, xmean), "lecture5_wavenet.ninja:82: xmean = x.mean(0, keepdim=True)", 0},
     {"xvar", 2, {1, 128}, offsetof(lecture5_wavenet_stats, xvar), "lecture5_wavenet.ninja:83: xvar = x.var(0, keepdim=True)", 0},
-    {"xhat_t8", 2, {1, 128}, offsetof(lecture5_wavenet_stats, xhat_t8), "lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0},
-    {"xhat_t9", 2, {1, 128}, offsetof(lecture5_wavenet_stats, xhat_t9), "lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0},
     {NULL, 0, {0}, 0, NULL, 0}   // keeps the array non-empty
 };
 
@@ -910,7 +881,6 @@ static const NjTensor infer_acts[] = {
     {"x_l77", 3, {32, 1, 256}, offsetof(lecture5_wavenet_infer_ws, x_l77), "lecture5_wavenet.ninja:77: x = x.view(B, T//2, C*2)", 0x1},
     {"x_l78", 2, {32, 256}, offsetof(lecture5_wavenet_infer_ws, x_l78), "lecture5_wavenet.ninja:78: x = x.squeeze(1)", 0x1},
     {"x_l80", 2, {32, 128}, offsetof(lecture5_wavenet_infer_ws, x_l80), "lecture5_wavenet.ninja:80: x = x @ W3", 0x1},
-    {"xhat_t7", 2, {32, 128}, offsetof(lecture5_wavenet_infer_ws, xhat_t7), "lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
     {"xhat", 2, {32, 128}, offsetof(lecture5_wavenet_infer_ws, xhat), "lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
     {"x_t3", 2, {32, 128}, offsetof(lecture5_wavenet_infer_ws, x_t3), "lecture5_wavenet.ninja:85: x = gamma3 * xhat + beta3", 0x1},
     {"x_l85", 2, {32, 128}, offsetof(lecture5_wavenet_infer_ws, x_l85), "lecture5_wavenet.ninja:85: x = gamma3 * xhat + beta3", 0x1},
@@ -946,11 +916,11 @@ const NinjacModel lecture5_wavenet_model = {
     .params_bytes = sizeof(lecture5_wavenet_params), .acts_bytes = sizeof(lecture5_wavenet_acts), .grads_bytes = sizeof(lecture5_wavenet_grads),
     .loss_offset = offsetof(lecture5_wavenet_acts, loss),
     .forward = forward_any, .backward = backward_any, .sgd = sgd_any,
-    .nstats = 12, .stats = stats, .stats_bytes = sizeof(lecture5_wavenet_stats),
+    .nstats = 10, .stats = stats, .stats_bytes = sizeof(lecture5_wavenet_stats),
     .infer_chunk = 128, .infer_bytes = sizeof(lecture5_wavenet_infer_ws),
     .infer_loss_offset = offsetof(lecture5_wavenet_infer_ws, loss),
     .infer_logits_offset = offsetof(lecture5_wavenet_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
-    .ninfer_acts = 26, .infer_acts = infer_acts,
+    .ninfer_acts = 25, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = lecture5_wavenet_check_inputs,
 };

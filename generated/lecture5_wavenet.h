@@ -52,10 +52,8 @@ typedef struct {   // every activation of a training batch
     float x_l80[32][128];              // [n=32, 128] lecture5_wavenet.ninja:80
     float xmean[1][128];               // [1, 128] lecture5_wavenet.ninja:82
     float xvar[1][128];                // [1, 128] lecture5_wavenet.ninja:83
-    float xhat_t7[32][128];            // [n=32, 128] lecture5_wavenet.ninja:84
-    float xhat_t8[1][128];             // [1, 128] lecture5_wavenet.ninja:84
-    float xhat_t9[1][128];             // [1, 128] lecture5_wavenet.ninja:84
     float xhat[32][128];               // [n=32, 128] lecture5_wavenet.ninja:84
+    float xhat_inv[1][128];            // [1, 128] 1 / sqrt(var + eps), for batchnorm
     float x_t3[32][128];               // [n=32, 128] lecture5_wavenet.ninja:85
     float x_l85[32][128];              // [n=32, 128] lecture5_wavenet.ninja:85
     float x[32][128];                  // [n=32, 128] lecture5_wavenet.ninja:87
@@ -93,10 +91,7 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dx_l77[32][1][256];          // [n=32, 1, 256] lecture5_wavenet.ninja:77
     float dx_l78[32][256];             // [n=32, 256] lecture5_wavenet.ninja:78
     float dx_l80[32][128];             // [n=32, 128] lecture5_wavenet.ninja:80
-    float dxmean[1][128];              // [1, 128] lecture5_wavenet.ninja:82
-    float dxvar[1][128];               // [1, 128] lecture5_wavenet.ninja:83
-    float dxhat_t7[32][128];           // [n=32, 128] lecture5_wavenet.ninja:84
-    float dxhat_t9[1][128];            // [1, 128] lecture5_wavenet.ninja:84
+    float dxhat[32][128];              // [n=32, 128] lecture5_wavenet.ninja:84
     float dx[32][128];                 // [n=32, 128] lecture5_wavenet.ninja:87
     float dlogits_l89[32][27];         // [n=32, 27] lecture5_wavenet.ninja:89
     float dloss;                       // [] lecture5_wavenet.ninja:91
@@ -114,8 +109,6 @@ typedef struct {   // batch statistics, frozen for inference
     float xhat_t6[1][1][128];          // [1, 1, 128] lecture5_wavenet.ninja:71
     float xmean[1][128];               // [1, 128] lecture5_wavenet.ninja:82
     float xvar[1][128];                // [1, 128] lecture5_wavenet.ninja:83
-    float xhat_t8[1][128];             // [1, 128] lecture5_wavenet.ninja:84
-    float xhat_t9[1][128];             // [1, 128] lecture5_wavenet.ninja:84
 } lecture5_wavenet_stats;
 
 typedef struct {   // inference activations for up to 128 rows
@@ -137,8 +130,8 @@ typedef struct {   // inference activations for up to 128 rows
     float x_l77[128][1][256];          // [n=32, 1, 256] lecture5_wavenet.ninja:77
     float x_l78[128][256];             // [n=32, 256] lecture5_wavenet.ninja:78
     float x_l80[128][128];             // [n=32, 128] lecture5_wavenet.ninja:80
-    float xhat_t7[128][128];           // [n=32, 128] lecture5_wavenet.ninja:84
     float xhat[128][128];              // [n=32, 128] lecture5_wavenet.ninja:84
+    float xhat_inv[1][128];            // [1, 128] 1 / sqrt(var + eps), for batchnorm
     float x_t3[128][128];              // [n=32, 128] lecture5_wavenet.ninja:85
     float x_l85[128][128];             // [n=32, 128] lecture5_wavenet.ninja:85
     float x[128][128];                 // [n=32, 128] lecture5_wavenet.ninja:87
