@@ -960,6 +960,8 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
         Node *arg[2];
         return bind_args(call, params, arg) ? split(c, t, arg[0], arg[1], call->loc) : ERR;
     }
+    if (!strcmp(fn, "clamp"))   /* lower_nn.c: clamp_min and clamp_max */
+        return clamp(c, t, call);
     if (!op_by_name(fn, PY_METHOD, &kind)) {
         error_at(call->loc, "unsupported method .%s() (supported: %s)", fn, supported_methods());
         return ERR;

@@ -145,6 +145,7 @@ bool power_op(double exponent, OpKind *kind);
 /* Lowers module.fn(...) when it is one of lower_nn.c's (sets *v, true);
  * false leaves the call to module_call. */
 bool nn_module_call(Ctx *c, const char *module, const char *fn, Node *call, Val *v);
+Val clamp(Ctx *c, Tensor *self, Node *call);   /* x.clamp(min, max) (self) or torch.clamp(x, ...) (NULL) */
 Val math_constant(Node *attr);   /* math.pi, math.e, ... */
 
 /* ---- rnn (issue 12 item 5): lower_int.c, computed integer tensors ---- */

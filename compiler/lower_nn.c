@@ -214,11 +214,56 @@ static Val zeros_like(Ctx *c, Node *call) {
     return tensor_val(out);
 }
 
+/* ---- torch.clamp(input, min, max) and x.clamp(min, max): constant bounds,
+ * either optional; clamp_min then clamp_max (ops.def) ---- */
+
+Val clamp(Ctx *c, Tensor *self, Node *call) {
+    static const char *const fn_params[] = {"input", "min", "max", NULL};
+    static const char *const method_params[] = {"min", "max", NULL};
+    Node *arg[3];
+    if (!bind_args(call, self ? method_params : fn_params, arg))
+        return ERR;
+    Node **bound = self ? arg : arg + 1;
+    const char *name = self ? ".clamp()" : "torch.clamp";
+    if (!self && !arg[0]) {
+        error_at(call->loc, "torch.clamp takes (input, min, max)");
+        return ERR;
+    }
+    if (!bound[0] && !bound[1]) {
+        error_at(call->loc, "%s needs at least one of min and max", name);
+        return ERR;
+    }
+    Tensor *t = self ? self : expect_tensor(c, arg[0]);
+    if (!t)
+        return ERR;
+    if (t->dtype != DT_FLOAT) {
+        error_at(self ? call->loc : arg[0]->loc, "%s needs a float tensor, got %s", name, describe(t));
+        return ERR;
+    }
+    Val v = tensor_val(t);
+    for (int k = 0; k < 2; k++) {
+        if (!bound[k])
+            continue;
+        Val b = eval(c, bound[k]);
+        if (b.kind == V_ERROR)
+            return ERR;
+        if (b.kind != V_SCALAR || b.s.rows_expr) {
+            error_at(bound[k]->loc, "%s's %s must be a constant number (a tensor bound is not supported)", name,
+                     k ? "max" : "min");
+            return ERR;
+        }
+        v = unary_op(c, k ? OP_CLAMP_MAX : OP_CLAMP_MIN, v.t, b.s, call->loc);
+    }
+    return v;
+}
+
 bool nn_module_call(Ctx *c, const char *module, const char *fn, Node *call, Val *v) {
     if (!strcmp(module, "math"))
         *v = math_call(c, fn, call);
     else if (!strcmp(module, "torch") && !strcmp(fn, "pow"))
         *v = torch_pow(c, call);
+    else if (!strcmp(module, "torch") && !strcmp(fn, "clamp"))
+        *v = clamp(c, NULL, call);
     else if (!strcmp(module, "torch") && !strcmp(fn, "zeros_like"))
         *v = zeros_like(c, call);
     else if (!strcmp(module, "F") && !strcmp(fn, "layer_norm"))
