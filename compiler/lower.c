@@ -175,7 +175,7 @@ int normalize_dim(Tensor *t, int64_t d, Loc loc) {
 }
 
 /* The dims of a reduction: an int, a tuple of ints, or absent (all). */
-static bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
+bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
     *axes = 0;
     if (!dim) {
         *axes = (1u << t->rank) - 1;
@@ -194,6 +194,47 @@ static bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
         *axes |= 1u << k;
     }
     return true;
+}
+
+/* The number of elements a reduction over axes takes (rows_expr when the
+ * batch dim is among them). */
+static Scalar reduced_count(Ctx *c, const Tensor *t, uint32_t axes) {
+    Scalar count = int_scalar(1);
+    bool over_batch = false;
+    for (int i = 0; i < t->rank; i++)
+        if (axes & (1u << i)) {
+            count.value *= (double)t->shape[i];
+            over_batch |= t->batch[i];
+        }
+    if (over_batch)
+        count.rows_expr = arena_printf("((double)rows * %lld)", (long long)(count.value / (double)c->m->batch));
+    return count;
+}
+
+/* A REDUCE op of t over axes (sum, mean, var, max). */
+Op *reduce_op(Ctx *c, OpKind kind, Tensor *t, uint32_t axes, bool keepdim, Loc loc) {
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    int rank = 0;
+    for (int i = 0; i < t->rank; i++) {
+        if (axes & (1u << i)) {
+            if (keepdim) {
+                shape[rank] = 1;
+                batch[rank++] = false;
+            }
+        } else {
+            shape[rank] = t->shape[i];
+            batch[rank++] = t->batch[i];
+        }
+    }
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, loc);
+    Op *op = new_op(c, kind, out, t, NULL, loc);
+    op->axes = axes;
+    op->keepdim = keepdim;
+    op->unbiased = true;
+    op->c = reduced_count(c, t, axes);
+    op->batch_reduction = op->c.rows_expr != NULL;
+    return op;
 }
 
 static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim) {
@@ -234,38 +275,14 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
         }
         unbiased = k == 1;
     }
-    int64_t shape[MAX_RANK];
-    bool batch[MAX_RANK];
-    int rank = 0;
-    Scalar count = int_scalar(1);
-    bool over_batch = false;
-    for (int i = 0; i < t->rank; i++) {
-        if (axes & (1u << i)) {
-            count.value *= (double)t->shape[i];
-            over_batch |= t->batch[i];
-            if (keepdim) {
-                shape[rank] = 1;
-                batch[rank++] = false;
-            }
-        } else {
-            shape[rank] = t->shape[i];
-            batch[rank++] = t->batch[i];
-        }
-    }
-    if (over_batch)
-        count.rows_expr = arena_printf("((double)rows * %lld)", (long long)(count.value / (double)c->m->batch));
-    if (kind == OP_VAR && unbiased && count.value < 2) {
-        error_at(call->loc, "unbiased variance over %lld element needs at least 2", (long long)count.value);
+    if (kind == OP_VAR && unbiased && reduced_count(c, t, axes).value < 2) {
+        error_at(call->loc, "unbiased variance over %lld element needs at least 2",
+                 (long long)reduced_count(c, t, axes).value);
         return ERR;
     }
-    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, call->loc);
-    Op *op = new_op(c, kind, out, t, NULL, call->loc);
-    op->axes = axes;
-    op->keepdim = keepdim;
+    Op *op = reduce_op(c, kind, t, axes, keepdim, call->loc);
     op->unbiased = unbiased;
-    op->c = count;
-    op->batch_reduction = over_batch;
-    return kind == OP_MAX ? (Val){.kind = V_MAX, .t = out} : tensor_val(out);
+    return kind == OP_MAX ? (Val){.kind = V_MAX, .t = op->out} : tensor_val(op->out);
 }
 
 /* The leading dims of a batched product: a's and b's dims before their
@@ -678,6 +695,44 @@ static Val cross_entropy(Ctx *c, Node *call) {
     return tensor_val(out);
 }
 
+/* F.nll_loss(logp, Y): -logp[range(n), Y].mean(), PyTorch's default
+ * reduction, no op of its own (pick, mean, neg). */
+static Val nll_loss(Ctx *c, Node *call) {
+    static const char *const params[] = {"input", "target", NULL};
+    Node *arg[2];
+    if (!bind_args(call, params, arg))
+        return ERR;
+    if (!arg[0] || !arg[1]) {
+        error_at(call->loc, "F.nll_loss takes (input, target)");
+        return ERR;
+    }
+    Tensor *logp = expect_tensor(c, arg[0]);
+    Val tv = eval(c, arg[1]);
+    if (!logp || tv.kind == V_ERROR)
+        return ERR;
+    if (logp->rank != 2 || logp->dtype != DT_FLOAT) {
+        error_at(arg[0]->loc, "F.nll_loss needs 2-D float log-probabilities, got %s", describe(logp));
+        return ERR;
+    }
+    if (tv.kind != V_TENSOR || tv.t->dtype != DT_INT || tv.t->rank != 1 || tv.t->shape[0] != logp->shape[0]) {
+        error_at(arg[1]->loc, "targets must be an integer input of shape [%lld]", (long long)logp->shape[0]);
+        return ERR;
+    }
+    if (!not_computed(tv.t, "the targets of F.nll_loss", arg[1]->loc))
+        return ERR;
+    if (tv.t->bound > logp->shape[1]) {
+        error_at(arg[1]->loc, "'%s' takes values in [0, %lld) but the input has %lld classes", tv.t->name,
+                 (long long)tv.t->bound, (long long)logp->shape[1]);
+        return ERR;
+    }
+    if (!logp->batch[0])
+        return batch_mismatch(logp, 0, tv.t, arg[0]->loc);
+    Tensor *picked = new_tensor(c, T_ACT, DT_FLOAT, 1, logp->shape, logp->batch, call->loc);
+    new_op(c, OP_PICK, picked, logp, tv.t, call->loc);
+    Tensor *mean = reduce_op(c, OP_MEAN, picked, 1u, false, call->loc)->out;
+    return unary_op(c, OP_NEG, mean, int_scalar(0), call->loc);
+}
+
 bool tensor_list(Ctx *c, Node *n, Vec *out) {
     if (n->kind == N_LIST) {
         for (int i = 0; i < n->nargs; i++) {
@@ -878,6 +933,8 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
         return linear(c, call);
     if (!strcmp(module, "torch") && !strcmp(fn, "stack"))   /* no op of its own: unsqueezes and a cat */
         return stack(c, call);
+    if (!strcmp(module, "F") && !strcmp(fn, "nll_loss"))   /* no op of its own: pick, mean, neg */
+        return nll_loss(c, call);
     if (!strcmp(module, "torch") && !strcmp(fn, "roll"))    /* lower_int.c: a map, no op */
         return roll(c, call);
     if (!strcmp(module, "torch") && !strcmp(fn, "split")) {   /* shape: no op of its own, slices */
@@ -962,6 +1019,10 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     }
     if (!strcmp(fn, "clamp"))   /* lower_nn.c: clamp_min and clamp_max */
         return clamp(c, t, call);
+    if (!strcmp(fn, "logsumexp"))   /* lower_nn.c: max, exp, sum, log */
+        return logsumexp(c, t, call);
+    if (!strcmp(fn, "log_softmax"))
+        return log_softmax(c, t, call);
     if (!op_by_name(fn, PY_METHOD, &kind)) {
         error_at(call->loc, "unsupported method .%s() (supported: %s)", fn, supported_methods());
         return ERR;
