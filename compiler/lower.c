@@ -237,7 +237,7 @@ Op *reduce_op(Ctx *c, OpKind kind, Tensor *t, uint32_t axes, bool keepdim, Loc l
     return op;
 }
 
-static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim) {
+static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim, const char *fn) {
     /* PyTorch's positional order: (dim, keepdim), var(dim, unbiased, keepdim);
      * var and std also take correction=0|1 (by keyword) for unbiased. */
     static const char *const plain[] = {"dim", "keepdim", NULL};
@@ -257,7 +257,7 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
         return ERR;
     }
     if (single_dim && (!dim || dim->kind == N_LIST)) {
-        error_at(call->loc, "%s needs exactly one dim", op_info[kind].name);
+        error_at(call->loc, "%s needs exactly one dim", fn);
         return ERR;
     }
     uint32_t axes;
@@ -283,6 +283,39 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
     Op *op = reduce_op(c, kind, t, axes, keepdim, call->loc);
     op->unbiased = unbiased;
     return kind == OP_MAX ? (Val){.kind = V_MAX, .t = op->out} : tensor_val(op->out);
+}
+
+/* x.max() and x.min() without a dim: the max over x viewed as one dim, a
+ * number (a tensor, not (values, indices)). Its gradient goes to the first
+ * maximum only (PyTorch's max() without a dim shares it evenly among ties;
+ * max(dim) gives it to one, as here). */
+static Tensor *full_max(Ctx *c, Tensor *t, Loc loc) {
+    int64_t numel = 1;
+    for (int i = 0; i < t->rank; i++)
+        numel *= t->shape[i];
+    bool batch = has_batch(t);
+    Tensor *flat = t;
+    if (t->rank != 1) {
+        flat = new_tensor(c, T_ACT, DT_FLOAT, 1, &numel, &batch, loc);
+        new_op(c, OP_VIEW, flat, t, NULL, loc);
+    }
+    return reduce_op(c, OP_MAX, flat, 1u, false, loc)->out;
+}
+
+/* x.min(dim, keepdim) and x.min(): -(-x).max(...), so the gradient goes to
+ * the first minimum */
+static Val min_call(Ctx *c, Tensor *t, Node *call) {
+    if (t->dtype != DT_FLOAT) {
+        error_at(call->loc, ".min() needs a float tensor, got %s", describe(t));
+        return ERR;
+    }
+    Tensor *neg = unary_op(c, OP_NEG, t, int_scalar(0), call->loc).t;
+    if (!call->nargs)
+        return unary_op(c, OP_NEG, full_max(c, neg, call->loc), int_scalar(0), call->loc);
+    Val v = reduction(c, OP_MAX, neg, call, true, "min");
+    if (v.kind == V_MAX)
+        v.t = unary_op(c, OP_NEG, v.t, int_scalar(0), call->loc).t;
+    return v;
 }
 
 /* The leading dims of a batched product: a's and b's dims before their
@@ -1019,6 +1052,8 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
     }
     if (!strcmp(fn, "clamp"))   /* lower_nn.c: clamp_min and clamp_max */
         return clamp(c, t, call);
+    if (!strcmp(fn, "min"))   /* -(-x).max(...) */
+        return min_call(c, t, call);
     if (!strcmp(fn, "logsumexp"))   /* lower_nn.c: max, exp, sum, log */
         return logsumexp(c, t, call);
     if (!strcmp(fn, "log_softmax"))
@@ -1035,7 +1070,10 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
         }
         return unary_op(c, kind, t, int_scalar(0), call->loc);
     case REDUCE: {
-        Val v = reduction(c, kind, t, call, kind == OP_MAX);
+        if (kind == OP_MAX && !call->nargs)   /* x.max(): a number */
+            return t->dtype == DT_FLOAT ? tensor_val(full_max(c, t, call->loc))
+                                        : (error_at(call->loc, ".max() needs a float tensor, got %s", describe(t)), ERR);
+        Val v = reduction(c, kind, t, call, kind == OP_MAX, fn);
         if (v.kind == V_TENSOR && !strcmp(fn, "std"))   /* std: the square root of the var */
             return unary_op(c, OP_SQRT, v.t, int_scalar(0), call->loc);
         return v;
