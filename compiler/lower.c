@@ -350,9 +350,54 @@ static bool batch_dims(Tensor *a, Tensor *b, Loc loc, int lead, int64_t *shape, 
  * OP_MATMUL, one product over all of a's leading dims folded into rows; a
  * b of 3 or 4 dims is OP_BMM, one product per index of the broadcast
  * leading dims (attention's q @ k^T and att @ v). */
+static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc);
+
+/* t's elements as shape (the same count, in order) */
+static Tensor *view_as(Ctx *c, Tensor *t, int rank, const int64_t *shape, const bool *batch, Loc loc) {
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, loc);
+    new_op(c, OP_VIEW, out, t, NULL, loc);
+    return out;
+}
+
+/* A 1-D operand of @, as PyTorch's matmul takes it: x @ v is x @ v[:, None]
+ * without its last dim, v @ W is v[None, :] @ W without its dim before the
+ * last. Views and a matmul. */
+static Val matmul_vector(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
+    static const bool no_batch[2] = {false, false};
+    bool right = b->rank == 1;
+    Tensor *v = right ? b : a;
+    if (a->shape[a->rank - 1] != b->shape[right ? 0 : b->rank - 2]) {
+        error_at(loc, "matmul inner dimensions differ: %s @ %s: %lld vs %lld", shape_str(a), shape_str(b),
+                 (long long)a->shape[a->rank - 1], (long long)b->shape[right ? 0 : b->rank - 2]);
+        return ERR;
+    }
+    if (v->dtype != DT_FLOAT || v->batch[0]) {
+        error_at(loc, "%s @ %s: a 1-D operand of @ must be a float tensor without the batch dim", describe(a),
+                 describe(b));
+        return ERR;
+    }
+    int64_t vshape[2] = {right ? v->shape[0] : 1, right ? 1 : v->shape[0]};
+    Tensor *v2 = view_as(c, v, 2, vshape, no_batch, loc);
+    Val r = right ? matmul(c, a, v2, loc) : matmul(c, v2, b, loc);
+    if (r.kind != V_TENSOR)
+        return ERR;
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    int rank = 0, drop = r.t->rank - (right ? 1 : 2);
+    for (int i = 0; i < r.t->rank; i++)
+        if (i != drop) {
+            shape[rank] = r.t->shape[i];
+            batch[rank++] = r.t->batch[i];
+        }
+    return tensor_val(view_as(c, r.t, rank, shape, batch, loc));
+}
+
 static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
+    if ((a->rank == 1) != (b->rank == 1))   /* x @ v, v @ W */
+        return matmul_vector(c, a, b, loc);
     if (a->rank < 2 || b->rank < 2) {
-        error_at(loc, "@ supports [.., M, K] @ [.., K, N] with 2 to %d dims each, not %s @ %s", MAX_RANK,
+        error_at(loc, "@ supports [.., M, K] @ [.., K, N] with 2 to %d dims each, and [.., M, K] @ [K] and "
+                 "[K] @ [.., K, N], not %s @ %s", MAX_RANK,
                  shape_str(a), shape_str(b));
         return ERR;
     }
