@@ -91,7 +91,12 @@ static bool uses_own_math(OpKind kind) {
  * as a function's arguments are. Written as c ? x : y around a load, GCC 12
  * if-converts the load into a masked one, and with AVX2 (-march=haswell,
  * znver3) it unrolls the loop and gives the second vector the first one's
- * mask: relu's backward lost gradients (tests/ops/relu_masked_load.ninja). */
+ * mask: relu's backward lost gradients (tests/ops/relu_masked_load.ninja).
+ * Even as a function's c ? x : y, GCC 12 -O3 with AVX-512 (-march=native on
+ * such a machine) still made a wrong masked load of torch.where's two
+ * masked_fills in one fused loop (tests/ops/where_matvec.ninja): so it picks
+ * the bits, (x & m) | (y & ~m) with m all ones where c, no branch to
+ * if-convert; the same value as c ? x : y, bit for bit. */
 static bool uses_where(const Model *m) {
     for (int i = 0; i < m->ops.len; i++) {
         const OpInfo *op = &op_info[((const Op *)m->ops.items[i])->kind];
@@ -105,10 +110,16 @@ static bool uses_where(const Model *m) {
 }
 
 static void where_helper(E *e) {
-    out(e, 0, "// c ? x : y with x and y both evaluated: GCC 12 turns a conditional load in\n"
-              "// a vectorised loop into an AVX2 masked load with the wrong mask.\n"
-              "static inline %s %s(int c, %s x, %s y) { return c ? x : y; }\n\n",
-        e->real, e->opt->f64 ? "nj_where" : "nj_wheref", e->real, e->real);
+    const char *bits = e->opt->f64 ? "uint64_t" : "uint32_t";
+    out(e, 0, "// c ? x : y with x and y both evaluated, as bits: GCC 12 turns a conditional load\n"
+              "// in a vectorised loop into an AVX2 or AVX-512 masked load with the wrong mask.\n"
+              "static inline %s %s(int c, %s x, %s y) {\n", e->real, e->opt->f64 ? "nj_where" : "nj_wheref", e->real,
+        e->real);
+    out(e, 1, "union { %s f; %s u; } a = {x}, b = {y};\n", e->real, bits);
+    out(e, 1, "%s m = -(%s)(c != 0);\n", bits, bits);
+    out(e, 1, "a.u = (a.u & m) | (b.u & ~m);\n");
+    out(e, 1, "return a.f;\n");
+    out(e, 0, "}\n\n");
 }
 
 static void emit_source(E *e, const char *id) {

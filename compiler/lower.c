@@ -175,7 +175,7 @@ int normalize_dim(Tensor *t, int64_t d, Loc loc) {
 }
 
 /* The dims of a reduction: an int, a tuple of ints, or absent (all). */
-static bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
+bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
     *axes = 0;
     if (!dim) {
         *axes = (1u << t->rank) - 1;
@@ -196,7 +196,48 @@ static bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes) {
     return true;
 }
 
-static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim) {
+/* The number of elements a reduction over axes takes (rows_expr when the
+ * batch dim is among them). */
+static Scalar reduced_count(Ctx *c, const Tensor *t, uint32_t axes) {
+    Scalar count = int_scalar(1);
+    bool over_batch = false;
+    for (int i = 0; i < t->rank; i++)
+        if (axes & (1u << i)) {
+            count.value *= (double)t->shape[i];
+            over_batch |= t->batch[i];
+        }
+    if (over_batch)
+        count.rows_expr = arena_printf("((double)rows * %lld)", (long long)(count.value / (double)c->m->batch));
+    return count;
+}
+
+/* A REDUCE op of t over axes (sum, mean, var, max). */
+Op *reduce_op(Ctx *c, OpKind kind, Tensor *t, uint32_t axes, bool keepdim, Loc loc) {
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    int rank = 0;
+    for (int i = 0; i < t->rank; i++) {
+        if (axes & (1u << i)) {
+            if (keepdim) {
+                shape[rank] = 1;
+                batch[rank++] = false;
+            }
+        } else {
+            shape[rank] = t->shape[i];
+            batch[rank++] = t->batch[i];
+        }
+    }
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, loc);
+    Op *op = new_op(c, kind, out, t, NULL, loc);
+    op->axes = axes;
+    op->keepdim = keepdim;
+    op->unbiased = true;
+    op->c = reduced_count(c, t, axes);
+    op->batch_reduction = op->c.rows_expr != NULL;
+    return op;
+}
+
+static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim, const char *fn) {
     /* PyTorch's positional order: (dim, keepdim), var(dim, unbiased, keepdim);
      * var and std also take correction=0|1 (by keyword) for unbiased. */
     static const char *const plain[] = {"dim", "keepdim", NULL};
@@ -216,7 +257,7 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
         return ERR;
     }
     if (single_dim && (!dim || dim->kind == N_LIST)) {
-        error_at(call->loc, "%s needs exactly one dim", op_info[kind].name);
+        error_at(call->loc, "%s needs exactly one dim", fn);
         return ERR;
     }
     uint32_t axes;
@@ -234,38 +275,47 @@ static Val reduction(Ctx *c, OpKind kind, Tensor *t, Node *call, bool single_dim
         }
         unbiased = k == 1;
     }
-    int64_t shape[MAX_RANK];
-    bool batch[MAX_RANK];
-    int rank = 0;
-    Scalar count = int_scalar(1);
-    bool over_batch = false;
-    for (int i = 0; i < t->rank; i++) {
-        if (axes & (1u << i)) {
-            count.value *= (double)t->shape[i];
-            over_batch |= t->batch[i];
-            if (keepdim) {
-                shape[rank] = 1;
-                batch[rank++] = false;
-            }
-        } else {
-            shape[rank] = t->shape[i];
-            batch[rank++] = t->batch[i];
-        }
-    }
-    if (over_batch)
-        count.rows_expr = arena_printf("((double)rows * %lld)", (long long)(count.value / (double)c->m->batch));
-    if (kind == OP_VAR && unbiased && count.value < 2) {
-        error_at(call->loc, "unbiased variance over %lld element needs at least 2", (long long)count.value);
+    if (kind == OP_VAR && unbiased && reduced_count(c, t, axes).value < 2) {
+        error_at(call->loc, "unbiased variance over %lld element needs at least 2",
+                 (long long)reduced_count(c, t, axes).value);
         return ERR;
     }
-    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, call->loc);
-    Op *op = new_op(c, kind, out, t, NULL, call->loc);
-    op->axes = axes;
-    op->keepdim = keepdim;
+    Op *op = reduce_op(c, kind, t, axes, keepdim, call->loc);
     op->unbiased = unbiased;
-    op->c = count;
-    op->batch_reduction = over_batch;
-    return kind == OP_MAX ? (Val){.kind = V_MAX, .t = out} : tensor_val(out);
+    return kind == OP_MAX ? (Val){.kind = V_MAX, .t = op->out} : tensor_val(op->out);
+}
+
+/* x.max() and x.min() without a dim: the max over x viewed as one dim, a
+ * number (a tensor, not (values, indices)). Its gradient goes to the first
+ * maximum only (PyTorch's max() without a dim shares it evenly among ties;
+ * max(dim) gives it to one, as here). */
+static Tensor *full_max(Ctx *c, Tensor *t, Loc loc) {
+    int64_t numel = 1;
+    for (int i = 0; i < t->rank; i++)
+        numel *= t->shape[i];
+    bool batch = has_batch(t);
+    Tensor *flat = t;
+    if (t->rank != 1) {
+        flat = new_tensor(c, T_ACT, DT_FLOAT, 1, &numel, &batch, loc);
+        new_op(c, OP_VIEW, flat, t, NULL, loc);
+    }
+    return reduce_op(c, OP_MAX, flat, 1u, false, loc)->out;
+}
+
+/* x.min(dim, keepdim) and x.min(): -(-x).max(...), so the gradient goes to
+ * the first minimum */
+static Val min_call(Ctx *c, Tensor *t, Node *call) {
+    if (t->dtype != DT_FLOAT) {
+        error_at(call->loc, ".min() needs a float tensor, got %s", describe(t));
+        return ERR;
+    }
+    Tensor *neg = unary_op(c, OP_NEG, t, int_scalar(0), call->loc).t;
+    if (!call->nargs)
+        return unary_op(c, OP_NEG, full_max(c, neg, call->loc), int_scalar(0), call->loc);
+    Val v = reduction(c, OP_MAX, neg, call, true, "min");
+    if (v.kind == V_MAX)
+        v.t = unary_op(c, OP_NEG, v.t, int_scalar(0), call->loc).t;
+    return v;
 }
 
 /* The leading dims of a batched product: a's and b's dims before their
@@ -300,9 +350,54 @@ static bool batch_dims(Tensor *a, Tensor *b, Loc loc, int lead, int64_t *shape, 
  * OP_MATMUL, one product over all of a's leading dims folded into rows; a
  * b of 3 or 4 dims is OP_BMM, one product per index of the broadcast
  * leading dims (attention's q @ k^T and att @ v). */
+static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc);
+
+/* t's elements as shape (the same count, in order) */
+static Tensor *view_as(Ctx *c, Tensor *t, int rank, const int64_t *shape, const bool *batch, Loc loc) {
+    Tensor *out = new_tensor(c, T_ACT, DT_FLOAT, rank, shape, batch, loc);
+    new_op(c, OP_VIEW, out, t, NULL, loc);
+    return out;
+}
+
+/* A 1-D operand of @, as PyTorch's matmul takes it: x @ v is x @ v[:, None]
+ * without its last dim, v @ W is v[None, :] @ W without its dim before the
+ * last. Views and a matmul. */
+static Val matmul_vector(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
+    static const bool no_batch[2] = {false, false};
+    bool right = b->rank == 1;
+    Tensor *v = right ? b : a;
+    if (a->shape[a->rank - 1] != b->shape[right ? 0 : b->rank - 2]) {
+        error_at(loc, "matmul inner dimensions differ: %s @ %s: %lld vs %lld", shape_str(a), shape_str(b),
+                 (long long)a->shape[a->rank - 1], (long long)b->shape[right ? 0 : b->rank - 2]);
+        return ERR;
+    }
+    if (v->dtype != DT_FLOAT || v->batch[0]) {
+        error_at(loc, "%s @ %s: a 1-D operand of @ must be a float tensor without the batch dim", describe(a),
+                 describe(b));
+        return ERR;
+    }
+    int64_t vshape[2] = {right ? v->shape[0] : 1, right ? 1 : v->shape[0]};
+    Tensor *v2 = view_as(c, v, 2, vshape, no_batch, loc);
+    Val r = right ? matmul(c, a, v2, loc) : matmul(c, v2, b, loc);
+    if (r.kind != V_TENSOR)
+        return ERR;
+    int64_t shape[MAX_RANK];
+    bool batch[MAX_RANK];
+    int rank = 0, drop = r.t->rank - (right ? 1 : 2);
+    for (int i = 0; i < r.t->rank; i++)
+        if (i != drop) {
+            shape[rank] = r.t->shape[i];
+            batch[rank++] = r.t->batch[i];
+        }
+    return tensor_val(view_as(c, r.t, rank, shape, batch, loc));
+}
+
 static Val matmul(Ctx *c, Tensor *a, Tensor *b, Loc loc) {
+    if ((a->rank == 1) != (b->rank == 1))   /* x @ v, v @ W */
+        return matmul_vector(c, a, b, loc);
     if (a->rank < 2 || b->rank < 2) {
-        error_at(loc, "@ supports [.., M, K] @ [.., K, N] with 2 to %d dims each, not %s @ %s", MAX_RANK,
+        error_at(loc, "@ supports [.., M, K] @ [.., K, N] with 2 to %d dims each, and [.., M, K] @ [K] and "
+                 "[K] @ [.., K, N], not %s @ %s", MAX_RANK,
                  shape_str(a), shape_str(b));
         return ERR;
     }
@@ -678,6 +773,44 @@ static Val cross_entropy(Ctx *c, Node *call) {
     return tensor_val(out);
 }
 
+/* F.nll_loss(logp, Y): -logp[range(n), Y].mean(), PyTorch's default
+ * reduction, no op of its own (pick, mean, neg). */
+static Val nll_loss(Ctx *c, Node *call) {
+    static const char *const params[] = {"input", "target", NULL};
+    Node *arg[2];
+    if (!bind_args(call, params, arg))
+        return ERR;
+    if (!arg[0] || !arg[1]) {
+        error_at(call->loc, "F.nll_loss takes (input, target)");
+        return ERR;
+    }
+    Tensor *logp = expect_tensor(c, arg[0]);
+    Val tv = eval(c, arg[1]);
+    if (!logp || tv.kind == V_ERROR)
+        return ERR;
+    if (logp->rank != 2 || logp->dtype != DT_FLOAT) {
+        error_at(arg[0]->loc, "F.nll_loss needs 2-D float log-probabilities, got %s", describe(logp));
+        return ERR;
+    }
+    if (tv.kind != V_TENSOR || tv.t->dtype != DT_INT || tv.t->rank != 1 || tv.t->shape[0] != logp->shape[0]) {
+        error_at(arg[1]->loc, "targets must be an integer input of shape [%lld]", (long long)logp->shape[0]);
+        return ERR;
+    }
+    if (!not_computed(tv.t, "the targets of F.nll_loss", arg[1]->loc))
+        return ERR;
+    if (tv.t->bound > logp->shape[1]) {
+        error_at(arg[1]->loc, "'%s' takes values in [0, %lld) but the input has %lld classes", tv.t->name,
+                 (long long)tv.t->bound, (long long)logp->shape[1]);
+        return ERR;
+    }
+    if (!logp->batch[0])
+        return batch_mismatch(logp, 0, tv.t, arg[0]->loc);
+    Tensor *picked = new_tensor(c, T_ACT, DT_FLOAT, 1, logp->shape, logp->batch, call->loc);
+    new_op(c, OP_PICK, picked, logp, tv.t, call->loc);
+    Tensor *mean = reduce_op(c, OP_MEAN, picked, 1u, false, call->loc)->out;
+    return unary_op(c, OP_NEG, mean, int_scalar(0), call->loc);
+}
+
 bool tensor_list(Ctx *c, Node *n, Vec *out) {
     if (n->kind == N_LIST) {
         for (int i = 0; i < n->nargs; i++) {
@@ -878,6 +1011,8 @@ static Val module_call(Ctx *c, const char *module, const char *fn, Node *call) {
         return linear(c, call);
     if (!strcmp(module, "torch") && !strcmp(fn, "stack"))   /* no op of its own: unsqueezes and a cat */
         return stack(c, call);
+    if (!strcmp(module, "F") && !strcmp(fn, "nll_loss"))   /* no op of its own: pick, mean, neg */
+        return nll_loss(c, call);
     if (!strcmp(module, "torch") && !strcmp(fn, "roll"))    /* lower_int.c: a map, no op */
         return roll(c, call);
     if (!strcmp(module, "torch") && !strcmp(fn, "split")) {   /* shape: no op of its own, slices */
@@ -960,6 +1095,14 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
         Node *arg[2];
         return bind_args(call, params, arg) ? split(c, t, arg[0], arg[1], call->loc) : ERR;
     }
+    if (!strcmp(fn, "clamp"))   /* lower_nn.c: clamp_min and clamp_max */
+        return clamp(c, t, call);
+    if (!strcmp(fn, "min"))   /* -(-x).max(...) */
+        return min_call(c, t, call);
+    if (!strcmp(fn, "logsumexp"))   /* lower_nn.c: max, exp, sum, log */
+        return logsumexp(c, t, call);
+    if (!strcmp(fn, "log_softmax"))
+        return log_softmax(c, t, call);
     if (!op_by_name(fn, PY_METHOD, &kind)) {
         error_at(call->loc, "unsupported method .%s() (supported: %s)", fn, supported_methods());
         return ERR;
@@ -972,7 +1115,10 @@ static Val method_call(Ctx *c, Tensor *t, const char *fn, Node *call) {
         }
         return unary_op(c, kind, t, int_scalar(0), call->loc);
     case REDUCE: {
-        Val v = reduction(c, kind, t, call, kind == OP_MAX);
+        if (kind == OP_MAX && !call->nargs)   /* x.max(): a number */
+            return t->dtype == DT_FLOAT ? tensor_val(full_max(c, t, call->loc))
+                                        : (error_at(call->loc, ".max() needs a float tensor, got %s", describe(t)), ERR);
+        Val v = reduction(c, kind, t, call, kind == OP_MAX, fn);
         if (v.kind == V_TENSOR && !strcmp(fn, "std"))   /* std: the square root of the var */
             return unary_op(c, OP_SQRT, v.t, int_scalar(0), call->loc);
         return v;

@@ -105,6 +105,8 @@ void declare_param(Ctx *c, const Stmt *s, Vec *inits);
 
 /* ---- lower.c: expressions and forward lines to ops ---- */
 bool eval_int(Ctx *c, Node *n, int64_t *out, Scalar *full);
+bool reduce_axes(Ctx *c, Tensor *t, Node *dim, uint32_t *axes);   /* dim: an int, a list, or NULL (all) */
+Op *reduce_op(Ctx *c, OpKind kind, Tensor *t, uint32_t axes, bool keepdim, Loc loc);
 Val eval(Ctx *c, Node *n);
 /* A list of tensors as torch.cat and torch.stack take it: a literal [a, b]
  * or (a, b), or a value that is V_TENSORS. Float tensors only. */
@@ -145,6 +147,9 @@ bool power_op(double exponent, OpKind *kind);
 /* Lowers module.fn(...) when it is one of lower_nn.c's (sets *v, true);
  * false leaves the call to module_call. */
 bool nn_module_call(Ctx *c, const char *module, const char *fn, Node *call, Val *v);
+Val clamp(Ctx *c, Tensor *self, Node *call);
+Val log_softmax(Ctx *c, Tensor *self, Node *call);   /* x.log_softmax(dim) (self) or F.log_softmax(x, dim) */
+Val logsumexp(Ctx *c, Tensor *self, Node *call);     /* x.logsumexp(dim, keepdim) or torch.logsumexp(x, ...) */   /* x.clamp(min, max) (self) or torch.clamp(x, ...) (NULL) */
 Val math_constant(Node *attr);   /* math.pi, math.e, ... */
 
 /* ---- rnn (issue 12 item 5): lower_int.c, computed integer tensors ---- */

@@ -149,6 +149,62 @@ Val masked_fill(Ctx *c, Tensor *x, Node *call) {
     return v;
 }
 
+/* ---- torch.where(condition, x, y): masked_fills, no op of its own ----
+ * x where the mask is true, y elsewhere, at the broadcast shape of the
+ * three: x.masked_fill(~mask, 0) + y.masked_fill(mask, 0) (exact: the one
+ * that is not filled plus 0), or one masked_fill where x or y is a number.
+ * x's gradient flows where the mask is true, y's elsewhere. */
+
+static Tensor *fill(Ctx *c, Tensor *x, Tensor *mask, Scalar value, Loc loc) {
+    Val v = binary_op(c, OP_MASKED_FILL, x, mask, loc, loc, loc);
+    if (v.kind != V_TENSOR)
+        return NULL;
+    v.t->def->c = value;
+    return v.t;
+}
+
+static Val where_call(Ctx *c, Node *call) {
+    static const char *const params[] = {"condition", "input", "other", NULL};
+    Node *arg[3];
+    if (!bind_args(call, params, arg))
+        return ERR;
+    if (!arg[0] || !arg[1] || !arg[2]) {
+        error_at(call->loc, "torch.where takes (condition, input, other)");
+        return ERR;
+    }
+    Val cond = eval(c, arg[0]), v[2] = {eval(c, arg[1]), eval(c, arg[2])};
+    if (cond.kind == V_ERROR || v[0].kind == V_ERROR || v[1].kind == V_ERROR)
+        return ERR;
+    if (cond.kind != V_TENSOR || cond.t->dtype != DT_BOOL) {
+        error_at(arg[0]->loc, "torch.where takes a bool mask, such as x > 0; this is %s",
+                 cond.kind != V_TENSOR ? "not a tensor" : cond.t->dtype == DT_INT ? "an integer input"
+                                                                                   : "a float tensor");
+        return ERR;
+    }
+    for (int k = 0; k < 2; k++) {
+        bool number = v[k].kind == V_SCALAR && !v[k].s.rows_expr;
+        if (!number && (v[k].kind != V_TENSOR || v[k].t->dtype != DT_FLOAT)) {
+            error_at(arg[1 + k]->loc, "torch.where's %s must be a float tensor or a constant number%s",
+                     k ? "other" : "input",
+                     v[k].kind == V_TENSOR && v[k].t->dtype == DT_BOOL ? " (a mask: say .float())" : "");
+            return ERR;
+        }
+    }
+    if (v[0].kind == V_SCALAR && v[1].kind == V_SCALAR) {
+        error_at(call->loc, "torch.where of two numbers is not supported: one of input and other must be a tensor");
+        return ERR;
+    }
+    Tensor *mask = cond.t, *r;
+    if (v[0].kind == V_SCALAR)
+        return (r = fill(c, v[1].t, mask, v[0].s, call->loc)) ? tensor_val(r) : ERR;
+    Tensor *not_mask = as_mask(unary_op(c, OP_EQ_C, mask, int_scalar(0), call->loc)).t;
+    if (v[1].kind == V_SCALAR)
+        return (r = fill(c, v[0].t, not_mask, v[1].s, call->loc)) ? tensor_val(r) : ERR;
+    Tensor *a = fill(c, v[0].t, not_mask, int_scalar(0), call->loc);
+    Tensor *b = a ? fill(c, v[1].t, mask, int_scalar(0), call->loc) : NULL;
+    return b ? binary_op(c, OP_ADD, a, b, call->loc, arg[1]->loc, arg[2]->loc) : ERR;
+}
+
 /* ---- torch.ones(sizes...), torch.zeros(sizes...) ---- */
 
 /* The sizes as ints, or one tuple or list of them; the batch dim's size
@@ -237,6 +293,8 @@ bool mask_module_call(Ctx *c, const char *module, const char *fn, Node *call, Va
         *v = constant(c, fn[0] == 'o' ? OP_ONES : OP_ZEROS, call);
     else if (!strcmp(fn, "tril"))
         *v = tril(c, NULL, call);
+    else if (!strcmp(fn, "where"))
+        *v = where_call(c, call);
     else
         return false;
     return true;

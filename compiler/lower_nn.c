@@ -214,11 +214,134 @@ static Val zeros_like(Ctx *c, Node *call) {
     return tensor_val(out);
 }
 
+/* ---- torch.clamp(input, min, max) and x.clamp(min, max): constant bounds,
+ * either optional; clamp_min then clamp_max (ops.def) ---- */
+
+Val clamp(Ctx *c, Tensor *self, Node *call) {
+    static const char *const fn_params[] = {"input", "min", "max", NULL};
+    static const char *const method_params[] = {"min", "max", NULL};
+    Node *arg[3];
+    if (!bind_args(call, self ? method_params : fn_params, arg))
+        return ERR;
+    Node **bound = self ? arg : arg + 1;
+    const char *name = self ? ".clamp()" : "torch.clamp";
+    if (!self && !arg[0]) {
+        error_at(call->loc, "torch.clamp takes (input, min, max)");
+        return ERR;
+    }
+    if (!bound[0] && !bound[1]) {
+        error_at(call->loc, "%s needs at least one of min and max", name);
+        return ERR;
+    }
+    Tensor *t = self ? self : expect_tensor(c, arg[0]);
+    if (!t)
+        return ERR;
+    if (t->dtype != DT_FLOAT) {
+        error_at(self ? call->loc : arg[0]->loc, "%s needs a float tensor, got %s", name, describe(t));
+        return ERR;
+    }
+    Val v = tensor_val(t);
+    for (int k = 0; k < 2; k++) {
+        if (!bound[k])
+            continue;
+        Val b = eval(c, bound[k]);
+        if (b.kind == V_ERROR)
+            return ERR;
+        if (b.kind != V_SCALAR || b.s.rows_expr) {
+            error_at(bound[k]->loc, "%s's %s must be a constant number (a tensor bound is not supported)", name,
+                     k ? "max" : "min");
+            return ERR;
+        }
+        v = unary_op(c, k ? OP_CLAMP_MAX : OP_CLAMP_MIN, v.t, b.s, call->loc);
+    }
+    return v;
+}
+
+/* ---- logsumexp and log_softmax: no op of their own; the stable form
+ * m + log(sum(exp(x - m))) with m the max over the dim (kept). The gradient
+ * that reaches m cancels (-1 + the softmax's sum, so rounding error only),
+ * which PyTorch's closed form leaves out: the others are PyTorch's. A row
+ * all -inf gives NaN (PyTorch's logsumexp gives -inf). ---- */
+
+/* (input, dim, keepdim) of torch.*, or (dim, keepdim) of the method: x and
+ * its one dim; keepdim only where keep is not NULL */
+static Tensor *lse_args(Ctx *c, Tensor *self, Node *call, const char *fn, bool *keep, int *k) {
+    static const char *const fn_params[] = {"input", "dim", "keepdim", NULL};
+    static const char *const method_params[] = {"dim", "keepdim", NULL};
+    Node *arg[3];
+    if (!bind_args(call, self ? method_params : fn_params, arg))
+        return NULL;
+    Node **rest = self ? arg : arg + 1;
+    if ((!self && !arg[0]) || !rest[0]) {
+        error_at(call->loc, "%s takes (input, dim%s)", fn, keep ? ", keepdim=False" : "");
+        return NULL;
+    }
+    if (rest[1] && !keep) {
+        error_at(rest[1]->loc, "%s takes no keepdim", fn);
+        return NULL;
+    }
+    Tensor *t = self ? self : expect_tensor(c, arg[0]);
+    if (!t)
+        return NULL;
+    if (t->dtype != DT_FLOAT) {
+        error_at(self ? call->loc : arg[0]->loc, "%s needs a float tensor, got %s", fn, describe(t));
+        return NULL;
+    }
+    if (rest[0]->kind == N_LIST) {
+        error_at(rest[0]->loc, "%s over more than one dim is not supported", fn);
+        return NULL;
+    }
+    uint32_t axes;
+    if (!reduce_axes(c, t, rest[0], &axes) || (rest[1] && !eval_bool(c, rest[1], keep)))
+        return NULL;
+    *k = __builtin_ctz(axes);
+    if (t->batch[*k]) {
+        error_at(rest[0]->loc, "%s over the batch dim of %s is not supported (inference runs on any number of rows)",
+                 fn, describe(t));
+        return NULL;
+    }
+    return t;
+}
+
+static Tensor *lse(Ctx *c, Tensor *x, int k, bool keepdim, Loc loc) {
+    Tensor *m = reduce_op(c, OP_MAX, x, 1u << k, true, loc)->out;
+    Val d = binary_op(c, OP_SUB, x, m, loc, loc, loc);
+    if (d.kind != V_TENSOR)
+        return NULL;
+    Tensor *s = reduce_op(c, OP_SUM, unary_op(c, OP_EXP, d.t, int_scalar(0), loc).t, 1u << k, keepdim, loc)->out;
+    Tensor *l = unary_op(c, OP_LOG, s, int_scalar(0), loc).t;
+    if (!keepdim)
+        m = reduce_op(c, OP_MAX, x, 1u << k, false, loc)->out;
+    Val v = binary_op(c, OP_ADD, m, l, loc, loc, loc);
+    return v.kind == V_TENSOR ? v.t : NULL;
+}
+
+Val logsumexp(Ctx *c, Tensor *self, Node *call) {
+    bool keepdim = false;
+    int k;
+    Tensor *x = lse_args(c, self, call, self ? ".logsumexp()" : "torch.logsumexp", &keepdim, &k);
+    Tensor *y = x ? lse(c, x, k, keepdim, call->loc) : NULL;
+    return y ? tensor_val(y) : ERR;
+}
+
+Val log_softmax(Ctx *c, Tensor *self, Node *call) {
+    int k;
+    Tensor *x = lse_args(c, self, call, self ? ".log_softmax()" : "F.log_softmax", NULL, &k);
+    Tensor *l = x ? lse(c, x, k, true, call->loc) : NULL;
+    return l ? binary_op(c, OP_SUB, x, l, call->loc, call->loc, call->loc) : ERR;
+}
+
 bool nn_module_call(Ctx *c, const char *module, const char *fn, Node *call, Val *v) {
     if (!strcmp(module, "math"))
         *v = math_call(c, fn, call);
     else if (!strcmp(module, "torch") && !strcmp(fn, "pow"))
         *v = torch_pow(c, call);
+    else if (!strcmp(module, "torch") && !strcmp(fn, "clamp"))
+        *v = clamp(c, NULL, call);
+    else if (!strcmp(module, "torch") && !strcmp(fn, "logsumexp"))
+        *v = logsumexp(c, NULL, call);
+    else if ((!strcmp(module, "F") || !strcmp(module, "torch")) && !strcmp(fn, "log_softmax"))
+        *v = log_softmax(c, NULL, call);
     else if (!strcmp(module, "torch") && !strcmp(fn, "zeros_like"))
         *v = zeros_like(c, call);
     else if (!strcmp(module, "F") && !strcmp(fn, "layer_norm"))
