@@ -87,12 +87,18 @@ NJ_HELPER void NJ_FN(load_c)(NJ_FN(vec) *v, const float *c, int n) {
         *v = t;
     }
 }
+/* The partial store is a loop over the vector's lanes, not up to n: gcc 12
+ * -O3 turned `for (l = 0; l < n; l++)` into a memcpy of n floats and, with
+ * nj_gemm inlined into mm_transformer's infer_upto, warned of reads past a
+ * tile's acc (-Warray-bounds, -Wstringop-overread: -Werror fails the build)
+ * on paths that never run. */
 NJ_HELPER void NJ_FN(store_c)(float *c, const NJ_FN(vec) *v, int n) {
     if (n >= NJ_VW)
         memcpy(c, v, sizeof *v);
     else
-        for (int l = 0; l < n; l++)
-            c[l] = (*v)[l];
+        for (int l = 0; l < NJ_VW; l++)
+            if (l < n)
+                c[l] = (*v)[l];
 }
 
 /* B[0..kc)[0..nc) as panels slab[nc / NR][kc][NR] (kc x nc <= SLAB), zeros
