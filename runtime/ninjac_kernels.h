@@ -87,13 +87,16 @@ NJ_HELPER void NJ_FN(load_c)(NJ_FN(vec) *v, const float *c, int n) {
         *v = t;
     }
 }
+/* The partial store is a loop over the vector's lanes, not up to n: gcc 12
+ * -O3 turned `for (l = 0; l < n; l++)` into a memcpy of n floats and, inlined
+ * into a product whose rows are a runtime multiple of the batch (lecture 5's
+ * x @ W1 over [rows * 4, 48], mm_transformer's infer_upto), warned of reads
+ * past a tile's acc (-Warray-bounds, -Wstringop-overread: -Werror fails the
+ * build) on paths that never run (n < VW there). */
 NJ_HELPER void NJ_FN(store_c)(float *c, const NJ_FN(vec) *v, int n) {
     if (n >= NJ_VW)
         memcpy(c, v, sizeof *v);
-    else   /* over the vector's lanes, not up to n: GCC 12 made `l < n` a memcpy of
-              n floats and, inlined into a product whose rows are a runtime multiple of
-              the batch (lecture 5's x @ W1 over [rows * 4, 48]), warned that it could
-              read past acc (-Warray-bounds, -Wstringop-overread): n < VW here */
+    else
         for (int l = 0; l < NJ_VW; l++)
             if (l < n)
                 c[l] = (*v)[l];
