@@ -145,7 +145,8 @@ bool eval_bool(Ctx *c, Node *n, bool *out) {
     return false;
 }
 
-Tensor *expect_tensor(Ctx *c, Node *n) {
+/* A tensor of any dtype (masks and integer inputs too). */
+Tensor *any_tensor(Ctx *c, Node *n) {
     Val v = eval(c, n);
     if (v.kind == V_ERROR)
         return NULL;
@@ -153,16 +154,23 @@ Tensor *expect_tensor(Ctx *c, Node *n) {
         error_at(n->loc, "expected a tensor here");
         return NULL;
     }
-    if (v.t->dtype == DT_BOOL) {
-        error_at(n->loc, "expected a float tensor here, not mask %s (a bool tensor); use .float() for its 0 and 1",
-                 describe(v.t));
-        return NULL;
-    }
-    if (v.t->dtype != DT_FLOAT) {
-        error_at(n->loc, "'%s' is an integer input; it can only index a table", v.t->name);
-        return NULL;
-    }
     return v.t;
+}
+
+Tensor *expect_tensor(Ctx *c, Node *n) {
+    Tensor *t = any_tensor(c, n);
+    if (!t)
+        return NULL;
+    if (t->dtype == DT_BOOL) {
+        error_at(n->loc, "expected a float tensor here, not mask %s (a bool tensor); use .float() for its 0 and 1",
+                 describe(t));
+        return NULL;
+    }
+    if (t->dtype != DT_FLOAT) {
+        error_at(n->loc, "'%s' is an integer input; it can only index a table", t->name);
+        return NULL;
+    }
+    return t;
 }
 
 int normalize_dim(Tensor *t, int64_t d, Loc loc) {
@@ -901,21 +909,32 @@ static Tensor **list_parts(Ctx *c, const char *fn, Node *list, Loc call_loc, int
     return parts;
 }
 
-static Val cat(Ctx *c, Node *call) {
+/* torch.cat's and torch.stack's arguments: the list's parts and the dim
+ * (0 by default) with where it was written. */
+static Tensor **list_and_dim(Ctx *c, const char *fn, Node *call, Node **list, int *nparts, int64_t *d, Loc *dim_loc) {
     static const char *const params[] = {"tensors", "dim", NULL};
     Node *arg[2];
     if (!bind_args(call, params, arg))
-        return ERR;
+        return NULL;
+    Tensor **parts = list_parts(c, fn, arg[0], call->loc, nparts);
+    *d = 0;
+    if (!parts || (arg[1] && !eval_int(c, arg[1], d, NULL)))
+        return NULL;
+    *list = arg[0];
+    *dim_loc = arg[1] ? arg[1]->loc : call->loc;
+    return parts;
+}
+
+static Val cat(Ctx *c, Node *call) {
+    Node *list;
     int nparts;
-    Tensor **parts = list_parts(c, "cat", arg[0], call->loc, &nparts);
+    int64_t d;
+    Loc dim_loc;
+    Tensor **parts = list_and_dim(c, "cat", call, &list, &nparts, &d, &dim_loc);
     if (!parts)
         return ERR;
-    int64_t d = 0;
-    if (arg[1] && !eval_int(c, arg[1], &d, NULL))
-        return ERR;
-    Loc dim_loc = arg[1] ? arg[1]->loc : call->loc;
     int k = normalize_dim(parts[0], d, dim_loc);
-    return k < 0 ? ERR : cat_parts(c, parts, nparts, k, arg[0], dim_loc, call->loc);
+    return k < 0 ? ERR : cat_parts(c, parts, nparts, k, list, dim_loc, call->loc);
 }
 
 /* torch.stack(items, dim) is torch.cat of the items each unsqueezed at dim
@@ -923,18 +942,13 @@ static Val cat(Ctx *c, Node *call) {
  * gradient back into the items' (views of) slices. dim ranges over the
  * result's dims, -(rank+1)..rank. */
 static Val stack(Ctx *c, Node *call) {
-    static const char *const params[] = {"tensors", "dim", NULL};
-    Node *arg[2];
-    if (!bind_args(call, params, arg))
-        return ERR;
+    Node *list;
     int nparts;
-    Tensor **parts = list_parts(c, "stack", arg[0], call->loc, &nparts);
+    int64_t d;
+    Loc dim_loc;
+    Tensor **parts = list_and_dim(c, "stack", call, &list, &nparts, &d, &dim_loc);
     if (!parts)
         return ERR;
-    int64_t d = 0;
-    if (arg[1] && !eval_int(c, arg[1], &d, NULL))
-        return ERR;
-    Loc dim_loc = arg[1] ? arg[1]->loc : call->loc;
     int rank = parts[0]->rank + 1;
     if (rank > MAX_RANK) {
         error_at(call->loc, "torch.stack of %s would have more than %d dims", describe(parts[0]), MAX_RANK);
@@ -965,7 +979,7 @@ static Val stack(Ctx *c, Node *call) {
         parts[i] = u;
     }
     c->stacking = true;
-    Val v = cat_parts(c, parts, nparts, k, arg[0], dim_loc, call->loc);
+    Val v = cat_parts(c, parts, nparts, k, list, dim_loc, call->loc);
     c->stacking = false;
     return v;
 }

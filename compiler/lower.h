@@ -140,6 +140,7 @@ Val perm_method(Ctx *c, Tensor *t, OpKind kind, const char *fn, Node *call);
 /* ---- fn: more of lower.c's helpers that lower_nn.c shares ---- */
 bool eval_bool(Ctx *c, Node *n, bool *out);
 Tensor *expect_tensor(Ctx *c, Node *n);
+Tensor *any_tensor(Ctx *c, Node *n);   /* of any dtype: masks and integer inputs too */
 int normalize_dim(Tensor *t, int64_t d, Loc loc);
 bool power_op(double exponent, OpKind *kind);
 

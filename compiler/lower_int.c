@@ -18,18 +18,6 @@
 
 #include <string.h>
 
-/* A tensor of either type (expect_tensor takes float ones). */
-static Tensor *any_tensor(Ctx *c, Node *n) {
-    Val v = eval(c, n);
-    if (v.kind == V_ERROR)
-        return NULL;
-    if (v.kind != V_TENSOR) {
-        error_at(n->loc, "expected a tensor here");
-        return NULL;
-    }
-    return v.t;
-}
-
 /* Elements of one row (everything but the batch dim, which is dim 0). */
 static int64_t row_len(const Tensor *t) { return tensor_numel(t) / t->shape[0]; }
 
