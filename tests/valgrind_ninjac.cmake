@@ -1,6 +1,19 @@
 # valgrind --leak-check=full on ninjac for every spec, op spec and bad spec:
 # no memory errors and no leaks, whatever the input.
+# With -DSHARD=k -DSHARDS=m: every m-th spec from the k-th (sorted).
 file(GLOB_RECURSE specs ${SOURCE}/specs/*.ninja ${SOURCE}/tests/*.ninja)
+list(SORT specs)
+if(DEFINED SHARDS)
+  set(all ${specs})
+  set(specs)
+  list(LENGTH all count)
+  foreach(i RANGE ${SHARD} ${count} ${SHARDS})
+    if(i LESS count)
+      list(GET all ${i} spec)
+      list(APPEND specs ${spec})
+    endif()
+  endforeach()
+endif()
 file(MAKE_DIRECTORY ${WORK})
 set(failed "")
 foreach(spec IN LISTS specs)
