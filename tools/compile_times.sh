@@ -5,14 +5,14 @@
 # mode and -O0. Prints the generated C's size, CPU seconds (user + sys, what
 # to compare on a loaded machine), wall time and peak RSS of cc.
 #
-#   tools/compile_times.sh [--ninjac PATH] [SPEC...]    (default: tests/lang/*.ninja)
+#   tools/compile_times.sh [--ninjac PATH] [SPEC...]    (default: specs/*.ninja tests/lang/*.ninja)
 #
 # Issue 12 item 3: every spec compiles in under 60 s on the 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NINJAC=build/compiler/ninjac
 if [ "${1:-}" = --ninjac ]; then NINJAC=$2; shift 2; fi
-[ $# -gt 0 ] || set -- tests/lang/*.ninja
+[ $# -gt 0 ] || set -- specs/*.ninja tests/lang/*.ninja
 command -v /usr/bin/time > /dev/null || { echo "error: needs GNU time (/usr/bin/time)" >&2; exit 1; }
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 common="-O3 -DNDEBUG -Wall -Wextra -std=gnu11"

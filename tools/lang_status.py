@@ -4,7 +4,7 @@
     tools/lang_status.py [--ninjac build/compiler/ninjac] [--markdown docs/language_gaps.md] [SPEC...]
 
 For each spec (default: tests/lang/*.ninja and the target specs that moved
-to specs/: lecture1_bigram, lecture2_mlp, lecture3_bn, lecture5_wavenet, mm_bigram) it runs `ninjac --check` and
+to specs/: the lectures' and makemore.py's models) it runs `ninjac --check` and
 prints one row: spec, compiles yes/no, the first diagnostic (file:line:col and
 message), and whether that diagnostic is located on a construct that is
 really unsupported.
@@ -41,7 +41,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "oracle"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lang"))
 # issue 12's target specs that compile and train, moved to specs/ (issue 13)
-TRAINED_TARGETS = ["lecture1_bigram", "lecture2_mlp", "lecture3_bn", "lecture5_wavenet", "mm_bigram"]
+TRAINED_TARGETS = ["lecture1_bigram", "lecture2_mlp", "lecture3_bn", "lecture5_wavenet", "mm_bigram",
+                   "mm_mlp", "mm_rnn", "mm_gru", "mm_bow", "mm_transformer"]
 try:
     import oracle  # noqa: E402  (parse_spec; tests/oracle imports torch)
     from run_torch import forward_block  # noqa: E402  (declarations blanked, as run_torch.py executes a spec)

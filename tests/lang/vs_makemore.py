@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Check the mm_*.ninja specs (tests/lang, specs/mm_bigram.ninja) against the author's makemore.py modules.
+"""Check the specs/mm_*.ninja specs against the author's makemore.py modules.
 
 Usage:
     /usr/bin/python3 tests/lang/vs_makemore.py --makemore PATH/makemore.py [--seed S] SPEC.ninja...

@@ -4,8 +4,8 @@ inputs are `idx: int[b, t]`, `targets: int[b, t]` must train as makemore.py
 trains the same forward pass.
 
 Usage:
-    /usr/bin/python3 tests/oracle/test_makemore_run.py --trainer build/tests/shape_lang_mm_rnn \\
-        --spec tests/lang/mm_rnn.ninja --makemore ../shared/reference/makemore.py \\
+    /usr/bin/python3 tests/oracle/test_makemore_run.py --trainer build/mm_rnn \\
+        --spec specs/mm_rnn.ninja --makemore ../shared/reference/makemore.py \\
         --data data/names.txt [--steps 300] [--workdir DIR]
 
 PyTorch side, as makemore.py's main does it with its defaults: torch.manual_seed(3407);
