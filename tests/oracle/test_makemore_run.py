@@ -6,7 +6,12 @@ trains the same forward pass.
 Usage:
     /usr/bin/python3 tests/oracle/test_makemore_run.py --trainer build/mm_rnn \\
         --spec specs/mm_rnn.ninja --makemore ../shared/reference/makemore.py \\
-        --data data/names.txt [--steps 300] [--workdir DIR]
+        --data data/names.txt [--steps 300] [--workdir DIR] [--report]
+
+--report (for long runs, the README's table): the two runs' trajectories
+part by more than LOSS_TOL after enough steps (rounding, amplified), so do
+not stop there; print the first step past it, the largest difference, the
+final train and test losses of both sides and PyTorch's wall time.
 
 PyTorch side, as makemore.py's main does it with its defaults: torch.manual_seed(3407);
 create_datasets(--data) (its torch.randperm split); the spec's params drawn
@@ -44,6 +49,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 try:
     import torch
@@ -115,6 +121,8 @@ def main():
     ap.add_argument("--workdir")
     ap.add_argument("--lr", type=float, default=5e-4, help="both sides (makemore's default 5e-4)")
     ap.add_argument("--weight-decay", type=float, default=0.01, help="both sides (makemore's default 0.01)")
+    ap.add_argument("--report", action="store_true",
+                    help="run every step whatever the differences and report (not a check)")
     ap.add_argument("--break", dest="brk", choices=("wd", "lr"),
                     help="make PyTorch's side wrong on purpose (weight decay doubled, lr 10%% high): the test must fail")
     args = ap.parse_args()
@@ -154,7 +162,8 @@ def main():
     opt = torch.optim.AdamW(params.values(), lr=args.lr * (1.1 if args.brk == "lr" else 1),
                             weight_decay=args.weight_decay * (2 if args.brk == "wd" else 1),
                             betas=(0.9, 0.99), eps=1e-8)
-    worst, worst_step = 0.0, 0
+    worst, worst_step, first_past = 0.0, 0, None
+    started = time.monotonic()
     for step in range(args.steps):
         x, y = loader.next()
         t = spec["inputs"][0][1][1]
@@ -168,17 +177,22 @@ def main():
         diff = abs(loss.item() - ours[step])
         if diff > worst:
             worst, worst_step = diff, step
-        if diff > LOSS_TOL:
+        if diff > LOSS_TOL and first_past is None:
+            first_past = step
             print(f"step {step}: loss {ours[step]:.6f}, PyTorch {loss.item():.6f}")
-            failures += 1
-            break
+            if not args.report:
+                failures += 1
+                break
     print(f"{args.steps} steps: largest loss difference {worst:.2e} (step {worst_step}), tolerance {LOSS_TOL}")
+    if args.report:
+        print(f"PyTorch: {time.monotonic() - started:.1f} s for {args.steps} steps (one thread); "
+              f"first step past the tolerance: {first_past}")
     for label, dataset in (("train", train_set), ("test", test_set)):
         theirs = split_loss(args.spec, text, spec, params, dataset)
         mine = our_evals.get(label)
         ok = mine is not None and abs(mine - theirs) <= EVAL_TOL
         print(f"{label} loss: trainer {mine}, PyTorch {theirs:.4f}{'' if ok else '  MISMATCH'}")
-        failures += not ok
+        failures += not ok and not args.report
     return 1 if failures else 0
 
 
