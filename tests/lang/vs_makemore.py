@@ -69,18 +69,30 @@ def load_makemore(path):
     return mod
 
 
+def make_model(mm, name, dims):
+    """makemore.py's model for spec mm_<model> (step 1), with a ModelConfig of the spec's dims."""
+    config = mm.ModelConfig(block_size=dims["block_size"], vocab_size=dims["vocab_size"],
+                            **{k: dims[k] for k in ("n_layer", "n_embd", "n_embd2", "n_head") if k in dims})
+    return MODELS[name](mm, config)
+
+
+def param_name(key):
+    """The spec param (name, layer or None) of a state_dict key (see step 2)."""
+    name = key.replace(".", "_")
+    name = name[len("transformer_"):] if name.startswith("transformer_") else name
+    name = "self_logits" if name == "logits" else name
+    if m := re.fullmatch(r"h_(\d+)_(.+)", name):
+        return "h_" + m[2], int(m[1])
+    return name, None
+
+
 def spec_params_from(model, spec, path):
     """Map the model's parameters onto the spec's params (see step 2)."""
     shapes = {n: shape for n, shape, _ in spec["params"]}
     out = {n: torch.zeros(shape) for n, shape in shapes.items()}
     filled = {n: set() for n in shapes}
     for key, p in model.named_parameters():
-        name = key.replace(".", "_")
-        name = name[len("transformer_"):] if name.startswith("transformer_") else name
-        name = "self_logits" if name == "logits" else name
-        layer = None
-        if m := re.fullmatch(r"h_(\d+)_(.+)", name):
-            layer, name = int(m[1]), "h_" + m[2]
+        name, layer = param_name(key)
         if name not in shapes:
             raise oracle.SpecError(f"{path}: the model's {key} has no param {name}")
         dst = out[name] if layer is None else out[name][layer]
@@ -115,11 +127,8 @@ def makemore_batch(spec, seed):
 def check(path, mm, seed):
     name = os.path.splitext(os.path.basename(path))[0]
     text, spec = run_torch.load(path, {})
-    d = spec["dims"]
-    config = mm.ModelConfig(block_size=d["block_size"], vocab_size=d["vocab_size"],
-                            **{k: d[k] for k in ("n_layer", "n_embd", "n_embd2", "n_head") if k in d})
     torch.manual_seed(seed)
-    model = MODELS[name](mm, config)
+    model = make_model(mm, name, spec["dims"])
     params = spec_params_from(model, spec, path)
     batch = makemore_batch(spec, seed)
     _, ref = model(*[v.clone() for v in batch.values()])
