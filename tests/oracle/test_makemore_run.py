@@ -20,7 +20,8 @@ trainer's init, which must be equal bit for bit: the generator is where the
 randperm left it); InfiniteDataLoader(train_dataset, batch_size=b) (its
 RandomSampler seeds its own generator from the default one); per step the
 spec's forward lines run as one Python block on the batch, loss.backward(),
-torch.optim.AdamW(lr 5e-4, weight_decay 0.01, betas (0.9, 0.99), eps 1e-8).
+torch.optim.AdamW(lr 5e-4, weight_decay 0.01, betas (0.9, 0.99), eps 1e-8);
+with --optim sgd, torch.optim.SGD(lr) (the trainer's --optim sgd: p -= lr * grad).
 
 Checks: the init equals PyTorch's bit for bit; every step's loss in the
 trainer's log agrees with PyTorch's within LOSS_TOL (a batch drawn in
@@ -121,6 +122,8 @@ def main():
     ap.add_argument("--workdir")
     ap.add_argument("--lr", type=float, default=5e-4, help="both sides (makemore's default 5e-4)")
     ap.add_argument("--weight-decay", type=float, default=0.01, help="both sides (makemore's default 0.01)")
+    ap.add_argument("--optim", choices=("adamw", "sgd"), default="adamw",
+                    help="adamw (makemore's) or sgd: torch.optim.SGD(lr), the trainer's --optim sgd")
     ap.add_argument("--report", action="store_true",
                     help="run every step whatever the differences and report (not a check)")
     ap.add_argument("--break", dest="brk", choices=("wd", "lr"),
@@ -134,8 +137,9 @@ def main():
     os.makedirs(work, exist_ok=True)
 
     init_path, _, _ = trainer_run(args.trainer, work, 0, args.data, "init")
+    optim_args = ["--optim", "sgd"] if args.optim == "sgd" else ["--weight-decay", repr(args.weight_decay)]
     _, ours, our_evals = trainer_run(args.trainer, work, args.steps, args.data, "run",
-                                     "--lr", repr(args.lr), "--weight-decay", repr(args.weight_decay))
+                                     "--lr", repr(args.lr), *optim_args)
     init, _ = st.read(init_path)
 
     mm = vs_makemore.load_makemore(args.makemore)
@@ -159,9 +163,12 @@ def main():
         params[name] = init[name].clone().requires_grad_(True)
     b = spec["inputs"][0][1][0]
     loader = mm.InfiniteDataLoader(train_set, batch_size=b, num_workers=0)
-    opt = torch.optim.AdamW(params.values(), lr=args.lr * (1.1 if args.brk == "lr" else 1),
-                            weight_decay=args.weight_decay * (2 if args.brk == "wd" else 1),
-                            betas=(0.9, 0.99), eps=1e-8)
+    lr = args.lr * (1.1 if args.brk == "lr" else 1)
+    if args.optim == "sgd":
+        opt = torch.optim.SGD(params.values(), lr=lr)
+    else:
+        opt = torch.optim.AdamW(params.values(), lr=lr, weight_decay=args.weight_decay * (2 if args.brk == "wd" else 1),
+                                betas=(0.9, 0.99), eps=1e-8)
     worst, worst_step, first_past = 0.0, 0, None
     started = time.monotonic()
     for step in range(args.steps):
