@@ -10,8 +10,9 @@ The notebooks' layouts only (context windows X: int[n, block], Y: int[n];
 lecture 1's pairs xs: int[n], ys: int[n]) and SGD, as the lectures train:
 the init is the trainer's (`init`, checked against the spec's INIT lines
 drawn here: g = torch.Generator().manual_seed(2147483647) for
-`generator=g`, a new torch.Generator() for the rest), the minibatches
-continue g with torch.randint, every step runs the spec's forward lines
+`generator=g`, a new torch.Generator() for the rest; a spec that names no
+generator draws everything from g), the minibatches continue g with
+torch.randint, every step runs the spec's forward lines
 as one Python block, loss.backward(), p.data += -lr * p.grad. At the end,
 as the trainer does, the batch statistics (each line that takes a .mean,
 .var or .std over the batch dim) are computed once over the whole
@@ -83,8 +84,14 @@ def main():
         path = os.path.join(tmp, "init.safetensors")
         subprocess.run([args.trainer, "init", "--out", path], check=True, capture_output=True)
         init, _ = st.read(path)
+    # The trainer's draws (runtime/state.c, init_params_from): a spec that
+    # names a generator draws those params from g and the others from a new
+    # torch.Generator(); one that names none (lecture 5: torch.manual_seed,
+    # then randn() and randint without a generator) draws everything from
+    # the one generator seeded SEED. The minibatches continue that generator.
     g = torch.Generator().manual_seed(SEED)
-    default = torch.Generator()
+    names_g = any(re.search(r"generator\s*=", expr) for _, _, expr in spec["params"])
+    default = torch.Generator() if names_g else g
     params = {}
     for name, shape, expr in spec["params"]:
         uses_g = re.search(r"generator\s*=", expr) is not None
