@@ -71,6 +71,7 @@ void reduce_accumulate(E *e, int indent, const Op *op);
 void reduce_finish(E *e, const Op *op);
 void forward_op(E *e, const Op *op);
 void elementwise_grad_stmt(E *e, int indent, const Grad *gr);
+bool gradient_is_alias(E *e, const Grad *gr);
 void reduce_grad_stmt(E *e, int indent, const Grad *gr);
 void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr);
 void backward_grad(E *e, const Grad *gr);

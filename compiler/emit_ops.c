@@ -333,7 +333,18 @@ void elementwise_grad_stmt(E *e, int indent, const Grad *gr) {
                       ref(e, op->out, IDX), gref(e, op->out, IDX), scalar(e, op->c)));
 }
 
+/* A gradient that is d(out)'s array needs no code (plan.c, gradient_aliases). */
+bool gradient_is_alias(E *e, const Grad *gr) {
+    if (!e->plan->galias[gr->target->id])
+        return false;
+    out(e, 1, "// d%s is d%s's array%s\n", gr->target->name, gr->op->out->name,
+        gr->op->kind == OP_VIEW ? arena_printf(", read as %s", shape_str(gr->target)) : "");
+    return true;
+}
+
 static void backward_elementwise(E *e, const Grad *gr) {
+    if (gradient_is_alias(e, gr))
+        return;
     broadcast_note(e, 1, gr);
     elementwise_grad_stmt(e, loops(e, 1, gr->op->out, 0), gr);
 }
@@ -438,10 +449,8 @@ static void backward_view(E *e, const Grad *gr) {
     const Op *op = gr->op;
     const Tensor *x = op->in[0];
     const Tensor *y = op->out;
-    if (e->plan->galias[x->id]) {
-        out(e, 1, "// d%s is d%s's array, read as %s\n", x->name, y->name, shape_str(x));
+    if (gradient_is_alias(e, gr))
         return;
-    }
     out(e, 1, "for (int i = 0; i < %s; i++)\n", numel_range(e, x, 0, x->rank));
     out(e, 2, "(%s)[i] %s (%s)[i];\n", gptr(e, x), e->acc, gptr(e, y));
 }

@@ -99,12 +99,21 @@ static void backward_group(E *e, const Group *g) {
     group_header(e, group_grad(e, g, 0)->op->stmt, group_grad(e, g, g->count - 1)->op->stmt, g->space,
                  "backprop through ");
     const char **acc = arena_alloc(sizeof(char *) * (size_t)g->count);
-    for (int k = 0; k < g->count; k++)
-        acc[k] = group_acc(e, group_grad(e, g, k));
+    bool *alias = arena_alloc(sizeof(bool) * (size_t)g->count);
+    int computed = 0;
+    for (int k = 0; k < g->count; k++) {
+        alias[k] = gradient_is_alias(e, group_grad(e, g, k));
+        acc[k] = alias[k] ? NULL : group_acc(e, group_grad(e, g, k));
+        computed += !alias[k];
+    }
+    if (!computed)
+        return;
     int in = open_block(e, 1, g->space);
     const Stmt *last = NULL;
     for (int k = 0; k < g->count; k++) {
         const Grad *gr = group_grad(e, g, k);
+        if (alias[k])
+            continue;
         body_line(e, in, gr->op->stmt, &last);
         e->acc = acc[k];
         if (gr->op->kind == OP_CROSS_ENTROPY)

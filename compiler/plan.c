@@ -191,9 +191,26 @@ static void backward_locals(const Model *m, const Backward *bw, Plan *plan) {
         plan->dlocal[i] = ok[i] && seen[i];
 }
 
-/* A view's operand whose only gradient contribution is the view's (an
+/* d(target) is d(out) element for element: a view, or an elementwise op
+ * whose rule for this operand is d(out) itself (either side of `+`, the
+ * left of `-`) and which broadcasts neither way. */
+static bool passes_gradient_through(const Grad *g) {
+    const Op *op = g->op;
+    if (op->kind == OP_VIEW)
+        return true;
+    const char *rule = g->operand < 2 ? op_info[op->kind].grad[g->operand] : NULL;
+    if (!rule || strcmp(rule, "$g") || g->reduce_axes || g->target->rank != op->out->rank)
+        return false;
+    for (int d = 0; d < op->out->rank; d++)
+        if (g->target->shape[d] != op->out->shape[d])
+            return false;
+    return true;
+}
+
+/* An operand whose only gradient contribution passes d(out) through (an
  * activation: params' gradients are the step's result) takes d(out)'s
- * array as its own, read with its own shape, instead of a copy of it. */
+ * array as its own, read with its own shape, instead of a copy of it:
+ * `hprebn = embcat @ W1 + b1` at n = 1024, H = 4096 copied 16 MB a step. */
 static void gradient_aliases(const Model *m, const Backward *bw, Plan *plan) {
     int *contributions = arena_alloc(sizeof(int) * (size_t)m->tensors.len);
     for (int i = 0; i < bw->grads.len; i++)
@@ -201,7 +218,7 @@ static void gradient_aliases(const Model *m, const Backward *bw, Plan *plan) {
     for (int i = 0; i < bw->grads.len; i++) {
         const Grad *g = bw->grads.items[i];
         const Tensor *t = g->target, *y = g->op->out;
-        if (g->op->kind == OP_VIEW && t->kind == T_ACT && contributions[t->id] == 1 && !plan->dlocal[t->id] &&
+        if (passes_gradient_through(g) && t->kind == T_ACT && contributions[t->id] == 1 && !plan->dlocal[t->id] &&
             !plan->dlocal[y->id])
             plan->galias[t->id] = plan->galias[y->id] ? plan->galias[y->id] : y;
     }

@@ -349,17 +349,20 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // backprop through deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
     // rewritten: deep_bn.ninja:88 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh6pre from h6hat [32, 27] = batchnorm(h6pre [32, 27], bn6mean [1, 27], bn6var [1, 27])
-    memset(&g->dh6pre[0][0], 0, sizeof(float) * 864);
-    for (int j = 0; j < 27; j++) {
-        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++) {
-            sum += g->dh6hat[i][j];
-            dot += g->dh6hat[i][j] * a->h6hat[i][j];
-        }
-        sum /= 32.0f;
-        dot /= 31.0f;   // Bessel's correction
+    {
+        float sum[27] = {0}, dot[27] = {0};   // of dy and of dy * y over the rows
         for (int i = 0; i < 32; i++)
-            g->dh6pre[i][j] += a->h6hat_inv[0][j] * (g->dh6hat[i][j] - sum - a->h6hat[i][j] * dot);
+            for (int j = 0; j < 27; j++) {
+                sum[j] += g->dh6hat[i][j];
+                dot[j] += g->dh6hat[i][j] * a->h6hat[i][j];
+            }
+        for (int j = 0; j < 27; j++) {
+            sum[j] /= 32.0f;
+            dot[j] /= 31.0f;   // Bessel's correction
+        }
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 27; j++)
+                g->dh6pre[i][j] = a->h6hat_inv[0][j] * (g->dh6hat[i][j] - sum[j] - a->h6hat[i][j] * dot[j]);
     }
     
     // backprop through deep_bn.ninja:85: h6pre = h5 @ W6
@@ -388,17 +391,20 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // backprop through deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
     // rewritten: deep_bn.ninja:81 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh5pre from h5hat [32, 100] = batchnorm(h5pre [32, 100], bn5mean [1, 100], bn5var [1, 100])
-    memset(&g->dh5pre[0][0], 0, sizeof(float) * 3200);
-    for (int j = 0; j < 100; j++) {
-        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++) {
-            sum += g->dh5hat[i][j];
-            dot += g->dh5hat[i][j] * a->h5hat[i][j];
-        }
-        sum /= 32.0f;
-        dot /= 31.0f;   // Bessel's correction
+    {
+        float sum[100] = {0}, dot[100] = {0};   // of dy and of dy * y over the rows
         for (int i = 0; i < 32; i++)
-            g->dh5pre[i][j] += a->h5hat_inv[0][j] * (g->dh5hat[i][j] - sum - a->h5hat[i][j] * dot);
+            for (int j = 0; j < 100; j++) {
+                sum[j] += g->dh5hat[i][j];
+                dot[j] += g->dh5hat[i][j] * a->h5hat[i][j];
+            }
+        for (int j = 0; j < 100; j++) {
+            sum[j] /= 32.0f;
+            dot[j] /= 31.0f;   // Bessel's correction
+        }
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 100; j++)
+                g->dh5pre[i][j] = a->h5hat_inv[0][j] * (g->dh5hat[i][j] - sum[j] - a->h5hat[i][j] * dot[j]);
     }
     
     // backprop through deep_bn.ninja:78: h5pre = h4 @ W5
@@ -427,17 +433,20 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // backprop through deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
     // rewritten: deep_bn.ninja:74 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh4pre from h4hat [32, 100] = batchnorm(h4pre [32, 100], bn4mean [1, 100], bn4var [1, 100])
-    memset(&g->dh4pre[0][0], 0, sizeof(float) * 3200);
-    for (int j = 0; j < 100; j++) {
-        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++) {
-            sum += g->dh4hat[i][j];
-            dot += g->dh4hat[i][j] * a->h4hat[i][j];
-        }
-        sum /= 32.0f;
-        dot /= 31.0f;   // Bessel's correction
+    {
+        float sum[100] = {0}, dot[100] = {0};   // of dy and of dy * y over the rows
         for (int i = 0; i < 32; i++)
-            g->dh4pre[i][j] += a->h4hat_inv[0][j] * (g->dh4hat[i][j] - sum - a->h4hat[i][j] * dot);
+            for (int j = 0; j < 100; j++) {
+                sum[j] += g->dh4hat[i][j];
+                dot[j] += g->dh4hat[i][j] * a->h4hat[i][j];
+            }
+        for (int j = 0; j < 100; j++) {
+            sum[j] /= 32.0f;
+            dot[j] /= 31.0f;   // Bessel's correction
+        }
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 100; j++)
+                g->dh4pre[i][j] = a->h4hat_inv[0][j] * (g->dh4hat[i][j] - sum[j] - a->h4hat[i][j] * dot[j]);
     }
     
     // backprop through deep_bn.ninja:71: h4pre = h3 @ W4
@@ -466,17 +475,20 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // backprop through deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
     // rewritten: deep_bn.ninja:67 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh3pre from h3hat [32, 100] = batchnorm(h3pre [32, 100], bn3mean [1, 100], bn3var [1, 100])
-    memset(&g->dh3pre[0][0], 0, sizeof(float) * 3200);
-    for (int j = 0; j < 100; j++) {
-        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++) {
-            sum += g->dh3hat[i][j];
-            dot += g->dh3hat[i][j] * a->h3hat[i][j];
-        }
-        sum /= 32.0f;
-        dot /= 31.0f;   // Bessel's correction
+    {
+        float sum[100] = {0}, dot[100] = {0};   // of dy and of dy * y over the rows
         for (int i = 0; i < 32; i++)
-            g->dh3pre[i][j] += a->h3hat_inv[0][j] * (g->dh3hat[i][j] - sum - a->h3hat[i][j] * dot);
+            for (int j = 0; j < 100; j++) {
+                sum[j] += g->dh3hat[i][j];
+                dot[j] += g->dh3hat[i][j] * a->h3hat[i][j];
+            }
+        for (int j = 0; j < 100; j++) {
+            sum[j] /= 32.0f;
+            dot[j] /= 31.0f;   // Bessel's correction
+        }
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 100; j++)
+                g->dh3pre[i][j] = a->h3hat_inv[0][j] * (g->dh3hat[i][j] - sum[j] - a->h3hat[i][j] * dot[j]);
     }
     
     // backprop through deep_bn.ninja:64: h3pre = h2 @ W3
@@ -505,17 +517,20 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // backprop through deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
     // rewritten: deep_bn.ninja:60 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh2pre from h2hat [32, 100] = batchnorm(h2pre [32, 100], bn2mean [1, 100], bn2var [1, 100])
-    memset(&g->dh2pre[0][0], 0, sizeof(float) * 3200);
-    for (int j = 0; j < 100; j++) {
-        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++) {
-            sum += g->dh2hat[i][j];
-            dot += g->dh2hat[i][j] * a->h2hat[i][j];
-        }
-        sum /= 32.0f;
-        dot /= 31.0f;   // Bessel's correction
+    {
+        float sum[100] = {0}, dot[100] = {0};   // of dy and of dy * y over the rows
         for (int i = 0; i < 32; i++)
-            g->dh2pre[i][j] += a->h2hat_inv[0][j] * (g->dh2hat[i][j] - sum - a->h2hat[i][j] * dot);
+            for (int j = 0; j < 100; j++) {
+                sum[j] += g->dh2hat[i][j];
+                dot[j] += g->dh2hat[i][j] * a->h2hat[i][j];
+            }
+        for (int j = 0; j < 100; j++) {
+            sum[j] /= 32.0f;
+            dot[j] /= 31.0f;   // Bessel's correction
+        }
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 100; j++)
+                g->dh2pre[i][j] = a->h2hat_inv[0][j] * (g->dh2hat[i][j] - sum[j] - a->h2hat[i][j] * dot[j]);
     }
     
     // backprop through deep_bn.ninja:57: h2pre = h1 @ W2
@@ -544,17 +559,20 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // backprop through deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
     // rewritten: deep_bn.ninja:53 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh1pre from h1hat [32, 100] = batchnorm(h1pre [32, 100], bn1mean [1, 100], bn1var [1, 100])
-    memset(&g->dh1pre[0][0], 0, sizeof(float) * 3200);
-    for (int j = 0; j < 100; j++) {
-        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++) {
-            sum += g->dh1hat[i][j];
-            dot += g->dh1hat[i][j] * a->h1hat[i][j];
-        }
-        sum /= 32.0f;
-        dot /= 31.0f;   // Bessel's correction
+    {
+        float sum[100] = {0}, dot[100] = {0};   // of dy and of dy * y over the rows
         for (int i = 0; i < 32; i++)
-            g->dh1pre[i][j] += a->h1hat_inv[0][j] * (g->dh1hat[i][j] - sum - a->h1hat[i][j] * dot);
+            for (int j = 0; j < 100; j++) {
+                sum[j] += g->dh1hat[i][j];
+                dot[j] += g->dh1hat[i][j] * a->h1hat[i][j];
+            }
+        for (int j = 0; j < 100; j++) {
+            sum[j] /= 32.0f;
+            dot[j] /= 31.0f;   // Bessel's correction
+        }
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 100; j++)
+                g->dh1pre[i][j] = a->h1hat_inv[0][j] * (g->dh1hat[i][j] - sum[j] - a->h1hat[i][j] * dot[j]);
     }
     
     // backprop through deep_bn.ninja:50: h1pre = x @ W1

@@ -77,9 +77,9 @@ void lecture1_bigram_backward(const lecture1_bigram_params *restrict p, const in
     g->dloss = 1.0f;
     
     // backprop through lecture1_bigram.ninja:21, in one pass over []:
+    // dloss_t4 is dloss's array
     {
         // :21 loss = -probs[torch.arange(num), ys].log().mean() + 0.01*(W**2).mean()
-        g->dloss_t4 = g->dloss;
         float dloss_t7 = g->dloss;
         g->dloss_t6 = dloss_t7 * 0.01f;
     }
@@ -96,7 +96,7 @@ void lecture1_bigram_backward(const lecture1_bigram_params *restrict p, const in
     // dlogits = (softmax(logits) - onehot(ys)) / 32.0f
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dlogits[i][j] = g->dloss_t4 * ((a->loss_t4_probs[i][j] - (ys[i] == j)) / 32.0f);
+            g->dlogits[i][j] = (*&g->dloss) * ((a->loss_t4_probs[i][j] - (ys[i] == j)) / 32.0f);
     
     // backprop through lecture1_bigram.ninja:18: logits = xenc @ W
     // dW from logits [32, 27] = matmul(xenc [32, 27], W [27, 27])

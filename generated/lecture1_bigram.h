@@ -26,7 +26,6 @@ typedef struct {   // every activation of a training batch
 typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dW[27][27];                  // [27, 27] lecture1_bigram.ninja:14
     float dlogits[32][27];             // [num=32, 27] lecture1_bigram.ninja:18
-    float dloss_t4;                    // [] lecture1_bigram.ninja:21
     float dloss_t6;                    // [] lecture1_bigram.ninja:21
     float dloss;                       // [] lecture1_bigram.ninja:21
 } lecture1_bigram_grads;

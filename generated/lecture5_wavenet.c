@@ -269,17 +269,20 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     // backprop through lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
     // rewritten: lecture5_wavenet.ninja:84 as BatchNorm (exercise 3: dhprebn in closed form)
     // dx_l80 from xhat [32, 128] = batchnorm(x_l80 [32, 128], xmean [1, 128], xvar [1, 128])
-    memset(&g->dx_l80[0][0], 0, sizeof(float) * 4096);
-    for (int j = 0; j < 128; j++) {
-        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++) {
-            sum += g->dxhat[i][j];
-            dot += g->dxhat[i][j] * a->xhat[i][j];
-        }
-        sum /= 32.0f;
-        dot /= 31.0f;   // Bessel's correction
+    {
+        float sum[128] = {0}, dot[128] = {0};   // of dy and of dy * y over the rows
         for (int i = 0; i < 32; i++)
-            g->dx_l80[i][j] += a->xhat_inv[0][j] * (g->dxhat[i][j] - sum - a->xhat[i][j] * dot);
+            for (int j = 0; j < 128; j++) {
+                sum[j] += g->dxhat[i][j];
+                dot[j] += g->dxhat[i][j] * a->xhat[i][j];
+            }
+        for (int j = 0; j < 128; j++) {
+            sum[j] /= 32.0f;
+            dot[j] /= 31.0f;   // Bessel's correction
+        }
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 128; j++)
+                g->dx_l80[i][j] = a->xhat_inv[0][j] * (g->dxhat[i][j] - sum[j] - a->xhat[i][j] * dot[j]);
     }
     
     // backprop through lecture5_wavenet.ninja:80: x = x @ W3

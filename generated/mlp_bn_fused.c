@@ -148,34 +148,37 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     // backprop through mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv
     // rewritten: mlp_bn_fused.ninja:33-34 as BatchNorm (exercise 3: dhprebn in closed form)
     // dhprebn from bnraw [32, 200] = batchnorm(hprebn [32, 200], bnmean [1, 200], bnvar [1, 200])
-    memset(&g->dhprebn[0][0], 0, sizeof(float) * 6400);
-    for (int j = 0; j < 200; j++) {
-        float sum = 0, dot = 0;   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++) {
-            sum += g->dbnraw[i][j];
-            dot += g->dbnraw[i][j] * a->bnraw[i][j];
-        }
-        sum /= 32.0f;
-        dot /= 31.0f;   // Bessel's correction
+    {
+        float sum[200] = {0}, dot[200] = {0};   // of dy and of dy * y over the rows
         for (int i = 0; i < 32; i++)
-            g->dhprebn[i][j] += a->bnraw_inv[0][j] * (g->dbnraw[i][j] - sum - a->bnraw[i][j] * dot);
+            for (int j = 0; j < 200; j++) {
+                sum[j] += g->dbnraw[i][j];
+                dot[j] += g->dbnraw[i][j] * a->bnraw[i][j];
+            }
+        for (int j = 0; j < 200; j++) {
+            sum[j] /= 32.0f;
+            dot[j] /= 31.0f;   // Bessel's correction
+        }
+        for (int i = 0; i < 32; i++)
+            for (int j = 0; j < 200; j++)
+                g->dhprebn[i][j] = a->bnraw_inv[0][j] * (g->dbnraw[i][j] - sum[j] - a->bnraw[i][j] * dot[j]);
     }
     
     // backprop through mlp_bn_fused.ninja:28, in one pass over [n=32, 200]:
+    // dhprebn_t1 is dhprebn's array
     memset(&g->db1[0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :28 hprebn = embcat @ W1 + b1
-            g->dhprebn_t1[i][j] = g->dhprebn[i][j];
             g->db1[j] += g->dhprebn[i][j];
         }
     // dembcat from hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dembcat = dhprebn_t1 @ W1^T
     nj_transpose(30, 200, &p->W1[0][0], g->mm_scratch);
-    nj_gemm(32, 30, 200, &g->dhprebn_t1[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
+    nj_gemm(32, 30, 200, &g->dhprebn[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dW1 = embcat^T @ dhprebn_t1
-    nj_gemm(30, 200, 32, &a->embcat[0][0], 1, 30, &g->dhprebn_t1[0][0], 200, &g->dW1[0][0], 200, 0);
+    nj_gemm(30, 200, 32, &a->embcat[0][0], 1, 30, &g->dhprebn[0][0], 200, &g->dW1[0][0], 200, 0);
     
     // backprop through mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])

@@ -226,21 +226,21 @@ void mm_bow_backward(const mm_bow_params *restrict p, const int32_t *const *inpu
     // dlogits is dloss_t1's array, read as [32, 16, 27]
     
     // backprop through mm_bow.ninja:68, in one pass over [batch_size=32, 16, 27]:
+    // dlogits_t2 is dlogits's array
     memset(&g->dlm_head_bias[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 27; k++) {
                 // :68 logits = F.linear(x, lm_head_weight, lm_head_bias)
-                g->dlogits_t2[i][j][k] = ((float (*)[16][27])&g->dloss_t1[0][0])[i][j][k];
                 g->dlm_head_bias[k] += ((float (*)[16][27])&g->dloss_t1[0][0])[i][j][k];
             }
     // dx from logits_t2 [32, 16, 27] = matmul(x [32, 16, 64], logits_t1 [64, 27])
     // dx = dlogits_t2 @ logits_t1^T
     nj_transpose(64, 27, &a->logits_t1[0][0], g->mm_scratch);
-    nj_gemm(512, 64, 27, &g->dlogits_t2[0][0][0], 27, 1, g->mm_scratch, 64, &g->dx[0][0][0], 64, 0);
+    nj_gemm(512, 64, 27, &g->dloss_t1[0][0], 27, 1, g->mm_scratch, 64, &g->dx[0][0][0], 64, 0);
     // dlogits_t1 from logits_t2 [32, 16, 27] = matmul(x [32, 16, 64], logits_t1 [64, 27])
     // dlogits_t1 = x^T @ dlogits_t2
-    nj_gemm(64, 27, 512, &a->x[0][0][0], 1, 64, &g->dlogits_t2[0][0][0], 27, &g->dlogits_t1[0][0], 27, 0);
+    nj_gemm(64, 27, 512, &a->x[0][0][0], 1, 64, &g->dloss_t1[0][0], 27, &g->dlogits_t1[0][0], 27, 0);
     // dlm_head_weight from logits_t1 [64, 27] = transpose(lm_head_weight [27, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 27; j++)
@@ -292,27 +292,27 @@ void mm_bow_backward(const mm_bow_params *restrict p, const int32_t *const *inpu
             g->dcontext_block_mlp_c_fc_weight[j][i] = g->dx_t1[i][j];
     
     // backprop through mm_bow.ninja:64, in one pass over [batch_size=32, 16, 64]:
+    // dy is dx_l64's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :64 x = x + y
                 g->dx_l55[i][j][k] = g->dx_l64[i][j][k];
-                g->dy[i][j][k] = g->dx_l64[i][j][k];
             }
     
     // backprop through mm_bow.ninja:63: y = att @ x
     // dx_l55 from y [32, 16, 64] = bmm(att [32, 16, 16], x_l55 [32, 16, 64])
     // dx_l55 += att^T @ dy per product
     for (int i = 0; i < 32; i++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 64, 16, 1.0f, &a->att[i][0][0], 16, &g->dy[i][0][0], 64, 1.0f, &g->dx_l55[i][0][0], 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 64, 16, 1.0f, &a->att[i][0][0], 16, &((float (*)[16][64])&g->dx_l64[0][0][0])[i][0][0], 64, 1.0f, &g->dx_l55[i][0][0], 64);
     
     // backprop through mm_bow.ninja:55, in one pass over [batch_size=32, 16, 64]:
+    // dtok_emb is dx_l55's array
     memset(&g->dpos_emb[0][0][0], 0, sizeof(float) * 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :55 x = tok_emb + pos_emb
-                g->dtok_emb[i][j][k] = g->dx_l55[i][j][k];
                 g->dpos_emb[0][j][k] += g->dx_l55[i][j][k];
             }
     
@@ -332,7 +332,7 @@ void mm_bow_backward(const mm_bow_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++)
-                g->dwte_weight[idx[i][j]][k] += g->dtok_emb[i][j][k];
+                g->dwte_weight[idx[i][j]][k] += ((float (*)[16][64])&g->dx_l55[0][0][0])[i][j][k];
 }
 
 void mm_bow_sgd(mm_bow_params *p, const mm_bow_grads *g, double lr) {

@@ -60,11 +60,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dcontext_block_mlp_c_proj_bias[64];      // [64] mm_bow.ninja:40
     float dlm_head_weight[27][64];     // [27, 64] mm_bow.ninja:42
     float dlm_head_bias[27];           // [27] mm_bow.ninja:43
-    float dtok_emb[32][16][64];        // [batch_size=32, 16, 64] mm_bow.ninja:52
     float dpos_emb_t1[16][64];         // [16, 64] mm_bow.ninja:53
     float dpos_emb[1][16][64];         // [1, 16, 64] mm_bow.ninja:53
     float dx_l55[32][16][64];          // [batch_size=32, 16, 64] mm_bow.ninja:55
-    float dy[32][16][64];              // [batch_size=32, 16, 64] mm_bow.ninja:63
     float dx_l64[32][16][64];          // [batch_size=32, 16, 64] mm_bow.ninja:64
     float dx_t1[64][64];               // [64, 64] mm_bow.ninja:66
     float dx_t2[32][16][64];           // [batch_size=32, 16, 64] mm_bow.ninja:66
@@ -73,7 +71,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dx_t6[32][16][64];           // [batch_size=32, 16, 64] mm_bow.ninja:66
     float dx[32][16][64];              // [batch_size=32, 16, 64] mm_bow.ninja:66
     float dlogits_t1[64][27];          // [64, 27] mm_bow.ninja:68
-    float dlogits_t2[32][16][27];      // [batch_size=32, 16, 27] mm_bow.ninja:68
     float dloss_t1[512][27];           // [batch_size=512, 27] mm_bow.ninja:71
     float dloss;                       // [] mm_bow.ninja:71
     float mm_scratch[4096];          // B^T for the kernels' A @ B^T

@@ -624,7 +624,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dhidden_t16[32][1][64];      // [batch_size=32, 1, 64] mm_gru.ninja:68
     float dhidden[32][16][64];         // [batch_size=32, 16, 64] mm_gru.ninja:68
     float dlogits_t1[64][27];          // [64, 27] mm_gru.ninja:69
-    float dlogits_t2[32][16][27];      // [batch_size=32, 16, 27] mm_gru.ninja:69
     float dloss_t1[512][27];           // [batch_size=512, 27] mm_gru.ninja:72
     float dloss;                       // [] mm_gru.ninja:72
     float mm_scratch[8192];          // B^T for the kernels' A @ B^T

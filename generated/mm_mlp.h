@@ -74,7 +74,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dx_t2[32][16][64];           // [batch_size=32, 16, 64] mm_mlp.ninja:44
     float dx[32][16][64];              // [batch_size=32, 16, 64] mm_mlp.ninja:45
     float dlogits_t1[64][27];          // [64, 27] mm_mlp.ninja:46
-    float dlogits_t2[32][16][27];      // [batch_size=32, 16, 27] mm_mlp.ninja:46
     float dloss_t1[512][27];           // [batch_size=512, 27] mm_mlp.ninja:49
     float dloss;                       // [] mm_mlp.ninja:49
     float mm_scratch[65536];          // B^T for the kernels' A @ B^T

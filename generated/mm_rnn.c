@@ -754,21 +754,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
     // dlogits is dloss_t1's array, read as [32, 16, 27]
     
     // backprop through mm_rnn.ninja:55, in one pass over [batch_size=32, 16, 27]:
+    // dlogits_t2 is dlogits's array
     memset(&g->dlm_head_bias[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 27; k++) {
                 // :55 logits = F.linear(hidden, lm_head_weight, lm_head_bias)
-                g->dlogits_t2[i][j][k] = ((float (*)[16][27])&g->dloss_t1[0][0])[i][j][k];
                 g->dlm_head_bias[k] += ((float (*)[16][27])&g->dloss_t1[0][0])[i][j][k];
             }
     // dhidden from logits_t2 [32, 16, 27] = matmul(hidden [32, 16, 64], logits_t1 [64, 27])
     // dhidden = dlogits_t2 @ logits_t1^T
     nj_transpose(64, 27, &a->logits_t1[0][0], g->mm_scratch);
-    nj_gemm(512, 64, 27, &g->dlogits_t2[0][0][0], 27, 1, g->mm_scratch, 64, &g->dhidden[0][0][0], 64, 0);
+    nj_gemm(512, 64, 27, &g->dloss_t1[0][0], 27, 1, g->mm_scratch, 64, &g->dhidden[0][0][0], 64, 0);
     // dlogits_t1 from logits_t2 [32, 16, 27] = matmul(hidden [32, 16, 64], logits_t1 [64, 27])
     // dlogits_t1 = hidden^T @ dlogits_t2
-    nj_gemm(64, 27, 512, &a->hidden[0][0][0], 1, 64, &g->dlogits_t2[0][0][0], 27, &g->dlogits_t1[0][0], 27, 0);
+    nj_gemm(64, 27, 512, &a->hidden[0][0][0], 1, 64, &g->dloss_t1[0][0], 27, &g->dlogits_t1[0][0], 27, 0);
     // dlm_head_weight from logits_t1 [64, 27] = transpose(lm_head_weight [27, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 27; j++)

@@ -280,7 +280,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dhidden_t16[32][1][64];      // [batch_size=32, 1, 64] mm_rnn.ninja:54
     float dhidden[32][16][64];         // [batch_size=32, 16, 64] mm_rnn.ninja:54
     float dlogits_t1[64][27];          // [64, 27] mm_rnn.ninja:55
-    float dlogits_t2[32][16][27];      // [batch_size=32, 16, 27] mm_rnn.ninja:55
     float dloss_t1[512][27];           // [batch_size=512, 27] mm_rnn.ninja:58
     float dloss;                       // [] mm_rnn.ninja:58
     float mm_scratch[8192];          // B^T for the kernels' A @ B^T

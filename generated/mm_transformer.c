@@ -1556,12 +1556,12 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 g->dq_t29[i][j][k] += ((float (*)[16][64])&g->dq_t32[0][0][0][0])[i][j][k];
     
     // backprop through mm_transformer.ninja:86, in one pass over [batch_size=32, 16, 192]:
+    // dq_t27 is dq_t29's array
     memset(&g->dq_t28[0], 0, sizeof(float) * 192);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 192; k++) {
                 // :86 q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)
-                g->dq_t27[i][j][k] = g->dq_t29[i][j][k];
                 g->dq_t28[k] += g->dq_t29[i][j][k];
             }
     // dh_attn_c_attn_bias from q_t28 [192] = slice(h_attn_c_attn_bias [4, 192])
@@ -1571,10 +1571,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxa from q_t27 [32, 16, 192] = matmul(xa [32, 16, 64], q_t26 [64, 192])
     // dxa = dq_t27 @ q_t26^T
     nj_transpose(64, 192, &a->q_t26[0][0], g->mm_scratch);
-    nj_gemm_512x64x192(&g->dq_t27[0][0][0], g->mm_scratch, &g->dxa[0][0][0]);
+    nj_gemm_512x64x192(&g->dq_t29[0][0][0], g->mm_scratch, &g->dxa[0][0][0]);
     // dq_t26 from q_t27 [32, 16, 192] = matmul(xa [32, 16, 64], q_t26 [64, 192])
     // dq_t26 = xa^T @ dq_t27
-    nj_gemm_64x192x512_at(&a->xa[0][0][0], &g->dq_t27[0][0][0], &g->dq_t26[0][0]);
+    nj_gemm_64x192x512_at(&a->xa[0][0][0], &g->dq_t29[0][0][0], &g->dq_t26[0][0]);
     // dq_t25 from q_t26 [64, 192] = transpose(q_t25 [192, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
@@ -1869,12 +1869,12 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 g->dq_t21[i][j][k] += ((float (*)[16][64])&g->dq_t24[0][0][0][0])[i][j][k];
     
     // backprop through mm_transformer.ninja:86, in one pass over [batch_size=32, 16, 192]:
+    // dq_t19 is dq_t21's array
     memset(&g->dq_t20[0], 0, sizeof(float) * 192);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 192; k++) {
                 // :86 q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)
-                g->dq_t19[i][j][k] = g->dq_t21[i][j][k];
                 g->dq_t20[k] += g->dq_t21[i][j][k];
             }
     // dh_attn_c_attn_bias from q_t20 [192] = slice(h_attn_c_attn_bias [4, 192])
@@ -1883,10 +1883,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxa_l82_i2 from q_t19 [32, 16, 192] = matmul(xa_l82_i2 [32, 16, 64], q_t18 [64, 192])
     // dxa_l82_i2 = dq_t19 @ q_t18^T
     nj_transpose(64, 192, &a->q_t18[0][0], g->mm_scratch);
-    nj_gemm_512x64x192(&g->dq_t19[0][0][0], g->mm_scratch, &g->dxa_l82_i2[0][0][0]);
+    nj_gemm_512x64x192(&g->dq_t21[0][0][0], g->mm_scratch, &g->dxa_l82_i2[0][0][0]);
     // dq_t18 from q_t19 [32, 16, 192] = matmul(xa_l82_i2 [32, 16, 64], q_t18 [64, 192])
     // dq_t18 = xa_l82_i2^T @ dq_t19
-    nj_gemm_64x192x512_at(&a->xa_l82_i2[0][0][0], &g->dq_t19[0][0][0], &g->dq_t18[0][0]);
+    nj_gemm_64x192x512_at(&a->xa_l82_i2[0][0][0], &g->dq_t21[0][0][0], &g->dq_t18[0][0]);
     // dq_t17 from q_t18 [64, 192] = transpose(q_t17 [192, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
@@ -2178,12 +2178,12 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 g->dq_t13[i][j][k] += ((float (*)[16][64])&g->dq_t16[0][0][0][0])[i][j][k];
     
     // backprop through mm_transformer.ninja:86, in one pass over [batch_size=32, 16, 192]:
+    // dq_t11 is dq_t13's array
     memset(&g->dq_t12[0], 0, sizeof(float) * 192);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 192; k++) {
                 // :86 q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)
-                g->dq_t11[i][j][k] = g->dq_t13[i][j][k];
                 g->dq_t12[k] += g->dq_t13[i][j][k];
             }
     // dh_attn_c_attn_bias from q_t12 [192] = slice(h_attn_c_attn_bias [4, 192])
@@ -2192,10 +2192,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxa_l82_i1 from q_t11 [32, 16, 192] = matmul(xa_l82_i1 [32, 16, 64], q_t10 [64, 192])
     // dxa_l82_i1 = dq_t11 @ q_t10^T
     nj_transpose(64, 192, &a->q_t10[0][0], g->mm_scratch);
-    nj_gemm_512x64x192(&g->dq_t11[0][0][0], g->mm_scratch, &g->dxa_l82_i1[0][0][0]);
+    nj_gemm_512x64x192(&g->dq_t13[0][0][0], g->mm_scratch, &g->dxa_l82_i1[0][0][0]);
     // dq_t10 from q_t11 [32, 16, 192] = matmul(xa_l82_i1 [32, 16, 64], q_t10 [64, 192])
     // dq_t10 = xa_l82_i1^T @ dq_t11
-    nj_gemm_64x192x512_at(&a->xa_l82_i1[0][0][0], &g->dq_t11[0][0][0], &g->dq_t10[0][0]);
+    nj_gemm_64x192x512_at(&a->xa_l82_i1[0][0][0], &g->dq_t13[0][0][0], &g->dq_t10[0][0]);
     // dq_t9 from q_t10 [64, 192] = transpose(q_t9 [192, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
@@ -2487,12 +2487,12 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 g->dq_t5[i][j][k] += ((float (*)[16][64])&g->dq_t8[0][0][0][0])[i][j][k];
     
     // backprop through mm_transformer.ninja:86, in one pass over [batch_size=32, 16, 192]:
+    // dq_t3 is dq_t5's array
     memset(&g->dq_t4[0], 0, sizeof(float) * 192);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 192; k++) {
                 // :86 q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)
-                g->dq_t3[i][j][k] = g->dq_t5[i][j][k];
                 g->dq_t4[k] += g->dq_t5[i][j][k];
             }
     // dh_attn_c_attn_bias from q_t4 [192] = slice(h_attn_c_attn_bias [4, 192])
@@ -2501,10 +2501,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxa_l82_i0 from q_t3 [32, 16, 192] = matmul(xa_l82_i0 [32, 16, 64], q_t2 [64, 192])
     // dxa_l82_i0 = dq_t3 @ q_t2^T
     nj_transpose(64, 192, &a->q_t2[0][0], g->mm_scratch);
-    nj_gemm_512x64x192(&g->dq_t3[0][0][0], g->mm_scratch, &g->dxa_l82_i0[0][0][0]);
+    nj_gemm_512x64x192(&g->dq_t5[0][0][0], g->mm_scratch, &g->dxa_l82_i0[0][0][0]);
     // dq_t2 from q_t3 [32, 16, 192] = matmul(xa_l82_i0 [32, 16, 64], q_t2 [64, 192])
     // dq_t2 = xa_l82_i0^T @ dq_t3
-    nj_gemm_64x192x512_at(&a->xa_l82_i0[0][0][0], &g->dq_t3[0][0][0], &g->dq_t2[0][0]);
+    nj_gemm_64x192x512_at(&a->xa_l82_i0[0][0][0], &g->dq_t5[0][0][0], &g->dq_t2[0][0]);
     // dq_t1 from q_t2 [64, 192] = transpose(q_t1 [192, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
@@ -2549,12 +2549,12 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_1_weight[0][i] += g->dxa_t1[i];
     
     // backprop through mm_transformer.ninja:78, in one pass over [batch_size=32, 16, 64]:
+    // dtok_emb is dx_l78's array
     memset(&g->dpos_emb[0][0][0], 0, sizeof(float) * 1024);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :78 x = tok_emb + pos_emb
-                g->dtok_emb[i][j][k] = g->dx_l78[i][j][k];
                 g->dpos_emb[0][j][k] += g->dx_l78[i][j][k];
             }
     
@@ -2574,7 +2574,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++)
-                g->dwte_weight[idx[i][j]][k] += g->dtok_emb[i][j][k];
+                g->dwte_weight[idx[i][j]][k] += ((float (*)[16][64])&g->dx_l78[0][0][0])[i][j][k];
 }
 
 void mm_transformer_sgd(mm_transformer_params *p, const mm_transformer_grads *g, double lr) {

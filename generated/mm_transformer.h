@@ -305,7 +305,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dln_f_weight[64];            // [64] mm_transformer.ninja:64
     float dln_f_bias[64];              // [64] mm_transformer.ninja:65
     float dlm_head_weight[27][64];     // [27, 64] mm_transformer.ninja:67
-    float dtok_emb[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:76
     float dpos_emb_t1[16][64];         // [16, 64] mm_transformer.ninja:77
     float dpos_emb[1][16][64];         // [1, 16, 64] mm_transformer.ninja:77
     float dx_l78[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:78
@@ -314,7 +313,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxa_l82_i0[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:82
     float dq_t1[192][64];              // [192, 64] mm_transformer.ninja:86
     float dq_t2[64][192];              // [64, 192] mm_transformer.ninja:86
-    float dq_t3[32][16][192];          // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float dq_t4[192];                  // [192] mm_transformer.ninja:86
     float dq_t5[32][16][192];          // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float dk_t1[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
@@ -353,7 +351,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxa_l82_i1[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:82
     float dq_t9[192][64];              // [192, 64] mm_transformer.ninja:86
     float dq_t10[64][192];             // [64, 192] mm_transformer.ninja:86
-    float dq_t11[32][16][192];         // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float dq_t12[192];                 // [192] mm_transformer.ninja:86
     float dq_t13[32][16][192];         // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float dk_t2[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
@@ -392,7 +389,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxa_l82_i2[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:82
     float dq_t17[192][64];             // [192, 64] mm_transformer.ninja:86
     float dq_t18[64][192];             // [64, 192] mm_transformer.ninja:86
-    float dq_t19[32][16][192];         // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float dq_t20[192];                 // [192] mm_transformer.ninja:86
     float dq_t21[32][16][192];         // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float dk_t3[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
@@ -431,7 +427,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxa[32][16][64];             // [batch_size=32, 16, 64] mm_transformer.ninja:82
     float dq_t25[192][64];             // [192, 64] mm_transformer.ninja:86
     float dq_t26[64][192];             // [64, 192] mm_transformer.ninja:86
-    float dq_t27[32][16][192];         // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float dq_t28[192];                 // [192] mm_transformer.ninja:86
     float dq_t29[32][16][192];         // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float dk_t4[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
