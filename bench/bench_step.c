@@ -28,6 +28,11 @@
 
 int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *variant);
 
+/* runtime/ninjac_kernels.h's thread count, and the most threads a product
+ * ran on: defined (weak) by generated code that includes the header, so
+ * absent (NULL) in -O0 models. */
+extern int nj_threads __attribute__((weak)), nj_threads_ran __attribute__((weak));
+
 typedef struct {
     const NinjacModel *m;
     void *params, *params0, *acts, *grads;
@@ -73,7 +78,8 @@ static const NjParam *find_param(const NinjacModel *m, const char *name) {
 }
 
 int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *variant) {
-    static const char *const known[] = {"--reps", "--rep-ms", "--warm-ms", "--lr", "--seed", "--nan-check", NULL};
+    static const char *const known[] = {"--reps",    "--rep-ms", "--warm-ms", "--lr",
+                                        "--seed",    "--threads", "--nan-check", NULL};
     bool nan_check = false;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--nan-check")) {   /* a flag: take it out before the valued options */
@@ -82,14 +88,21 @@ int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *var
             argc--;
             break;
         }
-    double reps = 15, rep_ms = 100, warm_ms = 300, lr = 0.1, seed = 1;
+    double reps = 15, rep_ms = 100, warm_ms = 300, lr = 0.1, seed = 1, threads = 1;
     if (bench_check_args(argc, argv, 1, known) || bench_opt(argc, argv, "--reps", &reps) ||
         bench_opt(argc, argv, "--rep-ms", &rep_ms) || bench_opt(argc, argv, "--warm-ms", &warm_ms) ||
-        bench_opt(argc, argv, "--lr", &lr) || bench_opt(argc, argv, "--seed", &seed)) {
-        fprintf(stderr, "usage: %s [--reps R] [--rep-ms MS] [--warm-ms MS] [--lr LR] [--seed S] [--nan-check]\n",
-                argv[0]);
+        bench_opt(argc, argv, "--lr", &lr) || bench_opt(argc, argv, "--seed", &seed) ||
+        bench_opt(argc, argv, "--threads", &threads) || threads < 1) {
+        fprintf(stderr, "usage: %s [--reps R] [--rep-ms MS] [--warm-ms MS] [--lr LR] [--seed S] [--threads T] "
+                        "[--nan-check]\n", argv[0]);
         return 2;
     }
+    if (threads > 1 && !&nj_threads) {
+        fprintf(stderr, "error: %s: --threads: this model does not use ninjac's kernels (-O0)\n", m->name);
+        return 2;
+    }
+    if (&nj_threads)
+        nj_threads = (int)threads;
     if (m->elem_size != (int)sizeof(float) || m->ninputs > 8) {
         fprintf(stderr, "error: %s: only float models with at most 8 inputs\n", m->name);
         return 2;
@@ -147,9 +160,10 @@ int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *var
         flops = bench_step_flops(m->batch, w1->t.shape[0], hidden, w2->t.shape[1]);
     }
     printf("RESULT what=generated variant=%s model=%s opt=-O%d nan_check=%d n=%d H=%d threads=%d "
-           "corename=%s loss0=%.6f flops=%.0f gflops=%.3f",
+           "nj_threads=%d nj_threads_ran=%d corename=%s loss0=%.6f flops=%.0f gflops=%.3f",
            variant, m->name, m->opt_level, nan_check, m->batch, hidden, openblas_get_num_threads(),
-           openblas_get_corename(), loss0, flops, flops / (st.med_us * 1e3));
+           &nj_threads ? nj_threads : 1, &nj_threads_ran ? nj_threads_ran : 1, openblas_get_corename(), loss0,
+           flops, flops / (st.med_us * 1e3));
     bench_print_stats(&st);
     printf("\n");
 

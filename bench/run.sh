@@ -256,10 +256,15 @@ awk '
 # ------------------------------------------------------------ sweep
 echo "== sweep" >&2
 sizes=()
+# --threads T of the own-kernel steps: every thread count from 2 to the
+# CPUs there are (at most 8): the speed-up of the trainers' --threads.
+thread_counts=()
+for t in $(seq 2 "$(( $(nproc) < 8 ? $(nproc) : 8 ))"); do thread_counts+=("$t"); done
 while read -r _ kind h n exe; do
   [ "$kind" = own ] || continue
   sizes+=("${h}x${n}")
   run "$exe" > /dev/null
+  for t in "${thread_counts[@]}"; do run "$exe" --threads "$t" > /dev/null; done
   run "$(step_exe blas "$h" "$n")" > /dev/null
   [ "$h" = 200 ] && [ "$n" = 32 ] && [ "$sweep_only" = 0 ] && continue   # the rest was measured above
   run "$BENCH_REF" --n "$n" --hidden "$h" > /dev/null
@@ -393,7 +398,7 @@ report() {
   echo "|-----:|-----:|-------:|----------:|----------:|---------:|----------------:|--------:|-------:|--------:|----------:|----------:|--------:|-----------:|--------:|-----------:|-------:|------------:|------:|"
   for s in "${sizes[@]}"; do
     h=${s%x*}; n=${s#*x}
-    go=$(pick generated variant="bench_step_h${h}_n${n}_own")
+    go=$(pick generated variant="bench_step_h${h}_n${n}_own" nj_threads=1)
     gb=$(pick generated variant="bench_step_h${h}_n${n}_blas" "corename=$blas_core")
     [ -n "$go" ] && [ -n "$gb" ] || continue
     r=$(pick reference n="$n" H="$h"); b=$(pick bound n="$n" H="$h" "corename=$blas_core")
@@ -417,6 +422,31 @@ report() {
         (d == "" ? "-" : sprintf("%.1f", d)), o
     }'
   done
+  if [ ${#thread_counts[@]} -gt 0 ]; then
+    echo
+    echo "Threads: the own-kernel step (the sweep's 'own') with --threads T, us/step, and its speed-up over one"
+    echo "thread. Only nj_gemm's products are cut into bands (of at least 2^20 multiply-adds each), so the"
+    echo "elementwise passes stay on one thread; ran = the most threads a product ran on."
+    echo
+    printf '| %4s | %4s | %9s |' "H" "n" "1 thread"
+    for t in "${thread_counts[@]}"; do printf ' %9s | %7s | %3s |' "$t threads" "speed-up" "ran"; done
+    echo
+    printf '|-----:|-----:|----------:|'
+    for _ in "${thread_counts[@]}"; do printf -- '----------:|--------:|----:|'; done
+    echo
+    for s in "${sizes[@]}"; do
+      h=${s%x*}; n=${s#*x}
+      one=$(pick generated variant="bench_step_h${h}_n${n}_own" nj_threads=1)
+      [ -n "$one" ] || continue
+      printf '| %4d | %4d | %9.1f |' "$h" "$n" "$(us "$one")"
+      for t in "${thread_counts[@]}"; do
+        tl=$(pick generated variant="bench_step_h${h}_n${n}_own" "nj_threads=$t")
+        awk -v a="$(us "$one")" -v b="$(us "$tl")" -v r="$(field "$tl" nj_threads_ran)" \
+          'BEGIN { printf " %9.1f | %7.2fx | %3d |", b, a / b, r }'
+      done
+      echo
+    done
+  fi
   echo
   echo "Compile time (median ms; bench_exec: fork to wait4, so process start-up is included):"
   echo

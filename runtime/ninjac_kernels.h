@@ -187,8 +187,8 @@ NJ_HELPER void NJ_FN(column)(int i0, int i_end, int kc, const float *A, ptrdiff_
  * kc = 32) and stays in L1 between its packing and its few tiles; 128 KB /
  * kc columns instead made dW1 = embcat^T[30, 32] @ dhprebn[32, 4096] 1.3x
  * slower on AVX-512. */
-NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
-                          ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
+NJ_HELPER void NJ_FN(gemm_one)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+                               const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
     float slab[NJ_SLAB] __attribute__((aligned(64)));
     int k0 = 0;
     do {   /* at least once: K = 0 still sets C (to 0 or to itself) */
@@ -224,6 +224,36 @@ NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, 
         k0 += NJ_KC;
     } while (k0 < K);
 }
+
+/* With nj_threads > 1 (and OpenMP), a product big enough to pay for a
+ * fork and join is cut into bands of whole panels of C's columns, or of
+ * whole tiles of its rows when C is taller than wide, one band a thread.
+ * Each C(i, j) is then computed by the same code in the same order as on
+ * one thread: the result does not depend on the thread count. */
+NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
+                          ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
+#if defined(_OPENMP)
+    int by_columns = (N + NJ_NR - 1) / NJ_NR >= (M + NJ_MR - 1) / NJ_MR;
+    int unit = by_columns ? NJ_NR : NJ_MR, extent = by_columns ? N : M;
+    int bands = nj_bands((double)M * N * K, (extent + unit - 1) / unit);
+    if (bands > 1) {
+#pragma omp parallel for num_threads(bands) schedule(static, 1)
+        for (int t = 0; t < bands; t++) {
+            if (t == 0 && omp_get_num_threads() > nj_threads_ran)   /* band 0 is the calling thread's */
+                nj_threads_ran = omp_get_num_threads();
+            int units = (extent + unit - 1) / unit;
+            int lo = units * t / bands * unit, hi = units * (t + 1) / bands * unit;
+            hi = hi < extent ? hi : extent;
+            if (by_columns)
+                NJ_FN(gemm_one)(M, hi - lo, K, A, a_row, a_col, B + lo, ldb, C + lo, ldc, accumulate);
+            else
+                NJ_FN(gemm_one)(hi - lo, N, K, A + lo * a_row, a_row, a_col, B, ldb, C + lo * ldc, ldc, accumulate);
+        }
+        return;
+    }
+#endif
+    NJ_FN(gemm_one)(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate);
+}
 #undef NJ_SLAB
 #undef NJ_NR
 #if defined(__GNUC__) && !defined(__clang__)
@@ -235,8 +265,32 @@ NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, 
 
 #include <stddef.h>
 #include <string.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #define NJ_INLINE static inline __attribute__((always_inline))
+
+/* Threads for the big products (the trainer's --threads; 1 by default, and
+ * always 1 in code compiled without OpenMP), and the most threads a product
+ * has run on so far (what the trainer reports). Weak: one variable each for
+ * the program, however many translation units include this header. */
+__attribute__((weak)) int nj_threads = 1;
+__attribute__((weak)) int nj_threads_ran = 1;
+
+/* How many bands to cut a product of `work` = M N K multiply-adds into,
+ * with `units` whole tiles along the cut: at most nj_threads, and at least
+ * NJ_BAND_WORK multiply-adds a band, about 20 us of one core's time at 100
+ * GFLOP/s, so that waking a thread (a few us) stays small beside it. */
+#define NJ_BAND_WORK (1 << 20)
+NJ_INLINE int nj_bands(double work, int units) {
+    int bands = nj_threads;
+    if (bands > units)
+        bands = units;
+    while (bands > 1 && work / bands < NJ_BAND_WORK)
+        bands--;
+    return bands;
+}
 
 /* A vector of NJ_VW copies of x, written out: `(vec){0} + x` would cost a
  * scalar add per broadcast. */

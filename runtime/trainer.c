@@ -34,6 +34,13 @@
 #define LOSS_WINDOW 1000    /* the log's lossi_window_mean is over windows of this many steps */
 #define LOG_HEADER "step,loss,lossi_window_mean\n"
 #define DEFAULT_DATA NINJAC_DEFAULT_DATA
+#define THREADS_HELP "threads for ninjac's matrix products, each cut into bands of at least 2^20 " \
+                     "multiply-adds (the results do not depend on N; OpenBLAS's calls keep one thread)"
+
+/* The thread count of runtime/ninjac_kernels.h's nj_gemm and the most
+ * threads a product ran on; the header defines them weak: these
+ * definitions are the program's when a trainer links. */
+int nj_threads = 1, nj_threads_ran = 1;
 
 /* ---- options ---- */
 
@@ -119,6 +126,22 @@ static bool opt_int(const Command *c, const char *name, int64_t lo, int64_t hi, 
     }
     *out = x;
     return true;
+}
+
+/* --threads N: what nj_gemm may use from here on. */
+static bool opt_threads(const Command *c) {
+    int64_t n;
+    if (!opt_int(c, "--threads", 1, 256, &n))
+        return false;
+    nj_threads = (int)n;
+    return true;
+}
+
+/* With --threads N > 1: whether the products were big enough to use them. */
+static void report_threads(void) {
+    if (nj_threads > 1)
+        printf("threads:    %d asked, products ran on up to %d (a band is at least 2^20 multiply-adds)\n",
+               nj_threads, nj_threads_ran);
 }
 
 static bool opt_double(const Command *c, const char *name, double *out) {
@@ -933,6 +956,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
                   {"--temperature", "T", "the samples' logits are divided by T (> 0)", "1.0"},
                   {"--top-k", "K", "sample among the K most likely characters only (0: all)", "0"},
                   {"--no-nan-check", NULL, "do not stop at the first non-finite loss or gradient", NULL},
+                  {"--threads", "N", THREADS_HELP, "1"},
                   {0}}};
     int rc = parse_opts(m, &c, argc, argv);
     if (rc)
@@ -954,7 +978,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         (opt(&c, "--lr-decay-to") && !opt_double(&c, "--lr-decay-to", &lr_late)) ||
         (opt(&c, "--weight-decay") && !opt_double(&c, "--weight-decay", &given.weight_decay)) ||
         (opt(&c, "--eps") && !opt_double(&c, "--eps", &given.eps)) ||
-        (opt(&c, "--betas") && !opt_betas(&c, &given.beta1, &given.beta2)))
+        (opt(&c, "--betas") && !opt_betas(&c, &given.beta1, &given.beta2)) || !opt_threads(&c))
         return 2;
     if (!(fabs(lr) <= FLT_MAX) || !(fabs(lr_late) <= FLT_MAX))
         return usage_error(&c, "--lr and --lr-decay-to must be finite floats (at most %g)", (double)FLT_MAX);
@@ -1158,6 +1182,7 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
     int losses_rc = print_loss(&s, "train", &ds.train, false);
     losses_rc |= words ? print_loss(&s, "test", &ds.test, false) : print_loss(&s, "val", &ds.val, false);
     printf("checkpoint: %s\nloss log:   %s\n", ckpt, csv_path);
+    report_threads();
     if (png && *png)
         plot_loss(csv_path, png, steps / LOSS_WINDOW > log_from / LOSS_WINDOW);
     if (losses_rc != 0)
@@ -1203,10 +1228,13 @@ static int cmd_eval(const NinjacModel *m, int argc, char **argv) {
                  {{"--load", "CKPT", "parameters or checkpoint", NULL},
                   {"--split", "NAME", "train, val, test or all", "all"},
                   {"--data", "PATH", "one name per line", DEFAULT_DATA},
+                  {"--threads", "N", THREADS_HELP, "1"},
                   {0}}};
     int rc = parse_opts(m, &c, argc, argv);
     if (rc)
         return rc == 1 ? 0 : rc;
+    if (!opt_threads(&c))
+        return 2;
     const char *split = opt(&c, "--split");
     if (!opt(&c, "--load"))
         return usage_error(&c, "eval needs --load");
@@ -1232,6 +1260,7 @@ static int cmd_eval(const NinjacModel *m, int argc, char **argv) {
         if (print_loss(&s, names[k], splits[k], true) != 0)
             rc = 1;
     }
+    report_threads();
     state_free(&s);
     data_free(&ds);
     return rc;

@@ -127,6 +127,52 @@ static void bands(void) {
     }
 }
 
+/* With nj_threads > 1 a big product is cut into bands (of C's columns,
+ * or of its rows when C is taller than wide): every thread count must give
+ * the one-thread result bit for bit, accumulating or not. The shapes are
+ * cut (nj_bands says so where OpenMP is compiled in), with ragged last
+ * bands and few units to share: 3 column panels of AVX-512 for 7 threads. */
+static void threads(void) {
+    static const int shapes[][3] = {{64, 1000, 40}, {1000, 20, 120}, {30, 4096, 32}, {257, 300, 300}, {40, 90, 700}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof *shapes); s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        size_t c_bytes = sizeof(float) * (size_t)(M * N);
+        float *A = malloc(sizeof(float) * (size_t)(M * K)), *B = malloc(sizeof(float) * (size_t)(K * N));
+        float *C = malloc(c_bytes), *C1 = malloc(c_bytes), *C0 = malloc(c_bytes);
+        fill(A, M * K);
+        fill(B, K * N);
+        fill(C0, M * N);
+        for (int acc = 0; acc < 2; acc++) {
+            nj_threads = 1;
+            memcpy(C1, C0, c_bytes);
+            nj_gemm(M, N, K, A, K, 1, B, N, C1, N, acc);
+            CHECK(compare(M, N, K, A, K, 1, B, C1, C0, acc) == 0);
+            for (int t = 2; t <= 7; t++) {
+                nj_threads = t;
+#if defined(_OPENMP)
+                CHECK(nj_bands((double)M * N * K, 1000) >= 2);
+#endif
+                memcpy(C, C0, c_bytes);
+                nj_gemm(M, N, K, A, K, 1, B, N, C, N, acc);
+                if (memcmp(C, C1, c_bytes))
+                    fprintf(stderr, "M=%d N=%d K=%d acc=%d: %d threads differ from one\n", M, N, K, acc, t);
+                CHECK(!memcmp(C, C1, c_bytes));
+            }
+        }
+        nj_threads = 1;
+        free(A);
+        free(B);
+        free(C);
+        free(C1);
+        free(C0);
+    }
+#if defined(_OPENMP)
+    printf("bands on up to 7 threads: the one-thread result\n");
+#else
+    printf("no OpenMP: nj_gemm runs one thread whatever nj_threads says\n");
+#endif
+}
+
 /* The tile's masked edge must not write past the last column of C: a
  * guard after each row of a wider buffer stays untouched. */
 static void edges(void) {
@@ -195,6 +241,6 @@ static void tanh_accuracy(void) {
 
 int main(int argc, char **argv) {
     static const TestCase cases[] = {{"products", products}, {"edges", edges}, {"bands", bands}, {"transposes", transposes},
-                                     {"tanh_accuracy", tanh_accuracy}};
+                                     {"threads", threads}, {"tanh_accuracy", tanh_accuracy}};
     return run_named_case(cases, sizeof cases / sizeof *cases, argc, argv);
 }
