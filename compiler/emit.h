@@ -32,8 +32,8 @@ static const char *const IDX[MAX_RANK] __attribute__((unused)) = {"i", "j", "k",
 void out(E *e, int indent, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 FILE *memory_stream(char **text, size_t *len);
 FILE *body_begin(E *e);
-void body_end(E *e, FILE *saved, const char *const *names, int nnames);
-const char *const *with_inputs(const E *e, const char *const *extra, int nextra, int *n);
+void body_end(E *e, FILE *saved, const char *const *params, int nparams, bool with_inputs);
+bool mentions(const char *code, const char *name);
 
 /* ---- emit_common.c: names, literals, references, loops, templates, provenance ---- */
 const char *lit(E *e, double v);
@@ -109,7 +109,7 @@ void struct_acts(E *e, const char *id);
 void struct_grads(E *e, const char *id);
 void struct_stats(E *e, const char *id);
 void struct_infer_ws(E *e, const char *id);
-void input_locals(E *e);
+bool input_locals(E *e, const char *code);
 void descriptor(E *e, const char *id);
 
 /* ---- emit_step.c: the training step: forward, backward, SGD ---- */

@@ -328,10 +328,10 @@ const char *op_summary(const Op *op) {
 
 /* ---- function bodies ---- */
 
-/* A body is written to memory first, so that exactly the parameters and
- * locals it does not use (a model without batch statistics never reads s)
- * get a `(void)name;`: the code compiles without warnings and says nothing
- * it need not. */
+/* A body is written to memory first, so that the input locals it reads
+ * are declared and no others, and exactly the parameters it does not use
+ * (a model without batch statistics never reads s) get a `(void)name;`:
+ * the code compiles without warnings and says nothing it need not. */
 FILE *body_begin(E *e) {
     FILE *saved = e->out;
     e->body = memory_stream(&e->body_text, &e->body_len);
@@ -349,7 +349,7 @@ static char *code_of(const char *text) {
     return code;
 }
 
-static bool mentions(const char *code, const char *name) {
+bool mentions(const char *code, const char *name) {
     size_t n = strlen(name);
     for (const char *p = strstr(code, name); p; p = strstr(p + 1, name)) {
         bool start = p == code || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
@@ -360,28 +360,19 @@ static bool mentions(const char *code, const char *name) {
     return false;
 }
 
-void body_end(E *e, FILE *saved, const char *const *names, int nnames) {
+/* with_inputs: the body reads `inputs` through input locals (input_locals). */
+void body_end(E *e, FILE *saved, const char *const *params, int nparams, bool with_inputs) {
     fclose(e->body);
     e->out = saved;
     const char *code = code_of(e->body_text);
-    for (int i = 0; i < nnames; i++)
-        if (!mentions(code, names[i]))
-            out(e, 1, "(void)%s;\n", names[i]);
+    bool reads_inputs = with_inputs && input_locals(e, code);
+    for (int i = 0; i < nparams; i++)
+        if (!mentions(code, params[i]))
+            out(e, 1, "(void)%s;\n", params[i]);
+    if (with_inputs && !reads_inputs)
+        out(e, 1, "(void)inputs;\n");
     fputs(e->body_text, e->out);
     free(e->body_text);
     e->body = NULL;
 }
 
-/* The names of the input locals (input_locals: inputs and their views), after `extra` others. */
-const char *const *with_inputs(const E *e, const char *const *extra, int nextra, int *n) {
-    const char **names = arena_alloc(sizeof(char *) * (size_t)(nextra + e->m->tensors.len));
-    *n = 0;
-    for (int i = 0; i < nextra; i++)
-        names[(*n)++] = extra[i];
-    for (int i = 0; i < e->m->tensors.len; i++) {
-        const Tensor *t = e->m->tensors.items[i];
-        if (t->kind == T_INPUT)
-            names[(*n)++] = t->cname;
-    }
-    return names;
-}

@@ -51,7 +51,6 @@ void fn_infer(E *e, const char *id) {
     out(e, 0, " * op `stop` (calibration needs the input of a statistic), or runs all. */\n");
     out(e, 0, "static void infer_upto(const %s_params *p, const %s_stats *s, const int32_t *const *inputs, int rows,\n"
               "                       %s_infer_ws *w, int stop) {\n", id, id, id);
-    input_locals(e);
     FILE *saved = body_begin(e);
     e->last_stmt = NULL;
     for (int i = 0; i < e->m->ops.len; i++) {
@@ -66,9 +65,7 @@ void fn_infer(E *e, const char *id) {
         if (guarded)
             out(e, 1, "}\n");
     }
-    int n;
-    const char *const *names = with_inputs(e, (const char *const[]){"p", "s", "stop"}, 3, &n);
-    body_end(e, saved, names, n);
+    body_end(e, saved, (const char *const[]){"p", "s", "stop"}, 3, true);
     out(e, 0, "}\n\n");
     out(e, 0, "void %s_infer(const %s_params *p, const %s_stats *s, const int32_t *const *inputs, int rows,\n"
               "                %s_infer_ws *w) {\n", id, id, id, id);
@@ -174,7 +171,7 @@ void fn_calibrate(E *e, const char *id) {
             forward_op(e, op);
     }
     out(e, 1, "return 0;\n");
-    body_end(e, saved, (const char *const[]){"p", "inputs", "s", "w", "rows"}, 5);
+    body_end(e, saved, (const char *const[]){"p", "inputs", "s", "w", "rows"}, 5, false);
     out(e, 0, "}\n\n");
     e->infer = false;
 }

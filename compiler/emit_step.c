@@ -164,7 +164,6 @@ void fn_forward(E *e, const char *id) {
         out(e, 0, "#ifndef NINJAC_FD_HOOK\n#define NINJAC_FD_HOOK(index, data, count) ((void)0)\n#endif\n\n");
     out(e, 0, "void %s_forward(const %s_params *restrict p, const int32_t *const *inputs, %s_acts *restrict a) {\n",
         id, id, id);
-    input_locals(e);
     FILE *saved = body_begin(e);
     e->last_stmt = NULL;
     e->fused = e->plan->fused;
@@ -185,16 +184,13 @@ void fn_forward(E *e, const char *id) {
         i += count;
     }
     e->fused = false;
-    int n;
-    const char *const *names = with_inputs(e, NULL, 0, &n);
-    body_end(e, saved, names, n);
+    body_end(e, saved, NULL, 0, true);
     out(e, 0, "}\n\n");
 }
 
 void fn_backward(E *e, const char *id) {
     out(e, 0, "void %s_backward(const %s_params *restrict p, const int32_t *const *inputs, const %s_acts *restrict a,\n"
               "    %s_grads *restrict g) {\n", id, id, id, id);
-    input_locals(e);
     FILE *saved = body_begin(e);
     if (e->opt->opt_level == 0)
         out(e, 1, "memset(g, 0, sizeof *g);\n");
@@ -212,9 +208,7 @@ void fn_backward(E *e, const char *id) {
         i += count;
     }
     e->fused = false;
-    int n;
-    const char *const *names = with_inputs(e, (const char *const[]){"p", "a"}, 2, &n);
-    body_end(e, saved, names, n);
+    body_end(e, saved, (const char *const[]){"p", "a"}, 2, true);
     out(e, 0, "}\n\n");
 }
 

@@ -140,16 +140,19 @@ static void mapped_local(E *e, const Tensor *t) {
     out(e, 1, "static const int32_t %s[%lld] = {%s};\n", t->cname, (long long)n, items);
 }
 
-/* The inputs and their views (targets.view(-1)): each reads its input's array. */
-void input_locals(E *e) {
+/* The inputs and their views (targets.view(-1)) that code reads: each
+ * reads its input's array. Returns whether there was one. */
+bool input_locals(E *e, const char *code) {
+    bool any = false;
     for (int i = 0; i < e->m->tensors.len; i++) {
         const Tensor *t = e->m->tensors.items[i];
-        if (t->kind != T_INPUT)
+        if (t->kind != T_INPUT || !mentions(code, t->cname))
             continue;
         if (t->imap) {
             mapped_local(e, t);
             continue;
         }
+        any = true;
         char *dims = arena_strdup("");
         for (int d = 1; d < t->rank; d++)
             dims = arena_printf("%s[%lld]", dims, (long long)t->shape[d]);
@@ -158,6 +161,7 @@ void input_locals(E *e) {
         else
             out(e, 1, "const int32_t (*%s)%s = (const int32_t (*)%s)inputs[%d];\n", t->cname, dims, dims, t->input_index);
     }
+    return any;
 }
 
 static void table_tensor(E *e, const Tensor *t, const char *type, const char *field) {

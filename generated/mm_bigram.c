@@ -19,9 +19,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 
 void mm_bigram_forward(const mm_bigram_params *restrict p, const int32_t *const *inputs, mm_bigram_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
-    (void)targets;
     
     // mm_bigram.ninja:23: logits = self_logits[idx]
     // logits [32, 16, 27] = embed(self_logits [27, 27], idx [32, 16])
@@ -57,10 +55,8 @@ void mm_bigram_forward(const mm_bigram_params *restrict p, const int32_t *const 
 void mm_bigram_backward(const mm_bigram_params *restrict p, const int32_t *const *inputs, const mm_bigram_acts *restrict a,
     mm_bigram_grads *restrict g) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
     (void)p;
-    (void)targets;
     g->dloss = 1.0f;
     
     // backprop through mm_bigram.ninja:26: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)

@@ -42,9 +42,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 
 void mm_bow_forward(const mm_bow_params *restrict p, const int32_t *const *inputs, mm_bow_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
-    (void)targets;
     
     // mm_bow.ninja:46: cbow_bias = torch.tril(torch.ones(block_size, block_size)).view(1, block_size, block_size)
     // cbow_bias_t1 [16, 16] = ones()
@@ -210,10 +208,8 @@ void mm_bow_forward(const mm_bow_params *restrict p, const int32_t *const *input
 void mm_bow_backward(const mm_bow_params *restrict p, const int32_t *const *inputs, const mm_bow_acts *restrict a,
     mm_bow_grads *restrict g) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
     (void)p;
-    (void)targets;
     g->dloss = 1.0f;
     
     // backprop through mm_bow.ninja:71: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)

@@ -43,9 +43,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 
 void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *inputs, mm_gru_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
-    (void)targets;
     
     // mm_gru.ninja:45: emb = wte_weight[idx]
     // emb [32, 16, 64] = embed(wte_weight [27, 64], idx [32, 16])
@@ -1511,10 +1509,8 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
 void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inputs, const mm_gru_acts *restrict a,
     mm_gru_grads *restrict g) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
     (void)p;
-    (void)targets;
     g->dloss = 1.0f;
     
     // backprop through mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)

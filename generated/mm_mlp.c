@@ -21,90 +21,37 @@ __attribute__((simd("notinbranch"))) float erff(float);
 
 void mm_mlp_forward(const mm_mlp_params *restrict p, const int32_t *const *inputs, mm_mlp_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
-    // idx_l37_k0 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k0[p], or the constant ~idx_l37_k0[p]
-    static const int32_t idx_l37_k0[16] = {15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
     // idx_l38_k0 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k0[p], or the constant ~idx_l38_k0[p]
     static const int32_t idx_l38_k0[16] = {-28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
-    // idx_l37_k1 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k1[p], or the constant ~idx_l37_k1[p]
-    static const int32_t idx_l37_k1[16] = {14, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
     // idx_l38_k1 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k1[p], or the constant ~idx_l38_k1[p]
     static const int32_t idx_l38_k1[16] = {-28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
-    // idx_l37_k2 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k2[p], or the constant ~idx_l37_k2[p]
-    static const int32_t idx_l37_k2[16] = {13, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     // idx_l38_k2 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k2[p], or the constant ~idx_l38_k2[p]
     static const int32_t idx_l38_k2[16] = {-28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-    // idx_l37_k3 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k3[p], or the constant ~idx_l37_k3[p]
-    static const int32_t idx_l37_k3[16] = {12, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
     // idx_l38_k3 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k3[p], or the constant ~idx_l38_k3[p]
     static const int32_t idx_l38_k3[16] = {-28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
-    // idx_l37_k4 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k4[p], or the constant ~idx_l37_k4[p]
-    static const int32_t idx_l37_k4[16] = {11, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
     // idx_l38_k4 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k4[p], or the constant ~idx_l38_k4[p]
     static const int32_t idx_l38_k4[16] = {-28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-    // idx_l37_k5 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k5[p], or the constant ~idx_l37_k5[p]
-    static const int32_t idx_l37_k5[16] = {10, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     // idx_l38_k5 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k5[p], or the constant ~idx_l38_k5[p]
     static const int32_t idx_l38_k5[16] = {-28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-    // idx_l37_k6 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k6[p], or the constant ~idx_l37_k6[p]
-    static const int32_t idx_l37_k6[16] = {9, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8};
     // idx_l38_k6 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k6[p], or the constant ~idx_l38_k6[p]
     static const int32_t idx_l38_k6[16] = {-28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8};
-    // idx_l37_k7 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k7[p], or the constant ~idx_l37_k7[p]
-    static const int32_t idx_l37_k7[16] = {8, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7};
     // idx_l38_k7 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k7[p], or the constant ~idx_l38_k7[p]
     static const int32_t idx_l38_k7[16] = {-28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7};
-    // idx_l37_k8 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k8[p], or the constant ~idx_l37_k8[p]
-    static const int32_t idx_l37_k8[16] = {7, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6};
     // idx_l38_k8 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k8[p], or the constant ~idx_l38_k8[p]
     static const int32_t idx_l38_k8[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6};
-    // idx_l37_k9 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k9[p], or the constant ~idx_l37_k9[p]
-    static const int32_t idx_l37_k9[16] = {6, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5};
     // idx_l38_k9 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k9[p], or the constant ~idx_l38_k9[p]
     static const int32_t idx_l38_k9[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5};
-    // idx_l37_k10 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k10[p], or the constant ~idx_l37_k10[p]
-    static const int32_t idx_l37_k10[16] = {5, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4};
     // idx_l38_k10 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k10[p], or the constant ~idx_l38_k10[p]
     static const int32_t idx_l38_k10[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4};
-    // idx_l37_k11 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k11[p], or the constant ~idx_l37_k11[p]
-    static const int32_t idx_l37_k11[16] = {4, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3};
     // idx_l38_k11 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k11[p], or the constant ~idx_l38_k11[p]
     static const int32_t idx_l38_k11[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3};
-    // idx_l37_k12 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k12[p], or the constant ~idx_l37_k12[p]
-    static const int32_t idx_l37_k12[16] = {3, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2};
     // idx_l38_k12 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k12[p], or the constant ~idx_l38_k12[p]
     static const int32_t idx_l38_k12[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2};
-    // idx_l37_k13 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k13[p], or the constant ~idx_l37_k13[p]
-    static const int32_t idx_l37_k13[16] = {2, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1};
     // idx_l38_k13 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k13[p], or the constant ~idx_l38_k13[p]
     static const int32_t idx_l38_k13[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1};
-    // idx_l37_k14 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k14[p], or the constant ~idx_l37_k14[p]
-    static const int32_t idx_l37_k14[16] = {1, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0};
     // idx_l38_k14 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k14[p], or the constant ~idx_l38_k14[p]
     static const int32_t idx_l38_k14[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0};
-    // idx_l37_k15 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k15[p], or the constant ~idx_l37_k15[p]
-    static const int32_t idx_l37_k15[16] = {0, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28};
-    // idx_l38_k15 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k15[p], or the constant ~idx_l38_k15[p]
-    static const int32_t idx_l38_k15[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28};
     const int32_t *loss_t2 = inputs[1];
-    (void)targets;
-    (void)idx_l37_k0;
-    (void)idx_l37_k1;
-    (void)idx_l37_k2;
-    (void)idx_l37_k3;
-    (void)idx_l37_k4;
-    (void)idx_l37_k5;
-    (void)idx_l37_k6;
-    (void)idx_l37_k7;
-    (void)idx_l37_k8;
-    (void)idx_l37_k9;
-    (void)idx_l37_k10;
-    (void)idx_l37_k11;
-    (void)idx_l37_k12;
-    (void)idx_l37_k13;
-    (void)idx_l37_k14;
-    (void)idx_l37_k15;
-    (void)idx_l38_k15;
     
     // mm_mlp.ninja:36: tok_emb = wte_weight[idx]
     // tok_emb_l36_k0 [32, 16, 64] = embed(wte_weight [28, 64], idx [32, 16])
@@ -313,91 +260,38 @@ void mm_mlp_forward(const mm_mlp_params *restrict p, const int32_t *const *input
 void mm_mlp_backward(const mm_mlp_params *restrict p, const int32_t *const *inputs, const mm_mlp_acts *restrict a,
     mm_mlp_grads *restrict g) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
-    // idx_l37_k0 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k0[p], or the constant ~idx_l37_k0[p]
-    static const int32_t idx_l37_k0[16] = {15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
     // idx_l38_k0 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k0[p], or the constant ~idx_l38_k0[p]
     static const int32_t idx_l38_k0[16] = {-28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
-    // idx_l37_k1 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k1[p], or the constant ~idx_l37_k1[p]
-    static const int32_t idx_l37_k1[16] = {14, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
     // idx_l38_k1 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k1[p], or the constant ~idx_l38_k1[p]
     static const int32_t idx_l38_k1[16] = {-28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
-    // idx_l37_k2 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k2[p], or the constant ~idx_l37_k2[p]
-    static const int32_t idx_l37_k2[16] = {13, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     // idx_l38_k2 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k2[p], or the constant ~idx_l38_k2[p]
     static const int32_t idx_l38_k2[16] = {-28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-    // idx_l37_k3 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k3[p], or the constant ~idx_l37_k3[p]
-    static const int32_t idx_l37_k3[16] = {12, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
     // idx_l38_k3 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k3[p], or the constant ~idx_l38_k3[p]
     static const int32_t idx_l38_k3[16] = {-28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
-    // idx_l37_k4 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k4[p], or the constant ~idx_l37_k4[p]
-    static const int32_t idx_l37_k4[16] = {11, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
     // idx_l38_k4 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k4[p], or the constant ~idx_l38_k4[p]
     static const int32_t idx_l38_k4[16] = {-28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-    // idx_l37_k5 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k5[p], or the constant ~idx_l37_k5[p]
-    static const int32_t idx_l37_k5[16] = {10, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     // idx_l38_k5 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k5[p], or the constant ~idx_l38_k5[p]
     static const int32_t idx_l38_k5[16] = {-28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-    // idx_l37_k6 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k6[p], or the constant ~idx_l37_k6[p]
-    static const int32_t idx_l37_k6[16] = {9, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8};
     // idx_l38_k6 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k6[p], or the constant ~idx_l38_k6[p]
     static const int32_t idx_l38_k6[16] = {-28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8};
-    // idx_l37_k7 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k7[p], or the constant ~idx_l37_k7[p]
-    static const int32_t idx_l37_k7[16] = {8, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7};
     // idx_l38_k7 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k7[p], or the constant ~idx_l38_k7[p]
     static const int32_t idx_l38_k7[16] = {-28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7};
-    // idx_l37_k8 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k8[p], or the constant ~idx_l37_k8[p]
-    static const int32_t idx_l37_k8[16] = {7, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6};
     // idx_l38_k8 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k8[p], or the constant ~idx_l38_k8[p]
     static const int32_t idx_l38_k8[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6};
-    // idx_l37_k9 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k9[p], or the constant ~idx_l37_k9[p]
-    static const int32_t idx_l37_k9[16] = {6, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5};
     // idx_l38_k9 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k9[p], or the constant ~idx_l38_k9[p]
     static const int32_t idx_l38_k9[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5};
-    // idx_l37_k10 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k10[p], or the constant ~idx_l37_k10[p]
-    static const int32_t idx_l37_k10[16] = {5, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4};
     // idx_l38_k10 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k10[p], or the constant ~idx_l38_k10[p]
     static const int32_t idx_l38_k10[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4};
-    // idx_l37_k11 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k11[p], or the constant ~idx_l37_k11[p]
-    static const int32_t idx_l37_k11[16] = {4, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3};
     // idx_l38_k11 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k11[p], or the constant ~idx_l38_k11[p]
     static const int32_t idx_l38_k11[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3};
-    // idx_l37_k12 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k12[p], or the constant ~idx_l37_k12[p]
-    static const int32_t idx_l37_k12[16] = {3, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2};
     // idx_l38_k12 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k12[p], or the constant ~idx_l38_k12[p]
     static const int32_t idx_l38_k12[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2};
-    // idx_l37_k13 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k13[p], or the constant ~idx_l37_k13[p]
-    static const int32_t idx_l37_k13[16] = {2, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1};
     // idx_l38_k13 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k13[p], or the constant ~idx_l38_k13[p]
     static const int32_t idx_l38_k13[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1};
-    // idx_l37_k14 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k14[p], or the constant ~idx_l37_k14[p]
-    static const int32_t idx_l37_k14[16] = {1, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0};
     // idx_l38_k14 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k14[p], or the constant ~idx_l38_k14[p]
     static const int32_t idx_l38_k14[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0};
-    // idx_l37_k15 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k15[p], or the constant ~idx_l37_k15[p]
-    static const int32_t idx_l37_k15[16] = {0, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28};
-    // idx_l38_k15 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k15[p], or the constant ~idx_l38_k15[p]
-    static const int32_t idx_l38_k15[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28};
     const int32_t *loss_t2 = inputs[1];
     (void)p;
-    (void)targets;
-    (void)idx_l37_k0;
-    (void)idx_l37_k1;
-    (void)idx_l37_k2;
-    (void)idx_l37_k3;
-    (void)idx_l37_k4;
-    (void)idx_l37_k5;
-    (void)idx_l37_k6;
-    (void)idx_l37_k7;
-    (void)idx_l37_k8;
-    (void)idx_l37_k9;
-    (void)idx_l37_k10;
-    (void)idx_l37_k11;
-    (void)idx_l37_k12;
-    (void)idx_l37_k13;
-    (void)idx_l37_k14;
-    (void)idx_l37_k15;
-    (void)idx_l38_k15;
     g->dloss = 1.0f;
     
     // backprop through mm_mlp.ninja:49: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
@@ -643,90 +537,39 @@ static void infer_upto(const mm_mlp_params *p, const mm_mlp_stats *s, const int3
                        mm_mlp_infer_ws *w, int stop) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
-    // idx_l37_k0 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k0[p], or the constant ~idx_l37_k0[p]
-    static const int32_t idx_l37_k0[16] = {15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
     // idx_l38_k0 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k0[p], or the constant ~idx_l38_k0[p]
     static const int32_t idx_l38_k0[16] = {-28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
-    // idx_l37_k1 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k1[p], or the constant ~idx_l37_k1[p]
-    static const int32_t idx_l37_k1[16] = {14, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
     // idx_l38_k1 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k1[p], or the constant ~idx_l38_k1[p]
     static const int32_t idx_l38_k1[16] = {-28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
-    // idx_l37_k2 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k2[p], or the constant ~idx_l37_k2[p]
-    static const int32_t idx_l37_k2[16] = {13, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     // idx_l38_k2 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k2[p], or the constant ~idx_l38_k2[p]
     static const int32_t idx_l38_k2[16] = {-28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-    // idx_l37_k3 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k3[p], or the constant ~idx_l37_k3[p]
-    static const int32_t idx_l37_k3[16] = {12, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
     // idx_l38_k3 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k3[p], or the constant ~idx_l38_k3[p]
     static const int32_t idx_l38_k3[16] = {-28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
-    // idx_l37_k4 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k4[p], or the constant ~idx_l37_k4[p]
-    static const int32_t idx_l37_k4[16] = {11, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
     // idx_l38_k4 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k4[p], or the constant ~idx_l38_k4[p]
     static const int32_t idx_l38_k4[16] = {-28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-    // idx_l37_k5 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k5[p], or the constant ~idx_l37_k5[p]
-    static const int32_t idx_l37_k5[16] = {10, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     // idx_l38_k5 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k5[p], or the constant ~idx_l38_k5[p]
     static const int32_t idx_l38_k5[16] = {-28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-    // idx_l37_k6 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k6[p], or the constant ~idx_l37_k6[p]
-    static const int32_t idx_l37_k6[16] = {9, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8};
     // idx_l38_k6 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k6[p], or the constant ~idx_l38_k6[p]
     static const int32_t idx_l38_k6[16] = {-28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7, 8};
-    // idx_l37_k7 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k7[p], or the constant ~idx_l37_k7[p]
-    static const int32_t idx_l37_k7[16] = {8, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7};
     // idx_l38_k7 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k7[p], or the constant ~idx_l38_k7[p]
     static const int32_t idx_l38_k7[16] = {-28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6, 7};
-    // idx_l37_k8 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k8[p], or the constant ~idx_l37_k8[p]
-    static const int32_t idx_l37_k8[16] = {7, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6};
     // idx_l38_k8 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k8[p], or the constant ~idx_l38_k8[p]
     static const int32_t idx_l38_k8[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5, 6};
-    // idx_l37_k9 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k9[p], or the constant ~idx_l37_k9[p]
-    static const int32_t idx_l37_k9[16] = {6, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5};
     // idx_l38_k9 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k9[p], or the constant ~idx_l38_k9[p]
     static const int32_t idx_l38_k9[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4, 5};
-    // idx_l37_k10 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k10[p], or the constant ~idx_l37_k10[p]
-    static const int32_t idx_l37_k10[16] = {5, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4};
     // idx_l38_k10 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k10[p], or the constant ~idx_l38_k10[p]
     static const int32_t idx_l38_k10[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3, 4};
-    // idx_l37_k11 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k11[p], or the constant ~idx_l37_k11[p]
-    static const int32_t idx_l37_k11[16] = {4, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3};
     // idx_l38_k11 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k11[p], or the constant ~idx_l38_k11[p]
     static const int32_t idx_l38_k11[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2, 3};
-    // idx_l37_k12 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k12[p], or the constant ~idx_l37_k12[p]
-    static const int32_t idx_l37_k12[16] = {3, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2};
     // idx_l38_k12 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k12[p], or the constant ~idx_l38_k12[p]
     static const int32_t idx_l38_k12[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1, 2};
-    // idx_l37_k13 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k13[p], or the constant ~idx_l37_k13[p]
-    static const int32_t idx_l37_k13[16] = {2, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1};
     // idx_l38_k13 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k13[p], or the constant ~idx_l38_k13[p]
     static const int32_t idx_l38_k13[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0, 1};
-    // idx_l37_k14 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k14[p], or the constant ~idx_l37_k14[p]
-    static const int32_t idx_l37_k14[16] = {1, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0};
     // idx_l38_k14 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k14[p], or the constant ~idx_l38_k14[p]
     static const int32_t idx_l38_k14[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0};
-    // idx_l37_k15 [32, 16] (mm_mlp.ninja:37: idx = torch.roll(idx, 1, 1)): position p of a row is idx's position idx_l37_k15[p], or the constant ~idx_l37_k15[p]
-    static const int32_t idx_l37_k15[16] = {0, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28};
-    // idx_l38_k15 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k15[p], or the constant ~idx_l38_k15[p]
-    static const int32_t idx_l38_k15[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28};
     const int32_t *loss_t2 = inputs[1];
     (void)s;
     (void)stop;
-    (void)idx_l37_k0;
-    (void)idx_l37_k1;
-    (void)idx_l37_k2;
-    (void)idx_l37_k3;
-    (void)idx_l37_k4;
-    (void)idx_l37_k5;
-    (void)idx_l37_k6;
-    (void)idx_l37_k7;
-    (void)idx_l37_k8;
-    (void)idx_l37_k9;
-    (void)idx_l37_k10;
-    (void)idx_l37_k11;
-    (void)idx_l37_k12;
-    (void)idx_l37_k13;
-    (void)idx_l37_k14;
-    (void)idx_l37_k15;
-    (void)idx_l38_k15;
     
     // mm_mlp.ninja:36: tok_emb = wte_weight[idx]
     // tok_emb_l36_k0 [32, 16, 64] = embed(wte_weight [28, 64], idx [32, 16])

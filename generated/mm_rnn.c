@@ -38,9 +38,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 
 void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *inputs, mm_rnn_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
-    (void)targets;
     
     // mm_rnn.ninja:40: emb = wte_weight[idx]
     // emb [32, 16, 64] = embed(wte_weight [27, 64], idx [32, 16])
@@ -738,10 +736,8 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
 void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inputs, const mm_rnn_acts *restrict a,
     mm_rnn_grads *restrict g) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
     (void)p;
-    (void)targets;
     g->dloss = 1.0f;
     
     // backprop through mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)

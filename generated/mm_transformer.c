@@ -77,9 +77,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 
 void mm_transformer_forward(const mm_transformer_params *restrict p, const int32_t *const *inputs, mm_transformer_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
-    (void)targets;
     
     // mm_transformer.ninja:70: attn_bias = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)
     // attn_bias_t1 [16, 16] = ones()
@@ -1244,9 +1242,7 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
 void mm_transformer_backward(const mm_transformer_params *restrict p, const int32_t *const *inputs, const mm_transformer_acts *restrict a,
     mm_transformer_grads *restrict g) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
-    const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
-    (void)targets;
     g->dloss = 1.0f;
     
     // backprop through mm_transformer.ninja:108: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
