@@ -7,7 +7,9 @@
  * `init --seed S` draws it, and they are restored before every repetition.
  * Not timed: batch sampling and the trainer's per-step finiteness check.
  *
- *   bench_step_X [--reps R] [--rep-ms MS] [--warm-ms MS] [--lr LR] [--seed S] [--nan-check]
+ *   bench_step_X [--reps R] [--rep-ms MS] [--warm-ms MS] [--lr LR] [--seed S] [--threads T] [--nan-check]
+ *
+ * --threads T sets nj_gemm's thread count, as the trainer's --threads.
  *
  * --nan-check adds the trainer's per-step check of the loss and the
  * parameter gradients (step_looks_finite) to each step, to time its cost.
