@@ -164,10 +164,12 @@ info=$(run "$BENCH_SGEMM" info)
 # OpenBLAS 0.3.21 runs its Prescott (SSE3) kernels on a CPU it does not
 # know (an Emerald Rapids, family 6 model 207: 4.7x below its AVX-512
 # kernels). The core's sgemm rate, which the limit is taken from, is then
-# the better of that and the kernels that fit the CPU's ISA.
+# the better of that and the kernels that fit the CPU's ISA (with --isa
+# avx2: the AVX2 kernels, the limit of an AVX2 machine).
 fit_core=""
 if [ "$(field "$info" corename)" = Prescott ] && [ -z "${OPENBLAS_CORETYPE+set}" ]; then
-  if grep -qw avx512f /proc/cpuinfo; then fit_core=SkylakeX
+  if [ "$isa" = avx2 ]; then fit_core=Haswell
+  elif grep -qw avx512f /proc/cpuinfo; then fit_core=SkylakeX
   elif grep -qw avx2 /proc/cpuinfo; then fit_core=Haswell
   fi
 fi
@@ -447,19 +449,21 @@ report() {
       echo
     done
   fi
-  echo
-  echo "Compile time (median ms; bench_exec: fork to wait4, so process start-up is included):"
-  echo
-  echo "| spec | ninjac (20 runs) | ninjac peak RSS | cc -O2 -c (5 runs) | cc $GEN_FLAGS -c (5 runs) |"
-  echo "|---|---:|---:|---:|---:|"
-  for spec in specs/*.ninja; do
-    name=$(basename "$spec" .ninja)
-    printf '| %s | %.1f | %.1f MiB | %.0f | %.0f |\n' "$name.ninja" \
-      "$(field "$(pick exec "label=ninjac:$name")" ms_med)" \
-      "$(awk -v kb="$(field "$(pick exec "label=ninjac:$name")" maxrss_kb)" 'BEGIN { print kb / 1024 }')" \
-      "$(field "$(pick exec "label=cc-O2:$name")" ms_med)" \
-      "$(field "$(pick exec "label=cc-build:$name")" ms_med)"
-  done
+  if [ "$sweep_only" = 0 ]; then
+    echo
+    echo "Compile time (median ms; bench_exec: fork to wait4, so process start-up is included):"
+    echo
+    echo "| spec | ninjac (20 runs) | ninjac peak RSS | cc -O2 -c (5 runs) | cc $GEN_FLAGS -c (5 runs) |"
+    echo "|---|---:|---:|---:|---:|"
+    for spec in specs/*.ninja; do
+      name=$(basename "$spec" .ninja)
+      printf '| %s | %.1f | %.1f MiB | %.0f | %.0f |\n' "$name.ninja" \
+        "$(field "$(pick exec "label=ninjac:$name")" ms_med)" \
+        "$(awk -v kb="$(field "$(pick exec "label=ninjac:$name")" maxrss_kb)" 'BEGIN { print kb / 1024 }')" \
+        "$(field "$(pick exec "label=cc-O2:$name")" ms_med)" \
+        "$(field "$(pick exec "label=cc-build:$name")" ms_med)"
+    done
+  fi
   if [ $full_train = 1 ]; then
     echo
     echo "Peak RSS (ru_maxrss from wait4, what /usr/bin/time -v reports) and wall time:"
