@@ -74,21 +74,47 @@ void fn_infer(E *e, const char *id) {
 }
 
 static const char *flat_index(const Tensor *t, const char *const *idx) {
-    char *s = arena_strdup("0");
-    for (int d = 0; d < t->rank; d++)
-        s = d == 0 ? arena_strdup(idx[0]) : arena_printf("(%s) * %lld + %s", s, (long long)t->shape[d], idx[d]);
+    const char *s = "0";
+    for (int d = 0; d < t->rank; d++) {
+        const char *outer = strpbrk(s, " +*") ? arena_printf("(%s)", s) : s;
+        if (!strcmp(s, "0"))
+            s = idx[d];
+        else if (!strcmp(idx[d], "0"))
+            s = arena_printf("%s * %lld", outer, (long long)t->shape[d]);
+        else
+            s = arena_printf("%s * %lld + %s", outer, (long long)t->shape[d], idx[d]);
+    }
     return s;
 }
 
+/* The statistics of one tensor over the same dims (a BatchNorm's mean and
+ * var) share one accumulate function, named after the tensor; one of
+ * another tensor or other dims has its own. */
+static bool same_rows(const Op *a, const Op *b) { return a->in[0] == b->in[0] && a->axes == b->axes; }
+
+static const char *accumulate_name(const E *e, const Op *op) {
+    for (int i = 0; i < e->m->ops.len; i++) {
+        const Op *other = e->m->ops.items[i];
+        if (is_statistic(other) && other->in[0] == op->in[0] && !same_rows(other, op))
+            return arena_printf("accumulate_%s", op->out->cname);
+    }
+    return arena_printf("accumulate_%s", op->in[0]->cname);
+}
+
 /* Accumulates one chunk of a statistic's input in double: pass 0 sums x,
- * pass 1 (var) sums (x - mean)^2. */
+ * pass 1 (var) sums (x - mean)^2. Once per input and dims. */
 static void fn_accumulate(E *e, const char *id, const Op *op) {
+    for (int i = 0; e->m->ops.items[i] != op; i++) {
+        const Op *before = e->m->ops.items[i];
+        if (is_statistic(before) && same_rows(before, op))
+            return;
+    }
     const Tensor *x = op->in[0], *y = op->out;
     const char *yi[MAX_RANK];
     reduced_index(op, IDX, yi);
     const char *k = flat_index(y, yi);
-    out(e, 0, "static void accumulate_%s(const %s_infer_ws *w, int rows, double *acc, const double *mean, int pass) {\n",
-        y->cname, id);
+    out(e, 0, "static void %s(const %s_infer_ws *w, int rows, double *acc, const double *mean, int pass) {\n",
+        accumulate_name(e, op), id);
     int in = loops(e, 1, x, 0);
     out(e, in, "acc[%s] += pass == 0 ? %s : (%s - mean[%s]) * (%s - mean[%s]);\n", k, ref(e, x, IDX),
         ref(e, x, IDX), k, ref(e, x, IDX), k);
@@ -139,9 +165,9 @@ static void calibrate_call(E *e, const char *id, const Op *op) {
     const char *divisor = op->kind == OP_VAR && op->unbiased ? arena_printf("%s - 1", count) : count;
     open_stmt(e, op->stmt, "");
     out(e, 1, "// %s over all rows\n", op_summary(op));
-    out(e, 1, "if (%s_calibrate_statistic(p, inputs, rows, s, w, %s, accumulate_%s, %lld, %d, %s, %s, %s))\n", id,
-        stop_name(id, op), y->cname, (long long)tensor_numel(y), op->kind == OP_VAR ? 2 : 1, count, divisor,
-        ptr(e, y));
+    out(e, 1, "if (%s_calibrate_statistic(p, inputs, rows, s, w, %s, %s, %lld, %d, %s, %s, %s))\n", id,
+        stop_name(id, op), accumulate_name(e, op), (long long)tensor_numel(y), op->kind == OP_VAR ? 2 : 1, count,
+        divisor, ptr(e, y));
     out(e, 2, "return -1;\n");
 }
 

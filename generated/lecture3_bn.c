@@ -285,16 +285,10 @@ void lecture3_bn_infer(const lecture3_bn_params *p, const lecture3_bn_stats *s, 
     infer_upto(p, s, inputs, rows, w, lecture3_bn_stop_none);
 }
 
-static void accumulate_bnmeani(const lecture3_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
+static void accumulate_hpreact_l32(const lecture3_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
-            acc[(0) * 200 + j] += pass == 0 ? w->hpreact_l32[i][j] : (w->hpreact_l32[i][j] - mean[(0) * 200 + j]) * (w->hpreact_l32[i][j] - mean[(0) * 200 + j]);
-}
-
-static void accumulate_bnstdi_t1(const lecture3_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 200; j++)
-            acc[(0) * 200 + j] += pass == 0 ? w->hpreact_l32[i][j] : (w->hpreact_l32[i][j] - mean[(0) * 200 + j]) * (w->hpreact_l32[i][j] - mean[(0) * 200 + j]);
+            acc[j] += pass == 0 ? w->hpreact_l32[i][j] : (w->hpreact_l32[i][j] - mean[j]) * (w->hpreact_l32[i][j] - mean[j]);
 }
 
 /* One batch statistic over `rows` rows (e.g. the whole training set): chunks
@@ -340,12 +334,12 @@ int lecture3_bn_calibrate(const lecture3_bn_params *p, const int32_t *const *inp
     
     // lecture3_bn.ninja:35: bnmeani = hpreact.mean(0, keepdim=True)
     // bnmeani [1, 200] = mean(hpreact_l32 [32, 200]) over all rows
-    if (lecture3_bn_calibrate_statistic(p, inputs, rows, s, w, lecture3_bn_stop_bnmeani, accumulate_bnmeani, 200, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmeani[0][0]))
+    if (lecture3_bn_calibrate_statistic(p, inputs, rows, s, w, lecture3_bn_stop_bnmeani, accumulate_hpreact_l32, 200, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmeani[0][0]))
         return -1;
     
     // lecture3_bn.ninja:36: bnstdi = hpreact.std(0, keepdim=True)
     // bnstdi_t1 [1, 200] = var(hpreact_l32 [32, 200]) over all rows
-    if (lecture3_bn_calibrate_statistic(p, inputs, rows, s, w, lecture3_bn_stop_bnstdi_t1, accumulate_bnstdi_t1, 200, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnstdi_t1[0][0]))
+    if (lecture3_bn_calibrate_statistic(p, inputs, rows, s, w, lecture3_bn_stop_bnstdi_t1, accumulate_hpreact_l32, 200, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnstdi_t1[0][0]))
         return -1;
     // bnstdi [1, 200] = sqrt(bnstdi_t1 [1, 200])
     for (int j = 0; j < 200; j++)

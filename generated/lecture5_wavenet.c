@@ -642,44 +642,24 @@ void lecture5_wavenet_infer(const lecture5_wavenet_params *p, const lecture5_wav
     infer_upto(p, s, inputs, rows, w, lecture5_wavenet_stop_none);
 }
 
-static void accumulate_xmean_l57(const lecture5_wavenet_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
+static void accumulate_x_l55(const lecture5_wavenet_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 128; k++)
-                acc[((0) * 1 + 0) * 128 + k] += pass == 0 ? w->x_l55[i][j][k] : (w->x_l55[i][j][k] - mean[((0) * 1 + 0) * 128 + k]) * (w->x_l55[i][j][k] - mean[((0) * 1 + 0) * 128 + k]);
+                acc[k] += pass == 0 ? w->x_l55[i][j][k] : (w->x_l55[i][j][k] - mean[k]) * (w->x_l55[i][j][k] - mean[k]);
 }
 
-static void accumulate_xvar_l58(const lecture5_wavenet_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 4; j++)
-            for (int k = 0; k < 128; k++)
-                acc[((0) * 1 + 0) * 128 + k] += pass == 0 ? w->x_l55[i][j][k] : (w->x_l55[i][j][k] - mean[((0) * 1 + 0) * 128 + k]) * (w->x_l55[i][j][k] - mean[((0) * 1 + 0) * 128 + k]);
-}
-
-static void accumulate_xmean_l69(const lecture5_wavenet_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
+static void accumulate_x_l67(const lecture5_wavenet_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 128; k++)
-                acc[((0) * 1 + 0) * 128 + k] += pass == 0 ? w->x_l67[i][j][k] : (w->x_l67[i][j][k] - mean[((0) * 1 + 0) * 128 + k]) * (w->x_l67[i][j][k] - mean[((0) * 1 + 0) * 128 + k]);
+                acc[k] += pass == 0 ? w->x_l67[i][j][k] : (w->x_l67[i][j][k] - mean[k]) * (w->x_l67[i][j][k] - mean[k]);
 }
 
-static void accumulate_xvar_l70(const lecture5_wavenet_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 2; j++)
-            for (int k = 0; k < 128; k++)
-                acc[((0) * 1 + 0) * 128 + k] += pass == 0 ? w->x_l67[i][j][k] : (w->x_l67[i][j][k] - mean[((0) * 1 + 0) * 128 + k]) * (w->x_l67[i][j][k] - mean[((0) * 1 + 0) * 128 + k]);
-}
-
-static void accumulate_xmean(const lecture5_wavenet_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
+static void accumulate_x_l80(const lecture5_wavenet_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 128; j++)
-            acc[(0) * 128 + j] += pass == 0 ? w->x_l80[i][j] : (w->x_l80[i][j] - mean[(0) * 128 + j]) * (w->x_l80[i][j] - mean[(0) * 128 + j]);
-}
-
-static void accumulate_xvar(const lecture5_wavenet_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 128; j++)
-            acc[(0) * 128 + j] += pass == 0 ? w->x_l80[i][j] : (w->x_l80[i][j] - mean[(0) * 128 + j]) * (w->x_l80[i][j] - mean[(0) * 128 + j]);
+            acc[j] += pass == 0 ? w->x_l80[i][j] : (w->x_l80[i][j] - mean[j]) * (w->x_l80[i][j] - mean[j]);
 }
 
 /* One batch statistic over `rows` rows (e.g. the whole training set): chunks
@@ -725,12 +705,12 @@ int lecture5_wavenet_calibrate(const lecture5_wavenet_params *p, const int32_t *
     
     // lecture5_wavenet.ninja:57: xmean = x.mean((0,1), keepdim=True)
     // xmean_l57 [1, 1, 128] = mean(x_l55 [32, 4, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean_l57, accumulate_xmean_l57, 128, 1, (float)(((double)rows * 4)), (float)(((double)rows * 4)), &s->xmean_l57[0][0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean_l57, accumulate_x_l55, 128, 1, (float)(((double)rows * 4)), (float)(((double)rows * 4)), &s->xmean_l57[0][0][0]))
         return -1;
     
     // lecture5_wavenet.ninja:58: xvar = x.var((0,1), keepdim=True)
     // xvar_l58 [1, 1, 128] = var(x_l55 [32, 4, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar_l58, accumulate_xvar_l58, 128, 2, (float)(((double)rows * 4)), (float)(((double)rows * 4)) - 1, &s->xvar_l58[0][0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar_l58, accumulate_x_l55, 128, 2, (float)(((double)rows * 4)), (float)(((double)rows * 4)) - 1, &s->xvar_l58[0][0][0]))
         return -1;
     
     // lecture5_wavenet.ninja:59: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
@@ -743,12 +723,12 @@ int lecture5_wavenet_calibrate(const lecture5_wavenet_params *p, const int32_t *
     
     // lecture5_wavenet.ninja:69: xmean = x.mean((0,1), keepdim=True)
     // xmean_l69 [1, 1, 128] = mean(x_l67 [32, 2, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean_l69, accumulate_xmean_l69, 128, 1, (float)(((double)rows * 2)), (float)(((double)rows * 2)), &s->xmean_l69[0][0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean_l69, accumulate_x_l67, 128, 1, (float)(((double)rows * 2)), (float)(((double)rows * 2)), &s->xmean_l69[0][0][0]))
         return -1;
     
     // lecture5_wavenet.ninja:70: xvar = x.var((0,1), keepdim=True)
     // xvar_l70 [1, 1, 128] = var(x_l67 [32, 2, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar_l70, accumulate_xvar_l70, 128, 2, (float)(((double)rows * 2)), (float)(((double)rows * 2)) - 1, &s->xvar_l70[0][0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar_l70, accumulate_x_l67, 128, 2, (float)(((double)rows * 2)), (float)(((double)rows * 2)) - 1, &s->xvar_l70[0][0][0]))
         return -1;
     
     // lecture5_wavenet.ninja:71: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
@@ -761,12 +741,12 @@ int lecture5_wavenet_calibrate(const lecture5_wavenet_params *p, const int32_t *
     
     // lecture5_wavenet.ninja:82: xmean = x.mean(0, keepdim=True)
     // xmean [1, 128] = mean(x_l80 [32, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean, accumulate_xmean, 128, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->xmean[0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean, accumulate_x_l80, 128, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->xmean[0][0]))
         return -1;
     
     // lecture5_wavenet.ninja:83: xvar = x.var(0, keepdim=True)
     // xvar [1, 128] = var(x_l80 [32, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar, accumulate_xvar, 128, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->xvar[0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar, accumulate_x_l80, 128, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->xvar[0][0]))
         return -1;
     return 0;
 }

@@ -308,16 +308,10 @@ void mlp_bn_infer(const mlp_bn_params *p, const mlp_bn_stats *s, const int32_t *
     infer_upto(p, s, inputs, rows, w, mlp_bn_stop_none);
 }
 
-static void accumulate_bnmeani(const mlp_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
+static void accumulate_hprebn(const mlp_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            acc[(0) * 64 + j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[(0) * 64 + j]) * (w->hprebn[i][j] - mean[(0) * 64 + j]);
-}
-
-static void accumulate_bnvar(const mlp_bn_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            acc[(0) * 64 + j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[(0) * 64 + j]) * (w->hprebn[i][j] - mean[(0) * 64 + j]);
+            acc[j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[j]) * (w->hprebn[i][j] - mean[j]);
 }
 
 /* One batch statistic over `rows` rows (e.g. the whole training set): chunks
@@ -363,12 +357,12 @@ int mlp_bn_calibrate(const mlp_bn_params *p, const int32_t *const *inputs, int64
     
     // mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
     // bnmeani [1, 64] = mean(hprebn [32, 64]) over all rows
-    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnmeani, accumulate_bnmeani, 64, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmeani[0][0]))
+    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnmeani, accumulate_hprebn, 64, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmeani[0][0]))
         return -1;
     
     // mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
     // bnvar [1, 64] = var(hprebn [32, 64]) over all rows
-    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnvar, accumulate_bnvar, 64, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnvar[0][0]))
+    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnvar, accumulate_hprebn, 64, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnvar[0][0]))
         return -1;
     return 0;
 }

@@ -305,16 +305,10 @@ void mlp_bn_fused_infer(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *
     infer_upto(p, s, inputs, rows, w, mlp_bn_fused_stop_none);
 }
 
-static void accumulate_bnmean(const mlp_bn_fused_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
+static void accumulate_hprebn(const mlp_bn_fused_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
-            acc[(0) * 200 + j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[(0) * 200 + j]) * (w->hprebn[i][j] - mean[(0) * 200 + j]);
-}
-
-static void accumulate_bnvar(const mlp_bn_fused_infer_ws *w, int rows, double *acc, const double *mean, int pass) {
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 200; j++)
-            acc[(0) * 200 + j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[(0) * 200 + j]) * (w->hprebn[i][j] - mean[(0) * 200 + j]);
+            acc[j] += pass == 0 ? w->hprebn[i][j] : (w->hprebn[i][j] - mean[j]) * (w->hprebn[i][j] - mean[j]);
 }
 
 /* One batch statistic over `rows` rows (e.g. the whole training set): chunks
@@ -360,12 +354,12 @@ int mlp_bn_fused_calibrate(const mlp_bn_fused_params *p, const int32_t *const *i
     
     // mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)
     // bnmean [1, 200] = mean(hprebn [32, 200]) over all rows
-    if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnmean, accumulate_bnmean, 200, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmean[0][0]))
+    if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnmean, accumulate_hprebn, 200, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmean[0][0]))
         return -1;
     
     // mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
     // bnvar [1, 200] = var(hprebn [32, 200]) over all rows
-    if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnvar, accumulate_bnvar, 200, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnvar[0][0]))
+    if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnvar, accumulate_hprebn, 200, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnvar[0][0]))
         return -1;
     return 0;
 }
