@@ -68,7 +68,7 @@ const char *lit(E *e, double v) {
 /* A scalar of the op: a literal, or its C spelling in terms of rows. */
 const char *scalar(E *e, Scalar s) {
     if (e->infer && s.rows_expr)
-        return arena_printf("(%s)(%s)", e->real, s.rows_expr);
+        return arena_printf("(%s)%s", e->real, s.rows_expr);
     return lit(e, s.value);
 }
 

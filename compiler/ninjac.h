@@ -243,7 +243,8 @@ void list_ops(FILE *out);                     /* the table as markdown (--list-o
 
 /* A compile-time scalar. When it depends on the batch dim, rows_expr
  * spells it in C with the batch size as `rows` (for inference on any
- * number of rows); otherwise rows_expr is NULL. */
+ * number of rows), as an expression a cast binds to whole: `rows`, a cast,
+ * a call or one in parentheses; otherwise rows_expr is NULL. */
 typedef struct {
     double value;
     bool is_int;

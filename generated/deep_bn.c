@@ -881,7 +881,7 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
             w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];
     }
-    w->loss /= (float)(rows);
+    w->loss /= (float)rows;
     }
 }
 
@@ -969,62 +969,62 @@ int deep_bn_calibrate(const deep_bn_params *p, const int32_t *const *inputs, int
     
     // deep_bn.ninja:51: bn1mean = h1pre.mean(0, keepdim=True)
     // bn1mean [1, 100] = mean(h1pre [32, 100]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn1mean, accumulate_h1pre, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn1mean[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn1mean, accumulate_h1pre, 100, 1, (float)(double)rows, (float)(double)rows, &s->bn1mean[0][0]))
         return -1;
     
     // deep_bn.ninja:52: bn1var = h1pre.var(0, keepdim=True)
     // bn1var [1, 100] = var(h1pre [32, 100]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn1var, accumulate_h1pre, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn1var[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn1var, accumulate_h1pre, 100, 2, (float)(double)rows, (float)(double)rows - 1, &s->bn1var[0][0]))
         return -1;
     
     // deep_bn.ninja:58: bn2mean = h2pre.mean(0, keepdim=True)
     // bn2mean [1, 100] = mean(h2pre [32, 100]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn2mean, accumulate_h2pre, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn2mean[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn2mean, accumulate_h2pre, 100, 1, (float)(double)rows, (float)(double)rows, &s->bn2mean[0][0]))
         return -1;
     
     // deep_bn.ninja:59: bn2var = h2pre.var(0, keepdim=True)
     // bn2var [1, 100] = var(h2pre [32, 100]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn2var, accumulate_h2pre, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn2var[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn2var, accumulate_h2pre, 100, 2, (float)(double)rows, (float)(double)rows - 1, &s->bn2var[0][0]))
         return -1;
     
     // deep_bn.ninja:65: bn3mean = h3pre.mean(0, keepdim=True)
     // bn3mean [1, 100] = mean(h3pre [32, 100]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn3mean, accumulate_h3pre, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn3mean[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn3mean, accumulate_h3pre, 100, 1, (float)(double)rows, (float)(double)rows, &s->bn3mean[0][0]))
         return -1;
     
     // deep_bn.ninja:66: bn3var = h3pre.var(0, keepdim=True)
     // bn3var [1, 100] = var(h3pre [32, 100]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn3var, accumulate_h3pre, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn3var[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn3var, accumulate_h3pre, 100, 2, (float)(double)rows, (float)(double)rows - 1, &s->bn3var[0][0]))
         return -1;
     
     // deep_bn.ninja:72: bn4mean = h4pre.mean(0, keepdim=True)
     // bn4mean [1, 100] = mean(h4pre [32, 100]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn4mean, accumulate_h4pre, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn4mean[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn4mean, accumulate_h4pre, 100, 1, (float)(double)rows, (float)(double)rows, &s->bn4mean[0][0]))
         return -1;
     
     // deep_bn.ninja:73: bn4var = h4pre.var(0, keepdim=True)
     // bn4var [1, 100] = var(h4pre [32, 100]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn4var, accumulate_h4pre, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn4var[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn4var, accumulate_h4pre, 100, 2, (float)(double)rows, (float)(double)rows - 1, &s->bn4var[0][0]))
         return -1;
     
     // deep_bn.ninja:79: bn5mean = h5pre.mean(0, keepdim=True)
     // bn5mean [1, 100] = mean(h5pre [32, 100]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn5mean, accumulate_h5pre, 100, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn5mean[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn5mean, accumulate_h5pre, 100, 1, (float)(double)rows, (float)(double)rows, &s->bn5mean[0][0]))
         return -1;
     
     // deep_bn.ninja:80: bn5var = h5pre.var(0, keepdim=True)
     // bn5var [1, 100] = var(h5pre [32, 100]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn5var, accumulate_h5pre, 100, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn5var[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn5var, accumulate_h5pre, 100, 2, (float)(double)rows, (float)(double)rows - 1, &s->bn5var[0][0]))
         return -1;
     
     // deep_bn.ninja:86: bn6mean = h6pre.mean(0, keepdim=True)
     // bn6mean [1, 27] = mean(h6pre [32, 27]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn6mean, accumulate_h6pre, 27, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bn6mean[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn6mean, accumulate_h6pre, 27, 1, (float)(double)rows, (float)(double)rows, &s->bn6mean[0][0]))
         return -1;
     
     // deep_bn.ninja:87: bn6var = h6pre.var(0, keepdim=True)
     // bn6var [1, 27] = var(h6pre [32, 27]) over all rows
-    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn6var, accumulate_h6pre, 27, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bn6var[0][0]))
+    if (deep_bn_calibrate_statistic(p, inputs, rows, s, w, deep_bn_stop_bn6var, accumulate_h6pre, 27, 2, (float)(double)rows, (float)(double)rows - 1, &s->bn6var[0][0]))
         return -1;
     return 0;
 }

@@ -148,7 +148,7 @@ static void infer_upto(const lecture1_bigram_params *p, const lecture1_bigram_st
             w->loss_t4_probs[i][j] /= sum;
         w->loss_t4 += logf(sum) + mx - w->logits[i][ys[i]];
     }
-    w->loss_t4 /= (float)(rows);
+    w->loss_t4 /= (float)rows;
     }
     // loss_t5 [27, 27] = square(W [27, 27])
     for (int i = 0; i < 27; i++)

@@ -194,7 +194,7 @@ static void infer_upto(const lecture2_mlp_params *p, const lecture2_mlp_stats *s
             w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];
     }
-    w->loss /= (float)(rows);
+    w->loss /= (float)rows;
     }
 }
 

@@ -276,7 +276,7 @@ static void infer_upto(const lecture3_bn_params *p, const lecture3_bn_stats *s, 
             w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];
     }
-    w->loss /= (float)(rows);
+    w->loss /= (float)rows;
     }
 }
 
@@ -334,12 +334,12 @@ int lecture3_bn_calibrate(const lecture3_bn_params *p, const int32_t *const *inp
     
     // lecture3_bn.ninja:35: bnmeani = hpreact.mean(0, keepdim=True)
     // bnmeani [1, 200] = mean(hpreact_l32 [32, 200]) over all rows
-    if (lecture3_bn_calibrate_statistic(p, inputs, rows, s, w, lecture3_bn_stop_bnmeani, accumulate_hpreact_l32, 200, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmeani[0][0]))
+    if (lecture3_bn_calibrate_statistic(p, inputs, rows, s, w, lecture3_bn_stop_bnmeani, accumulate_hpreact_l32, 200, 1, (float)(double)rows, (float)(double)rows, &s->bnmeani[0][0]))
         return -1;
     
     // lecture3_bn.ninja:36: bnstdi = hpreact.std(0, keepdim=True)
     // bnstdi_t1 [1, 200] = var(hpreact_l32 [32, 200]) over all rows
-    if (lecture3_bn_calibrate_statistic(p, inputs, rows, s, w, lecture3_bn_stop_bnstdi_t1, accumulate_hpreact_l32, 200, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnstdi_t1[0][0]))
+    if (lecture3_bn_calibrate_statistic(p, inputs, rows, s, w, lecture3_bn_stop_bnstdi_t1, accumulate_hpreact_l32, 200, 2, (float)(double)rows, (float)(double)rows - 1, &s->bnstdi_t1[0][0]))
         return -1;
     // bnstdi [1, 200] = sqrt(bnstdi_t1 [1, 200])
     for (int j = 0; j < 200; j++)

@@ -633,7 +633,7 @@ static void infer_upto(const lecture5_wavenet_params *p, const lecture5_wavenet_
             w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];
     }
-    w->loss /= (float)(rows);
+    w->loss /= (float)rows;
     }
 }
 
@@ -705,12 +705,12 @@ int lecture5_wavenet_calibrate(const lecture5_wavenet_params *p, const int32_t *
     
     // lecture5_wavenet.ninja:57: xmean = x.mean((0,1), keepdim=True)
     // xmean_l57 [1, 1, 128] = mean(x_l55 [32, 4, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean_l57, accumulate_x_l55, 128, 1, (float)(((double)rows * 4)), (float)(((double)rows * 4)), &s->xmean_l57[0][0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean_l57, accumulate_x_l55, 128, 1, (float)((double)rows * 4), (float)((double)rows * 4), &s->xmean_l57[0][0][0]))
         return -1;
     
     // lecture5_wavenet.ninja:58: xvar = x.var((0,1), keepdim=True)
     // xvar_l58 [1, 1, 128] = var(x_l55 [32, 4, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar_l58, accumulate_x_l55, 128, 2, (float)(((double)rows * 4)), (float)(((double)rows * 4)) - 1, &s->xvar_l58[0][0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar_l58, accumulate_x_l55, 128, 2, (float)((double)rows * 4), (float)((double)rows * 4) - 1, &s->xvar_l58[0][0][0]))
         return -1;
     
     // lecture5_wavenet.ninja:59: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
@@ -723,12 +723,12 @@ int lecture5_wavenet_calibrate(const lecture5_wavenet_params *p, const int32_t *
     
     // lecture5_wavenet.ninja:69: xmean = x.mean((0,1), keepdim=True)
     // xmean_l69 [1, 1, 128] = mean(x_l67 [32, 2, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean_l69, accumulate_x_l67, 128, 1, (float)(((double)rows * 2)), (float)(((double)rows * 2)), &s->xmean_l69[0][0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean_l69, accumulate_x_l67, 128, 1, (float)((double)rows * 2), (float)((double)rows * 2), &s->xmean_l69[0][0][0]))
         return -1;
     
     // lecture5_wavenet.ninja:70: xvar = x.var((0,1), keepdim=True)
     // xvar_l70 [1, 1, 128] = var(x_l67 [32, 2, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar_l70, accumulate_x_l67, 128, 2, (float)(((double)rows * 2)), (float)(((double)rows * 2)) - 1, &s->xvar_l70[0][0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar_l70, accumulate_x_l67, 128, 2, (float)((double)rows * 2), (float)((double)rows * 2) - 1, &s->xvar_l70[0][0][0]))
         return -1;
     
     // lecture5_wavenet.ninja:71: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
@@ -741,12 +741,12 @@ int lecture5_wavenet_calibrate(const lecture5_wavenet_params *p, const int32_t *
     
     // lecture5_wavenet.ninja:82: xmean = x.mean(0, keepdim=True)
     // xmean [1, 128] = mean(x_l80 [32, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean, accumulate_x_l80, 128, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->xmean[0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xmean, accumulate_x_l80, 128, 1, (float)(double)rows, (float)(double)rows, &s->xmean[0][0]))
         return -1;
     
     // lecture5_wavenet.ninja:83: xvar = x.var(0, keepdim=True)
     // xvar [1, 128] = var(x_l80 [32, 128]) over all rows
-    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar, accumulate_x_l80, 128, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->xvar[0][0]))
+    if (lecture5_wavenet_calibrate_statistic(p, inputs, rows, s, w, lecture5_wavenet_stop_xvar, accumulate_x_l80, 128, 2, (float)(double)rows, (float)(double)rows - 1, &s->xvar[0][0]))
         return -1;
     return 0;
 }

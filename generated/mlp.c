@@ -204,7 +204,7 @@ static void infer_upto(const mlp_params *p, const mlp_stats *s, const int32_t *c
             w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];
     }
-    w->loss /= (float)(rows);
+    w->loss /= (float)rows;
     }
 }
 

@@ -299,7 +299,7 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
             w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];
     }
-    w->loss /= (float)(rows);
+    w->loss /= (float)rows;
     }
 }
 
@@ -357,12 +357,12 @@ int mlp_bn_calibrate(const mlp_bn_params *p, const int32_t *const *inputs, int64
     
     // mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
     // bnmeani [1, 64] = mean(hprebn [32, 64]) over all rows
-    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnmeani, accumulate_hprebn, 64, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmeani[0][0]))
+    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnmeani, accumulate_hprebn, 64, 1, (float)(double)rows, (float)(double)rows, &s->bnmeani[0][0]))
         return -1;
     
     // mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)
     // bnvar [1, 64] = var(hprebn [32, 64]) over all rows
-    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnvar, accumulate_hprebn, 64, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnvar[0][0]))
+    if (mlp_bn_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_stop_bnvar, accumulate_hprebn, 64, 2, (float)(double)rows, (float)(double)rows - 1, &s->bnvar[0][0]))
         return -1;
     return 0;
 }

@@ -296,7 +296,7 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
             w->loss_probs[i][j] /= sum;
         w->loss += logf(sum) + mx - w->logits[i][Yb[i]];
     }
-    w->loss /= (float)(rows);
+    w->loss /= (float)rows;
     }
 }
 
@@ -354,12 +354,12 @@ int mlp_bn_fused_calibrate(const mlp_bn_fused_params *p, const int32_t *const *i
     
     // mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)
     // bnmean [1, 200] = mean(hprebn [32, 200]) over all rows
-    if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnmean, accumulate_hprebn, 200, 1, (float)(((double)rows * 1)), (float)(((double)rows * 1)), &s->bnmean[0][0]))
+    if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnmean, accumulate_hprebn, 200, 1, (float)(double)rows, (float)(double)rows, &s->bnmean[0][0]))
         return -1;
     
     // mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)
     // bnvar [1, 200] = var(hprebn [32, 200]) over all rows
-    if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnvar, accumulate_hprebn, 200, 2, (float)(((double)rows * 1)), (float)(((double)rows * 1)) - 1, &s->bnvar[0][0]))
+    if (mlp_bn_fused_calibrate_statistic(p, inputs, rows, s, w, mlp_bn_fused_stop_bnvar, accumulate_hprebn, 200, 2, (float)(double)rows, (float)(double)rows - 1, &s->bnvar[0][0]))
         return -1;
     return 0;
 }
