@@ -214,9 +214,10 @@ static Scalar reduced_count(Ctx *c, const Tensor *t, uint32_t axes) {
             count.value *= (double)t->shape[i];
             over_batch |= t->batch[i];
         }
-    long long per_row = (long long)(count.value / (double)c->m->batch);
-    if (over_batch)
+    if (over_batch) {
+        long long per_row = (long long)(count.value / (double)c->m->batch);
         count.rows_expr = per_row == 1 ? "(double)rows" : arena_printf("((double)rows * %lld)", per_row);
+    }
     return count;
 }
 
