@@ -109,8 +109,7 @@ void backward_batchnorm(E *e, const Grad *gr) {
     const Tensor *x = op->in[0], *y = op->out;
     const char *col[2] = {"0", "j"}, *n = dimsz(e, x, 0);
     double rows = (double)x->shape[0];
-    int64_t cols = x->shape[1];
-    bool blocked = cols > BN_COLS;
+    bool blocked = x->shape[1] > BN_COLS;
     const char *width = blocked ? arena_printf("%d", BN_COLS) : dimsz(e, x, 1), *k = blocked ? "j - j0" : "j";
     const char *js = arena_printf("for (int j = %s; j < %s; j++)", blocked ? "j0" : "0",
                                   blocked ? "j1" : dimsz(e, x, 1));

@@ -233,15 +233,14 @@ NJ_HELPER void NJ_FN(gemm_one)(int M, int N, int K, const float *A, ptrdiff_t a_
 NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
                           ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
 #if defined(_OPENMP)
-    int by_columns = (N + NJ_NR - 1) / NJ_NR >= (M + NJ_MR - 1) / NJ_MR;
-    int unit = by_columns ? NJ_NR : NJ_MR, extent = by_columns ? N : M;
-    int bands = nj_bands((double)M * N * K, (extent + unit - 1) / unit);
+    int panels = (N + NJ_NR - 1) / NJ_NR, tiles = (M + NJ_MR - 1) / NJ_MR, by_columns = panels >= tiles;
+    int unit = by_columns ? NJ_NR : NJ_MR, extent = by_columns ? N : M, units = by_columns ? panels : tiles;
+    int bands = nj_bands((double)M * N * K, units);
     if (bands > 1) {
 #pragma omp parallel for num_threads(bands) schedule(static, 1)
         for (int t = 0; t < bands; t++) {
             if (t == 0 && omp_get_num_threads() > nj_threads_ran)   /* band 0 is the calling thread's */
                 nj_threads_ran = omp_get_num_threads();
-            int units = (extent + unit - 1) / unit;
             int lo = units * t / bands * unit, hi = units * (t + 1) / bands * unit;
             hi = hi < extent ? hi : extent;
             if (by_columns)
