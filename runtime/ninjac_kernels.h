@@ -69,6 +69,7 @@
  * The kernels, instantiated (this file includes itself) once per ISA with
  *   NJ_VW        floats per vector     NJ_MR, NJ_NV  the tile: rows, vectors
  *   NJ_KC, NJ_MC the blocking          NJ_FN(name)   the name of a function
+ *   NJ_MASKED    512 or 256: the edges use AVX-512's or AVX2's masked moves
  *   NJ_HELPER    attributes of the inlined helpers
  *   NJ_ENTRY     attributes of nj_gemm (or of its per-ISA copy)
  * and #undef'd at the end. */
@@ -76,15 +77,30 @@
 #define NJ_SLAB 32768   /* floats of packed B: 128 KB, KC x NC */
 typedef float NJ_FN(vec) __attribute__((vector_size(NJ_VW * sizeof(float))));
 
-/* C's ragged edge: the first n lanes of a vector (all of them if n >= VW). */
-NJ_HELPER void NJ_FN(load_c)(NJ_FN(vec) *v, const float *c, int n) {
+/* A ragged edge (of C, or of B's last panel): the first n lanes of a
+ * vector, the rest 0 (n may be <= 0 or >= VW). Lane by lane, the edges
+ * cost more than the product itself at the step's N of 27 and 30: the
+ * six products of the notebook's step took 22.7 us on AVX-512 and 40.5 on
+ * AVX2, 19.6 and 36.6 with masked loads (and stores on AVX-512), an
+ * Emerald Rapids core (bench/RESULTS.md, 2026-12-07 07:00). AVX2's masked
+ * store was slower than the lane loop there, and is microcoded on AMD. */
+NJ_HELPER void NJ_FN(load_part)(NJ_FN(vec) *v, const float *c, int n) {
     if (n >= NJ_VW) {
         memcpy(v, c, sizeof *v);
+    } else if (n <= 0) {
+        *v = (NJ_FN(vec)){0};
     } else {
+#if NJ_MASKED == 512
+        *v = (NJ_FN(vec))_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), c);
+#elif NJ_MASKED == 256
+        __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        *v = (NJ_FN(vec))_mm256_maskload_ps(c, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
+#else
         NJ_FN(vec) t = {0};
         for (int l = 0; l < n; l++)
             t[l] = c[l];
         *v = t;
+#endif
     }
 }
 /* The partial store is a loop over the vector's lanes, not up to n: gcc 12
@@ -93,13 +109,18 @@ NJ_HELPER void NJ_FN(load_c)(NJ_FN(vec) *v, const float *c, int n) {
  * x @ W1 over [rows * 4, 48], mm_transformer's infer_upto), warned of reads
  * past a tile's acc (-Warray-bounds, -Wstringop-overread: -Werror fails the
  * build) on paths that never run (n < VW there). */
-NJ_HELPER void NJ_FN(store_c)(float *c, const NJ_FN(vec) *v, int n) {
-    if (n >= NJ_VW)
+NJ_HELPER void NJ_FN(store_part)(float *c, const NJ_FN(vec) *v, int n) {
+    if (n >= NJ_VW) {
         memcpy(c, v, sizeof *v);
-    else
+    } else if (n > 0) {
+#if NJ_MASKED == 512
+        _mm512_mask_storeu_ps(c, (__mmask16)((1u << n) - 1), (__m512)*v);
+#else
         for (int l = 0; l < NJ_VW; l++)
             if (l < n)
                 c[l] = (*v)[l];
+#endif
+    }
 }
 
 /* B[0..kc)[0..nc) as panels slab[nc / NR][kc][NR] (kc x nc <= SLAB), zeros
@@ -116,10 +137,11 @@ NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float 
             if (nc - j >= NJ_NR) {
                 memcpy(p, b + j, NJ_NR * sizeof(float));   /* a fixed size: vector moves */
             } else {
-                for (int l = 0; l < nc - j; l++)
-                    p[l] = b[j + l];
-                for (int l = nc - j; l < NJ_NR; l++)
-                    p[l] = 0;
+                for (int v = 0; v < NJ_NV; v++) {
+                    NJ_FN(vec) part;
+                    NJ_FN(load_part)(&part, b + j + v * NJ_VW, nc - j - v * NJ_VW);
+                    memcpy(p + v * NJ_VW, &part, sizeof part);
+                }
             }
         }
     }
@@ -134,7 +156,7 @@ NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float 
             for (int v = 0; v < NJ_NV; v++) {                                                                \
                 acc[r][v] = (NJ_FN(vec)){0};                                                                 \
                 if (load_c)                                                                                  \
-                    NJ_FN(load_c)(&acc[r][v], C + r * ldc + v * NJ_VW, nc - v * NJ_VW);                     \
+                    NJ_FN(load_part)(&acc[r][v], C + r * ldc + v * NJ_VW, nc - v * NJ_VW);                     \
             }                                                                                                \
         for (int k = 0; k < kc; k++) {                                                                       \
             NJ_FN(vec) b[NJ_NV];                                                                             \
@@ -149,7 +171,7 @@ NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float 
         }                                                                                                    \
         for (int r = 0; r < ROWS; r++)                                                                       \
             for (int v = 0; v < NJ_NV; v++)                                                                  \
-                NJ_FN(store_c)(C + r * ldc + v * NJ_VW, &acc[r][v], nc - v * NJ_VW);                        \
+                NJ_FN(store_part)(C + r * ldc + v * NJ_VW, &acc[r][v], nc - v * NJ_VW);                        \
     }
 NJ_TILE(tile_mr, NJ_MR)
 NJ_TILE(tile_4, 4)
@@ -264,6 +286,9 @@ NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, 
 
 #include <stddef.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>   /* the masked loads and stores of the edges */
+#endif
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -302,20 +327,25 @@ NJ_INLINE int nj_bands(double work, int units) {
 #if defined(__AVX512F__)
 #define NJ_KERNEL_ISA "avx512"
 #define NJ_NATIVE_TILE 16, 8, 2, 128, 256
+#define NJ_MASKED 512
 #elif defined(__AVX2__) && defined(__FMA__)
 #define NJ_KERNEL_ISA "avx2"
 #define NJ_NATIVE_TILE 8, 6, 2, 256, 192
+#define NJ_MASKED 256
 #elif defined(__aarch64__) && defined(__ARM_NEON)
 #define NJ_KERNEL_ISA "neon"
 #define NJ_NATIVE_TILE 4, 8, 3, 256, 128
+#define NJ_MASKED 0
 #elif defined(__x86_64__) && defined(__GNUC__) && !defined(NJ_NO_DISPATCH) && !defined(__clang__)
 #define NJ_KERNEL_ISA "dispatch"
 #elif defined(__SSE2__)
 #define NJ_KERNEL_ISA "sse2"
 #define NJ_NATIVE_TILE 4, 4, 2, 256, 128
+#define NJ_MASKED 0
 #else
 #define NJ_KERNEL_ISA "generic"
 #define NJ_NATIVE_TILE 4, 4, 2, 256, 128
+#define NJ_MASKED 0
 #endif
 
 /* NJ_TILE_ARG(i, tile): the i-th of (VW, MR, NV, KC, MC). */
@@ -362,6 +392,7 @@ static inline const char *nj_gemm_isa(void) { return NJ_KERNEL_ISA; }
 #include <stdlib.h>
 #define NJ_KERNEL_BODY
 #define NJ_FN(name) nj_##name##_avx512
+#define NJ_MASKED 512
 #define NJ_VW 16
 #define NJ_MR 8
 #define NJ_NV 2
@@ -372,6 +403,7 @@ static inline const char *nj_gemm_isa(void) { return NJ_KERNEL_ISA; }
 #define NJ_ENTRY static __attribute__((noinline, target("avx512f,fma")))
 #include "ninjac_kernels.h"
 #undef NJ_FN
+#undef NJ_MASKED
 #undef NJ_VW
 #undef NJ_MR
 #undef NJ_KC
@@ -380,6 +412,7 @@ static inline const char *nj_gemm_isa(void) { return NJ_KERNEL_ISA; }
 #undef NJ_HELPER
 #undef NJ_ENTRY
 #define NJ_FN(name) nj_##name##_avx2
+#define NJ_MASKED 256
 #define NJ_VW 8
 #define NJ_MR 6
 #define NJ_KC 256
@@ -389,6 +422,7 @@ static inline const char *nj_gemm_isa(void) { return NJ_KERNEL_ISA; }
 #define NJ_ENTRY static __attribute__((noinline, target("avx2,fma")))
 #include "ninjac_kernels.h"
 #undef NJ_FN
+#undef NJ_MASKED
 #undef NJ_VW
 #undef NJ_MR
 #undef NJ_MC
@@ -396,6 +430,7 @@ static inline const char *nj_gemm_isa(void) { return NJ_KERNEL_ISA; }
 #undef NJ_HELPER
 #undef NJ_ENTRY
 #define NJ_FN(name) nj_##name##_sse2
+#define NJ_MASKED 0
 #define NJ_VW 4
 #define NJ_MR 4
 #define NJ_MC 128
@@ -404,6 +439,7 @@ static inline const char *nj_gemm_isa(void) { return NJ_KERNEL_ISA; }
 #define NJ_ENTRY static __attribute__((noinline))
 #include "ninjac_kernels.h"
 #undef NJ_KERNEL_BODY
+#undef NJ_MASKED
 #undef NJ_FN
 #undef NJ_VW
 #undef NJ_MR
