@@ -82,7 +82,7 @@ typedef float NJ_FN(vec) __attribute__((vector_size(NJ_VW * sizeof(float))));
  * cost more than the product itself at the step's N of 27 and 30: the
  * six products of the notebook's step took 22.7 us on AVX-512 and 40.5 on
  * AVX2, 19.6 and 36.6 with masked loads (and stores on AVX-512), an
- * Emerald Rapids core (bench/RESULTS.md, 2026-12-07 07:00). AVX2's masked
+ * Emerald Rapids core (bench/RESULTS.md, 2026-12-07 06:45). AVX2's masked
  * store was slower than the lane loop there, and is microcoded on AMD. */
 NJ_HELPER void NJ_FN(load_part)(NJ_FN(vec) *v, const float *c, int n) {
     if (n >= NJ_VW) {
