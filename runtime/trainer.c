@@ -1124,11 +1124,14 @@ static int cmd_train(const NinjacModel *m, int argc, char **argv) {
         goto done;
     printf("%s: %" PRId64 " parameters, %" PRId64 " training examples, batch %d, steps %" PRId64 "..%" PRId64 "\n",
            m->name, (int64_t)(m->params_bytes / sizeof(float)), ds.train.rows, m->batch, s.step, steps);
+    char schedule[64] = "";   /* a rate that stays is said once */
+    if (lr_late != lr)
+        snprintf(schedule, sizeof schedule, " (%g from step %" PRId64 ")", lr_late, decay_step);
     if (s.optim == OPTIM_ADAMW)
-        printf("optimizer: adamw, lr %g (%g from step %" PRId64 "), weight decay %g, betas %g,%g, eps %g\n", lr,
-               lr_late, decay_step, s.adamw.weight_decay, s.adamw.beta1, s.adamw.beta2, s.adamw.eps);
+        printf("optimizer: adamw, lr %g%s, weight decay %g, betas %g,%g, eps %g\n", lr, schedule,
+               s.adamw.weight_decay, s.adamw.beta1, s.adamw.beta2, s.adamw.eps);
     else
-        printf("optimizer: sgd, lr %g (%g from step %" PRId64 ")\n", lr, lr_late, decay_step);
+        printf("optimizer: sgd, lr %g%s\n", lr, schedule);
     fflush(stdout);
     clock_gettime(CLOCK_MONOTONIC, &p.start);
     p.first_step = s.step;

@@ -111,6 +111,20 @@ expect 2 "train --optim adamw --lr -5e-4" -- train --optim adamw --lr -5e-4
 left=$(ls -A "$W/cwd")
 if [ -n "$left" ]; then fail "the refused commands wrote into the working directory: $left"; else ok "nothing written"; fi
 
+# says WHAT PATTERN: stdout has a line matching PATTERN (grep -E).
+says() {
+  if grep -qE -- "$2" "$W/stdout"; then ok "$1"; else fail "$1: no line matches '$2' in: $(grep optimizer "$W/stdout")"; fi
+}
+# The optimizer line names a later rate only where there is one: AdamW
+# keeps its rate unless --lr-decay-to is given (as makemore.py trains).
+mkdir -p "$W/run" && cd "$W/run" || exit 1
+expect 0 "train --steps 0 (sgd)" -- train --steps 0 --save s.st && \
+  says "sgd's line names its schedule" '^optimizer: sgd, lr 0[.]1 [(]0[.]01 from step 100000[)]$'
+expect 0 "train --steps 0 --optim adamw" -- train --steps 0 --optim adamw --save a.st && \
+  says "adamw's line has one rate" '^optimizer: adamw, lr 0[.]0005, weight decay'
+expect 0 "train --steps 0 --optim adamw --lr-decay-to 1e-4" -- train --steps 0 --optim adamw --lr-decay-to 1e-4 --save d.st && \
+  says "adamw's line names a schedule asked for" '^optimizer: adamw, lr 0[.]0005 [(]0[.]0001 from step 100000[)], weight decay'
+
 if [ $failures -gt 0 ]; then
   echo; echo "cli: $failures expectation(s) failed"; exit 1
 fi
