@@ -18,6 +18,7 @@ typedef struct {
     const char *real;       /* float or double */
     bool fast_math;         /* -O, float: nj_tanhf for tanh */
     bool infer;             /* batch dims run to `rows`; activations in w->, frozen in s-> */
+    bool const_acts;        /* the function reads a-> (or w->) through a pointer to const */
     const Stmt *last_stmt;  /* to open a block per spec line */
     int chunk;              /* rows per inference chunk */
     bool *written;          /* backward, -O: d<tensor id> has had a contribution */
@@ -110,6 +111,8 @@ void struct_grads(E *e, const char *id);
 void struct_stats(E *e, const char *id);
 void struct_infer_ws(E *e, const char *id);
 bool input_locals(E *e, const char *code);
+void view_locals(E *e, const char *code);
+const char *stored_as(const E *e, const Tensor *t);
 void descriptor(E *e, const char *id);
 
 /* ---- emit_step.c: the training step: forward, backward, SGD ---- */

@@ -118,6 +118,8 @@ const char *aux_name(const E *e, const Tensor *t, const char *what) {
 }
 
 static const char *base(E *e, const Tensor *t) {
+    if (e->plan->valias[t->id])
+        return t->cname;   /* a local pointer into the viewed array (view_locals) */
     switch (t->kind) {
     case T_PARAM: return arena_printf("p->%s", t->cname);
     case T_INPUT: return t->cname;
@@ -366,6 +368,7 @@ void body_end(E *e, FILE *saved, const char *const *params, int nparams, bool wi
     e->out = saved;
     const char *code = code_of(e->body_text);
     bool reads_inputs = with_inputs && input_locals(e, code);
+    view_locals(e, code);
     for (int i = 0; i < nparams; i++)
         if (!mentions(code, params[i]))
             out(e, 1, "(void)%s;\n", params[i]);

@@ -115,9 +115,13 @@ static void fn_accumulate(E *e, const char *id, const Op *op) {
     const char *k = flat_index(y, yi);
     out(e, 0, "static void %s(const %s_infer_ws *w, int rows, double *acc, const double *mean, int pass) {\n",
         accumulate_name(e, op), id);
+    FILE *saved = body_begin(e);
     int in = loops(e, 1, x, 0);
     out(e, in, "acc[%s] += pass == 0 ? %s : (%s - mean[%s]) * (%s - mean[%s]);\n", k, ref(e, x, IDX),
         ref(e, x, IDX), k, ref(e, x, IDX), k);
+    e->const_acts = true;
+    body_end(e, saved, NULL, 0, false);
+    e->const_acts = false;
     out(e, 0, "}\n\n");
 }
 

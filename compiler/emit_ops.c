@@ -209,6 +209,10 @@ static void forward_pick(E *e, const Op *op) {
 static void forward_view(E *e, const Op *op) {
     const Tensor *x = op->in[0];
     const Tensor *y = op->out;
+    if (e->plan->valias[y->id]) {   /* read through a pointer into x's array (view_locals) */
+        out(e, 1, "// %s is %s's array, read as %s\n", y->name, e->plan->valias[y->id]->name, shape_str(y));
+        return;
+    }
     const char *count = numel_range(e, x, 0, x->rank);   /* a number, or rows * a number */
     out(e, 1, "memcpy(%s, %s, sizeof(%s) * %s);\n", ptr(e, y), ptr(e, x), e->real,
         strchr(count, ' ') ? arena_printf("(%s)", count) : count);

@@ -208,7 +208,9 @@ void fn_backward(E *e, const char *id) {
         i += count;
     }
     e->fused = false;
+    e->const_acts = true;
     body_end(e, saved, (const char *const[]){"p", "a"}, 2, true);
+    e->const_acts = false;
     out(e, 0, "}\n\n");
 }
 

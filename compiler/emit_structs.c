@@ -75,7 +75,8 @@ void struct_acts(E *e, const char *id) {
     out(e, 0, "typedef struct {   // every activation of a training batch\n");
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
-        decl(e, e->real, op->out->cname, op->out, false, line_ref(e, op->out));
+        if (!e->plan->valias[op->out->id])
+            decl(e, e->real, op->out->cname, op->out, false, line_ref(e, op->out));
         decl_aux(e, op, false);
     }
     out(e, 0, "} %s_acts;\n\n", id);
@@ -120,7 +121,8 @@ void struct_infer_ws(E *e, const char *id) {
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
         if (runs_in_inference(op)) {
-            decl(e, e->real, op->out->cname, op->out, true, line_ref(e, op->out));
+            if (!e->plan->valias[op->out->id])
+                decl(e, e->real, op->out->cname, op->out, true, line_ref(e, op->out));
             decl_aux(e, op, true);
         }
     }
@@ -162,6 +164,33 @@ bool input_locals(E *e, const char *code) {
             out(e, 1, "const int32_t (*%s)%s = (const int32_t (*)%s)inputs[%d];\n", t->cname, dims, dims, t->input_index);
     }
     return any;
+}
+
+/* The struct member holding t's elements: its own, or for a view that
+ * reads another activation's array (plan.c, view_aliases), that one's. */
+const char *stored_as(const E *e, const Tensor *t) {
+    const Tensor *root = e->plan->valias[t->id];
+    return root ? root->cname : t->cname;
+}
+
+/* The views that code reads: each a pointer, with the view's shape, into
+ * the array of the activation it views (in acts, or in the workspace);
+ * to const where the function's acts are. */
+void view_locals(E *e, const char *code) {
+    for (int i = 0; i < e->m->tensors.len; i++) {
+        const Tensor *t = e->m->tensors.items[i];
+        if (!e->plan->valias[t->id] || !mentions(code, t->cname))
+            continue;
+        char *dims = arena_strdup("");
+        for (int d = 1; d < t->rank; d++)
+            dims = arena_printf("%s[%lld]", dims, (long long)t->shape[d]);
+        const char *elem = arena_printf("%s%s", e->const_acts ? "const " : "", e->real);
+        const char *type = t->rank == 1 ? arena_printf("%s *", elem) : arena_printf("%s (*)%s", elem, dims);
+        const char *decl = t->rank == 1 ? arena_printf("%s *%s", elem, t->cname)
+                                        : arena_printf("%s (*%s)%s", elem, t->cname, dims);
+        out(e, 1, "%s = (%s)%s->%s;   // %s's array, read as %s\n", decl, type, e->infer ? "w" : "a",
+            stored_as(e, t), e->plan->valias[t->id]->name, shape_str(t));
+    }
 }
 
 static void table_tensor(E *e, const Tensor *t, const char *type, const char *field) {
@@ -213,7 +242,7 @@ void descriptor(E *e, const char *id) {
     for (int i = 0; i < m->ops.len; i++) {
         const Tensor *t = ((Op *)m->ops.items[i])->out;
         if (!t->is_temp) {
-            table_tensor(e, t, arena_printf("%s_acts", id), t->cname);
+            table_tensor(e, t, arena_printf("%s_acts", id), stored_as(e, t));
             out(e, 0, ",\n");
             nacts++;
         }
@@ -245,7 +274,7 @@ void descriptor(E *e, const char *id) {
     for (int i = 0; i < m->ops.len; i++) {
         const Op *op = m->ops.items[i];
         if (runs_in_inference(op)) {
-            table_tensor(e, op->out, arena_printf("%s_infer_ws", id), op->out->cname);
+            table_tensor(e, op->out, arena_printf("%s_infer_ws", id), stored_as(e, op->out));
             out(e, 0, ",\n");
             ninfer++;
         }

@@ -80,7 +80,6 @@ static inline Scalar int_scalar(int64_t v) { return (Scalar){.value = (double)v,
 
 /* ---- ir.c: tensors and ops, their constructors and size checks ---- */
 uint32_t batch_axes(const Tensor *t);
-bool has_batch(const Tensor *t);
 const char *describe(const Tensor *t);
 Tensor *new_tensor(Ctx *c, TensorKind kind, DType dtype, int rank, const int64_t *shape, const bool *batch, Loc loc);
 Op *new_op(Ctx *c, OpKind kind, Tensor *out, Tensor *a, Tensor *b, Loc loc);

@@ -365,6 +365,7 @@ typedef struct {
 
 void build_model(Program *prog, Model *m, Define *defs, int ndefs);
 int64_t tensor_numel(const Tensor *t);
+bool has_batch(const Tensor *t);             /* a dim of it is (a multiple of) the batch */
 const char *shape_str(const Tensor *t);   /* "[32, 64]" */
 
 /* ---- rewrite.c: the default mode's rewrite rules (the atomic
@@ -409,6 +410,7 @@ typedef struct {
     bool *local;            /* per tensor id: a register of its group, no array */
     bool *dlocal;           /* per tensor id: its gradient is a register of its group */
     const Tensor **galias;  /* per tensor id: the tensor whose gradient array its gradient is (a view's) */
+    const Tensor **valias;  /* per tensor id: the activation whose array a view reads, instead of a copy */
 } Plan;
 
 void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan);

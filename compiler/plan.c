@@ -224,6 +224,25 @@ static void gradient_aliases(const Model *m, const Backward *bw, Plan *plan) {
     }
 }
 
+/* A view of an activation (a view, unsqueeze, contiguous or a rename like
+ * `hprev = ht`) reads that activation's array with its own shape instead of
+ * copying it: every tensor is written once, by its op, so the two stay
+ * equal. Not where a struct field must exist for the runtime (the loss, the
+ * logits), nor for batch statistics (frozen: calibration writes them). */
+static void view_aliases(const Model *m, Plan *plan) {
+    for (int i = 0; i < m->ops.len; i++) {
+        const Op *op = m->ops.items[i];
+        const Tensor *x = op->in[0], *y = op->out;
+        if (!(op->kind == OP_VIEW || op->kind == OP_UNSQUEEZE || op->kind == OP_CONTIGUOUS))
+            continue;
+        if (x->kind != T_ACT || y->kind != T_ACT || x->dtype == DT_INT || x->dtype != y->dtype || y->rank == 0 ||
+            x->frozen || y->frozen || y == m->loss || y == m->logits || plan->local[x->id] || plan->local[y->id] ||
+            has_batch(x) != has_batch(y))   /* inference sizes both by its rows, or neither */
+            continue;
+        plan->valias[y->id] = plan->valias[x->id] ? plan->valias[x->id] : x;
+    }
+}
+
 void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan) {
     memset(plan, 0, sizeof *plan);
     plan->op_group = arena_alloc(sizeof(Group *) * (size_t)(m->ops.len + 1));
@@ -231,6 +250,7 @@ void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan) {
     plan->local = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
     plan->dlocal = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
     plan->galias = arena_alloc(sizeof(Tensor *) * (size_t)m->tensors.len);
+    plan->valias = arena_alloc(sizeof(Tensor *) * (size_t)m->tensors.len);
     if (opt_level == 0)
         return;
     plan->fused = true;
@@ -239,4 +259,5 @@ void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan) {
     group_backward(m, bw, plan);
     backward_locals(m, bw, plan);
     gradient_aliases(m, bw, plan);
+    view_aliases(m, plan);
 }

@@ -34,6 +34,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inputs, deep_bn_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*x)[30] = (float (*)[30])a->emb;   // emb's array, read as [32, 30]
     
     // deep_bn.ninja:47: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -44,11 +45,11 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     
     // deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)
     // x [32, 30] = view(emb [32, 3, 10])
-    memcpy(&a->x[0][0], &a->emb[0][0][0], sizeof(float) * 960);
+    // x is emb's array, read as [32, 30]
     
     // deep_bn.ninja:50: h1pre = x @ W1
     // h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
-    nj_gemm(32, 100, 30, &a->x[0][0], 30, 1, &p->W1[0][0], 100, &a->h1pre[0][0], 100, 0);
+    nj_gemm(32, 100, 30, &x[0][0], 30, 1, &p->W1[0][0], 100, &a->h1pre[0][0], 100, 0);
     
     // deep_bn.ninja:51: bn1mean = h1pre.mean(0, keepdim=True)
     // bn1mean [1, 100] = mean(h1pre [32, 100])
@@ -330,6 +331,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     deep_bn_grads *restrict g) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    const float (*x)[30] = (const float (*)[30])a->emb;   // emb's array, read as [32, 30]
     g->dloss = 1.0f;
     
     // backprop through deep_bn.ninja:89-90, in one pass over [n=32, 27]:
@@ -582,7 +584,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     nj_gemm(32, 30, 100, &g->dh1pre[0][0], 100, 1, g->mm_scratch, 30, &g->dx[0][0], 30, 0);
     // dW1 from h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
     // dW1 = x^T @ dh1pre
-    nj_gemm(30, 100, 32, &a->x[0][0], 1, 30, &g->dh1pre[0][0], 100, &g->dW1[0][0], 100, 0);
+    nj_gemm(30, 100, 32, &x[0][0], 1, 30, &g->dh1pre[0][0], 100, &g->dW1[0][0], 100, 0);
     
     // backprop through deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)
     // demb from x [32, 30] = view(emb [32, 3, 10])
@@ -661,6 +663,7 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
                        deep_bn_infer_ws *w, int stop) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*x)[30] = (float (*)[30])w->emb;   // emb's array, read as [32, 30]
     
     // deep_bn.ninja:47: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -671,11 +674,11 @@ static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const in
     
     // deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)
     // x [32, 30] = view(emb [32, 3, 10])
-    memcpy(&w->x[0][0], &w->emb[0][0][0], sizeof(float) * (rows * 30));
+    // x is emb's array, read as [32, 30]
     
     // deep_bn.ninja:50: h1pre = x @ W1
     // h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
-    nj_gemm(rows, 100, 30, &w->x[0][0], 30, 1, &p->W1[0][0], 100, &w->h1pre[0][0], 100, 0);
+    nj_gemm(rows, 100, 30, &x[0][0], 30, 1, &p->W1[0][0], 100, &w->h1pre[0][0], 100, 0);
     if (stop == deep_bn_stop_bn1mean)
         return;   // bn1mean is calibrated from here
     if (stop == deep_bn_stop_bn1var)
@@ -1074,7 +1077,7 @@ static const NjInput inputs_table[] = {
 
 static const NjTensor acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(deep_bn_acts, emb), "deep_bn.ninja:47: emb = C[Xb]", 0x1},
-    {"x", 2, {32, 30}, offsetof(deep_bn_acts, x), "deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)", 0x1},
+    {"x", 2, {32, 30}, offsetof(deep_bn_acts, emb), "deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)", 0x1},
     {"h1pre", 2, {32, 100}, offsetof(deep_bn_acts, h1pre), "deep_bn.ninja:50: h1pre = x @ W1", 0x1},
     {"bn1mean", 2, {1, 100}, offsetof(deep_bn_acts, bn1mean), "deep_bn.ninja:51: bn1mean = h1pre.mean(0, keepdim=True)", 0},
     {"bn1var", 2, {1, 100}, offsetof(deep_bn_acts, bn1var), "deep_bn.ninja:52: bn1var = h1pre.var(0, keepdim=True)", 0},
@@ -1153,7 +1156,7 @@ static const NjTensor stats[] = {
 
 static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(deep_bn_infer_ws, emb), "deep_bn.ninja:47: emb = C[Xb]", 0x1},
-    {"x", 2, {32, 30}, offsetof(deep_bn_infer_ws, x), "deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)", 0x1},
+    {"x", 2, {32, 30}, offsetof(deep_bn_infer_ws, emb), "deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)", 0x1},
     {"h1pre", 2, {32, 100}, offsetof(deep_bn_infer_ws, h1pre), "deep_bn.ninja:50: h1pre = x @ W1", 0x1},
     {"h1hat", 2, {32, 100}, offsetof(deep_bn_infer_ws, h1hat), "deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)", 0x1},
     {"h1bn_t1", 2, {32, 100}, offsetof(deep_bn_infer_ws, h1bn_t1), "deep_bn.ninja:54: h1bn = gamma1 * h1hat + beta1", 0x1},

@@ -32,7 +32,6 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float emb[32][3][10];              // [n=32, 3, 10] deep_bn.ninja:47
-    float x[32][30];                   // [n=32, 30] deep_bn.ninja:48
     float h1pre[32][100];              // [n=32, 100] deep_bn.ninja:50
     float bn1mean[1][100];             // [1, 100] deep_bn.ninja:51
     float bn1var[1][100];              // [1, 100] deep_bn.ninja:52
@@ -143,7 +142,6 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 256 rows
     float emb[256][3][10];             // [n=32, 3, 10] deep_bn.ninja:47
-    float x[256][30];                  // [n=32, 30] deep_bn.ninja:48
     float h1pre[256][100];             // [n=32, 100] deep_bn.ninja:50
     float h1hat[256][100];             // [n=32, 100] deep_bn.ninja:53
     float h1hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm

@@ -22,6 +22,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void lecture2_mlp_forward(const lecture2_mlp_params *restrict p, const int32_t *const *inputs, lecture2_mlp_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*h_t1)[30] = (float (*)[30])a->emb;   // emb's array, read as [32, 30]
     
     // lecture2_mlp.ninja:21: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -32,9 +33,9 @@ void lecture2_mlp_forward(const lecture2_mlp_params *restrict p, const int32_t *
     
     // lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)
     // h_t1 [32, 30] = view(emb [32, 3, 10])
-    memcpy(&a->h_t1[0][0], &a->emb[0][0][0], sizeof(float) * 960);
+    // h_t1 is emb's array, read as [32, 30]
     // h_t2 [32, 200] = matmul(h_t1 [32, 30], W1 [30, 200])
-    nj_gemm(32, 200, 30, &a->h_t1[0][0], 30, 1, &p->W1[0][0], 200, &a->h_t2[0][0], 200, 0);
+    nj_gemm(32, 200, 30, &h_t1[0][0], 30, 1, &p->W1[0][0], 200, &a->h_t2[0][0], 200, 0);
     
     // lecture2_mlp.ninja:22, in one pass over [n=32, 200]:
     for (int i = 0; i < 32; i++)
@@ -74,6 +75,7 @@ void lecture2_mlp_backward(const lecture2_mlp_params *restrict p, const int32_t 
     lecture2_mlp_grads *restrict g) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    const float (*h_t1)[30] = (const float (*)[30])a->emb;   // emb's array, read as [32, 30]
     g->dloss = 1.0f;
     
     // backprop through lecture2_mlp.ninja:23-24, in one pass over [n=32, 27]:
@@ -109,7 +111,7 @@ void lecture2_mlp_backward(const lecture2_mlp_params *restrict p, const int32_t 
     nj_gemm(32, 30, 200, &g->dh_t2[0][0], 200, 1, g->mm_scratch, 30, &g->dh_t1[0][0], 30, 0);
     // dW1 from h_t2 [32, 200] = matmul(h_t1 [32, 30], W1 [30, 200])
     // dW1 = h_t1^T @ dh_t2
-    nj_gemm(30, 200, 32, &a->h_t1[0][0], 1, 30, &g->dh_t2[0][0], 200, &g->dW1[0][0], 200, 0);
+    nj_gemm(30, 200, 32, &h_t1[0][0], 1, 30, &g->dh_t2[0][0], 200, &g->dW1[0][0], 200, 0);
     // demb from h_t1 [32, 30] = view(emb [32, 3, 10])
     // demb is dh_t1's array, read as [32, 3, 10]
     
@@ -146,6 +148,7 @@ static void infer_upto(const lecture2_mlp_params *p, const lecture2_mlp_stats *s
                        lecture2_mlp_infer_ws *w, int stop) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*h_t1)[30] = (float (*)[30])w->emb;   // emb's array, read as [32, 30]
     (void)s;
     (void)stop;
     
@@ -158,9 +161,9 @@ static void infer_upto(const lecture2_mlp_params *p, const lecture2_mlp_stats *s
     
     // lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)
     // h_t1 [32, 30] = view(emb [32, 3, 10])
-    memcpy(&w->h_t1[0][0], &w->emb[0][0][0], sizeof(float) * (rows * 30));
+    // h_t1 is emb's array, read as [32, 30]
     // h_t2 [32, 200] = matmul(h_t1 [32, 30], W1 [30, 200])
-    nj_gemm(rows, 200, 30, &w->h_t1[0][0], 30, 1, &p->W1[0][0], 200, &w->h_t2[0][0], 200, 0);
+    nj_gemm(rows, 200, 30, &h_t1[0][0], 30, 1, &p->W1[0][0], 200, &w->h_t2[0][0], 200, 0);
     // h_t3 [32, 200] = add(h_t2 [32, 200], b1 [200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
@@ -266,7 +269,7 @@ static const NjTensor stats[] = {
 
 static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(lecture2_mlp_infer_ws, emb), "lecture2_mlp.ninja:21: emb = C[Xb]", 0x1},
-    {"h_t1", 2, {32, 30}, offsetof(lecture2_mlp_infer_ws, h_t1), "lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)", 0x1},
+    {"h_t1", 2, {32, 30}, offsetof(lecture2_mlp_infer_ws, emb), "lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)", 0x1},
     {"h_t2", 2, {32, 200}, offsetof(lecture2_mlp_infer_ws, h_t2), "lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)", 0x1},
     {"h_t3", 2, {32, 200}, offsetof(lecture2_mlp_infer_ws, h_t3), "lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)", 0x1},
     {"h", 2, {32, 200}, offsetof(lecture2_mlp_infer_ws, h), "lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)", 0x1},

@@ -18,7 +18,6 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float emb[32][3][10];              // [n=32, 3, 10] lecture2_mlp.ninja:21
-    float h_t1[32][30];                // [n=32, 30] lecture2_mlp.ninja:22
     float h_t2[32][200];               // [n=32, 200] lecture2_mlp.ninja:22
     float h_t3[32][200];               // [n=32, 200] lecture2_mlp.ninja:22
     float h[32][200];                  // [n=32, 200] lecture2_mlp.ninja:22
@@ -48,7 +47,6 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 1024 rows
     float emb[1024][3][10];            // [n=32, 3, 10] lecture2_mlp.ninja:21
-    float h_t1[1024][30];              // [n=32, 30] lecture2_mlp.ninja:22
     float h_t2[1024][200];             // [n=32, 200] lecture2_mlp.ninja:22
     float h_t3[1024][200];             // [n=32, 200] lecture2_mlp.ninja:22
     float h[1024][200];                // [n=32, 200] lecture2_mlp.ninja:22

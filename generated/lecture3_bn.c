@@ -22,6 +22,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void lecture3_bn_forward(const lecture3_bn_params *restrict p, const int32_t *const *inputs, lecture3_bn_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*embcat)[30] = (float (*)[30])a->emb;   // emb's array, read as [32, 30]
     
     // lecture3_bn.ninja:29: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -32,11 +33,11 @@ void lecture3_bn_forward(const lecture3_bn_params *restrict p, const int32_t *co
     
     // lecture3_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
-    memcpy(&a->embcat[0][0], &a->emb[0][0][0], sizeof(float) * 960);
+    // embcat is emb's array, read as [32, 30]
     
     // lecture3_bn.ninja:32: hpreact = embcat @ W1
     // hpreact_l32 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    nj_gemm(32, 200, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hpreact_l32[0][0], 200, 0);
+    nj_gemm(32, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hpreact_l32[0][0], 200, 0);
     
     // lecture3_bn.ninja:35: bnmeani = hpreact.mean(0, keepdim=True)
     // bnmeani [1, 200] = mean(hpreact_l32 [32, 200])
@@ -104,6 +105,7 @@ void lecture3_bn_backward(const lecture3_bn_params *restrict p, const int32_t *c
     lecture3_bn_grads *restrict g) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    const float (*embcat)[30] = (const float (*)[30])a->emb;   // emb's array, read as [32, 30]
     g->dloss = 1.0f;
     
     // backprop through lecture3_bn.ninja:41-42, in one pass over [n=32, 27]:
@@ -165,7 +167,7 @@ void lecture3_bn_backward(const lecture3_bn_params *restrict p, const int32_t *c
     nj_gemm(32, 30, 200, &g->dhpreact_l32[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hpreact_l32 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dW1 = embcat^T @ dhpreact_l32
-    nj_gemm(30, 200, 32, &a->embcat[0][0], 1, 30, &g->dhpreact_l32[0][0], 200, &g->dW1[0][0], 200, 0);
+    nj_gemm(30, 200, 32, &embcat[0][0], 1, 30, &g->dhpreact_l32[0][0], 200, &g->dW1[0][0], 200, 0);
     
     // backprop through lecture3_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
@@ -208,6 +210,7 @@ static void infer_upto(const lecture3_bn_params *p, const lecture3_bn_stats *s, 
                        lecture3_bn_infer_ws *w, int stop) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*embcat)[30] = (float (*)[30])w->emb;   // emb's array, read as [32, 30]
     
     // lecture3_bn.ninja:29: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -218,11 +221,11 @@ static void infer_upto(const lecture3_bn_params *p, const lecture3_bn_stats *s, 
     
     // lecture3_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
-    memcpy(&w->embcat[0][0], &w->emb[0][0][0], sizeof(float) * (rows * 30));
+    // embcat is emb's array, read as [32, 30]
     
     // lecture3_bn.ninja:32: hpreact = embcat @ W1
     // hpreact_l32 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    nj_gemm(rows, 200, 30, &w->embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hpreact_l32[0][0], 200, 0);
+    nj_gemm(rows, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hpreact_l32[0][0], 200, 0);
     if (stop == lecture3_bn_stop_bnmeani)
         return;   // bnmeani is calibrated from here
     if (stop == lecture3_bn_stop_bnstdi_t1)
@@ -379,7 +382,7 @@ static const NjInput inputs_table[] = {
 
 static const NjTensor acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(lecture3_bn_acts, emb), "lecture3_bn.ninja:29: emb = C[Xb]", 0x1},
-    {"embcat", 2, {32, 30}, offsetof(lecture3_bn_acts, embcat), "lecture3_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(lecture3_bn_acts, emb), "lecture3_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hpreact_l32", 2, {32, 200}, offsetof(lecture3_bn_acts, hpreact_l32), "lecture3_bn.ninja:32: hpreact = embcat @ W1", 0x1},
     {"bnmeani", 2, {1, 200}, offsetof(lecture3_bn_acts, bnmeani), "lecture3_bn.ninja:35: bnmeani = hpreact.mean(0, keepdim=True)", 0},
     {"bnstdi", 2, {1, 200}, offsetof(lecture3_bn_acts, bnstdi), "lecture3_bn.ninja:36: bnstdi = hpreact.std(0, keepdim=True)", 0},
@@ -407,7 +410,7 @@ static const NjTensor stats[] = {
 
 static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(lecture3_bn_infer_ws, emb), "lecture3_bn.ninja:29: emb = C[Xb]", 0x1},
-    {"embcat", 2, {32, 30}, offsetof(lecture3_bn_infer_ws, embcat), "lecture3_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(lecture3_bn_infer_ws, emb), "lecture3_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hpreact_l32", 2, {32, 200}, offsetof(lecture3_bn_infer_ws, hpreact_l32), "lecture3_bn.ninja:32: hpreact = embcat @ W1", 0x1},
     {"hpreact_t1", 2, {32, 200}, offsetof(lecture3_bn_infer_ws, hpreact_t1), "lecture3_bn.ninja:37: hpreact = bngain * (hpreact - bnmeani) / bnstdi + bnbias", 0x1},
     {"hpreact_t2", 2, {32, 200}, offsetof(lecture3_bn_infer_ws, hpreact_t2), "lecture3_bn.ninja:37: hpreact = bngain * (hpreact - bnmeani) / bnstdi + bnbias", 0x1},

@@ -19,7 +19,6 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float emb[32][3][10];              // [n=32, 3, 10] lecture3_bn.ninja:29
-    float embcat[32][30];              // [n=32, 30] lecture3_bn.ninja:30
     float hpreact_l32[32][200];        // [n=32, 200] lecture3_bn.ninja:32
     float bnmeani[1][200];             // [1, 200] lecture3_bn.ninja:35
     float bnstdi_t1[1][200];           // [1, 200] lecture3_bn.ninja:36
@@ -61,7 +60,6 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 512 rows
     float emb[512][3][10];             // [n=32, 3, 10] lecture3_bn.ninja:29
-    float embcat[512][30];             // [n=32, 30] lecture3_bn.ninja:30
     float hpreact_l32[512][200];       // [n=32, 200] lecture3_bn.ninja:32
     float hpreact_t1[512][200];        // [n=32, 200] lecture3_bn.ninja:37
     float hpreact_t2[512][200];        // [n=32, 200] lecture3_bn.ninja:37

@@ -22,6 +22,9 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void lecture5_wavenet_forward(const lecture5_wavenet_params *restrict p, const int32_t *const *inputs, lecture5_wavenet_acts *restrict a) {
     const int32_t (*Xb)[8] = (const int32_t (*)[8])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*x_l53)[4][48] = (float (*)[4][48])a->x_l50;   // x_l50's array, read as [32, 4, 48]
+    float (*x_l65)[2][256] = (float (*)[2][256])a->x_l62;   // x_l62's array, read as [32, 2, 256]
+    float (*x_l78)[256] = (float (*)[256])a->x_l74;   // x_l74's array, read as [32, 256]
     
     // lecture5_wavenet.ninja:50: x = C[Xb]
     // x_l50 [32, 8, 24] = embed(C [27, 24], Xb [32, 8])
@@ -32,11 +35,11 @@ void lecture5_wavenet_forward(const lecture5_wavenet_params *restrict p, const i
     
     // lecture5_wavenet.ninja:53: x = x.view(B, T//2, C*2)
     // x_l53 [32, 4, 48] = view(x_l50 [32, 8, 24])
-    memcpy(&a->x_l53[0][0][0], &a->x_l50[0][0][0], sizeof(float) * 6144);
+    // x_l53 is x_l50's array, read as [32, 4, 48]
     
     // lecture5_wavenet.ninja:55: x = x @ W1
     // x_l55 [32, 4, 128] = matmul(x_l53 [32, 4, 48], W1 [48, 128])
-    nj_gemm(128, 128, 48, &a->x_l53[0][0][0], 48, 1, &p->W1[0][0], 128, &a->x_l55[0][0][0], 128, 0);
+    nj_gemm(128, 128, 48, &x_l53[0][0][0], 48, 1, &p->W1[0][0], 128, &a->x_l55[0][0][0], 128, 0);
     
     // lecture5_wavenet.ninja:57: xmean = x.mean((0,1), keepdim=True)
     // xmean_l57 [1, 1, 128] = mean(x_l55 [32, 4, 128])
@@ -90,11 +93,11 @@ void lecture5_wavenet_forward(const lecture5_wavenet_params *restrict p, const i
     
     // lecture5_wavenet.ninja:65: x = x.view(B, T//2, C*2)
     // x_l65 [32, 2, 256] = view(x_l62 [32, 4, 128])
-    memcpy(&a->x_l65[0][0][0], &a->x_l62[0][0][0], sizeof(float) * 16384);
+    // x_l65 is x_l62's array, read as [32, 2, 256]
     
     // lecture5_wavenet.ninja:67: x = x @ W2
     // x_l67 [32, 2, 128] = matmul(x_l65 [32, 2, 256], W2 [256, 128])
-    nj_gemm(64, 128, 256, &a->x_l65[0][0][0], 256, 1, &p->W2[0][0], 128, &a->x_l67[0][0][0], 128, 0);
+    nj_gemm(64, 128, 256, &x_l65[0][0][0], 256, 1, &p->W2[0][0], 128, &a->x_l67[0][0][0], 128, 0);
     
     // lecture5_wavenet.ninja:69: xmean = x.mean((0,1), keepdim=True)
     // xmean_l69 [1, 1, 128] = mean(x_l67 [32, 2, 128])
@@ -148,15 +151,15 @@ void lecture5_wavenet_forward(const lecture5_wavenet_params *restrict p, const i
     
     // lecture5_wavenet.ninja:77: x = x.view(B, T//2, C*2)
     // x_l77 [32, 1, 256] = view(x_l74 [32, 2, 128])
-    memcpy(&a->x_l77[0][0][0], &a->x_l74[0][0][0], sizeof(float) * 8192);
+    // x_l77 is x_l74's array, read as [32, 1, 256]
     
     // lecture5_wavenet.ninja:78: x = x.squeeze(1)
     // x_l78 [32, 256] = unsqueeze(x_l77 [32, 1, 256])
-    memcpy(&a->x_l78[0][0], &a->x_l77[0][0][0], sizeof(float) * 8192);
+    // x_l78 is x_l74's array, read as [32, 256]
     
     // lecture5_wavenet.ninja:80: x = x @ W3
     // x_l80 [32, 128] = matmul(x_l78 [32, 256], W3 [256, 128])
-    nj_gemm(32, 128, 256, &a->x_l78[0][0], 256, 1, &p->W3[0][0], 128, &a->x_l80[0][0], 128, 0);
+    nj_gemm(32, 128, 256, &x_l78[0][0], 256, 1, &p->W3[0][0], 128, &a->x_l80[0][0], 128, 0);
     
     // lecture5_wavenet.ninja:82: xmean = x.mean(0, keepdim=True)
     // xmean [1, 128] = mean(x_l80 [32, 128])
@@ -230,6 +233,9 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     lecture5_wavenet_grads *restrict g) {
     const int32_t (*Xb)[8] = (const int32_t (*)[8])inputs[0];
     const int32_t *Yb = inputs[1];
+    const float (*x_l53)[4][48] = (const float (*)[4][48])a->x_l50;   // x_l50's array, read as [32, 4, 48]
+    const float (*x_l65)[2][256] = (const float (*)[2][256])a->x_l62;   // x_l62's array, read as [32, 2, 256]
+    const float (*x_l78)[256] = (const float (*)[256])a->x_l74;   // x_l74's array, read as [32, 256]
     g->dloss = 1.0f;
     
     // backprop through lecture5_wavenet.ninja:90-91, in one pass over [n=32, 27]:
@@ -292,7 +298,7 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     nj_gemm(32, 256, 128, &g->dx_l80[0][0], 128, 1, g->mm_scratch, 256, &g->dx_l78[0][0], 256, 0);
     // dW3 from x_l80 [32, 128] = matmul(x_l78 [32, 256], W3 [256, 128])
     // dW3 = x_l78^T @ dx_l80
-    nj_gemm(256, 128, 32, &a->x_l78[0][0], 1, 256, &g->dx_l80[0][0], 128, &g->dW3[0][0], 128, 0);
+    nj_gemm(256, 128, 32, &x_l78[0][0], 1, 256, &g->dx_l80[0][0], 128, &g->dW3[0][0], 128, 0);
     
     // backprop through lecture5_wavenet.ninja:78: x = x.squeeze(1)
     // dx_l77 from x_l78 [32, 256] = unsqueeze(x_l77 [32, 1, 256])
@@ -355,7 +361,7 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     nj_gemm(64, 256, 128, &g->dx_l67[0][0][0], 128, 1, g->mm_scratch, 256, &g->dx_l65[0][0][0], 256, 0);
     // dW2 from x_l67 [32, 2, 128] = matmul(x_l65 [32, 2, 256], W2 [256, 128])
     // dW2 = x_l65^T @ dx_l67
-    nj_gemm(256, 128, 64, &a->x_l65[0][0][0], 1, 256, &g->dx_l67[0][0][0], 128, &g->dW2[0][0], 128, 0);
+    nj_gemm(256, 128, 64, &x_l65[0][0][0], 1, 256, &g->dx_l67[0][0][0], 128, &g->dW2[0][0], 128, 0);
     
     // backprop through lecture5_wavenet.ninja:65: x = x.view(B, T//2, C*2)
     // dx_l62 from x_l65 [32, 2, 256] = view(x_l62 [32, 4, 128])
@@ -413,7 +419,7 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     nj_gemm(128, 48, 128, &g->dx_l55[0][0][0], 128, 1, g->mm_scratch, 48, &g->dx_l53[0][0][0], 48, 0);
     // dW1 from x_l55 [32, 4, 128] = matmul(x_l53 [32, 4, 48], W1 [48, 128])
     // dW1 = x_l53^T @ dx_l55
-    nj_gemm(48, 128, 128, &a->x_l53[0][0][0], 1, 48, &g->dx_l55[0][0][0], 128, &g->dW1[0][0], 128, 0);
+    nj_gemm(48, 128, 128, &x_l53[0][0][0], 1, 48, &g->dx_l55[0][0][0], 128, &g->dW1[0][0], 128, 0);
     
     // backprop through lecture5_wavenet.ninja:53: x = x.view(B, T//2, C*2)
     // dx_l50 from x_l53 [32, 4, 48] = view(x_l50 [32, 8, 24])
@@ -472,6 +478,9 @@ static void infer_upto(const lecture5_wavenet_params *p, const lecture5_wavenet_
                        lecture5_wavenet_infer_ws *w, int stop) {
     const int32_t (*Xb)[8] = (const int32_t (*)[8])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*x_l53)[4][48] = (float (*)[4][48])w->x_l50;   // x_l50's array, read as [32, 4, 48]
+    float (*x_l65)[2][256] = (float (*)[2][256])w->x_l62;   // x_l62's array, read as [32, 2, 256]
+    float (*x_l78)[256] = (float (*)[256])w->x_l74;   // x_l74's array, read as [32, 256]
     
     // lecture5_wavenet.ninja:50: x = C[Xb]
     // x_l50 [32, 8, 24] = embed(C [27, 24], Xb [32, 8])
@@ -482,11 +491,11 @@ static void infer_upto(const lecture5_wavenet_params *p, const lecture5_wavenet_
     
     // lecture5_wavenet.ninja:53: x = x.view(B, T//2, C*2)
     // x_l53 [32, 4, 48] = view(x_l50 [32, 8, 24])
-    memcpy(&w->x_l53[0][0][0], &w->x_l50[0][0][0], sizeof(float) * (rows * 192));
+    // x_l53 is x_l50's array, read as [32, 4, 48]
     
     // lecture5_wavenet.ninja:55: x = x @ W1
     // x_l55 [32, 4, 128] = matmul(x_l53 [32, 4, 48], W1 [48, 128])
-    nj_gemm(rows * 4, 128, 48, &w->x_l53[0][0][0], 48, 1, &p->W1[0][0], 128, &w->x_l55[0][0][0], 128, 0);
+    nj_gemm(rows * 4, 128, 48, &x_l53[0][0][0], 48, 1, &p->W1[0][0], 128, &w->x_l55[0][0][0], 128, 0);
     if (stop == lecture5_wavenet_stop_xmean_l57)
         return;   // xmean_l57 is calibrated from here
     if (stop == lecture5_wavenet_stop_xvar_l58)
@@ -525,11 +534,11 @@ static void infer_upto(const lecture5_wavenet_params *p, const lecture5_wavenet_
     
     // lecture5_wavenet.ninja:65: x = x.view(B, T//2, C*2)
     // x_l65 [32, 2, 256] = view(x_l62 [32, 4, 128])
-    memcpy(&w->x_l65[0][0][0], &w->x_l62[0][0][0], sizeof(float) * (rows * 512));
+    // x_l65 is x_l62's array, read as [32, 2, 256]
     
     // lecture5_wavenet.ninja:67: x = x @ W2
     // x_l67 [32, 2, 128] = matmul(x_l65 [32, 2, 256], W2 [256, 128])
-    nj_gemm(rows * 2, 128, 256, &w->x_l65[0][0][0], 256, 1, &p->W2[0][0], 128, &w->x_l67[0][0][0], 128, 0);
+    nj_gemm(rows * 2, 128, 256, &x_l65[0][0][0], 256, 1, &p->W2[0][0], 128, &w->x_l67[0][0][0], 128, 0);
     if (stop == lecture5_wavenet_stop_xmean_l69)
         return;   // xmean_l69 is calibrated from here
     if (stop == lecture5_wavenet_stop_xvar_l70)
@@ -568,15 +577,15 @@ static void infer_upto(const lecture5_wavenet_params *p, const lecture5_wavenet_
     
     // lecture5_wavenet.ninja:77: x = x.view(B, T//2, C*2)
     // x_l77 [32, 1, 256] = view(x_l74 [32, 2, 128])
-    memcpy(&w->x_l77[0][0][0], &w->x_l74[0][0][0], sizeof(float) * (rows * 256));
+    // x_l77 is x_l74's array, read as [32, 1, 256]
     
     // lecture5_wavenet.ninja:78: x = x.squeeze(1)
     // x_l78 [32, 256] = unsqueeze(x_l77 [32, 1, 256])
-    memcpy(&w->x_l78[0][0], &w->x_l77[0][0][0], sizeof(float) * (rows * 256));
+    // x_l78 is x_l74's array, read as [32, 256]
     
     // lecture5_wavenet.ninja:80: x = x @ W3
     // x_l80 [32, 128] = matmul(x_l78 [32, 256], W3 [256, 128])
-    nj_gemm(rows, 128, 256, &w->x_l78[0][0], 256, 1, &p->W3[0][0], 128, &w->x_l80[0][0], 128, 0);
+    nj_gemm(rows, 128, 256, &x_l78[0][0], 256, 1, &p->W3[0][0], 128, &w->x_l80[0][0], 128, 0);
     if (stop == lecture5_wavenet_stop_xmean)
         return;   // xmean is calibrated from here
     if (stop == lecture5_wavenet_stop_xvar)
@@ -789,22 +798,22 @@ static const NjInput inputs_table[] = {
 
 static const NjTensor acts[] = {
     {"x_l50", 3, {32, 8, 24}, offsetof(lecture5_wavenet_acts, x_l50), "lecture5_wavenet.ninja:50: x = C[Xb]", 0x1},
-    {"x_l53", 3, {32, 4, 48}, offsetof(lecture5_wavenet_acts, x_l53), "lecture5_wavenet.ninja:53: x = x.view(B, T//2, C*2)", 0x1},
+    {"x_l53", 3, {32, 4, 48}, offsetof(lecture5_wavenet_acts, x_l50), "lecture5_wavenet.ninja:53: x = x.view(B, T//2, C*2)", 0x1},
     {"x_l55", 3, {32, 4, 128}, offsetof(lecture5_wavenet_acts, x_l55), "lecture5_wavenet.ninja:55: x = x @ W1", 0x1},
     {"xmean_l57", 3, {1, 1, 128}, offsetof(lecture5_wavenet_acts, xmean_l57), "lecture5_wavenet.ninja:57: xmean = x.mean((0,1), keepdim=True)", 0},
     {"xvar_l58", 3, {1, 1, 128}, offsetof(lecture5_wavenet_acts, xvar_l58), "lecture5_wavenet.ninja:58: xvar = x.var((0,1), keepdim=True)", 0},
     {"xhat_l59", 3, {32, 4, 128}, offsetof(lecture5_wavenet_acts, xhat_l59), "lecture5_wavenet.ninja:59: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
     {"x_l60", 3, {32, 4, 128}, offsetof(lecture5_wavenet_acts, x_l60), "lecture5_wavenet.ninja:60: x = gamma1 * xhat + beta1", 0x1},
     {"x_l62", 3, {32, 4, 128}, offsetof(lecture5_wavenet_acts, x_l62), "lecture5_wavenet.ninja:62: x = torch.tanh(x)", 0x1},
-    {"x_l65", 3, {32, 2, 256}, offsetof(lecture5_wavenet_acts, x_l65), "lecture5_wavenet.ninja:65: x = x.view(B, T//2, C*2)", 0x1},
+    {"x_l65", 3, {32, 2, 256}, offsetof(lecture5_wavenet_acts, x_l62), "lecture5_wavenet.ninja:65: x = x.view(B, T//2, C*2)", 0x1},
     {"x_l67", 3, {32, 2, 128}, offsetof(lecture5_wavenet_acts, x_l67), "lecture5_wavenet.ninja:67: x = x @ W2", 0x1},
     {"xmean_l69", 3, {1, 1, 128}, offsetof(lecture5_wavenet_acts, xmean_l69), "lecture5_wavenet.ninja:69: xmean = x.mean((0,1), keepdim=True)", 0},
     {"xvar_l70", 3, {1, 1, 128}, offsetof(lecture5_wavenet_acts, xvar_l70), "lecture5_wavenet.ninja:70: xvar = x.var((0,1), keepdim=True)", 0},
     {"xhat_l71", 3, {32, 2, 128}, offsetof(lecture5_wavenet_acts, xhat_l71), "lecture5_wavenet.ninja:71: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
     {"x_l72", 3, {32, 2, 128}, offsetof(lecture5_wavenet_acts, x_l72), "lecture5_wavenet.ninja:72: x = gamma2 * xhat + beta2", 0x1},
     {"x_l74", 3, {32, 2, 128}, offsetof(lecture5_wavenet_acts, x_l74), "lecture5_wavenet.ninja:74: x = torch.tanh(x)", 0x1},
-    {"x_l77", 3, {32, 1, 256}, offsetof(lecture5_wavenet_acts, x_l77), "lecture5_wavenet.ninja:77: x = x.view(B, T//2, C*2)", 0x1},
-    {"x_l78", 2, {32, 256}, offsetof(lecture5_wavenet_acts, x_l78), "lecture5_wavenet.ninja:78: x = x.squeeze(1)", 0x1},
+    {"x_l77", 3, {32, 1, 256}, offsetof(lecture5_wavenet_acts, x_l74), "lecture5_wavenet.ninja:77: x = x.view(B, T//2, C*2)", 0x1},
+    {"x_l78", 2, {32, 256}, offsetof(lecture5_wavenet_acts, x_l74), "lecture5_wavenet.ninja:78: x = x.squeeze(1)", 0x1},
     {"x_l80", 2, {32, 128}, offsetof(lecture5_wavenet_acts, x_l80), "lecture5_wavenet.ninja:80: x = x @ W3", 0x1},
     {"xmean", 2, {1, 128}, offsetof(lecture5_wavenet_acts, xmean), "lecture5_wavenet.ninja:82: xmean = x.mean(0, keepdim=True)", 0},
     {"xvar", 2, {1, 128}, offsetof(lecture5_wavenet_acts, xvar), "lecture5_wavenet.ninja:83: xvar = x.var(0, keepdim=True)", 0},
@@ -847,22 +856,22 @@ static const NjTensor stats[] = {
 
 static const NjTensor infer_acts[] = {
     {"x_l50", 3, {32, 8, 24}, offsetof(lecture5_wavenet_infer_ws, x_l50), "lecture5_wavenet.ninja:50: x = C[Xb]", 0x1},
-    {"x_l53", 3, {32, 4, 48}, offsetof(lecture5_wavenet_infer_ws, x_l53), "lecture5_wavenet.ninja:53: x = x.view(B, T//2, C*2)", 0x1},
+    {"x_l53", 3, {32, 4, 48}, offsetof(lecture5_wavenet_infer_ws, x_l50), "lecture5_wavenet.ninja:53: x = x.view(B, T//2, C*2)", 0x1},
     {"x_l55", 3, {32, 4, 128}, offsetof(lecture5_wavenet_infer_ws, x_l55), "lecture5_wavenet.ninja:55: x = x @ W1", 0x1},
     {"xhat_t1", 3, {32, 4, 128}, offsetof(lecture5_wavenet_infer_ws, xhat_t1), "lecture5_wavenet.ninja:59: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
     {"xhat_l59", 3, {32, 4, 128}, offsetof(lecture5_wavenet_infer_ws, xhat_l59), "lecture5_wavenet.ninja:59: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
     {"x_t1", 3, {32, 4, 128}, offsetof(lecture5_wavenet_infer_ws, x_t1), "lecture5_wavenet.ninja:60: x = gamma1 * xhat + beta1", 0x1},
     {"x_l60", 3, {32, 4, 128}, offsetof(lecture5_wavenet_infer_ws, x_l60), "lecture5_wavenet.ninja:60: x = gamma1 * xhat + beta1", 0x1},
     {"x_l62", 3, {32, 4, 128}, offsetof(lecture5_wavenet_infer_ws, x_l62), "lecture5_wavenet.ninja:62: x = torch.tanh(x)", 0x1},
-    {"x_l65", 3, {32, 2, 256}, offsetof(lecture5_wavenet_infer_ws, x_l65), "lecture5_wavenet.ninja:65: x = x.view(B, T//2, C*2)", 0x1},
+    {"x_l65", 3, {32, 2, 256}, offsetof(lecture5_wavenet_infer_ws, x_l62), "lecture5_wavenet.ninja:65: x = x.view(B, T//2, C*2)", 0x1},
     {"x_l67", 3, {32, 2, 128}, offsetof(lecture5_wavenet_infer_ws, x_l67), "lecture5_wavenet.ninja:67: x = x @ W2", 0x1},
     {"xhat_t4", 3, {32, 2, 128}, offsetof(lecture5_wavenet_infer_ws, xhat_t4), "lecture5_wavenet.ninja:71: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
     {"xhat_l71", 3, {32, 2, 128}, offsetof(lecture5_wavenet_infer_ws, xhat_l71), "lecture5_wavenet.ninja:71: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
     {"x_t2", 3, {32, 2, 128}, offsetof(lecture5_wavenet_infer_ws, x_t2), "lecture5_wavenet.ninja:72: x = gamma2 * xhat + beta2", 0x1},
     {"x_l72", 3, {32, 2, 128}, offsetof(lecture5_wavenet_infer_ws, x_l72), "lecture5_wavenet.ninja:72: x = gamma2 * xhat + beta2", 0x1},
     {"x_l74", 3, {32, 2, 128}, offsetof(lecture5_wavenet_infer_ws, x_l74), "lecture5_wavenet.ninja:74: x = torch.tanh(x)", 0x1},
-    {"x_l77", 3, {32, 1, 256}, offsetof(lecture5_wavenet_infer_ws, x_l77), "lecture5_wavenet.ninja:77: x = x.view(B, T//2, C*2)", 0x1},
-    {"x_l78", 2, {32, 256}, offsetof(lecture5_wavenet_infer_ws, x_l78), "lecture5_wavenet.ninja:78: x = x.squeeze(1)", 0x1},
+    {"x_l77", 3, {32, 1, 256}, offsetof(lecture5_wavenet_infer_ws, x_l74), "lecture5_wavenet.ninja:77: x = x.view(B, T//2, C*2)", 0x1},
+    {"x_l78", 2, {32, 256}, offsetof(lecture5_wavenet_infer_ws, x_l74), "lecture5_wavenet.ninja:78: x = x.squeeze(1)", 0x1},
     {"x_l80", 2, {32, 128}, offsetof(lecture5_wavenet_infer_ws, x_l80), "lecture5_wavenet.ninja:80: x = x @ W3", 0x1},
     {"xhat", 2, {32, 128}, offsetof(lecture5_wavenet_infer_ws, xhat), "lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
     {"x_t3", 2, {32, 128}, offsetof(lecture5_wavenet_infer_ws, x_t3), "lecture5_wavenet.ninja:85: x = gamma3 * xhat + beta3", 0x1},

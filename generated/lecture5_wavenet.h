@@ -25,7 +25,6 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float x_l50[32][8][24];            // [n=32, 8, 24] lecture5_wavenet.ninja:50
-    float x_l53[32][4][48];            // [n=32, 4, 48] lecture5_wavenet.ninja:53
     float x_l55[32][4][128];           // [n=32, 4, 128] lecture5_wavenet.ninja:55
     float xmean_l57[1][1][128];        // [1, 1, 128] lecture5_wavenet.ninja:57
     float xvar_l58[1][1][128];         // [1, 1, 128] lecture5_wavenet.ninja:58
@@ -36,7 +35,6 @@ typedef struct {   // every activation of a training batch
     float x_t1[32][4][128];            // [n=32, 4, 128] lecture5_wavenet.ninja:60
     float x_l60[32][4][128];           // [n=32, 4, 128] lecture5_wavenet.ninja:60
     float x_l62[32][4][128];           // [n=32, 4, 128] lecture5_wavenet.ninja:62
-    float x_l65[32][2][256];           // [n=32, 2, 256] lecture5_wavenet.ninja:65
     float x_l67[32][2][128];           // [n=32, 2, 128] lecture5_wavenet.ninja:67
     float xmean_l69[1][1][128];        // [1, 1, 128] lecture5_wavenet.ninja:69
     float xvar_l70[1][1][128];         // [1, 1, 128] lecture5_wavenet.ninja:70
@@ -47,8 +45,6 @@ typedef struct {   // every activation of a training batch
     float x_t2[32][2][128];            // [n=32, 2, 128] lecture5_wavenet.ninja:72
     float x_l72[32][2][128];           // [n=32, 2, 128] lecture5_wavenet.ninja:72
     float x_l74[32][2][128];           // [n=32, 2, 128] lecture5_wavenet.ninja:74
-    float x_l77[32][1][256];           // [n=32, 1, 256] lecture5_wavenet.ninja:77
-    float x_l78[32][256];              // [n=32, 256] lecture5_wavenet.ninja:78
     float x_l80[32][128];              // [n=32, 128] lecture5_wavenet.ninja:80
     float xmean[1][128];               // [1, 128] lecture5_wavenet.ninja:82
     float xvar[1][128];                // [1, 128] lecture5_wavenet.ninja:83
@@ -113,22 +109,18 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 128 rows
     float x_l50[128][8][24];           // [n=32, 8, 24] lecture5_wavenet.ninja:50
-    float x_l53[128][4][48];           // [n=32, 4, 48] lecture5_wavenet.ninja:53
     float x_l55[128][4][128];          // [n=32, 4, 128] lecture5_wavenet.ninja:55
     float xhat_t1[128][4][128];        // [n=32, 4, 128] lecture5_wavenet.ninja:59
     float xhat_l59[128][4][128];       // [n=32, 4, 128] lecture5_wavenet.ninja:59
     float x_t1[128][4][128];           // [n=32, 4, 128] lecture5_wavenet.ninja:60
     float x_l60[128][4][128];          // [n=32, 4, 128] lecture5_wavenet.ninja:60
     float x_l62[128][4][128];          // [n=32, 4, 128] lecture5_wavenet.ninja:62
-    float x_l65[128][2][256];          // [n=32, 2, 256] lecture5_wavenet.ninja:65
     float x_l67[128][2][128];          // [n=32, 2, 128] lecture5_wavenet.ninja:67
     float xhat_t4[128][2][128];        // [n=32, 2, 128] lecture5_wavenet.ninja:71
     float xhat_l71[128][2][128];       // [n=32, 2, 128] lecture5_wavenet.ninja:71
     float x_t2[128][2][128];           // [n=32, 2, 128] lecture5_wavenet.ninja:72
     float x_l72[128][2][128];          // [n=32, 2, 128] lecture5_wavenet.ninja:72
     float x_l74[128][2][128];          // [n=32, 2, 128] lecture5_wavenet.ninja:74
-    float x_l77[128][1][256];          // [n=32, 1, 256] lecture5_wavenet.ninja:77
-    float x_l78[128][256];             // [n=32, 256] lecture5_wavenet.ninja:78
     float x_l80[128][128];             // [n=32, 128] lecture5_wavenet.ninja:80
     float xhat[128][128];              // [n=32, 128] lecture5_wavenet.ninja:84
     float xhat_inv[1][128];            // [1, 128] 1 / sqrt(var + eps), for batchnorm

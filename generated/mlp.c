@@ -22,6 +22,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void mlp_forward(const mlp_params *restrict p, const int32_t *const *inputs, mlp_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*embcat)[30] = (float (*)[30])a->emb;   // emb's array, read as [32, 30]
     
     // mlp.ninja:24: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -32,11 +33,11 @@ void mlp_forward(const mlp_params *restrict p, const int32_t *const *inputs, mlp
     
     // mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
-    memcpy(&a->embcat[0][0], &a->emb[0][0][0], sizeof(float) * 960);
+    // embcat is emb's array, read as [32, 30]
     
     // mlp.ninja:26: hpreact = embcat @ W1 + b1
     // hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    nj_gemm(32, 200, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hpreact_t1[0][0], 200, 0);
+    nj_gemm(32, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hpreact_t1[0][0], 200, 0);
     
     // mlp.ninja:26-27, in one pass over [n=32, 200]:
     for (int i = 0; i < 32; i++)
@@ -77,6 +78,7 @@ void mlp_backward(const mlp_params *restrict p, const int32_t *const *inputs, co
     mlp_grads *restrict g) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    const float (*embcat)[30] = (const float (*)[30])a->emb;   // emb's array, read as [32, 30]
     g->dloss = 1.0f;
     
     // backprop through mlp.ninja:28-29, in one pass over [n=32, 27]:
@@ -113,7 +115,7 @@ void mlp_backward(const mlp_params *restrict p, const int32_t *const *inputs, co
     nj_gemm(32, 30, 200, &g->dhpreact_t1[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dW1 = embcat^T @ dhpreact_t1
-    nj_gemm(30, 200, 32, &a->embcat[0][0], 1, 30, &g->dhpreact_t1[0][0], 200, &g->dW1[0][0], 200, 0);
+    nj_gemm(30, 200, 32, &embcat[0][0], 1, 30, &g->dhpreact_t1[0][0], 200, &g->dW1[0][0], 200, 0);
     
     // backprop through mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
@@ -152,6 +154,7 @@ static void infer_upto(const mlp_params *p, const mlp_stats *s, const int32_t *c
                        mlp_infer_ws *w, int stop) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*embcat)[30] = (float (*)[30])w->emb;   // emb's array, read as [32, 30]
     (void)s;
     (void)stop;
     
@@ -164,11 +167,11 @@ static void infer_upto(const mlp_params *p, const mlp_stats *s, const int32_t *c
     
     // mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
-    memcpy(&w->embcat[0][0], &w->emb[0][0][0], sizeof(float) * (rows * 30));
+    // embcat is emb's array, read as [32, 30]
     
     // mlp.ninja:26: hpreact = embcat @ W1 + b1
     // hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    nj_gemm(rows, 200, 30, &w->embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hpreact_t1[0][0], 200, 0);
+    nj_gemm(rows, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hpreact_t1[0][0], 200, 0);
     // hpreact [32, 200] = add(hpreact_t1 [32, 200], b1 [200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
@@ -257,7 +260,7 @@ static const NjInput inputs_table[] = {
 
 static const NjTensor acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(mlp_acts, emb), "mlp.ninja:24: emb = C[Xb]", 0x1},
-    {"embcat", 2, {32, 30}, offsetof(mlp_acts, embcat), "mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_acts, emb), "mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hpreact", 2, {32, 200}, offsetof(mlp_acts, hpreact), "mlp.ninja:26: hpreact = embcat @ W1 + b1", 0x1},
     {"h", 2, {32, 200}, offsetof(mlp_acts, h), "mlp.ninja:27: h = torch.tanh(hpreact)", 0x1},
     {"logits", 2, {32, 27}, offsetof(mlp_acts, logits), "mlp.ninja:28: logits = h @ W2 + b2", 0x1},
@@ -278,7 +281,7 @@ static const NjTensor stats[] = {
 
 static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(mlp_infer_ws, emb), "mlp.ninja:24: emb = C[Xb]", 0x1},
-    {"embcat", 2, {32, 30}, offsetof(mlp_infer_ws, embcat), "mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_infer_ws, emb), "mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hpreact_t1", 2, {32, 200}, offsetof(mlp_infer_ws, hpreact_t1), "mlp.ninja:26: hpreact = embcat @ W1 + b1", 0x1},
     {"hpreact", 2, {32, 200}, offsetof(mlp_infer_ws, hpreact), "mlp.ninja:26: hpreact = embcat @ W1 + b1", 0x1},
     {"h", 2, {32, 200}, offsetof(mlp_infer_ws, h), "mlp.ninja:27: h = torch.tanh(hpreact)", 0x1},

@@ -18,7 +18,6 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float emb[32][3][10];              // [n=32, 3, 10] mlp.ninja:24
-    float embcat[32][30];              // [n=32, 30] mlp.ninja:25
     float hpreact_t1[32][200];         // [n=32, 200] mlp.ninja:26
     float hpreact[32][200];            // [n=32, 200] mlp.ninja:26
     float h[32][200];                  // [n=32, 200] mlp.ninja:27
@@ -48,7 +47,6 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 1024 rows
     float emb[1024][3][10];            // [n=32, 3, 10] mlp.ninja:24
-    float embcat[1024][30];            // [n=32, 30] mlp.ninja:25
     float hpreact_t1[1024][200];       // [n=32, 200] mlp.ninja:26
     float hpreact[1024][200];          // [n=32, 200] mlp.ninja:26
     float h[1024][200];                // [n=32, 200] mlp.ninja:27

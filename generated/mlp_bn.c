@@ -22,6 +22,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *inputs, mlp_bn_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*embcat)[30] = (float (*)[30])a->emb;   // emb's array, read as [32, 30]
     
     // mlp_bn.ninja:29: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -32,11 +33,11 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     
     // mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
-    memcpy(&a->embcat[0][0], &a->emb[0][0][0], sizeof(float) * 960);
+    // embcat is emb's array, read as [32, 30]
     
     // mlp_bn.ninja:32: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
-    nj_gemm(32, 64, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 64, &a->hprebn_t1[0][0], 64, 0);
+    nj_gemm(32, 64, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 64, &a->hprebn_t1[0][0], 64, 0);
     
     // mlp_bn.ninja:32-34, in one pass over [n=32, 64]:
     for (int j = 0; j < 64; j++)
@@ -113,6 +114,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     mlp_bn_grads *restrict g) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    const float (*embcat)[30] = (const float (*)[30])a->emb;   // emb's array, read as [32, 30]
     g->dloss = 1.0f;
     
     // backprop through mlp_bn.ninja:44-53, in one pass over [n=32, 27]:
@@ -180,7 +182,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     nj_gemm(32, 30, 64, &g->dhprebn[0][0], 64, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
     // dW1 = embcat^T @ dhprebn_t1
-    nj_gemm(30, 64, 32, &a->embcat[0][0], 1, 30, &g->dhprebn[0][0], 64, &g->dW1[0][0], 64, 0);
+    nj_gemm(30, 64, 32, &embcat[0][0], 1, 30, &g->dhprebn[0][0], 64, &g->dW1[0][0], 64, 0);
     
     // backprop through mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
@@ -225,6 +227,7 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
                        mlp_bn_infer_ws *w, int stop) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*embcat)[30] = (float (*)[30])w->emb;   // emb's array, read as [32, 30]
     
     // mlp_bn.ninja:29: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -235,11 +238,11 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     
     // mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
-    memcpy(&w->embcat[0][0], &w->emb[0][0][0], sizeof(float) * (rows * 30));
+    // embcat is emb's array, read as [32, 30]
     
     // mlp_bn.ninja:32: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
-    nj_gemm(rows, 64, 30, &w->embcat[0][0], 30, 1, &p->W1[0][0], 64, &w->hprebn_t1[0][0], 64, 0);
+    nj_gemm(rows, 64, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 64, &w->hprebn_t1[0][0], 64, 0);
     // hprebn [32, 64] = add(hprebn_t1 [32, 64], b1 [64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -400,7 +403,7 @@ static const NjInput inputs_table[] = {
 
 static const NjTensor acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_acts, emb), "mlp_bn.ninja:29: emb = C[Xb]", 0x1},
-    {"embcat", 2, {32, 30}, offsetof(mlp_bn_acts, embcat), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_bn_acts, emb), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hprebn", 2, {32, 64}, offsetof(mlp_bn_acts, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_acts, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
     {"bnvar", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
@@ -429,7 +432,7 @@ static const NjTensor stats[] = {
 
 static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_infer_ws, emb), "mlp_bn.ninja:29: emb = C[Xb]", 0x1},
-    {"embcat", 2, {32, 30}, offsetof(mlp_bn_infer_ws, embcat), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_bn_infer_ws, emb), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hprebn_t1", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hprebn_t1), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"hprebn", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"bnraw", 2, {32, 64}, offsetof(mlp_bn_infer_ws, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv", 0x1},

@@ -20,7 +20,6 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float emb[32][3][10];              // [n=32, 3, 10] mlp_bn.ninja:29
-    float embcat[32][30];              // [n=32, 30] mlp_bn.ninja:30
     float hprebn_t1[32][64];           // [n=32, 64] mlp_bn.ninja:32
     float hprebn[32][64];              // [n=32, 64] mlp_bn.ninja:32
     float bnmeani[1][64];              // [1, 64] mlp_bn.ninja:34
@@ -60,7 +59,6 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 1024 rows
     float emb[1024][3][10];            // [n=32, 3, 10] mlp_bn.ninja:29
-    float embcat[1024][30];            // [n=32, 30] mlp_bn.ninja:30
     float hprebn_t1[1024][64];         // [n=32, 64] mlp_bn.ninja:32
     float hprebn[1024][64];            // [n=32, 64] mlp_bn.ninja:32
     float bnraw[1024][64];             // [n=32, 64] mlp_bn.ninja:39

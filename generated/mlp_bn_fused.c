@@ -22,6 +22,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *const *inputs, mlp_bn_fused_acts *restrict a) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*embcat)[30] = (float (*)[30])a->emb;   // emb's array, read as [32, 30]
     
     // mlp_bn_fused.ninja:25: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -32,11 +33,11 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
     
     // mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
-    memcpy(&a->embcat[0][0], &a->emb[0][0][0], sizeof(float) * 960);
+    // embcat is emb's array, read as [32, 30]
     
     // mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    nj_gemm(32, 200, 30, &a->embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hprebn_t1[0][0], 200, 0);
+    nj_gemm(32, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hprebn_t1[0][0], 200, 0);
     
     // mlp_bn_fused.ninja:28-31, in one pass over [n=32, 200]:
     for (int j = 0; j < 200; j++)
@@ -111,6 +112,7 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     mlp_bn_fused_grads *restrict g) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    const float (*embcat)[30] = (const float (*)[30])a->emb;   // emb's array, read as [32, 30]
     g->dloss = 1.0f;
     
     // backprop through mlp_bn_fused.ninja:39-40, in one pass over [n=32, 27]:
@@ -178,7 +180,7 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     nj_gemm(32, 30, 200, &g->dhprebn[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dW1 = embcat^T @ dhprebn_t1
-    nj_gemm(30, 200, 32, &a->embcat[0][0], 1, 30, &g->dhprebn[0][0], 200, &g->dW1[0][0], 200, 0);
+    nj_gemm(30, 200, 32, &embcat[0][0], 1, 30, &g->dhprebn[0][0], 200, &g->dW1[0][0], 200, 0);
     
     // backprop through mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])
@@ -223,6 +225,7 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
                        mlp_bn_fused_infer_ws *w, int stop) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
+    float (*embcat)[30] = (float (*)[30])w->emb;   // emb's array, read as [32, 30]
     
     // mlp_bn_fused.ninja:25: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -233,11 +236,11 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
     
     // mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // embcat [32, 30] = view(emb [32, 3, 10])
-    memcpy(&w->embcat[0][0], &w->emb[0][0][0], sizeof(float) * (rows * 30));
+    // embcat is emb's array, read as [32, 30]
     
     // mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1
     // hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    nj_gemm(rows, 200, 30, &w->embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hprebn_t1[0][0], 200, 0);
+    nj_gemm(rows, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hprebn_t1[0][0], 200, 0);
     // hprebn [32, 200] = add(hprebn_t1 [32, 200], b1 [200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
@@ -397,7 +400,7 @@ static const NjInput inputs_table[] = {
 
 static const NjTensor acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_fused_acts, emb), "mlp_bn_fused.ninja:25: emb = C[Xb]", 0x1},
-    {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_acts, embcat), "mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_acts, emb), "mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hprebn), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
     {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)", 0},
     {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)", 0},
@@ -426,7 +429,7 @@ static const NjTensor stats[] = {
 
 static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_fused_infer_ws, emb), "mlp_bn_fused.ninja:25: emb = C[Xb]", 0x1},
-    {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_infer_ws, embcat), "mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)", 0x1},
+    {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_infer_ws, emb), "mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)", 0x1},
     {"hprebn_t1", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hprebn_t1), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
     {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hprebn), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
     {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, bnraw), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv", 0x1},

@@ -20,7 +20,6 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float emb[32][3][10];              // [n=32, 3, 10] mlp_bn_fused.ninja:25
-    float embcat[32][30];              // [n=32, 30] mlp_bn_fused.ninja:26
     float hprebn_t1[32][200];          // [n=32, 200] mlp_bn_fused.ninja:28
     float hprebn[32][200];             // [n=32, 200] mlp_bn_fused.ninja:28
     float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:31
@@ -60,7 +59,6 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 512 rows
     float emb[512][3][10];             // [n=32, 3, 10] mlp_bn_fused.ninja:25
-    float embcat[512][30];             // [n=32, 30] mlp_bn_fused.ninja:26
     float hprebn_t1[512][200];         // [n=32, 200] mlp_bn_fused.ninja:28
     float hprebn[512][200];            // [n=32, 200] mlp_bn_fused.ninja:28
     float bnraw[512][200];             // [n=32, 200] mlp_bn_fused.ninja:34

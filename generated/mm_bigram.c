@@ -20,6 +20,7 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void mm_bigram_forward(const mm_bigram_params *restrict p, const int32_t *const *inputs, mm_bigram_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t *loss_t2 = inputs[1];
+    float (*loss_t1)[27] = (float (*)[27])a->logits;   // logits's array, read as [512, 27]
     
     // mm_bigram.ninja:23: logits = self_logits[idx]
     // logits [32, 16, 27] = embed(self_logits [27, 27], idx [32, 16])
@@ -30,23 +31,23 @@ void mm_bigram_forward(const mm_bigram_params *restrict p, const int32_t *const 
     
     // mm_bigram.ninja:26: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&a->loss_t1[0][0], &a->logits[0][0][0], sizeof(float) * 13824);
+    // loss_t1 is logits's array, read as [512, 27]
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     a->loss = 0;
     a->loss_kept = 0;
     for (int i = 0; i < 512; i++) {
-        float mx = a->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = a->loss_t1[i][j] > mx ? a->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            a->loss_probs[i][j] = expf(a->loss_t1[i][j] - mx);
+            a->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += a->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             a->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        a->loss += logf(sum) + mx - a->loss_t1[i][loss_t2[i]];
+        a->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         a->loss_kept += 1;
     }
     a->loss /= a->loss_kept;
@@ -94,6 +95,7 @@ static void infer_upto(const mm_bigram_params *p, const mm_bigram_stats *s, cons
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
+    float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
     (void)stop;
     
@@ -106,24 +108,24 @@ static void infer_upto(const mm_bigram_params *p, const mm_bigram_stats *s, cons
     
     // mm_bigram.ninja:26: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&w->loss_t1[0][0], &w->logits[0][0][0], sizeof(float) * (rows * 432));
+    // loss_t1 is logits's array, read as [512, 27]
     if (targets) {   // needs targets
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     w->loss = 0;
     w->loss_kept = 0;
     for (int i = 0; i < (rows * 16); i++) {
-        float mx = w->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = w->loss_t1[i][j] > mx ? w->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            w->loss_probs[i][j] = expf(w->loss_t1[i][j] - mx);
+            w->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += w->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             w->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        w->loss += logf(sum) + mx - w->loss_t1[i][loss_t2[i]];
+        w->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         w->loss_kept += 1;
     }
     w->loss /= w->loss_kept;
@@ -188,7 +190,7 @@ static const NjTensor stats[] = {
 
 static const NjTensor infer_acts[] = {
     {"logits", 3, {32, 16, 27}, offsetof(mm_bigram_infer_ws, logits), "mm_bigram.ninja:23: logits = self_logits[idx]", 0x1},
-    {"loss_t1", 2, {512, 27}, offsetof(mm_bigram_infer_ws, loss_t1), "mm_bigram.ninja:26: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
+    {"loss_t1", 2, {512, 27}, offsetof(mm_bigram_infer_ws, logits), "mm_bigram.ninja:26: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
     {"loss", 0, {}, offsetof(mm_bigram_infer_ws, loss), "mm_bigram.ninja:26: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
 };
 

@@ -14,7 +14,6 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_bigram.ninja:23
-    float loss_t1[512][27];            // [batch_size=512, 27] mm_bigram.ninja:26
     float loss;                        // [] mm_bigram.ninja:26
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
     float loss_kept;                   // [] rows whose target is not ignored
@@ -32,7 +31,6 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 1024 rows
     float logits[1024][16][27];        // [batch_size=32, 16, 27] mm_bigram.ninja:23
-    float loss_t1[16384][27];          // [batch_size=512, 27] mm_bigram.ninja:26
     float loss;                        // [] mm_bigram.ninja:26
     float loss_probs[16384][27];       // [batch_size=512, 27] softmax of the logits, for the backward pass
     float loss_kept;                   // [] rows whose target is not ignored

@@ -43,6 +43,9 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void mm_bow_forward(const mm_bow_params *restrict p, const int32_t *const *inputs, mm_bow_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t *loss_t2 = inputs[1];
+    float (*cbow_bias)[16][16] = (float (*)[16][16])a->cbow_bias_t2;   // cbow_bias_t2's array, read as [1, 16, 16]
+    float (*pos_emb)[16][64] = (float (*)[16][64])a->pos_emb_t1;   // pos_emb_t1's array, read as [1, 16, 64]
+    float (*loss_t1)[27] = (float (*)[27])a->logits;   // logits's array, read as [512, 27]
     
     // mm_bow.ninja:46: cbow_bias = torch.tril(torch.ones(block_size, block_size)).view(1, block_size, block_size)
     // cbow_bias_t1 [16, 16] = ones()
@@ -61,7 +64,7 @@ void mm_bow_forward(const mm_bow_params *restrict p, const int32_t *const *input
                 a->cbow_bias_t2[i][j] = 0;
         }
     // cbow_bias [1, 16, 16] = view(cbow_bias_t2 [16, 16])
-    memcpy(&a->cbow_bias[0][0][0], &a->cbow_bias_t2[0][0], sizeof(float) * 256);
+    // cbow_bias is cbow_bias_t2's array, read as [1, 16, 16]
     
     // mm_bow.ninja:52: tok_emb = wte_weight[idx]
     // tok_emb [32, 16, 64] = embed(wte_weight [27, 64], idx [32, 16])
@@ -76,14 +79,14 @@ void mm_bow_forward(const mm_bow_params *restrict p, const int32_t *const *input
         for (int j = 0; j < 64; j++)
             a->pos_emb_t1[i][j] = p->wpe_weight[i][j];
     // pos_emb [1, 16, 64] = unsqueeze(pos_emb_t1 [16, 64])
-    memcpy(&a->pos_emb[0][0][0], &a->pos_emb_t1[0][0], sizeof(float) * 1024);
+    // pos_emb is pos_emb_t1's array, read as [1, 16, 64]
     
     // mm_bow.ninja:55: x = tok_emb + pos_emb
     // x_l55 [32, 16, 64] = add(tok_emb [32, 16, 64], pos_emb [1, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++)
-                a->x_l55[i][j][k] = a->tok_emb[i][j][k] + a->pos_emb[0][j][k];
+                a->x_l55[i][j][k] = a->tok_emb[i][j][k] + pos_emb[0][j][k];
     
     // mm_bow.ninja:60: att = torch.zeros((B, T, T))
     // att_l60 [32, 16, 16] = zeros()
@@ -96,7 +99,7 @@ void mm_bow_forward(const mm_bow_params *restrict p, const int32_t *const *input
     // att_t1 [1, 16, 16] = slice(cbow_bias [1, 16, 16])
     for (int j = 0; j < 16; j++)
         for (int k = 0; k < 16; k++)
-            a->att_t1[0][j][k] = a->cbow_bias[0][j][k];
+            a->att_t1[0][j][k] = cbow_bias[0][j][k];
     // att_t2 [1, 16, 16] = eq_c(att_t1 [1, 16, 16], 0)
     for (int j = 0; j < 16; j++)
         for (int k = 0; k < 16; k++)
@@ -183,23 +186,23 @@ void mm_bow_forward(const mm_bow_params *restrict p, const int32_t *const *input
     
     // mm_bow.ninja:71: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&a->loss_t1[0][0], &a->logits[0][0][0], sizeof(float) * 13824);
+    // loss_t1 is logits's array, read as [512, 27]
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     a->loss = 0;
     a->loss_kept = 0;
     for (int i = 0; i < 512; i++) {
-        float mx = a->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = a->loss_t1[i][j] > mx ? a->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            a->loss_probs[i][j] = expf(a->loss_t1[i][j] - mx);
+            a->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += a->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             a->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        a->loss += logf(sum) + mx - a->loss_t1[i][loss_t2[i]];
+        a->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         a->loss_kept += 1;
     }
     a->loss /= a->loss_kept;
@@ -362,6 +365,9 @@ static void infer_upto(const mm_bow_params *p, const mm_bow_stats *s, const int3
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
+    float (*cbow_bias)[16][16] = (float (*)[16][16])w->cbow_bias_t2;   // cbow_bias_t2's array, read as [1, 16, 16]
+    float (*pos_emb)[16][64] = (float (*)[16][64])w->pos_emb_t1;   // pos_emb_t1's array, read as [1, 16, 64]
+    float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
     (void)stop;
     
@@ -382,7 +388,7 @@ static void infer_upto(const mm_bow_params *p, const mm_bow_stats *s, const int3
                 w->cbow_bias_t2[i][j] = 0;
         }
     // cbow_bias [1, 16, 16] = view(cbow_bias_t2 [16, 16])
-    memcpy(&w->cbow_bias[0][0][0], &w->cbow_bias_t2[0][0], sizeof(float) * 256);
+    // cbow_bias is cbow_bias_t2's array, read as [1, 16, 16]
     
     // mm_bow.ninja:52: tok_emb = wte_weight[idx]
     // tok_emb [32, 16, 64] = embed(wte_weight [27, 64], idx [32, 16])
@@ -397,14 +403,14 @@ static void infer_upto(const mm_bow_params *p, const mm_bow_stats *s, const int3
         for (int j = 0; j < 64; j++)
             w->pos_emb_t1[i][j] = p->wpe_weight[i][j];
     // pos_emb [1, 16, 64] = unsqueeze(pos_emb_t1 [16, 64])
-    memcpy(&w->pos_emb[0][0][0], &w->pos_emb_t1[0][0], sizeof(float) * 1024);
+    // pos_emb is pos_emb_t1's array, read as [1, 16, 64]
     
     // mm_bow.ninja:55: x = tok_emb + pos_emb
     // x_l55 [32, 16, 64] = add(tok_emb [32, 16, 64], pos_emb [1, 16, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++)
-                w->x_l55[i][j][k] = w->tok_emb[i][j][k] + w->pos_emb[0][j][k];
+                w->x_l55[i][j][k] = w->tok_emb[i][j][k] + pos_emb[0][j][k];
     
     // mm_bow.ninja:60: att = torch.zeros((B, T, T))
     // att_l60 [32, 16, 16] = zeros()
@@ -417,7 +423,7 @@ static void infer_upto(const mm_bow_params *p, const mm_bow_stats *s, const int3
     // att_t1 [1, 16, 16] = slice(cbow_bias [1, 16, 16])
     for (int j = 0; j < 16; j++)
         for (int k = 0; k < 16; k++)
-            w->att_t1[0][j][k] = w->cbow_bias[0][j][k];
+            w->att_t1[0][j][k] = cbow_bias[0][j][k];
     // att_t2 [1, 16, 16] = eq_c(att_t1 [1, 16, 16], 0)
     for (int j = 0; j < 16; j++)
         for (int k = 0; k < 16; k++)
@@ -506,24 +512,24 @@ static void infer_upto(const mm_bow_params *p, const mm_bow_stats *s, const int3
     
     // mm_bow.ninja:71: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&w->loss_t1[0][0], &w->logits[0][0][0], sizeof(float) * (rows * 432));
+    // loss_t1 is logits's array, read as [512, 27]
     if (targets) {   // needs targets
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     w->loss = 0;
     w->loss_kept = 0;
     for (int i = 0; i < (rows * 16); i++) {
-        float mx = w->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = w->loss_t1[i][j] > mx ? w->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            w->loss_probs[i][j] = expf(w->loss_t1[i][j] - mx);
+            w->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += w->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             w->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        w->loss += logf(sum) + mx - w->loss_t1[i][loss_t2[i]];
+        w->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         w->loss_kept += 1;
     }
     w->loss /= w->loss_kept;
@@ -581,9 +587,9 @@ static const NjInput inputs_table[] = {
 };
 
 static const NjTensor acts[] = {
-    {"cbow_bias", 3, {1, 16, 16}, offsetof(mm_bow_acts, cbow_bias), "mm_bow.ninja:46: cbow_bias = torch.tril(torch.ones(block_size, block_size)).view(1, block_size, block_size)", 0},
+    {"cbow_bias", 3, {1, 16, 16}, offsetof(mm_bow_acts, cbow_bias_t2), "mm_bow.ninja:46: cbow_bias = torch.tril(torch.ones(block_size, block_size)).view(1, block_size, block_size)", 0},
     {"tok_emb", 3, {32, 16, 64}, offsetof(mm_bow_acts, tok_emb), "mm_bow.ninja:52: tok_emb = wte_weight[idx]", 0x1},
-    {"pos_emb", 3, {1, 16, 64}, offsetof(mm_bow_acts, pos_emb), "mm_bow.ninja:53: pos_emb = wpe_weight[pos]", 0},
+    {"pos_emb", 3, {1, 16, 64}, offsetof(mm_bow_acts, pos_emb_t1), "mm_bow.ninja:53: pos_emb = wpe_weight[pos]", 0},
     {"x_l55", 3, {32, 16, 64}, offsetof(mm_bow_acts, x_l55), "mm_bow.ninja:55: x = tok_emb + pos_emb", 0x1},
     {"att_l60", 3, {32, 16, 16}, offsetof(mm_bow_acts, att_l60), "mm_bow.ninja:60: att = torch.zeros((B, T, T))", 0x1},
     {"att_l61", 3, {32, 16, 16}, offsetof(mm_bow_acts, att_l61), "mm_bow.ninja:61: att = att.masked_fill(cbow_bias[:,:T,:T] == 0, float('-inf'))", 0x1},
@@ -613,10 +619,10 @@ static const NjTensor stats[] = {
 static const NjTensor infer_acts[] = {
     {"cbow_bias_t1", 2, {16, 16}, offsetof(mm_bow_infer_ws, cbow_bias_t1), "mm_bow.ninja:46: cbow_bias = torch.tril(torch.ones(block_size, block_size)).view(1, block_size, block_size)", 0},
     {"cbow_bias_t2", 2, {16, 16}, offsetof(mm_bow_infer_ws, cbow_bias_t2), "mm_bow.ninja:46: cbow_bias = torch.tril(torch.ones(block_size, block_size)).view(1, block_size, block_size)", 0},
-    {"cbow_bias", 3, {1, 16, 16}, offsetof(mm_bow_infer_ws, cbow_bias), "mm_bow.ninja:46: cbow_bias = torch.tril(torch.ones(block_size, block_size)).view(1, block_size, block_size)", 0},
+    {"cbow_bias", 3, {1, 16, 16}, offsetof(mm_bow_infer_ws, cbow_bias_t2), "mm_bow.ninja:46: cbow_bias = torch.tril(torch.ones(block_size, block_size)).view(1, block_size, block_size)", 0},
     {"tok_emb", 3, {32, 16, 64}, offsetof(mm_bow_infer_ws, tok_emb), "mm_bow.ninja:52: tok_emb = wte_weight[idx]", 0x1},
     {"pos_emb_t1", 2, {16, 64}, offsetof(mm_bow_infer_ws, pos_emb_t1), "mm_bow.ninja:53: pos_emb = wpe_weight[pos]", 0},
-    {"pos_emb", 3, {1, 16, 64}, offsetof(mm_bow_infer_ws, pos_emb), "mm_bow.ninja:53: pos_emb = wpe_weight[pos]", 0},
+    {"pos_emb", 3, {1, 16, 64}, offsetof(mm_bow_infer_ws, pos_emb_t1), "mm_bow.ninja:53: pos_emb = wpe_weight[pos]", 0},
     {"x_l55", 3, {32, 16, 64}, offsetof(mm_bow_infer_ws, x_l55), "mm_bow.ninja:55: x = tok_emb + pos_emb", 0x1},
     {"att_l60", 3, {32, 16, 16}, offsetof(mm_bow_infer_ws, att_l60), "mm_bow.ninja:60: att = torch.zeros((B, T, T))", 0x1},
     {"att_t1", 3, {1, 16, 16}, offsetof(mm_bow_infer_ws, att_t1), "mm_bow.ninja:61: att = att.masked_fill(cbow_bias[:,:T,:T] == 0, float('-inf'))", 0},
@@ -636,7 +642,7 @@ static const NjTensor infer_acts[] = {
     {"logits_t1", 2, {64, 27}, offsetof(mm_bow_infer_ws, logits_t1), "mm_bow.ninja:68: logits = F.linear(x, lm_head_weight, lm_head_bias)", 0},
     {"logits_t2", 3, {32, 16, 27}, offsetof(mm_bow_infer_ws, logits_t2), "mm_bow.ninja:68: logits = F.linear(x, lm_head_weight, lm_head_bias)", 0x1},
     {"logits", 3, {32, 16, 27}, offsetof(mm_bow_infer_ws, logits), "mm_bow.ninja:68: logits = F.linear(x, lm_head_weight, lm_head_bias)", 0x1},
-    {"loss_t1", 2, {512, 27}, offsetof(mm_bow_infer_ws, loss_t1), "mm_bow.ninja:71: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
+    {"loss_t1", 2, {512, 27}, offsetof(mm_bow_infer_ws, logits), "mm_bow.ninja:71: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
     {"loss", 0, {}, offsetof(mm_bow_infer_ws, loss), "mm_bow.ninja:71: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
 };
 

@@ -22,10 +22,8 @@ typedef struct {
 typedef struct {   // every activation of a training batch
     float cbow_bias_t1[16][16];        // [16, 16] mm_bow.ninja:46
     float cbow_bias_t2[16][16];        // [16, 16] mm_bow.ninja:46
-    float cbow_bias[1][16][16];        // [1, 16, 16] mm_bow.ninja:46
     float tok_emb[32][16][64];         // [batch_size=32, 16, 64] mm_bow.ninja:52
     float pos_emb_t1[16][64];          // [16, 64] mm_bow.ninja:53
-    float pos_emb[1][16][64];          // [1, 16, 64] mm_bow.ninja:53
     float x_l55[32][16][64];           // [batch_size=32, 16, 64] mm_bow.ninja:55
     float att_l60[32][16][16];         // [batch_size=32, 16, 16] mm_bow.ninja:60
     float att_t1[1][16][16];           // [1, 16, 16] mm_bow.ninja:61
@@ -45,7 +43,6 @@ typedef struct {   // every activation of a training batch
     float logits_t1[64][27];           // [64, 27] mm_bow.ninja:68
     float logits_t2[32][16][27];       // [batch_size=32, 16, 27] mm_bow.ninja:68
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_bow.ninja:68
-    float loss_t1[512][27];            // [batch_size=512, 27] mm_bow.ninja:71
     float loss;                        // [] mm_bow.ninja:71
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
     float loss_kept;                   // [] rows whose target is not ignored
@@ -83,10 +80,8 @@ typedef struct {   // batch statistics, frozen for inference
 typedef struct {   // inference activations for up to 64 rows
     float cbow_bias_t1[16][16];        // [16, 16] mm_bow.ninja:46
     float cbow_bias_t2[16][16];        // [16, 16] mm_bow.ninja:46
-    float cbow_bias[1][16][16];        // [1, 16, 16] mm_bow.ninja:46
     float tok_emb[64][16][64];         // [batch_size=32, 16, 64] mm_bow.ninja:52
     float pos_emb_t1[16][64];          // [16, 64] mm_bow.ninja:53
-    float pos_emb[1][16][64];          // [1, 16, 64] mm_bow.ninja:53
     float x_l55[64][16][64];           // [batch_size=32, 16, 64] mm_bow.ninja:55
     float att_l60[64][16][16];         // [batch_size=32, 16, 16] mm_bow.ninja:60
     float att_t1[1][16][16];           // [1, 16, 16] mm_bow.ninja:61
@@ -106,7 +101,6 @@ typedef struct {   // inference activations for up to 64 rows
     float logits_t1[64][27];           // [64, 27] mm_bow.ninja:68
     float logits_t2[64][16][27];       // [batch_size=32, 16, 27] mm_bow.ninja:68
     float logits[64][16][27];          // [batch_size=32, 16, 27] mm_bow.ninja:68
-    float loss_t1[1024][27];           // [batch_size=512, 27] mm_bow.ninja:71
     float loss;                        // [] mm_bow.ninja:71
     float loss_probs[1024][27];        // [batch_size=512, 27] softmax of the logits, for the backward pass
     float loss_kept;                   // [] rows whose target is not ignored

@@ -44,6 +44,38 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *inputs, mm_gru_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t *loss_t2 = inputs[1];
+    float (*hprev_l64_i0)[64] = (float (*)[64])a->ht_l63_i0;   // ht_l63_i0's array, read as [32, 64]
+    float (*hprev_l64_i1)[64] = (float (*)[64])a->ht_l63_i1;   // ht_l63_i1's array, read as [32, 64]
+    float (*hprev_l64_i2)[64] = (float (*)[64])a->ht_l63_i2;   // ht_l63_i2's array, read as [32, 64]
+    float (*hprev_l64_i3)[64] = (float (*)[64])a->ht_l63_i3;   // ht_l63_i3's array, read as [32, 64]
+    float (*hprev_l64_i4)[64] = (float (*)[64])a->ht_l63_i4;   // ht_l63_i4's array, read as [32, 64]
+    float (*hprev_l64_i5)[64] = (float (*)[64])a->ht_l63_i5;   // ht_l63_i5's array, read as [32, 64]
+    float (*hprev_l64_i6)[64] = (float (*)[64])a->ht_l63_i6;   // ht_l63_i6's array, read as [32, 64]
+    float (*hprev_l64_i7)[64] = (float (*)[64])a->ht_l63_i7;   // ht_l63_i7's array, read as [32, 64]
+    float (*hprev_l64_i8)[64] = (float (*)[64])a->ht_l63_i8;   // ht_l63_i8's array, read as [32, 64]
+    float (*hprev_l64_i9)[64] = (float (*)[64])a->ht_l63_i9;   // ht_l63_i9's array, read as [32, 64]
+    float (*hprev_l64_i10)[64] = (float (*)[64])a->ht_l63_i10;   // ht_l63_i10's array, read as [32, 64]
+    float (*hprev_l64_i11)[64] = (float (*)[64])a->ht_l63_i11;   // ht_l63_i11's array, read as [32, 64]
+    float (*hprev_l64_i12)[64] = (float (*)[64])a->ht_l63_i12;   // ht_l63_i12's array, read as [32, 64]
+    float (*hprev_l64_i13)[64] = (float (*)[64])a->ht_l63_i13;   // ht_l63_i13's array, read as [32, 64]
+    float (*hprev_l64_i14)[64] = (float (*)[64])a->ht_l63_i14;   // ht_l63_i14's array, read as [32, 64]
+    float (*hidden_t1)[1][64] = (float (*)[1][64])a->ht_l63_i0;   // ht_l63_i0's array, read as [32, 1, 64]
+    float (*hidden_t2)[1][64] = (float (*)[1][64])a->ht_l63_i1;   // ht_l63_i1's array, read as [32, 1, 64]
+    float (*hidden_t3)[1][64] = (float (*)[1][64])a->ht_l63_i2;   // ht_l63_i2's array, read as [32, 1, 64]
+    float (*hidden_t4)[1][64] = (float (*)[1][64])a->ht_l63_i3;   // ht_l63_i3's array, read as [32, 1, 64]
+    float (*hidden_t5)[1][64] = (float (*)[1][64])a->ht_l63_i4;   // ht_l63_i4's array, read as [32, 1, 64]
+    float (*hidden_t6)[1][64] = (float (*)[1][64])a->ht_l63_i5;   // ht_l63_i5's array, read as [32, 1, 64]
+    float (*hidden_t7)[1][64] = (float (*)[1][64])a->ht_l63_i6;   // ht_l63_i6's array, read as [32, 1, 64]
+    float (*hidden_t8)[1][64] = (float (*)[1][64])a->ht_l63_i7;   // ht_l63_i7's array, read as [32, 1, 64]
+    float (*hidden_t9)[1][64] = (float (*)[1][64])a->ht_l63_i8;   // ht_l63_i8's array, read as [32, 1, 64]
+    float (*hidden_t10)[1][64] = (float (*)[1][64])a->ht_l63_i9;   // ht_l63_i9's array, read as [32, 1, 64]
+    float (*hidden_t11)[1][64] = (float (*)[1][64])a->ht_l63_i10;   // ht_l63_i10's array, read as [32, 1, 64]
+    float (*hidden_t12)[1][64] = (float (*)[1][64])a->ht_l63_i11;   // ht_l63_i11's array, read as [32, 1, 64]
+    float (*hidden_t13)[1][64] = (float (*)[1][64])a->ht_l63_i12;   // ht_l63_i12's array, read as [32, 1, 64]
+    float (*hidden_t14)[1][64] = (float (*)[1][64])a->ht_l63_i13;   // ht_l63_i13's array, read as [32, 1, 64]
+    float (*hidden_t15)[1][64] = (float (*)[1][64])a->ht_l63_i14;   // ht_l63_i14's array, read as [32, 1, 64]
+    float (*hidden_t16)[1][64] = (float (*)[1][64])a->ht;   // ht's array, read as [32, 1, 64]
+    float (*loss_t1)[27] = (float (*)[27])a->logits;   // logits's array, read as [512, 27]
     
     // mm_gru.ninja:45: emb = wte_weight[idx]
     // emb [32, 16, 64] = embed(wte_weight [27, 64], idx [32, 16])
@@ -139,7 +171,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i0 [32, 64] = view(ht_l63_i0 [32, 64])
-    memcpy(&a->hprev_l64_i0[0][0], &a->ht_l63_i0[0][0], sizeof(float) * 2048);
+    // hprev_l64_i0 is ht_l63_i0's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i1 [32, 64] = slice(emb [32, 16, 64])
@@ -154,7 +186,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i1[i][0 + j] = a->xt_l51_i1[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i1[i][64 + j] = a->hprev_l64_i0[i][j];
+            a->xh_l54_i1[i][64 + j] = hprev_l64_i0[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t4 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -171,7 +203,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t6 = a->r_t5[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i1[i][j] = 1.0f / (1.0f + expf(-r_t6));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i1[i][j] = a->r_l55_i1[i][j] * a->hprev_l64_i0[i][j];
+            a->hprev_reset_l56_i1[i][j] = a->r_l55_i1[i][j] * hprev_l64_i0[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -215,14 +247,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i1[i][j] = 1.0f / (1.0f + expf(-z_t6));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t4[i][j] = 1.0f - a->z_l61_i1[i][j];
-            float ht_t5 = a->ht_t4[i][j] * a->hprev_l64_i0[i][j];
+            float ht_t5 = a->ht_t4[i][j] * hprev_l64_i0[i][j];
             float ht_t6 = a->z_l61_i1[i][j] * a->hbar_l59_i1[i][j];
             a->ht_l63_i1[i][j] = ht_t5 + ht_t6;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i1 [32, 64] = view(ht_l63_i1 [32, 64])
-    memcpy(&a->hprev_l64_i1[0][0], &a->ht_l63_i1[0][0], sizeof(float) * 2048);
+    // hprev_l64_i1 is ht_l63_i1's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i2 [32, 64] = slice(emb [32, 16, 64])
@@ -237,7 +269,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i2[i][0 + j] = a->xt_l51_i2[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i2[i][64 + j] = a->hprev_l64_i1[i][j];
+            a->xh_l54_i2[i][64 + j] = hprev_l64_i1[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t7 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -254,7 +286,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t9 = a->r_t8[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i2[i][j] = 1.0f / (1.0f + expf(-r_t9));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i2[i][j] = a->r_l55_i2[i][j] * a->hprev_l64_i1[i][j];
+            a->hprev_reset_l56_i2[i][j] = a->r_l55_i2[i][j] * hprev_l64_i1[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -298,14 +330,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i2[i][j] = 1.0f / (1.0f + expf(-z_t9));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t7[i][j] = 1.0f - a->z_l61_i2[i][j];
-            float ht_t8 = a->ht_t7[i][j] * a->hprev_l64_i1[i][j];
+            float ht_t8 = a->ht_t7[i][j] * hprev_l64_i1[i][j];
             float ht_t9 = a->z_l61_i2[i][j] * a->hbar_l59_i2[i][j];
             a->ht_l63_i2[i][j] = ht_t8 + ht_t9;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i2 [32, 64] = view(ht_l63_i2 [32, 64])
-    memcpy(&a->hprev_l64_i2[0][0], &a->ht_l63_i2[0][0], sizeof(float) * 2048);
+    // hprev_l64_i2 is ht_l63_i2's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i3 [32, 64] = slice(emb [32, 16, 64])
@@ -320,7 +352,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i3[i][0 + j] = a->xt_l51_i3[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i3[i][64 + j] = a->hprev_l64_i2[i][j];
+            a->xh_l54_i3[i][64 + j] = hprev_l64_i2[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t10 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -337,7 +369,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t12 = a->r_t11[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i3[i][j] = 1.0f / (1.0f + expf(-r_t12));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i3[i][j] = a->r_l55_i3[i][j] * a->hprev_l64_i2[i][j];
+            a->hprev_reset_l56_i3[i][j] = a->r_l55_i3[i][j] * hprev_l64_i2[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -381,14 +413,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i3[i][j] = 1.0f / (1.0f + expf(-z_t12));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t10[i][j] = 1.0f - a->z_l61_i3[i][j];
-            float ht_t11 = a->ht_t10[i][j] * a->hprev_l64_i2[i][j];
+            float ht_t11 = a->ht_t10[i][j] * hprev_l64_i2[i][j];
             float ht_t12 = a->z_l61_i3[i][j] * a->hbar_l59_i3[i][j];
             a->ht_l63_i3[i][j] = ht_t11 + ht_t12;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i3 [32, 64] = view(ht_l63_i3 [32, 64])
-    memcpy(&a->hprev_l64_i3[0][0], &a->ht_l63_i3[0][0], sizeof(float) * 2048);
+    // hprev_l64_i3 is ht_l63_i3's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i4 [32, 64] = slice(emb [32, 16, 64])
@@ -403,7 +435,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i4[i][0 + j] = a->xt_l51_i4[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i4[i][64 + j] = a->hprev_l64_i3[i][j];
+            a->xh_l54_i4[i][64 + j] = hprev_l64_i3[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t13 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -420,7 +452,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t15 = a->r_t14[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i4[i][j] = 1.0f / (1.0f + expf(-r_t15));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i4[i][j] = a->r_l55_i4[i][j] * a->hprev_l64_i3[i][j];
+            a->hprev_reset_l56_i4[i][j] = a->r_l55_i4[i][j] * hprev_l64_i3[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -464,14 +496,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i4[i][j] = 1.0f / (1.0f + expf(-z_t15));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t13[i][j] = 1.0f - a->z_l61_i4[i][j];
-            float ht_t14 = a->ht_t13[i][j] * a->hprev_l64_i3[i][j];
+            float ht_t14 = a->ht_t13[i][j] * hprev_l64_i3[i][j];
             float ht_t15 = a->z_l61_i4[i][j] * a->hbar_l59_i4[i][j];
             a->ht_l63_i4[i][j] = ht_t14 + ht_t15;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i4 [32, 64] = view(ht_l63_i4 [32, 64])
-    memcpy(&a->hprev_l64_i4[0][0], &a->ht_l63_i4[0][0], sizeof(float) * 2048);
+    // hprev_l64_i4 is ht_l63_i4's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i5 [32, 64] = slice(emb [32, 16, 64])
@@ -486,7 +518,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i5[i][0 + j] = a->xt_l51_i5[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i5[i][64 + j] = a->hprev_l64_i4[i][j];
+            a->xh_l54_i5[i][64 + j] = hprev_l64_i4[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t16 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -503,7 +535,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t18 = a->r_t17[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i5[i][j] = 1.0f / (1.0f + expf(-r_t18));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i5[i][j] = a->r_l55_i5[i][j] * a->hprev_l64_i4[i][j];
+            a->hprev_reset_l56_i5[i][j] = a->r_l55_i5[i][j] * hprev_l64_i4[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -547,14 +579,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i5[i][j] = 1.0f / (1.0f + expf(-z_t18));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t16[i][j] = 1.0f - a->z_l61_i5[i][j];
-            float ht_t17 = a->ht_t16[i][j] * a->hprev_l64_i4[i][j];
+            float ht_t17 = a->ht_t16[i][j] * hprev_l64_i4[i][j];
             float ht_t18 = a->z_l61_i5[i][j] * a->hbar_l59_i5[i][j];
             a->ht_l63_i5[i][j] = ht_t17 + ht_t18;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i5 [32, 64] = view(ht_l63_i5 [32, 64])
-    memcpy(&a->hprev_l64_i5[0][0], &a->ht_l63_i5[0][0], sizeof(float) * 2048);
+    // hprev_l64_i5 is ht_l63_i5's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i6 [32, 64] = slice(emb [32, 16, 64])
@@ -569,7 +601,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i6[i][0 + j] = a->xt_l51_i6[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i6[i][64 + j] = a->hprev_l64_i5[i][j];
+            a->xh_l54_i6[i][64 + j] = hprev_l64_i5[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t19 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -586,7 +618,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t21 = a->r_t20[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i6[i][j] = 1.0f / (1.0f + expf(-r_t21));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i6[i][j] = a->r_l55_i6[i][j] * a->hprev_l64_i5[i][j];
+            a->hprev_reset_l56_i6[i][j] = a->r_l55_i6[i][j] * hprev_l64_i5[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -630,14 +662,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i6[i][j] = 1.0f / (1.0f + expf(-z_t21));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t19[i][j] = 1.0f - a->z_l61_i6[i][j];
-            float ht_t20 = a->ht_t19[i][j] * a->hprev_l64_i5[i][j];
+            float ht_t20 = a->ht_t19[i][j] * hprev_l64_i5[i][j];
             float ht_t21 = a->z_l61_i6[i][j] * a->hbar_l59_i6[i][j];
             a->ht_l63_i6[i][j] = ht_t20 + ht_t21;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i6 [32, 64] = view(ht_l63_i6 [32, 64])
-    memcpy(&a->hprev_l64_i6[0][0], &a->ht_l63_i6[0][0], sizeof(float) * 2048);
+    // hprev_l64_i6 is ht_l63_i6's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i7 [32, 64] = slice(emb [32, 16, 64])
@@ -652,7 +684,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i7[i][0 + j] = a->xt_l51_i7[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i7[i][64 + j] = a->hprev_l64_i6[i][j];
+            a->xh_l54_i7[i][64 + j] = hprev_l64_i6[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t22 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -669,7 +701,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t24 = a->r_t23[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i7[i][j] = 1.0f / (1.0f + expf(-r_t24));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i7[i][j] = a->r_l55_i7[i][j] * a->hprev_l64_i6[i][j];
+            a->hprev_reset_l56_i7[i][j] = a->r_l55_i7[i][j] * hprev_l64_i6[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -713,14 +745,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i7[i][j] = 1.0f / (1.0f + expf(-z_t24));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t22[i][j] = 1.0f - a->z_l61_i7[i][j];
-            float ht_t23 = a->ht_t22[i][j] * a->hprev_l64_i6[i][j];
+            float ht_t23 = a->ht_t22[i][j] * hprev_l64_i6[i][j];
             float ht_t24 = a->z_l61_i7[i][j] * a->hbar_l59_i7[i][j];
             a->ht_l63_i7[i][j] = ht_t23 + ht_t24;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i7 [32, 64] = view(ht_l63_i7 [32, 64])
-    memcpy(&a->hprev_l64_i7[0][0], &a->ht_l63_i7[0][0], sizeof(float) * 2048);
+    // hprev_l64_i7 is ht_l63_i7's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i8 [32, 64] = slice(emb [32, 16, 64])
@@ -735,7 +767,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i8[i][0 + j] = a->xt_l51_i8[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i8[i][64 + j] = a->hprev_l64_i7[i][j];
+            a->xh_l54_i8[i][64 + j] = hprev_l64_i7[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t25 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -752,7 +784,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t27 = a->r_t26[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i8[i][j] = 1.0f / (1.0f + expf(-r_t27));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i8[i][j] = a->r_l55_i8[i][j] * a->hprev_l64_i7[i][j];
+            a->hprev_reset_l56_i8[i][j] = a->r_l55_i8[i][j] * hprev_l64_i7[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -796,14 +828,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i8[i][j] = 1.0f / (1.0f + expf(-z_t27));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t25[i][j] = 1.0f - a->z_l61_i8[i][j];
-            float ht_t26 = a->ht_t25[i][j] * a->hprev_l64_i7[i][j];
+            float ht_t26 = a->ht_t25[i][j] * hprev_l64_i7[i][j];
             float ht_t27 = a->z_l61_i8[i][j] * a->hbar_l59_i8[i][j];
             a->ht_l63_i8[i][j] = ht_t26 + ht_t27;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i8 [32, 64] = view(ht_l63_i8 [32, 64])
-    memcpy(&a->hprev_l64_i8[0][0], &a->ht_l63_i8[0][0], sizeof(float) * 2048);
+    // hprev_l64_i8 is ht_l63_i8's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i9 [32, 64] = slice(emb [32, 16, 64])
@@ -818,7 +850,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i9[i][0 + j] = a->xt_l51_i9[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i9[i][64 + j] = a->hprev_l64_i8[i][j];
+            a->xh_l54_i9[i][64 + j] = hprev_l64_i8[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t28 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -835,7 +867,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t30 = a->r_t29[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i9[i][j] = 1.0f / (1.0f + expf(-r_t30));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i9[i][j] = a->r_l55_i9[i][j] * a->hprev_l64_i8[i][j];
+            a->hprev_reset_l56_i9[i][j] = a->r_l55_i9[i][j] * hprev_l64_i8[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -879,14 +911,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i9[i][j] = 1.0f / (1.0f + expf(-z_t30));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t28[i][j] = 1.0f - a->z_l61_i9[i][j];
-            float ht_t29 = a->ht_t28[i][j] * a->hprev_l64_i8[i][j];
+            float ht_t29 = a->ht_t28[i][j] * hprev_l64_i8[i][j];
             float ht_t30 = a->z_l61_i9[i][j] * a->hbar_l59_i9[i][j];
             a->ht_l63_i9[i][j] = ht_t29 + ht_t30;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i9 [32, 64] = view(ht_l63_i9 [32, 64])
-    memcpy(&a->hprev_l64_i9[0][0], &a->ht_l63_i9[0][0], sizeof(float) * 2048);
+    // hprev_l64_i9 is ht_l63_i9's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i10 [32, 64] = slice(emb [32, 16, 64])
@@ -901,7 +933,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i10[i][0 + j] = a->xt_l51_i10[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i10[i][64 + j] = a->hprev_l64_i9[i][j];
+            a->xh_l54_i10[i][64 + j] = hprev_l64_i9[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t31 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -918,7 +950,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t33 = a->r_t32[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i10[i][j] = 1.0f / (1.0f + expf(-r_t33));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i10[i][j] = a->r_l55_i10[i][j] * a->hprev_l64_i9[i][j];
+            a->hprev_reset_l56_i10[i][j] = a->r_l55_i10[i][j] * hprev_l64_i9[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -962,14 +994,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i10[i][j] = 1.0f / (1.0f + expf(-z_t33));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t31[i][j] = 1.0f - a->z_l61_i10[i][j];
-            float ht_t32 = a->ht_t31[i][j] * a->hprev_l64_i9[i][j];
+            float ht_t32 = a->ht_t31[i][j] * hprev_l64_i9[i][j];
             float ht_t33 = a->z_l61_i10[i][j] * a->hbar_l59_i10[i][j];
             a->ht_l63_i10[i][j] = ht_t32 + ht_t33;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i10 [32, 64] = view(ht_l63_i10 [32, 64])
-    memcpy(&a->hprev_l64_i10[0][0], &a->ht_l63_i10[0][0], sizeof(float) * 2048);
+    // hprev_l64_i10 is ht_l63_i10's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i11 [32, 64] = slice(emb [32, 16, 64])
@@ -984,7 +1016,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i11[i][0 + j] = a->xt_l51_i11[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i11[i][64 + j] = a->hprev_l64_i10[i][j];
+            a->xh_l54_i11[i][64 + j] = hprev_l64_i10[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t34 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -1001,7 +1033,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t36 = a->r_t35[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i11[i][j] = 1.0f / (1.0f + expf(-r_t36));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i11[i][j] = a->r_l55_i11[i][j] * a->hprev_l64_i10[i][j];
+            a->hprev_reset_l56_i11[i][j] = a->r_l55_i11[i][j] * hprev_l64_i10[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -1045,14 +1077,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i11[i][j] = 1.0f / (1.0f + expf(-z_t36));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t34[i][j] = 1.0f - a->z_l61_i11[i][j];
-            float ht_t35 = a->ht_t34[i][j] * a->hprev_l64_i10[i][j];
+            float ht_t35 = a->ht_t34[i][j] * hprev_l64_i10[i][j];
             float ht_t36 = a->z_l61_i11[i][j] * a->hbar_l59_i11[i][j];
             a->ht_l63_i11[i][j] = ht_t35 + ht_t36;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i11 [32, 64] = view(ht_l63_i11 [32, 64])
-    memcpy(&a->hprev_l64_i11[0][0], &a->ht_l63_i11[0][0], sizeof(float) * 2048);
+    // hprev_l64_i11 is ht_l63_i11's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i12 [32, 64] = slice(emb [32, 16, 64])
@@ -1067,7 +1099,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i12[i][0 + j] = a->xt_l51_i12[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i12[i][64 + j] = a->hprev_l64_i11[i][j];
+            a->xh_l54_i12[i][64 + j] = hprev_l64_i11[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t37 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -1084,7 +1116,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t39 = a->r_t38[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i12[i][j] = 1.0f / (1.0f + expf(-r_t39));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i12[i][j] = a->r_l55_i12[i][j] * a->hprev_l64_i11[i][j];
+            a->hprev_reset_l56_i12[i][j] = a->r_l55_i12[i][j] * hprev_l64_i11[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -1128,14 +1160,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i12[i][j] = 1.0f / (1.0f + expf(-z_t39));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t37[i][j] = 1.0f - a->z_l61_i12[i][j];
-            float ht_t38 = a->ht_t37[i][j] * a->hprev_l64_i11[i][j];
+            float ht_t38 = a->ht_t37[i][j] * hprev_l64_i11[i][j];
             float ht_t39 = a->z_l61_i12[i][j] * a->hbar_l59_i12[i][j];
             a->ht_l63_i12[i][j] = ht_t38 + ht_t39;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i12 [32, 64] = view(ht_l63_i12 [32, 64])
-    memcpy(&a->hprev_l64_i12[0][0], &a->ht_l63_i12[0][0], sizeof(float) * 2048);
+    // hprev_l64_i12 is ht_l63_i12's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i13 [32, 64] = slice(emb [32, 16, 64])
@@ -1150,7 +1182,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i13[i][0 + j] = a->xt_l51_i13[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i13[i][64 + j] = a->hprev_l64_i12[i][j];
+            a->xh_l54_i13[i][64 + j] = hprev_l64_i12[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t40 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -1167,7 +1199,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t42 = a->r_t41[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i13[i][j] = 1.0f / (1.0f + expf(-r_t42));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i13[i][j] = a->r_l55_i13[i][j] * a->hprev_l64_i12[i][j];
+            a->hprev_reset_l56_i13[i][j] = a->r_l55_i13[i][j] * hprev_l64_i12[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -1211,14 +1243,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i13[i][j] = 1.0f / (1.0f + expf(-z_t42));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t40[i][j] = 1.0f - a->z_l61_i13[i][j];
-            float ht_t41 = a->ht_t40[i][j] * a->hprev_l64_i12[i][j];
+            float ht_t41 = a->ht_t40[i][j] * hprev_l64_i12[i][j];
             float ht_t42 = a->z_l61_i13[i][j] * a->hbar_l59_i13[i][j];
             a->ht_l63_i13[i][j] = ht_t41 + ht_t42;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i13 [32, 64] = view(ht_l63_i13 [32, 64])
-    memcpy(&a->hprev_l64_i13[0][0], &a->ht_l63_i13[0][0], sizeof(float) * 2048);
+    // hprev_l64_i13 is ht_l63_i13's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i14 [32, 64] = slice(emb [32, 16, 64])
@@ -1233,7 +1265,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh_l54_i14[i][0 + j] = a->xt_l51_i14[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l54_i14[i][64 + j] = a->hprev_l64_i13[i][j];
+            a->xh_l54_i14[i][64 + j] = hprev_l64_i13[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t43 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -1250,7 +1282,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t45 = a->r_t44[i][j] + p->cell_xh_to_r_bias[j];
             a->r_l55_i14[i][j] = 1.0f / (1.0f + expf(-r_t45));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset_l56_i14[i][j] = a->r_l55_i14[i][j] * a->hprev_l64_i13[i][j];
+            a->hprev_reset_l56_i14[i][j] = a->r_l55_i14[i][j] * hprev_l64_i13[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -1294,14 +1326,14 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z_l61_i14[i][j] = 1.0f / (1.0f + expf(-z_t45));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t43[i][j] = 1.0f - a->z_l61_i14[i][j];
-            float ht_t44 = a->ht_t43[i][j] * a->hprev_l64_i13[i][j];
+            float ht_t44 = a->ht_t43[i][j] * hprev_l64_i13[i][j];
             float ht_t45 = a->z_l61_i14[i][j] * a->hbar_l59_i14[i][j];
             a->ht_l63_i14[i][j] = ht_t44 + ht_t45;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i14 [32, 64] = view(ht_l63_i14 [32, 64])
-    memcpy(&a->hprev_l64_i14[0][0], &a->ht_l63_i14[0][0], sizeof(float) * 2048);
+    // hprev_l64_i14 is ht_l63_i14's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt [32, 64] = slice(emb [32, 16, 64])
@@ -1316,7 +1348,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->xh[i][0 + j] = a->xt[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh[i][64 + j] = a->hprev_l64_i14[i][j];
+            a->xh[i][64 + j] = hprev_l64_i14[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t46 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -1333,7 +1365,7 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             float r_t48 = a->r_t47[i][j] + p->cell_xh_to_r_bias[j];
             a->r[i][j] = 1.0f / (1.0f + expf(-r_t48));
             // :56 hprev_reset = r * hprev
-            a->hprev_reset[i][j] = a->r[i][j] * a->hprev_l64_i14[i][j];
+            a->hprev_reset[i][j] = a->r[i][j] * hprev_l64_i14[i][j];
         }
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
@@ -1377,97 +1409,97 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
             a->z[i][j] = 1.0f / (1.0f + expf(-z_t48));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t46[i][j] = 1.0f - a->z[i][j];
-            float ht_t47 = a->ht_t46[i][j] * a->hprev_l64_i14[i][j];
+            float ht_t47 = a->ht_t46[i][j] * hprev_l64_i14[i][j];
             float ht_t48 = a->z[i][j] * a->hbar[i][j];
             a->ht[i][j] = ht_t47 + ht_t48;
         }
     
     // mm_gru.ninja:64: hprev = ht
     // hprev [32, 64] = view(ht [32, 64])
-    memcpy(&a->hprev[0][0], &a->ht[0][0], sizeof(float) * 2048);
+    // hprev is ht's array, read as [32, 64]
     
     // mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)
     // hidden_t1 [32, 1, 64] = unsqueeze(ht_l63_i0 [32, 64])
-    memcpy(&a->hidden_t1[0][0][0], &a->ht_l63_i0[0][0], sizeof(float) * 2048);
+    // hidden_t1 is ht_l63_i0's array, read as [32, 1, 64]
     // hidden_t2 [32, 1, 64] = unsqueeze(ht_l63_i1 [32, 64])
-    memcpy(&a->hidden_t2[0][0][0], &a->ht_l63_i1[0][0], sizeof(float) * 2048);
+    // hidden_t2 is ht_l63_i1's array, read as [32, 1, 64]
     // hidden_t3 [32, 1, 64] = unsqueeze(ht_l63_i2 [32, 64])
-    memcpy(&a->hidden_t3[0][0][0], &a->ht_l63_i2[0][0], sizeof(float) * 2048);
+    // hidden_t3 is ht_l63_i2's array, read as [32, 1, 64]
     // hidden_t4 [32, 1, 64] = unsqueeze(ht_l63_i3 [32, 64])
-    memcpy(&a->hidden_t4[0][0][0], &a->ht_l63_i3[0][0], sizeof(float) * 2048);
+    // hidden_t4 is ht_l63_i3's array, read as [32, 1, 64]
     // hidden_t5 [32, 1, 64] = unsqueeze(ht_l63_i4 [32, 64])
-    memcpy(&a->hidden_t5[0][0][0], &a->ht_l63_i4[0][0], sizeof(float) * 2048);
+    // hidden_t5 is ht_l63_i4's array, read as [32, 1, 64]
     // hidden_t6 [32, 1, 64] = unsqueeze(ht_l63_i5 [32, 64])
-    memcpy(&a->hidden_t6[0][0][0], &a->ht_l63_i5[0][0], sizeof(float) * 2048);
+    // hidden_t6 is ht_l63_i5's array, read as [32, 1, 64]
     // hidden_t7 [32, 1, 64] = unsqueeze(ht_l63_i6 [32, 64])
-    memcpy(&a->hidden_t7[0][0][0], &a->ht_l63_i6[0][0], sizeof(float) * 2048);
+    // hidden_t7 is ht_l63_i6's array, read as [32, 1, 64]
     // hidden_t8 [32, 1, 64] = unsqueeze(ht_l63_i7 [32, 64])
-    memcpy(&a->hidden_t8[0][0][0], &a->ht_l63_i7[0][0], sizeof(float) * 2048);
+    // hidden_t8 is ht_l63_i7's array, read as [32, 1, 64]
     // hidden_t9 [32, 1, 64] = unsqueeze(ht_l63_i8 [32, 64])
-    memcpy(&a->hidden_t9[0][0][0], &a->ht_l63_i8[0][0], sizeof(float) * 2048);
+    // hidden_t9 is ht_l63_i8's array, read as [32, 1, 64]
     // hidden_t10 [32, 1, 64] = unsqueeze(ht_l63_i9 [32, 64])
-    memcpy(&a->hidden_t10[0][0][0], &a->ht_l63_i9[0][0], sizeof(float) * 2048);
+    // hidden_t10 is ht_l63_i9's array, read as [32, 1, 64]
     // hidden_t11 [32, 1, 64] = unsqueeze(ht_l63_i10 [32, 64])
-    memcpy(&a->hidden_t11[0][0][0], &a->ht_l63_i10[0][0], sizeof(float) * 2048);
+    // hidden_t11 is ht_l63_i10's array, read as [32, 1, 64]
     // hidden_t12 [32, 1, 64] = unsqueeze(ht_l63_i11 [32, 64])
-    memcpy(&a->hidden_t12[0][0][0], &a->ht_l63_i11[0][0], sizeof(float) * 2048);
+    // hidden_t12 is ht_l63_i11's array, read as [32, 1, 64]
     // hidden_t13 [32, 1, 64] = unsqueeze(ht_l63_i12 [32, 64])
-    memcpy(&a->hidden_t13[0][0][0], &a->ht_l63_i12[0][0], sizeof(float) * 2048);
+    // hidden_t13 is ht_l63_i12's array, read as [32, 1, 64]
     // hidden_t14 [32, 1, 64] = unsqueeze(ht_l63_i13 [32, 64])
-    memcpy(&a->hidden_t14[0][0][0], &a->ht_l63_i13[0][0], sizeof(float) * 2048);
+    // hidden_t14 is ht_l63_i13's array, read as [32, 1, 64]
     // hidden_t15 [32, 1, 64] = unsqueeze(ht_l63_i14 [32, 64])
-    memcpy(&a->hidden_t15[0][0][0], &a->ht_l63_i14[0][0], sizeof(float) * 2048);
+    // hidden_t15 is ht_l63_i14's array, read as [32, 1, 64]
     // hidden_t16 [32, 1, 64] = unsqueeze(ht [32, 64])
-    memcpy(&a->hidden_t16[0][0][0], &a->ht[0][0], sizeof(float) * 2048);
+    // hidden_t16 is ht's array, read as [32, 1, 64]
     // hidden [32, 16, 64] = cat(hidden_t1 [32, 1, 64], hidden_t2 [32, 1, 64], hidden_t3 [32, 1, 64], hidden_t4 [32, 1, 64], hidden_t5 [32, 1, 64], hidden_t6 [32, 1, 64], hidden_t7 [32, 1, 64], hidden_t8 [32, 1, 64], hidden_t9 [32, 1, 64], hidden_t10 [32, 1, 64], hidden_t11 [32, 1, 64], hidden_t12 [32, 1, 64], hidden_t13 [32, 1, 64], hidden_t14 [32, 1, 64], hidden_t15 [32, 1, 64], hidden_t16 [32, 1, 64])
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][0 + 0][k] = a->hidden_t1[i][0][k];
+            a->hidden[i][0 + 0][k] = hidden_t1[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][1 + 0][k] = a->hidden_t2[i][0][k];
+            a->hidden[i][1 + 0][k] = hidden_t2[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][2 + 0][k] = a->hidden_t3[i][0][k];
+            a->hidden[i][2 + 0][k] = hidden_t3[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][3 + 0][k] = a->hidden_t4[i][0][k];
+            a->hidden[i][3 + 0][k] = hidden_t4[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][4 + 0][k] = a->hidden_t5[i][0][k];
+            a->hidden[i][4 + 0][k] = hidden_t5[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][5 + 0][k] = a->hidden_t6[i][0][k];
+            a->hidden[i][5 + 0][k] = hidden_t6[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][6 + 0][k] = a->hidden_t7[i][0][k];
+            a->hidden[i][6 + 0][k] = hidden_t7[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][7 + 0][k] = a->hidden_t8[i][0][k];
+            a->hidden[i][7 + 0][k] = hidden_t8[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][8 + 0][k] = a->hidden_t9[i][0][k];
+            a->hidden[i][8 + 0][k] = hidden_t9[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][9 + 0][k] = a->hidden_t10[i][0][k];
+            a->hidden[i][9 + 0][k] = hidden_t10[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][10 + 0][k] = a->hidden_t11[i][0][k];
+            a->hidden[i][10 + 0][k] = hidden_t11[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][11 + 0][k] = a->hidden_t12[i][0][k];
+            a->hidden[i][11 + 0][k] = hidden_t12[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][12 + 0][k] = a->hidden_t13[i][0][k];
+            a->hidden[i][12 + 0][k] = hidden_t13[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][13 + 0][k] = a->hidden_t14[i][0][k];
+            a->hidden[i][13 + 0][k] = hidden_t14[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][14 + 0][k] = a->hidden_t15[i][0][k];
+            a->hidden[i][14 + 0][k] = hidden_t15[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][15 + 0][k] = a->hidden_t16[i][0][k];
+            a->hidden[i][15 + 0][k] = hidden_t16[i][0][k];
     
     // mm_gru.ninja:69: logits = F.linear(hidden, lm_head_weight, lm_head_bias)
     // logits_t1 [64, 27] = transpose(lm_head_weight [27, 64])
@@ -1484,23 +1516,23 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     
     // mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&a->loss_t1[0][0], &a->logits[0][0][0], sizeof(float) * 13824);
+    // loss_t1 is logits's array, read as [512, 27]
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     a->loss = 0;
     a->loss_kept = 0;
     for (int i = 0; i < 512; i++) {
-        float mx = a->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = a->loss_t1[i][j] > mx ? a->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            a->loss_probs[i][j] = expf(a->loss_t1[i][j] - mx);
+            a->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += a->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             a->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        a->loss += logf(sum) + mx - a->loss_t1[i][loss_t2[i]];
+        a->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         a->loss_kept += 1;
     }
     a->loss /= a->loss_kept;
@@ -1510,6 +1542,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     mm_gru_grads *restrict g) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t *loss_t2 = inputs[1];
+    const float (*hprev_l64_i0)[64] = (const float (*)[64])a->ht_l63_i0;   // ht_l63_i0's array, read as [32, 64]
+    const float (*hprev_l64_i1)[64] = (const float (*)[64])a->ht_l63_i1;   // ht_l63_i1's array, read as [32, 64]
+    const float (*hprev_l64_i2)[64] = (const float (*)[64])a->ht_l63_i2;   // ht_l63_i2's array, read as [32, 64]
+    const float (*hprev_l64_i3)[64] = (const float (*)[64])a->ht_l63_i3;   // ht_l63_i3's array, read as [32, 64]
+    const float (*hprev_l64_i4)[64] = (const float (*)[64])a->ht_l63_i4;   // ht_l63_i4's array, read as [32, 64]
+    const float (*hprev_l64_i5)[64] = (const float (*)[64])a->ht_l63_i5;   // ht_l63_i5's array, read as [32, 64]
+    const float (*hprev_l64_i6)[64] = (const float (*)[64])a->ht_l63_i6;   // ht_l63_i6's array, read as [32, 64]
+    const float (*hprev_l64_i7)[64] = (const float (*)[64])a->ht_l63_i7;   // ht_l63_i7's array, read as [32, 64]
+    const float (*hprev_l64_i8)[64] = (const float (*)[64])a->ht_l63_i8;   // ht_l63_i8's array, read as [32, 64]
+    const float (*hprev_l64_i9)[64] = (const float (*)[64])a->ht_l63_i9;   // ht_l63_i9's array, read as [32, 64]
+    const float (*hprev_l64_i10)[64] = (const float (*)[64])a->ht_l63_i10;   // ht_l63_i10's array, read as [32, 64]
+    const float (*hprev_l64_i11)[64] = (const float (*)[64])a->ht_l63_i11;   // ht_l63_i11's array, read as [32, 64]
+    const float (*hprev_l64_i12)[64] = (const float (*)[64])a->ht_l63_i12;   // ht_l63_i12's array, read as [32, 64]
+    const float (*hprev_l64_i13)[64] = (const float (*)[64])a->ht_l63_i13;   // ht_l63_i13's array, read as [32, 64]
+    const float (*hprev_l64_i14)[64] = (const float (*)[64])a->ht_l63_i14;   // ht_l63_i14's array, read as [32, 64]
     (void)p;
     g->dloss = 1.0f;
     
@@ -1666,7 +1713,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t48 = g->dht[i][j];
             float dz = dht_t48 * a->hbar[i][j];
             g->dhbar[i][j] = dht_t48 * a->z[i][j];
-            float dht_t46 = dht_t47 * a->hprev_l64_i14[i][j];
+            float dht_t46 = dht_t47 * hprev_l64_i14[i][j];
             g->dhprev_l64_i14[i][j] = dht_t47 * a->ht_t46[i][j];
             dz += -dht_t46;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -1722,7 +1769,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr = g->dhprev_reset[i][j] * a->hprev_l64_i14[i][j];
+            float dr = g->dhprev_reset[i][j] * hprev_l64_i14[i][j];
             g->dhprev_l64_i14[i][j] += g->dhprev_reset[i][j] * a->r[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t48 = dr * a->r[i][j] * (1.0f - a->r[i][j]);
@@ -1771,7 +1818,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t45 = g->dht_l63_i14[i][j];
             float dz_l61_i14 = dht_t45 * a->hbar_l59_i14[i][j];
             g->dhbar_l59_i14[i][j] = dht_t45 * a->z_l61_i14[i][j];
-            float dht_t43 = dht_t44 * a->hprev_l64_i13[i][j];
+            float dht_t43 = dht_t44 * hprev_l64_i13[i][j];
             g->dhprev_l64_i13[i][j] = dht_t44 * a->ht_t43[i][j];
             dz_l61_i14 += -dht_t43;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -1825,7 +1872,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i14 = g->dhprev_reset_l56_i14[i][j] * a->hprev_l64_i13[i][j];
+            float dr_l55_i14 = g->dhprev_reset_l56_i14[i][j] * hprev_l64_i13[i][j];
             g->dhprev_l64_i13[i][j] += g->dhprev_reset_l56_i14[i][j] * a->r_l55_i14[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t45 = dr_l55_i14 * a->r_l55_i14[i][j] * (1.0f - a->r_l55_i14[i][j]);
@@ -1873,7 +1920,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t42 = g->dht_l63_i13[i][j];
             float dz_l61_i13 = dht_t42 * a->hbar_l59_i13[i][j];
             g->dhbar_l59_i13[i][j] = dht_t42 * a->z_l61_i13[i][j];
-            float dht_t40 = dht_t41 * a->hprev_l64_i12[i][j];
+            float dht_t40 = dht_t41 * hprev_l64_i12[i][j];
             g->dhprev_l64_i12[i][j] = dht_t41 * a->ht_t40[i][j];
             dz_l61_i13 += -dht_t40;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -1927,7 +1974,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i13 = g->dhprev_reset_l56_i13[i][j] * a->hprev_l64_i12[i][j];
+            float dr_l55_i13 = g->dhprev_reset_l56_i13[i][j] * hprev_l64_i12[i][j];
             g->dhprev_l64_i12[i][j] += g->dhprev_reset_l56_i13[i][j] * a->r_l55_i13[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t42 = dr_l55_i13 * a->r_l55_i13[i][j] * (1.0f - a->r_l55_i13[i][j]);
@@ -1975,7 +2022,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t39 = g->dht_l63_i12[i][j];
             float dz_l61_i12 = dht_t39 * a->hbar_l59_i12[i][j];
             g->dhbar_l59_i12[i][j] = dht_t39 * a->z_l61_i12[i][j];
-            float dht_t37 = dht_t38 * a->hprev_l64_i11[i][j];
+            float dht_t37 = dht_t38 * hprev_l64_i11[i][j];
             g->dhprev_l64_i11[i][j] = dht_t38 * a->ht_t37[i][j];
             dz_l61_i12 += -dht_t37;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -2029,7 +2076,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i12 = g->dhprev_reset_l56_i12[i][j] * a->hprev_l64_i11[i][j];
+            float dr_l55_i12 = g->dhprev_reset_l56_i12[i][j] * hprev_l64_i11[i][j];
             g->dhprev_l64_i11[i][j] += g->dhprev_reset_l56_i12[i][j] * a->r_l55_i12[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t39 = dr_l55_i12 * a->r_l55_i12[i][j] * (1.0f - a->r_l55_i12[i][j]);
@@ -2077,7 +2124,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t36 = g->dht_l63_i11[i][j];
             float dz_l61_i11 = dht_t36 * a->hbar_l59_i11[i][j];
             g->dhbar_l59_i11[i][j] = dht_t36 * a->z_l61_i11[i][j];
-            float dht_t34 = dht_t35 * a->hprev_l64_i10[i][j];
+            float dht_t34 = dht_t35 * hprev_l64_i10[i][j];
             g->dhprev_l64_i10[i][j] = dht_t35 * a->ht_t34[i][j];
             dz_l61_i11 += -dht_t34;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -2131,7 +2178,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i11 = g->dhprev_reset_l56_i11[i][j] * a->hprev_l64_i10[i][j];
+            float dr_l55_i11 = g->dhprev_reset_l56_i11[i][j] * hprev_l64_i10[i][j];
             g->dhprev_l64_i10[i][j] += g->dhprev_reset_l56_i11[i][j] * a->r_l55_i11[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t36 = dr_l55_i11 * a->r_l55_i11[i][j] * (1.0f - a->r_l55_i11[i][j]);
@@ -2179,7 +2226,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t33 = g->dht_l63_i10[i][j];
             float dz_l61_i10 = dht_t33 * a->hbar_l59_i10[i][j];
             g->dhbar_l59_i10[i][j] = dht_t33 * a->z_l61_i10[i][j];
-            float dht_t31 = dht_t32 * a->hprev_l64_i9[i][j];
+            float dht_t31 = dht_t32 * hprev_l64_i9[i][j];
             g->dhprev_l64_i9[i][j] = dht_t32 * a->ht_t31[i][j];
             dz_l61_i10 += -dht_t31;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -2233,7 +2280,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i10 = g->dhprev_reset_l56_i10[i][j] * a->hprev_l64_i9[i][j];
+            float dr_l55_i10 = g->dhprev_reset_l56_i10[i][j] * hprev_l64_i9[i][j];
             g->dhprev_l64_i9[i][j] += g->dhprev_reset_l56_i10[i][j] * a->r_l55_i10[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t33 = dr_l55_i10 * a->r_l55_i10[i][j] * (1.0f - a->r_l55_i10[i][j]);
@@ -2281,7 +2328,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t30 = g->dht_l63_i9[i][j];
             float dz_l61_i9 = dht_t30 * a->hbar_l59_i9[i][j];
             g->dhbar_l59_i9[i][j] = dht_t30 * a->z_l61_i9[i][j];
-            float dht_t28 = dht_t29 * a->hprev_l64_i8[i][j];
+            float dht_t28 = dht_t29 * hprev_l64_i8[i][j];
             g->dhprev_l64_i8[i][j] = dht_t29 * a->ht_t28[i][j];
             dz_l61_i9 += -dht_t28;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -2335,7 +2382,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i9 = g->dhprev_reset_l56_i9[i][j] * a->hprev_l64_i8[i][j];
+            float dr_l55_i9 = g->dhprev_reset_l56_i9[i][j] * hprev_l64_i8[i][j];
             g->dhprev_l64_i8[i][j] += g->dhprev_reset_l56_i9[i][j] * a->r_l55_i9[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t30 = dr_l55_i9 * a->r_l55_i9[i][j] * (1.0f - a->r_l55_i9[i][j]);
@@ -2383,7 +2430,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t27 = g->dht_l63_i8[i][j];
             float dz_l61_i8 = dht_t27 * a->hbar_l59_i8[i][j];
             g->dhbar_l59_i8[i][j] = dht_t27 * a->z_l61_i8[i][j];
-            float dht_t25 = dht_t26 * a->hprev_l64_i7[i][j];
+            float dht_t25 = dht_t26 * hprev_l64_i7[i][j];
             g->dhprev_l64_i7[i][j] = dht_t26 * a->ht_t25[i][j];
             dz_l61_i8 += -dht_t25;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -2437,7 +2484,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i8 = g->dhprev_reset_l56_i8[i][j] * a->hprev_l64_i7[i][j];
+            float dr_l55_i8 = g->dhprev_reset_l56_i8[i][j] * hprev_l64_i7[i][j];
             g->dhprev_l64_i7[i][j] += g->dhprev_reset_l56_i8[i][j] * a->r_l55_i8[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t27 = dr_l55_i8 * a->r_l55_i8[i][j] * (1.0f - a->r_l55_i8[i][j]);
@@ -2485,7 +2532,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t24 = g->dht_l63_i7[i][j];
             float dz_l61_i7 = dht_t24 * a->hbar_l59_i7[i][j];
             g->dhbar_l59_i7[i][j] = dht_t24 * a->z_l61_i7[i][j];
-            float dht_t22 = dht_t23 * a->hprev_l64_i6[i][j];
+            float dht_t22 = dht_t23 * hprev_l64_i6[i][j];
             g->dhprev_l64_i6[i][j] = dht_t23 * a->ht_t22[i][j];
             dz_l61_i7 += -dht_t22;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -2539,7 +2586,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i7 = g->dhprev_reset_l56_i7[i][j] * a->hprev_l64_i6[i][j];
+            float dr_l55_i7 = g->dhprev_reset_l56_i7[i][j] * hprev_l64_i6[i][j];
             g->dhprev_l64_i6[i][j] += g->dhprev_reset_l56_i7[i][j] * a->r_l55_i7[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t24 = dr_l55_i7 * a->r_l55_i7[i][j] * (1.0f - a->r_l55_i7[i][j]);
@@ -2587,7 +2634,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t21 = g->dht_l63_i6[i][j];
             float dz_l61_i6 = dht_t21 * a->hbar_l59_i6[i][j];
             g->dhbar_l59_i6[i][j] = dht_t21 * a->z_l61_i6[i][j];
-            float dht_t19 = dht_t20 * a->hprev_l64_i5[i][j];
+            float dht_t19 = dht_t20 * hprev_l64_i5[i][j];
             g->dhprev_l64_i5[i][j] = dht_t20 * a->ht_t19[i][j];
             dz_l61_i6 += -dht_t19;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -2641,7 +2688,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i6 = g->dhprev_reset_l56_i6[i][j] * a->hprev_l64_i5[i][j];
+            float dr_l55_i6 = g->dhprev_reset_l56_i6[i][j] * hprev_l64_i5[i][j];
             g->dhprev_l64_i5[i][j] += g->dhprev_reset_l56_i6[i][j] * a->r_l55_i6[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t21 = dr_l55_i6 * a->r_l55_i6[i][j] * (1.0f - a->r_l55_i6[i][j]);
@@ -2689,7 +2736,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t18 = g->dht_l63_i5[i][j];
             float dz_l61_i5 = dht_t18 * a->hbar_l59_i5[i][j];
             g->dhbar_l59_i5[i][j] = dht_t18 * a->z_l61_i5[i][j];
-            float dht_t16 = dht_t17 * a->hprev_l64_i4[i][j];
+            float dht_t16 = dht_t17 * hprev_l64_i4[i][j];
             g->dhprev_l64_i4[i][j] = dht_t17 * a->ht_t16[i][j];
             dz_l61_i5 += -dht_t16;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -2743,7 +2790,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i5 = g->dhprev_reset_l56_i5[i][j] * a->hprev_l64_i4[i][j];
+            float dr_l55_i5 = g->dhprev_reset_l56_i5[i][j] * hprev_l64_i4[i][j];
             g->dhprev_l64_i4[i][j] += g->dhprev_reset_l56_i5[i][j] * a->r_l55_i5[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t18 = dr_l55_i5 * a->r_l55_i5[i][j] * (1.0f - a->r_l55_i5[i][j]);
@@ -2791,7 +2838,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t15 = g->dht_l63_i4[i][j];
             float dz_l61_i4 = dht_t15 * a->hbar_l59_i4[i][j];
             g->dhbar_l59_i4[i][j] = dht_t15 * a->z_l61_i4[i][j];
-            float dht_t13 = dht_t14 * a->hprev_l64_i3[i][j];
+            float dht_t13 = dht_t14 * hprev_l64_i3[i][j];
             g->dhprev_l64_i3[i][j] = dht_t14 * a->ht_t13[i][j];
             dz_l61_i4 += -dht_t13;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -2845,7 +2892,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i4 = g->dhprev_reset_l56_i4[i][j] * a->hprev_l64_i3[i][j];
+            float dr_l55_i4 = g->dhprev_reset_l56_i4[i][j] * hprev_l64_i3[i][j];
             g->dhprev_l64_i3[i][j] += g->dhprev_reset_l56_i4[i][j] * a->r_l55_i4[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t15 = dr_l55_i4 * a->r_l55_i4[i][j] * (1.0f - a->r_l55_i4[i][j]);
@@ -2893,7 +2940,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t12 = g->dht_l63_i3[i][j];
             float dz_l61_i3 = dht_t12 * a->hbar_l59_i3[i][j];
             g->dhbar_l59_i3[i][j] = dht_t12 * a->z_l61_i3[i][j];
-            float dht_t10 = dht_t11 * a->hprev_l64_i2[i][j];
+            float dht_t10 = dht_t11 * hprev_l64_i2[i][j];
             g->dhprev_l64_i2[i][j] = dht_t11 * a->ht_t10[i][j];
             dz_l61_i3 += -dht_t10;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -2947,7 +2994,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i3 = g->dhprev_reset_l56_i3[i][j] * a->hprev_l64_i2[i][j];
+            float dr_l55_i3 = g->dhprev_reset_l56_i3[i][j] * hprev_l64_i2[i][j];
             g->dhprev_l64_i2[i][j] += g->dhprev_reset_l56_i3[i][j] * a->r_l55_i3[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t12 = dr_l55_i3 * a->r_l55_i3[i][j] * (1.0f - a->r_l55_i3[i][j]);
@@ -2995,7 +3042,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t9 = g->dht_l63_i2[i][j];
             float dz_l61_i2 = dht_t9 * a->hbar_l59_i2[i][j];
             g->dhbar_l59_i2[i][j] = dht_t9 * a->z_l61_i2[i][j];
-            float dht_t7 = dht_t8 * a->hprev_l64_i1[i][j];
+            float dht_t7 = dht_t8 * hprev_l64_i1[i][j];
             g->dhprev_l64_i1[i][j] = dht_t8 * a->ht_t7[i][j];
             dz_l61_i2 += -dht_t7;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -3049,7 +3096,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i2 = g->dhprev_reset_l56_i2[i][j] * a->hprev_l64_i1[i][j];
+            float dr_l55_i2 = g->dhprev_reset_l56_i2[i][j] * hprev_l64_i1[i][j];
             g->dhprev_l64_i1[i][j] += g->dhprev_reset_l56_i2[i][j] * a->r_l55_i2[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t9 = dr_l55_i2 * a->r_l55_i2[i][j] * (1.0f - a->r_l55_i2[i][j]);
@@ -3097,7 +3144,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t6 = g->dht_l63_i1[i][j];
             float dz_l61_i1 = dht_t6 * a->hbar_l59_i1[i][j];
             g->dhbar_l59_i1[i][j] = dht_t6 * a->z_l61_i1[i][j];
-            float dht_t4 = dht_t5 * a->hprev_l64_i0[i][j];
+            float dht_t4 = dht_t5 * hprev_l64_i0[i][j];
             g->dhprev_l64_i0[i][j] = dht_t5 * a->ht_t4[i][j];
             dz_l61_i1 += -dht_t4;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
@@ -3151,7 +3198,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
-            float dr_l55_i1 = g->dhprev_reset_l56_i1[i][j] * a->hprev_l64_i0[i][j];
+            float dr_l55_i1 = g->dhprev_reset_l56_i1[i][j] * hprev_l64_i0[i][j];
             g->dhprev_l64_i0[i][j] += g->dhprev_reset_l56_i1[i][j] * a->r_l55_i1[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
             float dr_t6 = dr_l55_i1 * a->r_l55_i1[i][j] * (1.0f - a->r_l55_i1[i][j]);
@@ -3339,6 +3386,38 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
+    float (*hprev_l64_i0)[64] = (float (*)[64])w->ht_l63_i0;   // ht_l63_i0's array, read as [32, 64]
+    float (*hprev_l64_i1)[64] = (float (*)[64])w->ht_l63_i1;   // ht_l63_i1's array, read as [32, 64]
+    float (*hprev_l64_i2)[64] = (float (*)[64])w->ht_l63_i2;   // ht_l63_i2's array, read as [32, 64]
+    float (*hprev_l64_i3)[64] = (float (*)[64])w->ht_l63_i3;   // ht_l63_i3's array, read as [32, 64]
+    float (*hprev_l64_i4)[64] = (float (*)[64])w->ht_l63_i4;   // ht_l63_i4's array, read as [32, 64]
+    float (*hprev_l64_i5)[64] = (float (*)[64])w->ht_l63_i5;   // ht_l63_i5's array, read as [32, 64]
+    float (*hprev_l64_i6)[64] = (float (*)[64])w->ht_l63_i6;   // ht_l63_i6's array, read as [32, 64]
+    float (*hprev_l64_i7)[64] = (float (*)[64])w->ht_l63_i7;   // ht_l63_i7's array, read as [32, 64]
+    float (*hprev_l64_i8)[64] = (float (*)[64])w->ht_l63_i8;   // ht_l63_i8's array, read as [32, 64]
+    float (*hprev_l64_i9)[64] = (float (*)[64])w->ht_l63_i9;   // ht_l63_i9's array, read as [32, 64]
+    float (*hprev_l64_i10)[64] = (float (*)[64])w->ht_l63_i10;   // ht_l63_i10's array, read as [32, 64]
+    float (*hprev_l64_i11)[64] = (float (*)[64])w->ht_l63_i11;   // ht_l63_i11's array, read as [32, 64]
+    float (*hprev_l64_i12)[64] = (float (*)[64])w->ht_l63_i12;   // ht_l63_i12's array, read as [32, 64]
+    float (*hprev_l64_i13)[64] = (float (*)[64])w->ht_l63_i13;   // ht_l63_i13's array, read as [32, 64]
+    float (*hprev_l64_i14)[64] = (float (*)[64])w->ht_l63_i14;   // ht_l63_i14's array, read as [32, 64]
+    float (*hidden_t1)[1][64] = (float (*)[1][64])w->ht_l63_i0;   // ht_l63_i0's array, read as [32, 1, 64]
+    float (*hidden_t2)[1][64] = (float (*)[1][64])w->ht_l63_i1;   // ht_l63_i1's array, read as [32, 1, 64]
+    float (*hidden_t3)[1][64] = (float (*)[1][64])w->ht_l63_i2;   // ht_l63_i2's array, read as [32, 1, 64]
+    float (*hidden_t4)[1][64] = (float (*)[1][64])w->ht_l63_i3;   // ht_l63_i3's array, read as [32, 1, 64]
+    float (*hidden_t5)[1][64] = (float (*)[1][64])w->ht_l63_i4;   // ht_l63_i4's array, read as [32, 1, 64]
+    float (*hidden_t6)[1][64] = (float (*)[1][64])w->ht_l63_i5;   // ht_l63_i5's array, read as [32, 1, 64]
+    float (*hidden_t7)[1][64] = (float (*)[1][64])w->ht_l63_i6;   // ht_l63_i6's array, read as [32, 1, 64]
+    float (*hidden_t8)[1][64] = (float (*)[1][64])w->ht_l63_i7;   // ht_l63_i7's array, read as [32, 1, 64]
+    float (*hidden_t9)[1][64] = (float (*)[1][64])w->ht_l63_i8;   // ht_l63_i8's array, read as [32, 1, 64]
+    float (*hidden_t10)[1][64] = (float (*)[1][64])w->ht_l63_i9;   // ht_l63_i9's array, read as [32, 1, 64]
+    float (*hidden_t11)[1][64] = (float (*)[1][64])w->ht_l63_i10;   // ht_l63_i10's array, read as [32, 1, 64]
+    float (*hidden_t12)[1][64] = (float (*)[1][64])w->ht_l63_i11;   // ht_l63_i11's array, read as [32, 1, 64]
+    float (*hidden_t13)[1][64] = (float (*)[1][64])w->ht_l63_i12;   // ht_l63_i12's array, read as [32, 1, 64]
+    float (*hidden_t14)[1][64] = (float (*)[1][64])w->ht_l63_i13;   // ht_l63_i13's array, read as [32, 1, 64]
+    float (*hidden_t15)[1][64] = (float (*)[1][64])w->ht_l63_i14;   // ht_l63_i14's array, read as [32, 1, 64]
+    float (*hidden_t16)[1][64] = (float (*)[1][64])w->ht;   // ht's array, read as [32, 1, 64]
+    float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
     (void)stop;
     
@@ -3453,7 +3532,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i0 [32, 64] = view(ht_l63_i0 [32, 64])
-    memcpy(&w->hprev_l64_i0[0][0], &w->ht_l63_i0[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i0 is ht_l63_i0's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i1 [32, 64] = slice(emb [32, 16, 64])
@@ -3468,7 +3547,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i1[i][0 + j] = w->xt_l51_i1[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i1[i][64 + j] = w->hprev_l64_i0[i][j];
+            w->xh_l54_i1[i][64 + j] = hprev_l64_i0[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t4 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -3490,7 +3569,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i1 [32, 64] = mul(r_l55_i1 [32, 64], hprev_l64_i0 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i1[i][j] = w->r_l55_i1[i][j] * w->hprev_l64_i0[i][j];
+            w->hprev_reset_l56_i1[i][j] = w->r_l55_i1[i][j] * hprev_l64_i0[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i1 [32, 128] = cat(xt_l51_i1 [32, 64], hprev_reset_l56_i1 [32, 64])
@@ -3541,7 +3620,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t5 [32, 64] = mul(ht_t4 [32, 64], hprev_l64_i0 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t5[i][j] = w->ht_t4[i][j] * w->hprev_l64_i0[i][j];
+            w->ht_t5[i][j] = w->ht_t4[i][j] * hprev_l64_i0[i][j];
     // ht_t6 [32, 64] = mul(z_l61_i1 [32, 64], hbar_l59_i1 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3553,7 +3632,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i1 [32, 64] = view(ht_l63_i1 [32, 64])
-    memcpy(&w->hprev_l64_i1[0][0], &w->ht_l63_i1[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i1 is ht_l63_i1's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i2 [32, 64] = slice(emb [32, 16, 64])
@@ -3568,7 +3647,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i2[i][0 + j] = w->xt_l51_i2[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i2[i][64 + j] = w->hprev_l64_i1[i][j];
+            w->xh_l54_i2[i][64 + j] = hprev_l64_i1[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t7 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -3590,7 +3669,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i2 [32, 64] = mul(r_l55_i2 [32, 64], hprev_l64_i1 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i2[i][j] = w->r_l55_i2[i][j] * w->hprev_l64_i1[i][j];
+            w->hprev_reset_l56_i2[i][j] = w->r_l55_i2[i][j] * hprev_l64_i1[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i2 [32, 128] = cat(xt_l51_i2 [32, 64], hprev_reset_l56_i2 [32, 64])
@@ -3641,7 +3720,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t8 [32, 64] = mul(ht_t7 [32, 64], hprev_l64_i1 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t8[i][j] = w->ht_t7[i][j] * w->hprev_l64_i1[i][j];
+            w->ht_t8[i][j] = w->ht_t7[i][j] * hprev_l64_i1[i][j];
     // ht_t9 [32, 64] = mul(z_l61_i2 [32, 64], hbar_l59_i2 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3653,7 +3732,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i2 [32, 64] = view(ht_l63_i2 [32, 64])
-    memcpy(&w->hprev_l64_i2[0][0], &w->ht_l63_i2[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i2 is ht_l63_i2's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i3 [32, 64] = slice(emb [32, 16, 64])
@@ -3668,7 +3747,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i3[i][0 + j] = w->xt_l51_i3[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i3[i][64 + j] = w->hprev_l64_i2[i][j];
+            w->xh_l54_i3[i][64 + j] = hprev_l64_i2[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t10 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -3690,7 +3769,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i3 [32, 64] = mul(r_l55_i3 [32, 64], hprev_l64_i2 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i3[i][j] = w->r_l55_i3[i][j] * w->hprev_l64_i2[i][j];
+            w->hprev_reset_l56_i3[i][j] = w->r_l55_i3[i][j] * hprev_l64_i2[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i3 [32, 128] = cat(xt_l51_i3 [32, 64], hprev_reset_l56_i3 [32, 64])
@@ -3741,7 +3820,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t11 [32, 64] = mul(ht_t10 [32, 64], hprev_l64_i2 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t11[i][j] = w->ht_t10[i][j] * w->hprev_l64_i2[i][j];
+            w->ht_t11[i][j] = w->ht_t10[i][j] * hprev_l64_i2[i][j];
     // ht_t12 [32, 64] = mul(z_l61_i3 [32, 64], hbar_l59_i3 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3753,7 +3832,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i3 [32, 64] = view(ht_l63_i3 [32, 64])
-    memcpy(&w->hprev_l64_i3[0][0], &w->ht_l63_i3[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i3 is ht_l63_i3's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i4 [32, 64] = slice(emb [32, 16, 64])
@@ -3768,7 +3847,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i4[i][0 + j] = w->xt_l51_i4[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i4[i][64 + j] = w->hprev_l64_i3[i][j];
+            w->xh_l54_i4[i][64 + j] = hprev_l64_i3[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t13 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -3790,7 +3869,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i4 [32, 64] = mul(r_l55_i4 [32, 64], hprev_l64_i3 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i4[i][j] = w->r_l55_i4[i][j] * w->hprev_l64_i3[i][j];
+            w->hprev_reset_l56_i4[i][j] = w->r_l55_i4[i][j] * hprev_l64_i3[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i4 [32, 128] = cat(xt_l51_i4 [32, 64], hprev_reset_l56_i4 [32, 64])
@@ -3841,7 +3920,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t14 [32, 64] = mul(ht_t13 [32, 64], hprev_l64_i3 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t14[i][j] = w->ht_t13[i][j] * w->hprev_l64_i3[i][j];
+            w->ht_t14[i][j] = w->ht_t13[i][j] * hprev_l64_i3[i][j];
     // ht_t15 [32, 64] = mul(z_l61_i4 [32, 64], hbar_l59_i4 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3853,7 +3932,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i4 [32, 64] = view(ht_l63_i4 [32, 64])
-    memcpy(&w->hprev_l64_i4[0][0], &w->ht_l63_i4[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i4 is ht_l63_i4's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i5 [32, 64] = slice(emb [32, 16, 64])
@@ -3868,7 +3947,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i5[i][0 + j] = w->xt_l51_i5[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i5[i][64 + j] = w->hprev_l64_i4[i][j];
+            w->xh_l54_i5[i][64 + j] = hprev_l64_i4[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t16 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -3890,7 +3969,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i5 [32, 64] = mul(r_l55_i5 [32, 64], hprev_l64_i4 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i5[i][j] = w->r_l55_i5[i][j] * w->hprev_l64_i4[i][j];
+            w->hprev_reset_l56_i5[i][j] = w->r_l55_i5[i][j] * hprev_l64_i4[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i5 [32, 128] = cat(xt_l51_i5 [32, 64], hprev_reset_l56_i5 [32, 64])
@@ -3941,7 +4020,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t17 [32, 64] = mul(ht_t16 [32, 64], hprev_l64_i4 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t17[i][j] = w->ht_t16[i][j] * w->hprev_l64_i4[i][j];
+            w->ht_t17[i][j] = w->ht_t16[i][j] * hprev_l64_i4[i][j];
     // ht_t18 [32, 64] = mul(z_l61_i5 [32, 64], hbar_l59_i5 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3953,7 +4032,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i5 [32, 64] = view(ht_l63_i5 [32, 64])
-    memcpy(&w->hprev_l64_i5[0][0], &w->ht_l63_i5[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i5 is ht_l63_i5's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i6 [32, 64] = slice(emb [32, 16, 64])
@@ -3968,7 +4047,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i6[i][0 + j] = w->xt_l51_i6[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i6[i][64 + j] = w->hprev_l64_i5[i][j];
+            w->xh_l54_i6[i][64 + j] = hprev_l64_i5[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t19 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -3990,7 +4069,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i6 [32, 64] = mul(r_l55_i6 [32, 64], hprev_l64_i5 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i6[i][j] = w->r_l55_i6[i][j] * w->hprev_l64_i5[i][j];
+            w->hprev_reset_l56_i6[i][j] = w->r_l55_i6[i][j] * hprev_l64_i5[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i6 [32, 128] = cat(xt_l51_i6 [32, 64], hprev_reset_l56_i6 [32, 64])
@@ -4041,7 +4120,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t20 [32, 64] = mul(ht_t19 [32, 64], hprev_l64_i5 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t20[i][j] = w->ht_t19[i][j] * w->hprev_l64_i5[i][j];
+            w->ht_t20[i][j] = w->ht_t19[i][j] * hprev_l64_i5[i][j];
     // ht_t21 [32, 64] = mul(z_l61_i6 [32, 64], hbar_l59_i6 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4053,7 +4132,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i6 [32, 64] = view(ht_l63_i6 [32, 64])
-    memcpy(&w->hprev_l64_i6[0][0], &w->ht_l63_i6[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i6 is ht_l63_i6's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i7 [32, 64] = slice(emb [32, 16, 64])
@@ -4068,7 +4147,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i7[i][0 + j] = w->xt_l51_i7[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i7[i][64 + j] = w->hprev_l64_i6[i][j];
+            w->xh_l54_i7[i][64 + j] = hprev_l64_i6[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t22 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -4090,7 +4169,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i7 [32, 64] = mul(r_l55_i7 [32, 64], hprev_l64_i6 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i7[i][j] = w->r_l55_i7[i][j] * w->hprev_l64_i6[i][j];
+            w->hprev_reset_l56_i7[i][j] = w->r_l55_i7[i][j] * hprev_l64_i6[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i7 [32, 128] = cat(xt_l51_i7 [32, 64], hprev_reset_l56_i7 [32, 64])
@@ -4141,7 +4220,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t23 [32, 64] = mul(ht_t22 [32, 64], hprev_l64_i6 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t23[i][j] = w->ht_t22[i][j] * w->hprev_l64_i6[i][j];
+            w->ht_t23[i][j] = w->ht_t22[i][j] * hprev_l64_i6[i][j];
     // ht_t24 [32, 64] = mul(z_l61_i7 [32, 64], hbar_l59_i7 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4153,7 +4232,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i7 [32, 64] = view(ht_l63_i7 [32, 64])
-    memcpy(&w->hprev_l64_i7[0][0], &w->ht_l63_i7[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i7 is ht_l63_i7's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i8 [32, 64] = slice(emb [32, 16, 64])
@@ -4168,7 +4247,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i8[i][0 + j] = w->xt_l51_i8[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i8[i][64 + j] = w->hprev_l64_i7[i][j];
+            w->xh_l54_i8[i][64 + j] = hprev_l64_i7[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t25 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -4190,7 +4269,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i8 [32, 64] = mul(r_l55_i8 [32, 64], hprev_l64_i7 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i8[i][j] = w->r_l55_i8[i][j] * w->hprev_l64_i7[i][j];
+            w->hprev_reset_l56_i8[i][j] = w->r_l55_i8[i][j] * hprev_l64_i7[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i8 [32, 128] = cat(xt_l51_i8 [32, 64], hprev_reset_l56_i8 [32, 64])
@@ -4241,7 +4320,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t26 [32, 64] = mul(ht_t25 [32, 64], hprev_l64_i7 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t26[i][j] = w->ht_t25[i][j] * w->hprev_l64_i7[i][j];
+            w->ht_t26[i][j] = w->ht_t25[i][j] * hprev_l64_i7[i][j];
     // ht_t27 [32, 64] = mul(z_l61_i8 [32, 64], hbar_l59_i8 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4253,7 +4332,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i8 [32, 64] = view(ht_l63_i8 [32, 64])
-    memcpy(&w->hprev_l64_i8[0][0], &w->ht_l63_i8[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i8 is ht_l63_i8's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i9 [32, 64] = slice(emb [32, 16, 64])
@@ -4268,7 +4347,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i9[i][0 + j] = w->xt_l51_i9[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i9[i][64 + j] = w->hprev_l64_i8[i][j];
+            w->xh_l54_i9[i][64 + j] = hprev_l64_i8[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t28 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -4290,7 +4369,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i9 [32, 64] = mul(r_l55_i9 [32, 64], hprev_l64_i8 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i9[i][j] = w->r_l55_i9[i][j] * w->hprev_l64_i8[i][j];
+            w->hprev_reset_l56_i9[i][j] = w->r_l55_i9[i][j] * hprev_l64_i8[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i9 [32, 128] = cat(xt_l51_i9 [32, 64], hprev_reset_l56_i9 [32, 64])
@@ -4341,7 +4420,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t29 [32, 64] = mul(ht_t28 [32, 64], hprev_l64_i8 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t29[i][j] = w->ht_t28[i][j] * w->hprev_l64_i8[i][j];
+            w->ht_t29[i][j] = w->ht_t28[i][j] * hprev_l64_i8[i][j];
     // ht_t30 [32, 64] = mul(z_l61_i9 [32, 64], hbar_l59_i9 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4353,7 +4432,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i9 [32, 64] = view(ht_l63_i9 [32, 64])
-    memcpy(&w->hprev_l64_i9[0][0], &w->ht_l63_i9[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i9 is ht_l63_i9's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i10 [32, 64] = slice(emb [32, 16, 64])
@@ -4368,7 +4447,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i10[i][0 + j] = w->xt_l51_i10[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i10[i][64 + j] = w->hprev_l64_i9[i][j];
+            w->xh_l54_i10[i][64 + j] = hprev_l64_i9[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t31 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -4390,7 +4469,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i10 [32, 64] = mul(r_l55_i10 [32, 64], hprev_l64_i9 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i10[i][j] = w->r_l55_i10[i][j] * w->hprev_l64_i9[i][j];
+            w->hprev_reset_l56_i10[i][j] = w->r_l55_i10[i][j] * hprev_l64_i9[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i10 [32, 128] = cat(xt_l51_i10 [32, 64], hprev_reset_l56_i10 [32, 64])
@@ -4441,7 +4520,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t32 [32, 64] = mul(ht_t31 [32, 64], hprev_l64_i9 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t32[i][j] = w->ht_t31[i][j] * w->hprev_l64_i9[i][j];
+            w->ht_t32[i][j] = w->ht_t31[i][j] * hprev_l64_i9[i][j];
     // ht_t33 [32, 64] = mul(z_l61_i10 [32, 64], hbar_l59_i10 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4453,7 +4532,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i10 [32, 64] = view(ht_l63_i10 [32, 64])
-    memcpy(&w->hprev_l64_i10[0][0], &w->ht_l63_i10[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i10 is ht_l63_i10's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i11 [32, 64] = slice(emb [32, 16, 64])
@@ -4468,7 +4547,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i11[i][0 + j] = w->xt_l51_i11[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i11[i][64 + j] = w->hprev_l64_i10[i][j];
+            w->xh_l54_i11[i][64 + j] = hprev_l64_i10[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t34 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -4490,7 +4569,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i11 [32, 64] = mul(r_l55_i11 [32, 64], hprev_l64_i10 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i11[i][j] = w->r_l55_i11[i][j] * w->hprev_l64_i10[i][j];
+            w->hprev_reset_l56_i11[i][j] = w->r_l55_i11[i][j] * hprev_l64_i10[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i11 [32, 128] = cat(xt_l51_i11 [32, 64], hprev_reset_l56_i11 [32, 64])
@@ -4541,7 +4620,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t35 [32, 64] = mul(ht_t34 [32, 64], hprev_l64_i10 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t35[i][j] = w->ht_t34[i][j] * w->hprev_l64_i10[i][j];
+            w->ht_t35[i][j] = w->ht_t34[i][j] * hprev_l64_i10[i][j];
     // ht_t36 [32, 64] = mul(z_l61_i11 [32, 64], hbar_l59_i11 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4553,7 +4632,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i11 [32, 64] = view(ht_l63_i11 [32, 64])
-    memcpy(&w->hprev_l64_i11[0][0], &w->ht_l63_i11[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i11 is ht_l63_i11's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i12 [32, 64] = slice(emb [32, 16, 64])
@@ -4568,7 +4647,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i12[i][0 + j] = w->xt_l51_i12[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i12[i][64 + j] = w->hprev_l64_i11[i][j];
+            w->xh_l54_i12[i][64 + j] = hprev_l64_i11[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t37 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -4590,7 +4669,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i12 [32, 64] = mul(r_l55_i12 [32, 64], hprev_l64_i11 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i12[i][j] = w->r_l55_i12[i][j] * w->hprev_l64_i11[i][j];
+            w->hprev_reset_l56_i12[i][j] = w->r_l55_i12[i][j] * hprev_l64_i11[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i12 [32, 128] = cat(xt_l51_i12 [32, 64], hprev_reset_l56_i12 [32, 64])
@@ -4641,7 +4720,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t38 [32, 64] = mul(ht_t37 [32, 64], hprev_l64_i11 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t38[i][j] = w->ht_t37[i][j] * w->hprev_l64_i11[i][j];
+            w->ht_t38[i][j] = w->ht_t37[i][j] * hprev_l64_i11[i][j];
     // ht_t39 [32, 64] = mul(z_l61_i12 [32, 64], hbar_l59_i12 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4653,7 +4732,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i12 [32, 64] = view(ht_l63_i12 [32, 64])
-    memcpy(&w->hprev_l64_i12[0][0], &w->ht_l63_i12[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i12 is ht_l63_i12's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i13 [32, 64] = slice(emb [32, 16, 64])
@@ -4668,7 +4747,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i13[i][0 + j] = w->xt_l51_i13[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i13[i][64 + j] = w->hprev_l64_i12[i][j];
+            w->xh_l54_i13[i][64 + j] = hprev_l64_i12[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t40 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -4690,7 +4769,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i13 [32, 64] = mul(r_l55_i13 [32, 64], hprev_l64_i12 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i13[i][j] = w->r_l55_i13[i][j] * w->hprev_l64_i12[i][j];
+            w->hprev_reset_l56_i13[i][j] = w->r_l55_i13[i][j] * hprev_l64_i12[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i13 [32, 128] = cat(xt_l51_i13 [32, 64], hprev_reset_l56_i13 [32, 64])
@@ -4741,7 +4820,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t41 [32, 64] = mul(ht_t40 [32, 64], hprev_l64_i12 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t41[i][j] = w->ht_t40[i][j] * w->hprev_l64_i12[i][j];
+            w->ht_t41[i][j] = w->ht_t40[i][j] * hprev_l64_i12[i][j];
     // ht_t42 [32, 64] = mul(z_l61_i13 [32, 64], hbar_l59_i13 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4753,7 +4832,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i13 [32, 64] = view(ht_l63_i13 [32, 64])
-    memcpy(&w->hprev_l64_i13[0][0], &w->ht_l63_i13[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i13 is ht_l63_i13's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt_l51_i14 [32, 64] = slice(emb [32, 16, 64])
@@ -4768,7 +4847,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh_l54_i14[i][0 + j] = w->xt_l51_i14[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l54_i14[i][64 + j] = w->hprev_l64_i13[i][j];
+            w->xh_l54_i14[i][64 + j] = hprev_l64_i13[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t43 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -4790,7 +4869,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset_l56_i14 [32, 64] = mul(r_l55_i14 [32, 64], hprev_l64_i13 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset_l56_i14[i][j] = w->r_l55_i14[i][j] * w->hprev_l64_i13[i][j];
+            w->hprev_reset_l56_i14[i][j] = w->r_l55_i14[i][j] * hprev_l64_i13[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr_l58_i14 [32, 128] = cat(xt_l51_i14 [32, 64], hprev_reset_l56_i14 [32, 64])
@@ -4841,7 +4920,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t44 [32, 64] = mul(ht_t43 [32, 64], hprev_l64_i13 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t44[i][j] = w->ht_t43[i][j] * w->hprev_l64_i13[i][j];
+            w->ht_t44[i][j] = w->ht_t43[i][j] * hprev_l64_i13[i][j];
     // ht_t45 [32, 64] = mul(z_l61_i14 [32, 64], hbar_l59_i14 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4853,7 +4932,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev_l64_i14 [32, 64] = view(ht_l63_i14 [32, 64])
-    memcpy(&w->hprev_l64_i14[0][0], &w->ht_l63_i14[0][0], sizeof(float) * (rows * 64));
+    // hprev_l64_i14 is ht_l63_i14's array, read as [32, 64]
     
     // mm_gru.ninja:51: xt = emb[:, i, :]
     // xt [32, 64] = slice(emb [32, 16, 64])
@@ -4868,7 +4947,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
             w->xh[i][0 + j] = w->xt[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh[i][64 + j] = w->hprev_l64_i14[i][j];
+            w->xh[i][64 + j] = hprev_l64_i14[i][j];
     
     // mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
     // r_t46 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
@@ -4890,7 +4969,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // hprev_reset [32, 64] = mul(r [32, 64], hprev_l64_i14 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->hprev_reset[i][j] = w->r[i][j] * w->hprev_l64_i14[i][j];
+            w->hprev_reset[i][j] = w->r[i][j] * hprev_l64_i14[i][j];
     
     // mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)
     // xhr [32, 128] = cat(xt [32, 64], hprev_reset [32, 64])
@@ -4941,7 +5020,7 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     // ht_t47 [32, 64] = mul(ht_t46 [32, 64], hprev_l64_i14 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->ht_t47[i][j] = w->ht_t46[i][j] * w->hprev_l64_i14[i][j];
+            w->ht_t47[i][j] = w->ht_t46[i][j] * hprev_l64_i14[i][j];
     // ht_t48 [32, 64] = mul(z [32, 64], hbar [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4953,90 +5032,90 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:64: hprev = ht
     // hprev [32, 64] = view(ht [32, 64])
-    memcpy(&w->hprev[0][0], &w->ht[0][0], sizeof(float) * (rows * 64));
+    // hprev is ht's array, read as [32, 64]
     
     // mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)
     // hidden_t1 [32, 1, 64] = unsqueeze(ht_l63_i0 [32, 64])
-    memcpy(&w->hidden_t1[0][0][0], &w->ht_l63_i0[0][0], sizeof(float) * (rows * 64));
+    // hidden_t1 is ht_l63_i0's array, read as [32, 1, 64]
     // hidden_t2 [32, 1, 64] = unsqueeze(ht_l63_i1 [32, 64])
-    memcpy(&w->hidden_t2[0][0][0], &w->ht_l63_i1[0][0], sizeof(float) * (rows * 64));
+    // hidden_t2 is ht_l63_i1's array, read as [32, 1, 64]
     // hidden_t3 [32, 1, 64] = unsqueeze(ht_l63_i2 [32, 64])
-    memcpy(&w->hidden_t3[0][0][0], &w->ht_l63_i2[0][0], sizeof(float) * (rows * 64));
+    // hidden_t3 is ht_l63_i2's array, read as [32, 1, 64]
     // hidden_t4 [32, 1, 64] = unsqueeze(ht_l63_i3 [32, 64])
-    memcpy(&w->hidden_t4[0][0][0], &w->ht_l63_i3[0][0], sizeof(float) * (rows * 64));
+    // hidden_t4 is ht_l63_i3's array, read as [32, 1, 64]
     // hidden_t5 [32, 1, 64] = unsqueeze(ht_l63_i4 [32, 64])
-    memcpy(&w->hidden_t5[0][0][0], &w->ht_l63_i4[0][0], sizeof(float) * (rows * 64));
+    // hidden_t5 is ht_l63_i4's array, read as [32, 1, 64]
     // hidden_t6 [32, 1, 64] = unsqueeze(ht_l63_i5 [32, 64])
-    memcpy(&w->hidden_t6[0][0][0], &w->ht_l63_i5[0][0], sizeof(float) * (rows * 64));
+    // hidden_t6 is ht_l63_i5's array, read as [32, 1, 64]
     // hidden_t7 [32, 1, 64] = unsqueeze(ht_l63_i6 [32, 64])
-    memcpy(&w->hidden_t7[0][0][0], &w->ht_l63_i6[0][0], sizeof(float) * (rows * 64));
+    // hidden_t7 is ht_l63_i6's array, read as [32, 1, 64]
     // hidden_t8 [32, 1, 64] = unsqueeze(ht_l63_i7 [32, 64])
-    memcpy(&w->hidden_t8[0][0][0], &w->ht_l63_i7[0][0], sizeof(float) * (rows * 64));
+    // hidden_t8 is ht_l63_i7's array, read as [32, 1, 64]
     // hidden_t9 [32, 1, 64] = unsqueeze(ht_l63_i8 [32, 64])
-    memcpy(&w->hidden_t9[0][0][0], &w->ht_l63_i8[0][0], sizeof(float) * (rows * 64));
+    // hidden_t9 is ht_l63_i8's array, read as [32, 1, 64]
     // hidden_t10 [32, 1, 64] = unsqueeze(ht_l63_i9 [32, 64])
-    memcpy(&w->hidden_t10[0][0][0], &w->ht_l63_i9[0][0], sizeof(float) * (rows * 64));
+    // hidden_t10 is ht_l63_i9's array, read as [32, 1, 64]
     // hidden_t11 [32, 1, 64] = unsqueeze(ht_l63_i10 [32, 64])
-    memcpy(&w->hidden_t11[0][0][0], &w->ht_l63_i10[0][0], sizeof(float) * (rows * 64));
+    // hidden_t11 is ht_l63_i10's array, read as [32, 1, 64]
     // hidden_t12 [32, 1, 64] = unsqueeze(ht_l63_i11 [32, 64])
-    memcpy(&w->hidden_t12[0][0][0], &w->ht_l63_i11[0][0], sizeof(float) * (rows * 64));
+    // hidden_t12 is ht_l63_i11's array, read as [32, 1, 64]
     // hidden_t13 [32, 1, 64] = unsqueeze(ht_l63_i12 [32, 64])
-    memcpy(&w->hidden_t13[0][0][0], &w->ht_l63_i12[0][0], sizeof(float) * (rows * 64));
+    // hidden_t13 is ht_l63_i12's array, read as [32, 1, 64]
     // hidden_t14 [32, 1, 64] = unsqueeze(ht_l63_i13 [32, 64])
-    memcpy(&w->hidden_t14[0][0][0], &w->ht_l63_i13[0][0], sizeof(float) * (rows * 64));
+    // hidden_t14 is ht_l63_i13's array, read as [32, 1, 64]
     // hidden_t15 [32, 1, 64] = unsqueeze(ht_l63_i14 [32, 64])
-    memcpy(&w->hidden_t15[0][0][0], &w->ht_l63_i14[0][0], sizeof(float) * (rows * 64));
+    // hidden_t15 is ht_l63_i14's array, read as [32, 1, 64]
     // hidden_t16 [32, 1, 64] = unsqueeze(ht [32, 64])
-    memcpy(&w->hidden_t16[0][0][0], &w->ht[0][0], sizeof(float) * (rows * 64));
+    // hidden_t16 is ht's array, read as [32, 1, 64]
     // hidden [32, 16, 64] = cat(hidden_t1 [32, 1, 64], hidden_t2 [32, 1, 64], hidden_t3 [32, 1, 64], hidden_t4 [32, 1, 64], hidden_t5 [32, 1, 64], hidden_t6 [32, 1, 64], hidden_t7 [32, 1, 64], hidden_t8 [32, 1, 64], hidden_t9 [32, 1, 64], hidden_t10 [32, 1, 64], hidden_t11 [32, 1, 64], hidden_t12 [32, 1, 64], hidden_t13 [32, 1, 64], hidden_t14 [32, 1, 64], hidden_t15 [32, 1, 64], hidden_t16 [32, 1, 64])
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][0 + 0][k] = w->hidden_t1[i][0][k];
+            w->hidden[i][0 + 0][k] = hidden_t1[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][1 + 0][k] = w->hidden_t2[i][0][k];
+            w->hidden[i][1 + 0][k] = hidden_t2[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][2 + 0][k] = w->hidden_t3[i][0][k];
+            w->hidden[i][2 + 0][k] = hidden_t3[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][3 + 0][k] = w->hidden_t4[i][0][k];
+            w->hidden[i][3 + 0][k] = hidden_t4[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][4 + 0][k] = w->hidden_t5[i][0][k];
+            w->hidden[i][4 + 0][k] = hidden_t5[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][5 + 0][k] = w->hidden_t6[i][0][k];
+            w->hidden[i][5 + 0][k] = hidden_t6[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][6 + 0][k] = w->hidden_t7[i][0][k];
+            w->hidden[i][6 + 0][k] = hidden_t7[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][7 + 0][k] = w->hidden_t8[i][0][k];
+            w->hidden[i][7 + 0][k] = hidden_t8[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][8 + 0][k] = w->hidden_t9[i][0][k];
+            w->hidden[i][8 + 0][k] = hidden_t9[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][9 + 0][k] = w->hidden_t10[i][0][k];
+            w->hidden[i][9 + 0][k] = hidden_t10[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][10 + 0][k] = w->hidden_t11[i][0][k];
+            w->hidden[i][10 + 0][k] = hidden_t11[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][11 + 0][k] = w->hidden_t12[i][0][k];
+            w->hidden[i][11 + 0][k] = hidden_t12[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][12 + 0][k] = w->hidden_t13[i][0][k];
+            w->hidden[i][12 + 0][k] = hidden_t13[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][13 + 0][k] = w->hidden_t14[i][0][k];
+            w->hidden[i][13 + 0][k] = hidden_t14[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][14 + 0][k] = w->hidden_t15[i][0][k];
+            w->hidden[i][14 + 0][k] = hidden_t15[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][15 + 0][k] = w->hidden_t16[i][0][k];
+            w->hidden[i][15 + 0][k] = hidden_t16[i][0][k];
     
     // mm_gru.ninja:69: logits = F.linear(hidden, lm_head_weight, lm_head_bias)
     // logits_t1 [64, 27] = transpose(lm_head_weight [27, 64])
@@ -5053,24 +5132,24 @@ static void infer_upto(const mm_gru_params *p, const mm_gru_stats *s, const int3
     
     // mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&w->loss_t1[0][0], &w->logits[0][0][0], sizeof(float) * (rows * 432));
+    // loss_t1 is logits's array, read as [512, 27]
     if (targets) {   // needs targets
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     w->loss = 0;
     w->loss_kept = 0;
     for (int i = 0; i < (rows * 16); i++) {
-        float mx = w->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = w->loss_t1[i][j] > mx ? w->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            w->loss_probs[i][j] = expf(w->loss_t1[i][j] - mx);
+            w->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += w->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             w->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        w->loss += logf(sum) + mx - w->loss_t1[i][loss_t2[i]];
+        w->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         w->loss_kept += 1;
     }
     w->loss /= w->loss_kept;
@@ -5140,7 +5219,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i0", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i0), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i0", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i0), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i0", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i0), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i0", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i0), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i0", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i0), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i1", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i1), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i1", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i1), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i1", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i1), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5149,7 +5228,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i1", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i1), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i1", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i1), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i1", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i1), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i1", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i1), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i1", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i1), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i2", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i2), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i2", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i2), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i2", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i2), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5158,7 +5237,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i2", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i2), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i2", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i2), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i2", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i2), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i2", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i2), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i2", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i2), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i3", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i3), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i3", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i3), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i3", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i3), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5167,7 +5246,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i3", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i3), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i3", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i3), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i3", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i3), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i3", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i3), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i3", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i3), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i4", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i4), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i4", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i4), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i4", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i4), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5176,7 +5255,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i4", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i4), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i4", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i4), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i4", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i4), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i4", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i4), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i4", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i4), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i5", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i5), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i5", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i5), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i5", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i5), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5185,7 +5264,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i5", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i5), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i5", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i5), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i5", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i5), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i5", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i5), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i5", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i5), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i6", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i6), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i6", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i6), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i6", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i6), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5194,7 +5273,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i6", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i6), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i6", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i6), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i6", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i6), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i6", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i6), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i6", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i6), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i7", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i7), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i7", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i7), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i7", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i7), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5203,7 +5282,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i7", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i7), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i7", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i7), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i7", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i7), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i7", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i7), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i7", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i7), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i8", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i8), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i8", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i8), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i8", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i8), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5212,7 +5291,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i8", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i8), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i8", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i8), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i8", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i8), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i8", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i8), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i8", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i8), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i9", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i9), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i9", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i9), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i9", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i9), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5221,7 +5300,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i9", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i9), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i9", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i9), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i9", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i9), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i9", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i9), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i9", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i9), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i10", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i10), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i10", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i10), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i10", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i10), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5230,7 +5309,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i10", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i10), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i10", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i10), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i10", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i10), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i10", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i10), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i10", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i10), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i11", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i11), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i11", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i11), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i11", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i11), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5239,7 +5318,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i11", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i11), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i11", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i11), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i11", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i11), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i11", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i11), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i11", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i11), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i12", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i12), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i12", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i12), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i12", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i12), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5248,7 +5327,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i12", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i12), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i12", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i12), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i12", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i12), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i12", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i12), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i12", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i12), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i13", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i13), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i13", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i13), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i13", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i13), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5257,7 +5336,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i13", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i13), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i13", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i13), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i13", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i13), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i13", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i13), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i13", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i13), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i14", 2, {32, 64}, offsetof(mm_gru_acts, xt_l51_i14), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i14", 2, {32, 128}, offsetof(mm_gru_acts, xh_l54_i14), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_l55_i14", 2, {32, 64}, offsetof(mm_gru_acts, r_l55_i14), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5266,7 +5345,7 @@ static const NjTensor acts[] = {
     {"hbar_l59_i14", 2, {32, 64}, offsetof(mm_gru_acts, hbar_l59_i14), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_l61_i14", 2, {32, 64}, offsetof(mm_gru_acts, z_l61_i14), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_l63_i14", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i14), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i14", 2, {32, 64}, offsetof(mm_gru_acts, hprev_l64_i14), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i14", 2, {32, 64}, offsetof(mm_gru_acts, ht_l63_i14), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt", 2, {32, 64}, offsetof(mm_gru_acts, xt), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh", 2, {32, 128}, offsetof(mm_gru_acts, xh), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r", 2, {32, 64}, offsetof(mm_gru_acts, r), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
@@ -5275,7 +5354,7 @@ static const NjTensor acts[] = {
     {"hbar", 2, {32, 64}, offsetof(mm_gru_acts, hbar), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z", 2, {32, 64}, offsetof(mm_gru_acts, z), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht", 2, {32, 64}, offsetof(mm_gru_acts, ht), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev", 2, {32, 64}, offsetof(mm_gru_acts, hprev), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev", 2, {32, 64}, offsetof(mm_gru_acts, ht), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"hidden", 3, {32, 16, 64}, offsetof(mm_gru_acts, hidden), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
     {"logits", 3, {32, 16, 27}, offsetof(mm_gru_acts, logits), "mm_gru.ninja:69: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0x1},
     {"loss", 0, {}, offsetof(mm_gru_acts, loss), "mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
@@ -5321,7 +5400,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t2", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t2), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t3", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t3), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i0", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i0), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i0", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i0), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i0", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i0), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i1", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i1), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i1", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i1), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t4", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t4), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5342,7 +5421,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t5", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t5), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t6", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t6), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i1", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i1), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i1", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i1), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i1", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i1), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i2", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i2), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i2", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i2), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t7", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t7), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5363,7 +5442,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t8", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t8), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t9", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t9), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i2", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i2), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i2", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i2), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i2", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i2), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i3", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i3), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i3", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i3), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t10", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t10), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5384,7 +5463,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t11", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t11), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t12", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t12), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i3", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i3), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i3", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i3), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i3", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i3), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i4", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i4), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i4", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i4), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t13", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t13), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5405,7 +5484,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t14", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t14), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t15", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t15), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i4", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i4), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i4", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i4), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i4", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i4), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i5", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i5), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i5", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i5), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t16", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t16), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5426,7 +5505,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t17", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t17), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t18", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t18), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i5", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i5), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i5", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i5), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i5", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i5), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i6", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i6), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i6", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i6), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t19", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t19), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5447,7 +5526,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t20", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t20), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t21", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t21), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i6", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i6), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i6", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i6), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i6", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i6), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i7", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i7), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i7", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i7), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t22", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t22), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5468,7 +5547,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t23", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t23), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t24", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t24), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i7", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i7), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i7", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i7), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i7", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i7), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i8", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i8), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i8", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i8), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t25", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t25), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5489,7 +5568,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t26", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t26), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t27", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t27), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i8", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i8), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i8", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i8), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i8", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i8), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i9", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i9), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i9", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i9), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t28", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t28), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5510,7 +5589,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t29", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t29), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t30", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t30), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i9", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i9), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i9", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i9), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i9", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i9), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i10", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i10), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i10", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i10), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t31", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t31), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5531,7 +5610,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t32", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t32), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t33", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t33), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i10", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i10), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i10", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i10), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i10", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i10), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i11", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i11), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i11", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i11), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t34", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t34), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5552,7 +5631,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t35", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t35), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t36", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t36), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i11", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i11), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i11", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i11), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i11", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i11), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i12", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i12), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i12", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i12), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t37", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t37), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5573,7 +5652,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t38", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t38), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t39", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t39), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i12", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i12), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i12", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i12), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i12", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i12), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i13", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i13), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i13", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i13), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t40", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t40), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5594,7 +5673,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t41", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t41), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t42", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t42), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i13", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i13), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i13", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i13), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i13", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i13), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt_l51_i14", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i14), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i14", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i14), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t43", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t43), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5615,7 +5694,7 @@ static const NjTensor infer_acts[] = {
     {"ht_t44", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t44), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t45", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t45), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_l63_i14", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i14), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev_l64_i14", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_l64_i14), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hprev_l64_i14", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_l63_i14), "mm_gru.ninja:64: hprev = ht", 0x1},
     {"xt", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t46", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t46), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
@@ -5636,28 +5715,28 @@ static const NjTensor infer_acts[] = {
     {"ht_t47", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t47), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht_t48", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t48), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
     {"ht", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
-    {"hprev", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev), "mm_gru.ninja:64: hprev = ht", 0x1},
-    {"hidden_t1", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t1), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t2", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t2), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t3", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t3), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t4", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t4), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t5", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t5), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t6", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t6), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t7", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t7), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t8", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t8), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t9", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t9), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t10", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t10), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t11", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t11), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t12", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t12), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t13", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t13), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t14", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t14), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t15", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t15), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t16", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, hidden_t16), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hprev", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht), "mm_gru.ninja:64: hprev = ht", 0x1},
+    {"hidden_t1", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i0), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t2", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i1), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t3", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i2), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t4", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i3), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t5", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i4), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t6", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i5), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t7", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i6), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t8", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i7), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t9", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i8), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t10", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i9), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t11", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i10), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t12", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i11), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t13", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i12), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t14", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i13), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t15", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht_l63_i14), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t16", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
     {"hidden", 3, {32, 16, 64}, offsetof(mm_gru_infer_ws, hidden), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
     {"logits_t1", 2, {64, 27}, offsetof(mm_gru_infer_ws, logits_t1), "mm_gru.ninja:69: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0},
     {"logits_t2", 3, {32, 16, 27}, offsetof(mm_gru_infer_ws, logits_t2), "mm_gru.ninja:69: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0x1},
     {"logits", 3, {32, 16, 27}, offsetof(mm_gru_infer_ws, logits), "mm_gru.ninja:69: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0x1},
-    {"loss_t1", 2, {512, 27}, offsetof(mm_gru_infer_ws, loss_t1), "mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
+    {"loss_t1", 2, {512, 27}, offsetof(mm_gru_infer_ws, logits), "mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
     {"loss", 0, {}, offsetof(mm_gru_infer_ws, loss), "mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
 };
 

@@ -44,7 +44,6 @@ typedef struct {   // every activation of a training batch
     float ht_t2[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t3[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i0[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i0[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i1[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i1[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t4[128][64];               // [128, 64] mm_gru.ninja:55
@@ -65,7 +64,6 @@ typedef struct {   // every activation of a training batch
     float ht_t5[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t6[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i1[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i1[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i2[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i2[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t7[128][64];               // [128, 64] mm_gru.ninja:55
@@ -86,7 +84,6 @@ typedef struct {   // every activation of a training batch
     float ht_t8[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t9[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i2[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i2[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i3[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i3[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t10[128][64];              // [128, 64] mm_gru.ninja:55
@@ -107,7 +104,6 @@ typedef struct {   // every activation of a training batch
     float ht_t11[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t12[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i3[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i3[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i4[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i4[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t13[128][64];              // [128, 64] mm_gru.ninja:55
@@ -128,7 +124,6 @@ typedef struct {   // every activation of a training batch
     float ht_t14[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t15[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i4[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i4[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i5[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i5[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t16[128][64];              // [128, 64] mm_gru.ninja:55
@@ -149,7 +144,6 @@ typedef struct {   // every activation of a training batch
     float ht_t17[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t18[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i5[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i5[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i6[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i6[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t19[128][64];              // [128, 64] mm_gru.ninja:55
@@ -170,7 +164,6 @@ typedef struct {   // every activation of a training batch
     float ht_t20[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t21[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i6[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i6[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i7[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i7[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t22[128][64];              // [128, 64] mm_gru.ninja:55
@@ -191,7 +184,6 @@ typedef struct {   // every activation of a training batch
     float ht_t23[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t24[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i7[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i7[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i8[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i8[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t25[128][64];              // [128, 64] mm_gru.ninja:55
@@ -212,7 +204,6 @@ typedef struct {   // every activation of a training batch
     float ht_t26[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t27[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i8[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i8[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i9[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i9[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t28[128][64];              // [128, 64] mm_gru.ninja:55
@@ -233,7 +224,6 @@ typedef struct {   // every activation of a training batch
     float ht_t29[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t30[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i9[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i9[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i10[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i10[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t31[128][64];              // [128, 64] mm_gru.ninja:55
@@ -254,7 +244,6 @@ typedef struct {   // every activation of a training batch
     float ht_t32[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t33[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i10[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i10[32][64];       // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i11[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i11[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t34[128][64];              // [128, 64] mm_gru.ninja:55
@@ -275,7 +264,6 @@ typedef struct {   // every activation of a training batch
     float ht_t35[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t36[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i11[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i11[32][64];       // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i12[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i12[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t37[128][64];              // [128, 64] mm_gru.ninja:55
@@ -296,7 +284,6 @@ typedef struct {   // every activation of a training batch
     float ht_t38[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t39[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i12[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i12[32][64];       // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i13[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i13[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t40[128][64];              // [128, 64] mm_gru.ninja:55
@@ -317,7 +304,6 @@ typedef struct {   // every activation of a training batch
     float ht_t41[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t42[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i13[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i13[32][64];       // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i14[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i14[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t43[128][64];              // [128, 64] mm_gru.ninja:55
@@ -338,7 +324,6 @@ typedef struct {   // every activation of a training batch
     float ht_t44[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t45[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i14[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i14[32][64];       // [batch_size=32, 64] mm_gru.ninja:64
     float xt[32][64];                  // [batch_size=32, 64] mm_gru.ninja:51
     float xh[32][128];                 // [batch_size=32, 128] mm_gru.ninja:54
     float r_t46[128][64];              // [128, 64] mm_gru.ninja:55
@@ -359,28 +344,10 @@ typedef struct {   // every activation of a training batch
     float ht_t47[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t48[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht[32][64];                  // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev[32][64];               // [batch_size=32, 64] mm_gru.ninja:64
-    float hidden_t1[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t2[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t3[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t4[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t5[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t6[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t7[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t8[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t9[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t10[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t11[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t12[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t13[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t14[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t15[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t16[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
     float hidden[32][16][64];          // [batch_size=32, 16, 64] mm_gru.ninja:68
     float logits_t1[64][27];           // [64, 27] mm_gru.ninja:69
     float logits_t2[32][16][27];       // [batch_size=32, 16, 27] mm_gru.ninja:69
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_gru.ninja:69
-    float loss_t1[512][27];            // [batch_size=512, 27] mm_gru.ninja:72
     float loss;                        // [] mm_gru.ninja:72
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
     float loss_kept;                   // [] rows whose target is not ignored
@@ -656,7 +623,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t2[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t3[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i0[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i0[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i1[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i1[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t4[128][64];               // [128, 64] mm_gru.ninja:55
@@ -677,7 +643,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t5[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t6[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i1[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i1[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i2[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i2[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t7[128][64];               // [128, 64] mm_gru.ninja:55
@@ -698,7 +663,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t8[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t9[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i2[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i2[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i3[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i3[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t10[128][64];              // [128, 64] mm_gru.ninja:55
@@ -719,7 +683,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t11[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t12[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i3[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i3[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i4[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i4[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t13[128][64];              // [128, 64] mm_gru.ninja:55
@@ -740,7 +703,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t14[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t15[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i4[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i4[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i5[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i5[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t16[128][64];              // [128, 64] mm_gru.ninja:55
@@ -761,7 +723,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t17[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t18[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i5[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i5[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i6[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i6[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t19[128][64];              // [128, 64] mm_gru.ninja:55
@@ -782,7 +743,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t20[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t21[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i6[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i6[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i7[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i7[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t22[128][64];              // [128, 64] mm_gru.ninja:55
@@ -803,7 +763,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t23[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t24[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i7[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i7[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i8[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i8[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t25[128][64];              // [128, 64] mm_gru.ninja:55
@@ -824,7 +783,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t26[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t27[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i8[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i8[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i9[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i9[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t28[128][64];              // [128, 64] mm_gru.ninja:55
@@ -845,7 +803,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t29[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t30[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i9[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i9[32][64];        // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i10[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i10[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t31[128][64];              // [128, 64] mm_gru.ninja:55
@@ -866,7 +823,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t32[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t33[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i10[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i10[32][64];       // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i11[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i11[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t34[128][64];              // [128, 64] mm_gru.ninja:55
@@ -887,7 +843,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t35[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t36[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i11[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i11[32][64];       // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i12[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i12[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t37[128][64];              // [128, 64] mm_gru.ninja:55
@@ -908,7 +863,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t38[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t39[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i12[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i12[32][64];       // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i13[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i13[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t40[128][64];              // [128, 64] mm_gru.ninja:55
@@ -929,7 +883,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t41[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t42[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i13[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i13[32][64];       // [batch_size=32, 64] mm_gru.ninja:64
     float xt_l51_i14[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i14[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t43[128][64];              // [128, 64] mm_gru.ninja:55
@@ -950,7 +903,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t44[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t45[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i14[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev_l64_i14[32][64];       // [batch_size=32, 64] mm_gru.ninja:64
     float xt[32][64];                  // [batch_size=32, 64] mm_gru.ninja:51
     float xh[32][128];                 // [batch_size=32, 128] mm_gru.ninja:54
     float r_t46[128][64];              // [128, 64] mm_gru.ninja:55
@@ -971,28 +923,10 @@ typedef struct {   // inference activations for up to 32 rows
     float ht_t47[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_t48[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht[32][64];                  // [batch_size=32, 64] mm_gru.ninja:63
-    float hprev[32][64];               // [batch_size=32, 64] mm_gru.ninja:64
-    float hidden_t1[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t2[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t3[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t4[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t5[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t6[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t7[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t8[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t9[32][1][64];        // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t10[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t11[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t12[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t13[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t14[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t15[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
-    float hidden_t16[32][1][64];       // [batch_size=32, 1, 64] mm_gru.ninja:68
     float hidden[32][16][64];          // [batch_size=32, 16, 64] mm_gru.ninja:68
     float logits_t1[64][27];           // [64, 27] mm_gru.ninja:69
     float logits_t2[32][16][27];       // [batch_size=32, 16, 27] mm_gru.ninja:69
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_gru.ninja:69
-    float loss_t1[512][27];            // [batch_size=512, 27] mm_gru.ninja:72
     float loss;                        // [] mm_gru.ninja:72
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
     float loss_kept;                   // [] rows whose target is not ignored

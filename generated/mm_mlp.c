@@ -52,6 +52,7 @@ void mm_mlp_forward(const mm_mlp_params *restrict p, const int32_t *const *input
     // idx_l38_k14 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k14[p], or the constant ~idx_l38_k14[p]
     static const int32_t idx_l38_k14[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0};
     const int32_t *loss_t2 = inputs[1];
+    float (*loss_t1)[27] = (float (*)[27])a->logits;   // logits's array, read as [512, 27]
     
     // mm_mlp.ninja:36: tok_emb = wte_weight[idx]
     // tok_emb_l36_k0 [32, 16, 64] = embed(wte_weight [28, 64], idx [32, 16])
@@ -235,23 +236,23 @@ void mm_mlp_forward(const mm_mlp_params *restrict p, const int32_t *const *input
     
     // mm_mlp.ninja:49: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&a->loss_t1[0][0], &a->logits[0][0][0], sizeof(float) * 13824);
+    // loss_t1 is logits's array, read as [512, 27]
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     a->loss = 0;
     a->loss_kept = 0;
     for (int i = 0; i < 512; i++) {
-        float mx = a->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = a->loss_t1[i][j] > mx ? a->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            a->loss_probs[i][j] = expf(a->loss_t1[i][j] - mx);
+            a->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += a->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             a->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        a->loss += logf(sum) + mx - a->loss_t1[i][loss_t2[i]];
+        a->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         a->loss_kept += 1;
     }
     a->loss /= a->loss_kept;
@@ -568,6 +569,7 @@ static void infer_upto(const mm_mlp_params *p, const mm_mlp_stats *s, const int3
     // idx_l38_k14 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k14[p], or the constant ~idx_l38_k14[p]
     static const int32_t idx_l38_k14[16] = {-28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, -28, 0};
     const int32_t *loss_t2 = inputs[1];
+    float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
     (void)stop;
     
@@ -755,24 +757,24 @@ static void infer_upto(const mm_mlp_params *p, const mm_mlp_stats *s, const int3
     
     // mm_mlp.ninja:49: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&w->loss_t1[0][0], &w->logits[0][0][0], sizeof(float) * (rows * 432));
+    // loss_t1 is logits's array, read as [512, 27]
     if (targets) {   // needs targets
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     w->loss = 0;
     w->loss_kept = 0;
     for (int i = 0; i < (rows * 16); i++) {
-        float mx = w->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = w->loss_t1[i][j] > mx ? w->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            w->loss_probs[i][j] = expf(w->loss_t1[i][j] - mx);
+            w->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += w->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             w->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        w->loss += logf(sum) + mx - w->loss_t1[i][loss_t2[i]];
+        w->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         w->loss_kept += 1;
     }
     w->loss /= w->loss_kept;
@@ -887,7 +889,7 @@ static const NjTensor infer_acts[] = {
     {"logits_t1", 2, {64, 27}, offsetof(mm_mlp_infer_ws, logits_t1), "mm_mlp.ninja:46: logits = F.linear(x, mlp_2_weight, mlp_2_bias)", 0},
     {"logits_t2", 3, {32, 16, 27}, offsetof(mm_mlp_infer_ws, logits_t2), "mm_mlp.ninja:46: logits = F.linear(x, mlp_2_weight, mlp_2_bias)", 0x1},
     {"logits", 3, {32, 16, 27}, offsetof(mm_mlp_infer_ws, logits), "mm_mlp.ninja:46: logits = F.linear(x, mlp_2_weight, mlp_2_bias)", 0x1},
-    {"loss_t1", 2, {512, 27}, offsetof(mm_mlp_infer_ws, loss_t1), "mm_mlp.ninja:49: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
+    {"loss_t1", 2, {512, 27}, offsetof(mm_mlp_infer_ws, logits), "mm_mlp.ninja:49: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
     {"loss", 0, {}, offsetof(mm_mlp_infer_ws, loss), "mm_mlp.ninja:49: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
 };
 

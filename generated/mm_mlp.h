@@ -41,7 +41,6 @@ typedef struct {   // every activation of a training batch
     float logits_t1[64][27];           // [64, 27] mm_mlp.ninja:46
     float logits_t2[32][16][27];       // [batch_size=32, 16, 27] mm_mlp.ninja:46
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_mlp.ninja:46
-    float loss_t1[512][27];            // [batch_size=512, 27] mm_mlp.ninja:49
     float loss;                        // [] mm_mlp.ninja:49
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
     float loss_kept;                   // [] rows whose target is not ignored
@@ -108,7 +107,6 @@ typedef struct {   // inference activations for up to 16 rows
     float logits_t1[64][27];           // [64, 27] mm_mlp.ninja:46
     float logits_t2[16][16][27];       // [batch_size=32, 16, 27] mm_mlp.ninja:46
     float logits[16][16][27];          // [batch_size=32, 16, 27] mm_mlp.ninja:46
-    float loss_t1[256][27];            // [batch_size=512, 27] mm_mlp.ninja:49
     float loss;                        // [] mm_mlp.ninja:49
     float loss_probs[256][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
     float loss_kept;                   // [] rows whose target is not ignored

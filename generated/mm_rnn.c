@@ -39,6 +39,38 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *inputs, mm_rnn_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t *loss_t2 = inputs[1];
+    float (*hprev_l50_i0)[64] = (float (*)[64])a->ht_l49_i0;   // ht_l49_i0's array, read as [32, 64]
+    float (*hprev_l50_i1)[64] = (float (*)[64])a->ht_l49_i1;   // ht_l49_i1's array, read as [32, 64]
+    float (*hprev_l50_i2)[64] = (float (*)[64])a->ht_l49_i2;   // ht_l49_i2's array, read as [32, 64]
+    float (*hprev_l50_i3)[64] = (float (*)[64])a->ht_l49_i3;   // ht_l49_i3's array, read as [32, 64]
+    float (*hprev_l50_i4)[64] = (float (*)[64])a->ht_l49_i4;   // ht_l49_i4's array, read as [32, 64]
+    float (*hprev_l50_i5)[64] = (float (*)[64])a->ht_l49_i5;   // ht_l49_i5's array, read as [32, 64]
+    float (*hprev_l50_i6)[64] = (float (*)[64])a->ht_l49_i6;   // ht_l49_i6's array, read as [32, 64]
+    float (*hprev_l50_i7)[64] = (float (*)[64])a->ht_l49_i7;   // ht_l49_i7's array, read as [32, 64]
+    float (*hprev_l50_i8)[64] = (float (*)[64])a->ht_l49_i8;   // ht_l49_i8's array, read as [32, 64]
+    float (*hprev_l50_i9)[64] = (float (*)[64])a->ht_l49_i9;   // ht_l49_i9's array, read as [32, 64]
+    float (*hprev_l50_i10)[64] = (float (*)[64])a->ht_l49_i10;   // ht_l49_i10's array, read as [32, 64]
+    float (*hprev_l50_i11)[64] = (float (*)[64])a->ht_l49_i11;   // ht_l49_i11's array, read as [32, 64]
+    float (*hprev_l50_i12)[64] = (float (*)[64])a->ht_l49_i12;   // ht_l49_i12's array, read as [32, 64]
+    float (*hprev_l50_i13)[64] = (float (*)[64])a->ht_l49_i13;   // ht_l49_i13's array, read as [32, 64]
+    float (*hprev_l50_i14)[64] = (float (*)[64])a->ht_l49_i14;   // ht_l49_i14's array, read as [32, 64]
+    float (*hidden_t1)[1][64] = (float (*)[1][64])a->ht_l49_i0;   // ht_l49_i0's array, read as [32, 1, 64]
+    float (*hidden_t2)[1][64] = (float (*)[1][64])a->ht_l49_i1;   // ht_l49_i1's array, read as [32, 1, 64]
+    float (*hidden_t3)[1][64] = (float (*)[1][64])a->ht_l49_i2;   // ht_l49_i2's array, read as [32, 1, 64]
+    float (*hidden_t4)[1][64] = (float (*)[1][64])a->ht_l49_i3;   // ht_l49_i3's array, read as [32, 1, 64]
+    float (*hidden_t5)[1][64] = (float (*)[1][64])a->ht_l49_i4;   // ht_l49_i4's array, read as [32, 1, 64]
+    float (*hidden_t6)[1][64] = (float (*)[1][64])a->ht_l49_i5;   // ht_l49_i5's array, read as [32, 1, 64]
+    float (*hidden_t7)[1][64] = (float (*)[1][64])a->ht_l49_i6;   // ht_l49_i6's array, read as [32, 1, 64]
+    float (*hidden_t8)[1][64] = (float (*)[1][64])a->ht_l49_i7;   // ht_l49_i7's array, read as [32, 1, 64]
+    float (*hidden_t9)[1][64] = (float (*)[1][64])a->ht_l49_i8;   // ht_l49_i8's array, read as [32, 1, 64]
+    float (*hidden_t10)[1][64] = (float (*)[1][64])a->ht_l49_i9;   // ht_l49_i9's array, read as [32, 1, 64]
+    float (*hidden_t11)[1][64] = (float (*)[1][64])a->ht_l49_i10;   // ht_l49_i10's array, read as [32, 1, 64]
+    float (*hidden_t12)[1][64] = (float (*)[1][64])a->ht_l49_i11;   // ht_l49_i11's array, read as [32, 1, 64]
+    float (*hidden_t13)[1][64] = (float (*)[1][64])a->ht_l49_i12;   // ht_l49_i12's array, read as [32, 1, 64]
+    float (*hidden_t14)[1][64] = (float (*)[1][64])a->ht_l49_i13;   // ht_l49_i13's array, read as [32, 1, 64]
+    float (*hidden_t15)[1][64] = (float (*)[1][64])a->ht_l49_i14;   // ht_l49_i14's array, read as [32, 1, 64]
+    float (*hidden_t16)[1][64] = (float (*)[1][64])a->ht;   // ht's array, read as [32, 1, 64]
+    float (*loss_t1)[27] = (float (*)[27])a->logits;   // logits's array, read as [512, 27]
     
     // mm_rnn.ninja:40: emb = wte_weight[idx]
     // emb [32, 16, 64] = embed(wte_weight [27, 64], idx [32, 16])
@@ -86,7 +118,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i0 [32, 64] = view(ht_l49_i0 [32, 64])
-    memcpy(&a->hprev_l50_i0[0][0], &a->ht_l49_i0[0][0], sizeof(float) * 2048);
+    // hprev_l50_i0 is ht_l49_i0's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i1 [32, 64] = slice(emb [32, 16, 64])
@@ -101,7 +133,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i1[i][0 + j] = a->xt_l46_i1[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i1[i][64 + j] = a->hprev_l50_i0[i][j];
+            a->xh_l48_i1[i][64 + j] = hprev_l50_i0[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t4 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -121,7 +153,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i1 [32, 64] = view(ht_l49_i1 [32, 64])
-    memcpy(&a->hprev_l50_i1[0][0], &a->ht_l49_i1[0][0], sizeof(float) * 2048);
+    // hprev_l50_i1 is ht_l49_i1's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i2 [32, 64] = slice(emb [32, 16, 64])
@@ -136,7 +168,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i2[i][0 + j] = a->xt_l46_i2[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i2[i][64 + j] = a->hprev_l50_i1[i][j];
+            a->xh_l48_i2[i][64 + j] = hprev_l50_i1[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t7 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -156,7 +188,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i2 [32, 64] = view(ht_l49_i2 [32, 64])
-    memcpy(&a->hprev_l50_i2[0][0], &a->ht_l49_i2[0][0], sizeof(float) * 2048);
+    // hprev_l50_i2 is ht_l49_i2's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i3 [32, 64] = slice(emb [32, 16, 64])
@@ -171,7 +203,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i3[i][0 + j] = a->xt_l46_i3[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i3[i][64 + j] = a->hprev_l50_i2[i][j];
+            a->xh_l48_i3[i][64 + j] = hprev_l50_i2[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t10 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -191,7 +223,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i3 [32, 64] = view(ht_l49_i3 [32, 64])
-    memcpy(&a->hprev_l50_i3[0][0], &a->ht_l49_i3[0][0], sizeof(float) * 2048);
+    // hprev_l50_i3 is ht_l49_i3's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i4 [32, 64] = slice(emb [32, 16, 64])
@@ -206,7 +238,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i4[i][0 + j] = a->xt_l46_i4[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i4[i][64 + j] = a->hprev_l50_i3[i][j];
+            a->xh_l48_i4[i][64 + j] = hprev_l50_i3[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t13 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -226,7 +258,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i4 [32, 64] = view(ht_l49_i4 [32, 64])
-    memcpy(&a->hprev_l50_i4[0][0], &a->ht_l49_i4[0][0], sizeof(float) * 2048);
+    // hprev_l50_i4 is ht_l49_i4's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i5 [32, 64] = slice(emb [32, 16, 64])
@@ -241,7 +273,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i5[i][0 + j] = a->xt_l46_i5[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i5[i][64 + j] = a->hprev_l50_i4[i][j];
+            a->xh_l48_i5[i][64 + j] = hprev_l50_i4[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t16 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -261,7 +293,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i5 [32, 64] = view(ht_l49_i5 [32, 64])
-    memcpy(&a->hprev_l50_i5[0][0], &a->ht_l49_i5[0][0], sizeof(float) * 2048);
+    // hprev_l50_i5 is ht_l49_i5's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i6 [32, 64] = slice(emb [32, 16, 64])
@@ -276,7 +308,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i6[i][0 + j] = a->xt_l46_i6[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i6[i][64 + j] = a->hprev_l50_i5[i][j];
+            a->xh_l48_i6[i][64 + j] = hprev_l50_i5[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t19 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -296,7 +328,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i6 [32, 64] = view(ht_l49_i6 [32, 64])
-    memcpy(&a->hprev_l50_i6[0][0], &a->ht_l49_i6[0][0], sizeof(float) * 2048);
+    // hprev_l50_i6 is ht_l49_i6's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i7 [32, 64] = slice(emb [32, 16, 64])
@@ -311,7 +343,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i7[i][0 + j] = a->xt_l46_i7[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i7[i][64 + j] = a->hprev_l50_i6[i][j];
+            a->xh_l48_i7[i][64 + j] = hprev_l50_i6[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t22 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -331,7 +363,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i7 [32, 64] = view(ht_l49_i7 [32, 64])
-    memcpy(&a->hprev_l50_i7[0][0], &a->ht_l49_i7[0][0], sizeof(float) * 2048);
+    // hprev_l50_i7 is ht_l49_i7's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i8 [32, 64] = slice(emb [32, 16, 64])
@@ -346,7 +378,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i8[i][0 + j] = a->xt_l46_i8[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i8[i][64 + j] = a->hprev_l50_i7[i][j];
+            a->xh_l48_i8[i][64 + j] = hprev_l50_i7[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t25 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -366,7 +398,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i8 [32, 64] = view(ht_l49_i8 [32, 64])
-    memcpy(&a->hprev_l50_i8[0][0], &a->ht_l49_i8[0][0], sizeof(float) * 2048);
+    // hprev_l50_i8 is ht_l49_i8's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i9 [32, 64] = slice(emb [32, 16, 64])
@@ -381,7 +413,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i9[i][0 + j] = a->xt_l46_i9[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i9[i][64 + j] = a->hprev_l50_i8[i][j];
+            a->xh_l48_i9[i][64 + j] = hprev_l50_i8[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t28 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -401,7 +433,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i9 [32, 64] = view(ht_l49_i9 [32, 64])
-    memcpy(&a->hprev_l50_i9[0][0], &a->ht_l49_i9[0][0], sizeof(float) * 2048);
+    // hprev_l50_i9 is ht_l49_i9's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i10 [32, 64] = slice(emb [32, 16, 64])
@@ -416,7 +448,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i10[i][0 + j] = a->xt_l46_i10[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i10[i][64 + j] = a->hprev_l50_i9[i][j];
+            a->xh_l48_i10[i][64 + j] = hprev_l50_i9[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t31 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -436,7 +468,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i10 [32, 64] = view(ht_l49_i10 [32, 64])
-    memcpy(&a->hprev_l50_i10[0][0], &a->ht_l49_i10[0][0], sizeof(float) * 2048);
+    // hprev_l50_i10 is ht_l49_i10's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i11 [32, 64] = slice(emb [32, 16, 64])
@@ -451,7 +483,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i11[i][0 + j] = a->xt_l46_i11[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i11[i][64 + j] = a->hprev_l50_i10[i][j];
+            a->xh_l48_i11[i][64 + j] = hprev_l50_i10[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t34 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -471,7 +503,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i11 [32, 64] = view(ht_l49_i11 [32, 64])
-    memcpy(&a->hprev_l50_i11[0][0], &a->ht_l49_i11[0][0], sizeof(float) * 2048);
+    // hprev_l50_i11 is ht_l49_i11's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i12 [32, 64] = slice(emb [32, 16, 64])
@@ -486,7 +518,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i12[i][0 + j] = a->xt_l46_i12[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i12[i][64 + j] = a->hprev_l50_i11[i][j];
+            a->xh_l48_i12[i][64 + j] = hprev_l50_i11[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t37 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -506,7 +538,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i12 [32, 64] = view(ht_l49_i12 [32, 64])
-    memcpy(&a->hprev_l50_i12[0][0], &a->ht_l49_i12[0][0], sizeof(float) * 2048);
+    // hprev_l50_i12 is ht_l49_i12's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i13 [32, 64] = slice(emb [32, 16, 64])
@@ -521,7 +553,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i13[i][0 + j] = a->xt_l46_i13[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i13[i][64 + j] = a->hprev_l50_i12[i][j];
+            a->xh_l48_i13[i][64 + j] = hprev_l50_i12[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t40 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -541,7 +573,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i13 [32, 64] = view(ht_l49_i13 [32, 64])
-    memcpy(&a->hprev_l50_i13[0][0], &a->ht_l49_i13[0][0], sizeof(float) * 2048);
+    // hprev_l50_i13 is ht_l49_i13's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i14 [32, 64] = slice(emb [32, 16, 64])
@@ -556,7 +588,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh_l48_i14[i][0 + j] = a->xt_l46_i14[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh_l48_i14[i][64 + j] = a->hprev_l50_i13[i][j];
+            a->xh_l48_i14[i][64 + j] = hprev_l50_i13[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t43 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -576,7 +608,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i14 [32, 64] = view(ht_l49_i14 [32, 64])
-    memcpy(&a->hprev_l50_i14[0][0], &a->ht_l49_i14[0][0], sizeof(float) * 2048);
+    // hprev_l50_i14 is ht_l49_i14's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt [32, 64] = slice(emb [32, 16, 64])
@@ -591,7 +623,7 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
             a->xh[i][0 + j] = a->xt[i][j];
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++)
-            a->xh[i][64 + j] = a->hprev_l50_i14[i][j];
+            a->xh[i][64 + j] = hprev_l50_i14[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t46 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -611,90 +643,90 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev [32, 64] = view(ht [32, 64])
-    memcpy(&a->hprev[0][0], &a->ht[0][0], sizeof(float) * 2048);
+    // hprev is ht's array, read as [32, 64]
     
     // mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)
     // hidden_t1 [32, 1, 64] = unsqueeze(ht_l49_i0 [32, 64])
-    memcpy(&a->hidden_t1[0][0][0], &a->ht_l49_i0[0][0], sizeof(float) * 2048);
+    // hidden_t1 is ht_l49_i0's array, read as [32, 1, 64]
     // hidden_t2 [32, 1, 64] = unsqueeze(ht_l49_i1 [32, 64])
-    memcpy(&a->hidden_t2[0][0][0], &a->ht_l49_i1[0][0], sizeof(float) * 2048);
+    // hidden_t2 is ht_l49_i1's array, read as [32, 1, 64]
     // hidden_t3 [32, 1, 64] = unsqueeze(ht_l49_i2 [32, 64])
-    memcpy(&a->hidden_t3[0][0][0], &a->ht_l49_i2[0][0], sizeof(float) * 2048);
+    // hidden_t3 is ht_l49_i2's array, read as [32, 1, 64]
     // hidden_t4 [32, 1, 64] = unsqueeze(ht_l49_i3 [32, 64])
-    memcpy(&a->hidden_t4[0][0][0], &a->ht_l49_i3[0][0], sizeof(float) * 2048);
+    // hidden_t4 is ht_l49_i3's array, read as [32, 1, 64]
     // hidden_t5 [32, 1, 64] = unsqueeze(ht_l49_i4 [32, 64])
-    memcpy(&a->hidden_t5[0][0][0], &a->ht_l49_i4[0][0], sizeof(float) * 2048);
+    // hidden_t5 is ht_l49_i4's array, read as [32, 1, 64]
     // hidden_t6 [32, 1, 64] = unsqueeze(ht_l49_i5 [32, 64])
-    memcpy(&a->hidden_t6[0][0][0], &a->ht_l49_i5[0][0], sizeof(float) * 2048);
+    // hidden_t6 is ht_l49_i5's array, read as [32, 1, 64]
     // hidden_t7 [32, 1, 64] = unsqueeze(ht_l49_i6 [32, 64])
-    memcpy(&a->hidden_t7[0][0][0], &a->ht_l49_i6[0][0], sizeof(float) * 2048);
+    // hidden_t7 is ht_l49_i6's array, read as [32, 1, 64]
     // hidden_t8 [32, 1, 64] = unsqueeze(ht_l49_i7 [32, 64])
-    memcpy(&a->hidden_t8[0][0][0], &a->ht_l49_i7[0][0], sizeof(float) * 2048);
+    // hidden_t8 is ht_l49_i7's array, read as [32, 1, 64]
     // hidden_t9 [32, 1, 64] = unsqueeze(ht_l49_i8 [32, 64])
-    memcpy(&a->hidden_t9[0][0][0], &a->ht_l49_i8[0][0], sizeof(float) * 2048);
+    // hidden_t9 is ht_l49_i8's array, read as [32, 1, 64]
     // hidden_t10 [32, 1, 64] = unsqueeze(ht_l49_i9 [32, 64])
-    memcpy(&a->hidden_t10[0][0][0], &a->ht_l49_i9[0][0], sizeof(float) * 2048);
+    // hidden_t10 is ht_l49_i9's array, read as [32, 1, 64]
     // hidden_t11 [32, 1, 64] = unsqueeze(ht_l49_i10 [32, 64])
-    memcpy(&a->hidden_t11[0][0][0], &a->ht_l49_i10[0][0], sizeof(float) * 2048);
+    // hidden_t11 is ht_l49_i10's array, read as [32, 1, 64]
     // hidden_t12 [32, 1, 64] = unsqueeze(ht_l49_i11 [32, 64])
-    memcpy(&a->hidden_t12[0][0][0], &a->ht_l49_i11[0][0], sizeof(float) * 2048);
+    // hidden_t12 is ht_l49_i11's array, read as [32, 1, 64]
     // hidden_t13 [32, 1, 64] = unsqueeze(ht_l49_i12 [32, 64])
-    memcpy(&a->hidden_t13[0][0][0], &a->ht_l49_i12[0][0], sizeof(float) * 2048);
+    // hidden_t13 is ht_l49_i12's array, read as [32, 1, 64]
     // hidden_t14 [32, 1, 64] = unsqueeze(ht_l49_i13 [32, 64])
-    memcpy(&a->hidden_t14[0][0][0], &a->ht_l49_i13[0][0], sizeof(float) * 2048);
+    // hidden_t14 is ht_l49_i13's array, read as [32, 1, 64]
     // hidden_t15 [32, 1, 64] = unsqueeze(ht_l49_i14 [32, 64])
-    memcpy(&a->hidden_t15[0][0][0], &a->ht_l49_i14[0][0], sizeof(float) * 2048);
+    // hidden_t15 is ht_l49_i14's array, read as [32, 1, 64]
     // hidden_t16 [32, 1, 64] = unsqueeze(ht [32, 64])
-    memcpy(&a->hidden_t16[0][0][0], &a->ht[0][0], sizeof(float) * 2048);
+    // hidden_t16 is ht's array, read as [32, 1, 64]
     // hidden [32, 16, 64] = cat(hidden_t1 [32, 1, 64], hidden_t2 [32, 1, 64], hidden_t3 [32, 1, 64], hidden_t4 [32, 1, 64], hidden_t5 [32, 1, 64], hidden_t6 [32, 1, 64], hidden_t7 [32, 1, 64], hidden_t8 [32, 1, 64], hidden_t9 [32, 1, 64], hidden_t10 [32, 1, 64], hidden_t11 [32, 1, 64], hidden_t12 [32, 1, 64], hidden_t13 [32, 1, 64], hidden_t14 [32, 1, 64], hidden_t15 [32, 1, 64], hidden_t16 [32, 1, 64])
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][0 + 0][k] = a->hidden_t1[i][0][k];
+            a->hidden[i][0 + 0][k] = hidden_t1[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][1 + 0][k] = a->hidden_t2[i][0][k];
+            a->hidden[i][1 + 0][k] = hidden_t2[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][2 + 0][k] = a->hidden_t3[i][0][k];
+            a->hidden[i][2 + 0][k] = hidden_t3[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][3 + 0][k] = a->hidden_t4[i][0][k];
+            a->hidden[i][3 + 0][k] = hidden_t4[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][4 + 0][k] = a->hidden_t5[i][0][k];
+            a->hidden[i][4 + 0][k] = hidden_t5[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][5 + 0][k] = a->hidden_t6[i][0][k];
+            a->hidden[i][5 + 0][k] = hidden_t6[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][6 + 0][k] = a->hidden_t7[i][0][k];
+            a->hidden[i][6 + 0][k] = hidden_t7[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][7 + 0][k] = a->hidden_t8[i][0][k];
+            a->hidden[i][7 + 0][k] = hidden_t8[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][8 + 0][k] = a->hidden_t9[i][0][k];
+            a->hidden[i][8 + 0][k] = hidden_t9[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][9 + 0][k] = a->hidden_t10[i][0][k];
+            a->hidden[i][9 + 0][k] = hidden_t10[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][10 + 0][k] = a->hidden_t11[i][0][k];
+            a->hidden[i][10 + 0][k] = hidden_t11[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][11 + 0][k] = a->hidden_t12[i][0][k];
+            a->hidden[i][11 + 0][k] = hidden_t12[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][12 + 0][k] = a->hidden_t13[i][0][k];
+            a->hidden[i][12 + 0][k] = hidden_t13[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][13 + 0][k] = a->hidden_t14[i][0][k];
+            a->hidden[i][13 + 0][k] = hidden_t14[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][14 + 0][k] = a->hidden_t15[i][0][k];
+            a->hidden[i][14 + 0][k] = hidden_t15[i][0][k];
     for (int i = 0; i < 32; i++)
         for (int k = 0; k < 64; k++)
-            a->hidden[i][15 + 0][k] = a->hidden_t16[i][0][k];
+            a->hidden[i][15 + 0][k] = hidden_t16[i][0][k];
     
     // mm_rnn.ninja:55: logits = F.linear(hidden, lm_head_weight, lm_head_bias)
     // logits_t1 [64, 27] = transpose(lm_head_weight [27, 64])
@@ -711,23 +743,23 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     
     // mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&a->loss_t1[0][0], &a->logits[0][0][0], sizeof(float) * 13824);
+    // loss_t1 is logits's array, read as [512, 27]
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     a->loss = 0;
     a->loss_kept = 0;
     for (int i = 0; i < 512; i++) {
-        float mx = a->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = a->loss_t1[i][j] > mx ? a->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            a->loss_probs[i][j] = expf(a->loss_t1[i][j] - mx);
+            a->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += a->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             a->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        a->loss += logf(sum) + mx - a->loss_t1[i][loss_t2[i]];
+        a->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         a->loss_kept += 1;
     }
     a->loss /= a->loss_kept;
@@ -1580,6 +1612,38 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
+    float (*hprev_l50_i0)[64] = (float (*)[64])w->ht_l49_i0;   // ht_l49_i0's array, read as [32, 64]
+    float (*hprev_l50_i1)[64] = (float (*)[64])w->ht_l49_i1;   // ht_l49_i1's array, read as [32, 64]
+    float (*hprev_l50_i2)[64] = (float (*)[64])w->ht_l49_i2;   // ht_l49_i2's array, read as [32, 64]
+    float (*hprev_l50_i3)[64] = (float (*)[64])w->ht_l49_i3;   // ht_l49_i3's array, read as [32, 64]
+    float (*hprev_l50_i4)[64] = (float (*)[64])w->ht_l49_i4;   // ht_l49_i4's array, read as [32, 64]
+    float (*hprev_l50_i5)[64] = (float (*)[64])w->ht_l49_i5;   // ht_l49_i5's array, read as [32, 64]
+    float (*hprev_l50_i6)[64] = (float (*)[64])w->ht_l49_i6;   // ht_l49_i6's array, read as [32, 64]
+    float (*hprev_l50_i7)[64] = (float (*)[64])w->ht_l49_i7;   // ht_l49_i7's array, read as [32, 64]
+    float (*hprev_l50_i8)[64] = (float (*)[64])w->ht_l49_i8;   // ht_l49_i8's array, read as [32, 64]
+    float (*hprev_l50_i9)[64] = (float (*)[64])w->ht_l49_i9;   // ht_l49_i9's array, read as [32, 64]
+    float (*hprev_l50_i10)[64] = (float (*)[64])w->ht_l49_i10;   // ht_l49_i10's array, read as [32, 64]
+    float (*hprev_l50_i11)[64] = (float (*)[64])w->ht_l49_i11;   // ht_l49_i11's array, read as [32, 64]
+    float (*hprev_l50_i12)[64] = (float (*)[64])w->ht_l49_i12;   // ht_l49_i12's array, read as [32, 64]
+    float (*hprev_l50_i13)[64] = (float (*)[64])w->ht_l49_i13;   // ht_l49_i13's array, read as [32, 64]
+    float (*hprev_l50_i14)[64] = (float (*)[64])w->ht_l49_i14;   // ht_l49_i14's array, read as [32, 64]
+    float (*hidden_t1)[1][64] = (float (*)[1][64])w->ht_l49_i0;   // ht_l49_i0's array, read as [32, 1, 64]
+    float (*hidden_t2)[1][64] = (float (*)[1][64])w->ht_l49_i1;   // ht_l49_i1's array, read as [32, 1, 64]
+    float (*hidden_t3)[1][64] = (float (*)[1][64])w->ht_l49_i2;   // ht_l49_i2's array, read as [32, 1, 64]
+    float (*hidden_t4)[1][64] = (float (*)[1][64])w->ht_l49_i3;   // ht_l49_i3's array, read as [32, 1, 64]
+    float (*hidden_t5)[1][64] = (float (*)[1][64])w->ht_l49_i4;   // ht_l49_i4's array, read as [32, 1, 64]
+    float (*hidden_t6)[1][64] = (float (*)[1][64])w->ht_l49_i5;   // ht_l49_i5's array, read as [32, 1, 64]
+    float (*hidden_t7)[1][64] = (float (*)[1][64])w->ht_l49_i6;   // ht_l49_i6's array, read as [32, 1, 64]
+    float (*hidden_t8)[1][64] = (float (*)[1][64])w->ht_l49_i7;   // ht_l49_i7's array, read as [32, 1, 64]
+    float (*hidden_t9)[1][64] = (float (*)[1][64])w->ht_l49_i8;   // ht_l49_i8's array, read as [32, 1, 64]
+    float (*hidden_t10)[1][64] = (float (*)[1][64])w->ht_l49_i9;   // ht_l49_i9's array, read as [32, 1, 64]
+    float (*hidden_t11)[1][64] = (float (*)[1][64])w->ht_l49_i10;   // ht_l49_i10's array, read as [32, 1, 64]
+    float (*hidden_t12)[1][64] = (float (*)[1][64])w->ht_l49_i11;   // ht_l49_i11's array, read as [32, 1, 64]
+    float (*hidden_t13)[1][64] = (float (*)[1][64])w->ht_l49_i12;   // ht_l49_i12's array, read as [32, 1, 64]
+    float (*hidden_t14)[1][64] = (float (*)[1][64])w->ht_l49_i13;   // ht_l49_i13's array, read as [32, 1, 64]
+    float (*hidden_t15)[1][64] = (float (*)[1][64])w->ht_l49_i14;   // ht_l49_i14's array, read as [32, 1, 64]
+    float (*hidden_t16)[1][64] = (float (*)[1][64])w->ht;   // ht's array, read as [32, 1, 64]
+    float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
     (void)stop;
     
@@ -1629,7 +1693,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i0 [32, 64] = view(ht_l49_i0 [32, 64])
-    memcpy(&w->hprev_l50_i0[0][0], &w->ht_l49_i0[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i0 is ht_l49_i0's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i1 [32, 64] = slice(emb [32, 16, 64])
@@ -1644,7 +1708,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i1[i][0 + j] = w->xt_l46_i1[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i1[i][64 + j] = w->hprev_l50_i0[i][j];
+            w->xh_l48_i1[i][64 + j] = hprev_l50_i0[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t4 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -1664,7 +1728,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i1 [32, 64] = view(ht_l49_i1 [32, 64])
-    memcpy(&w->hprev_l50_i1[0][0], &w->ht_l49_i1[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i1 is ht_l49_i1's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i2 [32, 64] = slice(emb [32, 16, 64])
@@ -1679,7 +1743,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i2[i][0 + j] = w->xt_l46_i2[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i2[i][64 + j] = w->hprev_l50_i1[i][j];
+            w->xh_l48_i2[i][64 + j] = hprev_l50_i1[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t7 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -1699,7 +1763,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i2 [32, 64] = view(ht_l49_i2 [32, 64])
-    memcpy(&w->hprev_l50_i2[0][0], &w->ht_l49_i2[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i2 is ht_l49_i2's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i3 [32, 64] = slice(emb [32, 16, 64])
@@ -1714,7 +1778,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i3[i][0 + j] = w->xt_l46_i3[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i3[i][64 + j] = w->hprev_l50_i2[i][j];
+            w->xh_l48_i3[i][64 + j] = hprev_l50_i2[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t10 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -1734,7 +1798,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i3 [32, 64] = view(ht_l49_i3 [32, 64])
-    memcpy(&w->hprev_l50_i3[0][0], &w->ht_l49_i3[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i3 is ht_l49_i3's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i4 [32, 64] = slice(emb [32, 16, 64])
@@ -1749,7 +1813,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i4[i][0 + j] = w->xt_l46_i4[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i4[i][64 + j] = w->hprev_l50_i3[i][j];
+            w->xh_l48_i4[i][64 + j] = hprev_l50_i3[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t13 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -1769,7 +1833,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i4 [32, 64] = view(ht_l49_i4 [32, 64])
-    memcpy(&w->hprev_l50_i4[0][0], &w->ht_l49_i4[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i4 is ht_l49_i4's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i5 [32, 64] = slice(emb [32, 16, 64])
@@ -1784,7 +1848,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i5[i][0 + j] = w->xt_l46_i5[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i5[i][64 + j] = w->hprev_l50_i4[i][j];
+            w->xh_l48_i5[i][64 + j] = hprev_l50_i4[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t16 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -1804,7 +1868,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i5 [32, 64] = view(ht_l49_i5 [32, 64])
-    memcpy(&w->hprev_l50_i5[0][0], &w->ht_l49_i5[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i5 is ht_l49_i5's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i6 [32, 64] = slice(emb [32, 16, 64])
@@ -1819,7 +1883,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i6[i][0 + j] = w->xt_l46_i6[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i6[i][64 + j] = w->hprev_l50_i5[i][j];
+            w->xh_l48_i6[i][64 + j] = hprev_l50_i5[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t19 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -1839,7 +1903,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i6 [32, 64] = view(ht_l49_i6 [32, 64])
-    memcpy(&w->hprev_l50_i6[0][0], &w->ht_l49_i6[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i6 is ht_l49_i6's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i7 [32, 64] = slice(emb [32, 16, 64])
@@ -1854,7 +1918,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i7[i][0 + j] = w->xt_l46_i7[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i7[i][64 + j] = w->hprev_l50_i6[i][j];
+            w->xh_l48_i7[i][64 + j] = hprev_l50_i6[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t22 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -1874,7 +1938,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i7 [32, 64] = view(ht_l49_i7 [32, 64])
-    memcpy(&w->hprev_l50_i7[0][0], &w->ht_l49_i7[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i7 is ht_l49_i7's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i8 [32, 64] = slice(emb [32, 16, 64])
@@ -1889,7 +1953,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i8[i][0 + j] = w->xt_l46_i8[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i8[i][64 + j] = w->hprev_l50_i7[i][j];
+            w->xh_l48_i8[i][64 + j] = hprev_l50_i7[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t25 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -1909,7 +1973,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i8 [32, 64] = view(ht_l49_i8 [32, 64])
-    memcpy(&w->hprev_l50_i8[0][0], &w->ht_l49_i8[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i8 is ht_l49_i8's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i9 [32, 64] = slice(emb [32, 16, 64])
@@ -1924,7 +1988,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i9[i][0 + j] = w->xt_l46_i9[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i9[i][64 + j] = w->hprev_l50_i8[i][j];
+            w->xh_l48_i9[i][64 + j] = hprev_l50_i8[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t28 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -1944,7 +2008,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i9 [32, 64] = view(ht_l49_i9 [32, 64])
-    memcpy(&w->hprev_l50_i9[0][0], &w->ht_l49_i9[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i9 is ht_l49_i9's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i10 [32, 64] = slice(emb [32, 16, 64])
@@ -1959,7 +2023,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i10[i][0 + j] = w->xt_l46_i10[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i10[i][64 + j] = w->hprev_l50_i9[i][j];
+            w->xh_l48_i10[i][64 + j] = hprev_l50_i9[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t31 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -1979,7 +2043,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i10 [32, 64] = view(ht_l49_i10 [32, 64])
-    memcpy(&w->hprev_l50_i10[0][0], &w->ht_l49_i10[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i10 is ht_l49_i10's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i11 [32, 64] = slice(emb [32, 16, 64])
@@ -1994,7 +2058,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i11[i][0 + j] = w->xt_l46_i11[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i11[i][64 + j] = w->hprev_l50_i10[i][j];
+            w->xh_l48_i11[i][64 + j] = hprev_l50_i10[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t34 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -2014,7 +2078,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i11 [32, 64] = view(ht_l49_i11 [32, 64])
-    memcpy(&w->hprev_l50_i11[0][0], &w->ht_l49_i11[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i11 is ht_l49_i11's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i12 [32, 64] = slice(emb [32, 16, 64])
@@ -2029,7 +2093,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i12[i][0 + j] = w->xt_l46_i12[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i12[i][64 + j] = w->hprev_l50_i11[i][j];
+            w->xh_l48_i12[i][64 + j] = hprev_l50_i11[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t37 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -2049,7 +2113,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i12 [32, 64] = view(ht_l49_i12 [32, 64])
-    memcpy(&w->hprev_l50_i12[0][0], &w->ht_l49_i12[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i12 is ht_l49_i12's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i13 [32, 64] = slice(emb [32, 16, 64])
@@ -2064,7 +2128,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i13[i][0 + j] = w->xt_l46_i13[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i13[i][64 + j] = w->hprev_l50_i12[i][j];
+            w->xh_l48_i13[i][64 + j] = hprev_l50_i12[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t40 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -2084,7 +2148,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i13 [32, 64] = view(ht_l49_i13 [32, 64])
-    memcpy(&w->hprev_l50_i13[0][0], &w->ht_l49_i13[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i13 is ht_l49_i13's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt_l46_i14 [32, 64] = slice(emb [32, 16, 64])
@@ -2099,7 +2163,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh_l48_i14[i][0 + j] = w->xt_l46_i14[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh_l48_i14[i][64 + j] = w->hprev_l50_i13[i][j];
+            w->xh_l48_i14[i][64 + j] = hprev_l50_i13[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t43 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -2119,7 +2183,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i14 [32, 64] = view(ht_l49_i14 [32, 64])
-    memcpy(&w->hprev_l50_i14[0][0], &w->ht_l49_i14[0][0], sizeof(float) * (rows * 64));
+    // hprev_l50_i14 is ht_l49_i14's array, read as [32, 64]
     
     // mm_rnn.ninja:46: xt = emb[:, i, :]
     // xt [32, 64] = slice(emb [32, 16, 64])
@@ -2134,7 +2198,7 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
             w->xh[i][0 + j] = w->xt[i][j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
-            w->xh[i][64 + j] = w->hprev_l50_i14[i][j];
+            w->xh[i][64 + j] = hprev_l50_i14[i][j];
     
     // mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
     // ht_t46 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
@@ -2154,90 +2218,90 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev [32, 64] = view(ht [32, 64])
-    memcpy(&w->hprev[0][0], &w->ht[0][0], sizeof(float) * (rows * 64));
+    // hprev is ht's array, read as [32, 64]
     
     // mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)
     // hidden_t1 [32, 1, 64] = unsqueeze(ht_l49_i0 [32, 64])
-    memcpy(&w->hidden_t1[0][0][0], &w->ht_l49_i0[0][0], sizeof(float) * (rows * 64));
+    // hidden_t1 is ht_l49_i0's array, read as [32, 1, 64]
     // hidden_t2 [32, 1, 64] = unsqueeze(ht_l49_i1 [32, 64])
-    memcpy(&w->hidden_t2[0][0][0], &w->ht_l49_i1[0][0], sizeof(float) * (rows * 64));
+    // hidden_t2 is ht_l49_i1's array, read as [32, 1, 64]
     // hidden_t3 [32, 1, 64] = unsqueeze(ht_l49_i2 [32, 64])
-    memcpy(&w->hidden_t3[0][0][0], &w->ht_l49_i2[0][0], sizeof(float) * (rows * 64));
+    // hidden_t3 is ht_l49_i2's array, read as [32, 1, 64]
     // hidden_t4 [32, 1, 64] = unsqueeze(ht_l49_i3 [32, 64])
-    memcpy(&w->hidden_t4[0][0][0], &w->ht_l49_i3[0][0], sizeof(float) * (rows * 64));
+    // hidden_t4 is ht_l49_i3's array, read as [32, 1, 64]
     // hidden_t5 [32, 1, 64] = unsqueeze(ht_l49_i4 [32, 64])
-    memcpy(&w->hidden_t5[0][0][0], &w->ht_l49_i4[0][0], sizeof(float) * (rows * 64));
+    // hidden_t5 is ht_l49_i4's array, read as [32, 1, 64]
     // hidden_t6 [32, 1, 64] = unsqueeze(ht_l49_i5 [32, 64])
-    memcpy(&w->hidden_t6[0][0][0], &w->ht_l49_i5[0][0], sizeof(float) * (rows * 64));
+    // hidden_t6 is ht_l49_i5's array, read as [32, 1, 64]
     // hidden_t7 [32, 1, 64] = unsqueeze(ht_l49_i6 [32, 64])
-    memcpy(&w->hidden_t7[0][0][0], &w->ht_l49_i6[0][0], sizeof(float) * (rows * 64));
+    // hidden_t7 is ht_l49_i6's array, read as [32, 1, 64]
     // hidden_t8 [32, 1, 64] = unsqueeze(ht_l49_i7 [32, 64])
-    memcpy(&w->hidden_t8[0][0][0], &w->ht_l49_i7[0][0], sizeof(float) * (rows * 64));
+    // hidden_t8 is ht_l49_i7's array, read as [32, 1, 64]
     // hidden_t9 [32, 1, 64] = unsqueeze(ht_l49_i8 [32, 64])
-    memcpy(&w->hidden_t9[0][0][0], &w->ht_l49_i8[0][0], sizeof(float) * (rows * 64));
+    // hidden_t9 is ht_l49_i8's array, read as [32, 1, 64]
     // hidden_t10 [32, 1, 64] = unsqueeze(ht_l49_i9 [32, 64])
-    memcpy(&w->hidden_t10[0][0][0], &w->ht_l49_i9[0][0], sizeof(float) * (rows * 64));
+    // hidden_t10 is ht_l49_i9's array, read as [32, 1, 64]
     // hidden_t11 [32, 1, 64] = unsqueeze(ht_l49_i10 [32, 64])
-    memcpy(&w->hidden_t11[0][0][0], &w->ht_l49_i10[0][0], sizeof(float) * (rows * 64));
+    // hidden_t11 is ht_l49_i10's array, read as [32, 1, 64]
     // hidden_t12 [32, 1, 64] = unsqueeze(ht_l49_i11 [32, 64])
-    memcpy(&w->hidden_t12[0][0][0], &w->ht_l49_i11[0][0], sizeof(float) * (rows * 64));
+    // hidden_t12 is ht_l49_i11's array, read as [32, 1, 64]
     // hidden_t13 [32, 1, 64] = unsqueeze(ht_l49_i12 [32, 64])
-    memcpy(&w->hidden_t13[0][0][0], &w->ht_l49_i12[0][0], sizeof(float) * (rows * 64));
+    // hidden_t13 is ht_l49_i12's array, read as [32, 1, 64]
     // hidden_t14 [32, 1, 64] = unsqueeze(ht_l49_i13 [32, 64])
-    memcpy(&w->hidden_t14[0][0][0], &w->ht_l49_i13[0][0], sizeof(float) * (rows * 64));
+    // hidden_t14 is ht_l49_i13's array, read as [32, 1, 64]
     // hidden_t15 [32, 1, 64] = unsqueeze(ht_l49_i14 [32, 64])
-    memcpy(&w->hidden_t15[0][0][0], &w->ht_l49_i14[0][0], sizeof(float) * (rows * 64));
+    // hidden_t15 is ht_l49_i14's array, read as [32, 1, 64]
     // hidden_t16 [32, 1, 64] = unsqueeze(ht [32, 64])
-    memcpy(&w->hidden_t16[0][0][0], &w->ht[0][0], sizeof(float) * (rows * 64));
+    // hidden_t16 is ht's array, read as [32, 1, 64]
     // hidden [32, 16, 64] = cat(hidden_t1 [32, 1, 64], hidden_t2 [32, 1, 64], hidden_t3 [32, 1, 64], hidden_t4 [32, 1, 64], hidden_t5 [32, 1, 64], hidden_t6 [32, 1, 64], hidden_t7 [32, 1, 64], hidden_t8 [32, 1, 64], hidden_t9 [32, 1, 64], hidden_t10 [32, 1, 64], hidden_t11 [32, 1, 64], hidden_t12 [32, 1, 64], hidden_t13 [32, 1, 64], hidden_t14 [32, 1, 64], hidden_t15 [32, 1, 64], hidden_t16 [32, 1, 64])
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][0 + 0][k] = w->hidden_t1[i][0][k];
+            w->hidden[i][0 + 0][k] = hidden_t1[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][1 + 0][k] = w->hidden_t2[i][0][k];
+            w->hidden[i][1 + 0][k] = hidden_t2[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][2 + 0][k] = w->hidden_t3[i][0][k];
+            w->hidden[i][2 + 0][k] = hidden_t3[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][3 + 0][k] = w->hidden_t4[i][0][k];
+            w->hidden[i][3 + 0][k] = hidden_t4[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][4 + 0][k] = w->hidden_t5[i][0][k];
+            w->hidden[i][4 + 0][k] = hidden_t5[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][5 + 0][k] = w->hidden_t6[i][0][k];
+            w->hidden[i][5 + 0][k] = hidden_t6[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][6 + 0][k] = w->hidden_t7[i][0][k];
+            w->hidden[i][6 + 0][k] = hidden_t7[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][7 + 0][k] = w->hidden_t8[i][0][k];
+            w->hidden[i][7 + 0][k] = hidden_t8[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][8 + 0][k] = w->hidden_t9[i][0][k];
+            w->hidden[i][8 + 0][k] = hidden_t9[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][9 + 0][k] = w->hidden_t10[i][0][k];
+            w->hidden[i][9 + 0][k] = hidden_t10[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][10 + 0][k] = w->hidden_t11[i][0][k];
+            w->hidden[i][10 + 0][k] = hidden_t11[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][11 + 0][k] = w->hidden_t12[i][0][k];
+            w->hidden[i][11 + 0][k] = hidden_t12[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][12 + 0][k] = w->hidden_t13[i][0][k];
+            w->hidden[i][12 + 0][k] = hidden_t13[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][13 + 0][k] = w->hidden_t14[i][0][k];
+            w->hidden[i][13 + 0][k] = hidden_t14[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][14 + 0][k] = w->hidden_t15[i][0][k];
+            w->hidden[i][14 + 0][k] = hidden_t15[i][0][k];
     for (int i = 0; i < rows; i++)
         for (int k = 0; k < 64; k++)
-            w->hidden[i][15 + 0][k] = w->hidden_t16[i][0][k];
+            w->hidden[i][15 + 0][k] = hidden_t16[i][0][k];
     
     // mm_rnn.ninja:55: logits = F.linear(hidden, lm_head_weight, lm_head_bias)
     // logits_t1 [64, 27] = transpose(lm_head_weight [27, 64])
@@ -2254,24 +2318,24 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     
     // mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&w->loss_t1[0][0], &w->logits[0][0][0], sizeof(float) * (rows * 432));
+    // loss_t1 is logits's array, read as [512, 27]
     if (targets) {   // needs targets
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     w->loss = 0;
     w->loss_kept = 0;
     for (int i = 0; i < (rows * 16); i++) {
-        float mx = w->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = w->loss_t1[i][j] > mx ? w->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            w->loss_probs[i][j] = expf(w->loss_t1[i][j] - mx);
+            w->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += w->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             w->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        w->loss += logf(sum) + mx - w->loss_t1[i][loss_t2[i]];
+        w->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         w->loss_kept += 1;
     }
     w->loss /= w->loss_kept;
@@ -2332,67 +2396,67 @@ static const NjTensor acts[] = {
     {"xt_l46_i0", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i0), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i0", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i0), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i0", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i0), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i0", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i0), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i0", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i0), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i1", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i1), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i1", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i1), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i1", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i1), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i1", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i1), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i1", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i1), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i2", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i2), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i2", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i2), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i2", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i2), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i2", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i2), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i2", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i2), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i3", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i3), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i3", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i3), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i3", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i3), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i3", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i3), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i3", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i3), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i4", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i4), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i4", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i4), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i4", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i4), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i4", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i4), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i4", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i4), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i5", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i5), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i5", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i5), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i5", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i5), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i5", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i5), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i5", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i5), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i6", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i6), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i6", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i6), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i6", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i6), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i6", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i6), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i6", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i6), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i7", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i7), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i7", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i7), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i7", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i7), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i7", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i7), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i7", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i7), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i8", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i8), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i8", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i8), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i8", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i8), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i8", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i8), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i8", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i8), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i9", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i9), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i9", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i9), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i9", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i9), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i9", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i9), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i9", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i9), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i10", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i10), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i10", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i10), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i10", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i10), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i10", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i10), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i10", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i10), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i11", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i11), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i11", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i11), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i11", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i11), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i11", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i11), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i11", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i11), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i12", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i12), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i12", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i12), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i12", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i12), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i12", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i12), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i12", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i12), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i13", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i13), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i13", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i13), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i13", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i13), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i13", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i13), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i13", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i13), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i14", 2, {32, 64}, offsetof(mm_rnn_acts, xt_l46_i14), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i14", 2, {32, 128}, offsetof(mm_rnn_acts, xh_l48_i14), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_l49_i14", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i14), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i14", 2, {32, 64}, offsetof(mm_rnn_acts, hprev_l50_i14), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i14", 2, {32, 64}, offsetof(mm_rnn_acts, ht_l49_i14), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt", 2, {32, 64}, offsetof(mm_rnn_acts, xt), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh", 2, {32, 128}, offsetof(mm_rnn_acts, xh), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht", 2, {32, 64}, offsetof(mm_rnn_acts, ht), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev", 2, {32, 64}, offsetof(mm_rnn_acts, hprev), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev", 2, {32, 64}, offsetof(mm_rnn_acts, ht), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"hidden", 3, {32, 16, 64}, offsetof(mm_rnn_acts, hidden), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
     {"logits", 3, {32, 16, 27}, offsetof(mm_rnn_acts, logits), "mm_rnn.ninja:55: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0x1},
     {"loss", 0, {}, offsetof(mm_rnn_acts, loss), "mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
@@ -2420,133 +2484,133 @@ static const NjTensor infer_acts[] = {
     {"ht_t2", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t2), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t3", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t3), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i0", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i0), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i0", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i0), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i0", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i0), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i1", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i1), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i1", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i1), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t4", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t4), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t5", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t5), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t6", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t6), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i1", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i1), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i1", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i1), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i1", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i1), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i2", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i2), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i2", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i2), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t7", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t7), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t8", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t8), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t9", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t9), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i2", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i2), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i2", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i2), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i2", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i2), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i3", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i3), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i3", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i3), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t10", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t10), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t11", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t11), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t12", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t12), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i3", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i3), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i3", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i3), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i3", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i3), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i4", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i4), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i4", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i4), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t13", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t13), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t14", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t14), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t15", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t15), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i4", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i4), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i4", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i4), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i4", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i4), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i5", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i5), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i5", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i5), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t16", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t16), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t17", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t17), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t18", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t18), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i5", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i5), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i5", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i5), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i5", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i5), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i6", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i6), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i6", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i6), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t19", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t19), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t20", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t20), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t21", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t21), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i6", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i6), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i6", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i6), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i6", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i6), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i7", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i7), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i7", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i7), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t22", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t22), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t23", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t23), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t24", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t24), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i7", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i7), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i7", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i7), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i7", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i7), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i8", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i8), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i8", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i8), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t25", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t25), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t26", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t26), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t27", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t27), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i8", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i8), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i8", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i8), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i8", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i8), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i9", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i9), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i9", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i9), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t28", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t28), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t29", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t29), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t30", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t30), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i9", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i9), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i9", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i9), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i9", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i9), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i10", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i10), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i10", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i10), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t31", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t31), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t32", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t32), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t33", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t33), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i10", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i10), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i10", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i10), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i10", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i10), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i11", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i11), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i11", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i11), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t34", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t34), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t35", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t35), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t36", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t36), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i11", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i11), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i11", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i11), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i11", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i11), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i12", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i12), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i12", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i12), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t37", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t37), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t38", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t38), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t39", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t39), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i12", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i12), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i12", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i12), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i12", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i12), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i13", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i13), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i13", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i13), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t40", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t40), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t41", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t41), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t42", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t42), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i13", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i13), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i13", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i13), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i13", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i13), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i14", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i14), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i14", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i14), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t43", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t43), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t44", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t44), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t45", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t45), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i14", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i14), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev_l50_i14", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev_l50_i14), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hprev_l50_i14", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i14), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t46", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t46), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
     {"ht_t47", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t47), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t48", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t48), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
-    {"hprev", 2, {32, 64}, offsetof(mm_rnn_infer_ws, hprev), "mm_rnn.ninja:50: hprev = ht", 0x1},
-    {"hidden_t1", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t1), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t2", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t2), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t3", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t3), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t4", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t4), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t5", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t5), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t6", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t6), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t7", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t7), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t8", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t8), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t9", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t9), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t10", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t10), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t11", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t11), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t12", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t12), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t13", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t13), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t14", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t14), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t15", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t15), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
-    {"hidden_t16", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, hidden_t16), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hprev", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht), "mm_rnn.ninja:50: hprev = ht", 0x1},
+    {"hidden_t1", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i0), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t2", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i1), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t3", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i2), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t4", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i3), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t5", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i4), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t6", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i5), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t7", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i6), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t8", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i7), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t9", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i8), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t10", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i9), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t11", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i10), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t12", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i11), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t13", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i12), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t14", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i13), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t15", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i14), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
+    {"hidden_t16", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
     {"hidden", 3, {32, 16, 64}, offsetof(mm_rnn_infer_ws, hidden), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
     {"logits_t1", 2, {64, 27}, offsetof(mm_rnn_infer_ws, logits_t1), "mm_rnn.ninja:55: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0},
     {"logits_t2", 3, {32, 16, 27}, offsetof(mm_rnn_infer_ws, logits_t2), "mm_rnn.ninja:55: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0x1},
     {"logits", 3, {32, 16, 27}, offsetof(mm_rnn_infer_ws, logits), "mm_rnn.ninja:55: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0x1},
-    {"loss_t1", 2, {512, 27}, offsetof(mm_rnn_infer_ws, loss_t1), "mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
+    {"loss_t1", 2, {512, 27}, offsetof(mm_rnn_infer_ws, logits), "mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
     {"loss", 0, {}, offsetof(mm_rnn_infer_ws, loss), "mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
 };
 

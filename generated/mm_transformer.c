@@ -78,6 +78,25 @@ __attribute__((simd("notinbranch"))) float erff(float);
 void mm_transformer_forward(const mm_transformer_params *restrict p, const int32_t *const *inputs, mm_transformer_acts *restrict a) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t *loss_t2 = inputs[1];
+    float (*attn_bias)[1][16][16] = (float (*)[1][16][16])a->attn_bias_t2;   // attn_bias_t2's array, read as [1, 1, 16, 16]
+    float (*pos_emb)[16][64] = (float (*)[16][64])a->pos_emb_t1;   // pos_emb_t1's array, read as [1, 16, 64]
+    float (*k_t1)[16][4][16] = (float (*)[16][4][16])a->k_l86_i0;   // k_l86_i0's array, read as [32, 16, 4, 16]
+    float (*q_t8)[16][4][16] = (float (*)[16][4][16])a->q_l86_i0;   // q_l86_i0's array, read as [32, 16, 4, 16]
+    float (*v_t1)[16][4][16] = (float (*)[16][4][16])a->v_l86_i0;   // v_l86_i0's array, read as [32, 16, 4, 16]
+    float (*y_l95_i0)[16][64] = (float (*)[16][64])a->y_t1;   // y_t1's array, read as [32, 16, 64]
+    float (*k_t2)[16][4][16] = (float (*)[16][4][16])a->k_l86_i1;   // k_l86_i1's array, read as [32, 16, 4, 16]
+    float (*q_t16)[16][4][16] = (float (*)[16][4][16])a->q_l86_i1;   // q_l86_i1's array, read as [32, 16, 4, 16]
+    float (*v_t2)[16][4][16] = (float (*)[16][4][16])a->v_l86_i1;   // v_l86_i1's array, read as [32, 16, 4, 16]
+    float (*y_l95_i1)[16][64] = (float (*)[16][64])a->y_t7;   // y_t7's array, read as [32, 16, 64]
+    float (*k_t3)[16][4][16] = (float (*)[16][4][16])a->k_l86_i2;   // k_l86_i2's array, read as [32, 16, 4, 16]
+    float (*q_t24)[16][4][16] = (float (*)[16][4][16])a->q_l86_i2;   // q_l86_i2's array, read as [32, 16, 4, 16]
+    float (*v_t3)[16][4][16] = (float (*)[16][4][16])a->v_l86_i2;   // v_l86_i2's array, read as [32, 16, 4, 16]
+    float (*y_l95_i2)[16][64] = (float (*)[16][64])a->y_t13;   // y_t13's array, read as [32, 16, 64]
+    float (*k_t4)[16][4][16] = (float (*)[16][4][16])a->k_l86_i3;   // k_l86_i3's array, read as [32, 16, 4, 16]
+    float (*q_t32)[16][4][16] = (float (*)[16][4][16])a->q_l86_i3;   // q_l86_i3's array, read as [32, 16, 4, 16]
+    float (*v_t4)[16][4][16] = (float (*)[16][4][16])a->v_l86_i3;   // v_l86_i3's array, read as [32, 16, 4, 16]
+    float (*y_l95_i3)[16][64] = (float (*)[16][64])a->y_t19;   // y_t19's array, read as [32, 16, 64]
+    float (*loss_t1)[27] = (float (*)[27])a->logits;   // logits's array, read as [512, 27]
     
     // mm_transformer.ninja:70: attn_bias = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)
     // attn_bias_t1 [16, 16] = ones()
@@ -96,7 +115,7 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
                 a->attn_bias_t2[i][j] = 0;
         }
     // attn_bias [1, 1, 16, 16] = view(attn_bias_t2 [16, 16])
-    memcpy(&a->attn_bias[0][0][0][0], &a->attn_bias_t2[0][0], sizeof(float) * 256);
+    // attn_bias is attn_bias_t2's array, read as [1, 1, 16, 16]
     
     // mm_transformer.ninja:76: tok_emb = wte_weight[idx]
     // tok_emb [32, 16, 64] = embed(wte_weight [27, 64], idx [32, 16])
@@ -111,14 +130,14 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
         for (int j = 0; j < 64; j++)
             a->pos_emb_t1[i][j] = p->wpe_weight[i][j];
     // pos_emb [1, 16, 64] = unsqueeze(pos_emb_t1 [16, 64])
-    memcpy(&a->pos_emb[0][0][0], &a->pos_emb_t1[0][0], sizeof(float) * 1024);
+    // pos_emb is pos_emb_t1's array, read as [1, 16, 64]
     
     // mm_transformer.ninja:78: x = tok_emb + pos_emb
     // x_l78 [32, 16, 64] = add(tok_emb [32, 16, 64], pos_emb [1, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++)
-                a->x_l78[i][j][k] = a->tok_emb[i][j][k] + a->pos_emb[0][j][k];
+                a->x_l78[i][j][k] = a->tok_emb[i][j][k] + pos_emb[0][j][k];
     
     // mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)
     // xa_t1 [64] = slice(h_ln_1_weight [4, 64])
@@ -182,33 +201,33 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     
     // mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)
     // k_t1 [32, 16, 4, 16] = view(k_l86_i0 [32, 16, 64])
-    memcpy(&a->k_t1[0][0][0][0], &a->k_l86_i0[0][0][0], sizeof(float) * 32768);
+    // k_t1 is k_l86_i0's array, read as [32, 16, 4, 16]
     // k_l87_i0 [32, 4, 16, 16] = permute(k_t1 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->k_l87_i0[i][j][k][l] = a->k_t1[i][k][j][l];
+                    a->k_l87_i0[i][j][k][l] = k_t1[i][k][j][l];
     
     // mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)
     // q_t8 [32, 16, 4, 16] = view(q_l86_i0 [32, 16, 64])
-    memcpy(&a->q_t8[0][0][0][0], &a->q_l86_i0[0][0][0], sizeof(float) * 32768);
+    // q_t8 is q_l86_i0's array, read as [32, 16, 4, 16]
     // q_l88_i0 [32, 4, 16, 16] = permute(q_t8 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->q_l88_i0[i][j][k][l] = a->q_t8[i][k][j][l];
+                    a->q_l88_i0[i][j][k][l] = q_t8[i][k][j][l];
     
     // mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)
     // v_t1 [32, 16, 4, 16] = view(v_l86_i0 [32, 16, 64])
-    memcpy(&a->v_t1[0][0][0][0], &a->v_l86_i0[0][0][0], sizeof(float) * 32768);
+    // v_t1 is v_l86_i0's array, read as [32, 16, 4, 16]
     // v_l89_i0 [32, 4, 16, 16] = permute(v_t1 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->v_l89_i0[i][j][k][l] = a->v_t1[i][k][j][l];
+                    a->v_l89_i0[i][j][k][l] = v_t1[i][k][j][l];
     
     // mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
     // att_t1 [32, 4, 16, 16] = permute(k_l87_i0 [32, 4, 16, 16])
@@ -233,7 +252,7 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     // att_t3 [1, 1, 16, 16] = slice(attn_bias [1, 1, 16, 16])
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
-            a->att_t3[0][0][k][l] = a->attn_bias[0][0][k][l];
+            a->att_t3[0][0][k][l] = attn_bias[0][0][k][l];
     // att_t4 [1, 1, 16, 16] = eq_c(att_t3 [1, 1, 16, 16], 0)
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
@@ -277,9 +296,9 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
                 for (int l = 0; l < 16; l++)
                     a->y_t1[i][j][k][l] = a->y_l94_i0[i][k][j][l];
     // y_t2 [32, 16, 4, 16] = contiguous(y_t1 [32, 16, 4, 16])
-    memcpy(&a->y_t2[0][0][0][0], &a->y_t1[0][0][0][0], sizeof(float) * 32768);
+    // y_t2 is y_t1's array, read as [32, 16, 4, 16]
     // y_l95_i0 [32, 16, 64] = view(y_t2 [32, 16, 4, 16])
-    memcpy(&a->y_l95_i0[0][0][0], &a->y_t2[0][0][0][0], sizeof(float) * 32768);
+    // y_l95_i0 is y_t1's array, read as [32, 16, 64]
     
     // mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
     // y_t3 [64, 64] = slice(h_attn_c_proj_weight [4, 64, 64])
@@ -291,7 +310,7 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
         for (int j = 0; j < 64; j++)
             a->y_t4[i][j] = a->y_t3[j][i];
     // y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
-    nj_gemm_512x64x64(&a->y_l95_i0[0][0][0], &a->y_t4[0][0], &a->y_t5[0][0][0]);
+    nj_gemm_512x64x64(&y_l95_i0[0][0][0], &a->y_t4[0][0], &a->y_t5[0][0][0]);
     // y_t6 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->y_t6[i] = p->h_attn_c_proj_bias[0][i];
@@ -449,33 +468,33 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     
     // mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)
     // k_t2 [32, 16, 4, 16] = view(k_l86_i1 [32, 16, 64])
-    memcpy(&a->k_t2[0][0][0][0], &a->k_l86_i1[0][0][0], sizeof(float) * 32768);
+    // k_t2 is k_l86_i1's array, read as [32, 16, 4, 16]
     // k_l87_i1 [32, 4, 16, 16] = permute(k_t2 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->k_l87_i1[i][j][k][l] = a->k_t2[i][k][j][l];
+                    a->k_l87_i1[i][j][k][l] = k_t2[i][k][j][l];
     
     // mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)
     // q_t16 [32, 16, 4, 16] = view(q_l86_i1 [32, 16, 64])
-    memcpy(&a->q_t16[0][0][0][0], &a->q_l86_i1[0][0][0], sizeof(float) * 32768);
+    // q_t16 is q_l86_i1's array, read as [32, 16, 4, 16]
     // q_l88_i1 [32, 4, 16, 16] = permute(q_t16 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->q_l88_i1[i][j][k][l] = a->q_t16[i][k][j][l];
+                    a->q_l88_i1[i][j][k][l] = q_t16[i][k][j][l];
     
     // mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)
     // v_t2 [32, 16, 4, 16] = view(v_l86_i1 [32, 16, 64])
-    memcpy(&a->v_t2[0][0][0][0], &a->v_l86_i1[0][0][0], sizeof(float) * 32768);
+    // v_t2 is v_l86_i1's array, read as [32, 16, 4, 16]
     // v_l89_i1 [32, 4, 16, 16] = permute(v_t2 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->v_l89_i1[i][j][k][l] = a->v_t2[i][k][j][l];
+                    a->v_l89_i1[i][j][k][l] = v_t2[i][k][j][l];
     
     // mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
     // att_t5 [32, 4, 16, 16] = permute(k_l87_i1 [32, 4, 16, 16])
@@ -500,7 +519,7 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     // att_t7 [1, 1, 16, 16] = slice(attn_bias [1, 1, 16, 16])
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
-            a->att_t7[0][0][k][l] = a->attn_bias[0][0][k][l];
+            a->att_t7[0][0][k][l] = attn_bias[0][0][k][l];
     // att_t8 [1, 1, 16, 16] = eq_c(att_t7 [1, 1, 16, 16], 0)
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
@@ -544,9 +563,9 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
                 for (int l = 0; l < 16; l++)
                     a->y_t7[i][j][k][l] = a->y_l94_i1[i][k][j][l];
     // y_t8 [32, 16, 4, 16] = contiguous(y_t7 [32, 16, 4, 16])
-    memcpy(&a->y_t8[0][0][0][0], &a->y_t7[0][0][0][0], sizeof(float) * 32768);
+    // y_t8 is y_t7's array, read as [32, 16, 4, 16]
     // y_l95_i1 [32, 16, 64] = view(y_t8 [32, 16, 4, 16])
-    memcpy(&a->y_l95_i1[0][0][0], &a->y_t8[0][0][0][0], sizeof(float) * 32768);
+    // y_l95_i1 is y_t7's array, read as [32, 16, 64]
     
     // mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
     // y_t9 [64, 64] = slice(h_attn_c_proj_weight [4, 64, 64])
@@ -558,7 +577,7 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
         for (int j = 0; j < 64; j++)
             a->y_t10[i][j] = a->y_t9[j][i];
     // y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
-    nj_gemm_512x64x64(&a->y_l95_i1[0][0][0], &a->y_t10[0][0], &a->y_t11[0][0][0]);
+    nj_gemm_512x64x64(&y_l95_i1[0][0][0], &a->y_t10[0][0], &a->y_t11[0][0][0]);
     // y_t12 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->y_t12[i] = p->h_attn_c_proj_bias[1][i];
@@ -716,33 +735,33 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     
     // mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)
     // k_t3 [32, 16, 4, 16] = view(k_l86_i2 [32, 16, 64])
-    memcpy(&a->k_t3[0][0][0][0], &a->k_l86_i2[0][0][0], sizeof(float) * 32768);
+    // k_t3 is k_l86_i2's array, read as [32, 16, 4, 16]
     // k_l87_i2 [32, 4, 16, 16] = permute(k_t3 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->k_l87_i2[i][j][k][l] = a->k_t3[i][k][j][l];
+                    a->k_l87_i2[i][j][k][l] = k_t3[i][k][j][l];
     
     // mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)
     // q_t24 [32, 16, 4, 16] = view(q_l86_i2 [32, 16, 64])
-    memcpy(&a->q_t24[0][0][0][0], &a->q_l86_i2[0][0][0], sizeof(float) * 32768);
+    // q_t24 is q_l86_i2's array, read as [32, 16, 4, 16]
     // q_l88_i2 [32, 4, 16, 16] = permute(q_t24 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->q_l88_i2[i][j][k][l] = a->q_t24[i][k][j][l];
+                    a->q_l88_i2[i][j][k][l] = q_t24[i][k][j][l];
     
     // mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)
     // v_t3 [32, 16, 4, 16] = view(v_l86_i2 [32, 16, 64])
-    memcpy(&a->v_t3[0][0][0][0], &a->v_l86_i2[0][0][0], sizeof(float) * 32768);
+    // v_t3 is v_l86_i2's array, read as [32, 16, 4, 16]
     // v_l89_i2 [32, 4, 16, 16] = permute(v_t3 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->v_l89_i2[i][j][k][l] = a->v_t3[i][k][j][l];
+                    a->v_l89_i2[i][j][k][l] = v_t3[i][k][j][l];
     
     // mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
     // att_t9 [32, 4, 16, 16] = permute(k_l87_i2 [32, 4, 16, 16])
@@ -767,7 +786,7 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     // att_t11 [1, 1, 16, 16] = slice(attn_bias [1, 1, 16, 16])
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
-            a->att_t11[0][0][k][l] = a->attn_bias[0][0][k][l];
+            a->att_t11[0][0][k][l] = attn_bias[0][0][k][l];
     // att_t12 [1, 1, 16, 16] = eq_c(att_t11 [1, 1, 16, 16], 0)
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
@@ -811,9 +830,9 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
                 for (int l = 0; l < 16; l++)
                     a->y_t13[i][j][k][l] = a->y_l94_i2[i][k][j][l];
     // y_t14 [32, 16, 4, 16] = contiguous(y_t13 [32, 16, 4, 16])
-    memcpy(&a->y_t14[0][0][0][0], &a->y_t13[0][0][0][0], sizeof(float) * 32768);
+    // y_t14 is y_t13's array, read as [32, 16, 4, 16]
     // y_l95_i2 [32, 16, 64] = view(y_t14 [32, 16, 4, 16])
-    memcpy(&a->y_l95_i2[0][0][0], &a->y_t14[0][0][0][0], sizeof(float) * 32768);
+    // y_l95_i2 is y_t13's array, read as [32, 16, 64]
     
     // mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
     // y_t15 [64, 64] = slice(h_attn_c_proj_weight [4, 64, 64])
@@ -825,7 +844,7 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
         for (int j = 0; j < 64; j++)
             a->y_t16[i][j] = a->y_t15[j][i];
     // y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
-    nj_gemm_512x64x64(&a->y_l95_i2[0][0][0], &a->y_t16[0][0], &a->y_t17[0][0][0]);
+    nj_gemm_512x64x64(&y_l95_i2[0][0][0], &a->y_t16[0][0], &a->y_t17[0][0][0]);
     // y_t18 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->y_t18[i] = p->h_attn_c_proj_bias[2][i];
@@ -983,33 +1002,33 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     
     // mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)
     // k_t4 [32, 16, 4, 16] = view(k_l86_i3 [32, 16, 64])
-    memcpy(&a->k_t4[0][0][0][0], &a->k_l86_i3[0][0][0], sizeof(float) * 32768);
+    // k_t4 is k_l86_i3's array, read as [32, 16, 4, 16]
     // k [32, 4, 16, 16] = permute(k_t4 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->k_[i][j][k][l] = a->k_t4[i][k][j][l];
+                    a->k_[i][j][k][l] = k_t4[i][k][j][l];
     
     // mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)
     // q_t32 [32, 16, 4, 16] = view(q_l86_i3 [32, 16, 64])
-    memcpy(&a->q_t32[0][0][0][0], &a->q_l86_i3[0][0][0], sizeof(float) * 32768);
+    // q_t32 is q_l86_i3's array, read as [32, 16, 4, 16]
     // q [32, 4, 16, 16] = permute(q_t32 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->q[i][j][k][l] = a->q_t32[i][k][j][l];
+                    a->q[i][j][k][l] = q_t32[i][k][j][l];
     
     // mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)
     // v_t4 [32, 16, 4, 16] = view(v_l86_i3 [32, 16, 64])
-    memcpy(&a->v_t4[0][0][0][0], &a->v_l86_i3[0][0][0], sizeof(float) * 32768);
+    // v_t4 is v_l86_i3's array, read as [32, 16, 4, 16]
     // v [32, 4, 16, 16] = permute(v_t4 [32, 16, 4, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    a->v[i][j][k][l] = a->v_t4[i][k][j][l];
+                    a->v[i][j][k][l] = v_t4[i][k][j][l];
     
     // mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
     // att_t13 [32, 4, 16, 16] = permute(k [32, 4, 16, 16])
@@ -1034,7 +1053,7 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     // att_t15 [1, 1, 16, 16] = slice(attn_bias [1, 1, 16, 16])
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
-            a->att_t15[0][0][k][l] = a->attn_bias[0][0][k][l];
+            a->att_t15[0][0][k][l] = attn_bias[0][0][k][l];
     // att_t16 [1, 1, 16, 16] = eq_c(att_t15 [1, 1, 16, 16], 0)
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
@@ -1078,9 +1097,9 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
                 for (int l = 0; l < 16; l++)
                     a->y_t19[i][j][k][l] = a->y_l94_i3[i][k][j][l];
     // y_t20 [32, 16, 4, 16] = contiguous(y_t19 [32, 16, 4, 16])
-    memcpy(&a->y_t20[0][0][0][0], &a->y_t19[0][0][0][0], sizeof(float) * 32768);
+    // y_t20 is y_t19's array, read as [32, 16, 4, 16]
     // y_l95_i3 [32, 16, 64] = view(y_t20 [32, 16, 4, 16])
-    memcpy(&a->y_l95_i3[0][0][0], &a->y_t20[0][0][0][0], sizeof(float) * 32768);
+    // y_l95_i3 is y_t19's array, read as [32, 16, 64]
     
     // mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
     // y_t21 [64, 64] = slice(h_attn_c_proj_weight [4, 64, 64])
@@ -1092,7 +1111,7 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
         for (int j = 0; j < 64; j++)
             a->y_t22[i][j] = a->y_t21[j][i];
     // y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
-    nj_gemm_512x64x64(&a->y_l95_i3[0][0][0], &a->y_t22[0][0], &a->y_t23[0][0][0]);
+    nj_gemm_512x64x64(&y_l95_i3[0][0][0], &a->y_t22[0][0], &a->y_t23[0][0][0]);
     // y_t24 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->y_t24[i] = p->h_attn_c_proj_bias[3][i];
@@ -1217,23 +1236,23 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     
     // mm_transformer.ninja:108: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&a->loss_t1[0][0], &a->logits[0][0][0], sizeof(float) * 13824);
+    // loss_t1 is logits's array, read as [512, 27]
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     a->loss = 0;
     a->loss_kept = 0;
     for (int i = 0; i < 512; i++) {
-        float mx = a->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = a->loss_t1[i][j] > mx ? a->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            a->loss_probs[i][j] = expf(a->loss_t1[i][j] - mx);
+            a->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += a->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             a->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        a->loss += logf(sum) + mx - a->loss_t1[i][loss_t2[i]];
+        a->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         a->loss_kept += 1;
     }
     a->loss /= a->loss_kept;
@@ -1243,6 +1262,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     mm_transformer_grads *restrict g) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t *loss_t2 = inputs[1];
+    const float (*y_l95_i0)[16][64] = (const float (*)[16][64])a->y_t1;   // y_t1's array, read as [32, 16, 64]
+    const float (*y_l95_i1)[16][64] = (const float (*)[16][64])a->y_t7;   // y_t7's array, read as [32, 16, 64]
+    const float (*y_l95_i2)[16][64] = (const float (*)[16][64])a->y_t13;   // y_t13's array, read as [32, 16, 64]
+    const float (*y_l95_i3)[16][64] = (const float (*)[16][64])a->y_t19;   // y_t19's array, read as [32, 16, 64]
     g->dloss = 1.0f;
     
     // backprop through mm_transformer.ninja:108: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
@@ -1427,7 +1450,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     nj_gemm_512x64x64(&g->dy_t23[0][0][0], g->mm_scratch, &g->dy_l95_i3[0][0][0]);
     // dy_t22 from y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
     // dy_t22 = y_l95_i3^T @ dy_t23
-    nj_gemm_64x64x512_at(&a->y_l95_i3[0][0][0], &g->dy_t23[0][0][0], &g->dy_t22[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i3[0][0][0], &g->dy_t23[0][0][0], &g->dy_t22[0][0]);
     // dy_t21 from y_t22 [64, 64] = transpose(y_t21 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -1741,7 +1764,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     nj_gemm_512x64x64(&g->dy_t17[0][0][0], g->mm_scratch, &g->dy_l95_i2[0][0][0]);
     // dy_t16 from y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
     // dy_t16 = y_l95_i2^T @ dy_t17
-    nj_gemm_64x64x512_at(&a->y_l95_i2[0][0][0], &g->dy_t17[0][0][0], &g->dy_t16[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i2[0][0][0], &g->dy_t17[0][0][0], &g->dy_t16[0][0]);
     // dy_t15 from y_t16 [64, 64] = transpose(y_t15 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -2050,7 +2073,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     nj_gemm_512x64x64(&g->dy_t11[0][0][0], g->mm_scratch, &g->dy_l95_i1[0][0][0]);
     // dy_t10 from y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
     // dy_t10 = y_l95_i1^T @ dy_t11
-    nj_gemm_64x64x512_at(&a->y_l95_i1[0][0][0], &g->dy_t11[0][0][0], &g->dy_t10[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i1[0][0][0], &g->dy_t11[0][0][0], &g->dy_t10[0][0]);
     // dy_t9 from y_t10 [64, 64] = transpose(y_t9 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -2359,7 +2382,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     nj_gemm_512x64x64(&g->dy_t5[0][0][0], g->mm_scratch, &g->dy_l95_i0[0][0][0]);
     // dy_t4 from y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
     // dy_t4 = y_l95_i0^T @ dy_t5
-    nj_gemm_64x64x512_at(&a->y_l95_i0[0][0][0], &g->dy_t5[0][0][0], &g->dy_t4[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i0[0][0][0], &g->dy_t5[0][0][0], &g->dy_t4[0][0]);
     // dy_t3 from y_t4 [64, 64] = transpose(y_t3 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -2622,6 +2645,25 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
+    float (*attn_bias)[1][16][16] = (float (*)[1][16][16])w->attn_bias_t2;   // attn_bias_t2's array, read as [1, 1, 16, 16]
+    float (*pos_emb)[16][64] = (float (*)[16][64])w->pos_emb_t1;   // pos_emb_t1's array, read as [1, 16, 64]
+    float (*k_t1)[16][4][16] = (float (*)[16][4][16])w->k_l86_i0;   // k_l86_i0's array, read as [32, 16, 4, 16]
+    float (*q_t8)[16][4][16] = (float (*)[16][4][16])w->q_l86_i0;   // q_l86_i0's array, read as [32, 16, 4, 16]
+    float (*v_t1)[16][4][16] = (float (*)[16][4][16])w->v_l86_i0;   // v_l86_i0's array, read as [32, 16, 4, 16]
+    float (*y_l95_i0)[16][64] = (float (*)[16][64])w->y_t1;   // y_t1's array, read as [32, 16, 64]
+    float (*k_t2)[16][4][16] = (float (*)[16][4][16])w->k_l86_i1;   // k_l86_i1's array, read as [32, 16, 4, 16]
+    float (*q_t16)[16][4][16] = (float (*)[16][4][16])w->q_l86_i1;   // q_l86_i1's array, read as [32, 16, 4, 16]
+    float (*v_t2)[16][4][16] = (float (*)[16][4][16])w->v_l86_i1;   // v_l86_i1's array, read as [32, 16, 4, 16]
+    float (*y_l95_i1)[16][64] = (float (*)[16][64])w->y_t7;   // y_t7's array, read as [32, 16, 64]
+    float (*k_t3)[16][4][16] = (float (*)[16][4][16])w->k_l86_i2;   // k_l86_i2's array, read as [32, 16, 4, 16]
+    float (*q_t24)[16][4][16] = (float (*)[16][4][16])w->q_l86_i2;   // q_l86_i2's array, read as [32, 16, 4, 16]
+    float (*v_t3)[16][4][16] = (float (*)[16][4][16])w->v_l86_i2;   // v_l86_i2's array, read as [32, 16, 4, 16]
+    float (*y_l95_i2)[16][64] = (float (*)[16][64])w->y_t13;   // y_t13's array, read as [32, 16, 64]
+    float (*k_t4)[16][4][16] = (float (*)[16][4][16])w->k_l86_i3;   // k_l86_i3's array, read as [32, 16, 4, 16]
+    float (*q_t32)[16][4][16] = (float (*)[16][4][16])w->q_l86_i3;   // q_l86_i3's array, read as [32, 16, 4, 16]
+    float (*v_t4)[16][4][16] = (float (*)[16][4][16])w->v_l86_i3;   // v_l86_i3's array, read as [32, 16, 4, 16]
+    float (*y_l95_i3)[16][64] = (float (*)[16][64])w->y_t19;   // y_t19's array, read as [32, 16, 64]
+    float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
     (void)stop;
     
@@ -2642,7 +2684,7 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
                 w->attn_bias_t2[i][j] = 0;
         }
     // attn_bias [1, 1, 16, 16] = view(attn_bias_t2 [16, 16])
-    memcpy(&w->attn_bias[0][0][0][0], &w->attn_bias_t2[0][0], sizeof(float) * 256);
+    // attn_bias is attn_bias_t2's array, read as [1, 1, 16, 16]
     
     // mm_transformer.ninja:76: tok_emb = wte_weight[idx]
     // tok_emb [32, 16, 64] = embed(wte_weight [27, 64], idx [32, 16])
@@ -2657,14 +2699,14 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
         for (int j = 0; j < 64; j++)
             w->pos_emb_t1[i][j] = p->wpe_weight[i][j];
     // pos_emb [1, 16, 64] = unsqueeze(pos_emb_t1 [16, 64])
-    memcpy(&w->pos_emb[0][0][0], &w->pos_emb_t1[0][0], sizeof(float) * 1024);
+    // pos_emb is pos_emb_t1's array, read as [1, 16, 64]
     
     // mm_transformer.ninja:78: x = tok_emb + pos_emb
     // x_l78 [32, 16, 64] = add(tok_emb [32, 16, 64], pos_emb [1, 16, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++)
-                w->x_l78[i][j][k] = w->tok_emb[i][j][k] + w->pos_emb[0][j][k];
+                w->x_l78[i][j][k] = w->tok_emb[i][j][k] + pos_emb[0][j][k];
     
     // mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)
     // xa_t1 [64] = slice(h_ln_1_weight [4, 64])
@@ -2728,33 +2770,33 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     
     // mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)
     // k_t1 [32, 16, 4, 16] = view(k_l86_i0 [32, 16, 64])
-    memcpy(&w->k_t1[0][0][0][0], &w->k_l86_i0[0][0][0], sizeof(float) * (rows * 1024));
+    // k_t1 is k_l86_i0's array, read as [32, 16, 4, 16]
     // k_l87_i0 [32, 4, 16, 16] = permute(k_t1 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->k_l87_i0[i][j][k][l] = w->k_t1[i][k][j][l];
+                    w->k_l87_i0[i][j][k][l] = k_t1[i][k][j][l];
     
     // mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)
     // q_t8 [32, 16, 4, 16] = view(q_l86_i0 [32, 16, 64])
-    memcpy(&w->q_t8[0][0][0][0], &w->q_l86_i0[0][0][0], sizeof(float) * (rows * 1024));
+    // q_t8 is q_l86_i0's array, read as [32, 16, 4, 16]
     // q_l88_i0 [32, 4, 16, 16] = permute(q_t8 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->q_l88_i0[i][j][k][l] = w->q_t8[i][k][j][l];
+                    w->q_l88_i0[i][j][k][l] = q_t8[i][k][j][l];
     
     // mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)
     // v_t1 [32, 16, 4, 16] = view(v_l86_i0 [32, 16, 64])
-    memcpy(&w->v_t1[0][0][0][0], &w->v_l86_i0[0][0][0], sizeof(float) * (rows * 1024));
+    // v_t1 is v_l86_i0's array, read as [32, 16, 4, 16]
     // v_l89_i0 [32, 4, 16, 16] = permute(v_t1 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->v_l89_i0[i][j][k][l] = w->v_t1[i][k][j][l];
+                    w->v_l89_i0[i][j][k][l] = v_t1[i][k][j][l];
     
     // mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
     // att_t1 [32, 4, 16, 16] = permute(k_l87_i0 [32, 4, 16, 16])
@@ -2779,7 +2821,7 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     // att_t3 [1, 1, 16, 16] = slice(attn_bias [1, 1, 16, 16])
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
-            w->att_t3[0][0][k][l] = w->attn_bias[0][0][k][l];
+            w->att_t3[0][0][k][l] = attn_bias[0][0][k][l];
     // att_t4 [1, 1, 16, 16] = eq_c(att_t3 [1, 1, 16, 16], 0)
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
@@ -2823,9 +2865,9 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
                 for (int l = 0; l < 16; l++)
                     w->y_t1[i][j][k][l] = w->y_l94_i0[i][k][j][l];
     // y_t2 [32, 16, 4, 16] = contiguous(y_t1 [32, 16, 4, 16])
-    memcpy(&w->y_t2[0][0][0][0], &w->y_t1[0][0][0][0], sizeof(float) * (rows * 1024));
+    // y_t2 is y_t1's array, read as [32, 16, 4, 16]
     // y_l95_i0 [32, 16, 64] = view(y_t2 [32, 16, 4, 16])
-    memcpy(&w->y_l95_i0[0][0][0], &w->y_t2[0][0][0][0], sizeof(float) * (rows * 1024));
+    // y_l95_i0 is y_t1's array, read as [32, 16, 64]
     
     // mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
     // y_t3 [64, 64] = slice(h_attn_c_proj_weight [4, 64, 64])
@@ -2837,7 +2879,7 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
         for (int j = 0; j < 64; j++)
             w->y_t4[i][j] = w->y_t3[j][i];
     // y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
-    nj_gemm(rows * 16, 64, 64, &w->y_l95_i0[0][0][0], 64, 1, &w->y_t4[0][0], 64, &w->y_t5[0][0][0], 64, 0);
+    nj_gemm(rows * 16, 64, 64, &y_l95_i0[0][0][0], 64, 1, &w->y_t4[0][0], 64, &w->y_t5[0][0][0], 64, 0);
     // y_t6 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->y_t6[i] = p->h_attn_c_proj_bias[0][i];
@@ -3028,33 +3070,33 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     
     // mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)
     // k_t2 [32, 16, 4, 16] = view(k_l86_i1 [32, 16, 64])
-    memcpy(&w->k_t2[0][0][0][0], &w->k_l86_i1[0][0][0], sizeof(float) * (rows * 1024));
+    // k_t2 is k_l86_i1's array, read as [32, 16, 4, 16]
     // k_l87_i1 [32, 4, 16, 16] = permute(k_t2 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->k_l87_i1[i][j][k][l] = w->k_t2[i][k][j][l];
+                    w->k_l87_i1[i][j][k][l] = k_t2[i][k][j][l];
     
     // mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)
     // q_t16 [32, 16, 4, 16] = view(q_l86_i1 [32, 16, 64])
-    memcpy(&w->q_t16[0][0][0][0], &w->q_l86_i1[0][0][0], sizeof(float) * (rows * 1024));
+    // q_t16 is q_l86_i1's array, read as [32, 16, 4, 16]
     // q_l88_i1 [32, 4, 16, 16] = permute(q_t16 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->q_l88_i1[i][j][k][l] = w->q_t16[i][k][j][l];
+                    w->q_l88_i1[i][j][k][l] = q_t16[i][k][j][l];
     
     // mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)
     // v_t2 [32, 16, 4, 16] = view(v_l86_i1 [32, 16, 64])
-    memcpy(&w->v_t2[0][0][0][0], &w->v_l86_i1[0][0][0], sizeof(float) * (rows * 1024));
+    // v_t2 is v_l86_i1's array, read as [32, 16, 4, 16]
     // v_l89_i1 [32, 4, 16, 16] = permute(v_t2 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->v_l89_i1[i][j][k][l] = w->v_t2[i][k][j][l];
+                    w->v_l89_i1[i][j][k][l] = v_t2[i][k][j][l];
     
     // mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
     // att_t5 [32, 4, 16, 16] = permute(k_l87_i1 [32, 4, 16, 16])
@@ -3079,7 +3121,7 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     // att_t7 [1, 1, 16, 16] = slice(attn_bias [1, 1, 16, 16])
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
-            w->att_t7[0][0][k][l] = w->attn_bias[0][0][k][l];
+            w->att_t7[0][0][k][l] = attn_bias[0][0][k][l];
     // att_t8 [1, 1, 16, 16] = eq_c(att_t7 [1, 1, 16, 16], 0)
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
@@ -3123,9 +3165,9 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
                 for (int l = 0; l < 16; l++)
                     w->y_t7[i][j][k][l] = w->y_l94_i1[i][k][j][l];
     // y_t8 [32, 16, 4, 16] = contiguous(y_t7 [32, 16, 4, 16])
-    memcpy(&w->y_t8[0][0][0][0], &w->y_t7[0][0][0][0], sizeof(float) * (rows * 1024));
+    // y_t8 is y_t7's array, read as [32, 16, 4, 16]
     // y_l95_i1 [32, 16, 64] = view(y_t8 [32, 16, 4, 16])
-    memcpy(&w->y_l95_i1[0][0][0], &w->y_t8[0][0][0][0], sizeof(float) * (rows * 1024));
+    // y_l95_i1 is y_t7's array, read as [32, 16, 64]
     
     // mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
     // y_t9 [64, 64] = slice(h_attn_c_proj_weight [4, 64, 64])
@@ -3137,7 +3179,7 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
         for (int j = 0; j < 64; j++)
             w->y_t10[i][j] = w->y_t9[j][i];
     // y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
-    nj_gemm(rows * 16, 64, 64, &w->y_l95_i1[0][0][0], 64, 1, &w->y_t10[0][0], 64, &w->y_t11[0][0][0], 64, 0);
+    nj_gemm(rows * 16, 64, 64, &y_l95_i1[0][0][0], 64, 1, &w->y_t10[0][0], 64, &w->y_t11[0][0][0], 64, 0);
     // y_t12 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->y_t12[i] = p->h_attn_c_proj_bias[1][i];
@@ -3328,33 +3370,33 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     
     // mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)
     // k_t3 [32, 16, 4, 16] = view(k_l86_i2 [32, 16, 64])
-    memcpy(&w->k_t3[0][0][0][0], &w->k_l86_i2[0][0][0], sizeof(float) * (rows * 1024));
+    // k_t3 is k_l86_i2's array, read as [32, 16, 4, 16]
     // k_l87_i2 [32, 4, 16, 16] = permute(k_t3 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->k_l87_i2[i][j][k][l] = w->k_t3[i][k][j][l];
+                    w->k_l87_i2[i][j][k][l] = k_t3[i][k][j][l];
     
     // mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)
     // q_t24 [32, 16, 4, 16] = view(q_l86_i2 [32, 16, 64])
-    memcpy(&w->q_t24[0][0][0][0], &w->q_l86_i2[0][0][0], sizeof(float) * (rows * 1024));
+    // q_t24 is q_l86_i2's array, read as [32, 16, 4, 16]
     // q_l88_i2 [32, 4, 16, 16] = permute(q_t24 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->q_l88_i2[i][j][k][l] = w->q_t24[i][k][j][l];
+                    w->q_l88_i2[i][j][k][l] = q_t24[i][k][j][l];
     
     // mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)
     // v_t3 [32, 16, 4, 16] = view(v_l86_i2 [32, 16, 64])
-    memcpy(&w->v_t3[0][0][0][0], &w->v_l86_i2[0][0][0], sizeof(float) * (rows * 1024));
+    // v_t3 is v_l86_i2's array, read as [32, 16, 4, 16]
     // v_l89_i2 [32, 4, 16, 16] = permute(v_t3 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->v_l89_i2[i][j][k][l] = w->v_t3[i][k][j][l];
+                    w->v_l89_i2[i][j][k][l] = v_t3[i][k][j][l];
     
     // mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
     // att_t9 [32, 4, 16, 16] = permute(k_l87_i2 [32, 4, 16, 16])
@@ -3379,7 +3421,7 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     // att_t11 [1, 1, 16, 16] = slice(attn_bias [1, 1, 16, 16])
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
-            w->att_t11[0][0][k][l] = w->attn_bias[0][0][k][l];
+            w->att_t11[0][0][k][l] = attn_bias[0][0][k][l];
     // att_t12 [1, 1, 16, 16] = eq_c(att_t11 [1, 1, 16, 16], 0)
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
@@ -3423,9 +3465,9 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
                 for (int l = 0; l < 16; l++)
                     w->y_t13[i][j][k][l] = w->y_l94_i2[i][k][j][l];
     // y_t14 [32, 16, 4, 16] = contiguous(y_t13 [32, 16, 4, 16])
-    memcpy(&w->y_t14[0][0][0][0], &w->y_t13[0][0][0][0], sizeof(float) * (rows * 1024));
+    // y_t14 is y_t13's array, read as [32, 16, 4, 16]
     // y_l95_i2 [32, 16, 64] = view(y_t14 [32, 16, 4, 16])
-    memcpy(&w->y_l95_i2[0][0][0], &w->y_t14[0][0][0][0], sizeof(float) * (rows * 1024));
+    // y_l95_i2 is y_t13's array, read as [32, 16, 64]
     
     // mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
     // y_t15 [64, 64] = slice(h_attn_c_proj_weight [4, 64, 64])
@@ -3437,7 +3479,7 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
         for (int j = 0; j < 64; j++)
             w->y_t16[i][j] = w->y_t15[j][i];
     // y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
-    nj_gemm(rows * 16, 64, 64, &w->y_l95_i2[0][0][0], 64, 1, &w->y_t16[0][0], 64, &w->y_t17[0][0][0], 64, 0);
+    nj_gemm(rows * 16, 64, 64, &y_l95_i2[0][0][0], 64, 1, &w->y_t16[0][0], 64, &w->y_t17[0][0][0], 64, 0);
     // y_t18 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->y_t18[i] = p->h_attn_c_proj_bias[2][i];
@@ -3628,33 +3670,33 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     
     // mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)
     // k_t4 [32, 16, 4, 16] = view(k_l86_i3 [32, 16, 64])
-    memcpy(&w->k_t4[0][0][0][0], &w->k_l86_i3[0][0][0], sizeof(float) * (rows * 1024));
+    // k_t4 is k_l86_i3's array, read as [32, 16, 4, 16]
     // k [32, 4, 16, 16] = permute(k_t4 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->k_[i][j][k][l] = w->k_t4[i][k][j][l];
+                    w->k_[i][j][k][l] = k_t4[i][k][j][l];
     
     // mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)
     // q_t32 [32, 16, 4, 16] = view(q_l86_i3 [32, 16, 64])
-    memcpy(&w->q_t32[0][0][0][0], &w->q_l86_i3[0][0][0], sizeof(float) * (rows * 1024));
+    // q_t32 is q_l86_i3's array, read as [32, 16, 4, 16]
     // q [32, 4, 16, 16] = permute(q_t32 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->q[i][j][k][l] = w->q_t32[i][k][j][l];
+                    w->q[i][j][k][l] = q_t32[i][k][j][l];
     
     // mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)
     // v_t4 [32, 16, 4, 16] = view(v_l86_i3 [32, 16, 64])
-    memcpy(&w->v_t4[0][0][0][0], &w->v_l86_i3[0][0][0], sizeof(float) * (rows * 1024));
+    // v_t4 is v_l86_i3's array, read as [32, 16, 4, 16]
     // v [32, 4, 16, 16] = permute(v_t4 [32, 16, 4, 16])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
                 for (int l = 0; l < 16; l++)
-                    w->v[i][j][k][l] = w->v_t4[i][k][j][l];
+                    w->v[i][j][k][l] = v_t4[i][k][j][l];
     
     // mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
     // att_t13 [32, 4, 16, 16] = permute(k [32, 4, 16, 16])
@@ -3679,7 +3721,7 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     // att_t15 [1, 1, 16, 16] = slice(attn_bias [1, 1, 16, 16])
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
-            w->att_t15[0][0][k][l] = w->attn_bias[0][0][k][l];
+            w->att_t15[0][0][k][l] = attn_bias[0][0][k][l];
     // att_t16 [1, 1, 16, 16] = eq_c(att_t15 [1, 1, 16, 16], 0)
     for (int k = 0; k < 16; k++)
         for (int l = 0; l < 16; l++)
@@ -3723,9 +3765,9 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
                 for (int l = 0; l < 16; l++)
                     w->y_t19[i][j][k][l] = w->y_l94_i3[i][k][j][l];
     // y_t20 [32, 16, 4, 16] = contiguous(y_t19 [32, 16, 4, 16])
-    memcpy(&w->y_t20[0][0][0][0], &w->y_t19[0][0][0][0], sizeof(float) * (rows * 1024));
+    // y_t20 is y_t19's array, read as [32, 16, 4, 16]
     // y_l95_i3 [32, 16, 64] = view(y_t20 [32, 16, 4, 16])
-    memcpy(&w->y_l95_i3[0][0][0], &w->y_t20[0][0][0][0], sizeof(float) * (rows * 1024));
+    // y_l95_i3 is y_t19's array, read as [32, 16, 64]
     
     // mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
     // y_t21 [64, 64] = slice(h_attn_c_proj_weight [4, 64, 64])
@@ -3737,7 +3779,7 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
         for (int j = 0; j < 64; j++)
             w->y_t22[i][j] = w->y_t21[j][i];
     // y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
-    nj_gemm(rows * 16, 64, 64, &w->y_l95_i3[0][0][0], 64, 1, &w->y_t22[0][0], 64, &w->y_t23[0][0][0], 64, 0);
+    nj_gemm(rows * 16, 64, 64, &y_l95_i3[0][0][0], 64, 1, &w->y_t22[0][0], 64, &w->y_t23[0][0][0], 64, 0);
     // y_t24 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->y_t24[i] = p->h_attn_c_proj_bias[3][i];
@@ -3895,24 +3937,24 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     
     // mm_transformer.ninja:108: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
-    memcpy(&w->loss_t1[0][0], &w->logits[0][0][0], sizeof(float) * (rows * 432));
+    // loss_t1 is logits's array, read as [512, 27]
     if (targets) {   // needs targets
     // loss [] = cross_entropy(loss_t1 [512, 27], loss_t2 [512])
     w->loss = 0;
     w->loss_kept = 0;
     for (int i = 0; i < (rows * 16); i++) {
-        float mx = w->loss_t1[i][0], sum = 0;
+        float mx = loss_t1[i][0], sum = 0;
         for (int j = 1; j < 27; j++)
-            mx = w->loss_t1[i][j] > mx ? w->loss_t1[i][j] : mx;
+            mx = loss_t1[i][j] > mx ? loss_t1[i][j] : mx;
         for (int j = 0; j < 27; j++)   // apart from the sum, so that it vectorises
-            w->loss_probs[i][j] = expf(w->loss_t1[i][j] - mx);
+            w->loss_probs[i][j] = expf(loss_t1[i][j] - mx);
         for (int j = 0; j < 27; j++)
             sum += w->loss_probs[i][j];
         for (int j = 0; j < 27; j++)
             w->loss_probs[i][j] /= sum;
         if (loss_t2[i] == -1)
             continue;
-        w->loss += logf(sum) + mx - w->loss_t1[i][loss_t2[i]];
+        w->loss += logf(sum) + mx - loss_t1[i][loss_t2[i]];
         w->loss_kept += 1;
     }
     w->loss /= w->loss_kept;
@@ -3979,9 +4021,9 @@ static const NjInput inputs_table[] = {
 };
 
 static const NjTensor acts[] = {
-    {"attn_bias", 4, {1, 1, 16, 16}, offsetof(mm_transformer_acts, attn_bias), "mm_transformer.ninja:70: attn_bias = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)", 0},
+    {"attn_bias", 4, {1, 1, 16, 16}, offsetof(mm_transformer_acts, attn_bias_t2), "mm_transformer.ninja:70: attn_bias = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)", 0},
     {"tok_emb", 3, {32, 16, 64}, offsetof(mm_transformer_acts, tok_emb), "mm_transformer.ninja:76: tok_emb = wte_weight[idx]", 0x1},
-    {"pos_emb", 3, {1, 16, 64}, offsetof(mm_transformer_acts, pos_emb), "mm_transformer.ninja:77: pos_emb = wpe_weight[pos]", 0},
+    {"pos_emb", 3, {1, 16, 64}, offsetof(mm_transformer_acts, pos_emb_t1), "mm_transformer.ninja:77: pos_emb = wpe_weight[pos]", 0},
     {"x_l78", 3, {32, 16, 64}, offsetof(mm_transformer_acts, x_l78), "mm_transformer.ninja:78: x = tok_emb + pos_emb", 0x1},
     {"xa_l82_i0", 3, {32, 16, 64}, offsetof(mm_transformer_acts, xa_l82_i0), "mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)", 0x1},
     {"q_l86_i0", 3, {32, 16, 64}, offsetof(mm_transformer_acts, q_l86_i0), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
@@ -3994,7 +4036,7 @@ static const NjTensor acts[] = {
     {"att_l92_i0", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, att_l92_i0), "mm_transformer.ninja:92: att = att.masked_fill(attn_bias[:,:,:T,:T] == 0, float('-inf'))", 0x1},
     {"att_l93_i0", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, att_l93_i0), "mm_transformer.ninja:93: att = F.softmax(att, dim=-1)", 0x1},
     {"y_l94_i0", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, y_l94_i0), "mm_transformer.ninja:94: y = att @ v", 0x1},
-    {"y_l95_i0", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_l95_i0), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_l95_i0", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_t1), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_l97_i0", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_l97_i0), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"x_l98_i0", 3, {32, 16, 64}, offsetof(mm_transformer_acts, x_l98_i0), "mm_transformer.ninja:98: x = x + y", 0x1},
     {"xm_l100_i0", 3, {32, 16, 64}, offsetof(mm_transformer_acts, xm_l100_i0), "mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)", 0x1},
@@ -4012,7 +4054,7 @@ static const NjTensor acts[] = {
     {"att_l92_i1", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, att_l92_i1), "mm_transformer.ninja:92: att = att.masked_fill(attn_bias[:,:,:T,:T] == 0, float('-inf'))", 0x1},
     {"att_l93_i1", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, att_l93_i1), "mm_transformer.ninja:93: att = F.softmax(att, dim=-1)", 0x1},
     {"y_l94_i1", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, y_l94_i1), "mm_transformer.ninja:94: y = att @ v", 0x1},
-    {"y_l95_i1", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_l95_i1), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_l95_i1", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_t7), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_l97_i1", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_l97_i1), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"x_l98_i1", 3, {32, 16, 64}, offsetof(mm_transformer_acts, x_l98_i1), "mm_transformer.ninja:98: x = x + y", 0x1},
     {"xm_l100_i1", 3, {32, 16, 64}, offsetof(mm_transformer_acts, xm_l100_i1), "mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)", 0x1},
@@ -4030,7 +4072,7 @@ static const NjTensor acts[] = {
     {"att_l92_i2", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, att_l92_i2), "mm_transformer.ninja:92: att = att.masked_fill(attn_bias[:,:,:T,:T] == 0, float('-inf'))", 0x1},
     {"att_l93_i2", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, att_l93_i2), "mm_transformer.ninja:93: att = F.softmax(att, dim=-1)", 0x1},
     {"y_l94_i2", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, y_l94_i2), "mm_transformer.ninja:94: y = att @ v", 0x1},
-    {"y_l95_i2", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_l95_i2), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_l95_i2", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_t13), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_l97_i2", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_l97_i2), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"x_l98_i2", 3, {32, 16, 64}, offsetof(mm_transformer_acts, x_l98_i2), "mm_transformer.ninja:98: x = x + y", 0x1},
     {"xm_l100_i2", 3, {32, 16, 64}, offsetof(mm_transformer_acts, xm_l100_i2), "mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)", 0x1},
@@ -4048,7 +4090,7 @@ static const NjTensor acts[] = {
     {"att_l92_i3", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, att_l92_i3), "mm_transformer.ninja:92: att = att.masked_fill(attn_bias[:,:,:T,:T] == 0, float('-inf'))", 0x1},
     {"att", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, att), "mm_transformer.ninja:93: att = F.softmax(att, dim=-1)", 0x1},
     {"y_l94_i3", 4, {32, 4, 16, 16}, offsetof(mm_transformer_acts, y_l94_i3), "mm_transformer.ninja:94: y = att @ v", 0x1},
-    {"y_l95_i3", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_l95_i3), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_l95_i3", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y_t19), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y", 3, {32, 16, 64}, offsetof(mm_transformer_acts, y), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"x_l98_i3", 3, {32, 16, 64}, offsetof(mm_transformer_acts, x_l98_i3), "mm_transformer.ninja:98: x = x + y", 0x1},
     {"xm_l100_i3", 3, {32, 16, 64}, offsetof(mm_transformer_acts, xm_l100_i3), "mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)", 0x1},
@@ -4087,10 +4129,10 @@ static const NjTensor stats[] = {
 static const NjTensor infer_acts[] = {
     {"attn_bias_t1", 2, {16, 16}, offsetof(mm_transformer_infer_ws, attn_bias_t1), "mm_transformer.ninja:70: attn_bias = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)", 0},
     {"attn_bias_t2", 2, {16, 16}, offsetof(mm_transformer_infer_ws, attn_bias_t2), "mm_transformer.ninja:70: attn_bias = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)", 0},
-    {"attn_bias", 4, {1, 1, 16, 16}, offsetof(mm_transformer_infer_ws, attn_bias), "mm_transformer.ninja:70: attn_bias = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)", 0},
+    {"attn_bias", 4, {1, 1, 16, 16}, offsetof(mm_transformer_infer_ws, attn_bias_t2), "mm_transformer.ninja:70: attn_bias = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)", 0},
     {"tok_emb", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, tok_emb), "mm_transformer.ninja:76: tok_emb = wte_weight[idx]", 0x1},
     {"pos_emb_t1", 2, {16, 64}, offsetof(mm_transformer_infer_ws, pos_emb_t1), "mm_transformer.ninja:77: pos_emb = wpe_weight[pos]", 0},
-    {"pos_emb", 3, {1, 16, 64}, offsetof(mm_transformer_infer_ws, pos_emb), "mm_transformer.ninja:77: pos_emb = wpe_weight[pos]", 0},
+    {"pos_emb", 3, {1, 16, 64}, offsetof(mm_transformer_infer_ws, pos_emb_t1), "mm_transformer.ninja:77: pos_emb = wpe_weight[pos]", 0},
     {"x_l78", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_l78), "mm_transformer.ninja:78: x = tok_emb + pos_emb", 0x1},
     {"xa_t1", 1, {64}, offsetof(mm_transformer_infer_ws, xa_t1), "mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)", 0},
     {"xa_t2", 1, {64}, offsetof(mm_transformer_infer_ws, xa_t2), "mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)", 0},
@@ -4103,11 +4145,11 @@ static const NjTensor infer_acts[] = {
     {"q_l86_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, q_l86_i0), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"k_l86_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, k_l86_i0), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"v_l86_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, v_l86_i0), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
-    {"k_t1", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, k_t1), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"k_t1", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, k_l86_i0), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"k_l87_i0", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, k_l87_i0), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
-    {"q_t8", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, q_t8), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"q_t8", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, q_l86_i0), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"q_l88_i0", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, q_l88_i0), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
-    {"v_t1", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, v_t1), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"v_t1", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, v_l86_i0), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"v_l89_i0", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, v_l89_i0), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"att_t1", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_t1), "mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))", 0x1},
     {"att_t2", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_t2), "mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))", 0x1},
@@ -4118,8 +4160,8 @@ static const NjTensor infer_acts[] = {
     {"att_l93_i0", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_l93_i0), "mm_transformer.ninja:93: att = F.softmax(att, dim=-1)", 0x1},
     {"y_l94_i0", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, y_l94_i0), "mm_transformer.ninja:94: y = att @ v", 0x1},
     {"y_t1", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t1), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
-    {"y_t2", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t2), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
-    {"y_l95_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_l95_i0), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_t2", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t1), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_l95_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t1), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_t3", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t3), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t4", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t4), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t5", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t5), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
@@ -4159,11 +4201,11 @@ static const NjTensor infer_acts[] = {
     {"q_l86_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, q_l86_i1), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"k_l86_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, k_l86_i1), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"v_l86_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, v_l86_i1), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
-    {"k_t2", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, k_t2), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"k_t2", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, k_l86_i1), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"k_l87_i1", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, k_l87_i1), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
-    {"q_t16", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, q_t16), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"q_t16", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, q_l86_i1), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"q_l88_i1", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, q_l88_i1), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
-    {"v_t2", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, v_t2), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"v_t2", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, v_l86_i1), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"v_l89_i1", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, v_l89_i1), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"att_t5", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_t5), "mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))", 0x1},
     {"att_t6", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_t6), "mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))", 0x1},
@@ -4174,8 +4216,8 @@ static const NjTensor infer_acts[] = {
     {"att_l93_i1", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_l93_i1), "mm_transformer.ninja:93: att = F.softmax(att, dim=-1)", 0x1},
     {"y_l94_i1", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, y_l94_i1), "mm_transformer.ninja:94: y = att @ v", 0x1},
     {"y_t7", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t7), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
-    {"y_t8", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t8), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
-    {"y_l95_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_l95_i1), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_t8", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t7), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_l95_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t7), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_t9", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t9), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t10", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t10), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t11", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t11), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
@@ -4215,11 +4257,11 @@ static const NjTensor infer_acts[] = {
     {"q_l86_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, q_l86_i2), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"k_l86_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, k_l86_i2), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"v_l86_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, v_l86_i2), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
-    {"k_t3", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, k_t3), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"k_t3", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, k_l86_i2), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"k_l87_i2", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, k_l87_i2), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
-    {"q_t24", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, q_t24), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"q_t24", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, q_l86_i2), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"q_l88_i2", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, q_l88_i2), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
-    {"v_t3", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, v_t3), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"v_t3", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, v_l86_i2), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"v_l89_i2", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, v_l89_i2), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"att_t9", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_t9), "mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))", 0x1},
     {"att_t10", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_t10), "mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))", 0x1},
@@ -4230,8 +4272,8 @@ static const NjTensor infer_acts[] = {
     {"att_l93_i2", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_l93_i2), "mm_transformer.ninja:93: att = F.softmax(att, dim=-1)", 0x1},
     {"y_l94_i2", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, y_l94_i2), "mm_transformer.ninja:94: y = att @ v", 0x1},
     {"y_t13", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t13), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
-    {"y_t14", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t14), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
-    {"y_l95_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_l95_i2), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_t14", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t13), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_l95_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t13), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_t15", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t15), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t16", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t16), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t17", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t17), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
@@ -4271,11 +4313,11 @@ static const NjTensor infer_acts[] = {
     {"q_l86_i3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, q_l86_i3), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"k_l86_i3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, k_l86_i3), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"v_l86_i3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, v_l86_i3), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
-    {"k_t4", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, k_t4), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"k_t4", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, k_l86_i3), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"k", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, k_), "mm_transformer.ninja:87: k = k.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
-    {"q_t32", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, q_t32), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"q_t32", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, q_l86_i3), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"q", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, q), "mm_transformer.ninja:88: q = q.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
-    {"v_t4", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, v_t4), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
+    {"v_t4", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, v_l86_i3), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"v", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, v), "mm_transformer.ninja:89: v = v.view(B, T, n_head, C // n_head).transpose(1, 2)", 0x1},
     {"att_t13", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_t13), "mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))", 0x1},
     {"att_t14", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att_t14), "mm_transformer.ninja:91: att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))", 0x1},
@@ -4286,8 +4328,8 @@ static const NjTensor infer_acts[] = {
     {"att", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, att), "mm_transformer.ninja:93: att = F.softmax(att, dim=-1)", 0x1},
     {"y_l94_i3", 4, {32, 4, 16, 16}, offsetof(mm_transformer_infer_ws, y_l94_i3), "mm_transformer.ninja:94: y = att @ v", 0x1},
     {"y_t19", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t19), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
-    {"y_t20", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t20), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
-    {"y_l95_i3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_l95_i3), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_t20", 4, {32, 16, 4, 16}, offsetof(mm_transformer_infer_ws, y_t19), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
+    {"y_l95_i3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t19), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_t21", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t21), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t22", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t22), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t23", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t23), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
@@ -4319,7 +4361,7 @@ static const NjTensor infer_acts[] = {
     {"x", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x), "mm_transformer.ninja:104: x = F.layer_norm(x, (n_embd,), ln_f_weight, ln_f_bias, 1e-5)", 0x1},
     {"logits_t1", 2, {64, 27}, offsetof(mm_transformer_infer_ws, logits_t1), "mm_transformer.ninja:105: logits = F.linear(x, lm_head_weight)", 0},
     {"logits", 3, {32, 16, 27}, offsetof(mm_transformer_infer_ws, logits), "mm_transformer.ninja:105: logits = F.linear(x, lm_head_weight)", 0x1},
-    {"loss_t1", 2, {512, 27}, offsetof(mm_transformer_infer_ws, loss_t1), "mm_transformer.ninja:108: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
+    {"loss_t1", 2, {512, 27}, offsetof(mm_transformer_infer_ws, logits), "mm_transformer.ninja:108: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
     {"loss", 0, {}, offsetof(mm_transformer_infer_ws, loss), "mm_transformer.ninja:108: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
 };
 

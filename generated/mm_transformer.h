@@ -31,10 +31,8 @@ typedef struct {
 typedef struct {   // every activation of a training batch
     float attn_bias_t1[16][16];        // [16, 16] mm_transformer.ninja:70
     float attn_bias_t2[16][16];        // [16, 16] mm_transformer.ninja:70
-    float attn_bias[1][1][16][16];     // [1, 1, 16, 16] mm_transformer.ninja:70
     float tok_emb[32][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:76
     float pos_emb_t1[16][64];          // [16, 64] mm_transformer.ninja:77
-    float pos_emb[1][16][64];          // [1, 16, 64] mm_transformer.ninja:77
     float x_l78[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:78
     float xa_t1[64];                   // [64] mm_transformer.ninja:82
     float xa_t2[64];                   // [64] mm_transformer.ninja:82
@@ -49,11 +47,8 @@ typedef struct {   // every activation of a training batch
     float q_l86_i0[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float k_l86_i0[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float v_l86_i0[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
-    float k_t1[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
     float k_l87_i0[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:87
-    float q_t8[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:88
     float q_l88_i0[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:88
-    float v_t1[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float v_l89_i0[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float att_t1[32][4][16][16];       // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float att_t2[32][4][16][16];       // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
@@ -64,8 +59,6 @@ typedef struct {   // every activation of a training batch
     float att_l93_i0[32][4][16][16];   // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float y_l94_i0[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
     float y_t1[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_t2[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_l95_i0[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float y_t3[64][64];                // [64, 64] mm_transformer.ninja:97
     float y_t4[64][64];                // [64, 64] mm_transformer.ninja:97
     float y_t5[32][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:97
@@ -109,11 +102,8 @@ typedef struct {   // every activation of a training batch
     float q_l86_i1[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float k_l86_i1[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float v_l86_i1[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
-    float k_t2[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
     float k_l87_i1[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:87
-    float q_t16[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:88
     float q_l88_i1[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:88
-    float v_t2[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float v_l89_i1[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float att_t5[32][4][16][16];       // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float att_t6[32][4][16][16];       // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
@@ -124,8 +114,6 @@ typedef struct {   // every activation of a training batch
     float att_l93_i1[32][4][16][16];   // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float y_l94_i1[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
     float y_t7[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_t8[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_l95_i1[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float y_t9[64][64];                // [64, 64] mm_transformer.ninja:97
     float y_t10[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t11[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:97
@@ -169,11 +157,8 @@ typedef struct {   // every activation of a training batch
     float q_l86_i2[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float k_l86_i2[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float v_l86_i2[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
-    float k_t3[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
     float k_l87_i2[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:87
-    float q_t24[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:88
     float q_l88_i2[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:88
-    float v_t3[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float v_l89_i2[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float att_t9[32][4][16][16];       // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float att_t10[32][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
@@ -184,8 +169,6 @@ typedef struct {   // every activation of a training batch
     float att_l93_i2[32][4][16][16];   // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float y_l94_i2[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
     float y_t13[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_t14[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_l95_i2[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float y_t15[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t16[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t17[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:97
@@ -229,11 +212,8 @@ typedef struct {   // every activation of a training batch
     float q_l86_i3[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float k_l86_i3[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float v_l86_i3[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
-    float k_t4[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
     float k_[32][4][16][16];           // [batch_size=32, 4, 16, 16] mm_transformer.ninja:87
-    float q_t32[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:88
     float q[32][4][16][16];            // [batch_size=32, 4, 16, 16] mm_transformer.ninja:88
-    float v_t4[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float v[32][4][16][16];            // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float att_t13[32][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float att_t14[32][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
@@ -244,8 +224,6 @@ typedef struct {   // every activation of a training batch
     float att[32][4][16][16];          // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float y_l94_i3[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
     float y_t19[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_t20[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_l95_i3[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float y_t21[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t22[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t23[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:97
@@ -281,7 +259,6 @@ typedef struct {   // every activation of a training batch
     float x_rstd[32][16];              // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float logits_t1[64][27];           // [64, 27] mm_transformer.ninja:105
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_transformer.ninja:105
-    float loss_t1[512][27];            // [batch_size=512, 27] mm_transformer.ninja:108
     float loss;                        // [] mm_transformer.ninja:108
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
     float loss_kept;                   // [] rows whose target is not ignored
@@ -474,10 +451,8 @@ typedef struct {   // batch statistics, frozen for inference
 typedef struct {   // inference activations for up to 2 rows
     float attn_bias_t1[16][16];        // [16, 16] mm_transformer.ninja:70
     float attn_bias_t2[16][16];        // [16, 16] mm_transformer.ninja:70
-    float attn_bias[1][1][16][16];     // [1, 1, 16, 16] mm_transformer.ninja:70
     float tok_emb[2][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:76
     float pos_emb_t1[16][64];          // [16, 64] mm_transformer.ninja:77
-    float pos_emb[1][16][64];          // [1, 16, 64] mm_transformer.ninja:77
     float x_l78[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:78
     float xa_t1[64];                   // [64] mm_transformer.ninja:82
     float xa_t2[64];                   // [64] mm_transformer.ninja:82
@@ -492,11 +467,8 @@ typedef struct {   // inference activations for up to 2 rows
     float q_l86_i0[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float k_l86_i0[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float v_l86_i0[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
-    float k_t1[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
     float k_l87_i0[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:87
-    float q_t8[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:88
     float q_l88_i0[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:88
-    float v_t1[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float v_l89_i0[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float att_t1[2][4][16][16];        // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float att_t2[2][4][16][16];        // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
@@ -507,8 +479,6 @@ typedef struct {   // inference activations for up to 2 rows
     float att_l93_i0[2][4][16][16];    // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float y_l94_i0[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
     float y_t1[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_t2[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_l95_i0[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float y_t3[64][64];                // [64, 64] mm_transformer.ninja:97
     float y_t4[64][64];                // [64, 64] mm_transformer.ninja:97
     float y_t5[2][16][64];             // [batch_size=32, 16, 64] mm_transformer.ninja:97
@@ -552,11 +522,8 @@ typedef struct {   // inference activations for up to 2 rows
     float q_l86_i1[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float k_l86_i1[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float v_l86_i1[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
-    float k_t2[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
     float k_l87_i1[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:87
-    float q_t16[2][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:88
     float q_l88_i1[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:88
-    float v_t2[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float v_l89_i1[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float att_t5[2][4][16][16];        // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float att_t6[2][4][16][16];        // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
@@ -567,8 +534,6 @@ typedef struct {   // inference activations for up to 2 rows
     float att_l93_i1[2][4][16][16];    // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float y_l94_i1[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
     float y_t7[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_t8[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_l95_i1[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float y_t9[64][64];                // [64, 64] mm_transformer.ninja:97
     float y_t10[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t11[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:97
@@ -612,11 +577,8 @@ typedef struct {   // inference activations for up to 2 rows
     float q_l86_i2[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float k_l86_i2[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float v_l86_i2[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
-    float k_t3[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
     float k_l87_i2[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:87
-    float q_t24[2][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:88
     float q_l88_i2[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:88
-    float v_t3[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float v_l89_i2[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float att_t9[2][4][16][16];        // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float att_t10[2][4][16][16];       // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
@@ -627,8 +589,6 @@ typedef struct {   // inference activations for up to 2 rows
     float att_l93_i2[2][4][16][16];    // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float y_l94_i2[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
     float y_t13[2][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_t14[2][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_l95_i2[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float y_t15[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t16[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t17[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:97
@@ -672,11 +632,8 @@ typedef struct {   // inference activations for up to 2 rows
     float q_l86_i3[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float k_l86_i3[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
     float v_l86_i3[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
-    float k_t4[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:87
     float k_[2][4][16][16];            // [batch_size=32, 4, 16, 16] mm_transformer.ninja:87
-    float q_t32[2][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:88
     float q[2][4][16][16];             // [batch_size=32, 4, 16, 16] mm_transformer.ninja:88
-    float v_t4[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float v[2][4][16][16];             // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float att_t13[2][4][16][16];       // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float att_t14[2][4][16][16];       // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
@@ -687,8 +644,6 @@ typedef struct {   // inference activations for up to 2 rows
     float att[2][4][16][16];           // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float y_l94_i3[2][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
     float y_t19[2][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_t20[2][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
-    float y_l95_i3[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float y_t21[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t22[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t23[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:97
@@ -724,7 +679,6 @@ typedef struct {   // inference activations for up to 2 rows
     float x_rstd[2][16];               // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float logits_t1[64][27];           // [64, 27] mm_transformer.ninja:105
     float logits[2][16][27];           // [batch_size=32, 16, 27] mm_transformer.ninja:105
-    float loss_t1[32][27];             // [batch_size=512, 27] mm_transformer.ninja:108
     float loss;                        // [] mm_transformer.ninja:108
     float loss_probs[32][27];          // [batch_size=512, 27] softmax of the logits, for the backward pass
     float loss_kept;                   // [] rows whose target is not ignored
