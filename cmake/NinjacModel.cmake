@@ -1,4 +1,5 @@
-# ninjac_add_model(<target> <spec> [DEFINES name=value ...] [OPTIONS ...])
+# ninjac_add_model(<target> <spec> [DEFINES name=value ...] [OPTIONS ...]
+#                  [RUNTIME <library> ISA_FLAGS <flags>...])
 #
 # Runs ninjac on <spec> at build time (again whenever the spec or ninjac
 # changes) and links the generated NAME.c with the ninjac runtime into the
@@ -6,17 +7,22 @@
 # Like protobuf_generate or BISON_TARGET; the generated files land in
 # ${CMAKE_CURRENT_BINARY_DIR}/ninjac/<target>/.
 # (.ninja specs have nothing to do with the Ninja build system.)
+# RUNTIME and ISA_FLAGS build for another CPU than this one: a runtime
+# library built for it (ninjac_runtime_library) and the flags that replace
+# NINJAC_NATIVE_FLAGS for the generated code.
 option(NINJAC_NATIVE "compile generated models for this machine's CPU (-march=native)" ON)   # (a no-op if set already)
 # What NINJAC_NATIVE adds. The benchmarks set "-march=native;-mno-avx512f" to
 # time the AVX2 kernels on an AVX-512 machine (bench/run.sh --isa avx2).
 set(NINJAC_NATIVE_FLAGS "-march=native" CACHE STRING "the flags NINJAC_NATIVE adds to generated code")
 
 function(ninjac_add_model target spec)
-  cmake_parse_arguments(PARSE_ARGV 2 ARG "" "" "DEFINES;OPTIONS")
+  cmake_parse_arguments(PARSE_ARGV 2 ARG "" "RUNTIME" "DEFINES;OPTIONS;ISA_FLAGS")
   if(ARG_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "ninjac_add_model: unexpected arguments: ${ARG_UNPARSED_ARGUMENTS}")
   endif()
-  if(TARGET ninjac_runtime)
+  if(ARG_RUNTIME)
+    set(runtime ${ARG_RUNTIME})
+  elseif(TARGET ninjac_runtime)
     set(runtime ninjac_runtime)
   else()
     set(runtime ninjac::runtime)
@@ -33,7 +39,7 @@ int main(int argc, char **argv) { return ninjac_main(argc, argv, &${id}_model); 
   add_executable(${target} "${outdir}/${name}.c" "${outdir}/main.c")
   target_include_directories(${target} PRIVATE "${outdir}")
   target_link_libraries(${target} PRIVATE ${runtime})
-  ninjac_model_compile_options("${outdir}/${name}.c" "${ARG_OPTIONS}")
+  ninjac_model_compile_options("${outdir}/${name}.c" "${ARG_OPTIONS}" ${ARG_ISA_FLAGS})
 endfunction()
 
 # ninjac_generate(<target> <spec> <name var> <outdir var> [DEFINES ...] [OPTIONS ...])
@@ -75,6 +81,7 @@ endfunction()
 # contract anyway; the kernels of runtime/ninjac_kernels.h rely on it), and
 # this machine's vector ISA when NINJAC_NATIVE. Without it, the kernels pick
 # AVX-512, AVX2 or SSE2 at run time (__builtin_cpu_supports).
+# ISA flags after the options replace NINJAC_NATIVE_FLAGS.
 function(ninjac_model_compile_options source options)
   if("-O0" IN_LIST options)
     set(flags -ffp-contract=off)
@@ -83,7 +90,9 @@ function(ninjac_model_compile_options source options)
       set(NINJAC_GENERATED_OPT -O3)
     endif()
     set(flags ${NINJAC_GENERATED_OPT} -fno-math-errno -ffp-contract=fast)
-    if(NINJAC_NATIVE)
+    if(ARGN)
+      list(APPEND flags ${ARGN})
+    elseif(NINJAC_NATIVE)
       list(APPEND flags ${NINJAC_NATIVE_FLAGS})
     endif()
   endif()
