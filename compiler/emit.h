@@ -123,6 +123,7 @@ void fn_sgd(E *e, const char *id);
 
 /* ---- emit_infer.c: inference, calibration, input checks ---- */
 void fn_infer(E *e, const char *id);
+bool has_statistics(const Model *m);
 void fn_calibrate(E *e, const char *id);
 void fn_check_inputs(E *e, const char *id);
 

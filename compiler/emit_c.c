@@ -58,8 +58,9 @@ static void emit_header(E *e, const char *id) {
     out(e, 0, "void %s_sgd(%s_params *p, const %s_grads *g, double lr);\n", id, id, id);
     out(e, 0, "void %s_infer(const %s_params *p, const %s_stats *s, const int32_t *const *inputs, int rows,\n"
               "                %s_infer_ws *w);\n", id, id, id, id);
-    out(e, 0, "int %s_calibrate(const %s_params *p, const int32_t *const *inputs, int64_t rows, %s_stats *s,\n"
-              "                 %s_infer_ws *w);\n", id, id, id, id);
+    if (has_statistics(e->m))
+        out(e, 0, "int %s_calibrate(const %s_params *p, const int32_t *const *inputs, int64_t rows, %s_stats *s,\n"
+                  "                 %s_infer_ws *w);\n", id, id, id, id);
     out(e, 0, "int64_t %s_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);\n\n", id);
     out(e, 0, "extern const NinjacModel %s_model;\n\n#endif\n", id);
 }

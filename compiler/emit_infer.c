@@ -22,7 +22,7 @@ static bool optional_input_guard(E *e, const Op *op) {
 
 static bool is_statistic(const Op *op) { return op->batch_reduction && op->out->frozen; }
 
-static bool has_statistics(const Model *m) {
+bool has_statistics(const Model *m) {
     for (int i = 0; i < m->ops.len; i++)
         if (is_statistic(m->ops.items[i]))
             return true;
@@ -44,13 +44,22 @@ static void stop_enum(E *e, const char *id) {
     out(e, 0, "};\n\n");
 }
 
+/* Inference; with batch statistics, as infer_upto, which calibration also
+ * runs up to each statistic. */
 void fn_infer(E *e, const char *id) {
     e->infer = true;
-    stop_enum(e, id);
-    out(e, 0, "/* Inference on rows <= %d rows, batch statistics frozen in s. Stops before\n", e->chunk);
-    out(e, 0, " * op `stop` (calibration needs the input of a statistic), or runs all. */\n");
-    out(e, 0, "static void infer_upto(const %s_params *p, const %s_stats *s, const int32_t *const *inputs, int rows,\n"
-              "                       %s_infer_ws *w, int stop) {\n", id, id, id);
+    bool stats = has_statistics(e->m);
+    if (stats) {
+        stop_enum(e, id);
+        out(e, 0, "/* Inference on at most %d rows, batch statistics frozen in s. Stops before\n", e->chunk);
+        out(e, 0, " * op `stop` (calibration needs the input of a statistic), or runs all. */\n");
+        out(e, 0, "static void infer_upto(const %s_params *p, const %s_stats *s, const int32_t *const *inputs, int rows,\n"
+                  "                       %s_infer_ws *w, int stop) {\n", id, id, id);
+    } else {
+        out(e, 0, "/* Inference on at most %d rows. */\n", e->chunk);
+        out(e, 0, "void %s_infer(const %s_params *p, const %s_stats *s, const int32_t *const *inputs, int rows,\n"
+                  "                %s_infer_ws *w) {\n", id, id, id, id);
+    }
     FILE *saved = body_begin(e);
     e->last_stmt = NULL;
     for (int i = 0; i < e->m->ops.len; i++) {
@@ -65,12 +74,14 @@ void fn_infer(E *e, const char *id) {
         if (guarded)
             out(e, 1, "}\n");
     }
-    body_end(e, saved, (const char *const[]){"p", "s", "stop"}, 3, true);
+    body_end(e, saved, (const char *const[]){"p", "s", "stop"}, stats ? 3 : 2, true);
     out(e, 0, "}\n\n");
+    e->infer = false;
+    if (!stats)
+        return;
     out(e, 0, "void %s_infer(const %s_params *p, const %s_stats *s, const int32_t *const *inputs, int rows,\n"
               "                %s_infer_ws *w) {\n", id, id, id, id);
     out(e, 1, "infer_upto(p, s, inputs, rows, w, %s_stop_none);\n}\n\n", id);
-    e->infer = false;
 }
 
 static const char *flat_index(const Tensor *t, const char *const *idx) {
@@ -175,15 +186,17 @@ static void calibrate_call(E *e, const char *id, const Op *op) {
     out(e, 2, "return -1;\n");
 }
 
+/* None without statistics: the descriptor's calibrate is NULL. */
 void fn_calibrate(E *e, const char *id) {
+    if (!has_statistics(e->m))
+        return;
     e->infer = true;
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
         if (is_statistic(op))
             fn_accumulate(e, id, op);
     }
-    if (has_statistics(e->m))
-        fn_calibrate_statistic(e, id);
+    fn_calibrate_statistic(e, id);
     out(e, 0, "/* Computes every batch statistic over `rows` rows (e.g. the whole training\n"
               " * set) in dependency order, streaming chunks through w. Returns -1 if out\n"
               " * of memory. */\n");

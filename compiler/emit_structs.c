@@ -286,8 +286,10 @@ void descriptor(E *e, const char *id) {
     out(e, 0, "static void sgd_any(void *p, const void *g, double lr) { %s_sgd(p, g, lr); }\n", id);
     out(e, 0, "static void infer_any(const void *p, const void *s, const int32_t *const *in, int rows, void *w) {\n"
               "    %s_infer(p, s, in, rows, w);\n}\n", id);
-    out(e, 0, "static int calibrate_any(const void *p, const int32_t *const *in, int64_t rows, void *s, void *w) {\n"
-              "    return %s_calibrate(p, in, rows, s, w);\n}\n\n", id);
+    if (has_statistics(m))
+        out(e, 0, "static int calibrate_any(const void *p, const int32_t *const *in, int64_t rows, void *s, void *w) {\n"
+                  "    return %s_calibrate(p, in, rows, s, w);\n}\n", id);
+    out(e, 0, "\n");
     char *dims = arena_strdup("");
     for (int i = 0; i < m->dims.len; i++) {
         const Dim *d = m->dims.items[i];
@@ -316,6 +318,6 @@ void descriptor(E *e, const char *id) {
     else
         out(e, 1, ".infer_logits_offset = -1, .logits_positions = 0, .logits_cols = 0,\n");
     out(e, 1, ".ninfer_acts = %d, .infer_acts = infer_acts,\n", ninfer);
-    out(e, 1, ".infer = infer_any, .calibrate = calibrate_any,\n");
+    out(e, 1, ".infer = infer_any, .calibrate = %s,\n", has_statistics(m) ? "calibrate_any" : "NULL");
     out(e, 1, ".check_inputs = %s_check_inputs,\n};\n", id);
 }

@@ -657,7 +657,7 @@ enum {
     deep_bn_stop_bn6var = 39,
 };
 
-/* Inference on rows <= 256 rows, batch statistics frozen in s. Stops before
+/* Inference on at most 256 rows, batch statistics frozen in s. Stops before
  * op `stop` (calibration needs the input of a statistic), or runs all. */
 static void infer_upto(const deep_bn_params *p, const deep_bn_stats *s, const int32_t *const *inputs, int rows,
                        deep_bn_infer_ws *w, int stop) {

@@ -107,19 +107,12 @@ void lecture1_bigram_sgd(lecture1_bigram_params *p, const lecture1_bigram_grads 
         (&p->W[0][0])[i] += (float)-lr * (&g->dW[0][0])[i];
 }
 
-/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
-enum {
-    lecture1_bigram_stop_none = -1,   // runs every op
-};
-
-/* Inference on rows <= 1024 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all. */
-static void infer_upto(const lecture1_bigram_params *p, const lecture1_bigram_stats *s, const int32_t *const *inputs, int rows,
-                       lecture1_bigram_infer_ws *w, int stop) {
+/* Inference on at most 1024 rows. */
+void lecture1_bigram_infer(const lecture1_bigram_params *p, const lecture1_bigram_stats *s, const int32_t *const *inputs, int rows,
+                lecture1_bigram_infer_ws *w) {
     const int32_t *xs = inputs[0];
     const int32_t *ys = inputs[1];
     (void)s;
-    (void)stop;
     
     // lecture1_bigram.ninja:17: xenc = F.one_hot(xs, num_classes=27).float()
     // xenc [32, 27] = one_hot(xs [32])
@@ -166,24 +159,6 @@ static void infer_upto(const lecture1_bigram_params *p, const lecture1_bigram_st
     // loss [] = add(loss_t4 [], loss_t7 [])
     w->loss = w->loss_t4 + w->loss_t7;
     }
-}
-
-void lecture1_bigram_infer(const lecture1_bigram_params *p, const lecture1_bigram_stats *s, const int32_t *const *inputs, int rows,
-                lecture1_bigram_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, lecture1_bigram_stop_none);
-}
-
-/* Computes every batch statistic over `rows` rows (e.g. the whole training
- * set) in dependency order, streaming chunks through w. Returns -1 if out
- * of memory. */
-int lecture1_bigram_calibrate(const lecture1_bigram_params *p, const int32_t *const *inputs, int64_t rows, lecture1_bigram_stats *s,
-                 lecture1_bigram_infer_ws *w) {
-    (void)p;
-    (void)inputs;
-    (void)s;
-    (void)w;
-    (void)rows;
-    return 0;
 }
 
 /* Index of the first value outside its input's range (*which: the input), or -1. */
@@ -243,9 +218,6 @@ static void sgd_any(void *p, const void *g, double lr) { lecture1_bigram_sgd(p, 
 static void infer_any(const void *p, const void *s, const int32_t *const *in, int rows, void *w) {
     lecture1_bigram_infer(p, s, in, rows, w);
 }
-static int calibrate_any(const void *p, const int32_t *const *in, int64_t rows, void *s, void *w) {
-    return lecture1_bigram_calibrate(p, in, rows, s, w);
-}
 
 const NinjacModel lecture1_bigram_model = {
     .name = "lecture1_bigram",
@@ -266,6 +238,6 @@ const NinjacModel lecture1_bigram_model = {
     .infer_loss_offset = offsetof(lecture1_bigram_infer_ws, loss),
     .infer_logits_offset = offsetof(lecture1_bigram_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
     .ninfer_acts = 7, .infer_acts = infer_acts,
-    .infer = infer_any, .calibrate = calibrate_any,
+    .infer = infer_any, .calibrate = NULL,
     .check_inputs = lecture1_bigram_check_inputs,
 };

@@ -50,8 +50,6 @@ void lecture1_bigram_backward(const lecture1_bigram_params *p, const int32_t *co
 void lecture1_bigram_sgd(lecture1_bigram_params *p, const lecture1_bigram_grads *g, double lr);
 void lecture1_bigram_infer(const lecture1_bigram_params *p, const lecture1_bigram_stats *s, const int32_t *const *inputs, int rows,
                 lecture1_bigram_infer_ws *w);
-int lecture1_bigram_calibrate(const lecture1_bigram_params *p, const int32_t *const *inputs, int64_t rows, lecture1_bigram_stats *s,
-                 lecture1_bigram_infer_ws *w);
 int64_t lecture1_bigram_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);
 
 extern const NinjacModel lecture1_bigram_model;

@@ -137,20 +137,13 @@ void lecture2_mlp_sgd(lecture2_mlp_params *p, const lecture2_mlp_grads *g, doubl
         (&p->b2[0])[i] += (float)-lr * (&g->db2[0])[i];
 }
 
-/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
-enum {
-    lecture2_mlp_stop_none = -1,   // runs every op
-};
-
-/* Inference on rows <= 1024 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all. */
-static void infer_upto(const lecture2_mlp_params *p, const lecture2_mlp_stats *s, const int32_t *const *inputs, int rows,
-                       lecture2_mlp_infer_ws *w, int stop) {
+/* Inference on at most 1024 rows. */
+void lecture2_mlp_infer(const lecture2_mlp_params *p, const lecture2_mlp_stats *s, const int32_t *const *inputs, int rows,
+                lecture2_mlp_infer_ws *w) {
     const int32_t (*Xb)[3] = (const int32_t (*)[3])inputs[0];
     const int32_t *Yb = inputs[1];
     float (*h_t1)[30] = (float (*)[30])w->emb;   // emb's array, read as [32, 30]
     (void)s;
-    (void)stop;
     
     // lecture2_mlp.ninja:21: emb = C[Xb]
     // emb [32, 3, 10] = embed(C [27, 10], Xb [32, 3])
@@ -199,24 +192,6 @@ static void infer_upto(const lecture2_mlp_params *p, const lecture2_mlp_stats *s
     }
     w->loss /= (float)rows;
     }
-}
-
-void lecture2_mlp_infer(const lecture2_mlp_params *p, const lecture2_mlp_stats *s, const int32_t *const *inputs, int rows,
-                lecture2_mlp_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, lecture2_mlp_stop_none);
-}
-
-/* Computes every batch statistic over `rows` rows (e.g. the whole training
- * set) in dependency order, streaming chunks through w. Returns -1 if out
- * of memory. */
-int lecture2_mlp_calibrate(const lecture2_mlp_params *p, const int32_t *const *inputs, int64_t rows, lecture2_mlp_stats *s,
-                 lecture2_mlp_infer_ws *w) {
-    (void)p;
-    (void)inputs;
-    (void)s;
-    (void)w;
-    (void)rows;
-    return 0;
 }
 
 /* Index of the first value outside its input's range (*which: the input), or -1. */
@@ -286,9 +261,6 @@ static void sgd_any(void *p, const void *g, double lr) { lecture2_mlp_sgd(p, g, 
 static void infer_any(const void *p, const void *s, const int32_t *const *in, int rows, void *w) {
     lecture2_mlp_infer(p, s, in, rows, w);
 }
-static int calibrate_any(const void *p, const int32_t *const *in, int64_t rows, void *s, void *w) {
-    return lecture2_mlp_calibrate(p, in, rows, s, w);
-}
 
 const NinjacModel lecture2_mlp_model = {
     .name = "lecture2_mlp",
@@ -309,6 +281,6 @@ const NinjacModel lecture2_mlp_model = {
     .infer_loss_offset = offsetof(lecture2_mlp_infer_ws, loss),
     .infer_logits_offset = offsetof(lecture2_mlp_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
     .ninfer_acts = 8, .infer_acts = infer_acts,
-    .infer = infer_any, .calibrate = calibrate_any,
+    .infer = infer_any, .calibrate = NULL,
     .check_inputs = lecture2_mlp_check_inputs,
 };

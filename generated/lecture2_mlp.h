@@ -61,8 +61,6 @@ void lecture2_mlp_backward(const lecture2_mlp_params *p, const int32_t *const *i
 void lecture2_mlp_sgd(lecture2_mlp_params *p, const lecture2_mlp_grads *g, double lr);
 void lecture2_mlp_infer(const lecture2_mlp_params *p, const lecture2_mlp_stats *s, const int32_t *const *inputs, int rows,
                 lecture2_mlp_infer_ws *w);
-int lecture2_mlp_calibrate(const lecture2_mlp_params *p, const int32_t *const *inputs, int64_t rows, lecture2_mlp_stats *s,
-                 lecture2_mlp_infer_ws *w);
 int64_t lecture2_mlp_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);
 
 extern const NinjacModel lecture2_mlp_model;

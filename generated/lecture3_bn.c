@@ -204,7 +204,7 @@ enum {
     lecture3_bn_stop_bnstdi_t1 = 4,
 };
 
-/* Inference on rows <= 512 rows, batch statistics frozen in s. Stops before
+/* Inference on at most 512 rows, batch statistics frozen in s. Stops before
  * op `stop` (calibration needs the input of a statistic), or runs all. */
 static void infer_upto(const lecture3_bn_params *p, const lecture3_bn_stats *s, const int32_t *const *inputs, int rows,
                        lecture3_bn_infer_ws *w, int stop) {

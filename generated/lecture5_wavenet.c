@@ -472,7 +472,7 @@ enum {
     lecture5_wavenet_stop_xvar = 27,
 };
 
-/* Inference on rows <= 128 rows, batch statistics frozen in s. Stops before
+/* Inference on at most 128 rows, batch statistics frozen in s. Stops before
  * op `stop` (calibration needs the input of a statistic), or runs all. */
 static void infer_upto(const lecture5_wavenet_params *p, const lecture5_wavenet_stats *s, const int32_t *const *inputs, int rows,
                        lecture5_wavenet_infer_ws *w, int stop) {

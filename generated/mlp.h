@@ -61,8 +61,6 @@ void mlp_backward(const mlp_params *p, const int32_t *const *inputs, const mlp_a
 void mlp_sgd(mlp_params *p, const mlp_grads *g, double lr);
 void mlp_infer(const mlp_params *p, const mlp_stats *s, const int32_t *const *inputs, int rows,
                 mlp_infer_ws *w);
-int mlp_calibrate(const mlp_params *p, const int32_t *const *inputs, int64_t rows, mlp_stats *s,
-                 mlp_infer_ws *w);
 int64_t mlp_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);
 
 extern const NinjacModel mlp_model;

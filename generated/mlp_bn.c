@@ -221,7 +221,7 @@ enum {
     mlp_bn_stop_bnvar = 5,
 };
 
-/* Inference on rows <= 1024 rows, batch statistics frozen in s. Stops before
+/* Inference on at most 1024 rows, batch statistics frozen in s. Stops before
  * op `stop` (calibration needs the input of a statistic), or runs all. */
 static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int32_t *const *inputs, int rows,
                        mlp_bn_infer_ws *w, int stop) {

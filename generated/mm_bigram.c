@@ -83,21 +83,14 @@ void mm_bigram_sgd(mm_bigram_params *p, const mm_bigram_grads *g, double lr) {
         (&p->self_logits[0][0])[i] += (float)-lr * (&g->dself_logits[0][0])[i];
 }
 
-/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
-enum {
-    mm_bigram_stop_none = -1,   // runs every op
-};
-
-/* Inference on rows <= 1024 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all. */
-static void infer_upto(const mm_bigram_params *p, const mm_bigram_stats *s, const int32_t *const *inputs, int rows,
-                       mm_bigram_infer_ws *w, int stop) {
+/* Inference on at most 1024 rows. */
+void mm_bigram_infer(const mm_bigram_params *p, const mm_bigram_stats *s, const int32_t *const *inputs, int rows,
+                mm_bigram_infer_ws *w) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
     float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
-    (void)stop;
     
     // mm_bigram.ninja:23: logits = self_logits[idx]
     // logits [32, 16, 27] = embed(self_logits [27, 27], idx [32, 16])
@@ -130,24 +123,6 @@ static void infer_upto(const mm_bigram_params *p, const mm_bigram_stats *s, cons
     }
     w->loss /= w->loss_kept;
     }
-}
-
-void mm_bigram_infer(const mm_bigram_params *p, const mm_bigram_stats *s, const int32_t *const *inputs, int rows,
-                mm_bigram_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, mm_bigram_stop_none);
-}
-
-/* Computes every batch statistic over `rows` rows (e.g. the whole training
- * set) in dependency order, streaming chunks through w. Returns -1 if out
- * of memory. */
-int mm_bigram_calibrate(const mm_bigram_params *p, const int32_t *const *inputs, int64_t rows, mm_bigram_stats *s,
-                 mm_bigram_infer_ws *w) {
-    (void)p;
-    (void)inputs;
-    (void)s;
-    (void)w;
-    (void)rows;
-    return 0;
 }
 
 /* Index of the first value outside its input's range (*which: the input), or -1. */
@@ -202,9 +177,6 @@ static void sgd_any(void *p, const void *g, double lr) { mm_bigram_sgd(p, g, lr)
 static void infer_any(const void *p, const void *s, const int32_t *const *in, int rows, void *w) {
     mm_bigram_infer(p, s, in, rows, w);
 }
-static int calibrate_any(const void *p, const int32_t *const *in, int64_t rows, void *s, void *w) {
-    return mm_bigram_calibrate(p, in, rows, s, w);
-}
 
 const NinjacModel mm_bigram_model = {
     .name = "mm_bigram",
@@ -225,6 +197,6 @@ const NinjacModel mm_bigram_model = {
     .infer_loss_offset = offsetof(mm_bigram_infer_ws, loss),
     .infer_logits_offset = offsetof(mm_bigram_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
     .ninfer_acts = 3, .infer_acts = infer_acts,
-    .infer = infer_any, .calibrate = calibrate_any,
+    .infer = infer_any, .calibrate = NULL,
     .check_inputs = mm_bigram_check_inputs,
 };

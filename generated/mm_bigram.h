@@ -41,8 +41,6 @@ void mm_bigram_backward(const mm_bigram_params *p, const int32_t *const *inputs,
 void mm_bigram_sgd(mm_bigram_params *p, const mm_bigram_grads *g, double lr);
 void mm_bigram_infer(const mm_bigram_params *p, const mm_bigram_stats *s, const int32_t *const *inputs, int rows,
                 mm_bigram_infer_ws *w);
-int mm_bigram_calibrate(const mm_bigram_params *p, const int32_t *const *inputs, int64_t rows, mm_bigram_stats *s,
-                 mm_bigram_infer_ws *w);
 int64_t mm_bigram_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);
 
 extern const NinjacModel mm_bigram_model;

@@ -353,15 +353,9 @@ void mm_bow_sgd(mm_bow_params *p, const mm_bow_grads *g, double lr) {
         (&p->lm_head_bias[0])[i] += (float)-lr * (&g->dlm_head_bias[0])[i];
 }
 
-/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
-enum {
-    mm_bow_stop_none = -1,   // runs every op
-};
-
-/* Inference on rows <= 64 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all. */
-static void infer_upto(const mm_bow_params *p, const mm_bow_stats *s, const int32_t *const *inputs, int rows,
-                       mm_bow_infer_ws *w, int stop) {
+/* Inference on at most 64 rows. */
+void mm_bow_infer(const mm_bow_params *p, const mm_bow_stats *s, const int32_t *const *inputs, int rows,
+                mm_bow_infer_ws *w) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
@@ -369,7 +363,6 @@ static void infer_upto(const mm_bow_params *p, const mm_bow_stats *s, const int3
     float (*pos_emb)[16][64] = (float (*)[16][64])w->pos_emb_t1;   // pos_emb_t1's array, read as [1, 16, 64]
     float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
-    (void)stop;
     
     // mm_bow.ninja:46: cbow_bias = torch.tril(torch.ones(block_size, block_size)).view(1, block_size, block_size)
     // cbow_bias_t1 [16, 16] = ones()
@@ -536,24 +529,6 @@ static void infer_upto(const mm_bow_params *p, const mm_bow_stats *s, const int3
     }
 }
 
-void mm_bow_infer(const mm_bow_params *p, const mm_bow_stats *s, const int32_t *const *inputs, int rows,
-                mm_bow_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, mm_bow_stop_none);
-}
-
-/* Computes every batch statistic over `rows` rows (e.g. the whole training
- * set) in dependency order, streaming chunks through w. Returns -1 if out
- * of memory. */
-int mm_bow_calibrate(const mm_bow_params *p, const int32_t *const *inputs, int64_t rows, mm_bow_stats *s,
-                 mm_bow_infer_ws *w) {
-    (void)p;
-    (void)inputs;
-    (void)s;
-    (void)w;
-    (void)rows;
-    return 0;
-}
-
 /* Index of the first value outside its input's range (*which: the input), or -1. */
 int64_t mm_bow_check_inputs(const int32_t *const *inputs, int64_t rows, int *which) {
     for (int64_t i = 0; inputs[0] && i < rows * 16; i++)
@@ -654,9 +629,6 @@ static void sgd_any(void *p, const void *g, double lr) { mm_bow_sgd(p, g, lr); }
 static void infer_any(const void *p, const void *s, const int32_t *const *in, int rows, void *w) {
     mm_bow_infer(p, s, in, rows, w);
 }
-static int calibrate_any(const void *p, const int32_t *const *in, int64_t rows, void *s, void *w) {
-    return mm_bow_calibrate(p, in, rows, s, w);
-}
 
 const NinjacModel mm_bow_model = {
     .name = "mm_bow",
@@ -677,6 +649,6 @@ const NinjacModel mm_bow_model = {
     .infer_loss_offset = offsetof(mm_bow_infer_ws, loss),
     .infer_logits_offset = offsetof(mm_bow_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
     .ninfer_acts = 27, .infer_acts = infer_acts,
-    .infer = infer_any, .calibrate = calibrate_any,
+    .infer = infer_any, .calibrate = NULL,
     .check_inputs = mm_bow_check_inputs,
 };

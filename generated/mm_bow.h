@@ -111,8 +111,6 @@ void mm_bow_backward(const mm_bow_params *p, const int32_t *const *inputs, const
 void mm_bow_sgd(mm_bow_params *p, const mm_bow_grads *g, double lr);
 void mm_bow_infer(const mm_bow_params *p, const mm_bow_stats *s, const int32_t *const *inputs, int rows,
                 mm_bow_infer_ws *w);
-int mm_bow_calibrate(const mm_bow_params *p, const int32_t *const *inputs, int64_t rows, mm_bow_stats *s,
-                 mm_bow_infer_ws *w);
 int64_t mm_bow_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);
 
 extern const NinjacModel mm_bow_model;

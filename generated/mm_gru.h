@@ -937,8 +937,6 @@ void mm_gru_backward(const mm_gru_params *p, const int32_t *const *inputs, const
 void mm_gru_sgd(mm_gru_params *p, const mm_gru_grads *g, double lr);
 void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *const *inputs, int rows,
                 mm_gru_infer_ws *w);
-int mm_gru_calibrate(const mm_gru_params *p, const int32_t *const *inputs, int64_t rows, mm_gru_stats *s,
-                 mm_gru_infer_ws *w);
 int64_t mm_gru_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);
 
 extern const NinjacModel mm_gru_model;

@@ -527,15 +527,9 @@ void mm_mlp_sgd(mm_mlp_params *p, const mm_mlp_grads *g, double lr) {
         (&p->mlp_2_bias[0])[i] += (float)-lr * (&g->dmlp_2_bias[0])[i];
 }
 
-/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
-enum {
-    mm_mlp_stop_none = -1,   // runs every op
-};
-
-/* Inference on rows <= 16 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all. */
-static void infer_upto(const mm_mlp_params *p, const mm_mlp_stats *s, const int32_t *const *inputs, int rows,
-                       mm_mlp_infer_ws *w, int stop) {
+/* Inference on at most 16 rows. */
+void mm_mlp_infer(const mm_mlp_params *p, const mm_mlp_stats *s, const int32_t *const *inputs, int rows,
+                mm_mlp_infer_ws *w) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     // idx_l38_k0 [32, 16] (mm_mlp.ninja:38: idx[:, 0] = vocab_size): position p of a row is idx's position idx_l38_k0[p], or the constant ~idx_l38_k0[p]
@@ -571,7 +565,6 @@ static void infer_upto(const mm_mlp_params *p, const mm_mlp_stats *s, const int3
     const int32_t *loss_t2 = inputs[1];
     float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
-    (void)stop;
     
     // mm_mlp.ninja:36: tok_emb = wte_weight[idx]
     // tok_emb_l36_k0 [32, 16, 64] = embed(wte_weight [28, 64], idx [32, 16])
@@ -781,24 +774,6 @@ static void infer_upto(const mm_mlp_params *p, const mm_mlp_stats *s, const int3
     }
 }
 
-void mm_mlp_infer(const mm_mlp_params *p, const mm_mlp_stats *s, const int32_t *const *inputs, int rows,
-                mm_mlp_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, mm_mlp_stop_none);
-}
-
-/* Computes every batch statistic over `rows` rows (e.g. the whole training
- * set) in dependency order, streaming chunks through w. Returns -1 if out
- * of memory. */
-int mm_mlp_calibrate(const mm_mlp_params *p, const int32_t *const *inputs, int64_t rows, mm_mlp_stats *s,
-                 mm_mlp_infer_ws *w) {
-    (void)p;
-    (void)inputs;
-    (void)s;
-    (void)w;
-    (void)rows;
-    return 0;
-}
-
 /* Index of the first value outside its input's range (*which: the input), or -1. */
 int64_t mm_mlp_check_inputs(const int32_t *const *inputs, int64_t rows, int *which) {
     for (int64_t i = 0; inputs[0] && i < rows * 16; i++)
@@ -901,9 +876,6 @@ static void sgd_any(void *p, const void *g, double lr) { mm_mlp_sgd(p, g, lr); }
 static void infer_any(const void *p, const void *s, const int32_t *const *in, int rows, void *w) {
     mm_mlp_infer(p, s, in, rows, w);
 }
-static int calibrate_any(const void *p, const int32_t *const *in, int64_t rows, void *s, void *w) {
-    return mm_mlp_calibrate(p, in, rows, s, w);
-}
 
 const NinjacModel mm_mlp_model = {
     .name = "mm_mlp",
@@ -924,6 +896,6 @@ const NinjacModel mm_mlp_model = {
     .infer_loss_offset = offsetof(mm_mlp_infer_ws, loss),
     .infer_logits_offset = offsetof(mm_mlp_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
     .ninfer_acts = 26, .infer_acts = infer_acts,
-    .infer = infer_any, .calibrate = calibrate_any,
+    .infer = infer_any, .calibrate = NULL,
     .check_inputs = mm_mlp_check_inputs,
 };

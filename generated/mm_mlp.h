@@ -117,8 +117,6 @@ void mm_mlp_backward(const mm_mlp_params *p, const int32_t *const *inputs, const
 void mm_mlp_sgd(mm_mlp_params *p, const mm_mlp_grads *g, double lr);
 void mm_mlp_infer(const mm_mlp_params *p, const mm_mlp_stats *s, const int32_t *const *inputs, int rows,
                 mm_mlp_infer_ws *w);
-int mm_mlp_calibrate(const mm_mlp_params *p, const int32_t *const *inputs, int64_t rows, mm_mlp_stats *s,
-                 mm_mlp_infer_ws *w);
 int64_t mm_mlp_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);
 
 extern const NinjacModel mm_mlp_model;

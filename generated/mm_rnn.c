@@ -1600,15 +1600,9 @@ void mm_rnn_sgd(mm_rnn_params *p, const mm_rnn_grads *g, double lr) {
         (&p->lm_head_bias[0])[i] += (float)-lr * (&g->dlm_head_bias[0])[i];
 }
 
-/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
-enum {
-    mm_rnn_stop_none = -1,   // runs every op
-};
-
-/* Inference on rows <= 64 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all. */
-static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *const *inputs, int rows,
-                       mm_rnn_infer_ws *w, int stop) {
+/* Inference on at most 64 rows. */
+void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *const *inputs, int rows,
+                mm_rnn_infer_ws *w) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
@@ -1645,7 +1639,6 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     float (*hidden_t16)[1][64] = (float (*)[1][64])w->ht;   // ht's array, read as [32, 1, 64]
     float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
-    (void)stop;
     
     // mm_rnn.ninja:40: emb = wte_weight[idx]
     // emb [32, 16, 64] = embed(wte_weight [27, 64], idx [32, 16])
@@ -2342,24 +2335,6 @@ static void infer_upto(const mm_rnn_params *p, const mm_rnn_stats *s, const int3
     }
 }
 
-void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *const *inputs, int rows,
-                mm_rnn_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, mm_rnn_stop_none);
-}
-
-/* Computes every batch statistic over `rows` rows (e.g. the whole training
- * set) in dependency order, streaming chunks through w. Returns -1 if out
- * of memory. */
-int mm_rnn_calibrate(const mm_rnn_params *p, const int32_t *const *inputs, int64_t rows, mm_rnn_stats *s,
-                 mm_rnn_infer_ws *w) {
-    (void)p;
-    (void)inputs;
-    (void)s;
-    (void)w;
-    (void)rows;
-    return 0;
-}
-
 /* Index of the first value outside its input's range (*which: the input), or -1. */
 int64_t mm_rnn_check_inputs(const int32_t *const *inputs, int64_t rows, int *which) {
     for (int64_t i = 0; inputs[0] && i < rows * 16; i++)
@@ -2622,9 +2597,6 @@ static void sgd_any(void *p, const void *g, double lr) { mm_rnn_sgd(p, g, lr); }
 static void infer_any(const void *p, const void *s, const int32_t *const *in, int rows, void *w) {
     mm_rnn_infer(p, s, in, rows, w);
 }
-static int calibrate_any(const void *p, const int32_t *const *in, int64_t rows, void *s, void *w) {
-    return mm_rnn_calibrate(p, in, rows, s, w);
-}
 
 const NinjacModel mm_rnn_model = {
     .name = "mm_rnn",
@@ -2645,6 +2617,6 @@ const NinjacModel mm_rnn_model = {
     .infer_loss_offset = offsetof(mm_rnn_infer_ws, loss),
     .infer_logits_offset = offsetof(mm_rnn_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
     .ninfer_acts = 136, .infer_acts = infer_acts,
-    .infer = infer_any, .calibrate = calibrate_any,
+    .infer = infer_any, .calibrate = NULL,
     .check_inputs = mm_rnn_check_inputs,
 };

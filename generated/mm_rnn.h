@@ -369,8 +369,6 @@ void mm_rnn_backward(const mm_rnn_params *p, const int32_t *const *inputs, const
 void mm_rnn_sgd(mm_rnn_params *p, const mm_rnn_grads *g, double lr);
 void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *const *inputs, int rows,
                 mm_rnn_infer_ws *w);
-int mm_rnn_calibrate(const mm_rnn_params *p, const int32_t *const *inputs, int64_t rows, mm_rnn_stats *s,
-                 mm_rnn_infer_ws *w);
 int64_t mm_rnn_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);
 
 extern const NinjacModel mm_rnn_model;

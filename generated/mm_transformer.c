@@ -2633,15 +2633,9 @@ void mm_transformer_sgd(mm_transformer_params *p, const mm_transformer_grads *g,
         (&p->lm_head_weight[0][0])[i] += (float)-lr * (&g->dlm_head_weight[0][0])[i];
 }
 
-/* Where infer_upto stops: before a batch statistic, whose input is then complete. */
-enum {
-    mm_transformer_stop_none = -1,   // runs every op
-};
-
-/* Inference on rows <= 2 rows, batch statistics frozen in s. Stops before
- * op `stop` (calibration needs the input of a statistic), or runs all. */
-static void infer_upto(const mm_transformer_params *p, const mm_transformer_stats *s, const int32_t *const *inputs, int rows,
-                       mm_transformer_infer_ws *w, int stop) {
+/* Inference on at most 2 rows. */
+void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_stats *s, const int32_t *const *inputs, int rows,
+                mm_transformer_infer_ws *w) {
     const int32_t (*idx)[16] = (const int32_t (*)[16])inputs[0];
     const int32_t (*targets)[16] = (const int32_t (*)[16])inputs[1];
     const int32_t *loss_t2 = inputs[1];
@@ -2665,7 +2659,6 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     float (*y_l95_i3)[16][64] = (float (*)[16][64])w->y_t19;   // y_t19's array, read as [32, 16, 64]
     float (*loss_t1)[27] = (float (*)[27])w->logits;   // logits's array, read as [512, 27]
     (void)s;
-    (void)stop;
     
     // mm_transformer.ninja:70: attn_bias = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)
     // attn_bias_t1 [16, 16] = ones()
@@ -3961,24 +3954,6 @@ static void infer_upto(const mm_transformer_params *p, const mm_transformer_stat
     }
 }
 
-void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_stats *s, const int32_t *const *inputs, int rows,
-                mm_transformer_infer_ws *w) {
-    infer_upto(p, s, inputs, rows, w, mm_transformer_stop_none);
-}
-
-/* Computes every batch statistic over `rows` rows (e.g. the whole training
- * set) in dependency order, streaming chunks through w. Returns -1 if out
- * of memory. */
-int mm_transformer_calibrate(const mm_transformer_params *p, const int32_t *const *inputs, int64_t rows, mm_transformer_stats *s,
-                 mm_transformer_infer_ws *w) {
-    (void)p;
-    (void)inputs;
-    (void)s;
-    (void)w;
-    (void)rows;
-    return 0;
-}
-
 /* Index of the first value outside its input's range (*which: the input), or -1. */
 int64_t mm_transformer_check_inputs(const int32_t *const *inputs, int64_t rows, int *which) {
     for (int64_t i = 0; inputs[0] && i < rows * 16; i++)
@@ -4373,9 +4348,6 @@ static void sgd_any(void *p, const void *g, double lr) { mm_transformer_sgd(p, g
 static void infer_any(const void *p, const void *s, const int32_t *const *in, int rows, void *w) {
     mm_transformer_infer(p, s, in, rows, w);
 }
-static int calibrate_any(const void *p, const int32_t *const *in, int64_t rows, void *s, void *w) {
-    return mm_transformer_calibrate(p, in, rows, s, w);
-}
 
 const NinjacModel mm_transformer_model = {
     .name = "mm_transformer",
@@ -4396,6 +4368,6 @@ const NinjacModel mm_transformer_model = {
     .infer_loss_offset = offsetof(mm_transformer_infer_ws, loss),
     .infer_logits_offset = offsetof(mm_transformer_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
     .ninfer_acts = 236, .infer_acts = infer_acts,
-    .infer = infer_any, .calibrate = calibrate_any,
+    .infer = infer_any, .calibrate = NULL,
     .check_inputs = mm_transformer_check_inputs,
 };

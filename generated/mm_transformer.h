@@ -689,8 +689,6 @@ void mm_transformer_backward(const mm_transformer_params *p, const int32_t *cons
 void mm_transformer_sgd(mm_transformer_params *p, const mm_transformer_grads *g, double lr);
 void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_stats *s, const int32_t *const *inputs, int rows,
                 mm_transformer_infer_ws *w);
-int mm_transformer_calibrate(const mm_transformer_params *p, const int32_t *const *inputs, int64_t rows, mm_transformer_stats *s,
-                 mm_transformer_infer_ws *w);
 int64_t mm_transformer_check_inputs(const int32_t *const *inputs, int64_t rows, int *which);
 
 extern const NinjacModel mm_transformer_model;

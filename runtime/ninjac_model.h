@@ -93,7 +93,8 @@ typedef struct NinjacModel {
     void (*infer)(const void *params, const void *stats,
                   const int32_t *const *inputs, int rows, void *ws);
     /* Computes every frozen tensor over `rows` rows (e.g. the whole training
-     * set), streaming in chunks of infer_chunk with ws as scratch. */
+     * set), streaming in chunks of infer_chunk with ws as scratch. NULL when
+     * nstats is 0. */
     int (*calibrate)(const void *params, const int32_t *const *inputs,
                      int64_t rows, void *stats, void *ws);   /* -1: out of memory */
 
