@@ -71,6 +71,7 @@ void reduce_init(E *e, const Op *op);
 void reduce_accumulate(E *e, int indent, const Op *op);
 void reduce_finish(E *e, const Op *op);
 void forward_op(E *e, const Op *op);
+void decl_aux(E *e, const Op *op, bool chunked);
 void elementwise_grad_stmt(E *e, int indent, const Grad *gr);
 bool gradient_is_alias(E *e, const Grad *gr);
 void reduce_grad_stmt(E *e, int indent, const Grad *gr);
@@ -90,8 +91,10 @@ void forward_expand(E *e, const Op *op);
 void backward_expand(E *e, const Grad *gr);
 /* ---- fn: emit_nn.c: F.layer_norm, torch.zeros_like ---- */
 Tensor layer_norm_rows(const Op *op);   /* the shape of its per-row mean and rstd */
+void aux_layer_norm(E *e, const Op *op, bool chunked);
 void forward_layer_norm(E *e, const Op *op);
 void backward_layer_norm(E *e, const Grad *gr);
+void aux_batchnorm(E *e, const Op *op, bool chunked);
 void forward_batchnorm(E *e, const Op *op);   /* rewrite.c's, exercise 3 */
 void backward_batchnorm(E *e, const Grad *gr);
 void forward_zeros(E *e, const Op *op);     /* torch.zeros_like */
@@ -104,6 +107,7 @@ void backward_zeros(E *e, const Grad *gr);
 
 /* ---- emit_structs.c: the model's structs and its NinjacModel descriptor ---- */
 const char *shape_comment(const Model *m, const Tensor *t);
+void decl_field(E *e, const char *type, const char *name, const Tensor *t, bool chunked, const char *why);
 bool runs_in_inference(const Op *op);
 void struct_params(E *e, const char *id);
 void struct_acts(E *e, const char *id);

@@ -25,6 +25,12 @@ static void at_m(const Tensor *x, const char **idx) {
         idx[d] = d == x->rank - 1 ? "m" : IDX[d];
 }
 
+void aux_layer_norm(E *e, const Op *op, bool chunked) {
+    Tensor rows = layer_norm_rows(op);
+    decl_field(e, e->real, aux_name(e, op->out, "mean"), &rows, chunked, " mean of each row, for layer_norm");
+    decl_field(e, e->real, aux_name(e, op->out, "rstd"), &rows, chunked, " 1 / sqrt(var + eps) of each row");
+}
+
 void forward_layer_norm(E *e, const Op *op) {
     const Tensor *x = op->in[0], *y = op->out;
     int last = x->rank - 1;
@@ -86,6 +92,10 @@ void backward_layer_norm(E *e, const Grad *gr) {
  * of the notebook's exercise 3, the gradient through the mean and the var
  * included:
  *   dx = inv * (dy - sum(dy)/n - y * sum(dy * y)/(n - 1))   (n for a biased var) */
+
+void aux_batchnorm(E *e, const Op *op, bool chunked) {
+    decl_field(e, e->real, aux_name(e, op->out, "inv"), op->in[2], chunked, " 1 / sqrt(var + eps), for batchnorm");
+}
 
 void forward_batchnorm(E *e, const Op *op) {
     const Tensor *x = op->in[0], *mean = op->in[1], *var = op->in[2], *y = op->out;

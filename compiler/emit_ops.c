@@ -137,6 +137,14 @@ void reduce_finish(E *e, const Op *op) {
         out(e, loops(e, 1, op->out, 0), "%s /= %s;\n", reduce_acc(e, op, IDX), scalar(e, op->c));
 }
 
+/* var's sum for its mean (unless it shares a mean op's), max's argmax */
+static void aux_reduce(E *e, const Op *op, bool chunked) {
+    if (op->kind == OP_VAR && !shared_mean(e, op))
+        decl_field(e, e->real, aux_name(e, op->out, "mean"), op->out, chunked, " mean, for var");
+    else if (op->kind == OP_MAX)
+        decl_field(e, "int", aux_name(e, op->out, "argmax"), op->out, chunked, " where the max is");
+}
+
 static void forward_reduce(E *e, const Op *op) {
     const Tensor *x = op->in[0], *y = op->out;
     const char *yi[MAX_RANK];
@@ -254,6 +262,12 @@ static void forward_softmax(E *e, const Op *op) {
  * a NaN loss, as in PyTorch). */
 static const char *ce_count(E *e, const Op *op) {
     return op->ignore ? aux_ref(e, op->out, "kept", IDX) : scalar(e, op->c);
+}
+
+static void aux_cross_entropy(E *e, const Op *op, bool chunked) {
+    decl_field(e, e->real, aux_name(e, op->out, "probs"), op->in[0], chunked, " softmax of the logits, for the backward pass");
+    if (op->ignore)
+        decl_field(e, e->real, aux_name(e, op->out, "kept"), op->out, chunked, " rows whose target is not ignored");
 }
 
 static void forward_cross_entropy(E *e, const Op *op) {
@@ -509,9 +523,12 @@ static void backward_cat(E *e, const Grad *gr) {
 /* The ops with code of their own (family SPECIAL in ops.def) and their
  * named forward and backward: a new special op adds its pair here
  * (check_op_table refuses a SPECIAL row without one). */
+/* An op with code of its own: its forward, its backward and, if its row
+ * names aux arrays, their declarations. */
 static const struct {
     void (*forward)(E *e, const Op *op);
     void (*backward)(E *e, const Grad *gr);
+    void (*aux)(E *e, const Op *op, bool chunked);
 } special_code[OP_COUNT] = {
     [OP_MATMUL] = {forward_matmul, backward_matmul},
     [OP_BMM] = {forward_bmm, backward_bmm},
@@ -520,7 +537,7 @@ static const struct {
     [OP_VIEW] = {forward_view, backward_view},
     [OP_TRANSPOSE] = {forward_transpose, backward_transpose},
     [OP_SOFTMAX] = {forward_softmax, backward_softmax},
-    [OP_CROSS_ENTROPY] = {forward_cross_entropy, backward_cross_entropy},
+    [OP_CROSS_ENTROPY] = {forward_cross_entropy, backward_cross_entropy, aux_cross_entropy},
     [OP_CAT] = {forward_cat, backward_cat},
     [OP_SLICE] = {forward_slice, backward_slice},
     [OP_ONE_HOT] = {forward_one_hot, backward_one_hot},
@@ -529,15 +546,25 @@ static const struct {
     [OP_UNSQUEEZE] = {forward_view, backward_view},
     [OP_CONTIGUOUS] = {forward_view, backward_view},
     [OP_EXPAND] = {forward_expand, backward_expand},
-    [OP_LAYER_NORM] = {forward_layer_norm, backward_layer_norm},   /* emit_nn.c */
+    [OP_LAYER_NORM] = {forward_layer_norm, backward_layer_norm, aux_layer_norm},   /* emit_nn.c */
     [OP_ZEROS_LIKE] = {forward_zeros, backward_zeros},
     [OP_ONES] = {forward_full, backward_full},   /* emit_mask.c */
     [OP_ZEROS] = {forward_full, backward_full},
     [OP_TRIL] = {forward_tril, backward_tril},
-    [OP_BATCHNORM] = {forward_batchnorm, backward_batchnorm},   /* emit_nn.c */
+    [OP_BATCHNORM] = {forward_batchnorm, backward_batchnorm, aux_batchnorm},   /* emit_nn.c */
 };
 
-bool emits_special(OpKind kind) { return special_code[kind].forward && special_code[kind].backward; }
+bool emits_special(OpKind kind) {
+    return special_code[kind].forward && special_code[kind].backward && !special_code[kind].aux == !op_info[kind].aux;
+}
+
+/* The op's aux arrays (its row's .aux), declared beside its output. */
+void decl_aux(E *e, const Op *op, bool chunked) {
+    if (op_info[op->kind].family == REDUCE)
+        aux_reduce(e, op, chunked);
+    else if (op_info[op->kind].family == SPECIAL && special_code[op->kind].aux)
+        special_code[op->kind].aux(e, op, chunked);
+}
 
 /* A rewritten op says which lines it stands for. */
 static void rewrite_note(E *e, const Op *op) {

@@ -29,7 +29,7 @@ const char *shape_comment(const Model *m, const Tensor *t) {
     return arena_printf("%s]", s);
 }
 
-static void decl(E *e, const char *type, const char *name, const Tensor *t, bool chunked, const char *why) {
+void decl_field(E *e, const char *type, const char *name, const Tensor *t, bool chunked, const char *why) {
     char *dims = arena_strdup("");
     for (int d = 0; d < t->rank; d++)
         dims = arena_printf("%s[%lld]", dims, chunked && t->batch[d] ? (long long)(e->chunk * rows_factor(e, t, d)) : (long long)t->shape[d]);
@@ -41,32 +41,13 @@ static const char *line_ref(const E *e, const Tensor *t) {
     return t->stmt ? arena_printf(" %s.ninja:%d", e->m->src->name, loc_line(t->stmt->loc)) : "";
 }
 
-/* The op's auxiliary arrays, declared beside its output. */
-static void decl_aux(E *e, const Op *op, bool chunked) {
-    if (op->kind == OP_VAR && !shared_mean(e, op))
-        decl(e, e->real, aux_name(e, op->out, "mean"), op->out, chunked, " mean, for var");
-    else if (op->kind == OP_MAX)
-        decl(e, "int", aux_name(e, op->out, "argmax"), op->out, chunked, " where the max is");
-    else if (op->kind == OP_CROSS_ENTROPY) {
-        decl(e, e->real, aux_name(e, op->out, "probs"), op->in[0], chunked, " softmax of the logits, for the backward pass");
-        if (op->ignore)
-            decl(e, e->real, aux_name(e, op->out, "kept"), op->out, chunked, " rows whose target is not ignored");
-    } else if (op->kind == OP_LAYER_NORM) {
-        Tensor rows = layer_norm_rows(op);
-        decl(e, e->real, aux_name(e, op->out, "mean"), &rows, chunked, " mean of each row, for layer_norm");
-        decl(e, e->real, aux_name(e, op->out, "rstd"), &rows, chunked, " 1 / sqrt(var + eps) of each row");
-    } else if (op->kind == OP_BATCHNORM) {
-        decl(e, e->real, aux_name(e, op->out, "inv"), op->in[2], chunked, " 1 / sqrt(var + eps), for batchnorm");
-    }
-}
-
 bool runs_in_inference(const Op *op) { return !op->out->frozen; }
 
 void struct_params(E *e, const char *id) {
     out(e, 0, "typedef struct {\n");
     for (int i = 0; i < e->m->params.len; i++) {
         const Tensor *t = e->m->params.items[i];
-        decl(e, e->real, t->cname, t, false, line_ref(e, t));
+        decl_field(e, e->real, t->cname, t, false, line_ref(e, t));
     }
     out(e, 0, "} %s_params;\n\n", id);
 }
@@ -76,7 +57,7 @@ void struct_acts(E *e, const char *id) {
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
         if (!e->plan->valias[op->out->id])
-            decl(e, e->real, op->out->cname, op->out, false, line_ref(e, op->out));
+            decl_field(e, e->real, op->out->cname, op->out, false, line_ref(e, op->out));
         decl_aux(e, op, false);
     }
     out(e, 0, "} %s_acts;\n\n", id);
@@ -87,7 +68,7 @@ void struct_grads(E *e, const char *id) {
     for (int i = 0; i < e->m->tensors.len; i++) {
         const Tensor *t = e->m->tensors.items[i];
         if ((t->needs_grad || t == e->m->loss) && !e->plan->dlocal[i] && !e->plan->galias[i])
-            decl(e, e->real, arena_printf("d%s", t->cname), t, false, line_ref(e, t));
+            decl_field(e, e->real, arena_printf("d%s", t->cname), t, false, line_ref(e, t));
     }
     int64_t scratch = 0;   /* B^T of the largest A @ B^T the own kernels compute */
     for (int i = 0; i < e->bw->grads.len; i++) {
@@ -107,7 +88,7 @@ void struct_stats(E *e, const char *id) {
     for (int i = 0; i < e->m->tensors.len; i++) {
         const Tensor *t = e->m->tensors.items[i];
         if (t->frozen) {
-            decl(e, e->real, t->cname, t, false, line_ref(e, t));
+            decl_field(e, e->real, t->cname, t, false, line_ref(e, t));
             n++;
         }
     }
@@ -122,7 +103,7 @@ void struct_infer_ws(E *e, const char *id) {
         const Op *op = e->m->ops.items[i];
         if (runs_in_inference(op)) {
             if (!e->plan->valias[op->out->id])
-                decl(e, e->real, op->out->cname, op->out, true, line_ref(e, op->out));
+                decl_field(e, e->real, op->out->cname, op->out, true, line_ref(e, op->out));
             decl_aux(e, op, true);
         }
     }

@@ -426,7 +426,8 @@ typedef struct {
     const char *outdir;
 } EmitOptions;
 
-bool emits_special(OpKind kind);   /* emit_ops.c has the forward and backward of this SPECIAL op */
+bool emits_special(OpKind kind);   /* emit_ops.c has the forward and backward of this SPECIAL op, and its aux
+                                     arrays' declarations if its row names any */
 /* Writes NAME.h and NAME.c into outdir atomically; returns 0 on success. */
 int emit_c(const Model *m, const Backward *bw, const Plan *plan, const EmitOptions *opt);
 /* The same two texts in memory (malloc'd; the caller frees them). */

@@ -173,6 +173,7 @@ static int check_row(OpKind k) {
     CHECK(ew == (op->forward != NULL), "templates are for elementwise ops, and those need them");
     CHECK(ew || (!op->mask && !op->mask_in), "masks are elementwise");
     CHECK((op->family == SPECIAL) == emits_special(k), "a SPECIAL op, and only one, has its forward and backward "
+                                                      "(and its aux arrays' declarations if the row names any) "
                                                       "in emit_ops.c's special_code");
     if (!ew)
         return errors;
