@@ -3,6 +3,7 @@
  * runtime/state.c replays the steps.
  * Memory: inits come from the arena. */
 #include "lower.h"
+#include "ninjac_model.h"   /* nj_init_step: the runtime's semantics of a step */
 
 #include <float.h>
 #include <math.h>
@@ -51,25 +52,23 @@ static bool init_step(Init *in, BinOp op, bool reversed, double value, Loc op_lo
 }
 
 /* Numbers fold in double, as Python folds them; a constant tensor (zeros(),
- * ones() and what follows) in float, as PyTorch computes it. */
+ * ones() and what follows) in float, as PyTorch computes it and as the
+ * runtime replays a param's steps (nj_init_step). */
 static bool init_fold(InitDist dist, BinOp op, double x, double y, Loc op_loc, Init *out) {
     bool in_float = dist == INIT_CONST;
-    if (in_float) {
-        x = (float)x;
-        y = (float)y;
-    }
     switch (op) {
-    case BIN_ADD: x += y; break;
-    case BIN_SUB: x -= y; break;
-    case BIN_MUL: x *= y; break;
-    case BIN_DIV: x /= y; break;
-    case BIN_POW: x = pow(x, y); break;
+    case BIN_ADD:
+    case BIN_SUB:
+    case BIN_MUL:
+    case BIN_DIV:
+        x = in_float ? nj_init_step(binop_text[op][0], (float)x, (float)y)
+          : op == BIN_ADD ? x + y : op == BIN_SUB ? x - y : op == BIN_MUL ? x * y : x / y;
+        break;
+    case BIN_POW: x = in_float ? (float)pow((float)x, (float)y) : pow(x, y); break;
     default:
         error_at(op_loc, "an init must be affine in a single random draw");
         return false;
     }
-    if (in_float)
-        x = (float)x;
     if (!isfinite(x)) {
         error_at(op_loc, "this constant overflows%s", in_float ? " float" : "");
         return false;

@@ -26,6 +26,13 @@ typedef struct {
     double value;
 } NjInitStep;
 
+/* One step on one element, in float, as PyTorch's tensor-with-scalar op
+ * computes it: the runtime replays a param's steps with it (state.c), and
+ * ninjac folds a constant init such as `ones() * 0.1` with it (init.c). */
+static inline float nj_init_step(char op, float x, float value) {
+    return op == '*' ? x * value : op == '/' ? x / value : op == '+' ? x + value : op == '-' ? x - value : value - x;
+}
+
 typedef struct {
     const char *name;
     int rank;

@@ -86,8 +86,7 @@ static void init_steps(const NjParam *p, float *x, int64_t count) {
         float v = (float)p->steps[k].value;
         char op = p->steps[k].op;
         for (int64_t i = 0; i < count; i++)
-            x[i] = op == '*' ? x[i] * v : op == '/' ? x[i] / v : op == '+' ? x[i] + v
-                 : op == '-' ? x[i] - v : v - x[i];
+            x[i] = nj_init_step(op, x[i], v);
     }
 }
 
