@@ -11,9 +11,11 @@
 # library built for it (ninjac_runtime_library) and the flags that replace
 # NINJAC_NATIVE_FLAGS for the generated code.
 option(NINJAC_NATIVE "compile generated models for this machine's CPU (-march=native)" ON)   # (a no-op if set already)
-# What NINJAC_NATIVE adds. The benchmarks set "-march=native;-mno-avx512f" to
-# time the AVX2 kernels on an AVX-512 machine (bench/run.sh --isa avx2).
-set(NINJAC_NATIVE_FLAGS "-march=native" CACHE STRING "the flags NINJAC_NATIVE adds to generated code")
+# What NINJAC_NATIVE adds, to generated code and to the runtime's vector
+# loops (runtime/CMakeLists.txt). The benchmarks set "-march=native;-mno-avx512f"
+# to time the AVX2 kernels on an AVX-512 machine (bench/run.sh --isa avx2);
+# "-march=znver3" builds everything as an AVX2-only Zen 3 would.
+set(NINJAC_NATIVE_FLAGS "-march=native" CACHE STRING "the flags NINJAC_NATIVE adds to generated code and the runtime's vector loops")
 
 function(ninjac_add_model target spec)
   cmake_parse_arguments(PARSE_ARGV 2 ARG "" "RUNTIME" "DEFINES;OPTIONS;ISA_FLAGS")
