@@ -520,11 +520,10 @@ static void backward_cat(E *e, const Grad *gr) {
     out(e, loops(e, 1, gr->target, 0), "%s %s %s;\n", gref(e, gr->target, IDX), e->acc, gref(e, y, yi));
 }
 
-/* The ops with code of their own (family SPECIAL in ops.def) and their
- * named forward and backward: a new special op adds its pair here
- * (check_op_table refuses a SPECIAL row without one). */
-/* An op with code of its own: its forward, its backward and, if its row
- * names aux arrays, their declarations. */
+/* The ops with code of their own (family SPECIAL in ops.def): their named
+ * forward, backward and, if the row names aux arrays, the function that
+ * declares them. A new special op adds its entry here (check_op_table
+ * refuses a SPECIAL row without one). */
 static const struct {
     void (*forward)(E *e, const Op *op);
     void (*backward)(E *e, const Grad *gr);

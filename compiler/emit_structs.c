@@ -123,6 +123,14 @@ static void mapped_local(E *e, const Tensor *t) {
     out(e, 1, "static const int32_t %s[%lld] = {%s};\n", t->cname, (long long)n, items);
 }
 
+/* "[d1][d2]...": the dims of one row of t, for a pointer to its rows */
+static const char *row_dims(const Tensor *t) {
+    char *dims = arena_strdup("");
+    for (int d = 1; d < t->rank; d++)
+        dims = arena_printf("%s[%lld]", dims, (long long)t->shape[d]);
+    return dims;
+}
+
 /* The inputs and their views (targets.view(-1)) that code reads: each
  * reads its input's array. Returns whether there was one. */
 bool input_locals(E *e, const char *code) {
@@ -136,9 +144,7 @@ bool input_locals(E *e, const char *code) {
             continue;
         }
         any = true;
-        char *dims = arena_strdup("");
-        for (int d = 1; d < t->rank; d++)
-            dims = arena_printf("%s[%lld]", dims, (long long)t->shape[d]);
+        const char *dims = row_dims(t);
         if (t->rank == 1)
             out(e, 1, "const int32_t *%s = inputs[%d];\n", t->cname, t->input_index);
         else
@@ -162,9 +168,7 @@ void view_locals(E *e, const char *code) {
         const Tensor *t = e->m->tensors.items[i];
         if (!e->plan->valias[t->id] || !mentions(code, t->cname))
             continue;
-        char *dims = arena_strdup("");
-        for (int d = 1; d < t->rank; d++)
-            dims = arena_printf("%s[%lld]", dims, (long long)t->shape[d]);
+        const char *dims = row_dims(t);
         const char *elem = arena_printf("%s%s", e->const_acts ? "const " : "", e->real);
         const char *type = t->rank == 1 ? arena_printf("%s *", elem) : arena_printf("%s (*)%s", elem, dims);
         const char *decl = t->rank == 1 ? arena_printf("%s *%s", elem, t->cname)
