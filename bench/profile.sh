@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
 done
 command -v perf > /dev/null || { echo "error: perf is not installed (apt-get install linux-perf)" >&2; exit 1; }
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release > /dev/null
-cmake --build "$BUILD" --target ninjac ninjac_runtime ninjac_bench_step > /dev/null
+cmake --build "$BUILD" --target ninjac ninjac_runtime ninjac_test_rng ninjac_bench_step > /dev/null
 W=$BUILD/bench/profile
 rm -rf "$W"
 mkdir -p "$W"
@@ -39,7 +39,7 @@ int main(int argc, char **argv) { return bench_step_main(argc, argv, &mlp_bn_fus
 EOF
 blas_libs=$(awk -F= '/^BLAS_LIBRARIES:/ { print $2 }' "$BUILD/CMakeCache.txt" | tr ';' ' ')
 cc -g -O3 -fno-math-errno -march=native -Iruntime -I"$W" "$W/mlp_bn_fused.c" "$W/main.c" \
-  "$BUILD/bench/libninjac_bench_step.a" "$BUILD/runtime/libninjac_runtime.a" ${blas_libs:--lopenblas} -ljansson -lm \
+  "$BUILD/bench/libninjac_bench_step.a" "$BUILD/tests/reference/libninjac_test_rng.a" "$BUILD/runtime/libninjac_runtime.a" ${blas_libs:--lopenblas} -ljansson -lm \
   -o "$W/step"
 export OPENBLAS_NUM_THREADS=1   # no idle pool thread in the samples
 "$W/step" > "$W/time.txt"

@@ -156,8 +156,13 @@ void dump_plan(FILE *out, const Model *m, const Backward *bw, const Plan *plan) 
             for (int k = g->first; k < g->first + g->count; k++) {
                 const Tensor *t = pass == 0 ? ((Op *)m->ops.items[k])->out : ((Grad *)bw->grads.items[k])->target;
                 bool reg = pass == 0 ? plan->local[t->id] : plan->dlocal[t->id];
+                const Tensor *alias = pass == 0 ? plan->valias[t->id] : plan->galias[t->id];
                 fprintf(out, " %s%s%s", pass ? "d" : "", t->name, reg ? " (register)" : "");
+                if (alias)
+                    fprintf(out, " (%s%s's array)", pass ? "d" : "", alias->name);
             }
+            if (pass == 1 && g->bn_sums)
+                fprintf(out, " + column sums of d%s", g->bn_sums->op->out->name);
             fputc('\n', out);
         }
     }

@@ -72,11 +72,13 @@ void reduce_accumulate(E *e, int indent, const Op *op);
 void reduce_finish(E *e, const Op *op);
 void forward_op(E *e, const Op *op);
 void decl_aux(E *e, const Op *op, bool chunked);
+void contribute(E *e, int indent, const Tensor *target, const char *const *idx, const char *value);
 void elementwise_grad_stmt(E *e, int indent, const Grad *gr);
 bool gradient_is_alias(E *e, const Grad *gr);
 void reduce_grad_stmt(E *e, int indent, const Grad *gr);
 void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr);
 void backward_grad(E *e, const Grad *gr);
+void rewrite_note(E *e, const Op *op);
 
 /* ---- shape: emit_shape.c, slices and selects ---- */
 void forward_slice(E *e, const Op *op);
@@ -97,6 +99,13 @@ void backward_layer_norm(E *e, const Grad *gr);
 void aux_batchnorm(E *e, const Op *op, bool chunked);
 void forward_batchnorm(E *e, const Op *op);   /* rewrite.c's, exercise 3 */
 void backward_batchnorm(E *e, const Grad *gr);
+void forward_batchnorm_prologue(E *e, const Op *op);
+void forward_batchnorm_stmt(E *e, int indent, const Op *op);
+void decl_batchnorm_sums(E *e, const Grad *gr);
+void batchnorm_sums_init(E *e, const Grad *gr);
+void batchnorm_sums_stmt(E *e, int indent, const Grad *gr);
+void batchnorm_grad_prologue(E *e, const Grad *gr, bool sums_made);
+void batchnorm_grad_stmt(E *e, int indent, const Grad *gr);
 void forward_zeros(E *e, const Op *op);     /* torch.zeros_like */
 /* mask: emit_mask.c */
 void forward_full(E *e, const Op *op);      /* torch.ones, torch.zeros */

@@ -6,6 +6,8 @@
  *   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * w */
 #include "emit.h"
 
+#include <string.h>
+
 /* The shape of the per-row statistics: x without its last dim. */
 Tensor layer_norm_rows(const Op *op) {
     Tensor rows = *op->in[0];
@@ -97,56 +99,95 @@ void aux_batchnorm(E *e, const Op *op, bool chunked) {
     decl_field(e, e->real, aux_name(e, op->out, "inv"), op->in[2], chunked, " 1 / sqrt(var + eps), for batchnorm");
 }
 
-void forward_batchnorm(E *e, const Op *op) {
-    const Tensor *x = op->in[0], *mean = op->in[1], *var = op->in[2], *y = op->out;
-    const char *col[2] = {"0", "j"}, *inv = aux_ref(e, y, "inv", col);
+/* In parts, so that -O can fuse the loop with the elementwise ops after
+ * it (plan.c): inv per column, then y at each element. */
+void forward_batchnorm_prologue(E *e, const Op *op) {
+    const Tensor *x = op->in[0], *var = op->in[2];
+    const char *col[2] = {"0", "j"};
     out(e, 1, "for (int j = 0; j < %s; j++)\n", dimsz(e, x, 1));
-    out(e, 2, "%s = %s / %s(%s + %s);\n", inv, lit(e, 1), e->opt->f64 ? "sqrt" : "sqrtf", ref(e, var, col),
-        scalar(e, op->c));
-    int in = loops(e, 1, x, 0);
-    out(e, in, "%s = (%s - %s) * %s;\n", ref(e, y, IDX), ref(e, x, IDX), ref(e, mean, col), inv);
+    out(e, 2, "%s = %s / %s(%s + %s);\n", aux_ref(e, op->out, "inv", col), lit(e, 1), e->opt->f64 ? "sqrt" : "sqrtf",
+        ref(e, var, col), scalar(e, op->c));
 }
 
-/* Row by row, the columns' sums in arrays: walking down a column instead
- * reads one float per cache line of a row H floats long (at n = 1024,
- * H = 1024 that made the step 10 times slower). The sums still add the
- * rows in order: the same numbers as a column at a time. Columns go in
- * blocks of BN_COLS, so the arrays stay small on the stack. */
-#define BN_COLS 1024
+void forward_batchnorm_stmt(E *e, int indent, const Op *op) {
+    const Tensor *x = op->in[0], *mean = op->in[1], *y = op->out;
+    const char *col[2] = {"0", "j"};
+    out(e, indent, "%s = (%s - %s) * %s;\n", ref(e, y, IDX), ref(e, x, IDX), ref(e, mean, col),
+        aux_ref(e, y, "inv", col));
+}
+
+void forward_batchnorm(E *e, const Op *op) {
+    forward_batchnorm_prologue(e, op);
+    forward_batchnorm_stmt(e, loops(e, 1, op->in[0], 0), op);
+}
+
+/* The backward in parts, so that -O can fuse them (plan.c): two column
+ * sums of dy over the rows (of dy and of dy * y; in the loop that finished
+ * dy when there is one over y's indices), their scaling, and dx at each
+ * element. The sums add the rows in order, row by row: walking down a
+ * column instead reads one float per cache line of a row H floats long (at
+ * n = 1024, H = 1024 that made the step 10 times slower). They live in the
+ * grads struct (d<y>_sum, d<y>_dot), beside the gradients, not on the
+ * stack: H has no bound. */
+
+static bool grads_field_taken(const void *m, const char *name) {
+    return (name[0] == 'd' && tensor_named(m, name + 1)) || !strcmp(name, "mm_scratch") || c_name_reserved(m, name);
+}
+
+static const char *sums_name(E *e, const Grad *gr, const char *what) {
+    return free_c_name(e->m, arena_printf("d%s_%s", gr->op->out->cname, what), grads_field_taken, e->m);
+}
+
+static const char *column_sum(E *e, const Grad *gr, const char *what, const char *j) {
+    return arena_printf("g->%s[0][%s]", sums_name(e, gr, what), j);
+}
+
+void decl_batchnorm_sums(E *e, const Grad *gr) {
+    decl_field(e, e->real, sums_name(e, gr, "sum"), gr->op->in[1], false, " of dy over the rows, for batchnorm");
+    decl_field(e, e->real, sums_name(e, gr, "dot"), gr->op->in[1], false, " of dy * y over the rows, for batchnorm");
+}
+
+void batchnorm_sums_init(E *e, const Grad *gr) {
+    for (int k = 0; k < 2; k++)
+        out(e, 1, "memset(&%s, 0, sizeof(%s) * %s);\n", column_sum(e, gr, k ? "dot" : "sum", "0"), e->real,
+            dimsz(e, gr->op->out, 1));
+}
+
+void batchnorm_sums_stmt(E *e, int indent, const Grad *gr) {
+    const Tensor *y = gr->op->out;
+    out(e, indent, "%s += %s;\n", column_sum(e, gr, "sum", "j"), gref(e, y, IDX));
+    out(e, indent, "%s += %s * %s;\n", column_sum(e, gr, "dot", "j"), gref(e, y, IDX), ref(e, y, IDX));
+}
+
+/* Before dx's loop: the sums (unless they rode in an earlier loop), scaled. */
+void batchnorm_grad_prologue(E *e, const Grad *gr, bool sums_made) {
+    const Op *op = gr->op;
+    double rows = (double)op->out->shape[0];
+    if (!sums_made) {
+        batchnorm_sums_init(e, gr);
+        out(e, 1, "for (int i = 0; i < %s; i++)\n", dimsz(e, op->out, 0));
+        out(e, 2, "for (int j = 0; j < %s; j++) {\n", dimsz(e, op->out, 1));
+        batchnorm_sums_stmt(e, 3, gr);
+        out(e, 2, "}\n");
+    }
+    out(e, 1, "for (int j = 0; j < %s; j++) {\n", dimsz(e, op->out, 1));
+    out(e, 2, "%s /= %s;\n", column_sum(e, gr, "sum", "j"), lit(e, rows));
+    out(e, 2, "%s /= %s;%s\n", column_sum(e, gr, "dot", "j"), lit(e, op->unbiased ? rows - 1 : rows),
+        op->unbiased ? "   // Bessel's correction" : "");
+    out(e, 1, "}\n");
+}
+
+void batchnorm_grad_stmt(E *e, int indent, const Grad *gr) {
+    const Tensor *x = gr->op->in[0], *y = gr->op->out;
+    const char *col[2] = {"0", "j"};
+    contribute(e, indent, x, IDX,
+               arena_printf("%s * (%s - %s - %s * %s)", aux_ref(e, y, "inv", col), gref(e, y, IDX),
+                            column_sum(e, gr, "sum", "j"), ref(e, y, IDX), column_sum(e, gr, "dot", "j")));
+}
 
 void backward_batchnorm(E *e, const Grad *gr) {
-    const Op *op = gr->op;
-    const Tensor *x = op->in[0], *y = op->out;
-    const char *col[2] = {"0", "j"}, *n = dimsz(e, x, 0);
-    double rows = (double)x->shape[0];
-    bool blocked = x->shape[1] > BN_COLS;
-    const char *width = blocked ? arena_printf("%d", BN_COLS) : dimsz(e, x, 1), *k = blocked ? "j - j0" : "j";
-    const char *js = arena_printf("for (int j = %s; j < %s; j++)", blocked ? "j0" : "0",
-                                  blocked ? "j1" : dimsz(e, x, 1));
-    if (blocked) {
-        out(e, 1, "for (int j0 = 0; j0 < %s; j0 += %d) {   // columns in blocks of %d\n", dimsz(e, x, 1), BN_COLS,
-            BN_COLS);
-        out(e, 2, "int j1 = j0 + %d < %s ? j0 + %d : %s;\n", BN_COLS, dimsz(e, x, 1), BN_COLS, dimsz(e, x, 1));
-    } else {
-        out(e, 1, "{\n");
-    }
-    int in = 2;
-    out(e, in, "%s sum[%s] = {0}, dot[%s] = {0};   // of dy and of dy * y over the rows\n", e->real, width, width);
-    out(e, in, "for (int i = 0; i < %s; i++)\n", n);
-    out(e, in + 1, "%s {\n", js);
-    out(e, in + 2, "sum[%s] += %s;\n", k, gref(e, y, IDX));
-    out(e, in + 2, "dot[%s] += %s * %s;\n", k, gref(e, y, IDX), ref(e, y, IDX));
-    out(e, in + 1, "}\n");
-    out(e, in, "%s {\n", js);
-    out(e, in + 1, "sum[%s] /= %s;\n", k, lit(e, rows));
-    out(e, in + 1, "dot[%s] /= %s;%s\n", k, lit(e, op->unbiased ? rows - 1 : rows),
-        op->unbiased ? "   // Bessel's correction" : "");
-    out(e, in, "}\n");
-    out(e, in, "for (int i = 0; i < %s; i++)\n", n);
-    out(e, in + 1, "%s\n", js);
-    out(e, in + 2, "%s %s %s * (%s - sum[%s] - %s * dot[%s]);\n", gref(e, x, IDX), e->acc,
-        aux_ref(e, y, "inv", col), gref(e, y, IDX), k, ref(e, y, IDX), k);
-    out(e, 1, "}\n");
+    batchnorm_grad_prologue(e, gr, false);
+    batchnorm_grad_stmt(e, loops(e, 1, gr->op->in[0], 0), gr);
 }
 
 /* torch.zeros_like: an op without operands, so no gradient reaches here */

@@ -317,7 +317,8 @@ static void forward_cat(E *e, const Op *op) {
 
 /* d(target)[idx] (op)= value; a gradient kept in a register is declared
  * by its first contribution, which assigns. */
-static void contribute(E *e, int indent, const Tensor *target, const char *const *idx, const char *value) {
+/* d(target)[idx] gets value: "=" or "+=" (e->acc), declaring a register. */
+void contribute(E *e, int indent, const Tensor *target, const char *const *idx, const char *value) {
     if (is_dlocal(e, target) && e->acc[0] == '=')
         out(e, indent, "%s %s = %s;\n", e->real, gref(e, target, idx), value);
     else
@@ -566,7 +567,7 @@ void decl_aux(E *e, const Op *op, bool chunked) {
 }
 
 /* A rewritten op says which lines it stands for. */
-static void rewrite_note(E *e, const Op *op) {
+void rewrite_note(E *e, const Op *op) {
     if (!op->rewrite_first)
         return;
     int a = loc_line(op->rewrite_first->loc), b = loc_line(op->stmt->loc);

@@ -62,9 +62,15 @@ static const Grad *group_grad(const E *e, const Group *g, int k) { return e->bw-
 
 static void forward_group(E *e, const Group *g) {
     group_header(e, group_op(e, g, 0)->stmt, group_op(e, g, g->count - 1)->stmt, g->space, "");
-    for (int k = 0; k < g->count; k++)
-        if (op_info[group_op(e, g, k)->kind].family == REDUCE)
-            reduce_init(e, group_op(e, g, k));
+    for (int k = 0; k < g->count; k++) {
+        const Op *op = group_op(e, g, k);
+        if (op_info[op->kind].family == REDUCE)
+            reduce_init(e, op);
+        else if (op->kind == OP_BATCHNORM) {   /* the group's first op (plan.c) */
+            rewrite_note(e, op);
+            forward_batchnorm_prologue(e, op);
+        }
+    }
     int in = open_block(e, 1, g->space);
     const Stmt *last = NULL;
     for (int k = 0; k < g->count; k++) {
@@ -72,6 +78,8 @@ static void forward_group(E *e, const Group *g) {
         body_line(e, in, op->stmt, &last);
         if (op_info[op->kind].family == REDUCE)
             reduce_accumulate(e, in, op);
+        else if (op->kind == OP_BATCHNORM)
+            forward_batchnorm_stmt(e, in, op);
         else
             elementwise_stmt(e, in, op);
     }
@@ -96,8 +104,13 @@ static const char *group_acc(E *e, const Grad *gr) {
 }
 
 static void backward_group(E *e, const Group *g) {
-    group_header(e, group_grad(e, g, 0)->op->stmt, group_grad(e, g, g->count - 1)->op->stmt, g->space,
-                 "backprop through ");
+    const Grad *lastgr = g->bn_sums ? g->bn_sums : group_grad(e, g, g->count - 1);
+    group_header(e, group_grad(e, g, 0)->op->stmt, lastgr->op->stmt, g->space, "backprop through ");
+    const Grad *bn = group_grad(e, g, 0)->op->kind == OP_BATCHNORM ? group_grad(e, g, 0) : NULL;
+    if (bn) {
+        rewrite_note(e, bn->op);
+        out(e, 1, "// d%s from %s\n", bn->target->name, op_summary(bn->op));
+    }
     const char **acc = arena_alloc(sizeof(char *) * (size_t)g->count);
     bool *alias = arena_alloc(sizeof(bool) * (size_t)g->count);
     int computed = 0;
@@ -106,8 +119,12 @@ static void backward_group(E *e, const Group *g) {
         acc[k] = alias[k] ? NULL : group_acc(e, group_grad(e, g, k));
         computed += !alias[k];
     }
-    if (!computed)
+    if (!computed && !g->bn_sums)
         return;
+    if (g->bn_sums)
+        batchnorm_sums_init(e, g->bn_sums);
+    if (bn)
+        batchnorm_grad_prologue(e, bn, g->bn_sums_before);
     int in = open_block(e, 1, g->space);
     const Stmt *last = NULL;
     for (int k = 0; k < g->count; k++) {
@@ -118,10 +135,16 @@ static void backward_group(E *e, const Group *g) {
         e->acc = acc[k];
         if (gr->op->kind == OP_CROSS_ENTROPY)
             cross_entropy_grad_stmt(e, in, gr);
+        else if (gr->op->kind == OP_BATCHNORM)
+            batchnorm_grad_stmt(e, in, gr);
         else if (op_info[gr->op->kind].family == REDUCE)
             reduce_grad_stmt(e, in, gr);
         else
             elementwise_grad_stmt(e, in, gr);
+    }
+    if (g->bn_sums) {
+        body_line(e, in, g->bn_sums->op->stmt, &last);
+        batchnorm_sums_stmt(e, in, g->bn_sums);
     }
     close_block(e, in);
 }
@@ -201,7 +224,7 @@ void fn_backward(E *e, const char *id) {
     for (int i = 0; i < e->bw->grads.len;) {
         const Group *g = e->plan->fused ? e->plan->grad_group[i] : NULL;
         int count = g ? g->count : 1;
-        if (count > 1)
+        if (count > 1 || (g && (g->bn_sums || g->bn_sums_before)))
             backward_group(e, g);
         else
             backward_grad(e, e->bw->grads.items[i]);

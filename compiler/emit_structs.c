@@ -73,6 +73,8 @@ void struct_grads(E *e, const char *id) {
     int64_t scratch = 0;   /* B^T of the largest A @ B^T the own kernels compute */
     for (int i = 0; i < e->bw->grads.len; i++) {
         const Grad *gr = e->bw->grads.items[i];
+        if (gr->op->kind == OP_BATCHNORM)
+            decl_batchnorm_sums(e, gr);
         if (gr->op->kind == OP_MATMUL && gr->operand == 0 && own_matmul(e, gr->op, 0) &&
             tensor_numel(gr->op->in[1]) > scratch)
             scratch = tensor_numel(gr->op->in[1]);

@@ -400,6 +400,8 @@ void derive_backward(Model *m, Backward *bw);
 typedef struct {
     int first, count;       /* a run of m->ops (forward) or bw->grads (backward) */
     const Tensor *space;    /* one loop nest over this tensor's indices; NULL: an op with its own code */
+    const Grad *bn_sums;    /* backward: a batchnorm whose column sums of d(out) ride at the end of this loop */
+    bool bn_sums_before;    /* backward: its first grad is a batchnorm whose sums rode in an earlier loop */
 } Group;
 
 typedef struct {

@@ -47,6 +47,12 @@ static int rule_reads(const Grad *g, const Tensor **read) {
  * argmax. */
 static bool fusable_reduction(const Op *op) { return op->kind == OP_SUM || op->kind == OP_MEAN; }
 
+/* BatchNorm's y = (x - mean) * inv is elementwise once inv is made per
+ * column before the loop: it opens a group that the ops after it join
+ * (`hpreact = bngain * bnraw + bnbias`, the tanh), so y is read from
+ * registers there, not from memory once more. */
+static bool made_at_index(OpKind kind) { return elementwise(kind) || kind == OP_BATCHNORM; }
+
 static bool joins_forward(const Plan *plan, const Group *g, const Op *op) {
     if (elementwise(op->kind)) {
         if (!same_space(op->out, g->space))
@@ -58,7 +64,7 @@ static bool joins_forward(const Plan *plan, const Group *g, const Op *op) {
      * reduction's result is complete only after the loop. */
     for (int k = 0; k < op->nin; k++) {
         const Op *def = op->in[k]->def;
-        if (def && plan->op_group[def->id] == g && !elementwise(def->kind))
+        if (def && plan->op_group[def->id] == g && !made_at_index(def->kind))
             return false;
     }
     return true;
@@ -72,7 +78,7 @@ static void group_forward(const Model *m, Plan *plan) {
             open = arena_alloc(sizeof(Group));
             open->first = i;
             /* NULL: an op with code of its own, which nothing joins */
-            open->space = elementwise(op->kind) ? op->out : fusable_reduction(op) ? op->in[0] : NULL;
+            open->space = made_at_index(op->kind) ? op->out : fusable_reduction(op) ? op->in[0] : NULL;
             vec_push(&plan->fwd, open);
         }
         open->count++;
@@ -120,6 +126,7 @@ static const Tensor *grad_space(const Grad *g) {
     case OP_VAR:
     case OP_MAX:
     case OP_CROSS_ENTROPY:
+    case OP_BATCHNORM:
         return op->in[0];
     default:
         return NULL;
@@ -131,6 +138,14 @@ static const Tensor *grad_space(const Grad *g) {
  * elements, so it must be complete before their loop starts). */
 static bool reads_dout_broadcast(const Grad *g) { return !elementwise(g->op->kind); }
 
+/* BatchNorm's closed-form backward needs two column sums of d(y) over the
+ * rows (of d(y) and of d(y) * y) before its loop can start. They ride
+ * along at the end of the loop that finished d(y), when that loop runs
+ * over y's indices, instead of reading d(y) and y once more; its own loop
+ * then opens a group that later rules join (the bias's sum before it).
+ * At n = 1024, H = 4096 that is three passes over 16 MB arrays less. */
+static bool needs_column_sums(const Grad *g) { return g->op->kind == OP_BATCHNORM; }
+
 static void group_backward(const Model *m, const Backward *bw, Plan *plan) {
     bool *written = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);   /* in the open group */
     Group *open = NULL;
@@ -138,7 +153,11 @@ static void group_backward(const Model *m, const Backward *bw, Plan *plan) {
         Grad *g = bw->grads.items[i];
         const Tensor *space = grad_space(g);
         bool joins = open && open->space && space && same_space(space, open->space) &&
-                     !(reads_dout_broadcast(g) && written[g->op->out->id]);
+                     !(reads_dout_broadcast(g) && written[g->op->out->id]) && !needs_column_sums(g);
+        bool sums_ride = needs_column_sums(g) && open && open->space && !open->bn_sums &&
+                         same_space(g->op->out, open->space);
+        if (sums_ride)
+            open->bn_sums = g;
         if (!joins) {
             if (open)
                 for (int k = open->first; k < open->first + open->count; k++)
@@ -146,6 +165,7 @@ static void group_backward(const Model *m, const Backward *bw, Plan *plan) {
             open = arena_alloc(sizeof(Group));
             open->first = i;
             open->space = space;
+            open->bn_sums_before = sums_ride;
             vec_push(&plan->bwd, open);
         }
         open->count++;
@@ -218,9 +238,12 @@ static void gradient_aliases(const Model *m, const Backward *bw, Plan *plan) {
     for (int i = 0; i < bw->grads.len; i++) {
         const Grad *g = bw->grads.items[i];
         const Tensor *t = g->target, *y = g->op->out;
-        if (passes_gradient_through(g) && t->kind == T_ACT && contributions[t->id] == 1 && !plan->dlocal[t->id] &&
-            !plan->dlocal[y->id])
+        if (passes_gradient_through(g) && t->kind == T_ACT && contributions[t->id] == 1 && !plan->dlocal[t->id]) {
+            /* d(out) in a register would be stored into d(target)'s array
+             * as it is: store it in its own array, which d(target) takes */
+            plan->dlocal[y->id] = false;
             plan->galias[t->id] = plan->galias[y->id] ? plan->galias[y->id] : y;
+        }
     }
 }
 

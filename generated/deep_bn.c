@@ -72,18 +72,14 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int j = 0; j < 100; j++)
         a->bn1var[0][j] /= 32.0f - 1.0f;
     
-    // deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+    // deep_bn.ninja:53-55, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:53 as BatchNorm (exercise 3: dhprebn in closed form)
-    // h1hat [32, 100] = batchnorm(h1pre [32, 100], bn1mean [1, 100], bn1var [1, 100])
     for (int j = 0; j < 100; j++)
         a->h1hat_inv[0][j] = 1.0f / sqrtf(a->bn1var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h1hat[i][j] = (a->h1pre[i][j] - a->bn1mean[0][j]) * a->h1hat_inv[0][j];
-    
-    // deep_bn.ninja:54-55, in one pass over [n=32, 100]:
-    for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
+            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+            a->h1hat[i][j] = (a->h1pre[i][j] - a->bn1mean[0][j]) * a->h1hat_inv[0][j];
             // :54 h1bn = gamma1 * h1hat + beta1
             float h1bn_t1 = p->gamma1[j] * a->h1hat[i][j];
             a->h1bn[i][j] = h1bn_t1 + p->beta1[j];
@@ -116,18 +112,14 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int j = 0; j < 100; j++)
         a->bn2var[0][j] /= 32.0f - 1.0f;
     
-    // deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+    // deep_bn.ninja:60-62, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:60 as BatchNorm (exercise 3: dhprebn in closed form)
-    // h2hat [32, 100] = batchnorm(h2pre [32, 100], bn2mean [1, 100], bn2var [1, 100])
     for (int j = 0; j < 100; j++)
         a->h2hat_inv[0][j] = 1.0f / sqrtf(a->bn2var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h2hat[i][j] = (a->h2pre[i][j] - a->bn2mean[0][j]) * a->h2hat_inv[0][j];
-    
-    // deep_bn.ninja:61-62, in one pass over [n=32, 100]:
-    for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
+            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+            a->h2hat[i][j] = (a->h2pre[i][j] - a->bn2mean[0][j]) * a->h2hat_inv[0][j];
             // :61 h2bn = gamma2 * h2hat + beta2
             float h2bn_t1 = p->gamma2[j] * a->h2hat[i][j];
             a->h2bn[i][j] = h2bn_t1 + p->beta2[j];
@@ -160,18 +152,14 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int j = 0; j < 100; j++)
         a->bn3var[0][j] /= 32.0f - 1.0f;
     
-    // deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+    // deep_bn.ninja:67-69, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:67 as BatchNorm (exercise 3: dhprebn in closed form)
-    // h3hat [32, 100] = batchnorm(h3pre [32, 100], bn3mean [1, 100], bn3var [1, 100])
     for (int j = 0; j < 100; j++)
         a->h3hat_inv[0][j] = 1.0f / sqrtf(a->bn3var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h3hat[i][j] = (a->h3pre[i][j] - a->bn3mean[0][j]) * a->h3hat_inv[0][j];
-    
-    // deep_bn.ninja:68-69, in one pass over [n=32, 100]:
-    for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
+            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+            a->h3hat[i][j] = (a->h3pre[i][j] - a->bn3mean[0][j]) * a->h3hat_inv[0][j];
             // :68 h3bn = gamma3 * h3hat + beta3
             float h3bn_t1 = p->gamma3[j] * a->h3hat[i][j];
             a->h3bn[i][j] = h3bn_t1 + p->beta3[j];
@@ -204,18 +192,14 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int j = 0; j < 100; j++)
         a->bn4var[0][j] /= 32.0f - 1.0f;
     
-    // deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+    // deep_bn.ninja:74-76, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:74 as BatchNorm (exercise 3: dhprebn in closed form)
-    // h4hat [32, 100] = batchnorm(h4pre [32, 100], bn4mean [1, 100], bn4var [1, 100])
     for (int j = 0; j < 100; j++)
         a->h4hat_inv[0][j] = 1.0f / sqrtf(a->bn4var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h4hat[i][j] = (a->h4pre[i][j] - a->bn4mean[0][j]) * a->h4hat_inv[0][j];
-    
-    // deep_bn.ninja:75-76, in one pass over [n=32, 100]:
-    for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
+            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+            a->h4hat[i][j] = (a->h4pre[i][j] - a->bn4mean[0][j]) * a->h4hat_inv[0][j];
             // :75 h4bn = gamma4 * h4hat + beta4
             float h4bn_t1 = p->gamma4[j] * a->h4hat[i][j];
             a->h4bn[i][j] = h4bn_t1 + p->beta4[j];
@@ -248,18 +232,14 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int j = 0; j < 100; j++)
         a->bn5var[0][j] /= 32.0f - 1.0f;
     
-    // deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+    // deep_bn.ninja:81-83, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:81 as BatchNorm (exercise 3: dhprebn in closed form)
-    // h5hat [32, 100] = batchnorm(h5pre [32, 100], bn5mean [1, 100], bn5var [1, 100])
     for (int j = 0; j < 100; j++)
         a->h5hat_inv[0][j] = 1.0f / sqrtf(a->bn5var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 100; j++)
-            a->h5hat[i][j] = (a->h5pre[i][j] - a->bn5mean[0][j]) * a->h5hat_inv[0][j];
-    
-    // deep_bn.ninja:82-83, in one pass over [n=32, 100]:
-    for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
+            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+            a->h5hat[i][j] = (a->h5pre[i][j] - a->bn5mean[0][j]) * a->h5hat_inv[0][j];
             // :82 h5bn = gamma5 * h5hat + beta5
             float h5bn_t1 = p->gamma5[j] * a->h5hat[i][j];
             a->h5bn[i][j] = h5bn_t1 + p->beta5[j];
@@ -292,18 +272,14 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int j = 0; j < 27; j++)
         a->bn6var[0][j] /= 32.0f - 1.0f;
     
-    // deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+    // deep_bn.ninja:88-89, in one pass over [n=32, 27]:
     // rewritten: deep_bn.ninja:88 as BatchNorm (exercise 3: dhprebn in closed form)
-    // h6hat [32, 27] = batchnorm(h6pre [32, 27], bn6mean [1, 27], bn6var [1, 27])
     for (int j = 0; j < 27; j++)
         a->h6hat_inv[0][j] = 1.0f / sqrtf(a->bn6var[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->h6hat[i][j] = (a->h6pre[i][j] - a->bn6mean[0][j]) * a->h6hat_inv[0][j];
-    
-    // deep_bn.ninja:89, in one pass over [n=32, 27]:
-    for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
+            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+            a->h6hat[i][j] = (a->h6pre[i][j] - a->bn6mean[0][j]) * a->h6hat_inv[0][j];
             // :89 logits = gamma6 * h6hat + beta6
             float logits_t1 = p->gamma6[j] * a->h6hat[i][j];
             a->logits[i][j] = logits_t1 + p->beta6[j];
@@ -334,9 +310,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     const float (*x)[30] = (const float (*)[30])a->emb;   // emb's array, read as [32, 30]
     g->dloss = 1.0f;
     
-    // backprop through deep_bn.ninja:89-90, in one pass over [n=32, 27]:
+    // backprop through deep_bn.ninja:88-90, in one pass over [n=32, 27]:
     memset(&g->dbeta6[0], 0, sizeof(float) * 27);
     memset(&g->dgamma6[0], 0, sizeof(float) * 27);
+    memset(&g->dh6hat_sum[0][0], 0, sizeof(float) * 27);
+    memset(&g->dh6hat_dot[0][0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :90 loss = F.cross_entropy(logits, Yb)
@@ -346,26 +324,23 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbeta6[j] += dlogits;
             g->dgamma6[j] += dlogits_t1 * a->h6hat[i][j];
             g->dh6hat[i][j] = dlogits_t1 * p->gamma6[j];
+            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+            g->dh6hat_sum[0][j] += g->dh6hat[i][j];
+            g->dh6hat_dot[0][j] += g->dh6hat[i][j] * a->h6hat[i][j];
         }
     
-    // backprop through deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+    // backprop through deep_bn.ninja:88, in one pass over [n=32, 27]:
     // rewritten: deep_bn.ninja:88 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh6pre from h6hat [32, 27] = batchnorm(h6pre [32, 27], bn6mean [1, 27], bn6var [1, 27])
-    {
-        float sum[27] = {0}, dot[27] = {0};   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 27; j++) {
-                sum[j] += g->dh6hat[i][j];
-                dot[j] += g->dh6hat[i][j] * a->h6hat[i][j];
-            }
-        for (int j = 0; j < 27; j++) {
-            sum[j] /= 32.0f;
-            dot[j] /= 31.0f;   // Bessel's correction
-        }
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 27; j++)
-                g->dh6pre[i][j] = a->h6hat_inv[0][j] * (g->dh6hat[i][j] - sum[j] - a->h6hat[i][j] * dot[j]);
+    for (int j = 0; j < 27; j++) {
+        g->dh6hat_sum[0][j] /= 32.0f;
+        g->dh6hat_dot[0][j] /= 31.0f;   // Bessel's correction
     }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 27; j++) {
+            // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
+            g->dh6pre[i][j] = a->h6hat_inv[0][j] * (g->dh6hat[i][j] - g->dh6hat_sum[0][j] - a->h6hat[i][j] * g->dh6hat_dot[0][j]);
+        }
     
     // backprop through deep_bn.ninja:85: h6pre = h5 @ W6
     // dh5 from h6pre [32, 27] = matmul(h5 [32, 100], W6 [100, 27])
@@ -376,9 +351,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW6 = h5^T @ dh6pre
     nj_gemm(100, 27, 32, &a->h5[0][0], 1, 100, &g->dh6pre[0][0], 27, &g->dW6[0][0], 27, 0);
     
-    // backprop through deep_bn.ninja:82-83, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:81-83, in one pass over [n=32, 100]:
     memset(&g->dbeta5[0], 0, sizeof(float) * 100);
     memset(&g->dgamma5[0], 0, sizeof(float) * 100);
+    memset(&g->dh5hat_sum[0][0], 0, sizeof(float) * 100);
+    memset(&g->dh5hat_dot[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :83 h5 = torch.tanh(h5bn)
@@ -388,26 +365,23 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbeta5[j] += dh5bn;
             g->dgamma5[j] += dh5bn_t1 * a->h5hat[i][j];
             g->dh5hat[i][j] = dh5bn_t1 * p->gamma5[j];
+            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+            g->dh5hat_sum[0][j] += g->dh5hat[i][j];
+            g->dh5hat_dot[0][j] += g->dh5hat[i][j] * a->h5hat[i][j];
         }
     
-    // backprop through deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+    // backprop through deep_bn.ninja:81, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:81 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh5pre from h5hat [32, 100] = batchnorm(h5pre [32, 100], bn5mean [1, 100], bn5var [1, 100])
-    {
-        float sum[100] = {0}, dot[100] = {0};   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 100; j++) {
-                sum[j] += g->dh5hat[i][j];
-                dot[j] += g->dh5hat[i][j] * a->h5hat[i][j];
-            }
-        for (int j = 0; j < 100; j++) {
-            sum[j] /= 32.0f;
-            dot[j] /= 31.0f;   // Bessel's correction
-        }
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 100; j++)
-                g->dh5pre[i][j] = a->h5hat_inv[0][j] * (g->dh5hat[i][j] - sum[j] - a->h5hat[i][j] * dot[j]);
+    for (int j = 0; j < 100; j++) {
+        g->dh5hat_sum[0][j] /= 32.0f;
+        g->dh5hat_dot[0][j] /= 31.0f;   // Bessel's correction
     }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 100; j++) {
+            // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
+            g->dh5pre[i][j] = a->h5hat_inv[0][j] * (g->dh5hat[i][j] - g->dh5hat_sum[0][j] - a->h5hat[i][j] * g->dh5hat_dot[0][j]);
+        }
     
     // backprop through deep_bn.ninja:78: h5pre = h4 @ W5
     // dh4 from h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
@@ -418,9 +392,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW5 = h4^T @ dh5pre
     nj_gemm_100x100x32_at(&a->h4[0][0], &g->dh5pre[0][0], &g->dW5[0][0]);
     
-    // backprop through deep_bn.ninja:75-76, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:74-76, in one pass over [n=32, 100]:
     memset(&g->dbeta4[0], 0, sizeof(float) * 100);
     memset(&g->dgamma4[0], 0, sizeof(float) * 100);
+    memset(&g->dh4hat_sum[0][0], 0, sizeof(float) * 100);
+    memset(&g->dh4hat_dot[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :76 h4 = torch.tanh(h4bn)
@@ -430,26 +406,23 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbeta4[j] += dh4bn;
             g->dgamma4[j] += dh4bn_t1 * a->h4hat[i][j];
             g->dh4hat[i][j] = dh4bn_t1 * p->gamma4[j];
+            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+            g->dh4hat_sum[0][j] += g->dh4hat[i][j];
+            g->dh4hat_dot[0][j] += g->dh4hat[i][j] * a->h4hat[i][j];
         }
     
-    // backprop through deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+    // backprop through deep_bn.ninja:74, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:74 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh4pre from h4hat [32, 100] = batchnorm(h4pre [32, 100], bn4mean [1, 100], bn4var [1, 100])
-    {
-        float sum[100] = {0}, dot[100] = {0};   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 100; j++) {
-                sum[j] += g->dh4hat[i][j];
-                dot[j] += g->dh4hat[i][j] * a->h4hat[i][j];
-            }
-        for (int j = 0; j < 100; j++) {
-            sum[j] /= 32.0f;
-            dot[j] /= 31.0f;   // Bessel's correction
-        }
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 100; j++)
-                g->dh4pre[i][j] = a->h4hat_inv[0][j] * (g->dh4hat[i][j] - sum[j] - a->h4hat[i][j] * dot[j]);
+    for (int j = 0; j < 100; j++) {
+        g->dh4hat_sum[0][j] /= 32.0f;
+        g->dh4hat_dot[0][j] /= 31.0f;   // Bessel's correction
     }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 100; j++) {
+            // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
+            g->dh4pre[i][j] = a->h4hat_inv[0][j] * (g->dh4hat[i][j] - g->dh4hat_sum[0][j] - a->h4hat[i][j] * g->dh4hat_dot[0][j]);
+        }
     
     // backprop through deep_bn.ninja:71: h4pre = h3 @ W4
     // dh3 from h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
@@ -460,9 +433,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW4 = h3^T @ dh4pre
     nj_gemm_100x100x32_at(&a->h3[0][0], &g->dh4pre[0][0], &g->dW4[0][0]);
     
-    // backprop through deep_bn.ninja:68-69, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:67-69, in one pass over [n=32, 100]:
     memset(&g->dbeta3[0], 0, sizeof(float) * 100);
     memset(&g->dgamma3[0], 0, sizeof(float) * 100);
+    memset(&g->dh3hat_sum[0][0], 0, sizeof(float) * 100);
+    memset(&g->dh3hat_dot[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :69 h3 = torch.tanh(h3bn)
@@ -472,26 +447,23 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbeta3[j] += dh3bn;
             g->dgamma3[j] += dh3bn_t1 * a->h3hat[i][j];
             g->dh3hat[i][j] = dh3bn_t1 * p->gamma3[j];
+            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+            g->dh3hat_sum[0][j] += g->dh3hat[i][j];
+            g->dh3hat_dot[0][j] += g->dh3hat[i][j] * a->h3hat[i][j];
         }
     
-    // backprop through deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+    // backprop through deep_bn.ninja:67, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:67 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh3pre from h3hat [32, 100] = batchnorm(h3pre [32, 100], bn3mean [1, 100], bn3var [1, 100])
-    {
-        float sum[100] = {0}, dot[100] = {0};   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 100; j++) {
-                sum[j] += g->dh3hat[i][j];
-                dot[j] += g->dh3hat[i][j] * a->h3hat[i][j];
-            }
-        for (int j = 0; j < 100; j++) {
-            sum[j] /= 32.0f;
-            dot[j] /= 31.0f;   // Bessel's correction
-        }
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 100; j++)
-                g->dh3pre[i][j] = a->h3hat_inv[0][j] * (g->dh3hat[i][j] - sum[j] - a->h3hat[i][j] * dot[j]);
+    for (int j = 0; j < 100; j++) {
+        g->dh3hat_sum[0][j] /= 32.0f;
+        g->dh3hat_dot[0][j] /= 31.0f;   // Bessel's correction
     }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 100; j++) {
+            // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
+            g->dh3pre[i][j] = a->h3hat_inv[0][j] * (g->dh3hat[i][j] - g->dh3hat_sum[0][j] - a->h3hat[i][j] * g->dh3hat_dot[0][j]);
+        }
     
     // backprop through deep_bn.ninja:64: h3pre = h2 @ W3
     // dh2 from h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
@@ -502,9 +474,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW3 = h2^T @ dh3pre
     nj_gemm_100x100x32_at(&a->h2[0][0], &g->dh3pre[0][0], &g->dW3[0][0]);
     
-    // backprop through deep_bn.ninja:61-62, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:60-62, in one pass over [n=32, 100]:
     memset(&g->dbeta2[0], 0, sizeof(float) * 100);
     memset(&g->dgamma2[0], 0, sizeof(float) * 100);
+    memset(&g->dh2hat_sum[0][0], 0, sizeof(float) * 100);
+    memset(&g->dh2hat_dot[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :62 h2 = torch.tanh(h2bn)
@@ -514,26 +488,23 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbeta2[j] += dh2bn;
             g->dgamma2[j] += dh2bn_t1 * a->h2hat[i][j];
             g->dh2hat[i][j] = dh2bn_t1 * p->gamma2[j];
+            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+            g->dh2hat_sum[0][j] += g->dh2hat[i][j];
+            g->dh2hat_dot[0][j] += g->dh2hat[i][j] * a->h2hat[i][j];
         }
     
-    // backprop through deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+    // backprop through deep_bn.ninja:60, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:60 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh2pre from h2hat [32, 100] = batchnorm(h2pre [32, 100], bn2mean [1, 100], bn2var [1, 100])
-    {
-        float sum[100] = {0}, dot[100] = {0};   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 100; j++) {
-                sum[j] += g->dh2hat[i][j];
-                dot[j] += g->dh2hat[i][j] * a->h2hat[i][j];
-            }
-        for (int j = 0; j < 100; j++) {
-            sum[j] /= 32.0f;
-            dot[j] /= 31.0f;   // Bessel's correction
-        }
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 100; j++)
-                g->dh2pre[i][j] = a->h2hat_inv[0][j] * (g->dh2hat[i][j] - sum[j] - a->h2hat[i][j] * dot[j]);
+    for (int j = 0; j < 100; j++) {
+        g->dh2hat_sum[0][j] /= 32.0f;
+        g->dh2hat_dot[0][j] /= 31.0f;   // Bessel's correction
     }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 100; j++) {
+            // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
+            g->dh2pre[i][j] = a->h2hat_inv[0][j] * (g->dh2hat[i][j] - g->dh2hat_sum[0][j] - a->h2hat[i][j] * g->dh2hat_dot[0][j]);
+        }
     
     // backprop through deep_bn.ninja:57: h2pre = h1 @ W2
     // dh1 from h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
@@ -544,9 +515,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // dW2 = h1^T @ dh2pre
     nj_gemm_100x100x32_at(&a->h1[0][0], &g->dh2pre[0][0], &g->dW2[0][0]);
     
-    // backprop through deep_bn.ninja:54-55, in one pass over [n=32, 100]:
+    // backprop through deep_bn.ninja:53-55, in one pass over [n=32, 100]:
     memset(&g->dbeta1[0], 0, sizeof(float) * 100);
     memset(&g->dgamma1[0], 0, sizeof(float) * 100);
+    memset(&g->dh1hat_sum[0][0], 0, sizeof(float) * 100);
+    memset(&g->dh1hat_dot[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :55 h1 = torch.tanh(h1bn)
@@ -556,26 +529,23 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             g->dbeta1[j] += dh1bn;
             g->dgamma1[j] += dh1bn_t1 * a->h1hat[i][j];
             g->dh1hat[i][j] = dh1bn_t1 * p->gamma1[j];
+            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+            g->dh1hat_sum[0][j] += g->dh1hat[i][j];
+            g->dh1hat_dot[0][j] += g->dh1hat[i][j] * a->h1hat[i][j];
         }
     
-    // backprop through deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+    // backprop through deep_bn.ninja:53, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:53 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh1pre from h1hat [32, 100] = batchnorm(h1pre [32, 100], bn1mean [1, 100], bn1var [1, 100])
-    {
-        float sum[100] = {0}, dot[100] = {0};   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 100; j++) {
-                sum[j] += g->dh1hat[i][j];
-                dot[j] += g->dh1hat[i][j] * a->h1hat[i][j];
-            }
-        for (int j = 0; j < 100; j++) {
-            sum[j] /= 32.0f;
-            dot[j] /= 31.0f;   // Bessel's correction
-        }
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 100; j++)
-                g->dh1pre[i][j] = a->h1hat_inv[0][j] * (g->dh1hat[i][j] - sum[j] - a->h1hat[i][j] * dot[j]);
+    for (int j = 0; j < 100; j++) {
+        g->dh1hat_sum[0][j] /= 32.0f;
+        g->dh1hat_dot[0][j] /= 31.0f;   // Bessel's correction
     }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 100; j++) {
+            // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
+            g->dh1pre[i][j] = a->h1hat_inv[0][j] * (g->dh1hat[i][j] - g->dh1hat_sum[0][j] - a->h1hat[i][j] * g->dh1hat_dot[0][j]);
+        }
     
     // backprop through deep_bn.ninja:50: h1pre = x @ W1
     // dx from h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])

@@ -122,6 +122,18 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dh6pre[32][27];              // [n=32, 27] deep_bn.ninja:85
     float dh6hat[32][27];              // [n=32, 27] deep_bn.ninja:88
     float dloss;                       // [] deep_bn.ninja:90
+    float dh6hat_sum[1][27];           // [1, 27] of dy over the rows, for batchnorm
+    float dh6hat_dot[1][27];           // [1, 27] of dy * y over the rows, for batchnorm
+    float dh5hat_sum[1][100];          // [1, 100] of dy over the rows, for batchnorm
+    float dh5hat_dot[1][100];          // [1, 100] of dy * y over the rows, for batchnorm
+    float dh4hat_sum[1][100];          // [1, 100] of dy over the rows, for batchnorm
+    float dh4hat_dot[1][100];          // [1, 100] of dy * y over the rows, for batchnorm
+    float dh3hat_sum[1][100];          // [1, 100] of dy over the rows, for batchnorm
+    float dh3hat_dot[1][100];          // [1, 100] of dy * y over the rows, for batchnorm
+    float dh2hat_sum[1][100];          // [1, 100] of dy over the rows, for batchnorm
+    float dh2hat_dot[1][100];          // [1, 100] of dy * y over the rows, for batchnorm
+    float dh1hat_sum[1][100];          // [1, 100] of dy over the rows, for batchnorm
+    float dh1hat_dot[1][100];          // [1, 100] of dy * y over the rows, for batchnorm
     float mm_scratch[10000];          // B^T for the kernels' A @ B^T
 } deep_bn_grads;
 

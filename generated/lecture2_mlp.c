@@ -79,39 +79,39 @@ void lecture2_mlp_backward(const lecture2_mlp_params *restrict p, const int32_t 
     g->dloss = 1.0f;
     
     // backprop through lecture2_mlp.ninja:23-24, in one pass over [n=32, 27]:
+    // dlogits_t1 is dlogits's array
     memset(&g->db2[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :24 loss = F.cross_entropy(logits, Yb)
-            float dlogits = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
+            g->dlogits[i][j] = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
             // :23 logits = h @ W2 + b2
-            g->dlogits_t1[i][j] = dlogits;
-            g->db2[j] += dlogits;
+            g->db2[j] += g->dlogits[i][j];
         }
     // dh from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     // dh = dlogits_t1 @ W2^T
     nj_transpose(200, 27, &p->W2[0][0], g->mm_scratch);
-    nj_gemm(32, 200, 27, &g->dlogits_t1[0][0], 27, 1, g->mm_scratch, 200, &g->dh[0][0], 200, 0);
+    nj_gemm(32, 200, 27, &g->dlogits[0][0], 27, 1, g->mm_scratch, 200, &g->dh[0][0], 200, 0);
     // dW2 from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     // dW2 = h^T @ dlogits_t1
-    nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
+    nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits[0][0], 27, &g->dW2[0][0], 27, 0);
     
     // backprop through lecture2_mlp.ninja:22, in one pass over [n=32, 200]:
+    // dh_t2 is dh_t3's array
     memset(&g->db1[0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :22 h = torch.tanh(emb.view(-1, 30) @ W1 + b1)
-            float dh_t3 = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
-            g->dh_t2[i][j] = dh_t3;
-            g->db1[j] += dh_t3;
+            g->dh_t3[i][j] = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
+            g->db1[j] += g->dh_t3[i][j];
         }
     // dh_t1 from h_t2 [32, 200] = matmul(h_t1 [32, 30], W1 [30, 200])
     // dh_t1 = dh_t2 @ W1^T
     nj_transpose(30, 200, &p->W1[0][0], g->mm_scratch);
-    nj_gemm(32, 30, 200, &g->dh_t2[0][0], 200, 1, g->mm_scratch, 30, &g->dh_t1[0][0], 30, 0);
+    nj_gemm(32, 30, 200, &g->dh_t3[0][0], 200, 1, g->mm_scratch, 30, &g->dh_t1[0][0], 30, 0);
     // dW1 from h_t2 [32, 200] = matmul(h_t1 [32, 30], W1 [30, 200])
     // dW1 = h_t1^T @ dh_t2
-    nj_gemm(30, 200, 32, &h_t1[0][0], 1, 30, &g->dh_t2[0][0], 200, &g->dW1[0][0], 200, 0);
+    nj_gemm(30, 200, 32, &h_t1[0][0], 1, 30, &g->dh_t3[0][0], 200, &g->dW1[0][0], 200, 0);
     // demb from h_t1 [32, 30] = view(emb [32, 3, 10])
     // demb is dh_t1's array, read as [32, 3, 10]
     

@@ -109,22 +109,22 @@ void lecture3_bn_backward(const lecture3_bn_params *restrict p, const int32_t *c
     g->dloss = 1.0f;
     
     // backprop through lecture3_bn.ninja:41-42, in one pass over [n=32, 27]:
+    // dlogits_t1 is dlogits's array
     memset(&g->db2[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :42 loss = F.cross_entropy(logits, Yb)
-            float dlogits = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
+            g->dlogits[i][j] = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
             // :41 logits = h @ W2 + b2
-            g->dlogits_t1[i][j] = dlogits;
-            g->db2[j] += dlogits;
+            g->db2[j] += g->dlogits[i][j];
         }
     // dh from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     // dh = dlogits_t1 @ W2^T
     nj_transpose(200, 27, &p->W2[0][0], g->mm_scratch);
-    nj_gemm(32, 200, 27, &g->dlogits_t1[0][0], 27, 1, g->mm_scratch, 200, &g->dh[0][0], 200, 0);
+    nj_gemm(32, 200, 27, &g->dlogits[0][0], 27, 1, g->mm_scratch, 200, &g->dh[0][0], 200, 0);
     // dW2 from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     // dW2 = h^T @ dlogits_t1
-    nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
+    nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits[0][0], 27, &g->dW2[0][0], 27, 0);
     
     // backprop through lecture3_bn.ninja:37-40, in one pass over [n=32, 200]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 200);

@@ -47,7 +47,7 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dbnstdi_t1[1][200];          // [1, 200] lecture3_bn.ninja:36
     float dbnstdi[1][200];             // [1, 200] lecture3_bn.ninja:36
     float dh[32][200];                 // [n=32, 200] lecture3_bn.ninja:40
-    float dlogits_t1[32][27];          // [n=32, 27] lecture3_bn.ninja:41
+    float dlogits[32][27];             // [n=32, 27] lecture3_bn.ninja:41
     float dloss;                       // [] lecture3_bn.ninja:42
     float mm_scratch[6000];          // B^T for the kernels' A @ B^T
 } lecture3_bn_grads;

@@ -182,18 +182,14 @@ void lecture5_wavenet_forward(const lecture5_wavenet_params *restrict p, const i
     for (int j = 0; j < 128; j++)
         a->xvar[0][j] /= 32.0f - 1.0f;
     
-    // lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
+    // lecture5_wavenet.ninja:84-87, in one pass over [n=32, 128]:
     // rewritten: lecture5_wavenet.ninja:84 as BatchNorm (exercise 3: dhprebn in closed form)
-    // xhat [32, 128] = batchnorm(x_l80 [32, 128], xmean [1, 128], xvar [1, 128])
     for (int j = 0; j < 128; j++)
         a->xhat_inv[0][j] = 1.0f / sqrtf(a->xvar[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 128; j++)
-            a->xhat[i][j] = (a->x_l80[i][j] - a->xmean[0][j]) * a->xhat_inv[0][j];
-    
-    // lecture5_wavenet.ninja:85-87, in one pass over [n=32, 128]:
-    for (int i = 0; i < 32; i++)
         for (int j = 0; j < 128; j++) {
+            // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
+            a->xhat[i][j] = (a->x_l80[i][j] - a->xmean[0][j]) * a->xhat_inv[0][j];
             // :85 x = gamma3 * xhat + beta3
             float x_t3 = p->gamma3[j] * a->xhat[i][j];
             a->x_l85[i][j] = x_t3 + p->beta3[j];
@@ -239,28 +235,30 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     g->dloss = 1.0f;
     
     // backprop through lecture5_wavenet.ninja:90-91, in one pass over [n=32, 27]:
+    // dlogits_l89 is dlogits's array
     memset(&g->db4[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :91 loss = F.cross_entropy(logits, Yb)
-            float dlogits = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
+            g->dlogits[i][j] = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
             // :90 logits += b4
-            g->dlogits_l89[i][j] = dlogits;
-            g->db4[j] += dlogits;
+            g->db4[j] += g->dlogits[i][j];
         }
     
     // backprop through lecture5_wavenet.ninja:89: logits = x @ W4
     // dx from logits_l89 [32, 27] = matmul(x [32, 128], W4 [128, 27])
     // dx = dlogits_l89 @ W4^T
     nj_transpose(128, 27, &p->W4[0][0], g->mm_scratch);
-    nj_gemm(32, 128, 27, &g->dlogits_l89[0][0], 27, 1, g->mm_scratch, 128, &g->dx[0][0], 128, 0);
+    nj_gemm(32, 128, 27, &g->dlogits[0][0], 27, 1, g->mm_scratch, 128, &g->dx[0][0], 128, 0);
     // dW4 from logits_l89 [32, 27] = matmul(x [32, 128], W4 [128, 27])
     // dW4 = x^T @ dlogits_l89
-    nj_gemm(128, 27, 32, &a->x[0][0], 1, 128, &g->dlogits_l89[0][0], 27, &g->dW4[0][0], 27, 0);
+    nj_gemm(128, 27, 32, &a->x[0][0], 1, 128, &g->dlogits[0][0], 27, &g->dW4[0][0], 27, 0);
     
-    // backprop through lecture5_wavenet.ninja:85-87, in one pass over [n=32, 128]:
+    // backprop through lecture5_wavenet.ninja:84-87, in one pass over [n=32, 128]:
     memset(&g->dbeta3[0], 0, sizeof(float) * 128);
     memset(&g->dgamma3[0], 0, sizeof(float) * 128);
+    memset(&g->dxhat_sum[0][0], 0, sizeof(float) * 128);
+    memset(&g->dxhat_dot[0][0], 0, sizeof(float) * 128);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 128; j++) {
             // :87 x = torch.tanh(x)
@@ -270,26 +268,23 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
             g->dbeta3[j] += dx_l85;
             g->dgamma3[j] += dx_t3 * a->xhat[i][j];
             g->dxhat[i][j] = dx_t3 * p->gamma3[j];
+            // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
+            g->dxhat_sum[0][j] += g->dxhat[i][j];
+            g->dxhat_dot[0][j] += g->dxhat[i][j] * a->xhat[i][j];
         }
     
-    // backprop through lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
+    // backprop through lecture5_wavenet.ninja:84, in one pass over [n=32, 128]:
     // rewritten: lecture5_wavenet.ninja:84 as BatchNorm (exercise 3: dhprebn in closed form)
     // dx_l80 from xhat [32, 128] = batchnorm(x_l80 [32, 128], xmean [1, 128], xvar [1, 128])
-    {
-        float sum[128] = {0}, dot[128] = {0};   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 128; j++) {
-                sum[j] += g->dxhat[i][j];
-                dot[j] += g->dxhat[i][j] * a->xhat[i][j];
-            }
-        for (int j = 0; j < 128; j++) {
-            sum[j] /= 32.0f;
-            dot[j] /= 31.0f;   // Bessel's correction
-        }
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 128; j++)
-                g->dx_l80[i][j] = a->xhat_inv[0][j] * (g->dxhat[i][j] - sum[j] - a->xhat[i][j] * dot[j]);
+    for (int j = 0; j < 128; j++) {
+        g->dxhat_sum[0][j] /= 32.0f;
+        g->dxhat_dot[0][j] /= 31.0f;   // Bessel's correction
     }
+    for (int i = 0; i < 32; i++)
+        for (int j = 0; j < 128; j++) {
+            // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
+            g->dx_l80[i][j] = a->xhat_inv[0][j] * (g->dxhat[i][j] - g->dxhat_sum[0][j] - a->xhat[i][j] * g->dxhat_dot[0][j]);
+        }
     
     // backprop through lecture5_wavenet.ninja:80: x = x @ W3
     // dx_l78 from x_l80 [32, 128] = matmul(x_l78 [32, 256], W3 [256, 128])
@@ -329,10 +324,10 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
             }
     
     // backprop through lecture5_wavenet.ninja:71, in one pass over [1, 1, 128]:
+    // dxvar_l70 is dxhat_t5's array
     for (int k = 0; k < 128; k++) {
         // :71 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-        float dxhat_t5 = g->dxhat_t6[0][0][k] * 0.5f / a->xhat_t6[0][0][k];
-        g->dxvar_l70[0][0][k] = dxhat_t5;
+        g->dxhat_t5[0][0][k] = g->dxhat_t6[0][0][k] * 0.5f / a->xhat_t6[0][0][k];
     }
     
     // backprop through lecture5_wavenet.ninja:70-71, in one pass over [n=32, 2, 128]:
@@ -344,7 +339,7 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
                 g->dx_l67[i][j][k] = g->dxhat_t4[i][j][k];
                 g->dxmean_l69[0][0][k] += -g->dxhat_t4[i][j][k];
                 // :70 xvar = x.var((0,1), keepdim=True)
-                g->dx_l67[i][j][k] += g->dxvar_l70[0][0][k] * (2.0f * (a->x_l67[i][j][k] - a->xmean_l69[0][0][k]) / (64.0f - 1.0f));
+                g->dx_l67[i][j][k] += ((float (*)[1][128])&g->dxhat_t5[0][0][0])[0][0][k] * (2.0f * (a->x_l67[i][j][k] - a->xmean_l69[0][0][k]) / (64.0f - 1.0f));
             }
     
     // backprop through lecture5_wavenet.ninja:69: xmean = x.mean((0,1), keepdim=True)
@@ -387,10 +382,10 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
             }
     
     // backprop through lecture5_wavenet.ninja:59, in one pass over [1, 1, 128]:
+    // dxvar_l58 is dxhat_t2's array
     for (int k = 0; k < 128; k++) {
         // :59 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-        float dxhat_t2 = g->dxhat_t3[0][0][k] * 0.5f / a->xhat_t3[0][0][k];
-        g->dxvar_l58[0][0][k] = dxhat_t2;
+        g->dxhat_t2[0][0][k] = g->dxhat_t3[0][0][k] * 0.5f / a->xhat_t3[0][0][k];
     }
     
     // backprop through lecture5_wavenet.ninja:58-59, in one pass over [n=32, 4, 128]:
@@ -402,7 +397,7 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
                 g->dx_l55[i][j][k] = g->dxhat_t1[i][j][k];
                 g->dxmean_l57[0][0][k] += -g->dxhat_t1[i][j][k];
                 // :58 xvar = x.var((0,1), keepdim=True)
-                g->dx_l55[i][j][k] += g->dxvar_l58[0][0][k] * (2.0f * (a->x_l55[i][j][k] - a->xmean_l57[0][0][k]) / (128.0f - 1.0f));
+                g->dx_l55[i][j][k] += ((float (*)[1][128])&g->dxhat_t2[0][0][0])[0][0][k] * (2.0f * (a->x_l55[i][j][k] - a->xmean_l57[0][0][k]) / (128.0f - 1.0f));
             }
     
     // backprop through lecture5_wavenet.ninja:57: xmean = x.mean((0,1), keepdim=True)

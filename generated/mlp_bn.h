@@ -47,8 +47,10 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dhprebn[32][64];             // [n=32, 64] mlp_bn.ninja:32
     float dbnraw[32][64];              // [n=32, 64] mlp_bn.ninja:39
     float dh[32][64];                  // [n=32, 64] mlp_bn.ninja:42
-    float dlogits_t1[32][27];          // [n=32, 27] mlp_bn.ninja:44
+    float dlogits[32][27];             // [n=32, 27] mlp_bn.ninja:44
     float dloss;                       // [] mlp_bn.ninja:53
+    float dbnraw_sum[1][64];           // [1, 64] of dy over the rows, for batchnorm
+    float dbnraw_dot[1][64];           // [1, 64] of dy * y over the rows, for batchnorm
     float mm_scratch[1920];          // B^T for the kernels' A @ B^T
 } mlp_bn_grads;
 

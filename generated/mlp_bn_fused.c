@@ -63,18 +63,14 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
     for (int j = 0; j < 200; j++)
         a->bnvar[0][j] /= 32.0f - 1.0f;
     
-    // mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv
+    // mlp_bn_fused.ninja:34-38, in one pass over [n=32, 200]:
     // rewritten: mlp_bn_fused.ninja:33-34 as BatchNorm (exercise 3: dhprebn in closed form)
-    // bnraw [32, 200] = batchnorm(hprebn [32, 200], bnmean [1, 200], bnvar [1, 200])
     for (int j = 0; j < 200; j++)
         a->bnraw_inv[0][j] = 1.0f / sqrtf(a->bnvar[0][j] + 1e-5f);
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++)
-            a->bnraw[i][j] = (a->hprebn[i][j] - a->bnmean[0][j]) * a->bnraw_inv[0][j];
-    
-    // mlp_bn_fused.ninja:35-38, in one pass over [n=32, 200]:
-    for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
+            // :34 bnraw = (hprebn - bnmean) * bnvar_inv
+            a->bnraw[i][j] = (a->hprebn[i][j] - a->bnmean[0][j]) * a->bnraw_inv[0][j];
             // :35 hpreact = bngain * bnraw + bnbias
             float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
             a->hpreact[i][j] = hpreact_t1 + p->bnbias[0][j];
@@ -116,26 +112,28 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     g->dloss = 1.0f;
     
     // backprop through mlp_bn_fused.ninja:39-40, in one pass over [n=32, 27]:
+    // dlogits_t1 is dlogits's array
     memset(&g->db2[0], 0, sizeof(float) * 27);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :40 loss = F.cross_entropy(logits, Yb)
-            float dlogits = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
+            g->dlogits[i][j] = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
             // :39 logits = h @ W2 + b2
-            g->dlogits_t1[i][j] = dlogits;
-            g->db2[j] += dlogits;
+            g->db2[j] += g->dlogits[i][j];
         }
     // dh from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     // dh = dlogits_t1 @ W2^T
     nj_transpose(200, 27, &p->W2[0][0], g->mm_scratch);
-    nj_gemm(32, 200, 27, &g->dlogits_t1[0][0], 27, 1, g->mm_scratch, 200, &g->dh[0][0], 200, 0);
+    nj_gemm(32, 200, 27, &g->dlogits[0][0], 27, 1, g->mm_scratch, 200, &g->dh[0][0], 200, 0);
     // dW2 from logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
     // dW2 = h^T @ dlogits_t1
-    nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits_t1[0][0], 27, &g->dW2[0][0], 27, 0);
+    nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits[0][0], 27, &g->dW2[0][0], 27, 0);
     
-    // backprop through mlp_bn_fused.ninja:35-38, in one pass over [n=32, 200]:
+    // backprop through mlp_bn_fused.ninja:34-38, in one pass over [n=32, 200]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 200);
     memset(&g->dbngain[0][0], 0, sizeof(float) * 200);
+    memset(&g->dbnraw_sum[0][0], 0, sizeof(float) * 200);
+    memset(&g->dbnraw_dot[0][0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :38 h = torch.tanh(hpreact)
@@ -145,32 +143,24 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
             g->dbnbias[0][j] += dhpreact;
             g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
             g->dbnraw[i][j] = dhpreact_t1 * p->bngain[0][j];
+            // :34 bnraw = (hprebn - bnmean) * bnvar_inv
+            g->dbnraw_sum[0][j] += g->dbnraw[i][j];
+            g->dbnraw_dot[0][j] += g->dbnraw[i][j] * a->bnraw[i][j];
         }
     
-    // backprop through mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv
+    // backprop through mlp_bn_fused.ninja:28-34, in one pass over [n=32, 200]:
     // rewritten: mlp_bn_fused.ninja:33-34 as BatchNorm (exercise 3: dhprebn in closed form)
     // dhprebn from bnraw [32, 200] = batchnorm(hprebn [32, 200], bnmean [1, 200], bnvar [1, 200])
-    {
-        float sum[200] = {0}, dot[200] = {0};   // of dy and of dy * y over the rows
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 200; j++) {
-                sum[j] += g->dbnraw[i][j];
-                dot[j] += g->dbnraw[i][j] * a->bnraw[i][j];
-            }
-        for (int j = 0; j < 200; j++) {
-            sum[j] /= 32.0f;
-            dot[j] /= 31.0f;   // Bessel's correction
-        }
-        for (int i = 0; i < 32; i++)
-            for (int j = 0; j < 200; j++)
-                g->dhprebn[i][j] = a->bnraw_inv[0][j] * (g->dbnraw[i][j] - sum[j] - a->bnraw[i][j] * dot[j]);
-    }
-    
-    // backprop through mlp_bn_fused.ninja:28, in one pass over [n=32, 200]:
     // dhprebn_t1 is dhprebn's array
     memset(&g->db1[0], 0, sizeof(float) * 200);
+    for (int j = 0; j < 200; j++) {
+        g->dbnraw_sum[0][j] /= 32.0f;
+        g->dbnraw_dot[0][j] /= 31.0f;   // Bessel's correction
+    }
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
+            // :34 bnraw = (hprebn - bnmean) * bnvar_inv
+            g->dhprebn[i][j] = a->bnraw_inv[0][j] * (g->dbnraw[i][j] - g->dbnraw_sum[0][j] - a->bnraw[i][j] * g->dbnraw_dot[0][j]);
             // :28 hprebn = embcat @ W1 + b1
             g->db1[j] += g->dhprebn[i][j];
         }

@@ -47,8 +47,10 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dhprebn[32][200];            // [n=32, 200] mlp_bn_fused.ninja:28
     float dbnraw[32][200];             // [n=32, 200] mlp_bn_fused.ninja:34
     float dh[32][200];                 // [n=32, 200] mlp_bn_fused.ninja:38
-    float dlogits_t1[32][27];          // [n=32, 27] mlp_bn_fused.ninja:39
+    float dlogits[32][27];             // [n=32, 27] mlp_bn_fused.ninja:39
     float dloss;                       // [] mlp_bn_fused.ninja:40
+    float dbnraw_sum[1][200];          // [1, 200] of dy over the rows, for batchnorm
+    float dbnraw_dot[1][200];          // [1, 200] of dy * y over the rows, for batchnorm
     float mm_scratch[6000];          // B^T for the kernels' A @ B^T
 } mlp_bn_fused_grads;
 

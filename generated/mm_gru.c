@@ -1705,6 +1705,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i0[0][0])[i] = (&g->dhidden_t1[0][0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t47 is dz_t48's array
     memset(&g->dcell_xh_to_z_bias[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -1717,38 +1718,37 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i14[i][j] = dht_t47 * a->ht_t46[i][j];
             dz += -dht_t46;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t48 = dz * a->z[i][j] * (1.0f - a->z[i][j]);
-            g->dz_t47[i][j] = dz_t48;
-            g->dcell_xh_to_z_bias[j] += dz_t48;
+            g->dz_t48[i][j] = dz * a->z[i][j] * (1.0f - a->z[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t48[i][j];
         }
     // dxh from z_t47 [32, 64] = matmul(xh [32, 128], z_t46 [128, 64])
     // dxh = dz_t47 @ z_t46^T
     nj_transpose(128, 64, &a->z_t46[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t47[0][0], g->mm_scratch, &g->dxh[0][0]);
+    nj_gemm_32x128x64(&g->dz_t48[0][0], g->mm_scratch, &g->dxh[0][0]);
     // dz_t46 from z_t47 [32, 64] = matmul(xh [32, 128], z_t46 [128, 64])
     // dz_t46 = xh^T @ dz_t47
-    nj_gemm_128x64x32_at(&a->xh[0][0], &g->dz_t47[0][0], &g->dz_t46[0][0]);
+    nj_gemm_128x64x32_at(&a->xh[0][0], &g->dz_t48[0][0], &g->dz_t46[0][0]);
     // dcell_xh_to_z_weight from z_t46 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] = g->dz_t46[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t47 is dhbar_t48's array
     memset(&g->dcell_xh_to_hbar_bias[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t48 = g->dhbar[i][j] * (1.0f - a->hbar[i][j] * a->hbar[i][j]);
-            g->dhbar_t47[i][j] = dhbar_t48;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t48;
+            g->dhbar_t48[i][j] = g->dhbar[i][j] * (1.0f - a->hbar[i][j] * a->hbar[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t48[i][j];
         }
     // dxhr from hbar_t47 [32, 64] = matmul(xhr [32, 128], hbar_t46 [128, 64])
     // dxhr = dhbar_t47 @ hbar_t46^T
     nj_transpose(128, 64, &a->hbar_t46[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t47[0][0], g->mm_scratch, &g->dxhr[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t48[0][0], g->mm_scratch, &g->dxhr[0][0]);
     // dhbar_t46 from hbar_t47 [32, 64] = matmul(xhr [32, 128], hbar_t46 [128, 64])
     // dhbar_t46 = xhr^T @ dhbar_t47
-    nj_gemm_128x64x32_at(&a->xhr[0][0], &g->dhbar_t47[0][0], &g->dhbar_t46[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr[0][0], &g->dhbar_t48[0][0], &g->dhbar_t46[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t46 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1765,6 +1765,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset[i][j] = g->dxhr[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t47 is dr_t48's array
     memset(&g->dcell_xh_to_r_bias[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -1772,17 +1773,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr = g->dhprev_reset[i][j] * hprev_l64_i14[i][j];
             g->dhprev_l64_i14[i][j] += g->dhprev_reset[i][j] * a->r[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t48 = dr * a->r[i][j] * (1.0f - a->r[i][j]);
-            g->dr_t47[i][j] = dr_t48;
-            g->dcell_xh_to_r_bias[j] += dr_t48;
+            g->dr_t48[i][j] = dr * a->r[i][j] * (1.0f - a->r[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t48[i][j];
         }
     // dxh from r_t47 [32, 64] = matmul(xh [32, 128], r_t46 [128, 64])
     // dxh += dr_t47 @ r_t46^T
     nj_transpose(128, 64, &a->r_t46[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t47[0][0], g->mm_scratch, &g->dxh[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t48[0][0], g->mm_scratch, &g->dxh[0][0]);
     // dr_t46 from r_t47 [32, 64] = matmul(xh [32, 128], r_t46 [128, 64])
     // dr_t46 = xh^T @ dr_t47
-    nj_gemm_128x64x32_at(&a->xh[0][0], &g->dr_t47[0][0], &g->dr_t46[0][0]);
+    nj_gemm_128x64x32_at(&a->xh[0][0], &g->dr_t48[0][0], &g->dr_t46[0][0]);
     // dcell_xh_to_r_weight from r_t46 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1811,6 +1811,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i14[0][0])[i] += (&g->dhprev_l64_i14[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t44 is dz_t45's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -1822,37 +1823,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i13[i][j] = dht_t44 * a->ht_t43[i][j];
             dz_l61_i14 += -dht_t43;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t45 = dz_l61_i14 * a->z_l61_i14[i][j] * (1.0f - a->z_l61_i14[i][j]);
-            g->dz_t44[i][j] = dz_t45;
-            g->dcell_xh_to_z_bias[j] += dz_t45;
+            g->dz_t45[i][j] = dz_l61_i14 * a->z_l61_i14[i][j] * (1.0f - a->z_l61_i14[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t45[i][j];
         }
     // dxh_l54_i14 from z_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], z_t43 [128, 64])
     // dxh_l54_i14 = dz_t44 @ z_t43^T
     nj_transpose(128, 64, &a->z_t43[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t44[0][0], g->mm_scratch, &g->dxh_l54_i14[0][0]);
+    nj_gemm_32x128x64(&g->dz_t45[0][0], g->mm_scratch, &g->dxh_l54_i14[0][0]);
     // dz_t43 from z_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], z_t43 [128, 64])
     // dz_t43 = xh_l54_i14^T @ dz_t44
-    nj_gemm_128x64x32_at(&a->xh_l54_i14[0][0], &g->dz_t44[0][0], &g->dz_t43[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i14[0][0], &g->dz_t45[0][0], &g->dz_t43[0][0]);
     // dcell_xh_to_z_weight from z_t43 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t43[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t44 is dhbar_t45's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t45 = g->dhbar_l59_i14[i][j] * (1.0f - a->hbar_l59_i14[i][j] * a->hbar_l59_i14[i][j]);
-            g->dhbar_t44[i][j] = dhbar_t45;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t45;
+            g->dhbar_t45[i][j] = g->dhbar_l59_i14[i][j] * (1.0f - a->hbar_l59_i14[i][j] * a->hbar_l59_i14[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t45[i][j];
         }
     // dxhr_l58_i14 from hbar_t44 [32, 64] = matmul(xhr_l58_i14 [32, 128], hbar_t43 [128, 64])
     // dxhr_l58_i14 = dhbar_t44 @ hbar_t43^T
     nj_transpose(128, 64, &a->hbar_t43[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t44[0][0], g->mm_scratch, &g->dxhr_l58_i14[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t45[0][0], g->mm_scratch, &g->dxhr_l58_i14[0][0]);
     // dhbar_t43 from hbar_t44 [32, 64] = matmul(xhr_l58_i14 [32, 128], hbar_t43 [128, 64])
     // dhbar_t43 = xhr_l58_i14^T @ dhbar_t44
-    nj_gemm_128x64x32_at(&a->xhr_l58_i14[0][0], &g->dhbar_t44[0][0], &g->dhbar_t43[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i14[0][0], &g->dhbar_t45[0][0], &g->dhbar_t43[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t43 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1869,23 +1869,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i14[i][j] = g->dxhr_l58_i14[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t44 is dr_t45's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i14 = g->dhprev_reset_l56_i14[i][j] * hprev_l64_i13[i][j];
             g->dhprev_l64_i13[i][j] += g->dhprev_reset_l56_i14[i][j] * a->r_l55_i14[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t45 = dr_l55_i14 * a->r_l55_i14[i][j] * (1.0f - a->r_l55_i14[i][j]);
-            g->dr_t44[i][j] = dr_t45;
-            g->dcell_xh_to_r_bias[j] += dr_t45;
+            g->dr_t45[i][j] = dr_l55_i14 * a->r_l55_i14[i][j] * (1.0f - a->r_l55_i14[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t45[i][j];
         }
     // dxh_l54_i14 from r_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], r_t43 [128, 64])
     // dxh_l54_i14 += dr_t44 @ r_t43^T
     nj_transpose(128, 64, &a->r_t43[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t44[0][0], g->mm_scratch, &g->dxh_l54_i14[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t45[0][0], g->mm_scratch, &g->dxh_l54_i14[0][0]);
     // dr_t43 from r_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], r_t43 [128, 64])
     // dr_t43 = xh_l54_i14^T @ dr_t44
-    nj_gemm_128x64x32_at(&a->xh_l54_i14[0][0], &g->dr_t44[0][0], &g->dr_t43[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i14[0][0], &g->dr_t45[0][0], &g->dr_t43[0][0]);
     // dcell_xh_to_r_weight from r_t43 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1913,6 +1913,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i13[0][0])[i] += (&g->dhprev_l64_i13[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t41 is dz_t42's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -1924,37 +1925,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i12[i][j] = dht_t41 * a->ht_t40[i][j];
             dz_l61_i13 += -dht_t40;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t42 = dz_l61_i13 * a->z_l61_i13[i][j] * (1.0f - a->z_l61_i13[i][j]);
-            g->dz_t41[i][j] = dz_t42;
-            g->dcell_xh_to_z_bias[j] += dz_t42;
+            g->dz_t42[i][j] = dz_l61_i13 * a->z_l61_i13[i][j] * (1.0f - a->z_l61_i13[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t42[i][j];
         }
     // dxh_l54_i13 from z_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], z_t40 [128, 64])
     // dxh_l54_i13 = dz_t41 @ z_t40^T
     nj_transpose(128, 64, &a->z_t40[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t41[0][0], g->mm_scratch, &g->dxh_l54_i13[0][0]);
+    nj_gemm_32x128x64(&g->dz_t42[0][0], g->mm_scratch, &g->dxh_l54_i13[0][0]);
     // dz_t40 from z_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], z_t40 [128, 64])
     // dz_t40 = xh_l54_i13^T @ dz_t41
-    nj_gemm_128x64x32_at(&a->xh_l54_i13[0][0], &g->dz_t41[0][0], &g->dz_t40[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i13[0][0], &g->dz_t42[0][0], &g->dz_t40[0][0]);
     // dcell_xh_to_z_weight from z_t40 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t40[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t41 is dhbar_t42's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t42 = g->dhbar_l59_i13[i][j] * (1.0f - a->hbar_l59_i13[i][j] * a->hbar_l59_i13[i][j]);
-            g->dhbar_t41[i][j] = dhbar_t42;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t42;
+            g->dhbar_t42[i][j] = g->dhbar_l59_i13[i][j] * (1.0f - a->hbar_l59_i13[i][j] * a->hbar_l59_i13[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t42[i][j];
         }
     // dxhr_l58_i13 from hbar_t41 [32, 64] = matmul(xhr_l58_i13 [32, 128], hbar_t40 [128, 64])
     // dxhr_l58_i13 = dhbar_t41 @ hbar_t40^T
     nj_transpose(128, 64, &a->hbar_t40[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t41[0][0], g->mm_scratch, &g->dxhr_l58_i13[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t42[0][0], g->mm_scratch, &g->dxhr_l58_i13[0][0]);
     // dhbar_t40 from hbar_t41 [32, 64] = matmul(xhr_l58_i13 [32, 128], hbar_t40 [128, 64])
     // dhbar_t40 = xhr_l58_i13^T @ dhbar_t41
-    nj_gemm_128x64x32_at(&a->xhr_l58_i13[0][0], &g->dhbar_t41[0][0], &g->dhbar_t40[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i13[0][0], &g->dhbar_t42[0][0], &g->dhbar_t40[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t40 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1971,23 +1971,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i13[i][j] = g->dxhr_l58_i13[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t41 is dr_t42's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i13 = g->dhprev_reset_l56_i13[i][j] * hprev_l64_i12[i][j];
             g->dhprev_l64_i12[i][j] += g->dhprev_reset_l56_i13[i][j] * a->r_l55_i13[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t42 = dr_l55_i13 * a->r_l55_i13[i][j] * (1.0f - a->r_l55_i13[i][j]);
-            g->dr_t41[i][j] = dr_t42;
-            g->dcell_xh_to_r_bias[j] += dr_t42;
+            g->dr_t42[i][j] = dr_l55_i13 * a->r_l55_i13[i][j] * (1.0f - a->r_l55_i13[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t42[i][j];
         }
     // dxh_l54_i13 from r_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], r_t40 [128, 64])
     // dxh_l54_i13 += dr_t41 @ r_t40^T
     nj_transpose(128, 64, &a->r_t40[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t41[0][0], g->mm_scratch, &g->dxh_l54_i13[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t42[0][0], g->mm_scratch, &g->dxh_l54_i13[0][0]);
     // dr_t40 from r_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], r_t40 [128, 64])
     // dr_t40 = xh_l54_i13^T @ dr_t41
-    nj_gemm_128x64x32_at(&a->xh_l54_i13[0][0], &g->dr_t41[0][0], &g->dr_t40[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i13[0][0], &g->dr_t42[0][0], &g->dr_t40[0][0]);
     // dcell_xh_to_r_weight from r_t40 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2015,6 +2015,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i12[0][0])[i] += (&g->dhprev_l64_i12[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t38 is dz_t39's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -2026,37 +2027,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i11[i][j] = dht_t38 * a->ht_t37[i][j];
             dz_l61_i12 += -dht_t37;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t39 = dz_l61_i12 * a->z_l61_i12[i][j] * (1.0f - a->z_l61_i12[i][j]);
-            g->dz_t38[i][j] = dz_t39;
-            g->dcell_xh_to_z_bias[j] += dz_t39;
+            g->dz_t39[i][j] = dz_l61_i12 * a->z_l61_i12[i][j] * (1.0f - a->z_l61_i12[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t39[i][j];
         }
     // dxh_l54_i12 from z_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], z_t37 [128, 64])
     // dxh_l54_i12 = dz_t38 @ z_t37^T
     nj_transpose(128, 64, &a->z_t37[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t38[0][0], g->mm_scratch, &g->dxh_l54_i12[0][0]);
+    nj_gemm_32x128x64(&g->dz_t39[0][0], g->mm_scratch, &g->dxh_l54_i12[0][0]);
     // dz_t37 from z_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], z_t37 [128, 64])
     // dz_t37 = xh_l54_i12^T @ dz_t38
-    nj_gemm_128x64x32_at(&a->xh_l54_i12[0][0], &g->dz_t38[0][0], &g->dz_t37[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i12[0][0], &g->dz_t39[0][0], &g->dz_t37[0][0]);
     // dcell_xh_to_z_weight from z_t37 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t37[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t38 is dhbar_t39's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t39 = g->dhbar_l59_i12[i][j] * (1.0f - a->hbar_l59_i12[i][j] * a->hbar_l59_i12[i][j]);
-            g->dhbar_t38[i][j] = dhbar_t39;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t39;
+            g->dhbar_t39[i][j] = g->dhbar_l59_i12[i][j] * (1.0f - a->hbar_l59_i12[i][j] * a->hbar_l59_i12[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t39[i][j];
         }
     // dxhr_l58_i12 from hbar_t38 [32, 64] = matmul(xhr_l58_i12 [32, 128], hbar_t37 [128, 64])
     // dxhr_l58_i12 = dhbar_t38 @ hbar_t37^T
     nj_transpose(128, 64, &a->hbar_t37[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t38[0][0], g->mm_scratch, &g->dxhr_l58_i12[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t39[0][0], g->mm_scratch, &g->dxhr_l58_i12[0][0]);
     // dhbar_t37 from hbar_t38 [32, 64] = matmul(xhr_l58_i12 [32, 128], hbar_t37 [128, 64])
     // dhbar_t37 = xhr_l58_i12^T @ dhbar_t38
-    nj_gemm_128x64x32_at(&a->xhr_l58_i12[0][0], &g->dhbar_t38[0][0], &g->dhbar_t37[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i12[0][0], &g->dhbar_t39[0][0], &g->dhbar_t37[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t37 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2073,23 +2073,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i12[i][j] = g->dxhr_l58_i12[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t38 is dr_t39's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i12 = g->dhprev_reset_l56_i12[i][j] * hprev_l64_i11[i][j];
             g->dhprev_l64_i11[i][j] += g->dhprev_reset_l56_i12[i][j] * a->r_l55_i12[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t39 = dr_l55_i12 * a->r_l55_i12[i][j] * (1.0f - a->r_l55_i12[i][j]);
-            g->dr_t38[i][j] = dr_t39;
-            g->dcell_xh_to_r_bias[j] += dr_t39;
+            g->dr_t39[i][j] = dr_l55_i12 * a->r_l55_i12[i][j] * (1.0f - a->r_l55_i12[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t39[i][j];
         }
     // dxh_l54_i12 from r_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], r_t37 [128, 64])
     // dxh_l54_i12 += dr_t38 @ r_t37^T
     nj_transpose(128, 64, &a->r_t37[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t38[0][0], g->mm_scratch, &g->dxh_l54_i12[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t39[0][0], g->mm_scratch, &g->dxh_l54_i12[0][0]);
     // dr_t37 from r_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], r_t37 [128, 64])
     // dr_t37 = xh_l54_i12^T @ dr_t38
-    nj_gemm_128x64x32_at(&a->xh_l54_i12[0][0], &g->dr_t38[0][0], &g->dr_t37[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i12[0][0], &g->dr_t39[0][0], &g->dr_t37[0][0]);
     // dcell_xh_to_r_weight from r_t37 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2117,6 +2117,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i11[0][0])[i] += (&g->dhprev_l64_i11[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t35 is dz_t36's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -2128,37 +2129,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i10[i][j] = dht_t35 * a->ht_t34[i][j];
             dz_l61_i11 += -dht_t34;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t36 = dz_l61_i11 * a->z_l61_i11[i][j] * (1.0f - a->z_l61_i11[i][j]);
-            g->dz_t35[i][j] = dz_t36;
-            g->dcell_xh_to_z_bias[j] += dz_t36;
+            g->dz_t36[i][j] = dz_l61_i11 * a->z_l61_i11[i][j] * (1.0f - a->z_l61_i11[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t36[i][j];
         }
     // dxh_l54_i11 from z_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], z_t34 [128, 64])
     // dxh_l54_i11 = dz_t35 @ z_t34^T
     nj_transpose(128, 64, &a->z_t34[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t35[0][0], g->mm_scratch, &g->dxh_l54_i11[0][0]);
+    nj_gemm_32x128x64(&g->dz_t36[0][0], g->mm_scratch, &g->dxh_l54_i11[0][0]);
     // dz_t34 from z_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], z_t34 [128, 64])
     // dz_t34 = xh_l54_i11^T @ dz_t35
-    nj_gemm_128x64x32_at(&a->xh_l54_i11[0][0], &g->dz_t35[0][0], &g->dz_t34[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i11[0][0], &g->dz_t36[0][0], &g->dz_t34[0][0]);
     // dcell_xh_to_z_weight from z_t34 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t34[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t35 is dhbar_t36's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t36 = g->dhbar_l59_i11[i][j] * (1.0f - a->hbar_l59_i11[i][j] * a->hbar_l59_i11[i][j]);
-            g->dhbar_t35[i][j] = dhbar_t36;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t36;
+            g->dhbar_t36[i][j] = g->dhbar_l59_i11[i][j] * (1.0f - a->hbar_l59_i11[i][j] * a->hbar_l59_i11[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t36[i][j];
         }
     // dxhr_l58_i11 from hbar_t35 [32, 64] = matmul(xhr_l58_i11 [32, 128], hbar_t34 [128, 64])
     // dxhr_l58_i11 = dhbar_t35 @ hbar_t34^T
     nj_transpose(128, 64, &a->hbar_t34[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t35[0][0], g->mm_scratch, &g->dxhr_l58_i11[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t36[0][0], g->mm_scratch, &g->dxhr_l58_i11[0][0]);
     // dhbar_t34 from hbar_t35 [32, 64] = matmul(xhr_l58_i11 [32, 128], hbar_t34 [128, 64])
     // dhbar_t34 = xhr_l58_i11^T @ dhbar_t35
-    nj_gemm_128x64x32_at(&a->xhr_l58_i11[0][0], &g->dhbar_t35[0][0], &g->dhbar_t34[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i11[0][0], &g->dhbar_t36[0][0], &g->dhbar_t34[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t34 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2175,23 +2175,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i11[i][j] = g->dxhr_l58_i11[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t35 is dr_t36's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i11 = g->dhprev_reset_l56_i11[i][j] * hprev_l64_i10[i][j];
             g->dhprev_l64_i10[i][j] += g->dhprev_reset_l56_i11[i][j] * a->r_l55_i11[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t36 = dr_l55_i11 * a->r_l55_i11[i][j] * (1.0f - a->r_l55_i11[i][j]);
-            g->dr_t35[i][j] = dr_t36;
-            g->dcell_xh_to_r_bias[j] += dr_t36;
+            g->dr_t36[i][j] = dr_l55_i11 * a->r_l55_i11[i][j] * (1.0f - a->r_l55_i11[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t36[i][j];
         }
     // dxh_l54_i11 from r_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], r_t34 [128, 64])
     // dxh_l54_i11 += dr_t35 @ r_t34^T
     nj_transpose(128, 64, &a->r_t34[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t35[0][0], g->mm_scratch, &g->dxh_l54_i11[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t36[0][0], g->mm_scratch, &g->dxh_l54_i11[0][0]);
     // dr_t34 from r_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], r_t34 [128, 64])
     // dr_t34 = xh_l54_i11^T @ dr_t35
-    nj_gemm_128x64x32_at(&a->xh_l54_i11[0][0], &g->dr_t35[0][0], &g->dr_t34[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i11[0][0], &g->dr_t36[0][0], &g->dr_t34[0][0]);
     // dcell_xh_to_r_weight from r_t34 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2219,6 +2219,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i10[0][0])[i] += (&g->dhprev_l64_i10[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t32 is dz_t33's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -2230,37 +2231,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i9[i][j] = dht_t32 * a->ht_t31[i][j];
             dz_l61_i10 += -dht_t31;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t33 = dz_l61_i10 * a->z_l61_i10[i][j] * (1.0f - a->z_l61_i10[i][j]);
-            g->dz_t32[i][j] = dz_t33;
-            g->dcell_xh_to_z_bias[j] += dz_t33;
+            g->dz_t33[i][j] = dz_l61_i10 * a->z_l61_i10[i][j] * (1.0f - a->z_l61_i10[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t33[i][j];
         }
     // dxh_l54_i10 from z_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], z_t31 [128, 64])
     // dxh_l54_i10 = dz_t32 @ z_t31^T
     nj_transpose(128, 64, &a->z_t31[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t32[0][0], g->mm_scratch, &g->dxh_l54_i10[0][0]);
+    nj_gemm_32x128x64(&g->dz_t33[0][0], g->mm_scratch, &g->dxh_l54_i10[0][0]);
     // dz_t31 from z_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], z_t31 [128, 64])
     // dz_t31 = xh_l54_i10^T @ dz_t32
-    nj_gemm_128x64x32_at(&a->xh_l54_i10[0][0], &g->dz_t32[0][0], &g->dz_t31[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i10[0][0], &g->dz_t33[0][0], &g->dz_t31[0][0]);
     // dcell_xh_to_z_weight from z_t31 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t31[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t32 is dhbar_t33's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t33 = g->dhbar_l59_i10[i][j] * (1.0f - a->hbar_l59_i10[i][j] * a->hbar_l59_i10[i][j]);
-            g->dhbar_t32[i][j] = dhbar_t33;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t33;
+            g->dhbar_t33[i][j] = g->dhbar_l59_i10[i][j] * (1.0f - a->hbar_l59_i10[i][j] * a->hbar_l59_i10[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t33[i][j];
         }
     // dxhr_l58_i10 from hbar_t32 [32, 64] = matmul(xhr_l58_i10 [32, 128], hbar_t31 [128, 64])
     // dxhr_l58_i10 = dhbar_t32 @ hbar_t31^T
     nj_transpose(128, 64, &a->hbar_t31[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t32[0][0], g->mm_scratch, &g->dxhr_l58_i10[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t33[0][0], g->mm_scratch, &g->dxhr_l58_i10[0][0]);
     // dhbar_t31 from hbar_t32 [32, 64] = matmul(xhr_l58_i10 [32, 128], hbar_t31 [128, 64])
     // dhbar_t31 = xhr_l58_i10^T @ dhbar_t32
-    nj_gemm_128x64x32_at(&a->xhr_l58_i10[0][0], &g->dhbar_t32[0][0], &g->dhbar_t31[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i10[0][0], &g->dhbar_t33[0][0], &g->dhbar_t31[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t31 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2277,23 +2277,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i10[i][j] = g->dxhr_l58_i10[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t32 is dr_t33's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i10 = g->dhprev_reset_l56_i10[i][j] * hprev_l64_i9[i][j];
             g->dhprev_l64_i9[i][j] += g->dhprev_reset_l56_i10[i][j] * a->r_l55_i10[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t33 = dr_l55_i10 * a->r_l55_i10[i][j] * (1.0f - a->r_l55_i10[i][j]);
-            g->dr_t32[i][j] = dr_t33;
-            g->dcell_xh_to_r_bias[j] += dr_t33;
+            g->dr_t33[i][j] = dr_l55_i10 * a->r_l55_i10[i][j] * (1.0f - a->r_l55_i10[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t33[i][j];
         }
     // dxh_l54_i10 from r_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], r_t31 [128, 64])
     // dxh_l54_i10 += dr_t32 @ r_t31^T
     nj_transpose(128, 64, &a->r_t31[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t32[0][0], g->mm_scratch, &g->dxh_l54_i10[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t33[0][0], g->mm_scratch, &g->dxh_l54_i10[0][0]);
     // dr_t31 from r_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], r_t31 [128, 64])
     // dr_t31 = xh_l54_i10^T @ dr_t32
-    nj_gemm_128x64x32_at(&a->xh_l54_i10[0][0], &g->dr_t32[0][0], &g->dr_t31[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i10[0][0], &g->dr_t33[0][0], &g->dr_t31[0][0]);
     // dcell_xh_to_r_weight from r_t31 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2321,6 +2321,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i9[0][0])[i] += (&g->dhprev_l64_i9[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t29 is dz_t30's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -2332,37 +2333,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i8[i][j] = dht_t29 * a->ht_t28[i][j];
             dz_l61_i9 += -dht_t28;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t30 = dz_l61_i9 * a->z_l61_i9[i][j] * (1.0f - a->z_l61_i9[i][j]);
-            g->dz_t29[i][j] = dz_t30;
-            g->dcell_xh_to_z_bias[j] += dz_t30;
+            g->dz_t30[i][j] = dz_l61_i9 * a->z_l61_i9[i][j] * (1.0f - a->z_l61_i9[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t30[i][j];
         }
     // dxh_l54_i9 from z_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], z_t28 [128, 64])
     // dxh_l54_i9 = dz_t29 @ z_t28^T
     nj_transpose(128, 64, &a->z_t28[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t29[0][0], g->mm_scratch, &g->dxh_l54_i9[0][0]);
+    nj_gemm_32x128x64(&g->dz_t30[0][0], g->mm_scratch, &g->dxh_l54_i9[0][0]);
     // dz_t28 from z_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], z_t28 [128, 64])
     // dz_t28 = xh_l54_i9^T @ dz_t29
-    nj_gemm_128x64x32_at(&a->xh_l54_i9[0][0], &g->dz_t29[0][0], &g->dz_t28[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i9[0][0], &g->dz_t30[0][0], &g->dz_t28[0][0]);
     // dcell_xh_to_z_weight from z_t28 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t28[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t29 is dhbar_t30's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t30 = g->dhbar_l59_i9[i][j] * (1.0f - a->hbar_l59_i9[i][j] * a->hbar_l59_i9[i][j]);
-            g->dhbar_t29[i][j] = dhbar_t30;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t30;
+            g->dhbar_t30[i][j] = g->dhbar_l59_i9[i][j] * (1.0f - a->hbar_l59_i9[i][j] * a->hbar_l59_i9[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t30[i][j];
         }
     // dxhr_l58_i9 from hbar_t29 [32, 64] = matmul(xhr_l58_i9 [32, 128], hbar_t28 [128, 64])
     // dxhr_l58_i9 = dhbar_t29 @ hbar_t28^T
     nj_transpose(128, 64, &a->hbar_t28[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t29[0][0], g->mm_scratch, &g->dxhr_l58_i9[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t30[0][0], g->mm_scratch, &g->dxhr_l58_i9[0][0]);
     // dhbar_t28 from hbar_t29 [32, 64] = matmul(xhr_l58_i9 [32, 128], hbar_t28 [128, 64])
     // dhbar_t28 = xhr_l58_i9^T @ dhbar_t29
-    nj_gemm_128x64x32_at(&a->xhr_l58_i9[0][0], &g->dhbar_t29[0][0], &g->dhbar_t28[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i9[0][0], &g->dhbar_t30[0][0], &g->dhbar_t28[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t28 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2379,23 +2379,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i9[i][j] = g->dxhr_l58_i9[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t29 is dr_t30's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i9 = g->dhprev_reset_l56_i9[i][j] * hprev_l64_i8[i][j];
             g->dhprev_l64_i8[i][j] += g->dhprev_reset_l56_i9[i][j] * a->r_l55_i9[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t30 = dr_l55_i9 * a->r_l55_i9[i][j] * (1.0f - a->r_l55_i9[i][j]);
-            g->dr_t29[i][j] = dr_t30;
-            g->dcell_xh_to_r_bias[j] += dr_t30;
+            g->dr_t30[i][j] = dr_l55_i9 * a->r_l55_i9[i][j] * (1.0f - a->r_l55_i9[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t30[i][j];
         }
     // dxh_l54_i9 from r_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], r_t28 [128, 64])
     // dxh_l54_i9 += dr_t29 @ r_t28^T
     nj_transpose(128, 64, &a->r_t28[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t29[0][0], g->mm_scratch, &g->dxh_l54_i9[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t30[0][0], g->mm_scratch, &g->dxh_l54_i9[0][0]);
     // dr_t28 from r_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], r_t28 [128, 64])
     // dr_t28 = xh_l54_i9^T @ dr_t29
-    nj_gemm_128x64x32_at(&a->xh_l54_i9[0][0], &g->dr_t29[0][0], &g->dr_t28[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i9[0][0], &g->dr_t30[0][0], &g->dr_t28[0][0]);
     // dcell_xh_to_r_weight from r_t28 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2423,6 +2423,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i8[0][0])[i] += (&g->dhprev_l64_i8[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t26 is dz_t27's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -2434,37 +2435,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i7[i][j] = dht_t26 * a->ht_t25[i][j];
             dz_l61_i8 += -dht_t25;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t27 = dz_l61_i8 * a->z_l61_i8[i][j] * (1.0f - a->z_l61_i8[i][j]);
-            g->dz_t26[i][j] = dz_t27;
-            g->dcell_xh_to_z_bias[j] += dz_t27;
+            g->dz_t27[i][j] = dz_l61_i8 * a->z_l61_i8[i][j] * (1.0f - a->z_l61_i8[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t27[i][j];
         }
     // dxh_l54_i8 from z_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], z_t25 [128, 64])
     // dxh_l54_i8 = dz_t26 @ z_t25^T
     nj_transpose(128, 64, &a->z_t25[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t26[0][0], g->mm_scratch, &g->dxh_l54_i8[0][0]);
+    nj_gemm_32x128x64(&g->dz_t27[0][0], g->mm_scratch, &g->dxh_l54_i8[0][0]);
     // dz_t25 from z_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], z_t25 [128, 64])
     // dz_t25 = xh_l54_i8^T @ dz_t26
-    nj_gemm_128x64x32_at(&a->xh_l54_i8[0][0], &g->dz_t26[0][0], &g->dz_t25[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i8[0][0], &g->dz_t27[0][0], &g->dz_t25[0][0]);
     // dcell_xh_to_z_weight from z_t25 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t25[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t26 is dhbar_t27's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t27 = g->dhbar_l59_i8[i][j] * (1.0f - a->hbar_l59_i8[i][j] * a->hbar_l59_i8[i][j]);
-            g->dhbar_t26[i][j] = dhbar_t27;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t27;
+            g->dhbar_t27[i][j] = g->dhbar_l59_i8[i][j] * (1.0f - a->hbar_l59_i8[i][j] * a->hbar_l59_i8[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t27[i][j];
         }
     // dxhr_l58_i8 from hbar_t26 [32, 64] = matmul(xhr_l58_i8 [32, 128], hbar_t25 [128, 64])
     // dxhr_l58_i8 = dhbar_t26 @ hbar_t25^T
     nj_transpose(128, 64, &a->hbar_t25[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t26[0][0], g->mm_scratch, &g->dxhr_l58_i8[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t27[0][0], g->mm_scratch, &g->dxhr_l58_i8[0][0]);
     // dhbar_t25 from hbar_t26 [32, 64] = matmul(xhr_l58_i8 [32, 128], hbar_t25 [128, 64])
     // dhbar_t25 = xhr_l58_i8^T @ dhbar_t26
-    nj_gemm_128x64x32_at(&a->xhr_l58_i8[0][0], &g->dhbar_t26[0][0], &g->dhbar_t25[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i8[0][0], &g->dhbar_t27[0][0], &g->dhbar_t25[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t25 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2481,23 +2481,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i8[i][j] = g->dxhr_l58_i8[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t26 is dr_t27's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i8 = g->dhprev_reset_l56_i8[i][j] * hprev_l64_i7[i][j];
             g->dhprev_l64_i7[i][j] += g->dhprev_reset_l56_i8[i][j] * a->r_l55_i8[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t27 = dr_l55_i8 * a->r_l55_i8[i][j] * (1.0f - a->r_l55_i8[i][j]);
-            g->dr_t26[i][j] = dr_t27;
-            g->dcell_xh_to_r_bias[j] += dr_t27;
+            g->dr_t27[i][j] = dr_l55_i8 * a->r_l55_i8[i][j] * (1.0f - a->r_l55_i8[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t27[i][j];
         }
     // dxh_l54_i8 from r_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], r_t25 [128, 64])
     // dxh_l54_i8 += dr_t26 @ r_t25^T
     nj_transpose(128, 64, &a->r_t25[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t26[0][0], g->mm_scratch, &g->dxh_l54_i8[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t27[0][0], g->mm_scratch, &g->dxh_l54_i8[0][0]);
     // dr_t25 from r_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], r_t25 [128, 64])
     // dr_t25 = xh_l54_i8^T @ dr_t26
-    nj_gemm_128x64x32_at(&a->xh_l54_i8[0][0], &g->dr_t26[0][0], &g->dr_t25[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i8[0][0], &g->dr_t27[0][0], &g->dr_t25[0][0]);
     // dcell_xh_to_r_weight from r_t25 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2525,6 +2525,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i7[0][0])[i] += (&g->dhprev_l64_i7[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t23 is dz_t24's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -2536,37 +2537,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i6[i][j] = dht_t23 * a->ht_t22[i][j];
             dz_l61_i7 += -dht_t22;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t24 = dz_l61_i7 * a->z_l61_i7[i][j] * (1.0f - a->z_l61_i7[i][j]);
-            g->dz_t23[i][j] = dz_t24;
-            g->dcell_xh_to_z_bias[j] += dz_t24;
+            g->dz_t24[i][j] = dz_l61_i7 * a->z_l61_i7[i][j] * (1.0f - a->z_l61_i7[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t24[i][j];
         }
     // dxh_l54_i7 from z_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], z_t22 [128, 64])
     // dxh_l54_i7 = dz_t23 @ z_t22^T
     nj_transpose(128, 64, &a->z_t22[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t23[0][0], g->mm_scratch, &g->dxh_l54_i7[0][0]);
+    nj_gemm_32x128x64(&g->dz_t24[0][0], g->mm_scratch, &g->dxh_l54_i7[0][0]);
     // dz_t22 from z_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], z_t22 [128, 64])
     // dz_t22 = xh_l54_i7^T @ dz_t23
-    nj_gemm_128x64x32_at(&a->xh_l54_i7[0][0], &g->dz_t23[0][0], &g->dz_t22[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i7[0][0], &g->dz_t24[0][0], &g->dz_t22[0][0]);
     // dcell_xh_to_z_weight from z_t22 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t22[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t23 is dhbar_t24's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t24 = g->dhbar_l59_i7[i][j] * (1.0f - a->hbar_l59_i7[i][j] * a->hbar_l59_i7[i][j]);
-            g->dhbar_t23[i][j] = dhbar_t24;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t24;
+            g->dhbar_t24[i][j] = g->dhbar_l59_i7[i][j] * (1.0f - a->hbar_l59_i7[i][j] * a->hbar_l59_i7[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t24[i][j];
         }
     // dxhr_l58_i7 from hbar_t23 [32, 64] = matmul(xhr_l58_i7 [32, 128], hbar_t22 [128, 64])
     // dxhr_l58_i7 = dhbar_t23 @ hbar_t22^T
     nj_transpose(128, 64, &a->hbar_t22[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t23[0][0], g->mm_scratch, &g->dxhr_l58_i7[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t24[0][0], g->mm_scratch, &g->dxhr_l58_i7[0][0]);
     // dhbar_t22 from hbar_t23 [32, 64] = matmul(xhr_l58_i7 [32, 128], hbar_t22 [128, 64])
     // dhbar_t22 = xhr_l58_i7^T @ dhbar_t23
-    nj_gemm_128x64x32_at(&a->xhr_l58_i7[0][0], &g->dhbar_t23[0][0], &g->dhbar_t22[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i7[0][0], &g->dhbar_t24[0][0], &g->dhbar_t22[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t22 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2583,23 +2583,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i7[i][j] = g->dxhr_l58_i7[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t23 is dr_t24's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i7 = g->dhprev_reset_l56_i7[i][j] * hprev_l64_i6[i][j];
             g->dhprev_l64_i6[i][j] += g->dhprev_reset_l56_i7[i][j] * a->r_l55_i7[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t24 = dr_l55_i7 * a->r_l55_i7[i][j] * (1.0f - a->r_l55_i7[i][j]);
-            g->dr_t23[i][j] = dr_t24;
-            g->dcell_xh_to_r_bias[j] += dr_t24;
+            g->dr_t24[i][j] = dr_l55_i7 * a->r_l55_i7[i][j] * (1.0f - a->r_l55_i7[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t24[i][j];
         }
     // dxh_l54_i7 from r_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], r_t22 [128, 64])
     // dxh_l54_i7 += dr_t23 @ r_t22^T
     nj_transpose(128, 64, &a->r_t22[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t23[0][0], g->mm_scratch, &g->dxh_l54_i7[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t24[0][0], g->mm_scratch, &g->dxh_l54_i7[0][0]);
     // dr_t22 from r_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], r_t22 [128, 64])
     // dr_t22 = xh_l54_i7^T @ dr_t23
-    nj_gemm_128x64x32_at(&a->xh_l54_i7[0][0], &g->dr_t23[0][0], &g->dr_t22[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i7[0][0], &g->dr_t24[0][0], &g->dr_t22[0][0]);
     // dcell_xh_to_r_weight from r_t22 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2627,6 +2627,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i6[0][0])[i] += (&g->dhprev_l64_i6[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t20 is dz_t21's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -2638,37 +2639,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i5[i][j] = dht_t20 * a->ht_t19[i][j];
             dz_l61_i6 += -dht_t19;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t21 = dz_l61_i6 * a->z_l61_i6[i][j] * (1.0f - a->z_l61_i6[i][j]);
-            g->dz_t20[i][j] = dz_t21;
-            g->dcell_xh_to_z_bias[j] += dz_t21;
+            g->dz_t21[i][j] = dz_l61_i6 * a->z_l61_i6[i][j] * (1.0f - a->z_l61_i6[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t21[i][j];
         }
     // dxh_l54_i6 from z_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], z_t19 [128, 64])
     // dxh_l54_i6 = dz_t20 @ z_t19^T
     nj_transpose(128, 64, &a->z_t19[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t20[0][0], g->mm_scratch, &g->dxh_l54_i6[0][0]);
+    nj_gemm_32x128x64(&g->dz_t21[0][0], g->mm_scratch, &g->dxh_l54_i6[0][0]);
     // dz_t19 from z_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], z_t19 [128, 64])
     // dz_t19 = xh_l54_i6^T @ dz_t20
-    nj_gemm_128x64x32_at(&a->xh_l54_i6[0][0], &g->dz_t20[0][0], &g->dz_t19[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i6[0][0], &g->dz_t21[0][0], &g->dz_t19[0][0]);
     // dcell_xh_to_z_weight from z_t19 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t19[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t20 is dhbar_t21's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t21 = g->dhbar_l59_i6[i][j] * (1.0f - a->hbar_l59_i6[i][j] * a->hbar_l59_i6[i][j]);
-            g->dhbar_t20[i][j] = dhbar_t21;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t21;
+            g->dhbar_t21[i][j] = g->dhbar_l59_i6[i][j] * (1.0f - a->hbar_l59_i6[i][j] * a->hbar_l59_i6[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t21[i][j];
         }
     // dxhr_l58_i6 from hbar_t20 [32, 64] = matmul(xhr_l58_i6 [32, 128], hbar_t19 [128, 64])
     // dxhr_l58_i6 = dhbar_t20 @ hbar_t19^T
     nj_transpose(128, 64, &a->hbar_t19[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t20[0][0], g->mm_scratch, &g->dxhr_l58_i6[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t21[0][0], g->mm_scratch, &g->dxhr_l58_i6[0][0]);
     // dhbar_t19 from hbar_t20 [32, 64] = matmul(xhr_l58_i6 [32, 128], hbar_t19 [128, 64])
     // dhbar_t19 = xhr_l58_i6^T @ dhbar_t20
-    nj_gemm_128x64x32_at(&a->xhr_l58_i6[0][0], &g->dhbar_t20[0][0], &g->dhbar_t19[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i6[0][0], &g->dhbar_t21[0][0], &g->dhbar_t19[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t19 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2685,23 +2685,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i6[i][j] = g->dxhr_l58_i6[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t20 is dr_t21's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i6 = g->dhprev_reset_l56_i6[i][j] * hprev_l64_i5[i][j];
             g->dhprev_l64_i5[i][j] += g->dhprev_reset_l56_i6[i][j] * a->r_l55_i6[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t21 = dr_l55_i6 * a->r_l55_i6[i][j] * (1.0f - a->r_l55_i6[i][j]);
-            g->dr_t20[i][j] = dr_t21;
-            g->dcell_xh_to_r_bias[j] += dr_t21;
+            g->dr_t21[i][j] = dr_l55_i6 * a->r_l55_i6[i][j] * (1.0f - a->r_l55_i6[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t21[i][j];
         }
     // dxh_l54_i6 from r_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], r_t19 [128, 64])
     // dxh_l54_i6 += dr_t20 @ r_t19^T
     nj_transpose(128, 64, &a->r_t19[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t20[0][0], g->mm_scratch, &g->dxh_l54_i6[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t21[0][0], g->mm_scratch, &g->dxh_l54_i6[0][0]);
     // dr_t19 from r_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], r_t19 [128, 64])
     // dr_t19 = xh_l54_i6^T @ dr_t20
-    nj_gemm_128x64x32_at(&a->xh_l54_i6[0][0], &g->dr_t20[0][0], &g->dr_t19[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i6[0][0], &g->dr_t21[0][0], &g->dr_t19[0][0]);
     // dcell_xh_to_r_weight from r_t19 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2729,6 +2729,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i5[0][0])[i] += (&g->dhprev_l64_i5[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t17 is dz_t18's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -2740,37 +2741,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i4[i][j] = dht_t17 * a->ht_t16[i][j];
             dz_l61_i5 += -dht_t16;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t18 = dz_l61_i5 * a->z_l61_i5[i][j] * (1.0f - a->z_l61_i5[i][j]);
-            g->dz_t17[i][j] = dz_t18;
-            g->dcell_xh_to_z_bias[j] += dz_t18;
+            g->dz_t18[i][j] = dz_l61_i5 * a->z_l61_i5[i][j] * (1.0f - a->z_l61_i5[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t18[i][j];
         }
     // dxh_l54_i5 from z_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], z_t16 [128, 64])
     // dxh_l54_i5 = dz_t17 @ z_t16^T
     nj_transpose(128, 64, &a->z_t16[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t17[0][0], g->mm_scratch, &g->dxh_l54_i5[0][0]);
+    nj_gemm_32x128x64(&g->dz_t18[0][0], g->mm_scratch, &g->dxh_l54_i5[0][0]);
     // dz_t16 from z_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], z_t16 [128, 64])
     // dz_t16 = xh_l54_i5^T @ dz_t17
-    nj_gemm_128x64x32_at(&a->xh_l54_i5[0][0], &g->dz_t17[0][0], &g->dz_t16[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i5[0][0], &g->dz_t18[0][0], &g->dz_t16[0][0]);
     // dcell_xh_to_z_weight from z_t16 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t16[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t17 is dhbar_t18's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t18 = g->dhbar_l59_i5[i][j] * (1.0f - a->hbar_l59_i5[i][j] * a->hbar_l59_i5[i][j]);
-            g->dhbar_t17[i][j] = dhbar_t18;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t18;
+            g->dhbar_t18[i][j] = g->dhbar_l59_i5[i][j] * (1.0f - a->hbar_l59_i5[i][j] * a->hbar_l59_i5[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t18[i][j];
         }
     // dxhr_l58_i5 from hbar_t17 [32, 64] = matmul(xhr_l58_i5 [32, 128], hbar_t16 [128, 64])
     // dxhr_l58_i5 = dhbar_t17 @ hbar_t16^T
     nj_transpose(128, 64, &a->hbar_t16[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t17[0][0], g->mm_scratch, &g->dxhr_l58_i5[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t18[0][0], g->mm_scratch, &g->dxhr_l58_i5[0][0]);
     // dhbar_t16 from hbar_t17 [32, 64] = matmul(xhr_l58_i5 [32, 128], hbar_t16 [128, 64])
     // dhbar_t16 = xhr_l58_i5^T @ dhbar_t17
-    nj_gemm_128x64x32_at(&a->xhr_l58_i5[0][0], &g->dhbar_t17[0][0], &g->dhbar_t16[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i5[0][0], &g->dhbar_t18[0][0], &g->dhbar_t16[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t16 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2787,23 +2787,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i5[i][j] = g->dxhr_l58_i5[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t17 is dr_t18's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i5 = g->dhprev_reset_l56_i5[i][j] * hprev_l64_i4[i][j];
             g->dhprev_l64_i4[i][j] += g->dhprev_reset_l56_i5[i][j] * a->r_l55_i5[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t18 = dr_l55_i5 * a->r_l55_i5[i][j] * (1.0f - a->r_l55_i5[i][j]);
-            g->dr_t17[i][j] = dr_t18;
-            g->dcell_xh_to_r_bias[j] += dr_t18;
+            g->dr_t18[i][j] = dr_l55_i5 * a->r_l55_i5[i][j] * (1.0f - a->r_l55_i5[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t18[i][j];
         }
     // dxh_l54_i5 from r_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], r_t16 [128, 64])
     // dxh_l54_i5 += dr_t17 @ r_t16^T
     nj_transpose(128, 64, &a->r_t16[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t17[0][0], g->mm_scratch, &g->dxh_l54_i5[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t18[0][0], g->mm_scratch, &g->dxh_l54_i5[0][0]);
     // dr_t16 from r_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], r_t16 [128, 64])
     // dr_t16 = xh_l54_i5^T @ dr_t17
-    nj_gemm_128x64x32_at(&a->xh_l54_i5[0][0], &g->dr_t17[0][0], &g->dr_t16[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i5[0][0], &g->dr_t18[0][0], &g->dr_t16[0][0]);
     // dcell_xh_to_r_weight from r_t16 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2831,6 +2831,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i4[0][0])[i] += (&g->dhprev_l64_i4[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t14 is dz_t15's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -2842,37 +2843,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i3[i][j] = dht_t14 * a->ht_t13[i][j];
             dz_l61_i4 += -dht_t13;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t15 = dz_l61_i4 * a->z_l61_i4[i][j] * (1.0f - a->z_l61_i4[i][j]);
-            g->dz_t14[i][j] = dz_t15;
-            g->dcell_xh_to_z_bias[j] += dz_t15;
+            g->dz_t15[i][j] = dz_l61_i4 * a->z_l61_i4[i][j] * (1.0f - a->z_l61_i4[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t15[i][j];
         }
     // dxh_l54_i4 from z_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], z_t13 [128, 64])
     // dxh_l54_i4 = dz_t14 @ z_t13^T
     nj_transpose(128, 64, &a->z_t13[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t14[0][0], g->mm_scratch, &g->dxh_l54_i4[0][0]);
+    nj_gemm_32x128x64(&g->dz_t15[0][0], g->mm_scratch, &g->dxh_l54_i4[0][0]);
     // dz_t13 from z_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], z_t13 [128, 64])
     // dz_t13 = xh_l54_i4^T @ dz_t14
-    nj_gemm_128x64x32_at(&a->xh_l54_i4[0][0], &g->dz_t14[0][0], &g->dz_t13[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i4[0][0], &g->dz_t15[0][0], &g->dz_t13[0][0]);
     // dcell_xh_to_z_weight from z_t13 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t13[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t14 is dhbar_t15's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t15 = g->dhbar_l59_i4[i][j] * (1.0f - a->hbar_l59_i4[i][j] * a->hbar_l59_i4[i][j]);
-            g->dhbar_t14[i][j] = dhbar_t15;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t15;
+            g->dhbar_t15[i][j] = g->dhbar_l59_i4[i][j] * (1.0f - a->hbar_l59_i4[i][j] * a->hbar_l59_i4[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t15[i][j];
         }
     // dxhr_l58_i4 from hbar_t14 [32, 64] = matmul(xhr_l58_i4 [32, 128], hbar_t13 [128, 64])
     // dxhr_l58_i4 = dhbar_t14 @ hbar_t13^T
     nj_transpose(128, 64, &a->hbar_t13[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t14[0][0], g->mm_scratch, &g->dxhr_l58_i4[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t15[0][0], g->mm_scratch, &g->dxhr_l58_i4[0][0]);
     // dhbar_t13 from hbar_t14 [32, 64] = matmul(xhr_l58_i4 [32, 128], hbar_t13 [128, 64])
     // dhbar_t13 = xhr_l58_i4^T @ dhbar_t14
-    nj_gemm_128x64x32_at(&a->xhr_l58_i4[0][0], &g->dhbar_t14[0][0], &g->dhbar_t13[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i4[0][0], &g->dhbar_t15[0][0], &g->dhbar_t13[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t13 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2889,23 +2889,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i4[i][j] = g->dxhr_l58_i4[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t14 is dr_t15's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i4 = g->dhprev_reset_l56_i4[i][j] * hprev_l64_i3[i][j];
             g->dhprev_l64_i3[i][j] += g->dhprev_reset_l56_i4[i][j] * a->r_l55_i4[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t15 = dr_l55_i4 * a->r_l55_i4[i][j] * (1.0f - a->r_l55_i4[i][j]);
-            g->dr_t14[i][j] = dr_t15;
-            g->dcell_xh_to_r_bias[j] += dr_t15;
+            g->dr_t15[i][j] = dr_l55_i4 * a->r_l55_i4[i][j] * (1.0f - a->r_l55_i4[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t15[i][j];
         }
     // dxh_l54_i4 from r_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], r_t13 [128, 64])
     // dxh_l54_i4 += dr_t14 @ r_t13^T
     nj_transpose(128, 64, &a->r_t13[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t14[0][0], g->mm_scratch, &g->dxh_l54_i4[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t15[0][0], g->mm_scratch, &g->dxh_l54_i4[0][0]);
     // dr_t13 from r_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], r_t13 [128, 64])
     // dr_t13 = xh_l54_i4^T @ dr_t14
-    nj_gemm_128x64x32_at(&a->xh_l54_i4[0][0], &g->dr_t14[0][0], &g->dr_t13[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i4[0][0], &g->dr_t15[0][0], &g->dr_t13[0][0]);
     // dcell_xh_to_r_weight from r_t13 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2933,6 +2933,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i3[0][0])[i] += (&g->dhprev_l64_i3[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t11 is dz_t12's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -2944,37 +2945,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i2[i][j] = dht_t11 * a->ht_t10[i][j];
             dz_l61_i3 += -dht_t10;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t12 = dz_l61_i3 * a->z_l61_i3[i][j] * (1.0f - a->z_l61_i3[i][j]);
-            g->dz_t11[i][j] = dz_t12;
-            g->dcell_xh_to_z_bias[j] += dz_t12;
+            g->dz_t12[i][j] = dz_l61_i3 * a->z_l61_i3[i][j] * (1.0f - a->z_l61_i3[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t12[i][j];
         }
     // dxh_l54_i3 from z_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], z_t10 [128, 64])
     // dxh_l54_i3 = dz_t11 @ z_t10^T
     nj_transpose(128, 64, &a->z_t10[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t11[0][0], g->mm_scratch, &g->dxh_l54_i3[0][0]);
+    nj_gemm_32x128x64(&g->dz_t12[0][0], g->mm_scratch, &g->dxh_l54_i3[0][0]);
     // dz_t10 from z_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], z_t10 [128, 64])
     // dz_t10 = xh_l54_i3^T @ dz_t11
-    nj_gemm_128x64x32_at(&a->xh_l54_i3[0][0], &g->dz_t11[0][0], &g->dz_t10[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i3[0][0], &g->dz_t12[0][0], &g->dz_t10[0][0]);
     // dcell_xh_to_z_weight from z_t10 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t10[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t11 is dhbar_t12's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t12 = g->dhbar_l59_i3[i][j] * (1.0f - a->hbar_l59_i3[i][j] * a->hbar_l59_i3[i][j]);
-            g->dhbar_t11[i][j] = dhbar_t12;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t12;
+            g->dhbar_t12[i][j] = g->dhbar_l59_i3[i][j] * (1.0f - a->hbar_l59_i3[i][j] * a->hbar_l59_i3[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t12[i][j];
         }
     // dxhr_l58_i3 from hbar_t11 [32, 64] = matmul(xhr_l58_i3 [32, 128], hbar_t10 [128, 64])
     // dxhr_l58_i3 = dhbar_t11 @ hbar_t10^T
     nj_transpose(128, 64, &a->hbar_t10[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t11[0][0], g->mm_scratch, &g->dxhr_l58_i3[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t12[0][0], g->mm_scratch, &g->dxhr_l58_i3[0][0]);
     // dhbar_t10 from hbar_t11 [32, 64] = matmul(xhr_l58_i3 [32, 128], hbar_t10 [128, 64])
     // dhbar_t10 = xhr_l58_i3^T @ dhbar_t11
-    nj_gemm_128x64x32_at(&a->xhr_l58_i3[0][0], &g->dhbar_t11[0][0], &g->dhbar_t10[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i3[0][0], &g->dhbar_t12[0][0], &g->dhbar_t10[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t10 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2991,23 +2991,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i3[i][j] = g->dxhr_l58_i3[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t11 is dr_t12's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i3 = g->dhprev_reset_l56_i3[i][j] * hprev_l64_i2[i][j];
             g->dhprev_l64_i2[i][j] += g->dhprev_reset_l56_i3[i][j] * a->r_l55_i3[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t12 = dr_l55_i3 * a->r_l55_i3[i][j] * (1.0f - a->r_l55_i3[i][j]);
-            g->dr_t11[i][j] = dr_t12;
-            g->dcell_xh_to_r_bias[j] += dr_t12;
+            g->dr_t12[i][j] = dr_l55_i3 * a->r_l55_i3[i][j] * (1.0f - a->r_l55_i3[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t12[i][j];
         }
     // dxh_l54_i3 from r_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], r_t10 [128, 64])
     // dxh_l54_i3 += dr_t11 @ r_t10^T
     nj_transpose(128, 64, &a->r_t10[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t11[0][0], g->mm_scratch, &g->dxh_l54_i3[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t12[0][0], g->mm_scratch, &g->dxh_l54_i3[0][0]);
     // dr_t10 from r_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], r_t10 [128, 64])
     // dr_t10 = xh_l54_i3^T @ dr_t11
-    nj_gemm_128x64x32_at(&a->xh_l54_i3[0][0], &g->dr_t11[0][0], &g->dr_t10[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i3[0][0], &g->dr_t12[0][0], &g->dr_t10[0][0]);
     // dcell_xh_to_r_weight from r_t10 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3035,6 +3035,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i2[0][0])[i] += (&g->dhprev_l64_i2[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t8 is dz_t9's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -3046,37 +3047,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i1[i][j] = dht_t8 * a->ht_t7[i][j];
             dz_l61_i2 += -dht_t7;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t9 = dz_l61_i2 * a->z_l61_i2[i][j] * (1.0f - a->z_l61_i2[i][j]);
-            g->dz_t8[i][j] = dz_t9;
-            g->dcell_xh_to_z_bias[j] += dz_t9;
+            g->dz_t9[i][j] = dz_l61_i2 * a->z_l61_i2[i][j] * (1.0f - a->z_l61_i2[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t9[i][j];
         }
     // dxh_l54_i2 from z_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], z_t7 [128, 64])
     // dxh_l54_i2 = dz_t8 @ z_t7^T
     nj_transpose(128, 64, &a->z_t7[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t8[0][0], g->mm_scratch, &g->dxh_l54_i2[0][0]);
+    nj_gemm_32x128x64(&g->dz_t9[0][0], g->mm_scratch, &g->dxh_l54_i2[0][0]);
     // dz_t7 from z_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], z_t7 [128, 64])
     // dz_t7 = xh_l54_i2^T @ dz_t8
-    nj_gemm_128x64x32_at(&a->xh_l54_i2[0][0], &g->dz_t8[0][0], &g->dz_t7[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i2[0][0], &g->dz_t9[0][0], &g->dz_t7[0][0]);
     // dcell_xh_to_z_weight from z_t7 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t7[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t8 is dhbar_t9's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t9 = g->dhbar_l59_i2[i][j] * (1.0f - a->hbar_l59_i2[i][j] * a->hbar_l59_i2[i][j]);
-            g->dhbar_t8[i][j] = dhbar_t9;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t9;
+            g->dhbar_t9[i][j] = g->dhbar_l59_i2[i][j] * (1.0f - a->hbar_l59_i2[i][j] * a->hbar_l59_i2[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t9[i][j];
         }
     // dxhr_l58_i2 from hbar_t8 [32, 64] = matmul(xhr_l58_i2 [32, 128], hbar_t7 [128, 64])
     // dxhr_l58_i2 = dhbar_t8 @ hbar_t7^T
     nj_transpose(128, 64, &a->hbar_t7[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t8[0][0], g->mm_scratch, &g->dxhr_l58_i2[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t9[0][0], g->mm_scratch, &g->dxhr_l58_i2[0][0]);
     // dhbar_t7 from hbar_t8 [32, 64] = matmul(xhr_l58_i2 [32, 128], hbar_t7 [128, 64])
     // dhbar_t7 = xhr_l58_i2^T @ dhbar_t8
-    nj_gemm_128x64x32_at(&a->xhr_l58_i2[0][0], &g->dhbar_t8[0][0], &g->dhbar_t7[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i2[0][0], &g->dhbar_t9[0][0], &g->dhbar_t7[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t7 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3093,23 +3093,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i2[i][j] = g->dxhr_l58_i2[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t8 is dr_t9's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i2 = g->dhprev_reset_l56_i2[i][j] * hprev_l64_i1[i][j];
             g->dhprev_l64_i1[i][j] += g->dhprev_reset_l56_i2[i][j] * a->r_l55_i2[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t9 = dr_l55_i2 * a->r_l55_i2[i][j] * (1.0f - a->r_l55_i2[i][j]);
-            g->dr_t8[i][j] = dr_t9;
-            g->dcell_xh_to_r_bias[j] += dr_t9;
+            g->dr_t9[i][j] = dr_l55_i2 * a->r_l55_i2[i][j] * (1.0f - a->r_l55_i2[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t9[i][j];
         }
     // dxh_l54_i2 from r_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], r_t7 [128, 64])
     // dxh_l54_i2 += dr_t8 @ r_t7^T
     nj_transpose(128, 64, &a->r_t7[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t8[0][0], g->mm_scratch, &g->dxh_l54_i2[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t9[0][0], g->mm_scratch, &g->dxh_l54_i2[0][0]);
     // dr_t7 from r_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], r_t7 [128, 64])
     // dr_t7 = xh_l54_i2^T @ dr_t8
-    nj_gemm_128x64x32_at(&a->xh_l54_i2[0][0], &g->dr_t8[0][0], &g->dr_t7[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i2[0][0], &g->dr_t9[0][0], &g->dr_t7[0][0]);
     // dcell_xh_to_r_weight from r_t7 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3137,6 +3137,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i1[0][0])[i] += (&g->dhprev_l64_i1[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t5 is dz_t6's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -3148,37 +3149,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l64_i0[i][j] = dht_t5 * a->ht_t4[i][j];
             dz_l61_i1 += -dht_t4;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t6 = dz_l61_i1 * a->z_l61_i1[i][j] * (1.0f - a->z_l61_i1[i][j]);
-            g->dz_t5[i][j] = dz_t6;
-            g->dcell_xh_to_z_bias[j] += dz_t6;
+            g->dz_t6[i][j] = dz_l61_i1 * a->z_l61_i1[i][j] * (1.0f - a->z_l61_i1[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t6[i][j];
         }
     // dxh_l54_i1 from z_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], z_t4 [128, 64])
     // dxh_l54_i1 = dz_t5 @ z_t4^T
     nj_transpose(128, 64, &a->z_t4[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t5[0][0], g->mm_scratch, &g->dxh_l54_i1[0][0]);
+    nj_gemm_32x128x64(&g->dz_t6[0][0], g->mm_scratch, &g->dxh_l54_i1[0][0]);
     // dz_t4 from z_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], z_t4 [128, 64])
     // dz_t4 = xh_l54_i1^T @ dz_t5
-    nj_gemm_128x64x32_at(&a->xh_l54_i1[0][0], &g->dz_t5[0][0], &g->dz_t4[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i1[0][0], &g->dz_t6[0][0], &g->dz_t4[0][0]);
     // dcell_xh_to_z_weight from z_t4 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t4[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t5 is dhbar_t6's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t6 = g->dhbar_l59_i1[i][j] * (1.0f - a->hbar_l59_i1[i][j] * a->hbar_l59_i1[i][j]);
-            g->dhbar_t5[i][j] = dhbar_t6;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t6;
+            g->dhbar_t6[i][j] = g->dhbar_l59_i1[i][j] * (1.0f - a->hbar_l59_i1[i][j] * a->hbar_l59_i1[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t6[i][j];
         }
     // dxhr_l58_i1 from hbar_t5 [32, 64] = matmul(xhr_l58_i1 [32, 128], hbar_t4 [128, 64])
     // dxhr_l58_i1 = dhbar_t5 @ hbar_t4^T
     nj_transpose(128, 64, &a->hbar_t4[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t5[0][0], g->mm_scratch, &g->dxhr_l58_i1[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t6[0][0], g->mm_scratch, &g->dxhr_l58_i1[0][0]);
     // dhbar_t4 from hbar_t5 [32, 64] = matmul(xhr_l58_i1 [32, 128], hbar_t4 [128, 64])
     // dhbar_t4 = xhr_l58_i1^T @ dhbar_t5
-    nj_gemm_128x64x32_at(&a->xhr_l58_i1[0][0], &g->dhbar_t5[0][0], &g->dhbar_t4[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i1[0][0], &g->dhbar_t6[0][0], &g->dhbar_t4[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t4 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3195,23 +3195,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i1[i][j] = g->dxhr_l58_i1[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t5 is dr_t6's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i1 = g->dhprev_reset_l56_i1[i][j] * hprev_l64_i0[i][j];
             g->dhprev_l64_i0[i][j] += g->dhprev_reset_l56_i1[i][j] * a->r_l55_i1[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t6 = dr_l55_i1 * a->r_l55_i1[i][j] * (1.0f - a->r_l55_i1[i][j]);
-            g->dr_t5[i][j] = dr_t6;
-            g->dcell_xh_to_r_bias[j] += dr_t6;
+            g->dr_t6[i][j] = dr_l55_i1 * a->r_l55_i1[i][j] * (1.0f - a->r_l55_i1[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t6[i][j];
         }
     // dxh_l54_i1 from r_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], r_t4 [128, 64])
     // dxh_l54_i1 += dr_t5 @ r_t4^T
     nj_transpose(128, 64, &a->r_t4[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t5[0][0], g->mm_scratch, &g->dxh_l54_i1[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t6[0][0], g->mm_scratch, &g->dxh_l54_i1[0][0]);
     // dr_t4 from r_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], r_t4 [128, 64])
     // dr_t4 = xh_l54_i1^T @ dr_t5
-    nj_gemm_128x64x32_at(&a->xh_l54_i1[0][0], &g->dr_t5[0][0], &g->dr_t4[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i1[0][0], &g->dr_t6[0][0], &g->dr_t4[0][0]);
     // dcell_xh_to_r_weight from r_t4 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3239,6 +3239,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i0[0][0])[i] += (&g->dhprev_l64_i0[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dz_t2 is dz_t3's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :63 ht = (1 - z) * hprev + z * hbar
@@ -3250,37 +3251,36 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_l48[i][j] = dht_t2 * a->ht_t1[i][j];
             dz_l61_i0 += -dht_t1;
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float dz_t3 = dz_l61_i0 * a->z_l61_i0[i][j] * (1.0f - a->z_l61_i0[i][j]);
-            g->dz_t2[i][j] = dz_t3;
-            g->dcell_xh_to_z_bias[j] += dz_t3;
+            g->dz_t3[i][j] = dz_l61_i0 * a->z_l61_i0[i][j] * (1.0f - a->z_l61_i0[i][j]);
+            g->dcell_xh_to_z_bias[j] += g->dz_t3[i][j];
         }
     // dxh_l54_i0 from z_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], z_t1 [128, 64])
     // dxh_l54_i0 = dz_t2 @ z_t1^T
     nj_transpose(128, 64, &a->z_t1[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dz_t2[0][0], g->mm_scratch, &g->dxh_l54_i0[0][0]);
+    nj_gemm_32x128x64(&g->dz_t3[0][0], g->mm_scratch, &g->dxh_l54_i0[0][0]);
     // dz_t1 from z_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], z_t1 [128, 64])
     // dz_t1 = xh_l54_i0^T @ dz_t2
-    nj_gemm_128x64x32_at(&a->xh_l54_i0[0][0], &g->dz_t2[0][0], &g->dz_t1[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i0[0][0], &g->dz_t3[0][0], &g->dz_t1[0][0]);
     // dcell_xh_to_z_weight from z_t1 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             g->dcell_xh_to_z_weight[j][i] += g->dz_t1[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t2 is dhbar_t3's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float dhbar_t3 = g->dhbar_l59_i0[i][j] * (1.0f - a->hbar_l59_i0[i][j] * a->hbar_l59_i0[i][j]);
-            g->dhbar_t2[i][j] = dhbar_t3;
-            g->dcell_xh_to_hbar_bias[j] += dhbar_t3;
+            g->dhbar_t3[i][j] = g->dhbar_l59_i0[i][j] * (1.0f - a->hbar_l59_i0[i][j] * a->hbar_l59_i0[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t3[i][j];
         }
     // dxhr_l58_i0 from hbar_t2 [32, 64] = matmul(xhr_l58_i0 [32, 128], hbar_t1 [128, 64])
     // dxhr_l58_i0 = dhbar_t2 @ hbar_t1^T
     nj_transpose(128, 64, &a->hbar_t1[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t2[0][0], g->mm_scratch, &g->dxhr_l58_i0[0][0]);
+    nj_gemm_32x128x64(&g->dhbar_t3[0][0], g->mm_scratch, &g->dxhr_l58_i0[0][0]);
     // dhbar_t1 from hbar_t2 [32, 64] = matmul(xhr_l58_i0 [32, 128], hbar_t1 [128, 64])
     // dhbar_t1 = xhr_l58_i0^T @ dhbar_t2
-    nj_gemm_128x64x32_at(&a->xhr_l58_i0[0][0], &g->dhbar_t2[0][0], &g->dhbar_t1[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i0[0][0], &g->dhbar_t3[0][0], &g->dhbar_t1[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t1 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3297,23 +3297,23 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i0[i][j] = g->dxhr_l58_i0[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t2 is dr_t3's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :56 hprev_reset = r * hprev
             float dr_l55_i0 = g->dhprev_reset_l56_i0[i][j] * a->hprev_l48[i][j];
             g->dhprev_l48[i][j] += g->dhprev_reset_l56_i0[i][j] * a->r_l55_i0[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float dr_t3 = dr_l55_i0 * a->r_l55_i0[i][j] * (1.0f - a->r_l55_i0[i][j]);
-            g->dr_t2[i][j] = dr_t3;
-            g->dcell_xh_to_r_bias[j] += dr_t3;
+            g->dr_t3[i][j] = dr_l55_i0 * a->r_l55_i0[i][j] * (1.0f - a->r_l55_i0[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dr_t3[i][j];
         }
     // dxh_l54_i0 from r_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], r_t1 [128, 64])
     // dxh_l54_i0 += dr_t2 @ r_t1^T
     nj_transpose(128, 64, &a->r_t1[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t2[0][0], g->mm_scratch, &g->dxh_l54_i0[0][0]);
+    nj_gemm_32x128x64_acc(&g->dr_t3[0][0], g->mm_scratch, &g->dxh_l54_i0[0][0]);
     // dr_t1 from r_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], r_t1 [128, 64])
     // dr_t1 = xh_l54_i0^T @ dr_t2
-    nj_gemm_128x64x32_at(&a->xh_l54_i0[0][0], &g->dr_t2[0][0], &g->dr_t1[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i0[0][0], &g->dr_t3[0][0], &g->dr_t1[0][0]);
     // dcell_xh_to_r_weight from r_t1 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)

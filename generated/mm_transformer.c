@@ -1320,15 +1320,15 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 g->dln_f_bias[m] += g->dx[i][j][m];
     
     // backprop through mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // dx_t18 is dx_t20's array
     memset(&g->dx_t19[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
                 g->dx_l98_i3[i][j][k] = g->dx_l103_i3[i][j][k];
-                float dx_t20 = g->dx_l103_i3[i][j][k];
-                g->dx_t18[i][j][k] = dx_t20;
-                g->dx_t19[k] += dx_t20;
+                g->dx_t20[i][j][k] = g->dx_l103_i3[i][j][k];
+                g->dx_t19[k] += g->dx_t20[i][j][k];
             }
     // dh_mlp_c_proj_bias from x_t19 [64] = slice(h_mlp_c_proj_bias [4, 64])
     memset(&g->dh_mlp_c_proj_bias[0][0], 0, sizeof(float) * 256);
@@ -1337,10 +1337,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm from x_t18 [32, 16, 64] = matmul(xm [32, 16, 256], x_t17 [256, 64])
     // dxm = dx_t18 @ x_t17^T
     nj_transpose(256, 64, &a->x_t17[0][0], g->mm_scratch);
-    nj_gemm_512x256x64(&g->dx_t18[0][0][0], g->mm_scratch, &g->dxm[0][0][0]);
+    nj_gemm_512x256x64(&g->dx_t20[0][0][0], g->mm_scratch, &g->dxm[0][0][0]);
     // dx_t17 from x_t18 [32, 16, 64] = matmul(xm [32, 16, 256], x_t17 [256, 64])
     // dx_t17 = xm^T @ dx_t18
-    nj_gemm_256x64x512_at(&a->xm[0][0][0], &g->dx_t18[0][0][0], &g->dx_t17[0][0]);
+    nj_gemm_256x64x512_at(&a->xm[0][0][0], &g->dx_t20[0][0][0], &g->dx_t17[0][0]);
     // dx_t16 from x_t17 [256, 64] = transpose(x_t16 [64, 256])
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
@@ -1352,6 +1352,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             g->dh_mlp_c_proj_weight[3][i][j] += g->dx_t16[i][j];
     
     // backprop through mm_transformer.ninja:101-102, in one pass over [batch_size=32, 16, 256]:
+    // dxm_t44 is dxm_l101_i3's array
     memset(&g->dxm_t45[0], 0, sizeof(float) * 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
@@ -1362,14 +1363,13 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 float dxm_t51 = dxm_t52;
                 float dxm_t50 = dxm_t51 * (1.0f - a->xm_t51[i][j][k] * a->xm_t51[i][j][k]);
                 float dxm_t49 = dxm_t50 * 0.7978846f;
-                float dxm_l101_i3 = dxm_t49;
+                g->dxm_l101_i3[i][j][k] = dxm_t49;
                 float dxm_t48 = dxm_t49;
                 float dxm_t47 = dxm_t48 * 0.044715f;
-                dxm_l101_i3 += dxm_t47 * (3.0f * (a->xm_l101_i3[i][j][k] * a->xm_l101_i3[i][j][k]));
-                dxm_l101_i3 += dxm_t46 * 0.5f;
+                g->dxm_l101_i3[i][j][k] += dxm_t47 * (3.0f * (a->xm_l101_i3[i][j][k] * a->xm_l101_i3[i][j][k]));
+                g->dxm_l101_i3[i][j][k] += dxm_t46 * 0.5f;
                 // :101 xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])
-                g->dxm_t44[i][j][k] = dxm_l101_i3;
-                g->dxm_t45[k] += dxm_l101_i3;
+                g->dxm_t45[k] += g->dxm_l101_i3[i][j][k];
             }
     // dh_mlp_c_fc_bias from xm_t45 [256] = slice(h_mlp_c_fc_bias [4, 256])
     memset(&g->dh_mlp_c_fc_bias[0][0], 0, sizeof(float) * 1024);
@@ -1378,10 +1378,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm_l100_i3 from xm_t44 [32, 16, 256] = matmul(xm_l100_i3 [32, 16, 64], xm_t43 [64, 256])
     // dxm_l100_i3 = dxm_t44 @ xm_t43^T
     nj_transpose(64, 256, &a->xm_t43[0][0], g->mm_scratch);
-    nj_gemm_512x64x256(&g->dxm_t44[0][0][0], g->mm_scratch, &g->dxm_l100_i3[0][0][0]);
+    nj_gemm_512x64x256(&g->dxm_l101_i3[0][0][0], g->mm_scratch, &g->dxm_l100_i3[0][0][0]);
     // dxm_t43 from xm_t44 [32, 16, 256] = matmul(xm_l100_i3 [32, 16, 64], xm_t43 [64, 256])
     // dxm_t43 = xm_l100_i3^T @ dxm_t44
-    nj_gemm_64x256x512_at(&a->xm_l100_i3[0][0][0], &g->dxm_t44[0][0][0], &g->dxm_t43[0][0]);
+    nj_gemm_64x256x512_at(&a->xm_l100_i3[0][0][0], &g->dxm_l101_i3[0][0][0], &g->dxm_t43[0][0]);
     // dxm_t42 from xm_t43 [64, 256] = transpose(xm_t42 [256, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
@@ -1429,16 +1429,16 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_2_weight[3][i] += g->dxm_t40[i];
     
     // backprop through mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // dy_t23 is dy's array
     memset(&g->dy_t24[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :98 x = x + y
                 g->dx_l103_i2[i][j][k] = g->dx_l98_i3[i][j][k];
-                float dy = g->dx_l98_i3[i][j][k];
+                g->dy[i][j][k] = g->dx_l98_i3[i][j][k];
                 // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                g->dy_t23[i][j][k] = dy;
-                g->dy_t24[k] += dy;
+                g->dy_t24[k] += g->dy[i][j][k];
             }
     // dh_attn_c_proj_bias from y_t24 [64] = slice(h_attn_c_proj_bias [4, 64])
     memset(&g->dh_attn_c_proj_bias[0][0], 0, sizeof(float) * 256);
@@ -1447,10 +1447,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dy_l95_i3 from y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
     // dy_l95_i3 = dy_t23 @ y_t22^T
     nj_transpose(64, 64, &a->y_t22[0][0], g->mm_scratch);
-    nj_gemm_512x64x64(&g->dy_t23[0][0][0], g->mm_scratch, &g->dy_l95_i3[0][0][0]);
+    nj_gemm_512x64x64(&g->dy[0][0][0], g->mm_scratch, &g->dy_l95_i3[0][0][0]);
     // dy_t22 from y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
     // dy_t22 = y_l95_i3^T @ dy_t23
-    nj_gemm_64x64x512_at(&y_l95_i3[0][0][0], &g->dy_t23[0][0][0], &g->dy_t22[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i3[0][0][0], &g->dy[0][0][0], &g->dy_t22[0][0]);
     // dy_t21 from y_t22 [64, 64] = transpose(y_t21 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -1641,15 +1641,15 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_1_weight[3][i] += g->dxa_t7[i];
     
     // backprop through mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // dx_t13 is dx_t15's array
     memset(&g->dx_t14[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
                 g->dx_l98_i2[i][j][k] = g->dx_l103_i2[i][j][k];
-                float dx_t15 = g->dx_l103_i2[i][j][k];
-                g->dx_t13[i][j][k] = dx_t15;
-                g->dx_t14[k] += dx_t15;
+                g->dx_t15[i][j][k] = g->dx_l103_i2[i][j][k];
+                g->dx_t14[k] += g->dx_t15[i][j][k];
             }
     // dh_mlp_c_proj_bias from x_t14 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -1657,10 +1657,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm_l102_i2 from x_t13 [32, 16, 64] = matmul(xm_l102_i2 [32, 16, 256], x_t12 [256, 64])
     // dxm_l102_i2 = dx_t13 @ x_t12^T
     nj_transpose(256, 64, &a->x_t12[0][0], g->mm_scratch);
-    nj_gemm_512x256x64(&g->dx_t13[0][0][0], g->mm_scratch, &g->dxm_l102_i2[0][0][0]);
+    nj_gemm_512x256x64(&g->dx_t15[0][0][0], g->mm_scratch, &g->dxm_l102_i2[0][0][0]);
     // dx_t12 from x_t13 [32, 16, 64] = matmul(xm_l102_i2 [32, 16, 256], x_t12 [256, 64])
     // dx_t12 = xm_l102_i2^T @ dx_t13
-    nj_gemm_256x64x512_at(&a->xm_l102_i2[0][0][0], &g->dx_t13[0][0][0], &g->dx_t12[0][0]);
+    nj_gemm_256x64x512_at(&a->xm_l102_i2[0][0][0], &g->dx_t15[0][0][0], &g->dx_t12[0][0]);
     // dx_t11 from x_t12 [256, 64] = transpose(x_t11 [64, 256])
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
@@ -1671,6 +1671,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             g->dh_mlp_c_proj_weight[2][i][j] += g->dx_t11[i][j];
     
     // backprop through mm_transformer.ninja:101-102, in one pass over [batch_size=32, 16, 256]:
+    // dxm_t31 is dxm_l101_i2's array
     memset(&g->dxm_t32[0], 0, sizeof(float) * 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
@@ -1681,14 +1682,13 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 float dxm_t38 = dxm_t39;
                 float dxm_t37 = dxm_t38 * (1.0f - a->xm_t38[i][j][k] * a->xm_t38[i][j][k]);
                 float dxm_t36 = dxm_t37 * 0.7978846f;
-                float dxm_l101_i2 = dxm_t36;
+                g->dxm_l101_i2[i][j][k] = dxm_t36;
                 float dxm_t35 = dxm_t36;
                 float dxm_t34 = dxm_t35 * 0.044715f;
-                dxm_l101_i2 += dxm_t34 * (3.0f * (a->xm_l101_i2[i][j][k] * a->xm_l101_i2[i][j][k]));
-                dxm_l101_i2 += dxm_t33 * 0.5f;
+                g->dxm_l101_i2[i][j][k] += dxm_t34 * (3.0f * (a->xm_l101_i2[i][j][k] * a->xm_l101_i2[i][j][k]));
+                g->dxm_l101_i2[i][j][k] += dxm_t33 * 0.5f;
                 // :101 xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])
-                g->dxm_t31[i][j][k] = dxm_l101_i2;
-                g->dxm_t32[k] += dxm_l101_i2;
+                g->dxm_t32[k] += g->dxm_l101_i2[i][j][k];
             }
     // dh_mlp_c_fc_bias from xm_t32 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
@@ -1696,10 +1696,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm_l100_i2 from xm_t31 [32, 16, 256] = matmul(xm_l100_i2 [32, 16, 64], xm_t30 [64, 256])
     // dxm_l100_i2 = dxm_t31 @ xm_t30^T
     nj_transpose(64, 256, &a->xm_t30[0][0], g->mm_scratch);
-    nj_gemm_512x64x256(&g->dxm_t31[0][0][0], g->mm_scratch, &g->dxm_l100_i2[0][0][0]);
+    nj_gemm_512x64x256(&g->dxm_l101_i2[0][0][0], g->mm_scratch, &g->dxm_l100_i2[0][0][0]);
     // dxm_t30 from xm_t31 [32, 16, 256] = matmul(xm_l100_i2 [32, 16, 64], xm_t30 [64, 256])
     // dxm_t30 = xm_l100_i2^T @ dxm_t31
-    nj_gemm_64x256x512_at(&a->xm_l100_i2[0][0][0], &g->dxm_t31[0][0][0], &g->dxm_t30[0][0]);
+    nj_gemm_64x256x512_at(&a->xm_l100_i2[0][0][0], &g->dxm_l101_i2[0][0][0], &g->dxm_t30[0][0]);
     // dxm_t29 from xm_t30 [64, 256] = transpose(xm_t29 [256, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
@@ -1744,16 +1744,16 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_2_weight[2][i] += g->dxm_t27[i];
     
     // backprop through mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // dy_t17 is dy_l97_i2's array
     memset(&g->dy_t18[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :98 x = x + y
                 g->dx_l103_i1[i][j][k] = g->dx_l98_i2[i][j][k];
-                float dy_l97_i2 = g->dx_l98_i2[i][j][k];
+                g->dy_l97_i2[i][j][k] = g->dx_l98_i2[i][j][k];
                 // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                g->dy_t17[i][j][k] = dy_l97_i2;
-                g->dy_t18[k] += dy_l97_i2;
+                g->dy_t18[k] += g->dy_l97_i2[i][j][k];
             }
     // dh_attn_c_proj_bias from y_t18 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -1761,10 +1761,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dy_l95_i2 from y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
     // dy_l95_i2 = dy_t17 @ y_t16^T
     nj_transpose(64, 64, &a->y_t16[0][0], g->mm_scratch);
-    nj_gemm_512x64x64(&g->dy_t17[0][0][0], g->mm_scratch, &g->dy_l95_i2[0][0][0]);
+    nj_gemm_512x64x64(&g->dy_l97_i2[0][0][0], g->mm_scratch, &g->dy_l95_i2[0][0][0]);
     // dy_t16 from y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
     // dy_t16 = y_l95_i2^T @ dy_t17
-    nj_gemm_64x64x512_at(&y_l95_i2[0][0][0], &g->dy_t17[0][0][0], &g->dy_t16[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i2[0][0][0], &g->dy_l97_i2[0][0][0], &g->dy_t16[0][0]);
     // dy_t15 from y_t16 [64, 64] = transpose(y_t15 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -1950,15 +1950,15 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_1_weight[2][i] += g->dxa_t5[i];
     
     // backprop through mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // dx_t8 is dx_t10's array
     memset(&g->dx_t9[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
                 g->dx_l98_i1[i][j][k] = g->dx_l103_i1[i][j][k];
-                float dx_t10 = g->dx_l103_i1[i][j][k];
-                g->dx_t8[i][j][k] = dx_t10;
-                g->dx_t9[k] += dx_t10;
+                g->dx_t10[i][j][k] = g->dx_l103_i1[i][j][k];
+                g->dx_t9[k] += g->dx_t10[i][j][k];
             }
     // dh_mlp_c_proj_bias from x_t9 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -1966,10 +1966,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm_l102_i1 from x_t8 [32, 16, 64] = matmul(xm_l102_i1 [32, 16, 256], x_t7 [256, 64])
     // dxm_l102_i1 = dx_t8 @ x_t7^T
     nj_transpose(256, 64, &a->x_t7[0][0], g->mm_scratch);
-    nj_gemm_512x256x64(&g->dx_t8[0][0][0], g->mm_scratch, &g->dxm_l102_i1[0][0][0]);
+    nj_gemm_512x256x64(&g->dx_t10[0][0][0], g->mm_scratch, &g->dxm_l102_i1[0][0][0]);
     // dx_t7 from x_t8 [32, 16, 64] = matmul(xm_l102_i1 [32, 16, 256], x_t7 [256, 64])
     // dx_t7 = xm_l102_i1^T @ dx_t8
-    nj_gemm_256x64x512_at(&a->xm_l102_i1[0][0][0], &g->dx_t8[0][0][0], &g->dx_t7[0][0]);
+    nj_gemm_256x64x512_at(&a->xm_l102_i1[0][0][0], &g->dx_t10[0][0][0], &g->dx_t7[0][0]);
     // dx_t6 from x_t7 [256, 64] = transpose(x_t6 [64, 256])
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
@@ -1980,6 +1980,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             g->dh_mlp_c_proj_weight[1][i][j] += g->dx_t6[i][j];
     
     // backprop through mm_transformer.ninja:101-102, in one pass over [batch_size=32, 16, 256]:
+    // dxm_t18 is dxm_l101_i1's array
     memset(&g->dxm_t19[0], 0, sizeof(float) * 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
@@ -1990,14 +1991,13 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 float dxm_t25 = dxm_t26;
                 float dxm_t24 = dxm_t25 * (1.0f - a->xm_t25[i][j][k] * a->xm_t25[i][j][k]);
                 float dxm_t23 = dxm_t24 * 0.7978846f;
-                float dxm_l101_i1 = dxm_t23;
+                g->dxm_l101_i1[i][j][k] = dxm_t23;
                 float dxm_t22 = dxm_t23;
                 float dxm_t21 = dxm_t22 * 0.044715f;
-                dxm_l101_i1 += dxm_t21 * (3.0f * (a->xm_l101_i1[i][j][k] * a->xm_l101_i1[i][j][k]));
-                dxm_l101_i1 += dxm_t20 * 0.5f;
+                g->dxm_l101_i1[i][j][k] += dxm_t21 * (3.0f * (a->xm_l101_i1[i][j][k] * a->xm_l101_i1[i][j][k]));
+                g->dxm_l101_i1[i][j][k] += dxm_t20 * 0.5f;
                 // :101 xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])
-                g->dxm_t18[i][j][k] = dxm_l101_i1;
-                g->dxm_t19[k] += dxm_l101_i1;
+                g->dxm_t19[k] += g->dxm_l101_i1[i][j][k];
             }
     // dh_mlp_c_fc_bias from xm_t19 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
@@ -2005,10 +2005,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm_l100_i1 from xm_t18 [32, 16, 256] = matmul(xm_l100_i1 [32, 16, 64], xm_t17 [64, 256])
     // dxm_l100_i1 = dxm_t18 @ xm_t17^T
     nj_transpose(64, 256, &a->xm_t17[0][0], g->mm_scratch);
-    nj_gemm_512x64x256(&g->dxm_t18[0][0][0], g->mm_scratch, &g->dxm_l100_i1[0][0][0]);
+    nj_gemm_512x64x256(&g->dxm_l101_i1[0][0][0], g->mm_scratch, &g->dxm_l100_i1[0][0][0]);
     // dxm_t17 from xm_t18 [32, 16, 256] = matmul(xm_l100_i1 [32, 16, 64], xm_t17 [64, 256])
     // dxm_t17 = xm_l100_i1^T @ dxm_t18
-    nj_gemm_64x256x512_at(&a->xm_l100_i1[0][0][0], &g->dxm_t18[0][0][0], &g->dxm_t17[0][0]);
+    nj_gemm_64x256x512_at(&a->xm_l100_i1[0][0][0], &g->dxm_l101_i1[0][0][0], &g->dxm_t17[0][0]);
     // dxm_t16 from xm_t17 [64, 256] = transpose(xm_t16 [256, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
@@ -2053,16 +2053,16 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_2_weight[1][i] += g->dxm_t14[i];
     
     // backprop through mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // dy_t11 is dy_l97_i1's array
     memset(&g->dy_t12[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :98 x = x + y
                 g->dx_l103_i0[i][j][k] = g->dx_l98_i1[i][j][k];
-                float dy_l97_i1 = g->dx_l98_i1[i][j][k];
+                g->dy_l97_i1[i][j][k] = g->dx_l98_i1[i][j][k];
                 // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                g->dy_t11[i][j][k] = dy_l97_i1;
-                g->dy_t12[k] += dy_l97_i1;
+                g->dy_t12[k] += g->dy_l97_i1[i][j][k];
             }
     // dh_attn_c_proj_bias from y_t12 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -2070,10 +2070,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dy_l95_i1 from y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
     // dy_l95_i1 = dy_t11 @ y_t10^T
     nj_transpose(64, 64, &a->y_t10[0][0], g->mm_scratch);
-    nj_gemm_512x64x64(&g->dy_t11[0][0][0], g->mm_scratch, &g->dy_l95_i1[0][0][0]);
+    nj_gemm_512x64x64(&g->dy_l97_i1[0][0][0], g->mm_scratch, &g->dy_l95_i1[0][0][0]);
     // dy_t10 from y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
     // dy_t10 = y_l95_i1^T @ dy_t11
-    nj_gemm_64x64x512_at(&y_l95_i1[0][0][0], &g->dy_t11[0][0][0], &g->dy_t10[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i1[0][0][0], &g->dy_l97_i1[0][0][0], &g->dy_t10[0][0]);
     // dy_t9 from y_t10 [64, 64] = transpose(y_t9 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -2259,15 +2259,15 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_1_weight[1][i] += g->dxa_t3[i];
     
     // backprop through mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // dx_t3 is dx_t5's array
     memset(&g->dx_t4[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
                 g->dx_l98_i0[i][j][k] = g->dx_l103_i0[i][j][k];
-                float dx_t5 = g->dx_l103_i0[i][j][k];
-                g->dx_t3[i][j][k] = dx_t5;
-                g->dx_t4[k] += dx_t5;
+                g->dx_t5[i][j][k] = g->dx_l103_i0[i][j][k];
+                g->dx_t4[k] += g->dx_t5[i][j][k];
             }
     // dh_mlp_c_proj_bias from x_t4 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -2275,10 +2275,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm_l102_i0 from x_t3 [32, 16, 64] = matmul(xm_l102_i0 [32, 16, 256], x_t2 [256, 64])
     // dxm_l102_i0 = dx_t3 @ x_t2^T
     nj_transpose(256, 64, &a->x_t2[0][0], g->mm_scratch);
-    nj_gemm_512x256x64(&g->dx_t3[0][0][0], g->mm_scratch, &g->dxm_l102_i0[0][0][0]);
+    nj_gemm_512x256x64(&g->dx_t5[0][0][0], g->mm_scratch, &g->dxm_l102_i0[0][0][0]);
     // dx_t2 from x_t3 [32, 16, 64] = matmul(xm_l102_i0 [32, 16, 256], x_t2 [256, 64])
     // dx_t2 = xm_l102_i0^T @ dx_t3
-    nj_gemm_256x64x512_at(&a->xm_l102_i0[0][0][0], &g->dx_t3[0][0][0], &g->dx_t2[0][0]);
+    nj_gemm_256x64x512_at(&a->xm_l102_i0[0][0][0], &g->dx_t5[0][0][0], &g->dx_t2[0][0]);
     // dx_t1 from x_t2 [256, 64] = transpose(x_t1 [64, 256])
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
@@ -2289,6 +2289,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             g->dh_mlp_c_proj_weight[0][i][j] += g->dx_t1[i][j];
     
     // backprop through mm_transformer.ninja:101-102, in one pass over [batch_size=32, 16, 256]:
+    // dxm_t5 is dxm_l101_i0's array
     memset(&g->dxm_t6[0], 0, sizeof(float) * 256);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
@@ -2299,14 +2300,13 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 float dxm_t12 = dxm_t13;
                 float dxm_t11 = dxm_t12 * (1.0f - a->xm_t12[i][j][k] * a->xm_t12[i][j][k]);
                 float dxm_t10 = dxm_t11 * 0.7978846f;
-                float dxm_l101_i0 = dxm_t10;
+                g->dxm_l101_i0[i][j][k] = dxm_t10;
                 float dxm_t9 = dxm_t10;
                 float dxm_t8 = dxm_t9 * 0.044715f;
-                dxm_l101_i0 += dxm_t8 * (3.0f * (a->xm_l101_i0[i][j][k] * a->xm_l101_i0[i][j][k]));
-                dxm_l101_i0 += dxm_t7 * 0.5f;
+                g->dxm_l101_i0[i][j][k] += dxm_t8 * (3.0f * (a->xm_l101_i0[i][j][k] * a->xm_l101_i0[i][j][k]));
+                g->dxm_l101_i0[i][j][k] += dxm_t7 * 0.5f;
                 // :101 xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])
-                g->dxm_t5[i][j][k] = dxm_l101_i0;
-                g->dxm_t6[k] += dxm_l101_i0;
+                g->dxm_t6[k] += g->dxm_l101_i0[i][j][k];
             }
     // dh_mlp_c_fc_bias from xm_t6 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
@@ -2314,10 +2314,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm_l100_i0 from xm_t5 [32, 16, 256] = matmul(xm_l100_i0 [32, 16, 64], xm_t4 [64, 256])
     // dxm_l100_i0 = dxm_t5 @ xm_t4^T
     nj_transpose(64, 256, &a->xm_t4[0][0], g->mm_scratch);
-    nj_gemm_512x64x256(&g->dxm_t5[0][0][0], g->mm_scratch, &g->dxm_l100_i0[0][0][0]);
+    nj_gemm_512x64x256(&g->dxm_l101_i0[0][0][0], g->mm_scratch, &g->dxm_l100_i0[0][0][0]);
     // dxm_t4 from xm_t5 [32, 16, 256] = matmul(xm_l100_i0 [32, 16, 64], xm_t4 [64, 256])
     // dxm_t4 = xm_l100_i0^T @ dxm_t5
-    nj_gemm_64x256x512_at(&a->xm_l100_i0[0][0][0], &g->dxm_t5[0][0][0], &g->dxm_t4[0][0]);
+    nj_gemm_64x256x512_at(&a->xm_l100_i0[0][0][0], &g->dxm_l101_i0[0][0][0], &g->dxm_t4[0][0]);
     // dxm_t3 from xm_t4 [64, 256] = transpose(xm_t3 [256, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
@@ -2362,16 +2362,16 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_2_weight[0][i] += g->dxm_t1[i];
     
     // backprop through mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // dy_t5 is dy_l97_i0's array
     memset(&g->dy_t6[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :98 x = x + y
                 g->dx_l78[i][j][k] = g->dx_l98_i0[i][j][k];
-                float dy_l97_i0 = g->dx_l98_i0[i][j][k];
+                g->dy_l97_i0[i][j][k] = g->dx_l98_i0[i][j][k];
                 // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                g->dy_t5[i][j][k] = dy_l97_i0;
-                g->dy_t6[k] += dy_l97_i0;
+                g->dy_t6[k] += g->dy_l97_i0[i][j][k];
             }
     // dh_attn_c_proj_bias from y_t6 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -2379,10 +2379,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dy_l95_i0 from y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
     // dy_l95_i0 = dy_t5 @ y_t4^T
     nj_transpose(64, 64, &a->y_t4[0][0], g->mm_scratch);
-    nj_gemm_512x64x64(&g->dy_t5[0][0][0], g->mm_scratch, &g->dy_l95_i0[0][0][0]);
+    nj_gemm_512x64x64(&g->dy_l97_i0[0][0][0], g->mm_scratch, &g->dy_l95_i0[0][0][0]);
     // dy_t4 from y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
     // dy_t4 = y_l95_i0^T @ dy_t5
-    nj_gemm_64x64x512_at(&y_l95_i0[0][0][0], &g->dy_t5[0][0][0], &g->dy_t4[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i0[0][0][0], &g->dy_l97_i0[0][0][0], &g->dy_t4[0][0]);
     // dy_t3 from y_t4 [64, 64] = transpose(y_t3 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)

@@ -307,21 +307,21 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dy_l95_i0[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float dy_t3[64][64];               // [64, 64] mm_transformer.ninja:97
     float dy_t4[64][64];               // [64, 64] mm_transformer.ninja:97
-    float dy_t5[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dy_t6[64];                   // [64] mm_transformer.ninja:97
+    float dy_l97_i0[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dx_l98_i0[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:98
     float dxm_t1[64];                  // [64] mm_transformer.ninja:100
     float dxm_t2[64];                  // [64] mm_transformer.ninja:100
     float dxm_l100_i0[32][16][64];     // [batch_size=32, 16, 64] mm_transformer.ninja:100
     float dxm_t3[256][64];             // [256, 64] mm_transformer.ninja:101
     float dxm_t4[64][256];             // [64, 256] mm_transformer.ninja:101
-    float dxm_t5[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float dxm_t6[256];                 // [256] mm_transformer.ninja:101
+    float dxm_l101_i0[32][16][256];    // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float dxm_l102_i0[32][16][256];    // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float dx_t1[64][256];              // [64, 256] mm_transformer.ninja:103
     float dx_t2[256][64];              // [256, 64] mm_transformer.ninja:103
-    float dx_t3[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_t4[64];                   // [64] mm_transformer.ninja:103
+    float dx_t5[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_l103_i0[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dxa_t3[64];                  // [64] mm_transformer.ninja:82
     float dxa_t4[64];                  // [64] mm_transformer.ninja:82
@@ -345,21 +345,21 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dy_l95_i1[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float dy_t9[64][64];               // [64, 64] mm_transformer.ninja:97
     float dy_t10[64][64];              // [64, 64] mm_transformer.ninja:97
-    float dy_t11[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dy_t12[64];                  // [64] mm_transformer.ninja:97
+    float dy_l97_i1[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dx_l98_i1[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:98
     float dxm_t14[64];                 // [64] mm_transformer.ninja:100
     float dxm_t15[64];                 // [64] mm_transformer.ninja:100
     float dxm_l100_i1[32][16][64];     // [batch_size=32, 16, 64] mm_transformer.ninja:100
     float dxm_t16[256][64];            // [256, 64] mm_transformer.ninja:101
     float dxm_t17[64][256];            // [64, 256] mm_transformer.ninja:101
-    float dxm_t18[32][16][256];        // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float dxm_t19[256];                // [256] mm_transformer.ninja:101
+    float dxm_l101_i1[32][16][256];    // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float dxm_l102_i1[32][16][256];    // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float dx_t6[64][256];              // [64, 256] mm_transformer.ninja:103
     float dx_t7[256][64];              // [256, 64] mm_transformer.ninja:103
-    float dx_t8[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_t9[64];                   // [64] mm_transformer.ninja:103
+    float dx_t10[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_l103_i1[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dxa_t5[64];                  // [64] mm_transformer.ninja:82
     float dxa_t6[64];                  // [64] mm_transformer.ninja:82
@@ -383,21 +383,21 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dy_l95_i2[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float dy_t15[64][64];              // [64, 64] mm_transformer.ninja:97
     float dy_t16[64][64];              // [64, 64] mm_transformer.ninja:97
-    float dy_t17[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dy_t18[64];                  // [64] mm_transformer.ninja:97
+    float dy_l97_i2[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dx_l98_i2[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:98
     float dxm_t27[64];                 // [64] mm_transformer.ninja:100
     float dxm_t28[64];                 // [64] mm_transformer.ninja:100
     float dxm_l100_i2[32][16][64];     // [batch_size=32, 16, 64] mm_transformer.ninja:100
     float dxm_t29[256][64];            // [256, 64] mm_transformer.ninja:101
     float dxm_t30[64][256];            // [64, 256] mm_transformer.ninja:101
-    float dxm_t31[32][16][256];        // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float dxm_t32[256];                // [256] mm_transformer.ninja:101
+    float dxm_l101_i2[32][16][256];    // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float dxm_l102_i2[32][16][256];    // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float dx_t11[64][256];             // [64, 256] mm_transformer.ninja:103
     float dx_t12[256][64];             // [256, 64] mm_transformer.ninja:103
-    float dx_t13[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_t14[64];                  // [64] mm_transformer.ninja:103
+    float dx_t15[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_l103_i2[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dxa_t7[64];                  // [64] mm_transformer.ninja:82
     float dxa_t8[64];                  // [64] mm_transformer.ninja:82
@@ -421,21 +421,21 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dy_l95_i3[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:95
     float dy_t21[64][64];              // [64, 64] mm_transformer.ninja:97
     float dy_t22[64][64];              // [64, 64] mm_transformer.ninja:97
-    float dy_t23[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dy_t24[64];                  // [64] mm_transformer.ninja:97
+    float dy[32][16][64];              // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dx_l98_i3[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:98
     float dxm_t40[64];                 // [64] mm_transformer.ninja:100
     float dxm_t41[64];                 // [64] mm_transformer.ninja:100
     float dxm_l100_i3[32][16][64];     // [batch_size=32, 16, 64] mm_transformer.ninja:100
     float dxm_t42[256][64];            // [256, 64] mm_transformer.ninja:101
     float dxm_t43[64][256];            // [64, 256] mm_transformer.ninja:101
-    float dxm_t44[32][16][256];        // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float dxm_t45[256];                // [256] mm_transformer.ninja:101
+    float dxm_l101_i3[32][16][256];    // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float dxm[32][16][256];            // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float dx_t16[64][256];             // [64, 256] mm_transformer.ninja:103
     float dx_t17[256][64];             // [256, 64] mm_transformer.ninja:103
-    float dx_t18[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_t19[64];                  // [64] mm_transformer.ninja:103
+    float dx_t20[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_l103_i3[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx[32][16][64];              // [batch_size=32, 16, 64] mm_transformer.ninja:104
     float dlogits_t1[64][27];          // [64, 27] mm_transformer.ninja:105
