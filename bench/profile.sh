@@ -2,7 +2,7 @@
 # bench/profile.sh - where the default mode's training step spends its time,
 # per spec line, measured with perf (Debian's linux-perf).
 #
-#   bench/profile.sh [--build-dir DIR] [--hidden H] [--n N]
+#   bench/profile.sh [--build-dir DIR] [--hidden H] [--n N] [--isa avx2]
 #
 # Builds the step of specs/mlp_bn_fused.ninja (bench_step.c) with debug line
 # tables, records it with `perf record`, and charges every sample in the
@@ -11,16 +11,18 @@
 # line's code); samples in the matmul kernels, the transposes and tanh
 # (runtime/ninjac_kernels.h, inlined) are shown as such, and the rest by
 # symbol (libmvec, the C library). Prints percentages and the
-# microseconds they stand for at the step's median time.
+# microseconds they stand for at the step's median time. --isa avx2
+# compiles the step -mno-avx512f: the AVX2 code path on an AVX-512 machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=build-bench H=200 N=32
+BUILD=build-bench H=200 N=32 ISA_FLAGS=-march=native
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) BUILD=$2; shift ;;
     --hidden) H=$2; shift ;;
     --n) N=$2; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --isa) [ "$2" = avx2 ] || { echo "error: --isa takes avx2" >&2; exit 2; }; ISA_FLAGS="-march=native -mno-avx512f"; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (--help lists them)" >&2; exit 2 ;;
   esac
   shift
@@ -38,7 +40,7 @@ int bench_step_main(int argc, char **argv, const NinjacModel *m, const char *var
 int main(int argc, char **argv) { return bench_step_main(argc, argv, &mlp_bn_fused_model, "profile"); }
 EOF
 blas_libs=$(awk -F= '/^BLAS_LIBRARIES:/ { print $2 }' "$BUILD/CMakeCache.txt" | tr ';' ' ')
-cc -g -O3 -fno-math-errno -march=native -Iruntime -I"$W" "$W/mlp_bn_fused.c" "$W/main.c" \
+cc -g -O3 -fno-math-errno $ISA_FLAGS -Iruntime -I"$W" "$W/mlp_bn_fused.c" "$W/main.c" \
   "$BUILD/bench/libninjac_bench_step.a" "$BUILD/tests/reference/libninjac_test_rng.a" "$BUILD/runtime/libninjac_runtime.a" ${blas_libs:--lopenblas} -ljansson -lm \
   -o "$W/step"
 export OPENBLAS_NUM_THREADS=1   # no idle pool thread in the samples
