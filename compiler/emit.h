@@ -79,6 +79,7 @@ void reduce_grad_stmt(E *e, int indent, const Grad *gr);
 void cross_entropy_grad_stmt(E *e, int indent, const Grad *gr);
 void backward_grad(E *e, const Grad *gr);
 void rewrite_note(E *e, const Op *op);
+void grad_note(E *e, const Grad *gr);
 
 /* ---- shape: emit_shape.c, slices and selects ---- */
 void forward_slice(E *e, const Op *op);

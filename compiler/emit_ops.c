@@ -317,7 +317,6 @@ static void forward_cat(E *e, const Op *op) {
 
 /* d(target)[idx] (op)= value; a gradient kept in a register is declared
  * by its first contribution, which assigns. */
-/* d(target)[idx] gets value: "=" or "+=" (e->acc), declaring a register. */
 void contribute(E *e, int indent, const Tensor *target, const char *const *idx, const char *value) {
     if (is_dlocal(e, target) && e->acc[0] == '=')
         out(e, indent, "%s %s = %s;\n", e->real, gref(e, target, idx), value);
@@ -602,10 +601,15 @@ static void open_gradient(E *e, const Grad *gr) {
             (long long)tensor_numel(gr->target));
 }
 
-void backward_grad(E *e, const Grad *gr) {
-    open_stmt(e, gr->op->stmt, "backprop through ");
+/* What a contribution computes from: the rewrite, if any, and the op. */
+void grad_note(E *e, const Grad *gr) {
     rewrite_note(e, gr->op);
     out(e, 1, "// d%s from %s\n", gr->target->name, op_summary(gr->op));
+}
+
+void backward_grad(E *e, const Grad *gr) {
+    open_stmt(e, gr->op->stmt, "backprop through ");
+    grad_note(e, gr);
     open_gradient(e, gr);
     switch (op_info[gr->op->kind].family) {
     case EW1:

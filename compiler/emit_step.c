@@ -107,10 +107,8 @@ static void backward_group(E *e, const Group *g) {
     const Grad *lastgr = g->bn_sums ? g->bn_sums : group_grad(e, g, g->count - 1);
     group_header(e, group_grad(e, g, 0)->op->stmt, lastgr->op->stmt, g->space, "backprop through ");
     const Grad *bn = group_grad(e, g, 0)->op->kind == OP_BATCHNORM ? group_grad(e, g, 0) : NULL;
-    if (bn) {
-        rewrite_note(e, bn->op);
-        out(e, 1, "// d%s from %s\n", bn->target->name, op_summary(bn->op));
-    }
+    if (bn)
+        grad_note(e, bn);
     const char **acc = arena_alloc(sizeof(char *) * (size_t)g->count);
     bool *alias = arena_alloc(sizeof(bool) * (size_t)g->count);
     int computed = 0;
