@@ -22,7 +22,8 @@
  *     SSE2 (16 xmm): 4 x 2 (4 x 8);
  *   - B is copied into panels [KC][NR] zero-padded past column N, so the
  *     tile reads whole vectors from L1 at every edge; only C's ragged
- *     right edge is stored lane by lane;
+ *     right edge is stored lane by lane (a small product reads B's whole
+ *     panels in place: see gemm_one);
  *   - big products are blocked: KC rows of B per panel (a panel stays in
  *     L1), NC columns of B packed at a time (a slab of 128 KB: B's rows are
  *     read in runs of NC floats, not NR, which matters when B's rows are
@@ -147,10 +148,11 @@ NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float 
     }
 }
 
-/* C[ROWS][nc] = (load_c ? C : 0) + A'[ROWS][kc] @ panel[kc][NR], nc <= NR. */
+/* C[ROWS][nc] = (load_c ? C : 0) + A'[ROWS][kc] @ panel[kc][NR], nc <= NR;
+ * the panel's rows lie ldp floats apart (NR when packed). */
 #define NJ_TILE(NAME, ROWS)                                                                                  \
     NJ_HELPER void NJ_FN(NAME)(int kc, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *panel, \
-                               float *C, ptrdiff_t ldc, int nc, int load_c) {                                \
+                               ptrdiff_t ldp, float *C, ptrdiff_t ldc, int nc, int load_c) {                 \
         NJ_FN(vec) acc[ROWS][NJ_NV];                                                                         \
         for (int r = 0; r < ROWS; r++)                                                                       \
             for (int v = 0; v < NJ_NV; v++) {                                                                \
@@ -161,7 +163,7 @@ NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float 
         for (int k = 0; k < kc; k++) {                                                                       \
             NJ_FN(vec) b[NJ_NV];                                                                             \
             for (int v = 0; v < NJ_NV; v++)                                                                  \
-                b[v] = *(const NJ_FN(vec) *)(panel + k * NJ_NR + v * NJ_VW);                                 \
+                memcpy(&b[v], panel + k * ldp + v * NJ_VW, sizeof b[v]);                                     \
             for (int r = 0; r < ROWS; r++) {                                                                 \
                 float x = A[r * a_row + k * a_col];                                                          \
                 NJ_FN(vec) a = NJ_SPLAT(x);                                                                  \
@@ -183,20 +185,20 @@ NJ_TILE(tile_1, 1)
  * time, the rest by 4, 2, 1. (A rest of 2 after tiles of 6 done as 4 + 4
  * measured 5-10% slower for M = 32 on AVX2, on a Zen 5.) */
 NJ_HELPER void NJ_FN(column)(int i0, int i_end, int kc, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
-                             const float *panel, float *C, ptrdiff_t ldc, int nc, int load_c) {
+                             const float *panel, ptrdiff_t ldp, float *C, ptrdiff_t ldc, int nc, int load_c) {
     int i = i0;
     for (; i + NJ_MR <= i_end; i += NJ_MR)
-        NJ_FN(tile_mr)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+        NJ_FN(tile_mr)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c);
     if (NJ_MR > 4 && i_end - i >= 4) {
-        NJ_FN(tile_4)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+        NJ_FN(tile_4)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c);
         i += 4;
     }
     if (i_end - i >= 2) {
-        NJ_FN(tile_2)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+        NJ_FN(tile_2)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c);
         i += 2;
     }
     if (i_end - i >= 1)
-        NJ_FN(tile_1)(kc, A + (i - i0) * a_row, a_row, a_col, panel, C + i * ldc, ldc, nc, load_c);
+        NJ_FN(tile_1)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c);
 }
 
 /* For each block of KC rows of B (k0) and of NC columns (j0): pack the
@@ -212,6 +214,15 @@ NJ_HELPER void NJ_FN(column)(int i0, int i_end, int kc, const float *A, ptrdiff_
 NJ_HELPER void NJ_FN(gemm_one)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                                const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
     float slab[NJ_SLAB] __attribute__((aligned(64)));
+    /* A small product reads B's whole panels where B lies and packs only
+     * the ragged last one: B (at most 8192 floats, 32 KB) is in L1 after
+     * its first use, and with M <= 64 a panel serves at most 11 tiles, too
+     * few to pay for its copy. The notebook's step took 4% less time on
+     * AVX2 (its three products with N = 200 7% less), 0-5% less on
+     * AVX-512. With M = 200 (dW2 = h^T @ dlogits) or B of 30 x 1024 it
+     * measured 1-3% slower, and up to 1.5 times slower with B of 30 x 4096
+     * (rows 16 KB apart): bench/RESULTS.md, 2026-12-07 19:40. */
+    int in_place = K <= NJ_KC && M <= 64 && (ptrdiff_t)K * N <= 8192;
     int k0 = 0;
     do {   /* at least once: K = 0 still sets C (to 0 or to itself) */
         int kc = K - k0 < NJ_KC ? K - k0 : NJ_KC;
@@ -233,13 +244,17 @@ NJ_HELPER void NJ_FN(gemm_one)(int M, int N, int K, const float *A, ptrdiff_t a_
              * a B of a few rows, in cache already: n = 32) the prefetches
              * cost 3-8% and bring nothing. */
             int n_next = M <= NJ_MC && kc == NJ_KC ? (N - j_end < nc_max ? N - j_end : nc_max) : 0;
-            NJ_FN(pack)(kc, j_end - j0, B + k0 * ldb + j0, ldb, slab, n_next);
+            int j_packed = in_place ? j0 + (j_end - j0) / NJ_NR * NJ_NR : j0;   /* the panels before it: B's own */
+            if (j_packed < j_end)
+                NJ_FN(pack)(kc, j_end - j_packed, B + k0 * ldb + j_packed, ldb, slab, in_place ? 0 : n_next);
             for (int i0 = 0; i0 < M; i0 += NJ_MC) {
                 int i_end = M - i0 < NJ_MC ? M : i0 + NJ_MC;
                 for (int j = j0; j < j_end; j += NJ_NR) {
-                    const float *panel = slab + (ptrdiff_t)((j - j0) / NJ_NR) * kc * NJ_NR;
+                    const float *panel = j < j_packed ? B + k0 * ldb + j
+                                                      : slab + (ptrdiff_t)((j - j_packed) / NJ_NR) * kc * NJ_NR;
+                    ptrdiff_t ldp = j < j_packed ? ldb : NJ_NR;
                     int nc = j_end - j < NJ_NR ? j_end - j : NJ_NR;
-                    NJ_FN(column)(i0, i_end, kc, Ak + i0 * a_row, a_row, a_col, panel, C + j, ldc, nc, load_c);
+                    NJ_FN(column)(i0, i_end, kc, Ak + i0 * a_row, a_row, a_col, panel, ldp, C + j, ldc, nc, load_c);
                 }
             }
         }
