@@ -38,6 +38,7 @@ bool mentions(const char *code, const char *name);
 
 /* ---- emit_common.c: names, literals, references, loops, templates, provenance ---- */
 const char *lit(E *e, double v);
+const char *where_fn(E *e);
 const char *scalar(E *e, Scalar s);
 int64_t rows_factor(const E *e, const Tensor *t, int d);
 const char *dimsz(E *e, const Tensor *t, int d);

@@ -97,9 +97,12 @@ static bool uses_own_math(OpKind kind) {
  * such a machine) still made a wrong masked load of torch.where's two
  * masked_fills in one fused loop (tests/ops/where_matvec.ninja): so it picks
  * the bits, (x & m) | (y & ~m) with m all ones where c, no branch to
- * if-convert; the same value as c ? x : y, bit for bit. */
+ * if-convert; the same value as c ? x : y, bit for bit. cross_entropy's
+ * gradient takes it for its one-hot (emit_ops.c). */
 static bool uses_where(const Model *m) {
     for (int i = 0; i < m->ops.len; i++) {
+        if (((const Op *)m->ops.items[i])->kind == OP_CROSS_ENTROPY)
+            return true;
         const OpInfo *op = &op_info[((const Op *)m->ops.items[i])->kind];
         for (int k = 0; k < 2; k++)
             if (op->grad[k] && strstr(op->grad[k], "where("))
@@ -112,9 +115,10 @@ static bool uses_where(const Model *m) {
 
 static void where_helper(E *e) {
     const char *bits = e->opt->f64 ? "uint64_t" : "uint32_t";
-    out(e, 0, "// c ? x : y with x and y both evaluated, as bits: GCC 12 turns a conditional load\n"
-              "// in a vectorised loop into an AVX2 or AVX-512 masked load with the wrong mask.\n"
-              "static inline %s %s(int c, %s x, %s y) {\n", e->real, e->opt->f64 ? "nj_where" : "nj_wheref", e->real,
+    out(e, 0, "// c ? x : y with x and y both evaluated, as bits: no branch, so the loop around it\n"
+              "// vectorises on every ISA (GCC 12 turned a conditional load into an AVX2 or AVX-512\n"
+              "// masked load with the wrong mask, and left a bool converted to float scalar on AVX2).\n"
+              "static inline %s %s(int c, %s x, %s y) {\n", e->real, where_fn(e), e->real,
         e->real);
     out(e, 1, "union { %s f; %s u; } a = {x}, b = {y};\n", e->real, bits);
     out(e, 1, "%s m = -(%s)(c != 0);\n", bits, bits);

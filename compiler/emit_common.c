@@ -52,6 +52,9 @@ static char *shortest_decimal(double v, bool f64) {
     return s;
 }
 
+/* The generated file's where(c, x, y) (emit_c.c, where_helper). */
+const char *where_fn(E *e) { return e->opt->f64 ? "nj_where" : "nj_wheref"; }
+
 const char *lit(E *e, double v) {
     if (isinf(v))   /* float('-inf'): math.h's, of float type, exact in double too */
         return v < 0 ? "-INFINITY" : "INFINITY";
@@ -277,7 +280,7 @@ const char *expand(E *e, OpKind kind, const char *tmpl, const char *a, const cha
             while (isalnum((unsigned char)*end) || *end == '_')
                 end++;
             if (end - p == 5 && !strncmp(p, "where", 5))
-                fputs(e->opt->f64 ? "nj_where" : "nj_wheref", s);
+                fputs(where_fn(e), s);
             else
                 fputs(math_call(e, kind, p, (size_t)(end - p)), s);
             p = end;

@@ -23,6 +23,16 @@ static __attribute__((noinline)) void nj_gemm_100x100x32_at(const float *A, cons
 }
 
 
+// c ? x : y with x and y both evaluated, as bits: no branch, so the loop around it
+// vectorises on every ISA (GCC 12 turned a conditional load into an AVX2 or AVX-512
+// masked load with the wrong mask, and left a bool converted to float scalar on AVX2).
+static inline float nj_wheref(int c, float x, float y) {
+    union { float f; uint32_t u; } a = {x}, b = {y};
+    uint32_t m = -(uint32_t)(c != 0);
+    a.u = (a.u & m) | (b.u & ~m);
+    return a.f;
+}
+
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(NINJAC_SCALAR_MATH)
 __attribute__((simd("notinbranch"))) float expf(float);
 __attribute__((simd("notinbranch"))) float logf(float);
@@ -318,7 +328,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :90 loss = F.cross_entropy(logits, Yb)
-            float dlogits = g->dloss * ((a->loss_probs[i][j] - (Yb[i] == j)) / 32.0f);
+            float dlogits = g->dloss * ((a->loss_probs[i][j] - nj_wheref(Yb[i] == j, 1.0f, 0.0f)) / 32.0f);
             // :89 logits = gamma6 * h6hat + beta6
             float dlogits_t1 = dlogits;
             g->dbeta6[j] += dlogits;

@@ -11,6 +11,16 @@
 
 #include "ninjac_kernels.h"
 
+// c ? x : y with x and y both evaluated, as bits: no branch, so the loop around it
+// vectorises on every ISA (GCC 12 turned a conditional load into an AVX2 or AVX-512
+// masked load with the wrong mask, and left a bool converted to float scalar on AVX2).
+static inline float nj_wheref(int c, float x, float y) {
+    union { float f; uint32_t u; } a = {x}, b = {y};
+    uint32_t m = -(uint32_t)(c != 0);
+    a.u = (a.u & m) | (b.u & ~m);
+    return a.f;
+}
+
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(NINJAC_SCALAR_MATH)
 __attribute__((simd("notinbranch"))) float expf(float);
 __attribute__((simd("notinbranch"))) float logf(float);
@@ -94,7 +104,7 @@ void lecture1_bigram_backward(const lecture1_bigram_params *restrict p, const in
     // dlogits = (softmax(logits) - onehot(ys)) / 32.0f
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dlogits[i][j] = (*&g->dloss) * ((a->loss_t4_probs[i][j] - (ys[i] == j)) / 32.0f);
+            g->dlogits[i][j] = (*&g->dloss) * ((a->loss_t4_probs[i][j] - nj_wheref(ys[i] == j, 1.0f, 0.0f)) / 32.0f);
     
     // backprop through lecture1_bigram.ninja:18: logits = xenc @ W
     // dW from logits [32, 27] = matmul(xenc [32, 27], W [27, 27])

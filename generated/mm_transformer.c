@@ -58,8 +58,9 @@ static __attribute__((noinline)) void nj_gemm_64x192x512_at(const float *A, cons
 }
 
 
-// c ? x : y with x and y both evaluated, as bits: GCC 12 turns a conditional load
-// in a vectorised loop into an AVX2 or AVX-512 masked load with the wrong mask.
+// c ? x : y with x and y both evaluated, as bits: no branch, so the loop around it
+// vectorises on every ISA (GCC 12 turned a conditional load into an AVX2 or AVX-512
+// masked load with the wrong mask, and left a bool converted to float scalar on AVX2).
 static inline float nj_wheref(int c, float x, float y) {
     union { float f; uint32_t u; } a = {x}, b = {y};
     uint32_t m = -(uint32_t)(c != 0);
@@ -1273,7 +1274,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dloss_t1 = (softmax(loss_t1) - onehot(loss_t2)) / a->loss_kept, 0 in ignored rows
     for (int i = 0; i < 512; i++)
         for (int j = 0; j < 27; j++)
-            g->dloss_t1[i][j] = loss_t2[i] == -1 ? 0 : g->dloss * ((a->loss_probs[i][j] - (loss_t2[i] == j)) / a->loss_kept);
+            g->dloss_t1[i][j] = nj_wheref(loss_t2[i] == -1, 0.0f, g->dloss * ((a->loss_probs[i][j] - nj_wheref(loss_t2[i] == j, 1.0f, 0.0f)) / a->loss_kept));
     // dlogits from loss_t1 [512, 27] = view(logits [32, 16, 27])
     // dlogits is dloss_t1's array, read as [32, 16, 27]
     
