@@ -221,7 +221,7 @@ NJ_HELPER void NJ_FN(gemm_one)(int M, int N, int K, const float *A, ptrdiff_t a_
      * AVX2 (its three products with N = 200 7% less), 0-5% less on
      * AVX-512. With M = 200 (dW2 = h^T @ dlogits) or B of 30 x 1024 it
      * measured 1-3% slower, and up to 1.5 times slower with B of 30 x 4096
-     * (rows 16 KB apart): bench/RESULTS.md, 2026-12-07 19:40. */
+     * (rows 16 KB apart): bench/RESULTS.md, 2026-12-07 19:28. */
     int in_place = K <= NJ_KC && M <= 64 && (ptrdiff_t)K * N <= 8192;
     int k0 = 0;
     do {   /* at least once: K = 0 still sets C (to 0 or to itself) */
