@@ -101,9 +101,10 @@ static bool uses_own_math(OpKind kind) {
  * gradient takes it for its one-hot (emit_ops.c). */
 static bool uses_where(const Model *m) {
     for (int i = 0; i < m->ops.len; i++) {
-        if (((const Op *)m->ops.items[i])->kind == OP_CROSS_ENTROPY)
+        OpKind kind = ((const Op *)m->ops.items[i])->kind;
+        if (kind == OP_CROSS_ENTROPY)
             return true;
-        const OpInfo *op = &op_info[((const Op *)m->ops.items[i])->kind];
+        const OpInfo *op = &op_info[kind];
         for (int k = 0; k < 2; k++)
             if (op->grad[k] && strstr(op->grad[k], "where("))
                 return true;
