@@ -246,7 +246,7 @@ NJ_HELPER void NJ_FN(gemm_one)(int M, int N, int K, const float *A, ptrdiff_t a_
             int n_next = M <= NJ_MC && kc == NJ_KC ? (N - j_end < nc_max ? N - j_end : nc_max) : 0;
             int j_packed = in_place ? j0 + (j_end - j0) / NJ_NR * NJ_NR : j0;   /* the panels before it: B's own */
             if (j_packed < j_end)
-                NJ_FN(pack)(kc, j_end - j_packed, B + k0 * ldb + j_packed, ldb, slab, in_place ? 0 : n_next);
+                NJ_FN(pack)(kc, j_end - j_packed, B + k0 * ldb + j_packed, ldb, slab, n_next);
             for (int i0 = 0; i0 < M; i0 += NJ_MC) {
                 int i_end = M - i0 < NJ_MC ? M : i0 + NJ_MC;
                 for (int j = j0; j < j_end; j += NJ_NR) {
