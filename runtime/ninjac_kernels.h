@@ -4,6 +4,11 @@
  *   nj_gemm(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate)
  *       C[M][N] (+)= A'[M][K] @ B[K][N],  A'(i, k) = A[i * a_row + k * a_col]
  *       A @ B: a_row = lda, a_col = 1;  A^T @ B (A stored [K][M]): a_row = 1, a_col = lda
+ *   nj_gemm_bias(M, N, K, A, a_row, a_col, B, ldb, C, ldc, bias)
+ *       C[M][N] = A'[M][K] @ B[K][N] + bias[N] (x @ W + b): the tile adds the
+ *       bias in registers before its last store, which saves a pass over C
+ *       and an array for the product; the same bits as the product
+ *       followed by the add
  *   nj_transpose(R, C, src, dst)
  *       dst[C][R] = src[R][C]^T, so that A @ B^T = nj_gemm on B's transpose
  *   NJ_KERNEL_ISA
@@ -72,7 +77,7 @@
  *   NJ_KC, NJ_MC the blocking          NJ_FN(name)   the name of a function
  *   NJ_MASKED    512 or 256: the edges use AVX-512's or AVX2's masked moves
  *   NJ_HELPER    attributes of the inlined helpers
- *   NJ_ENTRY     attributes of nj_gemm (or of its per-ISA copy)
+ *   NJ_ENTRY     attributes of the entry, nj_product (or of its per-ISA copy)
  * and #undef'd at the end. */
 #define NJ_NR (NJ_VW * NJ_NV)
 #define NJ_SLAB 32768   /* floats of packed B: 128 KB, KC x NC */
@@ -148,11 +153,13 @@ NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float 
     }
 }
 
-/* C[ROWS][nc] = (load_c ? C : 0) + A'[ROWS][kc] @ panel[kc][NR], nc <= NR;
- * the panel's rows lie ldp floats apart (NR when packed). */
+/* C[ROWS][nc] = (load_c ? C : 0) + A'[ROWS][kc] @ panel[kc][NR] (+ bias[nc]
+ * when bias is not NULL: the last block of K), nc <= NR; the panel's rows
+ * lie ldp floats apart (NR when packed). */
 #define NJ_TILE(NAME, ROWS)                                                                                  \
     NJ_HELPER void NJ_FN(NAME)(int kc, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *panel, \
-                               ptrdiff_t ldp, float *C, ptrdiff_t ldc, int nc, int load_c) {                 \
+                               ptrdiff_t ldp, float *C, ptrdiff_t ldc, int nc, int load_c,                   \
+                               const float *bias) {                                                          \
         NJ_FN(vec) acc[ROWS][NJ_NV];                                                                         \
         for (int r = 0; r < ROWS; r++)                                                                       \
             for (int v = 0; v < NJ_NV; v++) {                                                                \
@@ -171,6 +178,13 @@ NJ_HELPER void NJ_FN(pack)(int kc, int nc, const float *B, ptrdiff_t ldb, float 
                     acc[r][v] += a * b[v];                                                                   \
             }                                                                                                \
         }                                                                                                    \
+        if (bias)                                                                                            \
+            for (int v = 0; v < NJ_NV; v++) {                                                                \
+                NJ_FN(vec) b;                                                                                \
+                NJ_FN(load_part)(&b, bias + v * NJ_VW, nc - v * NJ_VW);                                      \
+                for (int r = 0; r < ROWS; r++)                                                               \
+                    acc[r][v] += b;                                                                          \
+            }                                                                                                \
         for (int r = 0; r < ROWS; r++)                                                                       \
             for (int v = 0; v < NJ_NV; v++)                                                                  \
                 NJ_FN(store_part)(C + r * ldc + v * NJ_VW, &acc[r][v], nc - v * NJ_VW);                        \
@@ -185,20 +199,21 @@ NJ_TILE(tile_1, 1)
  * time, the rest by 4, 2, 1. (A rest of 2 after tiles of 6 done as 4 + 4
  * measured 5-10% slower for M = 32 on AVX2, on a Zen 5.) */
 NJ_HELPER void NJ_FN(column)(int i0, int i_end, int kc, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
-                             const float *panel, ptrdiff_t ldp, float *C, ptrdiff_t ldc, int nc, int load_c) {
+                             const float *panel, ptrdiff_t ldp, float *C, ptrdiff_t ldc, int nc, int load_c,
+                             const float *bias) {
     int i = i0;
     for (; i + NJ_MR <= i_end; i += NJ_MR)
-        NJ_FN(tile_mr)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c);
+        NJ_FN(tile_mr)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c, bias);
     if (NJ_MR > 4 && i_end - i >= 4) {
-        NJ_FN(tile_4)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c);
+        NJ_FN(tile_4)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c, bias);
         i += 4;
     }
     if (i_end - i >= 2) {
-        NJ_FN(tile_2)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c);
+        NJ_FN(tile_2)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c, bias);
         i += 2;
     }
     if (i_end - i >= 1)
-        NJ_FN(tile_1)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c);
+        NJ_FN(tile_1)(kc, A + (i - i0) * a_row, a_row, a_col, panel, ldp, C + i * ldc, ldc, nc, load_c, bias);
 }
 
 /* For each block of KC rows of B (k0) and of NC columns (j0): pack the
@@ -212,7 +227,8 @@ NJ_HELPER void NJ_FN(column)(int i0, int i_end, int kc, const float *A, ptrdiff_
  * kc columns instead made dW1 = embcat^T[30, 32] @ dhprebn[32, 4096] 1.3x
  * slower on AVX-512. */
 NJ_HELPER void NJ_FN(gemm_one)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
-                               const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
+                               const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate,
+                               const float *bias) {
     float slab[NJ_SLAB] __attribute__((aligned(64)));
     /* A small product reads B's whole panels where B lies and packs only
      * the ragged last one: B (at most 8192 floats, 32 KB) is in L1 after
@@ -227,6 +243,7 @@ NJ_HELPER void NJ_FN(gemm_one)(int M, int N, int K, const float *A, ptrdiff_t a_
     do {   /* at least once: K = 0 still sets C (to 0 or to itself) */
         int kc = K - k0 < NJ_KC ? K - k0 : NJ_KC;
         int load_c = accumulate || k0 > 0;
+        const float *bias_k = k0 + kc == K ? bias : NULL;   /* added once, after the last k */
         int nc_max = NJ_SLAB / NJ_KC / NJ_NR * NJ_NR;
         const float *Ak = A + k0 * a_col;
         for (int j0 = 0; j0 < N; j0 += nc_max) {
@@ -254,7 +271,8 @@ NJ_HELPER void NJ_FN(gemm_one)(int M, int N, int K, const float *A, ptrdiff_t a_
                                                       : slab + (ptrdiff_t)((j - j_packed) / NJ_NR) * kc * NJ_NR;
                     ptrdiff_t ldp = j < j_packed ? ldb : NJ_NR;
                     int nc = j_end - j < NJ_NR ? j_end - j : NJ_NR;
-                    NJ_FN(column)(i0, i_end, kc, Ak + i0 * a_row, a_row, a_col, panel, ldp, C + j, ldc, nc, load_c);
+                    NJ_FN(column)(i0, i_end, kc, Ak + i0 * a_row, a_row, a_col, panel, ldp, C + j, ldc, nc, load_c,
+                                  bias_k ? bias_k + j : NULL);
                 }
             }
         }
@@ -267,8 +285,8 @@ NJ_HELPER void NJ_FN(gemm_one)(int M, int N, int K, const float *A, ptrdiff_t a_
  * whole tiles of its rows when C is taller than wide, one band a thread.
  * Each C(i, j) is then computed by the same code in the same order as on
  * one thread: the result does not depend on the thread count. */
-NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
-                          ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
+NJ_ENTRY void NJ_FN(product)(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
+                             ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate, const float *bias) {
 #if defined(_OPENMP)
     int panels = (N + NJ_NR - 1) / NJ_NR, tiles = (M + NJ_MR - 1) / NJ_MR, by_columns = panels >= tiles;
     int unit = by_columns ? NJ_NR : NJ_MR, extent = by_columns ? N : M, units = by_columns ? panels : tiles;
@@ -281,14 +299,16 @@ NJ_ENTRY void NJ_FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t a_row, 
             int lo = units * t / bands * unit, hi = units * (t + 1) / bands * unit;
             hi = hi < extent ? hi : extent;
             if (by_columns)
-                NJ_FN(gemm_one)(M, hi - lo, K, A, a_row, a_col, B + lo, ldb, C + lo, ldc, accumulate);
+                NJ_FN(gemm_one)(M, hi - lo, K, A, a_row, a_col, B + lo, ldb, C + lo, ldc, accumulate,
+                                bias ? bias + lo : NULL);
             else
-                NJ_FN(gemm_one)(hi - lo, N, K, A + lo * a_row, a_row, a_col, B, ldb, C + lo * ldc, ldc, accumulate);
+                NJ_FN(gemm_one)(hi - lo, N, K, A + lo * a_row, a_row, a_col, B, ldb, C + lo * ldc, ldc, accumulate,
+                                bias);
         }
         return;
     }
 #endif
-    NJ_FN(gemm_one)(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate);
+    NJ_FN(gemm_one)(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate, bias);
 }
 #undef NJ_SLAB
 #undef NJ_NR
@@ -401,6 +421,16 @@ NJ_INLINE int nj_bands(double work, int units) {
 /* The ISA nj_gemm runs in this program. */
 static inline const char *nj_gemm_isa(void) { return NJ_KERNEL_ISA; }
 
+NJ_INLINE void nj_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
+                       ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
+    nj_product(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate, NULL);
+}
+
+NJ_INLINE void nj_gemm_bias(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
+                            ptrdiff_t ldb, float *C, ptrdiff_t ldc, const float *bias) {
+    nj_product(M, N, K, A, a_row, a_col, B, ldb, C, ldc, 0, bias);
+}
+
 #else
 /* x86-64 built without -march: three copies with target attributes, one
  * chosen at the first call by what the CPU supports. Not inlined (the
@@ -467,7 +497,7 @@ static inline const char *nj_gemm_isa(void) { return NJ_KERNEL_ISA; }
 #undef NJ_ENTRY
 
 typedef void nj_gemm_fn(int, int, int, const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, float *,
-                        ptrdiff_t, int);
+                        ptrdiff_t, int, const float *);
 
 /* The widest copy this CPU runs; NJ_FORCE_ISA=avx2 or sse2 in the
  * environment picks a narrower one (for benchmarks). */
@@ -476,14 +506,14 @@ static nj_gemm_fn *nj_choose_gemm(const char **isa) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && !force) {
         *isa = "avx512";
-        return nj_gemm_avx512;
+        return nj_product_avx512;
     }
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(force && !strcmp(force, "sse2"))) {
         *isa = "avx2";
-        return nj_gemm_avx2;
+        return nj_product_avx2;
     }
     *isa = "sse2";
-    return nj_gemm_sse2;
+    return nj_product_sse2;
 }
 
 /* The ISA nj_gemm runs in this program (chosen once). */
@@ -495,14 +525,25 @@ static inline const char *nj_gemm_isa(void) {
     return isa;
 }
 
-NJ_INLINE void nj_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
-                       ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
-    static nj_gemm_fn *fn;   /* per translation unit; every thread stores the same value */
+/* The copy for this CPU, chosen at the first call (per translation unit;
+ * every thread stores the same value). */
+NJ_INLINE nj_gemm_fn *nj_product(void) {
+    static nj_gemm_fn *fn;
     if (!fn) {
         const char *isa;
         fn = nj_choose_gemm(&isa);
     }
-    fn(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate);
+    return fn;
+}
+
+NJ_INLINE void nj_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
+                       ptrdiff_t ldb, float *C, ptrdiff_t ldc, int accumulate) {
+    nj_product()(M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate, NULL);
+}
+
+NJ_INLINE void nj_gemm_bias(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
+                            ptrdiff_t ldb, float *C, ptrdiff_t ldc, const float *bias) {
+    nj_product()(M, N, K, A, a_row, a_col, B, ldb, C, ldc, 0, bias);
 }
 #endif
 

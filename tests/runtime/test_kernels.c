@@ -54,8 +54,32 @@ static int compare(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff
     return bad;
 }
 
+/* nj_gemm_bias must give the product followed by the add, bit for bit,
+ * whatever C held before. Returns how many elements differ. */
+static int bias_differs(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, const float *B,
+                        const float *bias) {
+    size_t bytes = sizeof(float) * (size_t)(M * N);
+    float *want = malloc(bytes), *got = malloc(bytes);
+    CHECK(want && got);
+    nj_gemm(M, N, K, A, a_row, a_col, B, N, want, N, 0);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            want[i * N + j] = want[i * N + j] + bias[j];
+    for (int i = 0; i < M * N; i++)
+        got[i] = NAN;
+    nj_gemm_bias(M, N, K, A, a_row, a_col, B, N, got, N, bias);
+    int bad = 0;
+    for (int i = 0; i < M * N; i++)
+        bad += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+    if (bad)
+        fprintf(stderr, "M=%d N=%d K=%d a_row=%td: %d elements of the product + bias differ\n", M, N, K, a_row, bad);
+    free(want);
+    free(got);
+    return bad;
+}
+
 static void products(void) {
-    int cases = 0;
+    int cases = 0, biased = 0;
     for (int mi = 0; mi < NSIZES; mi++)
         for (int ni = 0; ni < NSIZES; ni++)
             for (int ki = 0; ki < NSIZES; ki += 3) {
@@ -64,9 +88,11 @@ static void products(void) {
                 float *B = malloc(sizeof(float) * (size_t)(K * N)), *Bt = malloc(sizeof(float) * (size_t)(K * N));
                 float *B2 = malloc(sizeof(float) * (size_t)(K * N));
                 float *C = malloc(sizeof(float) * (size_t)(M * N)), *C0 = malloc(sizeof(float) * (size_t)(M * N));
+                float *bias = malloc(sizeof(float) * (size_t)N);
                 fill(A, M * K);
                 fill(B, K * N);
                 fill(C0, M * N);
+                fill(bias, N);
                 nj_transpose(M, K, A, At);   /* At[K][M] */
                 nj_transpose(K, N, B, Bt);   /* Bt[N][K], as a spec's W of x @ W.T */
                 nj_transpose(N, K, Bt, B2);  /* back: must be B exactly */
@@ -83,6 +109,10 @@ static void products(void) {
                     CHECK(compare(M, N, K, A, K, 1, B, C, C0, acc) == 0);
                     cases += 3;
                 }
+                CHECK(bias_differs(M, N, K, A, K, 1, B, bias) == 0);
+                CHECK(bias_differs(M, N, K, At, 1, M, B, bias) == 0);
+                biased += 2;
+                free(bias);
                 free(A);
                 free(At);
                 free(B);
@@ -91,7 +121,8 @@ static void products(void) {
                 free(C);
                 free(C0);
             }
-    printf("%d products, %s kernels (compiled as %s)\n", cases, nj_gemm_isa(), NJ_KERNEL_ISA);
+    printf("%d products and %d with a bias, %s kernels (compiled as %s)\n", cases, biased, nj_gemm_isa(),
+           NJ_KERNEL_ISA);
 }
 
 /* Products bigger than one block: K beyond KC (256 at most) and M beyond
@@ -109,10 +140,15 @@ static void bands(void) {
         float *A = malloc(sizeof(float) * (size_t)(M * K)), *At = malloc(sizeof(float) * (size_t)(M * K));
         float *B = malloc(sizeof(float) * (size_t)(K * N));
         float *C = malloc(sizeof(float) * (size_t)(M * N)), *C0 = malloc(sizeof(float) * (size_t)(M * N));
+        float *bias = malloc(sizeof(float) * (size_t)N);
         fill(A, M * K);
         fill(B, K * N);
         fill(C0, M * N);
+        fill(bias, N);
         nj_transpose(M, K, A, At);
+        CHECK(bias_differs(M, N, K, A, K, 1, B, bias) == 0);   /* the bias after the last block of K only */
+        CHECK(bias_differs(M, N, K, At, 1, M, B, bias) == 0);
+        free(bias);
         for (int acc = 0; acc < 2; acc++) {
             memcpy(C, C0, sizeof(float) * (size_t)(M * N));
             nj_gemm(M, N, K, A, K, 1, B, N, C, N, acc);
@@ -159,6 +195,7 @@ static void threads(void) {
                 if (memcmp(C, C1, c_bytes))
                     fprintf(stderr, "M=%d N=%d K=%d acc=%d: %d threads differ from one\n", M, N, K, acc, t);
                 CHECK(!memcmp(C, C1, c_bytes));
+                CHECK(bias_differs(M, N, K, A, K, 1, B, C0) == 0);   /* each band adds its own columns' bias */
             }
         }
         nj_threads = 1;
@@ -204,19 +241,20 @@ static float *flush_with_guard(int n) {
 }
 
 /* The ragged edges' masked loads and stores (of B's last panel, of C when
- * accumulating) stay inside the matrices: A, B and C each end at a guard
- * page, for every N up to 70 (every edge of every tile width) and K on
- * both sides of the blocking. */
+ * accumulating, of a bias) stay inside the arrays: A, B, C and the bias
+ * each end at a guard page, for every N up to 70 (every edge of every tile
+ * width) and K on both sides of the blocking. */
 static void guard_pages(void) {
     int checked = 0;
     for (int N = 1; N <= 70; N++)
         for (int ki = 0; ki < 3; ki++) {
             int M = 11, K = (int[]){5, 130, 300}[ki];
             float *A = flush_with_guard(M * K), *B = flush_with_guard(K * N), *C = flush_with_guard(M * N);
-            float *C0 = malloc(sizeof(float) * (size_t)(M * N));
+            float *C0 = malloc(sizeof(float) * (size_t)(M * N)), *bias = flush_with_guard(N);
             CHECK(C0 != NULL);
             fill(A, M * K);
             fill(B, K * N);
+            fill(bias, N);
             for (int accumulate = 0; accumulate < 2; accumulate++) {
                 fill(C0, M * N);
                 memcpy(C, C0, sizeof(float) * (size_t)(M * N));
@@ -224,6 +262,7 @@ static void guard_pages(void) {
                 CHECK(compare(M, N, K, A, K, 1, B, C, C0, accumulate) == 0);
                 checked++;
             }
+            CHECK(bias_differs(M, N, K, A, K, 1, B, bias) == 0);
             free(C0);   /* the mappings stay: a few MB in all */
         }
     printf("%d products with A, B and C flush against guard pages\n", checked);
