@@ -160,6 +160,14 @@ void dump_plan(FILE *out, const Model *m, const Backward *bw, const Plan *plan) 
                 fprintf(out, " %s%s%s", pass ? "d" : "", t->name, reg ? " (register)" : "");
                 if (alias)
                     fprintf(out, " (%s%s's array)", pass ? "d" : "", alias->name);
+                if (pass == 0 && plan->bias_add[k])
+                    fprintf(out, " (no array: computed by %s's add)", plan->bias_add[k]->out->name);
+                if (pass == 0 && plan->product_of[k]) {
+                    const Op *add = m->ops.items[k];
+                    const Tensor *bias = add->in[add->in[0] == plan->product_of[k]->out];
+                    fprintf(out, " (%s + %s, as the kernels store the product)", plan->product_of[k]->out->name,
+                            bias->name);
+                }
             }
             if (pass == 1 && g->bn_sums)
                 fprintf(out, " + column sums of d%s", g->bn_sums->op->out->name);

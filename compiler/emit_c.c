@@ -249,16 +249,18 @@ static char *drop_unit_loops(const char *text) {
  * specialises the kernel once. The call costs nothing next to the product.
  * One pass over the text, as drop_unit_loops. */
 
-#define GEMM_ARGS 11   /* M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate */
+#define GEMM_ARGS 11   /* M, N, K, A, a_row, a_col, B, ldb, C, ldc, accumulate (nj_gemm_bias: bias) */
 #define MAX_SHAPES 256
 
-/* The arguments of the nj_gemm call on line l (one statement a line), or
- * false. Top-level commas split them; an argument may hold (), []. */
-static bool gemm_call(const char *l, char **args, const char **tail) {
+/* The arguments of the nj_gemm or nj_gemm_bias call on line l (one
+ * statement a line), or false. Top-level commas split them; an argument
+ * may hold (), []. */
+static bool gemm_call(const char *l, char **args, bool *bias, const char **tail) {
     const char *p = l + strspn(l, " ");
-    if (strncmp(p, "nj_gemm(", 8))
+    *bias = !strncmp(p, "nj_gemm_bias(", 13);
+    if (strncmp(p, "nj_gemm(", 8) && !*bias)
         return false;
-    p += 8;
+    p += *bias ? 13 : 8;
     for (int k = 0; k < GEMM_ARGS; k++) {
         const char *a = p;
         for (int depth = 0; *p && (depth || (*p != ',' && *p != ')')); p++)
@@ -276,13 +278,13 @@ static bool all_digits(const char *s) { return *s && strspn(s, "0123456789") == 
 
 /* The shape's constant arguments as one key, or NULL if one is not constant
  * (inference's `rows`). */
-static const char *gemm_key(char **args) {
-    static const int fixed[] = {0, 1, 2, 4, 5, 7, 9, 10};
-    char *key = arena_strdup("");
+static const char *gemm_key(char **args, bool bias) {
+    static const int fixed[] = {0, 1, 2, 4, 5, 7, 9};
+    char *key = arena_strdup(bias ? "bias" : args[10]);
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
         if (!all_digits(args[fixed[i]]))
             return NULL;
-        key = arena_printf("%s%s%s", key, i ? ", " : "", args[fixed[i]]);
+        key = arena_printf("%s, %s", key, args[fixed[i]]);
     }
     return key;
 }
@@ -290,6 +292,7 @@ static const char *gemm_key(char **args) {
 typedef struct {
     const char *key, *name;
     char *args[GEMM_ARGS];
+    bool bias;
     int calls;
 } Shape;
 
@@ -301,10 +304,12 @@ static Shape *find_shape(Shape *shapes, int n, const char *key) {
 }
 
 /* nj_gemm_32x64x128, _at when A is read transposed, _acc when it adds to
- * C; a number after it if another shape has the same name. */
-static const char *gemm_name(const Shape *shapes, int n, char **args) {
+ * C, _bias when it adds a bias; a number after it if another shape has the
+ * same name. */
+static const char *gemm_name(const Shape *shapes, int n, char **args, bool bias) {
     const char *base = arena_printf("nj_gemm_%sx%sx%s%s%s", args[0], args[1], args[2],
-                                    strcmp(args[5], "1") ? "_at" : "", strcmp(args[10], "0") ? "_acc" : "");
+                                    strcmp(args[5], "1") ? "_at" : "",
+                                    bias ? "_bias" : strcmp(args[10], "0") ? "_acc" : "");
     const char *name = base;
     for (int k = 2;; k++) {
         bool taken = false;
@@ -318,8 +323,15 @@ static const char *gemm_name(const Shape *shapes, int n, char **args) {
 
 static void shared_kernel(FILE *s, const Shape *sh, const char *real) {
     char *const *a = sh->args;
-    fprintf(s, "/* C[%s x %s] %s A' @ B, K = %s (A' rows at %s, columns at %s): called %d times */\n", a[0], a[1],
-            strcmp(a[10], "0") ? "+=" : "=", a[2], a[4], a[5], sh->calls);
+    fprintf(s, "/* C[%s x %s] %s A' @ B%s, K = %s (A' rows at %s, columns at %s): called %d times */\n", a[0], a[1],
+            !sh->bias && strcmp(a[10], "0") ? "+=" : "=", sh->bias ? " + bias" : "", a[2], a[4], a[5], sh->calls);
+    if (sh->bias) {
+        fprintf(s, "static __attribute__((noinline)) void %s(const %s *A, const %s *B, %s *C, const %s *bias) {\n",
+                sh->name, real, real, real, real);
+        fprintf(s, "    nj_gemm_bias(%s, %s, %s, A, %s, %s, B, %s, C, %s, bias);\n}\n\n", a[0], a[1], a[2], a[4], a[5],
+                a[7], a[9]);
+        return;
+    }
     fprintf(s, "static __attribute__((noinline)) void %s(const %s *A, const %s *B, %s *C) {\n", sh->name, real,
             real, real);
     fprintf(s, "    nj_gemm(%s, %s, %s, A, %s, %s, B, %s, C, %s, %s);\n}\n\n", a[0], a[1], a[2], a[4], a[5], a[7],
@@ -337,18 +349,19 @@ static char *share_gemm_kernels(char *text, const char *real) {
     Shape shapes[MAX_SHAPES];
     int nshapes = 0, shared = 0, include = -1;
     char *args[GEMM_ARGS];
+    bool bias;
     const char *tail;
     for (int i = 0; i < lines.len; i++) {
         const char *l = lines.items[i];
         if (include < 0 && !strcmp(l, "#include \"ninjac_kernels.h\""))
             include = i;
-        const char *key = gemm_call(l, args, &tail) ? gemm_key(args) : NULL;
+        const char *key = gemm_call(l, args, &bias, &tail) ? gemm_key(args, bias) : NULL;
         if (!key)
             continue;
         Shape *sh = find_shape(shapes, nshapes, key);
         if (!sh && nshapes < MAX_SHAPES) {
             sh = &shapes[nshapes++];
-            *sh = (Shape){.key = key, .name = gemm_name(shapes, nshapes - 1, args)};
+            *sh = (Shape){.key = key, .name = gemm_name(shapes, nshapes - 1, args, bias), .bias = bias};
             memcpy(sh->args, args, sizeof args);
         }
         shared += sh && ++sh->calls == 2;
@@ -360,9 +373,11 @@ static char *share_gemm_kernels(char *text, const char *real) {
     FILE *s = memory_stream(&result, &len);
     for (int i = 0; i < lines.len; i++) {
         char *l = lines.items[i];
-        Shape *sh = gemm_call(l, args, &tail) && gemm_key(args) ? find_shape(shapes, nshapes, gemm_key(args)) : NULL;
+        const char *key = gemm_call(l, args, &bias, &tail) ? gemm_key(args, bias) : NULL;
+        Shape *sh = key ? find_shape(shapes, nshapes, key) : NULL;
         if (sh && sh->calls > 1)
-            fprintf(s, "%.*s%s(%s, %s, %s)%s\n", (int)strspn(l, " "), l, sh->name, args[3], args[6], args[8], tail);
+            fprintf(s, "%.*s%s(%s, %s, %s%s%s)%s\n", (int)strspn(l, " "), l, sh->name, args[3], args[6], args[8],
+                    bias ? ", " : "", bias ? args[10] : "", tail);
         else
             fprintf(s, "%s\n", l);
         if (i == include) {

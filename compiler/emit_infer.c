@@ -67,7 +67,7 @@ void fn_infer(E *e, const char *id) {
         if (is_statistic(op))
             out(e, 1, "if (stop == %s)\n        return;   // %s is calibrated from here\n", stop_name(id, op),
                 op->out->name);
-        if (!runs_in_inference(op))
+        if (!runs_in_inference(op) || e->plan->bias_add[op->id])
             continue;
         bool guarded = optional_input_guard(e, op);
         forward_op(e, op);

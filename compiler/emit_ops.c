@@ -49,7 +49,7 @@ static const char *ll(int64_t v) { return arena_printf("%lld", (long long)v); }
  * finite differences: BLAS. */
 static bool own_gemm(const E *e, int64_t M, int64_t N, int64_t K) {
     (void)M, (void)N, (void)K;
-    return !e->opt->f64 && e->plan->fused && e->opt->gemm != GEMM_BLAS;
+    return own_products(e->opt);
 }
 
 /* The three products of a matmul: forward (operand -1) and the gradient of
@@ -65,6 +65,18 @@ void own(E *e, const char *M, const char *N, const char *K, const char *A, const
                 const char *a_col, const char *B, const char *ldb, const char *C, const char *ldc, bool acc) {
     out(e, 1, "nj_gemm(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %d);\n", M, N, K, A, a_row, a_col, B, ldb, C, ldc,
         acc);
+}
+
+/* x @ W + b in one call, at the add (plan.c, biases_in_products): the
+ * product goes into the add's output, the kernels adding b as they store it. */
+static void forward_matmul_bias(E *e, const Op *op, const Op *add) {
+    const Tensor *a = op->in[0], *w = op->in[1], *y = add->out, *b = add->in[add->in[0] == op->out];
+    const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(w->shape[1]), *K = ll(w->shape[0]);
+    out(e, 1, "// %s\n", op_summary(op));
+    out(e, 1, "// one call: the kernels add %s as they store the product into %s (%s has no array)\n", b->name,
+        y->name, op->out->name);
+    out(e, 1, "nj_gemm_bias(%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s);\n", M, N, K, ptr(e, a), K, ptr(e, w), N,
+        ptr(e, y), N, ptr(e, b));
 }
 
 static void forward_matmul(E *e, const Op *op) {
@@ -578,9 +590,15 @@ void rewrite_note(E *e, const Op *op) {
 }
 
 void forward_op(E *e, const Op *op) {
+    if (e->plan->bias_add[op->id])   /* computed by the add of its bias */
+        return;
     open_stmt(e, op->stmt, "");
     rewrite_note(e, op);
     out(e, 1, "// %s\n", op_summary(op));
+    if (e->plan->product_of[op->id]) {
+        forward_matmul_bias(e, e->plan->product_of[op->id], op);
+        return;
+    }
     switch (op_info[op->kind].family) {
     case EW1:
     case EW2: forward_elementwise(e, op); break;

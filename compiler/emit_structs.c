@@ -43,6 +43,11 @@ static const char *line_ref(const E *e, const Tensor *t) {
 
 bool runs_in_inference(const Op *op) { return !op->out->frozen; }
 
+/* An op's output has an array of its own: not a view's (which reads the
+ * viewed array), nor a product whose store adds a bias (whose values go
+ * straight into the add's output: plan.c). */
+static bool has_array(const E *e, const Op *op) { return !e->plan->valias[op->out->id] && !e->plan->bias_add[op->id]; }
+
 void struct_params(E *e, const char *id) {
     out(e, 0, "typedef struct {\n");
     for (int i = 0; i < e->m->params.len; i++) {
@@ -56,7 +61,7 @@ void struct_acts(E *e, const char *id) {
     out(e, 0, "typedef struct {   // every activation of a training batch\n");
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
-        if (!e->plan->valias[op->out->id])
+        if (has_array(e, op))
             decl_field(e, e->real, op->out->cname, op->out, false, line_ref(e, op->out));
         decl_aux(e, op, false);
     }
@@ -104,7 +109,7 @@ void struct_infer_ws(E *e, const char *id) {
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
         if (runs_in_inference(op)) {
-            if (!e->plan->valias[op->out->id])
+            if (has_array(e, op))
                 decl_field(e, e->real, op->out->cname, op->out, true, line_ref(e, op->out));
             decl_aux(e, op, true);
         }
@@ -260,7 +265,7 @@ void descriptor(E *e, const char *id) {
     out(e, 0, "static const NjTensor infer_acts[] = {\n");
     for (int i = 0; i < m->ops.len; i++) {
         const Op *op = m->ops.items[i];
-        if (runs_in_inference(op)) {
+        if (runs_in_inference(op) && !e->plan->bias_add[op->id]) {
             table_tensor(e, op->out, arena_printf("%s_infer_ws", id), stored_as(e, op->out));
             out(e, 0, ",\n");
             ninfer++;

@@ -284,7 +284,7 @@ static int compile(const Options *o) {
         dump_backward(stdout, &model, &bw);
 
     Plan plan;
-    plan_step(&model, &bw, o->emit.opt_level, &plan);
+    plan_step(&model, &bw, &o->emit, &plan);
     if (o->dump_plan)
         dump_plan(stdout, &model, &bw, &plan);
 

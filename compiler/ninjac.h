@@ -397,6 +397,16 @@ typedef struct {
 void derive_backward(Model *m, Backward *bw);
 
 /* ---- plan.c: how -O lays out the step (-O0: each op its own loop nest) ---- */
+/* How to emit (main.c reads them off the command line): the plan reads them too. */
+typedef enum { GEMM_AUTO, GEMM_OWN, GEMM_BLAS } GemmChoice;
+
+typedef struct {
+    int opt_level;          /* 0: keep every intermediate gradient */
+    GemmChoice gemm;        /* -O's matmuls: own kernels for small products, a BLAS for big ones */
+    bool f64;               /* double instead of float */
+    const char *outdir;
+} EmitOptions;
+
 typedef struct {
     int first, count;       /* a run of m->ops (forward) or bw->grads (backward) */
     const Tensor *space;    /* one loop nest over this tensor's indices; NULL: an op with its own code */
@@ -413,21 +423,15 @@ typedef struct {
     bool *dlocal;           /* per tensor id: its gradient is a register of its group */
     const Tensor **galias;  /* per tensor id: the tensor whose gradient array its gradient is (a view's) */
     const Tensor **valias;  /* per tensor id: the activation whose array a view reads, instead of a copy */
+    const Op **bias_add;    /* per op id: for a matmul, the add of a bias (x @ W + b) that computes its product */
+    const Op **product_of;  /* per op id: for such an add, the matmul (whose own place has no code) */
 } Plan;
 
-void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan);
+void plan_step(const Model *m, const Backward *bw, const EmitOptions *opt, Plan *plan);
+bool own_products(const EmitOptions *opt);   /* -O's matmuls run ninjac's kernels, not the BLAS */
 bool grad_covers_target(const Grad *g);   /* writes every element of d(target), once */
 
 /* ---- emit_c.c ---- */
-typedef enum { GEMM_AUTO, GEMM_OWN, GEMM_BLAS } GemmChoice;
-
-typedef struct {
-    int opt_level;          /* 0: keep every intermediate gradient */
-    GemmChoice gemm;        /* -O's matmuls: own kernels for small products, a BLAS for big ones */
-    bool f64;               /* double instead of float */
-    const char *outdir;
-} EmitOptions;
-
 bool emits_special(OpKind kind);   /* emit_ops.c has the forward and backward of this SPECIAL op, and its aux
                                      arrays' declarations if its row names any */
 /* Writes NAME.h and NAME.c into outdir atomically; returns 0 on success. */

@@ -42,6 +42,56 @@ static int rule_reads(const Grad *g, const Tensor **read) {
 
 /* ---- forward ---- */
 
+/* -O multiplies with ninjac's kernels (runtime/ninjac_kernels.h) unless
+ * told to call the BLAS; f64 builds serve finite differences: BLAS. */
+bool own_products(const EmitOptions *opt) { return opt->opt_level > 0 && !opt->f64 && opt->gemm != GEMM_BLAS; }
+
+/* b as a bias of a product's value t: broadcast along every dim but the
+ * last ([N] or [1, N] for t of [M, N]), a float of no batch rows. */
+static bool is_bias(const Tensor *b, const Tensor *t) {
+    if (b->dtype != DT_FLOAT || b->rank < 1 || b->rank > t->rank || has_batch(b) ||
+        b->shape[b->rank - 1] != t->shape[t->rank - 1])
+        return false;
+    for (int d = 0; d < b->rank - 1; d++)
+        if (b->shape[d] != 1)
+            return false;
+    return true;
+}
+
+/* `x @ W + b`: where the add is, the kernels compute the product and add
+ * the bias as they store it (nj_gemm_bias) into the add's output, when the
+ * product's value is a temporary read by that add alone. The product then
+ * has no array and the add no loop of its own: at n = 1024, H = 4096 a
+ * 16 MB array is neither written nor read once more. The same bits: the
+ * store adds b to the finished sum, as the add did. At the add, not at
+ * the product: a bias sliced from a stacked param (makemore's transformer)
+ * is made between the two. */
+static void biases_in_products(const Model *m, const EmitOptions *opt, Plan *plan) {
+    if (!own_products(opt))
+        return;
+    int *readers = arena_alloc(sizeof(int) * (size_t)m->tensors.len);
+    for (int i = 0; i < m->ops.len; i++) {
+        const Op *op = m->ops.items[i];
+        for (int k = 0; k < op->nin; k++)
+            readers[op->in[k]->id]++;
+    }
+    for (int i = 0; i < m->ops.len; i++) {
+        const Op *add = m->ops.items[i];
+        if (add->kind != OP_ADD || add->nin != 2 || add->out->frozen)
+            continue;
+        for (int side = 0; side < 2; side++) {
+            const Tensor *t = add->in[side], *b = add->in[!side];
+            const Op *mm = t->def;
+            if (mm && mm->kind == OP_MATMUL && t->is_temp && t->dtype == DT_FLOAT && !t->frozen &&
+                readers[t->id] == 1 && same_space(add->out, t) && is_bias(b, t)) {
+                plan->bias_add[mm->id] = add;
+                plan->product_of[add->id] = mm;
+                break;
+            }
+        }
+    }
+}
+
 /* A reduction that can ride along in the loop over its input: a plain sum
  * (mean divides after the loop). var needs the mean first; max keeps an
  * argmax. */
@@ -74,11 +124,15 @@ static void group_forward(const Model *m, Plan *plan) {
     Group *open = NULL;
     for (int i = 0; i < m->ops.len; i++) {
         Op *op = m->ops.items[i];
-        if (!open || !open->space || !joins_forward(plan, open, op)) {
+        bool own_code = plan->product_of[op->id];   /* the product's */
+        if (!open || !open->space || own_code || !joins_forward(plan, open, op)) {
             open = arena_alloc(sizeof(Group));
             open->first = i;
             /* NULL: an op with code of its own, which nothing joins */
-            open->space = made_at_index(op->kind) ? op->out : fusable_reduction(op) ? op->in[0] : NULL;
+            open->space = own_code                 ? NULL
+                          : made_at_index(op->kind) ? op->out
+                          : fusable_reduction(op)   ? op->in[0]
+                                                    : NULL;
             vec_push(&plan->fwd, open);
         }
         open->count++;
@@ -108,7 +162,8 @@ static void forward_locals(const Model *m, const Backward *bw, Plan *plan) {
     for (int i = 0; i < m->ops.len; i++) {
         const Op *op = m->ops.items[i];
         const Tensor *t = op->out;
-        plan->local[t->id] = t->is_temp && elementwise(op->kind) && !read_elsewhere[t->id] && t != m->loss;
+        plan->local[t->id] = t->is_temp && elementwise(op->kind) && !read_elsewhere[t->id] && t != m->loss &&
+                             !plan->product_of[op->id];   /* the product stores it */
     }
 }
 
@@ -266,7 +321,7 @@ static void view_aliases(const Model *m, Plan *plan) {
     }
 }
 
-void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan) {
+void plan_step(const Model *m, const Backward *bw, const EmitOptions *opt, Plan *plan) {
     memset(plan, 0, sizeof *plan);
     plan->op_group = arena_alloc(sizeof(Group *) * (size_t)(m->ops.len + 1));
     plan->grad_group = arena_alloc(sizeof(Group *) * (size_t)(bw->grads.len + 1));
@@ -274,9 +329,12 @@ void plan_step(const Model *m, const Backward *bw, int opt_level, Plan *plan) {
     plan->dlocal = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
     plan->galias = arena_alloc(sizeof(Tensor *) * (size_t)m->tensors.len);
     plan->valias = arena_alloc(sizeof(Tensor *) * (size_t)m->tensors.len);
-    if (opt_level == 0)
+    plan->bias_add = arena_alloc(sizeof(Op *) * (size_t)(m->ops.len + 1));
+    plan->product_of = arena_alloc(sizeof(Op *) * (size_t)(m->ops.len + 1));
+    if (opt->opt_level == 0)
         return;
     plan->fused = true;
+    biases_in_products(m, opt, plan);
     group_forward(m, plan);
     forward_locals(m, bw, plan);
     group_backward(m, bw, plan);

@@ -44,24 +44,20 @@ void lecture2_mlp_forward(const lecture2_mlp_params *restrict p, const int32_t *
     // lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)
     // h_t1 [32, 30] = view(emb [32, 3, 10])
     // h_t1 is emb's array, read as [32, 30]
+    // h_t3 [32, 200] = add(h_t2 [32, 200], b1 [200])
     // h_t2 [32, 200] = matmul(h_t1 [32, 30], W1 [30, 200])
-    nj_gemm(32, 200, 30, &h_t1[0][0], 30, 1, &p->W1[0][0], 200, &a->h_t2[0][0], 200, 0);
-    
-    // lecture2_mlp.ninja:22, in one pass over [n=32, 200]:
+    // one call: the kernels add b1 as they store the product into h_t3 (h_t2 has no array)
+    nj_gemm_bias(32, 200, 30, &h_t1[0][0], 30, 1, &p->W1[0][0], 200, &a->h_t3[0][0], 200, &p->b1[0]);
+    // h [32, 200] = tanh(h_t3 [32, 200])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++) {
-            // :22 h = torch.tanh(emb.view(-1, 30) @ W1 + b1)
-            float h_t3 = a->h_t2[i][j] + p->b1[j];
-            a->h[i][j] = nj_tanhf(h_t3);
-        }
+        for (int j = 0; j < 200; j++)
+            a->h[i][j] = nj_tanhf(a->h_t3[i][j]);
     
     // lecture2_mlp.ninja:23: logits = h @ W2 + b2
-    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    nj_gemm(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->logits[i][j] = a->logits_t1[i][j] + p->b2[j];
+    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
+    // one call: the kernels add b2 as they store the product into logits (logits_t1 has no array)
+    nj_gemm_bias(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits[0][0], 27, &p->b2[0]);
     
     // lecture2_mlp.ninja:24: loss = F.cross_entropy(logits, Yb)
     // loss [] = cross_entropy(logits [32, 27], Yb [32])
@@ -165,24 +161,20 @@ void lecture2_mlp_infer(const lecture2_mlp_params *p, const lecture2_mlp_stats *
     // lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)
     // h_t1 [32, 30] = view(emb [32, 3, 10])
     // h_t1 is emb's array, read as [32, 30]
-    // h_t2 [32, 200] = matmul(h_t1 [32, 30], W1 [30, 200])
-    nj_gemm(rows, 200, 30, &h_t1[0][0], 30, 1, &p->W1[0][0], 200, &w->h_t2[0][0], 200, 0);
     // h_t3 [32, 200] = add(h_t2 [32, 200], b1 [200])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 200; j++)
-            w->h_t3[i][j] = w->h_t2[i][j] + p->b1[j];
+    // h_t2 [32, 200] = matmul(h_t1 [32, 30], W1 [30, 200])
+    // one call: the kernels add b1 as they store the product into h_t3 (h_t2 has no array)
+    nj_gemm_bias(rows, 200, 30, &h_t1[0][0], 30, 1, &p->W1[0][0], 200, &w->h_t3[0][0], 200, &p->b1[0]);
     // h [32, 200] = tanh(h_t3 [32, 200])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 200; j++)
             w->h[i][j] = nj_tanhf(w->h_t3[i][j]);
     
     // lecture2_mlp.ninja:23: logits = h @ W2 + b2
-    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    nj_gemm(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->logits[i][j] = w->logits_t1[i][j] + p->b2[j];
+    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
+    // one call: the kernels add b2 as they store the product into logits (logits_t1 has no array)
+    nj_gemm_bias(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits[0][0], 27, &p->b2[0]);
     if (Yb) {   // needs Yb
     
     // lecture2_mlp.ninja:24: loss = F.cross_entropy(logits, Yb)
@@ -255,10 +247,8 @@ static const NjTensor stats[] = {
 static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(lecture2_mlp_infer_ws, emb), "lecture2_mlp.ninja:21: emb = C[Xb]", 0x1},
     {"h_t1", 2, {32, 30}, offsetof(lecture2_mlp_infer_ws, emb), "lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)", 0x1},
-    {"h_t2", 2, {32, 200}, offsetof(lecture2_mlp_infer_ws, h_t2), "lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)", 0x1},
     {"h_t3", 2, {32, 200}, offsetof(lecture2_mlp_infer_ws, h_t3), "lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)", 0x1},
     {"h", 2, {32, 200}, offsetof(lecture2_mlp_infer_ws, h), "lecture2_mlp.ninja:22: h = torch.tanh(emb.view(-1, 30) @ W1 + b1)", 0x1},
-    {"logits_t1", 2, {32, 27}, offsetof(lecture2_mlp_infer_ws, logits_t1), "lecture2_mlp.ninja:23: logits = h @ W2 + b2", 0x1},
     {"logits", 2, {32, 27}, offsetof(lecture2_mlp_infer_ws, logits), "lecture2_mlp.ninja:23: logits = h @ W2 + b2", 0x1},
     {"loss", 0, {}, offsetof(lecture2_mlp_infer_ws, loss), "lecture2_mlp.ninja:24: loss = F.cross_entropy(logits, Yb)", 0},
 };
@@ -290,7 +280,7 @@ const NinjacModel lecture2_mlp_model = {
     .infer_chunk = 1024, .infer_bytes = sizeof(lecture2_mlp_infer_ws),
     .infer_loss_offset = offsetof(lecture2_mlp_infer_ws, loss),
     .infer_logits_offset = offsetof(lecture2_mlp_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
-    .ninfer_acts = 8, .infer_acts = infer_acts,
+    .ninfer_acts = 6, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = NULL,
     .check_inputs = lecture2_mlp_check_inputs,
 };

@@ -86,12 +86,10 @@ void lecture3_bn_forward(const lecture3_bn_params *restrict p, const int32_t *co
         }
     
     // lecture3_bn.ninja:41: logits = h @ W2 + b2
-    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    nj_gemm(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->logits[i][j] = a->logits_t1[i][j] + p->b2[j];
+    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
+    // one call: the kernels add b2 as they store the product into logits (logits_t1 has no array)
+    nj_gemm_bias(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits[0][0], 27, &p->b2[0]);
     
     // lecture3_bn.ninja:42: loss = F.cross_entropy(logits, Yb)
     // loss [] = cross_entropy(logits [32, 27], Yb [32])
@@ -266,12 +264,10 @@ static void infer_upto(const lecture3_bn_params *p, const lecture3_bn_stats *s, 
             w->h[i][j] = nj_tanhf(w->hpreact[i][j]);
     
     // lecture3_bn.ninja:41: logits = h @ W2 + b2
-    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    nj_gemm(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->logits[i][j] = w->logits_t1[i][j] + p->b2[j];
+    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
+    // one call: the kernels add b2 as they store the product into logits (logits_t1 has no array)
+    nj_gemm_bias(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits[0][0], 27, &p->b2[0]);
     if (Yb) {   // needs Yb
     
     // lecture3_bn.ninja:42: loss = F.cross_entropy(logits, Yb)
@@ -427,7 +423,6 @@ static const NjTensor infer_acts[] = {
     {"hpreact_t3", 2, {32, 200}, offsetof(lecture3_bn_infer_ws, hpreact_t3), "lecture3_bn.ninja:37: hpreact = bngain * (hpreact - bnmeani) / bnstdi + bnbias", 0x1},
     {"hpreact", 2, {32, 200}, offsetof(lecture3_bn_infer_ws, hpreact), "lecture3_bn.ninja:37: hpreact = bngain * (hpreact - bnmeani) / bnstdi + bnbias", 0x1},
     {"h", 2, {32, 200}, offsetof(lecture3_bn_infer_ws, h), "lecture3_bn.ninja:40: h = torch.tanh(hpreact)", 0x1},
-    {"logits_t1", 2, {32, 27}, offsetof(lecture3_bn_infer_ws, logits_t1), "lecture3_bn.ninja:41: logits = h @ W2 + b2", 0x1},
     {"logits", 2, {32, 27}, offsetof(lecture3_bn_infer_ws, logits), "lecture3_bn.ninja:41: logits = h @ W2 + b2", 0x1},
     {"loss", 0, {}, offsetof(lecture3_bn_infer_ws, loss), "lecture3_bn.ninja:42: loss = F.cross_entropy(logits, Yb)", 0},
 };
@@ -462,7 +457,7 @@ const NinjacModel lecture3_bn_model = {
     .infer_chunk = 512, .infer_bytes = sizeof(lecture3_bn_infer_ws),
     .infer_loss_offset = offsetof(lecture3_bn_infer_ws, loss),
     .infer_logits_offset = offsetof(lecture3_bn_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
-    .ninfer_acts = 11, .infer_acts = infer_acts,
+    .ninfer_acts = 10, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = lecture3_bn_check_inputs,
 };

@@ -28,7 +28,6 @@ typedef struct {   // every activation of a training batch
     float hpreact_t3[32][200];         // [n=32, 200] lecture3_bn.ninja:37
     float hpreact[32][200];            // [n=32, 200] lecture3_bn.ninja:37
     float h[32][200];                  // [n=32, 200] lecture3_bn.ninja:40
-    float logits_t1[32][27];           // [n=32, 27] lecture3_bn.ninja:41
     float logits[32][27];              // [n=32, 27] lecture3_bn.ninja:41
     float loss;                        // [] lecture3_bn.ninja:42
     float loss_probs[32][27];          // [n=32, 27] softmax of the logits, for the backward pass
@@ -66,7 +65,6 @@ typedef struct {   // inference activations for up to 512 rows
     float hpreact_t3[512][200];        // [n=32, 200] lecture3_bn.ninja:37
     float hpreact[512][200];           // [n=32, 200] lecture3_bn.ninja:37
     float h[512][200];                 // [n=32, 200] lecture3_bn.ninja:40
-    float logits_t1[512][27];          // [n=32, 27] lecture3_bn.ninja:41
     float logits[512][27];             // [n=32, 27] lecture3_bn.ninja:41
     float loss;                        // [] lecture3_bn.ninja:42
     float loss_probs[512][27];         // [n=32, 27] softmax of the logits, for the backward pass

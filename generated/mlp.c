@@ -46,25 +46,22 @@ void mlp_forward(const mlp_params *restrict p, const int32_t *const *inputs, mlp
     // embcat is emb's array, read as [32, 30]
     
     // mlp.ninja:26: hpreact = embcat @ W1 + b1
+    // hpreact [32, 200] = add(hpreact_t1 [32, 200], b1 [200])
     // hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    nj_gemm(32, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hpreact_t1[0][0], 200, 0);
+    // one call: the kernels add b1 as they store the product into hpreact (hpreact_t1 has no array)
+    nj_gemm_bias(32, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hpreact[0][0], 200, &p->b1[0]);
     
-    // mlp.ninja:26-27, in one pass over [n=32, 200]:
+    // mlp.ninja:27: h = torch.tanh(hpreact)
+    // h [32, 200] = tanh(hpreact [32, 200])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++) {
-            // :26 hpreact = embcat @ W1 + b1
-            a->hpreact[i][j] = a->hpreact_t1[i][j] + p->b1[j];
-            // :27 h = torch.tanh(hpreact)
+        for (int j = 0; j < 200; j++)
             a->h[i][j] = nj_tanhf(a->hpreact[i][j]);
-        }
     
     // mlp.ninja:28: logits = h @ W2 + b2
-    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    nj_gemm(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->logits[i][j] = a->logits_t1[i][j] + p->b2[j];
+    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
+    // one call: the kernels add b2 as they store the product into logits (logits_t1 has no array)
+    nj_gemm_bias(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits[0][0], 27, &p->b2[0]);
     
     // mlp.ninja:29: loss = F.cross_entropy(logits, Yb)
     // loss [] = cross_entropy(logits [32, 27], Yb [32])
@@ -173,12 +170,10 @@ void mlp_infer(const mlp_params *p, const mlp_stats *s, const int32_t *const *in
     // embcat is emb's array, read as [32, 30]
     
     // mlp.ninja:26: hpreact = embcat @ W1 + b1
-    // hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    nj_gemm(rows, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hpreact_t1[0][0], 200, 0);
     // hpreact [32, 200] = add(hpreact_t1 [32, 200], b1 [200])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 200; j++)
-            w->hpreact[i][j] = w->hpreact_t1[i][j] + p->b1[j];
+    // hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
+    // one call: the kernels add b1 as they store the product into hpreact (hpreact_t1 has no array)
+    nj_gemm_bias(rows, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hpreact[0][0], 200, &p->b1[0]);
     
     // mlp.ninja:27: h = torch.tanh(hpreact)
     // h [32, 200] = tanh(hpreact [32, 200])
@@ -187,12 +182,10 @@ void mlp_infer(const mlp_params *p, const mlp_stats *s, const int32_t *const *in
             w->h[i][j] = nj_tanhf(w->hpreact[i][j]);
     
     // mlp.ninja:28: logits = h @ W2 + b2
-    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    nj_gemm(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->logits[i][j] = w->logits_t1[i][j] + p->b2[j];
+    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
+    // one call: the kernels add b2 as they store the product into logits (logits_t1 has no array)
+    nj_gemm_bias(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits[0][0], 27, &p->b2[0]);
     if (Yb) {   // needs Yb
     
     // mlp.ninja:29: loss = F.cross_entropy(logits, Yb)
@@ -267,10 +260,8 @@ static const NjTensor stats[] = {
 static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(mlp_infer_ws, emb), "mlp.ninja:24: emb = C[Xb]", 0x1},
     {"embcat", 2, {32, 30}, offsetof(mlp_infer_ws, emb), "mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)", 0x1},
-    {"hpreact_t1", 2, {32, 200}, offsetof(mlp_infer_ws, hpreact_t1), "mlp.ninja:26: hpreact = embcat @ W1 + b1", 0x1},
     {"hpreact", 2, {32, 200}, offsetof(mlp_infer_ws, hpreact), "mlp.ninja:26: hpreact = embcat @ W1 + b1", 0x1},
     {"h", 2, {32, 200}, offsetof(mlp_infer_ws, h), "mlp.ninja:27: h = torch.tanh(hpreact)", 0x1},
-    {"logits_t1", 2, {32, 27}, offsetof(mlp_infer_ws, logits_t1), "mlp.ninja:28: logits = h @ W2 + b2", 0x1},
     {"logits", 2, {32, 27}, offsetof(mlp_infer_ws, logits), "mlp.ninja:28: logits = h @ W2 + b2", 0x1},
     {"loss", 0, {}, offsetof(mlp_infer_ws, loss), "mlp.ninja:29: loss = F.cross_entropy(logits, Yb)", 0},
 };
@@ -302,7 +293,7 @@ const NinjacModel mlp_model = {
     .infer_chunk = 1024, .infer_bytes = sizeof(mlp_infer_ws),
     .infer_loss_offset = offsetof(mlp_infer_ws, loss),
     .infer_logits_offset = offsetof(mlp_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
-    .ninfer_acts = 8, .infer_acts = infer_acts,
+    .ninfer_acts = 6, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = NULL,
     .check_inputs = mlp_check_inputs,
 };

@@ -18,10 +18,8 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float emb[32][3][10];              // [n=32, 3, 10] mlp.ninja:24
-    float hpreact_t1[32][200];         // [n=32, 200] mlp.ninja:26
     float hpreact[32][200];            // [n=32, 200] mlp.ninja:26
     float h[32][200];                  // [n=32, 200] mlp.ninja:27
-    float logits_t1[32][27];           // [n=32, 27] mlp.ninja:28
     float logits[32][27];              // [n=32, 27] mlp.ninja:28
     float loss;                        // [] mlp.ninja:29
     float loss_probs[32][27];          // [n=32, 27] softmax of the logits, for the backward pass
@@ -47,10 +45,8 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 1024 rows
     float emb[1024][3][10];            // [n=32, 3, 10] mlp.ninja:24
-    float hpreact_t1[1024][200];       // [n=32, 200] mlp.ninja:26
     float hpreact[1024][200];          // [n=32, 200] mlp.ninja:26
     float h[1024][200];                // [n=32, 200] mlp.ninja:27
-    float logits_t1[1024][27];         // [n=32, 27] mlp.ninja:28
     float logits[1024][27];            // [n=32, 27] mlp.ninja:28
     float loss;                        // [] mlp.ninja:29
     float loss_probs[1024][27];        // [n=32, 27] softmax of the logits, for the backward pass

@@ -46,19 +46,19 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     // embcat is emb's array, read as [32, 30]
     
     // mlp_bn.ninja:32: hprebn = embcat @ W1 + b1
+    // hprebn [32, 64] = add(hprebn_t1 [32, 64], b1 [64])
     // hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
-    nj_gemm(32, 64, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 64, &a->hprebn_t1[0][0], 64, 0);
+    // one call: the kernels add b1 as they store the product into hprebn (hprebn_t1 has no array)
+    nj_gemm_bias(32, 64, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 64, &a->hprebn[0][0], 64, &p->b1[0]);
     
-    // mlp_bn.ninja:32-34, in one pass over [n=32, 64]:
+    // mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)
+    // rewritten: mlp_bn.ninja:34 as a mean
+    // bnmeani [1, 64] = mean(hprebn [32, 64])
     for (int j = 0; j < 64; j++)
         a->bnmeani[0][j] = 0;
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :32 hprebn = embcat @ W1 + b1
-            a->hprebn[i][j] = a->hprebn_t1[i][j] + p->b1[j];
-            // :34 bnmeani = 1/n*hprebn.sum(0, keepdim=True)
+        for (int j = 0; j < 64; j++)
             a->bnmeani[0][j] += a->hprebn[i][j];
-        }
     for (int j = 0; j < 64; j++)
         a->bnmeani[0][j] /= 32.0f;
     
@@ -90,12 +90,10 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
         }
     
     // mlp_bn.ninja:44: logits = h @ W2 + b2
-    // logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
-    nj_gemm(32, 27, 64, &a->h[0][0], 64, 1, &p->W2[0][0], 27, &a->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->logits[i][j] = a->logits_t1[i][j] + p->b2[j];
+    // logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
+    // one call: the kernels add b2 as they store the product into logits (logits_t1 has no array)
+    nj_gemm_bias(32, 27, 64, &a->h[0][0], 64, 1, &p->W2[0][0], 27, &a->logits[0][0], 27, &p->b2[0]);
     
     // mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()
     // rewritten: mlp_bn.ninja:46-53 as F.cross_entropy (exercise 2: dlogits = (softmax - onehot)/n)
@@ -241,12 +239,10 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
     // embcat is emb's array, read as [32, 30]
     
     // mlp_bn.ninja:32: hprebn = embcat @ W1 + b1
-    // hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
-    nj_gemm(rows, 64, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 64, &w->hprebn_t1[0][0], 64, 0);
     // hprebn [32, 64] = add(hprebn_t1 [32, 64], b1 [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hprebn[i][j] = w->hprebn_t1[i][j] + p->b1[j];
+    // hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
+    // one call: the kernels add b1 as they store the product into hprebn (hprebn_t1 has no array)
+    nj_gemm_bias(rows, 64, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 64, &w->hprebn[0][0], 64, &p->b1[0]);
     if (stop == mlp_bn_stop_bnmeani)
         return;   // bnmeani is calibrated from here
     if (stop == mlp_bn_stop_bnvar)
@@ -278,12 +274,10 @@ static void infer_upto(const mlp_bn_params *p, const mlp_bn_stats *s, const int3
             w->h[i][j] = nj_tanhf(w->hpreact[i][j]);
     
     // mlp_bn.ninja:44: logits = h @ W2 + b2
-    // logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
-    nj_gemm(rows, 27, 64, &w->h[0][0], 64, 1, &p->W2[0][0], 27, &w->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->logits[i][j] = w->logits_t1[i][j] + p->b2[j];
+    // logits_t1 [32, 27] = matmul(h [32, 64], W2 [64, 27])
+    // one call: the kernels add b2 as they store the product into logits (logits_t1 has no array)
+    nj_gemm_bias(rows, 27, 64, &w->h[0][0], 64, 1, &p->W2[0][0], 27, &w->logits[0][0], 27, &p->b2[0]);
     if (Yb) {   // needs Yb
     
     // mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()
@@ -433,13 +427,11 @@ static const NjTensor stats[] = {
 static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_infer_ws, emb), "mlp_bn.ninja:29: emb = C[Xb]", 0x1},
     {"embcat", 2, {32, 30}, offsetof(mlp_bn_infer_ws, emb), "mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)", 0x1},
-    {"hprebn_t1", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hprebn_t1), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"hprebn", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"bnraw", 2, {32, 64}, offsetof(mlp_bn_infer_ws, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv", 0x1},
     {"hpreact_t1", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hpreact_t1), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
     {"hpreact", 2, {32, 64}, offsetof(mlp_bn_infer_ws, hpreact), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
     {"h", 2, {32, 64}, offsetof(mlp_bn_infer_ws, h), "mlp_bn.ninja:42: h = torch.tanh(hpreact)", 0x1},
-    {"logits_t1", 2, {32, 27}, offsetof(mlp_bn_infer_ws, logits_t1), "mlp_bn.ninja:44: logits = h @ W2 + b2", 0x1},
     {"logits", 2, {32, 27}, offsetof(mlp_bn_infer_ws, logits), "mlp_bn.ninja:44: logits = h @ W2 + b2", 0x1},
     {"loss", 0, {}, offsetof(mlp_bn_infer_ws, loss), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0},
 };
@@ -474,7 +466,7 @@ const NinjacModel mlp_bn_model = {
     .infer_chunk = 1024, .infer_bytes = sizeof(mlp_bn_infer_ws),
     .infer_loss_offset = offsetof(mlp_bn_infer_ws, loss),
     .infer_logits_offset = offsetof(mlp_bn_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
-    .ninfer_acts = 11, .infer_acts = infer_acts,
+    .ninfer_acts = 9, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mlp_bn_check_inputs,
 };

@@ -20,7 +20,6 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float emb[32][3][10];              // [n=32, 3, 10] mlp_bn.ninja:29
-    float hprebn_t1[32][64];           // [n=32, 64] mlp_bn.ninja:32
     float hprebn[32][64];              // [n=32, 64] mlp_bn.ninja:32
     float bnmeani[1][64];              // [1, 64] mlp_bn.ninja:34
     float bnvar[1][64];                // [1, 64] mlp_bn.ninja:37
@@ -29,7 +28,6 @@ typedef struct {   // every activation of a training batch
     float hpreact_t1[32][64];          // [n=32, 64] mlp_bn.ninja:40
     float hpreact[32][64];             // [n=32, 64] mlp_bn.ninja:40
     float h[32][64];                   // [n=32, 64] mlp_bn.ninja:42
-    float logits_t1[32][27];           // [n=32, 27] mlp_bn.ninja:44
     float logits[32][27];              // [n=32, 27] mlp_bn.ninja:44
     float loss;                        // [] mlp_bn.ninja:53
     float loss_probs[32][27];          // [n=32, 27] softmax of the logits, for the backward pass
@@ -61,14 +59,12 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 1024 rows
     float emb[1024][3][10];            // [n=32, 3, 10] mlp_bn.ninja:29
-    float hprebn_t1[1024][64];         // [n=32, 64] mlp_bn.ninja:32
     float hprebn[1024][64];            // [n=32, 64] mlp_bn.ninja:32
     float bnraw[1024][64];             // [n=32, 64] mlp_bn.ninja:39
     float bnraw_inv[1][64];            // [1, 64] 1 / sqrt(var + eps), for batchnorm
     float hpreact_t1[1024][64];        // [n=32, 64] mlp_bn.ninja:40
     float hpreact[1024][64];           // [n=32, 64] mlp_bn.ninja:40
     float h[1024][64];                 // [n=32, 64] mlp_bn.ninja:42
-    float logits_t1[1024][27];         // [n=32, 27] mlp_bn.ninja:44
     float logits[1024][27];            // [n=32, 27] mlp_bn.ninja:44
     float loss;                        // [] mlp_bn.ninja:53
     float loss_probs[1024][27];        // [n=32, 27] softmax of the logits, for the backward pass

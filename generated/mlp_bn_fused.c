@@ -46,19 +46,18 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
     // embcat is emb's array, read as [32, 30]
     
     // mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1
+    // hprebn [32, 200] = add(hprebn_t1 [32, 200], b1 [200])
     // hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    nj_gemm(32, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hprebn_t1[0][0], 200, 0);
+    // one call: the kernels add b1 as they store the product into hprebn (hprebn_t1 has no array)
+    nj_gemm_bias(32, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &a->hprebn[0][0], 200, &p->b1[0]);
     
-    // mlp_bn_fused.ninja:28-31, in one pass over [n=32, 200]:
+    // mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)
+    // bnmean [1, 200] = mean(hprebn [32, 200])
     for (int j = 0; j < 200; j++)
         a->bnmean[0][j] = 0;
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 200; j++) {
-            // :28 hprebn = embcat @ W1 + b1
-            a->hprebn[i][j] = a->hprebn_t1[i][j] + p->b1[j];
-            // :31 bnmean = hprebn.mean(0, keepdim=True)
+        for (int j = 0; j < 200; j++)
             a->bnmean[0][j] += a->hprebn[i][j];
-        }
     for (int j = 0; j < 200; j++)
         a->bnmean[0][j] /= 32.0f;
     
@@ -89,12 +88,10 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
         }
     
     // mlp_bn_fused.ninja:39: logits = h @ W2 + b2
-    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    nj_gemm(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 27; j++)
-            a->logits[i][j] = a->logits_t1[i][j] + p->b2[j];
+    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
+    // one call: the kernels add b2 as they store the product into logits (logits_t1 has no array)
+    nj_gemm_bias(32, 27, 200, &a->h[0][0], 200, 1, &p->W2[0][0], 27, &a->logits[0][0], 27, &p->b2[0]);
     
     // mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)
     // loss [] = cross_entropy(logits [32, 27], Yb [32])
@@ -239,12 +236,10 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
     // embcat is emb's array, read as [32, 30]
     
     // mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1
-    // hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
-    nj_gemm(rows, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hprebn_t1[0][0], 200, 0);
     // hprebn [32, 200] = add(hprebn_t1 [32, 200], b1 [200])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 200; j++)
-            w->hprebn[i][j] = w->hprebn_t1[i][j] + p->b1[j];
+    // hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
+    // one call: the kernels add b1 as they store the product into hprebn (hprebn_t1 has no array)
+    nj_gemm_bias(rows, 200, 30, &embcat[0][0], 30, 1, &p->W1[0][0], 200, &w->hprebn[0][0], 200, &p->b1[0]);
     if (stop == mlp_bn_fused_stop_bnmean)
         return;   // bnmean is calibrated from here
     if (stop == mlp_bn_fused_stop_bnvar)
@@ -276,12 +271,10 @@ static void infer_upto(const mlp_bn_fused_params *p, const mlp_bn_fused_stats *s
             w->h[i][j] = nj_tanhf(w->hpreact[i][j]);
     
     // mlp_bn_fused.ninja:39: logits = h @ W2 + b2
-    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
-    nj_gemm(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits_t1[0][0], 27, 0);
     // logits [32, 27] = add(logits_t1 [32, 27], b2 [27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 27; j++)
-            w->logits[i][j] = w->logits_t1[i][j] + p->b2[j];
+    // logits_t1 [32, 27] = matmul(h [32, 200], W2 [200, 27])
+    // one call: the kernels add b2 as they store the product into logits (logits_t1 has no array)
+    nj_gemm_bias(rows, 27, 200, &w->h[0][0], 200, 1, &p->W2[0][0], 27, &w->logits[0][0], 27, &p->b2[0]);
     if (Yb) {   // needs Yb
     
     // mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)
@@ -430,13 +423,11 @@ static const NjTensor stats[] = {
 static const NjTensor infer_acts[] = {
     {"emb", 3, {32, 3, 10}, offsetof(mlp_bn_fused_infer_ws, emb), "mlp_bn_fused.ninja:25: emb = C[Xb]", 0x1},
     {"embcat", 2, {32, 30}, offsetof(mlp_bn_fused_infer_ws, emb), "mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)", 0x1},
-    {"hprebn_t1", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hprebn_t1), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
     {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hprebn), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
     {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, bnraw), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv", 0x1},
     {"hpreact_t1", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hpreact_t1), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias", 0x1},
     {"hpreact", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, hpreact), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias", 0x1},
     {"h", 2, {32, 200}, offsetof(mlp_bn_fused_infer_ws, h), "mlp_bn_fused.ninja:38: h = torch.tanh(hpreact)", 0x1},
-    {"logits_t1", 2, {32, 27}, offsetof(mlp_bn_fused_infer_ws, logits_t1), "mlp_bn_fused.ninja:39: logits = h @ W2 + b2", 0x1},
     {"logits", 2, {32, 27}, offsetof(mlp_bn_fused_infer_ws, logits), "mlp_bn_fused.ninja:39: logits = h @ W2 + b2", 0x1},
     {"loss", 0, {}, offsetof(mlp_bn_fused_infer_ws, loss), "mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)", 0},
 };
@@ -471,7 +462,7 @@ const NinjacModel mlp_bn_fused_model = {
     .infer_chunk = 512, .infer_bytes = sizeof(mlp_bn_fused_infer_ws),
     .infer_loss_offset = offsetof(mlp_bn_fused_infer_ws, loss),
     .infer_logits_offset = offsetof(mlp_bn_fused_infer_ws, logits), .logits_positions = 1, .logits_cols = 27,
-    .ninfer_acts = 11, .infer_acts = infer_acts,
+    .ninfer_acts = 9, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = calibrate_any,
     .check_inputs = mlp_bn_fused_check_inputs,
 };

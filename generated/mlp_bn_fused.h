@@ -20,7 +20,6 @@ typedef struct {
 
 typedef struct {   // every activation of a training batch
     float emb[32][3][10];              // [n=32, 3, 10] mlp_bn_fused.ninja:25
-    float hprebn_t1[32][200];          // [n=32, 200] mlp_bn_fused.ninja:28
     float hprebn[32][200];             // [n=32, 200] mlp_bn_fused.ninja:28
     float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:31
     float bnvar[1][200];               // [1, 200] mlp_bn_fused.ninja:32
@@ -29,7 +28,6 @@ typedef struct {   // every activation of a training batch
     float hpreact_t1[32][200];         // [n=32, 200] mlp_bn_fused.ninja:35
     float hpreact[32][200];            // [n=32, 200] mlp_bn_fused.ninja:35
     float h[32][200];                  // [n=32, 200] mlp_bn_fused.ninja:38
-    float logits_t1[32][27];           // [n=32, 27] mlp_bn_fused.ninja:39
     float logits[32][27];              // [n=32, 27] mlp_bn_fused.ninja:39
     float loss;                        // [] mlp_bn_fused.ninja:40
     float loss_probs[32][27];          // [n=32, 27] softmax of the logits, for the backward pass
@@ -61,14 +59,12 @@ typedef struct {   // batch statistics, frozen for inference
 
 typedef struct {   // inference activations for up to 512 rows
     float emb[512][3][10];             // [n=32, 3, 10] mlp_bn_fused.ninja:25
-    float hprebn_t1[512][200];         // [n=32, 200] mlp_bn_fused.ninja:28
     float hprebn[512][200];            // [n=32, 200] mlp_bn_fused.ninja:28
     float bnraw[512][200];             // [n=32, 200] mlp_bn_fused.ninja:34
     float bnraw_inv[1][200];           // [1, 200] 1 / sqrt(var + eps), for batchnorm
     float hpreact_t1[512][200];        // [n=32, 200] mlp_bn_fused.ninja:35
     float hpreact[512][200];           // [n=32, 200] mlp_bn_fused.ninja:35
     float h[512][200];                 // [n=32, 200] mlp_bn_fused.ninja:38
-    float logits_t1[512][27];          // [n=32, 27] mlp_bn_fused.ninja:39
     float logits[512][27];             // [n=32, 27] mlp_bn_fused.ninja:39
     float loss;                        // [] mlp_bn_fused.ninja:40
     float loss_probs[512][27];         // [n=32, 27] softmax of the logits, for the backward pass

@@ -12,9 +12,9 @@
 #include "ninjac_kernels.h"
 
 /* One kernel per matmul shape that comes back (an unrolled loop): GCC compiles each once. */
-/* C[512 x 64] = A' @ B, K = 64 (A' rows at 64, columns at 1): called 3 times */
-static __attribute__((noinline)) void nj_gemm_512x64x64(const float *A, const float *B, float *C) {
-    nj_gemm(512, 64, 64, A, 64, 1, B, 64, C, 64, 0);
+/* C[512 x 64] = A' @ B + bias, K = 64 (A' rows at 64, columns at 1): called 2 times */
+static __attribute__((noinline)) void nj_gemm_512x64x64_bias(const float *A, const float *B, float *C, const float *bias) {
+    nj_gemm_bias(512, 64, 64, A, 64, 1, B, 64, C, 64, bias);
 }
 
 /* C[64 x 64] = A' @ B, K = 512 (A' rows at 1, columns at 64): called 2 times */
@@ -145,45 +145,38 @@ void mm_bow_forward(const mm_bow_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             a->x_t1[i][j] = p->context_block_mlp_c_fc_weight[j][i];
+    // x_t3 [32, 16, 64] = add(x_t2 [32, 16, 64], context_block_mlp_c_fc_bias [64])
     // x_t2 [32, 16, 64] = matmul(x_l64 [32, 16, 64], x_t1 [64, 64])
-    nj_gemm_512x64x64(&a->x_l64[0][0][0], &a->x_t1[0][0], &a->x_t2[0][0][0]);
-    
-    // mm_bow.ninja:66, in one pass over [batch_size=32, 16, 64]:
+    // one call: the kernels add context_block_mlp_c_fc_bias as they store the product into x_t3 (x_t2 has no array)
+    nj_gemm_512x64x64_bias(&a->x_l64[0][0][0], &a->x_t1[0][0], &a->x_t3[0][0][0], &p->context_block_mlp_c_fc_bias[0]);
+    // x_t4 [32, 16, 64] = tanh(x_t3 [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :66 x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)
-                float x_t3 = a->x_t2[i][j][k] + p->context_block_mlp_c_fc_bias[k];
-                a->x_t4[i][j][k] = nj_tanhf(x_t3);
-            }
+            for (int k = 0; k < 64; k++)
+                a->x_t4[i][j][k] = nj_tanhf(a->x_t3[i][j][k]);
     // x_t5 [64, 64] = transpose(context_block_mlp_c_proj_weight [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             a->x_t5[i][j] = p->context_block_mlp_c_proj_weight[j][i];
+    // x_t7 [32, 16, 64] = add(x_t6 [32, 16, 64], context_block_mlp_c_proj_bias [64])
     // x_t6 [32, 16, 64] = matmul(x_t4 [32, 16, 64], x_t5 [64, 64])
-    nj_gemm_512x64x64(&a->x_t4[0][0][0], &a->x_t5[0][0], &a->x_t6[0][0][0]);
-    
-    // mm_bow.ninja:66, in one pass over [batch_size=32, 16, 64]:
+    // one call: the kernels add context_block_mlp_c_proj_bias as they store the product into x_t7 (x_t6 has no array)
+    nj_gemm_512x64x64_bias(&a->x_t4[0][0][0], &a->x_t5[0][0], &a->x_t7[0][0][0], &p->context_block_mlp_c_proj_bias[0]);
+    // x [32, 16, 64] = add(x_l64 [32, 16, 64], x_t7 [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :66 x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)
-                float x_t7 = a->x_t6[i][j][k] + p->context_block_mlp_c_proj_bias[k];
-                a->x[i][j][k] = a->x_l64[i][j][k] + x_t7;
-            }
+            for (int k = 0; k < 64; k++)
+                a->x[i][j][k] = a->x_l64[i][j][k] + a->x_t7[i][j][k];
     
     // mm_bow.ninja:68: logits = F.linear(x, lm_head_weight, lm_head_bias)
     // logits_t1 [64, 27] = transpose(lm_head_weight [27, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 27; j++)
             a->logits_t1[i][j] = p->lm_head_weight[j][i];
-    // logits_t2 [32, 16, 27] = matmul(x [32, 16, 64], logits_t1 [64, 27])
-    nj_gemm(512, 27, 64, &a->x[0][0][0], 64, 1, &a->logits_t1[0][0], 27, &a->logits_t2[0][0][0], 27, 0);
     // logits [32, 16, 27] = add(logits_t2 [32, 16, 27], lm_head_bias [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 27; k++)
-                a->logits[i][j][k] = a->logits_t2[i][j][k] + p->lm_head_bias[k];
+    // logits_t2 [32, 16, 27] = matmul(x [32, 16, 64], logits_t1 [64, 27])
+    // one call: the kernels add lm_head_bias as they store the product into logits (logits_t2 has no array)
+    nj_gemm_bias(512, 27, 64, &a->x[0][0][0], 64, 1, &a->logits_t1[0][0], 27, &a->logits[0][0][0], 27, &p->lm_head_bias[0]);
     
     // mm_bow.ninja:71: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
@@ -260,7 +253,7 @@ void mm_bow_backward(const mm_bow_params *restrict p, const int32_t *const *inpu
     // dx_t4 from x_t6 [32, 16, 64] = matmul(x_t4 [32, 16, 64], x_t5 [64, 64])
     // dx_t4 = dx_t6 @ x_t5^T
     nj_transpose(64, 64, &a->x_t5[0][0], g->mm_scratch);
-    nj_gemm_512x64x64(&g->dx_t7[0][0][0], g->mm_scratch, &g->dx_t4[0][0][0]);
+    nj_gemm(512, 64, 64, &g->dx_t7[0][0][0], 64, 1, g->mm_scratch, 64, &g->dx_t4[0][0][0], 64, 0);
     // dx_t5 from x_t6 [32, 16, 64] = matmul(x_t4 [32, 16, 64], x_t5 [64, 64])
     // dx_t5 = x_t4^T @ dx_t6
     nj_gemm_64x64x512_at(&a->x_t4[0][0][0], &g->dx_t7[0][0][0], &g->dx_t5[0][0]);
@@ -462,13 +455,10 @@ void mm_bow_infer(const mm_bow_params *p, const mm_bow_stats *s, const int32_t *
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             w->x_t1[i][j] = p->context_block_mlp_c_fc_weight[j][i];
-    // x_t2 [32, 16, 64] = matmul(x_l64 [32, 16, 64], x_t1 [64, 64])
-    nj_gemm(rows * 16, 64, 64, &w->x_l64[0][0][0], 64, 1, &w->x_t1[0][0], 64, &w->x_t2[0][0][0], 64, 0);
     // x_t3 [32, 16, 64] = add(x_t2 [32, 16, 64], context_block_mlp_c_fc_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->x_t3[i][j][k] = w->x_t2[i][j][k] + p->context_block_mlp_c_fc_bias[k];
+    // x_t2 [32, 16, 64] = matmul(x_l64 [32, 16, 64], x_t1 [64, 64])
+    // one call: the kernels add context_block_mlp_c_fc_bias as they store the product into x_t3 (x_t2 has no array)
+    nj_gemm_bias(rows * 16, 64, 64, &w->x_l64[0][0][0], 64, 1, &w->x_t1[0][0], 64, &w->x_t3[0][0][0], 64, &p->context_block_mlp_c_fc_bias[0]);
     // x_t4 [32, 16, 64] = tanh(x_t3 [32, 16, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
@@ -478,13 +468,10 @@ void mm_bow_infer(const mm_bow_params *p, const mm_bow_stats *s, const int32_t *
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             w->x_t5[i][j] = p->context_block_mlp_c_proj_weight[j][i];
-    // x_t6 [32, 16, 64] = matmul(x_t4 [32, 16, 64], x_t5 [64, 64])
-    nj_gemm(rows * 16, 64, 64, &w->x_t4[0][0][0], 64, 1, &w->x_t5[0][0], 64, &w->x_t6[0][0][0], 64, 0);
     // x_t7 [32, 16, 64] = add(x_t6 [32, 16, 64], context_block_mlp_c_proj_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->x_t7[i][j][k] = w->x_t6[i][j][k] + p->context_block_mlp_c_proj_bias[k];
+    // x_t6 [32, 16, 64] = matmul(x_t4 [32, 16, 64], x_t5 [64, 64])
+    // one call: the kernels add context_block_mlp_c_proj_bias as they store the product into x_t7 (x_t6 has no array)
+    nj_gemm_bias(rows * 16, 64, 64, &w->x_t4[0][0][0], 64, 1, &w->x_t5[0][0], 64, &w->x_t7[0][0][0], 64, &p->context_block_mlp_c_proj_bias[0]);
     // x [32, 16, 64] = add(x_l64 [32, 16, 64], x_t7 [32, 16, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
@@ -496,13 +483,10 @@ void mm_bow_infer(const mm_bow_params *p, const mm_bow_stats *s, const int32_t *
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 27; j++)
             w->logits_t1[i][j] = p->lm_head_weight[j][i];
-    // logits_t2 [32, 16, 27] = matmul(x [32, 16, 64], logits_t1 [64, 27])
-    nj_gemm(rows * 16, 27, 64, &w->x[0][0][0], 64, 1, &w->logits_t1[0][0], 27, &w->logits_t2[0][0][0], 27, 0);
     // logits [32, 16, 27] = add(logits_t2 [32, 16, 27], lm_head_bias [27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 27; k++)
-                w->logits[i][j][k] = w->logits_t2[i][j][k] + p->lm_head_bias[k];
+    // logits_t2 [32, 16, 27] = matmul(x [32, 16, 64], logits_t1 [64, 27])
+    // one call: the kernels add lm_head_bias as they store the product into logits (logits_t2 has no array)
+    nj_gemm_bias(rows * 16, 27, 64, &w->x[0][0][0], 64, 1, &w->logits_t1[0][0], 27, &w->logits[0][0][0], 27, &p->lm_head_bias[0]);
     
     // mm_bow.ninja:71: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
@@ -608,15 +592,12 @@ static const NjTensor infer_acts[] = {
     {"y", 3, {32, 16, 64}, offsetof(mm_bow_infer_ws, y), "mm_bow.ninja:63: y = att @ x", 0x1},
     {"x_l64", 3, {32, 16, 64}, offsetof(mm_bow_infer_ws, x_l64), "mm_bow.ninja:64: x = x + y", 0x1},
     {"x_t1", 2, {64, 64}, offsetof(mm_bow_infer_ws, x_t1), "mm_bow.ninja:66: x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)", 0},
-    {"x_t2", 3, {32, 16, 64}, offsetof(mm_bow_infer_ws, x_t2), "mm_bow.ninja:66: x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)", 0x1},
     {"x_t3", 3, {32, 16, 64}, offsetof(mm_bow_infer_ws, x_t3), "mm_bow.ninja:66: x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)", 0x1},
     {"x_t4", 3, {32, 16, 64}, offsetof(mm_bow_infer_ws, x_t4), "mm_bow.ninja:66: x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)", 0x1},
     {"x_t5", 2, {64, 64}, offsetof(mm_bow_infer_ws, x_t5), "mm_bow.ninja:66: x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)", 0},
-    {"x_t6", 3, {32, 16, 64}, offsetof(mm_bow_infer_ws, x_t6), "mm_bow.ninja:66: x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)", 0x1},
     {"x_t7", 3, {32, 16, 64}, offsetof(mm_bow_infer_ws, x_t7), "mm_bow.ninja:66: x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)", 0x1},
     {"x", 3, {32, 16, 64}, offsetof(mm_bow_infer_ws, x), "mm_bow.ninja:66: x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)", 0x1},
     {"logits_t1", 2, {64, 27}, offsetof(mm_bow_infer_ws, logits_t1), "mm_bow.ninja:68: logits = F.linear(x, lm_head_weight, lm_head_bias)", 0},
-    {"logits_t2", 3, {32, 16, 27}, offsetof(mm_bow_infer_ws, logits_t2), "mm_bow.ninja:68: logits = F.linear(x, lm_head_weight, lm_head_bias)", 0x1},
     {"logits", 3, {32, 16, 27}, offsetof(mm_bow_infer_ws, logits), "mm_bow.ninja:68: logits = F.linear(x, lm_head_weight, lm_head_bias)", 0x1},
     {"loss_t1", 2, {512, 27}, offsetof(mm_bow_infer_ws, logits), "mm_bow.ninja:71: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
     {"loss", 0, {}, offsetof(mm_bow_infer_ws, loss), "mm_bow.ninja:71: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
@@ -649,7 +630,7 @@ const NinjacModel mm_bow_model = {
     .infer_chunk = 64, .infer_bytes = sizeof(mm_bow_infer_ws),
     .infer_loss_offset = offsetof(mm_bow_infer_ws, loss),
     .infer_logits_offset = offsetof(mm_bow_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
-    .ninfer_acts = 27, .infer_acts = infer_acts,
+    .ninfer_acts = 24, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = NULL,
     .check_inputs = mm_bow_check_inputs,
 };

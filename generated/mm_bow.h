@@ -33,15 +33,12 @@ typedef struct {   // every activation of a training batch
     float y[32][16][64];               // [batch_size=32, 16, 64] mm_bow.ninja:63
     float x_l64[32][16][64];           // [batch_size=32, 16, 64] mm_bow.ninja:64
     float x_t1[64][64];                // [64, 64] mm_bow.ninja:66
-    float x_t2[32][16][64];            // [batch_size=32, 16, 64] mm_bow.ninja:66
     float x_t3[32][16][64];            // [batch_size=32, 16, 64] mm_bow.ninja:66
     float x_t4[32][16][64];            // [batch_size=32, 16, 64] mm_bow.ninja:66
     float x_t5[64][64];                // [64, 64] mm_bow.ninja:66
-    float x_t6[32][16][64];            // [batch_size=32, 16, 64] mm_bow.ninja:66
     float x_t7[32][16][64];            // [batch_size=32, 16, 64] mm_bow.ninja:66
     float x[32][16][64];               // [batch_size=32, 16, 64] mm_bow.ninja:66
     float logits_t1[64][27];           // [64, 27] mm_bow.ninja:68
-    float logits_t2[32][16][27];       // [batch_size=32, 16, 27] mm_bow.ninja:68
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_bow.ninja:68
     float loss;                        // [] mm_bow.ninja:71
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
@@ -91,15 +88,12 @@ typedef struct {   // inference activations for up to 64 rows
     float y[64][16][64];               // [batch_size=32, 16, 64] mm_bow.ninja:63
     float x_l64[64][16][64];           // [batch_size=32, 16, 64] mm_bow.ninja:64
     float x_t1[64][64];                // [64, 64] mm_bow.ninja:66
-    float x_t2[64][16][64];            // [batch_size=32, 16, 64] mm_bow.ninja:66
     float x_t3[64][16][64];            // [batch_size=32, 16, 64] mm_bow.ninja:66
     float x_t4[64][16][64];            // [batch_size=32, 16, 64] mm_bow.ninja:66
     float x_t5[64][64];                // [64, 64] mm_bow.ninja:66
-    float x_t6[64][16][64];            // [batch_size=32, 16, 64] mm_bow.ninja:66
     float x_t7[64][16][64];            // [batch_size=32, 16, 64] mm_bow.ninja:66
     float x[64][16][64];               // [batch_size=32, 16, 64] mm_bow.ninja:66
     float logits_t1[64][27];           // [64, 27] mm_bow.ninja:68
-    float logits_t2[64][16][27];       // [batch_size=32, 16, 27] mm_bow.ninja:68
     float logits[64][16][27];          // [batch_size=32, 16, 27] mm_bow.ninja:68
     float loss;                        // [] mm_bow.ninja:71
     float loss_probs[1024][27];        // [batch_size=512, 27] softmax of the logits, for the backward pass

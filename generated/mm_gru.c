@@ -12,9 +12,9 @@
 #include "ninjac_kernels.h"
 
 /* One kernel per matmul shape that comes back (an unrolled loop): GCC compiles each once. */
-/* C[32 x 64] = A' @ B, K = 128 (A' rows at 128, columns at 1): called 48 times */
-static __attribute__((noinline)) void nj_gemm_32x64x128(const float *A, const float *B, float *C) {
-    nj_gemm(32, 64, 128, A, 128, 1, B, 64, C, 64, 0);
+/* C[32 x 64] = A' @ B + bias, K = 128 (A' rows at 128, columns at 1): called 48 times */
+static __attribute__((noinline)) void nj_gemm_32x64x128_bias(const float *A, const float *B, float *C, const float *bias) {
+    nj_gemm_bias(32, 64, 128, A, 128, 1, B, 64, C, 64, bias);
 }
 
 /* C[32 x 128] = A' @ B, K = 64 (A' rows at 64, columns at 1): called 32 times */
@@ -120,15 +120,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t1[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t3 [32, 64] = add(r_t2 [32, 64], cell_xh_to_r_bias [64])
     // r_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], r_t1 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i0[0][0], &a->r_t1[0][0], &a->r_t2[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t3 (r_t2 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i0[0][0], &a->r_t1[0][0], &a->r_t3[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t3 = a->r_t2[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i0[i][j] = 1.0f / (1.0f + expf(-r_t3));
+            a->r_l55_i0[i][j] = 1.0f / (1.0f + expf(-a->r_t3[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i0[i][j] = a->r_l55_i0[i][j] * a->hprev_l48[i][j];
         }
@@ -147,31 +148,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t1[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t3 [32, 64] = add(hbar_t2 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t2 [32, 64] = matmul(xhr_l58_i0 [32, 128], hbar_t1 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i0[0][0], &a->hbar_t1[0][0], &a->hbar_t2[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t3 (hbar_t2 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i0[0][0], &a->hbar_t1[0][0], &a->hbar_t3[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i0 [32, 64] = tanh(hbar_t3 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t3 = a->hbar_t2[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i0[i][j] = nj_tanhf(hbar_t3);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i0[i][j] = nj_tanhf(a->hbar_t3[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t1 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t1[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t3 [32, 64] = add(z_t2 [32, 64], cell_xh_to_z_bias [64])
     // z_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], z_t1 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i0[0][0], &a->z_t1[0][0], &a->z_t2[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t3 (z_t2 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i0[0][0], &a->z_t1[0][0], &a->z_t3[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t3 = a->z_t2[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i0[i][j] = 1.0f / (1.0f + expf(-z_t3));
+            a->z_l61_i0[i][j] = 1.0f / (1.0f + expf(-a->z_t3[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t1[i][j] = 1.0f - a->z_l61_i0[i][j];
             float ht_t2 = a->ht_t1[i][j] * a->hprev_l48[i][j];
@@ -203,15 +203,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t4[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t6 [32, 64] = add(r_t5 [32, 64], cell_xh_to_r_bias [64])
     // r_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], r_t4 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i1[0][0], &a->r_t4[0][0], &a->r_t5[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t6 (r_t5 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i1[0][0], &a->r_t4[0][0], &a->r_t6[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t6 = a->r_t5[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i1[i][j] = 1.0f / (1.0f + expf(-r_t6));
+            a->r_l55_i1[i][j] = 1.0f / (1.0f + expf(-a->r_t6[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i1[i][j] = a->r_l55_i1[i][j] * hprev_l64_i0[i][j];
         }
@@ -230,31 +231,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t4[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t6 [32, 64] = add(hbar_t5 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t5 [32, 64] = matmul(xhr_l58_i1 [32, 128], hbar_t4 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i1[0][0], &a->hbar_t4[0][0], &a->hbar_t5[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t6 (hbar_t5 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i1[0][0], &a->hbar_t4[0][0], &a->hbar_t6[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i1 [32, 64] = tanh(hbar_t6 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t6 = a->hbar_t5[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i1[i][j] = nj_tanhf(hbar_t6);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i1[i][j] = nj_tanhf(a->hbar_t6[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t4 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t4[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t6 [32, 64] = add(z_t5 [32, 64], cell_xh_to_z_bias [64])
     // z_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], z_t4 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i1[0][0], &a->z_t4[0][0], &a->z_t5[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t6 (z_t5 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i1[0][0], &a->z_t4[0][0], &a->z_t6[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t6 = a->z_t5[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i1[i][j] = 1.0f / (1.0f + expf(-z_t6));
+            a->z_l61_i1[i][j] = 1.0f / (1.0f + expf(-a->z_t6[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t4[i][j] = 1.0f - a->z_l61_i1[i][j];
             float ht_t5 = a->ht_t4[i][j] * hprev_l64_i0[i][j];
@@ -286,15 +286,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t7[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t9 [32, 64] = add(r_t8 [32, 64], cell_xh_to_r_bias [64])
     // r_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], r_t7 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i2[0][0], &a->r_t7[0][0], &a->r_t8[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t9 (r_t8 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i2[0][0], &a->r_t7[0][0], &a->r_t9[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t9 = a->r_t8[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i2[i][j] = 1.0f / (1.0f + expf(-r_t9));
+            a->r_l55_i2[i][j] = 1.0f / (1.0f + expf(-a->r_t9[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i2[i][j] = a->r_l55_i2[i][j] * hprev_l64_i1[i][j];
         }
@@ -313,31 +314,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t7[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t9 [32, 64] = add(hbar_t8 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t8 [32, 64] = matmul(xhr_l58_i2 [32, 128], hbar_t7 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i2[0][0], &a->hbar_t7[0][0], &a->hbar_t8[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t9 (hbar_t8 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i2[0][0], &a->hbar_t7[0][0], &a->hbar_t9[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i2 [32, 64] = tanh(hbar_t9 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t9 = a->hbar_t8[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i2[i][j] = nj_tanhf(hbar_t9);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i2[i][j] = nj_tanhf(a->hbar_t9[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t7 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t7[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t9 [32, 64] = add(z_t8 [32, 64], cell_xh_to_z_bias [64])
     // z_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], z_t7 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i2[0][0], &a->z_t7[0][0], &a->z_t8[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t9 (z_t8 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i2[0][0], &a->z_t7[0][0], &a->z_t9[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t9 = a->z_t8[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i2[i][j] = 1.0f / (1.0f + expf(-z_t9));
+            a->z_l61_i2[i][j] = 1.0f / (1.0f + expf(-a->z_t9[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t7[i][j] = 1.0f - a->z_l61_i2[i][j];
             float ht_t8 = a->ht_t7[i][j] * hprev_l64_i1[i][j];
@@ -369,15 +369,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t10[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t12 [32, 64] = add(r_t11 [32, 64], cell_xh_to_r_bias [64])
     // r_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], r_t10 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i3[0][0], &a->r_t10[0][0], &a->r_t11[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t12 (r_t11 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i3[0][0], &a->r_t10[0][0], &a->r_t12[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t12 = a->r_t11[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i3[i][j] = 1.0f / (1.0f + expf(-r_t12));
+            a->r_l55_i3[i][j] = 1.0f / (1.0f + expf(-a->r_t12[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i3[i][j] = a->r_l55_i3[i][j] * hprev_l64_i2[i][j];
         }
@@ -396,31 +397,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t10[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t12 [32, 64] = add(hbar_t11 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t11 [32, 64] = matmul(xhr_l58_i3 [32, 128], hbar_t10 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i3[0][0], &a->hbar_t10[0][0], &a->hbar_t11[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t12 (hbar_t11 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i3[0][0], &a->hbar_t10[0][0], &a->hbar_t12[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i3 [32, 64] = tanh(hbar_t12 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t12 = a->hbar_t11[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i3[i][j] = nj_tanhf(hbar_t12);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i3[i][j] = nj_tanhf(a->hbar_t12[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t10 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t10[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t12 [32, 64] = add(z_t11 [32, 64], cell_xh_to_z_bias [64])
     // z_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], z_t10 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i3[0][0], &a->z_t10[0][0], &a->z_t11[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t12 (z_t11 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i3[0][0], &a->z_t10[0][0], &a->z_t12[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t12 = a->z_t11[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i3[i][j] = 1.0f / (1.0f + expf(-z_t12));
+            a->z_l61_i3[i][j] = 1.0f / (1.0f + expf(-a->z_t12[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t10[i][j] = 1.0f - a->z_l61_i3[i][j];
             float ht_t11 = a->ht_t10[i][j] * hprev_l64_i2[i][j];
@@ -452,15 +452,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t13[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t15 [32, 64] = add(r_t14 [32, 64], cell_xh_to_r_bias [64])
     // r_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], r_t13 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i4[0][0], &a->r_t13[0][0], &a->r_t14[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t15 (r_t14 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i4[0][0], &a->r_t13[0][0], &a->r_t15[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t15 = a->r_t14[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i4[i][j] = 1.0f / (1.0f + expf(-r_t15));
+            a->r_l55_i4[i][j] = 1.0f / (1.0f + expf(-a->r_t15[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i4[i][j] = a->r_l55_i4[i][j] * hprev_l64_i3[i][j];
         }
@@ -479,31 +480,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t13[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t15 [32, 64] = add(hbar_t14 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t14 [32, 64] = matmul(xhr_l58_i4 [32, 128], hbar_t13 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i4[0][0], &a->hbar_t13[0][0], &a->hbar_t14[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t15 (hbar_t14 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i4[0][0], &a->hbar_t13[0][0], &a->hbar_t15[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i4 [32, 64] = tanh(hbar_t15 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t15 = a->hbar_t14[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i4[i][j] = nj_tanhf(hbar_t15);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i4[i][j] = nj_tanhf(a->hbar_t15[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t13 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t13[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t15 [32, 64] = add(z_t14 [32, 64], cell_xh_to_z_bias [64])
     // z_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], z_t13 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i4[0][0], &a->z_t13[0][0], &a->z_t14[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t15 (z_t14 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i4[0][0], &a->z_t13[0][0], &a->z_t15[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t15 = a->z_t14[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i4[i][j] = 1.0f / (1.0f + expf(-z_t15));
+            a->z_l61_i4[i][j] = 1.0f / (1.0f + expf(-a->z_t15[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t13[i][j] = 1.0f - a->z_l61_i4[i][j];
             float ht_t14 = a->ht_t13[i][j] * hprev_l64_i3[i][j];
@@ -535,15 +535,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t16[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t18 [32, 64] = add(r_t17 [32, 64], cell_xh_to_r_bias [64])
     // r_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], r_t16 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i5[0][0], &a->r_t16[0][0], &a->r_t17[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t18 (r_t17 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i5[0][0], &a->r_t16[0][0], &a->r_t18[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t18 = a->r_t17[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i5[i][j] = 1.0f / (1.0f + expf(-r_t18));
+            a->r_l55_i5[i][j] = 1.0f / (1.0f + expf(-a->r_t18[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i5[i][j] = a->r_l55_i5[i][j] * hprev_l64_i4[i][j];
         }
@@ -562,31 +563,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t16[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t18 [32, 64] = add(hbar_t17 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t17 [32, 64] = matmul(xhr_l58_i5 [32, 128], hbar_t16 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i5[0][0], &a->hbar_t16[0][0], &a->hbar_t17[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t18 (hbar_t17 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i5[0][0], &a->hbar_t16[0][0], &a->hbar_t18[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i5 [32, 64] = tanh(hbar_t18 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t18 = a->hbar_t17[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i5[i][j] = nj_tanhf(hbar_t18);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i5[i][j] = nj_tanhf(a->hbar_t18[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t16 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t16[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t18 [32, 64] = add(z_t17 [32, 64], cell_xh_to_z_bias [64])
     // z_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], z_t16 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i5[0][0], &a->z_t16[0][0], &a->z_t17[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t18 (z_t17 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i5[0][0], &a->z_t16[0][0], &a->z_t18[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t18 = a->z_t17[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i5[i][j] = 1.0f / (1.0f + expf(-z_t18));
+            a->z_l61_i5[i][j] = 1.0f / (1.0f + expf(-a->z_t18[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t16[i][j] = 1.0f - a->z_l61_i5[i][j];
             float ht_t17 = a->ht_t16[i][j] * hprev_l64_i4[i][j];
@@ -618,15 +618,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t19[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t21 [32, 64] = add(r_t20 [32, 64], cell_xh_to_r_bias [64])
     // r_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], r_t19 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i6[0][0], &a->r_t19[0][0], &a->r_t20[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t21 (r_t20 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i6[0][0], &a->r_t19[0][0], &a->r_t21[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t21 = a->r_t20[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i6[i][j] = 1.0f / (1.0f + expf(-r_t21));
+            a->r_l55_i6[i][j] = 1.0f / (1.0f + expf(-a->r_t21[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i6[i][j] = a->r_l55_i6[i][j] * hprev_l64_i5[i][j];
         }
@@ -645,31 +646,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t19[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t21 [32, 64] = add(hbar_t20 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t20 [32, 64] = matmul(xhr_l58_i6 [32, 128], hbar_t19 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i6[0][0], &a->hbar_t19[0][0], &a->hbar_t20[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t21 (hbar_t20 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i6[0][0], &a->hbar_t19[0][0], &a->hbar_t21[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i6 [32, 64] = tanh(hbar_t21 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t21 = a->hbar_t20[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i6[i][j] = nj_tanhf(hbar_t21);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i6[i][j] = nj_tanhf(a->hbar_t21[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t19 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t19[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t21 [32, 64] = add(z_t20 [32, 64], cell_xh_to_z_bias [64])
     // z_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], z_t19 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i6[0][0], &a->z_t19[0][0], &a->z_t20[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t21 (z_t20 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i6[0][0], &a->z_t19[0][0], &a->z_t21[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t21 = a->z_t20[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i6[i][j] = 1.0f / (1.0f + expf(-z_t21));
+            a->z_l61_i6[i][j] = 1.0f / (1.0f + expf(-a->z_t21[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t19[i][j] = 1.0f - a->z_l61_i6[i][j];
             float ht_t20 = a->ht_t19[i][j] * hprev_l64_i5[i][j];
@@ -701,15 +701,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t22[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t24 [32, 64] = add(r_t23 [32, 64], cell_xh_to_r_bias [64])
     // r_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], r_t22 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i7[0][0], &a->r_t22[0][0], &a->r_t23[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t24 (r_t23 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i7[0][0], &a->r_t22[0][0], &a->r_t24[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t24 = a->r_t23[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i7[i][j] = 1.0f / (1.0f + expf(-r_t24));
+            a->r_l55_i7[i][j] = 1.0f / (1.0f + expf(-a->r_t24[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i7[i][j] = a->r_l55_i7[i][j] * hprev_l64_i6[i][j];
         }
@@ -728,31 +729,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t22[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t24 [32, 64] = add(hbar_t23 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t23 [32, 64] = matmul(xhr_l58_i7 [32, 128], hbar_t22 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i7[0][0], &a->hbar_t22[0][0], &a->hbar_t23[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t24 (hbar_t23 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i7[0][0], &a->hbar_t22[0][0], &a->hbar_t24[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i7 [32, 64] = tanh(hbar_t24 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t24 = a->hbar_t23[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i7[i][j] = nj_tanhf(hbar_t24);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i7[i][j] = nj_tanhf(a->hbar_t24[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t22 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t22[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t24 [32, 64] = add(z_t23 [32, 64], cell_xh_to_z_bias [64])
     // z_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], z_t22 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i7[0][0], &a->z_t22[0][0], &a->z_t23[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t24 (z_t23 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i7[0][0], &a->z_t22[0][0], &a->z_t24[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t24 = a->z_t23[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i7[i][j] = 1.0f / (1.0f + expf(-z_t24));
+            a->z_l61_i7[i][j] = 1.0f / (1.0f + expf(-a->z_t24[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t22[i][j] = 1.0f - a->z_l61_i7[i][j];
             float ht_t23 = a->ht_t22[i][j] * hprev_l64_i6[i][j];
@@ -784,15 +784,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t25[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t27 [32, 64] = add(r_t26 [32, 64], cell_xh_to_r_bias [64])
     // r_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], r_t25 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i8[0][0], &a->r_t25[0][0], &a->r_t26[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t27 (r_t26 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i8[0][0], &a->r_t25[0][0], &a->r_t27[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t27 = a->r_t26[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i8[i][j] = 1.0f / (1.0f + expf(-r_t27));
+            a->r_l55_i8[i][j] = 1.0f / (1.0f + expf(-a->r_t27[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i8[i][j] = a->r_l55_i8[i][j] * hprev_l64_i7[i][j];
         }
@@ -811,31 +812,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t25[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t27 [32, 64] = add(hbar_t26 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t26 [32, 64] = matmul(xhr_l58_i8 [32, 128], hbar_t25 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i8[0][0], &a->hbar_t25[0][0], &a->hbar_t26[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t27 (hbar_t26 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i8[0][0], &a->hbar_t25[0][0], &a->hbar_t27[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i8 [32, 64] = tanh(hbar_t27 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t27 = a->hbar_t26[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i8[i][j] = nj_tanhf(hbar_t27);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i8[i][j] = nj_tanhf(a->hbar_t27[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t25 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t25[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t27 [32, 64] = add(z_t26 [32, 64], cell_xh_to_z_bias [64])
     // z_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], z_t25 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i8[0][0], &a->z_t25[0][0], &a->z_t26[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t27 (z_t26 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i8[0][0], &a->z_t25[0][0], &a->z_t27[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t27 = a->z_t26[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i8[i][j] = 1.0f / (1.0f + expf(-z_t27));
+            a->z_l61_i8[i][j] = 1.0f / (1.0f + expf(-a->z_t27[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t25[i][j] = 1.0f - a->z_l61_i8[i][j];
             float ht_t26 = a->ht_t25[i][j] * hprev_l64_i7[i][j];
@@ -867,15 +867,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t28[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t30 [32, 64] = add(r_t29 [32, 64], cell_xh_to_r_bias [64])
     // r_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], r_t28 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i9[0][0], &a->r_t28[0][0], &a->r_t29[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t30 (r_t29 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i9[0][0], &a->r_t28[0][0], &a->r_t30[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t30 = a->r_t29[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i9[i][j] = 1.0f / (1.0f + expf(-r_t30));
+            a->r_l55_i9[i][j] = 1.0f / (1.0f + expf(-a->r_t30[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i9[i][j] = a->r_l55_i9[i][j] * hprev_l64_i8[i][j];
         }
@@ -894,31 +895,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t28[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t30 [32, 64] = add(hbar_t29 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t29 [32, 64] = matmul(xhr_l58_i9 [32, 128], hbar_t28 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i9[0][0], &a->hbar_t28[0][0], &a->hbar_t29[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t30 (hbar_t29 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i9[0][0], &a->hbar_t28[0][0], &a->hbar_t30[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i9 [32, 64] = tanh(hbar_t30 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t30 = a->hbar_t29[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i9[i][j] = nj_tanhf(hbar_t30);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i9[i][j] = nj_tanhf(a->hbar_t30[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t28 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t28[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t30 [32, 64] = add(z_t29 [32, 64], cell_xh_to_z_bias [64])
     // z_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], z_t28 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i9[0][0], &a->z_t28[0][0], &a->z_t29[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t30 (z_t29 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i9[0][0], &a->z_t28[0][0], &a->z_t30[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t30 = a->z_t29[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i9[i][j] = 1.0f / (1.0f + expf(-z_t30));
+            a->z_l61_i9[i][j] = 1.0f / (1.0f + expf(-a->z_t30[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t28[i][j] = 1.0f - a->z_l61_i9[i][j];
             float ht_t29 = a->ht_t28[i][j] * hprev_l64_i8[i][j];
@@ -950,15 +950,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t31[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t33 [32, 64] = add(r_t32 [32, 64], cell_xh_to_r_bias [64])
     // r_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], r_t31 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i10[0][0], &a->r_t31[0][0], &a->r_t32[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t33 (r_t32 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i10[0][0], &a->r_t31[0][0], &a->r_t33[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t33 = a->r_t32[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i10[i][j] = 1.0f / (1.0f + expf(-r_t33));
+            a->r_l55_i10[i][j] = 1.0f / (1.0f + expf(-a->r_t33[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i10[i][j] = a->r_l55_i10[i][j] * hprev_l64_i9[i][j];
         }
@@ -977,31 +978,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t31[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t33 [32, 64] = add(hbar_t32 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t32 [32, 64] = matmul(xhr_l58_i10 [32, 128], hbar_t31 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i10[0][0], &a->hbar_t31[0][0], &a->hbar_t32[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t33 (hbar_t32 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i10[0][0], &a->hbar_t31[0][0], &a->hbar_t33[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i10 [32, 64] = tanh(hbar_t33 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t33 = a->hbar_t32[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i10[i][j] = nj_tanhf(hbar_t33);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i10[i][j] = nj_tanhf(a->hbar_t33[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t31 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t31[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t33 [32, 64] = add(z_t32 [32, 64], cell_xh_to_z_bias [64])
     // z_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], z_t31 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i10[0][0], &a->z_t31[0][0], &a->z_t32[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t33 (z_t32 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i10[0][0], &a->z_t31[0][0], &a->z_t33[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t33 = a->z_t32[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i10[i][j] = 1.0f / (1.0f + expf(-z_t33));
+            a->z_l61_i10[i][j] = 1.0f / (1.0f + expf(-a->z_t33[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t31[i][j] = 1.0f - a->z_l61_i10[i][j];
             float ht_t32 = a->ht_t31[i][j] * hprev_l64_i9[i][j];
@@ -1033,15 +1033,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t34[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t36 [32, 64] = add(r_t35 [32, 64], cell_xh_to_r_bias [64])
     // r_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], r_t34 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i11[0][0], &a->r_t34[0][0], &a->r_t35[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t36 (r_t35 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i11[0][0], &a->r_t34[0][0], &a->r_t36[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t36 = a->r_t35[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i11[i][j] = 1.0f / (1.0f + expf(-r_t36));
+            a->r_l55_i11[i][j] = 1.0f / (1.0f + expf(-a->r_t36[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i11[i][j] = a->r_l55_i11[i][j] * hprev_l64_i10[i][j];
         }
@@ -1060,31 +1061,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t34[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t36 [32, 64] = add(hbar_t35 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t35 [32, 64] = matmul(xhr_l58_i11 [32, 128], hbar_t34 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i11[0][0], &a->hbar_t34[0][0], &a->hbar_t35[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t36 (hbar_t35 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i11[0][0], &a->hbar_t34[0][0], &a->hbar_t36[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i11 [32, 64] = tanh(hbar_t36 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t36 = a->hbar_t35[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i11[i][j] = nj_tanhf(hbar_t36);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i11[i][j] = nj_tanhf(a->hbar_t36[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t34 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t34[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t36 [32, 64] = add(z_t35 [32, 64], cell_xh_to_z_bias [64])
     // z_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], z_t34 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i11[0][0], &a->z_t34[0][0], &a->z_t35[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t36 (z_t35 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i11[0][0], &a->z_t34[0][0], &a->z_t36[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t36 = a->z_t35[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i11[i][j] = 1.0f / (1.0f + expf(-z_t36));
+            a->z_l61_i11[i][j] = 1.0f / (1.0f + expf(-a->z_t36[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t34[i][j] = 1.0f - a->z_l61_i11[i][j];
             float ht_t35 = a->ht_t34[i][j] * hprev_l64_i10[i][j];
@@ -1116,15 +1116,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t37[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t39 [32, 64] = add(r_t38 [32, 64], cell_xh_to_r_bias [64])
     // r_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], r_t37 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i12[0][0], &a->r_t37[0][0], &a->r_t38[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t39 (r_t38 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i12[0][0], &a->r_t37[0][0], &a->r_t39[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t39 = a->r_t38[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i12[i][j] = 1.0f / (1.0f + expf(-r_t39));
+            a->r_l55_i12[i][j] = 1.0f / (1.0f + expf(-a->r_t39[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i12[i][j] = a->r_l55_i12[i][j] * hprev_l64_i11[i][j];
         }
@@ -1143,31 +1144,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t37[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t39 [32, 64] = add(hbar_t38 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t38 [32, 64] = matmul(xhr_l58_i12 [32, 128], hbar_t37 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i12[0][0], &a->hbar_t37[0][0], &a->hbar_t38[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t39 (hbar_t38 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i12[0][0], &a->hbar_t37[0][0], &a->hbar_t39[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i12 [32, 64] = tanh(hbar_t39 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t39 = a->hbar_t38[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i12[i][j] = nj_tanhf(hbar_t39);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i12[i][j] = nj_tanhf(a->hbar_t39[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t37 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t37[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t39 [32, 64] = add(z_t38 [32, 64], cell_xh_to_z_bias [64])
     // z_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], z_t37 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i12[0][0], &a->z_t37[0][0], &a->z_t38[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t39 (z_t38 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i12[0][0], &a->z_t37[0][0], &a->z_t39[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t39 = a->z_t38[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i12[i][j] = 1.0f / (1.0f + expf(-z_t39));
+            a->z_l61_i12[i][j] = 1.0f / (1.0f + expf(-a->z_t39[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t37[i][j] = 1.0f - a->z_l61_i12[i][j];
             float ht_t38 = a->ht_t37[i][j] * hprev_l64_i11[i][j];
@@ -1199,15 +1199,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t40[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t42 [32, 64] = add(r_t41 [32, 64], cell_xh_to_r_bias [64])
     // r_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], r_t40 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i13[0][0], &a->r_t40[0][0], &a->r_t41[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t42 (r_t41 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i13[0][0], &a->r_t40[0][0], &a->r_t42[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t42 = a->r_t41[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i13[i][j] = 1.0f / (1.0f + expf(-r_t42));
+            a->r_l55_i13[i][j] = 1.0f / (1.0f + expf(-a->r_t42[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i13[i][j] = a->r_l55_i13[i][j] * hprev_l64_i12[i][j];
         }
@@ -1226,31 +1227,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t40[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t42 [32, 64] = add(hbar_t41 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t41 [32, 64] = matmul(xhr_l58_i13 [32, 128], hbar_t40 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i13[0][0], &a->hbar_t40[0][0], &a->hbar_t41[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t42 (hbar_t41 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i13[0][0], &a->hbar_t40[0][0], &a->hbar_t42[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i13 [32, 64] = tanh(hbar_t42 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t42 = a->hbar_t41[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i13[i][j] = nj_tanhf(hbar_t42);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i13[i][j] = nj_tanhf(a->hbar_t42[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t40 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t40[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t42 [32, 64] = add(z_t41 [32, 64], cell_xh_to_z_bias [64])
     // z_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], z_t40 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i13[0][0], &a->z_t40[0][0], &a->z_t41[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t42 (z_t41 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i13[0][0], &a->z_t40[0][0], &a->z_t42[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t42 = a->z_t41[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i13[i][j] = 1.0f / (1.0f + expf(-z_t42));
+            a->z_l61_i13[i][j] = 1.0f / (1.0f + expf(-a->z_t42[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t40[i][j] = 1.0f - a->z_l61_i13[i][j];
             float ht_t41 = a->ht_t40[i][j] * hprev_l64_i12[i][j];
@@ -1282,15 +1282,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t43[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t45 [32, 64] = add(r_t44 [32, 64], cell_xh_to_r_bias [64])
     // r_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], r_t43 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i14[0][0], &a->r_t43[0][0], &a->r_t44[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t45 (r_t44 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i14[0][0], &a->r_t43[0][0], &a->r_t45[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t45 = a->r_t44[i][j] + p->cell_xh_to_r_bias[j];
-            a->r_l55_i14[i][j] = 1.0f / (1.0f + expf(-r_t45));
+            a->r_l55_i14[i][j] = 1.0f / (1.0f + expf(-a->r_t45[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset_l56_i14[i][j] = a->r_l55_i14[i][j] * hprev_l64_i13[i][j];
         }
@@ -1309,31 +1310,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t43[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t45 [32, 64] = add(hbar_t44 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t44 [32, 64] = matmul(xhr_l58_i14 [32, 128], hbar_t43 [128, 64])
-    nj_gemm_32x64x128(&a->xhr_l58_i14[0][0], &a->hbar_t43[0][0], &a->hbar_t44[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t45 (hbar_t44 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr_l58_i14[0][0], &a->hbar_t43[0][0], &a->hbar_t45[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar_l59_i14 [32, 64] = tanh(hbar_t45 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t45 = a->hbar_t44[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar_l59_i14[i][j] = nj_tanhf(hbar_t45);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar_l59_i14[i][j] = nj_tanhf(a->hbar_t45[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t43 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t43[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t45 [32, 64] = add(z_t44 [32, 64], cell_xh_to_z_bias [64])
     // z_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], z_t43 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l54_i14[0][0], &a->z_t43[0][0], &a->z_t44[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t45 (z_t44 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l54_i14[0][0], &a->z_t43[0][0], &a->z_t45[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t45 = a->z_t44[i][j] + p->cell_xh_to_z_bias[j];
-            a->z_l61_i14[i][j] = 1.0f / (1.0f + expf(-z_t45));
+            a->z_l61_i14[i][j] = 1.0f / (1.0f + expf(-a->z_t45[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t43[i][j] = 1.0f - a->z_l61_i14[i][j];
             float ht_t44 = a->ht_t43[i][j] * hprev_l64_i13[i][j];
@@ -1365,15 +1365,16 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->r_t46[i][j] = p->cell_xh_to_r_weight[j][i];
+    // r_t48 [32, 64] = add(r_t47 [32, 64], cell_xh_to_r_bias [64])
     // r_t47 [32, 64] = matmul(xh [32, 128], r_t46 [128, 64])
-    nj_gemm_32x64x128(&a->xh[0][0], &a->r_t46[0][0], &a->r_t47[0][0]);
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t48 (r_t47 has no array)
+    nj_gemm_32x64x128_bias(&a->xh[0][0], &a->r_t46[0][0], &a->r_t48[0][0], &p->cell_xh_to_r_bias[0]);
     
     // mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            float r_t48 = a->r_t47[i][j] + p->cell_xh_to_r_bias[j];
-            a->r[i][j] = 1.0f / (1.0f + expf(-r_t48));
+            a->r[i][j] = 1.0f / (1.0f + expf(-a->r_t48[i][j]));
             // :56 hprev_reset = r * hprev
             a->hprev_reset[i][j] = a->r[i][j] * hprev_l64_i14[i][j];
         }
@@ -1392,31 +1393,30 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->hbar_t46[i][j] = p->cell_xh_to_hbar_weight[j][i];
+    // hbar_t48 [32, 64] = add(hbar_t47 [32, 64], cell_xh_to_hbar_bias [64])
     // hbar_t47 [32, 64] = matmul(xhr [32, 128], hbar_t46 [128, 64])
-    nj_gemm_32x64x128(&a->xhr[0][0], &a->hbar_t46[0][0], &a->hbar_t47[0][0]);
-    
-    // mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t48 (hbar_t47 has no array)
+    nj_gemm_32x64x128_bias(&a->xhr[0][0], &a->hbar_t46[0][0], &a->hbar_t48[0][0], &p->cell_xh_to_hbar_bias[0]);
+    // hbar [32, 64] = tanh(hbar_t48 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            float hbar_t48 = a->hbar_t47[i][j] + p->cell_xh_to_hbar_bias[j];
-            a->hbar[i][j] = nj_tanhf(hbar_t48);
-        }
+        for (int j = 0; j < 64; j++)
+            a->hbar[i][j] = nj_tanhf(a->hbar_t48[i][j]);
     
     // mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
     // z_t46 [128, 64] = transpose(cell_xh_to_z_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->z_t46[i][j] = p->cell_xh_to_z_weight[j][i];
+    // z_t48 [32, 64] = add(z_t47 [32, 64], cell_xh_to_z_bias [64])
     // z_t47 [32, 64] = matmul(xh [32, 128], z_t46 [128, 64])
-    nj_gemm_32x64x128(&a->xh[0][0], &a->z_t46[0][0], &a->z_t47[0][0]);
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t48 (z_t47 has no array)
+    nj_gemm_32x64x128_bias(&a->xh[0][0], &a->z_t46[0][0], &a->z_t48[0][0], &p->cell_xh_to_z_bias[0]);
     
     // mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :61 z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))
-            float z_t48 = a->z_t47[i][j] + p->cell_xh_to_z_bias[j];
-            a->z[i][j] = 1.0f / (1.0f + expf(-z_t48));
+            a->z[i][j] = 1.0f / (1.0f + expf(-a->z_t48[i][j]));
             // :63 ht = (1 - z) * hprev + z * hbar
             a->ht_t46[i][j] = 1.0f - a->z[i][j];
             float ht_t47 = a->ht_t46[i][j] * hprev_l64_i14[i][j];
@@ -1516,13 +1516,10 @@ void mm_gru_forward(const mm_gru_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 27; j++)
             a->logits_t1[i][j] = p->lm_head_weight[j][i];
-    // logits_t2 [32, 16, 27] = matmul(hidden [32, 16, 64], logits_t1 [64, 27])
-    nj_gemm(512, 27, 64, &a->hidden[0][0][0], 64, 1, &a->logits_t1[0][0], 27, &a->logits_t2[0][0][0], 27, 0);
     // logits [32, 16, 27] = add(logits_t2 [32, 16, 27], lm_head_bias [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 27; k++)
-                a->logits[i][j][k] = a->logits_t2[i][j][k] + p->lm_head_bias[k];
+    // logits_t2 [32, 16, 27] = matmul(hidden [32, 16, 64], logits_t1 [64, 27])
+    // one call: the kernels add lm_head_bias as they store the product into logits (logits_t2 has no array)
+    nj_gemm_bias(512, 27, 64, &a->hidden[0][0][0], 64, 1, &a->logits_t1[0][0], 27, &a->logits[0][0][0], 27, &p->lm_head_bias[0]);
     
     // mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
@@ -3457,12 +3454,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t1[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], r_t1 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i0[0][0], 128, 1, &w->r_t1[0][0], 64, &w->r_t2[0][0], 64, 0);
     // r_t3 [32, 64] = add(r_t2 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t3[i][j] = w->r_t2[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], r_t1 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t3 (r_t2 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i0[0][0], 128, 1, &w->r_t1[0][0], 64, &w->r_t3[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i0 [32, 64] = sigmoid(r_t3 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3488,12 +3483,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t1[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t2 [32, 64] = matmul(xhr_l58_i0 [32, 128], hbar_t1 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i0[0][0], 128, 1, &w->hbar_t1[0][0], 64, &w->hbar_t2[0][0], 64, 0);
     // hbar_t3 [32, 64] = add(hbar_t2 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t3[i][j] = w->hbar_t2[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t2 [32, 64] = matmul(xhr_l58_i0 [32, 128], hbar_t1 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t3 (hbar_t2 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i0[0][0], 128, 1, &w->hbar_t1[0][0], 64, &w->hbar_t3[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i0 [32, 64] = tanh(hbar_t3 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3504,12 +3497,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t1[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], z_t1 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i0[0][0], 128, 1, &w->z_t1[0][0], 64, &w->z_t2[0][0], 64, 0);
     // z_t3 [32, 64] = add(z_t2 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t3[i][j] = w->z_t2[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], z_t1 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t3 (z_t2 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i0[0][0], 128, 1, &w->z_t1[0][0], 64, &w->z_t3[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i0 [32, 64] = sigmoid(z_t3 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3557,12 +3548,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t4[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], r_t4 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i1[0][0], 128, 1, &w->r_t4[0][0], 64, &w->r_t5[0][0], 64, 0);
     // r_t6 [32, 64] = add(r_t5 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t6[i][j] = w->r_t5[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], r_t4 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t6 (r_t5 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i1[0][0], 128, 1, &w->r_t4[0][0], 64, &w->r_t6[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i1 [32, 64] = sigmoid(r_t6 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3588,12 +3577,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t4[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t5 [32, 64] = matmul(xhr_l58_i1 [32, 128], hbar_t4 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i1[0][0], 128, 1, &w->hbar_t4[0][0], 64, &w->hbar_t5[0][0], 64, 0);
     // hbar_t6 [32, 64] = add(hbar_t5 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t6[i][j] = w->hbar_t5[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t5 [32, 64] = matmul(xhr_l58_i1 [32, 128], hbar_t4 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t6 (hbar_t5 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i1[0][0], 128, 1, &w->hbar_t4[0][0], 64, &w->hbar_t6[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i1 [32, 64] = tanh(hbar_t6 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3604,12 +3591,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t4[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], z_t4 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i1[0][0], 128, 1, &w->z_t4[0][0], 64, &w->z_t5[0][0], 64, 0);
     // z_t6 [32, 64] = add(z_t5 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t6[i][j] = w->z_t5[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], z_t4 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t6 (z_t5 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i1[0][0], 128, 1, &w->z_t4[0][0], 64, &w->z_t6[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i1 [32, 64] = sigmoid(z_t6 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3657,12 +3642,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t7[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], r_t7 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i2[0][0], 128, 1, &w->r_t7[0][0], 64, &w->r_t8[0][0], 64, 0);
     // r_t9 [32, 64] = add(r_t8 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t9[i][j] = w->r_t8[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], r_t7 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t9 (r_t8 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i2[0][0], 128, 1, &w->r_t7[0][0], 64, &w->r_t9[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i2 [32, 64] = sigmoid(r_t9 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3688,12 +3671,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t7[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t8 [32, 64] = matmul(xhr_l58_i2 [32, 128], hbar_t7 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i2[0][0], 128, 1, &w->hbar_t7[0][0], 64, &w->hbar_t8[0][0], 64, 0);
     // hbar_t9 [32, 64] = add(hbar_t8 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t9[i][j] = w->hbar_t8[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t8 [32, 64] = matmul(xhr_l58_i2 [32, 128], hbar_t7 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t9 (hbar_t8 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i2[0][0], 128, 1, &w->hbar_t7[0][0], 64, &w->hbar_t9[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i2 [32, 64] = tanh(hbar_t9 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3704,12 +3685,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t7[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], z_t7 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i2[0][0], 128, 1, &w->z_t7[0][0], 64, &w->z_t8[0][0], 64, 0);
     // z_t9 [32, 64] = add(z_t8 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t9[i][j] = w->z_t8[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], z_t7 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t9 (z_t8 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i2[0][0], 128, 1, &w->z_t7[0][0], 64, &w->z_t9[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i2 [32, 64] = sigmoid(z_t9 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3757,12 +3736,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t10[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], r_t10 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i3[0][0], 128, 1, &w->r_t10[0][0], 64, &w->r_t11[0][0], 64, 0);
     // r_t12 [32, 64] = add(r_t11 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t12[i][j] = w->r_t11[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], r_t10 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t12 (r_t11 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i3[0][0], 128, 1, &w->r_t10[0][0], 64, &w->r_t12[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i3 [32, 64] = sigmoid(r_t12 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3788,12 +3765,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t10[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t11 [32, 64] = matmul(xhr_l58_i3 [32, 128], hbar_t10 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i3[0][0], 128, 1, &w->hbar_t10[0][0], 64, &w->hbar_t11[0][0], 64, 0);
     // hbar_t12 [32, 64] = add(hbar_t11 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t12[i][j] = w->hbar_t11[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t11 [32, 64] = matmul(xhr_l58_i3 [32, 128], hbar_t10 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t12 (hbar_t11 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i3[0][0], 128, 1, &w->hbar_t10[0][0], 64, &w->hbar_t12[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i3 [32, 64] = tanh(hbar_t12 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3804,12 +3779,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t10[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], z_t10 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i3[0][0], 128, 1, &w->z_t10[0][0], 64, &w->z_t11[0][0], 64, 0);
     // z_t12 [32, 64] = add(z_t11 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t12[i][j] = w->z_t11[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], z_t10 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t12 (z_t11 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i3[0][0], 128, 1, &w->z_t10[0][0], 64, &w->z_t12[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i3 [32, 64] = sigmoid(z_t12 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3857,12 +3830,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t13[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], r_t13 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i4[0][0], 128, 1, &w->r_t13[0][0], 64, &w->r_t14[0][0], 64, 0);
     // r_t15 [32, 64] = add(r_t14 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t15[i][j] = w->r_t14[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], r_t13 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t15 (r_t14 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i4[0][0], 128, 1, &w->r_t13[0][0], 64, &w->r_t15[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i4 [32, 64] = sigmoid(r_t15 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3888,12 +3859,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t13[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t14 [32, 64] = matmul(xhr_l58_i4 [32, 128], hbar_t13 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i4[0][0], 128, 1, &w->hbar_t13[0][0], 64, &w->hbar_t14[0][0], 64, 0);
     // hbar_t15 [32, 64] = add(hbar_t14 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t15[i][j] = w->hbar_t14[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t14 [32, 64] = matmul(xhr_l58_i4 [32, 128], hbar_t13 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t15 (hbar_t14 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i4[0][0], 128, 1, &w->hbar_t13[0][0], 64, &w->hbar_t15[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i4 [32, 64] = tanh(hbar_t15 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3904,12 +3873,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t13[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], z_t13 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i4[0][0], 128, 1, &w->z_t13[0][0], 64, &w->z_t14[0][0], 64, 0);
     // z_t15 [32, 64] = add(z_t14 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t15[i][j] = w->z_t14[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], z_t13 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t15 (z_t14 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i4[0][0], 128, 1, &w->z_t13[0][0], 64, &w->z_t15[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i4 [32, 64] = sigmoid(z_t15 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3957,12 +3924,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t16[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], r_t16 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i5[0][0], 128, 1, &w->r_t16[0][0], 64, &w->r_t17[0][0], 64, 0);
     // r_t18 [32, 64] = add(r_t17 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t18[i][j] = w->r_t17[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], r_t16 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t18 (r_t17 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i5[0][0], 128, 1, &w->r_t16[0][0], 64, &w->r_t18[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i5 [32, 64] = sigmoid(r_t18 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -3988,12 +3953,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t16[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t17 [32, 64] = matmul(xhr_l58_i5 [32, 128], hbar_t16 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i5[0][0], 128, 1, &w->hbar_t16[0][0], 64, &w->hbar_t17[0][0], 64, 0);
     // hbar_t18 [32, 64] = add(hbar_t17 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t18[i][j] = w->hbar_t17[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t17 [32, 64] = matmul(xhr_l58_i5 [32, 128], hbar_t16 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t18 (hbar_t17 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i5[0][0], 128, 1, &w->hbar_t16[0][0], 64, &w->hbar_t18[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i5 [32, 64] = tanh(hbar_t18 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4004,12 +3967,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t16[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], z_t16 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i5[0][0], 128, 1, &w->z_t16[0][0], 64, &w->z_t17[0][0], 64, 0);
     // z_t18 [32, 64] = add(z_t17 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t18[i][j] = w->z_t17[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], z_t16 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t18 (z_t17 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i5[0][0], 128, 1, &w->z_t16[0][0], 64, &w->z_t18[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i5 [32, 64] = sigmoid(z_t18 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4057,12 +4018,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t19[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], r_t19 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i6[0][0], 128, 1, &w->r_t19[0][0], 64, &w->r_t20[0][0], 64, 0);
     // r_t21 [32, 64] = add(r_t20 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t21[i][j] = w->r_t20[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], r_t19 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t21 (r_t20 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i6[0][0], 128, 1, &w->r_t19[0][0], 64, &w->r_t21[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i6 [32, 64] = sigmoid(r_t21 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4088,12 +4047,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t19[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t20 [32, 64] = matmul(xhr_l58_i6 [32, 128], hbar_t19 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i6[0][0], 128, 1, &w->hbar_t19[0][0], 64, &w->hbar_t20[0][0], 64, 0);
     // hbar_t21 [32, 64] = add(hbar_t20 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t21[i][j] = w->hbar_t20[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t20 [32, 64] = matmul(xhr_l58_i6 [32, 128], hbar_t19 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t21 (hbar_t20 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i6[0][0], 128, 1, &w->hbar_t19[0][0], 64, &w->hbar_t21[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i6 [32, 64] = tanh(hbar_t21 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4104,12 +4061,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t19[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], z_t19 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i6[0][0], 128, 1, &w->z_t19[0][0], 64, &w->z_t20[0][0], 64, 0);
     // z_t21 [32, 64] = add(z_t20 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t21[i][j] = w->z_t20[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], z_t19 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t21 (z_t20 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i6[0][0], 128, 1, &w->z_t19[0][0], 64, &w->z_t21[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i6 [32, 64] = sigmoid(z_t21 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4157,12 +4112,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t22[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], r_t22 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i7[0][0], 128, 1, &w->r_t22[0][0], 64, &w->r_t23[0][0], 64, 0);
     // r_t24 [32, 64] = add(r_t23 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t24[i][j] = w->r_t23[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], r_t22 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t24 (r_t23 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i7[0][0], 128, 1, &w->r_t22[0][0], 64, &w->r_t24[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i7 [32, 64] = sigmoid(r_t24 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4188,12 +4141,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t22[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t23 [32, 64] = matmul(xhr_l58_i7 [32, 128], hbar_t22 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i7[0][0], 128, 1, &w->hbar_t22[0][0], 64, &w->hbar_t23[0][0], 64, 0);
     // hbar_t24 [32, 64] = add(hbar_t23 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t24[i][j] = w->hbar_t23[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t23 [32, 64] = matmul(xhr_l58_i7 [32, 128], hbar_t22 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t24 (hbar_t23 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i7[0][0], 128, 1, &w->hbar_t22[0][0], 64, &w->hbar_t24[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i7 [32, 64] = tanh(hbar_t24 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4204,12 +4155,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t22[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], z_t22 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i7[0][0], 128, 1, &w->z_t22[0][0], 64, &w->z_t23[0][0], 64, 0);
     // z_t24 [32, 64] = add(z_t23 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t24[i][j] = w->z_t23[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], z_t22 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t24 (z_t23 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i7[0][0], 128, 1, &w->z_t22[0][0], 64, &w->z_t24[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i7 [32, 64] = sigmoid(z_t24 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4257,12 +4206,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t25[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], r_t25 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i8[0][0], 128, 1, &w->r_t25[0][0], 64, &w->r_t26[0][0], 64, 0);
     // r_t27 [32, 64] = add(r_t26 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t27[i][j] = w->r_t26[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], r_t25 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t27 (r_t26 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i8[0][0], 128, 1, &w->r_t25[0][0], 64, &w->r_t27[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i8 [32, 64] = sigmoid(r_t27 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4288,12 +4235,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t25[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t26 [32, 64] = matmul(xhr_l58_i8 [32, 128], hbar_t25 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i8[0][0], 128, 1, &w->hbar_t25[0][0], 64, &w->hbar_t26[0][0], 64, 0);
     // hbar_t27 [32, 64] = add(hbar_t26 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t27[i][j] = w->hbar_t26[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t26 [32, 64] = matmul(xhr_l58_i8 [32, 128], hbar_t25 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t27 (hbar_t26 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i8[0][0], 128, 1, &w->hbar_t25[0][0], 64, &w->hbar_t27[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i8 [32, 64] = tanh(hbar_t27 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4304,12 +4249,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t25[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], z_t25 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i8[0][0], 128, 1, &w->z_t25[0][0], 64, &w->z_t26[0][0], 64, 0);
     // z_t27 [32, 64] = add(z_t26 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t27[i][j] = w->z_t26[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], z_t25 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t27 (z_t26 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i8[0][0], 128, 1, &w->z_t25[0][0], 64, &w->z_t27[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i8 [32, 64] = sigmoid(z_t27 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4357,12 +4300,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t28[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], r_t28 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i9[0][0], 128, 1, &w->r_t28[0][0], 64, &w->r_t29[0][0], 64, 0);
     // r_t30 [32, 64] = add(r_t29 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t30[i][j] = w->r_t29[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], r_t28 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t30 (r_t29 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i9[0][0], 128, 1, &w->r_t28[0][0], 64, &w->r_t30[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i9 [32, 64] = sigmoid(r_t30 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4388,12 +4329,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t28[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t29 [32, 64] = matmul(xhr_l58_i9 [32, 128], hbar_t28 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i9[0][0], 128, 1, &w->hbar_t28[0][0], 64, &w->hbar_t29[0][0], 64, 0);
     // hbar_t30 [32, 64] = add(hbar_t29 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t30[i][j] = w->hbar_t29[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t29 [32, 64] = matmul(xhr_l58_i9 [32, 128], hbar_t28 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t30 (hbar_t29 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i9[0][0], 128, 1, &w->hbar_t28[0][0], 64, &w->hbar_t30[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i9 [32, 64] = tanh(hbar_t30 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4404,12 +4343,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t28[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], z_t28 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i9[0][0], 128, 1, &w->z_t28[0][0], 64, &w->z_t29[0][0], 64, 0);
     // z_t30 [32, 64] = add(z_t29 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t30[i][j] = w->z_t29[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], z_t28 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t30 (z_t29 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i9[0][0], 128, 1, &w->z_t28[0][0], 64, &w->z_t30[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i9 [32, 64] = sigmoid(z_t30 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4457,12 +4394,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t31[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], r_t31 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i10[0][0], 128, 1, &w->r_t31[0][0], 64, &w->r_t32[0][0], 64, 0);
     // r_t33 [32, 64] = add(r_t32 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t33[i][j] = w->r_t32[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], r_t31 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t33 (r_t32 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i10[0][0], 128, 1, &w->r_t31[0][0], 64, &w->r_t33[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i10 [32, 64] = sigmoid(r_t33 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4488,12 +4423,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t31[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t32 [32, 64] = matmul(xhr_l58_i10 [32, 128], hbar_t31 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i10[0][0], 128, 1, &w->hbar_t31[0][0], 64, &w->hbar_t32[0][0], 64, 0);
     // hbar_t33 [32, 64] = add(hbar_t32 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t33[i][j] = w->hbar_t32[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t32 [32, 64] = matmul(xhr_l58_i10 [32, 128], hbar_t31 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t33 (hbar_t32 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i10[0][0], 128, 1, &w->hbar_t31[0][0], 64, &w->hbar_t33[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i10 [32, 64] = tanh(hbar_t33 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4504,12 +4437,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t31[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], z_t31 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i10[0][0], 128, 1, &w->z_t31[0][0], 64, &w->z_t32[0][0], 64, 0);
     // z_t33 [32, 64] = add(z_t32 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t33[i][j] = w->z_t32[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], z_t31 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t33 (z_t32 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i10[0][0], 128, 1, &w->z_t31[0][0], 64, &w->z_t33[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i10 [32, 64] = sigmoid(z_t33 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4557,12 +4488,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t34[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], r_t34 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i11[0][0], 128, 1, &w->r_t34[0][0], 64, &w->r_t35[0][0], 64, 0);
     // r_t36 [32, 64] = add(r_t35 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t36[i][j] = w->r_t35[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], r_t34 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t36 (r_t35 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i11[0][0], 128, 1, &w->r_t34[0][0], 64, &w->r_t36[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i11 [32, 64] = sigmoid(r_t36 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4588,12 +4517,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t34[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t35 [32, 64] = matmul(xhr_l58_i11 [32, 128], hbar_t34 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i11[0][0], 128, 1, &w->hbar_t34[0][0], 64, &w->hbar_t35[0][0], 64, 0);
     // hbar_t36 [32, 64] = add(hbar_t35 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t36[i][j] = w->hbar_t35[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t35 [32, 64] = matmul(xhr_l58_i11 [32, 128], hbar_t34 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t36 (hbar_t35 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i11[0][0], 128, 1, &w->hbar_t34[0][0], 64, &w->hbar_t36[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i11 [32, 64] = tanh(hbar_t36 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4604,12 +4531,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t34[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], z_t34 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i11[0][0], 128, 1, &w->z_t34[0][0], 64, &w->z_t35[0][0], 64, 0);
     // z_t36 [32, 64] = add(z_t35 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t36[i][j] = w->z_t35[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], z_t34 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t36 (z_t35 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i11[0][0], 128, 1, &w->z_t34[0][0], 64, &w->z_t36[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i11 [32, 64] = sigmoid(z_t36 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4657,12 +4582,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t37[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], r_t37 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i12[0][0], 128, 1, &w->r_t37[0][0], 64, &w->r_t38[0][0], 64, 0);
     // r_t39 [32, 64] = add(r_t38 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t39[i][j] = w->r_t38[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], r_t37 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t39 (r_t38 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i12[0][0], 128, 1, &w->r_t37[0][0], 64, &w->r_t39[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i12 [32, 64] = sigmoid(r_t39 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4688,12 +4611,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t37[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t38 [32, 64] = matmul(xhr_l58_i12 [32, 128], hbar_t37 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i12[0][0], 128, 1, &w->hbar_t37[0][0], 64, &w->hbar_t38[0][0], 64, 0);
     // hbar_t39 [32, 64] = add(hbar_t38 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t39[i][j] = w->hbar_t38[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t38 [32, 64] = matmul(xhr_l58_i12 [32, 128], hbar_t37 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t39 (hbar_t38 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i12[0][0], 128, 1, &w->hbar_t37[0][0], 64, &w->hbar_t39[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i12 [32, 64] = tanh(hbar_t39 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4704,12 +4625,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t37[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], z_t37 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i12[0][0], 128, 1, &w->z_t37[0][0], 64, &w->z_t38[0][0], 64, 0);
     // z_t39 [32, 64] = add(z_t38 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t39[i][j] = w->z_t38[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], z_t37 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t39 (z_t38 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i12[0][0], 128, 1, &w->z_t37[0][0], 64, &w->z_t39[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i12 [32, 64] = sigmoid(z_t39 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4757,12 +4676,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t40[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], r_t40 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i13[0][0], 128, 1, &w->r_t40[0][0], 64, &w->r_t41[0][0], 64, 0);
     // r_t42 [32, 64] = add(r_t41 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t42[i][j] = w->r_t41[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], r_t40 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t42 (r_t41 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i13[0][0], 128, 1, &w->r_t40[0][0], 64, &w->r_t42[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i13 [32, 64] = sigmoid(r_t42 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4788,12 +4705,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t40[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t41 [32, 64] = matmul(xhr_l58_i13 [32, 128], hbar_t40 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i13[0][0], 128, 1, &w->hbar_t40[0][0], 64, &w->hbar_t41[0][0], 64, 0);
     // hbar_t42 [32, 64] = add(hbar_t41 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t42[i][j] = w->hbar_t41[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t41 [32, 64] = matmul(xhr_l58_i13 [32, 128], hbar_t40 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t42 (hbar_t41 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i13[0][0], 128, 1, &w->hbar_t40[0][0], 64, &w->hbar_t42[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i13 [32, 64] = tanh(hbar_t42 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4804,12 +4719,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t40[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], z_t40 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i13[0][0], 128, 1, &w->z_t40[0][0], 64, &w->z_t41[0][0], 64, 0);
     // z_t42 [32, 64] = add(z_t41 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t42[i][j] = w->z_t41[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], z_t40 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t42 (z_t41 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i13[0][0], 128, 1, &w->z_t40[0][0], 64, &w->z_t42[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i13 [32, 64] = sigmoid(z_t42 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4857,12 +4770,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t43[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], r_t43 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i14[0][0], 128, 1, &w->r_t43[0][0], 64, &w->r_t44[0][0], 64, 0);
     // r_t45 [32, 64] = add(r_t44 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t45[i][j] = w->r_t44[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], r_t43 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t45 (r_t44 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i14[0][0], 128, 1, &w->r_t43[0][0], 64, &w->r_t45[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r_l55_i14 [32, 64] = sigmoid(r_t45 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4888,12 +4799,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t43[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t44 [32, 64] = matmul(xhr_l58_i14 [32, 128], hbar_t43 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr_l58_i14[0][0], 128, 1, &w->hbar_t43[0][0], 64, &w->hbar_t44[0][0], 64, 0);
     // hbar_t45 [32, 64] = add(hbar_t44 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t45[i][j] = w->hbar_t44[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t44 [32, 64] = matmul(xhr_l58_i14 [32, 128], hbar_t43 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t45 (hbar_t44 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr_l58_i14[0][0], 128, 1, &w->hbar_t43[0][0], 64, &w->hbar_t45[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar_l59_i14 [32, 64] = tanh(hbar_t45 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4904,12 +4813,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t43[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], z_t43 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l54_i14[0][0], 128, 1, &w->z_t43[0][0], 64, &w->z_t44[0][0], 64, 0);
     // z_t45 [32, 64] = add(z_t44 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t45[i][j] = w->z_t44[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], z_t43 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t45 (z_t44 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l54_i14[0][0], 128, 1, &w->z_t43[0][0], 64, &w->z_t45[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z_l61_i14 [32, 64] = sigmoid(z_t45 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4957,12 +4864,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->r_t46[i][j] = p->cell_xh_to_r_weight[j][i];
-    // r_t47 [32, 64] = matmul(xh [32, 128], r_t46 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh[0][0], 128, 1, &w->r_t46[0][0], 64, &w->r_t47[0][0], 64, 0);
     // r_t48 [32, 64] = add(r_t47 [32, 64], cell_xh_to_r_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->r_t48[i][j] = w->r_t47[i][j] + p->cell_xh_to_r_bias[j];
+    // r_t47 [32, 64] = matmul(xh [32, 128], r_t46 [128, 64])
+    // one call: the kernels add cell_xh_to_r_bias as they store the product into r_t48 (r_t47 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh[0][0], 128, 1, &w->r_t46[0][0], 64, &w->r_t48[0][0], 64, &p->cell_xh_to_r_bias[0]);
     // r [32, 64] = sigmoid(r_t48 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -4988,12 +4893,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->hbar_t46[i][j] = p->cell_xh_to_hbar_weight[j][i];
-    // hbar_t47 [32, 64] = matmul(xhr [32, 128], hbar_t46 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xhr[0][0], 128, 1, &w->hbar_t46[0][0], 64, &w->hbar_t47[0][0], 64, 0);
     // hbar_t48 [32, 64] = add(hbar_t47 [32, 64], cell_xh_to_hbar_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->hbar_t48[i][j] = w->hbar_t47[i][j] + p->cell_xh_to_hbar_bias[j];
+    // hbar_t47 [32, 64] = matmul(xhr [32, 128], hbar_t46 [128, 64])
+    // one call: the kernels add cell_xh_to_hbar_bias as they store the product into hbar_t48 (hbar_t47 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xhr[0][0], 128, 1, &w->hbar_t46[0][0], 64, &w->hbar_t48[0][0], 64, &p->cell_xh_to_hbar_bias[0]);
     // hbar [32, 64] = tanh(hbar_t48 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -5004,12 +4907,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->z_t46[i][j] = p->cell_xh_to_z_weight[j][i];
-    // z_t47 [32, 64] = matmul(xh [32, 128], z_t46 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh[0][0], 128, 1, &w->z_t46[0][0], 64, &w->z_t47[0][0], 64, 0);
     // z_t48 [32, 64] = add(z_t47 [32, 64], cell_xh_to_z_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->z_t48[i][j] = w->z_t47[i][j] + p->cell_xh_to_z_bias[j];
+    // z_t47 [32, 64] = matmul(xh [32, 128], z_t46 [128, 64])
+    // one call: the kernels add cell_xh_to_z_bias as they store the product into z_t48 (z_t47 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh[0][0], 128, 1, &w->z_t46[0][0], 64, &w->z_t48[0][0], 64, &p->cell_xh_to_z_bias[0]);
     // z [32, 64] = sigmoid(z_t48 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -5125,13 +5026,10 @@ void mm_gru_infer(const mm_gru_params *p, const mm_gru_stats *s, const int32_t *
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 27; j++)
             w->logits_t1[i][j] = p->lm_head_weight[j][i];
-    // logits_t2 [32, 16, 27] = matmul(hidden [32, 16, 64], logits_t1 [64, 27])
-    nj_gemm(rows * 16, 27, 64, &w->hidden[0][0][0], 64, 1, &w->logits_t1[0][0], 27, &w->logits_t2[0][0][0], 27, 0);
     // logits [32, 16, 27] = add(logits_t2 [32, 16, 27], lm_head_bias [27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 27; k++)
-                w->logits[i][j][k] = w->logits_t2[i][j][k] + p->lm_head_bias[k];
+    // logits_t2 [32, 16, 27] = matmul(hidden [32, 16, 64], logits_t1 [64, 27])
+    // one call: the kernels add lm_head_bias as they store the product into logits (logits_t2 has no array)
+    nj_gemm_bias(rows * 16, 27, 64, &w->hidden[0][0][0], 64, 1, &w->logits_t1[0][0], 27, &w->logits[0][0][0], 27, &p->lm_head_bias[0]);
     
     // mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
@@ -5368,17 +5266,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i0", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i0), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i0", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i0), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t1", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t1), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t2", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t2), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t3", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t3), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i0", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i0), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i0", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i0), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i0", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i0), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t1", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t1), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t2", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t2), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t3", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t3), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i0", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i0), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t1", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t1), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t2", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t2), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t3", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t3), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i0", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i0), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t1", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t1), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5389,17 +5284,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i1", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i1), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i1", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i1), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t4", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t4), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t5", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t5), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t6", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t6), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i1", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i1), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i1", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i1), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i1", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i1), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t4", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t4), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t5", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t5), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t6", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t6), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i1", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i1), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t4", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t4), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t5", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t5), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t6", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t6), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i1", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i1), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t4", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t4), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5410,17 +5302,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i2", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i2), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i2", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i2), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t7", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t7), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t8", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t8), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t9", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t9), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i2", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i2), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i2", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i2), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i2", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i2), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t7", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t7), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t8", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t8), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t9", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t9), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i2", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i2), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t7", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t7), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t8", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t8), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t9", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t9), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i2", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i2), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t7", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t7), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5431,17 +5320,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i3", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i3), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i3", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i3), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t10", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t10), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t11", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t11), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t12", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t12), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i3", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i3), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i3", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i3), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i3", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i3), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t10", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t10), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t11", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t11), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t12", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t12), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i3", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i3), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t10", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t10), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t11", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t11), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t12", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t12), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i3", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i3), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t10", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t10), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5452,17 +5338,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i4", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i4), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i4", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i4), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t13", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t13), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t14", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t14), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t15", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t15), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i4", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i4), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i4", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i4), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i4", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i4), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t13", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t13), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t14", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t14), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t15", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t15), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i4", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i4), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t13", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t13), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t14", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t14), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t15", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t15), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i4", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i4), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t13", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t13), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5473,17 +5356,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i5", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i5), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i5", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i5), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t16", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t16), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t17", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t17), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t18", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t18), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i5", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i5), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i5", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i5), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i5", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i5), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t16", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t16), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t17", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t17), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t18", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t18), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i5", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i5), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t16", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t16), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t17", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t17), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t18", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t18), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i5", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i5), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t16", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t16), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5494,17 +5374,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i6", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i6), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i6", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i6), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t19", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t19), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t20", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t20), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t21", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t21), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i6", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i6), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i6", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i6), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i6", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i6), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t19", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t19), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t20", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t20), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t21", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t21), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i6", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i6), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t19", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t19), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t20", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t20), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t21", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t21), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i6", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i6), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t19", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t19), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5515,17 +5392,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i7", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i7), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i7", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i7), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t22", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t22), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t23", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t23), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t24", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t24), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i7", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i7), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i7", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i7), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i7", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i7), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t22", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t22), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t23", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t23), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t24", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t24), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i7", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i7), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t22", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t22), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t23", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t23), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t24", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t24), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i7", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i7), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t22", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t22), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5536,17 +5410,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i8", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i8), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i8", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i8), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t25", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t25), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t26", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t26), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t27", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t27), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i8", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i8), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i8", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i8), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i8", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i8), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t25", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t25), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t26", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t26), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t27", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t27), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i8", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i8), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t25", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t25), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t26", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t26), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t27", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t27), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i8", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i8), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t25", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t25), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5557,17 +5428,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i9", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i9), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i9", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i9), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t28", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t28), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t29", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t29), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t30", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t30), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i9", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i9), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i9", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i9), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i9", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i9), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t28", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t28), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t29", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t29), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t30", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t30), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i9", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i9), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t28", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t28), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t29", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t29), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t30", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t30), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i9", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i9), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t28", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t28), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5578,17 +5446,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i10", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i10), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i10", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i10), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t31", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t31), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t32", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t32), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t33", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t33), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i10", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i10), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i10", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i10), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i10", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i10), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t31", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t31), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t32", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t32), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t33", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t33), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i10", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i10), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t31", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t31), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t32", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t32), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t33", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t33), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i10", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i10), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t31", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t31), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5599,17 +5464,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i11", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i11), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i11", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i11), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t34", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t34), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t35", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t35), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t36", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t36), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i11", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i11), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i11", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i11), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i11", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i11), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t34", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t34), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t35", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t35), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t36", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t36), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i11", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i11), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t34", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t34), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t35", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t35), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t36", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t36), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i11", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i11), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t34", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t34), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5620,17 +5482,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i12", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i12), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i12", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i12), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t37", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t37), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t38", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t38), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t39", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t39), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i12", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i12), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i12", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i12), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i12", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i12), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t37", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t37), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t38", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t38), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t39", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t39), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i12", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i12), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t37", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t37), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t38", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t38), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t39", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t39), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i12", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i12), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t37", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t37), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5641,17 +5500,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i13", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i13), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i13", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i13), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t40", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t40), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t41", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t41), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t42", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t42), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i13", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i13), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i13", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i13), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i13", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i13), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t40", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t40), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t41", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t41), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t42", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t42), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i13", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i13), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t40", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t40), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t41", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t41), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t42", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t42), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i13", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i13), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t40", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t40), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5662,17 +5518,14 @@ static const NjTensor infer_acts[] = {
     {"xt_l51_i14", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt_l51_i14), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh_l54_i14", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh_l54_i14), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t43", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t43), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t44", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t44), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t45", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t45), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_l55_i14", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_l55_i14), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset_l56_i14", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset_l56_i14), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr_l58_i14", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr_l58_i14), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t43", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t43), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t44", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t44), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t45", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t45), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_l59_i14", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_l59_i14), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t43", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t43), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t44", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t44), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t45", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t45), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_l61_i14", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_l61_i14), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t43", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t43), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5683,17 +5536,14 @@ static const NjTensor infer_acts[] = {
     {"xt", 2, {32, 64}, offsetof(mm_gru_infer_ws, xt), "mm_gru.ninja:51: xt = emb[:, i, :]", 0x1},
     {"xh", 2, {32, 128}, offsetof(mm_gru_infer_ws, xh), "mm_gru.ninja:54: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"r_t46", 2, {128, 64}, offsetof(mm_gru_infer_ws, r_t46), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0},
-    {"r_t47", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t47), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r_t48", 2, {32, 64}, offsetof(mm_gru_infer_ws, r_t48), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"r", 2, {32, 64}, offsetof(mm_gru_infer_ws, r), "mm_gru.ninja:55: r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))", 0x1},
     {"hprev_reset", 2, {32, 64}, offsetof(mm_gru_infer_ws, hprev_reset), "mm_gru.ninja:56: hprev_reset = r * hprev", 0x1},
     {"xhr", 2, {32, 128}, offsetof(mm_gru_infer_ws, xhr), "mm_gru.ninja:58: xhr = torch.cat([xt, hprev_reset], dim=1)", 0x1},
     {"hbar_t46", 2, {128, 64}, offsetof(mm_gru_infer_ws, hbar_t46), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0},
-    {"hbar_t47", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t47), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar_t48", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar_t48), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"hbar", 2, {32, 64}, offsetof(mm_gru_infer_ws, hbar), "mm_gru.ninja:59: hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))", 0x1},
     {"z_t46", 2, {128, 64}, offsetof(mm_gru_infer_ws, z_t46), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0},
-    {"z_t47", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t47), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z_t48", 2, {32, 64}, offsetof(mm_gru_infer_ws, z_t48), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"z", 2, {32, 64}, offsetof(mm_gru_infer_ws, z), "mm_gru.ninja:61: z = F.sigmoid(F.linear(xh, cell_xh_to_z_weight, cell_xh_to_z_bias))", 0x1},
     {"ht_t46", 2, {32, 64}, offsetof(mm_gru_infer_ws, ht_t46), "mm_gru.ninja:63: ht = (1 - z) * hprev + z * hbar", 0x1},
@@ -5719,7 +5569,6 @@ static const NjTensor infer_acts[] = {
     {"hidden_t16", 3, {32, 1, 64}, offsetof(mm_gru_infer_ws, ht), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
     {"hidden", 3, {32, 16, 64}, offsetof(mm_gru_infer_ws, hidden), "mm_gru.ninja:68: hidden = torch.stack(hiddens, 1)", 0x1},
     {"logits_t1", 2, {64, 27}, offsetof(mm_gru_infer_ws, logits_t1), "mm_gru.ninja:69: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0},
-    {"logits_t2", 3, {32, 16, 27}, offsetof(mm_gru_infer_ws, logits_t2), "mm_gru.ninja:69: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0x1},
     {"logits", 3, {32, 16, 27}, offsetof(mm_gru_infer_ws, logits), "mm_gru.ninja:69: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0x1},
     {"loss_t1", 2, {512, 27}, offsetof(mm_gru_infer_ws, logits), "mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
     {"loss", 0, {}, offsetof(mm_gru_infer_ws, loss), "mm_gru.ninja:72: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
@@ -5752,7 +5601,7 @@ const NinjacModel mm_gru_model = {
     .infer_chunk = 32, .infer_bytes = sizeof(mm_gru_infer_ws),
     .infer_loss_offset = offsetof(mm_gru_infer_ws, loss),
     .infer_logits_offset = offsetof(mm_gru_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
-    .ninfer_acts = 360, .infer_acts = infer_acts,
+    .ninfer_acts = 311, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = NULL,
     .check_inputs = mm_gru_check_inputs,
 };

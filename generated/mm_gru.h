@@ -27,17 +27,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i0[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i0[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t1[128][64];               // [128, 64] mm_gru.ninja:55
-    float r_t2[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_t3[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i0[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i0[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i0[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t1[128][64];            // [128, 64] mm_gru.ninja:59
-    float hbar_t2[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t3[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i0[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t1[128][64];               // [128, 64] mm_gru.ninja:61
-    float z_t2[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_t3[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i0[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t1[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
@@ -47,17 +44,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i1[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i1[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t4[128][64];               // [128, 64] mm_gru.ninja:55
-    float r_t5[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_t6[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i1[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i1[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i1[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t4[128][64];            // [128, 64] mm_gru.ninja:59
-    float hbar_t5[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t6[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i1[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t4[128][64];               // [128, 64] mm_gru.ninja:61
-    float z_t5[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_t6[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i1[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t4[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
@@ -67,17 +61,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i2[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i2[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t7[128][64];               // [128, 64] mm_gru.ninja:55
-    float r_t8[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_t9[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i2[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i2[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i2[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t7[128][64];            // [128, 64] mm_gru.ninja:59
-    float hbar_t8[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t9[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i2[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t7[128][64];               // [128, 64] mm_gru.ninja:61
-    float z_t8[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_t9[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i2[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t7[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
@@ -87,17 +78,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i3[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i3[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t10[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t11[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t12[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i3[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i3[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i3[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t10[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t11[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t12[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i3[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t10[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t11[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t12[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i3[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t10[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -107,17 +95,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i4[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i4[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t13[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t14[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t15[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i4[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i4[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i4[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t13[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t14[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t15[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i4[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t13[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t14[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t15[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i4[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t13[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -127,17 +112,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i5[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i5[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t16[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t17[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t18[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i5[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i5[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i5[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t16[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t17[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t18[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i5[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t16[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t17[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t18[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i5[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t16[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -147,17 +129,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i6[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i6[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t19[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t20[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t21[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i6[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i6[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i6[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t19[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t20[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t21[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i6[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t19[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t20[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t21[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i6[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t19[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -167,17 +146,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i7[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i7[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t22[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t23[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t24[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i7[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i7[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i7[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t22[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t23[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t24[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i7[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t22[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t23[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t24[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i7[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t22[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -187,17 +163,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i8[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i8[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t25[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t26[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t27[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i8[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i8[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i8[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t25[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t26[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t27[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i8[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t25[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t26[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t27[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i8[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t25[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -207,17 +180,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i9[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i9[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t28[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t29[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t30[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i9[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i9[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i9[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t28[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t29[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t30[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i9[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t28[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t29[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t30[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i9[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t28[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -227,17 +197,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i10[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i10[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t31[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t32[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t33[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i10[32][64];           // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i10[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i10[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t31[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t32[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t33[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i10[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float z_t31[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t32[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t33[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i10[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t31[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -247,17 +214,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i11[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i11[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t34[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t35[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t36[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i11[32][64];           // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i11[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i11[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t34[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t35[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t36[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i11[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float z_t34[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t35[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t36[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i11[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t34[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -267,17 +231,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i12[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i12[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t37[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t38[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t39[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i12[32][64];           // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i12[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i12[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t37[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t38[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t39[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i12[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float z_t37[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t38[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t39[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i12[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t37[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -287,17 +248,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i13[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i13[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t40[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t41[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t42[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i13[32][64];           // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i13[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i13[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t40[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t41[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t42[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i13[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float z_t40[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t41[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t42[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i13[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t40[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -307,17 +265,14 @@ typedef struct {   // every activation of a training batch
     float xt_l51_i14[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i14[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t43[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t44[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t45[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i14[32][64];           // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i14[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i14[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t43[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t44[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t45[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i14[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float z_t43[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t44[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t45[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i14[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t43[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -327,17 +282,14 @@ typedef struct {   // every activation of a training batch
     float xt[32][64];                  // [batch_size=32, 64] mm_gru.ninja:51
     float xh[32][128];                 // [batch_size=32, 128] mm_gru.ninja:54
     float r_t46[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t47[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t48[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r[32][64];                   // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset[32][64];         // [batch_size=32, 64] mm_gru.ninja:56
     float xhr[32][128];                // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t46[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t47[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t48[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar[32][64];                // [batch_size=32, 64] mm_gru.ninja:59
     float z_t46[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t47[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t48[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z[32][64];                   // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t46[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -346,7 +298,6 @@ typedef struct {   // every activation of a training batch
     float ht[32][64];                  // [batch_size=32, 64] mm_gru.ninja:63
     float hidden[32][16][64];          // [batch_size=32, 16, 64] mm_gru.ninja:68
     float logits_t1[64][27];           // [64, 27] mm_gru.ninja:69
-    float logits_t2[32][16][27];       // [batch_size=32, 16, 27] mm_gru.ninja:69
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_gru.ninja:69
     float loss;                        // [] mm_gru.ninja:72
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
@@ -606,17 +557,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i0[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i0[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t1[128][64];               // [128, 64] mm_gru.ninja:55
-    float r_t2[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_t3[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i0[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i0[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i0[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t1[128][64];            // [128, 64] mm_gru.ninja:59
-    float hbar_t2[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t3[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i0[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t1[128][64];               // [128, 64] mm_gru.ninja:61
-    float z_t2[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_t3[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i0[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t1[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
@@ -626,17 +574,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i1[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i1[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t4[128][64];               // [128, 64] mm_gru.ninja:55
-    float r_t5[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_t6[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i1[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i1[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i1[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t4[128][64];            // [128, 64] mm_gru.ninja:59
-    float hbar_t5[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t6[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i1[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t4[128][64];               // [128, 64] mm_gru.ninja:61
-    float z_t5[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_t6[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i1[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t4[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
@@ -646,17 +591,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i2[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i2[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t7[128][64];               // [128, 64] mm_gru.ninja:55
-    float r_t8[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_t9[32][64];                // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i2[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i2[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i2[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t7[128][64];            // [128, 64] mm_gru.ninja:59
-    float hbar_t8[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t9[32][64];             // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i2[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t7[128][64];               // [128, 64] mm_gru.ninja:61
-    float z_t8[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_t9[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i2[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t7[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
@@ -666,17 +608,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i3[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i3[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t10[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t11[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t12[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i3[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i3[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i3[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t10[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t11[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t12[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i3[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t10[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t11[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t12[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i3[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t10[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -686,17 +625,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i4[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i4[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t13[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t14[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t15[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i4[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i4[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i4[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t13[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t14[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t15[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i4[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t13[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t14[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t15[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i4[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t13[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -706,17 +642,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i5[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i5[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t16[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t17[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t18[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i5[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i5[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i5[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t16[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t17[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t18[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i5[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t16[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t17[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t18[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i5[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t16[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -726,17 +659,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i6[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i6[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t19[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t20[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t21[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i6[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i6[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i6[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t19[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t20[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t21[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i6[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t19[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t20[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t21[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i6[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t19[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -746,17 +676,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i7[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i7[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t22[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t23[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t24[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i7[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i7[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i7[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t22[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t23[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t24[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i7[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t22[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t23[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t24[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i7[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t22[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -766,17 +693,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i8[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i8[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t25[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t26[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t27[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i8[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i8[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i8[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t25[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t26[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t27[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i8[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t25[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t26[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t27[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i8[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t25[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -786,17 +710,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i9[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i9[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
     float r_t28[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t29[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t30[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i9[32][64];            // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i9[32][64];  // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i9[32][128];         // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t28[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t29[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t30[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i9[32][64];         // [batch_size=32, 64] mm_gru.ninja:59
     float z_t28[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t29[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t30[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i9[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t28[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -806,17 +727,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i10[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i10[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t31[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t32[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t33[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i10[32][64];           // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i10[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i10[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t31[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t32[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t33[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i10[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float z_t31[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t32[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t33[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i10[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t31[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -826,17 +744,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i11[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i11[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t34[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t35[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t36[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i11[32][64];           // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i11[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i11[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t34[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t35[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t36[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i11[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float z_t34[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t35[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t36[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i11[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t34[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -846,17 +761,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i12[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i12[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t37[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t38[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t39[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i12[32][64];           // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i12[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i12[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t37[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t38[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t39[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i12[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float z_t37[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t38[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t39[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i12[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t37[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -866,17 +778,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i13[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i13[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t40[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t41[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t42[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i13[32][64];           // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i13[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i13[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t40[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t41[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t42[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i13[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float z_t40[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t41[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t42[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i13[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t40[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -886,17 +795,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt_l51_i14[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i14[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float r_t43[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t44[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t45[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_l55_i14[32][64];           // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset_l56_i14[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float xhr_l58_i14[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t43[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t44[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t45[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_l59_i14[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float z_t43[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t44[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t45[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i14[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t43[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -906,17 +812,14 @@ typedef struct {   // inference activations for up to 32 rows
     float xt[32][64];                  // [batch_size=32, 64] mm_gru.ninja:51
     float xh[32][128];                 // [batch_size=32, 128] mm_gru.ninja:54
     float r_t46[128][64];              // [128, 64] mm_gru.ninja:55
-    float r_t47[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r_t48[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float r[32][64];                   // [batch_size=32, 64] mm_gru.ninja:55
     float hprev_reset[32][64];         // [batch_size=32, 64] mm_gru.ninja:56
     float xhr[32][128];                // [batch_size=32, 128] mm_gru.ninja:58
     float hbar_t46[128][64];           // [128, 64] mm_gru.ninja:59
-    float hbar_t47[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar_t48[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
     float hbar[32][64];                // [batch_size=32, 64] mm_gru.ninja:59
     float z_t46[128][64];              // [128, 64] mm_gru.ninja:61
-    float z_t47[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_t48[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z[32][64];                   // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t46[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
@@ -925,7 +828,6 @@ typedef struct {   // inference activations for up to 32 rows
     float ht[32][64];                  // [batch_size=32, 64] mm_gru.ninja:63
     float hidden[32][16][64];          // [batch_size=32, 16, 64] mm_gru.ninja:68
     float logits_t1[64][27];           // [64, 27] mm_gru.ninja:69
-    float logits_t2[32][16][27];       // [batch_size=32, 16, 27] mm_gru.ninja:69
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_gru.ninja:69
     float loss;                        // [] mm_gru.ninja:72
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass

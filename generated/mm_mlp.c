@@ -218,31 +218,27 @@ void mm_mlp_forward(const mm_mlp_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 64; j++)
             a->x_t1[i][j] = p->mlp_0_weight[j][i];
+    // x_l44 [32, 16, 64] = add(x_t2 [32, 16, 64], mlp_0_bias [64])
     // x_t2 [32, 16, 64] = matmul(x_l42 [32, 16, 1024], x_t1 [1024, 64])
-    nj_gemm(512, 64, 1024, &a->x_l42[0][0][0], 1024, 1, &a->x_t1[0][0], 64, &a->x_t2[0][0][0], 64, 0);
+    // one call: the kernels add mlp_0_bias as they store the product into x_l44 (x_t2 has no array)
+    nj_gemm_bias(512, 64, 1024, &a->x_l42[0][0][0], 1024, 1, &a->x_t1[0][0], 64, &a->x_l44[0][0][0], 64, &p->mlp_0_bias[0]);
     
-    // mm_mlp.ninja:44-45, in one pass over [batch_size=32, 16, 64]:
+    // mm_mlp.ninja:45: x = torch.tanh(x)
+    // x [32, 16, 64] = tanh(x_l44 [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :44 x = F.linear(x, mlp_0_weight, mlp_0_bias)
-                a->x_l44[i][j][k] = a->x_t2[i][j][k] + p->mlp_0_bias[k];
-                // :45 x = torch.tanh(x)
+            for (int k = 0; k < 64; k++)
                 a->x[i][j][k] = nj_tanhf(a->x_l44[i][j][k]);
-            }
     
     // mm_mlp.ninja:46: logits = F.linear(x, mlp_2_weight, mlp_2_bias)
     // logits_t1 [64, 27] = transpose(mlp_2_weight [27, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 27; j++)
             a->logits_t1[i][j] = p->mlp_2_weight[j][i];
-    // logits_t2 [32, 16, 27] = matmul(x [32, 16, 64], logits_t1 [64, 27])
-    nj_gemm(512, 27, 64, &a->x[0][0][0], 64, 1, &a->logits_t1[0][0], 27, &a->logits_t2[0][0][0], 27, 0);
     // logits [32, 16, 27] = add(logits_t2 [32, 16, 27], mlp_2_bias [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 27; k++)
-                a->logits[i][j][k] = a->logits_t2[i][j][k] + p->mlp_2_bias[k];
+    // logits_t2 [32, 16, 27] = matmul(x [32, 16, 64], logits_t1 [64, 27])
+    // one call: the kernels add mlp_2_bias as they store the product into logits (logits_t2 has no array)
+    nj_gemm_bias(512, 27, 64, &a->x[0][0][0], 64, 1, &a->logits_t1[0][0], 27, &a->logits[0][0][0], 27, &p->mlp_2_bias[0]);
     
     // mm_mlp.ninja:49: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
@@ -730,13 +726,10 @@ void mm_mlp_infer(const mm_mlp_params *p, const mm_mlp_stats *s, const int32_t *
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 64; j++)
             w->x_t1[i][j] = p->mlp_0_weight[j][i];
-    // x_t2 [32, 16, 64] = matmul(x_l42 [32, 16, 1024], x_t1 [1024, 64])
-    nj_gemm(rows * 16, 64, 1024, &w->x_l42[0][0][0], 1024, 1, &w->x_t1[0][0], 64, &w->x_t2[0][0][0], 64, 0);
     // x_l44 [32, 16, 64] = add(x_t2 [32, 16, 64], mlp_0_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->x_l44[i][j][k] = w->x_t2[i][j][k] + p->mlp_0_bias[k];
+    // x_t2 [32, 16, 64] = matmul(x_l42 [32, 16, 1024], x_t1 [1024, 64])
+    // one call: the kernels add mlp_0_bias as they store the product into x_l44 (x_t2 has no array)
+    nj_gemm_bias(rows * 16, 64, 1024, &w->x_l42[0][0][0], 1024, 1, &w->x_t1[0][0], 64, &w->x_l44[0][0][0], 64, &p->mlp_0_bias[0]);
     
     // mm_mlp.ninja:45: x = torch.tanh(x)
     // x [32, 16, 64] = tanh(x_l44 [32, 16, 64])
@@ -750,13 +743,10 @@ void mm_mlp_infer(const mm_mlp_params *p, const mm_mlp_stats *s, const int32_t *
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 27; j++)
             w->logits_t1[i][j] = p->mlp_2_weight[j][i];
-    // logits_t2 [32, 16, 27] = matmul(x [32, 16, 64], logits_t1 [64, 27])
-    nj_gemm(rows * 16, 27, 64, &w->x[0][0][0], 64, 1, &w->logits_t1[0][0], 27, &w->logits_t2[0][0][0], 27, 0);
     // logits [32, 16, 27] = add(logits_t2 [32, 16, 27], mlp_2_bias [27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 27; k++)
-                w->logits[i][j][k] = w->logits_t2[i][j][k] + p->mlp_2_bias[k];
+    // logits_t2 [32, 16, 27] = matmul(x [32, 16, 64], logits_t1 [64, 27])
+    // one call: the kernels add mlp_2_bias as they store the product into logits (logits_t2 has no array)
+    nj_gemm_bias(rows * 16, 27, 64, &w->x[0][0][0], 64, 1, &w->logits_t1[0][0], 27, &w->logits[0][0][0], 27, &p->mlp_2_bias[0]);
     
     // mm_mlp.ninja:49: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
@@ -868,11 +858,9 @@ static const NjTensor infer_acts[] = {
     {"tok_emb", 3, {32, 16, 64}, offsetof(mm_mlp_infer_ws, tok_emb), "mm_mlp.ninja:36: tok_emb = wte_weight[idx]", 0x1},
     {"x_l42", 3, {32, 16, 1024}, offsetof(mm_mlp_infer_ws, x_l42), "mm_mlp.ninja:42: x = torch.cat(embs, -1)", 0x1},
     {"x_t1", 2, {1024, 64}, offsetof(mm_mlp_infer_ws, x_t1), "mm_mlp.ninja:44: x = F.linear(x, mlp_0_weight, mlp_0_bias)", 0},
-    {"x_t2", 3, {32, 16, 64}, offsetof(mm_mlp_infer_ws, x_t2), "mm_mlp.ninja:44: x = F.linear(x, mlp_0_weight, mlp_0_bias)", 0x1},
     {"x_l44", 3, {32, 16, 64}, offsetof(mm_mlp_infer_ws, x_l44), "mm_mlp.ninja:44: x = F.linear(x, mlp_0_weight, mlp_0_bias)", 0x1},
     {"x", 3, {32, 16, 64}, offsetof(mm_mlp_infer_ws, x), "mm_mlp.ninja:45: x = torch.tanh(x)", 0x1},
     {"logits_t1", 2, {64, 27}, offsetof(mm_mlp_infer_ws, logits_t1), "mm_mlp.ninja:46: logits = F.linear(x, mlp_2_weight, mlp_2_bias)", 0},
-    {"logits_t2", 3, {32, 16, 27}, offsetof(mm_mlp_infer_ws, logits_t2), "mm_mlp.ninja:46: logits = F.linear(x, mlp_2_weight, mlp_2_bias)", 0x1},
     {"logits", 3, {32, 16, 27}, offsetof(mm_mlp_infer_ws, logits), "mm_mlp.ninja:46: logits = F.linear(x, mlp_2_weight, mlp_2_bias)", 0x1},
     {"loss_t1", 2, {512, 27}, offsetof(mm_mlp_infer_ws, logits), "mm_mlp.ninja:49: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
     {"loss", 0, {}, offsetof(mm_mlp_infer_ws, loss), "mm_mlp.ninja:49: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
@@ -905,7 +893,7 @@ const NinjacModel mm_mlp_model = {
     .infer_chunk = 16, .infer_bytes = sizeof(mm_mlp_infer_ws),
     .infer_loss_offset = offsetof(mm_mlp_infer_ws, loss),
     .infer_logits_offset = offsetof(mm_mlp_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
-    .ninfer_acts = 26, .infer_acts = infer_acts,
+    .ninfer_acts = 24, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = NULL,
     .check_inputs = mm_mlp_check_inputs,
 };

@@ -35,11 +35,9 @@ typedef struct {   // every activation of a training batch
     float tok_emb[32][16][64];         // [batch_size=32, 16, 64] mm_mlp.ninja:36
     float x_l42[32][16][1024];         // [batch_size=32, 16, 1024] mm_mlp.ninja:42
     float x_t1[1024][64];              // [1024, 64] mm_mlp.ninja:44
-    float x_t2[32][16][64];            // [batch_size=32, 16, 64] mm_mlp.ninja:44
     float x_l44[32][16][64];           // [batch_size=32, 16, 64] mm_mlp.ninja:44
     float x[32][16][64];               // [batch_size=32, 16, 64] mm_mlp.ninja:45
     float logits_t1[64][27];           // [64, 27] mm_mlp.ninja:46
-    float logits_t2[32][16][27];       // [batch_size=32, 16, 27] mm_mlp.ninja:46
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_mlp.ninja:46
     float loss;                        // [] mm_mlp.ninja:49
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
@@ -101,11 +99,9 @@ typedef struct {   // inference activations for up to 16 rows
     float tok_emb[16][16][64];         // [batch_size=32, 16, 64] mm_mlp.ninja:36
     float x_l42[16][16][1024];         // [batch_size=32, 16, 1024] mm_mlp.ninja:42
     float x_t1[1024][64];              // [1024, 64] mm_mlp.ninja:44
-    float x_t2[16][16][64];            // [batch_size=32, 16, 64] mm_mlp.ninja:44
     float x_l44[16][16][64];           // [batch_size=32, 16, 64] mm_mlp.ninja:44
     float x[16][16][64];               // [batch_size=32, 16, 64] mm_mlp.ninja:45
     float logits_t1[64][27];           // [64, 27] mm_mlp.ninja:46
-    float logits_t2[16][16][27];       // [batch_size=32, 16, 27] mm_mlp.ninja:46
     float logits[16][16][27];          // [batch_size=32, 16, 27] mm_mlp.ninja:46
     float loss;                        // [] mm_mlp.ninja:49
     float loss_probs[256][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass

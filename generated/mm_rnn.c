@@ -12,9 +12,9 @@
 #include "ninjac_kernels.h"
 
 /* One kernel per matmul shape that comes back (an unrolled loop): GCC compiles each once. */
-/* C[32 x 64] = A' @ B, K = 128 (A' rows at 128, columns at 1): called 16 times */
-static __attribute__((noinline)) void nj_gemm_32x64x128(const float *A, const float *B, float *C) {
-    nj_gemm(32, 64, 128, A, 128, 1, B, 64, C, 64, 0);
+/* C[32 x 64] = A' @ B + bias, K = 128 (A' rows at 128, columns at 1): called 16 times */
+static __attribute__((noinline)) void nj_gemm_32x64x128_bias(const float *A, const float *B, float *C, const float *bias) {
+    nj_gemm_bias(32, 64, 128, A, 128, 1, B, 64, C, 64, bias);
 }
 
 /* C[32 x 128] = A' @ B, K = 64 (A' rows at 64, columns at 1): called 16 times */
@@ -115,16 +115,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t1[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t3 [32, 64] = add(ht_t2 [32, 64], cell_xh_to_h_bias [64])
     // ht_t2 [32, 64] = matmul(xh_l48_i0 [32, 128], ht_t1 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i0[0][0], &a->ht_t1[0][0], &a->ht_t2[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t3 (ht_t2 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i0[0][0], &a->ht_t1[0][0], &a->ht_t3[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i0 [32, 64] = tanh(ht_t3 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t3 = a->ht_t2[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i0[i][j] = nj_tanhf(ht_t3);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i0[i][j] = nj_tanhf(a->ht_t3[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i0 [32, 64] = view(ht_l49_i0 [32, 64])
@@ -150,16 +148,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t4[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t6 [32, 64] = add(ht_t5 [32, 64], cell_xh_to_h_bias [64])
     // ht_t5 [32, 64] = matmul(xh_l48_i1 [32, 128], ht_t4 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i1[0][0], &a->ht_t4[0][0], &a->ht_t5[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t6 (ht_t5 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i1[0][0], &a->ht_t4[0][0], &a->ht_t6[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i1 [32, 64] = tanh(ht_t6 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t6 = a->ht_t5[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i1[i][j] = nj_tanhf(ht_t6);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i1[i][j] = nj_tanhf(a->ht_t6[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i1 [32, 64] = view(ht_l49_i1 [32, 64])
@@ -185,16 +181,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t7[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t9 [32, 64] = add(ht_t8 [32, 64], cell_xh_to_h_bias [64])
     // ht_t8 [32, 64] = matmul(xh_l48_i2 [32, 128], ht_t7 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i2[0][0], &a->ht_t7[0][0], &a->ht_t8[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t9 (ht_t8 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i2[0][0], &a->ht_t7[0][0], &a->ht_t9[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i2 [32, 64] = tanh(ht_t9 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t9 = a->ht_t8[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i2[i][j] = nj_tanhf(ht_t9);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i2[i][j] = nj_tanhf(a->ht_t9[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i2 [32, 64] = view(ht_l49_i2 [32, 64])
@@ -220,16 +214,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t10[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t12 [32, 64] = add(ht_t11 [32, 64], cell_xh_to_h_bias [64])
     // ht_t11 [32, 64] = matmul(xh_l48_i3 [32, 128], ht_t10 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i3[0][0], &a->ht_t10[0][0], &a->ht_t11[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t12 (ht_t11 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i3[0][0], &a->ht_t10[0][0], &a->ht_t12[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i3 [32, 64] = tanh(ht_t12 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t12 = a->ht_t11[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i3[i][j] = nj_tanhf(ht_t12);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i3[i][j] = nj_tanhf(a->ht_t12[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i3 [32, 64] = view(ht_l49_i3 [32, 64])
@@ -255,16 +247,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t13[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t15 [32, 64] = add(ht_t14 [32, 64], cell_xh_to_h_bias [64])
     // ht_t14 [32, 64] = matmul(xh_l48_i4 [32, 128], ht_t13 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i4[0][0], &a->ht_t13[0][0], &a->ht_t14[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t15 (ht_t14 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i4[0][0], &a->ht_t13[0][0], &a->ht_t15[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i4 [32, 64] = tanh(ht_t15 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t15 = a->ht_t14[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i4[i][j] = nj_tanhf(ht_t15);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i4[i][j] = nj_tanhf(a->ht_t15[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i4 [32, 64] = view(ht_l49_i4 [32, 64])
@@ -290,16 +280,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t16[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t18 [32, 64] = add(ht_t17 [32, 64], cell_xh_to_h_bias [64])
     // ht_t17 [32, 64] = matmul(xh_l48_i5 [32, 128], ht_t16 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i5[0][0], &a->ht_t16[0][0], &a->ht_t17[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t18 (ht_t17 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i5[0][0], &a->ht_t16[0][0], &a->ht_t18[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i5 [32, 64] = tanh(ht_t18 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t18 = a->ht_t17[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i5[i][j] = nj_tanhf(ht_t18);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i5[i][j] = nj_tanhf(a->ht_t18[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i5 [32, 64] = view(ht_l49_i5 [32, 64])
@@ -325,16 +313,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t19[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t21 [32, 64] = add(ht_t20 [32, 64], cell_xh_to_h_bias [64])
     // ht_t20 [32, 64] = matmul(xh_l48_i6 [32, 128], ht_t19 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i6[0][0], &a->ht_t19[0][0], &a->ht_t20[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t21 (ht_t20 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i6[0][0], &a->ht_t19[0][0], &a->ht_t21[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i6 [32, 64] = tanh(ht_t21 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t21 = a->ht_t20[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i6[i][j] = nj_tanhf(ht_t21);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i6[i][j] = nj_tanhf(a->ht_t21[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i6 [32, 64] = view(ht_l49_i6 [32, 64])
@@ -360,16 +346,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t22[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t24 [32, 64] = add(ht_t23 [32, 64], cell_xh_to_h_bias [64])
     // ht_t23 [32, 64] = matmul(xh_l48_i7 [32, 128], ht_t22 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i7[0][0], &a->ht_t22[0][0], &a->ht_t23[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t24 (ht_t23 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i7[0][0], &a->ht_t22[0][0], &a->ht_t24[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i7 [32, 64] = tanh(ht_t24 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t24 = a->ht_t23[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i7[i][j] = nj_tanhf(ht_t24);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i7[i][j] = nj_tanhf(a->ht_t24[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i7 [32, 64] = view(ht_l49_i7 [32, 64])
@@ -395,16 +379,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t25[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t27 [32, 64] = add(ht_t26 [32, 64], cell_xh_to_h_bias [64])
     // ht_t26 [32, 64] = matmul(xh_l48_i8 [32, 128], ht_t25 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i8[0][0], &a->ht_t25[0][0], &a->ht_t26[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t27 (ht_t26 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i8[0][0], &a->ht_t25[0][0], &a->ht_t27[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i8 [32, 64] = tanh(ht_t27 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t27 = a->ht_t26[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i8[i][j] = nj_tanhf(ht_t27);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i8[i][j] = nj_tanhf(a->ht_t27[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i8 [32, 64] = view(ht_l49_i8 [32, 64])
@@ -430,16 +412,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t28[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t30 [32, 64] = add(ht_t29 [32, 64], cell_xh_to_h_bias [64])
     // ht_t29 [32, 64] = matmul(xh_l48_i9 [32, 128], ht_t28 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i9[0][0], &a->ht_t28[0][0], &a->ht_t29[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t30 (ht_t29 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i9[0][0], &a->ht_t28[0][0], &a->ht_t30[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i9 [32, 64] = tanh(ht_t30 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t30 = a->ht_t29[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i9[i][j] = nj_tanhf(ht_t30);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i9[i][j] = nj_tanhf(a->ht_t30[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i9 [32, 64] = view(ht_l49_i9 [32, 64])
@@ -465,16 +445,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t31[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t33 [32, 64] = add(ht_t32 [32, 64], cell_xh_to_h_bias [64])
     // ht_t32 [32, 64] = matmul(xh_l48_i10 [32, 128], ht_t31 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i10[0][0], &a->ht_t31[0][0], &a->ht_t32[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t33 (ht_t32 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i10[0][0], &a->ht_t31[0][0], &a->ht_t33[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i10 [32, 64] = tanh(ht_t33 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t33 = a->ht_t32[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i10[i][j] = nj_tanhf(ht_t33);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i10[i][j] = nj_tanhf(a->ht_t33[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i10 [32, 64] = view(ht_l49_i10 [32, 64])
@@ -500,16 +478,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t34[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t36 [32, 64] = add(ht_t35 [32, 64], cell_xh_to_h_bias [64])
     // ht_t35 [32, 64] = matmul(xh_l48_i11 [32, 128], ht_t34 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i11[0][0], &a->ht_t34[0][0], &a->ht_t35[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t36 (ht_t35 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i11[0][0], &a->ht_t34[0][0], &a->ht_t36[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i11 [32, 64] = tanh(ht_t36 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t36 = a->ht_t35[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i11[i][j] = nj_tanhf(ht_t36);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i11[i][j] = nj_tanhf(a->ht_t36[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i11 [32, 64] = view(ht_l49_i11 [32, 64])
@@ -535,16 +511,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t37[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t39 [32, 64] = add(ht_t38 [32, 64], cell_xh_to_h_bias [64])
     // ht_t38 [32, 64] = matmul(xh_l48_i12 [32, 128], ht_t37 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i12[0][0], &a->ht_t37[0][0], &a->ht_t38[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t39 (ht_t38 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i12[0][0], &a->ht_t37[0][0], &a->ht_t39[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i12 [32, 64] = tanh(ht_t39 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t39 = a->ht_t38[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i12[i][j] = nj_tanhf(ht_t39);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i12[i][j] = nj_tanhf(a->ht_t39[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i12 [32, 64] = view(ht_l49_i12 [32, 64])
@@ -570,16 +544,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t40[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t42 [32, 64] = add(ht_t41 [32, 64], cell_xh_to_h_bias [64])
     // ht_t41 [32, 64] = matmul(xh_l48_i13 [32, 128], ht_t40 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i13[0][0], &a->ht_t40[0][0], &a->ht_t41[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t42 (ht_t41 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i13[0][0], &a->ht_t40[0][0], &a->ht_t42[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i13 [32, 64] = tanh(ht_t42 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t42 = a->ht_t41[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i13[i][j] = nj_tanhf(ht_t42);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i13[i][j] = nj_tanhf(a->ht_t42[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i13 [32, 64] = view(ht_l49_i13 [32, 64])
@@ -605,16 +577,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t43[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t45 [32, 64] = add(ht_t44 [32, 64], cell_xh_to_h_bias [64])
     // ht_t44 [32, 64] = matmul(xh_l48_i14 [32, 128], ht_t43 [128, 64])
-    nj_gemm_32x64x128(&a->xh_l48_i14[0][0], &a->ht_t43[0][0], &a->ht_t44[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t45 (ht_t44 has no array)
+    nj_gemm_32x64x128_bias(&a->xh_l48_i14[0][0], &a->ht_t43[0][0], &a->ht_t45[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht_l49_i14 [32, 64] = tanh(ht_t45 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t45 = a->ht_t44[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht_l49_i14[i][j] = nj_tanhf(ht_t45);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht_l49_i14[i][j] = nj_tanhf(a->ht_t45[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev_l50_i14 [32, 64] = view(ht_l49_i14 [32, 64])
@@ -640,16 +610,14 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             a->ht_t46[i][j] = p->cell_xh_to_h_weight[j][i];
+    // ht_t48 [32, 64] = add(ht_t47 [32, 64], cell_xh_to_h_bias [64])
     // ht_t47 [32, 64] = matmul(xh [32, 128], ht_t46 [128, 64])
-    nj_gemm_32x64x128(&a->xh[0][0], &a->ht_t46[0][0], &a->ht_t47[0][0]);
-    
-    // mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t48 (ht_t47 has no array)
+    nj_gemm_32x64x128_bias(&a->xh[0][0], &a->ht_t46[0][0], &a->ht_t48[0][0], &p->cell_xh_to_h_bias[0]);
+    // ht [32, 64] = tanh(ht_t48 [32, 64])
     for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 64; j++) {
-            // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            float ht_t48 = a->ht_t47[i][j] + p->cell_xh_to_h_bias[j];
-            a->ht[i][j] = nj_tanhf(ht_t48);
-        }
+        for (int j = 0; j < 64; j++)
+            a->ht[i][j] = nj_tanhf(a->ht_t48[i][j]);
     
     // mm_rnn.ninja:50: hprev = ht
     // hprev [32, 64] = view(ht [32, 64])
@@ -743,13 +711,10 @@ void mm_rnn_forward(const mm_rnn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 27; j++)
             a->logits_t1[i][j] = p->lm_head_weight[j][i];
-    // logits_t2 [32, 16, 27] = matmul(hidden [32, 16, 64], logits_t1 [64, 27])
-    nj_gemm(512, 27, 64, &a->hidden[0][0][0], 64, 1, &a->logits_t1[0][0], 27, &a->logits_t2[0][0][0], 27, 0);
     // logits [32, 16, 27] = add(logits_t2 [32, 16, 27], lm_head_bias [27])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 27; k++)
-                a->logits[i][j][k] = a->logits_t2[i][j][k] + p->lm_head_bias[k];
+    // logits_t2 [32, 16, 27] = matmul(hidden [32, 16, 64], logits_t1 [64, 27])
+    // one call: the kernels add lm_head_bias as they store the product into logits (logits_t2 has no array)
+    nj_gemm_bias(512, 27, 64, &a->hidden[0][0][0], 64, 1, &a->logits_t1[0][0], 27, &a->logits[0][0][0], 27, &p->lm_head_bias[0]);
     
     // mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
@@ -1683,12 +1648,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t1[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t2 [32, 64] = matmul(xh_l48_i0 [32, 128], ht_t1 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i0[0][0], 128, 1, &w->ht_t1[0][0], 64, &w->ht_t2[0][0], 64, 0);
     // ht_t3 [32, 64] = add(ht_t2 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t3[i][j] = w->ht_t2[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t2 [32, 64] = matmul(xh_l48_i0 [32, 128], ht_t1 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t3 (ht_t2 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i0[0][0], 128, 1, &w->ht_t1[0][0], 64, &w->ht_t3[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i0 [32, 64] = tanh(ht_t3 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -1718,12 +1681,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t4[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t5 [32, 64] = matmul(xh_l48_i1 [32, 128], ht_t4 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i1[0][0], 128, 1, &w->ht_t4[0][0], 64, &w->ht_t5[0][0], 64, 0);
     // ht_t6 [32, 64] = add(ht_t5 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t6[i][j] = w->ht_t5[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t5 [32, 64] = matmul(xh_l48_i1 [32, 128], ht_t4 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t6 (ht_t5 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i1[0][0], 128, 1, &w->ht_t4[0][0], 64, &w->ht_t6[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i1 [32, 64] = tanh(ht_t6 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -1753,12 +1714,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t7[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t8 [32, 64] = matmul(xh_l48_i2 [32, 128], ht_t7 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i2[0][0], 128, 1, &w->ht_t7[0][0], 64, &w->ht_t8[0][0], 64, 0);
     // ht_t9 [32, 64] = add(ht_t8 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t9[i][j] = w->ht_t8[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t8 [32, 64] = matmul(xh_l48_i2 [32, 128], ht_t7 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t9 (ht_t8 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i2[0][0], 128, 1, &w->ht_t7[0][0], 64, &w->ht_t9[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i2 [32, 64] = tanh(ht_t9 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -1788,12 +1747,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t10[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t11 [32, 64] = matmul(xh_l48_i3 [32, 128], ht_t10 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i3[0][0], 128, 1, &w->ht_t10[0][0], 64, &w->ht_t11[0][0], 64, 0);
     // ht_t12 [32, 64] = add(ht_t11 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t12[i][j] = w->ht_t11[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t11 [32, 64] = matmul(xh_l48_i3 [32, 128], ht_t10 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t12 (ht_t11 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i3[0][0], 128, 1, &w->ht_t10[0][0], 64, &w->ht_t12[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i3 [32, 64] = tanh(ht_t12 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -1823,12 +1780,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t13[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t14 [32, 64] = matmul(xh_l48_i4 [32, 128], ht_t13 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i4[0][0], 128, 1, &w->ht_t13[0][0], 64, &w->ht_t14[0][0], 64, 0);
     // ht_t15 [32, 64] = add(ht_t14 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t15[i][j] = w->ht_t14[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t14 [32, 64] = matmul(xh_l48_i4 [32, 128], ht_t13 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t15 (ht_t14 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i4[0][0], 128, 1, &w->ht_t13[0][0], 64, &w->ht_t15[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i4 [32, 64] = tanh(ht_t15 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -1858,12 +1813,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t16[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t17 [32, 64] = matmul(xh_l48_i5 [32, 128], ht_t16 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i5[0][0], 128, 1, &w->ht_t16[0][0], 64, &w->ht_t17[0][0], 64, 0);
     // ht_t18 [32, 64] = add(ht_t17 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t18[i][j] = w->ht_t17[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t17 [32, 64] = matmul(xh_l48_i5 [32, 128], ht_t16 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t18 (ht_t17 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i5[0][0], 128, 1, &w->ht_t16[0][0], 64, &w->ht_t18[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i5 [32, 64] = tanh(ht_t18 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -1893,12 +1846,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t19[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t20 [32, 64] = matmul(xh_l48_i6 [32, 128], ht_t19 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i6[0][0], 128, 1, &w->ht_t19[0][0], 64, &w->ht_t20[0][0], 64, 0);
     // ht_t21 [32, 64] = add(ht_t20 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t21[i][j] = w->ht_t20[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t20 [32, 64] = matmul(xh_l48_i6 [32, 128], ht_t19 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t21 (ht_t20 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i6[0][0], 128, 1, &w->ht_t19[0][0], 64, &w->ht_t21[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i6 [32, 64] = tanh(ht_t21 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -1928,12 +1879,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t22[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t23 [32, 64] = matmul(xh_l48_i7 [32, 128], ht_t22 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i7[0][0], 128, 1, &w->ht_t22[0][0], 64, &w->ht_t23[0][0], 64, 0);
     // ht_t24 [32, 64] = add(ht_t23 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t24[i][j] = w->ht_t23[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t23 [32, 64] = matmul(xh_l48_i7 [32, 128], ht_t22 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t24 (ht_t23 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i7[0][0], 128, 1, &w->ht_t22[0][0], 64, &w->ht_t24[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i7 [32, 64] = tanh(ht_t24 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -1963,12 +1912,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t25[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t26 [32, 64] = matmul(xh_l48_i8 [32, 128], ht_t25 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i8[0][0], 128, 1, &w->ht_t25[0][0], 64, &w->ht_t26[0][0], 64, 0);
     // ht_t27 [32, 64] = add(ht_t26 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t27[i][j] = w->ht_t26[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t26 [32, 64] = matmul(xh_l48_i8 [32, 128], ht_t25 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t27 (ht_t26 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i8[0][0], 128, 1, &w->ht_t25[0][0], 64, &w->ht_t27[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i8 [32, 64] = tanh(ht_t27 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -1998,12 +1945,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t28[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t29 [32, 64] = matmul(xh_l48_i9 [32, 128], ht_t28 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i9[0][0], 128, 1, &w->ht_t28[0][0], 64, &w->ht_t29[0][0], 64, 0);
     // ht_t30 [32, 64] = add(ht_t29 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t30[i][j] = w->ht_t29[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t29 [32, 64] = matmul(xh_l48_i9 [32, 128], ht_t28 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t30 (ht_t29 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i9[0][0], 128, 1, &w->ht_t28[0][0], 64, &w->ht_t30[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i9 [32, 64] = tanh(ht_t30 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -2033,12 +1978,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t31[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t32 [32, 64] = matmul(xh_l48_i10 [32, 128], ht_t31 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i10[0][0], 128, 1, &w->ht_t31[0][0], 64, &w->ht_t32[0][0], 64, 0);
     // ht_t33 [32, 64] = add(ht_t32 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t33[i][j] = w->ht_t32[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t32 [32, 64] = matmul(xh_l48_i10 [32, 128], ht_t31 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t33 (ht_t32 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i10[0][0], 128, 1, &w->ht_t31[0][0], 64, &w->ht_t33[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i10 [32, 64] = tanh(ht_t33 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -2068,12 +2011,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t34[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t35 [32, 64] = matmul(xh_l48_i11 [32, 128], ht_t34 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i11[0][0], 128, 1, &w->ht_t34[0][0], 64, &w->ht_t35[0][0], 64, 0);
     // ht_t36 [32, 64] = add(ht_t35 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t36[i][j] = w->ht_t35[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t35 [32, 64] = matmul(xh_l48_i11 [32, 128], ht_t34 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t36 (ht_t35 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i11[0][0], 128, 1, &w->ht_t34[0][0], 64, &w->ht_t36[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i11 [32, 64] = tanh(ht_t36 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -2103,12 +2044,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t37[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t38 [32, 64] = matmul(xh_l48_i12 [32, 128], ht_t37 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i12[0][0], 128, 1, &w->ht_t37[0][0], 64, &w->ht_t38[0][0], 64, 0);
     // ht_t39 [32, 64] = add(ht_t38 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t39[i][j] = w->ht_t38[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t38 [32, 64] = matmul(xh_l48_i12 [32, 128], ht_t37 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t39 (ht_t38 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i12[0][0], 128, 1, &w->ht_t37[0][0], 64, &w->ht_t39[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i12 [32, 64] = tanh(ht_t39 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -2138,12 +2077,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t40[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t41 [32, 64] = matmul(xh_l48_i13 [32, 128], ht_t40 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i13[0][0], 128, 1, &w->ht_t40[0][0], 64, &w->ht_t41[0][0], 64, 0);
     // ht_t42 [32, 64] = add(ht_t41 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t42[i][j] = w->ht_t41[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t41 [32, 64] = matmul(xh_l48_i13 [32, 128], ht_t40 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t42 (ht_t41 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i13[0][0], 128, 1, &w->ht_t40[0][0], 64, &w->ht_t42[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i13 [32, 64] = tanh(ht_t42 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -2173,12 +2110,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t43[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t44 [32, 64] = matmul(xh_l48_i14 [32, 128], ht_t43 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh_l48_i14[0][0], 128, 1, &w->ht_t43[0][0], 64, &w->ht_t44[0][0], 64, 0);
     // ht_t45 [32, 64] = add(ht_t44 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t45[i][j] = w->ht_t44[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t44 [32, 64] = matmul(xh_l48_i14 [32, 128], ht_t43 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t45 (ht_t44 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh_l48_i14[0][0], 128, 1, &w->ht_t43[0][0], 64, &w->ht_t45[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht_l49_i14 [32, 64] = tanh(ht_t45 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -2208,12 +2143,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
             w->ht_t46[i][j] = p->cell_xh_to_h_weight[j][i];
-    // ht_t47 [32, 64] = matmul(xh [32, 128], ht_t46 [128, 64])
-    nj_gemm(rows, 64, 128, &w->xh[0][0], 128, 1, &w->ht_t46[0][0], 64, &w->ht_t47[0][0], 64, 0);
     // ht_t48 [32, 64] = add(ht_t47 [32, 64], cell_xh_to_h_bias [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 64; j++)
-            w->ht_t48[i][j] = w->ht_t47[i][j] + p->cell_xh_to_h_bias[j];
+    // ht_t47 [32, 64] = matmul(xh [32, 128], ht_t46 [128, 64])
+    // one call: the kernels add cell_xh_to_h_bias as they store the product into ht_t48 (ht_t47 has no array)
+    nj_gemm_bias(rows, 64, 128, &w->xh[0][0], 128, 1, &w->ht_t46[0][0], 64, &w->ht_t48[0][0], 64, &p->cell_xh_to_h_bias[0]);
     // ht [32, 64] = tanh(ht_t48 [32, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 64; j++)
@@ -2311,13 +2244,10 @@ void mm_rnn_infer(const mm_rnn_params *p, const mm_rnn_stats *s, const int32_t *
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 27; j++)
             w->logits_t1[i][j] = p->lm_head_weight[j][i];
-    // logits_t2 [32, 16, 27] = matmul(hidden [32, 16, 64], logits_t1 [64, 27])
-    nj_gemm(rows * 16, 27, 64, &w->hidden[0][0][0], 64, 1, &w->logits_t1[0][0], 27, &w->logits_t2[0][0][0], 27, 0);
     // logits [32, 16, 27] = add(logits_t2 [32, 16, 27], lm_head_bias [27])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 27; k++)
-                w->logits[i][j][k] = w->logits_t2[i][j][k] + p->lm_head_bias[k];
+    // logits_t2 [32, 16, 27] = matmul(hidden [32, 16, 64], logits_t1 [64, 27])
+    // one call: the kernels add lm_head_bias as they store the product into logits (logits_t2 has no array)
+    nj_gemm_bias(rows * 16, 27, 64, &w->hidden[0][0][0], 64, 1, &w->logits_t1[0][0], 27, &w->logits[0][0][0], 27, &p->lm_head_bias[0]);
     
     // mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
     // loss_t1 [512, 27] = view(logits [32, 16, 27])
@@ -2466,112 +2396,96 @@ static const NjTensor infer_acts[] = {
     {"xt_l46_i0", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i0), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i0", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i0), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t1", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t1), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t2", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t2), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t3", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t3), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i0", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i0), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i0", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i0), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i1", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i1), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i1", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i1), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t4", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t4), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t5", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t5), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t6", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t6), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i1", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i1), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i1", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i1), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i2", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i2), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i2", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i2), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t7", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t7), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t8", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t8), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t9", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t9), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i2", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i2), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i2", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i2), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i3", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i3), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i3", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i3), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t10", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t10), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t11", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t11), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t12", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t12), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i3", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i3), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i3", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i3), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i4", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i4), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i4", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i4), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t13", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t13), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t14", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t14), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t15", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t15), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i4", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i4), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i4", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i4), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i5", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i5), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i5", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i5), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t16", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t16), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t17", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t17), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t18", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t18), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i5", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i5), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i5", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i5), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i6", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i6), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i6", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i6), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t19", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t19), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t20", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t20), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t21", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t21), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i6", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i6), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i6", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i6), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i7", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i7), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i7", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i7), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t22", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t22), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t23", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t23), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t24", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t24), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i7", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i7), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i7", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i7), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i8", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i8), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i8", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i8), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t25", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t25), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t26", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t26), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t27", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t27), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i8", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i8), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i8", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i8), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i9", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i9), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i9", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i9), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t28", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t28), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t29", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t29), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t30", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t30), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i9", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i9), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i9", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i9), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i10", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i10), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i10", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i10), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t31", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t31), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t32", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t32), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t33", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t33), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i10", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i10), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i10", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i10), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i11", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i11), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i11", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i11), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t34", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t34), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t35", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t35), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t36", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t36), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i11", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i11), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i11", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i11), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i12", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i12), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i12", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i12), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t37", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t37), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t38", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t38), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t39", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t39), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i12", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i12), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i12", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i12), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i13", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i13), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i13", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i13), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t40", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t40), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t41", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t41), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t42", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t42), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i13", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i13), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i13", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i13), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt_l46_i14", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt_l46_i14), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh_l48_i14", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh_l48_i14), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t43", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t43), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t44", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t44), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t45", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t45), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_l49_i14", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i14), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev_l50_i14", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_l49_i14), "mm_rnn.ninja:50: hprev = ht", 0x1},
     {"xt", 2, {32, 64}, offsetof(mm_rnn_infer_ws, xt), "mm_rnn.ninja:46: xt = emb[:, i, :]", 0x1},
     {"xh", 2, {32, 128}, offsetof(mm_rnn_infer_ws, xh), "mm_rnn.ninja:48: xh = torch.cat([xt, hprev], dim=1)", 0x1},
     {"ht_t46", 2, {128, 64}, offsetof(mm_rnn_infer_ws, ht_t46), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0},
-    {"ht_t47", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t47), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht_t48", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht_t48), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"ht", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht), "mm_rnn.ninja:49: ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))", 0x1},
     {"hprev", 2, {32, 64}, offsetof(mm_rnn_infer_ws, ht), "mm_rnn.ninja:50: hprev = ht", 0x1},
@@ -2593,7 +2507,6 @@ static const NjTensor infer_acts[] = {
     {"hidden_t16", 3, {32, 1, 64}, offsetof(mm_rnn_infer_ws, ht), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
     {"hidden", 3, {32, 16, 64}, offsetof(mm_rnn_infer_ws, hidden), "mm_rnn.ninja:54: hidden = torch.stack(hiddens, 1)", 0x1},
     {"logits_t1", 2, {64, 27}, offsetof(mm_rnn_infer_ws, logits_t1), "mm_rnn.ninja:55: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0},
-    {"logits_t2", 3, {32, 16, 27}, offsetof(mm_rnn_infer_ws, logits_t2), "mm_rnn.ninja:55: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0x1},
     {"logits", 3, {32, 16, 27}, offsetof(mm_rnn_infer_ws, logits), "mm_rnn.ninja:55: logits = F.linear(hidden, lm_head_weight, lm_head_bias)", 0x1},
     {"loss_t1", 2, {512, 27}, offsetof(mm_rnn_infer_ws, logits), "mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0x1},
     {"loss", 0, {}, offsetof(mm_rnn_infer_ws, loss), "mm_rnn.ninja:58: loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)", 0},
@@ -2626,7 +2539,7 @@ const NinjacModel mm_rnn_model = {
     .infer_chunk = 64, .infer_bytes = sizeof(mm_rnn_infer_ws),
     .infer_loss_offset = offsetof(mm_rnn_infer_ws, loss),
     .infer_logits_offset = offsetof(mm_rnn_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
-    .ninfer_acts = 136, .infer_acts = infer_acts,
+    .ninfer_acts = 119, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = NULL,
     .check_inputs = mm_rnn_check_inputs,
 };

@@ -23,102 +23,85 @@ typedef struct {   // every activation of a training batch
     float xt_l46_i0[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i0[32][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t1[128][64];              // [128, 64] mm_rnn.ninja:49
-    float ht_t2[32][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t3[32][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i0[32][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i1[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i1[32][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t4[128][64];              // [128, 64] mm_rnn.ninja:49
-    float ht_t5[32][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t6[32][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i1[32][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i2[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i2[32][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t7[128][64];              // [128, 64] mm_rnn.ninja:49
-    float ht_t8[32][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t9[32][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i2[32][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i3[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i3[32][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t10[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t11[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t12[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i3[32][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i4[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i4[32][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t13[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t14[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t15[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i4[32][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i5[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i5[32][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t16[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t17[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t18[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i5[32][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i6[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i6[32][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t19[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t20[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t21[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i6[32][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i7[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i7[32][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t22[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t23[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t24[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i7[32][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i8[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i8[32][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t25[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t26[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t27[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i8[32][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i9[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i9[32][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t28[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t29[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t30[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i9[32][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i10[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i10[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t31[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t32[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t33[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i10[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i11[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i11[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t34[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t35[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t36[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i11[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i12[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i12[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t37[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t38[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t39[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i12[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i13[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i13[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t40[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t41[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t42[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i13[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i14[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i14[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t43[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t44[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t45[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i14[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float xt[32][64];                  // [batch_size=32, 64] mm_rnn.ninja:46
     float xh[32][128];                 // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t46[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t47[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t48[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht[32][64];                  // [batch_size=32, 64] mm_rnn.ninja:49
     float hidden[32][16][64];          // [batch_size=32, 16, 64] mm_rnn.ninja:54
     float logits_t1[64][27];           // [64, 27] mm_rnn.ninja:55
-    float logits_t2[32][16][27];       // [batch_size=32, 16, 27] mm_rnn.ninja:55
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_rnn.ninja:55
     float loss;                        // [] mm_rnn.ninja:58
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass
@@ -262,102 +245,85 @@ typedef struct {   // inference activations for up to 64 rows
     float xt_l46_i0[64][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i0[64][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t1[128][64];              // [128, 64] mm_rnn.ninja:49
-    float ht_t2[64][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t3[64][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i0[64][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i1[64][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i1[64][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t4[128][64];              // [128, 64] mm_rnn.ninja:49
-    float ht_t5[64][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t6[64][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i1[64][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i2[64][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i2[64][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t7[128][64];              // [128, 64] mm_rnn.ninja:49
-    float ht_t8[64][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t9[64][64];               // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i2[64][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i3[64][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i3[64][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t10[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t11[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t12[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i3[64][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i4[64][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i4[64][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t13[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t14[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t15[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i4[64][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i5[64][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i5[64][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t16[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t17[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t18[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i5[64][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i6[64][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i6[64][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t19[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t20[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t21[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i6[64][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i7[64][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i7[64][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t22[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t23[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t24[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i7[64][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i8[64][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i8[64][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t25[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t26[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t27[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i8[64][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i9[64][64];           // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i9[64][128];          // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t28[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t29[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t30[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i9[64][64];           // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i10[64][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i10[64][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t31[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t32[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t33[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i10[64][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i11[64][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i11[64][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t34[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t35[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t36[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i11[64][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i12[64][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i12[64][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t37[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t38[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t39[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i12[64][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i13[64][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i13[64][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t40[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t41[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t42[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i13[64][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float xt_l46_i14[64][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float xh_l48_i14[64][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t43[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t44[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t45[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_l49_i14[64][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float xt[64][64];                  // [batch_size=32, 64] mm_rnn.ninja:46
     float xh[64][128];                 // [batch_size=32, 128] mm_rnn.ninja:48
     float ht_t46[128][64];             // [128, 64] mm_rnn.ninja:49
-    float ht_t47[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht_t48[64][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float ht[64][64];                  // [batch_size=32, 64] mm_rnn.ninja:49
     float hidden[64][16][64];          // [batch_size=32, 16, 64] mm_rnn.ninja:54
     float logits_t1[64][27];           // [64, 27] mm_rnn.ninja:55
-    float logits_t2[64][16][27];       // [batch_size=32, 16, 27] mm_rnn.ninja:55
     float logits[64][16][27];          // [batch_size=32, 16, 27] mm_rnn.ninja:55
     float loss;                        // [] mm_rnn.ninja:58
     float loss_probs[1024][27];        // [batch_size=512, 27] softmax of the logits, for the backward pass

@@ -12,24 +12,29 @@
 #include "ninjac_kernels.h"
 
 /* One kernel per matmul shape that comes back (an unrolled loop): GCC compiles each once. */
-/* C[512 x 192] = A' @ B, K = 64 (A' rows at 64, columns at 1): called 4 times */
-static __attribute__((noinline)) void nj_gemm_512x192x64(const float *A, const float *B, float *C) {
-    nj_gemm(512, 192, 64, A, 64, 1, B, 192, C, 192, 0);
+/* C[512 x 192] = A' @ B + bias, K = 64 (A' rows at 64, columns at 1): called 4 times */
+static __attribute__((noinline)) void nj_gemm_512x192x64_bias(const float *A, const float *B, float *C, const float *bias) {
+    nj_gemm_bias(512, 192, 64, A, 64, 1, B, 192, C, 192, bias);
 }
 
-/* C[512 x 64] = A' @ B, K = 64 (A' rows at 64, columns at 1): called 8 times */
-static __attribute__((noinline)) void nj_gemm_512x64x64(const float *A, const float *B, float *C) {
-    nj_gemm(512, 64, 64, A, 64, 1, B, 64, C, 64, 0);
+/* C[512 x 64] = A' @ B + bias, K = 64 (A' rows at 64, columns at 1): called 4 times */
+static __attribute__((noinline)) void nj_gemm_512x64x64_bias(const float *A, const float *B, float *C, const float *bias) {
+    nj_gemm_bias(512, 64, 64, A, 64, 1, B, 64, C, 64, bias);
 }
 
-/* C[512 x 256] = A' @ B, K = 64 (A' rows at 64, columns at 1): called 8 times */
+/* C[512 x 256] = A' @ B + bias, K = 64 (A' rows at 64, columns at 1): called 4 times */
+static __attribute__((noinline)) void nj_gemm_512x256x64_bias(const float *A, const float *B, float *C, const float *bias) {
+    nj_gemm_bias(512, 256, 64, A, 64, 1, B, 256, C, 256, bias);
+}
+
+/* C[512 x 64] = A' @ B + bias, K = 256 (A' rows at 256, columns at 1): called 4 times */
+static __attribute__((noinline)) void nj_gemm_512x64x256_bias(const float *A, const float *B, float *C, const float *bias) {
+    nj_gemm_bias(512, 64, 256, A, 256, 1, B, 64, C, 64, bias);
+}
+
+/* C[512 x 256] = A' @ B, K = 64 (A' rows at 64, columns at 1): called 4 times */
 static __attribute__((noinline)) void nj_gemm_512x256x64(const float *A, const float *B, float *C) {
     nj_gemm(512, 256, 64, A, 64, 1, B, 256, C, 256, 0);
-}
-
-/* C[512 x 64] = A' @ B, K = 256 (A' rows at 256, columns at 1): called 8 times */
-static __attribute__((noinline)) void nj_gemm_512x64x256(const float *A, const float *B, float *C) {
-    nj_gemm(512, 64, 256, A, 256, 1, B, 64, C, 64, 0);
 }
 
 /* C[256 x 64] = A' @ B, K = 512 (A' rows at 1, columns at 256): called 4 times */
@@ -37,9 +42,19 @@ static __attribute__((noinline)) void nj_gemm_256x64x512_at(const float *A, cons
     nj_gemm(256, 64, 512, A, 1, 256, B, 64, C, 64, 0);
 }
 
+/* C[512 x 64] = A' @ B, K = 256 (A' rows at 256, columns at 1): called 4 times */
+static __attribute__((noinline)) void nj_gemm_512x64x256(const float *A, const float *B, float *C) {
+    nj_gemm(512, 64, 256, A, 256, 1, B, 64, C, 64, 0);
+}
+
 /* C[64 x 256] = A' @ B, K = 512 (A' rows at 1, columns at 64): called 4 times */
 static __attribute__((noinline)) void nj_gemm_64x256x512_at(const float *A, const float *B, float *C) {
     nj_gemm(64, 256, 512, A, 1, 64, B, 256, C, 256, 0);
+}
+
+/* C[512 x 64] = A' @ B, K = 64 (A' rows at 64, columns at 1): called 4 times */
+static __attribute__((noinline)) void nj_gemm_512x64x64(const float *A, const float *B, float *C) {
+    nj_gemm(512, 64, 64, A, 64, 1, B, 64, C, 64, 0);
 }
 
 /* C[64 x 64] = A' @ B, K = 512 (A' rows at 1, columns at 64): called 4 times */
@@ -174,16 +189,13 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
             a->q_t2[i][j] = a->q_t1[j][i];
-    // q_t3 [32, 16, 192] = matmul(xa_l82_i0 [32, 16, 64], q_t2 [64, 192])
-    nj_gemm_512x192x64(&a->xa_l82_i0[0][0][0], &a->q_t2[0][0], &a->q_t3[0][0][0]);
     // q_t4 [192] = slice(h_attn_c_attn_bias [4, 192])
     for (int i = 0; i < 192; i++)
         a->q_t4[i] = p->h_attn_c_attn_bias[0][i];
     // q_t5 [32, 16, 192] = add(q_t3 [32, 16, 192], q_t4 [192])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 192; k++)
-                a->q_t5[i][j][k] = a->q_t3[i][j][k] + a->q_t4[k];
+    // q_t3 [32, 16, 192] = matmul(xa_l82_i0 [32, 16, 64], q_t2 [64, 192])
+    // one call: the kernels add q_t4 as they store the product into q_t5 (q_t3 has no array)
+    nj_gemm_512x192x64_bias(&a->xa_l82_i0[0][0][0], &a->q_t2[0][0], &a->q_t5[0][0][0], &a->q_t4[0]);
     // q_l86_i0 [32, 16, 64] = slice(q_t5 [32, 16, 192])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
@@ -310,21 +322,20 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             a->y_t4[i][j] = a->y_t3[j][i];
-    // y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
-    nj_gemm_512x64x64(&y_l95_i0[0][0][0], &a->y_t4[0][0], &a->y_t5[0][0][0]);
     // y_t6 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->y_t6[i] = p->h_attn_c_proj_bias[0][i];
+    // y_l97_i0 [32, 16, 64] = add(y_t5 [32, 16, 64], y_t6 [64])
+    // y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
+    // one call: the kernels add y_t6 as they store the product into y_l97_i0 (y_t5 has no array)
+    nj_gemm_512x64x64_bias(&y_l95_i0[0][0][0], &a->y_t4[0][0], &a->y_l97_i0[0][0][0], &a->y_t6[0]);
     
-    // mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // mm_transformer.ninja:98: x = x + y
+    // x_l98_i0 [32, 16, 64] = add(x_l78 [32, 16, 64], y_l97_i0 [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                a->y_l97_i0[i][j][k] = a->y_t5[i][j][k] + a->y_t6[k];
-                // :98 x = x + y
+            for (int k = 0; k < 64; k++)
                 a->x_l98_i0[i][j][k] = a->x_l78[i][j][k] + a->y_l97_i0[i][j][k];
-            }
     
     // mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)
     // xm_t1 [64] = slice(h_ln_2_weight [4, 64])
@@ -360,18 +371,18 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
             a->xm_t4[i][j] = a->xm_t3[j][i];
-    // xm_t5 [32, 16, 256] = matmul(xm_l100_i0 [32, 16, 64], xm_t4 [64, 256])
-    nj_gemm_512x256x64(&a->xm_l100_i0[0][0][0], &a->xm_t4[0][0], &a->xm_t5[0][0][0]);
     // xm_t6 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
         a->xm_t6[i] = p->h_mlp_c_fc_bias[0][i];
+    // xm_l101_i0 [32, 16, 256] = add(xm_t5 [32, 16, 256], xm_t6 [256])
+    // xm_t5 [32, 16, 256] = matmul(xm_l100_i0 [32, 16, 64], xm_t4 [64, 256])
+    // one call: the kernels add xm_t6 as they store the product into xm_l101_i0 (xm_t5 has no array)
+    nj_gemm_512x256x64_bias(&a->xm_l100_i0[0][0][0], &a->xm_t4[0][0], &a->xm_l101_i0[0][0][0], &a->xm_t6[0]);
     
-    // mm_transformer.ninja:101-102, in one pass over [batch_size=32, 16, 256]:
+    // mm_transformer.ninja:102, in one pass over [batch_size=32, 16, 256]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 256; k++) {
-                // :101 xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])
-                a->xm_l101_i0[i][j][k] = a->xm_t5[i][j][k] + a->xm_t6[k];
                 // :102 xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))
                 a->xm_t7[i][j][k] = a->xm_l101_i0[i][j][k] * 0.5f;
                 float xm_t8 = a->xm_l101_i0[i][j][k] * a->xm_l101_i0[i][j][k] * a->xm_l101_i0[i][j][k];
@@ -392,20 +403,18 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
             a->x_t2[i][j] = a->x_t1[j][i];
-    // x_t3 [32, 16, 64] = matmul(xm_l102_i0 [32, 16, 256], x_t2 [256, 64])
-    nj_gemm_512x64x256(&a->xm_l102_i0[0][0][0], &a->x_t2[0][0], &a->x_t3[0][0][0]);
     // x_t4 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->x_t4[i] = p->h_mlp_c_proj_bias[0][i];
-    
-    // mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // x_t5 [32, 16, 64] = add(x_t3 [32, 16, 64], x_t4 [64])
+    // x_t3 [32, 16, 64] = matmul(xm_l102_i0 [32, 16, 256], x_t2 [256, 64])
+    // one call: the kernels add x_t4 as they store the product into x_t5 (x_t3 has no array)
+    nj_gemm_512x64x256_bias(&a->xm_l102_i0[0][0][0], &a->x_t2[0][0], &a->x_t5[0][0][0], &a->x_t4[0]);
+    // x_l103_i0 [32, 16, 64] = add(x_l98_i0 [32, 16, 64], x_t5 [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
-                float x_t5 = a->x_t3[i][j][k] + a->x_t4[k];
-                a->x_l103_i0[i][j][k] = a->x_l98_i0[i][j][k] + x_t5;
-            }
+            for (int k = 0; k < 64; k++)
+                a->x_l103_i0[i][j][k] = a->x_l98_i0[i][j][k] + a->x_t5[i][j][k];
     
     // mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)
     // xa_t3 [64] = slice(h_ln_1_weight [4, 64])
@@ -441,16 +450,13 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
             a->q_t10[i][j] = a->q_t9[j][i];
-    // q_t11 [32, 16, 192] = matmul(xa_l82_i1 [32, 16, 64], q_t10 [64, 192])
-    nj_gemm_512x192x64(&a->xa_l82_i1[0][0][0], &a->q_t10[0][0], &a->q_t11[0][0][0]);
     // q_t12 [192] = slice(h_attn_c_attn_bias [4, 192])
     for (int i = 0; i < 192; i++)
         a->q_t12[i] = p->h_attn_c_attn_bias[1][i];
     // q_t13 [32, 16, 192] = add(q_t11 [32, 16, 192], q_t12 [192])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 192; k++)
-                a->q_t13[i][j][k] = a->q_t11[i][j][k] + a->q_t12[k];
+    // q_t11 [32, 16, 192] = matmul(xa_l82_i1 [32, 16, 64], q_t10 [64, 192])
+    // one call: the kernels add q_t12 as they store the product into q_t13 (q_t11 has no array)
+    nj_gemm_512x192x64_bias(&a->xa_l82_i1[0][0][0], &a->q_t10[0][0], &a->q_t13[0][0][0], &a->q_t12[0]);
     // q_l86_i1 [32, 16, 64] = slice(q_t13 [32, 16, 192])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
@@ -577,21 +583,20 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             a->y_t10[i][j] = a->y_t9[j][i];
-    // y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
-    nj_gemm_512x64x64(&y_l95_i1[0][0][0], &a->y_t10[0][0], &a->y_t11[0][0][0]);
     // y_t12 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->y_t12[i] = p->h_attn_c_proj_bias[1][i];
+    // y_l97_i1 [32, 16, 64] = add(y_t11 [32, 16, 64], y_t12 [64])
+    // y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
+    // one call: the kernels add y_t12 as they store the product into y_l97_i1 (y_t11 has no array)
+    nj_gemm_512x64x64_bias(&y_l95_i1[0][0][0], &a->y_t10[0][0], &a->y_l97_i1[0][0][0], &a->y_t12[0]);
     
-    // mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // mm_transformer.ninja:98: x = x + y
+    // x_l98_i1 [32, 16, 64] = add(x_l103_i0 [32, 16, 64], y_l97_i1 [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                a->y_l97_i1[i][j][k] = a->y_t11[i][j][k] + a->y_t12[k];
-                // :98 x = x + y
+            for (int k = 0; k < 64; k++)
                 a->x_l98_i1[i][j][k] = a->x_l103_i0[i][j][k] + a->y_l97_i1[i][j][k];
-            }
     
     // mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)
     // xm_t14 [64] = slice(h_ln_2_weight [4, 64])
@@ -627,18 +632,18 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
             a->xm_t17[i][j] = a->xm_t16[j][i];
-    // xm_t18 [32, 16, 256] = matmul(xm_l100_i1 [32, 16, 64], xm_t17 [64, 256])
-    nj_gemm_512x256x64(&a->xm_l100_i1[0][0][0], &a->xm_t17[0][0], &a->xm_t18[0][0][0]);
     // xm_t19 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
         a->xm_t19[i] = p->h_mlp_c_fc_bias[1][i];
+    // xm_l101_i1 [32, 16, 256] = add(xm_t18 [32, 16, 256], xm_t19 [256])
+    // xm_t18 [32, 16, 256] = matmul(xm_l100_i1 [32, 16, 64], xm_t17 [64, 256])
+    // one call: the kernels add xm_t19 as they store the product into xm_l101_i1 (xm_t18 has no array)
+    nj_gemm_512x256x64_bias(&a->xm_l100_i1[0][0][0], &a->xm_t17[0][0], &a->xm_l101_i1[0][0][0], &a->xm_t19[0]);
     
-    // mm_transformer.ninja:101-102, in one pass over [batch_size=32, 16, 256]:
+    // mm_transformer.ninja:102, in one pass over [batch_size=32, 16, 256]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 256; k++) {
-                // :101 xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])
-                a->xm_l101_i1[i][j][k] = a->xm_t18[i][j][k] + a->xm_t19[k];
                 // :102 xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))
                 a->xm_t20[i][j][k] = a->xm_l101_i1[i][j][k] * 0.5f;
                 float xm_t21 = a->xm_l101_i1[i][j][k] * a->xm_l101_i1[i][j][k] * a->xm_l101_i1[i][j][k];
@@ -659,20 +664,18 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
             a->x_t7[i][j] = a->x_t6[j][i];
-    // x_t8 [32, 16, 64] = matmul(xm_l102_i1 [32, 16, 256], x_t7 [256, 64])
-    nj_gemm_512x64x256(&a->xm_l102_i1[0][0][0], &a->x_t7[0][0], &a->x_t8[0][0][0]);
     // x_t9 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->x_t9[i] = p->h_mlp_c_proj_bias[1][i];
-    
-    // mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // x_t10 [32, 16, 64] = add(x_t8 [32, 16, 64], x_t9 [64])
+    // x_t8 [32, 16, 64] = matmul(xm_l102_i1 [32, 16, 256], x_t7 [256, 64])
+    // one call: the kernels add x_t9 as they store the product into x_t10 (x_t8 has no array)
+    nj_gemm_512x64x256_bias(&a->xm_l102_i1[0][0][0], &a->x_t7[0][0], &a->x_t10[0][0][0], &a->x_t9[0]);
+    // x_l103_i1 [32, 16, 64] = add(x_l98_i1 [32, 16, 64], x_t10 [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
-                float x_t10 = a->x_t8[i][j][k] + a->x_t9[k];
-                a->x_l103_i1[i][j][k] = a->x_l98_i1[i][j][k] + x_t10;
-            }
+            for (int k = 0; k < 64; k++)
+                a->x_l103_i1[i][j][k] = a->x_l98_i1[i][j][k] + a->x_t10[i][j][k];
     
     // mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)
     // xa_t5 [64] = slice(h_ln_1_weight [4, 64])
@@ -708,16 +711,13 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
             a->q_t18[i][j] = a->q_t17[j][i];
-    // q_t19 [32, 16, 192] = matmul(xa_l82_i2 [32, 16, 64], q_t18 [64, 192])
-    nj_gemm_512x192x64(&a->xa_l82_i2[0][0][0], &a->q_t18[0][0], &a->q_t19[0][0][0]);
     // q_t20 [192] = slice(h_attn_c_attn_bias [4, 192])
     for (int i = 0; i < 192; i++)
         a->q_t20[i] = p->h_attn_c_attn_bias[2][i];
     // q_t21 [32, 16, 192] = add(q_t19 [32, 16, 192], q_t20 [192])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 192; k++)
-                a->q_t21[i][j][k] = a->q_t19[i][j][k] + a->q_t20[k];
+    // q_t19 [32, 16, 192] = matmul(xa_l82_i2 [32, 16, 64], q_t18 [64, 192])
+    // one call: the kernels add q_t20 as they store the product into q_t21 (q_t19 has no array)
+    nj_gemm_512x192x64_bias(&a->xa_l82_i2[0][0][0], &a->q_t18[0][0], &a->q_t21[0][0][0], &a->q_t20[0]);
     // q_l86_i2 [32, 16, 64] = slice(q_t21 [32, 16, 192])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
@@ -844,21 +844,20 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             a->y_t16[i][j] = a->y_t15[j][i];
-    // y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
-    nj_gemm_512x64x64(&y_l95_i2[0][0][0], &a->y_t16[0][0], &a->y_t17[0][0][0]);
     // y_t18 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->y_t18[i] = p->h_attn_c_proj_bias[2][i];
+    // y_l97_i2 [32, 16, 64] = add(y_t17 [32, 16, 64], y_t18 [64])
+    // y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
+    // one call: the kernels add y_t18 as they store the product into y_l97_i2 (y_t17 has no array)
+    nj_gemm_512x64x64_bias(&y_l95_i2[0][0][0], &a->y_t16[0][0], &a->y_l97_i2[0][0][0], &a->y_t18[0]);
     
-    // mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // mm_transformer.ninja:98: x = x + y
+    // x_l98_i2 [32, 16, 64] = add(x_l103_i1 [32, 16, 64], y_l97_i2 [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                a->y_l97_i2[i][j][k] = a->y_t17[i][j][k] + a->y_t18[k];
-                // :98 x = x + y
+            for (int k = 0; k < 64; k++)
                 a->x_l98_i2[i][j][k] = a->x_l103_i1[i][j][k] + a->y_l97_i2[i][j][k];
-            }
     
     // mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)
     // xm_t27 [64] = slice(h_ln_2_weight [4, 64])
@@ -894,18 +893,18 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
             a->xm_t30[i][j] = a->xm_t29[j][i];
-    // xm_t31 [32, 16, 256] = matmul(xm_l100_i2 [32, 16, 64], xm_t30 [64, 256])
-    nj_gemm_512x256x64(&a->xm_l100_i2[0][0][0], &a->xm_t30[0][0], &a->xm_t31[0][0][0]);
     // xm_t32 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
         a->xm_t32[i] = p->h_mlp_c_fc_bias[2][i];
+    // xm_l101_i2 [32, 16, 256] = add(xm_t31 [32, 16, 256], xm_t32 [256])
+    // xm_t31 [32, 16, 256] = matmul(xm_l100_i2 [32, 16, 64], xm_t30 [64, 256])
+    // one call: the kernels add xm_t32 as they store the product into xm_l101_i2 (xm_t31 has no array)
+    nj_gemm_512x256x64_bias(&a->xm_l100_i2[0][0][0], &a->xm_t30[0][0], &a->xm_l101_i2[0][0][0], &a->xm_t32[0]);
     
-    // mm_transformer.ninja:101-102, in one pass over [batch_size=32, 16, 256]:
+    // mm_transformer.ninja:102, in one pass over [batch_size=32, 16, 256]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 256; k++) {
-                // :101 xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])
-                a->xm_l101_i2[i][j][k] = a->xm_t31[i][j][k] + a->xm_t32[k];
                 // :102 xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))
                 a->xm_t33[i][j][k] = a->xm_l101_i2[i][j][k] * 0.5f;
                 float xm_t34 = a->xm_l101_i2[i][j][k] * a->xm_l101_i2[i][j][k] * a->xm_l101_i2[i][j][k];
@@ -926,20 +925,18 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
             a->x_t12[i][j] = a->x_t11[j][i];
-    // x_t13 [32, 16, 64] = matmul(xm_l102_i2 [32, 16, 256], x_t12 [256, 64])
-    nj_gemm_512x64x256(&a->xm_l102_i2[0][0][0], &a->x_t12[0][0], &a->x_t13[0][0][0]);
     // x_t14 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->x_t14[i] = p->h_mlp_c_proj_bias[2][i];
-    
-    // mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // x_t15 [32, 16, 64] = add(x_t13 [32, 16, 64], x_t14 [64])
+    // x_t13 [32, 16, 64] = matmul(xm_l102_i2 [32, 16, 256], x_t12 [256, 64])
+    // one call: the kernels add x_t14 as they store the product into x_t15 (x_t13 has no array)
+    nj_gemm_512x64x256_bias(&a->xm_l102_i2[0][0][0], &a->x_t12[0][0], &a->x_t15[0][0][0], &a->x_t14[0]);
+    // x_l103_i2 [32, 16, 64] = add(x_l98_i2 [32, 16, 64], x_t15 [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
-                float x_t15 = a->x_t13[i][j][k] + a->x_t14[k];
-                a->x_l103_i2[i][j][k] = a->x_l98_i2[i][j][k] + x_t15;
-            }
+            for (int k = 0; k < 64; k++)
+                a->x_l103_i2[i][j][k] = a->x_l98_i2[i][j][k] + a->x_t15[i][j][k];
     
     // mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)
     // xa_t7 [64] = slice(h_ln_1_weight [4, 64])
@@ -975,16 +972,13 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
             a->q_t26[i][j] = a->q_t25[j][i];
-    // q_t27 [32, 16, 192] = matmul(xa [32, 16, 64], q_t26 [64, 192])
-    nj_gemm_512x192x64(&a->xa[0][0][0], &a->q_t26[0][0], &a->q_t27[0][0][0]);
     // q_t28 [192] = slice(h_attn_c_attn_bias [4, 192])
     for (int i = 0; i < 192; i++)
         a->q_t28[i] = p->h_attn_c_attn_bias[3][i];
     // q_t29 [32, 16, 192] = add(q_t27 [32, 16, 192], q_t28 [192])
-    for (int i = 0; i < 32; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 192; k++)
-                a->q_t29[i][j][k] = a->q_t27[i][j][k] + a->q_t28[k];
+    // q_t27 [32, 16, 192] = matmul(xa [32, 16, 64], q_t26 [64, 192])
+    // one call: the kernels add q_t28 as they store the product into q_t29 (q_t27 has no array)
+    nj_gemm_512x192x64_bias(&a->xa[0][0][0], &a->q_t26[0][0], &a->q_t29[0][0][0], &a->q_t28[0]);
     // q_l86_i3 [32, 16, 64] = slice(q_t29 [32, 16, 192])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
@@ -1111,21 +1105,20 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             a->y_t22[i][j] = a->y_t21[j][i];
-    // y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
-    nj_gemm_512x64x64(&y_l95_i3[0][0][0], &a->y_t22[0][0], &a->y_t23[0][0][0]);
     // y_t24 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->y_t24[i] = p->h_attn_c_proj_bias[3][i];
+    // y [32, 16, 64] = add(y_t23 [32, 16, 64], y_t24 [64])
+    // y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
+    // one call: the kernels add y_t24 as they store the product into y (y_t23 has no array)
+    nj_gemm_512x64x64_bias(&y_l95_i3[0][0][0], &a->y_t22[0][0], &a->y[0][0][0], &a->y_t24[0]);
     
-    // mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // mm_transformer.ninja:98: x = x + y
+    // x_l98_i3 [32, 16, 64] = add(x_l103_i2 [32, 16, 64], y [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                a->y[i][j][k] = a->y_t23[i][j][k] + a->y_t24[k];
-                // :98 x = x + y
+            for (int k = 0; k < 64; k++)
                 a->x_l98_i3[i][j][k] = a->x_l103_i2[i][j][k] + a->y[i][j][k];
-            }
     
     // mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)
     // xm_t40 [64] = slice(h_ln_2_weight [4, 64])
@@ -1161,18 +1154,18 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
             a->xm_t43[i][j] = a->xm_t42[j][i];
-    // xm_t44 [32, 16, 256] = matmul(xm_l100_i3 [32, 16, 64], xm_t43 [64, 256])
-    nj_gemm_512x256x64(&a->xm_l100_i3[0][0][0], &a->xm_t43[0][0], &a->xm_t44[0][0][0]);
     // xm_t45 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
         a->xm_t45[i] = p->h_mlp_c_fc_bias[3][i];
+    // xm_l101_i3 [32, 16, 256] = add(xm_t44 [32, 16, 256], xm_t45 [256])
+    // xm_t44 [32, 16, 256] = matmul(xm_l100_i3 [32, 16, 64], xm_t43 [64, 256])
+    // one call: the kernels add xm_t45 as they store the product into xm_l101_i3 (xm_t44 has no array)
+    nj_gemm_512x256x64_bias(&a->xm_l100_i3[0][0][0], &a->xm_t43[0][0], &a->xm_l101_i3[0][0][0], &a->xm_t45[0]);
     
-    // mm_transformer.ninja:101-102, in one pass over [batch_size=32, 16, 256]:
+    // mm_transformer.ninja:102, in one pass over [batch_size=32, 16, 256]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 256; k++) {
-                // :101 xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])
-                a->xm_l101_i3[i][j][k] = a->xm_t44[i][j][k] + a->xm_t45[k];
                 // :102 xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))
                 a->xm_t46[i][j][k] = a->xm_l101_i3[i][j][k] * 0.5f;
                 float xm_t47 = a->xm_l101_i3[i][j][k] * a->xm_l101_i3[i][j][k] * a->xm_l101_i3[i][j][k];
@@ -1193,20 +1186,18 @@ void mm_transformer_forward(const mm_transformer_params *restrict p, const int32
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
             a->x_t17[i][j] = a->x_t16[j][i];
-    // x_t18 [32, 16, 64] = matmul(xm [32, 16, 256], x_t17 [256, 64])
-    nj_gemm_512x64x256(&a->xm[0][0][0], &a->x_t17[0][0], &a->x_t18[0][0][0]);
     // x_t19 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         a->x_t19[i] = p->h_mlp_c_proj_bias[3][i];
-    
-    // mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // x_t20 [32, 16, 64] = add(x_t18 [32, 16, 64], x_t19 [64])
+    // x_t18 [32, 16, 64] = matmul(xm [32, 16, 256], x_t17 [256, 64])
+    // one call: the kernels add x_t19 as they store the product into x_t20 (x_t18 has no array)
+    nj_gemm_512x64x256_bias(&a->xm[0][0][0], &a->x_t17[0][0], &a->x_t20[0][0][0], &a->x_t19[0]);
+    // x_l103_i3 [32, 16, 64] = add(x_l98_i3 [32, 16, 64], x_t20 [32, 16, 64])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++) {
-                // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
-                float x_t20 = a->x_t18[i][j][k] + a->x_t19[k];
-                a->x_l103_i3[i][j][k] = a->x_l98_i3[i][j][k] + x_t20;
-            }
+            for (int k = 0; k < 64; k++)
+                a->x_l103_i3[i][j][k] = a->x_l98_i3[i][j][k] + a->x_t20[i][j][k];
     
     // mm_transformer.ninja:104: x = F.layer_norm(x, (n_embd,), ln_f_weight, ln_f_bias, 1e-5)
     // x [32, 16, 64] = layer_norm(x_l103_i3 [32, 16, 64], ln_f_weight [64], ln_f_bias [64])
@@ -2736,16 +2727,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
             w->q_t2[i][j] = w->q_t1[j][i];
-    // q_t3 [32, 16, 192] = matmul(xa_l82_i0 [32, 16, 64], q_t2 [64, 192])
-    nj_gemm(rows * 16, 192, 64, &w->xa_l82_i0[0][0][0], 64, 1, &w->q_t2[0][0], 192, &w->q_t3[0][0][0], 192, 0);
     // q_t4 [192] = slice(h_attn_c_attn_bias [4, 192])
     for (int i = 0; i < 192; i++)
         w->q_t4[i] = p->h_attn_c_attn_bias[0][i];
     // q_t5 [32, 16, 192] = add(q_t3 [32, 16, 192], q_t4 [192])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 192; k++)
-                w->q_t5[i][j][k] = w->q_t3[i][j][k] + w->q_t4[k];
+    // q_t3 [32, 16, 192] = matmul(xa_l82_i0 [32, 16, 64], q_t2 [64, 192])
+    // one call: the kernels add q_t4 as they store the product into q_t5 (q_t3 has no array)
+    nj_gemm_bias(rows * 16, 192, 64, &w->xa_l82_i0[0][0][0], 64, 1, &w->q_t2[0][0], 192, &w->q_t5[0][0][0], 192, &w->q_t4[0]);
     // q_l86_i0 [32, 16, 64] = slice(q_t5 [32, 16, 192])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
@@ -2872,16 +2860,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             w->y_t4[i][j] = w->y_t3[j][i];
-    // y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
-    nj_gemm(rows * 16, 64, 64, &y_l95_i0[0][0][0], 64, 1, &w->y_t4[0][0], 64, &w->y_t5[0][0][0], 64, 0);
     // y_t6 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->y_t6[i] = p->h_attn_c_proj_bias[0][i];
     // y_l97_i0 [32, 16, 64] = add(y_t5 [32, 16, 64], y_t6 [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->y_l97_i0[i][j][k] = w->y_t5[i][j][k] + w->y_t6[k];
+    // y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
+    // one call: the kernels add y_t6 as they store the product into y_l97_i0 (y_t5 has no array)
+    nj_gemm_bias(rows * 16, 64, 64, &y_l95_i0[0][0][0], 64, 1, &w->y_t4[0][0], 64, &w->y_l97_i0[0][0][0], 64, &w->y_t6[0]);
     
     // mm_transformer.ninja:98: x = x + y
     // x_l98_i0 [32, 16, 64] = add(x_l78 [32, 16, 64], y_l97_i0 [32, 16, 64])
@@ -2924,16 +2909,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
             w->xm_t4[i][j] = w->xm_t3[j][i];
-    // xm_t5 [32, 16, 256] = matmul(xm_l100_i0 [32, 16, 64], xm_t4 [64, 256])
-    nj_gemm(rows * 16, 256, 64, &w->xm_l100_i0[0][0][0], 64, 1, &w->xm_t4[0][0], 256, &w->xm_t5[0][0][0], 256, 0);
     // xm_t6 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
         w->xm_t6[i] = p->h_mlp_c_fc_bias[0][i];
     // xm_l101_i0 [32, 16, 256] = add(xm_t5 [32, 16, 256], xm_t6 [256])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 256; k++)
-                w->xm_l101_i0[i][j][k] = w->xm_t5[i][j][k] + w->xm_t6[k];
+    // xm_t5 [32, 16, 256] = matmul(xm_l100_i0 [32, 16, 64], xm_t4 [64, 256])
+    // one call: the kernels add xm_t6 as they store the product into xm_l101_i0 (xm_t5 has no array)
+    nj_gemm_bias(rows * 16, 256, 64, &w->xm_l100_i0[0][0][0], 64, 1, &w->xm_t4[0][0], 256, &w->xm_l101_i0[0][0][0], 256, &w->xm_t6[0]);
     
     // mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))
     // xm_t7 [32, 16, 256] = mul_c(xm_l101_i0 [32, 16, 256])
@@ -2986,16 +2968,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
             w->x_t2[i][j] = w->x_t1[j][i];
-    // x_t3 [32, 16, 64] = matmul(xm_l102_i0 [32, 16, 256], x_t2 [256, 64])
-    nj_gemm(rows * 16, 64, 256, &w->xm_l102_i0[0][0][0], 256, 1, &w->x_t2[0][0], 64, &w->x_t3[0][0][0], 64, 0);
     // x_t4 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->x_t4[i] = p->h_mlp_c_proj_bias[0][i];
     // x_t5 [32, 16, 64] = add(x_t3 [32, 16, 64], x_t4 [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->x_t5[i][j][k] = w->x_t3[i][j][k] + w->x_t4[k];
+    // x_t3 [32, 16, 64] = matmul(xm_l102_i0 [32, 16, 256], x_t2 [256, 64])
+    // one call: the kernels add x_t4 as they store the product into x_t5 (x_t3 has no array)
+    nj_gemm_bias(rows * 16, 64, 256, &w->xm_l102_i0[0][0][0], 256, 1, &w->x_t2[0][0], 64, &w->x_t5[0][0][0], 64, &w->x_t4[0]);
     // x_l103_i0 [32, 16, 64] = add(x_l98_i0 [32, 16, 64], x_t5 [32, 16, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
@@ -3036,16 +3015,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
             w->q_t10[i][j] = w->q_t9[j][i];
-    // q_t11 [32, 16, 192] = matmul(xa_l82_i1 [32, 16, 64], q_t10 [64, 192])
-    nj_gemm(rows * 16, 192, 64, &w->xa_l82_i1[0][0][0], 64, 1, &w->q_t10[0][0], 192, &w->q_t11[0][0][0], 192, 0);
     // q_t12 [192] = slice(h_attn_c_attn_bias [4, 192])
     for (int i = 0; i < 192; i++)
         w->q_t12[i] = p->h_attn_c_attn_bias[1][i];
     // q_t13 [32, 16, 192] = add(q_t11 [32, 16, 192], q_t12 [192])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 192; k++)
-                w->q_t13[i][j][k] = w->q_t11[i][j][k] + w->q_t12[k];
+    // q_t11 [32, 16, 192] = matmul(xa_l82_i1 [32, 16, 64], q_t10 [64, 192])
+    // one call: the kernels add q_t12 as they store the product into q_t13 (q_t11 has no array)
+    nj_gemm_bias(rows * 16, 192, 64, &w->xa_l82_i1[0][0][0], 64, 1, &w->q_t10[0][0], 192, &w->q_t13[0][0][0], 192, &w->q_t12[0]);
     // q_l86_i1 [32, 16, 64] = slice(q_t13 [32, 16, 192])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
@@ -3172,16 +3148,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             w->y_t10[i][j] = w->y_t9[j][i];
-    // y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
-    nj_gemm(rows * 16, 64, 64, &y_l95_i1[0][0][0], 64, 1, &w->y_t10[0][0], 64, &w->y_t11[0][0][0], 64, 0);
     // y_t12 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->y_t12[i] = p->h_attn_c_proj_bias[1][i];
     // y_l97_i1 [32, 16, 64] = add(y_t11 [32, 16, 64], y_t12 [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->y_l97_i1[i][j][k] = w->y_t11[i][j][k] + w->y_t12[k];
+    // y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
+    // one call: the kernels add y_t12 as they store the product into y_l97_i1 (y_t11 has no array)
+    nj_gemm_bias(rows * 16, 64, 64, &y_l95_i1[0][0][0], 64, 1, &w->y_t10[0][0], 64, &w->y_l97_i1[0][0][0], 64, &w->y_t12[0]);
     
     // mm_transformer.ninja:98: x = x + y
     // x_l98_i1 [32, 16, 64] = add(x_l103_i0 [32, 16, 64], y_l97_i1 [32, 16, 64])
@@ -3224,16 +3197,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
             w->xm_t17[i][j] = w->xm_t16[j][i];
-    // xm_t18 [32, 16, 256] = matmul(xm_l100_i1 [32, 16, 64], xm_t17 [64, 256])
-    nj_gemm(rows * 16, 256, 64, &w->xm_l100_i1[0][0][0], 64, 1, &w->xm_t17[0][0], 256, &w->xm_t18[0][0][0], 256, 0);
     // xm_t19 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
         w->xm_t19[i] = p->h_mlp_c_fc_bias[1][i];
     // xm_l101_i1 [32, 16, 256] = add(xm_t18 [32, 16, 256], xm_t19 [256])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 256; k++)
-                w->xm_l101_i1[i][j][k] = w->xm_t18[i][j][k] + w->xm_t19[k];
+    // xm_t18 [32, 16, 256] = matmul(xm_l100_i1 [32, 16, 64], xm_t17 [64, 256])
+    // one call: the kernels add xm_t19 as they store the product into xm_l101_i1 (xm_t18 has no array)
+    nj_gemm_bias(rows * 16, 256, 64, &w->xm_l100_i1[0][0][0], 64, 1, &w->xm_t17[0][0], 256, &w->xm_l101_i1[0][0][0], 256, &w->xm_t19[0]);
     
     // mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))
     // xm_t20 [32, 16, 256] = mul_c(xm_l101_i1 [32, 16, 256])
@@ -3286,16 +3256,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
             w->x_t7[i][j] = w->x_t6[j][i];
-    // x_t8 [32, 16, 64] = matmul(xm_l102_i1 [32, 16, 256], x_t7 [256, 64])
-    nj_gemm(rows * 16, 64, 256, &w->xm_l102_i1[0][0][0], 256, 1, &w->x_t7[0][0], 64, &w->x_t8[0][0][0], 64, 0);
     // x_t9 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->x_t9[i] = p->h_mlp_c_proj_bias[1][i];
     // x_t10 [32, 16, 64] = add(x_t8 [32, 16, 64], x_t9 [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->x_t10[i][j][k] = w->x_t8[i][j][k] + w->x_t9[k];
+    // x_t8 [32, 16, 64] = matmul(xm_l102_i1 [32, 16, 256], x_t7 [256, 64])
+    // one call: the kernels add x_t9 as they store the product into x_t10 (x_t8 has no array)
+    nj_gemm_bias(rows * 16, 64, 256, &w->xm_l102_i1[0][0][0], 256, 1, &w->x_t7[0][0], 64, &w->x_t10[0][0][0], 64, &w->x_t9[0]);
     // x_l103_i1 [32, 16, 64] = add(x_l98_i1 [32, 16, 64], x_t10 [32, 16, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
@@ -3336,16 +3303,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
             w->q_t18[i][j] = w->q_t17[j][i];
-    // q_t19 [32, 16, 192] = matmul(xa_l82_i2 [32, 16, 64], q_t18 [64, 192])
-    nj_gemm(rows * 16, 192, 64, &w->xa_l82_i2[0][0][0], 64, 1, &w->q_t18[0][0], 192, &w->q_t19[0][0][0], 192, 0);
     // q_t20 [192] = slice(h_attn_c_attn_bias [4, 192])
     for (int i = 0; i < 192; i++)
         w->q_t20[i] = p->h_attn_c_attn_bias[2][i];
     // q_t21 [32, 16, 192] = add(q_t19 [32, 16, 192], q_t20 [192])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 192; k++)
-                w->q_t21[i][j][k] = w->q_t19[i][j][k] + w->q_t20[k];
+    // q_t19 [32, 16, 192] = matmul(xa_l82_i2 [32, 16, 64], q_t18 [64, 192])
+    // one call: the kernels add q_t20 as they store the product into q_t21 (q_t19 has no array)
+    nj_gemm_bias(rows * 16, 192, 64, &w->xa_l82_i2[0][0][0], 64, 1, &w->q_t18[0][0], 192, &w->q_t21[0][0][0], 192, &w->q_t20[0]);
     // q_l86_i2 [32, 16, 64] = slice(q_t21 [32, 16, 192])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
@@ -3472,16 +3436,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             w->y_t16[i][j] = w->y_t15[j][i];
-    // y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
-    nj_gemm(rows * 16, 64, 64, &y_l95_i2[0][0][0], 64, 1, &w->y_t16[0][0], 64, &w->y_t17[0][0][0], 64, 0);
     // y_t18 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->y_t18[i] = p->h_attn_c_proj_bias[2][i];
     // y_l97_i2 [32, 16, 64] = add(y_t17 [32, 16, 64], y_t18 [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->y_l97_i2[i][j][k] = w->y_t17[i][j][k] + w->y_t18[k];
+    // y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
+    // one call: the kernels add y_t18 as they store the product into y_l97_i2 (y_t17 has no array)
+    nj_gemm_bias(rows * 16, 64, 64, &y_l95_i2[0][0][0], 64, 1, &w->y_t16[0][0], 64, &w->y_l97_i2[0][0][0], 64, &w->y_t18[0]);
     
     // mm_transformer.ninja:98: x = x + y
     // x_l98_i2 [32, 16, 64] = add(x_l103_i1 [32, 16, 64], y_l97_i2 [32, 16, 64])
@@ -3524,16 +3485,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
             w->xm_t30[i][j] = w->xm_t29[j][i];
-    // xm_t31 [32, 16, 256] = matmul(xm_l100_i2 [32, 16, 64], xm_t30 [64, 256])
-    nj_gemm(rows * 16, 256, 64, &w->xm_l100_i2[0][0][0], 64, 1, &w->xm_t30[0][0], 256, &w->xm_t31[0][0][0], 256, 0);
     // xm_t32 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
         w->xm_t32[i] = p->h_mlp_c_fc_bias[2][i];
     // xm_l101_i2 [32, 16, 256] = add(xm_t31 [32, 16, 256], xm_t32 [256])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 256; k++)
-                w->xm_l101_i2[i][j][k] = w->xm_t31[i][j][k] + w->xm_t32[k];
+    // xm_t31 [32, 16, 256] = matmul(xm_l100_i2 [32, 16, 64], xm_t30 [64, 256])
+    // one call: the kernels add xm_t32 as they store the product into xm_l101_i2 (xm_t31 has no array)
+    nj_gemm_bias(rows * 16, 256, 64, &w->xm_l100_i2[0][0][0], 64, 1, &w->xm_t30[0][0], 256, &w->xm_l101_i2[0][0][0], 256, &w->xm_t32[0]);
     
     // mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))
     // xm_t33 [32, 16, 256] = mul_c(xm_l101_i2 [32, 16, 256])
@@ -3586,16 +3544,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
             w->x_t12[i][j] = w->x_t11[j][i];
-    // x_t13 [32, 16, 64] = matmul(xm_l102_i2 [32, 16, 256], x_t12 [256, 64])
-    nj_gemm(rows * 16, 64, 256, &w->xm_l102_i2[0][0][0], 256, 1, &w->x_t12[0][0], 64, &w->x_t13[0][0][0], 64, 0);
     // x_t14 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->x_t14[i] = p->h_mlp_c_proj_bias[2][i];
     // x_t15 [32, 16, 64] = add(x_t13 [32, 16, 64], x_t14 [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->x_t15[i][j][k] = w->x_t13[i][j][k] + w->x_t14[k];
+    // x_t13 [32, 16, 64] = matmul(xm_l102_i2 [32, 16, 256], x_t12 [256, 64])
+    // one call: the kernels add x_t14 as they store the product into x_t15 (x_t13 has no array)
+    nj_gemm_bias(rows * 16, 64, 256, &w->xm_l102_i2[0][0][0], 256, 1, &w->x_t12[0][0], 64, &w->x_t15[0][0][0], 64, &w->x_t14[0]);
     // x_l103_i2 [32, 16, 64] = add(x_l98_i2 [32, 16, 64], x_t15 [32, 16, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
@@ -3636,16 +3591,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 192; j++)
             w->q_t26[i][j] = w->q_t25[j][i];
-    // q_t27 [32, 16, 192] = matmul(xa [32, 16, 64], q_t26 [64, 192])
-    nj_gemm(rows * 16, 192, 64, &w->xa[0][0][0], 64, 1, &w->q_t26[0][0], 192, &w->q_t27[0][0][0], 192, 0);
     // q_t28 [192] = slice(h_attn_c_attn_bias [4, 192])
     for (int i = 0; i < 192; i++)
         w->q_t28[i] = p->h_attn_c_attn_bias[3][i];
     // q_t29 [32, 16, 192] = add(q_t27 [32, 16, 192], q_t28 [192])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 192; k++)
-                w->q_t29[i][j][k] = w->q_t27[i][j][k] + w->q_t28[k];
+    // q_t27 [32, 16, 192] = matmul(xa [32, 16, 64], q_t26 [64, 192])
+    // one call: the kernels add q_t28 as they store the product into q_t29 (q_t27 has no array)
+    nj_gemm_bias(rows * 16, 192, 64, &w->xa[0][0][0], 64, 1, &w->q_t26[0][0], 192, &w->q_t29[0][0][0], 192, &w->q_t28[0]);
     // q_l86_i3 [32, 16, 64] = slice(q_t29 [32, 16, 192])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
@@ -3772,16 +3724,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             w->y_t22[i][j] = w->y_t21[j][i];
-    // y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
-    nj_gemm(rows * 16, 64, 64, &y_l95_i3[0][0][0], 64, 1, &w->y_t22[0][0], 64, &w->y_t23[0][0][0], 64, 0);
     // y_t24 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->y_t24[i] = p->h_attn_c_proj_bias[3][i];
     // y [32, 16, 64] = add(y_t23 [32, 16, 64], y_t24 [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->y[i][j][k] = w->y_t23[i][j][k] + w->y_t24[k];
+    // y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
+    // one call: the kernels add y_t24 as they store the product into y (y_t23 has no array)
+    nj_gemm_bias(rows * 16, 64, 64, &y_l95_i3[0][0][0], 64, 1, &w->y_t22[0][0], 64, &w->y[0][0][0], 64, &w->y_t24[0]);
     
     // mm_transformer.ninja:98: x = x + y
     // x_l98_i3 [32, 16, 64] = add(x_l103_i2 [32, 16, 64], y [32, 16, 64])
@@ -3824,16 +3773,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 256; j++)
             w->xm_t43[i][j] = w->xm_t42[j][i];
-    // xm_t44 [32, 16, 256] = matmul(xm_l100_i3 [32, 16, 64], xm_t43 [64, 256])
-    nj_gemm(rows * 16, 256, 64, &w->xm_l100_i3[0][0][0], 64, 1, &w->xm_t43[0][0], 256, &w->xm_t44[0][0][0], 256, 0);
     // xm_t45 [256] = slice(h_mlp_c_fc_bias [4, 256])
     for (int i = 0; i < 256; i++)
         w->xm_t45[i] = p->h_mlp_c_fc_bias[3][i];
     // xm_l101_i3 [32, 16, 256] = add(xm_t44 [32, 16, 256], xm_t45 [256])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 256; k++)
-                w->xm_l101_i3[i][j][k] = w->xm_t44[i][j][k] + w->xm_t45[k];
+    // xm_t44 [32, 16, 256] = matmul(xm_l100_i3 [32, 16, 64], xm_t43 [64, 256])
+    // one call: the kernels add xm_t45 as they store the product into xm_l101_i3 (xm_t44 has no array)
+    nj_gemm_bias(rows * 16, 256, 64, &w->xm_l100_i3[0][0][0], 64, 1, &w->xm_t43[0][0], 256, &w->xm_l101_i3[0][0][0], 256, &w->xm_t45[0]);
     
     // mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))
     // xm_t46 [32, 16, 256] = mul_c(xm_l101_i3 [32, 16, 256])
@@ -3886,16 +3832,13 @@ void mm_transformer_infer(const mm_transformer_params *p, const mm_transformer_s
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
             w->x_t17[i][j] = w->x_t16[j][i];
-    // x_t18 [32, 16, 64] = matmul(xm [32, 16, 256], x_t17 [256, 64])
-    nj_gemm(rows * 16, 64, 256, &w->xm[0][0][0], 256, 1, &w->x_t17[0][0], 64, &w->x_t18[0][0][0], 64, 0);
     // x_t19 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
         w->x_t19[i] = p->h_mlp_c_proj_bias[3][i];
     // x_t20 [32, 16, 64] = add(x_t18 [32, 16, 64], x_t19 [64])
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < 16; j++)
-            for (int k = 0; k < 64; k++)
-                w->x_t20[i][j][k] = w->x_t18[i][j][k] + w->x_t19[k];
+    // x_t18 [32, 16, 64] = matmul(xm [32, 16, 256], x_t17 [256, 64])
+    // one call: the kernels add x_t19 as they store the product into x_t20 (x_t18 has no array)
+    nj_gemm_bias(rows * 16, 64, 256, &w->xm[0][0][0], 256, 1, &w->x_t17[0][0], 64, &w->x_t20[0][0][0], 64, &w->x_t19[0]);
     // x_l103_i3 [32, 16, 64] = add(x_l98_i3 [32, 16, 64], x_t20 [32, 16, 64])
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < 16; j++)
@@ -4115,7 +4058,6 @@ static const NjTensor infer_acts[] = {
     {"xa_l82_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, xa_l82_i0), "mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)", 0x1},
     {"q_t1", 2, {192, 64}, offsetof(mm_transformer_infer_ws, q_t1), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
     {"q_t2", 2, {64, 192}, offsetof(mm_transformer_infer_ws, q_t2), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
-    {"q_t3", 3, {32, 16, 192}, offsetof(mm_transformer_infer_ws, q_t3), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"q_t4", 1, {192}, offsetof(mm_transformer_infer_ws, q_t4), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
     {"q_t5", 3, {32, 16, 192}, offsetof(mm_transformer_infer_ws, q_t5), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"q_l86_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, q_l86_i0), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
@@ -4140,7 +4082,6 @@ static const NjTensor infer_acts[] = {
     {"y_l95_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t1), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_t3", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t3), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t4", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t4), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
-    {"y_t5", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t5), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"y_t6", 1, {64}, offsetof(mm_transformer_infer_ws, y_t6), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_l97_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_l97_i0), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"x_l98_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_l98_i0), "mm_transformer.ninja:98: x = x + y", 0x1},
@@ -4149,7 +4090,6 @@ static const NjTensor infer_acts[] = {
     {"xm_l100_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, xm_l100_i0), "mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)", 0x1},
     {"xm_t3", 2, {256, 64}, offsetof(mm_transformer_infer_ws, xm_t3), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
     {"xm_t4", 2, {64, 256}, offsetof(mm_transformer_infer_ws, xm_t4), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
-    {"xm_t5", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_t5), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0x1},
     {"xm_t6", 1, {256}, offsetof(mm_transformer_infer_ws, xm_t6), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
     {"xm_l101_i0", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_l101_i0), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0x1},
     {"xm_t7", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_t7), "mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))", 0x1},
@@ -4162,7 +4102,6 @@ static const NjTensor infer_acts[] = {
     {"xm_l102_i0", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_l102_i0), "mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))", 0x1},
     {"x_t1", 2, {64, 256}, offsetof(mm_transformer_infer_ws, x_t1), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
     {"x_t2", 2, {256, 64}, offsetof(mm_transformer_infer_ws, x_t2), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
-    {"x_t3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_t3), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
     {"x_t4", 1, {64}, offsetof(mm_transformer_infer_ws, x_t4), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
     {"x_t5", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_t5), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
     {"x_l103_i0", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_l103_i0), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
@@ -4171,7 +4110,6 @@ static const NjTensor infer_acts[] = {
     {"xa_l82_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, xa_l82_i1), "mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)", 0x1},
     {"q_t9", 2, {192, 64}, offsetof(mm_transformer_infer_ws, q_t9), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
     {"q_t10", 2, {64, 192}, offsetof(mm_transformer_infer_ws, q_t10), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
-    {"q_t11", 3, {32, 16, 192}, offsetof(mm_transformer_infer_ws, q_t11), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"q_t12", 1, {192}, offsetof(mm_transformer_infer_ws, q_t12), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
     {"q_t13", 3, {32, 16, 192}, offsetof(mm_transformer_infer_ws, q_t13), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"q_l86_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, q_l86_i1), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
@@ -4196,7 +4134,6 @@ static const NjTensor infer_acts[] = {
     {"y_l95_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t7), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_t9", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t9), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t10", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t10), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
-    {"y_t11", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t11), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"y_t12", 1, {64}, offsetof(mm_transformer_infer_ws, y_t12), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_l97_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_l97_i1), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"x_l98_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_l98_i1), "mm_transformer.ninja:98: x = x + y", 0x1},
@@ -4205,7 +4142,6 @@ static const NjTensor infer_acts[] = {
     {"xm_l100_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, xm_l100_i1), "mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)", 0x1},
     {"xm_t16", 2, {256, 64}, offsetof(mm_transformer_infer_ws, xm_t16), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
     {"xm_t17", 2, {64, 256}, offsetof(mm_transformer_infer_ws, xm_t17), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
-    {"xm_t18", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_t18), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0x1},
     {"xm_t19", 1, {256}, offsetof(mm_transformer_infer_ws, xm_t19), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
     {"xm_l101_i1", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_l101_i1), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0x1},
     {"xm_t20", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_t20), "mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))", 0x1},
@@ -4218,7 +4154,6 @@ static const NjTensor infer_acts[] = {
     {"xm_l102_i1", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_l102_i1), "mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))", 0x1},
     {"x_t6", 2, {64, 256}, offsetof(mm_transformer_infer_ws, x_t6), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
     {"x_t7", 2, {256, 64}, offsetof(mm_transformer_infer_ws, x_t7), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
-    {"x_t8", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_t8), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
     {"x_t9", 1, {64}, offsetof(mm_transformer_infer_ws, x_t9), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
     {"x_t10", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_t10), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
     {"x_l103_i1", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_l103_i1), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
@@ -4227,7 +4162,6 @@ static const NjTensor infer_acts[] = {
     {"xa_l82_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, xa_l82_i2), "mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)", 0x1},
     {"q_t17", 2, {192, 64}, offsetof(mm_transformer_infer_ws, q_t17), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
     {"q_t18", 2, {64, 192}, offsetof(mm_transformer_infer_ws, q_t18), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
-    {"q_t19", 3, {32, 16, 192}, offsetof(mm_transformer_infer_ws, q_t19), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"q_t20", 1, {192}, offsetof(mm_transformer_infer_ws, q_t20), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
     {"q_t21", 3, {32, 16, 192}, offsetof(mm_transformer_infer_ws, q_t21), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"q_l86_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, q_l86_i2), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
@@ -4252,7 +4186,6 @@ static const NjTensor infer_acts[] = {
     {"y_l95_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t13), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_t15", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t15), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t16", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t16), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
-    {"y_t17", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t17), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"y_t18", 1, {64}, offsetof(mm_transformer_infer_ws, y_t18), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_l97_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_l97_i2), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"x_l98_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_l98_i2), "mm_transformer.ninja:98: x = x + y", 0x1},
@@ -4261,7 +4194,6 @@ static const NjTensor infer_acts[] = {
     {"xm_l100_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, xm_l100_i2), "mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)", 0x1},
     {"xm_t29", 2, {256, 64}, offsetof(mm_transformer_infer_ws, xm_t29), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
     {"xm_t30", 2, {64, 256}, offsetof(mm_transformer_infer_ws, xm_t30), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
-    {"xm_t31", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_t31), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0x1},
     {"xm_t32", 1, {256}, offsetof(mm_transformer_infer_ws, xm_t32), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
     {"xm_l101_i2", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_l101_i2), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0x1},
     {"xm_t33", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_t33), "mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))", 0x1},
@@ -4274,7 +4206,6 @@ static const NjTensor infer_acts[] = {
     {"xm_l102_i2", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_l102_i2), "mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))", 0x1},
     {"x_t11", 2, {64, 256}, offsetof(mm_transformer_infer_ws, x_t11), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
     {"x_t12", 2, {256, 64}, offsetof(mm_transformer_infer_ws, x_t12), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
-    {"x_t13", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_t13), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
     {"x_t14", 1, {64}, offsetof(mm_transformer_infer_ws, x_t14), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
     {"x_t15", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_t15), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
     {"x_l103_i2", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_l103_i2), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
@@ -4283,7 +4214,6 @@ static const NjTensor infer_acts[] = {
     {"xa", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, xa), "mm_transformer.ninja:82: xa = F.layer_norm(x, (n_embd,), h_ln_1_weight[i], h_ln_1_bias[i], 1e-5)", 0x1},
     {"q_t25", 2, {192, 64}, offsetof(mm_transformer_infer_ws, q_t25), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
     {"q_t26", 2, {64, 192}, offsetof(mm_transformer_infer_ws, q_t26), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
-    {"q_t27", 3, {32, 16, 192}, offsetof(mm_transformer_infer_ws, q_t27), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"q_t28", 1, {192}, offsetof(mm_transformer_infer_ws, q_t28), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0},
     {"q_t29", 3, {32, 16, 192}, offsetof(mm_transformer_infer_ws, q_t29), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
     {"q_l86_i3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, q_l86_i3), "mm_transformer.ninja:86: q, k ,v  = F.linear(xa, h_attn_c_attn_weight[i], h_attn_c_attn_bias[i]).split(n_embd, dim=2)", 0x1},
@@ -4308,7 +4238,6 @@ static const NjTensor infer_acts[] = {
     {"y_l95_i3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t19), "mm_transformer.ninja:95: y = y.transpose(1, 2).contiguous().view(B, T, C)", 0x1},
     {"y_t21", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t21), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y_t22", 2, {64, 64}, offsetof(mm_transformer_infer_ws, y_t22), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
-    {"y_t23", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y_t23), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"y_t24", 1, {64}, offsetof(mm_transformer_infer_ws, y_t24), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0},
     {"y", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, y), "mm_transformer.ninja:97: y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])", 0x1},
     {"x_l98_i3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_l98_i3), "mm_transformer.ninja:98: x = x + y", 0x1},
@@ -4317,7 +4246,6 @@ static const NjTensor infer_acts[] = {
     {"xm_l100_i3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, xm_l100_i3), "mm_transformer.ninja:100: xm = F.layer_norm(x, (n_embd,), h_ln_2_weight[i], h_ln_2_bias[i], 1e-5)", 0x1},
     {"xm_t42", 2, {256, 64}, offsetof(mm_transformer_infer_ws, xm_t42), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
     {"xm_t43", 2, {64, 256}, offsetof(mm_transformer_infer_ws, xm_t43), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
-    {"xm_t44", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_t44), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0x1},
     {"xm_t45", 1, {256}, offsetof(mm_transformer_infer_ws, xm_t45), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0},
     {"xm_l101_i3", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_l101_i3), "mm_transformer.ninja:101: xm = F.linear(xm, h_mlp_c_fc_weight[i], h_mlp_c_fc_bias[i])", 0x1},
     {"xm_t46", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm_t46), "mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))", 0x1},
@@ -4330,7 +4258,6 @@ static const NjTensor infer_acts[] = {
     {"xm", 3, {32, 16, 256}, offsetof(mm_transformer_infer_ws, xm), "mm_transformer.ninja:102: xm = 0.5 * xm * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (xm + 0.044715 * torch.pow(xm, 3.0))))", 0x1},
     {"x_t16", 2, {64, 256}, offsetof(mm_transformer_infer_ws, x_t16), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
     {"x_t17", 2, {256, 64}, offsetof(mm_transformer_infer_ws, x_t17), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
-    {"x_t18", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_t18), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
     {"x_t19", 1, {64}, offsetof(mm_transformer_infer_ws, x_t19), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0},
     {"x_t20", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_t20), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
     {"x_l103_i3", 3, {32, 16, 64}, offsetof(mm_transformer_infer_ws, x_l103_i3), "mm_transformer.ninja:103: x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])", 0x1},
@@ -4368,7 +4295,7 @@ const NinjacModel mm_transformer_model = {
     .infer_chunk = 2, .infer_bytes = sizeof(mm_transformer_infer_ws),
     .infer_loss_offset = offsetof(mm_transformer_infer_ws, loss),
     .infer_logits_offset = offsetof(mm_transformer_infer_ws, logits), .logits_positions = 16, .logits_cols = 27,
-    .ninfer_acts = 236, .infer_acts = infer_acts,
+    .ninfer_acts = 220, .infer_acts = infer_acts,
     .infer = infer_any, .calibrate = NULL,
     .check_inputs = mm_transformer_check_inputs,
 };

@@ -41,7 +41,6 @@ typedef struct {   // every activation of a training batch
     float xa_l82_i0_rstd[32][16];      // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float q_t1[192][64];               // [192, 64] mm_transformer.ninja:86
     float q_t2[64][192];               // [64, 192] mm_transformer.ninja:86
-    float q_t3[32][16][192];           // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_t4[192];                   // [192] mm_transformer.ninja:86
     float q_t5[32][16][192];           // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_l86_i0[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
@@ -61,7 +60,6 @@ typedef struct {   // every activation of a training batch
     float y_t1[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
     float y_t3[64][64];                // [64, 64] mm_transformer.ninja:97
     float y_t4[64][64];                // [64, 64] mm_transformer.ninja:97
-    float y_t5[32][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float y_t6[64];                    // [64] mm_transformer.ninja:97
     float y_l97_i0[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float x_l98_i0[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:98
@@ -72,7 +70,6 @@ typedef struct {   // every activation of a training batch
     float xm_l100_i0_rstd[32][16];     // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float xm_t3[256][64];              // [256, 64] mm_transformer.ninja:101
     float xm_t4[64][256];              // [64, 256] mm_transformer.ninja:101
-    float xm_t5[32][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t6[256];                  // [256] mm_transformer.ninja:101
     float xm_l101_i0[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t7[32][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -85,7 +82,6 @@ typedef struct {   // every activation of a training batch
     float xm_l102_i0[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float x_t1[64][256];               // [64, 256] mm_transformer.ninja:103
     float x_t2[256][64];               // [256, 64] mm_transformer.ninja:103
-    float x_t3[32][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_t4[64];                    // [64] mm_transformer.ninja:103
     float x_t5[32][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_l103_i0[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:103
@@ -96,7 +92,6 @@ typedef struct {   // every activation of a training batch
     float xa_l82_i1_rstd[32][16];      // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float q_t9[192][64];               // [192, 64] mm_transformer.ninja:86
     float q_t10[64][192];              // [64, 192] mm_transformer.ninja:86
-    float q_t11[32][16][192];          // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_t12[192];                  // [192] mm_transformer.ninja:86
     float q_t13[32][16][192];          // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_l86_i1[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
@@ -116,7 +111,6 @@ typedef struct {   // every activation of a training batch
     float y_t7[32][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
     float y_t9[64][64];                // [64, 64] mm_transformer.ninja:97
     float y_t10[64][64];               // [64, 64] mm_transformer.ninja:97
-    float y_t11[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float y_t12[64];                   // [64] mm_transformer.ninja:97
     float y_l97_i1[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float x_l98_i1[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:98
@@ -127,7 +121,6 @@ typedef struct {   // every activation of a training batch
     float xm_l100_i1_rstd[32][16];     // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float xm_t16[256][64];             // [256, 64] mm_transformer.ninja:101
     float xm_t17[64][256];             // [64, 256] mm_transformer.ninja:101
-    float xm_t18[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t19[256];                 // [256] mm_transformer.ninja:101
     float xm_l101_i1[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t20[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -140,7 +133,6 @@ typedef struct {   // every activation of a training batch
     float xm_l102_i1[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float x_t6[64][256];               // [64, 256] mm_transformer.ninja:103
     float x_t7[256][64];               // [256, 64] mm_transformer.ninja:103
-    float x_t8[32][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_t9[64];                    // [64] mm_transformer.ninja:103
     float x_t10[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_l103_i1[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:103
@@ -151,7 +143,6 @@ typedef struct {   // every activation of a training batch
     float xa_l82_i2_rstd[32][16];      // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float q_t17[192][64];              // [192, 64] mm_transformer.ninja:86
     float q_t18[64][192];              // [64, 192] mm_transformer.ninja:86
-    float q_t19[32][16][192];          // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_t20[192];                  // [192] mm_transformer.ninja:86
     float q_t21[32][16][192];          // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_l86_i2[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
@@ -171,7 +162,6 @@ typedef struct {   // every activation of a training batch
     float y_t13[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
     float y_t15[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t16[64][64];               // [64, 64] mm_transformer.ninja:97
-    float y_t17[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float y_t18[64];                   // [64] mm_transformer.ninja:97
     float y_l97_i2[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float x_l98_i2[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:98
@@ -182,7 +172,6 @@ typedef struct {   // every activation of a training batch
     float xm_l100_i2_rstd[32][16];     // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float xm_t29[256][64];             // [256, 64] mm_transformer.ninja:101
     float xm_t30[64][256];             // [64, 256] mm_transformer.ninja:101
-    float xm_t31[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t32[256];                 // [256] mm_transformer.ninja:101
     float xm_l101_i2[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t33[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -195,7 +184,6 @@ typedef struct {   // every activation of a training batch
     float xm_l102_i2[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float x_t11[64][256];              // [64, 256] mm_transformer.ninja:103
     float x_t12[256][64];              // [256, 64] mm_transformer.ninja:103
-    float x_t13[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_t14[64];                   // [64] mm_transformer.ninja:103
     float x_t15[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_l103_i2[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:103
@@ -206,7 +194,6 @@ typedef struct {   // every activation of a training batch
     float xa_rstd[32][16];             // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float q_t25[192][64];              // [192, 64] mm_transformer.ninja:86
     float q_t26[64][192];              // [64, 192] mm_transformer.ninja:86
-    float q_t27[32][16][192];          // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_t28[192];                  // [192] mm_transformer.ninja:86
     float q_t29[32][16][192];          // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_l86_i3[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:86
@@ -226,7 +213,6 @@ typedef struct {   // every activation of a training batch
     float y_t19[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
     float y_t21[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t22[64][64];               // [64, 64] mm_transformer.ninja:97
-    float y_t23[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float y_t24[64];                   // [64] mm_transformer.ninja:97
     float y[32][16][64];               // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float x_l98_i3[32][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:98
@@ -237,7 +223,6 @@ typedef struct {   // every activation of a training batch
     float xm_l100_i3_rstd[32][16];     // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float xm_t42[256][64];             // [256, 64] mm_transformer.ninja:101
     float xm_t43[64][256];             // [64, 256] mm_transformer.ninja:101
-    float xm_t44[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t45[256];                 // [256] mm_transformer.ninja:101
     float xm_l101_i3[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t46[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -250,7 +235,6 @@ typedef struct {   // every activation of a training batch
     float xm[32][16][256];             // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float x_t16[64][256];              // [64, 256] mm_transformer.ninja:103
     float x_t17[256][64];              // [256, 64] mm_transformer.ninja:103
-    float x_t18[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_t19[64];                   // [64] mm_transformer.ninja:103
     float x_t20[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_l103_i3[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:103
@@ -461,7 +445,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xa_l82_i0_rstd[2][16];       // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float q_t1[192][64];               // [192, 64] mm_transformer.ninja:86
     float q_t2[64][192];               // [64, 192] mm_transformer.ninja:86
-    float q_t3[2][16][192];            // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_t4[192];                   // [192] mm_transformer.ninja:86
     float q_t5[2][16][192];            // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_l86_i0[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
@@ -481,7 +464,6 @@ typedef struct {   // inference activations for up to 2 rows
     float y_t1[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
     float y_t3[64][64];                // [64, 64] mm_transformer.ninja:97
     float y_t4[64][64];                // [64, 64] mm_transformer.ninja:97
-    float y_t5[2][16][64];             // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float y_t6[64];                    // [64] mm_transformer.ninja:97
     float y_l97_i0[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float x_l98_i0[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:98
@@ -492,7 +474,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xm_l100_i0_rstd[2][16];      // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float xm_t3[256][64];              // [256, 64] mm_transformer.ninja:101
     float xm_t4[64][256];              // [64, 256] mm_transformer.ninja:101
-    float xm_t5[2][16][256];           // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t6[256];                  // [256] mm_transformer.ninja:101
     float xm_l101_i0[2][16][256];      // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t7[2][16][256];           // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -505,7 +486,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xm_l102_i0[2][16][256];      // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float x_t1[64][256];               // [64, 256] mm_transformer.ninja:103
     float x_t2[256][64];               // [256, 64] mm_transformer.ninja:103
-    float x_t3[2][16][64];             // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_t4[64];                    // [64] mm_transformer.ninja:103
     float x_t5[2][16][64];             // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_l103_i0[2][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:103
@@ -516,7 +496,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xa_l82_i1_rstd[2][16];       // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float q_t9[192][64];               // [192, 64] mm_transformer.ninja:86
     float q_t10[64][192];              // [64, 192] mm_transformer.ninja:86
-    float q_t11[2][16][192];           // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_t12[192];                  // [192] mm_transformer.ninja:86
     float q_t13[2][16][192];           // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_l86_i1[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
@@ -536,7 +515,6 @@ typedef struct {   // inference activations for up to 2 rows
     float y_t7[2][16][4][16];          // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
     float y_t9[64][64];                // [64, 64] mm_transformer.ninja:97
     float y_t10[64][64];               // [64, 64] mm_transformer.ninja:97
-    float y_t11[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float y_t12[64];                   // [64] mm_transformer.ninja:97
     float y_l97_i1[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float x_l98_i1[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:98
@@ -547,7 +525,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xm_l100_i1_rstd[2][16];      // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float xm_t16[256][64];             // [256, 64] mm_transformer.ninja:101
     float xm_t17[64][256];             // [64, 256] mm_transformer.ninja:101
-    float xm_t18[2][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t19[256];                 // [256] mm_transformer.ninja:101
     float xm_l101_i1[2][16][256];      // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t20[2][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -560,7 +537,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xm_l102_i1[2][16][256];      // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float x_t6[64][256];               // [64, 256] mm_transformer.ninja:103
     float x_t7[256][64];               // [256, 64] mm_transformer.ninja:103
-    float x_t8[2][16][64];             // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_t9[64];                    // [64] mm_transformer.ninja:103
     float x_t10[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_l103_i1[2][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:103
@@ -571,7 +547,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xa_l82_i2_rstd[2][16];       // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float q_t17[192][64];              // [192, 64] mm_transformer.ninja:86
     float q_t18[64][192];              // [64, 192] mm_transformer.ninja:86
-    float q_t19[2][16][192];           // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_t20[192];                  // [192] mm_transformer.ninja:86
     float q_t21[2][16][192];           // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_l86_i2[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
@@ -591,7 +566,6 @@ typedef struct {   // inference activations for up to 2 rows
     float y_t13[2][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
     float y_t15[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t16[64][64];               // [64, 64] mm_transformer.ninja:97
-    float y_t17[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float y_t18[64];                   // [64] mm_transformer.ninja:97
     float y_l97_i2[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float x_l98_i2[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:98
@@ -602,7 +576,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xm_l100_i2_rstd[2][16];      // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float xm_t29[256][64];             // [256, 64] mm_transformer.ninja:101
     float xm_t30[64][256];             // [64, 256] mm_transformer.ninja:101
-    float xm_t31[2][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t32[256];                 // [256] mm_transformer.ninja:101
     float xm_l101_i2[2][16][256];      // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t33[2][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -615,7 +588,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xm_l102_i2[2][16][256];      // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float x_t11[64][256];              // [64, 256] mm_transformer.ninja:103
     float x_t12[256][64];              // [256, 64] mm_transformer.ninja:103
-    float x_t13[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_t14[64];                   // [64] mm_transformer.ninja:103
     float x_t15[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_l103_i2[2][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:103
@@ -626,7 +598,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xa_rstd[2][16];              // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float q_t25[192][64];              // [192, 64] mm_transformer.ninja:86
     float q_t26[64][192];              // [64, 192] mm_transformer.ninja:86
-    float q_t27[2][16][192];           // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_t28[192];                  // [192] mm_transformer.ninja:86
     float q_t29[2][16][192];           // [batch_size=32, 16, 192] mm_transformer.ninja:86
     float q_l86_i3[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:86
@@ -646,7 +617,6 @@ typedef struct {   // inference activations for up to 2 rows
     float y_t19[2][16][4][16];         // [batch_size=32, 16, 4, 16] mm_transformer.ninja:95
     float y_t21[64][64];               // [64, 64] mm_transformer.ninja:97
     float y_t22[64][64];               // [64, 64] mm_transformer.ninja:97
-    float y_t23[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float y_t24[64];                   // [64] mm_transformer.ninja:97
     float y[2][16][64];                // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float x_l98_i3[2][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:98
@@ -657,7 +627,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xm_l100_i3_rstd[2][16];      // [batch_size=32, 16] 1 / sqrt(var + eps) of each row
     float xm_t42[256][64];             // [256, 64] mm_transformer.ninja:101
     float xm_t43[64][256];             // [64, 256] mm_transformer.ninja:101
-    float xm_t44[2][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t45[256];                 // [256] mm_transformer.ninja:101
     float xm_l101_i3[2][16][256];      // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t46[2][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -670,7 +639,6 @@ typedef struct {   // inference activations for up to 2 rows
     float xm[2][16][256];              // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float x_t16[64][256];              // [64, 256] mm_transformer.ninja:103
     float x_t17[256][64];              // [256, 64] mm_transformer.ninja:103
-    float x_t18[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_t19[64];                   // [64] mm_transformer.ninja:103
     float x_t20[2][16][64];            // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float x_l103_i3[2][16][64];        // [batch_size=32, 16, 64] mm_transformer.ninja:103

@@ -9,13 +9,14 @@
 #include "ninjac.h"
 
 static void emit_both_modes(const Model *m, const Backward *bw) {
-    static const EmitOptions modes[2] = {{.opt_level = 0, .f64 = false, .outdir = "."},
-                                         {.opt_level = 1, .f64 = true, .outdir = "."}};
-    for (int k = 0; k < 2; k++) {
+    static const EmitOptions modes[3] = {{.opt_level = 0, .f64 = false, .outdir = "."},
+                                         {.opt_level = 1, .f64 = true, .outdir = "."},
+                                         {.opt_level = 1, .f64 = false, .outdir = "."}};
+    for (int k = 0; k < 3; k++) {
         char *text[2];
         size_t len[2];
         Plan plan;
-        plan_step(m, bw, modes[k].opt_level, &plan);
+        plan_step(m, bw, &modes[k], &plan);
         emit_c_text(m, bw, &plan, &modes[k], text, len);
         free(text[0]);
         free(text[1]);

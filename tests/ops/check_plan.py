@@ -9,14 +9,15 @@ registers, which arrays are another's (aliases), where BatchNorm's column
 sums ride. The notebook's specs are pinned so that a change of the plan
 (a pass over [n, H] more or less) shows in review; `--regen` rewrites the
 EXPECTED files (review the diff). `ninjac -O0 --dump=plan` must say that
--O0 plans nothing.
+-O0 plans nothing, and with `--gemm=blas` no product's store adds a bias
+(cblas_sgemm has none to add).
 """
 import subprocess
 import sys
 
 
-def dump(ninjac, spec, mode):
-    return subprocess.run([ninjac, mode, "--dump=plan", spec], check=True, capture_output=True, text=True).stdout
+def dump(ninjac, spec, *options):
+    return subprocess.run([ninjac, *options, "--dump=plan", spec], check=True, capture_output=True, text=True).stdout
 
 
 def main():
@@ -45,6 +46,10 @@ def main():
         if not at_o0.startswith("no plan"):
             failures += 1
             print(f"FAIL: {spec}: -O0 planned:\n{at_o0}")
+        with_blas = dump(ninjac, spec, "-O", "--gemm=blas")
+        if "kernels store" in with_blas:
+            failures += 1
+            print(f"FAIL: {spec}: with --gemm=blas a product's store adds a bias:\n{with_blas}")
     sys.exit(1 if failures else 0)
 
 
