@@ -58,10 +58,10 @@ void struct_params(E *e, const char *id) {
 }
 
 void struct_acts(E *e, const char *id) {
-    out(e, 0, "typedef struct {   // every activation of a training batch\n");
+    out(e, 0, "typedef struct {   // the activations of a training batch that have arrays\n");
     for (int i = 0; i < e->m->ops.len; i++) {
         const Op *op = e->m->ops.items[i];
-        if (has_array(e, op))
+        if (has_array(e, op) && !e->plan->local[op->out->id])   /* a register of its loop in training */
             decl_field(e, e->real, op->out->cname, op->out, false, line_ref(e, op->out));
         decl_aux(e, op, false);
     }
@@ -233,7 +233,7 @@ void descriptor(E *e, const char *id) {
     out(e, 0, "};\n\nstatic const NjTensor acts[] = {\n");
     for (int i = 0; i < m->ops.len; i++) {
         const Tensor *t = ((Op *)m->ops.items[i])->out;
-        if (!t->is_temp) {
+        if (!t->is_temp && !e->plan->local[t->id]) {
             table_tensor(e, t, arena_printf("%s_acts", id), stored_as(e, t));
             out(e, 0, ",\n");
             nacts++;

@@ -140,20 +140,26 @@ static void group_forward(const Model *m, Plan *plan) {
     }
 }
 
-/* A temporary made by an elementwise op and read only inside its group,
- * by no gradient rule, needs no array. */
-static void forward_locals(const Model *m, const Backward *bw, Plan *plan) {
+/* A value made by an elementwise op and read only inside its group, by no
+ * gradient rule, needs no array: a temporary, or a name of the spec that
+ * nothing reads back (the notebook's hpreact: the tanh's backward reads
+ * h). A name then has no act.<name> in `grads` either, as a rewritten
+ * line's names; -O0 keeps them all, and so do f64 builds, whose finite
+ * differences nudge every name. The loss and the logits are the runtime's. */
+static void forward_locals(const Model *m, const Backward *bw, const EmitOptions *opt, Plan *plan) {
     bool *read_elsewhere = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    bool *read = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
     for (int i = 0; i < bw->grads.len; i++) {
-        const Tensor *read[3];
-        int n = rule_reads(bw->grads.items[i], read);
+        const Tensor *by_rule[3];
+        int n = rule_reads(bw->grads.items[i], by_rule);
         for (int k = 0; k < n; k++)
-            read_elsewhere[read[k]->id] = true;
+            read_elsewhere[by_rule[k]->id] = true;
     }
     for (int i = 0; i < m->ops.len; i++) {
         const Op *op = m->ops.items[i];
         for (int k = 0; k < op->nin; k++) {
             const Tensor *in = op->in[k];
+            read[in->id] = true;
             if (in->def && (plan->op_group[in->def->id] != plan->op_group[op->id] ||
                             !plan->op_group[op->id]->space))
                 read_elsewhere[in->id] = true;
@@ -162,7 +168,8 @@ static void forward_locals(const Model *m, const Backward *bw, Plan *plan) {
     for (int i = 0; i < m->ops.len; i++) {
         const Op *op = m->ops.items[i];
         const Tensor *t = op->out;
-        plan->local[t->id] = t->is_temp && elementwise(op->kind) && !read_elsewhere[t->id] && t != m->loss &&
+        bool droppable = t->is_temp || (!opt->f64 && read[t->id] && !t->frozen && t != m->logits);
+        plan->local[t->id] = droppable && elementwise(op->kind) && !read_elsewhere[t->id] && t != m->loss &&
                              !plan->product_of[op->id];   /* the product stores it */
     }
 }
@@ -336,7 +343,7 @@ void plan_step(const Model *m, const Backward *bw, const EmitOptions *opt, Plan 
     plan->fused = true;
     biases_in_products(m, opt, plan);
     group_forward(m, plan);
-    forward_locals(m, bw, plan);
+    forward_locals(m, bw, opt, plan);
     group_backward(m, bw, plan);
     backward_locals(m, bw, plan);
     gradient_aliases(m, bw, plan);

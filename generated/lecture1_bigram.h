@@ -12,14 +12,12 @@ typedef struct {
     float W[27][27];                   // [27, 27] lecture1_bigram.ninja:14
 } lecture1_bigram_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float xenc[32][27];                // [num=32, 27] lecture1_bigram.ninja:17
     float logits[32][27];              // [num=32, 27] lecture1_bigram.ninja:18
     float loss_t4;                     // [] lecture1_bigram.ninja:21
     float loss_t4_probs[32][27];       // [num=32, 27] softmax of the logits, for the backward pass
-    float loss_t5[27][27];             // [27, 27] lecture1_bigram.ninja:21
     float loss_t6;                     // [] lecture1_bigram.ninja:21
-    float loss_t7;                     // [] lecture1_bigram.ninja:21
     float loss;                        // [] lecture1_bigram.ninja:21
 } lecture1_bigram_acts;
 

@@ -16,7 +16,7 @@ typedef struct {
     float b2[27];                      // [27] lecture2_mlp.ninja:18
 } lecture2_mlp_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float emb[32][3][10];              // [n=32, 3, 10] lecture2_mlp.ninja:21
     float h_t3[32][200];               // [n=32, 200] lecture2_mlp.ninja:22
     float h[32][200];                  // [n=32, 200] lecture2_mlp.ninja:22

@@ -80,9 +80,9 @@ void lecture3_bn_forward(const lecture3_bn_params *restrict p, const int32_t *co
             a->hpreact_t1[i][j] = a->hpreact_l32[i][j] - a->bnmeani[0][j];
             a->hpreact_t2[i][j] = p->bngain[0][j] * a->hpreact_t1[i][j];
             float hpreact_t3 = a->hpreact_t2[i][j] / a->bnstdi[0][j];
-            a->hpreact[i][j] = hpreact_t3 + p->bnbias[0][j];
+            float hpreact = hpreact_t3 + p->bnbias[0][j];
             // :40 h = torch.tanh(hpreact)
-            a->h[i][j] = nj_tanhf(a->hpreact[i][j]);
+            a->h[i][j] = nj_tanhf(hpreact);
         }
     
     // lecture3_bn.ninja:41: logits = h @ W2 + b2
@@ -392,7 +392,6 @@ static const NjTensor acts[] = {
     {"hpreact_l32", 2, {32, 200}, offsetof(lecture3_bn_acts, hpreact_l32), "lecture3_bn.ninja:32: hpreact = embcat @ W1", 0x1},
     {"bnmeani", 2, {1, 200}, offsetof(lecture3_bn_acts, bnmeani), "lecture3_bn.ninja:35: bnmeani = hpreact.mean(0, keepdim=True)", 0},
     {"bnstdi", 2, {1, 200}, offsetof(lecture3_bn_acts, bnstdi), "lecture3_bn.ninja:36: bnstdi = hpreact.std(0, keepdim=True)", 0},
-    {"hpreact", 2, {32, 200}, offsetof(lecture3_bn_acts, hpreact), "lecture3_bn.ninja:37: hpreact = bngain * (hpreact - bnmeani) / bnstdi + bnbias", 0x1},
     {"h", 2, {32, 200}, offsetof(lecture3_bn_acts, h), "lecture3_bn.ninja:40: h = torch.tanh(hpreact)", 0x1},
     {"logits", 2, {32, 27}, offsetof(lecture3_bn_acts, logits), "lecture3_bn.ninja:41: logits = h @ W2 + b2", 0x1},
     {"loss", 0, {}, offsetof(lecture3_bn_acts, loss), "lecture3_bn.ninja:42: loss = F.cross_entropy(logits, Yb)", 0},
@@ -448,7 +447,7 @@ const NinjacModel lecture3_bn_model = {
     .batch = 32,
     .nparams = 6, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 9, .acts = acts,
+    .nacts = 8, .acts = acts,
     .ngrads = 6, .grads = grads,
     .params_bytes = sizeof(lecture3_bn_params), .acts_bytes = sizeof(lecture3_bn_acts), .grads_bytes = sizeof(lecture3_bn_grads),
     .loss_offset = offsetof(lecture3_bn_acts, loss),

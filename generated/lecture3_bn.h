@@ -17,7 +17,7 @@ typedef struct {
     float bnbias[1][200];              // [1, 200] lecture3_bn.ninja:26
 } lecture3_bn_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float emb[32][3][10];              // [n=32, 3, 10] lecture3_bn.ninja:29
     float hpreact_l32[32][200];        // [n=32, 200] lecture3_bn.ninja:32
     float bnmeani[1][200];             // [1, 200] lecture3_bn.ninja:35
@@ -25,8 +25,6 @@ typedef struct {   // every activation of a training batch
     float bnstdi[1][200];              // [1, 200] lecture3_bn.ninja:36
     float hpreact_t1[32][200];         // [n=32, 200] lecture3_bn.ninja:37
     float hpreact_t2[32][200];         // [n=32, 200] lecture3_bn.ninja:37
-    float hpreact_t3[32][200];         // [n=32, 200] lecture3_bn.ninja:37
-    float hpreact[32][200];            // [n=32, 200] lecture3_bn.ninja:37
     float h[32][200];                  // [n=32, 200] lecture3_bn.ninja:40
     float logits[32][27];              // [n=32, 27] lecture3_bn.ninja:41
     float loss;                        // [] lecture3_bn.ninja:42

@@ -96,9 +96,9 @@ void lecture5_wavenet_forward(const lecture5_wavenet_params *restrict p, const i
                 a->xhat_l59[i][j][k] = a->xhat_t1[i][j][k] / a->xhat_t3[0][0][k];
                 // :60 x = gamma1 * xhat + beta1
                 float x_t1 = p->gamma1[k] * a->xhat_l59[i][j][k];
-                a->x_l60[i][j][k] = x_t1 + p->beta1[k];
+                float x_l60 = x_t1 + p->beta1[k];
                 // :62 x = torch.tanh(x)
-                a->x_l62[i][j][k] = nj_tanhf(a->x_l60[i][j][k]);
+                a->x_l62[i][j][k] = nj_tanhf(x_l60);
             }
     
     // lecture5_wavenet.ninja:65: x = x.view(B, T//2, C*2)
@@ -154,9 +154,9 @@ void lecture5_wavenet_forward(const lecture5_wavenet_params *restrict p, const i
                 a->xhat_l71[i][j][k] = a->xhat_t4[i][j][k] / a->xhat_t6[0][0][k];
                 // :72 x = gamma2 * xhat + beta2
                 float x_t2 = p->gamma2[k] * a->xhat_l71[i][j][k];
-                a->x_l72[i][j][k] = x_t2 + p->beta2[k];
+                float x_l72 = x_t2 + p->beta2[k];
                 // :74 x = torch.tanh(x)
-                a->x_l74[i][j][k] = nj_tanhf(a->x_l72[i][j][k]);
+                a->x_l74[i][j][k] = nj_tanhf(x_l72);
             }
     
     // lecture5_wavenet.ninja:77: x = x.view(B, T//2, C*2)
@@ -202,9 +202,9 @@ void lecture5_wavenet_forward(const lecture5_wavenet_params *restrict p, const i
             a->xhat[i][j] = (a->x_l80[i][j] - a->xmean[0][j]) * a->xhat_inv[0][j];
             // :85 x = gamma3 * xhat + beta3
             float x_t3 = p->gamma3[j] * a->xhat[i][j];
-            a->x_l85[i][j] = x_t3 + p->beta3[j];
+            float x_l85 = x_t3 + p->beta3[j];
             // :87 x = torch.tanh(x)
-            a->x[i][j] = nj_tanhf(a->x_l85[i][j]);
+            a->x[i][j] = nj_tanhf(x_l85);
         }
     
     // lecture5_wavenet.ninja:89: logits = x @ W4
@@ -808,14 +808,12 @@ static const NjTensor acts[] = {
     {"xmean_l57", 3, {1, 1, 128}, offsetof(lecture5_wavenet_acts, xmean_l57), "lecture5_wavenet.ninja:57: xmean = x.mean((0,1), keepdim=True)", 0},
     {"xvar_l58", 3, {1, 1, 128}, offsetof(lecture5_wavenet_acts, xvar_l58), "lecture5_wavenet.ninja:58: xvar = x.var((0,1), keepdim=True)", 0},
     {"xhat_l59", 3, {32, 4, 128}, offsetof(lecture5_wavenet_acts, xhat_l59), "lecture5_wavenet.ninja:59: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
-    {"x_l60", 3, {32, 4, 128}, offsetof(lecture5_wavenet_acts, x_l60), "lecture5_wavenet.ninja:60: x = gamma1 * xhat + beta1", 0x1},
     {"x_l62", 3, {32, 4, 128}, offsetof(lecture5_wavenet_acts, x_l62), "lecture5_wavenet.ninja:62: x = torch.tanh(x)", 0x1},
     {"x_l65", 3, {32, 2, 256}, offsetof(lecture5_wavenet_acts, x_l62), "lecture5_wavenet.ninja:65: x = x.view(B, T//2, C*2)", 0x1},
     {"x_l67", 3, {32, 2, 128}, offsetof(lecture5_wavenet_acts, x_l67), "lecture5_wavenet.ninja:67: x = x @ W2", 0x1},
     {"xmean_l69", 3, {1, 1, 128}, offsetof(lecture5_wavenet_acts, xmean_l69), "lecture5_wavenet.ninja:69: xmean = x.mean((0,1), keepdim=True)", 0},
     {"xvar_l70", 3, {1, 1, 128}, offsetof(lecture5_wavenet_acts, xvar_l70), "lecture5_wavenet.ninja:70: xvar = x.var((0,1), keepdim=True)", 0},
     {"xhat_l71", 3, {32, 2, 128}, offsetof(lecture5_wavenet_acts, xhat_l71), "lecture5_wavenet.ninja:71: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
-    {"x_l72", 3, {32, 2, 128}, offsetof(lecture5_wavenet_acts, x_l72), "lecture5_wavenet.ninja:72: x = gamma2 * xhat + beta2", 0x1},
     {"x_l74", 3, {32, 2, 128}, offsetof(lecture5_wavenet_acts, x_l74), "lecture5_wavenet.ninja:74: x = torch.tanh(x)", 0x1},
     {"x_l77", 3, {32, 1, 256}, offsetof(lecture5_wavenet_acts, x_l74), "lecture5_wavenet.ninja:77: x = x.view(B, T//2, C*2)", 0x1},
     {"x_l78", 2, {32, 256}, offsetof(lecture5_wavenet_acts, x_l74), "lecture5_wavenet.ninja:78: x = x.squeeze(1)", 0x1},
@@ -823,7 +821,6 @@ static const NjTensor acts[] = {
     {"xmean", 2, {1, 128}, offsetof(lecture5_wavenet_acts, xmean), "lecture5_wavenet.ninja:82: xmean = x.mean(0, keepdim=True)", 0},
     {"xvar", 2, {1, 128}, offsetof(lecture5_wavenet_acts, xvar), "lecture5_wavenet.ninja:83: xvar = x.var(0, keepdim=True)", 0},
     {"xhat", 2, {32, 128}, offsetof(lecture5_wavenet_acts, xhat), "lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
-    {"x_l85", 2, {32, 128}, offsetof(lecture5_wavenet_acts, x_l85), "lecture5_wavenet.ninja:85: x = gamma3 * xhat + beta3", 0x1},
     {"x", 2, {32, 128}, offsetof(lecture5_wavenet_acts, x), "lecture5_wavenet.ninja:87: x = torch.tanh(x)", 0x1},
     {"logits_l89", 2, {32, 27}, offsetof(lecture5_wavenet_acts, logits_l89), "lecture5_wavenet.ninja:89: logits = x @ W4", 0x1},
     {"logits", 2, {32, 27}, offsetof(lecture5_wavenet_acts, logits), "lecture5_wavenet.ninja:90: logits += b4", 0x1},
@@ -908,7 +905,7 @@ const NinjacModel lecture5_wavenet_model = {
     .batch = 32,
     .nparams = 12, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 26, .acts = acts,
+    .nacts = 23, .acts = acts,
     .ngrads = 12, .grads = grads,
     .params_bytes = sizeof(lecture5_wavenet_params), .acts_bytes = sizeof(lecture5_wavenet_acts), .grads_bytes = sizeof(lecture5_wavenet_grads),
     .loss_offset = offsetof(lecture5_wavenet_acts, loss),

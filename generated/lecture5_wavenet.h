@@ -23,35 +23,27 @@ typedef struct {
     float b4[27];                      // [27] lecture5_wavenet.ninja:46
 } lecture5_wavenet_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float x_l50[32][8][24];            // [n=32, 8, 24] lecture5_wavenet.ninja:50
     float x_l55[32][4][128];           // [n=32, 4, 128] lecture5_wavenet.ninja:55
     float xmean_l57[1][1][128];        // [1, 1, 128] lecture5_wavenet.ninja:57
     float xvar_l58[1][1][128];         // [1, 1, 128] lecture5_wavenet.ninja:58
     float xhat_t1[32][4][128];         // [n=32, 4, 128] lecture5_wavenet.ninja:59
-    float xhat_t2[1][1][128];          // [1, 1, 128] lecture5_wavenet.ninja:59
     float xhat_t3[1][1][128];          // [1, 1, 128] lecture5_wavenet.ninja:59
     float xhat_l59[32][4][128];        // [n=32, 4, 128] lecture5_wavenet.ninja:59
-    float x_t1[32][4][128];            // [n=32, 4, 128] lecture5_wavenet.ninja:60
-    float x_l60[32][4][128];           // [n=32, 4, 128] lecture5_wavenet.ninja:60
     float x_l62[32][4][128];           // [n=32, 4, 128] lecture5_wavenet.ninja:62
     float x_l67[32][2][128];           // [n=32, 2, 128] lecture5_wavenet.ninja:67
     float xmean_l69[1][1][128];        // [1, 1, 128] lecture5_wavenet.ninja:69
     float xvar_l70[1][1][128];         // [1, 1, 128] lecture5_wavenet.ninja:70
     float xhat_t4[32][2][128];         // [n=32, 2, 128] lecture5_wavenet.ninja:71
-    float xhat_t5[1][1][128];          // [1, 1, 128] lecture5_wavenet.ninja:71
     float xhat_t6[1][1][128];          // [1, 1, 128] lecture5_wavenet.ninja:71
     float xhat_l71[32][2][128];        // [n=32, 2, 128] lecture5_wavenet.ninja:71
-    float x_t2[32][2][128];            // [n=32, 2, 128] lecture5_wavenet.ninja:72
-    float x_l72[32][2][128];           // [n=32, 2, 128] lecture5_wavenet.ninja:72
     float x_l74[32][2][128];           // [n=32, 2, 128] lecture5_wavenet.ninja:74
     float x_l80[32][128];              // [n=32, 128] lecture5_wavenet.ninja:80
     float xmean[1][128];               // [1, 128] lecture5_wavenet.ninja:82
     float xvar[1][128];                // [1, 128] lecture5_wavenet.ninja:83
     float xhat[32][128];               // [n=32, 128] lecture5_wavenet.ninja:84
     float xhat_inv[1][128];            // [1, 128] 1 / sqrt(var + eps), for batchnorm
-    float x_t3[32][128];               // [n=32, 128] lecture5_wavenet.ninja:85
-    float x_l85[32][128];              // [n=32, 128] lecture5_wavenet.ninja:85
     float x[32][128];                  // [n=32, 128] lecture5_wavenet.ninja:87
     float logits_l89[32][27];          // [n=32, 27] lecture5_wavenet.ninja:89
     float logits[32][27];              // [n=32, 27] lecture5_wavenet.ninja:90

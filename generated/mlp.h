@@ -16,7 +16,7 @@ typedef struct {
     float b2[27];                      // [27] mlp.ninja:22
 } mlp_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float emb[32][3][10];              // [n=32, 3, 10] mlp.ninja:24
     float hpreact[32][200];            // [n=32, 200] mlp.ninja:26
     float h[32][200];                  // [n=32, 200] mlp.ninja:27

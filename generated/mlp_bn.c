@@ -84,9 +84,9 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
             a->bnraw[i][j] = (a->hprebn[i][j] - a->bnmeani[0][j]) * a->bnraw_inv[0][j];
             // :40 hpreact = bngain * bnraw + bnbias
             float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
-            a->hpreact[i][j] = hpreact_t1 + p->bnbias[0][j];
+            float hpreact = hpreact_t1 + p->bnbias[0][j];
             // :42 h = torch.tanh(hpreact)
-            a->h[i][j] = nj_tanhf(a->hpreact[i][j]);
+            a->h[i][j] = nj_tanhf(hpreact);
         }
     
     // mlp_bn.ninja:44: logits = h @ W2 + b2
@@ -402,7 +402,6 @@ static const NjTensor acts[] = {
     {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_acts, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
     {"bnvar", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
     {"bnraw", 2, {32, 64}, offsetof(mlp_bn_acts, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv", 0x1},
-    {"hpreact", 2, {32, 64}, offsetof(mlp_bn_acts, hpreact), "mlp_bn.ninja:40: hpreact = bngain * bnraw + bnbias", 0x1},
     {"h", 2, {32, 64}, offsetof(mlp_bn_acts, h), "mlp_bn.ninja:42: h = torch.tanh(hpreact)", 0x1},
     {"logits", 2, {32, 27}, offsetof(mlp_bn_acts, logits), "mlp_bn.ninja:44: logits = h @ W2 + b2", 0x1},
     {"loss", 0, {}, offsetof(mlp_bn_acts, loss), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0},
@@ -457,7 +456,7 @@ const NinjacModel mlp_bn_model = {
     .batch = 32,
     .nparams = 7, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 10, .acts = acts,
+    .nacts = 9, .acts = acts,
     .ngrads = 7, .grads = grads,
     .params_bytes = sizeof(mlp_bn_params), .acts_bytes = sizeof(mlp_bn_acts), .grads_bytes = sizeof(mlp_bn_grads),
     .loss_offset = offsetof(mlp_bn_acts, loss),

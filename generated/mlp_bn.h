@@ -18,15 +18,13 @@ typedef struct {
     float bnbias[1][64];               // [1, 64] mlp_bn.ninja:25
 } mlp_bn_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float emb[32][3][10];              // [n=32, 3, 10] mlp_bn.ninja:29
     float hprebn[32][64];              // [n=32, 64] mlp_bn.ninja:32
     float bnmeani[1][64];              // [1, 64] mlp_bn.ninja:34
     float bnvar[1][64];                // [1, 64] mlp_bn.ninja:37
     float bnraw[32][64];               // [n=32, 64] mlp_bn.ninja:39
     float bnraw_inv[1][64];            // [1, 64] 1 / sqrt(var + eps), for batchnorm
-    float hpreact_t1[32][64];          // [n=32, 64] mlp_bn.ninja:40
-    float hpreact[32][64];             // [n=32, 64] mlp_bn.ninja:40
     float h[32][64];                   // [n=32, 64] mlp_bn.ninja:42
     float logits[32][27];              // [n=32, 27] mlp_bn.ninja:44
     float loss;                        // [] mlp_bn.ninja:53

@@ -82,9 +82,9 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
             a->bnraw[i][j] = (a->hprebn[i][j] - a->bnmean[0][j]) * a->bnraw_inv[0][j];
             // :35 hpreact = bngain * bnraw + bnbias
             float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
-            a->hpreact[i][j] = hpreact_t1 + p->bnbias[0][j];
+            float hpreact = hpreact_t1 + p->bnbias[0][j];
             // :38 h = torch.tanh(hpreact)
-            a->h[i][j] = nj_tanhf(a->hpreact[i][j]);
+            a->h[i][j] = nj_tanhf(hpreact);
         }
     
     // mlp_bn_fused.ninja:39: logits = h @ W2 + b2
@@ -398,7 +398,6 @@ static const NjTensor acts[] = {
     {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)", 0},
     {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)", 0},
     {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_acts, bnraw), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv", 0x1},
-    {"hpreact", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hpreact), "mlp_bn_fused.ninja:35: hpreact = bngain * bnraw + bnbias", 0x1},
     {"h", 2, {32, 200}, offsetof(mlp_bn_fused_acts, h), "mlp_bn_fused.ninja:38: h = torch.tanh(hpreact)", 0x1},
     {"logits", 2, {32, 27}, offsetof(mlp_bn_fused_acts, logits), "mlp_bn_fused.ninja:39: logits = h @ W2 + b2", 0x1},
     {"loss", 0, {}, offsetof(mlp_bn_fused_acts, loss), "mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)", 0},
@@ -453,7 +452,7 @@ const NinjacModel mlp_bn_fused_model = {
     .batch = 32,
     .nparams = 7, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 10, .acts = acts,
+    .nacts = 9, .acts = acts,
     .ngrads = 7, .grads = grads,
     .params_bytes = sizeof(mlp_bn_fused_params), .acts_bytes = sizeof(mlp_bn_fused_acts), .grads_bytes = sizeof(mlp_bn_fused_grads),
     .loss_offset = offsetof(mlp_bn_fused_acts, loss),

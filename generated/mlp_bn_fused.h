@@ -18,15 +18,13 @@ typedef struct {
     float bnbias[1][200];              // [1, 200] mlp_bn_fused.ninja:22
 } mlp_bn_fused_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float emb[32][3][10];              // [n=32, 3, 10] mlp_bn_fused.ninja:25
     float hprebn[32][200];             // [n=32, 200] mlp_bn_fused.ninja:28
     float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:31
     float bnvar[1][200];               // [1, 200] mlp_bn_fused.ninja:32
     float bnraw[32][200];              // [n=32, 200] mlp_bn_fused.ninja:34
     float bnraw_inv[1][200];           // [1, 200] 1 / sqrt(var + eps), for batchnorm
-    float hpreact_t1[32][200];         // [n=32, 200] mlp_bn_fused.ninja:35
-    float hpreact[32][200];            // [n=32, 200] mlp_bn_fused.ninja:35
     float h[32][200];                  // [n=32, 200] mlp_bn_fused.ninja:38
     float logits[32][27];              // [n=32, 27] mlp_bn_fused.ninja:39
     float loss;                        // [] mlp_bn_fused.ninja:40

@@ -12,7 +12,7 @@ typedef struct {
     float self_logits[27][27];         // [27, 27] mm_bigram.ninja:20
 } mm_bigram_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float logits[32][16][27];          // [batch_size=32, 16, 27] mm_bigram.ninja:23
     float loss;                        // [] mm_bigram.ninja:26
     float loss_probs[512][27];         // [batch_size=512, 27] softmax of the logits, for the backward pass

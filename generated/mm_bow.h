@@ -19,7 +19,7 @@ typedef struct {
     float lm_head_bias[27];            // [27] mm_bow.ninja:43
 } mm_bow_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float cbow_bias_t1[16][16];        // [16, 16] mm_bow.ninja:46
     float cbow_bias_t2[16][16];        // [16, 16] mm_bow.ninja:46
     float tok_emb[32][16][64];         // [batch_size=32, 16, 64] mm_bow.ninja:52

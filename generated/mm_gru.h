@@ -21,7 +21,7 @@ typedef struct {
     float lm_head_bias[27];            // [27] mm_gru.ninja:40
 } mm_gru_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float emb[32][16][64];             // [batch_size=32, 16, 64] mm_gru.ninja:45
     float hprev_l48[32][64];           // [batch_size=32, 64] mm_gru.ninja:48
     float xt_l51_i0[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
@@ -38,8 +38,6 @@ typedef struct {   // every activation of a training batch
     float z_t3[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i0[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t1[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t2[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t3[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i0[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i1[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i1[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
@@ -55,8 +53,6 @@ typedef struct {   // every activation of a training batch
     float z_t6[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i1[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t4[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t5[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t6[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i1[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i2[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i2[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
@@ -72,8 +68,6 @@ typedef struct {   // every activation of a training batch
     float z_t9[32][64];                // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i2[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t7[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t8[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t9[32][64];               // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i2[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i3[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i3[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
@@ -89,8 +83,6 @@ typedef struct {   // every activation of a training batch
     float z_t12[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i3[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t10[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t11[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t12[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i3[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i4[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i4[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
@@ -106,8 +98,6 @@ typedef struct {   // every activation of a training batch
     float z_t15[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i4[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t13[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t14[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t15[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i4[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i5[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i5[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
@@ -123,8 +113,6 @@ typedef struct {   // every activation of a training batch
     float z_t18[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i5[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t16[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t17[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t18[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i5[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i6[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i6[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
@@ -140,8 +128,6 @@ typedef struct {   // every activation of a training batch
     float z_t21[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i6[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t19[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t20[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t21[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i6[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i7[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i7[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
@@ -157,8 +143,6 @@ typedef struct {   // every activation of a training batch
     float z_t24[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i7[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t22[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t23[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t24[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i7[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i8[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i8[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
@@ -174,8 +158,6 @@ typedef struct {   // every activation of a training batch
     float z_t27[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i8[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t25[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t26[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t27[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i8[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i9[32][64];           // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i9[32][128];          // [batch_size=32, 128] mm_gru.ninja:54
@@ -191,8 +173,6 @@ typedef struct {   // every activation of a training batch
     float z_t30[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i9[32][64];            // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t28[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t29[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t30[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i9[32][64];           // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i10[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i10[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
@@ -208,8 +188,6 @@ typedef struct {   // every activation of a training batch
     float z_t33[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i10[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t31[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t32[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t33[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i10[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i11[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i11[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
@@ -225,8 +203,6 @@ typedef struct {   // every activation of a training batch
     float z_t36[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i11[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t34[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t35[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t36[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i11[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i12[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i12[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
@@ -242,8 +218,6 @@ typedef struct {   // every activation of a training batch
     float z_t39[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i12[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t37[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t38[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t39[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i12[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i13[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i13[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
@@ -259,8 +233,6 @@ typedef struct {   // every activation of a training batch
     float z_t42[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i13[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t40[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t41[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t42[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i13[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
     float xt_l51_i14[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float xh_l54_i14[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
@@ -276,8 +248,6 @@ typedef struct {   // every activation of a training batch
     float z_t45[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z_l61_i14[32][64];           // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t43[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t44[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t45[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht_l63_i14[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
     float xt[32][64];                  // [batch_size=32, 64] mm_gru.ninja:51
     float xh[32][128];                 // [batch_size=32, 128] mm_gru.ninja:54
@@ -293,8 +263,6 @@ typedef struct {   // every activation of a training batch
     float z_t48[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float z[32][64];                   // [batch_size=32, 64] mm_gru.ninja:61
     float ht_t46[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t47[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
-    float ht_t48[32][64];              // [batch_size=32, 64] mm_gru.ninja:63
     float ht[32][64];                  // [batch_size=32, 64] mm_gru.ninja:63
     float hidden[32][16][64];          // [batch_size=32, 16, 64] mm_gru.ninja:68
     float logits_t1[64][27];           // [64, 27] mm_gru.ninja:69

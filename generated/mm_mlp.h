@@ -16,7 +16,7 @@ typedef struct {
     float mlp_2_bias[27];              // [27] mm_mlp.ninja:31
 } mm_mlp_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float tok_emb_l36_k0[32][16][64];  // [batch_size=32, 16, 64] mm_mlp.ninja:36
     float tok_emb_l36_k1[32][16][64];  // [batch_size=32, 16, 64] mm_mlp.ninja:36
     float tok_emb_l36_k2[32][16][64];  // [batch_size=32, 16, 64] mm_mlp.ninja:36

@@ -17,7 +17,7 @@ typedef struct {
     float lm_head_bias[27];            // [27] mm_rnn.ninja:35
 } mm_rnn_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float emb[32][16][64];             // [batch_size=32, 16, 64] mm_rnn.ninja:40
     float hprev_l43[32][64];           // [batch_size=32, 64] mm_rnn.ninja:43
     float xt_l46_i0[32][64];           // [batch_size=32, 64] mm_rnn.ninja:46

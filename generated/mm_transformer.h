@@ -28,7 +28,7 @@ typedef struct {
     float lm_head_weight[27][64];      // [27, 64] mm_transformer.ninja:67
 } mm_transformer_params;
 
-typedef struct {   // every activation of a training batch
+typedef struct {   // the activations of a training batch that have arrays
     float attn_bias_t1[16][16];        // [16, 16] mm_transformer.ninja:70
     float attn_bias_t2[16][16];        // [16, 16] mm_transformer.ninja:70
     float tok_emb[32][16][64];         // [batch_size=32, 16, 64] mm_transformer.ninja:76
@@ -73,10 +73,6 @@ typedef struct {   // every activation of a training batch
     float xm_t6[256];                  // [256] mm_transformer.ninja:101
     float xm_l101_i0[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t7[32][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t8[32][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t9[32][16][256];          // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t10[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t11[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_t12[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_t13[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_l102_i0[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -124,10 +120,6 @@ typedef struct {   // every activation of a training batch
     float xm_t19[256];                 // [256] mm_transformer.ninja:101
     float xm_l101_i1[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t20[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t21[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t22[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t23[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t24[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_t25[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_t26[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_l102_i1[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -175,10 +167,6 @@ typedef struct {   // every activation of a training batch
     float xm_t32[256];                 // [256] mm_transformer.ninja:101
     float xm_l101_i2[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t33[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t34[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t35[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t36[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t37[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_t38[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_t39[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_l102_i2[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:102
@@ -226,10 +214,6 @@ typedef struct {   // every activation of a training batch
     float xm_t45[256];                 // [256] mm_transformer.ninja:101
     float xm_l101_i3[32][16][256];     // [batch_size=32, 16, 256] mm_transformer.ninja:101
     float xm_t46[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t47[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t48[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t49[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
-    float xm_t50[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_t51[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm_t52[32][16][256];         // [batch_size=32, 16, 256] mm_transformer.ninja:102
     float xm[32][16][256];             // [batch_size=32, 16, 256] mm_transformer.ninja:102
