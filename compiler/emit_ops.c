@@ -43,10 +43,11 @@ static const char *ll(int64_t v) { return arena_printf("%lld", (long long)v); }
  * C compiler specialises to each call's constant shape. They are blocked
  * like a BLAS (panels of B, blocks over K and over rows of A) with the
  * tile chosen for the ISA they are compiled for. auto takes them at every
- * size; that is not yet the faster choice everywhere (bench/RESULTS.md: on
- * the AVX2 path OpenBLAS wins at 6 of the sweep's 12 sizes, by up to 1.4x),
- * and a rule measured per ISA is issue 14's open part. f64 builds serve
- * finite differences: BLAS. */
+ * size; that is not yet the faster choice everywhere (bench/RESULTS.md,
+ * 2026-12-07 22:36: on the AVX2 path OpenBLAS wins at 2 of the sweep's 12
+ * sizes, batch 32 with H = 1024 or 4096, by up to 1.27x), and a rule
+ * measured per ISA is issue 14's open part. f64 builds serve finite
+ * differences: BLAS. */
 static bool own_gemm(const E *e, int64_t M, int64_t N, int64_t K) {
     (void)M, (void)N, (void)K;
     return own_products(e->opt);
