@@ -1317,7 +1317,9 @@ static void add(StWriter *w, const char *prefix, const NjTensor *t, const void *
 
 static int cmd_grads(const NinjacModel *m, int argc, char **argv) {
     Command c = {"grads", "One forward and backward pass on a given batch. Writes loss, grad.<name>\n"
-                          "for every kept gradient (params; every intermediate with -O0) and act.<name>.",
+                          "for every kept gradient (params; every intermediate with -O0) and act.<name>\n"
+                          "for every activation the build keeps (-O0: every name; -O leaves out the\n"
+                          "names of rewritten lines and the ones held in registers).",
                  {{"--params", "P.safetensors", "parameters", NULL},
                   {"--inputs", "B.safetensors", "the batch: every input of the spec", NULL},
                   {"--out", "G.safetensors", "where to write", NULL},
