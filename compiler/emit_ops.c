@@ -68,11 +68,21 @@ void own(E *e, const char *M, const char *N, const char *K, const char *A, const
         acc);
 }
 
+/* A matmul's product as the kernels see it: C[M][N] = A[M][K] @ B[K][N],
+ * A's leading dims flattened into M. */
+static void matmul_dims(E *e, const Op *op, const char **M, const char **N, const char **K) {
+    const Tensor *a = op->in[0], *b = op->in[1];
+    *M = numel_range(e, a, 0, a->rank - 1);
+    *N = ll(b->shape[1]);
+    *K = ll(b->shape[0]);
+}
+
 /* x @ W + b in one call, at the add (plan.c, biases_in_products): the
  * product goes into the add's output, the kernels adding b as they store it. */
 static void forward_matmul_bias(E *e, const Op *op, const Op *add) {
     const Tensor *a = op->in[0], *w = op->in[1], *y = add->out, *b = add->in[add->in[0] == op->out];
-    const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(w->shape[1]), *K = ll(w->shape[0]);
+    const char *M, *N, *K;
+    matmul_dims(e, op, &M, &N, &K);
     out(e, 1, "// %s\n", op_summary(op));
     out(e, 1, "// one call: the kernels add %s as they store the product into %s (%s has no array)\n", b->name,
         y->name, op->out->name);
@@ -82,7 +92,8 @@ static void forward_matmul_bias(E *e, const Op *op, const Op *add) {
 
 static void forward_matmul(E *e, const Op *op) {
     const Tensor *a = op->in[0], *b = op->in[1], *y = op->out;
-    const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
+    const char *M, *N, *K;
+    matmul_dims(e, op, &M, &N, &K);
     if (own_matmul(e, op, -1))
         own(e, M, N, K, ptr(e, a), K, "1", ptr(e, b), N, ptr(e, y), N, false);
     else
@@ -422,7 +433,8 @@ static void backward_matmul(E *e, const Grad *gr) {
     const Op *op = gr->op;
     const Tensor *y = op->out;
     const Tensor *a = op->in[0], *b = op->in[1];
-    const char *M = numel_range(e, a, 0, a->rank - 1), *N = ll(b->shape[1]), *K = ll(b->shape[0]);
+    const char *M, *N, *K;
+    matmul_dims(e, op, &M, &N, &K);
     bool acc = e->acc[0] == '+';
     if (gr->operand == 0) {
         out(e, 1, "// d%s %s d%s @ %s^T\n", a->name, e->acc, y->name, b->name);

@@ -42,6 +42,17 @@ static int rule_reads(const Grad *g, const Tensor **read) {
 
 /* ---- forward ---- */
 
+/* How many ops read each tensor (per tensor id). */
+static int *count_readers(const Model *m) {
+    int *readers = arena_alloc(sizeof(int) * (size_t)m->tensors.len);
+    for (int i = 0; i < m->ops.len; i++) {
+        const Op *op = m->ops.items[i];
+        for (int k = 0; k < op->nin; k++)
+            readers[op->in[k]->id]++;
+    }
+    return readers;
+}
+
 /* -O multiplies with ninjac's kernels (runtime/ninjac_kernels.h) unless
  * told to call the BLAS; f64 builds serve finite differences: BLAS. */
 bool own_products(const EmitOptions *opt) { return opt->opt_level > 0 && !opt->f64 && opt->gemm != GEMM_BLAS; }
@@ -69,12 +80,7 @@ static bool is_bias(const Tensor *b, const Tensor *t) {
 static void biases_in_products(const Model *m, const EmitOptions *opt, Plan *plan) {
     if (!own_products(opt))
         return;
-    int *readers = arena_alloc(sizeof(int) * (size_t)m->tensors.len);
-    for (int i = 0; i < m->ops.len; i++) {
-        const Op *op = m->ops.items[i];
-        for (int k = 0; k < op->nin; k++)
-            readers[op->in[k]->id]++;
-    }
+    const int *readers = count_readers(m);
     for (int i = 0; i < m->ops.len; i++) {
         const Op *add = m->ops.items[i];
         if (add->kind != OP_ADD || add->nin != 2 || add->out->frozen)
@@ -148,7 +154,7 @@ static void group_forward(const Model *m, Plan *plan) {
  * differences nudge every name. The loss and the logits are the runtime's. */
 static void forward_locals(const Model *m, const Backward *bw, const EmitOptions *opt, Plan *plan) {
     bool *read_elsewhere = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
-    bool *read = arena_alloc(sizeof(bool) * (size_t)m->tensors.len);
+    const int *readers = count_readers(m);
     for (int i = 0; i < bw->grads.len; i++) {
         const Tensor *by_rule[3];
         int n = rule_reads(bw->grads.items[i], by_rule);
@@ -159,7 +165,6 @@ static void forward_locals(const Model *m, const Backward *bw, const EmitOptions
         const Op *op = m->ops.items[i];
         for (int k = 0; k < op->nin; k++) {
             const Tensor *in = op->in[k];
-            read[in->id] = true;
             if (in->def && (plan->op_group[in->def->id] != plan->op_group[op->id] ||
                             !plan->op_group[op->id]->space))
                 read_elsewhere[in->id] = true;
@@ -168,7 +173,7 @@ static void forward_locals(const Model *m, const Backward *bw, const EmitOptions
     for (int i = 0; i < m->ops.len; i++) {
         const Op *op = m->ops.items[i];
         const Tensor *t = op->out;
-        bool droppable = t->is_temp || (!opt->f64 && read[t->id] && !t->frozen && t != m->logits);
+        bool droppable = t->is_temp || (!opt->f64 && readers[t->id] && !t->frozen && t != m->logits);
         plan->local[t->id] = droppable && elementwise(op->kind) && !read_elsewhere[t->id] && t != m->loss &&
                              !plan->product_of[op->id];   /* the product stores it */
     }
