@@ -159,7 +159,8 @@ void dump_plan(FILE *out, const Model *m, const Backward *bw, const Plan *plan) 
                 const Tensor *alias = pass == 0 ? plan->valias[t->id] : plan->galias[t->id];
                 fprintf(out, " %s%s%s", pass ? "d" : "", t->name, reg ? " (register)" : "");
                 if (alias)
-                    fprintf(out, " (%s%s's array)", pass ? "d" : "", alias->name);
+                    fprintf(out, " (%s%s's array%s)", pass ? "d" : "", alias->name,
+                            pass && plan->gin_place[t->id] ? ", in place" : "");
                 if (pass == 0 && plan->bias_add[k])
                     fprintf(out, " (no array: computed by %s's add)", plan->bias_add[k]->out->name);
                 if (pass == 0 && plan->product_of[k]) {

@@ -184,6 +184,8 @@ static const char *ptr_of(const char *b, int rank) {
 /* A gradient that is a view's d(out) array, read with its own shape. */
 static const char *aliased_gradient(const E *e, const Tensor *t, const char *const *idx) {
     const Tensor *a = e->plan->galias[t->id];
+    if (same_space(a, t))
+        return indexed(arena_printf("g->d%s", a->cname), t->rank, idx);
     const char *storage = ptr_of(arena_printf("g->d%s", a->cname), a->rank);
     if (t->rank == 0)
         return arena_printf("(*%s)", storage);

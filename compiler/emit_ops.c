@@ -375,11 +375,18 @@ void elementwise_grad_stmt(E *e, int indent, const Grad *gr) {
                       ref(e, op->out, IDX), gref(e, op->out, IDX), scalar(e, op->c)));
 }
 
-/* A gradient that is d(out)'s array needs no code (plan.c, gradient_aliases). */
+/* A gradient that is d(out)'s array needs no code (plan.c, gradient_aliases);
+ * one written over a dead array in place has (gradients_in_place). */
 bool gradient_is_alias(E *e, const Grad *gr) {
-    if (!e->plan->galias[gr->target->id])
+    const Tensor *t = gr->target, *array = e->plan->galias[t->id];
+    if (!array)
         return false;
-    out(e, 1, "// d%s is d%s's array%s\n", gr->target->name, gr->op->out->name,
+    if (e->plan->gin_place[t->id]) {
+        out(e, 1, "// d%s is written in place over d%s's array, which holds nothing read after this loop\n", t->name,
+            array->name);
+        return false;
+    }
+    out(e, 1, "// d%s is d%s's array%s\n", t->name, gr->op->out->name,
         gr->op->kind == OP_VIEW ? arena_printf(", read as %s", shape_str(gr->target)) : "");
     return true;
 }

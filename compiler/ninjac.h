@@ -422,12 +422,14 @@ typedef struct {
     bool *local;            /* per tensor id: a register of its group, no array */
     bool *dlocal;           /* per tensor id: its gradient is a register of its group */
     const Tensor **galias;  /* per tensor id: the tensor whose gradient array its gradient is (a view's) */
+    bool *gin_place;        /* per tensor id: its gradient overwrites galias's array, which is dead (own code) */
     const Tensor **valias;  /* per tensor id: the activation whose array a view reads, instead of a copy */
     const Op **bias_add;    /* per op id: for a matmul, the add of a bias (x @ W + b) that computes its product */
     const Op **product_of;  /* per op id: for such an add, the matmul (whose own place has no code) */
 } Plan;
 
 void plan_step(const Model *m, const Backward *bw, const EmitOptions *opt, Plan *plan);
+bool same_space(const Tensor *a, const Tensor *b);   /* the same shape, the same dims batch-sized */
 bool own_products(const EmitOptions *opt);   /* -O's matmuls run ninjac's kernels, not the BLAS */
 bool grad_covers_target(const Grad *g);   /* writes every element of d(target), once */
 

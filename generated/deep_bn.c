@@ -342,6 +342,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     // backprop through deep_bn.ninja:88, in one pass over [n=32, 27]:
     // rewritten: deep_bn.ninja:88 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh6pre from h6hat [32, 27] = batchnorm(h6pre [32, 27], bn6mean [1, 27], bn6var [1, 27])
+    // dh6pre is written in place over dh6hat's array, which holds nothing read after this loop
     for (int j = 0; j < 27; j++) {
         g->dh6hat_sum[0][j] /= 32.0f;
         g->dh6hat_dot[0][j] /= 31.0f;   // Bessel's correction
@@ -349,21 +350,22 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-            g->dh6pre[i][j] = a->h6hat_inv[0][j] * (g->dh6hat[i][j] - g->dh6hat_sum[0][j] - a->h6hat[i][j] * g->dh6hat_dot[0][j]);
+            g->dh6hat[i][j] = a->h6hat_inv[0][j] * (g->dh6hat[i][j] - g->dh6hat_sum[0][j] - a->h6hat[i][j] * g->dh6hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:85: h6pre = h5 @ W6
     // dh5 from h6pre [32, 27] = matmul(h5 [32, 100], W6 [100, 27])
     // dh5 = dh6pre @ W6^T
     nj_transpose(100, 27, &p->W6[0][0], g->mm_scratch);
-    nj_gemm(32, 100, 27, &g->dh6pre[0][0], 27, 1, g->mm_scratch, 100, &g->dh5[0][0], 100, 0);
+    nj_gemm(32, 100, 27, &g->dh6hat[0][0], 27, 1, g->mm_scratch, 100, &g->dh5[0][0], 100, 0);
     // dW6 from h6pre [32, 27] = matmul(h5 [32, 100], W6 [100, 27])
     // dW6 = h5^T @ dh6pre
-    nj_gemm(100, 27, 32, &a->h5[0][0], 1, 100, &g->dh6pre[0][0], 27, &g->dW6[0][0], 27, 0);
+    nj_gemm(100, 27, 32, &a->h5[0][0], 1, 100, &g->dh6hat[0][0], 27, &g->dW6[0][0], 27, 0);
     
     // backprop through deep_bn.ninja:81-83, in one pass over [n=32, 100]:
     memset(&g->dbeta5[0], 0, sizeof(float) * 100);
     memset(&g->dgamma5[0], 0, sizeof(float) * 100);
+    // dh5hat is written in place over dh5's array, which holds nothing read after this loop
     memset(&g->dh5hat_sum[0][0], 0, sizeof(float) * 100);
     memset(&g->dh5hat_dot[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
@@ -374,15 +376,16 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dh5bn_t1 = dh5bn;
             g->dbeta5[j] += dh5bn;
             g->dgamma5[j] += dh5bn_t1 * a->h5hat[i][j];
-            g->dh5hat[i][j] = dh5bn_t1 * p->gamma5[j];
+            g->dh5[i][j] = dh5bn_t1 * p->gamma5[j];
             // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-            g->dh5hat_sum[0][j] += g->dh5hat[i][j];
-            g->dh5hat_dot[0][j] += g->dh5hat[i][j] * a->h5hat[i][j];
+            g->dh5hat_sum[0][j] += g->dh5[i][j];
+            g->dh5hat_dot[0][j] += g->dh5[i][j] * a->h5hat[i][j];
         }
     
     // backprop through deep_bn.ninja:81, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:81 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh5pre from h5hat [32, 100] = batchnorm(h5pre [32, 100], bn5mean [1, 100], bn5var [1, 100])
+    // dh5pre is written in place over dh5's array, which holds nothing read after this loop
     for (int j = 0; j < 100; j++) {
         g->dh5hat_sum[0][j] /= 32.0f;
         g->dh5hat_dot[0][j] /= 31.0f;   // Bessel's correction
@@ -390,21 +393,22 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-            g->dh5pre[i][j] = a->h5hat_inv[0][j] * (g->dh5hat[i][j] - g->dh5hat_sum[0][j] - a->h5hat[i][j] * g->dh5hat_dot[0][j]);
+            g->dh5[i][j] = a->h5hat_inv[0][j] * (g->dh5[i][j] - g->dh5hat_sum[0][j] - a->h5hat[i][j] * g->dh5hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:78: h5pre = h4 @ W5
     // dh4 from h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
     // dh4 = dh5pre @ W5^T
     nj_transpose(100, 100, &p->W5[0][0], g->mm_scratch);
-    nj_gemm_32x100x100(&g->dh5pre[0][0], g->mm_scratch, &g->dh4[0][0]);
+    nj_gemm_32x100x100(&g->dh5[0][0], g->mm_scratch, &g->dh4[0][0]);
     // dW5 from h5pre [32, 100] = matmul(h4 [32, 100], W5 [100, 100])
     // dW5 = h4^T @ dh5pre
-    nj_gemm_100x100x32_at(&a->h4[0][0], &g->dh5pre[0][0], &g->dW5[0][0]);
+    nj_gemm_100x100x32_at(&a->h4[0][0], &g->dh5[0][0], &g->dW5[0][0]);
     
     // backprop through deep_bn.ninja:74-76, in one pass over [n=32, 100]:
     memset(&g->dbeta4[0], 0, sizeof(float) * 100);
     memset(&g->dgamma4[0], 0, sizeof(float) * 100);
+    // dh4hat is written in place over dh4's array, which holds nothing read after this loop
     memset(&g->dh4hat_sum[0][0], 0, sizeof(float) * 100);
     memset(&g->dh4hat_dot[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
@@ -415,15 +419,16 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dh4bn_t1 = dh4bn;
             g->dbeta4[j] += dh4bn;
             g->dgamma4[j] += dh4bn_t1 * a->h4hat[i][j];
-            g->dh4hat[i][j] = dh4bn_t1 * p->gamma4[j];
+            g->dh4[i][j] = dh4bn_t1 * p->gamma4[j];
             // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-            g->dh4hat_sum[0][j] += g->dh4hat[i][j];
-            g->dh4hat_dot[0][j] += g->dh4hat[i][j] * a->h4hat[i][j];
+            g->dh4hat_sum[0][j] += g->dh4[i][j];
+            g->dh4hat_dot[0][j] += g->dh4[i][j] * a->h4hat[i][j];
         }
     
     // backprop through deep_bn.ninja:74, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:74 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh4pre from h4hat [32, 100] = batchnorm(h4pre [32, 100], bn4mean [1, 100], bn4var [1, 100])
+    // dh4pre is written in place over dh4's array, which holds nothing read after this loop
     for (int j = 0; j < 100; j++) {
         g->dh4hat_sum[0][j] /= 32.0f;
         g->dh4hat_dot[0][j] /= 31.0f;   // Bessel's correction
@@ -431,21 +436,22 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-            g->dh4pre[i][j] = a->h4hat_inv[0][j] * (g->dh4hat[i][j] - g->dh4hat_sum[0][j] - a->h4hat[i][j] * g->dh4hat_dot[0][j]);
+            g->dh4[i][j] = a->h4hat_inv[0][j] * (g->dh4[i][j] - g->dh4hat_sum[0][j] - a->h4hat[i][j] * g->dh4hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:71: h4pre = h3 @ W4
     // dh3 from h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
     // dh3 = dh4pre @ W4^T
     nj_transpose(100, 100, &p->W4[0][0], g->mm_scratch);
-    nj_gemm_32x100x100(&g->dh4pre[0][0], g->mm_scratch, &g->dh3[0][0]);
+    nj_gemm_32x100x100(&g->dh4[0][0], g->mm_scratch, &g->dh3[0][0]);
     // dW4 from h4pre [32, 100] = matmul(h3 [32, 100], W4 [100, 100])
     // dW4 = h3^T @ dh4pre
-    nj_gemm_100x100x32_at(&a->h3[0][0], &g->dh4pre[0][0], &g->dW4[0][0]);
+    nj_gemm_100x100x32_at(&a->h3[0][0], &g->dh4[0][0], &g->dW4[0][0]);
     
     // backprop through deep_bn.ninja:67-69, in one pass over [n=32, 100]:
     memset(&g->dbeta3[0], 0, sizeof(float) * 100);
     memset(&g->dgamma3[0], 0, sizeof(float) * 100);
+    // dh3hat is written in place over dh3's array, which holds nothing read after this loop
     memset(&g->dh3hat_sum[0][0], 0, sizeof(float) * 100);
     memset(&g->dh3hat_dot[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
@@ -456,15 +462,16 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dh3bn_t1 = dh3bn;
             g->dbeta3[j] += dh3bn;
             g->dgamma3[j] += dh3bn_t1 * a->h3hat[i][j];
-            g->dh3hat[i][j] = dh3bn_t1 * p->gamma3[j];
+            g->dh3[i][j] = dh3bn_t1 * p->gamma3[j];
             // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-            g->dh3hat_sum[0][j] += g->dh3hat[i][j];
-            g->dh3hat_dot[0][j] += g->dh3hat[i][j] * a->h3hat[i][j];
+            g->dh3hat_sum[0][j] += g->dh3[i][j];
+            g->dh3hat_dot[0][j] += g->dh3[i][j] * a->h3hat[i][j];
         }
     
     // backprop through deep_bn.ninja:67, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:67 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh3pre from h3hat [32, 100] = batchnorm(h3pre [32, 100], bn3mean [1, 100], bn3var [1, 100])
+    // dh3pre is written in place over dh3's array, which holds nothing read after this loop
     for (int j = 0; j < 100; j++) {
         g->dh3hat_sum[0][j] /= 32.0f;
         g->dh3hat_dot[0][j] /= 31.0f;   // Bessel's correction
@@ -472,21 +479,22 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-            g->dh3pre[i][j] = a->h3hat_inv[0][j] * (g->dh3hat[i][j] - g->dh3hat_sum[0][j] - a->h3hat[i][j] * g->dh3hat_dot[0][j]);
+            g->dh3[i][j] = a->h3hat_inv[0][j] * (g->dh3[i][j] - g->dh3hat_sum[0][j] - a->h3hat[i][j] * g->dh3hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:64: h3pre = h2 @ W3
     // dh2 from h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
     // dh2 = dh3pre @ W3^T
     nj_transpose(100, 100, &p->W3[0][0], g->mm_scratch);
-    nj_gemm_32x100x100(&g->dh3pre[0][0], g->mm_scratch, &g->dh2[0][0]);
+    nj_gemm_32x100x100(&g->dh3[0][0], g->mm_scratch, &g->dh2[0][0]);
     // dW3 from h3pre [32, 100] = matmul(h2 [32, 100], W3 [100, 100])
     // dW3 = h2^T @ dh3pre
-    nj_gemm_100x100x32_at(&a->h2[0][0], &g->dh3pre[0][0], &g->dW3[0][0]);
+    nj_gemm_100x100x32_at(&a->h2[0][0], &g->dh3[0][0], &g->dW3[0][0]);
     
     // backprop through deep_bn.ninja:60-62, in one pass over [n=32, 100]:
     memset(&g->dbeta2[0], 0, sizeof(float) * 100);
     memset(&g->dgamma2[0], 0, sizeof(float) * 100);
+    // dh2hat is written in place over dh2's array, which holds nothing read after this loop
     memset(&g->dh2hat_sum[0][0], 0, sizeof(float) * 100);
     memset(&g->dh2hat_dot[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
@@ -497,15 +505,16 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dh2bn_t1 = dh2bn;
             g->dbeta2[j] += dh2bn;
             g->dgamma2[j] += dh2bn_t1 * a->h2hat[i][j];
-            g->dh2hat[i][j] = dh2bn_t1 * p->gamma2[j];
+            g->dh2[i][j] = dh2bn_t1 * p->gamma2[j];
             // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-            g->dh2hat_sum[0][j] += g->dh2hat[i][j];
-            g->dh2hat_dot[0][j] += g->dh2hat[i][j] * a->h2hat[i][j];
+            g->dh2hat_sum[0][j] += g->dh2[i][j];
+            g->dh2hat_dot[0][j] += g->dh2[i][j] * a->h2hat[i][j];
         }
     
     // backprop through deep_bn.ninja:60, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:60 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh2pre from h2hat [32, 100] = batchnorm(h2pre [32, 100], bn2mean [1, 100], bn2var [1, 100])
+    // dh2pre is written in place over dh2's array, which holds nothing read after this loop
     for (int j = 0; j < 100; j++) {
         g->dh2hat_sum[0][j] /= 32.0f;
         g->dh2hat_dot[0][j] /= 31.0f;   // Bessel's correction
@@ -513,21 +522,22 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-            g->dh2pre[i][j] = a->h2hat_inv[0][j] * (g->dh2hat[i][j] - g->dh2hat_sum[0][j] - a->h2hat[i][j] * g->dh2hat_dot[0][j]);
+            g->dh2[i][j] = a->h2hat_inv[0][j] * (g->dh2[i][j] - g->dh2hat_sum[0][j] - a->h2hat[i][j] * g->dh2hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:57: h2pre = h1 @ W2
     // dh1 from h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
     // dh1 = dh2pre @ W2^T
     nj_transpose(100, 100, &p->W2[0][0], g->mm_scratch);
-    nj_gemm_32x100x100(&g->dh2pre[0][0], g->mm_scratch, &g->dh1[0][0]);
+    nj_gemm_32x100x100(&g->dh2[0][0], g->mm_scratch, &g->dh1[0][0]);
     // dW2 from h2pre [32, 100] = matmul(h1 [32, 100], W2 [100, 100])
     // dW2 = h1^T @ dh2pre
-    nj_gemm_100x100x32_at(&a->h1[0][0], &g->dh2pre[0][0], &g->dW2[0][0]);
+    nj_gemm_100x100x32_at(&a->h1[0][0], &g->dh2[0][0], &g->dW2[0][0]);
     
     // backprop through deep_bn.ninja:53-55, in one pass over [n=32, 100]:
     memset(&g->dbeta1[0], 0, sizeof(float) * 100);
     memset(&g->dgamma1[0], 0, sizeof(float) * 100);
+    // dh1hat is written in place over dh1's array, which holds nothing read after this loop
     memset(&g->dh1hat_sum[0][0], 0, sizeof(float) * 100);
     memset(&g->dh1hat_dot[0][0], 0, sizeof(float) * 100);
     for (int i = 0; i < 32; i++)
@@ -538,15 +548,16 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             float dh1bn_t1 = dh1bn;
             g->dbeta1[j] += dh1bn;
             g->dgamma1[j] += dh1bn_t1 * a->h1hat[i][j];
-            g->dh1hat[i][j] = dh1bn_t1 * p->gamma1[j];
+            g->dh1[i][j] = dh1bn_t1 * p->gamma1[j];
             // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-            g->dh1hat_sum[0][j] += g->dh1hat[i][j];
-            g->dh1hat_dot[0][j] += g->dh1hat[i][j] * a->h1hat[i][j];
+            g->dh1hat_sum[0][j] += g->dh1[i][j];
+            g->dh1hat_dot[0][j] += g->dh1[i][j] * a->h1hat[i][j];
         }
     
     // backprop through deep_bn.ninja:53, in one pass over [n=32, 100]:
     // rewritten: deep_bn.ninja:53 as BatchNorm (exercise 3: dhprebn in closed form)
     // dh1pre from h1hat [32, 100] = batchnorm(h1pre [32, 100], bn1mean [1, 100], bn1var [1, 100])
+    // dh1pre is written in place over dh1's array, which holds nothing read after this loop
     for (int j = 0; j < 100; j++) {
         g->dh1hat_sum[0][j] /= 32.0f;
         g->dh1hat_dot[0][j] /= 31.0f;   // Bessel's correction
@@ -554,17 +565,17 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-            g->dh1pre[i][j] = a->h1hat_inv[0][j] * (g->dh1hat[i][j] - g->dh1hat_sum[0][j] - a->h1hat[i][j] * g->dh1hat_dot[0][j]);
+            g->dh1[i][j] = a->h1hat_inv[0][j] * (g->dh1[i][j] - g->dh1hat_sum[0][j] - a->h1hat[i][j] * g->dh1hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:50: h1pre = x @ W1
     // dx from h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
     // dx = dh1pre @ W1^T
     nj_transpose(30, 100, &p->W1[0][0], g->mm_scratch);
-    nj_gemm(32, 30, 100, &g->dh1pre[0][0], 100, 1, g->mm_scratch, 30, &g->dx[0][0], 30, 0);
+    nj_gemm(32, 30, 100, &g->dh1[0][0], 100, 1, g->mm_scratch, 30, &g->dx[0][0], 30, 0);
     // dW1 from h1pre [32, 100] = matmul(x [32, 30], W1 [30, 100])
     // dW1 = x^T @ dh1pre
-    nj_gemm(30, 100, 32, &x[0][0], 1, 30, &g->dh1pre[0][0], 100, &g->dW1[0][0], 100, 0);
+    nj_gemm(30, 100, 32, &x[0][0], 1, 30, &g->dh1[0][0], 100, &g->dW1[0][0], 100, 0);
     
     // backprop through deep_bn.ninja:48: x = emb.view(emb.shape[0], -1)
     // demb from x [32, 30] = view(emb [32, 3, 10])

@@ -93,22 +93,11 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dgamma6[27];                 // [27] deep_bn.ninja:44
     float dbeta6[27];                  // [27] deep_bn.ninja:45
     float dx[32][30];                  // [n=32, 30] deep_bn.ninja:48
-    float dh1pre[32][100];             // [n=32, 100] deep_bn.ninja:50
-    float dh1hat[32][100];             // [n=32, 100] deep_bn.ninja:53
     float dh1[32][100];                // [n=32, 100] deep_bn.ninja:55
-    float dh2pre[32][100];             // [n=32, 100] deep_bn.ninja:57
-    float dh2hat[32][100];             // [n=32, 100] deep_bn.ninja:60
     float dh2[32][100];                // [n=32, 100] deep_bn.ninja:62
-    float dh3pre[32][100];             // [n=32, 100] deep_bn.ninja:64
-    float dh3hat[32][100];             // [n=32, 100] deep_bn.ninja:67
     float dh3[32][100];                // [n=32, 100] deep_bn.ninja:69
-    float dh4pre[32][100];             // [n=32, 100] deep_bn.ninja:71
-    float dh4hat[32][100];             // [n=32, 100] deep_bn.ninja:74
     float dh4[32][100];                // [n=32, 100] deep_bn.ninja:76
-    float dh5pre[32][100];             // [n=32, 100] deep_bn.ninja:78
-    float dh5hat[32][100];             // [n=32, 100] deep_bn.ninja:81
     float dh5[32][100];                // [n=32, 100] deep_bn.ninja:83
-    float dh6pre[32][27];              // [n=32, 27] deep_bn.ninja:85
     float dh6hat[32][27];              // [n=32, 27] deep_bn.ninja:88
     float dloss;                       // [] deep_bn.ninja:90
     float dh6hat_sum[1][27];           // [1, 27] of dy over the rows, for batchnorm

@@ -104,7 +104,7 @@ void lecture1_bigram_backward(const lecture1_bigram_params *restrict p, const in
     // dlogits = (softmax(logits) - onehot(ys)) / 32.0f
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++)
-            g->dlogits[i][j] = (*&g->dloss) * ((a->loss_t4_probs[i][j] - nj_wheref(ys[i] == j, 1.0f, 0.0f)) / 32.0f);
+            g->dlogits[i][j] = g->dloss * ((a->loss_t4_probs[i][j] - nj_wheref(ys[i] == j, 1.0f, 0.0f)) / 32.0f);
     
     // backprop through lecture1_bigram.ninja:18: logits = xenc @ W
     // dW from logits [32, 27] = matmul(xenc [32, 27], W [27, 27])

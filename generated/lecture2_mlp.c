@@ -103,21 +103,22 @@ void lecture2_mlp_backward(const lecture2_mlp_params *restrict p, const int32_t 
     nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits[0][0], 27, &g->dW2[0][0], 27, 0);
     
     // backprop through lecture2_mlp.ninja:22, in one pass over [n=32, 200]:
+    // dh_t3 is written in place over dh's array, which holds nothing read after this loop
     // dh_t2 is dh_t3's array
     memset(&g->db1[0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :22 h = torch.tanh(emb.view(-1, 30) @ W1 + b1)
-            g->dh_t3[i][j] = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
-            g->db1[j] += g->dh_t3[i][j];
+            g->dh[i][j] = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
+            g->db1[j] += g->dh[i][j];
         }
     // dh_t1 from h_t2 [32, 200] = matmul(h_t1 [32, 30], W1 [30, 200])
     // dh_t1 = dh_t2 @ W1^T
     nj_transpose(30, 200, &p->W1[0][0], g->mm_scratch);
-    nj_gemm(32, 30, 200, &g->dh_t3[0][0], 200, 1, g->mm_scratch, 30, &g->dh_t1[0][0], 30, 0);
+    nj_gemm(32, 30, 200, &g->dh[0][0], 200, 1, g->mm_scratch, 30, &g->dh_t1[0][0], 30, 0);
     // dW1 from h_t2 [32, 200] = matmul(h_t1 [32, 30], W1 [30, 200])
     // dW1 = h_t1^T @ dh_t2
-    nj_gemm(30, 200, 32, &h_t1[0][0], 1, 30, &g->dh_t3[0][0], 200, &g->dW1[0][0], 200, 0);
+    nj_gemm(30, 200, 32, &h_t1[0][0], 1, 30, &g->dh[0][0], 200, &g->dW1[0][0], 200, 0);
     // demb from h_t1 [32, 30] = view(emb [32, 3, 10])
     // demb is dh_t1's array, read as [32, 3, 10]
     

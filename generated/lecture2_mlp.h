@@ -32,7 +32,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dW2[200][27];                // [200, 27] lecture2_mlp.ninja:17
     float db2[27];                     // [27] lecture2_mlp.ninja:18
     float dh_t1[32][30];               // [n=32, 30] lecture2_mlp.ninja:22
-    float dh_t3[32][200];              // [n=32, 200] lecture2_mlp.ninja:22
     float dh[32][200];                 // [n=32, 200] lecture2_mlp.ninja:22
     float dlogits[32][27];             // [n=32, 27] lecture2_mlp.ninja:23
     float dloss;                       // [] lecture2_mlp.ninja:24

@@ -156,14 +156,15 @@ void lecture3_bn_backward(const lecture3_bn_params *restrict p, const int32_t *c
     
     // backprop through lecture3_bn.ninja:36: bnstdi = hpreact.std(0, keepdim=True)
     // dbnstdi_t1 from bnstdi [1, 200] = sqrt(bnstdi_t1 [1, 200])
+    // dbnstdi_t1 is written in place over dbnstdi's array, which holds nothing read after this loop
     for (int j = 0; j < 200; j++)
-        g->dbnstdi_t1[0][j] = g->dbnstdi[0][j] * 0.5f / a->bnstdi[0][j];
+        g->dbnstdi[0][j] = g->dbnstdi[0][j] * 0.5f / a->bnstdi[0][j];
     
     // backprop through lecture3_bn.ninja:35-36, in one pass over [n=32, 200]:
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :36 bnstdi = hpreact.std(0, keepdim=True)
-            g->dhpreact_l32[i][j] += g->dbnstdi_t1[0][j] * (2.0f * (a->hpreact_l32[i][j] - a->bnmeani[0][j]) / (32.0f - 1.0f));
+            g->dhpreact_l32[i][j] += g->dbnstdi[0][j] * (2.0f * (a->hpreact_l32[i][j] - a->bnmeani[0][j]) / (32.0f - 1.0f));
             // :35 bnmeani = hpreact.mean(0, keepdim=True)
             g->dhpreact_l32[i][j] += g->dbnmeani[0][j] / 32.0f;
         }

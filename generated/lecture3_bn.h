@@ -41,7 +41,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dembcat[32][30];             // [n=32, 30] lecture3_bn.ninja:30
     float dhpreact_l32[32][200];       // [n=32, 200] lecture3_bn.ninja:32
     float dbnmeani[1][200];            // [1, 200] lecture3_bn.ninja:35
-    float dbnstdi_t1[1][200];          // [1, 200] lecture3_bn.ninja:36
     float dbnstdi[1][200];             // [1, 200] lecture3_bn.ninja:36
     float dh[32][200];                 // [n=32, 200] lecture3_bn.ninja:40
     float dlogits[32][27];             // [n=32, 27] lecture3_bn.ninja:41

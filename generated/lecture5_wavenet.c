@@ -267,6 +267,7 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     // backprop through lecture5_wavenet.ninja:84-87, in one pass over [n=32, 128]:
     memset(&g->dbeta3[0], 0, sizeof(float) * 128);
     memset(&g->dgamma3[0], 0, sizeof(float) * 128);
+    // dxhat is written in place over dx's array, which holds nothing read after this loop
     memset(&g->dxhat_sum[0][0], 0, sizeof(float) * 128);
     memset(&g->dxhat_dot[0][0], 0, sizeof(float) * 128);
     for (int i = 0; i < 32; i++)
@@ -277,15 +278,16 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
             float dx_t3 = dx_l85;
             g->dbeta3[j] += dx_l85;
             g->dgamma3[j] += dx_t3 * a->xhat[i][j];
-            g->dxhat[i][j] = dx_t3 * p->gamma3[j];
+            g->dx[i][j] = dx_t3 * p->gamma3[j];
             // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-            g->dxhat_sum[0][j] += g->dxhat[i][j];
-            g->dxhat_dot[0][j] += g->dxhat[i][j] * a->xhat[i][j];
+            g->dxhat_sum[0][j] += g->dx[i][j];
+            g->dxhat_dot[0][j] += g->dx[i][j] * a->xhat[i][j];
         }
     
     // backprop through lecture5_wavenet.ninja:84, in one pass over [n=32, 128]:
     // rewritten: lecture5_wavenet.ninja:84 as BatchNorm (exercise 3: dhprebn in closed form)
     // dx_l80 from xhat [32, 128] = batchnorm(x_l80 [32, 128], xmean [1, 128], xvar [1, 128])
+    // dx_l80 is written in place over dx's array, which holds nothing read after this loop
     for (int j = 0; j < 128; j++) {
         g->dxhat_sum[0][j] /= 32.0f;
         g->dxhat_dot[0][j] /= 31.0f;   // Bessel's correction
@@ -293,17 +295,17 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 128; j++) {
             // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-            g->dx_l80[i][j] = a->xhat_inv[0][j] * (g->dxhat[i][j] - g->dxhat_sum[0][j] - a->xhat[i][j] * g->dxhat_dot[0][j]);
+            g->dx[i][j] = a->xhat_inv[0][j] * (g->dx[i][j] - g->dxhat_sum[0][j] - a->xhat[i][j] * g->dxhat_dot[0][j]);
         }
     
     // backprop through lecture5_wavenet.ninja:80: x = x @ W3
     // dx_l78 from x_l80 [32, 128] = matmul(x_l78 [32, 256], W3 [256, 128])
     // dx_l78 = dx_l80 @ W3^T
     nj_transpose(256, 128, &p->W3[0][0], g->mm_scratch);
-    nj_gemm(32, 256, 128, &g->dx_l80[0][0], 128, 1, g->mm_scratch, 256, &g->dx_l78[0][0], 256, 0);
+    nj_gemm(32, 256, 128, &g->dx[0][0], 128, 1, g->mm_scratch, 256, &g->dx_l78[0][0], 256, 0);
     // dW3 from x_l80 [32, 128] = matmul(x_l78 [32, 256], W3 [256, 128])
     // dW3 = x_l78^T @ dx_l80
-    nj_gemm(256, 128, 32, &x_l78[0][0], 1, 256, &g->dx_l80[0][0], 128, &g->dW3[0][0], 128, 0);
+    nj_gemm(256, 128, 32, &x_l78[0][0], 1, 256, &g->dx[0][0], 128, &g->dW3[0][0], 128, 0);
     
     // backprop through lecture5_wavenet.ninja:78: x = x.squeeze(1)
     // dx_l77 from x_l78 [32, 256] = unsqueeze(x_l77 [32, 1, 256])
@@ -317,6 +319,7 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     // backprop through lecture5_wavenet.ninja:71-74, in one pass over [n=32, 2, 128]:
     memset(&g->dbeta2[0], 0, sizeof(float) * 128);
     memset(&g->dgamma2[0], 0, sizeof(float) * 128);
+    // dxhat_t4 is written in place over dx_l77's array, which holds nothing read after this loop
     memset(&g->dxhat_t6[0][0][0], 0, sizeof(float) * 128);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 2; j++)
@@ -329,15 +332,16 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
                 g->dgamma2[k] += dx_t2 * a->xhat_l71[i][j][k];
                 float dxhat_l71 = dx_t2 * p->gamma2[k];
                 // :71 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-                g->dxhat_t4[i][j][k] = dxhat_l71 / a->xhat_t6[0][0][k];
+                ((float (*)[2][128])&g->dx_l77[0][0][0])[i][j][k] = dxhat_l71 / a->xhat_t6[0][0][k];
                 g->dxhat_t6[0][0][k] += -dxhat_l71 * a->xhat_t4[i][j][k] / (a->xhat_t6[0][0][k] * a->xhat_t6[0][0][k]);
             }
     
     // backprop through lecture5_wavenet.ninja:71, in one pass over [1, 1, 128]:
+    // dxhat_t5 is written in place over dxhat_t6's array, which holds nothing read after this loop
     // dxvar_l70 is dxhat_t5's array
     for (int k = 0; k < 128; k++) {
         // :71 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-        g->dxhat_t5[0][0][k] = g->dxhat_t6[0][0][k] * 0.5f / a->xhat_t6[0][0][k];
+        g->dxhat_t6[0][0][k] = g->dxhat_t6[0][0][k] * 0.5f / a->xhat_t6[0][0][k];
     }
     
     // backprop through lecture5_wavenet.ninja:70-71, in one pass over [n=32, 2, 128]:
@@ -346,10 +350,10 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
         for (int j = 0; j < 2; j++)
             for (int k = 0; k < 128; k++) {
                 // :71 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-                g->dx_l67[i][j][k] = g->dxhat_t4[i][j][k];
-                g->dxmean_l69[0][0][k] += -g->dxhat_t4[i][j][k];
+                g->dx_l67[i][j][k] = ((float (*)[2][128])&g->dx_l77[0][0][0])[i][j][k];
+                g->dxmean_l69[0][0][k] += -((float (*)[2][128])&g->dx_l77[0][0][0])[i][j][k];
                 // :70 xvar = x.var((0,1), keepdim=True)
-                g->dx_l67[i][j][k] += ((float (*)[1][128])&g->dxhat_t5[0][0][0])[0][0][k] * (2.0f * (a->x_l67[i][j][k] - a->xmean_l69[0][0][k]) / (64.0f - 1.0f));
+                g->dx_l67[i][j][k] += g->dxhat_t6[0][0][k] * (2.0f * (a->x_l67[i][j][k] - a->xmean_l69[0][0][k]) / (64.0f - 1.0f));
             }
     
     // backprop through lecture5_wavenet.ninja:69: xmean = x.mean((0,1), keepdim=True)
@@ -375,6 +379,7 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     // backprop through lecture5_wavenet.ninja:59-62, in one pass over [n=32, 4, 128]:
     memset(&g->dbeta1[0], 0, sizeof(float) * 128);
     memset(&g->dgamma1[0], 0, sizeof(float) * 128);
+    // dxhat_t1 is written in place over dx_l65's array, which holds nothing read after this loop
     memset(&g->dxhat_t3[0][0][0], 0, sizeof(float) * 128);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
@@ -387,15 +392,16 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
                 g->dgamma1[k] += dx_t1 * a->xhat_l59[i][j][k];
                 float dxhat_l59 = dx_t1 * p->gamma1[k];
                 // :59 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-                g->dxhat_t1[i][j][k] = dxhat_l59 / a->xhat_t3[0][0][k];
+                ((float (*)[4][128])&g->dx_l65[0][0][0])[i][j][k] = dxhat_l59 / a->xhat_t3[0][0][k];
                 g->dxhat_t3[0][0][k] += -dxhat_l59 * a->xhat_t1[i][j][k] / (a->xhat_t3[0][0][k] * a->xhat_t3[0][0][k]);
             }
     
     // backprop through lecture5_wavenet.ninja:59, in one pass over [1, 1, 128]:
+    // dxhat_t2 is written in place over dxhat_t3's array, which holds nothing read after this loop
     // dxvar_l58 is dxhat_t2's array
     for (int k = 0; k < 128; k++) {
         // :59 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-        g->dxhat_t2[0][0][k] = g->dxhat_t3[0][0][k] * 0.5f / a->xhat_t3[0][0][k];
+        g->dxhat_t3[0][0][k] = g->dxhat_t3[0][0][k] * 0.5f / a->xhat_t3[0][0][k];
     }
     
     // backprop through lecture5_wavenet.ninja:58-59, in one pass over [n=32, 4, 128]:
@@ -404,10 +410,10 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 128; k++) {
                 // :59 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-                g->dx_l55[i][j][k] = g->dxhat_t1[i][j][k];
-                g->dxmean_l57[0][0][k] += -g->dxhat_t1[i][j][k];
+                g->dx_l55[i][j][k] = ((float (*)[4][128])&g->dx_l65[0][0][0])[i][j][k];
+                g->dxmean_l57[0][0][k] += -((float (*)[4][128])&g->dx_l65[0][0][0])[i][j][k];
                 // :58 xvar = x.var((0,1), keepdim=True)
-                g->dx_l55[i][j][k] += ((float (*)[1][128])&g->dxhat_t2[0][0][0])[0][0][k] * (2.0f * (a->x_l55[i][j][k] - a->xmean_l57[0][0][k]) / (128.0f - 1.0f));
+                g->dx_l55[i][j][k] += g->dxhat_t3[0][0][k] * (2.0f * (a->x_l55[i][j][k] - a->xmean_l57[0][0][k]) / (128.0f - 1.0f));
             }
     
     // backprop through lecture5_wavenet.ninja:57: xmean = x.mean((0,1), keepdim=True)

@@ -67,19 +67,13 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dx_l53[32][4][48];           // [n=32, 4, 48] lecture5_wavenet.ninja:53
     float dx_l55[32][4][128];          // [n=32, 4, 128] lecture5_wavenet.ninja:55
     float dxmean_l57[1][1][128];       // [1, 1, 128] lecture5_wavenet.ninja:57
-    float dxhat_t1[32][4][128];        // [n=32, 4, 128] lecture5_wavenet.ninja:59
-    float dxhat_t2[1][1][128];         // [1, 1, 128] lecture5_wavenet.ninja:59
     float dxhat_t3[1][1][128];         // [1, 1, 128] lecture5_wavenet.ninja:59
     float dx_l65[32][2][256];          // [n=32, 2, 256] lecture5_wavenet.ninja:65
     float dx_l67[32][2][128];          // [n=32, 2, 128] lecture5_wavenet.ninja:67
     float dxmean_l69[1][1][128];       // [1, 1, 128] lecture5_wavenet.ninja:69
-    float dxhat_t4[32][2][128];        // [n=32, 2, 128] lecture5_wavenet.ninja:71
-    float dxhat_t5[1][1][128];         // [1, 1, 128] lecture5_wavenet.ninja:71
     float dxhat_t6[1][1][128];         // [1, 1, 128] lecture5_wavenet.ninja:71
     float dx_l77[32][1][256];          // [n=32, 1, 256] lecture5_wavenet.ninja:77
     float dx_l78[32][256];             // [n=32, 256] lecture5_wavenet.ninja:78
-    float dx_l80[32][128];             // [n=32, 128] lecture5_wavenet.ninja:80
-    float dxhat[32][128];              // [n=32, 128] lecture5_wavenet.ninja:84
     float dx[32][128];                 // [n=32, 128] lecture5_wavenet.ninja:87
     float dlogits[32][27];             // [n=32, 27] lecture5_wavenet.ninja:90
     float dloss;                       // [] lecture5_wavenet.ninja:91

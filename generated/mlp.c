@@ -107,22 +107,23 @@ void mlp_backward(const mlp_params *restrict p, const int32_t *const *inputs, co
     nj_gemm(200, 27, 32, &a->h[0][0], 1, 200, &g->dlogits[0][0], 27, &g->dW2[0][0], 27, 0);
     
     // backprop through mlp.ninja:26-27, in one pass over [n=32, 200]:
+    // dhpreact is written in place over dh's array, which holds nothing read after this loop
     // dhpreact_t1 is dhpreact's array
     memset(&g->db1[0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :27 h = torch.tanh(hpreact)
-            g->dhpreact[i][j] = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
+            g->dh[i][j] = g->dh[i][j] * (1.0f - a->h[i][j] * a->h[i][j]);
             // :26 hpreact = embcat @ W1 + b1
-            g->db1[j] += g->dhpreact[i][j];
+            g->db1[j] += g->dh[i][j];
         }
     // dembcat from hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dembcat = dhpreact_t1 @ W1^T
     nj_transpose(30, 200, &p->W1[0][0], g->mm_scratch);
-    nj_gemm(32, 30, 200, &g->dhpreact[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
+    nj_gemm(32, 30, 200, &g->dh[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hpreact_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dW1 = embcat^T @ dhpreact_t1
-    nj_gemm(30, 200, 32, &embcat[0][0], 1, 30, &g->dhpreact[0][0], 200, &g->dW1[0][0], 200, 0);
+    nj_gemm(30, 200, 32, &embcat[0][0], 1, 30, &g->dh[0][0], 200, &g->dW1[0][0], 200, 0);
     
     // backprop through mlp.ninja:25: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])

@@ -32,7 +32,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dW2[200][27];                // [200, 27] mlp.ninja:21
     float db2[27];                     // [27] mlp.ninja:22
     float dembcat[32][30];             // [n=32, 30] mlp.ninja:25
-    float dhpreact[32][200];           // [n=32, 200] mlp.ninja:26
     float dh[32][200];                 // [n=32, 200] mlp.ninja:27
     float dlogits[32][27];             // [n=32, 27] mlp.ninja:28
     float dloss;                       // [] mlp.ninja:29

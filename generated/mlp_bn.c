@@ -142,6 +142,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     // backprop through mlp_bn.ninja:39-42, in one pass over [n=32, 64]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 64);
     memset(&g->dbngain[0][0], 0, sizeof(float) * 64);
+    // dbnraw is written in place over dh's array, which holds nothing read after this loop
     memset(&g->dbnraw_sum[0][0], 0, sizeof(float) * 64);
     memset(&g->dbnraw_dot[0][0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -152,15 +153,16 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
             float dhpreact_t1 = dhpreact;
             g->dbnbias[0][j] += dhpreact;
             g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
-            g->dbnraw[i][j] = dhpreact_t1 * p->bngain[0][j];
+            g->dh[i][j] = dhpreact_t1 * p->bngain[0][j];
             // :39 bnraw = bndiff * bnvar_inv
-            g->dbnraw_sum[0][j] += g->dbnraw[i][j];
-            g->dbnraw_dot[0][j] += g->dbnraw[i][j] * a->bnraw[i][j];
+            g->dbnraw_sum[0][j] += g->dh[i][j];
+            g->dbnraw_dot[0][j] += g->dh[i][j] * a->bnraw[i][j];
         }
     
     // backprop through mlp_bn.ninja:32-39, in one pass over [n=32, 64]:
     // rewritten: mlp_bn.ninja:35-39 as BatchNorm (exercise 3: dhprebn in closed form)
     // dhprebn from bnraw [32, 64] = batchnorm(hprebn [32, 64], bnmeani [1, 64], bnvar [1, 64])
+    // dhprebn is written in place over dh's array, which holds nothing read after this loop
     // dhprebn_t1 is dhprebn's array
     memset(&g->db1[0], 0, sizeof(float) * 64);
     for (int j = 0; j < 64; j++) {
@@ -170,17 +172,17 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :39 bnraw = bndiff * bnvar_inv
-            g->dhprebn[i][j] = a->bnraw_inv[0][j] * (g->dbnraw[i][j] - g->dbnraw_sum[0][j] - a->bnraw[i][j] * g->dbnraw_dot[0][j]);
+            g->dh[i][j] = a->bnraw_inv[0][j] * (g->dh[i][j] - g->dbnraw_sum[0][j] - a->bnraw[i][j] * g->dbnraw_dot[0][j]);
             // :32 hprebn = embcat @ W1 + b1
-            g->db1[j] += g->dhprebn[i][j];
+            g->db1[j] += g->dh[i][j];
         }
     // dembcat from hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
     // dembcat = dhprebn_t1 @ W1^T
     nj_transpose(30, 64, &p->W1[0][0], g->mm_scratch);
-    nj_gemm(32, 30, 64, &g->dhprebn[0][0], 64, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
+    nj_gemm(32, 30, 64, &g->dh[0][0], 64, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hprebn_t1 [32, 64] = matmul(embcat [32, 30], W1 [30, 64])
     // dW1 = embcat^T @ dhprebn_t1
-    nj_gemm(30, 64, 32, &embcat[0][0], 1, 30, &g->dhprebn[0][0], 64, &g->dW1[0][0], 64, 0);
+    nj_gemm(30, 64, 32, &embcat[0][0], 1, 30, &g->dh[0][0], 64, &g->dW1[0][0], 64, 0);
     
     // backprop through mlp_bn.ninja:30: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])

@@ -40,8 +40,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dbngain[1][64];              // [1, 64] mlp_bn.ninja:24
     float dbnbias[1][64];              // [1, 64] mlp_bn.ninja:25
     float dembcat[32][30];             // [n=32, 30] mlp_bn.ninja:30
-    float dhprebn[32][64];             // [n=32, 64] mlp_bn.ninja:32
-    float dbnraw[32][64];              // [n=32, 64] mlp_bn.ninja:39
     float dh[32][64];                  // [n=32, 64] mlp_bn.ninja:42
     float dlogits[32][27];             // [n=32, 27] mlp_bn.ninja:44
     float dloss;                       // [] mlp_bn.ninja:53

@@ -139,6 +139,7 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     // backprop through mlp_bn_fused.ninja:34-38, in one pass over [n=32, 200]:
     memset(&g->dbnbias[0][0], 0, sizeof(float) * 200);
     memset(&g->dbngain[0][0], 0, sizeof(float) * 200);
+    // dbnraw is written in place over dh's array, which holds nothing read after this loop
     memset(&g->dbnraw_sum[0][0], 0, sizeof(float) * 200);
     memset(&g->dbnraw_dot[0][0], 0, sizeof(float) * 200);
     for (int i = 0; i < 32; i++)
@@ -149,15 +150,16 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
             float dhpreact_t1 = dhpreact;
             g->dbnbias[0][j] += dhpreact;
             g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
-            g->dbnraw[i][j] = dhpreact_t1 * p->bngain[0][j];
+            g->dh[i][j] = dhpreact_t1 * p->bngain[0][j];
             // :34 bnraw = (hprebn - bnmean) * bnvar_inv
-            g->dbnraw_sum[0][j] += g->dbnraw[i][j];
-            g->dbnraw_dot[0][j] += g->dbnraw[i][j] * a->bnraw[i][j];
+            g->dbnraw_sum[0][j] += g->dh[i][j];
+            g->dbnraw_dot[0][j] += g->dh[i][j] * a->bnraw[i][j];
         }
     
     // backprop through mlp_bn_fused.ninja:28-34, in one pass over [n=32, 200]:
     // rewritten: mlp_bn_fused.ninja:33-34 as BatchNorm (exercise 3: dhprebn in closed form)
     // dhprebn from bnraw [32, 200] = batchnorm(hprebn [32, 200], bnmean [1, 200], bnvar [1, 200])
+    // dhprebn is written in place over dh's array, which holds nothing read after this loop
     // dhprebn_t1 is dhprebn's array
     memset(&g->db1[0], 0, sizeof(float) * 200);
     for (int j = 0; j < 200; j++) {
@@ -167,17 +169,17 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :34 bnraw = (hprebn - bnmean) * bnvar_inv
-            g->dhprebn[i][j] = a->bnraw_inv[0][j] * (g->dbnraw[i][j] - g->dbnraw_sum[0][j] - a->bnraw[i][j] * g->dbnraw_dot[0][j]);
+            g->dh[i][j] = a->bnraw_inv[0][j] * (g->dh[i][j] - g->dbnraw_sum[0][j] - a->bnraw[i][j] * g->dbnraw_dot[0][j]);
             // :28 hprebn = embcat @ W1 + b1
-            g->db1[j] += g->dhprebn[i][j];
+            g->db1[j] += g->dh[i][j];
         }
     // dembcat from hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dembcat = dhprebn_t1 @ W1^T
     nj_transpose(30, 200, &p->W1[0][0], g->mm_scratch);
-    nj_gemm(32, 30, 200, &g->dhprebn[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
+    nj_gemm(32, 30, 200, &g->dh[0][0], 200, 1, g->mm_scratch, 30, &g->dembcat[0][0], 30, 0);
     // dW1 from hprebn_t1 [32, 200] = matmul(embcat [32, 30], W1 [30, 200])
     // dW1 = embcat^T @ dhprebn_t1
-    nj_gemm(30, 200, 32, &embcat[0][0], 1, 30, &g->dhprebn[0][0], 200, &g->dW1[0][0], 200, 0);
+    nj_gemm(30, 200, 32, &embcat[0][0], 1, 30, &g->dh[0][0], 200, &g->dW1[0][0], 200, 0);
     
     // backprop through mlp_bn_fused.ninja:26: embcat = emb.view(emb.shape[0], -1)
     // demb from embcat [32, 30] = view(emb [32, 3, 10])

@@ -40,8 +40,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dbngain[1][200];             // [1, 200] mlp_bn_fused.ninja:21
     float dbnbias[1][200];             // [1, 200] mlp_bn_fused.ninja:22
     float dembcat[32][30];             // [n=32, 30] mlp_bn_fused.ninja:26
-    float dhprebn[32][200];            // [n=32, 200] mlp_bn_fused.ninja:28
-    float dbnraw[32][200];             // [n=32, 200] mlp_bn_fused.ninja:34
     float dh[32][200];                 // [n=32, 200] mlp_bn_fused.ninja:38
     float dlogits[32][27];             // [n=32, 27] mlp_bn_fused.ninja:39
     float dloss;                       // [] mlp_bn_fused.ninja:40

@@ -240,6 +240,7 @@ void mm_bow_backward(const mm_bow_params *restrict p, const int32_t *const *inpu
             g->dlm_head_weight[j][i] = g->dlogits_t1[i][j];
     
     // backprop through mm_bow.ninja:66, in one pass over [batch_size=32, 16, 64]:
+    // dx_t7 is written in place over dx's array, which holds nothing read after this loop
     // dx_t6 is dx_t7's array
     memset(&g->dcontext_block_mlp_c_proj_bias[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -247,38 +248,39 @@ void mm_bow_backward(const mm_bow_params *restrict p, const int32_t *const *inpu
             for (int k = 0; k < 64; k++) {
                 // :66 x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)
                 g->dx_l64[i][j][k] = g->dx[i][j][k];
-                g->dx_t7[i][j][k] = g->dx[i][j][k];
-                g->dcontext_block_mlp_c_proj_bias[k] += g->dx_t7[i][j][k];
+                g->dx[i][j][k] = g->dx[i][j][k];
+                g->dcontext_block_mlp_c_proj_bias[k] += g->dx[i][j][k];
             }
     // dx_t4 from x_t6 [32, 16, 64] = matmul(x_t4 [32, 16, 64], x_t5 [64, 64])
     // dx_t4 = dx_t6 @ x_t5^T
     nj_transpose(64, 64, &a->x_t5[0][0], g->mm_scratch);
-    nj_gemm(512, 64, 64, &g->dx_t7[0][0][0], 64, 1, g->mm_scratch, 64, &g->dx_t4[0][0][0], 64, 0);
+    nj_gemm(512, 64, 64, &g->dx[0][0][0], 64, 1, g->mm_scratch, 64, &g->dx_t4[0][0][0], 64, 0);
     // dx_t5 from x_t6 [32, 16, 64] = matmul(x_t4 [32, 16, 64], x_t5 [64, 64])
     // dx_t5 = x_t4^T @ dx_t6
-    nj_gemm_64x64x512_at(&a->x_t4[0][0][0], &g->dx_t7[0][0][0], &g->dx_t5[0][0]);
+    nj_gemm_64x64x512_at(&a->x_t4[0][0][0], &g->dx[0][0][0], &g->dx_t5[0][0]);
     // dcontext_block_mlp_c_proj_weight from x_t5 [64, 64] = transpose(context_block_mlp_c_proj_weight [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
             g->dcontext_block_mlp_c_proj_weight[j][i] = g->dx_t5[i][j];
     
     // backprop through mm_bow.ninja:66, in one pass over [batch_size=32, 16, 64]:
+    // dx_t3 is written in place over dx_t4's array, which holds nothing read after this loop
     // dx_t2 is dx_t3's array
     memset(&g->dcontext_block_mlp_c_fc_bias[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :66 x = x + F.linear(F.tanh(F.linear(x, context_block_mlp_c_fc_weight, context_block_mlp_c_fc_bias)), context_block_mlp_c_proj_weight, context_block_mlp_c_proj_bias)
-                g->dx_t3[i][j][k] = g->dx_t4[i][j][k] * (1.0f - a->x_t4[i][j][k] * a->x_t4[i][j][k]);
-                g->dcontext_block_mlp_c_fc_bias[k] += g->dx_t3[i][j][k];
+                g->dx_t4[i][j][k] = g->dx_t4[i][j][k] * (1.0f - a->x_t4[i][j][k] * a->x_t4[i][j][k]);
+                g->dcontext_block_mlp_c_fc_bias[k] += g->dx_t4[i][j][k];
             }
     // dx_l64 from x_t2 [32, 16, 64] = matmul(x_l64 [32, 16, 64], x_t1 [64, 64])
     // dx_l64 += dx_t2 @ x_t1^T
     nj_transpose(64, 64, &a->x_t1[0][0], g->mm_scratch);
-    nj_gemm(512, 64, 64, &g->dx_t3[0][0][0], 64, 1, g->mm_scratch, 64, &g->dx_l64[0][0][0], 64, 1);
+    nj_gemm(512, 64, 64, &g->dx_t4[0][0][0], 64, 1, g->mm_scratch, 64, &g->dx_l64[0][0][0], 64, 1);
     // dx_t1 from x_t2 [32, 16, 64] = matmul(x_l64 [32, 16, 64], x_t1 [64, 64])
     // dx_t1 = x_l64^T @ dx_t2
-    nj_gemm_64x64x512_at(&a->x_l64[0][0][0], &g->dx_t3[0][0][0], &g->dx_t1[0][0]);
+    nj_gemm_64x64x512_at(&a->x_l64[0][0][0], &g->dx_t4[0][0][0], &g->dx_t1[0][0]);
     // dcontext_block_mlp_c_fc_weight from x_t1 [64, 64] = transpose(context_block_mlp_c_fc_weight [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -297,7 +299,7 @@ void mm_bow_backward(const mm_bow_params *restrict p, const int32_t *const *inpu
     // dx_l55 from y [32, 16, 64] = bmm(att [32, 16, 16], x_l55 [32, 16, 64])
     // dx_l55 += att^T @ dy per product
     for (int i = 0; i < 32; i++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 64, 16, 1.0f, &a->att[i][0][0], 16, &((float (*)[16][64])&g->dx_l64[0][0][0])[i][0][0], 64, 1.0f, &g->dx_l55[i][0][0], 64);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 64, 16, 1.0f, &a->att[i][0][0], 16, &g->dx_l64[i][0][0], 64, 1.0f, &g->dx_l55[i][0][0], 64);
     
     // backprop through mm_bow.ninja:55, in one pass over [batch_size=32, 16, 64]:
     // dtok_emb is dx_l55's array
@@ -325,7 +327,7 @@ void mm_bow_backward(const mm_bow_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++)
-                g->dwte_weight[idx[i][j]][k] += ((float (*)[16][64])&g->dx_l55[0][0][0])[i][j][k];
+                g->dwte_weight[idx[i][j]][k] += g->dx_l55[i][j][k];
 }
 
 void mm_bow_sgd(mm_bow_params *p, const mm_bow_grads *g, double lr) {

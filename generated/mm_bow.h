@@ -59,10 +59,8 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dx_l55[32][16][64];          // [batch_size=32, 16, 64] mm_bow.ninja:55
     float dx_l64[32][16][64];          // [batch_size=32, 16, 64] mm_bow.ninja:64
     float dx_t1[64][64];               // [64, 64] mm_bow.ninja:66
-    float dx_t3[32][16][64];           // [batch_size=32, 16, 64] mm_bow.ninja:66
     float dx_t4[32][16][64];           // [batch_size=32, 16, 64] mm_bow.ninja:66
     float dx_t5[64][64];               // [64, 64] mm_bow.ninja:66
-    float dx_t7[32][16][64];           // [batch_size=32, 16, 64] mm_bow.ninja:66
     float dx[32][16][64];              // [batch_size=32, 16, 64] mm_bow.ninja:66
     float dlogits_t1[64][27];          // [64, 27] mm_bow.ninja:68
     float dloss_t1[512][27];           // [batch_size=512, 27] mm_bow.ninja:71

@@ -1712,6 +1712,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i0[0][0])[i] = (&g->dhidden_t1[0][0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar is written in place over dht's array, which holds nothing read after this loop
     // dz_t47 is dz_t48's array
     memset(&g->dcell_xh_to_z_bias[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -1720,7 +1721,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t47 = g->dht[i][j];
             float dht_t48 = g->dht[i][j];
             float dz = dht_t48 * a->hbar[i][j];
-            g->dhbar[i][j] = dht_t48 * a->z[i][j];
+            g->dht[i][j] = dht_t48 * a->z[i][j];
             float dht_t46 = dht_t47 * hprev_l64_i14[i][j];
             g->dhprev_l64_i14[i][j] = dht_t47 * a->ht_t46[i][j];
             dz += -dht_t46;
@@ -1741,21 +1742,22 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] = g->dz_t46[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t48 is written in place over dht's array, which holds nothing read after this loop
     // dhbar_t47 is dhbar_t48's array
     memset(&g->dcell_xh_to_hbar_bias[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t48[i][j] = g->dhbar[i][j] * (1.0f - a->hbar[i][j] * a->hbar[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t48[i][j];
+            g->dht[i][j] = g->dht[i][j] * (1.0f - a->hbar[i][j] * a->hbar[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht[i][j];
         }
     // dxhr from hbar_t47 [32, 64] = matmul(xhr [32, 128], hbar_t46 [128, 64])
     // dxhr = dhbar_t47 @ hbar_t46^T
     nj_transpose(128, 64, &a->hbar_t46[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t48[0][0], g->mm_scratch, &g->dxhr[0][0]);
+    nj_gemm_32x128x64(&g->dht[0][0], g->mm_scratch, &g->dxhr[0][0]);
     // dhbar_t46 from hbar_t47 [32, 64] = matmul(xhr [32, 128], hbar_t46 [128, 64])
     // dhbar_t46 = xhr^T @ dhbar_t47
-    nj_gemm_128x64x32_at(&a->xhr[0][0], &g->dhbar_t48[0][0], &g->dhbar_t46[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr[0][0], &g->dht[0][0], &g->dhbar_t46[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t46 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1772,6 +1774,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset[i][j] = g->dxhr[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t48 is written in place over dhprev_reset's array, which holds nothing read after this loop
     // dr_t47 is dr_t48's array
     memset(&g->dcell_xh_to_r_bias[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -1780,16 +1783,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr = g->dhprev_reset[i][j] * hprev_l64_i14[i][j];
             g->dhprev_l64_i14[i][j] += g->dhprev_reset[i][j] * a->r[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t48[i][j] = dr * a->r[i][j] * (1.0f - a->r[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t48[i][j];
+            g->dhprev_reset[i][j] = dr * a->r[i][j] * (1.0f - a->r[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset[i][j];
         }
     // dxh from r_t47 [32, 64] = matmul(xh [32, 128], r_t46 [128, 64])
     // dxh += dr_t47 @ r_t46^T
     nj_transpose(128, 64, &a->r_t46[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t48[0][0], g->mm_scratch, &g->dxh[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset[0][0], g->mm_scratch, &g->dxh[0][0]);
     // dr_t46 from r_t47 [32, 64] = matmul(xh [32, 128], r_t46 [128, 64])
     // dr_t46 = xh^T @ dr_t47
-    nj_gemm_128x64x32_at(&a->xh[0][0], &g->dr_t48[0][0], &g->dr_t46[0][0]);
+    nj_gemm_128x64x32_at(&a->xh[0][0], &g->dhprev_reset[0][0], &g->dr_t46[0][0]);
     // dcell_xh_to_r_weight from r_t46 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1818,6 +1821,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i14[0][0])[i] += (&g->dhprev_l64_i14[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i14 is written in place over dht_l63_i14's array, which holds nothing read after this loop
     // dz_t44 is dz_t45's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -1825,7 +1829,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t44 = g->dht_l63_i14[i][j];
             float dht_t45 = g->dht_l63_i14[i][j];
             float dz_l61_i14 = dht_t45 * a->hbar_l59_i14[i][j];
-            g->dhbar_l59_i14[i][j] = dht_t45 * a->z_l61_i14[i][j];
+            g->dht_l63_i14[i][j] = dht_t45 * a->z_l61_i14[i][j];
             float dht_t43 = dht_t44 * hprev_l64_i13[i][j];
             g->dhprev_l64_i13[i][j] = dht_t44 * a->ht_t43[i][j];
             dz_l61_i14 += -dht_t43;
@@ -1846,20 +1850,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t43[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t45 is written in place over dht_l63_i14's array, which holds nothing read after this loop
     // dhbar_t44 is dhbar_t45's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t45[i][j] = g->dhbar_l59_i14[i][j] * (1.0f - a->hbar_l59_i14[i][j] * a->hbar_l59_i14[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t45[i][j];
+            g->dht_l63_i14[i][j] = g->dht_l63_i14[i][j] * (1.0f - a->hbar_l59_i14[i][j] * a->hbar_l59_i14[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i14[i][j];
         }
     // dxhr_l58_i14 from hbar_t44 [32, 64] = matmul(xhr_l58_i14 [32, 128], hbar_t43 [128, 64])
     // dxhr_l58_i14 = dhbar_t44 @ hbar_t43^T
     nj_transpose(128, 64, &a->hbar_t43[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t45[0][0], g->mm_scratch, &g->dxhr_l58_i14[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i14[0][0], g->mm_scratch, &g->dxhr_l58_i14[0][0]);
     // dhbar_t43 from hbar_t44 [32, 64] = matmul(xhr_l58_i14 [32, 128], hbar_t43 [128, 64])
     // dhbar_t43 = xhr_l58_i14^T @ dhbar_t44
-    nj_gemm_128x64x32_at(&a->xhr_l58_i14[0][0], &g->dhbar_t45[0][0], &g->dhbar_t43[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i14[0][0], &g->dht_l63_i14[0][0], &g->dhbar_t43[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t43 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1876,6 +1881,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i14[i][j] = g->dxhr_l58_i14[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t45 is written in place over dhprev_reset_l56_i14's array, which holds nothing read after this loop
     // dr_t44 is dr_t45's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -1883,16 +1889,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i14 = g->dhprev_reset_l56_i14[i][j] * hprev_l64_i13[i][j];
             g->dhprev_l64_i13[i][j] += g->dhprev_reset_l56_i14[i][j] * a->r_l55_i14[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t45[i][j] = dr_l55_i14 * a->r_l55_i14[i][j] * (1.0f - a->r_l55_i14[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t45[i][j];
+            g->dhprev_reset_l56_i14[i][j] = dr_l55_i14 * a->r_l55_i14[i][j] * (1.0f - a->r_l55_i14[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i14[i][j];
         }
     // dxh_l54_i14 from r_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], r_t43 [128, 64])
     // dxh_l54_i14 += dr_t44 @ r_t43^T
     nj_transpose(128, 64, &a->r_t43[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t45[0][0], g->mm_scratch, &g->dxh_l54_i14[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i14[0][0], g->mm_scratch, &g->dxh_l54_i14[0][0]);
     // dr_t43 from r_t44 [32, 64] = matmul(xh_l54_i14 [32, 128], r_t43 [128, 64])
     // dr_t43 = xh_l54_i14^T @ dr_t44
-    nj_gemm_128x64x32_at(&a->xh_l54_i14[0][0], &g->dr_t45[0][0], &g->dr_t43[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i14[0][0], &g->dhprev_reset_l56_i14[0][0], &g->dr_t43[0][0]);
     // dcell_xh_to_r_weight from r_t43 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1920,6 +1926,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i13[0][0])[i] += (&g->dhprev_l64_i13[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i13 is written in place over dht_l63_i13's array, which holds nothing read after this loop
     // dz_t41 is dz_t42's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -1927,7 +1934,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t41 = g->dht_l63_i13[i][j];
             float dht_t42 = g->dht_l63_i13[i][j];
             float dz_l61_i13 = dht_t42 * a->hbar_l59_i13[i][j];
-            g->dhbar_l59_i13[i][j] = dht_t42 * a->z_l61_i13[i][j];
+            g->dht_l63_i13[i][j] = dht_t42 * a->z_l61_i13[i][j];
             float dht_t40 = dht_t41 * hprev_l64_i12[i][j];
             g->dhprev_l64_i12[i][j] = dht_t41 * a->ht_t40[i][j];
             dz_l61_i13 += -dht_t40;
@@ -1948,20 +1955,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t40[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t42 is written in place over dht_l63_i13's array, which holds nothing read after this loop
     // dhbar_t41 is dhbar_t42's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t42[i][j] = g->dhbar_l59_i13[i][j] * (1.0f - a->hbar_l59_i13[i][j] * a->hbar_l59_i13[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t42[i][j];
+            g->dht_l63_i13[i][j] = g->dht_l63_i13[i][j] * (1.0f - a->hbar_l59_i13[i][j] * a->hbar_l59_i13[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i13[i][j];
         }
     // dxhr_l58_i13 from hbar_t41 [32, 64] = matmul(xhr_l58_i13 [32, 128], hbar_t40 [128, 64])
     // dxhr_l58_i13 = dhbar_t41 @ hbar_t40^T
     nj_transpose(128, 64, &a->hbar_t40[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t42[0][0], g->mm_scratch, &g->dxhr_l58_i13[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i13[0][0], g->mm_scratch, &g->dxhr_l58_i13[0][0]);
     // dhbar_t40 from hbar_t41 [32, 64] = matmul(xhr_l58_i13 [32, 128], hbar_t40 [128, 64])
     // dhbar_t40 = xhr_l58_i13^T @ dhbar_t41
-    nj_gemm_128x64x32_at(&a->xhr_l58_i13[0][0], &g->dhbar_t42[0][0], &g->dhbar_t40[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i13[0][0], &g->dht_l63_i13[0][0], &g->dhbar_t40[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t40 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1978,6 +1986,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i13[i][j] = g->dxhr_l58_i13[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t42 is written in place over dhprev_reset_l56_i13's array, which holds nothing read after this loop
     // dr_t41 is dr_t42's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -1985,16 +1994,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i13 = g->dhprev_reset_l56_i13[i][j] * hprev_l64_i12[i][j];
             g->dhprev_l64_i12[i][j] += g->dhprev_reset_l56_i13[i][j] * a->r_l55_i13[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t42[i][j] = dr_l55_i13 * a->r_l55_i13[i][j] * (1.0f - a->r_l55_i13[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t42[i][j];
+            g->dhprev_reset_l56_i13[i][j] = dr_l55_i13 * a->r_l55_i13[i][j] * (1.0f - a->r_l55_i13[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i13[i][j];
         }
     // dxh_l54_i13 from r_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], r_t40 [128, 64])
     // dxh_l54_i13 += dr_t41 @ r_t40^T
     nj_transpose(128, 64, &a->r_t40[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t42[0][0], g->mm_scratch, &g->dxh_l54_i13[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i13[0][0], g->mm_scratch, &g->dxh_l54_i13[0][0]);
     // dr_t40 from r_t41 [32, 64] = matmul(xh_l54_i13 [32, 128], r_t40 [128, 64])
     // dr_t40 = xh_l54_i13^T @ dr_t41
-    nj_gemm_128x64x32_at(&a->xh_l54_i13[0][0], &g->dr_t42[0][0], &g->dr_t40[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i13[0][0], &g->dhprev_reset_l56_i13[0][0], &g->dr_t40[0][0]);
     // dcell_xh_to_r_weight from r_t40 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2022,6 +2031,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i12[0][0])[i] += (&g->dhprev_l64_i12[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i12 is written in place over dht_l63_i12's array, which holds nothing read after this loop
     // dz_t38 is dz_t39's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2029,7 +2039,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t38 = g->dht_l63_i12[i][j];
             float dht_t39 = g->dht_l63_i12[i][j];
             float dz_l61_i12 = dht_t39 * a->hbar_l59_i12[i][j];
-            g->dhbar_l59_i12[i][j] = dht_t39 * a->z_l61_i12[i][j];
+            g->dht_l63_i12[i][j] = dht_t39 * a->z_l61_i12[i][j];
             float dht_t37 = dht_t38 * hprev_l64_i11[i][j];
             g->dhprev_l64_i11[i][j] = dht_t38 * a->ht_t37[i][j];
             dz_l61_i12 += -dht_t37;
@@ -2050,20 +2060,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t37[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t39 is written in place over dht_l63_i12's array, which holds nothing read after this loop
     // dhbar_t38 is dhbar_t39's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t39[i][j] = g->dhbar_l59_i12[i][j] * (1.0f - a->hbar_l59_i12[i][j] * a->hbar_l59_i12[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t39[i][j];
+            g->dht_l63_i12[i][j] = g->dht_l63_i12[i][j] * (1.0f - a->hbar_l59_i12[i][j] * a->hbar_l59_i12[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i12[i][j];
         }
     // dxhr_l58_i12 from hbar_t38 [32, 64] = matmul(xhr_l58_i12 [32, 128], hbar_t37 [128, 64])
     // dxhr_l58_i12 = dhbar_t38 @ hbar_t37^T
     nj_transpose(128, 64, &a->hbar_t37[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t39[0][0], g->mm_scratch, &g->dxhr_l58_i12[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i12[0][0], g->mm_scratch, &g->dxhr_l58_i12[0][0]);
     // dhbar_t37 from hbar_t38 [32, 64] = matmul(xhr_l58_i12 [32, 128], hbar_t37 [128, 64])
     // dhbar_t37 = xhr_l58_i12^T @ dhbar_t38
-    nj_gemm_128x64x32_at(&a->xhr_l58_i12[0][0], &g->dhbar_t39[0][0], &g->dhbar_t37[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i12[0][0], &g->dht_l63_i12[0][0], &g->dhbar_t37[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t37 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2080,6 +2091,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i12[i][j] = g->dxhr_l58_i12[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t39 is written in place over dhprev_reset_l56_i12's array, which holds nothing read after this loop
     // dr_t38 is dr_t39's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2087,16 +2099,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i12 = g->dhprev_reset_l56_i12[i][j] * hprev_l64_i11[i][j];
             g->dhprev_l64_i11[i][j] += g->dhprev_reset_l56_i12[i][j] * a->r_l55_i12[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t39[i][j] = dr_l55_i12 * a->r_l55_i12[i][j] * (1.0f - a->r_l55_i12[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t39[i][j];
+            g->dhprev_reset_l56_i12[i][j] = dr_l55_i12 * a->r_l55_i12[i][j] * (1.0f - a->r_l55_i12[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i12[i][j];
         }
     // dxh_l54_i12 from r_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], r_t37 [128, 64])
     // dxh_l54_i12 += dr_t38 @ r_t37^T
     nj_transpose(128, 64, &a->r_t37[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t39[0][0], g->mm_scratch, &g->dxh_l54_i12[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i12[0][0], g->mm_scratch, &g->dxh_l54_i12[0][0]);
     // dr_t37 from r_t38 [32, 64] = matmul(xh_l54_i12 [32, 128], r_t37 [128, 64])
     // dr_t37 = xh_l54_i12^T @ dr_t38
-    nj_gemm_128x64x32_at(&a->xh_l54_i12[0][0], &g->dr_t39[0][0], &g->dr_t37[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i12[0][0], &g->dhprev_reset_l56_i12[0][0], &g->dr_t37[0][0]);
     // dcell_xh_to_r_weight from r_t37 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2124,6 +2136,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i11[0][0])[i] += (&g->dhprev_l64_i11[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i11 is written in place over dht_l63_i11's array, which holds nothing read after this loop
     // dz_t35 is dz_t36's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2131,7 +2144,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t35 = g->dht_l63_i11[i][j];
             float dht_t36 = g->dht_l63_i11[i][j];
             float dz_l61_i11 = dht_t36 * a->hbar_l59_i11[i][j];
-            g->dhbar_l59_i11[i][j] = dht_t36 * a->z_l61_i11[i][j];
+            g->dht_l63_i11[i][j] = dht_t36 * a->z_l61_i11[i][j];
             float dht_t34 = dht_t35 * hprev_l64_i10[i][j];
             g->dhprev_l64_i10[i][j] = dht_t35 * a->ht_t34[i][j];
             dz_l61_i11 += -dht_t34;
@@ -2152,20 +2165,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t34[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t36 is written in place over dht_l63_i11's array, which holds nothing read after this loop
     // dhbar_t35 is dhbar_t36's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t36[i][j] = g->dhbar_l59_i11[i][j] * (1.0f - a->hbar_l59_i11[i][j] * a->hbar_l59_i11[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t36[i][j];
+            g->dht_l63_i11[i][j] = g->dht_l63_i11[i][j] * (1.0f - a->hbar_l59_i11[i][j] * a->hbar_l59_i11[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i11[i][j];
         }
     // dxhr_l58_i11 from hbar_t35 [32, 64] = matmul(xhr_l58_i11 [32, 128], hbar_t34 [128, 64])
     // dxhr_l58_i11 = dhbar_t35 @ hbar_t34^T
     nj_transpose(128, 64, &a->hbar_t34[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t36[0][0], g->mm_scratch, &g->dxhr_l58_i11[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i11[0][0], g->mm_scratch, &g->dxhr_l58_i11[0][0]);
     // dhbar_t34 from hbar_t35 [32, 64] = matmul(xhr_l58_i11 [32, 128], hbar_t34 [128, 64])
     // dhbar_t34 = xhr_l58_i11^T @ dhbar_t35
-    nj_gemm_128x64x32_at(&a->xhr_l58_i11[0][0], &g->dhbar_t36[0][0], &g->dhbar_t34[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i11[0][0], &g->dht_l63_i11[0][0], &g->dhbar_t34[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t34 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2182,6 +2196,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i11[i][j] = g->dxhr_l58_i11[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t36 is written in place over dhprev_reset_l56_i11's array, which holds nothing read after this loop
     // dr_t35 is dr_t36's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2189,16 +2204,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i11 = g->dhprev_reset_l56_i11[i][j] * hprev_l64_i10[i][j];
             g->dhprev_l64_i10[i][j] += g->dhprev_reset_l56_i11[i][j] * a->r_l55_i11[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t36[i][j] = dr_l55_i11 * a->r_l55_i11[i][j] * (1.0f - a->r_l55_i11[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t36[i][j];
+            g->dhprev_reset_l56_i11[i][j] = dr_l55_i11 * a->r_l55_i11[i][j] * (1.0f - a->r_l55_i11[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i11[i][j];
         }
     // dxh_l54_i11 from r_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], r_t34 [128, 64])
     // dxh_l54_i11 += dr_t35 @ r_t34^T
     nj_transpose(128, 64, &a->r_t34[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t36[0][0], g->mm_scratch, &g->dxh_l54_i11[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i11[0][0], g->mm_scratch, &g->dxh_l54_i11[0][0]);
     // dr_t34 from r_t35 [32, 64] = matmul(xh_l54_i11 [32, 128], r_t34 [128, 64])
     // dr_t34 = xh_l54_i11^T @ dr_t35
-    nj_gemm_128x64x32_at(&a->xh_l54_i11[0][0], &g->dr_t36[0][0], &g->dr_t34[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i11[0][0], &g->dhprev_reset_l56_i11[0][0], &g->dr_t34[0][0]);
     // dcell_xh_to_r_weight from r_t34 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2226,6 +2241,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i10[0][0])[i] += (&g->dhprev_l64_i10[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i10 is written in place over dht_l63_i10's array, which holds nothing read after this loop
     // dz_t32 is dz_t33's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2233,7 +2249,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t32 = g->dht_l63_i10[i][j];
             float dht_t33 = g->dht_l63_i10[i][j];
             float dz_l61_i10 = dht_t33 * a->hbar_l59_i10[i][j];
-            g->dhbar_l59_i10[i][j] = dht_t33 * a->z_l61_i10[i][j];
+            g->dht_l63_i10[i][j] = dht_t33 * a->z_l61_i10[i][j];
             float dht_t31 = dht_t32 * hprev_l64_i9[i][j];
             g->dhprev_l64_i9[i][j] = dht_t32 * a->ht_t31[i][j];
             dz_l61_i10 += -dht_t31;
@@ -2254,20 +2270,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t31[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t33 is written in place over dht_l63_i10's array, which holds nothing read after this loop
     // dhbar_t32 is dhbar_t33's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t33[i][j] = g->dhbar_l59_i10[i][j] * (1.0f - a->hbar_l59_i10[i][j] * a->hbar_l59_i10[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t33[i][j];
+            g->dht_l63_i10[i][j] = g->dht_l63_i10[i][j] * (1.0f - a->hbar_l59_i10[i][j] * a->hbar_l59_i10[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i10[i][j];
         }
     // dxhr_l58_i10 from hbar_t32 [32, 64] = matmul(xhr_l58_i10 [32, 128], hbar_t31 [128, 64])
     // dxhr_l58_i10 = dhbar_t32 @ hbar_t31^T
     nj_transpose(128, 64, &a->hbar_t31[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t33[0][0], g->mm_scratch, &g->dxhr_l58_i10[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i10[0][0], g->mm_scratch, &g->dxhr_l58_i10[0][0]);
     // dhbar_t31 from hbar_t32 [32, 64] = matmul(xhr_l58_i10 [32, 128], hbar_t31 [128, 64])
     // dhbar_t31 = xhr_l58_i10^T @ dhbar_t32
-    nj_gemm_128x64x32_at(&a->xhr_l58_i10[0][0], &g->dhbar_t33[0][0], &g->dhbar_t31[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i10[0][0], &g->dht_l63_i10[0][0], &g->dhbar_t31[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t31 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2284,6 +2301,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i10[i][j] = g->dxhr_l58_i10[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t33 is written in place over dhprev_reset_l56_i10's array, which holds nothing read after this loop
     // dr_t32 is dr_t33's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2291,16 +2309,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i10 = g->dhprev_reset_l56_i10[i][j] * hprev_l64_i9[i][j];
             g->dhprev_l64_i9[i][j] += g->dhprev_reset_l56_i10[i][j] * a->r_l55_i10[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t33[i][j] = dr_l55_i10 * a->r_l55_i10[i][j] * (1.0f - a->r_l55_i10[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t33[i][j];
+            g->dhprev_reset_l56_i10[i][j] = dr_l55_i10 * a->r_l55_i10[i][j] * (1.0f - a->r_l55_i10[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i10[i][j];
         }
     // dxh_l54_i10 from r_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], r_t31 [128, 64])
     // dxh_l54_i10 += dr_t32 @ r_t31^T
     nj_transpose(128, 64, &a->r_t31[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t33[0][0], g->mm_scratch, &g->dxh_l54_i10[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i10[0][0], g->mm_scratch, &g->dxh_l54_i10[0][0]);
     // dr_t31 from r_t32 [32, 64] = matmul(xh_l54_i10 [32, 128], r_t31 [128, 64])
     // dr_t31 = xh_l54_i10^T @ dr_t32
-    nj_gemm_128x64x32_at(&a->xh_l54_i10[0][0], &g->dr_t33[0][0], &g->dr_t31[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i10[0][0], &g->dhprev_reset_l56_i10[0][0], &g->dr_t31[0][0]);
     // dcell_xh_to_r_weight from r_t31 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2328,6 +2346,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i9[0][0])[i] += (&g->dhprev_l64_i9[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i9 is written in place over dht_l63_i9's array, which holds nothing read after this loop
     // dz_t29 is dz_t30's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2335,7 +2354,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t29 = g->dht_l63_i9[i][j];
             float dht_t30 = g->dht_l63_i9[i][j];
             float dz_l61_i9 = dht_t30 * a->hbar_l59_i9[i][j];
-            g->dhbar_l59_i9[i][j] = dht_t30 * a->z_l61_i9[i][j];
+            g->dht_l63_i9[i][j] = dht_t30 * a->z_l61_i9[i][j];
             float dht_t28 = dht_t29 * hprev_l64_i8[i][j];
             g->dhprev_l64_i8[i][j] = dht_t29 * a->ht_t28[i][j];
             dz_l61_i9 += -dht_t28;
@@ -2356,20 +2375,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t28[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t30 is written in place over dht_l63_i9's array, which holds nothing read after this loop
     // dhbar_t29 is dhbar_t30's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t30[i][j] = g->dhbar_l59_i9[i][j] * (1.0f - a->hbar_l59_i9[i][j] * a->hbar_l59_i9[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t30[i][j];
+            g->dht_l63_i9[i][j] = g->dht_l63_i9[i][j] * (1.0f - a->hbar_l59_i9[i][j] * a->hbar_l59_i9[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i9[i][j];
         }
     // dxhr_l58_i9 from hbar_t29 [32, 64] = matmul(xhr_l58_i9 [32, 128], hbar_t28 [128, 64])
     // dxhr_l58_i9 = dhbar_t29 @ hbar_t28^T
     nj_transpose(128, 64, &a->hbar_t28[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t30[0][0], g->mm_scratch, &g->dxhr_l58_i9[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i9[0][0], g->mm_scratch, &g->dxhr_l58_i9[0][0]);
     // dhbar_t28 from hbar_t29 [32, 64] = matmul(xhr_l58_i9 [32, 128], hbar_t28 [128, 64])
     // dhbar_t28 = xhr_l58_i9^T @ dhbar_t29
-    nj_gemm_128x64x32_at(&a->xhr_l58_i9[0][0], &g->dhbar_t30[0][0], &g->dhbar_t28[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i9[0][0], &g->dht_l63_i9[0][0], &g->dhbar_t28[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t28 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2386,6 +2406,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i9[i][j] = g->dxhr_l58_i9[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t30 is written in place over dhprev_reset_l56_i9's array, which holds nothing read after this loop
     // dr_t29 is dr_t30's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2393,16 +2414,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i9 = g->dhprev_reset_l56_i9[i][j] * hprev_l64_i8[i][j];
             g->dhprev_l64_i8[i][j] += g->dhprev_reset_l56_i9[i][j] * a->r_l55_i9[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t30[i][j] = dr_l55_i9 * a->r_l55_i9[i][j] * (1.0f - a->r_l55_i9[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t30[i][j];
+            g->dhprev_reset_l56_i9[i][j] = dr_l55_i9 * a->r_l55_i9[i][j] * (1.0f - a->r_l55_i9[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i9[i][j];
         }
     // dxh_l54_i9 from r_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], r_t28 [128, 64])
     // dxh_l54_i9 += dr_t29 @ r_t28^T
     nj_transpose(128, 64, &a->r_t28[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t30[0][0], g->mm_scratch, &g->dxh_l54_i9[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i9[0][0], g->mm_scratch, &g->dxh_l54_i9[0][0]);
     // dr_t28 from r_t29 [32, 64] = matmul(xh_l54_i9 [32, 128], r_t28 [128, 64])
     // dr_t28 = xh_l54_i9^T @ dr_t29
-    nj_gemm_128x64x32_at(&a->xh_l54_i9[0][0], &g->dr_t30[0][0], &g->dr_t28[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i9[0][0], &g->dhprev_reset_l56_i9[0][0], &g->dr_t28[0][0]);
     // dcell_xh_to_r_weight from r_t28 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2430,6 +2451,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i8[0][0])[i] += (&g->dhprev_l64_i8[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i8 is written in place over dht_l63_i8's array, which holds nothing read after this loop
     // dz_t26 is dz_t27's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2437,7 +2459,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t26 = g->dht_l63_i8[i][j];
             float dht_t27 = g->dht_l63_i8[i][j];
             float dz_l61_i8 = dht_t27 * a->hbar_l59_i8[i][j];
-            g->dhbar_l59_i8[i][j] = dht_t27 * a->z_l61_i8[i][j];
+            g->dht_l63_i8[i][j] = dht_t27 * a->z_l61_i8[i][j];
             float dht_t25 = dht_t26 * hprev_l64_i7[i][j];
             g->dhprev_l64_i7[i][j] = dht_t26 * a->ht_t25[i][j];
             dz_l61_i8 += -dht_t25;
@@ -2458,20 +2480,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t25[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t27 is written in place over dht_l63_i8's array, which holds nothing read after this loop
     // dhbar_t26 is dhbar_t27's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t27[i][j] = g->dhbar_l59_i8[i][j] * (1.0f - a->hbar_l59_i8[i][j] * a->hbar_l59_i8[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t27[i][j];
+            g->dht_l63_i8[i][j] = g->dht_l63_i8[i][j] * (1.0f - a->hbar_l59_i8[i][j] * a->hbar_l59_i8[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i8[i][j];
         }
     // dxhr_l58_i8 from hbar_t26 [32, 64] = matmul(xhr_l58_i8 [32, 128], hbar_t25 [128, 64])
     // dxhr_l58_i8 = dhbar_t26 @ hbar_t25^T
     nj_transpose(128, 64, &a->hbar_t25[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t27[0][0], g->mm_scratch, &g->dxhr_l58_i8[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i8[0][0], g->mm_scratch, &g->dxhr_l58_i8[0][0]);
     // dhbar_t25 from hbar_t26 [32, 64] = matmul(xhr_l58_i8 [32, 128], hbar_t25 [128, 64])
     // dhbar_t25 = xhr_l58_i8^T @ dhbar_t26
-    nj_gemm_128x64x32_at(&a->xhr_l58_i8[0][0], &g->dhbar_t27[0][0], &g->dhbar_t25[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i8[0][0], &g->dht_l63_i8[0][0], &g->dhbar_t25[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t25 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2488,6 +2511,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i8[i][j] = g->dxhr_l58_i8[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t27 is written in place over dhprev_reset_l56_i8's array, which holds nothing read after this loop
     // dr_t26 is dr_t27's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2495,16 +2519,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i8 = g->dhprev_reset_l56_i8[i][j] * hprev_l64_i7[i][j];
             g->dhprev_l64_i7[i][j] += g->dhprev_reset_l56_i8[i][j] * a->r_l55_i8[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t27[i][j] = dr_l55_i8 * a->r_l55_i8[i][j] * (1.0f - a->r_l55_i8[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t27[i][j];
+            g->dhprev_reset_l56_i8[i][j] = dr_l55_i8 * a->r_l55_i8[i][j] * (1.0f - a->r_l55_i8[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i8[i][j];
         }
     // dxh_l54_i8 from r_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], r_t25 [128, 64])
     // dxh_l54_i8 += dr_t26 @ r_t25^T
     nj_transpose(128, 64, &a->r_t25[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t27[0][0], g->mm_scratch, &g->dxh_l54_i8[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i8[0][0], g->mm_scratch, &g->dxh_l54_i8[0][0]);
     // dr_t25 from r_t26 [32, 64] = matmul(xh_l54_i8 [32, 128], r_t25 [128, 64])
     // dr_t25 = xh_l54_i8^T @ dr_t26
-    nj_gemm_128x64x32_at(&a->xh_l54_i8[0][0], &g->dr_t27[0][0], &g->dr_t25[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i8[0][0], &g->dhprev_reset_l56_i8[0][0], &g->dr_t25[0][0]);
     // dcell_xh_to_r_weight from r_t25 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2532,6 +2556,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i7[0][0])[i] += (&g->dhprev_l64_i7[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i7 is written in place over dht_l63_i7's array, which holds nothing read after this loop
     // dz_t23 is dz_t24's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2539,7 +2564,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t23 = g->dht_l63_i7[i][j];
             float dht_t24 = g->dht_l63_i7[i][j];
             float dz_l61_i7 = dht_t24 * a->hbar_l59_i7[i][j];
-            g->dhbar_l59_i7[i][j] = dht_t24 * a->z_l61_i7[i][j];
+            g->dht_l63_i7[i][j] = dht_t24 * a->z_l61_i7[i][j];
             float dht_t22 = dht_t23 * hprev_l64_i6[i][j];
             g->dhprev_l64_i6[i][j] = dht_t23 * a->ht_t22[i][j];
             dz_l61_i7 += -dht_t22;
@@ -2560,20 +2585,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t22[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t24 is written in place over dht_l63_i7's array, which holds nothing read after this loop
     // dhbar_t23 is dhbar_t24's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t24[i][j] = g->dhbar_l59_i7[i][j] * (1.0f - a->hbar_l59_i7[i][j] * a->hbar_l59_i7[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t24[i][j];
+            g->dht_l63_i7[i][j] = g->dht_l63_i7[i][j] * (1.0f - a->hbar_l59_i7[i][j] * a->hbar_l59_i7[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i7[i][j];
         }
     // dxhr_l58_i7 from hbar_t23 [32, 64] = matmul(xhr_l58_i7 [32, 128], hbar_t22 [128, 64])
     // dxhr_l58_i7 = dhbar_t23 @ hbar_t22^T
     nj_transpose(128, 64, &a->hbar_t22[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t24[0][0], g->mm_scratch, &g->dxhr_l58_i7[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i7[0][0], g->mm_scratch, &g->dxhr_l58_i7[0][0]);
     // dhbar_t22 from hbar_t23 [32, 64] = matmul(xhr_l58_i7 [32, 128], hbar_t22 [128, 64])
     // dhbar_t22 = xhr_l58_i7^T @ dhbar_t23
-    nj_gemm_128x64x32_at(&a->xhr_l58_i7[0][0], &g->dhbar_t24[0][0], &g->dhbar_t22[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i7[0][0], &g->dht_l63_i7[0][0], &g->dhbar_t22[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t22 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2590,6 +2616,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i7[i][j] = g->dxhr_l58_i7[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t24 is written in place over dhprev_reset_l56_i7's array, which holds nothing read after this loop
     // dr_t23 is dr_t24's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2597,16 +2624,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i7 = g->dhprev_reset_l56_i7[i][j] * hprev_l64_i6[i][j];
             g->dhprev_l64_i6[i][j] += g->dhprev_reset_l56_i7[i][j] * a->r_l55_i7[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t24[i][j] = dr_l55_i7 * a->r_l55_i7[i][j] * (1.0f - a->r_l55_i7[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t24[i][j];
+            g->dhprev_reset_l56_i7[i][j] = dr_l55_i7 * a->r_l55_i7[i][j] * (1.0f - a->r_l55_i7[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i7[i][j];
         }
     // dxh_l54_i7 from r_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], r_t22 [128, 64])
     // dxh_l54_i7 += dr_t23 @ r_t22^T
     nj_transpose(128, 64, &a->r_t22[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t24[0][0], g->mm_scratch, &g->dxh_l54_i7[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i7[0][0], g->mm_scratch, &g->dxh_l54_i7[0][0]);
     // dr_t22 from r_t23 [32, 64] = matmul(xh_l54_i7 [32, 128], r_t22 [128, 64])
     // dr_t22 = xh_l54_i7^T @ dr_t23
-    nj_gemm_128x64x32_at(&a->xh_l54_i7[0][0], &g->dr_t24[0][0], &g->dr_t22[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i7[0][0], &g->dhprev_reset_l56_i7[0][0], &g->dr_t22[0][0]);
     // dcell_xh_to_r_weight from r_t22 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2634,6 +2661,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i6[0][0])[i] += (&g->dhprev_l64_i6[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i6 is written in place over dht_l63_i6's array, which holds nothing read after this loop
     // dz_t20 is dz_t21's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2641,7 +2669,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t20 = g->dht_l63_i6[i][j];
             float dht_t21 = g->dht_l63_i6[i][j];
             float dz_l61_i6 = dht_t21 * a->hbar_l59_i6[i][j];
-            g->dhbar_l59_i6[i][j] = dht_t21 * a->z_l61_i6[i][j];
+            g->dht_l63_i6[i][j] = dht_t21 * a->z_l61_i6[i][j];
             float dht_t19 = dht_t20 * hprev_l64_i5[i][j];
             g->dhprev_l64_i5[i][j] = dht_t20 * a->ht_t19[i][j];
             dz_l61_i6 += -dht_t19;
@@ -2662,20 +2690,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t19[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t21 is written in place over dht_l63_i6's array, which holds nothing read after this loop
     // dhbar_t20 is dhbar_t21's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t21[i][j] = g->dhbar_l59_i6[i][j] * (1.0f - a->hbar_l59_i6[i][j] * a->hbar_l59_i6[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t21[i][j];
+            g->dht_l63_i6[i][j] = g->dht_l63_i6[i][j] * (1.0f - a->hbar_l59_i6[i][j] * a->hbar_l59_i6[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i6[i][j];
         }
     // dxhr_l58_i6 from hbar_t20 [32, 64] = matmul(xhr_l58_i6 [32, 128], hbar_t19 [128, 64])
     // dxhr_l58_i6 = dhbar_t20 @ hbar_t19^T
     nj_transpose(128, 64, &a->hbar_t19[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t21[0][0], g->mm_scratch, &g->dxhr_l58_i6[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i6[0][0], g->mm_scratch, &g->dxhr_l58_i6[0][0]);
     // dhbar_t19 from hbar_t20 [32, 64] = matmul(xhr_l58_i6 [32, 128], hbar_t19 [128, 64])
     // dhbar_t19 = xhr_l58_i6^T @ dhbar_t20
-    nj_gemm_128x64x32_at(&a->xhr_l58_i6[0][0], &g->dhbar_t21[0][0], &g->dhbar_t19[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i6[0][0], &g->dht_l63_i6[0][0], &g->dhbar_t19[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t19 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2692,6 +2721,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i6[i][j] = g->dxhr_l58_i6[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t21 is written in place over dhprev_reset_l56_i6's array, which holds nothing read after this loop
     // dr_t20 is dr_t21's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2699,16 +2729,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i6 = g->dhprev_reset_l56_i6[i][j] * hprev_l64_i5[i][j];
             g->dhprev_l64_i5[i][j] += g->dhprev_reset_l56_i6[i][j] * a->r_l55_i6[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t21[i][j] = dr_l55_i6 * a->r_l55_i6[i][j] * (1.0f - a->r_l55_i6[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t21[i][j];
+            g->dhprev_reset_l56_i6[i][j] = dr_l55_i6 * a->r_l55_i6[i][j] * (1.0f - a->r_l55_i6[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i6[i][j];
         }
     // dxh_l54_i6 from r_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], r_t19 [128, 64])
     // dxh_l54_i6 += dr_t20 @ r_t19^T
     nj_transpose(128, 64, &a->r_t19[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t21[0][0], g->mm_scratch, &g->dxh_l54_i6[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i6[0][0], g->mm_scratch, &g->dxh_l54_i6[0][0]);
     // dr_t19 from r_t20 [32, 64] = matmul(xh_l54_i6 [32, 128], r_t19 [128, 64])
     // dr_t19 = xh_l54_i6^T @ dr_t20
-    nj_gemm_128x64x32_at(&a->xh_l54_i6[0][0], &g->dr_t21[0][0], &g->dr_t19[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i6[0][0], &g->dhprev_reset_l56_i6[0][0], &g->dr_t19[0][0]);
     // dcell_xh_to_r_weight from r_t19 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2736,6 +2766,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i5[0][0])[i] += (&g->dhprev_l64_i5[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i5 is written in place over dht_l63_i5's array, which holds nothing read after this loop
     // dz_t17 is dz_t18's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2743,7 +2774,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t17 = g->dht_l63_i5[i][j];
             float dht_t18 = g->dht_l63_i5[i][j];
             float dz_l61_i5 = dht_t18 * a->hbar_l59_i5[i][j];
-            g->dhbar_l59_i5[i][j] = dht_t18 * a->z_l61_i5[i][j];
+            g->dht_l63_i5[i][j] = dht_t18 * a->z_l61_i5[i][j];
             float dht_t16 = dht_t17 * hprev_l64_i4[i][j];
             g->dhprev_l64_i4[i][j] = dht_t17 * a->ht_t16[i][j];
             dz_l61_i5 += -dht_t16;
@@ -2764,20 +2795,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t16[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t18 is written in place over dht_l63_i5's array, which holds nothing read after this loop
     // dhbar_t17 is dhbar_t18's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t18[i][j] = g->dhbar_l59_i5[i][j] * (1.0f - a->hbar_l59_i5[i][j] * a->hbar_l59_i5[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t18[i][j];
+            g->dht_l63_i5[i][j] = g->dht_l63_i5[i][j] * (1.0f - a->hbar_l59_i5[i][j] * a->hbar_l59_i5[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i5[i][j];
         }
     // dxhr_l58_i5 from hbar_t17 [32, 64] = matmul(xhr_l58_i5 [32, 128], hbar_t16 [128, 64])
     // dxhr_l58_i5 = dhbar_t17 @ hbar_t16^T
     nj_transpose(128, 64, &a->hbar_t16[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t18[0][0], g->mm_scratch, &g->dxhr_l58_i5[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i5[0][0], g->mm_scratch, &g->dxhr_l58_i5[0][0]);
     // dhbar_t16 from hbar_t17 [32, 64] = matmul(xhr_l58_i5 [32, 128], hbar_t16 [128, 64])
     // dhbar_t16 = xhr_l58_i5^T @ dhbar_t17
-    nj_gemm_128x64x32_at(&a->xhr_l58_i5[0][0], &g->dhbar_t18[0][0], &g->dhbar_t16[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i5[0][0], &g->dht_l63_i5[0][0], &g->dhbar_t16[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t16 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2794,6 +2826,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i5[i][j] = g->dxhr_l58_i5[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t18 is written in place over dhprev_reset_l56_i5's array, which holds nothing read after this loop
     // dr_t17 is dr_t18's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2801,16 +2834,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i5 = g->dhprev_reset_l56_i5[i][j] * hprev_l64_i4[i][j];
             g->dhprev_l64_i4[i][j] += g->dhprev_reset_l56_i5[i][j] * a->r_l55_i5[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t18[i][j] = dr_l55_i5 * a->r_l55_i5[i][j] * (1.0f - a->r_l55_i5[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t18[i][j];
+            g->dhprev_reset_l56_i5[i][j] = dr_l55_i5 * a->r_l55_i5[i][j] * (1.0f - a->r_l55_i5[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i5[i][j];
         }
     // dxh_l54_i5 from r_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], r_t16 [128, 64])
     // dxh_l54_i5 += dr_t17 @ r_t16^T
     nj_transpose(128, 64, &a->r_t16[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t18[0][0], g->mm_scratch, &g->dxh_l54_i5[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i5[0][0], g->mm_scratch, &g->dxh_l54_i5[0][0]);
     // dr_t16 from r_t17 [32, 64] = matmul(xh_l54_i5 [32, 128], r_t16 [128, 64])
     // dr_t16 = xh_l54_i5^T @ dr_t17
-    nj_gemm_128x64x32_at(&a->xh_l54_i5[0][0], &g->dr_t18[0][0], &g->dr_t16[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i5[0][0], &g->dhprev_reset_l56_i5[0][0], &g->dr_t16[0][0]);
     // dcell_xh_to_r_weight from r_t16 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2838,6 +2871,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i4[0][0])[i] += (&g->dhprev_l64_i4[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i4 is written in place over dht_l63_i4's array, which holds nothing read after this loop
     // dz_t14 is dz_t15's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2845,7 +2879,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t14 = g->dht_l63_i4[i][j];
             float dht_t15 = g->dht_l63_i4[i][j];
             float dz_l61_i4 = dht_t15 * a->hbar_l59_i4[i][j];
-            g->dhbar_l59_i4[i][j] = dht_t15 * a->z_l61_i4[i][j];
+            g->dht_l63_i4[i][j] = dht_t15 * a->z_l61_i4[i][j];
             float dht_t13 = dht_t14 * hprev_l64_i3[i][j];
             g->dhprev_l64_i3[i][j] = dht_t14 * a->ht_t13[i][j];
             dz_l61_i4 += -dht_t13;
@@ -2866,20 +2900,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t13[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t15 is written in place over dht_l63_i4's array, which holds nothing read after this loop
     // dhbar_t14 is dhbar_t15's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t15[i][j] = g->dhbar_l59_i4[i][j] * (1.0f - a->hbar_l59_i4[i][j] * a->hbar_l59_i4[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t15[i][j];
+            g->dht_l63_i4[i][j] = g->dht_l63_i4[i][j] * (1.0f - a->hbar_l59_i4[i][j] * a->hbar_l59_i4[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i4[i][j];
         }
     // dxhr_l58_i4 from hbar_t14 [32, 64] = matmul(xhr_l58_i4 [32, 128], hbar_t13 [128, 64])
     // dxhr_l58_i4 = dhbar_t14 @ hbar_t13^T
     nj_transpose(128, 64, &a->hbar_t13[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t15[0][0], g->mm_scratch, &g->dxhr_l58_i4[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i4[0][0], g->mm_scratch, &g->dxhr_l58_i4[0][0]);
     // dhbar_t13 from hbar_t14 [32, 64] = matmul(xhr_l58_i4 [32, 128], hbar_t13 [128, 64])
     // dhbar_t13 = xhr_l58_i4^T @ dhbar_t14
-    nj_gemm_128x64x32_at(&a->xhr_l58_i4[0][0], &g->dhbar_t15[0][0], &g->dhbar_t13[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i4[0][0], &g->dht_l63_i4[0][0], &g->dhbar_t13[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t13 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2896,6 +2931,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i4[i][j] = g->dxhr_l58_i4[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t15 is written in place over dhprev_reset_l56_i4's array, which holds nothing read after this loop
     // dr_t14 is dr_t15's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2903,16 +2939,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i4 = g->dhprev_reset_l56_i4[i][j] * hprev_l64_i3[i][j];
             g->dhprev_l64_i3[i][j] += g->dhprev_reset_l56_i4[i][j] * a->r_l55_i4[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t15[i][j] = dr_l55_i4 * a->r_l55_i4[i][j] * (1.0f - a->r_l55_i4[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t15[i][j];
+            g->dhprev_reset_l56_i4[i][j] = dr_l55_i4 * a->r_l55_i4[i][j] * (1.0f - a->r_l55_i4[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i4[i][j];
         }
     // dxh_l54_i4 from r_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], r_t13 [128, 64])
     // dxh_l54_i4 += dr_t14 @ r_t13^T
     nj_transpose(128, 64, &a->r_t13[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t15[0][0], g->mm_scratch, &g->dxh_l54_i4[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i4[0][0], g->mm_scratch, &g->dxh_l54_i4[0][0]);
     // dr_t13 from r_t14 [32, 64] = matmul(xh_l54_i4 [32, 128], r_t13 [128, 64])
     // dr_t13 = xh_l54_i4^T @ dr_t14
-    nj_gemm_128x64x32_at(&a->xh_l54_i4[0][0], &g->dr_t15[0][0], &g->dr_t13[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i4[0][0], &g->dhprev_reset_l56_i4[0][0], &g->dr_t13[0][0]);
     // dcell_xh_to_r_weight from r_t13 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2940,6 +2976,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i3[0][0])[i] += (&g->dhprev_l64_i3[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i3 is written in place over dht_l63_i3's array, which holds nothing read after this loop
     // dz_t11 is dz_t12's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -2947,7 +2984,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t11 = g->dht_l63_i3[i][j];
             float dht_t12 = g->dht_l63_i3[i][j];
             float dz_l61_i3 = dht_t12 * a->hbar_l59_i3[i][j];
-            g->dhbar_l59_i3[i][j] = dht_t12 * a->z_l61_i3[i][j];
+            g->dht_l63_i3[i][j] = dht_t12 * a->z_l61_i3[i][j];
             float dht_t10 = dht_t11 * hprev_l64_i2[i][j];
             g->dhprev_l64_i2[i][j] = dht_t11 * a->ht_t10[i][j];
             dz_l61_i3 += -dht_t10;
@@ -2968,20 +3005,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t10[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t12 is written in place over dht_l63_i3's array, which holds nothing read after this loop
     // dhbar_t11 is dhbar_t12's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t12[i][j] = g->dhbar_l59_i3[i][j] * (1.0f - a->hbar_l59_i3[i][j] * a->hbar_l59_i3[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t12[i][j];
+            g->dht_l63_i3[i][j] = g->dht_l63_i3[i][j] * (1.0f - a->hbar_l59_i3[i][j] * a->hbar_l59_i3[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i3[i][j];
         }
     // dxhr_l58_i3 from hbar_t11 [32, 64] = matmul(xhr_l58_i3 [32, 128], hbar_t10 [128, 64])
     // dxhr_l58_i3 = dhbar_t11 @ hbar_t10^T
     nj_transpose(128, 64, &a->hbar_t10[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t12[0][0], g->mm_scratch, &g->dxhr_l58_i3[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i3[0][0], g->mm_scratch, &g->dxhr_l58_i3[0][0]);
     // dhbar_t10 from hbar_t11 [32, 64] = matmul(xhr_l58_i3 [32, 128], hbar_t10 [128, 64])
     // dhbar_t10 = xhr_l58_i3^T @ dhbar_t11
-    nj_gemm_128x64x32_at(&a->xhr_l58_i3[0][0], &g->dhbar_t12[0][0], &g->dhbar_t10[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i3[0][0], &g->dht_l63_i3[0][0], &g->dhbar_t10[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t10 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -2998,6 +3036,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i3[i][j] = g->dxhr_l58_i3[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t12 is written in place over dhprev_reset_l56_i3's array, which holds nothing read after this loop
     // dr_t11 is dr_t12's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -3005,16 +3044,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i3 = g->dhprev_reset_l56_i3[i][j] * hprev_l64_i2[i][j];
             g->dhprev_l64_i2[i][j] += g->dhprev_reset_l56_i3[i][j] * a->r_l55_i3[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t12[i][j] = dr_l55_i3 * a->r_l55_i3[i][j] * (1.0f - a->r_l55_i3[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t12[i][j];
+            g->dhprev_reset_l56_i3[i][j] = dr_l55_i3 * a->r_l55_i3[i][j] * (1.0f - a->r_l55_i3[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i3[i][j];
         }
     // dxh_l54_i3 from r_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], r_t10 [128, 64])
     // dxh_l54_i3 += dr_t11 @ r_t10^T
     nj_transpose(128, 64, &a->r_t10[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t12[0][0], g->mm_scratch, &g->dxh_l54_i3[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i3[0][0], g->mm_scratch, &g->dxh_l54_i3[0][0]);
     // dr_t10 from r_t11 [32, 64] = matmul(xh_l54_i3 [32, 128], r_t10 [128, 64])
     // dr_t10 = xh_l54_i3^T @ dr_t11
-    nj_gemm_128x64x32_at(&a->xh_l54_i3[0][0], &g->dr_t12[0][0], &g->dr_t10[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i3[0][0], &g->dhprev_reset_l56_i3[0][0], &g->dr_t10[0][0]);
     // dcell_xh_to_r_weight from r_t10 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3042,6 +3081,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i2[0][0])[i] += (&g->dhprev_l64_i2[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i2 is written in place over dht_l63_i2's array, which holds nothing read after this loop
     // dz_t8 is dz_t9's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -3049,7 +3089,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t8 = g->dht_l63_i2[i][j];
             float dht_t9 = g->dht_l63_i2[i][j];
             float dz_l61_i2 = dht_t9 * a->hbar_l59_i2[i][j];
-            g->dhbar_l59_i2[i][j] = dht_t9 * a->z_l61_i2[i][j];
+            g->dht_l63_i2[i][j] = dht_t9 * a->z_l61_i2[i][j];
             float dht_t7 = dht_t8 * hprev_l64_i1[i][j];
             g->dhprev_l64_i1[i][j] = dht_t8 * a->ht_t7[i][j];
             dz_l61_i2 += -dht_t7;
@@ -3070,20 +3110,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t7[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t9 is written in place over dht_l63_i2's array, which holds nothing read after this loop
     // dhbar_t8 is dhbar_t9's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t9[i][j] = g->dhbar_l59_i2[i][j] * (1.0f - a->hbar_l59_i2[i][j] * a->hbar_l59_i2[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t9[i][j];
+            g->dht_l63_i2[i][j] = g->dht_l63_i2[i][j] * (1.0f - a->hbar_l59_i2[i][j] * a->hbar_l59_i2[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i2[i][j];
         }
     // dxhr_l58_i2 from hbar_t8 [32, 64] = matmul(xhr_l58_i2 [32, 128], hbar_t7 [128, 64])
     // dxhr_l58_i2 = dhbar_t8 @ hbar_t7^T
     nj_transpose(128, 64, &a->hbar_t7[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t9[0][0], g->mm_scratch, &g->dxhr_l58_i2[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i2[0][0], g->mm_scratch, &g->dxhr_l58_i2[0][0]);
     // dhbar_t7 from hbar_t8 [32, 64] = matmul(xhr_l58_i2 [32, 128], hbar_t7 [128, 64])
     // dhbar_t7 = xhr_l58_i2^T @ dhbar_t8
-    nj_gemm_128x64x32_at(&a->xhr_l58_i2[0][0], &g->dhbar_t9[0][0], &g->dhbar_t7[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i2[0][0], &g->dht_l63_i2[0][0], &g->dhbar_t7[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t7 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3100,6 +3141,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i2[i][j] = g->dxhr_l58_i2[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t9 is written in place over dhprev_reset_l56_i2's array, which holds nothing read after this loop
     // dr_t8 is dr_t9's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -3107,16 +3149,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i2 = g->dhprev_reset_l56_i2[i][j] * hprev_l64_i1[i][j];
             g->dhprev_l64_i1[i][j] += g->dhprev_reset_l56_i2[i][j] * a->r_l55_i2[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t9[i][j] = dr_l55_i2 * a->r_l55_i2[i][j] * (1.0f - a->r_l55_i2[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t9[i][j];
+            g->dhprev_reset_l56_i2[i][j] = dr_l55_i2 * a->r_l55_i2[i][j] * (1.0f - a->r_l55_i2[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i2[i][j];
         }
     // dxh_l54_i2 from r_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], r_t7 [128, 64])
     // dxh_l54_i2 += dr_t8 @ r_t7^T
     nj_transpose(128, 64, &a->r_t7[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t9[0][0], g->mm_scratch, &g->dxh_l54_i2[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i2[0][0], g->mm_scratch, &g->dxh_l54_i2[0][0]);
     // dr_t7 from r_t8 [32, 64] = matmul(xh_l54_i2 [32, 128], r_t7 [128, 64])
     // dr_t7 = xh_l54_i2^T @ dr_t8
-    nj_gemm_128x64x32_at(&a->xh_l54_i2[0][0], &g->dr_t9[0][0], &g->dr_t7[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i2[0][0], &g->dhprev_reset_l56_i2[0][0], &g->dr_t7[0][0]);
     // dcell_xh_to_r_weight from r_t7 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3144,6 +3186,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i1[0][0])[i] += (&g->dhprev_l64_i1[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i1 is written in place over dht_l63_i1's array, which holds nothing read after this loop
     // dz_t5 is dz_t6's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -3151,7 +3194,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t5 = g->dht_l63_i1[i][j];
             float dht_t6 = g->dht_l63_i1[i][j];
             float dz_l61_i1 = dht_t6 * a->hbar_l59_i1[i][j];
-            g->dhbar_l59_i1[i][j] = dht_t6 * a->z_l61_i1[i][j];
+            g->dht_l63_i1[i][j] = dht_t6 * a->z_l61_i1[i][j];
             float dht_t4 = dht_t5 * hprev_l64_i0[i][j];
             g->dhprev_l64_i0[i][j] = dht_t5 * a->ht_t4[i][j];
             dz_l61_i1 += -dht_t4;
@@ -3172,20 +3215,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t4[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t6 is written in place over dht_l63_i1's array, which holds nothing read after this loop
     // dhbar_t5 is dhbar_t6's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t6[i][j] = g->dhbar_l59_i1[i][j] * (1.0f - a->hbar_l59_i1[i][j] * a->hbar_l59_i1[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t6[i][j];
+            g->dht_l63_i1[i][j] = g->dht_l63_i1[i][j] * (1.0f - a->hbar_l59_i1[i][j] * a->hbar_l59_i1[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i1[i][j];
         }
     // dxhr_l58_i1 from hbar_t5 [32, 64] = matmul(xhr_l58_i1 [32, 128], hbar_t4 [128, 64])
     // dxhr_l58_i1 = dhbar_t5 @ hbar_t4^T
     nj_transpose(128, 64, &a->hbar_t4[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t6[0][0], g->mm_scratch, &g->dxhr_l58_i1[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i1[0][0], g->mm_scratch, &g->dxhr_l58_i1[0][0]);
     // dhbar_t4 from hbar_t5 [32, 64] = matmul(xhr_l58_i1 [32, 128], hbar_t4 [128, 64])
     // dhbar_t4 = xhr_l58_i1^T @ dhbar_t5
-    nj_gemm_128x64x32_at(&a->xhr_l58_i1[0][0], &g->dhbar_t6[0][0], &g->dhbar_t4[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i1[0][0], &g->dht_l63_i1[0][0], &g->dhbar_t4[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t4 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3202,6 +3246,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i1[i][j] = g->dxhr_l58_i1[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t6 is written in place over dhprev_reset_l56_i1's array, which holds nothing read after this loop
     // dr_t5 is dr_t6's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -3209,16 +3254,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i1 = g->dhprev_reset_l56_i1[i][j] * hprev_l64_i0[i][j];
             g->dhprev_l64_i0[i][j] += g->dhprev_reset_l56_i1[i][j] * a->r_l55_i1[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t6[i][j] = dr_l55_i1 * a->r_l55_i1[i][j] * (1.0f - a->r_l55_i1[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t6[i][j];
+            g->dhprev_reset_l56_i1[i][j] = dr_l55_i1 * a->r_l55_i1[i][j] * (1.0f - a->r_l55_i1[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i1[i][j];
         }
     // dxh_l54_i1 from r_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], r_t4 [128, 64])
     // dxh_l54_i1 += dr_t5 @ r_t4^T
     nj_transpose(128, 64, &a->r_t4[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t6[0][0], g->mm_scratch, &g->dxh_l54_i1[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i1[0][0], g->mm_scratch, &g->dxh_l54_i1[0][0]);
     // dr_t4 from r_t5 [32, 64] = matmul(xh_l54_i1 [32, 128], r_t4 [128, 64])
     // dr_t4 = xh_l54_i1^T @ dr_t5
-    nj_gemm_128x64x32_at(&a->xh_l54_i1[0][0], &g->dr_t6[0][0], &g->dr_t4[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i1[0][0], &g->dhprev_reset_l56_i1[0][0], &g->dr_t4[0][0]);
     // dcell_xh_to_r_weight from r_t4 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3246,6 +3291,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
         (&g->dht_l63_i0[0][0])[i] += (&g->dhprev_l64_i0[0][0])[i];
     
     // backprop through mm_gru.ninja:61-63, in one pass over [batch_size=32, 64]:
+    // dhbar_l59_i0 is written in place over dht_l63_i0's array, which holds nothing read after this loop
     // dz_t2 is dz_t3's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -3253,7 +3299,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dht_t2 = g->dht_l63_i0[i][j];
             float dht_t3 = g->dht_l63_i0[i][j];
             float dz_l61_i0 = dht_t3 * a->hbar_l59_i0[i][j];
-            g->dhbar_l59_i0[i][j] = dht_t3 * a->z_l61_i0[i][j];
+            g->dht_l63_i0[i][j] = dht_t3 * a->z_l61_i0[i][j];
             float dht_t1 = dht_t2 * a->hprev_l48[i][j];
             g->dhprev_l48[i][j] = dht_t2 * a->ht_t1[i][j];
             dz_l61_i0 += -dht_t1;
@@ -3274,20 +3320,21 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dcell_xh_to_z_weight[j][i] += g->dz_t1[i][j];
     
     // backprop through mm_gru.ninja:59, in one pass over [batch_size=32, 64]:
+    // dhbar_t3 is written in place over dht_l63_i0's array, which holds nothing read after this loop
     // dhbar_t2 is dhbar_t3's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :59 hbar = F.tanh(F.linear(xhr, cell_xh_to_hbar_weight, cell_xh_to_hbar_bias))
-            g->dhbar_t3[i][j] = g->dhbar_l59_i0[i][j] * (1.0f - a->hbar_l59_i0[i][j] * a->hbar_l59_i0[i][j]);
-            g->dcell_xh_to_hbar_bias[j] += g->dhbar_t3[i][j];
+            g->dht_l63_i0[i][j] = g->dht_l63_i0[i][j] * (1.0f - a->hbar_l59_i0[i][j] * a->hbar_l59_i0[i][j]);
+            g->dcell_xh_to_hbar_bias[j] += g->dht_l63_i0[i][j];
         }
     // dxhr_l58_i0 from hbar_t2 [32, 64] = matmul(xhr_l58_i0 [32, 128], hbar_t1 [128, 64])
     // dxhr_l58_i0 = dhbar_t2 @ hbar_t1^T
     nj_transpose(128, 64, &a->hbar_t1[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dhbar_t3[0][0], g->mm_scratch, &g->dxhr_l58_i0[0][0]);
+    nj_gemm_32x128x64(&g->dht_l63_i0[0][0], g->mm_scratch, &g->dxhr_l58_i0[0][0]);
     // dhbar_t1 from hbar_t2 [32, 64] = matmul(xhr_l58_i0 [32, 128], hbar_t1 [128, 64])
     // dhbar_t1 = xhr_l58_i0^T @ dhbar_t2
-    nj_gemm_128x64x32_at(&a->xhr_l58_i0[0][0], &g->dhbar_t3[0][0], &g->dhbar_t1[0][0]);
+    nj_gemm_128x64x32_at(&a->xhr_l58_i0[0][0], &g->dht_l63_i0[0][0], &g->dhbar_t1[0][0]);
     // dcell_xh_to_hbar_weight from hbar_t1 [128, 64] = transpose(cell_xh_to_hbar_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -3304,6 +3351,7 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             g->dhprev_reset_l56_i0[i][j] = g->dxhr_l58_i0[i][64 + j];
     
     // backprop through mm_gru.ninja:55-56, in one pass over [batch_size=32, 64]:
+    // dr_t3 is written in place over dhprev_reset_l56_i0's array, which holds nothing read after this loop
     // dr_t2 is dr_t3's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
@@ -3311,16 +3359,16 @@ void mm_gru_backward(const mm_gru_params *restrict p, const int32_t *const *inpu
             float dr_l55_i0 = g->dhprev_reset_l56_i0[i][j] * a->hprev_l48[i][j];
             g->dhprev_l48[i][j] += g->dhprev_reset_l56_i0[i][j] * a->r_l55_i0[i][j];
             // :55 r = F.sigmoid(F.linear(xh, cell_xh_to_r_weight, cell_xh_to_r_bias))
-            g->dr_t3[i][j] = dr_l55_i0 * a->r_l55_i0[i][j] * (1.0f - a->r_l55_i0[i][j]);
-            g->dcell_xh_to_r_bias[j] += g->dr_t3[i][j];
+            g->dhprev_reset_l56_i0[i][j] = dr_l55_i0 * a->r_l55_i0[i][j] * (1.0f - a->r_l55_i0[i][j]);
+            g->dcell_xh_to_r_bias[j] += g->dhprev_reset_l56_i0[i][j];
         }
     // dxh_l54_i0 from r_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], r_t1 [128, 64])
     // dxh_l54_i0 += dr_t2 @ r_t1^T
     nj_transpose(128, 64, &a->r_t1[0][0], g->mm_scratch);
-    nj_gemm_32x128x64_acc(&g->dr_t3[0][0], g->mm_scratch, &g->dxh_l54_i0[0][0]);
+    nj_gemm_32x128x64_acc(&g->dhprev_reset_l56_i0[0][0], g->mm_scratch, &g->dxh_l54_i0[0][0]);
     // dr_t1 from r_t2 [32, 64] = matmul(xh_l54_i0 [32, 128], r_t1 [128, 64])
     // dr_t1 = xh_l54_i0^T @ dr_t2
-    nj_gemm_128x64x32_at(&a->xh_l54_i0[0][0], &g->dr_t3[0][0], &g->dr_t1[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l54_i0[0][0], &g->dhprev_reset_l56_i0[0][0], &g->dr_t1[0][0]);
     // dcell_xh_to_r_weight from r_t1 [128, 64] = transpose(cell_xh_to_r_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)

@@ -288,12 +288,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i0[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i0[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t1[128][64];              // [128, 64] mm_gru.ninja:55
-    float dr_t3[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i0[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i0[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t1[128][64];           // [128, 64] mm_gru.ninja:59
-    float dhbar_t3[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i0[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t1[128][64];              // [128, 64] mm_gru.ninja:61
     float dz_t3[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i0[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
@@ -301,12 +298,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i1[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i1[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t4[128][64];              // [128, 64] mm_gru.ninja:55
-    float dr_t6[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i1[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i1[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t4[128][64];           // [128, 64] mm_gru.ninja:59
-    float dhbar_t6[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i1[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t4[128][64];              // [128, 64] mm_gru.ninja:61
     float dz_t6[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i1[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
@@ -314,12 +308,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i2[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i2[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t7[128][64];              // [128, 64] mm_gru.ninja:55
-    float dr_t9[32][64];               // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i2[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i2[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t7[128][64];           // [128, 64] mm_gru.ninja:59
-    float dhbar_t9[32][64];            // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i2[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t7[128][64];              // [128, 64] mm_gru.ninja:61
     float dz_t9[32][64];               // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i2[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
@@ -327,12 +318,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i3[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i3[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t10[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t12[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i3[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i3[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t10[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t12[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i3[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t10[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t12[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i3[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
@@ -340,12 +328,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i4[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i4[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t13[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t15[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i4[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i4[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t13[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t15[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i4[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t13[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t15[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i4[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
@@ -353,12 +338,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i5[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i5[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t16[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t18[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i5[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i5[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t16[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t18[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i5[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t16[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t18[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i5[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
@@ -366,12 +348,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i6[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i6[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t19[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t21[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i6[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i6[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t19[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t21[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i6[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t19[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t21[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i6[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
@@ -379,12 +358,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i7[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i7[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t22[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t24[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i7[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i7[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t22[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t24[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i7[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t22[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t24[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i7[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
@@ -392,12 +368,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i8[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i8[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t25[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t27[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i8[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i8[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t25[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t27[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i8[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t25[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t27[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i8[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
@@ -405,12 +378,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i9[32][64];          // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i9[32][128];         // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t28[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t30[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i9[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i9[32][128];        // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t28[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t30[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i9[32][64];        // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t28[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t30[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i9[32][64];          // [batch_size=32, 64] mm_gru.ninja:63
@@ -418,12 +388,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i10[32][64];         // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i10[32][128];        // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t31[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t33[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i10[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i10[32][128];       // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t31[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t33[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i10[32][64];       // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t31[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t33[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i10[32][64];         // [batch_size=32, 64] mm_gru.ninja:63
@@ -431,12 +398,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i11[32][64];         // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i11[32][128];        // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t34[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t36[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i11[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i11[32][128];       // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t34[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t36[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i11[32][64];       // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t34[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t36[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i11[32][64];         // [batch_size=32, 64] mm_gru.ninja:63
@@ -444,12 +408,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i12[32][64];         // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i12[32][128];        // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t37[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t39[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i12[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i12[32][128];       // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t37[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t39[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i12[32][64];       // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t37[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t39[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i12[32][64];         // [batch_size=32, 64] mm_gru.ninja:63
@@ -457,12 +418,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i13[32][64];         // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i13[32][128];        // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t40[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t42[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i13[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i13[32][128];       // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t40[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t42[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i13[32][64];       // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t40[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t42[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i13[32][64];         // [batch_size=32, 64] mm_gru.ninja:63
@@ -470,12 +428,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l51_i14[32][64];         // [batch_size=32, 64] mm_gru.ninja:51
     float dxh_l54_i14[32][128];        // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t43[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t45[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset_l56_i14[32][64]; // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr_l58_i14[32][128];       // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t43[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t45[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar_l59_i14[32][64];       // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t43[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t45[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht_l63_i14[32][64];         // [batch_size=32, 64] mm_gru.ninja:63
@@ -483,12 +438,9 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt[32][64];                 // [batch_size=32, 64] mm_gru.ninja:51
     float dxh[32][128];                // [batch_size=32, 128] mm_gru.ninja:54
     float dr_t46[128][64];             // [128, 64] mm_gru.ninja:55
-    float dr_t48[32][64];              // [batch_size=32, 64] mm_gru.ninja:55
     float dhprev_reset[32][64];        // [batch_size=32, 64] mm_gru.ninja:56
     float dxhr[32][128];               // [batch_size=32, 128] mm_gru.ninja:58
     float dhbar_t46[128][64];          // [128, 64] mm_gru.ninja:59
-    float dhbar_t48[32][64];           // [batch_size=32, 64] mm_gru.ninja:59
-    float dhbar[32][64];               // [batch_size=32, 64] mm_gru.ninja:59
     float dz_t46[128][64];             // [128, 64] mm_gru.ninja:61
     float dz_t48[32][64];              // [batch_size=32, 64] mm_gru.ninja:61
     float dht[32][64];                 // [batch_size=32, 64] mm_gru.ninja:63

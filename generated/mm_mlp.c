@@ -332,23 +332,24 @@ void mm_mlp_backward(const mm_mlp_params *restrict p, const int32_t *const *inpu
             g->dmlp_2_weight[j][i] = g->dlogits_t1[i][j];
     
     // backprop through mm_mlp.ninja:44-45, in one pass over [batch_size=32, 16, 64]:
+    // dx_l44 is written in place over dx's array, which holds nothing read after this loop
     // dx_t2 is dx_l44's array
     memset(&g->dmlp_0_bias[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++) {
                 // :45 x = torch.tanh(x)
-                g->dx_l44[i][j][k] = g->dx[i][j][k] * (1.0f - a->x[i][j][k] * a->x[i][j][k]);
+                g->dx[i][j][k] = g->dx[i][j][k] * (1.0f - a->x[i][j][k] * a->x[i][j][k]);
                 // :44 x = F.linear(x, mlp_0_weight, mlp_0_bias)
-                g->dmlp_0_bias[k] += g->dx_l44[i][j][k];
+                g->dmlp_0_bias[k] += g->dx[i][j][k];
             }
     // dx_l42 from x_t2 [32, 16, 64] = matmul(x_l42 [32, 16, 1024], x_t1 [1024, 64])
     // dx_l42 = dx_t2 @ x_t1^T
     nj_transpose(1024, 64, &a->x_t1[0][0], g->mm_scratch);
-    nj_gemm(512, 1024, 64, &g->dx_l44[0][0][0], 64, 1, g->mm_scratch, 1024, &g->dx_l42[0][0][0], 1024, 0);
+    nj_gemm(512, 1024, 64, &g->dx[0][0][0], 64, 1, g->mm_scratch, 1024, &g->dx_l42[0][0][0], 1024, 0);
     // dx_t1 from x_t2 [32, 16, 64] = matmul(x_l42 [32, 16, 1024], x_t1 [1024, 64])
     // dx_t1 = x_l42^T @ dx_t2
-    nj_gemm(1024, 64, 512, &a->x_l42[0][0][0], 1, 1024, &g->dx_l44[0][0][0], 64, &g->dx_t1[0][0], 64, 0);
+    nj_gemm(1024, 64, 512, &a->x_l42[0][0][0], 1, 1024, &g->dx[0][0][0], 64, &g->dx_t1[0][0], 64, 0);
     // dmlp_0_weight from x_t1 [1024, 64] = transpose(mlp_0_weight [64, 1024])
     for (int i = 0; i < 1024; i++)
         for (int j = 0; j < 64; j++)

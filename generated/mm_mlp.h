@@ -68,7 +68,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dtok_emb[32][16][64];        // [batch_size=32, 16, 64] mm_mlp.ninja:36
     float dx_l42[32][16][1024];        // [batch_size=32, 16, 1024] mm_mlp.ninja:42
     float dx_t1[1024][64];             // [1024, 64] mm_mlp.ninja:44
-    float dx_l44[32][16][64];          // [batch_size=32, 16, 64] mm_mlp.ninja:44
     float dx[32][16][64];              // [batch_size=32, 16, 64] mm_mlp.ninja:45
     float dlogits_t1[64][27];          // [64, 27] mm_mlp.ninja:46
     float dloss_t1[512][27];           // [batch_size=512, 27] mm_mlp.ninja:49

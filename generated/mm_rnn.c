@@ -892,21 +892,22 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i0[0][0])[i] = (&g->dhidden_t1[0][0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t48 is written in place over dht's array, which holds nothing read after this loop
     // dht_t47 is dht_t48's array
     memset(&g->dcell_xh_to_h_bias[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t48[i][j] = g->dht[i][j] * (1.0f - a->ht[i][j] * a->ht[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t48[i][j];
+            g->dht[i][j] = g->dht[i][j] * (1.0f - a->ht[i][j] * a->ht[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht[i][j];
         }
     // dxh from ht_t47 [32, 64] = matmul(xh [32, 128], ht_t46 [128, 64])
     // dxh = dht_t47 @ ht_t46^T
     nj_transpose(128, 64, &a->ht_t46[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t48[0][0], g->mm_scratch, &g->dxh[0][0]);
+    nj_gemm_32x128x64(&g->dht[0][0], g->mm_scratch, &g->dxh[0][0]);
     // dht_t46 from ht_t47 [32, 64] = matmul(xh [32, 128], ht_t46 [128, 64])
     // dht_t46 = xh^T @ dht_t47
-    nj_gemm_128x64x32_at(&a->xh[0][0], &g->dht_t48[0][0], &g->dht_t46[0][0]);
+    nj_gemm_128x64x32_at(&a->xh[0][0], &g->dht[0][0], &g->dht_t46[0][0]);
     // dcell_xh_to_h_weight from ht_t46 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -935,20 +936,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i14[0][0])[i] += (&g->dhprev_l50_i14[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t45 is written in place over dht_l49_i14's array, which holds nothing read after this loop
     // dht_t44 is dht_t45's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t45[i][j] = g->dht_l49_i14[i][j] * (1.0f - a->ht_l49_i14[i][j] * a->ht_l49_i14[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t45[i][j];
+            g->dht_l49_i14[i][j] = g->dht_l49_i14[i][j] * (1.0f - a->ht_l49_i14[i][j] * a->ht_l49_i14[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i14[i][j];
         }
     // dxh_l48_i14 from ht_t44 [32, 64] = matmul(xh_l48_i14 [32, 128], ht_t43 [128, 64])
     // dxh_l48_i14 = dht_t44 @ ht_t43^T
     nj_transpose(128, 64, &a->ht_t43[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t45[0][0], g->mm_scratch, &g->dxh_l48_i14[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i14[0][0], g->mm_scratch, &g->dxh_l48_i14[0][0]);
     // dht_t43 from ht_t44 [32, 64] = matmul(xh_l48_i14 [32, 128], ht_t43 [128, 64])
     // dht_t43 = xh_l48_i14^T @ dht_t44
-    nj_gemm_128x64x32_at(&a->xh_l48_i14[0][0], &g->dht_t45[0][0], &g->dht_t43[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i14[0][0], &g->dht_l49_i14[0][0], &g->dht_t43[0][0]);
     // dcell_xh_to_h_weight from ht_t43 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -976,20 +978,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i13[0][0])[i] += (&g->dhprev_l50_i13[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t42 is written in place over dht_l49_i13's array, which holds nothing read after this loop
     // dht_t41 is dht_t42's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t42[i][j] = g->dht_l49_i13[i][j] * (1.0f - a->ht_l49_i13[i][j] * a->ht_l49_i13[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t42[i][j];
+            g->dht_l49_i13[i][j] = g->dht_l49_i13[i][j] * (1.0f - a->ht_l49_i13[i][j] * a->ht_l49_i13[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i13[i][j];
         }
     // dxh_l48_i13 from ht_t41 [32, 64] = matmul(xh_l48_i13 [32, 128], ht_t40 [128, 64])
     // dxh_l48_i13 = dht_t41 @ ht_t40^T
     nj_transpose(128, 64, &a->ht_t40[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t42[0][0], g->mm_scratch, &g->dxh_l48_i13[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i13[0][0], g->mm_scratch, &g->dxh_l48_i13[0][0]);
     // dht_t40 from ht_t41 [32, 64] = matmul(xh_l48_i13 [32, 128], ht_t40 [128, 64])
     // dht_t40 = xh_l48_i13^T @ dht_t41
-    nj_gemm_128x64x32_at(&a->xh_l48_i13[0][0], &g->dht_t42[0][0], &g->dht_t40[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i13[0][0], &g->dht_l49_i13[0][0], &g->dht_t40[0][0]);
     // dcell_xh_to_h_weight from ht_t40 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1017,20 +1020,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i12[0][0])[i] += (&g->dhprev_l50_i12[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t39 is written in place over dht_l49_i12's array, which holds nothing read after this loop
     // dht_t38 is dht_t39's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t39[i][j] = g->dht_l49_i12[i][j] * (1.0f - a->ht_l49_i12[i][j] * a->ht_l49_i12[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t39[i][j];
+            g->dht_l49_i12[i][j] = g->dht_l49_i12[i][j] * (1.0f - a->ht_l49_i12[i][j] * a->ht_l49_i12[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i12[i][j];
         }
     // dxh_l48_i12 from ht_t38 [32, 64] = matmul(xh_l48_i12 [32, 128], ht_t37 [128, 64])
     // dxh_l48_i12 = dht_t38 @ ht_t37^T
     nj_transpose(128, 64, &a->ht_t37[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t39[0][0], g->mm_scratch, &g->dxh_l48_i12[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i12[0][0], g->mm_scratch, &g->dxh_l48_i12[0][0]);
     // dht_t37 from ht_t38 [32, 64] = matmul(xh_l48_i12 [32, 128], ht_t37 [128, 64])
     // dht_t37 = xh_l48_i12^T @ dht_t38
-    nj_gemm_128x64x32_at(&a->xh_l48_i12[0][0], &g->dht_t39[0][0], &g->dht_t37[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i12[0][0], &g->dht_l49_i12[0][0], &g->dht_t37[0][0]);
     // dcell_xh_to_h_weight from ht_t37 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1058,20 +1062,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i11[0][0])[i] += (&g->dhprev_l50_i11[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t36 is written in place over dht_l49_i11's array, which holds nothing read after this loop
     // dht_t35 is dht_t36's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t36[i][j] = g->dht_l49_i11[i][j] * (1.0f - a->ht_l49_i11[i][j] * a->ht_l49_i11[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t36[i][j];
+            g->dht_l49_i11[i][j] = g->dht_l49_i11[i][j] * (1.0f - a->ht_l49_i11[i][j] * a->ht_l49_i11[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i11[i][j];
         }
     // dxh_l48_i11 from ht_t35 [32, 64] = matmul(xh_l48_i11 [32, 128], ht_t34 [128, 64])
     // dxh_l48_i11 = dht_t35 @ ht_t34^T
     nj_transpose(128, 64, &a->ht_t34[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t36[0][0], g->mm_scratch, &g->dxh_l48_i11[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i11[0][0], g->mm_scratch, &g->dxh_l48_i11[0][0]);
     // dht_t34 from ht_t35 [32, 64] = matmul(xh_l48_i11 [32, 128], ht_t34 [128, 64])
     // dht_t34 = xh_l48_i11^T @ dht_t35
-    nj_gemm_128x64x32_at(&a->xh_l48_i11[0][0], &g->dht_t36[0][0], &g->dht_t34[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i11[0][0], &g->dht_l49_i11[0][0], &g->dht_t34[0][0]);
     // dcell_xh_to_h_weight from ht_t34 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1099,20 +1104,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i10[0][0])[i] += (&g->dhprev_l50_i10[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t33 is written in place over dht_l49_i10's array, which holds nothing read after this loop
     // dht_t32 is dht_t33's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t33[i][j] = g->dht_l49_i10[i][j] * (1.0f - a->ht_l49_i10[i][j] * a->ht_l49_i10[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t33[i][j];
+            g->dht_l49_i10[i][j] = g->dht_l49_i10[i][j] * (1.0f - a->ht_l49_i10[i][j] * a->ht_l49_i10[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i10[i][j];
         }
     // dxh_l48_i10 from ht_t32 [32, 64] = matmul(xh_l48_i10 [32, 128], ht_t31 [128, 64])
     // dxh_l48_i10 = dht_t32 @ ht_t31^T
     nj_transpose(128, 64, &a->ht_t31[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t33[0][0], g->mm_scratch, &g->dxh_l48_i10[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i10[0][0], g->mm_scratch, &g->dxh_l48_i10[0][0]);
     // dht_t31 from ht_t32 [32, 64] = matmul(xh_l48_i10 [32, 128], ht_t31 [128, 64])
     // dht_t31 = xh_l48_i10^T @ dht_t32
-    nj_gemm_128x64x32_at(&a->xh_l48_i10[0][0], &g->dht_t33[0][0], &g->dht_t31[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i10[0][0], &g->dht_l49_i10[0][0], &g->dht_t31[0][0]);
     // dcell_xh_to_h_weight from ht_t31 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1140,20 +1146,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i9[0][0])[i] += (&g->dhprev_l50_i9[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t30 is written in place over dht_l49_i9's array, which holds nothing read after this loop
     // dht_t29 is dht_t30's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t30[i][j] = g->dht_l49_i9[i][j] * (1.0f - a->ht_l49_i9[i][j] * a->ht_l49_i9[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t30[i][j];
+            g->dht_l49_i9[i][j] = g->dht_l49_i9[i][j] * (1.0f - a->ht_l49_i9[i][j] * a->ht_l49_i9[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i9[i][j];
         }
     // dxh_l48_i9 from ht_t29 [32, 64] = matmul(xh_l48_i9 [32, 128], ht_t28 [128, 64])
     // dxh_l48_i9 = dht_t29 @ ht_t28^T
     nj_transpose(128, 64, &a->ht_t28[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t30[0][0], g->mm_scratch, &g->dxh_l48_i9[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i9[0][0], g->mm_scratch, &g->dxh_l48_i9[0][0]);
     // dht_t28 from ht_t29 [32, 64] = matmul(xh_l48_i9 [32, 128], ht_t28 [128, 64])
     // dht_t28 = xh_l48_i9^T @ dht_t29
-    nj_gemm_128x64x32_at(&a->xh_l48_i9[0][0], &g->dht_t30[0][0], &g->dht_t28[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i9[0][0], &g->dht_l49_i9[0][0], &g->dht_t28[0][0]);
     // dcell_xh_to_h_weight from ht_t28 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1181,20 +1188,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i8[0][0])[i] += (&g->dhprev_l50_i8[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t27 is written in place over dht_l49_i8's array, which holds nothing read after this loop
     // dht_t26 is dht_t27's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t27[i][j] = g->dht_l49_i8[i][j] * (1.0f - a->ht_l49_i8[i][j] * a->ht_l49_i8[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t27[i][j];
+            g->dht_l49_i8[i][j] = g->dht_l49_i8[i][j] * (1.0f - a->ht_l49_i8[i][j] * a->ht_l49_i8[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i8[i][j];
         }
     // dxh_l48_i8 from ht_t26 [32, 64] = matmul(xh_l48_i8 [32, 128], ht_t25 [128, 64])
     // dxh_l48_i8 = dht_t26 @ ht_t25^T
     nj_transpose(128, 64, &a->ht_t25[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t27[0][0], g->mm_scratch, &g->dxh_l48_i8[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i8[0][0], g->mm_scratch, &g->dxh_l48_i8[0][0]);
     // dht_t25 from ht_t26 [32, 64] = matmul(xh_l48_i8 [32, 128], ht_t25 [128, 64])
     // dht_t25 = xh_l48_i8^T @ dht_t26
-    nj_gemm_128x64x32_at(&a->xh_l48_i8[0][0], &g->dht_t27[0][0], &g->dht_t25[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i8[0][0], &g->dht_l49_i8[0][0], &g->dht_t25[0][0]);
     // dcell_xh_to_h_weight from ht_t25 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1222,20 +1230,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i7[0][0])[i] += (&g->dhprev_l50_i7[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t24 is written in place over dht_l49_i7's array, which holds nothing read after this loop
     // dht_t23 is dht_t24's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t24[i][j] = g->dht_l49_i7[i][j] * (1.0f - a->ht_l49_i7[i][j] * a->ht_l49_i7[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t24[i][j];
+            g->dht_l49_i7[i][j] = g->dht_l49_i7[i][j] * (1.0f - a->ht_l49_i7[i][j] * a->ht_l49_i7[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i7[i][j];
         }
     // dxh_l48_i7 from ht_t23 [32, 64] = matmul(xh_l48_i7 [32, 128], ht_t22 [128, 64])
     // dxh_l48_i7 = dht_t23 @ ht_t22^T
     nj_transpose(128, 64, &a->ht_t22[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t24[0][0], g->mm_scratch, &g->dxh_l48_i7[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i7[0][0], g->mm_scratch, &g->dxh_l48_i7[0][0]);
     // dht_t22 from ht_t23 [32, 64] = matmul(xh_l48_i7 [32, 128], ht_t22 [128, 64])
     // dht_t22 = xh_l48_i7^T @ dht_t23
-    nj_gemm_128x64x32_at(&a->xh_l48_i7[0][0], &g->dht_t24[0][0], &g->dht_t22[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i7[0][0], &g->dht_l49_i7[0][0], &g->dht_t22[0][0]);
     // dcell_xh_to_h_weight from ht_t22 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1263,20 +1272,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i6[0][0])[i] += (&g->dhprev_l50_i6[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t21 is written in place over dht_l49_i6's array, which holds nothing read after this loop
     // dht_t20 is dht_t21's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t21[i][j] = g->dht_l49_i6[i][j] * (1.0f - a->ht_l49_i6[i][j] * a->ht_l49_i6[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t21[i][j];
+            g->dht_l49_i6[i][j] = g->dht_l49_i6[i][j] * (1.0f - a->ht_l49_i6[i][j] * a->ht_l49_i6[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i6[i][j];
         }
     // dxh_l48_i6 from ht_t20 [32, 64] = matmul(xh_l48_i6 [32, 128], ht_t19 [128, 64])
     // dxh_l48_i6 = dht_t20 @ ht_t19^T
     nj_transpose(128, 64, &a->ht_t19[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t21[0][0], g->mm_scratch, &g->dxh_l48_i6[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i6[0][0], g->mm_scratch, &g->dxh_l48_i6[0][0]);
     // dht_t19 from ht_t20 [32, 64] = matmul(xh_l48_i6 [32, 128], ht_t19 [128, 64])
     // dht_t19 = xh_l48_i6^T @ dht_t20
-    nj_gemm_128x64x32_at(&a->xh_l48_i6[0][0], &g->dht_t21[0][0], &g->dht_t19[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i6[0][0], &g->dht_l49_i6[0][0], &g->dht_t19[0][0]);
     // dcell_xh_to_h_weight from ht_t19 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1304,20 +1314,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i5[0][0])[i] += (&g->dhprev_l50_i5[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t18 is written in place over dht_l49_i5's array, which holds nothing read after this loop
     // dht_t17 is dht_t18's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t18[i][j] = g->dht_l49_i5[i][j] * (1.0f - a->ht_l49_i5[i][j] * a->ht_l49_i5[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t18[i][j];
+            g->dht_l49_i5[i][j] = g->dht_l49_i5[i][j] * (1.0f - a->ht_l49_i5[i][j] * a->ht_l49_i5[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i5[i][j];
         }
     // dxh_l48_i5 from ht_t17 [32, 64] = matmul(xh_l48_i5 [32, 128], ht_t16 [128, 64])
     // dxh_l48_i5 = dht_t17 @ ht_t16^T
     nj_transpose(128, 64, &a->ht_t16[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t18[0][0], g->mm_scratch, &g->dxh_l48_i5[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i5[0][0], g->mm_scratch, &g->dxh_l48_i5[0][0]);
     // dht_t16 from ht_t17 [32, 64] = matmul(xh_l48_i5 [32, 128], ht_t16 [128, 64])
     // dht_t16 = xh_l48_i5^T @ dht_t17
-    nj_gemm_128x64x32_at(&a->xh_l48_i5[0][0], &g->dht_t18[0][0], &g->dht_t16[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i5[0][0], &g->dht_l49_i5[0][0], &g->dht_t16[0][0]);
     // dcell_xh_to_h_weight from ht_t16 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1345,20 +1356,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i4[0][0])[i] += (&g->dhprev_l50_i4[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t15 is written in place over dht_l49_i4's array, which holds nothing read after this loop
     // dht_t14 is dht_t15's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t15[i][j] = g->dht_l49_i4[i][j] * (1.0f - a->ht_l49_i4[i][j] * a->ht_l49_i4[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t15[i][j];
+            g->dht_l49_i4[i][j] = g->dht_l49_i4[i][j] * (1.0f - a->ht_l49_i4[i][j] * a->ht_l49_i4[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i4[i][j];
         }
     // dxh_l48_i4 from ht_t14 [32, 64] = matmul(xh_l48_i4 [32, 128], ht_t13 [128, 64])
     // dxh_l48_i4 = dht_t14 @ ht_t13^T
     nj_transpose(128, 64, &a->ht_t13[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t15[0][0], g->mm_scratch, &g->dxh_l48_i4[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i4[0][0], g->mm_scratch, &g->dxh_l48_i4[0][0]);
     // dht_t13 from ht_t14 [32, 64] = matmul(xh_l48_i4 [32, 128], ht_t13 [128, 64])
     // dht_t13 = xh_l48_i4^T @ dht_t14
-    nj_gemm_128x64x32_at(&a->xh_l48_i4[0][0], &g->dht_t15[0][0], &g->dht_t13[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i4[0][0], &g->dht_l49_i4[0][0], &g->dht_t13[0][0]);
     // dcell_xh_to_h_weight from ht_t13 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1386,20 +1398,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i3[0][0])[i] += (&g->dhprev_l50_i3[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t12 is written in place over dht_l49_i3's array, which holds nothing read after this loop
     // dht_t11 is dht_t12's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t12[i][j] = g->dht_l49_i3[i][j] * (1.0f - a->ht_l49_i3[i][j] * a->ht_l49_i3[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t12[i][j];
+            g->dht_l49_i3[i][j] = g->dht_l49_i3[i][j] * (1.0f - a->ht_l49_i3[i][j] * a->ht_l49_i3[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i3[i][j];
         }
     // dxh_l48_i3 from ht_t11 [32, 64] = matmul(xh_l48_i3 [32, 128], ht_t10 [128, 64])
     // dxh_l48_i3 = dht_t11 @ ht_t10^T
     nj_transpose(128, 64, &a->ht_t10[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t12[0][0], g->mm_scratch, &g->dxh_l48_i3[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i3[0][0], g->mm_scratch, &g->dxh_l48_i3[0][0]);
     // dht_t10 from ht_t11 [32, 64] = matmul(xh_l48_i3 [32, 128], ht_t10 [128, 64])
     // dht_t10 = xh_l48_i3^T @ dht_t11
-    nj_gemm_128x64x32_at(&a->xh_l48_i3[0][0], &g->dht_t12[0][0], &g->dht_t10[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i3[0][0], &g->dht_l49_i3[0][0], &g->dht_t10[0][0]);
     // dcell_xh_to_h_weight from ht_t10 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1427,20 +1440,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i2[0][0])[i] += (&g->dhprev_l50_i2[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t9 is written in place over dht_l49_i2's array, which holds nothing read after this loop
     // dht_t8 is dht_t9's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t9[i][j] = g->dht_l49_i2[i][j] * (1.0f - a->ht_l49_i2[i][j] * a->ht_l49_i2[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t9[i][j];
+            g->dht_l49_i2[i][j] = g->dht_l49_i2[i][j] * (1.0f - a->ht_l49_i2[i][j] * a->ht_l49_i2[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i2[i][j];
         }
     // dxh_l48_i2 from ht_t8 [32, 64] = matmul(xh_l48_i2 [32, 128], ht_t7 [128, 64])
     // dxh_l48_i2 = dht_t8 @ ht_t7^T
     nj_transpose(128, 64, &a->ht_t7[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t9[0][0], g->mm_scratch, &g->dxh_l48_i2[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i2[0][0], g->mm_scratch, &g->dxh_l48_i2[0][0]);
     // dht_t7 from ht_t8 [32, 64] = matmul(xh_l48_i2 [32, 128], ht_t7 [128, 64])
     // dht_t7 = xh_l48_i2^T @ dht_t8
-    nj_gemm_128x64x32_at(&a->xh_l48_i2[0][0], &g->dht_t9[0][0], &g->dht_t7[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i2[0][0], &g->dht_l49_i2[0][0], &g->dht_t7[0][0]);
     // dcell_xh_to_h_weight from ht_t7 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1468,20 +1482,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i1[0][0])[i] += (&g->dhprev_l50_i1[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t6 is written in place over dht_l49_i1's array, which holds nothing read after this loop
     // dht_t5 is dht_t6's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t6[i][j] = g->dht_l49_i1[i][j] * (1.0f - a->ht_l49_i1[i][j] * a->ht_l49_i1[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t6[i][j];
+            g->dht_l49_i1[i][j] = g->dht_l49_i1[i][j] * (1.0f - a->ht_l49_i1[i][j] * a->ht_l49_i1[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i1[i][j];
         }
     // dxh_l48_i1 from ht_t5 [32, 64] = matmul(xh_l48_i1 [32, 128], ht_t4 [128, 64])
     // dxh_l48_i1 = dht_t5 @ ht_t4^T
     nj_transpose(128, 64, &a->ht_t4[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t6[0][0], g->mm_scratch, &g->dxh_l48_i1[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i1[0][0], g->mm_scratch, &g->dxh_l48_i1[0][0]);
     // dht_t4 from ht_t5 [32, 64] = matmul(xh_l48_i1 [32, 128], ht_t4 [128, 64])
     // dht_t4 = xh_l48_i1^T @ dht_t5
-    nj_gemm_128x64x32_at(&a->xh_l48_i1[0][0], &g->dht_t6[0][0], &g->dht_t4[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i1[0][0], &g->dht_l49_i1[0][0], &g->dht_t4[0][0]);
     // dcell_xh_to_h_weight from ht_t4 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)
@@ -1509,20 +1524,21 @@ void mm_rnn_backward(const mm_rnn_params *restrict p, const int32_t *const *inpu
         (&g->dht_l49_i0[0][0])[i] += (&g->dhprev_l50_i0[0][0])[i];
     
     // backprop through mm_rnn.ninja:49, in one pass over [batch_size=32, 64]:
+    // dht_t3 is written in place over dht_l49_i0's array, which holds nothing read after this loop
     // dht_t2 is dht_t3's array
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :49 ht = F.tanh(F.linear(xh, cell_xh_to_h_weight, cell_xh_to_h_bias))
-            g->dht_t3[i][j] = g->dht_l49_i0[i][j] * (1.0f - a->ht_l49_i0[i][j] * a->ht_l49_i0[i][j]);
-            g->dcell_xh_to_h_bias[j] += g->dht_t3[i][j];
+            g->dht_l49_i0[i][j] = g->dht_l49_i0[i][j] * (1.0f - a->ht_l49_i0[i][j] * a->ht_l49_i0[i][j]);
+            g->dcell_xh_to_h_bias[j] += g->dht_l49_i0[i][j];
         }
     // dxh_l48_i0 from ht_t2 [32, 64] = matmul(xh_l48_i0 [32, 128], ht_t1 [128, 64])
     // dxh_l48_i0 = dht_t2 @ ht_t1^T
     nj_transpose(128, 64, &a->ht_t1[0][0], g->mm_scratch);
-    nj_gemm_32x128x64(&g->dht_t3[0][0], g->mm_scratch, &g->dxh_l48_i0[0][0]);
+    nj_gemm_32x128x64(&g->dht_l49_i0[0][0], g->mm_scratch, &g->dxh_l48_i0[0][0]);
     // dht_t1 from ht_t2 [32, 64] = matmul(xh_l48_i0 [32, 128], ht_t1 [128, 64])
     // dht_t1 = xh_l48_i0^T @ dht_t2
-    nj_gemm_128x64x32_at(&a->xh_l48_i0[0][0], &g->dht_t3[0][0], &g->dht_t1[0][0]);
+    nj_gemm_128x64x32_at(&a->xh_l48_i0[0][0], &g->dht_l49_i0[0][0], &g->dht_t1[0][0]);
     // dcell_xh_to_h_weight from ht_t1 [128, 64] = transpose(cell_xh_to_h_weight [64, 128])
     for (int i = 0; i < 128; i++)
         for (int j = 0; j < 64; j++)

@@ -120,97 +120,81 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dxt_l46_i0[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i0[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t1[128][64];             // [128, 64] mm_rnn.ninja:49
-    float dht_t3[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i0[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i0[32][64];       // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i1[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i1[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t4[128][64];             // [128, 64] mm_rnn.ninja:49
-    float dht_t6[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i1[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i1[32][64];       // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i2[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i2[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t7[128][64];             // [128, 64] mm_rnn.ninja:49
-    float dht_t9[32][64];              // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i2[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i2[32][64];       // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i3[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i3[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t10[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t12[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i3[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i3[32][64];       // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i4[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i4[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t13[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t15[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i4[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i4[32][64];       // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i5[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i5[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t16[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t18[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i5[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i5[32][64];       // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i6[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i6[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t19[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t21[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i6[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i6[32][64];       // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i7[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i7[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t22[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t24[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i7[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i7[32][64];       // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i8[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i8[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t25[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t27[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i8[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i8[32][64];       // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i9[32][64];          // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i9[32][128];         // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t28[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t30[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i9[32][64];          // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i9[32][64];       // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i10[32][64];         // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i10[32][128];        // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t31[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t33[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i10[32][64];         // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i10[32][64];      // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i11[32][64];         // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i11[32][128];        // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t34[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t36[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i11[32][64];         // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i11[32][64];      // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i12[32][64];         // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i12[32][128];        // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t37[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t39[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i12[32][64];         // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i12[32][64];      // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i13[32][64];         // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i13[32][128];        // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t40[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t42[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i13[32][64];         // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i13[32][64];      // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt_l46_i14[32][64];         // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh_l48_i14[32][128];        // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t43[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t45[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht_l49_i14[32][64];         // [batch_size=32, 64] mm_rnn.ninja:49
     float dhprev_l50_i14[32][64];      // [batch_size=32, 64] mm_rnn.ninja:50
     float dxt[32][64];                 // [batch_size=32, 64] mm_rnn.ninja:46
     float dxh[32][128];                // [batch_size=32, 128] mm_rnn.ninja:48
     float dht_t46[128][64];            // [128, 64] mm_rnn.ninja:49
-    float dht_t48[32][64];             // [batch_size=32, 64] mm_rnn.ninja:49
     float dht[32][64];                 // [batch_size=32, 64] mm_rnn.ninja:49
     float dhidden_t1[32][1][64];       // [batch_size=32, 1, 64] mm_rnn.ninja:54
     float dhidden_t2[32][1][64];       // [batch_size=32, 1, 64] mm_rnn.ninja:54

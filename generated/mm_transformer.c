@@ -1312,6 +1312,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 g->dln_f_bias[m] += g->dx[i][j][m];
     
     // backprop through mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // dx_t20 is written in place over dx_l103_i3's array, which holds nothing read after this loop
     // dx_t18 is dx_t20's array
     memset(&g->dx_t19[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -1319,8 +1320,8 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             for (int k = 0; k < 64; k++) {
                 // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
                 g->dx_l98_i3[i][j][k] = g->dx_l103_i3[i][j][k];
-                g->dx_t20[i][j][k] = g->dx_l103_i3[i][j][k];
-                g->dx_t19[k] += g->dx_t20[i][j][k];
+                g->dx_l103_i3[i][j][k] = g->dx_l103_i3[i][j][k];
+                g->dx_t19[k] += g->dx_l103_i3[i][j][k];
             }
     // dh_mlp_c_proj_bias from x_t19 [64] = slice(h_mlp_c_proj_bias [4, 64])
     memset(&g->dh_mlp_c_proj_bias[0][0], 0, sizeof(float) * 256);
@@ -1329,10 +1330,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm from x_t18 [32, 16, 64] = matmul(xm [32, 16, 256], x_t17 [256, 64])
     // dxm = dx_t18 @ x_t17^T
     nj_transpose(256, 64, &a->x_t17[0][0], g->mm_scratch);
-    nj_gemm_512x256x64(&g->dx_t20[0][0][0], g->mm_scratch, &g->dxm[0][0][0]);
+    nj_gemm_512x256x64(&g->dx_l103_i3[0][0][0], g->mm_scratch, &g->dxm[0][0][0]);
     // dx_t17 from x_t18 [32, 16, 64] = matmul(xm [32, 16, 256], x_t17 [256, 64])
     // dx_t17 = xm^T @ dx_t18
-    nj_gemm_256x64x512_at(&a->xm[0][0][0], &g->dx_t20[0][0][0], &g->dx_t17[0][0]);
+    nj_gemm_256x64x512_at(&a->xm[0][0][0], &g->dx_l103_i3[0][0][0], &g->dx_t17[0][0]);
     // dx_t16 from x_t17 [256, 64] = transpose(x_t16 [64, 256])
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
@@ -1421,6 +1422,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_2_weight[3][i] += g->dxm_t40[i];
     
     // backprop through mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // dy is written in place over dx_l98_i3's array, which holds nothing read after this loop
     // dy_t23 is dy's array
     memset(&g->dy_t24[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -1428,9 +1430,9 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             for (int k = 0; k < 64; k++) {
                 // :98 x = x + y
                 g->dx_l103_i2[i][j][k] = g->dx_l98_i3[i][j][k];
-                g->dy[i][j][k] = g->dx_l98_i3[i][j][k];
+                g->dx_l98_i3[i][j][k] = g->dx_l98_i3[i][j][k];
                 // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                g->dy_t24[k] += g->dy[i][j][k];
+                g->dy_t24[k] += g->dx_l98_i3[i][j][k];
             }
     // dh_attn_c_proj_bias from y_t24 [64] = slice(h_attn_c_proj_bias [4, 64])
     memset(&g->dh_attn_c_proj_bias[0][0], 0, sizeof(float) * 256);
@@ -1439,10 +1441,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dy_l95_i3 from y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
     // dy_l95_i3 = dy_t23 @ y_t22^T
     nj_transpose(64, 64, &a->y_t22[0][0], g->mm_scratch);
-    nj_gemm_512x64x64(&g->dy[0][0][0], g->mm_scratch, &g->dy_l95_i3[0][0][0]);
+    nj_gemm_512x64x64(&g->dx_l98_i3[0][0][0], g->mm_scratch, &g->dy_l95_i3[0][0][0]);
     // dy_t22 from y_t23 [32, 16, 64] = matmul(y_l95_i3 [32, 16, 64], y_t22 [64, 64])
     // dy_t22 = y_l95_i3^T @ dy_t23
-    nj_gemm_64x64x512_at(&y_l95_i3[0][0][0], &g->dy[0][0][0], &g->dy_t22[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i3[0][0][0], &g->dx_l98_i3[0][0][0], &g->dy_t22[0][0]);
     // dy_t21 from y_t22 [64, 64] = transpose(y_t21 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -1492,6 +1494,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 }
     
     // backprop through mm_transformer.ninja:91-92, in one pass over [batch_size=32, 4, 16, 16]:
+    // datt_t14 is written in place over datt_l92_i3's array, which holds nothing read after this loop
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
@@ -1499,18 +1502,18 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                     // :92 att = att.masked_fill(attn_bias[:,:,:T,:T] == 0, float('-inf'))
                     float datt_l91_i3 = nj_wheref(a->att_t16[0][0][k][l] != 0.0f, 0.0f, g->datt_l92_i3[i][j][k][l]);
                     // :91 att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-                    g->datt_t14[i][j][k][l] = datt_l91_i3 * 0.25f;
+                    g->datt_l92_i3[i][j][k][l] = datt_l91_i3 * 0.25f;
                 }
     // dq from att_t14 [32, 4, 16, 16] = bmm(q [32, 4, 16, 16], att_t13 [32, 4, 16, 16])
     // dq = datt_t14 @ att_t13^T per product
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 16, 16, 1.0f, &g->datt_t14[i][j][0][0], 16, &a->att_t13[i][j][0][0], 16, 0.0f, &g->dq[i][j][0][0], 16);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 16, 16, 1.0f, &g->datt_l92_i3[i][j][0][0], 16, &a->att_t13[i][j][0][0], 16, 0.0f, &g->dq[i][j][0][0], 16);
     // datt_t13 from att_t14 [32, 4, 16, 16] = bmm(q [32, 4, 16, 16], att_t13 [32, 4, 16, 16])
     // datt_t13 = q^T @ datt_t14 per product
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 16, 1.0f, &a->q[i][j][0][0], 16, &g->datt_t14[i][j][0][0], 16, 0.0f, &g->datt_t13[i][j][0][0], 16);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 16, 1.0f, &a->q[i][j][0][0], 16, &g->datt_l92_i3[i][j][0][0], 16, 0.0f, &g->datt_t13[i][j][0][0], 16);
     // dk from att_t13 [32, 4, 16, 16] = permute(k [32, 4, 16, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
@@ -1633,6 +1636,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_1_weight[3][i] += g->dxa_t7[i];
     
     // backprop through mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // dx_t15 is written in place over dx_l103_i2's array, which holds nothing read after this loop
     // dx_t13 is dx_t15's array
     memset(&g->dx_t14[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -1640,8 +1644,8 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             for (int k = 0; k < 64; k++) {
                 // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
                 g->dx_l98_i2[i][j][k] = g->dx_l103_i2[i][j][k];
-                g->dx_t15[i][j][k] = g->dx_l103_i2[i][j][k];
-                g->dx_t14[k] += g->dx_t15[i][j][k];
+                g->dx_l103_i2[i][j][k] = g->dx_l103_i2[i][j][k];
+                g->dx_t14[k] += g->dx_l103_i2[i][j][k];
             }
     // dh_mlp_c_proj_bias from x_t14 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -1649,10 +1653,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm_l102_i2 from x_t13 [32, 16, 64] = matmul(xm_l102_i2 [32, 16, 256], x_t12 [256, 64])
     // dxm_l102_i2 = dx_t13 @ x_t12^T
     nj_transpose(256, 64, &a->x_t12[0][0], g->mm_scratch);
-    nj_gemm_512x256x64(&g->dx_t15[0][0][0], g->mm_scratch, &g->dxm_l102_i2[0][0][0]);
+    nj_gemm_512x256x64(&g->dx_l103_i2[0][0][0], g->mm_scratch, &g->dxm_l102_i2[0][0][0]);
     // dx_t12 from x_t13 [32, 16, 64] = matmul(xm_l102_i2 [32, 16, 256], x_t12 [256, 64])
     // dx_t12 = xm_l102_i2^T @ dx_t13
-    nj_gemm_256x64x512_at(&a->xm_l102_i2[0][0][0], &g->dx_t15[0][0][0], &g->dx_t12[0][0]);
+    nj_gemm_256x64x512_at(&a->xm_l102_i2[0][0][0], &g->dx_l103_i2[0][0][0], &g->dx_t12[0][0]);
     // dx_t11 from x_t12 [256, 64] = transpose(x_t11 [64, 256])
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
@@ -1736,6 +1740,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_2_weight[2][i] += g->dxm_t27[i];
     
     // backprop through mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // dy_l97_i2 is written in place over dx_l98_i2's array, which holds nothing read after this loop
     // dy_t17 is dy_l97_i2's array
     memset(&g->dy_t18[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -1743,9 +1748,9 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             for (int k = 0; k < 64; k++) {
                 // :98 x = x + y
                 g->dx_l103_i1[i][j][k] = g->dx_l98_i2[i][j][k];
-                g->dy_l97_i2[i][j][k] = g->dx_l98_i2[i][j][k];
+                g->dx_l98_i2[i][j][k] = g->dx_l98_i2[i][j][k];
                 // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                g->dy_t18[k] += g->dy_l97_i2[i][j][k];
+                g->dy_t18[k] += g->dx_l98_i2[i][j][k];
             }
     // dh_attn_c_proj_bias from y_t18 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -1753,10 +1758,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dy_l95_i2 from y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
     // dy_l95_i2 = dy_t17 @ y_t16^T
     nj_transpose(64, 64, &a->y_t16[0][0], g->mm_scratch);
-    nj_gemm_512x64x64(&g->dy_l97_i2[0][0][0], g->mm_scratch, &g->dy_l95_i2[0][0][0]);
+    nj_gemm_512x64x64(&g->dx_l98_i2[0][0][0], g->mm_scratch, &g->dy_l95_i2[0][0][0]);
     // dy_t16 from y_t17 [32, 16, 64] = matmul(y_l95_i2 [32, 16, 64], y_t16 [64, 64])
     // dy_t16 = y_l95_i2^T @ dy_t17
-    nj_gemm_64x64x512_at(&y_l95_i2[0][0][0], &g->dy_l97_i2[0][0][0], &g->dy_t16[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i2[0][0][0], &g->dx_l98_i2[0][0][0], &g->dy_t16[0][0]);
     // dy_t15 from y_t16 [64, 64] = transpose(y_t15 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -1805,6 +1810,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 }
     
     // backprop through mm_transformer.ninja:91-92, in one pass over [batch_size=32, 4, 16, 16]:
+    // datt_t10 is written in place over datt_l92_i2's array, which holds nothing read after this loop
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
@@ -1812,18 +1818,18 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                     // :92 att = att.masked_fill(attn_bias[:,:,:T,:T] == 0, float('-inf'))
                     float datt_l91_i2 = nj_wheref(a->att_t12[0][0][k][l] != 0.0f, 0.0f, g->datt_l92_i2[i][j][k][l]);
                     // :91 att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-                    g->datt_t10[i][j][k][l] = datt_l91_i2 * 0.25f;
+                    g->datt_l92_i2[i][j][k][l] = datt_l91_i2 * 0.25f;
                 }
     // dq_l88_i2 from att_t10 [32, 4, 16, 16] = bmm(q_l88_i2 [32, 4, 16, 16], att_t9 [32, 4, 16, 16])
     // dq_l88_i2 = datt_t10 @ att_t9^T per product
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 16, 16, 1.0f, &g->datt_t10[i][j][0][0], 16, &a->att_t9[i][j][0][0], 16, 0.0f, &g->dq_l88_i2[i][j][0][0], 16);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 16, 16, 1.0f, &g->datt_l92_i2[i][j][0][0], 16, &a->att_t9[i][j][0][0], 16, 0.0f, &g->dq_l88_i2[i][j][0][0], 16);
     // datt_t9 from att_t10 [32, 4, 16, 16] = bmm(q_l88_i2 [32, 4, 16, 16], att_t9 [32, 4, 16, 16])
     // datt_t9 = q_l88_i2^T @ datt_t10 per product
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 16, 1.0f, &a->q_l88_i2[i][j][0][0], 16, &g->datt_t10[i][j][0][0], 16, 0.0f, &g->datt_t9[i][j][0][0], 16);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 16, 1.0f, &a->q_l88_i2[i][j][0][0], 16, &g->datt_l92_i2[i][j][0][0], 16, 0.0f, &g->datt_t9[i][j][0][0], 16);
     // dk_l87_i2 from att_t9 [32, 4, 16, 16] = permute(k_l87_i2 [32, 4, 16, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
@@ -1942,6 +1948,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_1_weight[2][i] += g->dxa_t5[i];
     
     // backprop through mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // dx_t10 is written in place over dx_l103_i1's array, which holds nothing read after this loop
     // dx_t8 is dx_t10's array
     memset(&g->dx_t9[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -1949,8 +1956,8 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             for (int k = 0; k < 64; k++) {
                 // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
                 g->dx_l98_i1[i][j][k] = g->dx_l103_i1[i][j][k];
-                g->dx_t10[i][j][k] = g->dx_l103_i1[i][j][k];
-                g->dx_t9[k] += g->dx_t10[i][j][k];
+                g->dx_l103_i1[i][j][k] = g->dx_l103_i1[i][j][k];
+                g->dx_t9[k] += g->dx_l103_i1[i][j][k];
             }
     // dh_mlp_c_proj_bias from x_t9 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -1958,10 +1965,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm_l102_i1 from x_t8 [32, 16, 64] = matmul(xm_l102_i1 [32, 16, 256], x_t7 [256, 64])
     // dxm_l102_i1 = dx_t8 @ x_t7^T
     nj_transpose(256, 64, &a->x_t7[0][0], g->mm_scratch);
-    nj_gemm_512x256x64(&g->dx_t10[0][0][0], g->mm_scratch, &g->dxm_l102_i1[0][0][0]);
+    nj_gemm_512x256x64(&g->dx_l103_i1[0][0][0], g->mm_scratch, &g->dxm_l102_i1[0][0][0]);
     // dx_t7 from x_t8 [32, 16, 64] = matmul(xm_l102_i1 [32, 16, 256], x_t7 [256, 64])
     // dx_t7 = xm_l102_i1^T @ dx_t8
-    nj_gemm_256x64x512_at(&a->xm_l102_i1[0][0][0], &g->dx_t10[0][0][0], &g->dx_t7[0][0]);
+    nj_gemm_256x64x512_at(&a->xm_l102_i1[0][0][0], &g->dx_l103_i1[0][0][0], &g->dx_t7[0][0]);
     // dx_t6 from x_t7 [256, 64] = transpose(x_t6 [64, 256])
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
@@ -2045,6 +2052,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_2_weight[1][i] += g->dxm_t14[i];
     
     // backprop through mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // dy_l97_i1 is written in place over dx_l98_i1's array, which holds nothing read after this loop
     // dy_t11 is dy_l97_i1's array
     memset(&g->dy_t12[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -2052,9 +2060,9 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             for (int k = 0; k < 64; k++) {
                 // :98 x = x + y
                 g->dx_l103_i0[i][j][k] = g->dx_l98_i1[i][j][k];
-                g->dy_l97_i1[i][j][k] = g->dx_l98_i1[i][j][k];
+                g->dx_l98_i1[i][j][k] = g->dx_l98_i1[i][j][k];
                 // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                g->dy_t12[k] += g->dy_l97_i1[i][j][k];
+                g->dy_t12[k] += g->dx_l98_i1[i][j][k];
             }
     // dh_attn_c_proj_bias from y_t12 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -2062,10 +2070,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dy_l95_i1 from y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
     // dy_l95_i1 = dy_t11 @ y_t10^T
     nj_transpose(64, 64, &a->y_t10[0][0], g->mm_scratch);
-    nj_gemm_512x64x64(&g->dy_l97_i1[0][0][0], g->mm_scratch, &g->dy_l95_i1[0][0][0]);
+    nj_gemm_512x64x64(&g->dx_l98_i1[0][0][0], g->mm_scratch, &g->dy_l95_i1[0][0][0]);
     // dy_t10 from y_t11 [32, 16, 64] = matmul(y_l95_i1 [32, 16, 64], y_t10 [64, 64])
     // dy_t10 = y_l95_i1^T @ dy_t11
-    nj_gemm_64x64x512_at(&y_l95_i1[0][0][0], &g->dy_l97_i1[0][0][0], &g->dy_t10[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i1[0][0][0], &g->dx_l98_i1[0][0][0], &g->dy_t10[0][0]);
     // dy_t9 from y_t10 [64, 64] = transpose(y_t9 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -2114,6 +2122,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 }
     
     // backprop through mm_transformer.ninja:91-92, in one pass over [batch_size=32, 4, 16, 16]:
+    // datt_t6 is written in place over datt_l92_i1's array, which holds nothing read after this loop
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
@@ -2121,18 +2130,18 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                     // :92 att = att.masked_fill(attn_bias[:,:,:T,:T] == 0, float('-inf'))
                     float datt_l91_i1 = nj_wheref(a->att_t8[0][0][k][l] != 0.0f, 0.0f, g->datt_l92_i1[i][j][k][l]);
                     // :91 att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-                    g->datt_t6[i][j][k][l] = datt_l91_i1 * 0.25f;
+                    g->datt_l92_i1[i][j][k][l] = datt_l91_i1 * 0.25f;
                 }
     // dq_l88_i1 from att_t6 [32, 4, 16, 16] = bmm(q_l88_i1 [32, 4, 16, 16], att_t5 [32, 4, 16, 16])
     // dq_l88_i1 = datt_t6 @ att_t5^T per product
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 16, 16, 1.0f, &g->datt_t6[i][j][0][0], 16, &a->att_t5[i][j][0][0], 16, 0.0f, &g->dq_l88_i1[i][j][0][0], 16);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 16, 16, 1.0f, &g->datt_l92_i1[i][j][0][0], 16, &a->att_t5[i][j][0][0], 16, 0.0f, &g->dq_l88_i1[i][j][0][0], 16);
     // datt_t5 from att_t6 [32, 4, 16, 16] = bmm(q_l88_i1 [32, 4, 16, 16], att_t5 [32, 4, 16, 16])
     // datt_t5 = q_l88_i1^T @ datt_t6 per product
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 16, 1.0f, &a->q_l88_i1[i][j][0][0], 16, &g->datt_t6[i][j][0][0], 16, 0.0f, &g->datt_t5[i][j][0][0], 16);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 16, 1.0f, &a->q_l88_i1[i][j][0][0], 16, &g->datt_l92_i1[i][j][0][0], 16, 0.0f, &g->datt_t5[i][j][0][0], 16);
     // dk_l87_i1 from att_t5 [32, 4, 16, 16] = permute(k_l87_i1 [32, 4, 16, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
@@ -2251,6 +2260,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_1_weight[1][i] += g->dxa_t3[i];
     
     // backprop through mm_transformer.ninja:103, in one pass over [batch_size=32, 16, 64]:
+    // dx_t5 is written in place over dx_l103_i0's array, which holds nothing read after this loop
     // dx_t3 is dx_t5's array
     memset(&g->dx_t4[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -2258,8 +2268,8 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             for (int k = 0; k < 64; k++) {
                 // :103 x = x + F.linear(xm, h_mlp_c_proj_weight[i], h_mlp_c_proj_bias[i])
                 g->dx_l98_i0[i][j][k] = g->dx_l103_i0[i][j][k];
-                g->dx_t5[i][j][k] = g->dx_l103_i0[i][j][k];
-                g->dx_t4[k] += g->dx_t5[i][j][k];
+                g->dx_l103_i0[i][j][k] = g->dx_l103_i0[i][j][k];
+                g->dx_t4[k] += g->dx_l103_i0[i][j][k];
             }
     // dh_mlp_c_proj_bias from x_t4 [64] = slice(h_mlp_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -2267,10 +2277,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dxm_l102_i0 from x_t3 [32, 16, 64] = matmul(xm_l102_i0 [32, 16, 256], x_t2 [256, 64])
     // dxm_l102_i0 = dx_t3 @ x_t2^T
     nj_transpose(256, 64, &a->x_t2[0][0], g->mm_scratch);
-    nj_gemm_512x256x64(&g->dx_t5[0][0][0], g->mm_scratch, &g->dxm_l102_i0[0][0][0]);
+    nj_gemm_512x256x64(&g->dx_l103_i0[0][0][0], g->mm_scratch, &g->dxm_l102_i0[0][0][0]);
     // dx_t2 from x_t3 [32, 16, 64] = matmul(xm_l102_i0 [32, 16, 256], x_t2 [256, 64])
     // dx_t2 = xm_l102_i0^T @ dx_t3
-    nj_gemm_256x64x512_at(&a->xm_l102_i0[0][0][0], &g->dx_t5[0][0][0], &g->dx_t2[0][0]);
+    nj_gemm_256x64x512_at(&a->xm_l102_i0[0][0][0], &g->dx_l103_i0[0][0][0], &g->dx_t2[0][0]);
     // dx_t1 from x_t2 [256, 64] = transpose(x_t1 [64, 256])
     for (int i = 0; i < 256; i++)
         for (int j = 0; j < 64; j++)
@@ -2354,6 +2364,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
         g->dh_ln_2_weight[0][i] += g->dxm_t1[i];
     
     // backprop through mm_transformer.ninja:97-98, in one pass over [batch_size=32, 16, 64]:
+    // dy_l97_i0 is written in place over dx_l98_i0's array, which holds nothing read after this loop
     // dy_t5 is dy_l97_i0's array
     memset(&g->dy_t6[0], 0, sizeof(float) * 64);
     for (int i = 0; i < 32; i++)
@@ -2361,9 +2372,9 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
             for (int k = 0; k < 64; k++) {
                 // :98 x = x + y
                 g->dx_l78[i][j][k] = g->dx_l98_i0[i][j][k];
-                g->dy_l97_i0[i][j][k] = g->dx_l98_i0[i][j][k];
+                g->dx_l98_i0[i][j][k] = g->dx_l98_i0[i][j][k];
                 // :97 y = F.linear(y, h_attn_c_proj_weight[i], h_attn_c_proj_bias[i])
-                g->dy_t6[k] += g->dy_l97_i0[i][j][k];
+                g->dy_t6[k] += g->dx_l98_i0[i][j][k];
             }
     // dh_attn_c_proj_bias from y_t6 [64] = slice(h_attn_c_proj_bias [4, 64])
     for (int i = 0; i < 64; i++)
@@ -2371,10 +2382,10 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     // dy_l95_i0 from y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
     // dy_l95_i0 = dy_t5 @ y_t4^T
     nj_transpose(64, 64, &a->y_t4[0][0], g->mm_scratch);
-    nj_gemm_512x64x64(&g->dy_l97_i0[0][0][0], g->mm_scratch, &g->dy_l95_i0[0][0][0]);
+    nj_gemm_512x64x64(&g->dx_l98_i0[0][0][0], g->mm_scratch, &g->dy_l95_i0[0][0][0]);
     // dy_t4 from y_t5 [32, 16, 64] = matmul(y_l95_i0 [32, 16, 64], y_t4 [64, 64])
     // dy_t4 = y_l95_i0^T @ dy_t5
-    nj_gemm_64x64x512_at(&y_l95_i0[0][0][0], &g->dy_l97_i0[0][0][0], &g->dy_t4[0][0]);
+    nj_gemm_64x64x512_at(&y_l95_i0[0][0][0], &g->dx_l98_i0[0][0][0], &g->dy_t4[0][0]);
     // dy_t3 from y_t4 [64, 64] = transpose(y_t3 [64, 64])
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
@@ -2423,6 +2434,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                 }
     
     // backprop through mm_transformer.ninja:91-92, in one pass over [batch_size=32, 4, 16, 16]:
+    // datt_t2 is written in place over datt_l92_i0's array, which holds nothing read after this loop
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
             for (int k = 0; k < 16; k++)
@@ -2430,18 +2442,18 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
                     // :92 att = att.masked_fill(attn_bias[:,:,:T,:T] == 0, float('-inf'))
                     float datt_l91_i0 = nj_wheref(a->att_t4[0][0][k][l] != 0.0f, 0.0f, g->datt_l92_i0[i][j][k][l]);
                     // :91 att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-                    g->datt_t2[i][j][k][l] = datt_l91_i0 * 0.25f;
+                    g->datt_l92_i0[i][j][k][l] = datt_l91_i0 * 0.25f;
                 }
     // dq_l88_i0 from att_t2 [32, 4, 16, 16] = bmm(q_l88_i0 [32, 4, 16, 16], att_t1 [32, 4, 16, 16])
     // dq_l88_i0 = datt_t2 @ att_t1^T per product
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 16, 16, 1.0f, &g->datt_t2[i][j][0][0], 16, &a->att_t1[i][j][0][0], 16, 0.0f, &g->dq_l88_i0[i][j][0][0], 16);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 16, 16, 16, 1.0f, &g->datt_l92_i0[i][j][0][0], 16, &a->att_t1[i][j][0][0], 16, 0.0f, &g->dq_l88_i0[i][j][0][0], 16);
     // datt_t1 from att_t2 [32, 4, 16, 16] = bmm(q_l88_i0 [32, 4, 16, 16], att_t1 [32, 4, 16, 16])
     // datt_t1 = q_l88_i0^T @ datt_t2 per product
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 16, 1.0f, &a->q_l88_i0[i][j][0][0], 16, &g->datt_t2[i][j][0][0], 16, 0.0f, &g->datt_t1[i][j][0][0], 16);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 16, 16, 16, 1.0f, &a->q_l88_i0[i][j][0][0], 16, &g->datt_l92_i0[i][j][0][0], 16, 0.0f, &g->datt_t1[i][j][0][0], 16);
     // dk_l87_i0 from att_t1 [32, 4, 16, 16] = permute(k_l87_i0 [32, 4, 16, 16])
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 4; j++)
@@ -2585,7 +2597,7 @@ void mm_transformer_backward(const mm_transformer_params *restrict p, const int3
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 16; j++)
             for (int k = 0; k < 64; k++)
-                g->dwte_weight[idx[i][j]][k] += ((float (*)[16][64])&g->dx_l78[0][0][0])[i][j][k];
+                g->dwte_weight[idx[i][j]][k] += g->dx_l78[i][j][k];
 }
 
 void mm_transformer_sgd(mm_transformer_params *p, const mm_transformer_grads *g, double lr) {

@@ -267,7 +267,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dv_t1[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float dv_l89_i0[32][4][16][16];    // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float datt_t1[32][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
-    float datt_t2[32][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float datt_l92_i0[32][4][16][16];  // [batch_size=32, 4, 16, 16] mm_transformer.ninja:92
     float datt_l93_i0[32][4][16][16];  // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float dy_l94_i0[32][4][16][16];    // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
@@ -276,7 +275,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dy_t3[64][64];               // [64, 64] mm_transformer.ninja:97
     float dy_t4[64][64];               // [64, 64] mm_transformer.ninja:97
     float dy_t6[64];                   // [64] mm_transformer.ninja:97
-    float dy_l97_i0[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dx_l98_i0[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:98
     float dxm_t1[64];                  // [64] mm_transformer.ninja:100
     float dxm_t2[64];                  // [64] mm_transformer.ninja:100
@@ -289,7 +287,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dx_t1[64][256];              // [64, 256] mm_transformer.ninja:103
     float dx_t2[256][64];              // [256, 64] mm_transformer.ninja:103
     float dx_t4[64];                   // [64] mm_transformer.ninja:103
-    float dx_t5[32][16][64];           // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_l103_i0[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dxa_t3[64];                  // [64] mm_transformer.ninja:82
     float dxa_t4[64];                  // [64] mm_transformer.ninja:82
@@ -305,7 +302,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dv_t2[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float dv_l89_i1[32][4][16][16];    // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float datt_t5[32][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
-    float datt_t6[32][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float datt_l92_i1[32][4][16][16];  // [batch_size=32, 4, 16, 16] mm_transformer.ninja:92
     float datt_l93_i1[32][4][16][16];  // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float dy_l94_i1[32][4][16][16];    // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
@@ -314,7 +310,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dy_t9[64][64];               // [64, 64] mm_transformer.ninja:97
     float dy_t10[64][64];              // [64, 64] mm_transformer.ninja:97
     float dy_t12[64];                  // [64] mm_transformer.ninja:97
-    float dy_l97_i1[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dx_l98_i1[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:98
     float dxm_t14[64];                 // [64] mm_transformer.ninja:100
     float dxm_t15[64];                 // [64] mm_transformer.ninja:100
@@ -327,7 +322,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dx_t6[64][256];              // [64, 256] mm_transformer.ninja:103
     float dx_t7[256][64];              // [256, 64] mm_transformer.ninja:103
     float dx_t9[64];                   // [64] mm_transformer.ninja:103
-    float dx_t10[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_l103_i1[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dxa_t5[64];                  // [64] mm_transformer.ninja:82
     float dxa_t6[64];                  // [64] mm_transformer.ninja:82
@@ -343,7 +337,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dv_t3[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float dv_l89_i2[32][4][16][16];    // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float datt_t9[32][4][16][16];      // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
-    float datt_t10[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float datt_l92_i2[32][4][16][16];  // [batch_size=32, 4, 16, 16] mm_transformer.ninja:92
     float datt_l93_i2[32][4][16][16];  // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float dy_l94_i2[32][4][16][16];    // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
@@ -352,7 +345,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dy_t15[64][64];              // [64, 64] mm_transformer.ninja:97
     float dy_t16[64][64];              // [64, 64] mm_transformer.ninja:97
     float dy_t18[64];                  // [64] mm_transformer.ninja:97
-    float dy_l97_i2[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dx_l98_i2[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:98
     float dxm_t27[64];                 // [64] mm_transformer.ninja:100
     float dxm_t28[64];                 // [64] mm_transformer.ninja:100
@@ -365,7 +357,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dx_t11[64][256];             // [64, 256] mm_transformer.ninja:103
     float dx_t12[256][64];             // [256, 64] mm_transformer.ninja:103
     float dx_t14[64];                  // [64] mm_transformer.ninja:103
-    float dx_t15[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_l103_i2[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dxa_t7[64];                  // [64] mm_transformer.ninja:82
     float dxa_t8[64];                  // [64] mm_transformer.ninja:82
@@ -381,7 +372,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dv_t4[32][16][4][16];        // [batch_size=32, 16, 4, 16] mm_transformer.ninja:89
     float dv[32][4][16][16];           // [batch_size=32, 4, 16, 16] mm_transformer.ninja:89
     float datt_t13[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
-    float datt_t14[32][4][16][16];     // [batch_size=32, 4, 16, 16] mm_transformer.ninja:91
     float datt_l92_i3[32][4][16][16];  // [batch_size=32, 4, 16, 16] mm_transformer.ninja:92
     float datt[32][4][16][16];         // [batch_size=32, 4, 16, 16] mm_transformer.ninja:93
     float dy_l94_i3[32][4][16][16];    // [batch_size=32, 4, 16, 16] mm_transformer.ninja:94
@@ -390,7 +380,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dy_t21[64][64];              // [64, 64] mm_transformer.ninja:97
     float dy_t22[64][64];              // [64, 64] mm_transformer.ninja:97
     float dy_t24[64];                  // [64] mm_transformer.ninja:97
-    float dy[32][16][64];              // [batch_size=32, 16, 64] mm_transformer.ninja:97
     float dx_l98_i3[32][16][64];       // [batch_size=32, 16, 64] mm_transformer.ninja:98
     float dxm_t40[64];                 // [64] mm_transformer.ninja:100
     float dxm_t41[64];                 // [64] mm_transformer.ninja:100
@@ -403,7 +392,6 @@ typedef struct {   // d<name>: the gradient of loss with respect to <name>
     float dx_t16[64][256];             // [64, 256] mm_transformer.ninja:103
     float dx_t17[256][64];             // [256, 64] mm_transformer.ninja:103
     float dx_t19[64];                  // [64] mm_transformer.ninja:103
-    float dx_t20[32][16][64];          // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx_l103_i3[32][16][64];      // [batch_size=32, 16, 64] mm_transformer.ninja:103
     float dx[32][16][64];              // [batch_size=32, 16, 64] mm_transformer.ninja:104
     float dlogits_t1[64][27];          // [64, 27] mm_transformer.ninja:105
