@@ -157,7 +157,8 @@ void dump_plan(FILE *out, const Model *m, const Backward *bw, const Plan *plan) 
                 const Tensor *t = pass == 0 ? ((Op *)m->ops.items[k])->out : ((Grad *)bw->grads.items[k])->target;
                 bool reg = pass == 0 ? plan->local[t->id] : plan->dlocal[t->id];
                 const Tensor *alias = pass == 0 ? plan->valias[t->id] : plan->galias[t->id];
-                fprintf(out, " %s%s%s", pass ? "d" : "", t->name, reg ? " (register)" : "");
+                fprintf(out, " %s%s%s%s", pass ? "d" : "", t->name, reg ? " (register)" : "",
+                        pass == 0 && plan->recomputed[t->id] ? " (recomputed by the backward)" : "");
                 if (alias)
                     fprintf(out, " (%s%s's array%s)", pass ? "d" : "", alias->name,
                             pass && plan->gin_place[t->id] ? ", in place" : "");

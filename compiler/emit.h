@@ -13,6 +13,7 @@ typedef struct {
     const EmitOptions *opt;
     const Plan *plan;
     bool fused;             /* emitting a training function of -O: locals per the plan */
+    bool backward;          /* emitting the backward: registers of the forward are recomputed */
     const char **dname;     /* per tensor id: the name of a gradient kept in a register */
     int given;              /* name_gradient_locals: the register names given so far */
     const char *real;       /* float or double */
@@ -103,6 +104,7 @@ void forward_batchnorm(E *e, const Op *op);   /* rewrite.c's, exercise 3 */
 void backward_batchnorm(E *e, const Grad *gr);
 void forward_batchnorm_prologue(E *e, const Op *op);
 void forward_batchnorm_stmt(E *e, int indent, const Op *op);
+const char *batchnorm_value(E *e, const Op *op, const char *const *idx);
 void decl_batchnorm_sums(E *e, const Grad *gr);
 void batchnorm_sums_init(E *e, const Grad *gr);
 void batchnorm_sums_stmt(E *e, int indent, const Grad *gr);

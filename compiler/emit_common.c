@@ -171,6 +171,8 @@ static const char *mapped_ref(const Tensor *t, const char *const *idx) {
 const char *ref(E *e, const Tensor *t, const char *const *idx) {
     if (t->imap)
         return mapped_ref(t, idx);
+    if (is_local(e, t) && e->backward && e->plan->recomputed[t->id])
+        return arena_printf("(%s)", batchnorm_value(e, t->def, idx));
     return is_local(e, t) ? t->cname : indexed(base(e, t), t->rank, idx);
 }
 

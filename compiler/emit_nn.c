@@ -109,11 +109,20 @@ void forward_batchnorm_prologue(E *e, const Op *op) {
         ref(e, var, col), scalar(e, op->c));
 }
 
-void forward_batchnorm_stmt(E *e, int indent, const Op *op) {
+/* y at idx; the backward recomputes a y the plan keeps in a register
+ * with the same expression, so the same bits (plan.c, recomputable). */
+const char *batchnorm_value(E *e, const Op *op, const char *const *idx) {
     const Tensor *x = op->in[0], *mean = op->in[1], *y = op->out;
-    const char *col[2] = {"0", "j"};
-    out(e, indent, "%s = (%s - %s) * %s;\n", ref(e, y, IDX), ref(e, x, IDX), ref(e, mean, col),
-        aux_ref(e, y, "inv", col));
+    const char *col[2] = {"0", idx[1]};
+    return arena_printf("(%s - %s) * %s", ref(e, x, idx), ref(e, mean, col), aux_ref(e, y, "inv", col));
+}
+
+void forward_batchnorm_stmt(E *e, int indent, const Op *op) {
+    const Tensor *y = op->out;
+    if (is_local(e, y))
+        out(e, indent, "%s %s = %s;\n", e->real, y->cname, batchnorm_value(e, op, IDX));
+    else
+        out(e, indent, "%s = %s;\n", ref(e, y, IDX), batchnorm_value(e, op, IDX));
 }
 
 void forward_batchnorm(E *e, const Op *op) {

@@ -219,6 +219,7 @@ void fn_backward(E *e, const char *id) {
     e->written = arena_alloc(sizeof(bool) * (size_t)e->m->tensors.len);
     e->last_stmt = NULL;
     e->fused = e->plan->fused;
+    e->backward = true;
     for (int i = 0; i < e->bw->grads.len;) {
         const Group *g = e->plan->fused ? e->plan->grad_group[i] : NULL;
         int count = g ? g->count : 1;
@@ -229,6 +230,7 @@ void fn_backward(E *e, const char *id) {
         i += count;
     }
     e->fused = false;
+    e->backward = false;
     e->const_acts = true;
     body_end(e, saved, (const char *const[]){"p", "a"}, 2, true);
     e->const_acts = false;

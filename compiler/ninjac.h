@@ -420,6 +420,7 @@ typedef struct {
     Group **op_group;       /* per op id */
     Group **grad_group;     /* per index into bw->grads */
     bool *local;            /* per tensor id: a register of its group, no array */
+    bool *recomputed;       /* per tensor id: such a register that the backward recomputes where it reads it */
     bool *dlocal;           /* per tensor id: its gradient is a register of its group */
     const Tensor **galias;  /* per tensor id: the tensor whose gradient array its gradient is (a view's) */
     bool *gin_place;        /* per tensor id: its gradient overwrites galias's array, which is dead (own code) */

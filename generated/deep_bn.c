@@ -89,9 +89,9 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-            a->h1hat[i][j] = (a->h1pre[i][j] - a->bn1mean[0][j]) * a->h1hat_inv[0][j];
+            float h1hat = (a->h1pre[i][j] - a->bn1mean[0][j]) * a->h1hat_inv[0][j];
             // :54 h1bn = gamma1 * h1hat + beta1
-            float h1bn_t1 = p->gamma1[j] * a->h1hat[i][j];
+            float h1bn_t1 = p->gamma1[j] * h1hat;
             float h1bn = h1bn_t1 + p->beta1[j];
             // :55 h1 = torch.tanh(h1bn)
             a->h1[i][j] = nj_tanhf(h1bn);
@@ -129,9 +129,9 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-            a->h2hat[i][j] = (a->h2pre[i][j] - a->bn2mean[0][j]) * a->h2hat_inv[0][j];
+            float h2hat = (a->h2pre[i][j] - a->bn2mean[0][j]) * a->h2hat_inv[0][j];
             // :61 h2bn = gamma2 * h2hat + beta2
-            float h2bn_t1 = p->gamma2[j] * a->h2hat[i][j];
+            float h2bn_t1 = p->gamma2[j] * h2hat;
             float h2bn = h2bn_t1 + p->beta2[j];
             // :62 h2 = torch.tanh(h2bn)
             a->h2[i][j] = nj_tanhf(h2bn);
@@ -169,9 +169,9 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-            a->h3hat[i][j] = (a->h3pre[i][j] - a->bn3mean[0][j]) * a->h3hat_inv[0][j];
+            float h3hat = (a->h3pre[i][j] - a->bn3mean[0][j]) * a->h3hat_inv[0][j];
             // :68 h3bn = gamma3 * h3hat + beta3
-            float h3bn_t1 = p->gamma3[j] * a->h3hat[i][j];
+            float h3bn_t1 = p->gamma3[j] * h3hat;
             float h3bn = h3bn_t1 + p->beta3[j];
             // :69 h3 = torch.tanh(h3bn)
             a->h3[i][j] = nj_tanhf(h3bn);
@@ -209,9 +209,9 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-            a->h4hat[i][j] = (a->h4pre[i][j] - a->bn4mean[0][j]) * a->h4hat_inv[0][j];
+            float h4hat = (a->h4pre[i][j] - a->bn4mean[0][j]) * a->h4hat_inv[0][j];
             // :75 h4bn = gamma4 * h4hat + beta4
-            float h4bn_t1 = p->gamma4[j] * a->h4hat[i][j];
+            float h4bn_t1 = p->gamma4[j] * h4hat;
             float h4bn = h4bn_t1 + p->beta4[j];
             // :76 h4 = torch.tanh(h4bn)
             a->h4[i][j] = nj_tanhf(h4bn);
@@ -249,9 +249,9 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-            a->h5hat[i][j] = (a->h5pre[i][j] - a->bn5mean[0][j]) * a->h5hat_inv[0][j];
+            float h5hat = (a->h5pre[i][j] - a->bn5mean[0][j]) * a->h5hat_inv[0][j];
             // :82 h5bn = gamma5 * h5hat + beta5
-            float h5bn_t1 = p->gamma5[j] * a->h5hat[i][j];
+            float h5bn_t1 = p->gamma5[j] * h5hat;
             float h5bn = h5bn_t1 + p->beta5[j];
             // :83 h5 = torch.tanh(h5bn)
             a->h5[i][j] = nj_tanhf(h5bn);
@@ -289,9 +289,9 @@ void deep_bn_forward(const deep_bn_params *restrict p, const int32_t *const *inp
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-            a->h6hat[i][j] = (a->h6pre[i][j] - a->bn6mean[0][j]) * a->h6hat_inv[0][j];
+            float h6hat = (a->h6pre[i][j] - a->bn6mean[0][j]) * a->h6hat_inv[0][j];
             // :89 logits = gamma6 * h6hat + beta6
-            float logits_t1 = p->gamma6[j] * a->h6hat[i][j];
+            float logits_t1 = p->gamma6[j] * h6hat;
             a->logits[i][j] = logits_t1 + p->beta6[j];
         }
     
@@ -332,11 +332,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             // :89 logits = gamma6 * h6hat + beta6
             float dlogits_t1 = dlogits;
             g->dbeta6[j] += dlogits;
-            g->dgamma6[j] += dlogits_t1 * a->h6hat[i][j];
+            g->dgamma6[j] += dlogits_t1 * ((a->h6pre[i][j] - a->bn6mean[0][j]) * a->h6hat_inv[0][j]);
             g->dh6hat[i][j] = dlogits_t1 * p->gamma6[j];
             // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
             g->dh6hat_sum[0][j] += g->dh6hat[i][j];
-            g->dh6hat_dot[0][j] += g->dh6hat[i][j] * a->h6hat[i][j];
+            g->dh6hat_dot[0][j] += g->dh6hat[i][j] * ((a->h6pre[i][j] - a->bn6mean[0][j]) * a->h6hat_inv[0][j]);
         }
     
     // backprop through deep_bn.ninja:88, in one pass over [n=32, 27]:
@@ -350,7 +350,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 27; j++) {
             // :88 h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)
-            g->dh6hat[i][j] = a->h6hat_inv[0][j] * (g->dh6hat[i][j] - g->dh6hat_sum[0][j] - a->h6hat[i][j] * g->dh6hat_dot[0][j]);
+            g->dh6hat[i][j] = a->h6hat_inv[0][j] * (g->dh6hat[i][j] - g->dh6hat_sum[0][j] - ((a->h6pre[i][j] - a->bn6mean[0][j]) * a->h6hat_inv[0][j]) * g->dh6hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:85: h6pre = h5 @ W6
@@ -375,11 +375,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             // :82 h5bn = gamma5 * h5hat + beta5
             float dh5bn_t1 = dh5bn;
             g->dbeta5[j] += dh5bn;
-            g->dgamma5[j] += dh5bn_t1 * a->h5hat[i][j];
+            g->dgamma5[j] += dh5bn_t1 * ((a->h5pre[i][j] - a->bn5mean[0][j]) * a->h5hat_inv[0][j]);
             g->dh5[i][j] = dh5bn_t1 * p->gamma5[j];
             // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
             g->dh5hat_sum[0][j] += g->dh5[i][j];
-            g->dh5hat_dot[0][j] += g->dh5[i][j] * a->h5hat[i][j];
+            g->dh5hat_dot[0][j] += g->dh5[i][j] * ((a->h5pre[i][j] - a->bn5mean[0][j]) * a->h5hat_inv[0][j]);
         }
     
     // backprop through deep_bn.ninja:81, in one pass over [n=32, 100]:
@@ -393,7 +393,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :81 h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)
-            g->dh5[i][j] = a->h5hat_inv[0][j] * (g->dh5[i][j] - g->dh5hat_sum[0][j] - a->h5hat[i][j] * g->dh5hat_dot[0][j]);
+            g->dh5[i][j] = a->h5hat_inv[0][j] * (g->dh5[i][j] - g->dh5hat_sum[0][j] - ((a->h5pre[i][j] - a->bn5mean[0][j]) * a->h5hat_inv[0][j]) * g->dh5hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:78: h5pre = h4 @ W5
@@ -418,11 +418,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             // :75 h4bn = gamma4 * h4hat + beta4
             float dh4bn_t1 = dh4bn;
             g->dbeta4[j] += dh4bn;
-            g->dgamma4[j] += dh4bn_t1 * a->h4hat[i][j];
+            g->dgamma4[j] += dh4bn_t1 * ((a->h4pre[i][j] - a->bn4mean[0][j]) * a->h4hat_inv[0][j]);
             g->dh4[i][j] = dh4bn_t1 * p->gamma4[j];
             // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
             g->dh4hat_sum[0][j] += g->dh4[i][j];
-            g->dh4hat_dot[0][j] += g->dh4[i][j] * a->h4hat[i][j];
+            g->dh4hat_dot[0][j] += g->dh4[i][j] * ((a->h4pre[i][j] - a->bn4mean[0][j]) * a->h4hat_inv[0][j]);
         }
     
     // backprop through deep_bn.ninja:74, in one pass over [n=32, 100]:
@@ -436,7 +436,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :74 h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)
-            g->dh4[i][j] = a->h4hat_inv[0][j] * (g->dh4[i][j] - g->dh4hat_sum[0][j] - a->h4hat[i][j] * g->dh4hat_dot[0][j]);
+            g->dh4[i][j] = a->h4hat_inv[0][j] * (g->dh4[i][j] - g->dh4hat_sum[0][j] - ((a->h4pre[i][j] - a->bn4mean[0][j]) * a->h4hat_inv[0][j]) * g->dh4hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:71: h4pre = h3 @ W4
@@ -461,11 +461,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             // :68 h3bn = gamma3 * h3hat + beta3
             float dh3bn_t1 = dh3bn;
             g->dbeta3[j] += dh3bn;
-            g->dgamma3[j] += dh3bn_t1 * a->h3hat[i][j];
+            g->dgamma3[j] += dh3bn_t1 * ((a->h3pre[i][j] - a->bn3mean[0][j]) * a->h3hat_inv[0][j]);
             g->dh3[i][j] = dh3bn_t1 * p->gamma3[j];
             // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
             g->dh3hat_sum[0][j] += g->dh3[i][j];
-            g->dh3hat_dot[0][j] += g->dh3[i][j] * a->h3hat[i][j];
+            g->dh3hat_dot[0][j] += g->dh3[i][j] * ((a->h3pre[i][j] - a->bn3mean[0][j]) * a->h3hat_inv[0][j]);
         }
     
     // backprop through deep_bn.ninja:67, in one pass over [n=32, 100]:
@@ -479,7 +479,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :67 h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)
-            g->dh3[i][j] = a->h3hat_inv[0][j] * (g->dh3[i][j] - g->dh3hat_sum[0][j] - a->h3hat[i][j] * g->dh3hat_dot[0][j]);
+            g->dh3[i][j] = a->h3hat_inv[0][j] * (g->dh3[i][j] - g->dh3hat_sum[0][j] - ((a->h3pre[i][j] - a->bn3mean[0][j]) * a->h3hat_inv[0][j]) * g->dh3hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:64: h3pre = h2 @ W3
@@ -504,11 +504,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             // :61 h2bn = gamma2 * h2hat + beta2
             float dh2bn_t1 = dh2bn;
             g->dbeta2[j] += dh2bn;
-            g->dgamma2[j] += dh2bn_t1 * a->h2hat[i][j];
+            g->dgamma2[j] += dh2bn_t1 * ((a->h2pre[i][j] - a->bn2mean[0][j]) * a->h2hat_inv[0][j]);
             g->dh2[i][j] = dh2bn_t1 * p->gamma2[j];
             // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
             g->dh2hat_sum[0][j] += g->dh2[i][j];
-            g->dh2hat_dot[0][j] += g->dh2[i][j] * a->h2hat[i][j];
+            g->dh2hat_dot[0][j] += g->dh2[i][j] * ((a->h2pre[i][j] - a->bn2mean[0][j]) * a->h2hat_inv[0][j]);
         }
     
     // backprop through deep_bn.ninja:60, in one pass over [n=32, 100]:
@@ -522,7 +522,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :60 h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)
-            g->dh2[i][j] = a->h2hat_inv[0][j] * (g->dh2[i][j] - g->dh2hat_sum[0][j] - a->h2hat[i][j] * g->dh2hat_dot[0][j]);
+            g->dh2[i][j] = a->h2hat_inv[0][j] * (g->dh2[i][j] - g->dh2hat_sum[0][j] - ((a->h2pre[i][j] - a->bn2mean[0][j]) * a->h2hat_inv[0][j]) * g->dh2hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:57: h2pre = h1 @ W2
@@ -547,11 +547,11 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
             // :54 h1bn = gamma1 * h1hat + beta1
             float dh1bn_t1 = dh1bn;
             g->dbeta1[j] += dh1bn;
-            g->dgamma1[j] += dh1bn_t1 * a->h1hat[i][j];
+            g->dgamma1[j] += dh1bn_t1 * ((a->h1pre[i][j] - a->bn1mean[0][j]) * a->h1hat_inv[0][j]);
             g->dh1[i][j] = dh1bn_t1 * p->gamma1[j];
             // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
             g->dh1hat_sum[0][j] += g->dh1[i][j];
-            g->dh1hat_dot[0][j] += g->dh1[i][j] * a->h1hat[i][j];
+            g->dh1hat_dot[0][j] += g->dh1[i][j] * ((a->h1pre[i][j] - a->bn1mean[0][j]) * a->h1hat_inv[0][j]);
         }
     
     // backprop through deep_bn.ninja:53, in one pass over [n=32, 100]:
@@ -565,7 +565,7 @@ void deep_bn_backward(const deep_bn_params *restrict p, const int32_t *const *in
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 100; j++) {
             // :53 h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)
-            g->dh1[i][j] = a->h1hat_inv[0][j] * (g->dh1[i][j] - g->dh1hat_sum[0][j] - a->h1hat[i][j] * g->dh1hat_dot[0][j]);
+            g->dh1[i][j] = a->h1hat_inv[0][j] * (g->dh1[i][j] - g->dh1hat_sum[0][j] - ((a->h1pre[i][j] - a->bn1mean[0][j]) * a->h1hat_inv[0][j]) * g->dh1hat_dot[0][j]);
         }
     
     // backprop through deep_bn.ninja:50: h1pre = x @ W1
@@ -1072,32 +1072,26 @@ static const NjTensor acts[] = {
     {"h1pre", 2, {32, 100}, offsetof(deep_bn_acts, h1pre), "deep_bn.ninja:50: h1pre = x @ W1", 0x1},
     {"bn1mean", 2, {1, 100}, offsetof(deep_bn_acts, bn1mean), "deep_bn.ninja:51: bn1mean = h1pre.mean(0, keepdim=True)", 0},
     {"bn1var", 2, {1, 100}, offsetof(deep_bn_acts, bn1var), "deep_bn.ninja:52: bn1var = h1pre.var(0, keepdim=True)", 0},
-    {"h1hat", 2, {32, 100}, offsetof(deep_bn_acts, h1hat), "deep_bn.ninja:53: h1hat = (h1pre - bn1mean) / torch.sqrt(bn1var + 1e-5)", 0x1},
     {"h1", 2, {32, 100}, offsetof(deep_bn_acts, h1), "deep_bn.ninja:55: h1 = torch.tanh(h1bn)", 0x1},
     {"h2pre", 2, {32, 100}, offsetof(deep_bn_acts, h2pre), "deep_bn.ninja:57: h2pre = h1 @ W2", 0x1},
     {"bn2mean", 2, {1, 100}, offsetof(deep_bn_acts, bn2mean), "deep_bn.ninja:58: bn2mean = h2pre.mean(0, keepdim=True)", 0},
     {"bn2var", 2, {1, 100}, offsetof(deep_bn_acts, bn2var), "deep_bn.ninja:59: bn2var = h2pre.var(0, keepdim=True)", 0},
-    {"h2hat", 2, {32, 100}, offsetof(deep_bn_acts, h2hat), "deep_bn.ninja:60: h2hat = (h2pre - bn2mean) / torch.sqrt(bn2var + 1e-5)", 0x1},
     {"h2", 2, {32, 100}, offsetof(deep_bn_acts, h2), "deep_bn.ninja:62: h2 = torch.tanh(h2bn)", 0x1},
     {"h3pre", 2, {32, 100}, offsetof(deep_bn_acts, h3pre), "deep_bn.ninja:64: h3pre = h2 @ W3", 0x1},
     {"bn3mean", 2, {1, 100}, offsetof(deep_bn_acts, bn3mean), "deep_bn.ninja:65: bn3mean = h3pre.mean(0, keepdim=True)", 0},
     {"bn3var", 2, {1, 100}, offsetof(deep_bn_acts, bn3var), "deep_bn.ninja:66: bn3var = h3pre.var(0, keepdim=True)", 0},
-    {"h3hat", 2, {32, 100}, offsetof(deep_bn_acts, h3hat), "deep_bn.ninja:67: h3hat = (h3pre - bn3mean) / torch.sqrt(bn3var + 1e-5)", 0x1},
     {"h3", 2, {32, 100}, offsetof(deep_bn_acts, h3), "deep_bn.ninja:69: h3 = torch.tanh(h3bn)", 0x1},
     {"h4pre", 2, {32, 100}, offsetof(deep_bn_acts, h4pre), "deep_bn.ninja:71: h4pre = h3 @ W4", 0x1},
     {"bn4mean", 2, {1, 100}, offsetof(deep_bn_acts, bn4mean), "deep_bn.ninja:72: bn4mean = h4pre.mean(0, keepdim=True)", 0},
     {"bn4var", 2, {1, 100}, offsetof(deep_bn_acts, bn4var), "deep_bn.ninja:73: bn4var = h4pre.var(0, keepdim=True)", 0},
-    {"h4hat", 2, {32, 100}, offsetof(deep_bn_acts, h4hat), "deep_bn.ninja:74: h4hat = (h4pre - bn4mean) / torch.sqrt(bn4var + 1e-5)", 0x1},
     {"h4", 2, {32, 100}, offsetof(deep_bn_acts, h4), "deep_bn.ninja:76: h4 = torch.tanh(h4bn)", 0x1},
     {"h5pre", 2, {32, 100}, offsetof(deep_bn_acts, h5pre), "deep_bn.ninja:78: h5pre = h4 @ W5", 0x1},
     {"bn5mean", 2, {1, 100}, offsetof(deep_bn_acts, bn5mean), "deep_bn.ninja:79: bn5mean = h5pre.mean(0, keepdim=True)", 0},
     {"bn5var", 2, {1, 100}, offsetof(deep_bn_acts, bn5var), "deep_bn.ninja:80: bn5var = h5pre.var(0, keepdim=True)", 0},
-    {"h5hat", 2, {32, 100}, offsetof(deep_bn_acts, h5hat), "deep_bn.ninja:81: h5hat = (h5pre - bn5mean) / torch.sqrt(bn5var + 1e-5)", 0x1},
     {"h5", 2, {32, 100}, offsetof(deep_bn_acts, h5), "deep_bn.ninja:83: h5 = torch.tanh(h5bn)", 0x1},
     {"h6pre", 2, {32, 27}, offsetof(deep_bn_acts, h6pre), "deep_bn.ninja:85: h6pre = h5 @ W6", 0x1},
     {"bn6mean", 2, {1, 27}, offsetof(deep_bn_acts, bn6mean), "deep_bn.ninja:86: bn6mean = h6pre.mean(0, keepdim=True)", 0},
     {"bn6var", 2, {1, 27}, offsetof(deep_bn_acts, bn6var), "deep_bn.ninja:87: bn6var = h6pre.var(0, keepdim=True)", 0},
-    {"h6hat", 2, {32, 27}, offsetof(deep_bn_acts, h6hat), "deep_bn.ninja:88: h6hat = (h6pre - bn6mean) / torch.sqrt(bn6var + 1e-5)", 0x1},
     {"logits", 2, {32, 27}, offsetof(deep_bn_acts, logits), "deep_bn.ninja:89: logits = gamma6 * h6hat + beta6", 0x1},
     {"loss", 0, {}, offsetof(deep_bn_acts, loss), "deep_bn.ninja:90: loss = F.cross_entropy(logits, Yb)", 0},
 };
@@ -1196,7 +1190,7 @@ const NinjacModel deep_bn_model = {
     .batch = 32,
     .nparams = 19, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 33, .acts = acts,
+    .nacts = 27, .acts = acts,
     .ngrads = 19, .grads = grads,
     .params_bytes = sizeof(deep_bn_params), .acts_bytes = sizeof(deep_bn_acts), .grads_bytes = sizeof(deep_bn_grads),
     .loss_offset = offsetof(deep_bn_acts, loss),

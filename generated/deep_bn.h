@@ -35,37 +35,31 @@ typedef struct {   // the activations of a training batch that have arrays
     float h1pre[32][100];              // [n=32, 100] deep_bn.ninja:50
     float bn1mean[1][100];             // [1, 100] deep_bn.ninja:51
     float bn1var[1][100];              // [1, 100] deep_bn.ninja:52
-    float h1hat[32][100];              // [n=32, 100] deep_bn.ninja:53
     float h1hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h1[32][100];                 // [n=32, 100] deep_bn.ninja:55
     float h2pre[32][100];              // [n=32, 100] deep_bn.ninja:57
     float bn2mean[1][100];             // [1, 100] deep_bn.ninja:58
     float bn2var[1][100];              // [1, 100] deep_bn.ninja:59
-    float h2hat[32][100];              // [n=32, 100] deep_bn.ninja:60
     float h2hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h2[32][100];                 // [n=32, 100] deep_bn.ninja:62
     float h3pre[32][100];              // [n=32, 100] deep_bn.ninja:64
     float bn3mean[1][100];             // [1, 100] deep_bn.ninja:65
     float bn3var[1][100];              // [1, 100] deep_bn.ninja:66
-    float h3hat[32][100];              // [n=32, 100] deep_bn.ninja:67
     float h3hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h3[32][100];                 // [n=32, 100] deep_bn.ninja:69
     float h4pre[32][100];              // [n=32, 100] deep_bn.ninja:71
     float bn4mean[1][100];             // [1, 100] deep_bn.ninja:72
     float bn4var[1][100];              // [1, 100] deep_bn.ninja:73
-    float h4hat[32][100];              // [n=32, 100] deep_bn.ninja:74
     float h4hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h4[32][100];                 // [n=32, 100] deep_bn.ninja:76
     float h5pre[32][100];              // [n=32, 100] deep_bn.ninja:78
     float bn5mean[1][100];             // [1, 100] deep_bn.ninja:79
     float bn5var[1][100];              // [1, 100] deep_bn.ninja:80
-    float h5hat[32][100];              // [n=32, 100] deep_bn.ninja:81
     float h5hat_inv[1][100];           // [1, 100] 1 / sqrt(var + eps), for batchnorm
     float h5[32][100];                 // [n=32, 100] deep_bn.ninja:83
     float h6pre[32][27];               // [n=32, 27] deep_bn.ninja:85
     float bn6mean[1][27];              // [1, 27] deep_bn.ninja:86
     float bn6var[1][27];               // [1, 27] deep_bn.ninja:87
-    float h6hat[32][27];               // [n=32, 27] deep_bn.ninja:88
     float h6hat_inv[1][27];            // [1, 27] 1 / sqrt(var + eps), for batchnorm
     float logits[32][27];              // [n=32, 27] deep_bn.ninja:89
     float loss;                        // [] deep_bn.ninja:90

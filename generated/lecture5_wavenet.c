@@ -199,9 +199,9 @@ void lecture5_wavenet_forward(const lecture5_wavenet_params *restrict p, const i
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 128; j++) {
             // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-            a->xhat[i][j] = (a->x_l80[i][j] - a->xmean[0][j]) * a->xhat_inv[0][j];
+            float xhat = (a->x_l80[i][j] - a->xmean[0][j]) * a->xhat_inv[0][j];
             // :85 x = gamma3 * xhat + beta3
-            float x_t3 = p->gamma3[j] * a->xhat[i][j];
+            float x_t3 = p->gamma3[j] * xhat;
             float x_l85 = x_t3 + p->beta3[j];
             // :87 x = torch.tanh(x)
             a->x[i][j] = nj_tanhf(x_l85);
@@ -277,11 +277,11 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
             // :85 x = gamma3 * xhat + beta3
             float dx_t3 = dx_l85;
             g->dbeta3[j] += dx_l85;
-            g->dgamma3[j] += dx_t3 * a->xhat[i][j];
+            g->dgamma3[j] += dx_t3 * ((a->x_l80[i][j] - a->xmean[0][j]) * a->xhat_inv[0][j]);
             g->dx[i][j] = dx_t3 * p->gamma3[j];
             // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
             g->dxhat_sum[0][j] += g->dx[i][j];
-            g->dxhat_dot[0][j] += g->dx[i][j] * a->xhat[i][j];
+            g->dxhat_dot[0][j] += g->dx[i][j] * ((a->x_l80[i][j] - a->xmean[0][j]) * a->xhat_inv[0][j]);
         }
     
     // backprop through lecture5_wavenet.ninja:84, in one pass over [n=32, 128]:
@@ -295,7 +295,7 @@ void lecture5_wavenet_backward(const lecture5_wavenet_params *restrict p, const 
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 128; j++) {
             // :84 xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)
-            g->dx[i][j] = a->xhat_inv[0][j] * (g->dx[i][j] - g->dxhat_sum[0][j] - a->xhat[i][j] * g->dxhat_dot[0][j]);
+            g->dx[i][j] = a->xhat_inv[0][j] * (g->dx[i][j] - g->dxhat_sum[0][j] - ((a->x_l80[i][j] - a->xmean[0][j]) * a->xhat_inv[0][j]) * g->dxhat_dot[0][j]);
         }
     
     // backprop through lecture5_wavenet.ninja:80: x = x @ W3
@@ -826,7 +826,6 @@ static const NjTensor acts[] = {
     {"x_l80", 2, {32, 128}, offsetof(lecture5_wavenet_acts, x_l80), "lecture5_wavenet.ninja:80: x = x @ W3", 0x1},
     {"xmean", 2, {1, 128}, offsetof(lecture5_wavenet_acts, xmean), "lecture5_wavenet.ninja:82: xmean = x.mean(0, keepdim=True)", 0},
     {"xvar", 2, {1, 128}, offsetof(lecture5_wavenet_acts, xvar), "lecture5_wavenet.ninja:83: xvar = x.var(0, keepdim=True)", 0},
-    {"xhat", 2, {32, 128}, offsetof(lecture5_wavenet_acts, xhat), "lecture5_wavenet.ninja:84: xhat = (x - xmean) / torch.sqrt(xvar + 1e-5)", 0x1},
     {"x", 2, {32, 128}, offsetof(lecture5_wavenet_acts, x), "lecture5_wavenet.ninja:87: x = torch.tanh(x)", 0x1},
     {"logits_l89", 2, {32, 27}, offsetof(lecture5_wavenet_acts, logits_l89), "lecture5_wavenet.ninja:89: logits = x @ W4", 0x1},
     {"logits", 2, {32, 27}, offsetof(lecture5_wavenet_acts, logits), "lecture5_wavenet.ninja:90: logits += b4", 0x1},
@@ -911,7 +910,7 @@ const NinjacModel lecture5_wavenet_model = {
     .batch = 32,
     .nparams = 12, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 23, .acts = acts,
+    .nacts = 22, .acts = acts,
     .ngrads = 12, .grads = grads,
     .params_bytes = sizeof(lecture5_wavenet_params), .acts_bytes = sizeof(lecture5_wavenet_acts), .grads_bytes = sizeof(lecture5_wavenet_grads),
     .loss_offset = offsetof(lecture5_wavenet_acts, loss),

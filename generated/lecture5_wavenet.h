@@ -42,7 +42,6 @@ typedef struct {   // the activations of a training batch that have arrays
     float x_l80[32][128];              // [n=32, 128] lecture5_wavenet.ninja:80
     float xmean[1][128];               // [1, 128] lecture5_wavenet.ninja:82
     float xvar[1][128];                // [1, 128] lecture5_wavenet.ninja:83
-    float xhat[32][128];               // [n=32, 128] lecture5_wavenet.ninja:84
     float xhat_inv[1][128];            // [1, 128] 1 / sqrt(var + eps), for batchnorm
     float x[32][128];                  // [n=32, 128] lecture5_wavenet.ninja:87
     float logits_l89[32][27];          // [n=32, 27] lecture5_wavenet.ninja:89

@@ -81,9 +81,9 @@ void mlp_bn_forward(const mlp_bn_params *restrict p, const int32_t *const *input
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :39 bnraw = bndiff * bnvar_inv
-            a->bnraw[i][j] = (a->hprebn[i][j] - a->bnmeani[0][j]) * a->bnraw_inv[0][j];
+            float bnraw = (a->hprebn[i][j] - a->bnmeani[0][j]) * a->bnraw_inv[0][j];
             // :40 hpreact = bngain * bnraw + bnbias
-            float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
+            float hpreact_t1 = p->bngain[0][j] * bnraw;
             float hpreact = hpreact_t1 + p->bnbias[0][j];
             // :42 h = torch.tanh(hpreact)
             a->h[i][j] = nj_tanhf(hpreact);
@@ -152,11 +152,11 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
             // :40 hpreact = bngain * bnraw + bnbias
             float dhpreact_t1 = dhpreact;
             g->dbnbias[0][j] += dhpreact;
-            g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
+            g->dbngain[0][j] += dhpreact_t1 * ((a->hprebn[i][j] - a->bnmeani[0][j]) * a->bnraw_inv[0][j]);
             g->dh[i][j] = dhpreact_t1 * p->bngain[0][j];
             // :39 bnraw = bndiff * bnvar_inv
             g->dbnraw_sum[0][j] += g->dh[i][j];
-            g->dbnraw_dot[0][j] += g->dh[i][j] * a->bnraw[i][j];
+            g->dbnraw_dot[0][j] += g->dh[i][j] * ((a->hprebn[i][j] - a->bnmeani[0][j]) * a->bnraw_inv[0][j]);
         }
     
     // backprop through mlp_bn.ninja:32-39, in one pass over [n=32, 64]:
@@ -172,7 +172,7 @@ void mlp_bn_backward(const mlp_bn_params *restrict p, const int32_t *const *inpu
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 64; j++) {
             // :39 bnraw = bndiff * bnvar_inv
-            g->dh[i][j] = a->bnraw_inv[0][j] * (g->dh[i][j] - g->dbnraw_sum[0][j] - a->bnraw[i][j] * g->dbnraw_dot[0][j]);
+            g->dh[i][j] = a->bnraw_inv[0][j] * (g->dh[i][j] - g->dbnraw_sum[0][j] - ((a->hprebn[i][j] - a->bnmeani[0][j]) * a->bnraw_inv[0][j]) * g->dbnraw_dot[0][j]);
             // :32 hprebn = embcat @ W1 + b1
             g->db1[j] += g->dh[i][j];
         }
@@ -403,7 +403,6 @@ static const NjTensor acts[] = {
     {"hprebn", 2, {32, 64}, offsetof(mlp_bn_acts, hprebn), "mlp_bn.ninja:32: hprebn = embcat @ W1 + b1", 0x1},
     {"bnmeani", 2, {1, 64}, offsetof(mlp_bn_acts, bnmeani), "mlp_bn.ninja:34: bnmeani = 1/n*hprebn.sum(0, keepdim=True)", 0},
     {"bnvar", 2, {1, 64}, offsetof(mlp_bn_acts, bnvar), "mlp_bn.ninja:37: bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", 0},
-    {"bnraw", 2, {32, 64}, offsetof(mlp_bn_acts, bnraw), "mlp_bn.ninja:39: bnraw = bndiff * bnvar_inv", 0x1},
     {"h", 2, {32, 64}, offsetof(mlp_bn_acts, h), "mlp_bn.ninja:42: h = torch.tanh(hpreact)", 0x1},
     {"logits", 2, {32, 27}, offsetof(mlp_bn_acts, logits), "mlp_bn.ninja:44: logits = h @ W2 + b2", 0x1},
     {"loss", 0, {}, offsetof(mlp_bn_acts, loss), "mlp_bn.ninja:53: loss = -logprobs[range(n), Yb].mean()", 0},
@@ -458,7 +457,7 @@ const NinjacModel mlp_bn_model = {
     .batch = 32,
     .nparams = 7, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 9, .acts = acts,
+    .nacts = 8, .acts = acts,
     .ngrads = 7, .grads = grads,
     .params_bytes = sizeof(mlp_bn_params), .acts_bytes = sizeof(mlp_bn_acts), .grads_bytes = sizeof(mlp_bn_grads),
     .loss_offset = offsetof(mlp_bn_acts, loss),

@@ -23,7 +23,6 @@ typedef struct {   // the activations of a training batch that have arrays
     float hprebn[32][64];              // [n=32, 64] mlp_bn.ninja:32
     float bnmeani[1][64];              // [1, 64] mlp_bn.ninja:34
     float bnvar[1][64];                // [1, 64] mlp_bn.ninja:37
-    float bnraw[32][64];               // [n=32, 64] mlp_bn.ninja:39
     float bnraw_inv[1][64];            // [1, 64] 1 / sqrt(var + eps), for batchnorm
     float h[32][64];                   // [n=32, 64] mlp_bn.ninja:42
     float logits[32][27];              // [n=32, 27] mlp_bn.ninja:44

@@ -79,9 +79,9 @@ void mlp_bn_fused_forward(const mlp_bn_fused_params *restrict p, const int32_t *
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :34 bnraw = (hprebn - bnmean) * bnvar_inv
-            a->bnraw[i][j] = (a->hprebn[i][j] - a->bnmean[0][j]) * a->bnraw_inv[0][j];
+            float bnraw = (a->hprebn[i][j] - a->bnmean[0][j]) * a->bnraw_inv[0][j];
             // :35 hpreact = bngain * bnraw + bnbias
-            float hpreact_t1 = p->bngain[0][j] * a->bnraw[i][j];
+            float hpreact_t1 = p->bngain[0][j] * bnraw;
             float hpreact = hpreact_t1 + p->bnbias[0][j];
             // :38 h = torch.tanh(hpreact)
             a->h[i][j] = nj_tanhf(hpreact);
@@ -149,11 +149,11 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
             // :35 hpreact = bngain * bnraw + bnbias
             float dhpreact_t1 = dhpreact;
             g->dbnbias[0][j] += dhpreact;
-            g->dbngain[0][j] += dhpreact_t1 * a->bnraw[i][j];
+            g->dbngain[0][j] += dhpreact_t1 * ((a->hprebn[i][j] - a->bnmean[0][j]) * a->bnraw_inv[0][j]);
             g->dh[i][j] = dhpreact_t1 * p->bngain[0][j];
             // :34 bnraw = (hprebn - bnmean) * bnvar_inv
             g->dbnraw_sum[0][j] += g->dh[i][j];
-            g->dbnraw_dot[0][j] += g->dh[i][j] * a->bnraw[i][j];
+            g->dbnraw_dot[0][j] += g->dh[i][j] * ((a->hprebn[i][j] - a->bnmean[0][j]) * a->bnraw_inv[0][j]);
         }
     
     // backprop through mlp_bn_fused.ninja:28-34, in one pass over [n=32, 200]:
@@ -169,7 +169,7 @@ void mlp_bn_fused_backward(const mlp_bn_fused_params *restrict p, const int32_t 
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 200; j++) {
             // :34 bnraw = (hprebn - bnmean) * bnvar_inv
-            g->dh[i][j] = a->bnraw_inv[0][j] * (g->dh[i][j] - g->dbnraw_sum[0][j] - a->bnraw[i][j] * g->dbnraw_dot[0][j]);
+            g->dh[i][j] = a->bnraw_inv[0][j] * (g->dh[i][j] - g->dbnraw_sum[0][j] - ((a->hprebn[i][j] - a->bnmean[0][j]) * a->bnraw_inv[0][j]) * g->dbnraw_dot[0][j]);
             // :28 hprebn = embcat @ W1 + b1
             g->db1[j] += g->dh[i][j];
         }
@@ -399,7 +399,6 @@ static const NjTensor acts[] = {
     {"hprebn", 2, {32, 200}, offsetof(mlp_bn_fused_acts, hprebn), "mlp_bn_fused.ninja:28: hprebn = embcat @ W1 + b1", 0x1},
     {"bnmean", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnmean), "mlp_bn_fused.ninja:31: bnmean = hprebn.mean(0, keepdim=True)", 0},
     {"bnvar", 2, {1, 200}, offsetof(mlp_bn_fused_acts, bnvar), "mlp_bn_fused.ninja:32: bnvar = hprebn.var(0, keepdim=True, unbiased=True)", 0},
-    {"bnraw", 2, {32, 200}, offsetof(mlp_bn_fused_acts, bnraw), "mlp_bn_fused.ninja:34: bnraw = (hprebn - bnmean) * bnvar_inv", 0x1},
     {"h", 2, {32, 200}, offsetof(mlp_bn_fused_acts, h), "mlp_bn_fused.ninja:38: h = torch.tanh(hpreact)", 0x1},
     {"logits", 2, {32, 27}, offsetof(mlp_bn_fused_acts, logits), "mlp_bn_fused.ninja:39: logits = h @ W2 + b2", 0x1},
     {"loss", 0, {}, offsetof(mlp_bn_fused_acts, loss), "mlp_bn_fused.ninja:40: loss = F.cross_entropy(logits, Yb)", 0},
@@ -454,7 +453,7 @@ const NinjacModel mlp_bn_fused_model = {
     .batch = 32,
     .nparams = 7, .params = params,
     .ninputs = 2, .inputs = inputs_table,
-    .nacts = 9, .acts = acts,
+    .nacts = 8, .acts = acts,
     .ngrads = 7, .grads = grads,
     .params_bytes = sizeof(mlp_bn_fused_params), .acts_bytes = sizeof(mlp_bn_fused_acts), .grads_bytes = sizeof(mlp_bn_fused_grads),
     .loss_offset = offsetof(mlp_bn_fused_acts, loss),

@@ -23,7 +23,6 @@ typedef struct {   // the activations of a training batch that have arrays
     float hprebn[32][200];             // [n=32, 200] mlp_bn_fused.ninja:28
     float bnmean[1][200];              // [1, 200] mlp_bn_fused.ninja:31
     float bnvar[1][200];               // [1, 200] mlp_bn_fused.ninja:32
-    float bnraw[32][200];              // [n=32, 200] mlp_bn_fused.ninja:34
     float bnraw_inv[1][200];           // [1, 200] 1 / sqrt(var + eps), for batchnorm
     float h[32][200];                  // [n=32, 200] mlp_bn_fused.ninja:38
     float logits[32][27];              // [n=32, 27] mlp_bn_fused.ninja:39
