@@ -339,7 +339,7 @@ static const Tensor *gradient_array(const Plan *plan, const Tensor *t) {
     return plan->galias[t->id] ? plan->galias[t->id] : t;
 }
 
-/* Whether rule k of group grp reads d(out) at the loop's own index (the
+/* Whether rule g, of group grp, reads d(out) at the loop's own index (the
  * rules that read it broadcast need all of it). */
 static bool reads_dout_at_index(const Grad *g, const Group *grp) {
     return grp->space && (elementwise(g->op->kind) || g->op->kind == OP_BATCHNORM);
