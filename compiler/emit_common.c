@@ -206,7 +206,7 @@ const char *gref(E *e, const Tensor *t, const char *const *idx) {
 
 const char *ptr(E *e, const Tensor *t) { return ptr_of(base(e, t), t->rank); }
 const char *gptr(E *e, const Tensor *t) {
-    const Tensor *a = e->plan->galias[t->id] ? e->plan->galias[t->id] : t;
+    const Tensor *a = gradient_array(e->plan, t);
     return ptr_of(arena_printf("g->d%s", a->cname), a->rank);
 }
 

@@ -433,6 +433,7 @@ void plan_step(const Model *m, const Backward *bw, const EmitOptions *opt, Plan 
 bool same_space(const Tensor *a, const Tensor *b);   /* the same shape, the same dims batch-sized */
 bool own_products(const EmitOptions *opt);   /* -O's matmuls run ninjac's kernels, not the BLAS */
 bool grad_covers_target(const Grad *g);   /* writes every element of d(target), once */
+const Tensor *gradient_array(const Plan *plan, const Tensor *t);   /* whose gradient array holds t's gradient */
 
 /* ---- emit_c.c ---- */
 bool emits_special(OpKind kind);   /* emit_ops.c has the forward and backward of this SPECIAL op, and its aux

@@ -309,6 +309,11 @@ static bool passes_gradient_through(const Grad *g) {
     return true;
 }
 
+/* The tensor whose gradient array holds t's gradient: its own, or another's. */
+const Tensor *gradient_array(const Plan *plan, const Tensor *t) {
+    return plan->galias[t->id] ? plan->galias[t->id] : t;
+}
+
 /* How many gradient rules contribute to each tensor's gradient (per id). */
 static int *count_contributions(const Model *m, const Backward *bw) {
     int *contributions = arena_alloc(sizeof(int) * (size_t)m->tensors.len);
@@ -330,13 +335,9 @@ static void gradient_aliases(const Model *m, const Backward *bw, Plan *plan) {
             /* d(out) in a register would be stored into d(target)'s array
              * as it is: store it in its own array, which d(target) takes */
             plan->dlocal[y->id] = false;
-            plan->galias[t->id] = plan->galias[y->id] ? plan->galias[y->id] : y;
+            plan->galias[t->id] = gradient_array(plan, y);
         }
     }
-}
-
-static const Tensor *gradient_array(const Plan *plan, const Tensor *t) {
-    return plan->galias[t->id] ? plan->galias[t->id] : t;
 }
 
 /* Whether rule g, of group grp, reads d(out) at the loop's own index (the
@@ -372,7 +373,7 @@ static void gradients_in_place(const Model *m, const Backward *bw, Plan *plan) {
         const Group *grp = plan->grad_group[r];
         const Tensor *x = g->target;
         if (x->kind != T_ACT || contributions[x->id] != 1 || !grad_covers_target(g) || plan->dlocal[x->id] ||
-            plan->galias[x->id] || !grp->space || !same_space(x, grp->space) || !reads_dout_at_index(g, grp))
+            plan->galias[x->id] || !reads_dout_at_index(g, grp) || !same_space(x, grp->space))
             continue;
         for (int k = r; k >= grp->first; k--) {   /* the d(out) r reads first: its line is the latest in cache */
             const Tensor *y = ((const Grad *)bw->grads.items[k])->op->out, *s = gradient_array(plan, y);
